@@ -1,0 +1,1 @@
+"""Device adapters: audio in, camera, MIDI, OSC, display, the built-in synth."""

@@ -1,0 +1,1 @@
+"""Runtime: configuration, clock, mailboxes, supervised workers and the composition root."""

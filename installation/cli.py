@@ -1,0 +1,113 @@
+"""Argument parsing and dispatch. Start-up user errors end here as one line and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from installation.errors import UserError
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+
+def config_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
+                        help="installation config (default: config.toml beside run.py)")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help='override one config key, e.g. --set audio.device="USB" (repeatable)')
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = config_options()
+    parser = argparse.ArgumentParser(
+        prog="run.py", parents=[common],
+        description="Chromesthesia: music becomes pictures, pictures become music. "
+                    "With no command, runs the installation.")
+    parser.add_argument("--scene", help="scene preset to start with (scenes/presets/NAME.toml)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--headless", action="store_true", help="no window, even if a display exists")
+    parser.add_argument("--record", type=Path, metavar="DIR",
+                        help="write DIR/visuals.mp4, DIR/midi.mid and DIR/show.jsonl")
+    parser.add_argument("--quiet", action="store_true", help="plain log lines instead of the status line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", parents=[common], help="validate config and say whether the installation can start")
+    check.set_defaults(handler=_check)
+    devices = sub.add_parser("devices", parents=[common], help="list audio, camera, MIDI and display devices")
+    devices.set_defaults(handler=_devices)
+    analyze = sub.add_parser("analyze", parents=[common], help="analyse audio files (VA, tempo, key) or images (VA)")
+    analyze.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    analyze.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    analyze.set_defaults(handler=_analyze)
+
+    groups = {}
+    for name, text in (("bench", "benchmarks that report figures"), ("eval", "evaluations against labels"),
+                       ("train", "fit heads on your own annotated data")):
+        group = sub.add_parser(name, help=text)
+        groups[name] = group.add_subparsers(dest=f"{name}_target", metavar="TARGET", required=True)
+    from installation.commands import MODULES
+    for module_name in MODULES:
+        importlib.import_module(f"installation.commands.{module_name}").register(sub, groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            from installation.app import run_installation
+            return run_installation(args)
+        return int(handler(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def load(args: argparse.Namespace):
+    """The validated config for these arguments; the one place commands read it."""
+    from installation.config import load_config
+    path = args.config
+    if path == DEFAULT_CONFIG and not path.exists():
+        path = None
+    return load_config(path, args.overrides)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from installation.app import check
+    return check(load(args))
+
+
+def _devices(args: argparse.Namespace) -> int:
+    from installation.app import list_devices
+    return list_devices(load(args))
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    for path in args.files:
+        if not path.is_file():
+            raise UserError(f"{path} does not exist or is not a file; give paths to audio or image files.")
+    images = [p for p in args.files if p.suffix.lower() in IMAGE_SUFFIXES]
+    audio = [p for p in args.files if p.suffix.lower() not in IMAGE_SUFFIXES]
+    cfg = load(args)
+    code = 0
+    if audio:
+        from installation.commands import listen
+        code = max(code, listen.analyze_audio(audio, args.json, cfg))
+    if images:
+        from installation.commands import visuals
+        code = max(code, visuals.analyze_images(images, args.json, cfg))
+    return code
+
+
+def setup_logging(level: str = "info") -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()),
+                        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")

@@ -1,0 +1,239 @@
+"""config.toml -> validated, frozen config objects.
+
+Every section is a pydantic model with `extra="forbid"`, so a typo is an error and not a silently
+ignored key. Errors become one `ConfigError` sentence naming the key path, the bad value and what is
+allowed; run.py turns it into exit code 2 with no traceback.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from installation.errors import UserError
+
+
+class ConfigError(UserError):
+    """A user error in configuration: one sentence, shown without traceback."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- installation -----------------------------------------------------------------------------
+class InstallationConfig(Section):
+    name: str = "Chromesthesia"
+    scene: str = "nocturne"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    status_hz: float = Field(2.0, gt=0, le=30)
+
+
+# --- audio in and listening (issue: listening) --------------------------------------------------
+class AudioConfig(Section):
+    source: Literal["auto", "device", "file", "synth"] = "auto"
+    backend: Literal["sounddevice", "pyaudio"] = "sounddevice"
+    device: str = ""
+    file: str = ""
+    sample_rate_hz: int = Field(0, ge=0, le=384000)
+    channels: int = Field(0, ge=0, le=64)
+    block_frames: int = Field(1024, ge=32, le=16384)
+
+
+class ListenConfig(Section):
+    hop_s: float = Field(0.1, gt=0, le=1.0)
+    window_s: float = Field(6.0, ge=1.0, le=30.0)
+    va_head: Literal["features", "vibenet", "learned", "blend"] = "features"
+    learned_head: str = ""
+    smoothing_s: float = Field(1.0, ge=0.0, le=30.0)
+    silence_dbfs: float = Field(-55.0, ge=-120.0, le=0.0)
+
+
+# --- captions (issue: captions) ---------------------------------------------------------------
+class CaptionsConfig(Section):
+    backend: Literal["agents", "llm"] = "agents"
+    llm_url: str = ""
+    llm_model: str = ""
+    llm_timeout_s: float = Field(2.0, gt=0, le=30)
+    va_threshold: float = Field(0.25, gt=0, le=2.0)
+    min_hold_s: float = Field(4.0, ge=0, le=600)
+    max_hold_s: float = Field(30.0, gt=0, le=3600)
+    transition_s: float = Field(3.0, ge=0, le=60)
+    blocklist: tuple[str, ...] = ()
+    negative_prompt: str = "text, watermark, logo, nsfw, nudity, gore, violence, blurry, lowres"
+
+
+# --- rendering (issue: visuals) ---------------------------------------------------------------
+class RenderConfig(Section):
+    backend: Literal["auto", "procedural", "diffusion"] = "auto"
+    width: int = Field(512, ge=64, le=4096)
+    height: int = Field(512, ge=64, le=4096)
+    model: str = ""
+    vae: str = ""
+    steps: int = Field(2, ge=1, le=8)
+    guidance: float = Field(1.0, ge=0, le=20)
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    compile: bool = False
+    similarity_skip: float = Field(0.98, ge=0, le=1.0)
+    seed: int = 0
+
+
+class DisplayConfig(Section):
+    mode: Literal["auto", "window", "fullscreen", "headless"] = "auto"
+    screen: int = Field(0, ge=0, le=16)
+    width: int = Field(1280, ge=64, le=8192)
+    height: int = Field(720, ge=64, le=8192)
+    fps: int = Field(30, gt=0, le=240)
+
+
+# --- camera, composer, MIDI (issue: camera to music) --------------------------------------------
+class CameraConfig(Section):
+    source: Literal["auto", "opencv", "file", "photos"] = "auto"
+    device: str = "0"
+    file: str = ""
+    photos_dir: str = ""
+    width: int = Field(640, ge=16, le=8192)
+    height: int = Field(480, ge=16, le=8192)
+    fps: float = Field(15.0, gt=0, le=240)
+    slide_s: float = Field(12.0, gt=0, le=3600)
+
+
+class WatchConfig(Section):
+    rate_hz: float = Field(5.0, gt=0, le=60)
+    image_va_head: Literal["colour", "clip"] = "colour"
+    clip_model: str = "ViT-B-32"
+    clip_checkpoint: str = ""
+
+
+class ComposeConfig(Section):
+    enabled: bool = True
+    bars_ahead: int = Field(1, ge=1, le=8)
+    seed: int = 0
+
+
+class MidiConfig(Section):
+    outputs: tuple[str, ...] = ()
+    virtual_port: str = ""
+    backend: str = ""
+    clock_out: bool = False
+    inputs: tuple[str, ...] = ()
+
+
+class SynthConfig(Section):
+    enabled: bool = True
+    speakers: Literal["auto", "on", "off"] = "auto"
+    gain: float = Field(0.5, ge=0, le=2.0)
+    sample_rate_hz: int = Field(22050, ge=8000, le=96000)
+
+
+# --- operators (issue: control) ---------------------------------------------------------------
+class OscConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(7400, ge=0, le=65535)
+    allow: tuple[str, ...] = ("127.0.0.0/8",)
+    targets: tuple[str, ...] = ()
+
+
+class RecordConfig(Section):
+    dir: str = ""
+
+
+class Config(Section):
+    installation: InstallationConfig = InstallationConfig()
+    audio: AudioConfig = AudioConfig()
+    listen: ListenConfig = ListenConfig()
+    captions: CaptionsConfig = CaptionsConfig()
+    render: RenderConfig = RenderConfig()
+    display: DisplayConfig = DisplayConfig()
+    camera: CameraConfig = CameraConfig()
+    watch: WatchConfig = WatchConfig()
+    compose: ComposeConfig = ComposeConfig()
+    midi: MidiConfig = MidiConfig()
+    synth: SynthConfig = SynthConfig()
+    osc: OscConfig = OscConfig()
+    record: RecordConfig = RecordConfig()
+
+
+def _describe_error(err: dict[str, Any], source: str) -> str:
+    path = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(err["loc"][:-1])
+        known = ", ".join(sorted(parent.model_fields)) if parent else ""
+        where = ".".join(str(p) for p in err["loc"][:-1]) or "the top level"
+        return (f"{source}: unknown key '{path}'; the keys allowed at {where} are: {known}; "
+                f"fix the spelling or remove it.")
+    value = err.get("input")
+    allowed = err["msg"][0].lower() + err["msg"][1:]
+    return f"{source}: {path} = {value!r} is not allowed ({allowed}); fix it and start again."
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return None
+        model = field.annotation
+    return model
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`audio.device="USB"` -> (["audio", "device"], "USB"). A bare word is taken as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r} has no '='; write it as section.key=value, e.g. --set osc.port=9100.")
+    key, raw = text.split("=", 1)
+    parts = [p.strip() for p in key.strip().split(".") if p.strip()]
+    if not parts:
+        raise ConfigError(f"--set {text!r} has no key before '='; write it as section.key=value.")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: '{part}' is a value, not a section.")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; pass --config with a path to a TOML file.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix that line and start again.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc}); check its permissions and encoding.") from None
+
+
+def validate(data: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        message = _describe_error(errors[0], source)
+        if len(errors) > 1:
+            message = message[:-1] + f" ({len(errors) - 1} more problem(s) after this one)."
+        raise ConfigError(message) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read TOML (or defaults when `path` is None), apply `--set` overrides, validate."""
+    data: dict[str, Any] = read_toml(Path(path)) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
+    apply_overrides(data, overrides or [])
+    return validate(data, source)

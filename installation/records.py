@@ -1,0 +1,137 @@
+"""Frozen records that cross threads. Every `t_s` comes from the one clock (installation.clock).
+
+This module and installation.clock/installation.mailbox are leaves: they import only the standard
+library and numpy, so models/, hardware/ and scenes/ may import them without breaking the
+direction of imports.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+VA = tuple[float, float]
+"""(valence, arousal), each in [-1, 1]."""
+
+
+def clamp_va(valence: float, arousal: float) -> VA:
+    """Clip to [-1, 1] and map NaN to neutral, so no NaN ever leaves a model."""
+    v = 0.0 if not np.isfinite(valence) else float(min(1.0, max(-1.0, valence)))
+    a = 0.0 if not np.isfinite(arousal) else float(min(1.0, max(-1.0, arousal)))
+    return v, a
+
+
+@dataclass(frozen=True, slots=True)
+class AudioBlock:
+    """Mono float32 samples in [-1, 1]; `t_s` is the capture time of the first sample."""
+
+    t_s: float
+    samples: np.ndarray
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True, slots=True)
+class MusicState:
+    """What the listener hears now: rolling descriptors plus valence-arousal."""
+
+    t_s: float
+    valence: float = 0.0
+    arousal: float = 0.0
+    va_confidence: float = 0.0
+    loudness_dbfs: float = -120.0
+    loudness_lufs: float = -120.0
+    onset_strength: float = 0.0
+    onset_rate_hz: float = 0.0
+    tempo_bpm: float = 0.0
+    beat_phase: float = 0.0
+    beat_confidence: float = 0.0
+    key: str = "C"
+    mode: str = "major"
+    key_confidence: float = 0.0
+    centroid_hz: float = 0.0
+    brightness: float = 0.0
+    band_low: float = 0.0
+    band_mid: float = 0.0
+    band_high: float = 0.0
+    harmonic_ratio: float = 0.5
+    silent: bool = True
+    novelty: float = 0.0
+    section_change: bool = False
+    head: str = ""
+
+    @property
+    def va(self) -> VA:
+        return (self.valence, self.arousal)
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    """A prompt for the renderer with the facet phrases and the reasons behind each."""
+
+    t_s: float
+    prompt: str
+    negative_prompt: str = ""
+    facets: Mapping[str, str] = field(default_factory=dict)
+    reasons: Mapping[str, str] = field(default_factory=dict)
+    valence: float = 0.0
+    arousal: float = 0.0
+    transition_s: float = 2.0
+    source: str = "agents"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """An RGB uint8 picture (H, W, 3) ready for the projector."""
+
+    t_s: float
+    rgb: np.ndarray
+    index: int = 0
+    source: str = "procedural"
+    render_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ImageState:
+    """What the camera sees: features and valence-arousal of one analysed frame."""
+
+    t_s: float
+    valence: float = 0.0
+    arousal: float = 0.0
+    va_confidence: float = 0.0
+    brightness: float = 0.5
+    saturation: float = 0.0
+    contrast: float = 0.0
+    colourfulness: float = 0.0
+    edge_density: float = 0.0
+    motion: float = 0.0
+    dominant_hues_deg: tuple[float, ...] = ()
+    regions_motion: tuple[float, ...] = ()
+    presence: bool = False
+    source: str = ""
+
+    @property
+    def va(self) -> VA:
+        return (self.valence, self.arousal)
+
+
+@dataclass(frozen=True, slots=True)
+class NoteEvent:
+    """One note: the scheduler sends note_on at `start_s` and note_off at `start_s + duration_s`."""
+
+    start_s: float
+    duration_s: float
+    note: int
+    velocity: int
+    channel: int = 0
+    voice: str = "melody"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An operator command after parsing; validated by installation.control."""
+
+    t_s: float
+    address: str
+    args: tuple[Any, ...] = ()
+    sender: str = ""

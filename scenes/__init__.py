@@ -1,0 +1,1 @@
+"""Scenes as data: presets/*.toml and the pure mapping functions over them."""

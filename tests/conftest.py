@@ -1,0 +1,46 @@
+"""Shared fixtures: real servers (JACK dummy, Xvfb) started and stopped by the tests that need them."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A real, clocked JACK server on the dummy driver: PortAudio devices and JACK MIDI ports.
+
+    Yields the server name. Skips when jackd is not installed (make test installs it).
+    """
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
+    name = f"chroma{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True).returncode == 0:
+                break
+            if proc.poll() is not None:
+                pytest.fail(f"jackd exited with {proc.returncode}")
+            time.sleep(0.1)
+        else:
+            pytest.fail("jackd did not become ready within 10 s")
+        yield name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
