@@ -78,6 +78,11 @@ class Caption:
     arousal: float = 0.0
     transition_s: float = 2.0
     source: str = "agents"
+    hints: Mapping[str, Any] = field(default_factory=dict)
+    """Structured look for renderers, from the facet phrase banks. Keys (all optional):
+    palette: tuple of 3-5 "#rrggbb"; motion_speed, turbulence: 0..1;
+    layout: horizon | centre | diagonal | radial | scattered | grid;
+    shapes: waves | mountains | orbs | stars | forest | city | clouds | particles | ribbons | crystals."""
 
 
 @dataclass(frozen=True, slots=True)
