@@ -108,6 +108,19 @@ def _analyze(args: argparse.Namespace) -> int:
     return code
 
 
-def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()),
-                        format="%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+def setup_logging(level: str = "info", quiet: bool = False) -> None:
+    """Rich log lines on a terminal, plain timestamped lines otherwise (systemd, CI, --quiet)."""
+    root = logging.getLogger()
+    root.setLevel(getattr(logging, level.upper()))
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    if not quiet and sys.stderr.isatty():
+        from rich.logging import RichHandler
+        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(threadName)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    for noisy in ("numba", "PIL", "matplotlib", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -125,13 +125,15 @@ class Supervisor:
         for worker in self.workers:
             worker.start()
 
-    def stop(self, timeout_s: float = 0.5) -> list[str]:
-        """Stop all workers, newest first; returns the names of any that did not end in time."""
+    def stop(self, budget_s: float = 1.0) -> list[str]:
+        """Stop all workers, newest first, within `budget_s` in total; returns those still running."""
         for worker in reversed(self.workers):
             worker.request_stop()
-        stuck = [w.name for w in reversed(self.workers) if not w.join(timeout_s)]
+        deadline_s = time.monotonic() + budget_s
+        stuck = [w.name for w in reversed(self.workers)
+                 if not w.join(max(0.0, deadline_s - time.monotonic()))]
         for name in stuck:
-            log.warning("worker %s did not stop within %.1f s; abandoning it (daemon thread)", name, timeout_s)
+            log.warning("worker %s did not stop within %.1f s; abandoning it (daemon thread)", name, budget_s)
         return stuck
 
     def stalled(self, now_s: float, max_silence_s: float) -> list[Worker]:

@@ -1,0 +1,710 @@
+"""Composition root: the only place that picks concrete hardware and model classes.
+
+`choose_sources` decides, once, what runs instead of what is missing (the embedded default);
+`Installation` wires mailboxes, workers, the scheduler and the projector loop on the main thread.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from installation.clock import MonotonicClock
+from installation.config import Config
+from installation.errors import UserError
+from installation.mailbox import DropOldest, Latest
+from installation.records import Caption, Command, Frame, ImageState, MusicState
+from installation.workers import Supervisor, Worker
+
+log = logging.getLogger("chromesthesia")
+
+ANALYSIS_RATE_HZ = 22050
+STOP_BUDGET_S = 1.2
+"""Workers get this long to end after the scheduler's panic; the whole stop stays under 2 s."""
+
+
+@dataclass
+class Sources:
+    """What will actually run, and what stands in for what is missing."""
+
+    audio: str
+    camera: str
+    render: str
+    display: str
+    speakers: bool
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    """Reasons the configured installation cannot start (explicitly requested things that are absent)."""
+
+
+def choose_sources(cfg: Config, headless: bool = False) -> Sources:
+    """Decide the embedded-default substitutions, probing devices without opening streams."""
+    from hardware.audio_in import has_input_device
+    from hardware.camera import camera_available
+    from hardware.display import display_available
+    from models.render_diffusion import check_weights
+
+    notes: list[str] = []
+    problems: list[str] = []
+
+    audio = cfg.audio.source
+    if audio == "auto":
+        if has_input_device(cfg.audio.device):
+            audio = "device"
+        else:
+            audio = "synth"
+            notes.append("audio: no input device found; listening to the built-in synth playing the composed music instead")
+    elif audio == "device" and not has_input_device(cfg.audio.device):
+        problems.append(f"audio.source is 'device' but no input device matches '{cfg.audio.device or 'default'}'; "
+                        "run `python run.py devices`, or set audio.source = \"auto\"")
+    elif audio == "file" and not Path(cfg.audio.file).is_file():
+        problems.append(f"audio.file '{cfg.audio.file}' does not exist; give the path of a wav/flac/ogg/mp3 file")
+
+    camera = cfg.camera.source
+    if camera == "auto":
+        if camera_available(cfg.camera.device):
+            camera = "opencv"
+        else:
+            camera = "photos"
+            notes.append(f"camera: no camera at '{cfg.camera.device}'; watching a slideshow of photographs instead")
+    elif camera == "opencv" and not camera_available(cfg.camera.device):
+        problems.append(f"camera.source is 'opencv' but camera '{cfg.camera.device}' does not open; "
+                        "check the cable and `python run.py devices`, or set camera.source = \"auto\"")
+    elif camera == "file" and not Path(cfg.camera.file).is_file():
+        problems.append(f"camera.file '{cfg.camera.file}' does not exist; give the path of a video file")
+    elif camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).is_dir():
+        problems.append(f"camera.photos_dir '{cfg.camera.photos_dir}' is not a folder; give a folder of photographs or \"\"")
+
+    render = cfg.render.backend
+    weight_problems = check_weights(cfg.render)
+    if render == "auto":
+        if cfg.render.model and not weight_problems:
+            render = "diffusion"
+        else:
+            render = "procedural"
+            why = weight_problems[0] if weight_problems else "no diffusion model configured (render.model)"
+            notes.append(f"visuals: {why}; projecting the procedural renderer instead")
+    elif render == "diffusion":
+        if not cfg.render.model:
+            problems.append("render.backend is 'diffusion' but render.model is empty; see docs/weights.md")
+        problems.extend(weight_problems)
+
+    if headless or cfg.display.mode == "headless":
+        display = "headless"
+    elif display_available():
+        display = "fullscreen" if cfg.display.mode == "fullscreen" else "window"
+    elif cfg.display.mode == "auto":
+        display = "headless"
+        notes.append("display: no display found; running headless (use --record DIR to see the output)")
+    else:
+        display = "headless"
+        problems.append(f"display.mode is '{cfg.display.mode}' but no display is available (DISPLAY is unset); "
+                        "set display.mode = \"auto\" or run with --headless")
+
+    speakers = False
+    if cfg.synth.enabled and cfg.synth.speakers != "off":
+        from hardware.audio_in import list_audio_devices
+        has_output = any(d.get("max_output_channels", 0) > 0 for d in _safe_devices(list_audio_devices))
+        speakers = has_output
+        if cfg.synth.speakers == "on" and not has_output:
+            problems.append("synth.speakers is 'on' but there is no audio output device; set it to \"auto\"")
+    return Sources(audio, camera, render, display, speakers, notes, problems)
+
+
+def _safe_devices(lister) -> list[dict]:
+    try:
+        return lister()
+    except Exception as exc:  # noqa: BLE001 - PortAudio absent or broken counts as no devices
+        log.debug("audio device listing failed: %s", exc)
+        return []
+
+
+@dataclass
+class RunOptions:
+    duration_s: float | None = None
+    record_dir: Path | None = None
+    headless: bool = False
+    quiet: bool = False
+
+
+class Installation:
+    """Everything that runs, wired. Build with `Installation(cfg, options)`, then `run()`."""
+
+    def __init__(self, cfg: Config, options: RunOptions) -> None:
+        from scenes.scene import SceneError, available_scenes, load_scene
+
+        self.cfg = cfg
+        self.options = options
+        self.clock = MonotonicClock()
+        self.sources = choose_sources(cfg, options.headless)
+        if self.sources.problems:
+            raise UserError(self.sources.problems[0] + ".")
+        try:
+            self.scene = load_scene(cfg.installation.scene)
+        except SceneError as exc:
+            raise UserError(str(exc)) from None
+        self.scene_names = available_scenes
+        self.stop_event = threading.Event()
+        self.stop_reason = ""
+
+        # Hand-offs between threads.
+        self.music: Latest[MusicState] = Latest()
+        self.captions: Latest[Caption] = Latest()
+        self.frames: Latest[Frame] = Latest()
+        self.camera_frames: Latest[np.ndarray] = Latest()
+        self.images: Latest[ImageState] = Latest()
+        self.projected_va: Latest[tuple[float, float]] = Latest()
+        self.scene_box: Latest = Latest()
+        self.prompt_box: Latest[str] = Latest()
+        self.commands: DropOldest[Command] = DropOldest(256)
+        self.scene_box.put(self.scene)
+
+        self.supervisor = Supervisor()
+        self.counters = {"frames_shown": 0, "frames_late": 0, "notes_planned": 0, "captions": 0}
+        self._closers: list = []
+        self._build()
+
+    # --- wiring -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg, rec = self.cfg, self.options.record_dir
+        from installation.showlog import ShowLog
+
+        self.show_log = ShowLog(rec / "show.jsonl", self.clock) if rec else None
+        self._build_outputs(rec)
+        self._build_listener()
+        self._build_captioner()
+        self._build_renderer()
+        self._build_camera()
+        self._build_composer()
+        self._build_control()
+
+    def _fault(self, worker: str, text: str) -> None:
+        if self.show_log is not None:
+            self.show_log.write("fault", worker=worker, error=text.strip().splitlines()[-1], traceback=text)
+
+    def _worker(self, name: str, step, open=None, close=None) -> Worker:
+        return self.supervisor.add(Worker(name, step, open=open, close=close, on_fault=self._fault))
+
+    def _build_outputs(self, rec: Path | None) -> None:
+        cfg = self.cfg
+        from hardware.midi import MidiFileRecorder, MidoOut, VirtualMidiOut
+        from hardware.synth import Synth
+        from installation.scheduler import Scheduler
+
+        outputs = []
+        self.synth = None
+        if cfg.synth.enabled:
+            self.synth = Synth(cfg.synth.sample_rate_hz, cfg.synth.gain)
+            outputs.append(self.synth)
+        for name in cfg.midi.outputs:
+            outputs.append(MidoOut(name, cfg.midi.backend))
+        if cfg.midi.virtual_port:
+            outputs.append(VirtualMidiOut(cfg.midi.virtual_port, cfg.midi.backend))
+        self.midi_recorder = None
+        if rec is not None:
+            self.midi_recorder = MidiFileRecorder(rec / "midi.mid", self.clock)
+            outputs.append(self.midi_recorder)
+        if cfg.osc.targets:
+            from hardware.osc import UdpOscOut
+            from installation.scheduler import OscEventOut
+            for target in cfg.osc.targets:
+                host, _, port = target.rpartition(":")
+                outputs.append(OscEventOut(UdpOscOut(host or "127.0.0.1", int(port))))
+        self.midi_outputs = outputs
+        self.scheduler = Scheduler(self.clock, outputs)
+
+    def _build_listener(self) -> None:
+        cfg = self.cfg
+        from models.music_va import build_listener
+
+        source = self.sources.audio
+        rate_hz = ANALYSIS_RATE_HZ
+        if source == "synth":
+            from hardware.synth import SynthLoopInput, SynthSpeakers
+            if self.synth is None:
+                raise UserError("audio.source is 'synth' but synth.enabled is false; enable the synth or choose another source.")
+            rate_hz = self.synth.sample_rate_hz
+            tap = SynthSpeakers(self.synth, self.clock, None, cfg.audio.block_frames) if self.sources.speakers else None
+            audio = SynthLoopInput(self.synth, self.clock, cfg.audio.block_frames, tap=tap)
+            if tap is not None:
+                tap_open, tap_close = tap.open, tap.close
+                self._closers.append(tap_close)
+                tap_open()
+        elif source == "file":
+            from hardware.audio_in import FileInput
+            audio = FileInput(cfg.audio.file, rate_hz, self.clock)
+        else:
+            from hardware.audio_in import PyAudioInput, SoundDeviceInput
+            cls = PyAudioInput if cfg.audio.backend == "pyaudio" else SoundDeviceInput
+            audio = cls(cfg.audio.device, rate_hz, cfg.audio.channels, cfg.audio.block_frames, self.clock)
+        self.audio = audio
+        self.listener = build_listener(cfg.listen, rate_hz)
+        hop_s = cfg.listen.hop_s
+        next_hop = [0.0]
+
+        def step() -> None:
+            block = audio.read(timeout_s=hop_s)
+            if block is not None:
+                self.listener.feed(block.samples)
+            now_s = self.clock.now_s()
+            if now_s >= next_hop[0]:
+                self.music.put(self.listener.state(now_s))
+                next_hop[0] = max(next_hop[0] + hop_s, now_s)
+
+        self._worker("listener", step, open=audio.open, close=audio.close)
+
+    def _build_captioner(self) -> None:
+        from models.captions import Director
+
+        self.director = Director(self.cfg.captions, self.scene, seed=self.cfg.compose.seed)
+        seen = {"scene": self.scene_box.version, "prompt": self.prompt_box.version}
+
+        def step() -> None:
+            state = self.music.take(timeout_s=0.2)
+            now_s = self.clock.now_s()
+            if self.scene_box.version != seen["scene"]:
+                seen["scene"] = self.scene_box.version
+                self.director.set_scene(self.scene_box.peek())
+            caption = None
+            if self.prompt_box.version != seen["prompt"]:
+                seen["prompt"] = self.prompt_box.version
+                text = self.prompt_box.peek()
+                if text:
+                    caption = self.director.override_prompt(text, now_s)
+            projected = self.projected_va.take(timeout_s=0)
+            if projected is not None:
+                self.director.critique(projected, now_s)
+            if caption is None and state is not None:
+                caption = self.director.update(state, now_s)
+            if caption is not None:
+                self.captions.put(caption)
+                self.counters["captions"] += 1
+                if self.show_log is not None:
+                    self.show_log.write("caption", prompt=caption.prompt, facets=dict(caption.facets),
+                                        reasons=dict(caption.reasons), source=caption.source,
+                                        music_va=[caption.valence, caption.arousal])
+
+        self._worker("captioner", step)
+
+    def _build_renderer(self) -> None:
+        cfg = self.cfg
+        from models.render_procedural import ProceduralRenderer
+
+        self.procedural = ProceduralRenderer(cfg.render.width, cfg.render.height, seed=cfg.render.seed)
+        self.diffusion = None
+        if self.sources.render == "diffusion":
+            from models.render_diffusion import load_diffusion_renderer
+            self.diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
+        period_s = 1.0 / cfg.display.fps
+        state = {"scene": -1, "caption": -1, "index": 0, "next_s": 0.0}
+
+        def step() -> None:
+            now_s = self.clock.now_s()
+            if self.scene_box.version != state["scene"]:
+                state["scene"] = self.scene_box.version
+                scene = self.scene_box.peek()
+                self.procedural.prepare(scene)
+                if self.diffusion is not None:
+                    self.diffusion.prepare(scene)
+            if self.captions.version != state["caption"]:
+                state["caption"] = self.captions.version
+                caption = self.captions.peek()
+                if caption is not None:
+                    self.procedural.update_prompt(caption)
+                    if self.diffusion is not None:
+                        self.diffusion.update_prompt(caption)
+            music = self.music.peek() or MusicState(t_s=now_s)
+            started = time.perf_counter()
+            rgb = self.procedural.render(music, now_s)
+            source = "procedural"
+            if self.diffusion is not None:
+                rgb = self.diffusion.render(rgb, music, now_s)
+                source = "diffusion"
+            state["index"] += 1
+            self.frames.put(Frame(now_s, rgb, state["index"], source, (time.perf_counter() - started) * 1e3))
+            state["next_s"] = max(state["next_s"] + period_s, now_s)
+            self.clock.sleep_until(state["next_s"], self.supervisor_stop_event("renderer"))
+
+        self._worker("renderer", step)
+
+    def supervisor_stop_event(self, name: str) -> threading.Event | None:
+        for worker in self.supervisor.workers:
+            if worker.name == name:
+                return worker.stopping
+        return None
+
+    def _build_camera(self) -> None:
+        cfg = self.cfg
+        from hardware import camera as cam
+        from models.image_features import ImageAnalyser
+        from models.image_va import build_image_va
+
+        if self.sources.camera == "opencv":
+            camera = cam.OpenCvCamera(cfg.camera.device, cfg.camera.width, cfg.camera.height, cfg.camera.fps, self.clock)
+        elif self.sources.camera == "file":
+            camera = cam.VideoFileCamera(cfg.camera.file, self.clock)
+        else:
+            camera = cam.PhotoSlideshow(cfg.camera.photos_dir, cfg.camera.width, cfg.camera.height,
+                                        cfg.camera.slide_s, self.clock)
+        self.camera = camera
+        capture_period_s = 1.0 / cfg.camera.fps
+        capture = {"next_s": 0.0}
+
+        def capture_step() -> None:
+            rgb = camera.read()
+            if rgb is not None:
+                self.camera_frames.put(rgb)
+            capture["next_s"] = max(capture["next_s"] + capture_period_s, self.clock.now_s())
+            self.clock.sleep_until(capture["next_s"], self.supervisor_stop_event("camera"))
+
+        self._worker("camera", capture_step, open=camera.open, close=camera.close)
+
+        self.image_va = build_image_va(cfg.watch)
+        self.analyser = ImageAnalyser(self.image_va)
+        watch_period_s = 1.0 / cfg.watch.rate_hz
+        watch = {"next_s": 0.0}
+
+        def watch_step() -> None:
+            rgb = self.camera_frames.take(timeout_s=watch_period_s)
+            if rgb is not None:
+                self.images.put(self.analyser.analyse(rgb, self.clock.now_s()))
+            watch["next_s"] = max(watch["next_s"] + watch_period_s, self.clock.now_s())
+            self.clock.sleep_until(watch["next_s"], self.supervisor_stop_event("watcher"))
+
+        self._worker("watcher", watch_step)
+
+    def _build_composer(self) -> None:
+        if not self.cfg.compose.enabled:
+            self.composer = None
+            return
+        from models.composer import Composer
+
+        self.composer = Composer(self.cfg.compose, self.scene, seed=self.cfg.compose.seed)
+        plan_state = {"next_start_s": 0.0, "scene": self.scene_box.version}
+        self.last_plan = None
+
+        def step() -> None:
+            now_s = self.clock.now_s()
+            if self.scene_box.version != plan_state["scene"]:
+                plan_state["scene"] = self.scene_box.version
+                self.composer.set_scene(self.scene_box.peek())
+            lead_s = 1.0
+            if plan_state["next_start_s"] - now_s > lead_s:
+                self.clock.sleep_until(plan_state["next_start_s"] - lead_s, self.supervisor_stop_event("composer"))
+                return
+            image = self.images.peek() or ImageState(t_s=now_s)
+            start_s = max(plan_state["next_start_s"], now_s + 0.1)
+            plan = self.composer.plan(image, start_s)
+            self.scheduler.submit(plan.events)
+            self.last_plan = plan
+            self.counters["notes_planned"] += len(plan.events)
+            plan_state["next_start_s"] = plan.end_s
+            if self.show_log is not None:
+                self.show_log.write("plan", start_s=plan.start_s, end_s=plan.end_s, tempo_bpm=plan.tempo_bpm,
+                                    key=plan.key, mode=plan.mode, abc=plan.abc, reasons=list(plan.reasons),
+                                    image_va=[image.valence, image.arousal])
+
+        self._worker("composer", step)
+
+    def _program_changes(self) -> None:
+        import mido
+        for voice, program in self.scene.programs.items():
+            channel = self.scene.channels.get(voice, 0)
+            self.scheduler.send_now(mido.Message("program_change", channel=channel, program=program))
+
+    def _build_control(self) -> None:
+        from installation.control import Control, LiveState
+
+        self.live = LiveState(scene=self.scene.name)
+        self.control = Control(self.live, self.scene_names, self.show_log)
+        self.osc_server = None
+        if self.cfg.osc.enabled:
+            from hardware.osc import OscControlServer
+            self.osc_server = OscControlServer(self.cfg.osc, self.commands, self.clock, self.status_snapshot)
+
+    # --- status ---------------------------------------------------------------------------------
+    def status_snapshot(self) -> dict:
+        """A thread-safe copy of what operators see; called from the OSC thread too."""
+        music = self.music.peek()
+        image = self.images.peek()
+        caption = self.captions.peek()
+        frame = self.frames.peek()
+        totals = self.supervisor.totals()
+        return {
+            "installation": self.cfg.installation.name,
+            "scene": self.live.scene if hasattr(self, "live") else self.scene.name,
+            "music_va": [round(music.valence, 3), round(music.arousal, 3)] if music else None,
+            "tempo_bpm": round(music.tempo_bpm, 1) if music else None,
+            "key": f"{music.key} {music.mode}" if music else None,
+            "image_va": [round(image.valence, 3), round(image.arousal, 3)] if image else None,
+            "caption": caption.prompt if caption else None,
+            "reasons": dict(caption.reasons) if caption else {},
+            "render": frame.source if frame else None,
+            "fps": round(self._fps, 1),
+            "notes_per_s": round(self._notes_per_s, 2),
+            "drops": {"music": self.music.dropped, "captions": self.captions.dropped,
+                      "frames": self.frames.dropped, "images": self.images.dropped,
+                      "commands": self.commands.dropped},
+            "failures": totals["failures"],
+            "restarts": totals["restarts"],
+            "blackout": self.live.blackout if hasattr(self, "live") else False,
+            "freeze": self.live.freeze if hasattr(self, "live") else False,
+        }
+
+    # --- run --------------------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stop requested") -> None:
+        if not self.stop_event.is_set():
+            self.stop_reason = reason
+            self.stop_event.set()
+
+    def run(self) -> int:
+        from installation.status import StatusLine
+
+        cfg = self.cfg
+        for note in self.sources.notes:
+            log.warning("embedded default: %s", note)
+        self._fps = 0.0
+        self._notes_per_s = 0.0
+        display = self._open_display()
+        recorder = None
+        if self.options.record_dir is not None:
+            from hardware.display import VideoRecorder
+            recorder = VideoRecorder(self.options.record_dir / "visuals.mp4", cfg.display.fps,
+                                     cfg.render.width, cfg.render.height)
+            recorder.open()
+        status = StatusLine(quiet=self.options.quiet)
+        self.scheduler.start()
+        self._program_changes()
+        self.supervisor.start()
+        if self.osc_server is not None:
+            self.osc_server.start()
+        if self.show_log is not None:
+            self.show_log.write("start", scene=self.scene.name, sources=vars(self.sources))
+        started_s = self.clock.now_s()
+        period_s = 1.0 / cfg.display.fps
+        next_s = started_s
+        written = 0
+        black = np.zeros((cfg.render.height, cfg.render.width, 3), np.uint8)
+        held = black
+        status_period_s = 1.0 / cfg.installation.status_hz
+        next_status_s = started_s + status_period_s
+        next_critic_s = started_s + 0.5
+        fps_window: list[float] = []
+        sent_before = 0
+        try:
+            status.start()
+            while not self.stop_event.is_set():
+                now_s = self.clock.now_s()
+                if self.options.duration_s is not None and now_s - started_s >= self.options.duration_s:
+                    self.request_stop("duration reached")
+                    break
+                self._apply_commands()
+                frame = self.frames.peek()
+                if frame is not None and not self.live.freeze:
+                    held = frame.rgb
+                shown = black if self.live.blackout else held
+                display.show(shown)
+                if recorder is not None:
+                    # A missed tick leaves the same picture on the projector: record it for that slot too.
+                    due = int((now_s - started_s) * cfg.display.fps) + 1
+                    for _ in range(min(max(1, due - written), 5)):
+                        recorder.show(shown)
+                        written += 1
+                self.counters["frames_shown"] += 1
+                fps_window.append(now_s)
+                while fps_window and now_s - fps_window[0] > 2.0:
+                    fps_window.pop(0)
+                self._fps = (len(fps_window) - 1) / max(now_s - fps_window[0], 1e-6) if len(fps_window) > 1 else 0.0
+                if display.poll_quit():
+                    self.request_stop("window closed")
+                if now_s >= next_critic_s and frame is not None:
+                    next_critic_s = now_s + 0.5
+                    small = shown[::8, ::8]
+                    v, a, _ = self.image_va.estimate(np.ascontiguousarray(small))
+                    self.projected_va.put((v, a))
+                    self._projected_va = (v, a)
+                if now_s >= next_status_s:
+                    sent = self.scheduler.stats.get("sent", 0)
+                    self._notes_per_s = (sent - sent_before) / status_period_s / 2.0
+                    sent_before = sent
+                    next_status_s = now_s + status_period_s
+                    snapshot = self.status_snapshot()
+                    snapshot["projected_va"] = [round(x, 3) for x in getattr(self, "_projected_va", (0.0, 0.0))]
+                    status.update(snapshot)
+                    if self.show_log is not None:
+                        self.show_log.write("status", **snapshot)
+                    self._watchdog(now_s)
+                next_s += period_s
+                if next_s < self.clock.now_s() - period_s:
+                    self.counters["frames_late"] += 1
+                    next_s = self.clock.now_s()
+                self.clock.sleep_until(next_s, self.stop_event)
+        finally:
+            self._shutdown(display, recorder, status)
+        log.info("stopped: %s", self.stop_reason or "done")
+        return 0
+
+    def _open_display(self):
+        from hardware.display import HeadlessDisplay, PygameDisplay
+
+        cfg = self.cfg
+        if self.sources.display == "headless":
+            display = HeadlessDisplay(cfg.display.width, cfg.display.height)
+        else:
+            display = PygameDisplay(self.sources.display, cfg.display.width, cfg.display.height,
+                                    cfg.display.screen, cfg.installation.name)
+        display.open()
+        return display
+
+    def _apply_commands(self) -> None:
+        from scenes.scene import SceneError, load_scene
+
+        for command in self.commands.drain():
+            previous_scene = self.live.scene
+            previous_prompt = self.live.prompt_override
+            self.control.apply(command)
+            if self.live.scene != previous_scene:
+                try:
+                    self.scene = load_scene(self.live.scene)
+                    self.scene_box.put(self.scene)
+                    self._program_changes()
+                except SceneError as exc:
+                    log.error("scene change refused: %s", exc)
+                    self.live.scene = previous_scene
+            if self.live.prompt_override != previous_prompt and self.live.prompt_override:
+                self.prompt_box.put(self.live.prompt_override)
+
+    def _watchdog(self, now_s: float) -> None:
+        for worker in self.supervisor.stalled(now_s, max_silence_s=30.0):
+            log.error("worker %s has not finished a step for 30 s", worker.name)
+
+    def _shutdown(self, display, recorder, status) -> None:
+        """Notes off first, then stages in reverse order, then files; all within ~2 s."""
+        self.scheduler.stop(timeout_s=0.3)
+        if self.osc_server is not None:
+            self.osc_server.stop()
+        self.supervisor.stop(budget_s=STOP_BUDGET_S)
+        for close in [*self._closers, *(o.close for o in self.midi_outputs)]:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing one output must not keep the rest open
+                log.exception("closing an output failed")
+        for thing in (recorder, display):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:  # noqa: BLE001
+                    log.exception("closing %s failed", getattr(thing, "name", thing))
+        status.stop()
+        if self.show_log is not None:
+            self.show_log.write("stop", reason=self.stop_reason, counters=dict(self.counters),
+                                **self.supervisor.totals())
+            self.show_log.close()
+
+
+def run_installation(args: argparse.Namespace) -> int:
+    from installation.cli import load, setup_logging
+
+    overrides = list(args.overrides)
+    if args.scene:
+        overrides.append(f'installation.scene="{args.scene}"')
+    args.overrides = overrides
+    cfg = load(args)
+    if args.duration is not None and args.duration <= 0:
+        raise UserError(f"--duration {args.duration} must be a positive number of seconds.")
+    record_dir = args.record or (Path(cfg.record.dir) if cfg.record.dir else None)
+    if record_dir is not None:
+        try:
+            record_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
+    setup_logging(cfg.installation.log_level, quiet=args.quiet)
+    options = RunOptions(args.duration, record_dir, args.headless, args.quiet)
+    installation = Installation(cfg, options)
+
+    def on_signal(signum, _frame) -> None:
+        installation.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return installation.run()
+
+
+def check(cfg: Config) -> int:
+    """Say what exists and what will run; 0 when the configured installation can start."""
+    from rich.console import Console
+
+    console = Console(stderr=False, highlight=False)
+    sources = choose_sources(cfg)
+    from scenes.scene import SceneError, load_scene
+    try:
+        load_scene(cfg.installation.scene)
+        console.print(f"scene: {cfg.installation.scene} found")
+    except SceneError as exc:
+        sources.problems.append(str(exc).rstrip("."))
+    console.print("config: valid")
+    console.print(f"audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
+                  f"display: {sources.display}; synth to speakers: {'yes' if sources.speakers else 'no'}")
+    gpu = _gpu_description()
+    console.print(f"GPU: {gpu}")
+    if cfg.render.model:
+        from models.render_diffusion import check_weights
+        weight_problems = check_weights(cfg.render)
+        console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
+    else:
+        console.print("model weights: none configured (render.model); procedural visuals")
+    for note in sources.notes:
+        console.print(f"instead: {note}")
+    if sources.problems:
+        for problem in sources.problems:
+            print(f"error: {problem}.", file=sys.stderr)
+        return 2
+    console.print("ready: the installation can start")
+    return 0
+
+
+def _gpu_description() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "torch not installed"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return "none (diffusion would run on the CPU, far below projection rate)"
+
+
+def list_devices(cfg: Config) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hardware.audio_in import list_audio_devices
+    from hardware.camera import list_cameras
+    from hardware.display import display_available
+    from hardware.midi import list_midi_ports
+
+    console = Console(highlight=False)
+    audio = Table(title="Audio devices")
+    for column in ("index", "name", "host API", "in", "out", "rate Hz"):
+        audio.add_column(column)
+    devices = _safe_devices(list_audio_devices)
+    for d in devices:
+        audio.add_row(str(d.get("index")), str(d.get("name")), str(d.get("hostapi")), str(d.get("max_input_channels")),
+                      str(d.get("max_output_channels")), str(d.get("default_samplerate")))
+    console.print(audio if devices else "Audio devices: none (no sound card or PortAudio host found)")
+    cameras = list_cameras()
+    console.print("Cameras: " + (", ".join(str(c.get("device", c)) for c in cameras) if cameras else "none"))
+    try:
+        ports = list_midi_ports(cfg.midi.backend)
+        console.print("MIDI inputs: " + (", ".join(ports.get("inputs", [])) or "none"))
+        console.print("MIDI outputs: " + (", ".join(ports.get("outputs", [])) or "none"))
+    except Exception as exc:  # noqa: BLE001 - a MIDI backend without its system layer is just "none"
+        console.print(f"MIDI: unavailable ({exc})")
+    console.print("Display: " + ("available" if display_available() else "none (headless)"))
+    return 0
