@@ -135,6 +135,11 @@ class OscConfig(Section):
     port: int = Field(7400, ge=0, le=65535)
     allow: tuple[str, ...] = ("127.0.0.0/8",)
     targets: tuple[str, ...] = ()
+    rate_limit_hz: float = Field(200.0, gt=0, le=100000)
+    burst: int = Field(400, ge=1, le=100000)
+    feedback_hz: float = Field(5.0, ge=2, le=10)
+    subscribe_ttl_s: float = Field(60.0, ge=1, le=86400)
+    max_subscribers: int = Field(16, ge=1, le=256)
 
 
 class RecordConfig(Section):
