@@ -1,0 +1,63 @@
+import threading
+import time
+
+from installation.workers import Supervisor, Worker
+
+
+def test_crashing_worker_is_restarted_with_backoff_and_reported():
+    faults = []
+    calls = {"n": 0, "opens": 0, "closes": 0}
+
+    def step():
+        calls["n"] += 1
+        if calls["n"] in (3, 4):
+            raise RuntimeError(f"boom {calls['n']}")
+        time.sleep(0.005)
+
+    def opened():
+        calls["opens"] += 1
+
+    def closed():
+        calls["closes"] += 1
+
+    worker = Worker("flaky", step, open=opened, close=closed, backoff_s=0.01,
+                    on_fault=lambda name, text: faults.append((name, text)))
+    sup = Supervisor()
+    sup.add(worker)
+    sup.start()
+    deadline = time.monotonic() + 5
+    while calls["n"] < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sup.stop(budget_s=1.0) == []
+    assert worker.stats.failures == 2
+    assert worker.stats.restarts == 2
+    assert calls["opens"] == 3 and calls["closes"] == 3
+    assert [name for name, _ in faults] == ["flaky", "flaky"]
+    assert "RuntimeError: boom 3" in faults[0][1]
+    assert calls["n"] >= 10
+
+
+def test_stop_is_bounded_even_with_a_stuck_worker():
+    release = threading.Event()
+    sup = Supervisor()
+    sup.add(Worker("stuck", lambda: release.wait(5)))
+    sup.add(Worker("fine", lambda: time.sleep(0.01)))
+    sup.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    stuck = sup.stop(budget_s=0.3)
+    assert time.monotonic() - started < 1.0
+    assert stuck == ["stuck"]
+    release.set()
+
+
+def test_stalled_detection():
+    gate = threading.Event()
+    sup = Supervisor()
+    worker = sup.add(Worker("slow", lambda: gate.wait(0.5) or time.sleep(0.0)))
+    sup.start()
+    time.sleep(0.7)
+    assert sup.stalled(time.monotonic() + 10, max_silence_s=5) == [worker]
+    assert sup.stalled(time.monotonic(), max_silence_s=5) == []
+    gate.set()
+    sup.stop()
