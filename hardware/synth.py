@@ -178,28 +178,33 @@ class SynthLoopInput:
         self.tap = tap
         self.name = "synth loop" + (" (speakers)" if tap else "")
         self.stats = {"blocks": 0, "frames": 0}
-        self._last_s: float | None = None
+        self._t0_s = 0.0
+        self._frames_done = 0
         self._stop = threading.Event()
 
     def open(self) -> None:
         self._stop.clear()
-        self._last_s = self.clock.now_s()
+        self._t0_s = self.clock.now_s()
+        self._frames_done = 0
 
     def read(self, timeout_s: float) -> AudioBlock | None:
         if self.tap is not None:
             return self.tap.read(timeout_s)
         sr = self.synth.sample_rate_hz
-        start_s = self._last_s if self._last_s is not None else self.clock.now_s()
-        due_s = start_s + self.block_frames / sr
+        # Count frames from one origin so rounding never drifts the loop away from the clock.
+        due_s = self._t0_s + (self._frames_done + self.block_frames) / sr
         if not self.clock.sleep_until(min(due_s, self.clock.now_s() + timeout_s), self._stop):
             return None
-        now_s = self.clock.now_s()
-        n_frames = int((now_s - start_s) * sr)
+        elapsed_frames = round((self.clock.now_s() - self._t0_s) * sr)
+        n_frames = elapsed_frames - self._frames_done
         if n_frames < self.block_frames // 4:
             return None
-        n_frames = min(n_frames, sr)  # after a stall, hand over at most one second
+        if n_frames > sr:  # after a stall, hand over one second and drop the rest of the backlog
+            self._frames_done = elapsed_frames - sr
+            n_frames = sr
+        start_s = self._t0_s + self._frames_done / sr
         samples = self.synth.render(n_frames)
-        self._last_s = start_s + n_frames / sr if now_s - start_s < 1.0 else now_s
+        self._frames_done += n_frames
         self.stats["blocks"] += 1
         self.stats["frames"] += n_frames
         return AudioBlock(t_s=start_s, samples=samples, sample_rate_hz=sr)

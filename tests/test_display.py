@@ -1,0 +1,80 @@
+"""Projector outputs: pygame on a real X server (Xvfb), the headless sink, the video recorder."""
+import os
+import shutil
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from hardware.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit
+
+
+def test_fit_scales_once_and_keeps_matching_frames():
+    frame = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
+    assert fit(frame, 512, 512) is not None and fit(frame, 512, 512).shape == (512, 512, 3)
+    assert fit(frame, 1920, 1080).shape == (1080, 1920, 3)
+
+
+def test_video_recorder_writes_a_readable_mp4(tmp_path):
+    rec = VideoRecorder(tmp_path / "v.mp4", 30, 320, 240)
+    rec.open()
+    for i in range(45):
+        rec.show(np.full((240, 320, 3), i * 5, np.uint8))
+    rec.close()
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 45
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(30, abs=0.1)
+    ok, first = cap.read()
+    assert ok and first.mean() < 5
+
+
+def test_headless_display_keeps_the_last_frame():
+    d = HeadlessDisplay()
+    d.open()
+    d.show(np.ones((4, 4, 3), np.uint8))
+    assert d.stats["frames"] == 1 and d.last.sum() == 48
+    assert d.poll_quit() is False
+
+
+@pytest.fixture
+def xvfb():
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian package xvfb); `make test` installs it")
+    display = f":{90 + os.getpid() % 100}"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        yield display
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+
+
+def test_pygame_window_on_a_real_x_server_shows_the_frame(xvfb):
+    os.environ.pop("SDL_VIDEODRIVER", None)
+    display = PygameDisplay("window", 640, 360)
+    display.open()
+    try:
+        frame = np.zeros((512, 512, 3), np.uint8)
+        frame[..., 0] = 200  # red
+        display.show(frame)
+        import pygame
+        surface = pygame.display.get_surface()
+        assert surface.get_size() == (640, 360)
+        assert tuple(surface.get_at((320, 180)))[:3] == (200, 0, 0)
+        assert display.poll_quit() is False
+        pygame.event.post(pygame.event.Event(pygame.QUIT))
+        assert display.poll_quit() is True
+    finally:
+        display.close()
