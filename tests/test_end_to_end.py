@@ -1,0 +1,114 @@
+"""The whole loop on the embedded default, in-process and as a process stopped by SIGTERM.
+
+Assertions are on the records the run leaves (video, MIDI file, show log), never on log text.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import mido
+import numpy as np
+import pytest
+
+from installation.app import Installation, RunOptions
+from installation.config import load_config
+from installation.showlog import read_show_log
+
+ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED = ["osc.enabled=false", "display.mode=\"headless\"", "audio.source=\"synth\"", "camera.source=\"photos\"",
+            "render.backend=\"procedural\"", "synth.speakers=\"off\"", "camera.slide_s=3.0"]
+
+
+def unmatched_notes(path: Path) -> Counter:
+    """(channel, note) pairs whose note_on has no later note_off."""
+    sounding: Counter = Counter()
+    for message in mido.MidiFile(path):
+        if message.type == "note_on" and message.velocity > 0:
+            sounding[(message.channel, message.note)] += 1
+        elif message.type in ("note_off", "note_on") and sounding[(message.channel, message.note)] > 0:
+            sounding[(message.channel, message.note)] -= 1
+    return +sounding
+
+
+def video_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+@pytest.mark.slow
+def test_embedded_default_runs_the_whole_loop_in_process(tmp_path):
+    cfg = load_config(ROOT / "config.toml", EMBEDDED)
+    installation = Installation(cfg, RunOptions(duration_s=10.0, record_dir=tmp_path, headless=True, quiet=True))
+    assert installation.run() == 0
+
+    show = read_show_log(tmp_path / "show.jsonl")
+    kinds = Counter(r["kind"] for r in show)
+    assert kinds["start"] == 1 and kinds["stop"] == 1
+    assert kinds["fault"] == 0, [r for r in show if r["kind"] == "fault"][:1]
+    statuses = [r for r in show if r["kind"] == "status"]
+    assert len(statuses) >= 10
+    music_va = {tuple(r["music_va"]) for r in statuses if r.get("music_va")}
+    assert len(music_va) >= 3, music_va
+    assert kinds["caption"] >= 1 and kinds["plan"] >= 2
+    assert all(r["caption"] for r in statuses[-3:])
+    assert any(r.get("image_va") for r in statuses)
+
+    midi = mido.MidiFile(tmp_path / "midi.mid")
+    note_ons = [m for m in midi if m.type == "note_on" and m.velocity > 0]
+    assert len(note_ons) >= 10
+    assert not unmatched_notes(tmp_path / "midi.mid")
+
+    frames = video_frames(tmp_path / "visuals.mp4")
+    assert len(frames) >= 0.9 * cfg.display.fps * 10
+    first, middle, last = frames[5].astype(int), frames[len(frames) // 2].astype(int), frames[-1].astype(int)
+    assert np.abs(first - middle).mean() > 2 and np.abs(middle - last).mean() > 2
+    assert max(f.mean() for f in frames) > 10  # not black
+
+
+@pytest.mark.slow
+def test_sigterm_stops_within_two_seconds_with_notes_off_and_files_readable(tmp_path):
+    args = [sys.executable, str(ROOT / "run.py"), "--headless", "--quiet", "--record", str(tmp_path)]
+    for item in EMBEDDED:
+        args += ["--set", item]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        show_path = tmp_path / "show.jsonl"
+        # wait until music is playing: at least two plans were written
+        while time.monotonic() < deadline:
+            if show_path.exists() and sum(r["kind"] == "plan" for r in read_show_log(show_path)) >= 2:
+                break
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("no music was planned within 120 s")
+        sent_at = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        elapsed_s = time.monotonic() - sent_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert elapsed_s < 2.0, elapsed_s
+    assert "Traceback" not in stderr
+    assert not unmatched_notes(tmp_path / "midi.mid")
+    messages = list(mido.MidiFile(tmp_path / "midi.mid"))
+    all_off = {m.channel for m in messages if m.type == "control_change" and m.control == 123}
+    assert all_off == set(range(16))
+    assert len(video_frames(tmp_path / "visuals.mp4")) > 10
+    show = read_show_log(tmp_path / "show.jsonl")
+    assert show[-1]["kind"] == "stop" and show[-1]["reason"] == "SIGTERM"
