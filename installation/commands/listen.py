@@ -1,8 +1,361 @@
-"""Sub-commands of this room (see installation/commands/__init__.py)."""
+"""Listening sub-commands: `analyze` (audio files), `bench listen`, `eval music-va`, `train music-va`."""
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from installation.errors import UserError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".opus")
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    pass
+    from installation.cli import config_options
+    common = config_options()
+    heads = ("features", "vibenet", "learned", "blend")
+
+    bench = groups["bench"].add_parser("listen", parents=[common],
+                                       help="CPU cost per head, update latency and reaction time of the listener")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    bench.add_argument("--heads", nargs="+", choices=heads, default=["features", "vibenet", "blend"],
+                       help="heads to time (default: features vibenet blend)")
+    bench.add_argument("--calm", type=Path, metavar="FILE", help="calm recording for the reaction test")
+    bench.add_argument("--energetic", type=Path, metavar="FILE", help="energetic recording for the reaction test")
+    bench.add_argument("--seconds", type=float, default=30.0, help="seconds of audio per head for the CPU figure")
+    bench.set_defaults(handler=_bench)
+
+    ev = groups["eval"].add_parser("music-va", parents=[common],
+                                   help="Spearman and quadrant AUC per axis against labels, every head side by side")
+    ev.add_argument("--labels", type=Path, required=True, metavar="FILE",
+                    help="CSV: id (file name without extension, or a path under --audio), valence, arousal; "
+                         "blank = not labelled; optional 'pair' column groups versions of one piece")
+    ev.add_argument("--audio", type=Path, required=True, metavar="DIR", help="folder holding the audio files")
+    ev.add_argument("--head", action="append", choices=heads, metavar="NAME",
+                    help="head to evaluate (repeatable; default: features, vibenet, blend, and learned if configured)")
+    ev.add_argument("--excerpt-s", type=float, default=60.0, help="seconds analysed per file (0 = whole file)")
+    ev.add_argument("--offset-s", type=float, default=0.0, help="skip this many seconds at the start of each file")
+    ev.add_argument("--json", type=Path, metavar="FILE", help="also write the table and per-file predictions as JSON")
+    ev.set_defaults(handler=_eval)
+
+    tr = groups["train"].add_parser("music-va", parents=[common],
+                                    help="fit the learned music VA head on your annotated music")
+    tr.add_argument("--annotations", type=Path, required=True, metavar="FILE",
+                    help="DEAM-style CSV: song id, valence, arousal (any scale; 1-9 is mapped to [-1, 1])")
+    tr.add_argument("--audio", type=Path, required=True, metavar="DIR", help="folder holding the songs")
+    tr.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write head.npz")
+    tr.add_argument("--excerpt-s", type=float, default=60.0, help="seconds analysed per song (0 = whole song)")
+    tr.add_argument("--ridge", type=float, default=1.0, help="L2 penalty of the regression")
+    tr.set_defaults(handler=_train)
+
+
+# --- analyze ---------------------------------------------------------------------------------
+def analyze_audio(paths: list[Path], as_json: bool, cfg) -> int:
+    """`run.py analyze FILE...`: the live listener over each file; a table or JSON on stdout."""
+    from models.music_va import analyze_file
+    results = []
+    failed = 0
+    for path in paths:
+        try:
+            results.append(analyze_file(path, cfg.listen))
+        except UserError as exc:
+            if len(paths) == 1:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+    if as_json:
+        print(json.dumps([r.to_json() for r in results], indent=1))
+    else:
+        print(f"{'file':40s} {'dur_s':>7s} {'valence':>8s} {'arousal':>8s} {'tempo':>6s} {'key':>9s} {'LUFS':>6s}")
+        for r in results:
+            print(f"{Path(r.path).name[:40]:40s} {r.duration_s:7.1f} {r.valence:8.2f} {r.arousal:8.2f} "
+                  f"{r.tempo_bpm:6.1f} {r.key + ' ' + r.mode:>9s} {r.loudness_lufs:6.1f}")
+            curve = " ".join(f"{a:+.1f}" for _, _, a in r.curve[::max(1, len(r.curve) // 16)])
+            print(f"  arousal curve: {curve}")
+        print(f"head: {cfg.listen.va_head}")
+    return 2 if failed else 0
+
+
+# --- labels ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Label:
+    id: str
+    path: Path
+    valence: float | None
+    arousal: float | None
+    pair: str = ""
+
+
+def _column(names: list[str], *wanted: str) -> int | None:
+    lowered = [n.strip().lower() for n in names]
+    for w in wanted:
+        for i, n in enumerate(lowered):
+            if n == w:
+                return i
+    for w in wanted:
+        for i, n in enumerate(lowered):
+            if w in n:
+                return i
+    return None
+
+
+def read_labels(labels_path: Path, audio_dir: Path) -> list[Label]:
+    """Rows of a DEAM-style CSV with their audio files; values on another scale are mapped to [-1, 1]."""
+    if not labels_path.is_file():
+        raise UserError(f"labels file {labels_path} does not exist; give a CSV with id, valence, arousal columns.")
+    if not audio_dir.is_dir():
+        raise UserError(f"audio folder {audio_dir} does not exist; give the folder that holds the labelled files.")
+    with labels_path.open(newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f, skipinitialspace=True) if r and not r[0].startswith("#")]
+    if len(rows) < 2:
+        raise UserError(f"labels file {labels_path} has no rows; add a header and one row per file.")
+    header, body = rows[0], rows[1:]
+    id_col = _column(header, "song_id", "id", "file", "path")
+    v_col = _column(header, "valence_mean", "valence")
+    a_col = _column(header, "arousal_mean", "arousal")
+    pair_col = _column(header, "pair")
+    if id_col is None or (v_col is None and a_col is None):
+        raise UserError(f"labels file {labels_path} needs an id column and a valence or arousal column "
+                        f"(header found: {', '.join(header)}).")
+
+    def num(row: list[str], col: int | None) -> float | None:
+        if col is None or col >= len(row) or row[col].strip() == "":
+            return None
+        try:
+            value = float(row[col])
+        except ValueError:
+            raise UserError(f"labels file {labels_path}: {row[col]!r} in row {row} is not a number.") from None
+        return value if math.isfinite(value) else None
+
+    values = [x for r in body for x in (num(r, v_col), num(r, a_col)) if x is not None]
+    lo, hi = (1.0, 9.0) if values and (max(values) > 1.0 or min(values) < -1.0) else (-1.0, 1.0)
+    files = {p.stem: p for p in sorted(audio_dir.rglob("*")) if p.suffix.lower() in AUDIO_SUFFIXES}
+    out = []
+    for r in body:
+        ident = r[id_col].strip()
+        path = audio_dir / ident if (audio_dir / ident).is_file() else files.get(Path(ident).stem)
+        if path is None:
+            raise UserError(f"no audio file for id {ident!r} from {labels_path} in {audio_dir}; "
+                            f"name it {ident}.wav/.ogg/.flac/.mp3 or fix the id.")
+        scale = (lambda x: None if x is None else max(-1.0, min(1.0, 2 * (x - lo) / (hi - lo) - 1)))
+        out.append(Label(ident, path, scale(num(r, v_col)), scale(num(r, a_col)),
+                         r[pair_col].strip() if pair_col is not None and pair_col < len(r) else ""))
+    return out
+
+
+# --- metrics ---------------------------------------------------------------------------------
+def spearman(x: list[float], y: list[float]) -> float:
+    from scipy.stats import spearmanr
+    if len(x) < 3 or len(set(y)) < 2 or len(set(x)) < 2:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def quadrant_auc(pred: list[float], label: list[float]) -> float:
+    """AUC of `pred` separating positive from negative labels (ties count half); NaN if one side is empty."""
+    pos = [p for p, l in zip(pred, label) if l > 0]
+    neg = [p for p, l in zip(pred, label) if l < 0]
+    if not pos or not neg:
+        return float("nan")
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def pair_accuracy(pred: list[float], label: list[float], pairs: list[str]) -> tuple[float, int]:
+    """Share of within-group pairs (different labels) whose predicted order matches the labels."""
+    groups: dict[str, list[int]] = {}
+    for i, g in enumerate(pairs):
+        if g:
+            groups.setdefault(g, []).append(i)
+    right = total = 0
+    for idx in groups.values():
+        for i in idx:
+            for j in idx:
+                if label[i] > label[j]:
+                    total += 1
+                    right += pred[i] > pred[j]
+    return (right / total if total else float("nan")), total
+
+
+# --- eval ------------------------------------------------------------------------------------
+def _eval(args: argparse.Namespace) -> int:
+    from installation.cli import load
+    from models.music_va import analyze_signal, build_listener, load_audio
+    cfg = load(args)
+    labels = read_labels(args.labels, args.audio)
+    heads = args.head or (["features", "vibenet", "blend"] + (["learned"] if cfg.listen.learned_head else []))
+    for h in heads:
+        build_listener(cfg.listen, 22050, h)  # fail fast (e.g. no learned head) before the long run
+    duration = args.excerpt_s or None
+    preds: dict[str, list[tuple[float, float]]] = {h: [] for h in heads}
+    cpu_s = {h: 0.0 for h in heads}
+    audio_s = 0.0
+    for k, lab in enumerate(labels):
+        samples, rate = load_audio(lab.path, args.offset_s, duration)
+        audio_s += samples.size / rate
+        for h in heads:
+            t0 = time.process_time()
+            a = analyze_signal(samples, rate, cfg.listen, h, path=str(lab.path))
+            cpu_s[h] += time.process_time() - t0
+            preds[h].append((a.valence, a.arousal))
+        print(f"[{k + 1}/{len(labels)}] {lab.id}: " + "  ".join(
+            f"{h} v={preds[h][-1][0]:+.2f} a={preds[h][-1][1]:+.2f}" for h in heads), file=sys.stderr)
+    table = {}
+    for h in heads:
+        row = {}
+        for axis, i in (("valence", 0), ("arousal", 1)):
+            sel = [(p[i], getattr(l, axis), l.pair) for p, l in zip(preds[h], labels) if getattr(l, axis) is not None]
+            p_ = [s[0] for s in sel]
+            l_ = [s[1] for s in sel]
+            row[f"{axis}_spearman"] = spearman(p_, l_)
+            row[f"{axis}_auc"] = quadrant_auc(p_, l_)
+            acc, n = pair_accuracy(p_, l_, [s[2] for s in sel])
+            row[f"{axis}_pair_accuracy"] = acc
+            row[f"{axis}_pairs"] = n
+            row[f"{axis}_n"] = len(sel)
+        row["rtf"] = cpu_s[h] / max(audio_s, 1e-9)
+        table[h] = row
+    cols = ["valence_spearman", "valence_auc", "arousal_spearman", "arousal_auc", "arousal_pair_accuracy", "rtf"]
+    print(f"{'head':10s} " + " ".join(f"{c:>22s}" for c in cols))
+    for h, row in table.items():
+        print(f"{h:10s} " + " ".join(f"{row[c]:22.3f}" for c in cols))
+    print(f"files: {len(labels)}; valence-labelled: {table[heads[0]]['valence_n']}; arousal-labelled: "
+          f"{table[heads[0]]['arousal_n']}; arousal pairs: {table[heads[0]]['arousal_pairs']}")
+    if args.json:
+        clean = {h: {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+                 for h, row in table.items()}
+        args.json.write_text(json.dumps({"table": clean, "files": [
+            {"id": l.id, "valence": l.valence, "arousal": l.arousal, "pair": l.pair,
+             **{h: list(preds[h][i]) for h in heads}} for i, l in enumerate(labels)]}, indent=1))
+    return 0
+
+
+# --- train -----------------------------------------------------------------------------------
+def _train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from installation.cli import load
+    from models.music_va import LearnedHead, analyze_file
+    cfg = load(args)
+    labels = [l for l in read_labels(args.annotations, args.audio) if l.valence is not None and l.arousal is not None]
+    if len(labels) < 4:
+        raise UserError(f"{args.annotations} has {len(labels)} songs with both valence and arousal; "
+                        f"label at least 4 (tens are better) and train again.")
+    xs, ys = [], []
+    for k, lab in enumerate(labels):
+        a = analyze_file(lab.path, cfg.listen, head="features", duration_s=args.excerpt_s or None)
+        xs.append(a.descriptors)
+        ys.append((lab.valence, lab.arousal))
+        print(f"[{k + 1}/{len(labels)}] {lab.id}", file=sys.stderr)
+    head = LearnedHead.fit(np.array(xs), np.array(ys), ridge=args.ridge)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    head.save(args.out)
+    fitted = np.array([np.clip(head.coef @ ((x - head.mean) / head.scale) + head.intercept, -1, 1) for x in xs])
+    err = np.sqrt(((fitted - np.array(ys)) ** 2).mean(axis=0))
+    print(f"wrote {args.out}: {len(labels)} songs, training RMSE valence {err[0]:.3f}, arousal {err[1]:.3f}; "
+          f"use it with --set listen.va_head=\"learned\" --set listen.learned_head=\"{args.out}\"")
+    return 0
+
+
+# --- bench -----------------------------------------------------------------------------------
+def synthetic_music(seconds: float, rate_hz: int, energetic: bool, seed: int = 0):
+    """A test signal: soft slow minor chords, or loud bright 150 BPM drums over major chords."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    if not energetic:
+        tones = (220.0, 261.63, 329.63)  # A minor
+        x = sum(np.sin(2 * np.pi * f * t) for f in tones) * 0.03 * (1 + 0.3 * np.sin(2 * np.pi * 0.2 * t))
+        return x.astype(np.float32)
+    tones = (261.63, 329.63, 392.0, 523.25)  # C major
+    x = sum(np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sign(np.sin(2 * np.pi * 2.5 * t))) for f in tones) * 0.08
+    beat = 60.0 / 150
+    for b in np.arange(0, seconds, beat / 2):
+        i = int(b * rate_hz)
+        n = min(int(0.05 * rate_hz), x.size - i)
+        x[i:i + n] += rng.standard_normal(n) * np.exp(-np.arange(n) / (0.01 * rate_hz)) * 0.6
+    return np.clip(x, -1, 1).astype(np.float32)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from installation.cli import load
+    from models.music_va import build_listener, load_audio
+    cfg = load(args)
+    rate = 44100
+    if args.calm and args.energetic:
+        calm, r1 = load_audio(args.calm, 30.0, 20.0)
+        energetic, r2 = load_audio(args.energetic, 30.0, 20.0)
+        import soxr
+        calm, energetic = soxr.resample(calm, r1, rate), soxr.resample(energetic, r2, rate)
+        source = f"{args.calm.name} -> {args.energetic.name}"
+    else:
+        calm, energetic = synthetic_music(20.0, rate, False), synthetic_music(20.0, rate, True)
+        source = "synthetic calm -> energetic"
+    hop = int(cfg.listen.hop_s * rate)
+    result: dict = {"rtf": {}, "latency_ms_p95": {}, "latency_ms_p50": {}, "reaction_s": {},
+                    "hop_s": cfg.listen.hop_s, "smoothing_s": cfg.listen.smoothing_s, "source": source,
+                    "default_head": cfg.listen.va_head}
+    for head in args.heads:
+        lst = build_listener(cfg.listen, rate, head)
+        lst.feed(np.zeros(hop, np.float32))
+        lst.state(0.0)  # first call pays one-off set-up (numba, model warm-up)
+        signal = np.concatenate([calm, energetic])
+        signal = np.tile(signal, int(math.ceil(args.seconds * rate / signal.size)))[:int(args.seconds * rate)]
+        latencies = []
+        cpu0 = time.process_time()
+        for i in range(0, signal.size - hop + 1, hop):
+            w0 = time.perf_counter()
+            lst.feed(signal[i:i + hop])
+            lst.state((i + hop) / rate)
+            latencies.append((time.perf_counter() - w0) * 1000)
+        cpu_s = time.process_time() - cpu0
+        result["rtf"][head] = round(cpu_s / (signal.size / rate), 4)
+        result["latency_ms_p95"][head] = round(float(np.percentile(latencies, 95)), 2)
+        result["latency_ms_p50"][head] = round(float(np.percentile(latencies, 50)), 2)
+        result["reaction_s"][head] = reaction_time(build_listener(cfg.listen, rate, head), calm, energetic, rate,
+                                                   cfg.listen.hop_s)
+        print(f"{head:9s} rtf {result['rtf'][head]:.4f}  latency p95 {result['latency_ms_p95'][head]:.1f} ms  "
+              f"reaction {result['reaction_s'][head]} s", file=sys.stderr)
+    # The headline figures are the default head's; per-head figures stay alongside.
+    main_head = cfg.listen.va_head if cfg.listen.va_head in args.heads else args.heads[0]
+    result["latency_ms_p95_per_head"] = result["latency_ms_p95"]
+    result["reaction_s_per_head"] = result["reaction_s"]
+    result["latency_ms_p95"] = result["latency_ms_p95_per_head"][main_head]
+    result["reaction_s"] = result["reaction_s_per_head"][main_head]
+    result["head"] = main_head
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+def reaction_time(listener, calm, energetic, rate_hz: int, hop_s: float) -> float | None:
+    """Seconds after a calm -> energetic switch until arousal is half-way from the calm to the energetic level."""
+    import numpy as np
+    hop = int(hop_s * rate_hz)
+    t = 0.0
+    arousal = []
+    for sig in (calm, energetic):
+        for i in range(0, sig.size - hop + 1, hop):
+            listener.feed(sig[i:i + hop])
+            t += hop / rate_hz
+            arousal.append((t, listener.state(t).arousal))
+    switch_s = calm.size // hop * hop / rate_hz
+    before = [a for s, a in arousal if switch_s - 3.0 <= s <= switch_s]
+    after = [a for s, a in arousal if s >= arousal[-1][0] - 3.0]
+    lo, hi = float(np.mean(before)), float(np.mean(after))
+    if hi - lo < 0.05:
+        return None  # the head does not tell these two apart
+    half = lo + 0.5 * (hi - lo)
+    for s, a in arousal:
+        if s > switch_s and a >= half:
+            return round(s - switch_s, 2)
+    return None

@@ -1,0 +1,418 @@
+"""Music valence-arousal: heads that map what the listener hears to (valence, arousal) in [-1, 1].
+
+Heads (chosen by `listen.va_head`):
+- `features`: a transparent mapping from the rolling descriptors, after the cue summaries of
+  Gabrielsson & Lindström (2010) and Eerola, Friberg & Bresin (2013): arousal rises with tempo,
+  loudness, brightness and onset density; valence rises with major mode, consonance and (a little)
+  tempo. Every weight is a named constant below.
+- `vibenet`: the pretrained EfficientNet that ships in the vibenet package (valence, energy) on
+  the last ~10 s, re-run once a second in the listener thread.
+- `learned`: a ridge regressor on the descriptor vector, fitted with `run.py train music-va`
+  and loaded from its .npz.
+- `blend`: the confidence-weighted mean of `features` and `vibenet`.
+
+`Listener` owns one head, a FeatureTracker and the smoothing; it lives in the listener thread.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from installation.errors import UserError
+from installation.records import MusicState, clamp_va
+from models.music_features import FEATURE_NAMES, Descriptors, FeatureTracker, sanitize
+
+log = logging.getLogger("chromesthesia.listen")
+HEADS = ("features", "vibenet", "learned", "blend")
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    """Linear map of [lo, hi] to [-1, 1], clipped."""
+    return float(np.clip(2.0 * (x - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+
+
+class VAHead(Protocol):
+    name: str
+
+    def predict(self, d: Descriptors, recent: "RecentAudio") -> tuple[float, float, float]:
+        """(valence, arousal, confidence) for the current window; may reuse an earlier answer."""
+        ...
+
+
+class RecentAudio:
+    """The last `seconds` of mono input at `sample_rate_hz`, for heads that need raw audio."""
+
+    def __init__(self, sample_rate_hz: int, seconds: float) -> None:
+        self.sample_rate_hz = sample_rate_hz
+        self._buf = np.zeros(int(sample_rate_hz * seconds), np.float32)
+        self._filled = 0
+        self.total = 0
+
+    def push(self, x: np.ndarray) -> None:
+        k = x.size
+        cap = self._buf.size
+        if k >= cap:
+            self._buf[:] = x[-cap:]
+        else:
+            self._buf[:-k] = self._buf[k:]
+            self._buf[-k:] = x
+        self._filled = min(cap, self._filled + k)
+        self.total += k
+
+    def last(self) -> np.ndarray:
+        return self._buf[-self._filled:] if self._filled else self._buf[:0]
+
+
+# --- features head ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FeatureWeights:
+    """Weights of the transparent head; each cue is first mapped to [-1, 1] by a documented range."""
+
+    # Arousal cues: loudness (-45..-12 LUFS), tempo (60..160 BPM, trusted by beat confidence),
+    # onset density (0.5..6 per s), brightness (spectral centroid on a log scale), spectral flux.
+    a_loudness: float = 0.35
+    a_tempo: float = 0.15
+    a_onsets: float = 0.2
+    a_brightness: float = 0.15
+    a_flux: float = 0.15
+    # Valence cues: mode (major +), consonance (in-scale chroma share), tempo (fast is happier),
+    # brightness (slightly positive).
+    v_mode: float = 0.6
+    v_consonance: float = 0.15
+    v_tempo: float = 0.15
+    v_brightness: float = 0.1
+
+
+class FeaturesHead:
+    name = "features"
+
+    def __init__(self, weights: FeatureWeights = FeatureWeights()) -> None:
+        self.w = weights
+
+    def predict(self, d: Descriptors, recent: RecentAudio | None = None) -> tuple[float, float, float]:
+        w = self.w
+        tempo_cue = _ramp(d.tempo_bpm, 60.0, 160.0) * min(1.0, d.beat_confidence * 2.0) if d.tempo_bpm else -0.3
+        arousal = (w.a_loudness * _ramp(d.loudness_lufs, -45.0, -12.0)
+                   + w.a_tempo * tempo_cue
+                   + w.a_onsets * _ramp(d.onset_rate_hz, 0.5, 6.0)
+                   + w.a_brightness * _ramp(d.brightness, 0.25, 0.75)
+                   + w.a_flux * _ramp(d.flux, 0.02, 0.3))
+        valence = (w.v_mode * float(np.clip(d.mode_strength * 2.0, -1, 1))
+                   + w.v_consonance * _ramp(d.consonance, 0.7, 0.95)
+                   + w.v_tempo * tempo_cue
+                   + w.v_brightness * _ramp(d.brightness, 0.25, 0.75))
+        # Stretch: the weighted sums rarely reach the ends, tanh keeps them inside.
+        valence = math.tanh(1.5 * valence)
+        arousal = math.tanh(1.5 * arousal)
+        confidence = 0.0 if d.silent else float(np.clip(0.4 + 0.3 * d.key_confidence + 0.3 * d.beat_confidence, 0, 1))
+        return valence, arousal, confidence
+
+
+# --- vibenet head ----------------------------------------------------------------------------
+VIBENET_RATE_HZ = 16000
+VIBENET_VALENCE_CENTRE = 0.3
+"""vibenet's valence sits low on instrumental music (0-0.4); this maps 0.3 to neutral."""
+
+
+class VibenetHead:
+    """vibenet's pretrained model on the last `seconds`; re-run every `every_s` of new audio."""
+
+    name = "vibenet"
+
+    def __init__(self, seconds: float = 10.0, every_s: float = 1.0) -> None:
+        try:
+            import vibenet
+            self._model = vibenet.load_model()
+        except Exception as exc:  # a broken install is the user's to fix, in one sentence
+            raise UserError(f"the vibenet music model could not be loaded ({exc}); reinstall the "
+                            f"'vibenet' package or set listen.va_head = \"features\".") from None
+        self.seconds = seconds
+        self.every_s = every_s
+        self._last_total = -10**12
+        self._answer = (0.0, 0.0, 0.0)
+
+    def predict(self, d: Descriptors, recent: RecentAudio) -> tuple[float, float, float]:
+        if d.silent:
+            return 0.0, 0.0, 0.0
+        if recent.total - self._last_total < self.every_s * recent.sample_rate_hz:
+            return self._answer
+        import soxr
+        x = recent.last()
+        if x.size < recent.sample_rate_hz:  # under a second: nothing to say yet
+            return self._answer
+        self._last_total = recent.total
+        if recent.sample_rate_hz != VIBENET_RATE_HZ:
+            x = soxr.resample(x, recent.sample_rate_hz, VIBENET_RATE_HZ, quality="LQ")
+        result = self._model.predict(np.ascontiguousarray(x, dtype=np.float32), sr=VIBENET_RATE_HZ)[0]
+        valence = float(np.clip((result.valence - VIBENET_VALENCE_CENTRE) / 0.3, -1, 1))
+        arousal = float(np.clip(2.0 * result.energy - 1.0, -1, 1))
+        confidence = float(np.clip(min(1.0, x.size / (self.seconds * VIBENET_RATE_HZ)), 0, 1)) * 0.8
+        self._answer = (valence, arousal, confidence)
+        return self._answer
+
+
+# --- learned head ----------------------------------------------------------------------------
+class LearnedHead:
+    """Ridge regression from the descriptor vector (FEATURE_NAMES) to valence and arousal."""
+
+    name = "learned"
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray,
+                 feature_names: tuple[str, ...] = FEATURE_NAMES) -> None:
+        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+        self.feature_names = feature_names
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LearnedHead":
+        p = Path(path)
+        if not str(path):
+            raise UserError("listen.va_head = \"learned\" but listen.learned_head is empty; train one with "
+                            "`python run.py train music-va` and set listen.learned_head to its .npz path.")
+        if not p.is_file():
+            raise UserError(f"learned music VA head {p} does not exist; train one with `python run.py train "
+                            f"music-va --out {p}` or fix listen.learned_head.")
+        try:
+            with np.load(p, allow_pickle=False) as data:
+                names = tuple(str(n) for n in data["feature_names"])
+                head = cls(data["mean"], data["scale"], data["coef"], data["intercept"], names)
+        except Exception as exc:
+            raise UserError(f"learned music VA head {p} cannot be read ({exc}); train it again with "
+                            f"`python run.py train music-va`.") from None
+        if names != FEATURE_NAMES or head.coef.shape != (2, len(FEATURE_NAMES)):
+            raise UserError(f"learned music VA head {p} was trained on other descriptors; train it again "
+                            f"with this version's `python run.py train music-va`.")
+        return head
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, mean=self.mean, scale=self.scale, coef=self.coef, intercept=self.intercept,
+                 feature_names=np.array(self.feature_names))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, ridge: float = 1.0) -> "LearnedHead":
+        """x: (n, features) descriptor vectors; y: (n, 2) valence, arousal in [-1, 1]."""
+        x = np.asarray(x, np.float64)
+        y = np.asarray(y, np.float64)
+        mean = x.mean(axis=0)
+        scale = x.std(axis=0)
+        scale[scale < 1e-9] = 1.0
+        z = (x - mean) / scale
+        intercept = y.mean(axis=0)
+        a = z.T @ z + ridge * np.eye(z.shape[1])
+        coef = np.linalg.solve(a, z.T @ (y - intercept)).T
+        return cls(mean, scale, coef, intercept)
+
+    def predict(self, d: Descriptors, recent: RecentAudio | None = None) -> tuple[float, float, float]:
+        z = (d.vector() - self.mean) / self.scale
+        z = np.clip(z, -5.0, 5.0)  # a descriptor far outside the training range must not run away
+        v, a = self.coef @ z + self.intercept
+        return float(np.clip(v, -1, 1)), float(np.clip(a, -1, 1)), 0.0 if d.silent else 0.7
+
+
+class BlendHead:
+    """Confidence-weighted mean of several heads."""
+
+    name = "blend"
+
+    def __init__(self, heads: list[VAHead]) -> None:
+        self.heads = heads
+
+    def predict(self, d: Descriptors, recent: RecentAudio) -> tuple[float, float, float]:
+        answers = [h.predict(d, recent) for h in self.heads]
+        weights = np.array([max(c, 1e-3) for _, _, c in answers])
+        v = float(np.dot(weights, [a[0] for a in answers]) / weights.sum())
+        a = float(np.dot(weights, [a[1] for a in answers]) / weights.sum())
+        return v, a, float(max(c for _, _, c in answers))
+
+
+def build_head(name: str, learned_head: str = "") -> VAHead:
+    if name == "features":
+        return FeaturesHead()
+    if name == "vibenet":
+        return VibenetHead()
+    if name == "learned":
+        return LearnedHead.load(learned_head)
+    if name == "blend":
+        return BlendHead([FeaturesHead(), VibenetHead()])
+    raise UserError(f"listen.va_head = {name!r} is not a music VA head; choose one of {', '.join(HEADS)}.")
+
+
+# --- the listener ----------------------------------------------------------------------------
+class Listener:
+    """Descriptors + one VA head + smoothing. Owned by the listener thread.
+
+    `feed` any number of samples; `state(t_s)` every hop. VA is an exponential moving average with
+    time constant `smoothing_s`; in silence the target is neutral (0, 0) with zero confidence.
+    """
+
+    def __init__(self, sample_rate_hz: int, head: VAHead, window_s: float = 6.0, smoothing_s: float = 1.0,
+                 silence_dbfs: float = -55.0, head_audio_s: float = 10.0) -> None:
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.head = head
+        self.tracker = FeatureTracker(self.sample_rate_hz, window_s, silence_dbfs)
+        self.recent = RecentAudio(self.sample_rate_hz, head_audio_s) if not isinstance(
+            head, (FeaturesHead, LearnedHead)) else RecentAudio(self.sample_rate_hz, 0.1)
+        self.smoothing_s = float(smoothing_s)
+        self._va = np.zeros(2)
+        self._confidence = 0.0
+        self._last_t_s: float | None = None
+        self.head_errors = 0
+
+    @property
+    def bad_samples(self) -> int:
+        return self.tracker.bad_samples
+
+    @property
+    def clipped_samples(self) -> int:
+        return self.tracker.clipped_samples
+
+    def feed(self, samples: np.ndarray) -> None:
+        """Mono float32 at `sample_rate_hz`; NaN/inf are counted and zeroed, clipping is counted."""
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if x.size == 0:
+            return
+        self.tracker.push(x)
+        self.recent.push(sanitize(x)[0])
+
+    def state(self, t_s: float) -> MusicState:
+        d = self.tracker.snapshot()
+        try:
+            v, a, conf = self.head.predict(d, self.recent)
+        except Exception:  # a model hiccup must not stop the listener: keep the last answer
+            self.head_errors += 1
+            log.exception("music VA head %s failed; keeping the last answer", self.head.name)
+            v, a, conf = float(self._va[0]), float(self._va[1]), 0.0
+        if d.silent:
+            v, a, conf = 0.0, 0.0, 0.0
+        target = np.array(clamp_va(v, a))
+        dt = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
+        if self._last_t_s is None and not d.silent:
+            self._va = target  # the first heard state needs no ramp from neutral
+        elif self.smoothing_s <= 0:
+            self._va = target
+        else:
+            alpha = 1.0 - math.exp(-dt / self.smoothing_s)
+            self._va = self._va + alpha * (target - self._va)
+            self._confidence += alpha * (conf - self._confidence)
+        if self._last_t_s is None or self.smoothing_s <= 0:
+            self._confidence = conf
+        self._last_t_s = t_s
+        valence, arousal = clamp_va(float(self._va[0]), float(self._va[1]))
+        return MusicState(
+            t_s=float(t_s), valence=valence, arousal=arousal,
+            va_confidence=float(np.clip(np.nan_to_num(self._confidence), 0, 1)),
+            loudness_dbfs=d.loudness_dbfs, loudness_lufs=d.loudness_lufs, onset_strength=d.onset_strength,
+            onset_rate_hz=d.onset_rate_hz, tempo_bpm=d.tempo_bpm, beat_phase=d.beat_phase,
+            beat_confidence=d.beat_confidence, key=d.key, mode=d.mode, key_confidence=d.key_confidence,
+            centroid_hz=d.centroid_hz, brightness=d.brightness, band_low=d.band_low, band_mid=d.band_mid,
+            band_high=d.band_high, harmonic_ratio=d.harmonic_ratio, silent=d.silent, novelty=d.novelty,
+            section_change=d.section_change, head=self.head.name)
+
+
+def build_listener(listen_cfg, sample_rate_hz: int, head: str | None = None) -> Listener:
+    """A Listener for `listen_cfg` (a ListenConfig); `head` overrides listen_cfg.va_head.
+
+    Raises UserError (one sentence) when the head cannot be loaded, e.g. a missing learned head file.
+    """
+    if sample_rate_hz < 4000:
+        raise UserError(f"audio sample rate {sample_rate_hz} Hz is too low to listen to music; use at "
+                        f"least 8000 Hz (audio.sample_rate_hz).")
+    name = head or listen_cfg.va_head
+    return Listener(sample_rate_hz, build_head(name, listen_cfg.learned_head), window_s=listen_cfg.window_s,
+                    smoothing_s=listen_cfg.smoothing_s, silence_dbfs=listen_cfg.silence_dbfs)
+
+
+# --- offline analysis ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Analysis:
+    """One file (or signal) run through the live code path."""
+
+    path: str
+    duration_s: float
+    valence: float
+    arousal: float
+    tempo_bpm: float
+    key: str
+    mode: str
+    loudness_lufs: float
+    curve: list[tuple[float, float, float]]
+    """(t_s, valence, arousal) about once a second."""
+    descriptors: np.ndarray
+    """Mean descriptor vector over audible hops (FEATURE_NAMES order), for training heads."""
+    bad_samples: int = 0
+    clipped_samples: int = 0
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "duration_s": round(self.duration_s, 2), "valence": round(self.valence, 3),
+                "arousal": round(self.arousal, 3), "tempo_bpm": round(self.tempo_bpm, 1), "key": self.key,
+                "mode": self.mode, "loudness_lufs": round(self.loudness_lufs, 1),
+                "curve": [[round(t, 1), round(v, 3), round(a, 3)] for t, v, a in self.curve],
+                "bad_samples": self.bad_samples, "clipped_samples": self.clipped_samples}
+
+
+def load_audio(path: str | Path, offset_s: float = 0.0, duration_s: float | None = None) -> tuple[np.ndarray, int]:
+    """Mono float32 and its rate; UserError naming the file when it is missing or unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"audio file {p} does not exist; check the path.")
+    import soundfile as sf
+    try:
+        with sf.SoundFile(str(p)) as f:
+            rate = f.samplerate
+            f.seek(min(int(offset_s * rate), max(0, f.frames - 1)))
+            frames = -1 if duration_s is None else int(duration_s * rate)
+            x = f.read(frames, dtype="float32", always_2d=True)
+    except Exception as exc:
+        try:  # formats libsndfile lacks (e.g. some mp3/m4a) through librosa/audioread
+            import librosa
+            x, rate = librosa.load(str(p), sr=None, mono=False, offset=offset_s, duration=duration_s)
+            x = np.atleast_2d(x).T
+        except Exception:
+            raise UserError(f"audio file {p} cannot be read ({exc}); convert it to WAV, FLAC or Ogg.") from None
+    if x.size == 0:
+        raise UserError(f"audio file {p} holds no audio; give a file with sound in it.")
+    return x.mean(axis=1).astype(np.float32), int(rate)
+
+
+def analyze_signal(samples: np.ndarray, sample_rate_hz: int, listen_cfg, head: str | None = None,
+                   path: str = "", listener: Listener | None = None) -> Analysis:
+    """Feed a whole signal hop by hop through a Listener, as the live loop would."""
+    lst = listener or build_listener(listen_cfg, sample_rate_hz, head)
+    hop = max(1, int(round(listen_cfg.hop_s * sample_rate_hz)))
+    states: list[MusicState] = []
+    vectors: list[np.ndarray] = []
+    for i in range(0, samples.size - hop + 1, hop):
+        lst.feed(samples[i:i + hop])
+        t_s = (i + hop) / sample_rate_hz
+        s = lst.state(t_s)
+        states.append(s)
+        if not s.silent:
+            vectors.append(lst.tracker.snapshot().vector())
+    audible = [s for s in states if not s.silent] or states or [MusicState(t_s=0.0)]
+    # Skip the first window while the descriptors fill, unless that is all there is.
+    settled = [s for s in audible if s.t_s >= min(listen_cfg.window_s, 0.5 * samples.size / sample_rate_hz)] or audible
+    valence = float(np.mean([s.valence for s in settled]))
+    arousal = float(np.mean([s.arousal for s in settled]))
+    tempos = [s.tempo_bpm for s in settled if s.tempo_bpm > 0]
+    modes = [s.mode for s in settled]
+    keys = [f"{s.key} {s.mode}" for s in settled]
+    top_key = max(set(keys), key=keys.count)
+    step = max(1, int(round(1.0 / listen_cfg.hop_s)))
+    curve = [(s.t_s, s.valence, s.arousal) for s in states[step - 1::step]]
+    lufs = [s.loudness_lufs for s in audible]
+    desc = np.mean(vectors, axis=0) if vectors else np.zeros(len(FEATURE_NAMES))
+    return Analysis(path=path, duration_s=samples.size / sample_rate_hz, valence=valence, arousal=arousal,
+                    tempo_bpm=float(np.median(tempos)) if tempos else 0.0, key=top_key.split()[0],
+                    mode=max(set(modes), key=modes.count), loudness_lufs=float(np.median(lufs)),
+                    curve=curve, descriptors=desc, bad_samples=lst.bad_samples,
+                    clipped_samples=lst.clipped_samples)
+
+
+def analyze_file(path: str | Path, listen_cfg, head: str | None = None, offset_s: float = 0.0,
+                 duration_s: float | None = None) -> Analysis:
+    samples, rate = load_audio(path, offset_s, duration_s)
+    return analyze_signal(samples, rate, listen_cfg, head, path=str(path))
