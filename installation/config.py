@@ -63,6 +63,14 @@ class CaptionsConfig(Section):
     transition_s: float = Field(3.0, ge=0, le=60)
     blocklist: tuple[str, ...] = ()
     negative_prompt: str = "text, watermark, logo, nsfw, nudity, gore, violence, blurry, lowres"
+    default_blocklist: bool = True
+    phrases_dir: str = ""
+    diversity_window: int = Field(5, ge=0, le=20)
+    beats_per_bar: int = Field(4, ge=1, le=16)
+    critic_threshold: float = Field(0.2, gt=0, le=2.0)
+    critic_gain: float = Field(1.0, ge=0, le=10.0)
+    critic_tau_s: float = Field(8.0, gt=0, le=120)
+    override_hold_s: float = Field(60.0, ge=0, le=3600)
 
 
 # --- rendering (issue: visuals) ---------------------------------------------------------------

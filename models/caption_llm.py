@@ -1,0 +1,190 @@
+"""Optional LLM backend: any OpenAI-compatible chat endpoint (llama.cpp server, Ollama, vLLM, ...).
+
+Requests run on their own daemon thread, one at a time; the director submits and polls and never
+waits. The answer must be a JSON object with the five facets as short strings; anything else
+(garbage, a hang, a slow answer, a blocked word) falls back to the agents' caption. After repeated
+failures the endpoint rests for a growing back-off, so an unreachable server costs nothing.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from models.caption_safety import ContentFilter, clean_text
+
+log = logging.getLogger(__name__)
+
+FACET_KEYS = ("scene", "motion", "style", "colour", "composition")
+MAX_WORDS = 12
+_ALLOWED = re.compile(r"^[\w\s,.'&()/-]+$", re.UNICODE)
+
+SYSTEM_PROMPT = (
+    "You turn a description of live music into an image prompt for a projection in a public museum. "
+    "Answer with one JSON object and nothing else, with exactly these string keys: "
+    "scene (what the picture shows), motion (how it moves), style (painting technique), "
+    "colour (the palette), composition (framing). Each value is 2 to 10 plain words, family-friendly, "
+    "no people's names, no text or letters in the picture. Match the music's mood."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LlmResult:
+    request_id: int
+    facets: Mapping[str, str] | None
+    """None when the answer was unusable; `error` says why."""
+    error: str = ""
+    latency_s: float = 0.0
+
+
+def validate_facets(data: Any, content_filter: ContentFilter | None = None) -> dict[str, str]:
+    """The five facets from a parsed answer, cleaned; ValueError naming the first problem."""
+    if not isinstance(data, dict):
+        raise ValueError("answer is not a JSON object")
+    facets: dict[str, str] = {}
+    for key in FACET_KEYS:
+        value = data.get(key)
+        if not isinstance(value, str):
+            raise ValueError(f"facet '{key}' is missing or not a string")
+        text = clean_text(value, max_chars=120).strip(" .")
+        if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
+            raise ValueError(f"facet '{key}' = {value[:60]!r} is empty, too long or has odd characters")
+        facets[key] = text
+    if content_filter is not None:
+        terms = content_filter.refuse(" ".join(facets.values()), "llm")
+        if terms:
+            raise ValueError(f"blocked words: {', '.join(terms)}")
+    return facets
+
+
+def parse_answer(body: bytes, content_filter: ContentFilter | None = None) -> dict[str, str]:
+    """Facets from an OpenAI-style chat completion response body."""
+    try:
+        reply = json.loads(body.decode("utf-8", errors="replace"))
+        content = reply["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ValueError("response is not an OpenAI chat completion") from None
+    if not isinstance(content, str):
+        raise ValueError("message content is not text")
+    match = re.search(r"\{.*\}", content, re.DOTALL)  # models like to wrap JSON in prose or code fences
+    if match is None:
+        raise ValueError("no JSON object in the answer")
+    try:
+        data = json.loads(match.group(0))
+    except ValueError:
+        raise ValueError("the answer's JSON does not parse") from None
+    return validate_facets(data, content_filter)
+
+
+class LlmFacets:
+    """One worker thread talking to `url` + /chat/completions. `submit`/`poll` never block."""
+
+    def __init__(self, url: str, model: str, timeout_s: float, content_filter: ContentFilter | None = None,
+                 failures_before_rest: int = 2, rest_s: float = 30.0, max_rest_s: float = 300.0) -> None:
+        base = url.rstrip("/")
+        self.endpoint = base if base.endswith("/chat/completions") else base + "/chat/completions"
+        self.model = model
+        self.timeout_s = float(timeout_s)
+        self.filter = content_filter
+        self._cond = threading.Condition()
+        self._request: tuple[int, str, dict[str, str]] | None = None
+        self._results: dict[int, LlmResult] = {}
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._failures = 0
+        self._failures_before_rest = failures_before_rest
+        self._rest_s = rest_s
+        self._max_rest_s = max_rest_s
+        self._resting_until_s = -1.0
+        self.stats: dict[str, int] = {"requests": 0, "ok": 0, "failed": 0, "late": 0}
+
+    def available(self, t_s: float) -> bool:
+        """False while the endpoint rests after repeated failures."""
+        with self._cond:
+            return not self._closed and t_s >= self._resting_until_s
+
+    def submit(self, request_id: int, desc: Any, suggestion: Mapping[str, str]) -> None:
+        """Queue a request (replacing any not yet started). Starts the worker on first use."""
+        user = (f"Music now: {desc.text}.\nA curated suggestion you may improve on: "
+                f"{json.dumps(dict(suggestion))}\nAnswer with the JSON object only.")
+        with self._cond:
+            if self._closed:
+                return
+            self._request = (request_id, user, dict(suggestion))
+            self._results = {k: v for k, v in self._results.items() if k >= request_id - 2}
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="caption-llm", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def poll(self, request_id: int) -> LlmResult | None:
+        with self._cond:
+            return self._results.pop(request_id, None)
+
+    def note_failure(self, t_s: float, why: str) -> None:
+        """Count a failure the caller saw (e.g. an answer later than its deadline); may start a rest."""
+        with self._cond:
+            if why == "late":
+                self.stats["late"] += 1
+            self._failures += 1
+            if self._failures >= self._failures_before_rest:
+                rest = min(self._max_rest_s, self._rest_s * 2 ** (self._failures - self._failures_before_rest))
+                self._resting_until_s = t_s + rest
+                log.warning("LLM endpoint %s failed %d times (last: %s); using the agents for %.0f s",
+                            self.endpoint, self._failures, why, rest)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._request is not None)
+                if self._closed:
+                    return
+                request_id, user, _ = self._request  # type: ignore[misc]
+                self._request = None
+                self.stats["requests"] += 1
+            start = time.monotonic()
+            try:
+                facets = self._ask(user)
+                result = LlmResult(request_id, facets, latency_s=time.monotonic() - start)
+            except Exception as exc:  # any failure at all means "use the agents"; the loop must not care why
+                result = LlmResult(request_id, None, error=str(exc) or type(exc).__name__, latency_s=time.monotonic() - start)
+            with self._cond:
+                self._results[request_id] = result
+                if result.facets is not None:
+                    self.stats["ok"] += 1
+                    self._failures = 0
+                else:
+                    self.stats["failed"] += 1
+            if result.facets is None:
+                log.info("LLM answer unusable (%s); the agents' caption is used", result.error)
+
+    def _ask(self, user: str) -> dict[str, str]:
+        payload = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
+                   "response_format": {"type": "json_object"},
+                   "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]}
+        request = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode("utf-8"),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        deadline = time.monotonic() + self.timeout_s
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            chunks = []
+            while True:  # read in pieces so a server that trickles bytes still meets the deadline
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no complete answer within {self.timeout_s:.1f} s")
+                chunk = response.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if sum(len(c) for c in chunks) > 1 << 20:
+                    raise ValueError("answer larger than 1 MiB")
+        return parse_answer(b"".join(chunks), self.filter)

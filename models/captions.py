@@ -1,0 +1,730 @@
+"""Music-derived captions: a structured music description, five facet agents, a director and a critic.
+
+Flow (captioner thread): MusicState -> `describe()` -> five `FacetAgent`s choose phrases from the
+curated banks in scenes/phrases/ (by VA proximity, descriptor tags, diversity and coherence with
+the chosen scene) -> `Director` composes prompt + negative prompt within CLIP's 77 tokens and
+publishes a new `Caption` only on meaningful musical change. `Director.critique` compares the VA of
+what is projected with the music's and nudges colour (valence) and motion (arousal).
+An optional LLM backend (models/caption_llm.py) may rewrite the facets; it never blocks.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import random
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable, Collection, Mapping
+
+from installation.errors import UserError
+from installation.records import VA, Caption, MusicState, clamp_va
+from models.caption_safety import CLIP_MAX_TOKENS, ContentFilter, TokenCounter, clean_text
+
+log = logging.getLogger(__name__)
+
+FACETS = ("scene", "motion", "style", "colour", "composition")
+PHRASES_DIR = Path(__file__).resolve().parent.parent / "scenes" / "phrases"
+LAYOUTS = ("horizon", "centre", "diagonal", "radial", "scattered", "grid")
+SHAPES = ("waves", "mountains", "orbs", "stars", "forest", "city", "clouds", "particles", "ribbons", "crystals")
+
+TAG_WORDS: Mapping[str, str] = MappingProxyType({
+    "major": "major key", "minor": "minor key",
+    "slow": "slow", "moderate": "moderate tempo", "fast": "fast",
+    "hushed": "hushed", "soft": "soft", "full": "full", "loud": "loud",
+    "dark": "dark timbre", "warm": "warm timbre", "bright": "bright timbre",
+    "tonal": "tonal", "percussive": "percussive", "sustained": "sustained",
+    "sparse": "sparse", "flowing": "flowing", "busy": "busy", "pulsing": "steady beat",
+    "calm": "calm", "energetic": "energetic",
+    "joyful": "joyful", "serene": "serene", "melancholy": "melancholy", "tense": "tense",
+    "change": "new section", "silence": "silence",
+})
+"""Every descriptor tag a phrase may carry, with the words a reason shows for it."""
+TAGS = frozenset(TAG_WORDS)
+
+
+# --- 1. structured music caption ------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MusicDescription:
+    """Words for what the music does now. `tags` are in salience order (what a reason names first)."""
+
+    tempo: str
+    mode: str
+    energy: str
+    dynamics: str
+    timbre: str
+    texture: str
+    rhythm: str
+    emotion: str
+    section_change: bool
+    silent: bool
+    valence: float
+    arousal: float
+    tempo_bpm: float
+    tags: tuple[str, ...]
+
+    @property
+    def va(self) -> VA:
+        return (self.valence, self.arousal)
+
+    @property
+    def text(self) -> str:
+        """One readable line, e.g. "slow minor-key music, soft and dark, sparse, melancholy (V -0.40, A -0.60)"."""
+        if self.silent:
+            return f"silence (V {self.valence:+.2f}, A {self.arousal:+.2f})"
+        tempo = f"{self.tempo} ({self.tempo_bpm:.0f} BPM)" if self.tempo_bpm > 0 else self.tempo
+        parts = [f"{tempo} {self.mode}-key music", f"{self.dynamics} and {self.timbre}", f"{self.texture}, {self.rhythm}",
+                 f"{self.energy}, {self.emotion}"]
+        if self.section_change:
+            parts.append("a new section begins")
+        return ", ".join(parts) + f" (V {self.valence:+.2f}, A {self.arousal:+.2f})"
+
+
+def describe(state: MusicState) -> MusicDescription:
+    """The structured caption of one MusicState: words and tags, no model involved (< 0.1 ms)."""
+    v, a = clamp_va(state.valence, state.arousal)
+    bpm = state.tempo_bpm if math.isfinite(state.tempo_bpm) else 0.0
+    if bpm <= 0:
+        tempo = "slow" if a < -0.3 else "fast" if a > 0.4 else "moderate"
+    else:
+        tempo = "slow" if bpm < 84 else "fast" if bpm > 124 else "moderate"
+    mode = "minor" if state.mode == "minor" else "major"
+    db = state.loudness_dbfs if math.isfinite(state.loudness_dbfs) else -120.0
+    dynamics = "hushed" if db < -40 else "soft" if db < -24 else "full" if db < -14 else "loud"
+    brightness = state.brightness if math.isfinite(state.brightness) else 0.0
+    timbre = "dark" if brightness < 0.35 else "bright" if brightness > 0.6 else "warm"
+    harmonic = state.harmonic_ratio if math.isfinite(state.harmonic_ratio) else 0.5
+    onsets = state.onset_rate_hz if math.isfinite(state.onset_rate_hz) else 0.0
+    texture = "percussive" if harmonic < 0.4 else "sustained" if harmonic > 0.7 and onsets < 1.5 else "tonal"
+    density = "sparse" if onsets < 1.0 else "busy" if onsets > 3.0 else "flowing"
+    pulsing = bpm > 0 and state.beat_confidence >= 0.5
+    rhythm = f"{density}, steady beat" if pulsing else density
+    energy = "calm" if a < -0.3 else "energetic" if a > 0.4 else "moderate energy"
+    if v >= 0.15:
+        emotion = "joyful" if a >= 0 else "serene"
+    elif v <= -0.15:
+        emotion = "tense" if a >= 0 else "melancholy"
+    else:
+        emotion = "neutral"
+    tags = [mode, tempo, dynamics, timbre, density]
+    if emotion != "neutral":
+        tags.append(emotion)
+    if energy != "moderate energy":
+        tags.append(energy)
+    tags.append(texture)
+    if pulsing:
+        tags.append("pulsing")
+    if state.section_change:
+        tags.insert(0, "change")
+    if state.silent:
+        tags.insert(0, "silence")
+    return MusicDescription(tempo=tempo, mode=mode, energy=energy, dynamics=dynamics, timbre=timbre, texture=texture,
+                            rhythm=rhythm, emotion=emotion, section_change=bool(state.section_change),
+                            silent=bool(state.silent), valence=v, arousal=a, tempo_bpm=max(0.0, bpm), tags=tuple(tags))
+
+
+# --- 2. phrase banks ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Phrase:
+    facet: str
+    text: str
+    va: VA
+    tags: frozenset[str]
+    hints: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _hex_ok(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])
+
+
+def _parse_phrase(facet: str, raw: Any, where: str) -> Phrase:
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: each phrase must be a table like {{ text = \"...\", va = [v, a], tags = [...] }}; fix that entry.")
+    text = raw.get("text")
+    if not isinstance(text, str) or not clean_text(text):
+        raise UserError(f"{where}: a phrase has no text ({raw!r}); give every phrase a non-empty text.")
+    label = f"{where}: phrase {text!r}"
+    va = raw.get("va")
+    if (not isinstance(va, list) or len(va) != 2 or not all(isinstance(x, (int, float)) and -1 <= x <= 1 for x in va)):
+        raise UserError(f"{label} has va = {va!r}; use [valence, arousal] with each in -1..1.")
+    tags = raw.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise UserError(f"{label} has tags = {tags!r}; use a list of descriptor words.")
+    unknown = sorted(set(tags) - TAGS)
+    if unknown:
+        raise UserError(f"{label} has unknown tag '{unknown[0]}'; allowed tags: {', '.join(sorted(TAGS))}.")
+    hints: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in ("text", "va", "tags"):
+            continue
+        if key == "palette":
+            if not isinstance(value, list) or not 3 <= len(value) <= 5 or not all(_hex_ok(c) for c in value):
+                raise UserError(f"{label} has palette = {value!r}; use 3-5 colours written \"#rrggbb\".")
+            hints["palette"] = tuple(c.lower() for c in value)
+        elif key in ("motion_speed", "turbulence"):
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise UserError(f"{label} has {key} = {value!r}; use a number in 0..1.")
+            hints[key] = float(value)
+        elif key == "layout":
+            if value not in LAYOUTS:
+                raise UserError(f"{label} has layout = {value!r}; use one of {', '.join(LAYOUTS)}.")
+            hints["layout"] = value
+        elif key == "shapes":
+            if value not in SHAPES:
+                raise UserError(f"{label} has shapes = {value!r}; use one of {', '.join(SHAPES)}.")
+            hints["shapes"] = value
+        else:
+            raise UserError(f"{label} has unknown key '{key}'; allowed: text, va, tags, palette, motion_speed, "
+                            f"turbulence, layout, shapes.")
+    return Phrase(facet=facet, text=clean_text(text), va=(float(va[0]), float(va[1])), tags=frozenset(tags),
+                  hints=MappingProxyType(hints))
+
+
+def load_phrase_banks(directory: str | Path | None = None) -> dict[str, tuple[Phrase, ...]]:
+    """Read and validate scenes/phrases/{scene,motion,style,colour,composition}.toml (or `directory`)."""
+    base = Path(directory) if directory else PHRASES_DIR
+    banks: dict[str, tuple[Phrase, ...]] = {}
+    for facet in FACETS:
+        path = base / f"{facet}.toml"
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"phrase bank {path} is missing; restore it or set captions.phrases_dir to a folder "
+                            f"with {', '.join(f + '.toml' for f in FACETS)}.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path} is not valid TOML ({exc}); fix that line.") from None
+        raw = data.get("phrases")
+        if not isinstance(raw, list) or len(raw) < 8:
+            raise UserError(f"{path}: 'phrases' must list at least 8 phrases so captions can vary; add more.")
+        phrases = tuple(_parse_phrase(facet, item, str(path)) for item in raw)
+        seen: set[str] = set()
+        for p in phrases:
+            if p.text.lower() in seen:
+                raise UserError(f"{path}: phrase {p.text!r} appears twice; remove one.")
+            seen.add(p.text.lower())
+        banks[facet] = phrases
+    return banks
+
+
+# --- scene settings --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SceneCaptionSettings:
+    """The `[captions]` table of a scene preset."""
+
+    weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({f: 1.0 for f in FACETS}))
+    prefer_tags: frozenset[str] = frozenset()
+    avoid_tags: frozenset[str] = frozenset()
+
+
+SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags")
+
+
+def scene_settings(scene: Any) -> SceneCaptionSettings:
+    """Validate `scene.table("captions")`; a bad value is a UserError naming the preset and key."""
+    table = dict(scene.table("captions")) if scene is not None else {}
+    where = f"scene {getattr(scene, 'name', '?')} ({getattr(scene, 'path', None) or 'preset'}) [captions]"
+    unknown = sorted(set(table) - set(SCENE_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(SCENE_KEYS)}.")
+    weights = {f: 1.0 for f in FACETS}
+    raw_weights = table.get("weights", {})
+    if not isinstance(raw_weights, Mapping):
+        raise UserError(f"{where}: weights must be a table like {{ scene = 1.2, style = 0.8 }}.")
+    for facet, value in raw_weights.items():
+        if facet not in FACETS:
+            raise UserError(f"{where}: weights.{facet} is not a facet; facets are {', '.join(FACETS)}.")
+        if not isinstance(value, (int, float)) or not 0 <= value <= 2:
+            raise UserError(f"{where}: weights.{facet} = {value!r}; use a number in 0..2 (0 leaves the facet out).")
+        weights[facet] = float(value)
+    sets = {}
+    for key in ("prefer_tags", "avoid_tags"):
+        raw = table.get(key, [])
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(t, str) for t in raw):
+            raise UserError(f"{where}: {key} must be a list of descriptor tags.")
+        bad = sorted(set(raw) - TAGS)
+        if bad:
+            raise UserError(f"{where}: {key} has unknown tag '{bad[0]}'; allowed tags: {', '.join(sorted(TAGS))}.")
+        sets[key] = frozenset(raw)
+    return SceneCaptionSettings(weights=MappingProxyType(weights), **sets)
+
+
+# --- 3. facet agents -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FacetChoice:
+    facet: str
+    phrase: Phrase
+    reason: str
+
+
+def _distance(a: VA, b: VA) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+class FacetAgent:
+    """Chooses one facet's phrase: near the target VA, suiting the music's tags, not recently used,
+    coherent with the scene phrase already chosen. Deterministic for a given seed and history."""
+
+    TAG_BONUS = 0.12
+    PREFER_BONUS = 0.2
+    COHERENCE = 0.3
+    JITTER = 0.04
+
+    def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random) -> None:
+        self.facet = facet
+        self.phrases = phrases
+        self._rng = rng
+
+    def choose(self, desc: MusicDescription, target_va: VA, *, recent: Collection[str] = (),
+               context: Phrase | None = None, prefer: frozenset[str] = frozenset(),
+               avoid: frozenset[str] = frozenset(), is_blocked: Callable[[str], bool] = lambda text: False,
+               note: str = "") -> FacetChoice:
+        music_tags = set(desc.tags)
+        allowed = [p for p in self.phrases if not (p.tags & avoid) and not is_blocked(p.text)]
+        if not allowed:  # an operator blocklist or scene that rules out the whole bank: fall back to all that are safe
+            allowed = [p for p in self.phrases if not is_blocked(p.text)] or list(self.phrases)
+        fresh = [p for p in allowed if p.text not in recent]
+        candidates = fresh or allowed
+        best, best_score = candidates[0], -math.inf
+        for p in candidates:
+            score = -_distance(p.va, target_va)
+            score += self.TAG_BONUS * len(p.tags & music_tags)
+            score += self.PREFER_BONUS * len(p.tags & prefer)
+            if context is not None:
+                score -= self.COHERENCE * _distance(p.va, context.va)
+                score += 0.04 * len(p.tags & context.tags)
+            score += self.JITTER * self._rng.random()
+            if score > best_score:
+                best, best_score = p, score
+        return FacetChoice(self.facet, best, self._reason(desc, best, note))
+
+    @staticmethod
+    def _reason(desc: MusicDescription, phrase: Phrase, note: str) -> str:
+        matched = [t for t in desc.tags if t in phrase.tags]
+        words = [TAG_WORDS[t] for t in matched[:3]]
+        if len(words) < 2:  # name the music's own salient features when the phrase shares few tags
+            words += [TAG_WORDS[t] for t in desc.tags if TAG_WORDS[t] not in words][: 3 - len(words)]
+        if note:
+            words.append(note)
+        return f"{', '.join(words)} -> {phrase.text}"
+
+
+# --- drift record ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DriftRecord:
+    """What the critic saw last: music VA, projected image VA, their difference and the nudge applied."""
+
+    t_s: float
+    music_va: VA
+    image_va: VA
+    drift_va: VA
+    """music minus image, this sample."""
+    smoothed_va: VA
+    """The drift averaged over `critic_tau_s`."""
+    nudge_va: VA
+    """Added to the colour agent's valence target and the motion agent's arousal target."""
+    samples: int
+    corrections: int
+    """Captions published because the picture drifted from the music."""
+
+
+# --- 4. director -----------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Pending:
+    reason: str
+    since_s: float
+    ready_s: float | None = None
+    request_id: int | None = None
+    request_deadline_s: float = 0.0
+
+
+class Director:
+    """Owned by the captioner thread; `critique`, `set_scene` and `override_prompt` may be called
+    from other threads (a lock guards the state), and all of them return in well under a millisecond
+    except the first `update` (token counter set-up, ~0.1 s)."""
+
+    def __init__(self, captions_cfg: Any, scene: Any, seed: int = 0, banks: dict[str, tuple[Phrase, ...]] | None = None,
+                 llm: Any = None) -> None:
+        self.cfg = captions_cfg
+        self._lock = threading.RLock()
+        self._rng = random.Random(seed)
+        self._banks = banks if banks is not None else load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
+        self._agents = {f: FacetAgent(f, self._banks[f], self._rng) for f in FACETS}
+        window = int(getattr(captions_cfg, "diversity_window", 5))
+        self._recent: dict[str, collections.deque[str]] = {f: collections.deque(maxlen=max(0, window)) for f in FACETS}
+        self.filter = ContentFilter(captions_cfg.blocklist, captions_cfg.negative_prompt,
+                                    builtin=bool(getattr(captions_cfg, "default_blocklist", True)))
+        self._tokens: TokenCounter | None = None
+        self._scene = scene
+        self._settings = scene_settings(scene)
+        self._current: Caption | None = None
+        self._last_agents: Caption | None = None
+        self._last_state: MusicState | None = None
+        self._last_change_s = -math.inf
+        self._caption_va: VA = (0.0, 0.0)
+        self._pending: _Pending | None = None
+        self._override_until_s = -math.inf
+        self._scene_changed = False
+        # beat tracking for bar quantisation
+        self._prev_phase: float | None = None
+        self._beat_count = 0
+        self._at_bar = False
+        # critic
+        self._drift: DriftRecord | None = None
+        self._drift_history: collections.deque[DriftRecord] = collections.deque(maxlen=600)
+        self._smoothed: VA = (0.0, 0.0)
+        self._nudge: VA = (0.0, 0.0)
+        self._nudge_at_caption: VA = (0.0, 0.0)
+        self._critic_t: float | None = None
+        self._critic_samples = 0
+        self._corrections = 0
+        self._drifting = False
+        # LLM
+        self._llm = llm
+        if self._llm is None and captions_cfg.backend == "llm" and captions_cfg.llm_url:
+            from models.caption_llm import LlmFacets
+            self._llm = LlmFacets(captions_cfg.llm_url, captions_cfg.llm_model, captions_cfg.llm_timeout_s, self.filter)
+        self._next_request_id = 0
+        self.stats: dict[str, int] = collections.Counter()
+
+    # -- public API ------------------------------------------------------------------------------
+    @property
+    def current(self) -> Caption | None:
+        with self._lock:
+            return self._current
+
+    @property
+    def drift(self) -> DriftRecord | None:
+        with self._lock:
+            return self._drift
+
+    @property
+    def drift_history(self) -> tuple[DriftRecord, ...]:
+        with self._lock:
+            return tuple(self._drift_history)
+
+    @property
+    def scene(self) -> Any:
+        return self._scene
+
+    def update(self, state: MusicState, t_s: float) -> Caption | None:
+        """Called every listener hop. Returns a new Caption on meaningful musical change, else None."""
+        with self._lock:
+            self._last_state = state
+            self._track_beat(state)
+            if self._current is None:
+                return self._publish(state, t_s, "start", None)
+            reason = self._trigger(state, t_s)
+            if reason and self._pending is None:
+                self._pending = _Pending(reason, t_s)
+            elif reason == "section" and self._pending is not None:
+                self._pending.reason = "section"
+            pending = self._pending
+            if pending is None:
+                return None
+            if t_s < self._override_until_s and pending.reason not in ("scene",):
+                return None
+            if pending.reason != "scene" and t_s - self._last_change_s < self.cfg.min_hold_s:
+                return None
+            llm_facets = None
+            if self._llm is not None:
+                llm_facets, waiting = self._poll_llm(pending, state, t_s)
+                if waiting:
+                    return None
+            if pending.ready_s is None:
+                pending.ready_s = t_s
+            if pending.reason != "scene" and self._beat_known(state) and not self._at_bar:
+                bar_s = 60.0 / state.tempo_bpm * self._beats_per_bar
+                if t_s - pending.ready_s < bar_s * 1.25:
+                    return None  # wait for the bar line; the bound keeps a lost beat from stalling
+            return self._publish(state, t_s, pending.reason, llm_facets)
+
+    def critique(self, projected_va: tuple[float, float], t_s: float) -> None:
+        """Image VA of what is projected now. Accumulates a nudge while the picture drifts from the music."""
+        with self._lock:
+            image = clamp_va(*projected_va)
+            state = self._last_state
+            music = clamp_va(*state.va) if state is not None else self._caption_va
+            drift = (music[0] - image[0], music[1] - image[1])
+            tau = float(getattr(self.cfg, "critic_tau_s", 8.0))
+            dt = 0.0 if self._critic_t is None else min(2.0, max(0.0, t_s - self._critic_t))
+            self._critic_t = t_s
+            alpha = 1.0 if self._critic_samples == 0 else 1.0 - math.exp(-dt / tau)
+            self._smoothed = tuple(s + alpha * (d - s) for s, d in zip(self._smoothed, drift))  # type: ignore[assignment]
+            threshold = float(getattr(self.cfg, "critic_threshold", 0.2))
+            gain = float(getattr(self.cfg, "critic_gain", 1.0))
+            nudge = []
+            for s, n in zip(self._smoothed, self._nudge):
+                if abs(s) > threshold:  # integrate outside the dead band, so a stubborn picture gets a growing push
+                    n += gain * (s - math.copysign(threshold, s)) * dt / tau * 4.0
+                else:
+                    n *= math.exp(-dt / (4.0 * tau))
+                nudge.append(max(-0.6, min(0.6, n)))
+            self._nudge = (nudge[0], nudge[1])
+            self._critic_samples += 1
+            drifting = max(abs(self._smoothed[0]), abs(self._smoothed[1])) > threshold
+            if drifting != self._drifting:
+                self._drifting = drifting
+                log.info("critic: picture %s the music (music VA %+.2f %+.2f, image VA %+.2f %+.2f, nudge %+.2f %+.2f)",
+                         "drifts from" if drifting else "is back with", *music, *image, *self._nudge)
+            self._drift = DriftRecord(t_s=t_s, music_va=music, image_va=image, drift_va=drift,
+                                      smoothed_va=self._smoothed, nudge_va=self._nudge, samples=self._critic_samples,
+                                      corrections=self._corrections)
+            self._drift_history.append(self._drift)
+
+    def set_scene(self, scene: Any) -> None:
+        """Switch presets; the next `update` publishes a caption for the new scene without waiting."""
+        settings = scene_settings(scene)  # validate before changing anything
+        with self._lock:
+            self._scene = scene
+            self._settings = settings
+            self._scene_changed = True
+            self._override_until_s = -math.inf
+
+    def override_prompt(self, text: str, t_s: float) -> Caption:
+        """Operator /prompt: shown for `override_hold_s` unless the filter blocks it (then the agents' caption)."""
+        with self._lock:
+            prompt = clean_text(text)
+            terms = self.filter.refuse(prompt, "operator") if prompt else ("empty",)
+            base = self._current or self._last_agents
+            if terms:
+                self.stats["operator_blocked"] += 1
+                state = self._last_state or MusicState(t_s=t_s)
+                caption = self._compose(state, t_s, "safety", None)
+                why = "an empty prompt" if terms == ("empty",) else f"blocked words ({', '.join(terms)})"
+                caption = _replace(caption, reasons=MappingProxyType({**caption.reasons, "safety": f"operator prompt refused: {why}"}))
+            else:
+                prompt = self._fit(prompt)
+                facets = dict(base.facets) if base else {}
+                reasons = {f: f"operator prompt; look kept from {facets[f]!r}" for f in facets}
+                va = self._last_state.va if self._last_state else (0.0, 0.0)
+                caption = Caption(t_s=t_s, prompt=prompt, negative_prompt=self._negative(), facets=MappingProxyType(facets),
+                                  reasons=MappingProxyType(reasons), valence=clamp_va(*va)[0], arousal=clamp_va(*va)[1],
+                                  transition_s=float(self.cfg.transition_s), source="operator",
+                                  hints=base.hints if base else MappingProxyType({}))
+                self._override_until_s = t_s + float(getattr(self.cfg, "override_hold_s", 60.0))
+            self._current = caption
+            self._last_change_s = t_s
+            self._pending = None
+            self.stats["captions"] += 1
+            return caption
+
+    def close(self) -> None:
+        """Stop the LLM worker, if any."""
+        if self._llm is not None:
+            self._llm.close()
+
+    # -- internals -------------------------------------------------------------------------------
+    @property
+    def _beats_per_bar(self) -> int:
+        return int(getattr(self.cfg, "beats_per_bar", 4))
+
+    @staticmethod
+    def _beat_known(state: MusicState) -> bool:
+        return (not state.silent and math.isfinite(state.tempo_bpm) and 30 <= state.tempo_bpm <= 300
+                and state.beat_confidence >= 0.3)
+
+    def _track_beat(self, state: MusicState) -> None:
+        phase = state.beat_phase if math.isfinite(state.beat_phase) else 0.0
+        self._at_bar = False
+        if self._prev_phase is not None and self._prev_phase - phase > 0.5:  # the phase wrapped: a beat passed
+            self._beat_count += 1
+            self._at_bar = self._beat_count % self._beats_per_bar == 0
+        self._prev_phase = phase
+
+    def _trigger(self, state: MusicState, t_s: float) -> str | None:
+        if self._scene_changed:
+            self._scene_changed = False
+            return "scene"
+        if state.section_change:
+            return "section"
+        if _distance(clamp_va(*state.va), self._caption_va) > self.cfg.va_threshold:
+            return "va"
+        if t_s - self._last_change_s >= self.cfg.max_hold_s:
+            return "hold"
+        critic_threshold = float(getattr(self.cfg, "critic_threshold", 0.2))
+        if _distance(self._nudge, self._nudge_at_caption) > critic_threshold:
+            return "critic"
+        return None
+
+    def _poll_llm(self, pending: _Pending, state: MusicState, t_s: float) -> tuple[dict[str, str] | None, bool]:
+        """(facets from the LLM or None, whether to keep waiting). Never waits itself."""
+        llm = self._llm
+        if pending.request_id is None:
+            if not llm.available(t_s):
+                self.stats["llm_skipped"] += 1
+                return None, False
+            self._next_request_id += 1
+            pending.request_id = self._next_request_id
+            pending.request_deadline_s = t_s + float(self.cfg.llm_timeout_s)
+            desc = describe(state)
+            suggestion = self._compose(state, t_s, "agents", None, remember=False)
+            llm.submit(pending.request_id, desc, dict(suggestion.facets))
+            return None, True
+        result = llm.poll(pending.request_id)
+        if result is None:
+            if t_s < pending.request_deadline_s:
+                return None, True
+            self.stats["llm_late"] += 1
+            llm.note_failure(t_s, "late")
+            return None, False
+        if result.facets is None:
+            self.stats["llm_failed"] += 1
+            llm.note_failure(t_s, result.error)
+            return None, False
+        return dict(result.facets), False
+
+    def _publish(self, state: MusicState, t_s: float, reason: str, llm_facets: dict[str, str] | None) -> Caption:
+        caption = self._compose(state, t_s, "llm" if llm_facets else "agents", llm_facets)
+        if reason == "critic":
+            self._corrections += 1
+        self._current = caption
+        self._caption_va = clamp_va(*state.va)
+        self._nudge_at_caption = self._nudge
+        self._last_change_s = t_s
+        self._pending = None
+        self._override_until_s = -math.inf
+        self.stats["captions"] += 1
+        self.stats[f"reason_{reason}"] += 1
+        log.debug("caption (%s, %s): %s", reason, caption.source, caption.prompt)
+        return caption
+
+    def _fit(self, text: str, max_tokens: int = CLIP_MAX_TOKENS) -> str:
+        if self._tokens is None:
+            self._tokens = TokenCounter()
+        return self._tokens.trim(text, max_tokens)
+
+    def count_tokens(self, text: str) -> int:
+        if self._tokens is None:
+            self._tokens = TokenCounter()
+        return self._tokens.count(text)
+
+    def _negative(self) -> str:
+        parts = [self.filter.negative_prompt, clean_text(getattr(self._scene, "negative_prompt", "") or "")]
+        parts += list(self.filter.operator_terms)
+        seen: list[str] = []
+        for part in ", ".join(p for p in parts if p).split(","):
+            part = part.strip()
+            if part and part.lower() not in (s.lower() for s in seen):
+                seen.append(part)
+        return self._fit(", ".join(seen))
+
+    def _compose(self, state: MusicState, t_s: float, source: str, llm_facets: dict[str, str] | None,
+                 remember: bool = True) -> Caption:
+        desc = describe(state)
+        va = desc.va
+        bias = tuple(getattr(self._scene, "palette_bias", (0.0, 0.0)) or (0.0, 0.0))
+        nv, na = self._nudge
+        targets = {"scene": va, "style": va, "composition": va,
+                   "colour": clamp_va(va[0] + bias[0] + nv, va[1] + bias[1]),
+                   "motion": clamp_va(va[0], va[1] + na)}
+        notes = {"colour": "critic: brighter" if nv > 0.1 else "critic: darker" if nv < -0.1 else "",
+                 "motion": "critic: livelier" if na > 0.1 else "critic: calmer" if na < -0.1 else ""}
+        s = self._settings
+        choices: dict[str, FacetChoice] = {}
+        for facet in ("scene", "colour", "motion", "style", "composition"):
+            choices[facet] = self._agents[facet].choose(
+                desc, targets[facet], recent=self._recent[facet], context=choices["scene"].phrase if "scene" in choices else None, prefer=s.prefer_tags,
+                avoid=s.avoid_tags, is_blocked=lambda text: not self.filter.is_safe(text), note=notes.get(facet, ""))
+        facets = {f: choices[f].phrase.text for f in FACETS}
+        reasons = {f: choices[f].reason for f in FACETS}
+        if llm_facets:
+            for f in FACETS:
+                if llm_facets.get(f):
+                    reasons[f] = f"{', '.join(TAG_WORDS[t] for t in desc.tags[:3])} -> {llm_facets[f]} (LLM; bank: {facets[f]})"
+                    facets[f] = llm_facets[f]
+        prompt = self._prompt(facets)
+        terms = self.filter.refuse(prompt, source) if source == "llm" or not self.filter.is_safe(prompt) else ()
+        if terms and source == "llm":  # the LLM said something blocked: the agents' own phrases instead
+            self.stats["llm_blocked"] += 1
+            facets = {f: choices[f].phrase.text for f in FACETS}
+            reasons = {f: choices[f].reason for f in FACETS}
+            source = "safety"
+            prompt = self._prompt(facets)
+            terms = self.filter.blocked_terms(prompt)
+        if terms:  # the scene's own style holds a blocked word: remove the words themselves
+            prompt = self._fit(self.filter.strip(prompt)) or "abstract colour field"
+            source = "safety"
+        if remember:
+            for f in FACETS:
+                self._recent[f].append(choices[f].phrase.text)
+        hints = self._hints(choices, va)
+        a = va[1]
+        transition = float(self.cfg.transition_s) * (1.0 - 0.4 * max(0.0, a)) * (0.5 if desc.section_change else 1.0)
+        caption = Caption(t_s=t_s, prompt=prompt, negative_prompt=self._negative(), facets=MappingProxyType(facets),
+                          reasons=MappingProxyType(reasons), valence=va[0], arousal=va[1],
+                          transition_s=round(transition, 3), source=source, hints=MappingProxyType(hints))
+        if source in ("agents", "llm") and remember:
+            self._last_agents = caption
+        return caption
+
+    def _prompt(self, facets: Mapping[str, str]) -> str:
+        """Facets in the order of the scene's weights (CLIP weighs early tokens most); the lowest
+        weighted facets go first when the prompt would pass 77 tokens."""
+        weights = self._settings.weights
+        order = {"scene": 0, "colour": 1, "style": 2, "motion": 3, "composition": 4}
+        ranked = sorted((f for f in FACETS if weights[f] > 0), key=lambda f: (-weights[f], order[f]))
+        scene_style = clean_text(getattr(self._scene, "style", "") or "")
+        parts: list[tuple[str, str]] = []
+        for f in ranked:
+            text = facets[f]
+            if f == "style" and scene_style:
+                text = f"{scene_style}, {text}"
+            parts.append((f, text))
+        while True:
+            prompt = clean_text(", ".join(t for _, t in parts))
+            if len(parts) <= 1 or self.count_tokens(prompt) <= CLIP_MAX_TOKENS:
+                return self._fit(prompt)
+            parts.pop()
+
+    def _hints(self, choices: Mapping[str, FacetChoice], va: VA) -> dict[str, Any]:
+        nv, na = self._nudge
+        hints: dict[str, Any] = {}
+        palette = choices["colour"].phrase.hints.get("palette")
+        if palette:
+            hints["palette"] = tuple(_shade(c, 0.5 * nv) for c in palette)
+        a01 = (va[1] + 1.0) / 2.0
+        speed = choices["motion"].phrase.hints.get("motion_speed", a01)
+        turbulence = choices["motion"].phrase.hints.get("turbulence", 0.3)
+        # the phrase sets the character; the live arousal and the critic keep it honest
+        hints["motion_speed"] = round(min(1.0, max(0.0, 0.7 * speed + 0.3 * a01 + 0.3 * na)), 3)
+        hints["turbulence"] = round(min(1.0, max(0.0, turbulence + 0.2 * na)), 3)
+        layout = choices["composition"].phrase.hints.get("layout")
+        if layout:
+            hints["layout"] = layout
+        shapes = choices["scene"].phrase.hints.get("shapes")
+        if shapes:
+            hints["shapes"] = shapes
+        return hints
+
+
+def _shade(colour: str, amount: float) -> str:
+    """Mix towards white (amount > 0) or black (amount < 0) by |amount|."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    target = 255 if amount > 0 else 0
+    k = min(1.0, abs(amount))
+    mix = [round(c + (target - c) * k) for c in (r, g, b)]
+    return "#" + "".join(f"{c:02x}" for c in mix)
+
+
+def _replace(caption: Caption, **changes: Any) -> Caption:
+    import dataclasses
+    return dataclasses.replace(caption, **changes)
+
+
+# --- readable forms for the show log, the status line and OSC feedback ------------------------
+def caption_summary(caption: Caption, max_chars: int = 80) -> str:
+    """One short line for the status line: the scene facet and source."""
+    scene = caption.facets.get("scene") or caption.prompt
+    text = f"{scene} [{caption.source}]"
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def caption_record(caption: Caption) -> dict[str, Any]:
+    """A JSON-ready dict for show.jsonl and OSC feedback: prompt, facets, reasons, VA, hints."""
+    return {"t_s": round(caption.t_s, 3), "prompt": caption.prompt, "negative_prompt": caption.negative_prompt,
+            "facets": dict(caption.facets), "reasons": dict(caption.reasons),
+            "va": [round(caption.valence, 3), round(caption.arousal, 3)], "transition_s": caption.transition_s,
+            "source": caption.source, "hints": {k: list(v) if isinstance(v, tuple) else v for k, v in caption.hints.items()}}
