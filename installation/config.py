@@ -80,10 +80,12 @@ class RenderConfig(Section):
     height: int = Field(512, ge=64, le=4096)
     model: str = ""
     vae: str = ""
+    lora: str = ""
     steps: int = Field(2, ge=1, le=8)
     guidance: float = Field(1.0, ge=0, le=20)
     device: Literal["auto", "cuda", "cpu"] = "auto"
     compile: bool = False
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
     similarity_skip: float = Field(0.98, ge=0, le=1.0)
     seed: int = 0
 
@@ -113,6 +115,7 @@ class WatchConfig(Section):
     image_va_head: Literal["colour", "clip"] = "colour"
     clip_model: str = "ViT-B-32"
     clip_checkpoint: str = ""
+    clip_head: str = ""
 
 
 class ComposeConfig(Section):
