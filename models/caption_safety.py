@@ -110,6 +110,13 @@ def _clip_vocab_path() -> Path | None:
     return path if path.is_file() else None
 
 
+@functools.lru_cache(maxsize=2)
+def _merge_ranks(path: Path) -> dict[tuple[str, str], int]:
+    """CLIP's BPE merges by rank; read once per process (~0.1 s) and shared, never modified."""
+    merges = gzip.open(path).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    return {tuple(m.split()): i for i, m in enumerate(merges)}  # type: ignore[misc]
+
+
 class TokenCounter:
     """Counts CLIP BPE tokens (same algorithm and merges as CLIP/open_clip) and trims text to fit.
 
@@ -120,10 +127,7 @@ class TokenCounter:
     def __init__(self, vocab_path: Path | None = None) -> None:
         path = vocab_path or _clip_vocab_path()
         self.exact = path is not None
-        self._ranks: dict[tuple[str, str], int] = {}
-        if path is not None:
-            merges = gzip.open(path).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-            self._ranks = {tuple(m.split()): i for i, m in enumerate(merges)}
+        self._ranks = _merge_ranks(path) if path is not None else {}
         self._byte_encoder = _bytes_to_unicode()
         try:
             import regex
@@ -133,6 +137,7 @@ class TokenCounter:
             self._pattern = re.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\s\w]+|_+""",
                                        re.IGNORECASE)
         self._bpe = functools.lru_cache(maxsize=8192)(self._bpe_uncached)
+        self.count = functools.lru_cache(maxsize=4096)(self._count)  # type: ignore[method-assign]
 
     def _bpe_uncached(self, token: str) -> int:
         word = tuple(token[:-1]) + (token[-1] + "</w>",)
@@ -155,6 +160,10 @@ class TokenCounter:
         return len(word)
 
     def count(self, text: str) -> int:
+        """Tokens of `text`, start and end tokens included (CLIP allows 77). Cached per text."""
+        return self._count(text)
+
+    def _count(self, text: str) -> int:
         """Tokens of `text`, start and end tokens included (CLIP allows 77)."""
         text = _SPACES.sub(" ", html.unescape(html.unescape(text))).strip().lower()
         if not self.exact:

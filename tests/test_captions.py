@@ -47,3 +47,185 @@ def test_describe_words_follow_the_state():
     assert "pulsing" in d.tags
     nan = describe(MusicState(t_s=0, valence=math.nan, arousal=math.inf, tempo_bpm=math.nan))
     assert math.isfinite(nan.valence) and math.isfinite(nan.arousal)
+
+
+def config(**kw) -> CaptionsConfig:
+    return CaptionsConfig(**kw)
+
+
+def run(director: Director, states) -> list[tuple[float, Caption]]:
+    out = []
+    for s in states:
+        c = director.update(s, s.t_s)
+        if c is not None:
+            out.append((s.t_s, c))
+    return out
+
+
+def steady(t0: float, t1: float, v: float, a: float, hop_s: float = 0.1, **kw):
+    n = int(round((t1 - t0) / hop_s))
+    return [state(t0 + i * hop_s, v, a, **kw) for i in range(n)]
+
+
+def test_steady_music_changes_only_at_max_hold():
+    director = Director(config(min_hold_s=4, max_hold_s=20), load_scene("nocturne"))
+    published = run(director, steady(0, 65, 0.3, -0.2))
+    times = [t for t, _ in published]
+    assert times[0] == 0.0
+    assert [round(b - a, 1) for a, b in zip(times, times[1:])] == [20.0, 20.0, 20.0]
+
+
+def test_va_jump_waits_for_min_hold_then_follows():
+    director = Director(config(min_hold_s=4, max_hold_s=60), load_scene("nocturne"))
+    states = steady(0, 1, -0.6, -0.6) + steady(1, 10, 0.7, 0.7)
+    published = run(director, states)
+    assert [round(t, 1) for t, _ in published] == [0.0, 4.0]
+    first, second = published[0][1], published[1][1]
+    assert second.valence > 0.5 and first.valence < -0.5
+    assert set(first.facets.values()).isdisjoint(second.facets.values())
+
+
+def test_section_change_is_latched_and_lands_on_a_bar_line():
+    director = Director(config(min_hold_s=4, max_hold_s=60, beats_per_bar=4), load_scene("nocturne"))
+    hop, bpm = 0.05, 120.0  # a beat every 0.5 s, a bar every 2 s
+    states = []
+    for i in range(int(12 / hop)):
+        t = i * hop
+        states.append(state(t, 0.2, 0.1, tempo_bpm=bpm, beat_confidence=0.9, beat_phase=(t * bpm / 60.0) % 1.0,
+                            section_change=abs(t - 1.0) < 1e-9))
+    published = run(director, states)
+    assert len(published) == 2
+    t_change = published[1][0]
+    assert 4.0 <= t_change <= 4.0 + 2.0 + hop  # after min_hold, within one bar of it
+    assert abs(t_change / 2.0 - round(t_change / 2.0)) < 0.06  # on a bar line (beats counted from the start)
+    assert director.last_reason == "section"
+
+
+def test_no_beat_no_bar_wait():
+    director = Director(config(min_hold_s=0.5, max_hold_s=60), load_scene("nocturne"))
+    states = steady(0, 1, 0.0, 0.0) + [state(1.0, 0.0, 0.0, section_change=True)]
+    published = run(director, states)
+    assert [round(t, 1) for t, _ in published] == [0.0, 1.0]
+
+
+def test_simulated_show_changes_at_music_not_every_tick_and_never_repeats_within_five():
+    from models.caption_bench import simulated_run
+    result = simulated_run(config(), load_scene("nocturne"), duration_s=600.0, seed=3)
+    assert result["repeats_within_5"] == 0
+    assert result["section_changes_followed"] == result["section_changes"]
+    assert result["hold_s"]["min"] >= 4.0
+    assert 1.0 <= result["changes_per_minute"] <= 8.0
+    assert result["max_tokens"] <= 77
+
+
+def test_lexicon_valence_rises_with_music_valence():
+    from models.caption_bench import lexicon_sweep
+    result = lexicon_sweep(config(), load_scene("nocturne"), steps=7)
+    assert result["spearman"] >= 0.5
+
+
+def test_critic_brightens_a_picture_that_is_too_dark():
+    director = Director(config(min_hold_s=1, max_hold_s=600, critic_threshold=0.2, critic_tau_s=2.0), load_scene("nocturne"))
+    first = director.update(state(0.0, 0.6, 0.0), 0.0)
+    t, published = 0.0, []
+    while t < 30:
+        t = round(t + 0.1, 1)
+        director.critique((-0.4, 0.0), t)  # the projector shows something gloomy while the music is happy
+        c = director.update(state(t, 0.6, 0.0), t)
+        if c is not None:
+            published.append((director.last_reason, c))
+    drift = director.drift
+    assert drift is not None and drift.smoothed_va[0] > 0.8 and drift.nudge_va[0] > 0.2
+    assert published and published[0][0] == "critic"
+    corrected = published[0][1]
+    assert "critic: brighter" in corrected.reasons["colour"]
+    lum = lambda pal: sum(int(c[1:3], 16) + int(c[3:5], 16) + int(c[5:7], 16) for c in pal) / len(pal)
+    bank = {p.text: p for p in load_phrase_banks()["colour"]}
+    assert lum(corrected.hints["palette"]) > lum(bank[corrected.facets["colour"]].hints["palette"])
+    assert drift.corrections >= 1 and len(director.drift_history) == 300
+
+
+def test_blocklist_keeps_listed_words_out_of_every_prompt():
+    director = Director(config(blocklist=("water", "Sea"), min_hold_s=0), load_scene("nocturne"))
+    for i in range(60):
+        c = director.update(state(i * 1.0, -0.5 + (i % 5) * 0.25, -0.8 + (i % 7) * 0.25, section_change=True), i * 1.0)
+        if c is not None:
+            words = c.prompt.lower().replace(",", " ").split()
+            assert "water" not in words and "sea" not in words
+    assert "water" in director.current.negative_prompt
+
+
+def test_operator_prompt_is_filtered_and_holds():
+    director = Director(config(blocklist=("clown",), min_hold_s=0, override_hold_s=30), load_scene("nocturne"))
+    director.update(state(0.0, 0.5, 0.5), 0.0)
+    refused = director.override_prompt("a scary Clowns parade", 1.0)
+    assert refused.source == "safety" and "clown" not in refused.prompt.lower()
+    assert "refused" in refused.reasons["safety"]
+    builtin = director.override_prompt("nude figure", 1.5)
+    assert builtin.source == "safety" and "nude" not in builtin.prompt
+    accepted = director.override_prompt("a lighthouse made of glass\x00 " + "very " * 100, 2.0)
+    assert accepted.source == "operator" and "\x00" not in accepted.prompt
+    assert TokenCounter().count(accepted.prompt) <= 77
+    assert accepted.hints == refused.hints or accepted.hints
+    assert director.update(state(3.0, -0.8, -0.8, section_change=True), 3.0) is None  # the override holds
+    later = director.update(state(33.0, -0.8, -0.8), 33.0)
+    assert later is not None and later.source == "agents"
+
+
+def test_scene_style_with_blocked_word_is_stripped_not_rendered():
+    from scenes.scene import parse_scene
+    scene = parse_scene({"name": "edgy", "style": "blood splatter, ink"})
+    c = Director(config(), scene).update(state(0.0, 0.0, 0.0), 0.0)
+    assert "blood" not in c.prompt and "ink" in c.prompt and c.source == "safety"
+
+
+def test_set_scene_publishes_new_style_at_once():
+    director = Director(config(min_hold_s=10), load_scene("nocturne"))
+    director.update(state(0.0, 0.2, 0.2), 0.0)
+    director.set_scene(load_scene("pulse"))
+    c = director.update(state(0.1, 0.2, 0.2), 0.1)
+    assert c is not None and "neon light" in c.prompt
+
+
+def test_bad_scene_table_and_bad_bank_are_user_errors(tmp_path):
+    from installation.errors import UserError
+    from scenes.scene import parse_scene
+    with pytest.raises(UserError, match="weights.mood"):
+        Director(config(), parse_scene({"name": "x", "captions": {"weights": {"mood": 1}}}))
+    with pytest.raises(UserError, match="unknown tag 'groovy'"):
+        Director(config(), parse_scene({"name": "x", "captions": {"prefer_tags": ["groovy"]}}))
+    import shutil
+    from models.captions import PHRASES_DIR
+    for facet in FACETS:
+        shutil.copy(PHRASES_DIR / f"{facet}.toml", tmp_path / f"{facet}.toml")
+    text = (tmp_path / "colour.toml").read_text().replace('"#ffd23f"', '"#ffd23"', 1)
+    (tmp_path / "colour.toml").write_text(text)
+    with pytest.raises(UserError, match="palette"):
+        load_phrase_banks(tmp_path)
+    (tmp_path / "motion.toml").unlink()
+    with pytest.raises(UserError, match="missing"):
+        load_phrase_banks(tmp_path)
+
+
+def test_token_counter_matches_open_clip():
+    from open_clip.tokenizer import SimpleTokenizer
+    reference = SimpleTokenizer()
+    counter = TokenCounter()
+    assert counter.exact
+    texts = [p.text for bank in load_phrase_banks().values() for p in bank]
+    texts += ["oil painting, soft light, rich texture", "café-crème 1234 O'Neill's &amp; neon!!", ""]
+    for text in texts:
+        assert counter.count(text) == len(reference.encode(text)) + 2, text
+    long = "glass lighthouse " * 60
+    assert len(reference.encode(counter.trim(long))) + 2 <= 77
+
+
+def test_bench_command_writes_the_figures(tmp_path):
+    import json
+    from installation.cli import main
+    out = tmp_path / "captions.json"
+    code = main(["bench", "captions", "--json", str(out), "--duration", "120", "--steps", "5", "--captions", "50"])
+    figures = json.loads(out.read_text())
+    assert code == 0
+    assert figures["latency_ms_p95"] > 0 and -1 <= figures["lexicon_spearman"] <= 1
+    assert figures["show"]["captions"] >= 2 and len(figures["sweep"]) == 25

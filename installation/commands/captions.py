@@ -1,8 +1,115 @@
-"""Sub-commands of this room (see installation/commands/__init__.py)."""
+"""Caption sub-commands: `bench captions` (figures) and `caption` (what the agents say for a VA point)."""
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from installation.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    pass
+    from installation.cli import config_options
+    common = config_options()
+
+    bench = groups["bench"].add_parser(
+        "captions", parents=[common],
+        help="caption latency, lexicon agreement over a VA sweep, and a simulated 10-minute show")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    bench.add_argument("--scene", default=None, help="scene preset (default: installation.scene)")
+    bench.add_argument("--duration", type=float, default=600.0, metavar="S", help="simulated show length (default 600 s)")
+    bench.add_argument("--steps", type=int, default=9, help="VA sweep grid size per axis (default 9: 81 points)")
+    bench.add_argument("--captions", type=int, default=1000, help="captions timed for the latency figure (default 1000)")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.set_defaults(handler=_bench)
+
+    show = sub.add_parser("caption", parents=[common],
+                          help="print the caption, reasons and renderer hints the agents give a music state")
+    show.add_argument("--valence", type=float, required=True, help="music valence in -1..1")
+    show.add_argument("--arousal", type=float, required=True, help="music arousal in -1..1")
+    show.add_argument("--scene", default=None, help="scene preset (default: installation.scene)")
+    show.add_argument("--mode", choices=("major", "minor"), default=None, help="key mode (default: from valence)")
+    show.add_argument("--tempo", type=float, default=None, metavar="BPM", help="tempo (default: from arousal)")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(handler=_caption)
+
+
+def _scene(cfg, name: str | None):
+    from scenes.scene import SceneError, load_scene
+    try:
+        return load_scene(name or cfg.installation.scene)
+    except SceneError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _caption(args: argparse.Namespace) -> int:
+    from installation.cli import load
+    from models.caption_bench import sweep_state
+    from models.captions import Director, caption_record, describe
+    for name in ("valence", "arousal"):
+        if not -1.0 <= getattr(args, name) <= 1.0:
+            raise UserError(f"--{name} {getattr(args, name)} is outside -1..1; give a value between -1 and 1.")
+    cfg = load(args)
+    state = sweep_state(args.valence, args.arousal)
+    changes = {}
+    if args.mode:
+        changes["mode"] = args.mode
+    if args.tempo:
+        changes["tempo_bpm"] = args.tempo
+    if changes:
+        import dataclasses
+        state = dataclasses.replace(state, **changes)
+    caption = Director(cfg.captions, _scene(cfg, args.scene)).update(state, 0.0)
+    if args.json:
+        print(json.dumps({"music": describe(state).text, **caption_record(caption)}, indent=1))
+        return 0
+    print(f"music:    {describe(state).text}")
+    print(f"prompt:   {caption.prompt}")
+    print(f"negative: {caption.negative_prompt}")
+    for facet, reason in caption.reasons.items():
+        print(f"  {facet:12s} {reason}")
+    print(f"hints:    {dict(caption.hints)}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from installation.cli import load
+    from models.caption_bench import latency_bench, lexicon_sweep, simulated_run
+    if args.steps < 3:
+        raise UserError(f"--steps {args.steps} is too small for a correlation; use 3 or more.")
+    if args.duration < 60:
+        raise UserError(f"--duration {args.duration} is too short for a show; use 60 s or more.")
+    cfg = load(args)
+    scene = _scene(cfg, args.scene)
+    start = time.perf_counter()
+    latency = latency_bench(cfg.captions, scene, captions=max(10, args.captions), seed=args.seed)
+    sweep = lexicon_sweep(cfg.captions, scene, steps=args.steps, seed=args.seed)
+    show = simulated_run(cfg.captions, scene, duration_s=args.duration, seed=args.seed)
+    figures = {
+        "latency_ms_p95": latency["p95"], "latency_ms": latency, "lexicon_spearman": round(sweep["spearman"], 4),
+        "lexicon_spearman_vs_arousal": round(sweep["spearman_vs_arousal"], 4), "sweep_points": sweep["points"],
+        "show": show, "sweep": sweep["rows"], "scene": scene.name, "seed": args.seed,
+        "bench_s": round(time.perf_counter() - start, 2),
+    }
+    print(f"scene {scene.name}, seed {args.seed}")
+    print(f"caption latency over {latency['n']} captions: p50 {latency['p50']:.3f} ms, p95 {latency['p95']:.3f} ms, "
+          f"max {latency['max']:.3f} ms")
+    print(f"lexicon (vaderSentiment) Spearman vs music valence over {sweep['points']} VA points: "
+          f"{sweep['spearman']:.3f} (vs arousal {sweep['spearman_vs_arousal']:.3f})")
+    hold = show["hold_s"]
+    print(f"simulated {show['duration_s'] / 60:.0f}-minute show: {show['captions']} captions, "
+          f"{show['changes_per_minute']:.2f} changes/min, hold min {hold['min']:.1f} s, median {hold['median']:.1f} s, "
+          f"max {hold['max']:.1f} s; reasons {show['reasons']}")
+    print(f"  section changes followed by a new caption: {show['section_changes_followed']}/{show['section_changes']}; "
+          f"facet repeats within 5 captions: {show['repeats_within_5']}; longest prompt {show['max_tokens']} CLIP tokens; "
+          f"update() p95 {show['update_ms']['p95']:.3f} ms")
+    if args.json:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.json} ({exc}); choose a writable path for --json.") from None
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
