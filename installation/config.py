@@ -122,6 +122,8 @@ class ComposeConfig(Section):
     enabled: bool = True
     bars_ahead: int = Field(1, ge=1, le=8)
     seed: int = 0
+    key_map: Literal["fifths", "chromatic"] = "fifths"
+    variation: float = Field(0.3, ge=0.0, le=0.9)
 
 
 class MidiConfig(Section):

@@ -1,0 +1,481 @@
+"""Image state -> musical plan -> note events. Pure: no ports, no threads, no clock reads.
+
+How a picture becomes music (every plan carries these reasons in words):
+  - tempo from arousal, motion and edge density, inside the scene's tempo range;
+  - mode from valence, brightest to darkest: lydian, major, mixolydian, dorian, minor, phrygian;
+  - key from the dominant hue on a colour wheel laid over the circle of fifths (red = C,
+    orange = G/D, yellow = A, green = E/B, blue = F#/Db, violet = Ab/Eb/Bb, magenta = F);
+  - melody register from brightness; density, variation and velocity from edges, motion, arousal;
+  - melody: a real four-bar phrase from the folk corpus (Essen, O'Neill's) chosen by mode class and
+    metre, sung in the chosen mode and key and varied with Markov steps learned from the corpus;
+  - harmony: one or two chords a bar, chosen by the chorales' bass-line statistics and by how well
+    they fit the melody, with a half cadence closing even phrases and an authentic cadence odd ones.
+Key, mode, tempo, metre and phrase change only at phrase boundaries (every four bars), so the
+music answers the camera without twitching.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from installation.errors import UserError
+from installation.records import ImageState, NoteEvent, clamp_va
+from models.corpus import METRES, PHRASE_BARS, CorpusTable, load_table
+
+MODES: dict[str, tuple[int, ...]] = {
+    "phrygian": (0, 1, 3, 5, 7, 8, 10),
+    "minor": (0, 2, 3, 5, 7, 8, 10),
+    "dorian": (0, 2, 3, 5, 7, 9, 10),
+    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
+    "major": (0, 2, 4, 5, 7, 9, 11),
+    "lydian": (0, 2, 4, 6, 7, 9, 11),
+}
+MODE_ORDER = tuple(MODES)  # darkest -> brightest, indexed by valence
+MODE_CLASS = {"phrygian": "minor", "minor": "minor", "dorian": "minor",
+              "mixolydian": "major", "major": "major", "lydian": "major"}
+ABC_MODE = {"phrygian": "phr", "minor": "m", "dorian": "dor", "mixolydian": "mix", "major": "", "lydian": "lyd"}
+KEY_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # by pitch class
+LETTERS = "CDEFGAB"
+NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
+HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
+             (290, "violet"), (335, "magenta"), (360, "red"))
+CHORD_QUALITY = {(4, 7): "maj", (3, 7): "min", (3, 6): "dim", (4, 8): "aug"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The next bar(s) of music with everything needed to explain and play it."""
+
+    events: tuple[NoteEvent, ...]
+    start_s: float
+    end_s: float
+    tempo_bpm: float
+    key: str
+    mode: str
+    abc: str
+    reasons: tuple[str, ...]
+    metre: str = "4/4"
+    bars: int = 1
+    phrase_start: bool = False
+    chords: tuple[tuple[float, str, str, tuple[int, ...]], ...] = ()
+    """(t_s, symbol like "Am", quality maj|min|dim|aug, MIDI notes) at each chord onset."""
+    program_changes: tuple[tuple[int, int], ...] = ()
+    """(channel, program) to send before this plan's first note: the first plan and scene changes."""
+    valence: float = 0.0
+    arousal: float = 0.0
+
+
+@dataclass
+class _Settings:
+    metre: str = "auto"
+    key_map: tuple[int, ...] = tuple((7 * i) % 12 for i in range(12))
+    key_map_name: str = "fifths"
+    voices: tuple[str, ...] = ("melody", "chords", "bass")
+    register_offset: int = 0
+    variation: float = 0.3
+
+
+def _settings(scene, compose_cfg) -> _Settings:
+    table: Mapping[str, Any] = scene.table("compose") if scene is not None else {}
+    where = f"scene {getattr(scene, 'name', '?')} [compose]"
+    s = _Settings()
+    s.variation = float(getattr(compose_cfg, "variation", 0.3))
+    key_map = table.get("key_map", getattr(compose_cfg, "key_map", "fifths"))
+    if key_map == "fifths":
+        s.key_map, s.key_map_name = tuple((7 * i) % 12 for i in range(12)), "fifths"
+    elif key_map == "chromatic":
+        s.key_map, s.key_map_name = tuple(range(12)), "chromatic"
+    elif isinstance(key_map, (list, tuple)) and len(key_map) == 12 and all(k in KEY_NAMES for k in key_map):
+        s.key_map, s.key_map_name = tuple(KEY_NAMES.index(k) for k in key_map), "scene"
+    else:
+        raise UserError(f"{where}: key_map = {key_map!r}; use \"fifths\", \"chromatic\" or a list of 12 key names "
+                        f"from {', '.join(KEY_NAMES)} (red first, around the hue wheel).")
+    metre = table.get("metre", "auto")
+    if metre != "auto" and metre not in METRES:
+        raise UserError(f"{where}: metre = {metre!r}; use \"auto\" or one of {', '.join(METRES)}.")
+    s.metre = metre
+    voices = tuple(table.get("voices", s.voices))
+    if not voices or any(v not in ("melody", "chords", "bass") for v in voices):
+        raise UserError(f"{where}: voices = {list(voices)!r}; use a non-empty list of melody, chords, bass.")
+    s.voices = voices
+    offset = table.get("register_offset", 0)
+    if not isinstance(offset, int) or not -24 <= offset <= 24:
+        raise UserError(f"{where}: register_offset = {offset!r}; use whole semitones from -24 to 24.")
+    s.register_offset = offset
+    return s
+
+
+def hue_name(hue_deg: float) -> str:
+    return next(name for limit, name in HUE_NAMES if hue_deg % 360 < limit)
+
+
+@dataclass
+class _Phrase:
+    """Decisions held for one phrase."""
+
+    index: int
+    tempo_bpm: float
+    tonic_pc: int
+    mode: str
+    metre: str
+    melody: list[tuple[int, int, int | None]]  # (onset16, dur16, degree) over the whole phrase
+    chords: list[tuple[int, int, int]]  # (onset16, dur16, degree)
+    source: str
+    varied: int
+    reasons: list[str] = field(default_factory=list)
+
+
+class Composer:
+    """Plans music bar by bar from ImageState. Deterministic for a given seed and input sequence."""
+
+    def __init__(self, compose_cfg, scene, seed: int = 0, table: CorpusTable | None = None) -> None:
+        self.cfg = compose_cfg
+        self.bars_ahead = int(getattr(compose_cfg, "bars_ahead", 1))
+        self.table = table if table is not None else load_table()
+        self.rng = random.Random(seed)
+        self._scene = scene
+        self._settings = _settings(scene, compose_cfg)
+        self._pending_scene = None
+        self._phrase: _Phrase | None = None
+        self._bar_in_phrase = 0
+        self._phrase_count = 0
+        self._tonic_pc = 0
+        self._send_programs = True
+
+    # --- public --------------------------------------------------------------------------------
+    def set_scene(self, scene) -> None:
+        """Takes effect at the next phrase boundary (validated now, so a bad table fails here)."""
+        _settings(scene, self.cfg)
+        self._pending_scene = scene
+
+    def programs(self) -> tuple[tuple[int, int], ...]:
+        """(channel, program) for each voice of the current scene."""
+        scene = self._scene
+        return tuple((int(scene.channels[v]), int(scene.programs[v])) for v in self._settings.voices)
+
+    def plan(self, image: ImageState, start_s: float) -> Plan:
+        """The next bar(s) from `start_s`, never crossing a phrase boundary."""
+        v, a = clamp_va(image.valence, image.arousal)
+        new_phrase = self._phrase is None or self._bar_in_phrase >= PHRASE_BARS
+        programs: tuple[tuple[int, int], ...] = ()
+        if new_phrase:
+            if self._pending_scene is not None:
+                self._scene, self._pending_scene = self._pending_scene, None
+                self._settings = _settings(self._scene, self.cfg)
+                self._send_programs = True
+            self._phrase = self._new_phrase(image, v, a)
+            self._bar_in_phrase = 0
+        if self._send_programs:
+            programs, self._send_programs = self.programs(), False
+        phrase = self._phrase
+        assert phrase is not None
+        bars = min(self.bars_ahead, PHRASE_BARS - self._bar_in_phrase)
+        bar16 = METRES[phrase.metre]
+        s16 = 60.0 / phrase.tempo_bpm / 4.0
+        first16 = self._bar_in_phrase * bar16
+        last16 = first16 + bars * bar16
+        drive = self._drive(image, a)
+        events, abc_notes, chord_cues = self._realise(phrase, image, drive, first16, last16, start_s, s16)
+        self._bar_in_phrase += bars
+        key = KEY_NAMES[phrase.tonic_pc]
+        reasons = list(phrase.reasons) if new_phrase else [f"continuing phrase {phrase.index + 1}, bars "
+                                                           f"{first16 // bar16 + 1}-{last16 // bar16} of {PHRASE_BARS}"]
+        reasons.append(f"dynamics: drive {drive:+.2f} from arousal {a:+.2f}, motion {image.motion:.2f}, "
+                       f"edges {image.edge_density:.2f}")
+        abc = self._abc(phrase, abc_notes, bars)
+        return Plan(events=tuple(sorted(events, key=lambda e: (e.start_s, e.channel, e.note))),
+                    start_s=float(start_s), end_s=float(start_s + bars * bar16 * s16),
+                    tempo_bpm=phrase.tempo_bpm, key=key, mode=phrase.mode, abc=abc, reasons=tuple(reasons),
+                    metre=phrase.metre, bars=bars, phrase_start=new_phrase, chords=tuple(chord_cues),
+                    program_changes=programs, valence=v, arousal=a)
+
+    # --- decisions per phrase ------------------------------------------------------------------
+    @staticmethod
+    def _drive(image: ImageState, arousal: float) -> float:
+        """Energy in [-1, 1]: arousal first, then movement and busy texture."""
+        d = arousal + 0.5 * image.motion + 0.25 * (image.edge_density - 0.35)
+        return max(-1.0, min(1.0, d))
+
+    def _new_phrase(self, image: ImageState, v: float, a: float) -> _Phrase:
+        index = self._phrase_count
+        self._phrase_count += 1
+        rng = self.rng
+        reasons: list[str] = []
+        drive = self._drive(image, a)
+        lo, hi = self._scene.tempo_range_bpm
+        tempo = round(lo + (hi - lo) * (drive + 1.0) / 2.0)
+        reasons.append(f"tempo {tempo} bpm: drive {drive:+.2f} (arousal {a:+.2f}, motion {image.motion:.2f}) "
+                       f"in the scene's {lo:.0f}-{hi:.0f} bpm")
+        mode = MODE_ORDER[min(len(MODE_ORDER) - 1, int((v + 1.0) / 2.0 * len(MODE_ORDER)))]
+        reasons.append(f"mode {mode}: valence {v:+.2f} (modes darkest to brightest: {', '.join(MODE_ORDER)})")
+        if image.dominant_hues_deg:
+            hue = image.dominant_hues_deg[0]
+            self._tonic_pc = self._settings.key_map[int((hue % 360) // 30)]
+            reasons.append(f"key {KEY_NAMES[self._tonic_pc]}: dominant hue {hue:.0f} deg ({hue_name(hue)}) "
+                           f"on the {self._settings.key_map_name} colour wheel")
+        else:
+            reasons.append(f"key {KEY_NAMES[self._tonic_pc]}: no dominant colour, key kept")
+        metre = self._settings.metre
+        if metre == "auto":
+            metre = "3/4" if drive < -0.35 else ("6/8" if v > 0.2 and drive > 0.35 else "4/4")
+        reasons.append(f"metre {metre}" + (" (scene)" if self._settings.metre != "auto" else
+                                           f" from drive {drive:+.2f} and valence {v:+.2f}"))
+        mode_class = MODE_CLASS[mode]
+        source = self.table.choose_phrase(mode_class, metre, rng)
+        density = max(0.0, min(1.0, 0.5 + 0.45 * drive + 0.15 * (image.edge_density - 0.35)))
+        variation = max(0.0, min(0.9, self._settings.variation + 0.4 * image.motion))
+        melody, varied = self._vary(source.events, mode_class, metre, density, variation)
+        reasons.append(f"melody: corpus phrase {source.source} ({source.mode_class}, {source.metre}), "
+                       f"{varied} of {len(melody)} notes varied by learned steps, density {density:.2f}")
+        chords = self._harmonise(melody, mode_class, metre, index, drive)
+        symbols = [self._chord_symbol(self._tonic_pc, mode, d, cadence=(i == len(chords) - 2))[0]
+                   for i, (_, _, d) in enumerate(chords)]
+        reasons.append(f"harmony: {' '.join(symbols)} ({'half' if index % 2 == 0 else 'authentic'} cadence; "
+                       f"chorale bass statistics)")
+        return _Phrase(index, float(tempo), self._tonic_pc, mode, metre, melody, chords, source.source, varied, reasons)
+
+    def _vary(self, events, mode_class: str, metre: str, density: float, variation: float):
+        """Corpus phrase -> (onset16, dur16, degree) with Markov-step variations and density changes."""
+        rng = self.rng
+        notes: list[tuple[int, int | None]] = list(events)
+        out: list[tuple[int, int, int | None]] = []
+        onset = 0
+        varied = 0
+        previous_degree: int | None = None
+        previous_step = 0
+        split_p = max(0.0, (density - 0.55) * 1.6)
+        merge_p = max(0.0, (0.45 - density) * 1.6)
+        i = 0
+        while i < len(notes):
+            degree, dur = notes[i]
+            # Sparse: absorb the next short note into this one (keeping the rhythm's span).
+            if merge_p and i + 1 < len(notes) and dur <= 4 and notes[i + 1][1] <= 4 and rng.random() < merge_p \
+                    and (onset + dur) % 4 != 0:
+                dur += notes[i + 1][1]
+                i += 1
+            # Keep the first and last notes (the phrase's opening and cadence) as written.
+            if degree is not None and previous_degree is not None and 0 < i < len(notes) - 1 \
+                    and rng.random() < variation:
+                step = self.table.next_step(mode_class, previous_step, rng)
+                candidate = previous_degree + step
+                if -3 <= candidate <= 10 and candidate != degree:
+                    degree = candidate
+                    varied += 1
+            # Busy: split a long note into two, the second a learned step away.
+            if degree is not None and dur >= 4 and dur % 2 == 0 and rng.random() < split_p:
+                half = dur // 2
+                out.append((onset, half, degree))
+                step = self.table.next_step(mode_class, previous_step, rng)
+                second = max(-3, min(10, degree + max(-2, min(2, step))))
+                out.append((onset + half, half, second))
+                previous_step, previous_degree = second - degree, second
+                onset += dur
+                i += 1
+                continue
+            out.append((onset, dur, degree))
+            if degree is not None:
+                if previous_degree is not None:
+                    previous_step = degree - previous_degree
+                previous_degree = degree
+            onset += dur
+            i += 1
+        return out, varied
+
+    def _harmonise(self, melody, mode_class: str, metre: str, index: int, drive: float) -> list[tuple[int, int, int]]:
+        """(onset16, dur16, degree) chord slots: one or two a bar; cadence at the phrase's end."""
+        bar16 = METRES[metre]
+        per_bar = 2 if drive > 0.3 and metre == "4/4" else 1
+        slot16 = bar16 // per_bar
+        n = PHRASE_BARS * per_bar
+        degrees = [0] * n
+        rng = self.rng
+        for i in range(1, n):
+            if i == n - 1:
+                degrees[i] = 4 if index % 2 == 0 else 0
+                continue
+            if i == n - 2 and index % 2 == 1:
+                degrees[i] = 4
+                continue
+            weights = self.table.bass_weights(mode_class, degrees[i - 1])
+            lo16, hi16 = i * slot16, (i + 1) * slot16
+            best = []
+            for d in range(7):
+                tones = {d % 7, (d + 2) % 7, (d + 4) % 7}
+                span = total = 0
+                for on, dur, deg in melody:
+                    overlap = min(hi16, on + dur) - max(lo16, on)
+                    if overlap > 0 and deg is not None:
+                        total += overlap
+                        span += overlap if deg % 7 in tones else 0
+                fit = span / total if total else 0.5
+                w = weights[d] * (0.2 if d == degrees[i - 1] else 1.0) * (0.25 + 2.0 * fit) ** 2
+                if d == 6:
+                    w *= 0.3  # the diminished vii chord stands alone poorly
+                best.append(w)
+            degrees[i] = rng.choices(range(7), weights=[w + 1e-6 for w in best])[0]
+        return [(i * slot16, slot16, degrees[i]) for i in range(n)]
+
+    @staticmethod
+    def _chord_symbol(tonic_pc: int, mode: str, degree: int, cadence: bool = False) -> tuple[str, str, list[int]]:
+        """Symbol, quality and pitch classes offsets (from the tonic) of the triad on `degree`."""
+        scale = MODES[mode]
+        tones = [scale[(degree + k) % 7] + 12 * ((degree + k) // 7) for k in (0, 2, 4)]
+        if cadence and mode == "minor" and degree == 4:
+            tones[1] += 1  # harmonic minor: the raised leading tone makes the dominant pull home
+        quality = CHORD_QUALITY.get((tones[1] - tones[0], tones[2] - tones[0]), "maj")
+        root = KEY_NAMES[(tonic_pc + tones[0]) % 12]
+        symbol = root + {"maj": "", "min": "m", "dim": "dim", "aug": "+"}[quality]
+        return symbol, quality, tones
+
+    # --- realisation ---------------------------------------------------------------------------
+    def _realise(self, phrase: _Phrase, image: ImageState, drive: float, first16: int, last16: int,
+                 start_s: float, s16: float):
+        scene, voices = self._scene, self._settings.voices
+        scale = MODES[phrase.mode]
+        bar16 = METRES[phrase.metre]
+        beat16 = 6 if phrase.metre == "6/8" else 4
+        centre = 60 + int(round((image.brightness - 0.5) * 20)) + self._settings.register_offset
+        centre = max(48, min(84, centre))
+        tonic_m = self._tonic_near(phrase.tonic_pc, centre - 5)
+        base_vel = int(round(64 + 28 * drive + 10 * (image.contrast - 0.3)))
+        events: list[NoteEvent] = []
+        abc: dict[str, list[tuple[int, int, list[tuple[int, int]] | None]]] = {v: [] for v in voices}
+        chord_cues = []
+
+        def t(of16: float) -> float:
+            return start_s + (of16 - first16) * s16
+
+        def vel(of16: int, offset: int) -> int:
+            accent = 8 if of16 % bar16 == 0 else (3 if of16 % beat16 == 0 else 0)
+            return max(20, min(124, base_vel + offset + accent))
+
+        def pitch(degree: int, tonic_midi: int, alter: int = 0) -> int:
+            return tonic_midi + 12 * (degree // 7) + scale[degree % 7] + alter
+
+        if "melody" in voices:
+            ch = scene.channels["melody"]
+            for on, dur, deg in phrase.melody:
+                if on + dur <= first16 or on >= last16:
+                    continue
+                a16, b16 = max(on, first16), min(on + dur, last16)
+                if deg is None:
+                    abc["melody"].append((a16, b16 - a16, None))
+                    continue
+                p = pitch(deg, tonic_m)
+                legato = 0.95 if drive < 0.3 else 0.8
+                events.append(NoteEvent(t(a16), (b16 - a16) * s16 * legato, p, vel(a16, 6), ch, "melody"))
+                abc["melody"].append((a16, b16 - a16, [(deg, 0)]))
+        cadence_slot = len(phrase.chords) - 2
+        tonic_c = self._tonic_near(phrase.tonic_pc, 55)
+        tonic_b = self._tonic_near(phrase.tonic_pc, 38)
+        for i, (on, dur, deg) in enumerate(phrase.chords):
+            if on + dur <= first16 or on >= last16:
+                continue
+            symbol, quality, tones = self._chord_symbol(phrase.tonic_pc, phrase.mode, deg, cadence=(i == cadence_slot))
+            alters = [tones[k] - (scale[(deg + 2 * k) % 7] + 12 * ((deg + 2 * k) // 7)) for k in range(3)]
+            chord_notes = [pitch(deg + 2 * k, tonic_c, alters[k]) for k in range(3)]
+            while min(chord_notes) > 62:
+                chord_notes = [n - 12 for n in chord_notes]
+            chord_cues.append((t(on), symbol, quality, tuple(chord_notes)))
+            if "chords" in voices:
+                ch = scene.channels["chords"]
+                # Calm: one held chord; moderate: struck each half; lively: each beat, detached.
+                step16 = dur if drive < -0.3 else (max(beat16, dur // 2) if drive < 0.3 else beat16)
+                length = 0.98 if drive < 0.3 else 0.7
+                for s in range(on, on + dur, step16):
+                    for n in chord_notes:
+                        events.append(NoteEvent(t(s), step16 * s16 * length, n, vel(s, -14), ch, "chords"))
+                abc["chords"].append((on, dur, [(deg + 2 * k, alters[k]) for k in range(3)]))
+            if "bass" in voices:
+                ch = scene.channels["bass"]
+                root = pitch(deg, tonic_b, alters[0])
+                fifth = pitch(deg + 4, tonic_b, alters[2])
+                if drive < -0.3 or dur < 2 * beat16:
+                    pattern = [(on, dur, root, deg, alters[0])]
+                elif drive < 0.3:
+                    half = dur // 2 if dur % 2 == 0 else dur
+                    pattern = [(on, half, root, deg, alters[0])] + \
+                              ([(on + half, dur - half, fifth, deg + 4, alters[2])] if half < dur else [])
+                else:
+                    pattern = [(s, beat16, root if (s - on) // beat16 % 2 == 0 else fifth,
+                                deg if (s - on) // beat16 % 2 == 0 else deg + 4,
+                                alters[0] if (s - on) // beat16 % 2 == 0 else alters[2])
+                               for s in range(on, on + dur, beat16)]
+                for s, d16, note, dg, al in pattern:
+                    events.append(NoteEvent(t(s), d16 * s16 * 0.92, note, vel(s, -4), ch, "bass"))
+                    abc["bass"].append((s, d16, [(dg, al)]))
+        self._abc_tonics = {"melody": tonic_m, "chords": tonic_c, "bass": tonic_b}
+        return events, abc, chord_cues
+
+    @staticmethod
+    def _tonic_near(tonic_pc: int, target_midi: int) -> int:
+        base = target_midi - ((target_midi - tonic_pc) % 12)
+        return base + 12 if target_midi - base > 6 else base
+
+    # --- ABC -----------------------------------------------------------------------------------
+    def _abc(self, phrase: _Phrase, notes, bars: int) -> str:
+        key = KEY_NAMES[phrase.tonic_pc]
+        bar16 = METRES[phrase.metre]
+        lines = ["X:1", f"T:Chromesthesia phrase {phrase.index + 1}", f"M:{phrase.metre}", "L:1/16",
+                 f"Q:1/4={int(round(phrase.tempo_bpm))}", f"K:{key}{ABC_MODE[phrase.mode]}"]
+        for voice, items in notes.items():
+            if not items:
+                continue
+            clef = " clef=bass" if voice == "bass" else ""
+            lines.append(f"V:{voice}{clef}")
+            lines.append(self._abc_voice(phrase, items, self._abc_tonics[voice], bar16))
+        return "\n".join(lines)
+
+    def _abc_voice(self, phrase: _Phrase, items, tonic_midi: int, bar16: int) -> str:
+        scale = MODES[phrase.mode]
+        tonic_letter = LETTERS.index(KEY_NAMES[phrase.tonic_pc][0])
+        tonic_octave = tonic_midi // 12 - 1
+        out: list[str] = []
+        accidentals: dict[int, int] = {}  # an accidental holds to the bar line, as in notation
+
+        def spell(chord) -> str:
+            names = []
+            for degree, alter in chord:
+                dnn = tonic_octave * 7 + tonic_letter + degree
+                letter, octave = dnn % 7, dnn // 7
+                midi = tonic_midi + 12 * (degree // 7) + scale[degree % 7] + alter
+                written = midi - (12 * (octave + 1) + NATURAL_PC[letter])
+                signature = (phrase.tonic_pc + scale[degree % 7] - NATURAL_PC[letter] + 6) % 12 - 6
+                mark = ""
+                if written != accidentals.get(dnn, signature):
+                    mark = {-2: "__", -1: "_", 0: "=", 1: "^", 2: "^^"}.get(written, "")
+                    accidentals[dnn] = written
+                names.append(mark + self._abc_pitch(letter, octave))
+            return names[0] if len(names) == 1 else "[" + "".join(names) + "]"
+
+        def emit(chord, start: int, length: int) -> None:
+            while length > 0:
+                piece = min(length, bar16 - start % bar16)
+                token = "z" if chord is None else spell(chord)
+                tie = "-" if chord is not None and piece < length else ""
+                out.append(self._abc_len(token, piece) + tie)
+                start += piece
+                length -= piece
+                if start % bar16 == 0:
+                    out.append("|")
+                    accidentals.clear()
+
+        cursor = items[0][0] - items[0][0] % bar16
+        for on, dur, chord in sorted(items, key=lambda x: x[0]):
+            if on > cursor:
+                emit(None, cursor, on - cursor)
+            emit(chord, on, dur)
+            cursor = on + dur
+        return " ".join(out)
+
+    @staticmethod
+    def _abc_pitch(letter: int, octave: int) -> str:
+        name = LETTERS[letter]
+        if octave >= 5:
+            return name.lower() + "'" * (octave - 5)
+        return name + "," * (4 - octave)
+
+    @staticmethod
+    def _abc_len(token: str, sixteenths: int) -> str:
+        return token if sixteenths == 1 else f"{token}{sixteenths}"
