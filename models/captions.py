@@ -393,7 +393,11 @@ class Director:
         self._drifting = False
         # LLM
         self._llm = llm
-        if self._llm is None and captions_cfg.backend == "llm" and captions_cfg.llm_url:
+        if self._llm is None and captions_cfg.backend == "llm":
+            url = captions_cfg.llm_url.strip()
+            if not url.startswith(("http://", "https://")):
+                raise UserError(f"captions.backend = \"llm\" needs captions.llm_url to be an http(s) address, not {url!r}; "
+                                f"set it (e.g. \"http://127.0.0.1:11434/v1\") or use backend = \"agents\".")
             from models.caption_llm import LlmFacets
             self._llm = LlmFacets(captions_cfg.llm_url, captions_cfg.llm_model, captions_cfg.llm_timeout_s, self.filter)
         self._next_request_id = 0

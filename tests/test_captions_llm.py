@@ -1,0 +1,173 @@
+"""The LLM backend against a fake OpenAI-compatible server over real HTTP on localhost.
+
+Whatever the server does (good answer, garbage, hang, blocked word, not there at all) the director
+keeps publishing valid, safe captions and `update()` never waits on the network.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from installation.config import CaptionsConfig
+from installation.records import MusicState
+from models.caption_safety import TokenCounter
+from models.captions import FACETS, Director
+from scenes.scene import load_scene
+
+GOOD = {"scene": "glass lighthouse on a calm bay", "motion": "slow circling light", "style": "soft pastel drawing",
+        "colour": "pale gold and teal", "composition": "lighthouse on the left third"}
+
+
+class FakeLlm(ThreadingHTTPServer):
+    """Answers /v1/chat/completions the way `mode` says: good, fenced, garbage, schema, hang, blocked."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.mode = "good"
+        self.requests: list[dict] = []
+        self.release = threading.Event()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.release.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        server: FakeLlm = self.server  # type: ignore[assignment]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server.requests.append({"path": self.path, **body})
+        mode = server.mode
+        if mode == "hang":
+            server.release.wait(10)
+            return
+        if mode == "garbage":
+            payload = b"\x00\xffnot json at all"
+        else:
+            content = {"good": json.dumps(GOOD),
+                       "fenced": "Sure! ```json\n" + json.dumps(GOOD) + "\n```",
+                       "schema": json.dumps({"scene": "a castle", "motion": 3}),
+                       "blocked": json.dumps({**GOOD, "scene": "a naked giant over a blood red sea"})}[mode]
+            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def fake_llm():
+    server = FakeLlm()
+    yield server
+    server.stop()
+
+
+def music(t_s: float, v: float) -> MusicState:
+    return MusicState(t_s=t_s, valence=v, arousal=0.3, mode="major" if v > 0 else "minor", loudness_dbfs=-20,
+                      silent=False, section_change=True)
+
+
+def drive(director: Director, seconds: float, v: float = 0.5):
+    """Call update() every 20 ms of real time, as the captioner does; return captions and the slowest call."""
+    captions, slowest = [], 0.0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        now = time.monotonic()
+        start = time.perf_counter()
+        caption = director.update(music(now, v), now)
+        slowest = max(slowest, time.perf_counter() - start)
+        if caption is not None:
+            captions.append(caption)
+        time.sleep(0.02)
+    return captions, slowest
+
+
+def llm_director(url: str, timeout_s: float = 0.6) -> Director:
+    cfg = CaptionsConfig(backend="llm", llm_url=url, llm_model="fake", llm_timeout_s=timeout_s, min_hold_s=0.3)
+    director = Director(cfg, load_scene("nocturne"))
+    first = director.update(music(time.monotonic(), -0.5), time.monotonic())
+    assert first is not None and first.source == "agents"  # the first caption never waits for the LLM
+    return director
+
+
+def assert_valid(caption) -> None:
+    assert set(caption.facets) == set(FACETS) and caption.prompt
+    assert TokenCounter().count(caption.prompt) <= 77
+    for word in ("naked", "blood"):
+        assert word not in caption.prompt.lower()
+
+
+def test_good_answer_is_used(fake_llm):
+    director = llm_director(fake_llm.url)
+    captions, slowest = drive(director, 1.5)
+    assert any(c.source == "llm" for c in captions)
+    used = next(c for c in captions if c.source == "llm")
+    assert used.facets["scene"] == GOOD["scene"] and "LLM" in used.reasons["scene"]
+    assert used.hints["palette"]  # renderer hints still come from the phrase banks
+    assert fake_llm.requests[0]["path"] == "/v1/chat/completions" and fake_llm.requests[0]["model"] == "fake"
+    assert slowest < 0.1
+    director.close()
+
+
+@pytest.mark.parametrize("mode", ["garbage", "schema", "blocked", "fenced"])
+def test_bad_answers_fall_back_to_the_agents(fake_llm, mode):
+    fake_llm.mode = mode
+    director = llm_director(fake_llm.url)
+    captions, slowest = drive(director, 1.2)
+    assert captions and fake_llm.requests
+    for c in captions:
+        assert_valid(c)
+    sources = {c.source for c in captions}
+    assert sources == ({"llm"} if mode == "fenced" else {"agents"})
+    if mode == "blocked":
+        assert director.filter.blocked_count >= 1
+    assert slowest < 0.1
+    director.close()
+
+
+def test_hanging_server_costs_the_loop_nothing(fake_llm):
+    fake_llm.mode = "hang"
+    director = llm_director(fake_llm.url, timeout_s=0.5)
+    captions, slowest = drive(director, 1.5)
+    assert captions and all(c.source == "agents" for c in captions)
+    for c in captions:
+        assert_valid(c)
+    assert slowest < 0.1  # update() never waited on the socket
+    director.close()
+
+
+def test_unreachable_endpoint_rests_and_agents_carry_on():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    director = llm_director(f"http://127.0.0.1:{port}/v1", timeout_s=2.0)
+    captions, slowest = drive(director, 1.5)
+    assert len(captions) >= 2 and all(c.source == "agents" for c in captions)
+    assert not director._llm.available(time.monotonic())  # resting after repeated failures: no more waiting
+    assert director.stats["llm_skipped"] >= 1
+    assert slowest < 0.1
+    director.close()
+
+
+def test_llm_backend_without_an_address_is_a_user_error():
+    from installation.errors import UserError
+    with pytest.raises(UserError, match="llm_url"):
+        Director(CaptionsConfig(backend="llm", llm_url=""), load_scene("nocturne"))
