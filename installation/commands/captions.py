@@ -95,7 +95,7 @@ def _bench(args: argparse.Namespace) -> int:
     }
     print(f"scene {scene.name}, seed {args.seed}")
     print(f"caption latency over {latency['n']} captions: p50 {latency['p50']:.3f} ms, p95 {latency['p95']:.3f} ms, "
-          f"max {latency['max']:.3f} ms")
+          f"max {latency['max']:.3f} ms (CPU time p95 {latency['cpu_p95']:.3f} ms)")
     print(f"lexicon (vaderSentiment) Spearman vs music valence over {sweep['points']} VA points: "
           f"{sweep['spearman']:.3f} (vs arousal {sweep['spearman_vs_arousal']:.3f})")
     hold = show["hold_s"]
