@@ -1,8 +1,380 @@
-"""Sub-commands of this room (see installation/commands/__init__.py)."""
+"""Camera-to-music commands: `compose`, `eval composer`, `bench midi`, `train corpus`."""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from installation.errors import UserError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"}
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+PAPER_I2M = {"polyphony": 0.7818, "pitch_entropy": 3.0932, "groove_consistency": 0.9998}
+"""Values the Emotion-Guided Image-to-Music paper reports for its generated music."""
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    pass
+    from installation.cli import config_options
+    common = config_options()
+    compose = sub.add_parser("compose", parents=[common], help="compose music from an image or video, offline")
+    compose.add_argument("source", type=Path, metavar="IMAGE|VIDEO")
+    compose.add_argument("--seconds", type=float, default=30.0, help="length of music to write (default 30)")
+    compose.add_argument("--out", type=Path, default=Path("composed.mid"), metavar="F.mid", help="MIDI file to write")
+    compose.add_argument("--abc", action="store_true", help="print every plan as ABC notation with its reasons")
+    compose.add_argument("--scene", help="scene preset (default: installation.scene)")
+    compose.add_argument("--seed", type=int, help="composer seed (default: compose.seed)")
+    compose.set_defaults(handler=_compose)
+
+    ev = groups["eval"].add_parser("composer", parents=[common],
+                                   help="corpus metrics and emotion alignment of the composer over real photographs")
+    ev.add_argument("--images", type=Path, metavar="DIR", help="extra folder of photographs")
+    ev.add_argument("--seconds", type=float, default=20.0, help="music per photograph (default 20)")
+    ev.add_argument("--json", type=Path, metavar="F", help="write the figures as JSON")
+    ev.add_argument("--scene", help="scene preset (default: installation.scene)")
+    ev.set_defaults(handler=_eval_composer)
+
+    bench = groups["bench"].add_parser("midi", parents=[common],
+                                       help="scheduler lateness vs deadlines, idle and with both cores busy")
+    bench.add_argument("--seconds", type=float, default=10.0, help="seconds per condition (default 10)")
+    bench.add_argument("--rate", type=float, default=200.0, help="messages per second (default 200)")
+    bench.add_argument("--json", type=Path, metavar="F", help="write the figures as JSON")
+    bench.add_argument("--switch-interval-ms", type=float, default=0.5,
+                       help="GIL switch interval while the scheduler runs (default 0.5)")
+    bench.set_defaults(handler=_bench_midi)
+
+    train = groups["train"].add_parser("corpus", parents=[common],
+                                       help="scan music21's corpus once and write models/data/corpus_table.json")
+    train.add_argument("--folk-tunes", type=int, default=900, help="folk tunes to learn from (default 900)")
+    train.add_argument("--chorales", type=int, default=150, help="Bach chorales to learn from (default 150)")
+    train.add_argument("--out", type=Path, help="table path (default: models/data/corpus_table.json)")
+    train.set_defaults(handler=_train_corpus)
+
+
+# --- shared helpers ------------------------------------------------------------------------------------
+def _scene(cfg, name: str | None):
+    from scenes.scene import SceneError, load_scene
+    try:
+        return load_scene(name or cfg.installation.scene)
+    except SceneError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _image_head(cfg):
+    """The configured image VA head, or the built-in colour-emotion model if that room's module is absent."""
+    try:
+        from models.image_va import build_image_va
+    except ImportError:
+        from models.image_features import ColourEmotionVA
+        return ColourEmotionVA()
+    return build_image_va(cfg.watch)
+
+
+def _read_image(path: Path):
+    import cv2
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"{path} is not a readable image; give a jpg/png/bmp/tif file.")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def compose_offline(composer, states, seconds: float) -> list:
+    """Plans from t = 0 until `seconds`; `states(t_s)` gives the ImageState at a time."""
+    plans = []
+    t_s = 0.0
+    while t_s < seconds:
+        plan = composer.plan(states(t_s), t_s)
+        plans.append(plan)
+        t_s = plan.end_s
+    return plans
+
+
+def plans_to_midi(plans, path: Path) -> None:
+    """A type-1 MIDI file of the plans (one track per channel), tempo following the plans."""
+    import mido
+    tpb = 480
+    tempo_us = 500_000  # events are in seconds; write them at a fixed 120 bpm grid
+    timed: list[tuple[float, int, Any]] = []
+    for plan in plans:
+        for channel, program in plan.program_changes:
+            timed.append((plan.start_s, 0, mido.Message("program_change", channel=channel, program=program)))
+        for e in plan.events:
+            timed.append((e.start_s, 2, mido.Message("note_on", channel=e.channel, note=e.note, velocity=e.velocity)))
+            timed.append((e.start_s + e.duration_s, 1, mido.Message("note_off", channel=e.channel, note=e.note, velocity=0)))
+    timed.sort(key=lambda x: (x[0], x[1]))
+    mid = mido.MidiFile(type=0, ticks_per_beat=tpb)
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo_us, time=0)])
+    last = 0
+    for t_s, _, message in timed:
+        tick = int(round(t_s * 1e6 / tempo_us * tpb))
+        track.append(message.copy(time=max(0, tick - last)))
+        last = max(last, tick)
+    track.append(mido.MetaMessage("end_of_track", time=tpb))
+    mid.tracks.append(track)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(str(path))
+
+
+def plans_to_notes(plans):
+    """Plans as corpus.Note lists (beats at each plan's tempo) for metrics."""
+    from models.corpus import Note
+    notes = []
+    beat0 = 0.0
+    for plan in plans:
+        spb = 60.0 / plan.tempo_bpm
+        for e in plan.events:
+            notes.append(Note(beat0 + (e.start_s - plan.start_s) / spb, e.duration_s / spb, e.note))
+        beat0 += (plan.end_s - plan.start_s) / spb
+    return notes
+
+
+def render_audio(midi_path: Path, wav_path: Path, sample_rate_hz: int = 16000) -> None:
+    """Render with fluidsynth and the General MIDI soundfont Debian ships."""
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
+        raise UserError("fluidsynth or /usr/share/sounds/sf2/TimGM6mb.sf2 is missing; install the Debian packages "
+                        "fluidsynth and timgm6mb-soundfont.")
+    subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.8", "-r", str(sample_rate_hz), "-F", str(wav_path),
+                    str(SOUNDFONT), str(midi_path)], check=True, capture_output=True, timeout=120)
+
+
+# --- compose --------------------------------------------------------------------------------------------
+def _compose(args: argparse.Namespace) -> int:
+    from installation.cli import load
+    from models.composer import Composer
+    from models.image_features import ImageAnalyser
+    cfg = load(args)
+    if not args.source.is_file():
+        raise UserError(f"{args.source} does not exist; give an image or a video file.")
+    if args.seconds <= 0:
+        raise UserError(f"--seconds {args.seconds} must be positive.")
+    scene = _scene(cfg, args.scene)
+    analyser = ImageAnalyser(_image_head(cfg))
+    if args.source.suffix.lower() in VIDEO_SUFFIXES:
+        states = _video_states(args.source, analyser, cfg.watch.rate_hz)
+    else:
+        state = analyser.analyse(_read_image(args.source), 0.0, source=args.source.name)
+        states = lambda t_s: state  # noqa: E731 - a still picture does not change
+    composer = Composer(cfg.compose, scene, seed=cfg.compose.seed if args.seed is None else args.seed)
+    plans = compose_offline(composer, states, args.seconds)
+    plans_to_midi(plans, args.out)
+    for plan in plans:
+        if args.abc:
+            print(f"% {plan.start_s:6.2f}-{plan.end_s:6.2f} s")
+            for reason in plan.reasons:
+                print(f"% {reason}")
+            print(plan.abc)
+            print()
+    notes = sum(len(p.events) for p in plans)
+    print(f"wrote {args.out}: {plans[-1].end_s:.1f} s, {len(plans)} plans, {notes} notes; "
+          f"first plan {plans[0].key} {plans[0].mode} at {plans[0].tempo_bpm:.0f} bpm")
+    return 0
+
+
+def _video_states(path: Path, analyser, rate_hz: float):
+    import bisect
+
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise UserError(f"{path} cannot be decoded by OpenCV; convert it to mp4 or avi (MJPG).")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    every = max(1, int(round(fps / rate_hz)))
+    times, states = [], []
+    index = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        if index % every == 0:
+            t_s = index / fps
+            times.append(t_s)
+            states.append(analyser.analyse(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_s, source=path.name))
+        index += 1
+    cap.release()
+    if not states:
+        raise UserError(f"{path} has no frames OpenCV can read.")
+    duration_s = index / fps
+
+    def at(t_s: float):
+        t_s = t_s % duration_s if duration_s > 0 else 0.0  # the video loops, as on the camera input
+        return states[max(0, bisect.bisect_right(times, t_s) - 1)]
+    return at
+
+
+# --- eval composer --------------------------------------------------------------------------------------
+def evaluation_photos(extra_dir: Path | None = None) -> list[tuple[str, Any]]:
+    """Real photographs available offline: scikit-image's, plus a few other packages ship, plus `extra_dir`."""
+    import importlib.util
+
+    import skimage.data
+
+    from hardware.camera import SKIMAGE_PHOTOS, _as_rgb
+    photos = [(f"skimage:{name}", _as_rgb(getattr(skimage.data, name)())) for name in SKIMAGE_PHOTOS]
+    photos += [("skimage:cell", _as_rgb(skimage.data.cell())), ("skimage:page", _as_rgb(skimage.data.page()))]
+    for package, relative in (("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+                              ("sklearn", "datasets/images/china.jpg"), ("sklearn", "datasets/images/flower.jpg"),
+                              ("pygame", "docs/generated/_images/camera_rgb.jpg")):
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        path = Path(list(spec.submodule_search_locations)[0]) / relative
+        if path.is_file():
+            photos.append((f"{package}:{path.name}", _read_image(path)))
+    if extra_dir is not None:
+        from hardware.camera import PHOTO_SUFFIXES
+        if not extra_dir.is_dir():
+            raise UserError(f"--images {extra_dir} is not a folder of photographs.")
+        for path in sorted(p for p in extra_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
+            photos.append((f"file:{path.name}", _read_image(path)))
+    return photos
+
+
+def _eval_composer(args: argparse.Namespace) -> int:
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from installation.cli import load
+    from models.composer import Composer
+    from models.corpus import load_table, music_metrics
+    from models.image_features import ImageAnalyser
+    cfg = load(args)
+    scene = _scene(cfg, args.scene)
+    table = load_table()
+    head = _image_head(cfg)
+    photos = evaluation_photos(args.images)
+    import vibenet
+    rater = vibenet.load_model()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, rgb) in enumerate(photos):
+            state = ImageAnalyser(head).analyse(rgb, 0.0, source=name)
+            composer = Composer(cfg.compose, scene, seed=cfg.compose.seed + i, table=table)
+            plans = compose_offline(composer, lambda t_s: state, args.seconds)
+            mid, wav = Path(tmp) / f"{i}.mid", Path(tmp) / f"{i}.wav"
+            plans_to_midi(plans, mid)
+            render_audio(mid, wav)
+            import soundfile
+            audio, sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
+            mono = audio.mean(axis=1)
+            rated = rater.predict(mono, sr=sr)[0]
+            metrics = music_metrics(plans_to_notes(plans), 4.0 if plans[0].metre == "4/4" else 3.0)
+            rows.append({"photo": name, "image_valence": state.valence, "image_arousal": state.arousal,
+                         "music_valence": float(rated.valence), "music_energy": float(rated.energy),
+                         "tempo_bpm": plans[0].tempo_bpm, "mode": plans[0].mode, "key": plans[0].key,
+                         "metre": plans[0].metre, **metrics})
+            print(f"{name:34s} image V{state.valence:+.2f} A{state.arousal:+.2f} -> {plans[0].key} {plans[0].mode:10s} "
+                  f"{plans[0].tempo_bpm:4.0f} bpm -> vibenet valence {rated.valence:.2f} energy {rated.energy:.2f}")
+    rho_a = float(spearmanr([r["image_arousal"] for r in rows], [r["music_energy"] for r in rows]).statistic)
+    rho_v = float(spearmanr([r["image_valence"] for r in rows], [r["music_valence"] for r in rows]).statistic)
+    names = ("pitch_entropy", "pitch_class_entropy", "polyphony", "polyphony_rate", "scale_consistency",
+             "groove_consistency", "empty_beat_rate")
+    generated = {n: [float(np.percentile([r[n] for r in rows], q)) for q in (25, 50, 75)] for n in names}
+    corpus = table.metrics
+    print(f"\nemotion alignment over {len(rows)} photographs (Spearman): arousal {rho_a:+.3f}, valence {rho_v:+.3f}")
+    print(f"\n{'metric':22s} {'generated q1/med/q3':>24s} {'chorales q1/med/q3':>24s} {'folk q1/med/q3':>24s}  paper")
+    within = {}
+    for n in names:
+        g = generated[n]
+        c = corpus.get("chorales", {}).get(n, [0, 0, 0])
+        f = corpus.get("folk", {}).get(n, [0, 0, 0])
+        within[n] = bool(c[0] <= g[1] <= c[2])
+        paper = PAPER_I2M.get(n, "")
+        print(f"{n:22s} {g[0]:7.3f} {g[1]:7.3f} {g[2]:7.3f}   {c[0]:7.3f} {c[1]:7.3f} {c[2]:7.3f}   "
+              f"{f[0]:7.3f} {f[1]:7.3f} {f[2]:7.3f}  {paper}")
+    result = {"photos": len(rows), "spearman_arousal": rho_a, "spearman_valence": rho_v,
+              "generated": generated, "corpus": corpus, "median_within_chorale_iqr": within,
+              "paper": PAPER_I2M, "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+# --- bench midi -----------------------------------------------------------------------------------------
+def _torch_load(stop: threading.Event, threads: int) -> None:
+    """Real torch work on every core, as the renderer does: a small conv net, over and over."""
+    import torch
+    torch.set_num_threads(threads)
+    net = torch.nn.Sequential(torch.nn.Conv2d(4, 64, 3, padding=1), torch.nn.SiLU(),
+                              torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.SiLU(),
+                              torch.nn.Conv2d(64, 4, 3, padding=1))
+    x = torch.randn(1, 4, 64, 64)
+    with torch.inference_mode():
+        while not stop.is_set():
+            x = net(x).tanh()
+
+
+def _measure(clock, seconds: float, rate: float, switch_interval_s: float) -> dict:
+    import numpy as np
+    from hardware.midi import RecordingMidiOut
+    from installation.records import NoteEvent
+    from installation.scheduler import Scheduler
+    out = RecordingMidiOut(clock)
+    scheduler = Scheduler(clock, [out], switch_interval_s=switch_interval_s, max_late_s=10.0)
+    scheduler.start()
+    start = clock.now_s() + 0.5
+    n = int(seconds * rate / 2)  # each note is two messages
+    events = [NoteEvent(start + i * 2.0 / rate, 1.0 / rate, 36 + i % 60, 80, i % 3) for i in range(n)]
+    # Submitted bar by bar, a little ahead, as the live composer does.
+    chunk = max(1, int(rate))
+    for i in range(0, n, chunk):
+        part = events[i:i + chunk]
+        clock.sleep_until(part[0].start_s - 0.5)
+        scheduler.submit(part)
+    clock.sleep_until(events[-1].start_s + 0.1)
+    stats = scheduler.stats
+    late = scheduler.late_ms()
+    scheduler.stop()
+    expected = 2 * n
+    sent = sum(1 for _, m in out.messages if m.type in ("note_on", "note_off")) - 0
+    sent_timed = min(sent, expected)
+    return {"messages": expected, "sent": sent_timed, "lost": int(expected - sent_timed + stats["lost"]),
+            "p50_ms": float(np.median(late)) if late.size else 0.0,
+            "p99_ms": float(np.percentile(late, 99)) if late.size else 0.0,
+            "max_ms": float(late.max()) if late.size else 0.0}
+
+
+def _bench_midi(args: argparse.Namespace) -> int:
+    from installation.clock import MonotonicClock
+    clock = MonotonicClock()
+    switch_s = args.switch_interval_ms / 1000.0
+    result: dict[str, Any] = {"rate_per_s": args.rate, "seconds": args.seconds, "switch_interval_ms": args.switch_interval_ms,
+                              "cores": os.cpu_count()}
+    print(f"idle: {args.seconds:.0f} s at {args.rate:.0f} messages/s ...")
+    result["idle"] = _measure(clock, args.seconds, args.rate, switch_s)
+    stop = threading.Event()
+    load = threading.Thread(target=_torch_load, args=(stop, os.cpu_count() or 2), name="torch-load", daemon=True)
+    load.start()
+    time.sleep(1.0)
+    print("loaded: torch convolutions on every core ...")
+    try:
+        result["loaded"] = _measure(clock, args.seconds, args.rate, switch_s)
+    finally:
+        stop.set()
+        load.join(5)
+    for name in ("idle", "loaded"):
+        r = result[name]
+        print(f"{name:7s} p50 {r['p50_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms  max {r['max_ms']:.3f} ms  "
+              f"lost {r['lost']} of {r['messages']}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+# --- train corpus ---------------------------------------------------------------------------------------
+def _train_corpus(args: argparse.Namespace) -> int:
+    from models.corpus import TABLE_PATH, build_table
+    path = args.out or TABLE_PATH
+    started = time.monotonic()
+    data = build_table(max_folk_tunes=args.folk_tunes, max_chorales=args.chorales, progress=print, path=path)
+    print(f"wrote {path} in {time.monotonic() - started:.0f} s: {len(data['phrases'])} phrases from {data['sources']}")
+    return 0

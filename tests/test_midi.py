@@ -1,0 +1,161 @@
+"""MIDI outputs: the file recorder, port listing, and a real JACK MIDI -> fluidsynth round trip."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from hardware.midi import MidiFileRecorder, MidoOut, OscEventOut, list_midi_ports
+from installation.clock import ManualClock, MonotonicClock
+from installation.errors import UserError
+from installation.records import NoteEvent
+from installation.scheduler import Cue, Scheduler
+
+JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
+SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
+
+
+def test_recorder_file_is_valid_after_every_message_and_keeps_real_timing(tmp_path):
+    clock = ManualClock(100.0)
+    path = tmp_path / "take.mid"
+    rec = MidiFileRecorder(path, clock)
+    rec.send(mido.Message("note_on", note=60, velocity=90))
+    assert [m.type for m in mido.MidiFile(path).tracks[0] if not m.is_meta] == ["note_on"]
+    clock.advance(1.5)
+    rec.send(mido.Message("note_off", note=60))
+    rec.send(mido.Message("clock"))  # real-time bytes are not allowed in a MIDI file: skipped
+    mid = mido.MidiFile(path)  # valid without close(), as after a kill
+    events = [m for m in mid if not m.is_meta]
+    assert [m.type for m in events] == ["note_on", "note_off"]
+    assert abs(events[1].time - 1.5) < 0.002
+    rec.close()
+    assert len(mido.MidiFile(path).tracks[0]) == 4  # tempo, on, off, end of track
+
+
+def test_recorder_in_a_missing_folder_that_cannot_be_made_is_a_user_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="cannot be written"):
+        MidiFileRecorder(blocker / "take.mid", ManualClock())
+
+
+def test_listing_ports_never_raises_and_says_why_when_empty():
+    ports = list_midi_ports()
+    assert set(ports) >= {"inputs", "outputs"}
+    if not ports["outputs"] and not ports["inputs"]:
+        assert ports.get("problems")
+
+
+def test_an_unknown_output_name_is_a_user_error():
+    with pytest.raises(UserError):
+        MidoOut("no such synthesizer anywhere")
+
+
+def test_osc_event_out_sends_notes_and_cues():
+    class ListClient:
+        name = "list"
+
+        def __init__(self):
+            self.sent = []
+
+        def send(self, address, *args):
+            self.sent.append((address, args))
+
+    client = ListClient()
+    out = OscEventOut(client)
+    clock = ManualClock()
+    s = Scheduler(clock, [out], switch_interval_s=None)
+    s.submit([NoteEvent(0.0, 0.5, 60, 100, 2), Cue(0.0, "/chord", ("Am", "min", 57, 60, 64))])
+    s.run_due()
+    clock.advance(1.0)
+    s.run_due()
+    assert ("/chromesthesia/note", (2, 60, 100)) in client.sent
+    assert ("/chromesthesia/chord", ("Am", "min", 57, 60, 64)) in client.sent
+    assert ("/chromesthesia/note", (2, 60, 0)) in client.sent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.jack
+def test_jack_midi_reaches_fluidsynth_and_panic_silences_it(jack_server):
+    if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
+        pytest.skip("fluidsynth and timgm6mb-soundfont are not installed")
+    import jack
+    from hardware.midi import VirtualMidiOut
+    synth = subprocess.Popen(["fluidsynth", "-a", "jack", "-m", "jack", "-is", "-g", "1.0",
+                              "-o", f"shell.port={_free_port()}", "-o", "midi.jack.id=fsynth",
+                              "-o", "audio.jack.id=fsynth", str(SOUNDFONT)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    capture = jack.Client("chroma-capture", servername=jack_server)
+    inputs = [capture.inports.register(f"in_{i}") for i in range(2)]
+    levels: list[tuple[float, float]] = []
+    lock = threading.Lock()
+
+    @capture.set_process_callback
+    def process(frames):
+        peak = max(float(np.abs(p.get_array()).max()) for p in inputs)
+        with lock:
+            levels.append((time.monotonic(), peak))
+
+    out = None
+    scheduler = None
+    try:
+        capture.activate()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            synth_midi = [p.name for p in capture.get_ports("fsynth", is_midi=True, is_input=True)]
+            synth_audio = [p.name for p in capture.get_ports("fsynth", is_audio=True, is_output=True)]
+            if synth_midi and len(synth_audio) >= 2:
+                break
+            assert synth.poll() is None, "fluidsynth exited"
+            time.sleep(0.1)
+        else:
+            pytest.fail("fluidsynth did not register its JACK ports")
+        for src, dst in zip(synth_audio[:2], inputs):
+            capture.connect(src, dst)
+        out = VirtualMidiOut("chroma-out", backend=JACK_BACKEND)
+        ours = [p.name for p in capture.get_ports("chroma-out", is_midi=True, is_output=True)]
+        assert ours, "the virtual JACK MIDI output did not appear"
+        capture.connect(ours[0], synth_midi[0])
+        clock = MonotonicClock()
+        scheduler = Scheduler(clock, [out])
+        scheduler.start()
+        scheduler.send_now(mido.Message("program_change", channel=0, program=19))  # church organ: sustains
+        t0 = clock.now_s() + 0.3
+        scheduler.submit([NoteEvent(t0 + 0.1 * i, 30.0, 60 + 4 * (i % 3), 110, 0) for i in range(3)])
+        time.sleep(1.5)
+        with lock:
+            playing = max((lvl for t, lvl in levels if t > t0 + 0.5), default=0.0)
+        assert playing > 0.01, f"no sound from fluidsynth (peak {playing})"
+        assert scheduler.stats["sounding"] == 3
+        panic_at = time.monotonic()
+        scheduler.stop()
+        time.sleep(1.5)
+        with lock:
+            after = max((lvl for t, lvl in levels if t > panic_at + 0.8), default=1.0)
+        assert after < playing * 0.05, f"still sounding after panic: {after} vs {playing}"
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        if out is not None:
+            out.close()
+        capture.deactivate()
+        capture.close()
+        synth.terminate()
+        try:
+            synth.wait(5)
+        except subprocess.TimeoutExpired:
+            synth.kill()
