@@ -194,7 +194,8 @@ class _DeviceInput:
         self.sample_rate_hz = int(sample_rate_hz)  # the output rate; known for sure after open()
         self.stats: dict[str, int] = {"blocks": 0, "overflows": 0, "status_flags": 0, "reopens": 0,
                                       "reopen_failures": 0, "stalls": 0, "silence_frames": 0,
-                                      "bad_samples": 0, "clipped_samples": 0}
+                                      "bad_samples": 0, "clipped_samples": 0, "resumes": 0,
+                                      "hung_calls": 0}
         self._ring: _Ring | None = None
         self._convert: _Converter | None = None
         self._stream = None
@@ -205,8 +206,10 @@ class _DeviceInput:
         self._next_retry_s = 0.0
         self._retry = 0
         self._silence_until_s = 0.0
+        self._stalled = False
+        self._reinit_hung = False
 
-    # subclasses: _start(info, rate, channels) and _stop()
+    # subclasses: _start(info, rate, channels), _stop_stream(stream), _alive(), _reinitialize()
     def _devices(self) -> list[dict]:
         return list_audio_devices()
 
@@ -214,6 +217,8 @@ class _DeviceInput:
         """Open the device; UserError (listing the devices) when it does not exist or refuses."""
         info = find_input_device(self.device, self._devices())
         self._start_device(info)
+        self._silence_until_s = self.clock.now_s()
+        self._stalled = False
         self._open = True
 
     def _start_device(self, info: dict) -> None:
@@ -251,45 +256,60 @@ class _DeviceInput:
             self.stats["status_flags"] += 1
 
     def read(self, timeout_s: float) -> AudioBlock | None:
+        """Listener thread: all frames since the last read as one mono block, or None.
+
+        A stalled device (no callbacks) yields paced silence until it delivers again; a stream that
+        ended (device unplugged, server gone) is abandoned and reopened with backoff.
+        """
         if not self._open:
             return None
+        if self._lost_since_s is not None:
+            return self._recover(self.clock.now_s(), timeout_s)
         ring = self._ring
+        ring.ready.wait(timeout_s)
+        frames, last_write_s = ring.take()
+        self.stats["overflows"] = ring.overflows
         now = self.clock.now_s()
-        if self._lost_since_s is None and ring is not None:
-            ring.ready.wait(timeout_s)
-            frames, last_write_s = ring.take()
-            self.stats["overflows"] = ring.overflows
-            now = self.clock.now_s()
-            if frames.shape[0]:
-                x = self._convert(frames)
-                self.stats["bad_samples"] = self._convert.bad_samples
-                self.stats["clipped_samples"] = self._convert.clipped_samples
-                t_s = last_write_s - frames.shape[0] / self._device_rate_hz
-                self._silence_until_s = now
-                return AudioBlock(t_s=t_s, samples=x, sample_rate_hz=self.sample_rate_hz)
-            stall_s = max(STALL_MIN_S, 8 * self.block_frames / max(1, self._device_rate_hz))
-            since = last_write_s if ring.write_pos else self._silence_until_s
-            if now - max(since, self._silence_until_s) < stall_s and self._alive():
-                return None
-            log.warning("audio input %s stopped delivering; feeding silence and reopening", self.name)
-            self.stats["stalls"] += 1
+        if frames.shape[0]:
+            if self._stalled:
+                self._stalled = False
+                self.stats["resumes"] += 1
+                log.info("audio input %s delivers again", self.name)
+            x = self._convert(frames)
+            self.stats["bad_samples"] = self._convert.bad_samples
+            self.stats["clipped_samples"] = self._convert.clipped_samples
+            t_s = max(last_write_s - frames.shape[0] / self._device_rate_hz, self._silence_until_s)
+            self._silence_until_s = max(self._silence_until_s, t_s + x.size / self.sample_rate_hz)
+            return AudioBlock(t_s=t_s, samples=x, sample_rate_hz=self.sample_rate_hz)
+        if not self._alive():
+            log.warning("audio input %s stopped; feeding silence and reopening it", self.name)
+            self.stats["stalls"] += 0 if self._stalled else 1
+            self._stalled = False
             self._lost_since_s = now
-            self._next_retry_s = now
-            self._silence_until_s = max(since, self._silence_until_s)
-            self._close_stream()
-        return self._recover(now, timeout_s)
+            self._next_retry_s = now + BACKOFF_S[0]
+            self._retry = 0
+            self._abandon_stream()
+            return self._silence(now)
+        stall_s = max(STALL_MIN_S, 8 * self.block_frames / max(1, self._device_rate_hz))
+        if not self._stalled and now - max(last_write_s, self._silence_until_s) >= stall_s:
+            self._stalled = True
+            self.stats["stalls"] += 1
+            log.warning("audio input %s delivers nothing; feeding silence until it does", self.name)
+        return self._silence(now) if self._stalled else None
 
     def _recover(self, now: float, timeout_s: float) -> AudioBlock | None:
         if now >= self._next_retry_s:
             try:
                 if self._retry >= 1:
-                    self._reinitialize()
+                    self._reinitialize_bounded()
                 self._start_device(find_input_device(self.device, self._devices()))
                 self.stats["reopens"] += 1
+                self._silence_until_s = self.clock.now_s()
                 log.info("audio input %s is back", self.name)
+                return None
             except Exception as exc:  # still gone: count, back off, keep feeding silence
                 self.stats["reopen_failures"] += 1
-                self._next_retry_s = now + BACKOFF_S[min(self._retry, len(BACKOFF_S) - 1)]
+                self._next_retry_s = self.clock.now_s() + BACKOFF_S[min(self._retry, len(BACKOFF_S) - 1)]
                 self._retry += 1
                 log.debug("audio input %s still unavailable: %s", self.device, exc)
         else:
@@ -311,16 +331,42 @@ class _DeviceInput:
     def _reinitialize(self) -> None:
         pass
 
-    def _close_stream(self) -> None:
-        try:
-            self._stop()
-        except Exception as exc:  # a dead server makes closing fail too; the stream is gone anyway
-            log.debug("closing %s: %s", self.name, exc)
-        self._stream = None
+    def _bounded(self, fn, what: str, timeout_s: float = 2.0) -> bool:
+        """Run `fn` on a helper thread: PortAudio calls can hang when an audio server died under them."""
+        done = threading.Event()
+
+        def run():
+            try:
+                fn()
+            except Exception as exc:
+                log.debug("%s %s: %s", what, self.name, exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"audio-{what}", daemon=True).start()
+        if not done.wait(timeout_s):
+            self.stats["hung_calls"] += 1
+            log.warning("audio input %s: %s did not return within %.0f s; abandoned", self.name, what, timeout_s)
+            return False
+        return True
+
+    def _reinitialize_bounded(self) -> None:
+        if self._reinit_hung:
+            return  # a hung PortAudio stays hung; only reopening without re-initialising is left
+        if not self._bounded(self._reinitialize, "reinitialise"):
+            self._reinit_hung = True
+
+    def _abandon_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._bounded(lambda: self._stop_stream(stream), "close", 1.0)
+
+    def _stop(self) -> None:
+        self._stop_stream(self._stream)
 
     def close(self) -> None:
         self._open = False
-        self._close_stream()
+        self._abandon_stream()
 
 
 class SoundDeviceInput(_DeviceInput):
@@ -340,7 +386,7 @@ class SoundDeviceInput(_DeviceInput):
         import sounddevice as sd
 
         def callback(indata, frames, time_info, status):
-            self._callback_copy(indata, int(status))
+            self._callback_copy(indata, 1 if status else 0)
 
         stream = sd.InputStream(device=info["index"], samplerate=rate, channels=channels, dtype="float32",
                                 blocksize=self.block_frames, callback=callback)
@@ -350,10 +396,11 @@ class SoundDeviceInput(_DeviceInput):
     def _alive(self) -> bool:
         return self._stream is not None and bool(self._stream.active)
 
-    def _stop(self) -> None:
-        if self._stream is not None:
-            self._stream.abort()
-            self._stream.close()
+    @staticmethod
+    def _stop_stream(stream) -> None:
+        if stream is not None:
+            stream.abort()
+            stream.close()
 
     def _reinitialize(self) -> None:
         reinitialize_portaudio()
@@ -412,12 +459,13 @@ class PyAudioInput(_DeviceInput):
         except Exception:
             return False
 
-    def _stop(self) -> None:
-        if self._stream is not None:
+    @staticmethod
+    def _stop_stream(stream) -> None:
+        if stream is not None:
             try:
-                self._stream.stop_stream()
+                stream.stop_stream()
             finally:
-                self._stream.close()
+                stream.close()
 
     def _reinitialize(self) -> None:
         # PortAudio is reference counted across bindings in one process: release sounddevice's

@@ -1,0 +1,298 @@
+"""Audio inputs: real PortAudio streams through the JACK dummy server, paced files, bad input."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hardware.audio_in import (FileInput, PyAudioInput, SoundDeviceInput, _Converter, _Ring,
+                               find_input_device, reinitialize_portaudio)
+from installation.clock import ManualClock, MonotonicClock
+from installation.errors import UserError
+
+DEVICES = [
+    {"index": 0, "name": "HDA Intel PCH: ALC3246 Analog (hw:0,0)", "hostapi": "ALSA", "max_input_channels": 2,
+     "max_output_channels": 2, "default_samplerate": 44100.0},
+    {"index": 1, "name": "Scarlett 2i2 USB", "hostapi": "ALSA", "max_input_channels": 2,
+     "max_output_channels": 2, "default_samplerate": 48000.0},
+    {"index": 2, "name": "HDMI 0", "hostapi": "ALSA", "max_input_channels": 0, "max_output_channels": 8,
+     "default_samplerate": 48000.0},
+]
+
+
+# --- device choice ---------------------------------------------------------------------------
+def test_device_by_name_substring_and_index():
+    assert find_input_device("scarlett", DEVICES)["index"] == 1
+    assert find_input_device("1", DEVICES)["name"] == "Scarlett 2i2 USB"
+
+
+def test_unknown_device_is_one_sentence_listing_the_inputs():
+    with pytest.raises(UserError) as err:
+        find_input_device("Behringer", DEVICES)
+    text = str(err.value)
+    assert "'Behringer'" in text and "0: HDA Intel" in text and "1: Scarlett 2i2 USB" in text
+    assert "HDMI" not in text  # output-only devices are not offered as inputs
+    assert text.count(". ") == 0 and text.endswith(".")
+
+
+def test_no_inputs_at_all_says_what_to_do():
+    with pytest.raises(UserError, match="audio.source"):
+        find_input_device("", [DEVICES[2]])
+
+
+# --- ring and conversion ---------------------------------------------------------------------
+def test_ring_counts_overflow_and_keeps_the_newest_frames():
+    ring = _Ring(8, 1)
+    ring.write(np.arange(6, dtype=np.float32)[:, None], 1.0)
+    ring.write(np.arange(6, 12, dtype=np.float32)[:, None], 2.0)
+    frames, last_s = ring.take()
+    assert ring.overflows == 4
+    assert frames[:, 0].tolist() == [4, 5, 6, 7, 8, 9, 10, 11]
+    assert last_s == 2.0
+    assert ring.take()[0].shape[0] == 0
+
+
+def test_converter_mixes_down_cleans_and_resamples_eight_channels_at_96k():
+    conv = _Converter(96000, 16000)
+    t = np.arange(9600) / 96000
+    block = np.tile(np.sin(2 * np.pi * 440 * t)[:, None] * 0.5, (1, 8)).astype(np.float32)
+    block[10, 3] = np.nan
+    block[20, 0] = np.inf
+    block[30, :] = 1.5
+    out = np.concatenate([conv(block[i:i + 960]) for i in range(0, 9600, 960)])
+    assert conv.bad_samples == 2 and conv.clipped_samples >= 8
+    assert np.isfinite(out).all() and np.abs(out).max() <= 1.0
+    assert 1600 - 480 <= out.size <= 1600  # 0.1 s at 16 kHz, less the resampler's delay (<= 30 ms)
+    spectrum = np.abs(np.fft.rfft(out[100:1100] * np.hanning(1000)))
+    assert abs(np.argmax(spectrum) * 16000 / 1000 - 440) < 20
+
+
+# --- file input ------------------------------------------------------------------------------
+def _write(path, seconds, rate, channels=1, freq=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    x = (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    sf.write(path, np.tile(x[:, None], (1, channels)), rate)
+
+
+def test_file_input_is_paced_by_the_clock_and_loops(tmp_path):
+    path = tmp_path / "tone.wav"
+    _write(path, 0.5, 8000)
+    clock = ManualClock(100.0)
+    inp = FileInput(str(path), 8000, clock, loop=True)
+    inp.open()
+    clock.advance(0.25)
+    block = inp.read(0.0)
+    assert block.sample_rate_hz == 8000 and block.samples.size == 2000 and block.t_s == 100.0
+    clock.advance(1.0)
+    block = inp.read(0.0)
+    assert block.samples.size == 8000 and block.t_s == pytest.approx(100.25)
+    assert inp.stats["loops"] == 2
+    assert inp.read(0.0) is None or inp.read(0.0).samples.size <= 1  # nothing new is due
+
+
+def test_file_input_96k_eight_channels_resampled_once(tmp_path):
+    path = tmp_path / "multi.flac"
+    _write(path, 1.0, 96000, channels=8)
+    clock = ManualClock()
+    inp = FileInput(str(path), 22050, clock)
+    inp.open()
+    clock.advance(0.5)
+    block = inp.read(0.0)
+    assert block.sample_rate_hz == 22050 and block.samples.ndim == 1
+    assert block.samples.size == int(0.5 * 22050)
+    assert 0.25 < float(np.abs(block.samples[2000:]).max()) < 0.35
+
+
+def test_file_input_real_time_pacing(tmp_path):
+    path = tmp_path / "tone.wav"
+    _write(path, 2.0, 8000)
+    inp = FileInput(str(path), 0, MonotonicClock(), loop=False)
+    inp.open()
+    t0 = time.monotonic()
+    got = 0
+    while time.monotonic() - t0 < 0.3:
+        block = inp.read(0.05)
+        if block is not None:
+            got += block.samples.size
+    assert 0.2 * 8000 <= got <= 0.4 * 8000
+
+
+def test_missing_and_unreadable_files_name_the_file(tmp_path):
+    with pytest.raises(UserError, match="nothere.wav does not exist"):
+        FileInput(str(tmp_path / "nothere.wav"), 0, ManualClock()).open()
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    with pytest.raises(UserError, match="notes.wav cannot be read"):
+        FileInput(str(bad), 0, ManualClock()).open()
+
+
+# --- real PortAudio streams through JACK -----------------------------------------------------
+class ToneInto:
+    """A JACK client that plays a sine into every PortAudio input port while it is active."""
+
+    def __init__(self, freq_hz: float = 440.0, amplitude: float = 0.5) -> None:
+        import jack
+        self.client = jack.Client(f"tone{os.getpid()}", no_start_server=True)
+        self.port = self.client.outports.register("out")
+        self.phase = 0
+        rate = self.client.samplerate
+
+        @self.client.set_process_callback
+        def process(frames):
+            t = (self.phase + np.arange(frames)) / rate
+            self.port.get_array()[:] = amplitude * np.sin(2 * np.pi * freq_hz * t)
+            self.phase += frames
+
+        self.client.activate()
+
+    def connect_all(self) -> int:
+        n = 0
+        for port in self.client.get_ports("PortAudio", is_audio=True, is_input=True):
+            try:
+                self.client.connect(self.port, port)
+                n += 1
+            except Exception:
+                pass  # already connected
+        return n
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+def _read_for(inp, seconds: float) -> list:
+    blocks = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        block = inp.read(0.05)
+        if block is not None:
+            blocks.append(block)
+    return blocks
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("cls", [SoundDeviceInput, PyAudioInput])
+def test_jack_stream_delivers_the_played_tone(jack_server, cls):
+    assert _wait_for_jack(jack_server)
+    reinitialize_portaudio()  # PortAudio lists devices at initialisation: after jackd started
+    inp = cls("system", 16000, 0, 1024, MonotonicClock())
+    inp.open()
+    tone = ToneInto(440.0, 0.5)
+    try:
+        deadline = time.monotonic() + 3
+        while tone.connect_all() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        _read_for(inp, 0.3)
+        blocks = _read_for(inp, 1.0)
+    finally:
+        tone.close()
+        inp.close()
+        _detach_portaudio_from_jack()
+    x = np.concatenate([b.samples for b in blocks])
+    assert all(b.sample_rate_hz == 16000 for b in blocks)
+    assert 0.8 * 16000 <= x.size <= 1.2 * 16000  # real time, resampled from JACK's 48 kHz
+    assert 0.2 < np.abs(x).max() <= 0.6  # mixed down from 2 channels, one of them fed
+    spectrum = np.abs(np.fft.rfft(x[:8192] * np.hanning(8192)))
+    assert abs(np.argmax(spectrum) * 16000 / 8192 - 440) < 10
+    assert inp.stats["blocks"] > 10 and inp.stats["stalls"] == 0
+    ts = [b.t_s for b in blocks]
+    assert ts == sorted(ts)
+
+
+def _wait_for_jack(name: str, timeout_s: float = 10.0) -> bool:
+    """True once server `name` answers; `jack_wait -c` exits 0 either way, so read what it says."""
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True).stdout
+        if out.strip() == "running":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _start_jackd(name: str) -> subprocess.Popen:
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if _wait_for_jack(name):
+        return proc
+    proc.kill()
+    pytest.fail("jackd did not start")
+
+
+def _stop_jackd(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _detach_portaudio_from_jack() -> None:
+    """Re-initialise PortAudio away from JACK while the server still runs.
+
+    libportaudio's JACK host API asserts in Pa_Terminate (at interpreter exit) when the server it
+    joined has gone, which would abort the whole test process after the server fixture stops.
+    """
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
+    try:
+        reinitialize_portaudio()
+    finally:
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+@pytest.mark.parametrize("cls", [SoundDeviceInput, PyAudioInput])
+def test_device_that_vanishes_feeds_silence_and_comes_back(cls):
+    """Freeze the JACK server under a running stream (SIGSTOP), then let it go on (SIGCONT)."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2)")
+    name = f"vanish{os.getpid()}"
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
+    proc = _start_jackd(name)
+    inp = None
+    try:
+        reinitialize_portaudio()
+        inp = cls("system", 16000, 0, 1024, MonotonicClock())
+        inp.open()
+        assert sum(b.samples.size for b in _read_for(inp, 0.5)) > 0.3 * 16000
+        proc.send_signal(signal.SIGSTOP)
+        gone = _read_for(inp, 2.0)
+        assert inp.stats["stalls"] == 1 and inp.stats["resumes"] == 0
+        silence = [b for b in gone if not b.samples.any()]
+        assert sum(b.samples.size for b in silence) >= 0.8 * 16000  # fed on, in real time
+        proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while inp.stats["resumes"] + inp.stats["reopens"] == 0 and time.monotonic() < deadline:
+            _read_for(inp, 0.2)
+        assert inp.stats["resumes"] + inp.stats["reopens"] == 1
+        blocks_before = inp.stats["blocks"]
+        back = _read_for(inp, 0.5)
+        assert inp.stats["blocks"] > blocks_before and sum(b.samples.size for b in back) > 0.3 * 16000
+        ts = [b.t_s for b in gone + back]
+        assert ts == sorted(ts)
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        if inp is not None:
+            inp.close()
+        _detach_portaudio_from_jack()
+        _stop_jackd(proc)
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old
