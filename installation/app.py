@@ -641,19 +641,33 @@ def check(cfg: Config) -> int:
     """Say what exists and what will run; 0 when the configured installation can start."""
     from rich.console import Console
 
-    console = Console(stderr=False, highlight=False)
-    sources = choose_sources(cfg)
+    from hardware.audio_in import list_audio_devices
+    from hardware.midi import list_midi_ports
     from scenes.scene import SceneError, load_scene
+
+    console = Console(highlight=False, soft_wrap=True)
+    console.print("config: valid")
+    sources = choose_sources(cfg)
     try:
         load_scene(cfg.installation.scene)
         console.print(f"scene: {cfg.installation.scene} found")
     except SceneError as exc:
         sources.problems.append(str(exc).rstrip("."))
-    console.print("config: valid")
-    console.print(f"audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
+    devices = _safe_devices(list_audio_devices)
+    inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
+    outputs = [d["name"] for d in devices if d.get("max_output_channels", 0) > 0]
+    console.print(f"audio ({cfg.audio.backend}): inputs: {', '.join(inputs) or 'none'}; "
+                  f"outputs: {', '.join(outputs) or 'none'}")
+    with quiet_stderr():
+        ports = list_midi_ports(cfg.midi.backend)
+    console.print(f"MIDI: outputs: {', '.join(ports['outputs']) or 'none'}; inputs: {', '.join(ports['inputs']) or 'none'}"
+                  + (f" ({ports['problems'][0]})" if ports.get("problems") else ""))
+    for wanted in cfg.midi.outputs:
+        if not any(wanted.lower() in name.lower() for name in ports["outputs"]):
+            sources.notes.append(f"MIDI: no output matches '{wanted}' now; it is opened when it appears")
+    console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
                   f"display: {sources.display}; synth to speakers: {'yes' if sources.speakers else 'no'}")
-    gpu = _gpu_description()
-    console.print(f"GPU: {gpu}")
+    console.print(f"GPU: {_gpu_description()}")
     if cfg.render.model:
         from models.render_diffusion import check_weights
         weight_problems = check_weights(cfg.render)
@@ -664,10 +678,27 @@ def check(cfg: Config) -> int:
         console.print(f"instead: {note}")
     if sources.problems:
         for problem in sources.problems:
-            print(f"error: {problem}.", file=sys.stderr)
+            print(f"error: {problem.rstrip('.')}.", file=sys.stderr)
         return 2
     console.print("ready: the installation can start")
     return 0
+
+
+class quiet_stderr:
+    """Silence C libraries (ALSA, JACK) that print to file descriptor 2 while probing devices."""
+
+    def __enter__(self) -> None:
+        import os
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc) -> None:
+        import os
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
 
 
 def _gpu_description() -> str:
@@ -689,7 +720,7 @@ def list_devices(cfg: Config) -> int:
     from hardware.display import display_available
     from hardware.midi import list_midi_ports
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     audio = Table(title="Audio devices")
     for column in ("index", "name", "host API", "in", "out", "rate Hz"):
         audio.add_column(column)
@@ -700,11 +731,11 @@ def list_devices(cfg: Config) -> int:
     console.print(audio if devices else "Audio devices: none (no sound card or PortAudio host found)")
     cameras = list_cameras()
     console.print("Cameras: " + (", ".join(str(c.get("device", c)) for c in cameras) if cameras else "none"))
-    try:
+    with quiet_stderr():
         ports = list_midi_ports(cfg.midi.backend)
-        console.print("MIDI inputs: " + (", ".join(ports.get("inputs", [])) or "none"))
-        console.print("MIDI outputs: " + (", ".join(ports.get("outputs", [])) or "none"))
-    except Exception as exc:  # noqa: BLE001 - a MIDI backend without its system layer is just "none"
-        console.print(f"MIDI: unavailable ({exc})")
+    console.print("MIDI inputs: " + (", ".join(ports.get("inputs", [])) or "none"))
+    console.print("MIDI outputs: " + (", ".join(ports.get("outputs", [])) or "none"))
+    for problem in ports.get("problems", []):
+        console.print(f"MIDI: {problem}")
     console.print("Display: " + ("available" if display_available() else "none (headless)"))
     return 0
