@@ -328,3 +328,18 @@ class OscEventOut:
 
     def close(self) -> None:
         pass
+
+
+def output_from_spec(spec: tuple, clock) -> Any:
+    """Build an output from a picklable spec, for the sender process:
+    ("mido", name, backend) | ("virtual", name, backend) | ("midifile", path) | ("recording",)."""
+    kind = spec[0]
+    if kind == "mido":
+        return MidoOut(spec[1], spec[2] if len(spec) > 2 else "")
+    if kind == "virtual":
+        return VirtualMidiOut(spec[1], spec[2] if len(spec) > 2 else "")
+    if kind == "midifile":
+        return MidiFileRecorder(Path(spec[1]), clock)
+    if kind == "recording":
+        return RecordingMidiOut(clock)
+    raise UserError(f"unknown MIDI output spec {spec!r}; use mido, virtual, midifile or recording.")

@@ -15,6 +15,7 @@ import collections
 import heapq
 import itertools
 import logging
+import os
 import sys
 import threading
 from dataclasses import dataclass
@@ -49,17 +50,22 @@ class Scheduler:
 
     def __init__(self, clock, outputs: list, *, switch_interval_s: float | None = 0.0005,
                  max_late_s: float = 0.25, clock_out: bool = False, tempo_bpm: float = 120.0,
-                 history: int = 20000) -> None:
+                 history: int = 20000, realtime_priority: int | None = None) -> None:
         """`switch_interval_s`: Python's GIL switch interval while running (None leaves it alone);
         the default 5 ms makes a sender thread ~5 ms late whenever another thread holds the GIL.
         `max_late_s`: a note_on later than this is skipped (with its note_off) rather than
-        played out of time. `clock_out`: send MIDI clock (24 PPQN) and start/stop."""
+        played out of time. `clock_out`: send MIDI clock (24 PPQN) and start/stop.
+        `realtime_priority`: SCHED_FIFO priority for the scheduler thread alone (Linux; needs root or
+        CAP_SYS_NICE). Off by default: measured in-process under torch load it made p99 worse, as
+        the real-time thread still waits for the GIL; ProcessScheduler is the jitter-free path."""
         self.clock = clock
         self.outputs = list(outputs)
         self.switch_interval_s = switch_interval_s
         self.max_late_s = max_late_s
         self.clock_out = clock_out
         self.tempo_bpm = float(tempo_bpm)
+        self.realtime_priority = realtime_priority
+        self.realtime = False
         self._heap: list[tuple[float, int, int, Any]] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
@@ -190,6 +196,7 @@ class Scheduler:
         result["late_ms_p99"] = float(np.percentile(late, 99)) if late.size else 0.0
         result["late_ms_max"] = float(late.max()) if late.size else 0.0
         result["measured"] = int(late.size)
+        result["realtime"] = self.realtime
         return result
 
     def late_ms(self) -> np.ndarray:
@@ -210,7 +217,19 @@ class Scheduler:
         return len(due)
 
     # --- scheduler thread ---------------------------------------------------------------------
+    def _raise_priority(self) -> None:
+        # On Linux the policy is per thread: only this sender thread becomes real-time, so it
+        # preempts the renderer's torch threads at each deadline.
+        if self.realtime_priority is None or not hasattr(os, "sched_setscheduler"):
+            return
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+            self.realtime = True
+        except (PermissionError, OSError) as exc:
+            log.info("scheduler runs without real-time priority (%s); expect a few ms of jitter under load", exc)
+
     def _run(self) -> None:
+        self._raise_priority()
         while True:
             with self._cond:
                 while True:
@@ -326,3 +345,169 @@ class Scheduler:
             self.stop(0.5)
         except Exception:
             log.exception("panic at exit failed")
+
+
+# --- a sender in its own real-time process ---------------------------------------------------------
+def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_s: float | None) -> None:
+    """The sender process: a Scheduler over outputs built from specs, fed through a pipe."""
+    realtime = False
+    if priority is not None and hasattr(os, "sched_setscheduler"):
+        try:  # before any thread starts, so the scheduler thread inherits the policy
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            realtime = True
+        except (PermissionError, OSError):
+            pass
+    from hardware.midi import output_from_spec
+    from installation.clock import MonotonicClock
+    outputs = []
+    for spec in specs:
+        try:
+            outputs.append(output_from_spec(spec, MonotonicClock()))
+        except Exception as exc:
+            conn.send(("error", f"{exc}"))
+            return
+    scheduler = Scheduler(MonotonicClock(), outputs, switch_interval_s=switch_interval_s)
+    scheduler.start()
+    conn.send(("ready", realtime))
+    try:
+        while True:
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):  # the parent died: never leave a note sounding
+                break
+            if kind == "submit":
+                scheduler.submit(payload)
+            elif kind == "messages":
+                scheduler.submit_messages(payload)
+            elif kind == "now":
+                scheduler.send_now(payload)
+            elif kind == "tempo":
+                scheduler.set_tempo(payload)
+            elif kind == "panic":
+                scheduler.panic(payload)
+                conn.send(("panicked", None))
+            elif kind == "stats":
+                stats = scheduler.stats
+                stats["realtime"] = realtime
+                conn.send(("stats", (stats, scheduler.late_ms().tolist() if payload else None)))
+            elif kind == "stop":
+                break
+    finally:
+        scheduler.stop()
+        for output in outputs:
+            try:
+                output.close()
+            except Exception:
+                pass
+        try:
+            conn.send(("stopped", None))
+        except (OSError, BrokenPipeError):
+            pass
+
+
+class ProcessScheduler:
+    """The Scheduler's interface, with sending done in a separate process at real-time priority.
+
+    The renderer's torch threads share the GIL and both cores with any thread here; a process
+    of its own with SCHED_FIFO (Linux, root or CAP_SYS_NICE) keeps deadlines to a fraction of a
+    millisecond under load. Outputs are given as specs (hardware.midi.output_from_spec) because
+    ports are opened in the sender process; in-process outputs (built-in synth, OSC) stay on a
+    thread Scheduler. If the parent dies, the sender panics and exits.
+    """
+
+    def __init__(self, output_specs: list[tuple], *, realtime_priority: int | None = 50,
+                 switch_interval_s: float | None = 0.0005, clock=None) -> None:
+        self.output_specs = list(output_specs)
+        self.realtime_priority = realtime_priority
+        self.switch_interval_s = switch_interval_s
+        self.clock = clock
+        self._conn = None
+        self._process = None
+        self._lock = threading.Lock()
+        self._horizon_s = 0.0
+        self.realtime = False
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        import multiprocessing
+        from installation.errors import UserError
+        ctx = multiprocessing.get_context("spawn")  # never fork a process full of torch threads
+        parent, child = ctx.Pipe()
+        self._process = ctx.Process(target=_child_main, name="midi-sender", daemon=True,
+                                    args=(child, self.output_specs, self.realtime_priority, self.switch_interval_s))
+        self._process.start()
+        self._conn = parent
+        if not parent.poll(timeout_s):
+            raise UserError("the MIDI sender process did not start within "
+                            f"{timeout_s:.0f} s; check the MIDI outputs in config.toml.")
+        kind, payload = parent.recv()
+        if kind == "error":
+            self._process.join(2)
+            raise UserError(payload)
+        self.realtime = bool(payload)
+
+    def _send(self, kind: str, payload: Any = None) -> None:
+        with self._lock:
+            try:
+                self._conn.send((kind, payload))
+            except (OSError, BrokenPipeError, AttributeError) as exc:
+                log.warning("MIDI sender process is gone (%s)", exc)
+
+    def _ask(self, kind: str, payload: Any, answer: str, timeout_s: float = 2.0) -> Any:
+        with self._lock:
+            try:
+                self._conn.send((kind, payload))
+                while self._conn.poll(timeout_s):
+                    got, value = self._conn.recv()
+                    if got == answer:
+                        return value
+            except (OSError, BrokenPipeError, EOFError, AttributeError) as exc:
+                log.warning("MIDI sender process is gone (%s)", exc)
+        return None
+
+    def submit(self, events: Iterable[NoteEvent | Cue]) -> None:
+        items = [e for e in events if not isinstance(e, Cue)]  # cues belong to in-process outputs
+        for e in items:
+            self._horizon_s = max(self._horizon_s, e.start_s + e.duration_s)
+        self._send("submit", items)
+
+    def submit_messages(self, items: Iterable[tuple[float, Any]]) -> None:
+        self._send("messages", list(items))
+
+    def submit_plan(self, plan, valence: float | None = None, arousal: float | None = None) -> None:
+        self.set_tempo(plan.tempo_bpm)
+        self.submit(plan.events)
+
+    def set_tempo(self, tempo_bpm: float) -> None:
+        self._send("tempo", float(tempo_bpm))
+
+    def send_now(self, message) -> None:
+        self._send("now", message)
+
+    def horizon_s(self) -> float:
+        import time
+        now_s = self.clock.now_s() if self.clock is not None else time.monotonic()
+        return max(now_s, self._horizon_s)
+
+    def panic(self, clear_queue: bool = True) -> None:
+        self._ask("panic", clear_queue, "panicked")
+        if clear_queue:
+            self._horizon_s = 0.0
+
+    @property
+    def stats(self) -> dict:
+        got = self._ask("stats", False, "stats")
+        return got[0] if got else {"sent": 0, "lost": 0, "sounding": 0, "alive": False}
+
+    def late_ms(self) -> np.ndarray:
+        got = self._ask("stats", True, "stats")
+        return np.asarray(got[1] if got else [], dtype=float)
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Panic (in the sender), then end the process."""
+        if self._process is None:
+            return
+        self._ask("stop", None, "stopped", timeout_s + 1.0)
+        self._process.join(timeout_s)
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process = None

@@ -156,3 +156,21 @@ def test_sigterm_mid_phrase_leaves_no_note_sounding(tmp_path):
     assert sum(1 for m in messages if m.type == "note_on") >= 5
     assert not sounding_after(messages)
     assert any(m.type == "control_change" and m.control == 123 for m in messages)
+
+
+def test_process_scheduler_sends_from_its_own_process_and_panics_on_stop(tmp_path):
+    from installation.scheduler import ProcessScheduler
+    path = tmp_path / "sender.mid"
+    s = ProcessScheduler([("midifile", str(path))])
+    s.start()
+    try:
+        t0 = time.monotonic() + 0.2
+        s.submit([NoteEvent(t0 + 0.05 * i, 5.0, 60 + i, 90) for i in range(4)])
+        time.sleep(0.6)
+        stats = s.stats
+        assert stats["sounding"] == 4 and stats["lost"] == 0
+    finally:
+        s.stop()
+    messages = [m for m in mido.MidiFile(path).tracks[0] if not m.is_meta]
+    assert sum(m.type == "note_on" for m in messages) == 4
+    assert not sounding_after(messages)
