@@ -54,7 +54,7 @@ def palette_from_va(valence: float, arousal: float, count: int = 5) -> np.ndarra
     """A palette when the caption gives none: warm and light for positive valence, cool and deep
     for negative; arousal widens the hue spread and raises saturation."""
     v, a = clamp_va(valence, arousal)
-    base_hue = (0.62 - 0.26 * (v + 1.0)) % 1.0          # -1: blue-violet ... +1: orange-yellow
+    base_hue = _circumplex_hue(v, a)
     spread = 0.05 + 0.12 * (a + 1.0) / 2.0
     sat = 0.35 + 0.45 * (a + 1.0) / 2.0
     colours = []
@@ -64,6 +64,17 @@ def palette_from_va(valence: float, arousal: float, count: int = 5) -> np.ndarra
         value = 0.25 + 0.6 * k * (0.6 + 0.4 * (v + 1.0) / 2.0)
         colours.append(colorsys.hsv_to_rgb(hue, sat * (1.0 - 0.3 * k), value))
     return np.asarray(colours, dtype=np.float32)
+
+
+# Hue around the valence-arousal circle: pleasant = amber, excited = red-orange, tense = crimson and
+# magenta, sad = blue, calm = teal. Unwrapped so interpolation never crosses the hue seam backwards.
+_HUE_ANGLES_DEG = (-180.0, -90.0, 0.0, 90.0, 135.0, 180.0)
+_HUE_VALUES = (0.66, 0.48, 0.12, 0.02, -0.06, -0.34)
+
+
+def _circumplex_hue(valence: float, arousal: float) -> float:
+    angle = math.degrees(math.atan2(arousal, valence)) if (valence or arousal) else 90.0
+    return float(np.interp(angle, _HUE_ANGLES_DEG, _HUE_VALUES)) % 1.0
 
 
 def look_from_caption(caption: Caption, previous: Look | None = None) -> Look:
@@ -166,6 +177,7 @@ class ProceduralRenderer:
         self._va_smooth = (0.0, 0.0)
         self._brightness_gain = 1.0
         self._saturation_gain = 1.0
+        self._contrast_gain = 1.0
         self._va_offset = np.zeros(2, dtype=np.float64)
         self._frames = 0
         self.last_measured_va: tuple[float, float] = (0.0, 0.0)
@@ -200,6 +212,8 @@ class ProceduralRenderer:
     def render(self, state: MusicState, t_s: float) -> np.ndarray:
         import cv2
 
+        if not math.isfinite(t_s):
+            t_s = self._last_t_s if self._last_t_s is not None else 0.0
         if self._pending_blend_s is not None:
             self._blend_start_s, self._blend_s, self._pending_blend_s = t_s, self._pending_blend_s, None
         dt_s = 0.0 if self._last_t_s is None else min(0.25, max(0.0, t_s - self._last_t_s))
@@ -234,14 +248,15 @@ class ProceduralRenderer:
         rgb = rgb * (1.0 - m) + shape_rgb * m
 
         # Beat: a brightness swell and a ring running out from the centre.
-        ring = np.exp(-((self._r - 0.15 - 1.2 * state.beat_phase) ** 2) * 30.0) * beat * 0.35
+        beat_phase = state.beat_phase % 1.0 if math.isfinite(state.beat_phase) else 0.0
+        ring = np.exp(-((self._r - 0.15 - 1.2 * beat_phase) ** 2) * 30.0) * beat * 0.35
         rgb = rgb * (1.0 + 0.25 * beat) + ring[..., None] * lut[-1]
         rgb = self._grade(rgb * self._vignette)
 
         if self._frames % MEASURE_EVERY_FRAMES == 0:
             self._correct(rgb)
         self._frames += 1
-        small = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        small = (np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         if (self.internal_w, self.internal_h) == (self.width, self.height):
             return small
         return cv2.resize(small, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
@@ -275,7 +290,7 @@ class ProceduralRenderer:
         wy = y + warp * np.cos(1.3 * x - 0.7 * phase) * 0.5
         f = (np.sin(2.1 * wx + 0.6 * phase) + np.sin(1.6 * wy - 0.8 * phase)
              + np.sin(1.2 * (wx + wy) + 0.4 * phase) + turbulence * 1.5 * (self._noise_fine - 0.5))
-        return 0.5 + f * 0.16 + 0.25 * (self._v - 0.5)
+        return 0.5 + f * (0.13 + 0.08 * turbulence) + 0.25 * (self._v - 0.5)
 
     def _shape_layer(self, shapes: str, layout: str, phase: float, beat: float) -> tuple[np.ndarray, np.ndarray]:
         """(mask 0..1, palette position 0..1) of the scene's shapes, arranged by the layout."""
@@ -367,8 +382,10 @@ class ProceduralRenderer:
 
     def _grade(self, rgb: np.ndarray) -> np.ndarray:
         lum = rgb @ np.asarray([0.2126, 0.7152, 0.0722], dtype=np.float32)
+        mean = float(lum.mean())
         lum = lum[..., None]
-        return (lum + self._saturation_gain * (rgb - lum)) * self._brightness_gain
+        graded = mean + self._contrast_gain * (lum - mean) + self._saturation_gain * (rgb - lum)
+        return graded * self._brightness_gain
 
     def _correct(self, rgb: np.ndarray) -> None:
         """Measure the graded frame with the colour head; nudge the grade toward the music's VA."""
@@ -383,8 +400,15 @@ class ProceduralRenderer:
         rate = 0.5
         self._brightness_gain *= (aim_b / max(features.brightness, 0.02)) ** rate
         self._saturation_gain *= ((aim_s + 0.02) / (features.saturation + 0.02)) ** rate
+        # Dark yet aroused music cannot get its arousal from saturation alone (chroma shrinks with
+        # lightness), so contrast makes up the rest of the arousal error.
+        self._contrast_gain *= math.exp(0.4 * (target[1] - measured[1]))
         self._brightness_gain = float(min(4.0, max(0.05, self._brightness_gain)))
         self._saturation_gain = float(min(4.0, max(0.0, self._saturation_gain)))
+        self._contrast_gain = float(min(4.0, max(0.4, self._contrast_gain)))
+        if not all(math.isfinite(g) for g in (self._brightness_gain, self._saturation_gain, self._contrast_gain)):
+            self._brightness_gain = self._saturation_gain = self._contrast_gain = 1.0
+            self._va_offset[:] = 0.0
 
     # --- precomputed textures ------------------------------------------------------------------
     def _value_noise(self, h: int, w: int, cells: int) -> np.ndarray:
