@@ -1,0 +1,56 @@
+"""Image analysis on real photographs and on frames with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import skimage.data
+
+from models.image_features import ImageAnalyser, dominant_hues
+
+
+def test_features_of_real_photographs_are_in_range_and_differ():
+    analyser = ImageAnalyser()
+    moon = analyser.analyse(np.repeat(skimage.data.moon()[:, :, None], 3, axis=2), 0.0)
+    analyser.reset()
+    coffee = analyser.analyse(skimage.data.coffee(), 1.0)
+    for s in (moon, coffee):
+        for value in (s.valence, s.arousal):
+            assert -1.0 <= value <= 1.0 and np.isfinite(value)
+        for value in (s.brightness, s.saturation, s.contrast, s.colourfulness, s.edge_density, s.motion):
+            assert 0.0 <= value <= 1.0
+    assert moon.saturation < 0.05 and moon.dominant_hues_deg == ()  # a grey photograph has no hue
+    assert coffee.saturation > moon.saturation and coffee.colourfulness > moon.colourfulness
+    assert coffee.motion == 0.0  # reset: no previous frame, no motion
+
+
+def test_motion_is_found_where_the_picture_changes():
+    analyser = ImageAnalyser()
+    still = np.full((120, 160, 3), 90, np.uint8)
+    analyser.analyse(still, 0.0)
+    assert analyser.analyse(still, 0.2).motion == 0.0
+    moved = still.copy()
+    moved[80:120, 110:160] = 250  # someone enters at the bottom right
+    state = analyser.analyse(moved, 0.4)
+    assert state.motion > 0.0 and state.presence
+    assert int(np.argmax(state.regions_motion)) == 8
+    assert state.regions_motion[0] == 0.0
+
+
+def test_dominant_hue_of_pure_colours():
+    import cv2
+    for rgb, lo, hi in (((255, 0, 0), 0, 20), ((0, 200, 0), 110, 130), ((0, 0, 255), 230, 250)):
+        frame = np.zeros((20, 20, 3), np.uint8)
+        frame[:] = rgb
+        hue = dominant_hues(cv2.cvtColor(frame, cv2.COLOR_RGB2HSV))[0]
+        assert lo <= hue <= hi, (rgb, hue)
+
+
+def test_a_failing_head_gives_neutral_va_and_is_counted():
+    class BrokenHead:
+        def estimate(self, rgb):
+            raise RuntimeError("weights gone")
+
+    analyser = ImageAnalyser(BrokenHead())
+    state = analyser.analyse(skimage.data.astronaut(), 0.0)
+    assert (state.valence, state.arousal, state.va_confidence) == (0.0, 0.0, 0.0)
+    assert analyser.stats["head_failures"] == 1
+    assert state.brightness > 0.1  # the other features are still there
