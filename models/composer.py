@@ -36,6 +36,15 @@ MODE_CLASS = {"phrygian": "minor", "minor": "minor", "dorian": "minor",
               "mixolydian": "major", "major": "major", "lydian": "major"}
 ABC_MODE = {"phrygian": "phr", "minor": "m", "dorian": "dor", "mixolydian": "mix", "major": "", "lydian": "lyd"}
 KEY_NAMES = ("C", "Db", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # by pitch class
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+MODE_OFFSET = {"major": 0, "dorian": 2, "phrygian": 4, "lydian": 5, "mixolydian": 7, "minor": 9}
+
+
+def key_name(tonic_pc: int, mode: str) -> str:
+    """The tonic spelled so the key signature stays sane: sharps when the parent major key has
+    sharps (C# phrygian, not Db phrygian with double flats), flats otherwise."""
+    parent = (tonic_pc - MODE_OFFSET[mode]) % 12
+    return SHARP_NAMES[tonic_pc] if parent in (0, 7, 2, 9, 4, 11, 6) else KEY_NAMES[tonic_pc]
 LETTERS = "CDEFGAB"
 NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
 HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
@@ -178,7 +187,7 @@ class Composer:
         drive = self._drive(image, a)
         events, abc_notes, chord_cues = self._realise(phrase, image, drive, first16, last16, start_s, s16)
         self._bar_in_phrase += bars
-        key = KEY_NAMES[phrase.tonic_pc]
+        key = key_name(phrase.tonic_pc, phrase.mode)
         reasons = list(phrase.reasons) if new_phrase else [f"continuing phrase {phrase.index + 1}, bars "
                                                            f"{first16 // bar16 + 1}-{last16 // bar16} of {PHRASE_BARS}"]
         reasons.append(f"dynamics: drive {drive:+.2f} from arousal {a:+.2f}, motion {image.motion:.2f}, "
@@ -212,10 +221,10 @@ class Composer:
         if image.dominant_hues_deg:
             hue = image.dominant_hues_deg[0]
             self._tonic_pc = self._settings.key_map[int((hue % 360) // 30)]
-            reasons.append(f"key {KEY_NAMES[self._tonic_pc]}: dominant hue {hue:.0f} deg ({hue_name(hue)}) "
+            reasons.append(f"key {key_name(self._tonic_pc, mode)}: dominant hue {hue:.0f} deg ({hue_name(hue)}) "
                            f"on the {self._settings.key_map_name} colour wheel")
         else:
-            reasons.append(f"key {KEY_NAMES[self._tonic_pc]}: no dominant colour, key kept")
+            reasons.append(f"key {key_name(self._tonic_pc, mode)}: no dominant colour, key kept")
         metre = self._settings.metre
         if metre == "auto":
             metre = "3/4" if drive < -0.35 else ("6/8" if v > 0.2 and drive > 0.35 else "4/4")
@@ -415,21 +424,21 @@ class Composer:
 
     # --- ABC -----------------------------------------------------------------------------------
     def _abc(self, phrase: _Phrase, notes, bars: int) -> str:
-        key = KEY_NAMES[phrase.tonic_pc]
+        key = key_name(phrase.tonic_pc, phrase.mode)
         bar16 = METRES[phrase.metre]
         lines = ["X:1", f"T:Chromesthesia phrase {phrase.index + 1}", f"M:{phrase.metre}", "L:1/16",
                  f"Q:1/4={int(round(phrase.tempo_bpm))}", f"K:{key}{ABC_MODE[phrase.mode]}"]
-        for voice, items in notes.items():
+        for number, (voice, items) in enumerate(notes.items(), start=1):
             if not items:
                 continue
             clef = " clef=bass" if voice == "bass" else ""
-            lines.append(f"V:{voice}{clef}")
+            lines.append(f"V:{number} name=\"{voice}\"{clef}")
             lines.append(self._abc_voice(phrase, items, self._abc_tonics[voice], bar16))
         return "\n".join(lines)
 
     def _abc_voice(self, phrase: _Phrase, items, tonic_midi: int, bar16: int) -> str:
         scale = MODES[phrase.mode]
-        tonic_letter = LETTERS.index(KEY_NAMES[phrase.tonic_pc][0])
+        tonic_letter = LETTERS.index(key_name(phrase.tonic_pc, phrase.mode)[0])
         tonic_octave = tonic_midi // 12 - 1
         out: list[str] = []
         accidentals: dict[int, int] = {}  # an accidental holds to the bar line, as in notation

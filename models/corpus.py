@@ -63,7 +63,7 @@ def music_metrics(notes: Sequence[Note], beats_per_bar: float = 4.0, steps_per_b
                                  "scale_consistency", "groove_consistency", "empty_beat_rate")}
     pitches = [n.pitch for n in notes]
     pcs = Counter(p % 12 for p in pitches)
-    end_steps = int(math.ceil(max(n.onset_beats + n.duration_beats for n in notes) * steps_per_beat)) + 1
+    end_steps = max(1, int(math.ceil(max(n.onset_beats + n.duration_beats for n in notes) * steps_per_beat)))
     roll = np.zeros(end_steps, dtype=np.int32)
     onsets_per_step = np.zeros(end_steps, dtype=bool)
     for n in notes:
