@@ -1,0 +1,336 @@
+"""Streaming LCM diffusion on tiny random-weight pipelines, saved to disk and loaded the way users do."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from installation.config import RenderConfig
+from installation.errors import UserError
+from installation.records import Caption, MusicState
+from models.render_diffusion import DiffusionRenderer, check_weights, load_diffusion_renderer, slerp
+from models.render_procedural import ProceduralRenderer
+from tests.tiny_pipeline import build_tiny_components, write_tiny_pipeline, write_tiny_vae
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """torch's OpenMP pool spins against other processes on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return write_tiny_pipeline(tmp_path_factory.mktemp("weights") / "tiny-lcm")
+
+
+@pytest.fixture()
+def model_copy(tiny_model, tmp_path) -> Path:
+    """A private copy to damage."""
+    return Path(shutil.copytree(tiny_model, tmp_path / "model"))
+
+
+class CallCounter:
+    """Counts forward calls of modules with forward hooks; can poison an output with NaN."""
+
+    def __init__(self, **modules):
+        self.counts = {name: 0 for name in modules}
+        self.poison: set[str] = set()
+        for name, module in modules.items():
+            module.register_forward_hook(self._hook(name))
+
+    def _hook(self, name):
+        def hook(_module, _inputs, output):
+            self.counts[name] += 1
+            if name in self.poison:
+                first = output[0] if isinstance(output, tuple) else getattr(output, "sample", output)
+                first.fill_(float("nan"))
+            return output
+        return hook
+
+
+def load(model: Path, **overrides) -> DiffusionRenderer:
+    cfg = RenderConfig(model=str(model), width=SIZE, height=SIZE, **overrides)
+    return load_diffusion_renderer(cfg, SIZE, SIZE)
+
+
+def counted(renderer: DiffusionRenderer) -> CallCounter:
+    return CallCounter(unet=renderer.unet, text_encoder=renderer.text_encoder, vae_encoder=renderer.vae.encoder,
+                       vae_decoder=renderer.vae.decoder)
+
+
+def init_picture(seed: int = 0, size: int = SIZE) -> np.ndarray:
+    renderer = ProceduralRenderer(size, size, seed=seed)
+    return renderer.render(MusicState(t_s=0.0, valence=0.3, arousal=0.2), 0.0)
+
+
+def state(t_s: float = 0.0, arousal: float = 0.0) -> MusicState:
+    return MusicState(t_s=t_s, arousal=arousal)
+
+
+def test_text_encoder_runs_only_when_the_prompt_changes(tiny_model):
+    renderer = load(tiny_model, similarity_skip=0.0)
+    calls = counted(renderer)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="a lighthouse at dusk"))
+    assert calls.counts["text_encoder"] == 1
+    init = init_picture()
+    for i in range(4):
+        renderer.render(init, state(i / 10), i / 10)
+    assert calls.counts["text_encoder"] == 1
+    renderer.update_prompt(Caption(t_s=1.0, prompt="a forest in the rain", transition_s=1.0))
+    for i in range(4):
+        renderer.render(init, state(1 + i / 10), 1 + i / 10)
+    assert calls.counts["text_encoder"] == 2
+
+
+@pytest.mark.parametrize("steps,guidance", [(1, 1.0), (2, 1.0), (3, 8.0)])
+def test_exactly_one_unet_call_per_step(tiny_model, steps, guidance):
+    renderer = load(tiny_model, steps=steps, guidance=guidance, similarity_skip=0.0)
+    calls = counted(renderer)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="orbs of light"))
+    for i in range(3):
+        renderer.render(init_picture(i), state(i / 10), i / 10)
+    assert calls.counts["unet"] == 3 * steps
+    assert calls.counts["vae_encoder"] == 3 and calls.counts["vae_decoder"] == 3
+    assert renderer.stats.unet_calls == 3 * steps
+
+
+def test_classifier_free_guidance_is_one_batched_unet_call(tiny_model):
+    """A model without guidance embedding (LCM-LoRA, SD-Turbo) with guidance > 1 still makes one call."""
+    import torch
+    from diffusers import LCMScheduler, UNet2DConditionModel
+    from transformers import CLIPTokenizer
+
+    _, vae, text_encoder = build_tiny_components()
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32,
+                                norm_num_groups=8)
+    tokenizer = CLIPTokenizer.from_pretrained(tiny_model / "tokenizer")
+    scheduler = LCMScheduler.from_pretrained(tiny_model / "scheduler")
+    renderer = DiffusionRenderer(unet, vae, text_encoder, tokenizer, scheduler, width=SIZE, height=SIZE, steps=2,
+                                 guidance=4.0, similarity_skip=0.0)
+    calls = counted(renderer)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="a city at night", negative_prompt="blurry"))
+    assert calls.counts["text_encoder"] == 2      # prompt and negative prompt, once
+    frame = renderer.render(init_picture(), state(), 0.0)
+    assert calls.counts["unet"] == 2
+    assert frame.shape == (SIZE, SIZE, 3) and renderer.stats.bad_frames == 0
+
+
+def test_consecutive_frames_from_an_unchanged_input_do_not_flicker(tiny_model):
+    import torch
+
+    renderer = load(tiny_model, similarity_skip=0.0)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="calm sea"))
+    init = init_picture()
+    latents = []
+    for i in range(6):
+        renderer.render(init, state(i / 30), i / 30)
+        latents.append(renderer._prev_latents.clone())
+
+    def change(a, b):
+        return float((a - b).norm() / b.norm())
+
+    steady = max(change(latents[i + 1], latents[i]) for i in range(3, 5))
+    # What fresh noise every frame would do (the flicker StreamDiffusion users complain about):
+    renderer._noise = torch.randn(renderer._noise.shape, generator=torch.Generator().manual_seed(99))
+    renderer.render(init, state(0.2), 0.2)
+    fresh = change(renderer._prev_latents, latents[-1])
+    assert steady < 0.02
+    assert fresh > 10 * steady
+
+
+def test_a_prompt_change_blends_over_frames(tiny_model):
+    import torch
+
+    renderer = load(tiny_model, similarity_skip=0.0)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="a red desert"))
+    init = init_picture()
+    renderer.render(init, state(0.0), 0.0)
+    old = renderer._embeds.clone()
+    renderer.update_prompt(Caption(t_s=1.0, prompt="a blue glacier under stars", transition_s=2.0))
+    new = renderer._to.clone()
+    distances = []
+    for i in range(11):
+        t_s = 1.0 + i * 0.25
+        renderer.render(init, state(t_s), t_s)
+        distances.append(float((renderer._embeds - new).norm() / (old - new).norm()))
+    assert distances[0] > 0.95                      # starts at the old prompt
+    assert 0.2 < distances[4] < 0.8                 # halfway through: in between
+    assert distances[-1] < 1e-4                     # ends at the new prompt
+    assert all(b <= a + 1e-6 for a, b in zip(distances, distances[1:]))
+    assert max(a - b for a, b in zip(distances, distances[1:])) < 0.35   # no jump
+    assert torch.isfinite(renderer._embeds).all()
+
+
+def test_slerp_keeps_norms_between_the_ends():
+    import torch
+
+    a = torch.randn(1, 4, 8)
+    b = torch.randn(1, 4, 8) * 3
+    mid = slerp(a, b, 0.5)
+    norms = mid.norm(dim=-1)
+    assert torch.all(norms > torch.minimum(a.norm(dim=-1), b.norm(dim=-1)) - 1e-4)
+    assert torch.all(norms < torch.maximum(a.norm(dim=-1), b.norm(dim=-1)) + 1e-4)
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
+    assert torch.allclose(slerp(a, a, 0.3), a, atol=1e-5)
+
+
+def test_a_nan_frame_never_reaches_the_display(tiny_model):
+    renderer = load(tiny_model, similarity_skip=0.0)
+    calls = counted(renderer)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="embers"))
+    init = init_picture()
+
+    calls.poison.add("unet")                         # before any good frame: the init picture is shown
+    first = renderer.render(init, state(0.0), 0.0)
+    assert np.array_equal(first, init)
+    calls.poison.clear()
+    good = renderer.render(init, state(0.1), 0.1).copy()
+    calls.poison.add("vae_decoder")
+    shown = renderer.render(init_picture(5), state(0.2), 0.2)
+    assert np.array_equal(shown, good)
+    assert renderer.stats.bad_frames == 2
+    calls.poison.clear()
+    recovered = renderer.render(init, state(0.3), 0.3)
+    assert recovered.shape == (SIZE, SIZE, 3) and renderer.stats.bad_frames == 2
+
+
+def test_a_failing_model_shows_the_last_good_frame(tiny_model):
+    renderer = load(tiny_model, similarity_skip=0.0)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="waves"))
+    good = renderer.render(init_picture(), state(), 0.0).copy()
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    renderer.unet.forward = broken
+    for i in range(3):
+        assert np.array_equal(renderer.render(init_picture(i + 1), state(0.1), 0.1), good)
+    assert renderer.stats.errors == 3
+
+
+def test_similarity_skip_reuses_the_last_frame(tiny_model):
+    renderer = load(tiny_model, similarity_skip=0.98)
+    calls = counted(renderer)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="stars"))
+    init = init_picture()
+    first = renderer.render(init, state(0.0), 0.0)
+    again = renderer.render(init, state(0.1), 0.1)
+    assert again is first and calls.counts["unet"] == renderer.steps
+    flipped = np.ascontiguousarray(init[::-1])
+    different = renderer.render(flipped, state(0.2), 0.2)
+    assert calls.counts["unet"] == 2 * renderer.steps and different is not first
+    assert renderer.stats.skipped == 1
+    renderer.max_skip_frames = 2
+    for i in range(4):
+        renderer.render(flipped, state(0.3 + i / 10), 0.3 + i / 10)
+    # skip, skip, refresh (at most 2 skips in a row), skip
+    assert renderer.stats.skipped == 4 and calls.counts["unet"] == 3 * renderer.steps
+
+
+def test_frames_come_back_at_the_render_size(tiny_model):
+    cfg = RenderConfig(model=str(tiny_model), width=100, height=76, similarity_skip=0.0)
+    renderer = load_diffusion_renderer(cfg, 100, 76)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="mountains"))
+    frame = renderer.render(init_picture(size=128), state(), 0.0)
+    assert frame.shape == (76, 100, 3) and frame.dtype == np.uint8
+
+
+def test_strength_follows_arousal_and_beat(tiny_model):
+    renderer = load(tiny_model)
+    calm = renderer._strength(MusicState(t_s=0.0, arousal=-0.8))
+    excited = renderer._strength(MusicState(t_s=0.0, arousal=0.8))
+    on_beat = renderer._strength(MusicState(t_s=0.0, arousal=0.0, beat_phase=0.0, beat_confidence=1.0))
+    off_beat = renderer._strength(MusicState(t_s=0.0, arousal=0.0, beat_phase=0.8, beat_confidence=1.0))
+    assert excited > calm and on_beat > off_beat
+    assert 0.0 < calm < excited <= 0.95
+
+
+def test_a_separate_tiny_vae_is_used(tiny_model, tmp_path):
+    vae_dir = write_tiny_vae(tmp_path / "taesd")
+    renderer = load(tiny_model, vae=str(vae_dir), similarity_skip=0.0)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="clouds"))
+    assert renderer.render(init_picture(), state(), 0.0).shape == (SIZE, SIZE, 3)
+
+
+# --- weights on disk ---------------------------------------------------------------------------
+def test_complete_weights_have_no_problems(tiny_model):
+    assert check_weights(RenderConfig()) == []
+    assert check_weights(RenderConfig(model=str(tiny_model))) == []
+
+
+def assert_one_sentence(message: str, *words: str):
+    assert "\n" not in message and message.endswith(".")
+    for word in words:
+        assert word in message
+
+
+def test_absent_weights(tmp_path):
+    cfg = RenderConfig(model=str(tmp_path / "lcm-dreamshaper-v7"))
+    problems = check_weights(cfg)
+    assert len(problems) == 1
+    assert_one_sentence(problems[0], "lcm-dreamshaper-v7", "does not exist", "docs/weights.md")
+    with pytest.raises(UserError) as info:
+        load_diffusion_renderer(cfg, SIZE, SIZE)
+    assert str(info.value) == problems[0]
+    with pytest.raises(UserError, match="render.model is empty"):
+        load_diffusion_renderer(RenderConfig(), SIZE, SIZE)
+
+
+def test_partial_weights_name_the_missing_file(model_copy):
+    (model_copy / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    shutil.rmtree(model_copy / "tokenizer")
+    problems = check_weights(RenderConfig(model=str(model_copy)))
+    assert len(problems) == 2
+    assert_one_sentence(problems[0], "unet", "diffusion_pytorch_model.safetensors")
+    assert_one_sentence(problems[1], "tokenizer")
+    with pytest.raises(UserError, match="unet"):
+        load_diffusion_renderer(RenderConfig(model=str(model_copy)), SIZE, SIZE)
+
+
+def test_truncated_weights_are_called_corrupt(model_copy):
+    weights = model_copy / "text_encoder" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    problems = check_weights(RenderConfig(model=str(model_copy)))
+    assert len(problems) == 1
+    assert_one_sentence(problems[0], "text_encoder", "truncated or corrupt", "download it again")
+    with pytest.raises(UserError, match="truncated"):
+        load_diffusion_renderer(RenderConfig(model=str(model_copy)), SIZE, SIZE)
+
+
+def test_weights_that_pass_the_header_check_but_do_not_load(model_copy):
+    """A config from another architecture: a load error becomes one sentence, not a traceback."""
+    import json
+
+    config_path = model_copy / "unet" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["block_out_channels"] = [64, 128]
+    config_path.write_text(json.dumps(config))
+    assert check_weights(RenderConfig(model=str(model_copy))) == []
+    with pytest.raises(UserError) as info:
+        load_diffusion_renderer(RenderConfig(model=str(model_copy)), SIZE, SIZE)
+    assert_one_sentence(str(info.value), "does not load")
+
+
+def test_missing_vae_and_lora_files(tiny_model, tmp_path):
+    problems = check_weights(RenderConfig(model=str(tiny_model), vae=str(tmp_path / "taesd"),
+                                          lora=str(tmp_path / "lcm-lora.safetensors")))
+    assert len(problems) == 2
+    assert_one_sentence(problems[0], "render.vae", "taesd")
+    assert_one_sentence(problems[1], "render.lora", "lcm-lora.safetensors")
+    not_a_model = tmp_path / "notes.txt"
+    not_a_model.write_text("hello")
+    assert_one_sentence(check_weights(RenderConfig(model=str(not_a_model)))[0], "neither a diffusers folder")
