@@ -373,9 +373,9 @@ class DiffusionRenderer:
         self._torch = torch
         self.device = device
         self.dtype = dtype or torch.float32
-        self.unet = unet.to(device=device, dtype=self.dtype).eval()
-        self.vae = vae.to(device=device, dtype=self.dtype).eval()
-        self.text_encoder = text_encoder.to(device=device, dtype=self.dtype).eval()
+        self.unet = _to(unet, device, self.dtype)
+        self.vae = _to(vae, device, self.dtype)
+        self.text_encoder = _to(text_encoder, device, self.dtype)
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         if device == "cuda":
@@ -639,6 +639,14 @@ class DiffusionRenderer:
         if (init.shape[1], init.shape[0]) != (self.width, self.height):
             init = cv2.resize(init, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         return init
+
+
+def _to(module, device: str, dtype):
+    """Move a module only when needed: diffusers warns about casts on every `.to(dtype)`."""
+    first = next(module.parameters(), None)
+    if first is not None and (first.device.type != device or first.dtype != dtype):
+        module = module.to(device=device, dtype=dtype)
+    return module.eval()
 
 
 def _number(table: dict[str, Any], key: str, default: float, low: float, high: float, where: str) -> float:

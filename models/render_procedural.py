@@ -30,6 +30,11 @@ SHAPES = ("waves", "mountains", "orbs", "stars", "forest", "city", "clouds", "pa
 INTERNAL_SIDE_PX = 160
 MEASURE_EVERY_FRAMES = 4
 LUT_SIZE = 256
+SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes", "pulse": "0-3, beat pulse strength",
+              "motion_scale": "0-4, speed multiplier", "strength_min": "diffusion img2img strength, calm music",
+              "strength_max": "diffusion img2img strength, aroused music",
+              "feedback": "0-0.95, diffusion latent carry-over between frames"}
+"""Keys a scene's `[render]` table may hold; the diffusion renderer reads the last three."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +193,9 @@ class ProceduralRenderer:
         """Apply a scene: palette bias and the scene's optional `[render]` table."""
         table = dict(scene.table("render")) if scene is not None else {}
         where = f"{getattr(scene, 'path', None) or getattr(scene, 'name', 'scene')} [render]"
+        unknown = sorted(set(table) - set(SCENE_KEYS))
+        if unknown:
+            raise UserError(f"{where}: unknown key '{unknown[0]}'; the keys allowed are {', '.join(sorted(SCENE_KEYS))}.")
         self._palette_bias = tuple(getattr(scene, "palette_bias", (0.0, 0.0)))  # type: ignore[assignment]
         self._pulse_gain = _scene_number(table, "pulse", 1.0, 0.0, 3.0, where)
         self._motion_scale = _scene_number(table, "motion_scale", 1.0, 0.0, 4.0, where)

@@ -334,3 +334,15 @@ def test_missing_vae_and_lora_files(tiny_model, tmp_path):
     not_a_model = tmp_path / "notes.txt"
     not_a_model.write_text("hello")
     assert_one_sentence(check_weights(RenderConfig(model=str(not_a_model)))[0], "neither a diffusers folder")
+
+
+def test_scene_sets_strength_and_feedback(tiny_model):
+    from scenes.scene import load_scene, parse_scene
+
+    renderer = load(tiny_model)
+    renderer.prepare(load_scene("nocturne"))
+    assert renderer.strength_range == (0.3, 0.6) and renderer.feedback == 0.3
+    with pytest.raises(UserError, match="strength_min"):
+        renderer.prepare(parse_scene({"name": "bad", "render": {"strength_min": 0.9, "strength_max": 0.2}}))
+    with pytest.raises(UserError, match="feedback"):
+        renderer.prepare(parse_scene({"name": "bad", "render": {"feedback": 2}}))

@@ -141,6 +141,17 @@ def test_scene_render_table_is_applied_and_validated():
         renderer.prepare(parse_scene({"name": "bad", "render": {"shapes": "teapots"}}))
     with pytest.raises(UserError, match="pulse"):
         renderer.prepare(parse_scene({"name": "bad", "render": {"pulse": "lots"}}))
+    with pytest.raises(UserError, match="unknown key 'shape'"):
+        renderer.prepare(parse_scene({"name": "bad", "render": {"shape": "orbs"}}))
+
+
+@pytest.mark.parametrize("name", ["nocturne", "pulse"])
+def test_shipped_scenes_have_valid_render_tables(name):
+    from scenes.scene import load_scene
+
+    renderer = ProceduralRenderer(64, 64)
+    renderer.prepare(load_scene(name))
+    assert renderer.render(MusicState(t_s=0.0), 0.0).shape == (64, 64, 3)
 
 
 def test_same_seed_same_pictures():
