@@ -217,10 +217,12 @@ class FeatureTracker:
             return Descriptors()
         recent = max(2, min(n, int(RECENT_S * FRAME_RATE_HZ)))
         momentary = max(2, min(n, int(0.4 * FRAME_RATE_HZ)))
-        dbfs = 10 * math.log10(float(self._ms[-momentary:].mean()) + 1e-12)
+        dbfs = 10 * math.log10(float(self._ms[-momentary:].mean()) + 1e-15)
         dbfs = max(-120.0, min(0.0, dbfs + 3.01))  # +3 dB: a full-scale sine reads 0 dBFS
         lufs = max(-120.0, min(10.0, -0.691 + 10 * math.log10(float(self._kms[-recent:].mean()) + 1e-12)))
-        silent = dbfs < self.silence_dbfs
+        # Silence over the recent span, not the momentary one: sparse music has gaps between notes.
+        recent_dbfs = 10 * math.log10(float(self._ms[-recent:].mean()) + 1e-15) + 3.01
+        silent = recent_dbfs < self.silence_dbfs
         flux = self._flux[-n:]
         k = min(9, n)
         onset_env = np.maximum(flux - np.convolve(flux, np.ones(k) / k, mode="same"), 0.0)  # minus local mean

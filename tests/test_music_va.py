@@ -1,0 +1,120 @@
+"""Music VA heads and the Listener: ranges, ordering, smoothing, silence, loading."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from installation.commands.listen import reaction_time, synthetic_music
+from installation.config import ListenConfig
+from installation.errors import UserError
+from models.music_features import FEATURE_NAMES, Descriptors
+from models.music_va import FeaturesHead, LearnedHead, Listener, VibenetHead, build_listener
+
+RATE = 22050
+
+
+def run(listener: Listener, x: np.ndarray, hop_s: float = 0.1):
+    hop = int(hop_s * listener.sample_rate_hz)
+    states = []
+    for i in range(0, x.size - hop + 1, hop):
+        listener.feed(x[i:i + hop])
+        states.append(listener.state((i + hop) / listener.sample_rate_hz))
+    return states
+
+
+def test_energetic_major_music_rates_higher_than_calm_minor_music():
+    calm = run(build_listener(ListenConfig(), RATE), synthetic_music(10, RATE, False))[-1]
+    lively = run(build_listener(ListenConfig(), RATE), synthetic_music(10, RATE, True))[-1]
+    assert lively.arousal > calm.arousal + 0.5
+    assert lively.valence > calm.valence + 0.5
+    assert lively.head == "features" and lively.va_confidence > 0.3
+
+
+def test_louder_and_faster_cues_raise_feature_arousal():
+    head = FeaturesHead()
+    base = Descriptors(loudness_lufs=-30, tempo_bpm=80, beat_confidence=0.6, onset_rate_hz=2, brightness=0.4,
+                       flux=0.1, silent=False)
+    louder = Descriptors(**{**{n: getattr(base, n) for n in base.__slots__}, "loudness_lufs": -18})
+    faster = Descriptors(**{**{n: getattr(base, n) for n in base.__slots__}, "tempo_bpm": 120})
+    a0 = head.predict(base)[1]
+    assert head.predict(louder)[1] > a0 and head.predict(faster)[1] > a0
+
+
+def test_every_field_is_finite_under_nan_inf_and_clipping():
+    lst = build_listener(ListenConfig(), 8000)
+    x = synthetic_music(4, 8000, True) * 3.0  # heavily clipped
+    x[::50] = np.nan
+    x[7::50] = np.inf
+    states = run(lst, x)
+    assert lst.bad_samples > 0 and lst.clipped_samples > 0
+    for s in states:
+        numbers = [getattr(s, f) for f in s.__slots__ if isinstance(getattr(s, f), float)]
+        assert all(math.isfinite(v) for v in numbers)
+        assert -1 <= s.valence <= 1 and -1 <= s.arousal <= 1 and 0 <= s.va_confidence <= 1
+
+
+def test_silence_drifts_to_neutral_with_the_smoothing_time_constant():
+    lst = build_listener(ListenConfig(smoothing_s=1.0), RATE)
+    loud = run(lst, synthetic_music(6, RATE, True))[-1]
+    assert loud.arousal > 0.2
+    after = run(lst, np.zeros(int(3 * RATE), np.float32))
+    # The gate closes once the last 1.5 s are quiet; from then on VA decays with tau = 1 s.
+    assert after[-1].silent and after[-1].va_confidence < 0.3 * loud.va_confidence + 0.01
+    assert abs(after[-1].arousal) < 0.3 * abs(loud.arousal) + 0.01
+    assert abs(after[15].arousal) > abs(after[-1].arousal)
+
+
+def test_reaction_to_an_abrupt_switch_is_quick_at_default_smoothing():
+    cfg = ListenConfig()
+    r = reaction_time(build_listener(cfg, RATE), synthetic_music(10, RATE, False),
+                      synthetic_music(10, RATE, True), RATE, cfg.hop_s)
+    assert r is not None and 0.1 < r <= 1.5
+
+
+def test_learned_head_fits_saves_and_loads(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, len(FEATURE_NAMES)))
+    y = np.tanh(np.stack([x[:, 5] * 0.8, x[:, 0] * 0.5 + x[:, 1] * 0.3], axis=1))
+    head = LearnedHead.fit(x, y, ridge=0.1)
+    path = tmp_path / "head.npz"
+    head.save(path)
+    loaded = LearnedHead.load(path)
+    d = Descriptors(**dict(zip(FEATURE_NAMES, x[3])), silent=False)
+    v, a, c = loaded.predict(d)
+    assert v == pytest.approx(y[3, 0], abs=0.2) and a == pytest.approx(y[3, 1], abs=0.2) and c > 0
+    lst = build_listener(ListenConfig(va_head="learned", learned_head=str(path)), RATE)
+    assert lst.head.name == "learned"
+
+
+def test_missing_or_broken_learned_head_is_one_user_sentence(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        build_listener(ListenConfig(va_head="learned", learned_head=str(tmp_path / "nope.npz")), RATE)
+    with pytest.raises(UserError, match="learned_head is empty"):
+        build_listener(ListenConfig(va_head="learned"), RATE)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"nonsense")
+    with pytest.raises(UserError, match="cannot be read"):
+        build_listener(ListenConfig(va_head="learned", learned_head=str(bad)), RATE)
+
+
+def test_vibenet_head_runs_on_the_last_seconds_and_gates_silence():
+    lst = build_listener(ListenConfig(va_head="vibenet"), 16000)
+    assert isinstance(lst.head, VibenetHead)
+    states = run(lst, synthetic_music(4, 16000, True))
+    assert states[-1].head == "vibenet" and states[-1].va_confidence > 0
+    quiet = run(lst, np.zeros(16000 * 2, np.float32))[-1]
+    assert quiet.silent and quiet.va_confidence < states[-1].va_confidence
+
+
+def test_a_failing_head_is_counted_and_the_listener_goes_on():
+    class BrokenHead:
+        name = "broken"
+
+        def predict(self, d, recent):
+            raise RuntimeError("model fell over")
+
+    lst = Listener(RATE, BrokenHead())
+    states = run(lst, synthetic_music(2, RATE, True))
+    assert lst.head_errors == len(states) and all(math.isfinite(s.arousal) for s in states)
