@@ -17,11 +17,13 @@ import logging
 import math
 import socket
 import socketserver
+import struct
 import threading
 from typing import Any, Callable
 
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message import ParseError as OscParseError
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from installation.errors import UserError
@@ -52,6 +54,61 @@ def build_message(address: str, *args: Any) -> bytes:
             arg = 0.0
         builder.add_arg(arg)
     return builder.build().dgram
+
+
+class ParseError(ValueError):
+    """A datagram that is not a well-formed OSC message or bundle."""
+
+
+MAX_BUNDLE_DEPTH = 8
+
+
+TYPE_TAGS = frozenset(b"ihfdsbrmtTFN[]")
+"""Argument types python-osc parses; anything else it logs on the root logger per packet,
+which a flood would turn into a log storm, so such packets are refused here first."""
+
+
+def _check_type_tags(dgram: bytes) -> None:
+    if not dgram.startswith(b"/"):
+        raise ParseError("not an OSC message or bundle")
+    end = dgram.find(b"\x00")
+    if end < 0:
+        raise ParseError("address is not terminated")
+    start = (end + 4) & ~3
+    if start >= len(dgram):
+        return  # no type tag string: a message without arguments
+    if dgram[start:start + 1] != b",":
+        raise ParseError("missing type tag string")
+    stop = dgram.find(b"\x00", start)
+    if stop < 0 or not TYPE_TAGS.issuperset(dgram[start + 1:stop]):
+        raise ParseError("unknown argument type")
+
+
+def split_packet(dgram: bytes, depth: int = 0) -> list[bytes]:
+    """The message datagrams inside a packet, bundles unpacked (their time tags are ignored:
+    every command applies at once).
+
+    Walks bundles itself because python-osc 1.10's bundle parser loops forever on a negative
+    element size; here every size is checked before it is used.
+    """
+    if not dgram.startswith(b"#bundle\x00"):
+        _check_type_tags(dgram)
+        return [dgram]
+    if depth >= MAX_BUNDLE_DEPTH:
+        raise ParseError("bundles nested too deeply")
+    index, messages = 16, []  # "#bundle\0" + 8-byte time tag
+    if len(dgram) < index:
+        raise ParseError("bundle too short")
+    while index < len(dgram):
+        if index + 4 > len(dgram):
+            raise ParseError("truncated bundle element size")
+        (size,) = struct.unpack_from(">i", dgram, index)
+        index += 4
+        if size <= 0 or size % 4 or index + size > len(dgram):
+            raise ParseError(f"bad bundle element size {size}")
+        messages.extend(split_packet(dgram[index:index + size], depth + 1))
+        index += size
+    return messages
 
 
 def _json(value: Any) -> str:
@@ -261,8 +318,8 @@ class OscControlServer:
         t_s = self._clock.now_s()
         self._count("received")
         try:
-            messages = [timed.message for timed in OscPacket(data).messages]
-        except (ParseError, ValueError, TypeError, IndexError, OverflowError, UnicodeError, AssertionError):
+            messages = [OscMessage(dgram) for dgram in split_packet(data)]
+        except (ParseError, OscParseError, ValueError, TypeError, IndexError, OverflowError, UnicodeError, struct.error):
             self._count("malformed")
             self._reply(client_address, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
             return

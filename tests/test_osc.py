@@ -1,0 +1,332 @@
+"""The OSC control server over real UDP: python-osc clients, oscsend/oscdump, fuzz, flood, allowlist."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.udp_client import SimpleUDPClient
+
+from hardware.osc import OscControlServer, UdpOscOut, build_message
+from installation.clock import MonotonicClock
+from installation.config import OscConfig
+from installation.control import Control, LiveState
+from installation.mailbox import DropOldest
+from installation.showlog import ShowLog, read_show_log
+
+SCENES = ["nocturne", "pulse"]
+
+
+class Rig:
+    """A server, its control and its show log, as the runtime wires them (minus the renderer)."""
+
+    def __init__(self, tmp_path, **osc):
+        self.clock = MonotonicClock()
+        self.log = ShowLog(tmp_path / "show.jsonl", self.clock)
+        self.live = LiveState(scene="nocturne")
+        self.control = Control(self.live, lambda: SCENES, self.log, blocklist=("gore",), clock=self.clock)
+        self.commands: DropOldest = DropOldest(4096)
+        cfg = OscConfig(port=0, **osc)
+        self.server = OscControlServer(cfg, self.commands, self.clock,
+                                       lambda: {"scene": self.live.scene, "blackout": self.live.blackout},
+                                       validate=self.control.check)
+        self.server.start()
+        self.address = self.server.address
+
+    def apply(self):
+        return self.control.apply_pending(self.commands)
+
+    def close(self):
+        self.server.stop()
+        self.log.close()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    r = Rig(tmp_path)
+    yield r
+    r.close()
+
+
+def client(rig, bind_host="127.0.0.1") -> SimpleUDPClient:
+    c = SimpleUDPClient(*rig.address)
+    c._sock.bind((bind_host, 0))
+    return c
+
+
+def ask(c: SimpleUDPClient, address: str, *args, timeout_s: float = 2.0):
+    """Send one message and return the first answer as (address, decoded json)."""
+    c.send_message(address, list(args))
+    for message in c.get_messages(timeout_s):
+        return message.address, json.loads(message.params[0])
+    raise AssertionError(f"no reply to {address}")
+
+
+def test_every_documented_address_replies_and_takes_effect(rig):
+    c = client(rig)
+    expected_ok = [("/scene", ("pulse",)), ("/crossfade", (4.5,)), ("/blackout", (1,)), ("/freeze", (1.0,)),
+                   ("/param/brightness", (0.25,)), ("/prompt", ("a lighthouse in fog",)), ("/tempo", (96,)),
+                   ("/ping", ())]
+    for address, args in expected_ok:
+        reply_address, body = ask(c, address, *args)
+        assert reply_address == "/reply" + address
+        assert body["status"] == "ok", body
+    results = rig.apply()
+    assert all(r == {"ok": True} for r in results) and len(results) == 7
+    live = rig.live
+    assert (live.scene, live.crossfade_s, live.blackout, live.freeze) == ("pulse", 4.5, True, True)
+    assert live.params["brightness"] == 0.25
+    assert live.prompt_override == "a lighthouse in fog" and live.tempo_bpm == 96.0
+
+    reply_address, status = ask(c, "/status")
+    assert reply_address == "/status" and status == {"scene": "pulse", "blackout": True}
+    reply_address, body = ask(c, "/subscribe", 0)
+    assert reply_address == "/reply/subscribe" and body["status"] == "error"
+    reply_address, body = ask(c, "/unsubscribe")
+    assert body["status"] == "ok"
+
+    # the show log names each command with its sender
+    rig.log.close()
+    records = read_show_log(rig.log.path)
+    commands = [r for r in records if r["kind"] == "command"]
+    assert [r["address"] for r in commands] == [a for a, _ in expected_ok if a != "/ping"]
+    assert all(r["sender"].startswith("127.0.0.1:") and r["ok"] for r in commands)
+    assert [r["scene"] for r in records if r["kind"] == "scene"] == ["pulse"]
+
+
+@pytest.mark.parametrize("address,args,reason_part", [
+    ("/scene", ("nowhere",), "no scene"),
+    ("/scene", (3,), "scene name"),
+    ("/scene", ("pulse", 99.0), "cross-fade"),
+    ("/crossfade", (-1.0,), "/crossfade"),
+    ("/blackout", (2,), "0 or 1"),
+    ("/freeze", (), "0 or 1"),
+    ("/param/brightness", (1.5,), "out of range"),
+    ("/param/brightness", ("bright",), "one number"),
+    ("/param/nothing/here", (0.5,), "no parameter"),
+    ("/prompt", ("some gore please",), "blocked"),
+    ("/prompt", ("x" * 400,), "limit"),
+    ("/tempo", (1000,), "bpm"),
+    ("/restart", (), "unknown address"),  # local-only: the network never reaches it
+    ("/nonsense", (1,), "unknown address"),
+])
+def test_bad_commands_are_answered_and_change_nothing(rig, address, args, reason_part):
+    c = client(rig)
+    before = rig.live.snapshot()
+    reply_address, body = ask(c, address, *args)
+    assert reply_address == "/reply" + address
+    assert body["status"] == "error" and reason_part in body["reason"]
+    assert rig.apply() == []
+    assert rig.live.snapshot() == before
+
+
+def test_subscribe_sends_periodic_status_to_the_given_port(rig):
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(2.0)
+    c = client(rig)
+    _, body = ask(c, "/subscribe", listener.getsockname()[1])
+    assert body["status"] == "ok" and body["hz"] == 5.0
+    received = []
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        data = listener.recv(65536)
+        received.append(data)
+    assert 3 <= len(received) <= 9  # 5 Hz for one second, generous either side
+    assert all(data.startswith(b"/status\x00") for data in received)
+    ask(c, "/unsubscribe", listener.getsockname()[1])
+    listener.close()
+
+
+@pytest.mark.skipif(shutil.which("oscsend") is None, reason="liblo-tools (oscsend, oscdump) not installed")
+def test_oscsend_and_oscdump_from_liblo_tools(rig):
+    host, port = rig.address
+    for args in (["/scene", "s", "pulse"], ["/blackout", "T"], ["/param/speed", "f", "2.5"], ["/tempo", "i", "120"],
+                 ["/freeze", "i", "1"], ["/prompt", "s", "a quiet harbour"]):
+        subprocess.run(["oscsend", host, str(port), *args], check=True, timeout=5)
+    deadline = time.monotonic() + 3.0
+    while rig.server.snapshot()["accepted"] < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(rig.apply()) == 6
+    assert (rig.live.scene, rig.live.blackout, rig.live.params["speed"], rig.live.tempo_bpm) == ("pulse", True, 2.5, 120.0)
+    assert rig.live.freeze and rig.live.prompt_override == "a quiet harbour"
+
+    # oscdump hears the feedback it subscribed to
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    dump_port = probe.getsockname()[1]
+    probe.close()
+    dump = subprocess.Popen(["oscdump", "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        subprocess.run(["oscsend", host, str(port), "/subscribe", "i", str(dump_port)], check=True, timeout=5)
+        time.sleep(1.0)
+    finally:
+        dump.terminate()
+        out, _ = dump.communicate(timeout=5)
+    lines = [line for line in out.splitlines() if " /status s " in line]  # "<timetag> /status s <json>"
+    assert lines and '"scene":"pulse"' in lines[0]
+
+
+def _fuzz_packets(n: int, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    valid = [build_message(a, *args) for a, args in [
+        ("/scene", ("pulse",)), ("/blackout", (1,)), ("/param/brightness", (0.5,)), ("/status", ()),
+        ("/prompt", ("sea",)), ("/tempo", (90.0,)), ("/subscribe", (9,))]]
+    packets = []
+    for i in range(n):
+        kind = i % 8
+        if kind == 0:
+            packets.append(rng.randbytes(rng.randint(0, 300)))
+        elif kind == 1:  # a valid message cut short
+            p = rng.choice(valid)
+            packets.append(p[:rng.randint(0, len(p) - 1)])
+        elif kind == 2:  # a valid message with bytes flipped
+            p = bytearray(rng.choice(valid))
+            for _ in range(rng.randint(1, 4)):
+                p[rng.randrange(len(p))] = rng.randrange(256)
+            packets.append(bytes(p))
+        elif kind == 3:  # a well-formed message with a random address and random types
+            b = OscMessageBuilder(address="/" + "/".join(rng.choice(["scene", "param", "x", "blackout", "", "ü"])
+                                                        for _ in range(rng.randint(1, 3))))
+            for _ in range(rng.randint(0, 3)):
+                b.add_arg(rng.choice([rng.random() * 1e9, -rng.randint(0, 2**31), "t" * rng.randint(0, 50), True,
+                                      b"\x00\x01", float("nan"), float("inf")]))
+            packets.append(b.build().dgram)
+        elif kind == 4:  # claims a huge blob
+            packets.append(b"/scene\x00\x00,b\x00\x00" + struct.pack(">i", 2**30) + b"abc")
+        elif kind == 5:  # a bundle holding junk
+            packets.append(b"#bundle\x00" + rng.randbytes(8) + struct.pack(">i", rng.randint(-5, 500)) + rng.randbytes(20))
+        elif kind == 6:  # a real bundle with real messages
+            bb = OscBundleBuilder(IMMEDIATELY)
+            for _ in range(rng.randint(1, 3)):
+                mb = OscMessageBuilder(address=rng.choice(["/freeze", "/param/speed", "/crossfade"]))
+                mb.add_arg(rng.choice([0, 1, 2.0, 99.0, "x"]))
+                bb.add_content(mb.build())
+            packets.append(bb.build().dgram)
+        else:  # a type tag string with unknown tags
+            packets.append(b"/blackout\x00\x00\x00,Q?z\x00\x00\x00\x00" + rng.randbytes(12))
+    return packets
+
+
+def test_fuzz_of_ten_thousand_packets_crashes_nothing(tmp_path):
+    rig = Rig(tmp_path, rate_limit_hz=100000, burst=100000)
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        packets = _fuzz_packets(10_000)
+        for i, packet in enumerate(packets):
+            try:
+                sock.sendto(packet, rig.address)
+            except OSError:
+                pass  # an empty datagram or a full buffer is the sender's problem
+            if i % 100 == 99:  # let the server drain, so the kernel drops little of what we want it to see
+                deadline = time.monotonic() + 1.0
+                seen = -1
+                while time.monotonic() < deadline and seen != (seen := rig.server.snapshot()["received"]):
+                    time.sleep(0.002)
+        c = client(rig)
+        reply_address, status = ask(c, "/status")
+        assert reply_address == "/status" and "scene" in status
+        stats = rig.server.snapshot()
+        assert stats["received"] >= 9000
+        assert stats["malformed"] > 1000 and stats["unknown"] > 100 and stats["rejected"] > 100
+        assert stats["errors"] == 0
+        # whatever got through validation applies cleanly on the main thread
+        results = rig.apply()
+        assert results and all(r["ok"] for r in results)
+        assert rig.live.scene in SCENES
+        assert all(rig.control.param_specs[k].low <= v <= rig.control.param_specs[k].high
+                   for k, v in rig.live.params.items())
+    finally:
+        rig.close()
+
+
+FLOOD = """
+import socket, sys, time
+from hardware.osc import build_message
+host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+packet = build_message("/param/brightness", 0.5)
+start = time.monotonic(); sent = 0
+while time.monotonic() - start < seconds:
+    due = int((time.monotonic() - start) * rate)
+    while sent < due:
+        sock.sendto(packet, (host, port)); sent += 1
+    time.sleep(0.001)
+print(sent)
+"""
+
+
+def test_flood_from_one_sender_is_rate_limited_while_another_is_answered(tmp_path):
+    rig = Rig(tmp_path)  # defaults: 200 messages/s per host, burst 400
+    try:
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, *map(str, rig.address), "10000", "2.0"],
+                                 stdout=subprocess.PIPE, text=True, cwd=str(__import__("pathlib").Path(__file__).parent.parent))
+        time.sleep(0.5)
+        other = client(rig, bind_host="127.0.0.2")  # a second machine, as far as the server can tell
+        rtts_ms = []
+        while flood.poll() is None and len(rtts_ms) < 60:
+            t0 = time.perf_counter()
+            reply_address, status = ask(other, "/status", timeout_s=1.0)
+            rtts_ms.append((time.perf_counter() - t0) * 1000)
+            assert reply_address == "/status" and status["scene"] == "nocturne"
+            time.sleep(0.02)
+        sent = int(flood.communicate(timeout=10)[0])
+        stats = rig.server.snapshot()
+        assert sent >= 15000
+        assert stats["rate_limited"] >= sent * 0.8
+        assert stats["accepted"] <= 400 + 200 * 2.5 + 50
+        assert len(rtts_ms) >= 20
+        rtts_ms.sort()
+        print(f"/status round trip during a 10k msg/s flood: p50 {rtts_ms[len(rtts_ms) // 2]:.2f} ms, "
+              f"max {rtts_ms[-1]:.2f} ms over {len(rtts_ms)} requests")
+        assert rtts_ms[len(rtts_ms) // 2] < 100  # generous: the strict 10 ms figure is `bench control`'s
+    finally:
+        rig.close()
+
+
+def test_a_sender_outside_the_allowlist_changes_nothing(tmp_path):
+    rig = Rig(tmp_path, allow=("127.0.0.1/32",))
+    try:
+        outsider = client(rig, bind_host="127.0.0.2")
+        for address, args in [("/scene", "pulse"), ("/blackout", 1), ("/prompt", "x"), ("/subscribe", 9000)]:
+            outsider.send_message(address, args)
+        assert list(outsider.get_messages(0.3)) == []  # not even an answer
+        insider = client(rig)
+        assert ask(insider, "/ping")[1]["status"] == "ok"  # proves the outsider's packets had arrived first
+        assert rig.apply() == []
+        assert rig.live.scene == "nocturne" and not rig.live.blackout
+        stats = rig.server.snapshot()
+        assert stats["denied"] == 4 and stats["subscribers"] == 0
+    finally:
+        rig.close()
+
+
+def test_udp_osc_out_reaches_a_receiver_and_survives_a_missing_one():
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(2.0)
+    out = UdpOscOut("127.0.0.1", listener.getsockname()[1])
+    import numpy as np
+    out.send("/chromesthesia/va", np.float32(0.25), -0.5)
+    out.send("/chromesthesia/plan", {"bars": 1})
+    from pythonosc.osc_message import OscMessage
+    first = OscMessage(listener.recv(65536))
+    second = OscMessage(listener.recv(65536))
+    assert first.address == "/chromesthesia/va" and first.params == [0.25, -0.5]
+    assert json.loads(second.params[0]) == {"bars": 1}
+    listener.close()
+    for _ in range(5):  # nobody listens any more: ICMP errors are counted, never raised
+        out.send("/x", 1)
+        time.sleep(0.01)
+    assert out.sent + out.errors == 7
+    out.close()
