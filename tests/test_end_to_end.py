@@ -112,3 +112,44 @@ def test_sigterm_stops_within_two_seconds_with_notes_off_and_files_readable(tmp_
     assert len(video_frames(tmp_path / "visuals.mp4")) > 10
     show = read_show_log(tmp_path / "show.jsonl")
     assert show[-1]["kind"] == "stop" and show[-1]["reason"] == "SIGTERM"
+
+
+class FailingEveryFewFrames:
+    """A renderer stand-in that works, then raises now and then: a stage with a real bug."""
+
+    def __init__(self, inner, fail_every: int) -> None:
+        self.inner = inner
+        self.fail_every = fail_every
+        self.calls = 0
+
+    def prepare(self, scene) -> None:
+        self.inner.prepare(scene)
+
+    def update_prompt(self, caption) -> None:
+        self.inner.update_prompt(caption)
+
+    def render(self, state, t_s):
+        self.calls += 1
+        if self.calls % self.fail_every == 0:
+            raise RuntimeError(f"render failure {self.calls}")
+        return self.inner.render(state, t_s)
+
+
+@pytest.mark.slow
+def test_a_crashing_stage_is_restarted_and_the_projector_keeps_going(tmp_path):
+    cfg = load_config(ROOT / "config.toml", EMBEDDED)
+    installation = Installation(cfg, RunOptions(duration_s=6.0, record_dir=tmp_path, headless=True, quiet=True))
+    installation.procedural = FailingEveryFewFrames(installation.procedural, fail_every=40)
+    assert installation.run() == 0
+
+    renderer = next(w for w in installation.supervisor.workers if w.name == "renderer")
+    assert renderer.stats.failures >= 2 and renderer.stats.restarts >= 2
+    show = read_show_log(tmp_path / "show.jsonl")
+    faults = [r for r in show if r["kind"] == "fault"]
+    assert len(faults) >= 2 and all(r["worker"] == "renderer" for r in faults)
+    assert "RuntimeError: render failure" in faults[0]["error"]
+    assert show[-1]["kind"] == "stop" and show[-1]["restarts"] >= 2
+    # the projector never waited for the renderer: every display tick was recorded
+    frames = video_frames(tmp_path / "visuals.mp4")
+    assert len(frames) >= 0.9 * cfg.display.fps * 6
+    assert min(f.mean() for f in frames[10:]) > 1  # the last good frame, never black
