@@ -29,7 +29,9 @@ def jack_server():
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            if subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True).returncode == 0:
+            # jack_wait -c exits 0 either way; its answer is in what it prints.
+            check = subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True)
+            if check.stdout.strip() == "running":
                 break
             if proc.poll() is not None:
                 pytest.fail(f"jackd exited with {proc.returncode}")
