@@ -213,8 +213,18 @@ class SynthLoopInput:
         self._stop.set()
 
 
+def output_rate_hz(device: str | int | None = None) -> int:
+    """The output device's own sample rate; the synth renders at it so nothing resamples."""
+    import sounddevice as sd
+    return int(sd.query_devices(device, kind="output")["default_samplerate"])
+
+
 class SynthSpeakers:
-    """Plays the synth to an output device through a PortAudio callback and keeps a copy to read."""
+    """Plays the synth to an output device through a PortAudio callback and keeps a copy to read.
+
+    The synth must run at the device's rate (`output_rate_hz`): JACK and many interfaces accept
+    only their own.
+    """
 
     def __init__(self, synth: Synth, clock, device: str | int | None = None, block_frames: int = 1024) -> None:
         self.synth = synth
@@ -244,8 +254,10 @@ class SynthSpeakers:
                 self._ring.append(AudioBlock(self.clock.now_s(), samples, self.synth.sample_rate_hz))
                 self._cond.notify()
 
+        info = sd.query_devices(self.device, kind="output")
         self._stream = sd.OutputStream(samplerate=self.synth.sample_rate_hz, blocksize=self.block_frames,
-                                       device=self.device, channels=1, dtype="float32", callback=callback)
+                                       device=self.device, channels=min(2, int(info["max_output_channels"])),
+                                       dtype="float32", callback=callback)
         self._stream.start()
 
     def read(self, timeout_s: float) -> AudioBlock | None:

@@ -206,7 +206,11 @@ class Installation:
         outputs = []
         self.synth = None
         if cfg.synth.enabled:
-            self.synth = Synth(cfg.synth.sample_rate_hz, cfg.synth.gain)
+            rate_hz = cfg.synth.sample_rate_hz
+            if self.sources.speakers and self.sources.audio == "synth":
+                from hardware.synth import output_rate_hz
+                rate_hz = output_rate_hz()
+            self.synth = Synth(rate_hz, cfg.synth.gain)
             outputs.append(self.synth)
         self.midi_recorder = None
         if rec is not None:
