@@ -511,6 +511,8 @@ class Installation:
         written = 0
         black = np.zeros((cfg.render.height, cfg.render.width, 3), np.uint8)
         held = black
+        self._held = held
+        self._fade: tuple[np.ndarray, float, float] | None = None
         status_period_s = 1.0 / cfg.installation.status_hz
         next_status_s = started_s + status_period_s
         next_critic_s = started_s + 0.5
@@ -527,7 +529,8 @@ class Installation:
                 frame = self.frames.take(timeout_s=0)
                 if frame is not None and not self.live.freeze:
                     held = frame.rgb
-                shown = black if self.live.blackout else held
+                self._held = held
+                shown = black if self.live.blackout else self._crossfaded(held, now_s)
                 display.show(shown)
                 if recorder is not None:
                     # A missed tick leaves the same picture on the projector: record it for that slot too.
@@ -582,6 +585,17 @@ class Installation:
         display.open()
         return display
 
+    def _crossfaded(self, rgb: np.ndarray, now_s: float) -> np.ndarray:
+        if self._fade is None:
+            return rgb
+        start_rgb, start_s, fade_s = self._fade
+        alpha = (now_s - start_s) / fade_s
+        if alpha >= 1.0 or start_rgb.shape != rgb.shape:
+            self._fade = None
+            return rgb
+        import cv2
+        return cv2.addWeighted(start_rgb, 1.0 - alpha, rgb, alpha, 0.0)
+
     def _apply_commands(self) -> None:
         from scenes.scene import SceneError, load_scene
 
@@ -592,8 +606,13 @@ class Installation:
             if self.live.scene != previous_scene:
                 try:
                     self.scene = load_scene(self.live.scene)
+                    # Visuals cross-fade from what is on the projector now; the composer moves the
+                    # music (programs included) at its next phrase boundary.
+                    fade_s = getattr(self.live, "scene_crossfade_s", None) or self.live.crossfade_s
+                    self._fade = (self._held, self.clock.now_s(), max(fade_s, 1e-3))
                     self.scene_box.put(self.scene)
-                    self._program_changes()
+                    if self.show_log is not None:
+                        self.show_log.write("scene", scene=self.scene.name, crossfade_s=fade_s, sender=command.sender)
                 except SceneError as exc:
                     log.error("scene change refused: %s", exc)
                     self.live.scene = previous_scene
