@@ -46,3 +46,27 @@ def jack_server():
         except subprocess.TimeoutExpired:
             proc.kill()
         os.environ.pop("JACK_DEFAULT_SERVER", None)
+
+
+@pytest.fixture
+def portaudio_on_jack(jack_server):
+    """PortAudio re-initialised to see the JACK server's devices, and detached again afterwards.
+
+    PortAudio lists devices only at initialisation, and its JACK host aborts the process at exit
+    when the server it joined has gone, so it must leave while the server still runs.
+    """
+    import sounddevice  # noqa: F401 - reinitialize_portaudio works on the imported module
+
+    from hardware.audio_in import reinitialize_portaudio
+
+    reinitialize_portaudio()
+    yield jack_server
+    old = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
+    try:
+        reinitialize_portaudio()
+    finally:
+        if old is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = old

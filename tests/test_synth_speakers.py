@@ -9,7 +9,6 @@ import mido
 import numpy as np
 import pytest
 
-from hardware.audio_in import reinitialize_portaudio
 from hardware.synth import Synth, SynthLoopInput, SynthSpeakers, output_rate_hz
 from installation.clock import MonotonicClock
 
@@ -47,19 +46,6 @@ class CaptureFrom:
         self.client.close()
 
 
-def detach_portaudio_from_jack() -> None:
-    """PortAudio's JACK host aborts at exit if the server it joined is gone: leave it first."""
-    old = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
-    try:
-        reinitialize_portaudio()
-    finally:
-        if old is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = old
-
-
 def peak_hz(x: np.ndarray, rate_hz: int) -> float:
     n = 1 << int(np.log2(len(x)))
     spectrum = np.abs(np.fft.rfft(x[-n:] * np.hanning(n)))
@@ -67,9 +53,7 @@ def peak_hz(x: np.ndarray, rate_hz: int) -> float:
 
 
 @pytest.mark.jack
-def test_synth_plays_to_the_output_device_and_the_loop_hears_the_same(jack_server):
-    import sounddevice  # noqa: F401 - reinitialize_portaudio needs it imported
-    reinitialize_portaudio()  # PortAudio lists devices at initialisation: after jackd started
+def test_synth_plays_to_the_output_device_and_the_loop_hears_the_same(portaudio_on_jack):
     clock = MonotonicClock()
     synth = Synth(output_rate_hz(), gain=0.8)
     assert synth.sample_rate_hz == 48000  # the JACK server's rate: no resampling anywhere
@@ -96,7 +80,6 @@ def test_synth_plays_to_the_output_device_and_the_loop_hears_the_same(jack_serve
         speakers.close()
         played = capture.audio()
         capture.close()
-        detach_portaudio_from_jack()
     looped = np.concatenate(heard)
     # the listener got real-time audio: about 1.5 s of it, carrying the note
     assert 1.2 * 48000 <= looped.size <= 1.8 * 48000
