@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import socket
 import socketserver
 import struct
@@ -156,6 +157,17 @@ def parse_target(text: str) -> UdpOscOut:
     return UdpOscOut(host.strip("[]") or "127.0.0.1", int(port))
 
 
+def set_realtime_priority(priority: int, what: str) -> bool:
+    """SCHED_FIFO for the calling thread (Linux), so a busy renderer cannot delay it by more
+    than a GIL switch interval. Needs root or CAP_SYS_NICE (the systemd unit grants it)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        return True
+    except (AttributeError, OSError) as exc:
+        log.warning("%s: real-time priority %d refused (%s); running at normal priority", what, priority, exc)
+        return False
+
+
 class _TokenBucket:
     __slots__ = ("tokens", "t_s")
 
@@ -198,8 +210,9 @@ class OscControlServer:
     """
 
     def __init__(self, osc_cfg, commands: DropOldest[Command], clock, status_fn: Callable[[], dict],
-                 validate: Callable[[Command], str | None] | None = None) -> None:
+                 validate: Callable[[Command], str | None] | None = None, realtime_priority: int = 0) -> None:
         self._cfg = osc_cfg
+        self._realtime_priority = realtime_priority or int(getattr(osc_cfg, "realtime_priority", 0))
         self._commands = commands
         self._clock = clock
         self._status_fn = status_fn
@@ -245,6 +258,8 @@ class OscControlServer:
 
     def _serve(self) -> None:
         assert self._server is not None
+        if self._realtime_priority:
+            set_realtime_priority(self._realtime_priority, "OSC control")
         while True:
             try:
                 self._server.serve_forever(poll_interval=0.05)

@@ -297,6 +297,27 @@ class Control:
                                 sender=command.sender)
         return {"ok": True} if reason is None else {"ok": False, "reason": reason}
 
+    def apply_until(self, commands: DropOldest[Command], deadline_s: float, clock=None,
+                    on_apply: Callable[[Command, dict], None] | None = None) -> int:
+        """Main thread: wait for commands until `deadline_s`, applying each the moment it arrives.
+
+        Use it as the wait between frames (instead of sleep), so a command takes effect within
+        a millisecond or two rather than at the next frame. Returns how many were applied.
+        """
+        clock = clock or self._clock
+        applied = 0
+        while True:
+            remaining_s = deadline_s - clock.now_s()
+            if remaining_s <= 0:
+                return applied
+            command = commands.get(timeout_s=remaining_s)
+            if command is None:
+                return applied
+            result = self.apply(command)
+            applied += 1
+            if on_apply is not None:
+                on_apply(command, result)
+
     def apply_pending(self, commands: DropOldest[Command]) -> list[dict]:
         """Drain the queue and apply each command in order (main thread, once per frame)."""
         return [self.apply(command) for command in commands.drain()]
