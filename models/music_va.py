@@ -241,6 +241,10 @@ def build_head(name: str, learned_head: str = "") -> VAHead:
     raise UserError(f"listen.va_head = {name!r} is not a music VA head; choose one of {', '.join(HEADS)}.")
 
 
+AUDIBLE_RANGE_DB = 12.0
+"""Momentary level above `silence_dbfs` at which a head's confidence counts in full."""
+
+
 # --- the listener ----------------------------------------------------------------------------
 class Listener:
     """Descriptors + one VA head + smoothing. Owned by the listener thread.
@@ -254,6 +258,7 @@ class Listener:
         self.sample_rate_hz = int(sample_rate_hz)
         self.head = head
         self.tracker = FeatureTracker(self.sample_rate_hz, window_s, silence_dbfs)
+        self.silence_dbfs = float(silence_dbfs)
         self.recent = RecentAudio(self.sample_rate_hz, head_audio_s) if not isinstance(
             head, (FeaturesHead, LearnedHead)) else RecentAudio(self.sample_rate_hz, 0.1)
         self.smoothing_s = float(smoothing_s)
@@ -288,6 +293,10 @@ class Listener:
             v, a, conf = float(self._va[0]), float(self._va[1]), 0.0
         if d.silent:
             v, a, conf = 0.0, 0.0, 0.0
+        # The silence gate waits until the whole recent span is quiet (sparse music has rests), but
+        # confidence must not: a room that just fell silent is no evidence for the last VA, so the
+        # momentary level scales it from the moment the sound stops.
+        conf *= float(np.clip((d.loudness_dbfs - self.silence_dbfs) / AUDIBLE_RANGE_DB, 0.0, 1.0))
         target = np.array(clamp_va(v, a))
         dt = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
         if self._last_t_s is None and not d.silent:
