@@ -74,8 +74,10 @@ def safetensors_problem(path: Path) -> str | None:
             if len(head) < 8:
                 return f"{path} is empty or truncated ({size} bytes)"
             (header_len,) = struct.unpack("<Q", head)
-            if header_len <= 0 or header_len > min(size - 8, 100_000_000):
+            if header_len <= 0 or header_len > 100_000_000:
                 return f"{path} is not a safetensors file (bad header length)"
+            if header_len > size - 8:
+                return f"{path} is truncated or corrupt (its header alone needs {8 + header_len} bytes, the file has {size})"
             header = json.loads(fh.read(header_len))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         return f"{path} cannot be read as safetensors ({type(exc).__name__})"

@@ -74,14 +74,43 @@ def test_bench_render_reports_every_figure_with_configured_weights(tmp_path):
     assert diffusion["gflops_per_frame"] > 0 and diffusion["fps"] > 0 and diffusion["device"] == "cpu"
 
 
-def test_check_says_which_weight_file_is_missing(tmp_path, capsys):
+def damage(model, how: str) -> str:
+    """Make the weights absent, partial or corrupt; return a word the message must contain."""
+    if how == "absent":
+        shutil.rmtree(model)
+        return "does not exist"
+    if how == "partial":
+        (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+        return "diffusion_pytorch_model.safetensors"
+    weights = model / "vae" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    return "truncated or corrupt"
+
+
+@pytest.mark.parametrize("how", ["absent", "partial", "corrupt"])
+def test_check_exits_2_and_names_the_weight_problem(tmp_path, capsys, how):
     model = write_tiny_pipeline(tmp_path / "tiny")
-    (model / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    word = damage(model, how)
     code = main(["check", "--set", f'render.model="{model}"', "--set", 'render.backend="diffusion"',
                  "--set", 'display.mode="headless"'])
     captured = capsys.readouterr()
     assert code == 2
-    assert "unet" in captured.err and "diffusion_pytorch_model.safetensors" in captured.err
+    weight_lines = [line for line in captured.err.splitlines() if "render.model" in line]
+    assert len(weight_lines) == 1 and word in weight_lines[0]
+
+
+@pytest.mark.parametrize("how", ["absent", "partial", "corrupt"])
+def test_auto_backend_falls_back_to_procedural_visuals(tmp_path, how):
+    from installation.app import choose_sources
+
+    model = write_tiny_pipeline(tmp_path / "tiny")
+    word = damage(model, how)
+    cfg = load_config(None, [f'render.model="{model}"', 'render.backend="auto"'])
+    sources = choose_sources(cfg, headless=True)
+    assert sources.render == "procedural"
+    assert any(word in note for note in sources.notes)
+    intact = load_config(None, [f'render.model="{write_tiny_pipeline(tmp_path / "intact")}"'])
+    assert choose_sources(intact, headless=True).render == "diffusion"
 
 
 def test_train_image_va_writes_a_head_the_clip_head_loads(tmp_path, capsys):
