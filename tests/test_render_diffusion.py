@@ -346,3 +346,29 @@ def test_scene_sets_strength_and_feedback(tiny_model):
         renderer.prepare(parse_scene({"name": "bad", "render": {"strength_min": 0.9, "strength_max": 0.2}}))
     with pytest.raises(UserError, match="feedback"):
         renderer.prepare(parse_scene({"name": "bad", "render": {"feedback": 2}}))
+
+
+def test_an_lcm_lora_is_fused_into_the_unet(tiny_model, tmp_path):
+    import torch
+
+    from tests.tiny_pipeline import write_tiny_lora
+
+    lora = write_tiny_lora(tmp_path / "lora")
+    base = load(tiny_model)
+    fused = load(tiny_model, lora=str(lora), similarity_skip=0.0)
+    before, after = dict(base.unet.named_parameters()), dict(fused.unet.named_parameters())
+    assert before.keys() == after.keys()                     # fused and unloaded: no adapter layers left
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed and all("attn" in k for k in changed)
+    calls = counted(fused)
+    fused.update_prompt(Caption(t_s=0.0, prompt="glass"))
+    fused.render(init_picture(), state(), 0.0)
+    assert calls.counts["unet"] == fused.steps
+
+    # A LoRA for another architecture is one sentence, not a traceback.
+    wrong = tmp_path / "wrong.safetensors"
+    from safetensors.torch import save_file
+    save_file({"unet.mid_block.attentions.0.proj_in.lora_A.weight": torch.zeros(4, 999)}, str(wrong))
+    with pytest.raises(UserError) as info:
+        load(tiny_model, lora=str(wrong))
+    assert_one_sentence(str(info.value), "render.lora")

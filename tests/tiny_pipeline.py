@@ -91,3 +91,20 @@ def write_tiny_vae(folder: Path, seed: int = 1) -> Path:
                           num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4)
     vae.save_pretrained(folder)
     return Path(folder)
+
+
+def write_tiny_lora(folder: Path, seed: int = 2) -> Path:
+    """A random LoRA for the tiny UNet's attention, saved in diffusers' LoRA format (as the
+    LCM-LoRA download is); returns the .safetensors path."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet, _, _ = build_tiny_components()
+    torch.manual_seed(seed)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights=False))
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet),
+                                              safe_serialization=True)
+    return Path(folder) / "pytorch_lora_weights.safetensors"
