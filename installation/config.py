@@ -156,6 +156,41 @@ class OscConfig(Section):
     realtime_priority: int = Field(0, ge=0, le=99)
 
 
+class MidiCcMap(Section):
+    cc: int = Field(ge=0, le=127)
+    param: str
+    min: float = 0.0
+    max: float = 1.0
+    curve: Literal["linear", "exp", "log"] = "linear"
+    channel: int = Field(-1, ge=-1, le=15)
+
+
+class ControlConfig(Section):
+    midi_cc: tuple[MidiCcMap, ...] = ()
+    midi_notes: dict[str, str] = {}
+    midi_programs: tuple[str, ...] = ()
+    midi_clock: bool = True
+    midi_channel: int = Field(-1, ge=-1, le=15)
+    blackout_note: int = Field(-1, ge=-1, le=127)
+    freeze_note: int = Field(-1, ge=-1, le=127)
+    reload: bool = True
+    reload_check_s: float = Field(1.0, gt=0, le=60)
+
+
+class ScheduleConfig(Section):
+    open_hours: tuple[str, ...] = ()
+    closed_action: Literal["blackout", "stop"] = "blackout"
+    idle_after_s: float = Field(0.0, ge=0, le=86400)
+    idle_scene: str = ""
+    daily_restart: str = ""
+
+
+class ShowLogConfig(Section):
+    fsync_interval_s: float = Field(0.5, gt=0, le=1.0)
+    thumbnail_interval_s: float = Field(10.0, ge=1, le=3600)
+    thumbnail_width: int = Field(240, ge=32, le=1920)
+
+
 class RecordConfig(Section):
     dir: str = ""
 
@@ -173,6 +208,9 @@ class Config(Section):
     midi: MidiConfig = MidiConfig()
     synth: SynthConfig = SynthConfig()
     osc: OscConfig = OscConfig()
+    control: ControlConfig = ControlConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    showlog: ShowLogConfig = ShowLogConfig()
     record: RecordConfig = RecordConfig()
 
 

@@ -337,3 +337,163 @@ def latency_summary(latencies_ms: list[float]) -> dict[str, float]:
             "latency_ms_p99": round(percentile(latencies_ms, 99), 3),
             "latency_ms_max": round(max(latencies_ms), 3) if latencies_ms else float("nan")}
 
+
+
+# --- MIDI controllers ---------------------------------------------------------------------------
+def _curve(x: float, curve: str) -> float:
+    """0..1 -> 0..1: linear, exp (fine control at the low end) or log (at the high end)."""
+    if curve == "exp":
+        return x * x
+    if curve == "log":
+        return math.sqrt(x)
+    return x
+
+
+class MidiClockFollower:
+    """Tempo from MIDI clock (24 ticks a quarter note): the median tick interval of the last beats."""
+
+    def __init__(self, ticks_window: int = 48, min_change_bpm: float = 0.5) -> None:
+        self._ticks: list[float] = []
+        self._window = ticks_window
+        self._min_change_bpm = min_change_bpm
+        self.bpm: float | None = None
+
+    def tick(self, t_s: float) -> float | None:
+        """A clock tick at `t_s`; returns a new tempo when it moved by at least min_change_bpm."""
+        if self._ticks and t_s - self._ticks[-1] > 1.0:
+            self._ticks.clear()  # the clock paused: do not average across the gap
+        self._ticks.append(t_s)
+        del self._ticks[:-self._window - 1]
+        if len(self._ticks) < 25:
+            return None
+        intervals = [b - a for a, b in zip(self._ticks, self._ticks[1:])]
+        interval = statistics.median(intervals)
+        if interval <= 0:
+            return None
+        bpm = round(60.0 / (24.0 * interval), 1)
+        if not TEMPO_RANGE_BPM[0] <= bpm <= TEMPO_RANGE_BPM[1]:
+            return None
+        if self.bpm is None or abs(bpm - self.bpm) >= self._min_change_bpm:
+            self.bpm = bpm
+            return bpm
+        return None
+
+    def stop(self) -> None:
+        self._ticks.clear()
+        self.bpm = None
+
+
+class MidiMapper:
+    """mido messages -> Commands, from the [control] table of the config (ControlConfig)."""
+
+    def __init__(self, control_cfg) -> None:
+        self._cfg = control_cfg
+        self._cc = {}
+        for mapping in control_cfg.midi_cc:
+            self._cc.setdefault(mapping.cc, []).append(mapping)
+        self._notes = {int(k): v for k, v in control_cfg.midi_notes.items()}
+        self._clock = MidiClockFollower()
+
+    def map(self, message, sender: str) -> list[Command]:
+        t_s = float(getattr(message, "time", 0.0) or 0.0)
+        kind = message.type
+        channel = getattr(message, "channel", None)
+        if channel is not None and self._cfg.midi_channel >= 0 and channel != self._cfg.midi_channel:
+            return []
+        if kind == "control_change":
+            out = []
+            for m in self._cc.get(message.control, ()):
+                if m.channel >= 0 and channel != m.channel:
+                    continue
+                value = m.min + (m.max - m.min) * _curve(message.value / 127.0, m.curve)
+                out.append(Command(t_s, "/param/" + m.param.replace(".", "/"), (round(value, 6),), sender))
+            return out
+        if kind == "note_on" and message.velocity > 0:
+            if message.note == self._cfg.blackout_note:
+                return [Command(t_s, "/blackout", (1,), sender)]
+            if message.note == self._cfg.freeze_note:
+                return [Command(t_s, "/freeze", (1,), sender)]
+            scene = self._notes.get(message.note)
+            return [Command(t_s, "/scene", (scene,), sender)] if scene else []
+        if kind == "note_off" or (kind == "note_on" and message.velocity == 0):
+            if message.note == self._cfg.blackout_note:
+                return [Command(t_s, "/blackout", (0,), sender)]
+            if message.note == self._cfg.freeze_note:
+                return [Command(t_s, "/freeze", (0,), sender)]
+            return []
+        if kind == "program_change":
+            programs = self._cfg.midi_programs
+            if message.program < len(programs) and programs[message.program]:
+                return [Command(t_s, "/scene", (programs[message.program],), sender)]
+            return []
+        if self._cfg.midi_clock:
+            if kind == "clock":
+                bpm = self._clock.tick(t_s)
+                return [Command(t_s, "/tempo", (bpm,), sender)] if bpm is not None else []
+            if kind == "stop":
+                self._clock.stop()
+                return [Command(t_s, "/tempo", (0,), sender)]
+        return []
+
+
+class MidiControlThread:
+    """The MIDI-in thread: polls controllers, maps, validates with `check`, enqueues."""
+
+    def __init__(self, inputs: list, mapper: MidiMapper, commands: DropOldest[Command],
+                 check: Callable[[Command], str | None] | None = None, poll_s: float = 0.002) -> None:
+        self._inputs = list(inputs)
+        self._mapper = mapper
+        self._commands = commands
+        self._check = check
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = {"messages": 0, "commands": 0, "rejected": 0, "errors": 0}
+
+    def start(self) -> None:
+        for port in self._inputs:
+            opener = getattr(port, "open", None)
+            if opener is not None:
+                opener()
+        self._thread = threading.Thread(target=self._run, name="midi-in", daemon=True)
+        self._thread.start()
+
+    def step(self) -> int:
+        """One poll of every controller; returns commands enqueued (the thread calls this)."""
+        enqueued = 0
+        for port in self._inputs:
+            try:
+                messages = port.poll()
+            except Exception:
+                self.stats["errors"] += 1
+                log.exception("MIDI in %s: poll failed", getattr(port, "name", port))
+                continue
+            for message in messages:
+                self.stats["messages"] += 1
+                for command in self._mapper.map(message, f"midi:{port.name}"):
+                    reason = self._check(command) if self._check is not None else None
+                    if reason:
+                        self.stats["rejected"] += 1
+                        continue
+                    self._commands.put(command)
+                    self.stats["commands"] += 1
+                    enqueued += 1
+        return enqueued
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_s):
+            try:
+                self.step()
+            except Exception:  # never let a mapping bug end MIDI control
+                self.stats["errors"] += 1
+                log.exception("MIDI control step failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        for port in self._inputs:
+            try:
+                port.close()
+            except Exception:
+                pass

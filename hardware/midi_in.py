@@ -1,0 +1,135 @@
+"""MIDI controllers in (implements hardware.base.MidiIn), reopened when they come back.
+
+The backend's callback thread only stamps each message with the clock and appends it to a bounded
+deque; `poll()` (the control thread) drains it and, at most every `retry_s`, checks that the port
+still exists: a controller unplugged mid-show is closed, counted and reopened when it returns.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+
+import mido
+
+from installation.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _backend(name: str):
+    try:
+        return mido.Backend(name, load=True) if name else mido.backend
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"MIDI backend {name!r} cannot be loaded ({exc}); use e.g. "
+                        f"\"mido.backends.rtmidi/UNIX_JACK\" or leave midi.backend empty.") from None
+
+
+class MidoMidiIn:
+    """One controller, found by name substring among the backend's input ports."""
+
+    def __init__(self, name: str, clock, backend: str = "", retry_s: float = 1.0, capacity: int = 4096) -> None:
+        if not name:
+            raise UserError("a MIDI input needs a port name (or part of one) in midi.inputs; `run.py devices` lists them.")
+        self.name = name
+        self._clock = clock
+        self._backend = _backend(backend)
+        self._retry_s = retry_s
+        self._messages: collections.deque = collections.deque(maxlen=capacity)
+        self._lock = threading.Lock()
+        self._port = None
+        self.port_name: str | None = None
+        self._next_check_s = float("-inf")
+        self.received = 0
+        self.vanished = 0
+        self.reopened = 0
+        self.errors = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._port is not None
+
+    def _input_names(self) -> list[str] | None:
+        try:
+            return list(self._backend.get_input_names())
+        except Exception as exc:  # rtmidi raises SystemError without ALSA; no server: RuntimeError
+            self.errors += 1
+            if self.errors in (1, 100) or self.errors % 10000 == 0:
+                log.warning("MIDI in %r: cannot list ports (%s)", self.name, exc)
+            return None
+
+    def _on_message(self, message) -> None:
+        """Backend thread: stamp and store, nothing else."""
+        self._messages.append(message.copy(time=self._clock.now_s()))
+        self.received += 1
+
+    def open(self) -> None:
+        """Open the port if it exists now; if not, `poll` keeps looking. Never raises for absence."""
+        self._next_check_s = self._clock.now_s() + self._retry_s
+        names = self._input_names()
+        match = next((n for n in names or [] if self.name.lower() in n.lower()), None)
+        if match is None:
+            return
+        try:
+            port = self._backend.open_input(match, callback=self._on_message)
+        except Exception as exc:
+            self.errors += 1
+            log.warning("MIDI in %r: opening %r failed (%s); retrying every %.0f s", self.name, match, exc, self._retry_s)
+            return
+        with self._lock:
+            self._port, self.port_name = port, match
+        log.info("MIDI in: %r opened", match)
+
+    def poll(self) -> list:
+        """Messages since the last poll, each with `.time` = arrival on the clock (control thread)."""
+        now_s = self._clock.now_s()
+        if now_s >= self._next_check_s:
+            self._next_check_s = now_s + self._retry_s
+            if self._port is None:
+                self.open()
+                if self._port is not None:
+                    self.reopened += 1
+            else:
+                names = self._input_names()
+                if names is not None and self.port_name not in names:
+                    log.warning("MIDI in: %r vanished; reopening when it returns", self.port_name)
+                    self.vanished += 1
+                    self._close_port()
+        messages = []
+        while self._messages:
+            messages.append(self._messages.popleft())
+        return messages
+
+    def _close_port(self) -> None:
+        with self._lock:
+            port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception as exc:
+                log.debug("MIDI in: closing %r: %s", self.port_name, exc)
+
+    def close(self) -> None:
+        self._close_port()
+
+
+class QueueMidiIn:
+    """A controller made of a list: tests and the `osc`-less demo push messages into it."""
+
+    def __init__(self, name: str = "queue", clock=None) -> None:
+        self.name = name
+        self._clock = clock
+        self._messages: collections.deque = collections.deque()
+
+    def push(self, message) -> None:
+        t_s = self._clock.now_s() if self._clock is not None else message.time
+        self._messages.append(message.copy(time=t_s))
+
+    def poll(self) -> list:
+        messages = []
+        while self._messages:
+            messages.append(self._messages.popleft())
+        return messages
+
+    def close(self) -> None:
+        self._messages.clear()
