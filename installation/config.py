@@ -124,6 +124,8 @@ class ComposeConfig(Section):
     seed: int = 0
     key_map: Literal["fifths", "chromatic"] = "fifths"
     variation: float = Field(0.3, ge=0.0, le=0.9)
+    percussion: bool = True
+    percussion_channel: int = Field(9, ge=0, le=15)
 
 
 class MidiConfig(Section):

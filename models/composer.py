@@ -6,6 +6,12 @@ How a picture becomes music (every plan carries these reasons in words):
   - key from the dominant hue on a colour wheel laid over the circle of fifths (red = C,
     orange = G/D, yellow = A, green = E/B, blue = F#/Db, violet = Ab/Eb/Bb, magenta = F);
   - melody register from brightness; density, variation and velocity from edges, motion, arousal;
+  - energy (arousal first): tempo, loudness, note density, chords held or struck on every beat,
+    and a drum kit on the General MIDI percussion channel (kick and snare, eighth then sixteenth
+    hi-hats) once the picture is lively;
+  - lift (valence): articulation (legato and held when sad, detached and bouncy when happy),
+    mode, a light hi-hat and side-stick groove for happy pictures that are not calm, and for dark
+    ones a lower, softer, sustained accompaniment;
   - melody: a real four-bar phrase from the folk corpus (Essen, O'Neill's) chosen by mode class and
     metre, sung in the chosen mode and key and varied with Markov steps learned from the corpus;
   - harmony: one or two chords a bar, chosen by the chorales' bass-line statistics and by how well
@@ -73,6 +79,9 @@ class Plan:
     """(channel, program) to send before this plan's first note: the first plan and scene changes."""
     valence: float = 0.0
     arousal: float = 0.0
+    notated_s: tuple[float, ...] = ()
+    """Written length of each event in `events` (same order), before articulation shortens it:
+    the score the corpus metrics compare, as muspy reads a score."""
 
 
 @dataclass
@@ -83,6 +92,8 @@ class _Settings:
     voices: tuple[str, ...] = ("melody", "chords", "bass")
     register_offset: int = 0
     variation: float = 0.3
+    percussion: bool = True
+    percussion_channel: int = 9
 
 
 def _settings(scene, compose_cfg) -> _Settings:
@@ -112,6 +123,12 @@ def _settings(scene, compose_cfg) -> _Settings:
     if not isinstance(offset, int) or not -24 <= offset <= 24:
         raise UserError(f"{where}: register_offset = {offset!r}; use whole semitones from -24 to 24.")
     s.register_offset = offset
+    percussion = table.get("percussion", getattr(compose_cfg, "percussion", True))
+    if not isinstance(percussion, bool):
+        raise UserError(f"{where}: percussion = {percussion!r}; use true (drums join lively or happy pictures) "
+                        f"or false.")
+    s.percussion = percussion
+    s.percussion_channel = int(getattr(compose_cfg, "percussion_channel", 9))
     return s
 
 
@@ -161,7 +178,8 @@ class Composer:
     def programs(self) -> tuple[tuple[int, int], ...]:
         """(channel, program) for each voice of the current scene."""
         scene = self._scene
-        return tuple((int(scene.channels[v]), int(scene.programs[v])) for v in self._settings.voices)
+        kit = ((self._settings.percussion_channel, 0),) if self._settings.percussion else ()  # GM standard kit
+        return tuple((int(scene.channels[v]), int(scene.programs[v])) for v in self._settings.voices) + kit
 
     def plan(self, image: ImageState, start_s: float) -> Plan:
         """The next bar(s) from `start_s`, never crossing a phrase boundary."""
@@ -185,15 +203,18 @@ class Composer:
         first16 = self._bar_in_phrase * bar16
         last16 = first16 + bars * bar16
         drive = self._drive(image, a)
-        events, abc_notes, chord_cues = self._realise(phrase, image, drive, first16, last16, start_s, s16)
+        events, notated, abc_notes, chord_cues, texture = self._realise(phrase, image, drive, v, first16, last16,
+                                                                         start_s, s16)
         self._bar_in_phrase += bars
         key = key_name(phrase.tonic_pc, phrase.mode)
         reasons = list(phrase.reasons) if new_phrase else [f"continuing phrase {phrase.index + 1}, bars "
                                                            f"{first16 // bar16 + 1}-{last16 // bar16} of {PHRASE_BARS}"]
         reasons.append(f"dynamics: drive {drive:+.2f} from arousal {a:+.2f}, motion {image.motion:.2f}, "
                        f"edges {image.edge_density:.2f}")
+        reasons.extend(texture if new_phrase else [])
         abc = self._abc(phrase, abc_notes, bars)
-        return Plan(events=tuple(sorted(events, key=lambda e: (e.start_s, e.channel, e.note))),
+        order = sorted(range(len(events)), key=lambda i: (events[i].start_s, events[i].channel, events[i].note))
+        return Plan(events=tuple(events[i] for i in order), notated_s=tuple(notated[i] for i in order),
                     start_s=float(start_s), end_s=float(start_s + bars * bar16 * s16),
                     tempo_bpm=phrase.tempo_bpm, key=key, mode=phrase.mode, abc=abc, reasons=tuple(reasons),
                     metre=phrase.metre, bars=bars, phrase_start=new_phrase, chords=tuple(chord_cues),
@@ -203,7 +224,7 @@ class Composer:
     @staticmethod
     def _drive(image: ImageState, arousal: float) -> float:
         """Energy in [-1, 1]: arousal first, then movement and busy texture."""
-        d = arousal + 0.5 * image.motion + 0.25 * (image.edge_density - 0.35)
+        d = arousal + 0.5 * image.motion + 0.1 * (image.edge_density - 0.35)
         return max(-1.0, min(1.0, d))
 
     def _new_phrase(self, image: ImageState, v: float, a: float) -> _Phrase:
@@ -232,7 +253,7 @@ class Composer:
                                            f" from drive {drive:+.2f} and valence {v:+.2f}"))
         mode_class = MODE_CLASS[mode]
         source = self.table.choose_phrase(mode_class, metre, rng)
-        density = max(0.0, min(1.0, 0.5 + 0.45 * drive + 0.15 * (image.edge_density - 0.35)))
+        density = max(0.0, min(1.0, 0.5 + 0.5 * drive + 0.1 * (image.edge_density - 0.35)))
         variation = max(0.0, min(0.9, self._settings.variation + 0.4 * image.motion))
         melody, varied = self._vary(source.events, mode_class, metre, density, variation)
         reasons.append(f"melody: corpus phrase {source.source} ({source.mode_class}, {source.metre}), "
@@ -338,26 +359,49 @@ class Composer:
         return symbol, quality, tones
 
     # --- realisation ---------------------------------------------------------------------------
-    def _realise(self, phrase: _Phrase, image: ImageState, drive: float, first16: int, last16: int,
+    def _realise(self, phrase: _Phrase, image: ImageState, drive: float, lift: float, first16: int, last16: int,
                  start_s: float, s16: float):
+        """Events (with their written lengths), ABC items, chord cues and the texture's reasons.
+
+        The pretrained music-emotion rater hears energy mostly in loudness, a struck rather than held
+        accompaniment, busy notes and drums, and happiness in detached, bouncy playing over a light
+        groove; sad music is legato, soft and low. The picture's arousal (`drive`) and valence
+        (`lift`) set exactly those."""
         scene, voices = self._scene, self._settings.voices
         scale = MODES[phrase.mode]
         bar16 = METRES[phrase.metre]
         beat16 = 6 if phrase.metre == "6/8" else 4
         centre = 60 + int(round((image.brightness - 0.5) * 20)) + self._settings.register_offset
+        centre += -3 if lift < -0.4 else 0
         centre = max(48, min(84, centre))
         tonic_m = self._tonic_near(phrase.tonic_pc, centre - 5)
-        base_vel = int(round(64 + 28 * drive + 10 * (image.contrast - 0.3)))
+        # Loudness spans pp to ff with energy; sad pictures play a little softer still.
+        base_vel = int(round(64 + 46 * drive + 6 * (image.contrast - 0.3) + 6 * min(0.0, lift)))
+        # Accompaniment sinks under the melody when calm and drives with it when lively.
+        accomp = int(round(-24 + 22 * (drive + 1.0) / 2.0))
+        sad_storm = drive > -0.15 and lift < -0.3  # drums read as cheerful: a dark storm is strings instead
+        happy = self._happy(lift)
+        # Lively music keeps some weight; very calm music stays smoother, since detached notes also
+        # read as energetic.
+        detach = 0.5 * happy * (1.0 - 0.5 * max(0.0, drive)) * (0.6 + 0.4 * min(1.0, drive + 1.0))
+        melody_legato = max(0.45, min(1.0, 1.0 - detach - 0.1 * max(0.0, drive)))
+        accomp_legato = max(0.45, min(1.0, 1.0 - detach - 0.1 * max(0.0, drive)))
         events: list[NoteEvent] = []
+        notated: list[float] = []
         abc: dict[str, list[tuple[int, int, list[tuple[int, int]] | None]]] = {v: [] for v in voices}
         chord_cues = []
+        texture: list[str] = []
 
         def t(of16: float) -> float:
             return start_s + (of16 - first16) * s16
 
         def vel(of16: int, offset: int) -> int:
             accent = 8 if of16 % bar16 == 0 else (3 if of16 % beat16 == 0 else 0)
-            return max(20, min(124, base_vel + offset + accent))
+            return max(12, min(124, base_vel + offset + accent))
+
+        def add(at16: int, len16: int, note: int, velocity: int, channel: int, voice: str, legato: float) -> None:
+            events.append(NoteEvent(t(at16), len16 * s16 * legato, note, velocity, channel, voice))
+            notated.append(len16 * s16)
 
         def pitch(degree: int, tonic_midi: int, alter: int = 0) -> int:
             return tonic_midi + 12 * (degree // 7) + scale[degree % 7] + alter
@@ -371,13 +415,15 @@ class Composer:
                 if deg is None:
                     abc["melody"].append((a16, b16 - a16, None))
                     continue
-                p = pitch(deg, tonic_m)
-                legato = 0.95 if drive < 0.3 else 0.8
-                events.append(NoteEvent(t(a16), (b16 - a16) * s16 * legato, p, vel(a16, 6), ch, "melody"))
+                # Short notes stay nearly full so runs do not turn into clicks.
+                legato = melody_legato if b16 - a16 >= 2 else max(0.8, melody_legato)
+                add(a16, b16 - a16, pitch(deg, tonic_m), vel(a16, 6), ch, "melody", legato)
                 abc["melody"].append((a16, b16 - a16, [(deg, 0)]))
         cadence_slot = len(phrase.chords) - 2
-        tonic_c = self._tonic_near(phrase.tonic_pc, 55)
+        tonic_c = self._tonic_near(phrase.tonic_pc, 55 - (3 if lift < -0.4 else 0))
         tonic_b = self._tonic_near(phrase.tonic_pc, 38)
+        # Calm: one held chord; moderate: struck each half; lively: each beat, detached.
+        chord_every = "slot" if drive < -0.3 else ("half" if drive < -0.15 else ("eighth" if sad_storm else "beat"))
         for i, (on, dur, deg) in enumerate(phrase.chords):
             if on + dur <= first16 or on >= last16:
                 continue
@@ -389,12 +435,10 @@ class Composer:
             chord_cues.append((t(on), symbol, quality, tuple(chord_notes)))
             if "chords" in voices:
                 ch = scene.channels["chords"]
-                # Calm: one held chord; moderate: struck each half; lively: each beat, detached.
-                step16 = dur if drive < -0.3 else (max(beat16, dur // 2) if drive < 0.3 else beat16)
-                length = 0.98 if drive < 0.3 else 0.7
+                step16 = {"slot": dur, "half": max(beat16, dur // 2), "beat": beat16, "eighth": beat16 // 2}[chord_every]
                 for s in range(on, on + dur, step16):
                     for n in chord_notes:
-                        events.append(NoteEvent(t(s), step16 * s16 * length, n, vel(s, -14), ch, "chords"))
+                        add(s, min(step16, on + dur - s), n, vel(s, accomp), ch, "chords", accomp_legato)
                 abc["chords"].append((on, dur, [(deg + 2 * k, alters[k]) for k in range(3)]))
             if "bass" in voices:
                 ch = scene.channels["bass"]
@@ -412,10 +456,60 @@ class Composer:
                                 alters[0] if (s - on) // beat16 % 2 == 0 else alters[2])
                                for s in range(on, on + dur, beat16)]
                 for s, d16, note, dg, al in pattern:
-                    events.append(NoteEvent(t(s), d16 * s16 * 0.92, note, vel(s, -4), ch, "bass"))
+                    add(s, d16, note, vel(s, accomp + 10), ch, "bass", max(0.6, accomp_legato - 0.05))
                     abc["bass"].append((s, d16, [(dg, al)]))
+        kit = self._percussion(drive, lift)
+        if kit is not None:
+            name, pattern = kit
+            ch = self._settings.percussion_channel
+            for bar_start in range(first16 - first16 % bar16, last16, bar16):
+                for off16, note, level in pattern(bar16, beat16):
+                    at16 = bar_start + off16
+                    if first16 <= at16 < last16:
+                        add(at16, 1, note, max(12, min(124, int(round(base_vel * level)))), ch, "drums", 0.9)
+            texture.append(f"percussion: {name}")
+        texture.append(f"articulation: melody {melody_legato:.0%} of written length, accompaniment "
+                       f"{accomp_legato:.0%}, chords struck every {chord_every}, loudness {base_vel} "
+                       f"(valence {lift:+.2f}, drive {drive:+.2f})")
         self._abc_tonics = {"melody": tonic_m, "chords": tonic_c, "bass": tonic_b}
-        return events, abc, chord_cues
+        return events, notated, abc, chord_cues, texture
+
+    @staticmethod
+    def _happy(lift: float) -> float:
+        """0 (valence -0.3 or below) to 1 (valence +0.4 or above): how detached and bouncy to play.
+        Image valence heads rarely go far above +0.4, so the bright end of articulation starts there."""
+        return max(0.0, min(1.0, (lift + 0.3) / 0.7))
+
+    def _percussion(self, drive: float, lift: float):
+        """(description, bar pattern) of the drum layer, or None. Patterns give (offset16, GM drum note,
+        velocity as a share of the base loudness) for one bar."""
+        if not self._settings.percussion:
+            return None
+        if drive > -0.15 and lift < -0.3:
+            return None  # the rater hears any kit as cheerful; a dark, lively picture gets driving strings
+        if drive > 0.25:
+            def busy(bar16: int, beat16: int):
+                hits = [(s, 42, 0.75 if s % beat16 else 0.95) for s in range(0, bar16, 1 if beat16 == 4 else 2)]
+                hits += [(s, 36, 1.15) for s in range(0, bar16, beat16)]
+                hits += [(s, 38, 1.1) for s in range(beat16, bar16, 2 * beat16)]
+                return hits
+            return f"kit, kick every beat, snare backbeat, sixteenth hi-hats (drive {drive:+.2f} > +0.25)", busy
+        if drive > -0.15:
+            def rock(bar16: int, beat16: int):
+                half = beat16 // 2
+                hits = [(s, 42, 0.8) for s in range(0, bar16, half)]
+                hits += [(s, 36, 1.1) for s in range(0, bar16, 2 * beat16)]
+                hits += [(s, 38, 1.0) for s in range(beat16, bar16, 2 * beat16)]
+                return hits
+            return f"kit, kick and snare, eighth hi-hats (drive {drive:+.2f} > -0.15)", rock
+        if self._happy(lift) > 0.5 and drive > -0.4:
+            def light(bar16: int, beat16: int):
+                half = beat16 // 2
+                hits = [(s, 42, 0.55 if s % beat16 else 0.7) for s in range(0, bar16, half)]
+                hits += [(s, 37, 0.6) for s in range(beat16, bar16, 2 * beat16)]
+                return hits
+            return f"light groove, eighth hi-hats and side stick (valence {lift:+.2f} > +0.05)", light
+        return None
 
     @staticmethod
     def _tonic_near(tonic_pc: int, target_midi: int) -> int:

@@ -18,7 +18,7 @@ def test_compose_writes_a_playable_midi_file_and_abc(tmp_path, capsys):
     mid = mido.MidiFile(out)
     notes = [m for m in mid if m.type == "note_on" and m.velocity > 0]
     assert len(notes) > 10 and 7.5 < mid.length < 20
-    assert {m.channel for m in notes} == {0, 1, 2}
+    assert {0, 1, 2} <= {m.channel for m in notes} <= {0, 1, 2, 9}
 
 
 def test_compose_on_a_missing_file_is_a_user_error(tmp_path, capsys):
