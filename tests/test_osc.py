@@ -140,7 +140,7 @@ def test_subscribe_sends_periodic_status_to_the_given_port(rig):
     while time.monotonic() < deadline:
         data = listener.recv(65536)
         received.append(data)
-    assert 3 <= len(received) <= 9  # 5 Hz for one second, generous either side
+    assert 2 <= len(received) <= 12  # 5 Hz for one second, generous either side (a busy CPU)
     assert all(data.startswith(b"/status\x00") for data in received)
     ask(c, "/unsubscribe", listener.getsockname()[1])
     listener.close()
