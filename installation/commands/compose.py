@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     ev.add_argument("--images", type=Path, metavar="DIR", help="extra folder of photographs")
     ev.add_argument("--seconds", type=float, default=20.0, help="music per photograph (default 20)")
     ev.add_argument("--json", type=Path, metavar="F", help="write the figures as JSON")
+    ev.add_argument("--renderer", choices=("fluidsynth", "synth"), default="fluidsynth",
+                    help="fluidsynth with the General MIDI soundfont (default) or the built-in synth")
     ev.add_argument("--scene", help="scene preset (default: installation.scene)")
     ev.set_defaults(handler=_eval_composer)
 
@@ -161,6 +163,32 @@ def render_audio(midi_path: Path, wav_path: Path, sample_rate_hz: int = 16000) -
                     str(SOUNDFONT), str(midi_path)], check=True, capture_output=True, timeout=120)
 
 
+def render_internal(plans, sample_rate_hz: int = 16000):
+    """Mono float32 audio of the plans played by the built-in synth (hardware.synth.Synth), offline."""
+    import mido
+    import numpy as np
+
+    from hardware.synth import Synth
+    synth = Synth(sample_rate_hz=sample_rate_hz, gain=0.5)
+    timed: list[tuple[float, int, Any]] = []
+    for plan in plans:
+        for channel, program in plan.program_changes:
+            timed.append((plan.start_s, 0, mido.Message("program_change", channel=channel, program=program)))
+        for e in plan.events:
+            timed.append((e.start_s, 2, mido.Message("note_on", channel=e.channel, note=e.note, velocity=e.velocity)))
+            timed.append((e.start_s + e.duration_s, 1, mido.Message("note_off", channel=e.channel, note=e.note)))
+    timed.sort(key=lambda x: (x[0], x[1]))
+    blocks, frame = [], 0
+    for t_s, _, message in timed:
+        target = int(round(t_s * sample_rate_hz))
+        if target > frame:
+            blocks.append(synth.render(target - frame))
+            frame = target
+        synth.send(message)
+    blocks.append(synth.render(sample_rate_hz))  # one second of release tails
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
 # --- compose --------------------------------------------------------------------------------------------
 def _compose(args: argparse.Namespace) -> int:
     from installation.cli import load
@@ -275,17 +303,25 @@ def _eval_composer(args: argparse.Namespace) -> int:
             composer = Composer(cfg.compose, scene, seed=cfg.compose.seed + i, table=table)
             plans = compose_offline(composer, lambda t_s: state, args.seconds)
             mid, wav = Path(tmp) / f"{i}.mid", Path(tmp) / f"{i}.wav"
-            plans_to_midi(plans, mid)
-            render_audio(mid, wav)
-            import soundfile
-            audio, sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
-            mono = audio.mean(axis=1)
+            if args.renderer == "synth":
+                sr = 16000
+                mono = render_internal(plans, sr)
+            else:
+                plans_to_midi(plans, mid)
+                render_audio(mid, wav)
+                import soundfile
+                audio, sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
+                mono = audio.mean(axis=1)
+            rms_dbfs = float(20 * np.log10(max(1e-9, float(np.sqrt(np.mean(np.square(mono)))))))
+            if rms_dbfs < -60.0:  # the rater calls near-silence happy; a silent render says nothing
+                print(f"{name:34s} rendered near-silent ({rms_dbfs:.0f} dBFS); left out")
+                continue
             rated = rater.predict(mono, sr=sr)[0]
             beats_per_bar = 4.0 if plans[0].metre == "4/4" else 3.0
             metrics = {f"{group}.{k}": v for group, (voices, _) in METRIC_GROUPS.items()
                        for k, v in music_metrics(plans_to_notes(plans, voices), beats_per_bar).items()}
             rows.append({"photo": name, "image_valence": state.valence, "image_arousal": state.arousal,
-                         "music_valence": float(rated.valence), "music_energy": float(rated.energy),
+                         "music_valence": float(rated.valence), "music_energy": float(rated.energy), "rms_dbfs": rms_dbfs,
                          "tempo_bpm": plans[0].tempo_bpm, "mode": plans[0].mode, "key": plans[0].key,
                          "metre": plans[0].metre, **metrics})
             print(f"{name:34s} image V{state.valence:+.2f} A{state.arousal:+.2f} -> {plans[0].key} {plans[0].mode:10s} "
@@ -312,7 +348,7 @@ def _eval_composer(args: argparse.Namespace) -> int:
                 within[f"{group}.{n}"] = inside
             print(f"{n:20s}{'*' if target else ' ':2s} {g[0]:7.3f} {g[1]:7.3f} {g[2]:7.3f}   "
                   f"{c[0]:7.3f} {c[1]:7.3f} {c[2]:7.3f}  {'yes' if inside else 'no ':6s}  {PAPER_I2M.get(n, '')}")
-    result = {"photos": len(rows), "spearman_arousal": rho_a, "spearman_valence": rho_v,
+    result = {"photos": len(rows), "renderer": args.renderer, "spearman_arousal": rho_a, "spearman_valence": rho_v,
               "generated": generated, "corpus": corpus, "targets_within_iqr": within,
               "paper": PAPER_I2M, "rows": rows}
     if args.json:
