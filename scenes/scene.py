@@ -102,3 +102,44 @@ def _voice_map(raw: Any, low: int, high: int, key: str, where: str, default: dic
             raise SceneError(f"{where}: {key}.{voice} = {value!r}; use an integer {low}-{high}.")
         result[voice] = value
     return result
+
+
+class FileWatcher:
+    """Live reload: which of these files (and presets) changed since the last check.
+
+    Polls size and mtime (no inotify, so it works on every filesystem and in containers); the
+    caller validates what changed and keeps the running version when the edit is bad.
+    """
+
+    def __init__(self, paths: list[Path], presets_dir: Path | None = PRESETS_DIR) -> None:
+        self._paths = [Path(p) for p in paths]
+        self._presets_dir = presets_dir
+        self._seen = self._scan()
+
+    def _scan(self) -> dict[Path, tuple[int, int]]:
+        files = list(self._paths)
+        if self._presets_dir is not None:
+            files += sorted(self._presets_dir.glob("*.toml"))
+        seen = {}
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            seen[path] = (st.st_mtime_ns, st.st_size)
+        return seen
+
+    def changed(self) -> list[Path]:
+        """Files added, edited or removed since the last call."""
+        now = self._scan()
+        changed = sorted({p for p in now if self._seen.get(p) != now[p]} | (set(self._seen) - set(now)))
+        self._seen = now
+        return changed
+
+
+def reload_scene(name: str, current: Scene, presets_dir: Path = PRESETS_DIR) -> tuple[Scene, str | None]:
+    """(the scene to run, error) after an edit: a bad edit keeps `current` and says why."""
+    try:
+        return load_scene(name, presets_dir), None
+    except (SceneError, OSError) as exc:
+        return current, str(exc)

@@ -95,3 +95,25 @@ def test_check_never_raises_on_odd_arguments():
             reason = control.check(Command(0.0, address, args, "x"))
             assert reason is None or isinstance(reason, str)
     assert "blocked" in control.check(cmd("/prompt", "Gore"))
+
+
+def test_live_reload_keeps_the_running_scene_on_a_bad_edit(tmp_path):
+    import os
+    from scenes.scene import FileWatcher, load_scene, reload_scene
+    preset = tmp_path / "gallery.toml"
+    preset.write_text('name = "gallery"\nstyle = "ink"\n')
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    watcher = FileWatcher([config], presets_dir=tmp_path)
+    running = load_scene("gallery", tmp_path)
+    assert watcher.changed() == []
+    preset.write_text('name = "gallery"\nstyle = "watercolour"\n')
+    os.utime(preset, ns=(1, 10**18))
+    assert watcher.changed() == [preset]
+    running, error = reload_scene("gallery", running, tmp_path)
+    assert error is None and running.style == "watercolour"
+    preset.write_text('name = "gallery"\npalette_bias = [2, 0]\n')  # out of range
+    os.utime(preset, ns=(1, 2 * 10**18))
+    assert watcher.changed() == [preset]
+    kept, error = reload_scene("gallery", running, tmp_path)
+    assert kept is running and "palette_bias" in error
