@@ -75,6 +75,7 @@ def _wait(predicate, timeout_s=3.0):
 
 
 @pytest.mark.jack
+@pytest.mark.slow
 def test_jack_controller_vanishes_and_returns_while_running(jack_server):
     backend = mido.Backend(JACK)
     controller = backend.open_output("ChromaTestKnobs", virtual=True)
