@@ -89,3 +89,76 @@ def test_scene_change_waits_for_the_phrase_boundary_and_bad_tables_are_user_erro
     bad = parse_scene({"name": "bad", "compose": {"metre": "5/4"}})
     with pytest.raises(UserError, match="metre"):
         composer.set_scene(bad)
+
+
+def _voice(plans, voice):
+    return [e for p in plans for e in p.events if e.voice == voice]
+
+
+def _sounding_share(plans, voice):
+    """Sounding length over written length of a voice's notes: 1.0 legato, about 0.5 detached."""
+    pairs = [(e.duration_s, w) for p in plans for e, w in zip(p.events, p.notated_s) if e.voice == voice]
+    return sum(d for d, _ in pairs) / sum(w for _, w in pairs)
+
+
+def test_arousal_brings_loudness_struck_chords_and_a_drum_kit():
+    scene = load_scene("nocturne")
+    calm = run(Composer(ComposeConfig(), scene), CALM, 20)
+    lively = run(Composer(ComposeConfig(), scene), LIVELY, 20)
+    assert _voice(calm, "drums") == []
+    drums = _voice(lively, "drums")
+    assert drums and {e.channel for e in drums} == {9}
+    assert {36, 38, 42} <= {e.note for e in drums}  # kick, snare, closed hi-hat
+    hats_per_s = sum(e.note == 42 for e in drums) / lively[-1].end_s
+    beats_per_s = lively[0].tempo_bpm / 60.0
+    assert hats_per_s >= 2 * beats_per_s  # eighths in the lively 6/8
+    common_time = parse_scene({"name": "four", "compose": {"metre": "4/4"}})
+    straight = _voice(run(Composer(ComposeConfig(), common_time), LIVELY, 10), "drums")
+    assert sum(e.note == 42 for e in straight) / 10.0 > 3 * beats_per_s  # sixteenths in 4/4
+    mean = lambda es: sum(e.velocity for e in es) / len(es)  # noqa: E731
+    assert mean(_voice(lively, "chords")) > mean(_voice(calm, "chords")) + 30
+    # Calm: one held chord a slot; lively: struck on every beat.
+    onsets = lambda plans: len({e.start_s for e in _voice(plans, "chords")}) / plans[-1].end_s  # noqa: E731
+    assert onsets(lively) > 3 * onsets(calm)
+    assert any(r.startswith("percussion: kit") for r in lively[0].reasons)
+
+
+def test_valence_sets_articulation_and_a_dark_lively_picture_gets_strings_not_drums():
+    scene = load_scene("nocturne")
+    happy = replace(CALM, valence=0.6, arousal=-0.2)
+    sad = replace(CALM, valence=-0.7, arousal=-0.2)
+    happy_plans = run(Composer(ComposeConfig(), scene), happy, 16)
+    sad_plans = run(Composer(ComposeConfig(), scene), sad, 16)
+    assert _sounding_share(sad_plans, "melody") > 0.97
+    assert _sounding_share(happy_plans, "melody") < 0.8
+    assert _sounding_share(happy_plans, "chords") < 0.8 < _sounding_share(sad_plans, "chords")
+    storm = run(Composer(ComposeConfig(), scene), replace(LIVELY, valence=-0.7), 12)
+    assert _voice(storm, "drums") == []
+    chord_onsets = sorted({e.start_s for e in _voice(storm, "chords")})
+    eighth_s = 30.0 / storm[0].tempo_bpm
+    assert min(b - a for a, b in zip(chord_onsets, chord_onsets[1:])) == pytest.approx(eighth_s)
+
+
+def test_percussion_can_be_switched_off_by_config_or_scene():
+    lively = run(Composer(ComposeConfig(percussion=False), load_scene("nocturne")), LIVELY, 8)
+    assert _voice(lively, "drums") == [] and all(ch != 9 for ch, _ in lively[0].program_changes)
+    quiet = parse_scene({"name": "quiet", "compose": {"percussion": False}})
+    assert _voice(run(Composer(ComposeConfig(), quiet), LIVELY, 8), "drums") == []
+    with pytest.raises(UserError, match="percussion"):
+        Composer(ComposeConfig(), parse_scene({"name": "bad", "compose": {"percussion": "loud"}}))
+
+
+def test_written_lengths_make_a_four_part_accompaniment_and_a_folk_like_melody():
+    from installation.commands.compose import plans_to_notes
+    from models.corpus import load_table, music_metrics
+    folk = load_table().metrics["folk"]
+    for state in (CALM, LIVELY, replace(LIVELY, valence=-0.6)):
+        plans = run(Composer(ComposeConfig(), load_scene("nocturne"), seed=1), state, 20)
+        assert all(len(p.notated_s) == len(p.events) for p in plans)
+        assert all(w >= e.duration_s - 1e-9 for p in plans for e, w in zip(p.events, p.notated_s))
+        accompaniment = music_metrics(plans_to_notes(plans, ("chords", "bass")))
+        assert accompaniment["polyphony"] == 4.0
+        melody = music_metrics(plans_to_notes(plans, ("melody",)))
+        assert melody["polyphony"] == 1.0
+        assert melody["scale_consistency"] >= folk["scale_consistency"][0]
+        assert 2.0 < melody["pitch_entropy"] < 3.6
