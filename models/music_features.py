@@ -28,6 +28,8 @@ PITCH_CLASSES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"
 KK_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
 KK_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
 MIN_BPM, MAX_BPM = 50.0, 200.0
+FLUX_FLOOR_DB = -25.0
+"""Floor of the flux spectrum's mel bands relative to the recent mean power."""
 RECENT_S = 1.5
 """Span of the fast descriptors (loudness, brightness, onset density) that arousal reacts to."""
 
@@ -155,6 +157,7 @@ class FeatureTracker:
         self._chroma_hist = np.zeros((self._cap, 12), np.float64)
         self._mel_hist = np.zeros((self._cap, N_MELS), np.float32)
         self._prev_logmel = np.zeros(N_MELS, np.float32)
+        self._flux_ref = 0.0
         self._novelty_hist: list[float] = []
         self._last_change_frame = -10**9
         self._tempo_bpm = 0.0
@@ -190,10 +193,21 @@ class FeatureTracker:
         centroid = (power * self._freqs).sum(axis=1) / total
         bands = np.stack([power[:, m].sum(axis=1) for m in self._band_masks], axis=1) / total[:, None]
         chroma = power @ self._chroma.T
-        logmel = np.log1p(1e4 * (power @ self._mel.T)).astype(np.float32)
-        prev = np.vstack([self._prev_logmel[None, :], logmel[:-1]])
-        flux = np.maximum(logmel - prev, 0.0).mean(axis=1)
-        self._prev_logmel = logmel[-1].copy()
+        melpower = power @ self._mel.T
+        logmel = np.log1p(1e4 * melpower).astype(np.float32)
+        # Flux on a log scale whose floor follows the level (FLUX_FLOOR_DB under the last second's
+        # mean power): a soft instrument's onsets count as much as a loud one's (a fixed floor
+        # flattens them to zero), and a quiet recording's noise floor does not turn into onsets.
+        level = float(ms.mean())
+        if self._flux_ref <= 0.0:
+            self._flux_ref = level
+        else:
+            self._flux_ref += (1.0 - math.exp(-len(frames) / FRAME_RATE_HZ)) * (level - self._flux_ref)
+        floor = max(self._flux_ref * 10 ** (FLUX_FLOOR_DB / 10), 1e-11)
+        fluxmel = np.log1p(melpower / floor).astype(np.float32)
+        prev = np.vstack([self._prev_logmel[None, :], fluxmel[:-1]])
+        flux = np.maximum(fluxmel - prev, 0.0).mean(axis=1)
+        self._prev_logmel = fluxmel[-1].copy()
         for name, values in (("_ms", ms), ("_kms", kms), ("_flux", flux), ("_centroid", centroid),
                              ("_bands", bands), ("_chroma_hist", chroma), ("_mel_hist", logmel)):
             self._append(name, values)
@@ -278,7 +292,9 @@ class FeatureTracker:
         if 0 < lag < len(ac) - 1:
             y0, y1, y2 = ac[lag - 1], ac[lag], ac[lag + 1]
             denom = y0 - 2 * y1 + y2
-            period = lag + (0.5 * (y0 - y2) / denom if abs(denom) > 1e-9 else 0.0)
+            # Clamped: when the prior picks a lag that is not a local peak the parabola can run off.
+            offset = 0.5 * (y0 - y2) / denom if abs(denom) > 1e-9 else 0.0
+            period = lag + float(np.clip(offset, -0.5, 0.5))
         else:
             period = float(lag)
         tempo = 60.0 * FRAME_RATE_HZ / period

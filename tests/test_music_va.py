@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from installation.commands.listen import reaction_time, synthetic_music
 from installation.config import ListenConfig
 from installation.errors import UserError
 from models.music_features import FEATURE_NAMES, Descriptors
-from models.music_va import FeaturesHead, LearnedHead, Listener, VibenetHead, build_listener
+from models.music_va import BlendHead, FeaturesHead, LearnedHead, Listener, VibenetHead, build_listener
 
 RATE = 22050
 
@@ -103,12 +104,42 @@ def test_missing_or_broken_learned_head_is_one_user_sentence(tmp_path):
 
 
 def test_vibenet_head_runs_on_the_last_seconds_and_gates_silence():
-    lst = build_listener(ListenConfig(va_head="vibenet"), 16000)
-    assert isinstance(lst.head, VibenetHead)
+    lst = build_listener(ListenConfig(va_head="vibenet"), 16000, live=False)
+    assert isinstance(lst.head, VibenetHead) and not lst.head.background
     states = run(lst, synthetic_music(4, 16000, True))
     assert states[-1].head == "vibenet" and states[-1].va_confidence > 0
     quiet = run(lst, np.zeros(16000 * 2, np.float32))[-1]
     assert quiet.silent and quiet.va_confidence < states[-1].va_confidence
+
+
+def test_live_vibenet_runs_on_its_helper_thread_and_its_answer_arrives():
+    lst = build_listener(ListenConfig(va_head="vibenet"), 16000)
+    try:
+        assert lst.head.background
+        x = synthetic_music(3, 16000, True)
+        run(lst, x)
+        deadline = time.monotonic() + 20.0
+        while lst.head.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert lst.head.runs >= 1 and lst.head.errors == 0
+        s = run(lst, x[:1600])[-1]  # the next hop carries the helper's answer
+        assert s.va_confidence > 0 and -1 <= s.arousal <= 1
+    finally:
+        lst.close()
+    assert not lst.head._thread.is_alive()
+
+
+def test_blend_takes_valence_mostly_from_features_and_arousal_from_both():
+    class Fixed:
+        def __init__(self, v, a):
+            self.name, self.answer = "fixed", (v, a, 0.8)
+
+        def predict(self, d, recent):
+            return self.answer
+
+    blend = BlendHead([Fixed(1.0, 1.0), Fixed(-1.0, -1.0)], valence_weights=(3.0, 1.0), arousal_weights=(1.0, 1.0))
+    v, a, c = blend.predict(Descriptors(silent=False), None)
+    assert v == pytest.approx(0.5) and a == pytest.approx(0.0) and c == pytest.approx(0.8)
 
 
 def test_a_failing_head_is_counted_and_the_listener_goes_on():
