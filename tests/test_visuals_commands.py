@@ -147,6 +147,12 @@ def test_train_image_va_writes_a_head_the_clip_head_loads(tmp_path, capsys):
     v, a, c = head.estimate(skimage.data.coffee())
     assert -1 <= v <= 1 and -1 <= a <= 1 and c > 0
 
+    # analyze prints every available head: colour and now CLIP with the fitted head.
+    picture = tmp_path / "p0.png"
+    assert main(["analyze", "--json", str(picture), *overrides, "--set", f'watch.clip_head="{head_path}"']) == 0
+    row = json.loads(capsys.readouterr().out)["images"][0]
+    assert set(row) >= {"colour", "clip"} and -1 <= row["clip"]["valence"] <= 1
+
     shutil.copy(labels, tmp_path / "few.csv")
     (tmp_path / "few.csv").write_text("\n".join(rows[:3]) + "\n")
     assert main(["train", "image-va", str(tmp_path / "few.csv"), "--out", str(head_path), *overrides]) == 2
