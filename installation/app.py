@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ from installation.clock import MonotonicClock
 from installation.config import Config
 from installation.errors import UserError
 from installation.mailbox import DropOldest, Latest
-from installation.records import Caption, Command, Frame, ImageState, MusicState
+from installation.records import Caption, Command, Frame, ImageState, MusicState, clamp_va
 from installation.workers import Supervisor, Worker
 
 log = logging.getLogger("chromesthesia")
@@ -132,6 +133,10 @@ class RunOptions:
     record_dir: Path | None = None
     headless: bool = False
     quiet: bool = False
+    config_path: Path | None = None
+    """Watched for live reload; None when running on defaults."""
+    overrides: list[str] = field(default_factory=list)
+    """--set overrides, applied again when a reloaded config is validated."""
 
 
 class Installation:
@@ -168,7 +173,16 @@ class Installation:
 
         self.supervisor = Supervisor()
         self.counters = {"frames_shown": 0, "frames_late": 0, "notes_planned": 0, "captions": 0}
+        self.exit_action = ""
+        """"restart" or "stop" when a schedule, a reload or systemd asked for it."""
         self._closers: list = []
+        self._fps = 0.0
+        self._notes_per_s = 0.0
+        self._projected_va = (0.0, 0.0)
+        self._black = np.zeros((cfg.render.height, cfg.render.width, 3), np.uint8)
+        self._held = self._black
+        self._fade: tuple[np.ndarray, float, float] | None = None
+        self._prompt_sent: str | None = None
         self._build()
 
     # --- wiring -------------------------------------------------------------------------------
@@ -176,7 +190,12 @@ class Installation:
         cfg, rec = self.cfg, self.options.record_dir
         from installation.showlog import ShowLog
 
-        self.show_log = ShowLog(rec / "show.jsonl", self.clock) if rec else None
+        log_path = rec / "show.jsonl" if rec else (Path(cfg.showlog.path) if cfg.showlog.path else None)
+        self.show_log = None
+        if log_path is not None:
+            self.show_log = ShowLog(log_path, self.clock, fsync_interval_s=cfg.showlog.fsync_interval_s,
+                                    thumbnail_interval_s=cfg.showlog.thumbnail_interval_s,
+                                    thumbnail_width=cfg.showlog.thumbnail_width)
         self._build_outputs(rec)
         self._build_listener()
         self._build_captioner()
@@ -292,7 +311,7 @@ class Installation:
             if projected is not None:
                 self.director.critique(projected, now_s)
             if caption is None and state is not None:
-                caption = self.director.update(state, now_s)
+                caption = self.director.update(self._biased(state), now_s)
             if caption is not None:
                 self.captions.put(caption)
                 self.counters["captions"] += 1
@@ -302,6 +321,16 @@ class Installation:
                                         music_va=[caption.valence, caption.arousal])
 
         self._worker("captioner", step)
+
+    def _biased(self, state: MusicState) -> MusicState:
+        """The operators' valence/arousal bias (/param/valence_bias, /param/arousal_bias) applied."""
+        params = self.live.params if hasattr(self, "live") else {}
+        dv, da = params.get("valence_bias", 0.0), params.get("arousal_bias", 0.0)
+        if not dv and not da:
+            return state
+        import dataclasses
+        v, a = clamp_va(state.valence + dv, state.arousal + da)
+        return dataclasses.replace(state, valence=v, arousal=a)
 
     def _build_renderer(self) -> None:
         cfg = self.cfg
@@ -313,7 +342,7 @@ class Installation:
             from models.render_diffusion import load_diffusion_renderer
             self.diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
         period_s = 1.0 / cfg.display.fps
-        state = {"scene": -1, "index": 0, "next_s": 0.0}
+        state = {"scene": -1, "index": 0, "next_s": 0.0, "last_s": None, "visual_s": 0.0}
 
         def step() -> None:
             now_s = self.clock.now_s()
@@ -329,11 +358,16 @@ class Installation:
                 if self.diffusion is not None:
                     self.diffusion.update_prompt(caption)
             music = self.music.peek() or MusicState(t_s=now_s)
+            # Visual time runs at the operators' speed (/param/speed); the beat stays in music time.
+            speed = self.live.params.get("speed", 1.0) if hasattr(self, "live") else 1.0
+            if state["last_s"] is not None:
+                state["visual_s"] += (now_s - state["last_s"]) * speed
+            state["last_s"] = now_s
             started = time.perf_counter()
-            rgb = self.procedural.render(music, now_s)
+            rgb = self.procedural.render(music, state["visual_s"])
             source = "procedural"
             if self.diffusion is not None:
-                rgb = self.diffusion.render(rgb, music, now_s)
+                rgb = self.diffusion.render(rgb, music, state["visual_s"])
                 source = "diffusion"
             state["index"] += 1
             self.frames.put(Frame(now_s, rgb, state["index"], source, (time.perf_counter() - started) * 1e3))
@@ -413,6 +447,13 @@ class Installation:
             if plan.program_changes and plan.program_changes != plan_state.get("programs"):
                 plan_state["programs"] = plan.program_changes
                 self._send_programs(plan.program_changes)
+            volume = self.live.params.get("volume", 1.0) if hasattr(self, "live") else 1.0
+            if volume != 1.0:
+                import dataclasses
+                events = () if volume <= 0 else tuple(
+                    dataclasses.replace(e, velocity=int(min(127, max(1, round(e.velocity * volume)))))
+                    for e in plan.events)
+                plan = dataclasses.replace(plan, events=events)
             for scheduler in self.schedulers:
                 scheduler.submit_plan(plan, image.valence, image.arousal)
             self.last_plan = plan
@@ -436,14 +477,31 @@ class Installation:
                              for voice, program in self.scene.programs.items()])
 
     def _build_control(self) -> None:
-        from installation.control import Control, LiveState
+        from installation.control import Control, LiveState, param_specs_for
 
         self.live = LiveState(scene=self.scene.name)
-        self.control = Control(self.live, self.scene_names, self.show_log)
+        self.control = Control(self.live, self.scene_names, self.show_log, params=param_specs_for(self.scene),
+                               blocklist=self.cfg.captions.blocklist, clock=self.clock)
         self.osc_server = None
         if self.cfg.osc.enabled:
             from hardware.osc import OscControlServer
-            self.osc_server = OscControlServer(self.cfg.osc, self.commands, self.clock, self.status_snapshot)
+            self.osc_server = OscControlServer(self.cfg.osc, self.commands, self.clock, self.status_snapshot,
+                                               validate=self.control.check,
+                                               realtime_priority=self.cfg.osc.realtime_priority)
+        self.midi_control = None
+        if self.cfg.midi.inputs:
+            from hardware.midi_in import MidoMidiIn
+            from installation.control import MidiControlThread, MidiMapper
+            inputs = [MidoMidiIn(name, self.clock, self.cfg.midi.backend) for name in self.cfg.midi.inputs]
+            self.midi_control = MidiControlThread(inputs, MidiMapper(self.cfg.control), self.commands,
+                                                  check=self.control.check)
+        from installation.schedule import Schedule, SystemdNotifier
+        self.schedule = Schedule(self.cfg.schedule)
+        self.notifier = SystemdNotifier()
+        self.watcher = None
+        if self.cfg.control.reload and self.options.config_path is not None:
+            from scenes.scene import FileWatcher
+            self.watcher = FileWatcher([self.options.config_path])
 
     # --- status ---------------------------------------------------------------------------------
     def status_snapshot(self) -> dict:
@@ -471,6 +529,7 @@ class Installation:
                       "frames": self.frames.dropped, "commands": self.commands.dropped},
             "failures": totals["failures"],
             "restarts": totals["restarts"],
+            "projected_va": list(self._projected_va),
             "blackout": self.live.blackout if hasattr(self, "live") else False,
             "freeze": self.live.freeze if hasattr(self, "live") else False,
         }
@@ -482,13 +541,12 @@ class Installation:
             self.stop_event.set()
 
     def run(self) -> int:
+        """The main thread: the projector at the display rate, operator commands, supervision."""
         from installation.status import StatusLine
 
         cfg = self.cfg
         for note in self.sources.notes:
             log.warning("embedded default: %s", note)
-        self._fps = 0.0
-        self._notes_per_s = 0.0
         display = self._open_display()
         recorder = None
         if self.options.record_dir is not None:
@@ -503,34 +561,29 @@ class Installation:
         self.supervisor.start()
         if self.osc_server is not None:
             self.osc_server.start()
+        if self.midi_control is not None:
+            self.midi_control.start()
         if self.show_log is not None:
             self.show_log.write("start", scene=self.scene.name, sources=vars(self.sources))
         started_s = self.clock.now_s()
         period_s = 1.0 / cfg.display.fps
         next_s = started_s
         written = 0
-        black = np.zeros((cfg.render.height, cfg.render.width, 3), np.uint8)
-        held = black
-        self._held = held
-        self._fade: tuple[np.ndarray, float, float] | None = None
         status_period_s = 1.0 / cfg.installation.status_hz
         next_status_s = started_s + status_period_s
         next_critic_s = started_s + 0.5
+        next_reload_s = started_s + cfg.control.reload_check_s
         fps_window: list[float] = []
         sent_before = 0
         try:
             status.start()
+            self.notifier.ready()
             while not self.stop_event.is_set():
                 now_s = self.clock.now_s()
                 if self.options.duration_s is not None and now_s - started_s >= self.options.duration_s:
                     self.request_stop("duration reached")
                     break
-                self._apply_commands()
-                frame = self.frames.take(timeout_s=0)
-                if frame is not None and not self.live.freeze:
-                    held = frame.rgb
-                self._held = held
-                shown = black if self.live.blackout else self._crossfaded(held, now_s)
+                shown = self._next_picture(now_s)
                 display.show(shown)
                 if recorder is not None:
                     # A missed tick leaves the same picture on the projector: record it for that slot too.
@@ -540,50 +593,57 @@ class Installation:
                         written += 1
                 self.counters["frames_shown"] += 1
                 fps_window.append(now_s)
-                while fps_window and now_s - fps_window[0] > 2.0:
+                while now_s - fps_window[0] > 2.0:
                     fps_window.pop(0)
                 self._fps = (len(fps_window) - 1) / max(now_s - fps_window[0], 1e-6) if len(fps_window) > 1 else 0.0
                 if display.poll_quit():
                     self.request_stop("window closed")
-                if now_s >= next_critic_s and held is not black:
+                if now_s >= next_critic_s and self._held is not self._black:
                     next_critic_s = now_s + 0.5
-                    small = shown[::8, ::8]
-                    v, a, _ = self.image_va.estimate(np.ascontiguousarray(small))
+                    v, a, _ = self.image_va.estimate(np.ascontiguousarray(shown[::8, ::8]))
                     self.projected_va.put((v, a))
-                    self._projected_va = (v, a)
+                    self._projected_va = (round(v, 3), round(a, 3))
                 if now_s >= next_status_s:
                     sent = self.scheduler.stats.get("sent", 0)
-                    self._notes_per_s = (sent - sent_before) / status_period_s / 2.0
+                    self._notes_per_s = (sent - sent_before) / status_period_s / 2.0  # note_on + note_off
                     sent_before = sent
                     next_status_s = now_s + status_period_s
                     snapshot = self.status_snapshot()
-                    snapshot["projected_va"] = [round(x, 3) for x in getattr(self, "_projected_va", (0.0, 0.0))]
                     status.update(snapshot)
                     if self.show_log is not None:
                         self.show_log.write("status", **snapshot)
                         self.show_log.thumbnail(shown)
                     self._watchdog(now_s)
+                    self._run_schedule(now_s)
+                if self.watcher is not None and now_s >= next_reload_s:
+                    next_reload_s = now_s + cfg.control.reload_check_s
+                    self._reload_changed_files()
+                self.notifier.watchdog()
                 next_s += period_s
                 if next_s < self.clock.now_s() - period_s:
                     self.counters["frames_late"] += 1
                     next_s = self.clock.now_s()
-                self.clock.sleep_until(next_s, self.stop_event)
+                # Wait for the next frame by applying operator commands the moment they arrive.
+                self.control.apply_until(self.commands, next_s, self.clock, on_apply=self._after_command)
         finally:
+            self.notifier.stopping()
             self._shutdown(display, recorder, status)
         log.info("stopped: %s", self.stop_reason or "done")
         return 0
 
-    def _open_display(self):
-        from hardware.display import HeadlessDisplay, PygameDisplay
-
-        cfg = self.cfg
-        if self.sources.display == "headless":
-            display = HeadlessDisplay(cfg.display.width, cfg.display.height)
-        else:
-            display = PygameDisplay(self.sources.display, cfg.display.width, cfg.display.height,
-                                    cfg.display.screen, cfg.installation.name)
-        display.open()
-        return display
+    def _next_picture(self, now_s: float) -> np.ndarray:
+        """The latest rendered frame (or the held one), with freeze, cross-fade, brightness, blackout."""
+        frame = self.frames.take(timeout_s=0)
+        if frame is not None and not self.live.freeze:
+            self._held = frame.rgb
+        if self.live.blackout:
+            return self._black
+        shown = self._crossfaded(self._held, now_s)
+        brightness = self.live.params.get("brightness", 1.0)
+        if brightness < 1.0:
+            import cv2
+            shown = cv2.convertScaleAbs(shown, alpha=brightness)
+        return shown
 
     def _crossfaded(self, rgb: np.ndarray, now_s: float) -> np.ndarray:
         if self._fade is None:
@@ -596,28 +656,92 @@ class Installation:
         import cv2
         return cv2.addWeighted(start_rgb, 1.0 - alpha, rgb, alpha, 0.0)
 
-    def _apply_commands(self) -> None:
+    def _after_command(self, command: Command, result: dict) -> None:
+        """Main thread, after Control changed the live state: carry the change to the stages."""
+        from installation.control import param_specs_for
         from scenes.scene import SceneError, load_scene
 
-        for command in self.commands.drain():
-            previous_scene = self.live.scene
-            previous_prompt = self.live.prompt_override
-            self.control.apply(command)
-            if self.live.scene != previous_scene:
+        live = self.live
+        if live.scene != self.scene.name:
+            try:
+                scene = load_scene(live.scene)
+                self.control.set_params(param_specs_for(scene))
+            except (SceneError, ValueError) as exc:
+                log.error("scene change refused: %s", exc)
+                live.scene = self.scene.name
+                return
+            # Visuals cross-fade from what is on the projector now; the composer moves the music
+            # (programs included) at its next phrase boundary.
+            fade_s = live.scene_crossfade_s if live.scene_crossfade_s is not None else live.crossfade_s
+            self._fade = (self._held, self.clock.now_s(), max(fade_s, 1e-3))
+            self.scene = scene
+            self.scene_box.put(scene)
+        if live.prompt_override != self._prompt_sent:
+            self._prompt_sent = live.prompt_override
+            if live.prompt_override:
+                self.prompt_box.put(live.prompt_override)
+        if self.synth is not None:
+            self.synth.gain = self.cfg.synth.gain * live.params.get("volume", 1.0)
+        if live.stop_requested and not self.stop_event.is_set():
+            self.exit_action = live.stop_requested
+            self.request_stop(f"{live.stop_requested} requested by {command.sender}")
+
+    def _run_schedule(self, now_s: float) -> None:
+        import datetime as dt
+        music = self.music.peek()
+        image = self.images.peek()
+        silent = music.silent if music is not None else True
+        present = image.presence if image is not None else False
+        for command in self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.live.scene):
+            self._after_command(command, self.control.apply(command))
+
+    def _reload_changed_files(self) -> None:
+        """Live reload: a valid edit of config.toml restarts cleanly; a valid preset edit applies now."""
+        from installation.config import load_config
+        from scenes.scene import reload_scene
+
+        for path in self.watcher.changed():
+            if self.options.config_path is not None and path == self.options.config_path:
                 try:
-                    self.scene = load_scene(self.live.scene)
-                    # Visuals cross-fade from what is on the projector now; the composer moves the
-                    # music (programs included) at its next phrase boundary.
-                    fade_s = getattr(self.live, "scene_crossfade_s", None) or self.live.crossfade_s
-                    self._fade = (self._held, self.clock.now_s(), max(fade_s, 1e-3))
-                    self.scene_box.put(self.scene)
+                    new_cfg = load_config(path, self.options.overrides)
+                except UserError as exc:
+                    log.error("config edit ignored, the running version stays: %s", exc)
                     if self.show_log is not None:
-                        self.show_log.write("scene", scene=self.scene.name, crossfade_s=fade_s, sender=command.sender)
-                except SceneError as exc:
-                    log.error("scene change refused: %s", exc)
-                    self.live.scene = previous_scene
-            if self.live.prompt_override != previous_prompt and self.live.prompt_override:
-                self.prompt_box.put(self.live.prompt_override)
+                        self.show_log.write("reload", path=str(path), ok=False, error=str(exc))
+                    continue
+                if new_cfg != self.cfg:
+                    if self.show_log is not None:
+                        self.show_log.write("reload", path=str(path), ok=True, action="restart")
+                    self.exit_action = "restart"
+                    self.request_stop(f"{path.name} changed")
+            elif path.stem == self.scene.name:
+                scene, error = reload_scene(self.scene.name, self.scene)
+                if error is None:
+                    try:
+                        from installation.control import param_specs_for
+                        self.control.set_params(param_specs_for(scene))
+                    except ValueError as exc:
+                        error = str(exc)
+                if error is not None:
+                    log.error("scene edit ignored, the running version stays: %s", error)
+                else:
+                    self.scene = scene
+                    self.scene_box.put(scene)
+                    log.info("scene %s reloaded", scene.name)
+                if self.show_log is not None:
+                    self.show_log.write("reload", path=str(path), ok=error is None, error=error)
+
+    def _open_display(self):
+        from hardware.display import HeadlessDisplay, PygameDisplay
+
+        cfg = self.cfg
+        if self.sources.display == "headless":
+            display = HeadlessDisplay(cfg.display.width, cfg.display.height)
+        else:
+            display = PygameDisplay(self.sources.display, cfg.display.width, cfg.display.height,
+                                    cfg.display.screen, cfg.installation.name)
+        display.open()
+        return display
 
     def _watchdog(self, now_s: float) -> None:
         for worker in self.supervisor.stalled(now_s, max_silence_s=30.0):
@@ -668,7 +792,8 @@ def run_installation(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
     setup_logging(cfg.installation.log_level, quiet=args.quiet)
-    options = RunOptions(args.duration, record_dir, args.headless, args.quiet)
+    config_path = args.config if args.config.exists() else None
+    options = RunOptions(args.duration, record_dir, args.headless, args.quiet, config_path, overrides)
     installation = Installation(cfg, options)
 
     def on_signal(signum, _frame) -> None:
@@ -676,7 +801,13 @@ def run_installation(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return installation.run()
+    code = installation.run()
+    if installation.exit_action == "restart":
+        # A clean restart in place: same PID (systemd keeps tracking it), fresh config and stages.
+        log.info("restarting: %s", installation.stop_reason)
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+    return code
 
 
 def check(cfg: Config) -> int:

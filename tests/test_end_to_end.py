@@ -153,3 +153,61 @@ def test_a_crashing_stage_is_restarted_and_the_projector_keeps_going(tmp_path):
     frames = video_frames(tmp_path / "visuals.mp4")
     assert len(frames) >= 0.9 * cfg.display.fps * 6
     assert min(f.mean() for f in frames[10:]) > 1  # the last good frame, never black
+
+
+@pytest.mark.slow
+def test_operators_drive_the_running_installation_over_osc(tmp_path):
+    """Real UDP: /status, /scene with a cross-fade, /param, /blackout reach the running loop."""
+    import json
+    import socket
+    import threading
+
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    cfg = load_config(ROOT / "config.toml", [*EMBEDDED, "osc.enabled=true", "osc.port=0"])
+    installation = Installation(cfg, RunOptions(duration_s=14.0, record_dir=tmp_path, headless=True, quiet=True))
+    runner = threading.Thread(target=installation.run)
+    runner.start()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2.0)
+    sock.bind(("127.0.0.1", 0))
+
+    def ask(address: str, *args) -> tuple[str, dict]:
+        builder = OscMessageBuilder(address)
+        for arg in args:
+            builder.add_arg(arg)
+        sock.sendto(builder.build().dgram, installation.osc_server.address)
+        while True:
+            reply = OscMessage(sock.recv(65536))
+            if reply.address in (f"/reply{address}", "/status"):
+                return reply.address, json.loads(reply.params[0])
+
+    try:
+        time.sleep(4.0)
+        _, status = ask("/status")
+        assert status["scene"] == "nocturne" and status["music_va"] is not None
+        assert ask("/scene", "pulse", 1.0)[1]["status"] == "ok"
+        assert ask("/scene", "no-such-scene")[1]["status"] == "error"
+        assert ask("/param/brightness", 0.5)[1]["status"] == "ok"
+        time.sleep(3.5)  # one phrase: the music follows the scene
+        assert ask("/blackout", 1)[1]["status"] == "ok"
+        time.sleep(1.0)
+        _, status = ask("/status")
+        assert status["scene"] == "pulse" and status["blackout"] is True
+    finally:
+        sock.close()
+        runner.join(30)
+    assert not runner.is_alive()
+
+    show = read_show_log(tmp_path / "show.jsonl")
+    scenes = [r for r in show if r["kind"] == "scene"]
+    assert [r["scene"] for r in scenes] == ["pulse"] and scenes[0]["sender"].startswith("127.0.0.1")
+    commands = [r for r in show if r["kind"] == "command"]
+    assert {c["address"] for c in commands} >= {"/scene", "/param/brightness", "/blackout"}
+    # the pulse scene's programs (square lead 80, pad 89, synth bass 38) were sent after the change
+    programs = [m.program for m in mido.MidiFile(tmp_path / "midi.mid") if m.type == "program_change"]
+    assert {80, 89, 38} <= set(programs)
+    frames = video_frames(tmp_path / "visuals.mp4")
+    assert frames[-1].max() <= 2  # blacked out at the end
+    assert max(f.mean() for f in frames[len(frames) // 2:-40]) > 5
