@@ -379,11 +379,11 @@ class Composer:
         base_vel = int(round(64 + 46 * drive + 6 * (image.contrast - 0.3) + 6 * min(0.0, lift)))
         # Accompaniment sinks under the melody when calm and drives with it when lively.
         accomp = int(round(-24 + 22 * (drive + 1.0) / 2.0))
-        sad_storm = drive > -0.15 and lift < -0.3  # drums read as cheerful: a dark storm is strings instead
+        sad_storm = drive > -0.35 and lift < -0.3  # drums read as cheerful: a dark storm is strings instead
         happy = self._happy(lift)
         # Lively music keeps some weight; very calm music stays smoother, since detached notes also
         # read as energetic.
-        detach = 0.5 * happy * (1.0 - 0.5 * max(0.0, drive)) * (0.6 + 0.4 * min(1.0, drive + 1.0))
+        detach = 0.5 * happy * (1.0 - 0.5 * max(0.0, drive)) * (0.35 + 0.65 * min(1.0, drive + 1.0))
         melody_legato = max(0.45, min(1.0, 1.0 - detach - 0.1 * max(0.0, drive)))
         accomp_legato = max(0.45, min(1.0, 1.0 - detach - 0.1 * max(0.0, drive)))
         events: list[NoteEvent] = []
@@ -423,7 +423,7 @@ class Composer:
         tonic_c = self._tonic_near(phrase.tonic_pc, 55 - (3 if lift < -0.4 else 0))
         tonic_b = self._tonic_near(phrase.tonic_pc, 38)
         # Calm: one held chord; moderate: struck each half; lively: each beat, detached.
-        chord_every = "slot" if drive < -0.3 else ("half" if drive < -0.15 else ("eighth" if sad_storm else "beat"))
+        chord_every = "slot" if drive < -0.3 else ("half" if drive < -0.35 else ("eighth" if sad_storm else "beat"))
         for i, (on, dur, deg) in enumerate(phrase.chords):
             if on + dur <= first16 or on >= last16:
                 continue
@@ -485,23 +485,23 @@ class Composer:
         velocity as a share of the base loudness) for one bar."""
         if not self._settings.percussion:
             return None
-        if drive > -0.15 and lift < -0.3:
+        if drive > -0.35 and lift < -0.3:
             return None  # the rater hears any kit as cheerful; a dark, lively picture gets driving strings
-        if drive > 0.25:
+        if drive > 0.1:
             def busy(bar16: int, beat16: int):
                 hits = [(s, 42, 0.75 if s % beat16 else 0.95) for s in range(0, bar16, 1 if beat16 == 4 else 2)]
                 hits += [(s, 36, 1.15) for s in range(0, bar16, beat16)]
                 hits += [(s, 38, 1.1) for s in range(beat16, bar16, 2 * beat16)]
                 return hits
-            return f"kit, kick every beat, snare backbeat, sixteenth hi-hats (drive {drive:+.2f} > +0.25)", busy
-        if drive > -0.15:
+            return f"kit, kick every beat, snare backbeat, sixteenth hi-hats (drive {drive:+.2f} > +0.10)", busy
+        if drive > -0.35:
             def rock(bar16: int, beat16: int):
                 half = beat16 // 2
                 hits = [(s, 42, 0.8) for s in range(0, bar16, half)]
                 hits += [(s, 36, 1.1) for s in range(0, bar16, 2 * beat16)]
                 hits += [(s, 38, 1.0) for s in range(beat16, bar16, 2 * beat16)]
                 return hits
-            return f"kit, kick and snare, eighth hi-hats (drive {drive:+.2f} > -0.15)", rock
+            return f"kit, kick and snare, eighth hi-hats (drive {drive:+.2f} > -0.35)", rock
         if self._happy(lift) > 0.5 and drive > -0.4:
             def light(bar16: int, beat16: int):
                 half = beat16 // 2
