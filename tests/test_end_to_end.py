@@ -211,3 +211,32 @@ def test_operators_drive_the_running_installation_over_osc(tmp_path):
     frames = video_frames(tmp_path / "visuals.mp4")
     assert frames[-1].max() <= 2  # blacked out at the end
     assert max(f.mean() for f in frames[len(frames) // 2:-40]) > 5
+
+
+@pytest.mark.slow
+def test_config_edits_while_running_bad_kept_good_restarts(tmp_path):
+    import threading
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text((ROOT / "config.toml").read_text())
+    cfg = load_config(config_path, EMBEDDED)
+    options = RunOptions(duration_s=30.0, record_dir=tmp_path / "rec", headless=True, quiet=True,
+                         config_path=config_path, overrides=list(EMBEDDED))
+    installation = Installation(cfg, options)
+    runner = threading.Thread(target=installation.run)
+    runner.start()
+    try:
+        time.sleep(2.5)
+        config_path.write_text(config_path.read_text().replace("fps = 30 ", "fps = -3 "))
+        time.sleep(2.5)
+        assert runner.is_alive() and installation.exit_action == ""
+        config_path.write_text(config_path.read_text().replace("fps = -3 ", "fps = 25 "))
+        runner.join(10)
+    finally:
+        installation.request_stop("test over")
+        runner.join(10)
+    assert not runner.is_alive()
+    assert installation.exit_action == "restart"
+    reloads = [r for r in read_show_log(tmp_path / "rec" / "show.jsonl") if r["kind"] == "reload"]
+    assert [r["ok"] for r in reloads] == [False, True]
+    assert "display.fps" in reloads[0]["error"]
