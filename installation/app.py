@@ -183,6 +183,9 @@ class Installation:
         self._held = self._black
         self._fade: tuple[np.ndarray, float, float] | None = None
         self._prompt_sent: str | None = None
+        from installation.control import LiveState
+        self.live = LiveState(scene=self.scene.name)
+        """Operators' state: written only by the main thread (Control), read by stages."""
         self._build()
 
     # --- wiring -------------------------------------------------------------------------------
@@ -254,7 +257,7 @@ class Installation:
         from models.music_va import build_listener
 
         source = self.sources.audio
-        rate_hz = ANALYSIS_RATE_HZ
+        rate_hz = cfg.audio.sample_rate_hz or ANALYSIS_RATE_HZ
         if source == "synth":
             from hardware.synth import SynthLoopInput, SynthSpeakers
             if self.synth is None:
@@ -324,8 +327,7 @@ class Installation:
 
     def _biased(self, state: MusicState) -> MusicState:
         """The operators' valence/arousal bias (/param/valence_bias, /param/arousal_bias) applied."""
-        params = self.live.params if hasattr(self, "live") else {}
-        dv, da = params.get("valence_bias", 0.0), params.get("arousal_bias", 0.0)
+        dv, da = self.live.params.get("valence_bias", 0.0), self.live.params.get("arousal_bias", 0.0)
         if not dv and not da:
             return state
         import dataclasses
@@ -359,7 +361,7 @@ class Installation:
                     self.diffusion.update_prompt(caption)
             music = self.music.peek() or MusicState(t_s=now_s)
             # Visual time runs at the operators' speed (/param/speed); the beat stays in music time.
-            speed = self.live.params.get("speed", 1.0) if hasattr(self, "live") else 1.0
+            speed = self.live.params.get("speed", 1.0)
             if state["last_s"] is not None:
                 state["visual_s"] += (now_s - state["last_s"]) * speed
             state["last_s"] = now_s
@@ -443,11 +445,11 @@ class Installation:
                 return
             image = self.images.peek() or ImageState(t_s=now_s)
             start_s = max(plan_state["next_start_s"], now_s + 0.1)
-            plan = self.composer.plan(image, start_s)
+            plan = self.composer.plan(image, start_s, tempo_bpm=self.live.tempo_bpm)
             if plan.program_changes and plan.program_changes != plan_state.get("programs"):
                 plan_state["programs"] = plan.program_changes
-                self._send_programs(plan.program_changes)
-            volume = self.live.params.get("volume", 1.0) if hasattr(self, "live") else 1.0
+                self._send_programs(plan.program_changes, at_s=plan.start_s)
+            volume = self.live.params.get("volume", 1.0)
             if volume != 1.0:
                 import dataclasses
                 events = () if volume <= 0 else tuple(
@@ -466,20 +468,24 @@ class Installation:
 
         self._worker("composer", step)
 
-    def _send_programs(self, programs) -> None:
+    def _send_programs(self, programs, at_s: float | None = None) -> None:
+        """Program changes now, or at `at_s` so the notes still sounding keep their instrument."""
         import mido
-        for channel, program in programs:
-            for scheduler in self.schedulers:
-                scheduler.send_now(mido.Message("program_change", channel=channel, program=program))
+        messages = [mido.Message("program_change", channel=channel, program=program) for channel, program in programs]
+        for scheduler in self.schedulers:
+            if at_s is None:
+                for message in messages:
+                    scheduler.send_now(message)
+            else:
+                scheduler.submit_messages([(at_s, message) for message in messages])
 
     def _program_changes(self) -> None:
         self._send_programs([(self.scene.channels.get(voice, 0), program)
                              for voice, program in self.scene.programs.items()])
 
     def _build_control(self) -> None:
-        from installation.control import Control, LiveState, param_specs_for
+        from installation.control import Control, param_specs_for
 
-        self.live = LiveState(scene=self.scene.name)
         self.control = Control(self.live, self.scene_names, self.show_log, params=param_specs_for(self.scene),
                                blocklist=self.cfg.captions.blocklist, clock=self.clock)
         self.osc_server = None
@@ -513,7 +519,7 @@ class Installation:
         totals = self.supervisor.totals()
         return {
             "installation": self.cfg.installation.name,
-            "scene": self.live.scene if hasattr(self, "live") else self.scene.name,
+            "scene": self.live.scene,
             "music_va": [round(music.valence, 3), round(music.arousal, 3)] if music else None,
             "tempo_bpm": round(music.tempo_bpm, 1) if music else None,
             "key": f"{music.key} {music.mode}" if music else None,
@@ -530,8 +536,9 @@ class Installation:
             "failures": totals["failures"],
             "restarts": totals["restarts"],
             "projected_va": list(self._projected_va),
-            "blackout": self.live.blackout if hasattr(self, "live") else False,
-            "freeze": self.live.freeze if hasattr(self, "live") else False,
+            "blackout": self.live.blackout,
+            "freeze": self.live.freeze,
+            "tempo_override_bpm": self.live.tempo_bpm,
         }
 
     # --- run --------------------------------------------------------------------------------------

@@ -181,8 +181,12 @@ class Composer:
         kit = ((self._settings.percussion_channel, 0),) if self._settings.percussion else ()  # GM standard kit
         return tuple((int(scene.channels[v]), int(scene.programs[v])) for v in self._settings.voices) + kit
 
-    def plan(self, image: ImageState, start_s: float) -> Plan:
-        """The next bar(s) from `start_s`, never crossing a phrase boundary."""
+    def plan(self, image: ImageState, start_s: float, tempo_bpm: float | None = None) -> Plan:
+        """The next bar(s) from `start_s`, never crossing a phrase boundary.
+
+        `tempo_bpm` is an outside tempo (an operator's /tempo, an external MIDI clock); it takes
+        over from the next bar, because a band following a clock cannot wait for the phrase.
+        """
         v, a = clamp_va(image.valence, image.arousal)
         new_phrase = self._phrase is None or self._bar_in_phrase >= PHRASE_BARS
         programs: tuple[tuple[int, int], ...] = ()
@@ -199,7 +203,8 @@ class Composer:
         assert phrase is not None
         bars = min(self.bars_ahead, PHRASE_BARS - self._bar_in_phrase)
         bar16 = METRES[phrase.metre]
-        s16 = 60.0 / phrase.tempo_bpm / 4.0
+        tempo = float(tempo_bpm) if tempo_bpm and tempo_bpm > 0 else phrase.tempo_bpm
+        s16 = 60.0 / tempo / 4.0
         first16 = self._bar_in_phrase * bar16
         last16 = first16 + bars * bar16
         drive = self._drive(image, a)
@@ -211,12 +216,14 @@ class Composer:
                                                            f"{first16 // bar16 + 1}-{last16 // bar16} of {PHRASE_BARS}"]
         reasons.append(f"dynamics: drive {drive:+.2f} from arousal {a:+.2f}, motion {image.motion:.2f}, "
                        f"edges {image.edge_density:.2f}")
+        if tempo != phrase.tempo_bpm:
+            reasons.append(f"tempo {tempo:g} bpm from outside (operator or MIDI clock) instead of {phrase.tempo_bpm:g}")
         reasons.extend(texture if new_phrase else [])
         abc = self._abc(phrase, abc_notes, bars)
         order = sorted(range(len(events)), key=lambda i: (events[i].start_s, events[i].channel, events[i].note))
         return Plan(events=tuple(events[i] for i in order), notated_s=tuple(notated[i] for i in order),
                     start_s=float(start_s), end_s=float(start_s + bars * bar16 * s16),
-                    tempo_bpm=phrase.tempo_bpm, key=key, mode=phrase.mode, abc=abc, reasons=tuple(reasons),
+                    tempo_bpm=tempo, key=key, mode=phrase.mode, abc=abc, reasons=tuple(reasons),
                     metre=phrase.metre, bars=bars, phrase_start=new_phrase, chords=tuple(chord_cues),
                     program_changes=programs, valence=v, arousal=a)
 
