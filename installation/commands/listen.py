@@ -197,14 +197,19 @@ def _eval(args: argparse.Namespace) -> int:
     preds: dict[str, list[tuple[float, float]]] = {h: [] for h in heads}
     cpu_s = {h: 0.0 for h in heads}
     audio_s = 0.0
+    seen: dict[Path, dict[str, tuple[float, float]]] = {}  # a file listed in several pairs is analysed once
     for k, lab in enumerate(labels):
-        samples, rate = load_audio(lab.path, args.offset_s, duration, fit_excerpt=True)
-        audio_s += samples.size / rate
+        if lab.path not in seen:
+            samples, rate = load_audio(lab.path, args.offset_s, duration, fit_excerpt=True)
+            audio_s += samples.size / rate
+            seen[lab.path] = {}
+            for h in heads:
+                t0 = time.process_time()
+                a = analyze_signal(samples, rate, cfg.listen, h, path=str(lab.path))
+                cpu_s[h] += time.process_time() - t0
+                seen[lab.path][h] = (a.valence, a.arousal)
         for h in heads:
-            t0 = time.process_time()
-            a = analyze_signal(samples, rate, cfg.listen, h, path=str(lab.path))
-            cpu_s[h] += time.process_time() - t0
-            preds[h].append((a.valence, a.arousal))
+            preds[h].append(seen[lab.path][h])
         print(f"[{k + 1}/{len(labels)}] {lab.id}: " + "  ".join(
             f"{h} v={preds[h][-1][0]:+.2f} a={preds[h][-1][1]:+.2f}" for h in heads), file=sys.stderr)
     table = {}
