@@ -23,11 +23,20 @@ def display_available() -> bool:
 
 
 def fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to (height, width) with linear filtering; a no-op when the size already matches."""
-    if rgb.shape[0] == height and rgb.shape[1] == width:
+    """Scale to fill (height, width) without distortion, cropping the overflow at the centre.
+
+    A projection has no letterbox: a square render on a 16:9 screen loses its top and bottom.
+    A no-op when the size already matches.
+    """
+    h, w = rgb.shape[:2]
+    if h == height and w == width:
         return np.ascontiguousarray(rgb)
     import cv2
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
+    scale = max(width / w, height / h)
+    scaled_w, scaled_h = max(width, round(w * scale)), max(height, round(h * scale))
+    scaled = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_LINEAR)
+    x0, y0 = (scaled_w - width) // 2, (scaled_h - height) // 2
+    return np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])
 
 
 class PygameDisplay:
@@ -66,7 +75,7 @@ class PygameDisplay:
     def show(self, rgb: np.ndarray) -> None:
         pygame = self._pygame
         frame = fit(rgb, self.width, self.height)
-        image = pygame.image.frombuffer(frame.tobytes(), (self.width, self.height), "RGB")
+        image = pygame.image.frombuffer(frame, (self.width, self.height), "RGB")  # no copy
         self._surface.blit(image, (0, 0))
         pygame.display.flip()
         self.stats["frames"] += 1

@@ -90,7 +90,7 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
             render = "diffusion"
         else:
             render = "procedural"
-            why = weight_problems[0] if weight_problems else "no diffusion model configured (render.model)"
+            why = weight_problems[0].rstrip(".") if weight_problems else "no diffusion model configured (render.model)"
             notes.append(f"visuals: {why}; projecting the procedural renderer instead")
     elif render == "diffusion":
         if not cfg.render.model:
@@ -150,7 +150,7 @@ class Installation:
         self.clock = MonotonicClock()
         self.sources = choose_sources(cfg, options.headless)
         if self.sources.problems:
-            raise UserError(self.sources.problems[0] + ".")
+            raise UserError(self.sources.problems[0].rstrip(".") + ".")
         try:
             self.scene = load_scene(cfg.installation.scene)
         except SceneError as exc:
@@ -183,6 +183,8 @@ class Installation:
         self._held = self._black
         self._fade: tuple[np.ndarray, float, float] | None = None
         self._prompt_sent: str | None = None
+        self._display_size: tuple[int, int] | None = None
+        """(width, height) of the projector window, set before the stages start; None headless."""
         from installation.control import LiveState
         self.live = LiveState(scene=self.scene.name)
         """Operators' state: written only by the main thread (Control), read by stages."""
@@ -296,6 +298,7 @@ class Installation:
         from models.captions import Director
 
         self.director = Director(self.cfg.captions, self.scene, seed=self.cfg.compose.seed)
+        self._closers.append(self.director.close)
         seen = {"scene": self.scene_box.version, "prompt": self.prompt_box.version}
 
         def step() -> None:
@@ -336,13 +339,22 @@ class Installation:
 
     def _build_renderer(self) -> None:
         cfg = self.cfg
+        from hardware.display import fit
         from models.render_procedural import ProceduralRenderer
 
         self.procedural = ProceduralRenderer(cfg.render.width, cfg.render.height, seed=cfg.render.seed)
         self.diffusion = None
+        # A bad [render] table in the scene is a start-up error, not a renderer crash loop.
+        self.procedural.prepare(self.scene)
         if self.sources.render == "diffusion":
             from models.render_diffusion import load_diffusion_renderer
-            self.diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
+            try:
+                self.diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
+            except UserError as exc:
+                if cfg.render.backend == "diffusion":
+                    raise
+                self.sources.render = "procedural"
+                self.sources.notes.append(f"visuals: {str(exc).rstrip('.')}; projecting the procedural renderer instead")
         period_s = 1.0 / cfg.display.fps
         state = {"scene": -1, "index": 0, "next_s": 0.0, "last_s": None, "visual_s": 0.0}
 
@@ -372,7 +384,10 @@ class Installation:
                 rgb = self.diffusion.render(rgb, music, state["visual_s"])
                 source = "diffusion"
             state["index"] += 1
-            self.frames.put(Frame(now_s, rgb, state["index"], source, (time.perf_counter() - started) * 1e3))
+            size = self._display_size
+            display_rgb = fit(rgb, *size) if size is not None and (rgb.shape[1], rgb.shape[0]) != size else None
+            self.frames.put(Frame(now_s, rgb, state["index"], source, (time.perf_counter() - started) * 1e3,
+                                  display_rgb))
             state["next_s"] = max(state["next_s"] + period_s, now_s)
             self.clock.sleep_until(state["next_s"], self.supervisor_stop_event("renderer"))
 
@@ -486,7 +501,11 @@ class Installation:
     def _build_control(self) -> None:
         from installation.control import Control, param_specs_for
 
-        self.control = Control(self.live, self.scene_names, self.show_log, params=param_specs_for(self.scene),
+        try:
+            params = param_specs_for(self.scene)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        self.control = Control(self.live, self.scene_names, self.show_log, params=params,
                                blocklist=self.cfg.captions.blocklist, clock=self.clock)
         self.osc_server = None
         if self.cfg.osc.enabled:
@@ -555,11 +574,15 @@ class Installation:
         for note in self.sources.notes:
             log.warning("embedded default: %s", note)
         display = self._open_display()
+        size = (cfg.render.width, cfg.render.height)
+        if self.sources.display != "headless":
+            size = (display.width, display.height)
+            self._display_size = size
+            self._black = self._held = np.zeros((size[1], size[0], 3), np.uint8)
         recorder = None
         if self.options.record_dir is not None:
             from hardware.display import VideoRecorder
-            recorder = VideoRecorder(self.options.record_dir / "visuals.mp4", cfg.display.fps,
-                                     cfg.render.width, cfg.render.height)
+            recorder = VideoRecorder(self.options.record_dir / "visuals.mp4", cfg.display.fps, *size)
             recorder.open()
         status = StatusLine(quiet=self.options.quiet)
         for scheduler in self.schedulers:
@@ -642,7 +665,7 @@ class Installation:
         """The latest rendered frame (or the held one), with freeze, cross-fade, brightness, blackout."""
         frame = self.frames.take(timeout_s=0)
         if frame is not None and not self.live.freeze:
-            self._held = frame.rgb
+            self._held = frame.display_rgb if frame.display_rgb is not None else frame.rgb
         if self.live.blackout:
             return self._black
         shown = self._crossfaded(self._held, now_s)
@@ -829,9 +852,10 @@ def check(cfg: Config) -> int:
     console.print("config: valid")
     sources = choose_sources(cfg)
     try:
-        load_scene(cfg.installation.scene)
-        console.print(f"scene: {cfg.installation.scene} found")
-    except SceneError as exc:
+        scene = load_scene(cfg.installation.scene)
+        _check_scene_tables(cfg, scene)
+        console.print(f"scene: {cfg.installation.scene} found and valid")
+    except (SceneError, UserError) as exc:
         sources.problems.append(str(exc).rstrip("."))
     devices = _safe_devices(list_audio_devices)
     inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
@@ -852,6 +876,10 @@ def check(cfg: Config) -> int:
         from models.render_diffusion import check_weights
         weight_problems = check_weights(cfg.render)
         console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
+        # The run would fall back to procedural visuals, but weights the operator configured and
+        # that cannot load are a fault to fix before the show.
+        if cfg.render.backend == "auto":
+            sources.problems.extend(weight_problems)
     else:
         console.print("model weights: none configured (render.model); procedural visuals")
     for note in sources.notes:
@@ -862,6 +890,22 @@ def check(cfg: Config) -> int:
         return 2
     console.print("ready: the installation can start")
     return 0
+
+
+def _check_scene_tables(cfg: Config, scene) -> None:
+    """Each room validates its own table of the scene; raises UserError naming the file and key."""
+    from installation.control import param_specs_for
+    from models.captions import Director
+    from models.composer import Composer
+    from models.render_procedural import ProceduralRenderer
+
+    ProceduralRenderer(64, 64).prepare(scene)
+    Composer(cfg.compose, scene)
+    Director(cfg.captions, scene).close()
+    try:
+        param_specs_for(scene)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 class quiet_stderr:

@@ -94,6 +94,9 @@ class Frame:
     index: int = 0
     source: str = "procedural"
     render_ms: float = 0.0
+    display_rgb: np.ndarray | None = None
+    """The same picture already scaled for the projector, by the renderer thread, so the main
+    thread never scales; None when no window is open or the sizes match."""
 
 
 @dataclass(frozen=True, slots=True)

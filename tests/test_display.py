@@ -1,8 +1,5 @@
 """Projector outputs: pygame on a real X server (Xvfb), the headless sink, the video recorder."""
 import os
-import shutil
-import subprocess
-import time
 
 import cv2
 import numpy as np
@@ -36,29 +33,6 @@ def test_headless_display_keeps_the_last_frame():
     d.show(np.ones((4, 4, 3), np.uint8))
     assert d.stats["frames"] == 1 and d.last.sum() == 48
     assert d.poll_quit() is False
-
-
-@pytest.fixture
-def xvfb():
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (Debian package xvfb); `make test` installs it")
-    display = f":{90 + os.getpid() % 100}"
-    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{display[1:]}") and time.monotonic() < deadline:
-        time.sleep(0.05)
-    old = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = display
-    try:
-        yield display
-    finally:
-        proc.terminate()
-        proc.wait(5)
-        if old is None:
-            os.environ.pop("DISPLAY", None)
-        else:
-            os.environ["DISPLAY"] = old
 
 
 def test_pygame_window_on_a_real_x_server_shows_the_frame(xvfb):

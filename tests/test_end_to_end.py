@@ -240,3 +240,18 @@ def test_config_edits_while_running_bad_kept_good_restarts(tmp_path):
     reloads = [r for r in read_show_log(tmp_path / "rec" / "show.jsonl") if r["kind"] == "reload"]
     assert [r["ok"] for r in reloads] == [False, True]
     assert "display.fps" in reloads[0]["error"]
+
+
+@pytest.mark.slow
+def test_windowed_run_on_a_real_x_server_shows_scaled_frames(xvfb, tmp_path):
+    os.environ.pop("SDL_VIDEODRIVER", None)
+    overrides = [o for o in EMBEDDED if not o.startswith("display.mode")] + [
+        'display.mode="window"', "display.width=640", "display.height=360"]
+    cfg = load_config(ROOT / "config.toml", overrides)
+    installation = Installation(cfg, RunOptions(duration_s=4.0, record_dir=tmp_path, headless=False, quiet=True))
+    assert installation.sources.display == "window"
+    assert installation.run() == 0
+    frames = video_frames(tmp_path / "visuals.mp4")
+    assert frames[0].shape == (360, 640, 3)  # recorded as projected, at the window's size
+    assert len(frames) >= 0.9 * cfg.display.fps * 4
+    assert max(f.mean() for f in frames) > 10
