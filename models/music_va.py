@@ -356,6 +356,7 @@ class Listener:
         self._last_t_s: float | None = None
         self.head_errors = 0
         self._last_descriptors = Descriptors()
+        self._was_silent = False
 
     def close(self) -> None:
         """Stop the head's helper thread, if it has one."""
@@ -399,17 +400,20 @@ class Listener:
         conf *= float(np.clip((d.loudness_dbfs - self.silence_dbfs) / AUDIBLE_RANGE_DB, 0.0, 1.0))
         target = np.array(clamp_va(v, a))
         dt = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
-        if self._last_t_s is None and not d.silent:
-            self._va = target  # the first heard state needs no ramp from neutral
+        if (self._last_t_s is None or self._was_silent) and not d.silent:
+            # Music starting (or resuming after the gate was closed) needs no ramp from neutral:
+            # a ramp would show the room's first seconds as calmer or livelier than they are.
+            self._va = target
         elif self.smoothing_s <= 0:
             self._va = target
         else:
-            alpha = 1.0 - math.exp(-dt / self.smoothing_s)
-            self._va = self._va + alpha * (target - self._va)
-            self._confidence += alpha * (conf - self._confidence)
+            self._va = self._va + (1.0 - math.exp(-dt / self.smoothing_s)) * (target - self._va)
         if self._last_t_s is None or self.smoothing_s <= 0:
             self._confidence = conf
+        else:
+            self._confidence += (1.0 - math.exp(-dt / self.smoothing_s)) * (conf - self._confidence)
         self._last_t_s = t_s
+        self._was_silent = d.silent
         valence, arousal = clamp_va(float(self._va[0]), float(self._va[1]))
         return MusicState(
             t_s=float(t_s), valence=valence, arousal=arousal,

@@ -176,3 +176,13 @@ def test_a_failing_head_is_counted_and_the_listener_goes_on():
     lst = Listener(RATE, BrokenHead())
     states = run(lst, synthetic_music(2, RATE, True))
     assert lst.head_errors == len(states) and all(math.isfinite(s.arousal) for s in states)
+
+
+def test_music_resuming_after_silence_starts_at_its_own_level_not_from_neutral():
+    lst = build_listener(ListenConfig(), RATE, live=False)
+    first = run(lst, synthetic_music(8, RATE, False))[-1]
+    gap = run(lst, np.zeros(4 * RATE, np.float32))
+    resumed = run(lst, synthetic_music(8, RATE, False))
+    assert gap[-1].silent and abs(gap[-1].arousal) < 0.1
+    heard = next(s for s in resumed if not s.silent)
+    assert abs(heard.arousal - first.arousal) < 0.5 * abs(first.arousal)
