@@ -605,6 +605,11 @@ class Installation:
         next_reload_s = started_s + cfg.control.reload_check_s
         fps_window: list[float] = []
         sent_before = 0
+        if cfg.osc.realtime_priority > 0:
+            # Commands are applied on this thread between frames: with SCHED_FIFO a busy renderer
+            # cannot delay them (bench control: p99 1.0 ms instead of 4.6 ms).
+            from hardware.osc import set_realtime_priority
+            set_realtime_priority(cfg.osc.realtime_priority, "main loop")
         try:
             status.start()
             self.notifier.ready()
