@@ -59,6 +59,7 @@ class DiffusionStats:
     vae_decode_calls: int = 0
     bad_frames: int = 0
     errors: int = 0
+    step_downs: int = 0
     last_render_ms: float = 0.0
     last_strength: float = 0.0
 
@@ -462,14 +463,38 @@ class DiffusionRenderer:
         started = time.perf_counter()
         try:
             frame = self._render(init_rgb, state, t_s)
-        except Exception:
+        except Exception as exc:
             self.stats.errors += 1
+            if "OutOfMemory" in type(exc).__name__:
+                self._step_down()
             if self._logged_errors < 5 or self.stats.errors % 100 == 0:
                 log.exception("diffusion frame failed (%d so far); showing the last good frame", self.stats.errors)
                 self._logged_errors += 1
             frame = self._fallback(init_rgb)
         self.stats.last_render_ms = (time.perf_counter() - started) * 1000.0
         return frame
+
+    MIN_LATENT_SIDE = 32
+    """256 px with the usual VAE: below that the pictures stop reading as pictures."""
+
+    def _step_down(self) -> None:
+        """Out of GPU memory: one step fewer, then half the resolution, until it fits."""
+        if self.steps > 1:
+            self.steps -= 1
+            what = f"{self.steps} step(s) per frame"
+        elif min(self.latent_w, self.latent_h) >= 2 * self.MIN_LATENT_SIDE:
+            self.latent_w //= 2
+            self.latent_h //= 2
+            self._noise = self._make_noise()
+            self._prev_latents = None
+            what = f"{self.latent_w * self.vae_scale}x{self.latent_h * self.vae_scale} px"
+        else:
+            log.error("diffusion is out of GPU memory at the smallest setting; showing the last good frame")
+            return
+        self.stats.step_downs += 1
+        if self._torch.cuda.is_available():
+            self._torch.cuda.empty_cache()
+        log.warning("diffusion ran out of GPU memory; stepping down to %s", what)
 
     # --- internals ----------------------------------------------------------------------------
     def _render(self, init_rgb: np.ndarray, state: MusicState, t_s: float) -> np.ndarray:

@@ -372,3 +372,29 @@ def test_an_lcm_lora_is_fused_into_the_unet(tiny_model, tmp_path):
     with pytest.raises(UserError) as info:
         load(tiny_model, lora=str(wrong))
     assert_one_sentence(str(info.value), "render.lora")
+
+
+class OutOfMemoryError(RuntimeError):
+    """Named like torch.cuda.OutOfMemoryError, which only a CUDA build on a full GPU raises."""
+
+
+def test_out_of_gpu_memory_steps_down_steps_then_resolution(tiny_model):
+    size = 512
+    cfg = RenderConfig(model=str(tiny_model), width=size, height=size, steps=2, similarity_skip=0.0)
+    renderer = load_diffusion_renderer(cfg, size, size)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="waves"))
+    good = renderer.render(init_picture(size=size), state(), 0.0).copy()
+    real_forward = renderer.unet.forward
+    budget = {"latent_px": 32 * 32}  # a GPU that fits 256x256 px latents at one step, no more
+
+    def limited(sample, *args, **kwargs):
+        if renderer.steps > 1 or sample.shape[-1] * sample.shape[-2] > budget["latent_px"]:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(sample, *args, **kwargs)
+
+    renderer.unet.forward = limited
+    shown = [renderer.render(init_picture(i, size), state(0.1 * i), 0.1 * i) for i in range(1, 5)]
+    assert renderer.steps == 1 and (renderer.latent_w, renderer.latent_h) == (32, 32)
+    assert renderer.stats.step_downs == 2
+    assert all(np.array_equal(frame, good) for frame in shown[:2])  # the last good frame while stepping down
+    assert shown[-1].shape == (size, size, 3) and not np.array_equal(shown[-1], good)  # rendering again
