@@ -417,13 +417,14 @@ class Installation:
         capture = {"next_s": 0.0}
 
         def capture_step() -> None:
-            rgb = camera.read()
+            rgb = self.camera.read()
             if rgb is not None:
                 self.camera_frames.put(rgb)
             capture["next_s"] = max(capture["next_s"] + capture_period_s, self.clock.now_s())
             self.clock.sleep_until(capture["next_s"], self.supervisor_stop_event("camera"))
 
-        self._worker("camera", capture_step, open=camera.open, close=camera.close)
+        # Through self.camera, so the device can be swapped (or a test's camera put in) before run().
+        self._worker("camera", capture_step, open=lambda: self.camera.open(), close=lambda: self.camera.close())
 
         self.image_va = build_image_va(cfg.watch)
         self.analyser = ImageAnalyser(self.image_va)

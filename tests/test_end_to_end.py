@@ -255,3 +255,40 @@ def test_windowed_run_on_a_real_x_server_shows_scaled_frames(xvfb, tmp_path):
     assert frames[0].shape == (360, 640, 3)  # recorded as projected, at the window's size
     assert len(frames) >= 0.9 * cfg.display.fps * 4
     assert max(f.mean() for f in frames) > 10
+
+
+@pytest.mark.slow
+def test_camera_unplugged_mid_run_music_goes_on_then_follows_the_new_picture(tmp_path):
+    import threading
+
+    from hardware.camera import OpenCvCamera
+    from tests.test_camera import UnpluggableCapture, solid
+
+    cfg = load_config(ROOT / "config.toml", [*EMBEDDED, "camera.fps=10", "watch.rate_hz=5"])
+    installation = Installation(cfg, RunOptions(duration_s=12.0, record_dir=tmp_path, headless=True, quiet=True))
+    device = {"plugged": True, "frame": solid((40, 40, 200))}  # dark blue
+    installation.camera = OpenCvCamera("0", 64, 48, 10.0, installation.clock,
+                                       open_capture=lambda _device: UnpluggableCapture(device))
+    runner = threading.Thread(target=installation.run)
+    runner.start()
+    time.sleep(3.5)
+    device["plugged"] = False
+    unplugged_s = installation.clock.now_s()
+    time.sleep(4.0)
+    device["plugged"], device["frame"] = True, solid((255, 220, 40))  # back, now bright yellow
+    replugged_s = installation.clock.now_s()
+    runner.join(30)
+    assert not runner.is_alive()
+
+    assert installation.camera.stats["losses"] >= 1 and installation.camera.stats["reconnects"] >= 1
+    camera_worker = next(w for w in installation.supervisor.workers if w.name == "camera")
+    assert camera_worker.stats.failures == 0  # the camera class held the frame; nothing crashed
+    show = read_show_log(tmp_path / "show.jsonl")
+    plans = [r for r in show if r["kind"] == "plan"]
+    during = [p for p in plans if unplugged_s < p["t_s"] < replugged_s]
+    after = [p for p in plans if p["t_s"] > replugged_s + 1.5]
+    assert during and after  # the music went on while the camera was gone
+    held_va = during[-1]["image_va"]
+    assert all(p["image_va"] == pytest.approx(held_va, abs=0.05) for p in during)  # from the held frame
+    assert after[-1]["image_va"][0] > held_va[0] + 0.1  # follows the bright new picture
+    assert not unmatched_notes(tmp_path / "midi.mid")
