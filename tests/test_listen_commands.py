@@ -77,7 +77,7 @@ def test_train_then_eval_learned_head(music_dir, tmp_path, capsys):
 
 def test_bench_listen_writes_the_agreed_keys(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    assert main(["bench", "listen", "--heads", "features", "--seconds", "5", "--json", str(path)]) == 0
+    assert main(["bench", "listen", "--heads", "features", "--seconds", "5", "--latency-seconds", "2", "--json", str(path)]) == 0
     figures = json.loads(path.read_text())
     assert set(figures) >= {"rtf", "latency_ms_p95", "reaction_s"}
     assert 0 < figures["rtf"]["features"] < 1 and figures["latency_ms_p95"] > 0
