@@ -135,12 +135,23 @@ class _PortOut:
 
 
 class MidoOut(_PortOut):
-    """A hardware (or software) MIDI output found by name substring, e.g. "USB MIDI" or "IAC"."""
+    """A hardware (or software) MIDI output found by name substring, e.g. "USB MIDI" or "IAC".
 
-    def __init__(self, name: str, backend: str = "") -> None:
+    A port that is not there at start (a USB interface still booting, a synth not yet running)
+    is connected when it appears, like one that vanished mid-show; `required=True` makes its
+    absence a start-up error instead.
+    """
+
+    def __init__(self, name: str, backend: str = "", required: bool = False) -> None:
         super().__init__(name, backend)
         self.port_name = ""
-        self.open()
+        try:
+            self.open()
+        except UserError as exc:
+            if required:
+                raise
+            log.warning("%s; it will be connected when it appears", str(exc).rstrip("."))
+            self._retry_at_s = time.monotonic() + self.retry_s
 
     def _open_port(self) -> Any:
         mod = _backend(self.backend)

@@ -54,9 +54,33 @@ def test_listing_ports_never_raises_and_says_why_when_empty():
         assert ports.get("problems")
 
 
-def test_an_unknown_output_name_is_a_user_error():
+def test_an_absent_output_waits_unless_it_is_required():
     with pytest.raises(UserError):
-        MidoOut("no such synthesizer anywhere")
+        MidoOut("no such synthesizer anywhere", required=True)
+    out = MidoOut("no such synthesizer anywhere")
+    out.send(mido.Message("note_on", note=60, velocity=100))
+    assert out.stats["connected"] is False and out.stats["lost"] == 1 and out.stats["sent"] == 0
+
+
+@pytest.mark.jack
+def test_an_output_absent_at_start_is_connected_when_it_appears(jack_server):
+    backend = mido.Backend(JACK_BACKEND)
+    out = MidoOut("late-synth", backend=JACK_BACKEND)
+    out.retry_s = 0.1
+    assert out.stats["connected"] is False
+    synth = backend.open_input("late-synth", virtual=True)  # the synthesizer starts after us
+    try:
+        received = []
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            out.send(mido.Message("note_on", note=64, velocity=90))
+            time.sleep(0.15)
+            received += [m for m in synth.iter_pending() if m.type == "note_on"]
+        assert received and received[0].note == 64
+        assert out.stats["connected"] is True and out.stats["reopens"] == 1
+    finally:
+        out.close()
+        synth.close()
 
 
 def test_osc_event_out_sends_notes_and_cues():
