@@ -280,6 +280,7 @@ class Installation:
             audio = cls(cfg.audio.device, rate_hz, cfg.audio.channels, cfg.audio.block_frames, self.clock)
         self.audio = audio
         self.listener = build_listener(cfg.listen, rate_hz)
+        self._closers.append(self.listener.close)
         hop_s = cfg.listen.hop_s
         next_hop = [0.0]
 
