@@ -27,8 +27,10 @@ from installation.workers import Supervisor, Worker
 log = logging.getLogger("chromesthesia")
 
 ANALYSIS_RATE_HZ = 22050
-STOP_BUDGET_S = 1.2
-"""Workers get this long to end after the scheduler's panic; the whole stop stays under 2 s."""
+STOP_BUDGET_S = 1.0
+"""Workers get at most this long to end after the schedulers' panic."""
+SHUTDOWN_BUDGET_S = 1.7
+"""The whole stop, notes off first: SIGTERM to exit stays under 2 s."""
 
 
 @dataclass
@@ -166,13 +168,14 @@ class Installation:
         self.camera_frames: Latest[np.ndarray] = Latest()
         self.images: Latest[ImageState] = Latest()
         self.projected_va: Latest[tuple[float, float]] = Latest()
+        self.projected_frames: Latest[np.ndarray] = Latest()
         self.scene_box: Latest = Latest()
         self.prompt_box: Latest[str] = Latest()
         self.commands: DropOldest[Command] = DropOldest(256)
         self.scene_box.put(self.scene)
 
         self.supervisor = Supervisor()
-        self.counters = {"frames_shown": 0, "frames_late": 0, "notes_planned": 0, "captions": 0}
+        self.counters = {"frames_shown": 0, "frames_late": 0, "notes_planned": 0, "captions": 0, "main_faults": 0}
         self.exit_action = ""
         """"restart" or "stop" when a schedule, a reload or systemd asked for it."""
         self._closers: list = []
@@ -183,6 +186,13 @@ class Installation:
         self._held = self._black
         self._fade: tuple[np.ndarray, float, float] | None = None
         self._prompt_sent: str | None = None
+        self._display = None
+        self._display_ok = True
+        self._display_retry_s = 0.0
+        self._display_backoff_s = 1.0
+        self._recorder = None
+        self._started: list = []
+        """Schedulers that did start: only those are stopped (and panic) at shutdown."""
         self._display_size: tuple[int, int] | None = None
         """(width, height) of the projector window, set before the stages start; None headless."""
         from installation.control import LiveState
@@ -195,12 +205,14 @@ class Installation:
         cfg, rec = self.cfg, self.options.record_dir
         from installation.showlog import ShowLog
 
+        # A recording is one show in one file; the always-on log rotates daily and keeps keep_days.
         log_path = rec / "show.jsonl" if rec else (Path(cfg.showlog.path) if cfg.showlog.path else None)
         self.show_log = None
         if log_path is not None:
             self.show_log = ShowLog(log_path, self.clock, fsync_interval_s=cfg.showlog.fsync_interval_s,
                                     thumbnail_interval_s=cfg.showlog.thumbnail_interval_s,
-                                    thumbnail_width=cfg.showlog.thumbnail_width)
+                                    thumbnail_width=cfg.showlog.thumbnail_width,
+                                    keep_days=None if rec else cfg.showlog.keep_days)
         self._build_outputs(rec)
         self._build_listener()
         self._build_captioner()
@@ -436,6 +448,11 @@ class Installation:
             rgb = self.camera_frames.take(timeout_s=watch_period_s)
             if rgb is not None:
                 self.images.put(self.analyser.analyse(rgb, self.clock.now_s()))
+            projected = self.projected_frames.take(timeout_s=0)
+            if projected is not None:  # the critic's eye on what the projector shows
+                v, a, _ = self.image_va.estimate(projected)
+                self.projected_va.put((v, a))
+                self._projected_va = (round(v, 3), round(a, 3))
             watch["next_s"] = max(watch["next_s"] + watch_period_s, self.clock.now_s())
             self.clock.sleep_until(watch["next_s"], self.supervisor_stop_event("watcher"))
 
@@ -572,101 +589,174 @@ class Installation:
         """The main thread: the projector at the display rate, operator commands, supervision."""
         from installation.status import StatusLine
 
-        cfg = self.cfg
         for note in self.sources.notes:
             log.warning("embedded default: %s", note)
-        display = self._open_display()
+        status = StatusLine(quiet=self.options.quiet)
+        try:
+            self._start(status)
+            self._loop(status)
+        finally:
+            self.notifier.stopping()
+            self._shutdown(status)
+        log.info("stopped: %s", self.stop_reason or "done")
+        return 0
+
+    def _start(self, status) -> None:
+        """Open the projector and recorder, start every thread; inside run()'s try, so a failure
+        half-way still stops what did start (notes off first)."""
+        cfg = self.cfg
+        self._display = self._open_display()
         size = (cfg.render.width, cfg.render.height)
         if self.sources.display != "headless":
-            size = (display.width, display.height)
+            size = (self._display.width, self._display.height)
             self._display_size = size
             self._black = self._held = np.zeros((size[1], size[0], 3), np.uint8)
-        recorder = None
         if self.options.record_dir is not None:
             from hardware.display import VideoRecorder
             recorder = VideoRecorder(self.options.record_dir / "visuals.mp4", cfg.display.fps, *size)
-            recorder.open()
-        status = StatusLine(quiet=self.options.quiet)
+            try:
+                recorder.open()
+            except OSError as exc:
+                raise UserError(f"cannot write {recorder.path} ({exc}); choose another --record DIR.") from None
+            self._recorder = recorder
         for scheduler in self.schedulers:
             scheduler.start()
+            self._started.append(scheduler)
         self._program_changes()
         self.supervisor.start()
         if self.osc_server is not None:
-            self.osc_server.start()
+            try:
+                self.osc_server.start()
+            except OSError as exc:
+                raise UserError(f"the OSC control server cannot listen on {cfg.osc.host}:{cfg.osc.port} ({exc.strerror or exc}); "
+                                "choose another osc.host/osc.port or stop the program using it.") from None
         if self.midi_control is not None:
             self.midi_control.start()
         if self.show_log is not None:
             self.show_log.write("start", scene=self.scene.name, sources=vars(self.sources))
+        status.start()
+        if cfg.osc.realtime_priority > 0:
+            # Commands are applied on this thread between frames: with SCHED_FIFO a busy renderer
+            # cannot delay them (bench control: p99 1.0 ms instead of 4.6 ms). Raised after every
+            # other thread has started, so none of them inherits it.
+            from hardware.osc import set_realtime_priority
+            set_realtime_priority(cfg.osc.realtime_priority, "main loop")
+        self.notifier.ready()
+
+    def _loop(self, status) -> None:
+        cfg = self.cfg
         started_s = self.clock.now_s()
         period_s = 1.0 / cfg.display.fps
         next_s = started_s
         written = 0
         status_period_s = 1.0 / cfg.installation.status_hz
         next_status_s = started_s + status_period_s
+        next_log_s = started_s
         next_critic_s = started_s + 0.5
         next_reload_s = started_s + cfg.control.reload_check_s
         fps_window: list[float] = []
-        sent_before = 0
-        if cfg.osc.realtime_priority > 0:
-            # Commands are applied on this thread between frames: with SCHED_FIFO a busy renderer
-            # cannot delay them (bench control: p99 1.0 ms instead of 4.6 ms).
-            from hardware.osc import set_realtime_priority
-            set_realtime_priority(cfg.osc.realtime_priority, "main loop")
+        planned_before = 0
+        while not self.stop_event.is_set():
+            now_s = self.clock.now_s()
+            if self.options.duration_s is not None and now_s - started_s >= self.options.duration_s:
+                self.request_stop("duration reached")
+                break
+            shown = self._guarded("picture", self._next_picture, now_s)
+            if shown is None:
+                shown = self._held
+            self._show(shown, now_s)
+            if self._recorder is not None:
+                # A missed tick leaves the same picture on the projector: record it for that slot too.
+                due = int((now_s - started_s) * cfg.display.fps) + 1
+                for _ in range(min(max(1, due - written), 5)):
+                    self._guarded("recorder", self._recorder.show, shown)
+                    written += 1
+            self.counters["frames_shown"] += 1
+            fps_window.append(now_s)
+            while now_s - fps_window[0] > 2.0:
+                fps_window.pop(0)
+            self._fps = (len(fps_window) - 1) / max(now_s - fps_window[0], 1e-6) if len(fps_window) > 1 else 0.0
+            if now_s >= next_critic_s and self._held is not self._black:
+                # The watcher thread rates it: the image VA head (CLIP included) never runs here.
+                next_critic_s = now_s + 0.5
+                self.projected_frames.put(np.ascontiguousarray(shown[::8, ::8]))
+            if now_s >= next_status_s:
+                planned = self.counters["notes_planned"]
+                self._notes_per_s = (planned - planned_before) / (now_s - next_status_s + status_period_s)
+                planned_before = planned
+                next_status_s = now_s + status_period_s
+                snapshot = self.status_snapshot()
+                self._guarded("status", status.update, snapshot)
+                if self.show_log is not None and now_s >= next_log_s:
+                    # A recording documents one show in detail; the always-on log keeps months.
+                    next_log_s = now_s + (status_period_s if self.options.record_dir is not None
+                                          else cfg.showlog.status_interval_s)
+                    self.show_log.write("status", **snapshot)
+                    self._guarded("thumbnail", self.show_log.thumbnail, shown)
+                self._watchdog(now_s)
+                self._guarded("schedule", self._run_schedule, now_s)
+            if self.watcher is not None and now_s >= next_reload_s:
+                next_reload_s = now_s + cfg.control.reload_check_s
+                self._guarded("reload", self._reload_changed_files)
+            if self._display is not None and self._display_ok and self._display.poll_quit():
+                self.request_stop("window closed")
+            self.notifier.watchdog()
+            next_s += period_s
+            if next_s < self.clock.now_s() - period_s:
+                self.counters["frames_late"] += 1
+                next_s = self.clock.now_s()
+            # Wait for the next frame by applying operator commands the moment they arrive.
+            self._guarded("control", self.control.apply_until, self.commands, next_s, self.clock,
+                          self._after_command_guarded)
+            if self.clock.now_s() < next_s:  # apply_until failed early: still keep the frame rate
+                self.clock.sleep_until(next_s, self.stop_event)
+
+    def _guarded(self, what: str, fn, *args):
+        """Main-thread side work that must never end the show: log, count, report, go on."""
         try:
-            status.start()
-            self.notifier.ready()
-            while not self.stop_event.is_set():
-                now_s = self.clock.now_s()
-                if self.options.duration_s is not None and now_s - started_s >= self.options.duration_s:
-                    self.request_stop("duration reached")
-                    break
-                shown = self._next_picture(now_s)
-                display.show(shown)
-                if recorder is not None:
-                    # A missed tick leaves the same picture on the projector: record it for that slot too.
-                    due = int((now_s - started_s) * cfg.display.fps) + 1
-                    for _ in range(min(max(1, due - written), 5)):
-                        recorder.show(shown)
-                        written += 1
-                self.counters["frames_shown"] += 1
-                fps_window.append(now_s)
-                while now_s - fps_window[0] > 2.0:
-                    fps_window.pop(0)
-                self._fps = (len(fps_window) - 1) / max(now_s - fps_window[0], 1e-6) if len(fps_window) > 1 else 0.0
-                if display.poll_quit():
-                    self.request_stop("window closed")
-                if now_s >= next_critic_s and self._held is not self._black:
-                    next_critic_s = now_s + 0.5
-                    v, a, _ = self.image_va.estimate(np.ascontiguousarray(shown[::8, ::8]))
-                    self.projected_va.put((v, a))
-                    self._projected_va = (round(v, 3), round(a, 3))
-                if now_s >= next_status_s:
-                    sent = self.scheduler.stats.get("sent", 0)
-                    self._notes_per_s = (sent - sent_before) / status_period_s / 2.0  # note_on + note_off
-                    sent_before = sent
-                    next_status_s = now_s + status_period_s
-                    snapshot = self.status_snapshot()
-                    status.update(snapshot)
-                    if self.show_log is not None:
-                        self.show_log.write("status", **snapshot)
-                        self.show_log.thumbnail(shown)
-                    self._watchdog(now_s)
-                    self._run_schedule(now_s)
-                if self.watcher is not None and now_s >= next_reload_s:
-                    next_reload_s = now_s + cfg.control.reload_check_s
-                    self._reload_changed_files()
-                self.notifier.watchdog()
-                next_s += period_s
-                if next_s < self.clock.now_s() - period_s:
-                    self.counters["frames_late"] += 1
-                    next_s = self.clock.now_s()
-                # Wait for the next frame by applying operator commands the moment they arrive.
-                self.control.apply_until(self.commands, next_s, self.clock, on_apply=self._after_command)
-        finally:
-            self.notifier.stopping()
-            self._shutdown(display, recorder, status)
-        log.info("stopped: %s", self.stop_reason or "done")
-        return 0
+            return fn(*args)
+        except Exception:  # noqa: BLE001 - the projector loop outlives any one failure
+            self._main_fault(what)
+            return None
+
+    def _main_fault(self, what: str) -> None:
+        """Called inside an except block on the main thread."""
+        import traceback
+        self.counters["main_faults"] += 1
+        n = self.counters["main_faults"]
+        if n <= 20 or n % 1000 == 0:
+            log.exception("%s failed on the main thread (%d so far); the show goes on", what, n)
+        self._fault(f"main:{what}", traceback.format_exc())
+
+    def _after_command_guarded(self, command: Command, result: dict) -> None:
+        self._guarded("command", self._after_command, command, result)
+
+    def _show(self, rgb: np.ndarray, now_s: float) -> None:
+        """Put the picture on the projector; a failing window is reopened with backoff."""
+        display = self._display
+        if display is None:
+            return
+        if not self._display_ok:
+            if now_s < self._display_retry_s:
+                return
+            try:
+                display.close()
+                display.open()
+                self._display_ok = True
+                log.info("projector window reopened")
+            except Exception as exc:  # noqa: BLE001 - X server or projector still gone
+                self._display_backoff_s = min(30.0, self._display_backoff_s * 2)
+                self._display_retry_s = now_s + self._display_backoff_s
+                log.warning("projector window cannot be reopened (%s); trying again in %.0f s", exc,
+                            self._display_backoff_s)
+                return
+        try:
+            display.show(rgb)
+            self._display_backoff_s = 1.0
+        except Exception:  # noqa: BLE001 - pygame.error after an X or projector hot-plug
+            self._display_ok = False
+            self._display_retry_s = now_s + self._display_backoff_s
+            self._main_fault("display")
 
     def _next_picture(self, now_s: float) -> np.ndarray:
         """The latest rendered frame (or the held one), with freeze, cross-fade, brightness, blackout."""
@@ -777,34 +867,45 @@ class Installation:
         else:
             display = PygameDisplay(self.sources.display, cfg.display.width, cfg.display.height,
                                     cfg.display.screen, cfg.installation.name)
-        display.open()
+        try:
+            display.open()
+        except Exception as exc:  # noqa: BLE001 - pygame.error: no X, bad screen index, no GL
+            raise UserError(f"the projector window cannot open on screen {cfg.display.screen} ({exc}); "
+                            "check DISPLAY and display.screen, or run with --headless.") from None
         return display
 
     def _watchdog(self, now_s: float) -> None:
         for worker in self.supervisor.stalled(now_s, max_silence_s=30.0):
             log.error("worker %s has not finished a step for 30 s", worker.name)
 
-    def _shutdown(self, display, recorder, status) -> None:
-        """Notes off first, then stages in reverse order, then files; all within ~2 s."""
-        for scheduler in self.schedulers:
+    def _shutdown(self, status) -> None:
+        """Notes off first, then every thread, then files: one deadline, under 2 s in all.
+
+        Tolerates a start that failed half-way: only what started is stopped.
+        """
+        deadline_s = time.monotonic() + SHUTDOWN_BUDGET_S
+
+        def left(cap_s: float) -> float:
+            return max(0.05, min(cap_s, deadline_s - time.monotonic()))
+
+        for scheduler in self._started:
             try:
-                scheduler.stop(timeout_s=0.3)
+                scheduler.stop(timeout_s=left(0.3))
             except Exception:  # noqa: BLE001 - the other schedulers must still send their notes off
                 log.exception("stopping a scheduler failed")
-        if self.osc_server is not None:
-            self.osc_server.stop()
-        self.supervisor.stop(budget_s=STOP_BUDGET_S)
-        for close in [*self._closers, *(o.close for o in self.midi_outputs)]:
+        for stoppable in (self.osc_server, self.midi_control):
+            if stoppable is not None:
+                try:
+                    stoppable.stop()
+                except Exception:  # noqa: BLE001
+                    log.exception("stopping %s failed", type(stoppable).__name__)
+        self.supervisor.stop(budget_s=left(STOP_BUDGET_S))
+        for close in [*self._closers, *(o.close for o in self.midi_outputs), *(
+                thing.close for thing in (self._recorder, self._display) if thing is not None)]:
             try:
                 close()
-            except Exception:  # noqa: BLE001 - closing one output must not keep the rest open
-                log.exception("closing an output failed")
-        for thing in (recorder, display):
-            if thing is not None:
-                try:
-                    thing.close()
-                except Exception:  # noqa: BLE001
-                    log.exception("closing %s failed", getattr(thing, "name", thing))
+            except Exception:  # noqa: BLE001 - closing one thing must not keep the rest open
+                log.exception("closing failed")
         status.stop()
         if self.show_log is not None:
             self.show_log.write("stop", reason=self.stop_reason, counters=dict(self.counters),

@@ -189,8 +189,10 @@ class ScheduleConfig(Section):
 
 class ShowLogConfig(Section):
     path: str = ""
+    status_interval_s: float = Field(5.0, gt=0, le=3600)
+    keep_days: int = Field(30, ge=1, le=3650)
     fsync_interval_s: float = Field(0.5, gt=0, le=1.0)
-    thumbnail_interval_s: float = Field(10.0, ge=1, le=3600)
+    thumbnail_interval_s: float = Field(60.0, ge=1, le=3600)
     thumbnail_width: int = Field(240, ge=32, le=1920)
 
 

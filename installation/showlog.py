@@ -57,8 +57,14 @@ class ShowLog:
     """
 
     def __init__(self, path: Path, clock, fsync_interval_s: float = 0.5,
-                 thumbnail_interval_s: float = 10.0, thumbnail_width: int = 240) -> None:
+                 thumbnail_interval_s: float = 10.0, thumbnail_width: int = 240,
+                 keep_days: int | None = None) -> None:
+        """`keep_days` turns on daily rotation for a log that runs for months: at local midnight
+        the day's file becomes `<stem>-YYYY-MM-DD.jsonl`, and days (and thumbnails) older than
+        `keep_days` are deleted, so the disk never fills."""
         self.path = Path(path)
+        self._keep_days = keep_days
+        self._day = _dt.date.today()
         self._clock = clock
         self._fsync_interval_s = fsync_interval_s
         self._thumbnail_interval_s = thumbnail_interval_s
@@ -101,6 +107,8 @@ class ShowLog:
         except (TypeError, ValueError) as exc:  # a field json cannot take even after _jsonable
             line = json.dumps({"t_s": record["t_s"], "time": record["time"], "kind": "fault",
                                "worker": "showlog", "error": f"unloggable {kind} record: {exc}"}).encode() + b"\n"
+        if self._keep_days is not None and _dt.date.today() != self._day:
+            self._rotate()
         with self._lock:
             if self._fd < 0:
                 return
@@ -142,6 +150,40 @@ class ShowLog:
             return None
         self.write("thumbnail", path=str(path.relative_to(self.path.parent)))
         return path
+
+    def _rotate(self) -> None:
+        """Close the day's file under its date, start a fresh one, delete days past keeping."""
+        with self._lock:
+            day, self._day = self._day, _dt.date.today()
+            if self._fd < 0:
+                return
+            try:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                dated = self.path.with_name(f"{self.path.stem}-{day.isoformat()}{self.path.suffix}")
+                os.replace(self.path, dated)
+            except OSError as exc:
+                self.errors += 1
+                log.error("show log %s: rotation failed (%s); carrying on in the same file", self.path, exc)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            self._prefix = b""
+        self._prune(self._day - _dt.timedelta(days=self._keep_days))
+
+    def _prune(self, oldest_kept: _dt.date) -> None:
+        cutoff_s = _dt.datetime.combine(oldest_kept, _dt.time()).timestamp()
+        for old in self.path.parent.glob(f"{self.path.stem}-????-??-??{self.path.suffix}"):
+            try:
+                if _dt.date.fromisoformat(old.stem[-10:]) < oldest_kept:
+                    old.unlink()
+            except (ValueError, OSError) as exc:
+                log.warning("show log: cannot delete %s (%s)", old, exc)
+        if self.thumbs_dir.is_dir():
+            for thumb in self.thumbs_dir.glob("*.jpg"):
+                try:
+                    if thumb.stat().st_mtime < cutoff_s:
+                        thumb.unlink()
+                except OSError:
+                    pass
 
     def _flush_loop(self) -> None:
         while not self._closing.is_set():

@@ -123,3 +123,30 @@ def test_unwritable_or_missing_logs_are_user_errors(tmp_path):
         ShowLog(blocker / "show.jsonl", MonotonicClock())
     with pytest.raises(UserError, match="does not exist"):
         read_show_log(tmp_path / "nope.jsonl")
+
+
+def test_daily_rotation_keeps_recent_days_and_deletes_older_ones(tmp_path):
+    import datetime as dt
+    import os
+
+    from installation.clock import ManualClock
+
+    path = tmp_path / "show.jsonl"
+    for days_ago in (2, 40):  # days rotated earlier: one to keep, one past keeping
+        (tmp_path / f"show-{(dt.date.today() - dt.timedelta(days=days_ago)).isoformat()}.jsonl").write_text("{}\n")
+    old_thumb = tmp_path / "show.thumbs" / "000000001.000.jpg"
+    old_thumb.parent.mkdir()
+    old_thumb.write_bytes(b"jpg")
+    long_ago_s = (dt.datetime.now() - dt.timedelta(days=45)).timestamp()
+    os.utime(old_thumb, (long_ago_s, long_ago_s))
+    showlog = ShowLog(path, ManualClock(), keep_days=30)
+    showlog.write("status", n=1)
+    showlog._day = dt.date.today() - dt.timedelta(days=1)  # as if midnight has just passed
+    showlog.write("status", n=2)
+    showlog.close()
+    yesterday = tmp_path / f"show-{(dt.date.today() - dt.timedelta(days=1)).isoformat()}.jsonl"
+    assert [r["n"] for r in read_show_log(yesterday)] == [1]
+    assert [r["n"] for r in read_show_log(path)] == [2]
+    kept = sorted(p.name for p in tmp_path.glob("show-*.jsonl"))
+    assert len(kept) == 2 and all("-" in name for name in kept)  # 2 days ago and yesterday
+    assert not old_thumb.exists()
