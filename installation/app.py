@@ -605,6 +605,12 @@ class Installation:
         """Open the projector and recorder, start every thread; inside run()'s try, so a failure
         half-way still stops what did start (notes off first)."""
         cfg = self.cfg
+        if self.osc_server is not None:  # first: a taken port must fail before files are created
+            try:
+                self.osc_server.start()
+            except OSError as exc:
+                raise UserError(f"the OSC control server cannot listen on {cfg.osc.host}:{cfg.osc.port} ({exc.strerror or exc}); "
+                                "choose another osc.host/osc.port or stop the program using it.") from None
         self._display = self._open_display()
         size = (cfg.render.width, cfg.render.height)
         if self.sources.display != "headless":
@@ -624,12 +630,6 @@ class Installation:
             self._started.append(scheduler)
         self._program_changes()
         self.supervisor.start()
-        if self.osc_server is not None:
-            try:
-                self.osc_server.start()
-            except OSError as exc:
-                raise UserError(f"the OSC control server cannot listen on {cfg.osc.host}:{cfg.osc.port} ({exc.strerror or exc}); "
-                                "choose another osc.host/osc.port or stop the program using it.") from None
         if self.midi_control is not None:
             self.midi_control.start()
         if self.show_log is not None:

@@ -292,3 +292,23 @@ def test_camera_unplugged_mid_run_music_goes_on_then_follows_the_new_picture(tmp
     assert all(p["image_va"] == pytest.approx(held_va, abs=0.05) for p in during)  # from the held frame
     assert after[-1]["image_va"][0] > held_va[0] + 0.1  # follows the bright new picture
     assert not unmatched_notes(tmp_path / "midi.mid")
+
+
+def test_an_osc_port_in_use_stops_the_start_with_one_sentence(tmp_path):
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+    args = [sys.executable, str(ROOT / "run.py"), "--headless", "--quiet", "--duration", "5", "--record", str(tmp_path)]
+    for item in [*EMBEDDED, "osc.enabled=true", f"osc.port={port}"]:
+        args += ["--set", item]
+    try:
+        proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        taken.close()
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and str(port) in last
+    assert not (tmp_path / "visuals.mp4").exists()  # it failed before opening the projector
