@@ -263,7 +263,7 @@ class Installation:
         if cfg.midi.virtual_port:
             port_specs.append(("virtual", cfg.midi.virtual_port, cfg.midi.backend))
         if port_specs:
-            self.schedulers.append(ProcessScheduler(port_specs))
+            self.schedulers.append(ProcessScheduler(port_specs, clock_out=cfg.midi.clock_out))
         self.scheduler = self.schedulers[0]
 
     def _build_listener(self) -> None:
@@ -944,6 +944,11 @@ def run_installation(args: argparse.Namespace) -> int:
         # A clean restart in place: same PID (systemd keeps tracking it), fresh config and stages.
         log.info("restarting: %s", installation.stop_reason)
         logging.shutdown()
+        if hasattr(os, "sched_setscheduler"):  # a real-time policy would survive exec into every new thread
+            try:
+                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            except OSError:
+                pass
         os.execv(sys.executable, [sys.executable, *sys.argv])
     return code
 

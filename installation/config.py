@@ -155,7 +155,8 @@ class OscConfig(Section):
     feedback_hz: float = Field(5.0, ge=2, le=10)
     subscribe_ttl_s: float = Field(60.0, ge=1, le=86400)
     max_subscribers: int = Field(16, ge=1, le=256)
-    realtime_priority: int = Field(0, ge=0, le=99)
+    realtime_priority: int = Field(0, ge=0, le=49)
+    """Below the MIDI sender process (50): equal SCHED_FIFO priorities would not preempt it."""
 
 
 class MidiCcMap(Section):

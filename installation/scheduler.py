@@ -348,7 +348,8 @@ class Scheduler:
 
 
 # --- a sender in its own real-time process ---------------------------------------------------------
-def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_s: float | None) -> None:
+def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_s: float | None,
+                clock_out: bool = False) -> None:
     """The sender process: a Scheduler over outputs built from specs, fed through a pipe."""
     realtime = False
     if priority is not None and hasattr(os, "sched_setscheduler"):
@@ -366,7 +367,7 @@ def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_
         except Exception as exc:
             conn.send(("error", f"{exc}"))
             return
-    scheduler = Scheduler(MonotonicClock(), outputs, switch_interval_s=switch_interval_s)
+    scheduler = Scheduler(MonotonicClock(), outputs, switch_interval_s=switch_interval_s, clock_out=clock_out)
     scheduler.start()
     conn.send(("ready", realtime))
     try:
@@ -416,8 +417,9 @@ class ProcessScheduler:
     """
 
     def __init__(self, output_specs: list[tuple], *, realtime_priority: int | None = 50,
-                 switch_interval_s: float | None = 0.0005, clock=None) -> None:
+                 switch_interval_s: float | None = 0.0005, clock=None, clock_out: bool = False) -> None:
         self.output_specs = list(output_specs)
+        self.clock_out = clock_out
         self.realtime_priority = realtime_priority
         self.switch_interval_s = switch_interval_s
         self.clock = clock
@@ -433,7 +435,8 @@ class ProcessScheduler:
         ctx = multiprocessing.get_context("spawn")  # never fork a process full of torch threads
         parent, child = ctx.Pipe()
         self._process = ctx.Process(target=_child_main, name="midi-sender", daemon=True,
-                                    args=(child, self.output_specs, self.realtime_priority, self.switch_interval_s))
+                                    args=(child, self.output_specs, self.realtime_priority, self.switch_interval_s,
+                                          self.clock_out))
         self._process.start()
         self._conn = parent
         if not parent.poll(timeout_s):

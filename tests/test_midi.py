@@ -183,3 +183,24 @@ def test_jack_midi_reaches_fluidsynth_and_panic_silences_it(jack_server):
             synth.wait(5)
         except subprocess.TimeoutExpired:
             synth.kill()
+
+
+@pytest.mark.jack
+def test_midi_clock_out_from_the_sender_process_reaches_a_port(jack_server):
+    from installation.scheduler import ProcessScheduler
+
+    backend = mido.Backend(JACK_BACKEND)
+    listener = backend.open_input("clock-listener", virtual=True)
+    sender = ProcessScheduler([("mido", "clock-listener", JACK_BACKEND)], realtime_priority=None, clock_out=True)
+    try:
+        sender.start()
+        sender.set_tempo(120.0)
+        time.sleep(0.2)
+        list(listener.iter_pending())  # settle: count a whole second from here
+        time.sleep(1.0)
+        received = [m.type for m in listener.iter_pending()]
+    finally:
+        sender.stop()
+        listener.close()
+    # 24 clocks per quarter note at 120 bpm: 48 a second
+    assert 38 <= received.count("clock") <= 58, received.count("clock")
