@@ -182,14 +182,25 @@ class SynthLoopInput:
         self._frames_done = 0
         self._stop = threading.Event()
 
+    STALL_S = 2.0
+    """A speaker stream that delivers nothing for this long has died (device gone): reopen it."""
+
     def open(self) -> None:
+        """Opens the speaker stream too, so the listener's supervisor reopens it after a failure."""
         self._stop.clear()
         self._t0_s = self.clock.now_s()
         self._frames_done = 0
+        if self.tap is not None:
+            self.tap.open()
 
     def read(self, timeout_s: float) -> AudioBlock | None:
         if self.tap is not None:
-            return self.tap.read(timeout_s)
+            block = self.tap.read(timeout_s)
+            if block is not None:
+                self._t0_s = self.clock.now_s()
+            elif self.clock.now_s() - self._t0_s > self.STALL_S:
+                raise OSError(f"the speaker stream has delivered nothing for {self.STALL_S:.0f} s")
+            return block
         sr = self.synth.sample_rate_hz
         # Count frames from one origin so rounding never drifts the loop away from the clock.
         due_s = self._t0_s + (self._frames_done + self.block_frames) / sr
@@ -211,6 +222,8 @@ class SynthLoopInput:
 
     def close(self) -> None:
         self._stop.set()
+        if self.tap is not None:
+            self.tap.close()
 
 
 def output_rate_hz(device: str | int | None = None) -> int:
@@ -239,6 +252,8 @@ class SynthSpeakers:
 
     def open(self) -> None:
         import sounddevice as sd
+
+        self.close()  # reopening after a failure: never two streams on one device
 
         def callback(outdata, frames, time_info, status) -> None:
             if status.output_underflow:

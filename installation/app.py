@@ -278,11 +278,9 @@ class Installation:
                 raise UserError("audio.source is 'synth' but synth.enabled is false; enable the synth or choose another source.")
             rate_hz = self.synth.sample_rate_hz
             tap = SynthSpeakers(self.synth, self.clock, None, cfg.audio.block_frames) if self.sources.speakers else None
+            # The speaker stream opens and closes with the listener worker, which reopens it if
+            # the output device goes away.
             audio = SynthLoopInput(self.synth, self.clock, cfg.audio.block_frames, tap=tap)
-            if tap is not None:
-                tap_open, tap_close = tap.open, tap.close
-                self._closers.append(tap_close)
-                tap_open()
         elif source == "file":
             from hardware.audio_in import FileInput
             audio = FileInput(cfg.audio.file, rate_hz, self.clock)

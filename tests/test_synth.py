@@ -61,3 +61,43 @@ def test_loop_input_delivers_audio_paced_by_the_clock():
     assert total == 20 * 1024
     assert abs(clock.now_s() - 100.0 - total / 22050) < 1e-6
     assert rms(block.samples) > 0.01
+
+
+class DyingSpeakers:
+    """A speaker stream that delivers blocks until its device goes away; reopening revives it."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.alive = False
+        self.opens = 0
+
+    def open(self) -> None:
+        self.opens += 1
+        self.alive = True
+
+    def read(self, timeout_s: float):
+        from installation.records import AudioBlock
+        self.clock.advance(timeout_s)
+        return AudioBlock(self.clock.now_s(), np.zeros(512, np.float32), 22050) if self.alive else None
+
+    def close(self) -> None:
+        self.alive = False
+
+
+def test_a_silent_speaker_stream_is_reported_so_the_worker_reopens_it():
+    import pytest
+    clock = ManualClock(0.0)
+    speakers = DyingSpeakers(clock)
+    loop = SynthLoopInput(Synth(), clock, tap=speakers)
+    loop.open()
+    assert loop.read(0.1) is not None
+    speakers.alive = False  # the output device was unplugged
+    reads = 0
+    with pytest.raises(OSError, match="delivered nothing"):
+        while True:
+            assert loop.read(0.1) is None
+            reads += 1
+    assert 15 <= reads <= 25  # about STALL_S of silence first, not at the first gap
+    loop.close()
+    loop.open()  # what the listener's supervisor does after the error
+    assert speakers.opens == 2 and loop.read(0.1) is not None

@@ -61,8 +61,7 @@ def test_synth_plays_to_the_output_device_and_the_loop_hears_the_same(portaudio_
     loop = SynthLoopInput(synth, clock, 1024, tap=speakers)
     capture = CaptureFrom()
     try:
-        speakers.open()
-        loop.open()
+        loop.open()  # opens the speaker stream too
         deadline = time.monotonic() + 3
         while not capture.connect() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -77,7 +76,6 @@ def test_synth_plays_to_the_output_device_and_the_loop_hears_the_same(portaudio_
         synth.send(mido.Message("note_off", channel=0, note=69))
     finally:
         loop.close()
-        speakers.close()
         played = capture.audio()
         capture.close()
     looped = np.concatenate(heard)
