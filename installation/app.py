@@ -160,6 +160,8 @@ class Installation:
         self.scene_names = available_scenes
         self.stop_event = threading.Event()
         self.stop_reason = ""
+        self.dormant = threading.Event()
+        """Set outside opening hours when schedule.closed_action = "stop"."""
 
         # Hand-offs between threads.
         self.music: Latest[MusicState] = Latest()
@@ -370,6 +372,9 @@ class Installation:
         state = {"scene": -1, "index": 0, "next_s": 0.0, "last_s": None, "visual_s": 0.0}
 
         def step() -> None:
+            if self.dormant.is_set():
+                self.clock.sleep_until(self.clock.now_s() + 0.25, self.supervisor_stop_event("renderer"))
+                return
             now_s = self.clock.now_s()
             if self.scene_box.version != state["scene"]:
                 state["scene"] = self.scene_box.version
@@ -468,6 +473,10 @@ class Installation:
 
         def step() -> None:
             now_s = self.clock.now_s()
+            if self.dormant.is_set():
+                plan_state["next_start_s"] = 0.0  # on waking, start a phrase at once
+                self.clock.sleep_until(now_s + 0.25, self.supervisor_stop_event("composer"))
+                return
             if self.scene_box.version != plan_state["scene"]:
                 plan_state["scene"] = self.scene_box.version
                 self.composer.set_scene(self.scene_box.peek())
@@ -818,7 +827,30 @@ class Installation:
         silent = music.silent if music is not None else True
         present = image.presence if image is not None else False
         for command in self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.live.scene):
+            if command.address == "/stop":
+                # Closed hours with closed_action = "stop": rest in place rather than exit, which a
+                # supervisor (systemd Restart=always) would answer by starting it again all night.
+                self._set_dormant(True, now_s)
+                continue
+            if command.address == "/blackout" and command.args == (0,) and self.dormant.is_set():
+                self._set_dormant(False, now_s)
             self._after_command(command, self.control.apply(command))
+
+    def _set_dormant(self, dormant: bool, now_s: float) -> None:
+        """Closed: projector black, music silent, renderer and composer idle; open: all resume."""
+        if dormant == self.dormant.is_set():
+            return
+        if dormant:
+            self.dormant.set()
+            self.live.blackout = True
+            for scheduler in self._started:
+                scheduler.panic()
+        else:
+            self.dormant.clear()
+            self.live.blackout = False
+        log.info("schedule: %s", "closed, resting until opening time" if dormant else "open again")
+        if self.show_log is not None:
+            self.show_log.write("schedule", state="dormant" if dormant else "open")
 
     def _reload_changed_files(self) -> None:
         """Live reload: a valid edit of config.toml restarts cleanly; a valid preset edit applies now."""

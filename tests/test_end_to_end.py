@@ -312,3 +312,45 @@ def test_an_osc_port_in_use_stops_the_start_with_one_sentence(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and str(port) in last
     assert not (tmp_path / "visuals.mp4").exists()  # it failed before opening the projector
+
+
+@pytest.mark.slow
+def test_closed_hours_with_stop_rest_in_place_and_resume_at_opening(tmp_path):
+    import threading
+
+    from installation.config import ScheduleConfig
+    from installation.schedule import Schedule
+
+    class HandOperatedSchedule(Schedule):
+        """Opening hours decided by the test instead of the wall clock."""
+
+        open_now = True
+
+        def is_open(self, when) -> bool:
+            return self.open_now
+
+    cfg = load_config(ROOT / "config.toml", [*EMBEDDED, 'schedule.closed_action="stop"'])
+    installation = Installation(cfg, RunOptions(duration_s=13.0, record_dir=tmp_path, headless=True, quiet=True))
+    installation.schedule = HandOperatedSchedule(ScheduleConfig(closed_action="stop"))
+    runner = threading.Thread(target=installation.run)
+    runner.start()
+    time.sleep(4.0)
+    installation.schedule.open_now = False
+    time.sleep(1.0)
+    closed_s = installation.clock.now_s()
+    assert installation.dormant.is_set() and runner.is_alive()
+    time.sleep(3.0)
+    reopened_s = installation.clock.now_s()
+    installation.schedule.open_now = True
+    runner.join(30)
+    assert not runner.is_alive() and installation.stop_reason == "duration reached"
+
+    show = read_show_log(tmp_path / "show.jsonl")
+    assert [r["state"] for r in show if r["kind"] == "schedule"] == ["dormant", "open"]
+    plans = [r for r in show if r["kind"] == "plan"]
+    assert not [p for p in plans if closed_s + 0.5 < p["start_s"] < reopened_s - 0.5]  # silence while closed
+    assert [p for p in plans if p["start_s"] > reopened_s]  # music again after opening
+    statuses = [r for r in show if r["kind"] == "status"]
+    assert all(r["blackout"] for r in statuses if closed_s + 0.5 < r["t_s"] < reopened_s)
+    assert not statuses[-1]["blackout"]
+    assert not unmatched_notes(tmp_path / "midi.mid")
