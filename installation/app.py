@@ -29,6 +29,9 @@ log = logging.getLogger("chromesthesia")
 ANALYSIS_RATE_HZ = 22050
 STOP_BUDGET_S = 1.0
 """Workers get at most this long to end after the schedulers' panic."""
+STALL_WARN_S = 30.0
+STALL_RESTART_S = 300.0
+"""Longer than any honest step: a first diffusion frame with torch.compile, CPU diffusion frames."""
 SHUTDOWN_BUDGET_S = 1.7
 """The whole stop, notes off first: SIGTERM to exit stays under 2 s."""
 
@@ -905,8 +908,17 @@ class Installation:
         return display
 
     def _watchdog(self, now_s: float) -> None:
-        for worker in self.supervisor.stalled(now_s, max_silence_s=30.0):
-            log.error("worker %s has not finished a step for 30 s", worker.name)
+        """A stage stuck inside one step (a driver call that never returns) cannot be stopped from
+        Python; after STALL_RESTART_S the whole process restarts in place."""
+        for worker in self.supervisor.stalled(now_s, max_silence_s=STALL_WARN_S):
+            silent_s = now_s - worker.stats.last_beat_s
+            if silent_s > STALL_RESTART_S and not self.stop_event.is_set():
+                log.error("worker %s stuck for %.0f s; restarting the installation", worker.name, silent_s)
+                self._fault(worker.name, f"stuck for {silent_s:.0f} s; restarting in place")
+                self.exit_action = "restart"
+                self.request_stop(f"worker {worker.name} stuck")
+            elif int(silent_s) % 30 == 0:
+                log.warning("worker %s has not finished a step for %.0f s", worker.name, silent_s)
 
     def _shutdown(self, status) -> None:
         """Notes off first, then every thread, then files: one deadline, under 2 s in all.

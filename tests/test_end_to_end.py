@@ -354,3 +354,16 @@ def test_closed_hours_with_stop_rest_in_place_and_resume_at_opening(tmp_path):
     assert all(r["blackout"] for r in statuses if closed_s + 0.5 < r["t_s"] < reopened_s)
     assert not statuses[-1]["blackout"]
     assert not unmatched_notes(tmp_path / "midi.mid")
+
+
+def test_a_stage_stuck_for_minutes_restarts_the_installation(tmp_path):
+    from installation import app
+
+    cfg = load_config(ROOT / "config.toml", EMBEDDED)
+    installation = Installation(cfg, RunOptions(duration_s=5.0, record_dir=tmp_path, headless=True, quiet=True))
+    camera = next(w for w in installation.supervisor.workers if w.name == "camera")
+    camera.stats.running, camera.stats.last_beat_s = True, installation.clock.now_s() - app.STALL_RESTART_S - 1
+    installation._watchdog(installation.clock.now_s())
+    installation.show_log.close()
+    assert installation.exit_action == "restart" and installation.stop_event.is_set()
+    assert "camera" in installation.stop_reason
