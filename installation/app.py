@@ -85,6 +85,9 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
                         "check the cable and `python run.py devices`, or set camera.source = \"auto\"")
     elif camera == "file" and not Path(cfg.camera.file).is_file():
         problems.append(f"camera.file '{cfg.camera.file}' does not exist; give the path of a video file")
+    elif camera == "file" and not _video_decodes(cfg.camera.file):
+        problems.append(f"camera.file '{cfg.camera.file}' cannot be decoded as video; "
+                        "convert it to MP4 (H.264 or MPEG-4) or MJPEG")
     elif camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).is_dir():
         problems.append(f"camera.photos_dir '{cfg.camera.photos_dir}' is not a folder; give a folder of photographs or \"\"")
 
@@ -121,7 +124,18 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
         speakers = has_output
         if cfg.synth.speakers == "on" and not has_output:
             problems.append("synth.speakers is 'on' but there is no audio output device; set it to \"auto\"")
-    return Sources(audio, camera, render, display, speakers, notes, problems)
+    # The built-in synth reaches the speakers in the closed loop only: with a real input the room's
+    # own instruments are heard, and composed notes go to the configured MIDI and OSC outputs.
+    return Sources(audio, camera, render, display, speakers and audio == "synth", notes, problems)
+
+
+def _video_decodes(path: str) -> bool:
+    import cv2
+    capture = cv2.VideoCapture(path)
+    try:
+        return bool(capture.isOpened() and capture.read()[0])
+    finally:
+        capture.release()
 
 
 def _safe_devices(lister) -> list[dict]:
@@ -248,7 +262,7 @@ class Installation:
         self.synth = None
         if cfg.synth.enabled:
             rate_hz = cfg.synth.sample_rate_hz
-            if self.sources.speakers and self.sources.audio == "synth":
+            if self.sources.speakers:
                 from hardware.synth import output_rate_hz
                 rate_hz = output_rate_hz()
             self.synth = Synth(rate_hz, cfg.synth.gain)
@@ -1025,7 +1039,7 @@ def check(cfg: Config) -> int:
         if not any(wanted.lower() in name.lower() for name in ports["outputs"]):
             sources.notes.append(f"MIDI: no output matches '{wanted}' now; it is opened when it appears")
     console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
-                  f"display: {sources.display}; synth to speakers: {'yes' if sources.speakers else 'no'}")
+                  f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")
     if cfg.render.model:
         from models.render_diffusion import check_weights

@@ -139,7 +139,9 @@ def test_bad_answers_fall_back_to_the_agents(fake_llm, mode):
     assert sources == ({"llm"} if mode == "fenced" else {"agents"})
     if mode == "blocked":
         assert director.filter.blocked_count >= 1
-    assert slowest < 0.1
+    # A call that waited for the HTTP answer would take at least the server's reply time; the
+    # bound is wide so that a busy machine cannot fail it, and the latency figure is the bench's.
+    assert slowest < 0.5
     director.close()
 
 
@@ -150,7 +152,7 @@ def test_hanging_server_costs_the_loop_nothing(fake_llm):
     assert captions and all(c.source == "agents" for c in captions)
     for c in captions:
         assert_valid(c)
-    assert slowest < 0.1  # update() never waited on the socket
+    assert slowest < 0.4  # update() never waited on the socket: that would take the full 0.5 s timeout
     director.close()
 
 

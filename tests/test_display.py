@@ -8,10 +8,19 @@ import pytest
 from hardware.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit
 
 
-def test_fit_scales_once_and_keeps_matching_frames():
+def test_fit_fills_the_screen_without_distortion():
     frame = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
-    assert fit(frame, 512, 512) is not None and fit(frame, 512, 512).shape == (512, 512, 3)
-    assert fit(frame, 1920, 1080).shape == (1080, 1920, 3)
+    assert np.array_equal(fit(frame, 512, 512), frame)  # matching size: the same picture
+    # a square picture on a 16:9 screen: scaled to the width, top and bottom cropped, not squashed
+    frame[:] = 0
+    frame[:, :256] = (255, 0, 0)  # left half red
+    frame[256 - 8:256 + 8, 256:] = (0, 0, 255)  # a blue bar across the right half's middle
+    wide = fit(frame, 1920, 1080)
+    assert wide.shape == (1080, 1920, 3)
+    assert wide[540, 480].tolist() == [255, 0, 0] and wide[540, 1440].tolist() == [0, 0, 255]
+    blue_rows = np.flatnonzero(wide[:, 1440, 2] > 128)
+    assert 50 <= len(blue_rows) <= 70  # 16 px scaled by 3.75, as tall as it was wide: no squash
+    assert abs(blue_rows.mean() - 540) < 2
 
 
 def test_video_recorder_writes_a_readable_mp4(tmp_path):
