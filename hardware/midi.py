@@ -306,7 +306,7 @@ class OscEventOut:
       /chord root_name quality notes...     (cue, at the chord's onset)
       /tempo bpm                            (cue, at each plan's start)
       /va    valence arousal                (cue, the image VA that drove the plan)
-X
+      /plan  key mode tempo_bpm abc         (cue, at each plan's start)
     """
 
     accepts_cues = True
