@@ -679,7 +679,7 @@ class Installation:
         next_critic_s = started_s + 0.5
         next_reload_s = started_s + cfg.control.reload_check_s
         fps_window: list[float] = []
-        planned_before = 0
+        note_counts: list[tuple[float, int]] = []
         while not self.stop_event.is_set():
             now_s = self.clock.now_s()
             if self.options.duration_s is not None and now_s - started_s >= self.options.duration_s:
@@ -705,9 +705,14 @@ class Installation:
                 next_critic_s = now_s + 0.5
                 self.projected_frames.put(np.ascontiguousarray(shown[::8, ::8]))
             if now_s >= next_status_s:
-                planned = self.counters["notes_planned"]
-                self._notes_per_s = (planned - planned_before) / (now_s - next_status_s + status_period_s)
-                planned_before = planned
+                # Notes the synth started (or, without it, notes planned) over the last 5 s: plans
+                # arrive in bursts a phrase ahead, so a shorter window would swing between 0 and 60.
+                notes = self.synth.stats["notes"] if self.synth is not None else self.counters["notes_planned"]
+                note_counts.append((now_s, notes))
+                while now_s - note_counts[0][0] > 5.0:
+                    note_counts.pop(0)
+                span_s = now_s - note_counts[0][0]
+                self._notes_per_s = (notes - note_counts[0][1]) / span_s if span_s > 0 else 0.0
                 next_status_s = now_s + status_period_s
                 snapshot = self.status_snapshot()
                 self._guarded("status", status.update, snapshot)
