@@ -367,3 +367,45 @@ def test_a_stage_stuck_for_minutes_restarts_the_installation(tmp_path):
     installation.show_log.close()
     assert installation.exit_action == "restart" and installation.stop_event.is_set()
     assert "camera" in installation.stop_reason
+
+
+@pytest.mark.slow
+def test_a_valid_config_edit_restarts_the_process_in_place(tmp_path):
+    """The same process id (what systemd tracks) runs the new config after a clean restart."""
+    config_path = tmp_path / "config.toml"
+    config_path.write_text((ROOT / "config.toml").read_text())
+    record = tmp_path / "rec"
+    args = [sys.executable, str(ROOT / "run.py"), "--config", str(config_path), "--headless", "--quiet",
+            "--record", str(record)]
+    for item in EMBEDDED:
+        args += ["--set", item]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    show_path = record / "show.jsonl"
+
+    def starts() -> list[dict]:
+        return [r for r in read_show_log(show_path) if r["kind"] == "start"] if show_path.exists() else []
+
+    try:
+        deadline = time.monotonic() + 90
+        while not starts() and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        time.sleep(1.5)
+        config_path.write_text(config_path.read_text().replace('name = "Chromesthesia"', 'name = "Gallery 3"'))
+        while len(starts()) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        assert len(starts()) == 2, "no restart after the edit"
+        time.sleep(1.0)
+        assert proc.poll() is None  # the same process, running again
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    show = read_show_log(show_path)
+    assert [r["reason"] for r in show if r["kind"] == "stop"] == ["config.toml changed", "SIGTERM"]
+    statuses = [r for r in show if r["kind"] == "status"]
+    assert statuses[0]["installation"] == "Chromesthesia" and statuses[-1]["installation"] == "Gallery 3"
+    assert not unmatched_notes(record / "midi.mid")
