@@ -512,7 +512,6 @@ class FileInput:
     def open(self) -> None:
         """Decode the whole file; UserError naming it when it is missing, unreadable or empty."""
         import soundfile as sf
-        import soxr
         if not self.path.is_file():
             raise UserError(f"audio file {self.path} does not exist; fix audio.file or give an existing file.")
         try:

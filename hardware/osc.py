@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import socket
-import socketserver
 import struct
 import threading
 from typing import Any, Callable

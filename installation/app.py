@@ -1,7 +1,8 @@
 """Composition root: the only place that picks concrete hardware and model classes.
 
-`choose_sources` decides, once, what runs instead of what is missing (the embedded default);
-`Installation` wires mailboxes, workers, the scheduler and the projector loop on the main thread.
+`Installation` wires mailboxes, workers, the schedulers and the projector loop on the main thread,
+on the sources `installation.sources.choose_sources` picked (the embedded default where devices or
+weights are missing).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from installation.config import Config
 from installation.errors import UserError
 from installation.mailbox import DropOldest, Latest
 from installation.records import Caption, Command, Frame, ImageState, MusicState, clamp_va
+from installation.sources import choose_sources
 from installation.workers import Supervisor, Worker
 
 log = logging.getLogger("chromesthesia")
@@ -34,116 +36,6 @@ STALL_RESTART_S = 300.0
 """Longer than any honest step: a first diffusion frame with torch.compile, CPU diffusion frames."""
 SHUTDOWN_BUDGET_S = 1.7
 """The whole stop, notes off first: SIGTERM to exit stays under 2 s."""
-
-
-@dataclass
-class Sources:
-    """What will actually run, and what stands in for what is missing."""
-
-    audio: str
-    camera: str
-    render: str
-    display: str
-    speakers: bool
-    notes: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    """Reasons the configured installation cannot start (explicitly requested things that are absent)."""
-
-
-def choose_sources(cfg: Config, headless: bool = False) -> Sources:
-    """Decide the embedded-default substitutions, probing devices without opening streams."""
-    from hardware.audio_in import has_input_device
-    from hardware.camera import camera_available
-    from hardware.display import display_available
-    from models.render_diffusion import check_weights
-
-    notes: list[str] = []
-    problems: list[str] = []
-
-    audio = cfg.audio.source
-    if audio == "auto":
-        if has_input_device(cfg.audio.device):
-            audio = "device"
-        else:
-            audio = "synth"
-            notes.append("audio: no input device found; listening to the built-in synth playing the composed music instead")
-    elif audio == "device" and not has_input_device(cfg.audio.device):
-        problems.append(f"audio.source is 'device' but no input device matches '{cfg.audio.device or 'default'}'; "
-                        "run `python run.py devices`, or set audio.source = \"auto\"")
-    elif audio == "file" and not Path(cfg.audio.file).is_file():
-        problems.append(f"audio.file '{cfg.audio.file}' does not exist; give the path of a wav/flac/ogg/mp3 file")
-
-    camera = cfg.camera.source
-    if camera == "auto":
-        if camera_available(cfg.camera.device):
-            camera = "opencv"
-        else:
-            camera = "photos"
-            notes.append(f"camera: no camera at '{cfg.camera.device}'; watching a slideshow of photographs instead")
-    elif camera == "opencv" and not camera_available(cfg.camera.device):
-        problems.append(f"camera.source is 'opencv' but camera '{cfg.camera.device}' does not open; "
-                        "check the cable and `python run.py devices`, or set camera.source = \"auto\"")
-    elif camera == "file" and not Path(cfg.camera.file).is_file():
-        problems.append(f"camera.file '{cfg.camera.file}' does not exist; give the path of a video file")
-    elif camera == "file" and not _video_decodes(cfg.camera.file):
-        problems.append(f"camera.file '{cfg.camera.file}' cannot be decoded as video; "
-                        "convert it to MP4 (H.264 or MPEG-4) or MJPEG")
-    elif camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).is_dir():
-        problems.append(f"camera.photos_dir '{cfg.camera.photos_dir}' is not a folder; give a folder of photographs or \"\"")
-
-    render = cfg.render.backend
-    weight_problems = check_weights(cfg.render)
-    if render == "auto":
-        if cfg.render.model and not weight_problems:
-            render = "diffusion"
-        else:
-            render = "procedural"
-            why = weight_problems[0].rstrip(".") if weight_problems else "no diffusion model configured (render.model)"
-            notes.append(f"visuals: {why}; projecting the procedural renderer instead")
-    elif render == "diffusion":
-        if not cfg.render.model:
-            problems.append("render.backend is 'diffusion' but render.model is empty; see docs/weights.md")
-        problems.extend(weight_problems)
-
-    if headless or cfg.display.mode == "headless":
-        display = "headless"
-    elif display_available():
-        display = "fullscreen" if cfg.display.mode == "fullscreen" else "window"
-    elif cfg.display.mode == "auto":
-        display = "headless"
-        notes.append("display: no display found; running headless (use --record DIR to see the output)")
-    else:
-        display = "headless"
-        problems.append(f"display.mode is '{cfg.display.mode}' but no display is available (DISPLAY is unset); "
-                        "set display.mode = \"auto\" or run with --headless")
-
-    speakers = False
-    if cfg.synth.enabled and cfg.synth.speakers != "off":
-        from hardware.audio_in import list_audio_devices
-        has_output = any(d.get("max_output_channels", 0) > 0 for d in _safe_devices(list_audio_devices))
-        speakers = has_output
-        if cfg.synth.speakers == "on" and not has_output:
-            problems.append("synth.speakers is 'on' but there is no audio output device; set it to \"auto\"")
-    # The built-in synth reaches the speakers in the closed loop only: with a real input the room's
-    # own instruments are heard, and composed notes go to the configured MIDI and OSC outputs.
-    return Sources(audio, camera, render, display, speakers and audio == "synth", notes, problems)
-
-
-def _video_decodes(path: str) -> bool:
-    import cv2
-    capture = cv2.VideoCapture(path)
-    try:
-        return bool(capture.isOpened() and capture.read()[0])
-    finally:
-        capture.release()
-
-
-def _safe_devices(lister) -> list[dict]:
-    try:
-        return lister()
-    except Exception as exc:  # noqa: BLE001 - PortAudio absent or broken counts as no devices
-        log.debug("audio device listing failed: %s", exc)
-        return []
 
 
 @dataclass
@@ -1012,128 +904,3 @@ def run_installation(args: argparse.Namespace) -> int:
                 pass
         os.execv(sys.executable, [sys.executable, *sys.argv])
     return code
-
-
-def check(cfg: Config) -> int:
-    """Say what exists and what will run; 0 when the configured installation can start."""
-    from rich.console import Console
-
-    from hardware.audio_in import list_audio_devices
-    from hardware.midi import list_midi_ports
-    from scenes.scene import SceneError, load_scene
-
-    console = Console(highlight=False, soft_wrap=True)
-    console.print("config: valid")
-    sources = choose_sources(cfg)
-    try:
-        scene = load_scene(cfg.installation.scene)
-        _check_scene_tables(cfg, scene)
-        console.print(f"scene: {cfg.installation.scene} found and valid")
-    except (SceneError, UserError) as exc:
-        sources.problems.append(str(exc).rstrip("."))
-    devices = _safe_devices(list_audio_devices)
-    inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
-    outputs = [d["name"] for d in devices if d.get("max_output_channels", 0) > 0]
-    console.print(f"audio ({cfg.audio.backend}): inputs: {', '.join(inputs) or 'none'}; "
-                  f"outputs: {', '.join(outputs) or 'none'}")
-    with quiet_stderr():
-        ports = list_midi_ports(cfg.midi.backend)
-    console.print(f"MIDI: outputs: {', '.join(ports['outputs']) or 'none'}; inputs: {', '.join(ports['inputs']) or 'none'}"
-                  + (f" ({ports['problems'][0]})" if ports.get("problems") else ""))
-    for wanted in cfg.midi.outputs:
-        if not any(wanted.lower() in name.lower() for name in ports["outputs"]):
-            sources.notes.append(f"MIDI: no output matches '{wanted}' now; it is opened when it appears")
-    console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
-                  f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
-    console.print(f"GPU: {_gpu_description()}")
-    if cfg.render.model:
-        from models.render_diffusion import check_weights
-        weight_problems = check_weights(cfg.render)
-        console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
-        # The run would fall back to procedural visuals, but weights the operator configured and
-        # that cannot load are a fault to fix before the show.
-        if cfg.render.backend == "auto":
-            sources.problems.extend(weight_problems)
-    else:
-        console.print("model weights: none configured (render.model); procedural visuals")
-    for note in sources.notes:
-        console.print(f"instead: {note}")
-    if sources.problems:
-        for problem in sources.problems:
-            print(f"error: {problem.rstrip('.')}.", file=sys.stderr)
-        return 2
-    console.print("ready: the installation can start")
-    return 0
-
-
-def _check_scene_tables(cfg: Config, scene) -> None:
-    """Each room validates its own table of the scene; raises UserError naming the file and key."""
-    from installation.control import param_specs_for
-    from models.captions import Director
-    from models.composer import Composer
-    from models.render_procedural import ProceduralRenderer
-
-    ProceduralRenderer(64, 64).prepare(scene)
-    Composer(cfg.compose, scene)
-    Director(cfg.captions, scene).close()
-    try:
-        param_specs_for(scene)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-
-
-class quiet_stderr:
-    """Silence C libraries (ALSA, JACK) that print to file descriptor 2 while probing devices."""
-
-    def __enter__(self) -> None:
-        import os
-        sys.stderr.flush()
-        self._saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-
-    def __exit__(self, *exc) -> None:
-        import os
-        os.dup2(self._saved, 2)
-        os.close(self._saved)
-
-
-def _gpu_description() -> str:
-    try:
-        import torch
-    except ImportError:
-        return "torch not installed"
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return "none (diffusion would run on the CPU, far below projection rate)"
-
-
-def list_devices(cfg: Config) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from hardware.audio_in import list_audio_devices
-    from hardware.camera import list_cameras
-    from hardware.display import display_available
-    from hardware.midi import list_midi_ports
-
-    console = Console(highlight=False, soft_wrap=True)
-    audio = Table(title="Audio devices")
-    for column in ("index", "name", "host API", "in", "out", "rate Hz"):
-        audio.add_column(column)
-    devices = _safe_devices(list_audio_devices)
-    for d in devices:
-        audio.add_row(str(d.get("index")), str(d.get("name")), str(d.get("hostapi")), str(d.get("max_input_channels")),
-                      str(d.get("max_output_channels")), str(d.get("default_samplerate")))
-    console.print(audio if devices else "Audio devices: none (no sound card or PortAudio host found)")
-    cameras = list_cameras()
-    console.print("Cameras: " + (", ".join(str(c.get("device", c)) for c in cameras) if cameras else "none"))
-    with quiet_stderr():
-        ports = list_midi_ports(cfg.midi.backend)
-    console.print("MIDI inputs: " + (", ".join(ports.get("inputs", [])) or "none"))
-    console.print("MIDI outputs: " + (", ".join(ports.get("outputs", [])) or "none"))
-    for problem in ports.get("problems", []):
-        console.print(f"MIDI: {problem}")
-    console.print("Display: " + ("available" if display_available() else "none (headless)"))
-    return 0

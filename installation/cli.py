@@ -82,12 +82,12 @@ def load(args: argparse.Namespace):
 
 
 def _check(args: argparse.Namespace) -> int:
-    from installation.app import check
+    from installation.check import check
     return check(load(args))
 
 
 def _devices(args: argparse.Namespace) -> int:
-    from installation.app import list_devices
+    from installation.check import list_devices
     return list_devices(load(args))
 
 

@@ -314,8 +314,8 @@ def _fuse_lora(path: Path, unet, vae, text_encoder, tokenizer, scheduler):
     try:
         import peft  # noqa: F401
     except ImportError:
-        raise UserError(f"render.lora needs the 'peft' package; install it with `.venv/bin/pip install peft` "
-                        f"or set render.lora = \"\".") from None
+        raise UserError("render.lora needs the 'peft' package; install it with `.venv/bin/pip install peft` "
+                        "or set render.lora = \"\".") from None
     from diffusers import StableDiffusionPipeline
 
     try:

@@ -1,10 +1,8 @@
 """Config: validation errors name the key; overrides; config.toml documents every key."""
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest

@@ -1,7 +1,6 @@
 """MIDI outputs: the file recorder, port listing, and a real JACK MIDI -> fluidsynth round trip."""
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess

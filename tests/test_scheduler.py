@@ -1,7 +1,6 @@
 """The deadline scheduler: order, pairing, lateness, panic, and SIGTERM in a real process."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

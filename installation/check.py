@@ -1,0 +1,132 @@
+"""`run.py check` and `run.py devices`: what exists, what will run, and whether it can start."""
+from __future__ import annotations
+
+import os
+import sys
+
+from installation.config import Config
+from installation.errors import UserError
+from installation.sources import choose_sources, safe_devices
+
+
+def check(cfg: Config) -> int:
+    """Say what exists and what will run; 0 when the configured installation can start."""
+    from rich.console import Console
+
+    from hardware.audio_in import list_audio_devices
+    from hardware.midi import list_midi_ports
+    from scenes.scene import SceneError, load_scene
+
+    console = Console(highlight=False, soft_wrap=True)
+    console.print("config: valid")
+    sources = choose_sources(cfg)
+    try:
+        scene = load_scene(cfg.installation.scene)
+        _check_scene_tables(cfg, scene)
+        console.print(f"scene: {cfg.installation.scene} found and valid")
+    except (SceneError, UserError) as exc:
+        sources.problems.append(str(exc).rstrip("."))
+    devices = safe_devices(list_audio_devices)
+    inputs = [d["name"] for d in devices if d.get("max_input_channels", 0) > 0]
+    outputs = [d["name"] for d in devices if d.get("max_output_channels", 0) > 0]
+    console.print(f"audio ({cfg.audio.backend}): inputs: {', '.join(inputs) or 'none'}; "
+                  f"outputs: {', '.join(outputs) or 'none'}")
+    with quiet_stderr():
+        ports = list_midi_ports(cfg.midi.backend)
+    console.print(f"MIDI: outputs: {', '.join(ports['outputs']) or 'none'}; inputs: {', '.join(ports['inputs']) or 'none'}"
+                  + (f" ({ports['problems'][0]})" if ports.get("problems") else ""))
+    for wanted in cfg.midi.outputs:
+        if not any(wanted.lower() in name.lower() for name in ports["outputs"]):
+            sources.notes.append(f"MIDI: no output matches '{wanted}' now; it is opened when it appears")
+    console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
+                  f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
+    console.print(f"GPU: {_gpu_description()}")
+    if cfg.render.model:
+        from models.render_diffusion import check_weights
+        weight_problems = check_weights(cfg.render)
+        console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
+        # The run would fall back to procedural visuals, but weights the operator configured and
+        # that cannot load are a fault to fix before the show.
+        if cfg.render.backend == "auto":
+            sources.problems.extend(weight_problems)
+    else:
+        console.print("model weights: none configured (render.model); procedural visuals")
+    for note in sources.notes:
+        console.print(f"instead: {note}")
+    if sources.problems:
+        for problem in sources.problems:
+            print(f"error: {problem.rstrip('.')}.", file=sys.stderr)
+        return 2
+    console.print("ready: the installation can start")
+    return 0
+
+
+def _check_scene_tables(cfg: Config, scene) -> None:
+    """Each room validates its own table of the scene; raises UserError naming the file and key."""
+    from installation.control import param_specs_for
+    from models.captions import Director
+    from models.composer import Composer
+    from models.render_procedural import ProceduralRenderer
+
+    ProceduralRenderer(64, 64).prepare(scene)
+    Composer(cfg.compose, scene)
+    Director(cfg.captions, scene).close()
+    try:
+        param_specs_for(scene)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+class quiet_stderr:
+    """Silence C libraries (ALSA, JACK) that print to file descriptor 2 while probing devices."""
+
+    def __enter__(self) -> None:
+        sys.stderr.flush()
+        self._saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+    def __exit__(self, *exc) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+
+
+def _gpu_description() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "torch not installed"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return "none (diffusion would run on the CPU, far below projection rate)"
+
+
+def list_devices(cfg: Config) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hardware.audio_in import list_audio_devices
+    from hardware.camera import list_cameras
+    from hardware.display import display_available
+    from hardware.midi import list_midi_ports
+
+    console = Console(highlight=False, soft_wrap=True)
+    audio = Table(title="Audio devices")
+    for column in ("index", "name", "host API", "in", "out", "rate Hz"):
+        audio.add_column(column)
+    devices = safe_devices(list_audio_devices)
+    for d in devices:
+        audio.add_row(str(d.get("index")), str(d.get("name")), str(d.get("hostapi")), str(d.get("max_input_channels")),
+                      str(d.get("max_output_channels")), str(d.get("default_samplerate")))
+    console.print(audio if devices else "Audio devices: none (no sound card or PortAudio host found)")
+    cameras = list_cameras()
+    console.print("Cameras: " + (", ".join(str(c.get("device", c)) for c in cameras) if cameras else "none"))
+    with quiet_stderr():
+        ports = list_midi_ports(cfg.midi.backend)
+    console.print("MIDI inputs: " + (", ".join(ports.get("inputs", [])) or "none"))
+    console.print("MIDI outputs: " + (", ".join(ports.get("outputs", [])) or "none"))
+    for problem in ports.get("problems", []):
+        console.print(f"MIDI: {problem}")
+    console.print("Display: " + ("available" if display_available() else "none (headless)"))
+    return 0
