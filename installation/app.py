@@ -161,7 +161,7 @@ class Installation:
             outputs.append(self.synth)
         self.midi_recorder = None
         if rec is not None:
-            self.midi_recorder = MidiFileRecorder(rec / "midi.mid", self.clock)
+            self.midi_recorder = MidiFileRecorder(keep_previous(rec / "midi.mid"), self.clock)
             outputs.append(self.midi_recorder)
         if cfg.osc.targets:
             from hardware.midi import OscEventOut
@@ -512,7 +512,10 @@ class Installation:
             self._start(status)
             self._loop(status)
         finally:
-            self.notifier.stopping()
+            if self.exit_action == "restart":
+                self.notifier.restarting()
+            else:
+                self.notifier.stopping()
             self._shutdown(status)
         log.info("stopped: %s", self.stop_reason or "done")
         return 0
@@ -535,7 +538,7 @@ class Installation:
             self._black = self._held = np.zeros((size[1], size[0], 3), np.uint8)
         if self.options.record_dir is not None:
             from hardware.display import VideoRecorder
-            recorder = VideoRecorder(self.options.record_dir / "visuals.mp4", cfg.display.fps, *size)
+            recorder = VideoRecorder(keep_previous(self.options.record_dir / "visuals.mp4"), cfg.display.fps, *size)
             try:
                 recorder.open()
             except OSError as exc:
@@ -558,6 +561,7 @@ class Installation:
             from hardware.osc import set_realtime_priority
             set_realtime_priority(cfg.osc.realtime_priority, "main loop")
         self.notifier.ready()
+        self.notifier.restore_watchdog()  # after an in-place restart widened it
 
     def _loop(self, status) -> None:
         cfg = self.cfg
@@ -866,6 +870,20 @@ class Installation:
             self.show_log.close()
 
 
+def keep_previous(path: Path) -> Path:
+    """`path`, after moving an earlier recording there aside as `<stem>-N<suffix>`.
+
+    A restart in place (config edit, daily restart) records into the same folder: the part of
+    the show before it must not be overwritten. The show log appends instead.
+    """
+    if path.exists() and path.stat().st_size > 0:
+        n = 1
+        while (older := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+            n += 1
+        path.rename(older)
+    return path
+
+
 def run_installation(args: argparse.Namespace) -> int:
     from installation.cli import load, setup_logging
 
@@ -888,19 +906,29 @@ def run_installation(args: argparse.Namespace) -> int:
     installation = Installation(cfg, options)
 
     def on_signal(signum, _frame) -> None:
+        installation.exit_action = ""  # a stop asked for during a restart wins over the restart
         installation.request_stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     code = installation.run()
     if installation.exit_action == "restart":
-        # A clean restart in place: same PID (systemd keeps tracking it), fresh config and stages.
-        log.info("restarting: %s", installation.stop_reason)
-        logging.shutdown()
-        if hasattr(os, "sched_setscheduler"):  # a real-time policy would survive exec into every new thread
-            try:
-                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-            except OSError:
-                pass
-        os.execv(sys.executable, [sys.executable, *sys.argv])
+        restart_in_place(installation.stop_reason)
     return code
+
+
+def restart_in_place(reason: str) -> None:
+    """A clean restart: the same process id (what systemd tracks) runs the same command again,
+    on the configuration as it is now. Called after everything has stopped."""
+    log.info("restarting: %s", reason)
+    logging.shutdown()
+    if hasattr(os, "sched_setscheduler"):  # a real-time policy would survive exec into every new thread
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+    # Descriptors a C library opened without close-on-exec (a camera, a sound card) would keep
+    # the device busy in the new process.
+    os.closerange(3, 65536)
+    argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
+    os.execv(sys.executable, [sys.executable, *argv[1:]])

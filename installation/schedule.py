@@ -165,3 +165,15 @@ class SystemdNotifier:
 
     def stopping(self) -> bool:
         return self.notify("STOPPING=1")
+
+    def restarting(self, grace_s: float = 300.0) -> bool:
+        """Before an in-place restart (exec): RELOADING=1 keeps systemd waiting for the next
+        READY=1 instead of stopping the unit, and the watchdog is widened for the start-up
+        (model loading); `restore_watchdog` narrows it again once running."""
+        usec = int(grace_s * 1e6)
+        return self.notify(f"RELOADING=1\nEXTEND_TIMEOUT_USEC={usec}\nWATCHDOG_USEC={usec}")
+
+    def restore_watchdog(self) -> bool:
+        if self.watchdog_s is None:
+            return False
+        return self.notify(f"WATCHDOG_USEC={int(self.watchdog_s * 1e6)}")

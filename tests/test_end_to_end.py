@@ -408,4 +408,8 @@ def test_a_valid_config_edit_restarts_the_process_in_place(tmp_path):
     assert [r["reason"] for r in show if r["kind"] == "stop"] == ["config.toml changed", "SIGTERM"]
     statuses = [r for r in show if r["kind"] == "status"]
     assert statuses[0]["installation"] == "Chromesthesia" and statuses[-1]["installation"] == "Gallery 3"
-    assert not unmatched_notes(record / "midi.mid")
+    # both parts of the show are kept: the recording before the restart moved aside, not overwritten
+    for part in ("midi-1.mid", "midi.mid"):
+        assert not unmatched_notes(record / part)
+        assert any(m.type == "note_on" for m in mido.MidiFile(record / part))
+    assert len(video_frames(record / "visuals-1.mp4")) > 30 and len(video_frames(record / "visuals.mp4")) > 10
