@@ -65,6 +65,7 @@ class ShowLog:
         self.path = Path(path)
         self._keep_days = keep_days
         self._day = _dt.date.today()
+        self._prune_due = keep_days is not None
         self._clock = clock
         self._fsync_interval_s = fsync_interval_s
         self._thumbnail_interval_s = thumbnail_interval_s
@@ -108,7 +109,7 @@ class ShowLog:
             line = json.dumps({"t_s": record["t_s"], "time": record["time"], "kind": "fault",
                                "worker": "showlog", "error": f"unloggable {kind} record: {exc}"}).encode() + b"\n"
         if self._keep_days is not None and _dt.date.today() != self._day:
-            self._rotate()
+            self._rotate()  # checks the date again under the lock: two writers at midnight rotate once
         with self._lock:
             if self._fd < 0:
                 return
@@ -142,7 +143,9 @@ class ShowLog:
             if not ok:
                 raise ValueError("JPEG encoding failed")
             self.thumbs_dir.mkdir(parents=True, exist_ok=True)
-            path = self.thumbs_dir / f"{now_s:012.3f}.jpg"
+            # Wall-clock names: the monotonic clock restarts with the machine, and names must not
+            # collide with an earlier day's thumbnails.
+            path = self.thumbs_dir / f"{_dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.jpg"
             path.write_bytes(data.tobytes())
         except Exception as exc:  # a thumbnail is never worth stopping the show
             self.errors += 1
@@ -152,22 +155,30 @@ class ShowLog:
         return path
 
     def _rotate(self) -> None:
-        """Close the day's file under its date, start a fresh one, delete days past keeping."""
+        """Close the day's file under its date and start a fresh one; the fsync thread prunes."""
         with self._lock:
-            day, self._day = self._day, _dt.date.today()
-            if self._fd < 0:
+            today = _dt.date.today()
+            if today == self._day or self._fd < 0:
                 return
+            day, self._day = self._day, today
+            fd, self._fd = self._fd, -1  # no write may land in a closed or reused descriptor
             try:
-                os.fsync(self._fd)
-                os.close(self._fd)
+                os.fsync(fd)
+                os.close(fd)
                 dated = self.path.with_name(f"{self.path.stem}-{day.isoformat()}{self.path.suffix}")
                 os.replace(self.path, dated)
             except OSError as exc:
                 self.errors += 1
                 log.error("show log %s: rotation failed (%s); carrying on in the same file", self.path, exc)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:  # a full or read-only disk: lines are counted as lost until it clears
+                self.errors += 1
+                self._day = day  # try again on the next write
+                log.error("show log %s: cannot reopen after rotation (%s)", self.path, exc)
             self._prefix = b""
-        self._prune(self._day - _dt.timedelta(days=self._keep_days))
+            self._prune_due = True
+        self._dirty.set()
 
     def _prune(self, oldest_kept: _dt.date) -> None:
         cutoff_s = _dt.datetime.combine(oldest_kept, _dt.time()).timestamp()
@@ -192,6 +203,10 @@ class ShowLog:
                 break
             self._dirty.clear()
             self._sync()
+            if self._prune_due and self._keep_days is not None:
+                # Here, not on the writer's thread: stat-ing a month of thumbnails takes a while.
+                self._prune_due = False
+                self._prune(_dt.date.today() - _dt.timedelta(days=self._keep_days))
 
     def _sync(self) -> None:
         with self._lock:

@@ -139,10 +139,13 @@ def test_daily_rotation_keeps_recent_days_and_deletes_older_ones(tmp_path):
     old_thumb.write_bytes(b"jpg")
     long_ago_s = (dt.datetime.now() - dt.timedelta(days=45)).timestamp()
     os.utime(old_thumb, (long_ago_s, long_ago_s))
-    showlog = ShowLog(path, ManualClock(), keep_days=30)
+    showlog = ShowLog(path, ManualClock(), keep_days=30, fsync_interval_s=0.05)
     showlog.write("status", n=1)
     showlog._day = dt.date.today() - dt.timedelta(days=1)  # as if midnight has just passed
     showlog.write("status", n=2)
+    deadline = time.monotonic() + 5
+    while old_thumb.exists() and time.monotonic() < deadline:  # the fsync thread prunes
+        time.sleep(0.05)
     showlog.close()
     yesterday = tmp_path / f"show-{(dt.date.today() - dt.timedelta(days=1)).isoformat()}.jsonl"
     assert [r["n"] for r in read_show_log(yesterday)] == [1]
