@@ -267,13 +267,13 @@ class OscControlServer:
                 self._count("errors")
                 log.exception("OSC control loop failed; continuing")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
         if self._server is None:
             return
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=timeout_s)
         self._server = None
 
     def snapshot(self) -> dict[str, int]:

@@ -847,13 +847,13 @@ class Installation:
 
         for scheduler in self._started:
             try:
-                scheduler.stop(timeout_s=left(0.3))
+                scheduler.stop(timeout_s=left(0.5))
             except Exception:  # noqa: BLE001 - the other schedulers must still send their notes off
                 log.exception("stopping a scheduler failed")
         for stoppable in (self.osc_server, self.midi_control):
             if stoppable is not None:
                 try:
-                    stoppable.stop()
+                    stoppable.stop(timeout_s=left(0.3))
                 except Exception:  # noqa: BLE001
                     log.exception("stopping %s failed", type(stoppable).__name__)
         self.supervisor.stop(budget_s=left(STOP_BUDGET_S))

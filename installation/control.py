@@ -489,10 +489,10 @@ class MidiControlThread:
                 self.stats["errors"] += 1
                 log.exception("MIDI control step failed")
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=timeout_s)
         for port in self._inputs:
             try:
                 port.close()

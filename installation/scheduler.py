@@ -148,9 +148,10 @@ class Scheduler:
         with self._cond:
             return max(self._horizon_s, now_s) if self._heap else now_s
 
-    def panic(self, clear_queue: bool = True) -> None:
+    def panic(self, clear_queue: bool = True, timeout_s: float = 1.0) -> None:
         """Silence everything now: note_off for each sounding note, CC 120/123 on all channels,
-        on every output. With `clear_queue` the planned notes are dropped too."""
+        on every output. With `clear_queue` the planned notes are dropped too. If the scheduler
+        thread does not answer within `timeout_s`, the caller sends the panic itself."""
         thread = self._thread
         if thread is None or not thread.is_alive() or threading.current_thread() is thread:
             self._panic_now(clear_queue)
@@ -161,14 +162,14 @@ class Scheduler:
                 self._clear_queue_locked()
             self._panic_requests.append(done)
             self._cond.notify()
-        if not done.wait(1.0):
+        if not done.wait(timeout_s):
             log.warning("scheduler thread did not answer the panic; sending it from %s",
                         threading.current_thread().name)
             self._panic_now(clear_queue)
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Panic first (no note left sounding), then stop the thread."""
-        self.panic()
+        """Panic first (no note left sounding), then stop the thread; about `timeout_s` in all."""
+        self.panic(timeout_s=timeout_s / 2)
         if self.clock_out:
             self._dispatch(_mido().Message("stop"))
         with self._cond:
@@ -509,8 +510,8 @@ class ProcessScheduler:
         """Panic (in the sender), then end the process."""
         if self._process is None:
             return
-        self._ask("stop", None, "stopped", timeout_s + 1.0)
-        self._process.join(timeout_s)
+        self._ask("stop", None, "stopped", timeout_s)
+        self._process.join(0.1)
         if self._process.is_alive():
             self._process.terminate()
         self._process = None

@@ -80,7 +80,7 @@ def test_embedded_default_runs_the_whole_loop_in_process(tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_within_two_seconds_with_notes_off_and_files_readable(tmp_path):
     args = [sys.executable, str(ROOT / "run.py"), "--headless", "--quiet", "--record", str(tmp_path)]
-    for item in EMBEDDED:
+    for item in [*EMBEDDED, "osc.enabled=true", "osc.port=0"]:  # the default stop path, OSC server included
         args += ["--set", item]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
