@@ -226,10 +226,15 @@ class SynthLoopInput:
             self.tap.close()
 
 
-def output_rate_hz(device: str | int | None = None) -> int:
-    """The output device's own sample rate; the synth renders at it so nothing resamples."""
-    import sounddevice as sd
-    return int(sd.query_devices(device, kind="output")["default_samplerate"])
+def output_rate_hz(device: str | int | None = None, fallback_hz: int = 22050) -> int:
+    """The output device's own sample rate (the synth renders at it so nothing resamples), or
+    `fallback_hz` when there is no output device after all."""
+    try:
+        import sounddevice as sd
+        return int(sd.query_devices(device, kind="output")["default_samplerate"])
+    except Exception as exc:  # noqa: BLE001 - PortAudio missing, or the device went away since probing
+        log.warning("no output device rate (%s); the synth runs at %d Hz", exc, fallback_hz)
+        return fallback_hz
 
 
 class SynthSpeakers:
@@ -283,9 +288,11 @@ class SynthSpeakers:
         return AudioBlock(blocks[0].t_s, np.concatenate([b.samples for b in blocks]), blocks[0].sample_rate_hz)
 
     def close(self) -> None:
-        if self._stream is not None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
             try:
-                self._stream.stop()
-                self._stream.close()
+                stream.abort()  # stop() would wait for buffers a vanished device never plays
             finally:
-                self._stream = None
+                stream.close()
+        with self._cond:
+            self._ring = []  # a reopened stream must not hand out blocks from before

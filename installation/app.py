@@ -156,7 +156,7 @@ class Installation:
             rate_hz = cfg.synth.sample_rate_hz
             if self.sources.speakers:
                 from hardware.synth import output_rate_hz
-                rate_hz = output_rate_hz()
+                rate_hz = output_rate_hz(fallback_hz=rate_hz)
             self.synth = Synth(rate_hz, cfg.synth.gain)
             outputs.append(self.synth)
         self.midi_recorder = None
@@ -406,6 +406,8 @@ class Installation:
                     dataclasses.replace(e, velocity=int(min(127, max(1, round(e.velocity * volume)))))
                     for e in plan.events)
                 plan = dataclasses.replace(plan, events=events)
+            if self.dormant.is_set():  # closed while this plan was composed: it must not play
+                return
             for scheduler in self.schedulers:
                 scheduler.submit_plan(plan, image.valence, image.arousal)
             self.last_plan = plan
@@ -548,6 +550,8 @@ class Installation:
             scheduler.start()
             self._started.append(scheduler)
         self._program_changes()
+        # Closed hours decide before the first frame or note: a restart at night stays dark.
+        self._run_schedule(self.clock.now_s())
         self.supervisor.start()
         if self.midi_control is not None:
             self.midi_control.start()
@@ -645,13 +649,14 @@ class Installation:
             return None
 
     def _main_fault(self, what: str) -> None:
-        """Called inside an except block on the main thread."""
+        """Called inside an except block on the main thread. The first 20 and every 1000th go to
+        the log and the show log; all are counted (a fault on every frame would flood both)."""
         import traceback
         self.counters["main_faults"] += 1
         n = self.counters["main_faults"]
         if n <= 20 or n % 1000 == 0:
             log.exception("%s failed on the main thread (%d so far); the show goes on", what, n)
-        self._fault(f"main:{what}", traceback.format_exc())
+            self._fault(f"main:{what}", traceback.format_exc())
 
     def _after_command_guarded(self, command: Command, result: dict) -> None:
         self._guarded("command", self._after_command, command, result)
@@ -714,6 +719,8 @@ class Installation:
         from scenes.scene import SceneError, load_scene
 
         live = self.live
+        if self.dormant.is_set() and command.address == "/blackout" and not live.blackout:
+            self._set_dormant(False, self.clock.now_s())  # an operator lights it up during closed hours
         if live.scene != self.scene.name:
             try:
                 scene = load_scene(live.scene)
