@@ -833,14 +833,20 @@ class Installation:
         """A stage stuck inside one step (a driver call that never returns) cannot be stopped from
         Python; after STALL_RESTART_S the whole process restarts in place."""
         for worker in self.supervisor.stalled(now_s, max_silence_s=STALL_WARN_S):
-            silent_s = now_s - worker.stats.last_beat_s
+            if not worker.alive():
+                log.error("worker %s's thread has ended; starting it again", worker.name)
+                self._fault(worker.name, "thread ended; started again")
+                worker.start()
+                continue
+            silent_s = now_s - worker.stats.phase_since_s
             if silent_s > STALL_RESTART_S and not self.stop_event.is_set():
-                log.error("worker %s stuck for %.0f s; restarting the installation", worker.name, silent_s)
-                self._fault(worker.name, f"stuck for {silent_s:.0f} s; restarting in place")
+                log.error("worker %s stuck in %s for %.0f s; restarting the installation",
+                          worker.name, worker.stats.phase, silent_s)
+                self._fault(worker.name, f"stuck in {worker.stats.phase} for {silent_s:.0f} s; restarting in place")
                 self.exit_action = "restart"
                 self.request_stop(f"worker {worker.name} stuck")
             elif int(silent_s) % 30 == 0:
-                log.warning("worker %s has not finished a step for %.0f s", worker.name, silent_s)
+                log.warning("worker %s has been in %s for %.0f s", worker.name, worker.stats.phase, silent_s)
 
     def _shutdown(self, status) -> None:
         """Notes off first, then every thread, then files: one deadline, under 2 s in all.

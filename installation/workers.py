@@ -25,10 +25,16 @@ class WorkerStats:
     last_error: str = ""
     last_beat_s: float = 0.0
     running: bool = False
+    phase: str = "idle"
+    """idle | open | step | close | backoff: where the thread is now."""
+    phase_since_s: float = 0.0
+    """When the current phase (or the current step) began: a stall is measured from here."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Worker:
+    """Workers are compared by identity: two stages with equal settings are still two threads."""
+
     name: str
     step: Callable[[], None]
     open: Callable[[], None] | None = None
@@ -67,21 +73,27 @@ class Worker:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def _enter(self, phase: str) -> None:
+        self.stats.phase = phase
+        self.stats.phase_since_s = time.monotonic()
+
     def _run(self) -> None:
         delay_s = self.backoff_s
         while not self._stop.is_set():
             started_s = time.monotonic()
             try:
                 if self.open is not None:
+                    self._enter("open")
                     self.open()
                 self.stats.running = True
                 while not self._stop.is_set():
+                    self._enter("step")
                     self.step()
                     self.stats.steps += 1
                     self.stats.last_beat_s = time.monotonic()
                     if time.monotonic() - started_s > self.stable_s:
                         delay_s = self.backoff_s
-            except Exception as exc:  # noqa: BLE001 - a stage may fail in any way; we restart it
+            except BaseException as exc:  # noqa: BLE001 - even SystemExit from a library must not end the stage
                 text = traceback.format_exc()
                 self.stats.failures += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -94,13 +106,16 @@ class Worker:
                         log.exception("fault reporter failed")
             finally:
                 self.stats.running = False
+                self._enter("close")
                 self._safe_close()
             if self._stop.is_set():
                 break
+            self._enter("backoff")
             if self._stop.wait(delay_s):
                 break
             delay_s = min(self.max_backoff_s, delay_s * 2)
             self.stats.restarts += 1
+        self._enter("idle")
 
     def _safe_close(self) -> None:
         if self.close is None:
@@ -137,9 +152,15 @@ class Supervisor:
         return stuck
 
     def stalled(self, now_s: float, max_silence_s: float) -> list[Worker]:
-        """Workers that are running but have not finished a step for `max_silence_s`."""
-        return [w for w in self.workers
-                if w.stats.running and w.stats.last_beat_s and now_s - w.stats.last_beat_s > max_silence_s]
+        """Workers stuck for `max_silence_s` in one open, step or close (a driver call that never
+        returns), and workers whose thread has died. `now_s` is on time.monotonic's clock."""
+        stuck = []
+        for w in self.workers:
+            in_call = w.stats.phase in ("open", "step", "close")
+            if (in_call and now_s - w.stats.phase_since_s > max_silence_s) or (w._thread is not None and not w.alive()
+                                                                               and not w.stopping.is_set()):
+                stuck.append(w)
+        return stuck
 
     def totals(self) -> dict[str, int]:
         return {"failures": sum(w.stats.failures for w in self.workers),

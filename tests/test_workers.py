@@ -51,13 +51,25 @@ def test_stop_is_bounded_even_with_a_stuck_worker():
     release.set()
 
 
-def test_stalled_detection():
-    gate = threading.Event()
+def test_stalled_detection_in_a_step_in_open_and_a_dead_thread():
+    release = threading.Event()
     sup = Supervisor()
-    worker = sup.add(Worker("slow", lambda: gate.wait(0.5) or time.sleep(0.0)))
+    in_step = sup.add(Worker("stuck-step", lambda: release.wait(5)))
+    in_open = sup.add(Worker("stuck-open", lambda: None, open=lambda: release.wait(5)))
     sup.start()
-    time.sleep(0.7)
-    assert sup.stalled(time.monotonic() + 10, max_silence_s=5) == [worker]
+    deadline = time.monotonic() + 5
+    while (in_step.stats.phase, in_open.stats.phase) != ("step", "open") and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert sup.stalled(time.monotonic(), max_silence_s=5) == []
-    gate.set()
+    later = sup.stalled(time.monotonic() + 10, max_silence_s=5)  # ten seconds on, still inside those calls
+    assert later == [in_step, in_open]
+    release.set()
     sup.stop()
+
+    dead = Worker("dead", lambda: None)
+    dead._thread = threading.Thread(target=lambda: None)  # a thread that ended without being asked
+    dead._thread.start()
+    dead._thread.join()
+    watch = Supervisor()
+    watch.add(dead)
+    assert watch.stalled(time.monotonic(), max_silence_s=5) == [dead]
