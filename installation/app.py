@@ -34,6 +34,8 @@ STOP_BUDGET_S = 1.0
 STALL_WARN_S = 30.0
 STALL_RESTART_S = 300.0
 """Longer than any honest step: a first diffusion frame with torch.compile, CPU diffusion frames."""
+LAST_GOOD_ENV = "CHROMESTHESIA_LAST_GOOD_CONFIG"
+"""Set across an in-place restart: the path of the config text the reload validated."""
 SHUTDOWN_BUDGET_S = 1.7
 """The whole stop, notes off first: SIGTERM to exit stays under 2 s."""
 
@@ -89,6 +91,9 @@ class Installation:
         self.counters = {"frames_shown": 0, "frames_late": 0, "notes_planned": 0, "captions": 0, "main_faults": 0}
         self.exit_action = ""
         """"restart" or "stop" when a schedule, a reload or systemd asked for it."""
+        self.validated_config_text: str | None = None
+        """The config text a reload validated; the restarted process falls back to it if the file
+        was saved again, badly, during the restart."""
         self._closers: list = []
         self._fps = 0.0
         self._notes_per_s = 0.0
@@ -785,8 +790,11 @@ class Installation:
         for path in self.watcher.changed():
             if self.options.config_path is not None and path == self.options.config_path:
                 try:
+                    text = path.read_text(encoding="utf-8")
                     new_cfg = load_config(path, self.options.overrides)
-                except UserError as exc:
+                    if path.read_text(encoding="utf-8") != text:
+                        continue  # saved again while being read: the next check sees the final text
+                except (UserError, OSError, UnicodeDecodeError) as exc:
                     log.error("config edit ignored, the running version stays: %s", exc)
                     if self.show_log is not None:
                         self.show_log.write("reload", path=str(path), ok=False, error=str(exc))
@@ -794,6 +802,7 @@ class Installation:
                 if new_cfg != self.cfg:
                     if self.show_log is not None:
                         self.show_log.write("reload", path=str(path), ok=True, action="restart")
+                    self.validated_config_text = text
                     self.exit_action = "restart"
                     self.request_stop(f"{path.name} changed")
             elif path.stem == self.scene.name:
@@ -926,6 +935,12 @@ def run_installation(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     code = installation.run()
     if installation.exit_action == "restart":
+        if installation.validated_config_text is not None:
+            import tempfile
+            fd, last_good = tempfile.mkstemp(prefix="chromesthesia-last-good-", suffix=".toml")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(installation.validated_config_text)
+            os.environ[LAST_GOOD_ENV] = last_good
         restart_in_place(installation.stop_reason)
     return code
 

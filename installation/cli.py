@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -73,12 +74,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load(args: argparse.Namespace):
-    """The validated config for these arguments; the one place commands read it."""
-    from installation.config import load_config
+    """The validated config for these arguments; the one place commands read it.
+
+    After an in-place restart for a config edit, a file saved again badly in the meantime must
+    not end the show: the text validated before the restart is used, and the error is logged.
+    """
+    from installation.app import LAST_GOOD_ENV
+    from installation.config import ConfigError, load_config
     path = args.config
     if path == DEFAULT_CONFIG and not path.exists():
         path = None
-    return load_config(path, args.overrides)
+    last_good = os.environ.pop(LAST_GOOD_ENV, None)
+    try:
+        return load_config(path, args.overrides)
+    except ConfigError as exc:
+        if last_good is None or not Path(last_good).is_file():
+            raise
+        logging.getLogger("chromesthesia").error(
+            "%s; running the version validated before the restart until the file is fixed", exc)
+        return load_config(Path(last_good), args.overrides)
+    finally:
+        if last_good is not None:
+            Path(last_good).unlink(missing_ok=True)
 
 
 def _check(args: argparse.Namespace) -> int:

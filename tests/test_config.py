@@ -93,3 +93,21 @@ def test_cli_exits_2_with_one_sentence_and_no_traceback(tmp_path, content, needl
         assert needle in proc.stderr
         assert "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_after_a_restart_a_config_saved_badly_meanwhile_falls_back_to_the_validated_text(tmp_path, monkeypatch):
+    import argparse
+
+    from installation.app import LAST_GOOD_ENV
+    from installation.cli import load
+
+    config = tmp_path / "config.toml"
+    config.write_text("[display]\nfps = -3\n")  # the second, bad save
+    last_good = tmp_path / "last-good.toml"
+    last_good.write_text("[display]\nfps = 25\n")  # what the reload validated before restarting
+    monkeypatch.setenv(LAST_GOOD_ENV, str(last_good))
+    cfg = load(argparse.Namespace(config=config, overrides=[]))
+    assert cfg.display.fps == 25
+    assert LAST_GOOD_ENV not in __import__("os").environ and not last_good.exists()
+    with pytest.raises(ConfigError, match="display.fps"):  # without a validated text: the usual error
+        load(argparse.Namespace(config=config, overrides=[]))
