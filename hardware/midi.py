@@ -22,7 +22,8 @@ CC_ALL_SOUND_OFF = 120
 CC_ALL_NOTES_OFF = 123
 
 
-def _backend(backend: str):
+def load_backend(backend: str):
+    """The mido backend named in midi.backend ("" = mido's default); UserError when it cannot load."""
     import mido
     try:
         return mido.Backend(backend, load=True) if backend else mido.backend
@@ -46,7 +47,7 @@ def list_midi_ports(backend: str = "") -> dict[str, list[str]]:
     """
     result: dict[str, list[str]] = {"inputs": [], "outputs": [], "problems": []}
     try:
-        mod = _backend(backend)
+        mod = load_backend(backend)
         result["inputs"] = list(mod.get_input_names())
         result["outputs"] = list(mod.get_output_names())
     except UserError as exc:
@@ -154,7 +155,7 @@ class MidoOut(_PortOut):
             self._retry_at_s = time.monotonic() + self.retry_s
 
     def _open_port(self) -> Any:
-        mod = _backend(self.backend)
+        mod = load_backend(self.backend)
         try:
             names = list(mod.get_output_names())
         except (SystemError, OSError, RuntimeError) as exc:
@@ -176,7 +177,7 @@ class VirtualMidiOut(_PortOut):
         self.open()
 
     def _open_port(self) -> Any:
-        mod = _backend(self.backend)
+        mod = load_backend(self.backend)
         try:
             return mod.open_output(self.name, virtual=True)
         except (SystemError, OSError, RuntimeError, NotImplementedError) as exc:

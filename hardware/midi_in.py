@@ -10,19 +10,11 @@ import collections
 import logging
 import threading
 
-import mido
 
+from hardware.midi import load_backend
 from installation.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-def _backend(name: str):
-    try:
-        return mido.Backend(name, load=True) if name else mido.backend
-    except (ImportError, AttributeError) as exc:
-        raise UserError(f"MIDI backend {name!r} cannot be loaded ({exc}); use e.g. "
-                        f"\"mido.backends.rtmidi/UNIX_JACK\" or leave midi.backend empty.") from None
 
 
 class MidoMidiIn:
@@ -33,7 +25,7 @@ class MidoMidiIn:
             raise UserError("a MIDI input needs a port name (or part of one) in midi.inputs; `run.py devices` lists them.")
         self.name = name
         self._clock = clock
-        self._backend = _backend(backend)
+        self._backend = load_backend(backend)
         self._retry_s = retry_s
         self._messages: collections.deque = collections.deque(maxlen=capacity)
         self._lock = threading.Lock()

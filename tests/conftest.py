@@ -48,19 +48,11 @@ def jack_server():
         os.environ.pop("JACK_DEFAULT_SERVER", None)
 
 
-@pytest.fixture
-def portaudio_on_jack(jack_server):
-    """PortAudio re-initialised to see the JACK server's devices, and detached again afterwards.
-
-    PortAudio lists devices only at initialisation, and its JACK host aborts the process at exit
-    when the server it joined has gone, so it must leave while the server still runs.
-    """
-    import sounddevice  # noqa: F401 - reinitialize_portaudio works on the imported module
-
+def detach_portaudio_from_jack() -> None:
+    """Re-initialise PortAudio away from JACK while the server still runs: its JACK host aborts
+    the whole process at exit when the server it joined has gone."""
     from hardware.audio_in import reinitialize_portaudio
 
-    reinitialize_portaudio()
-    yield jack_server
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
     try:
@@ -70,6 +62,19 @@ def portaudio_on_jack(jack_server):
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = old
+
+
+@pytest.fixture
+def portaudio_on_jack(jack_server):
+    """PortAudio re-initialised to see the JACK server's devices (it lists devices only at
+    initialisation), and detached again afterwards."""
+    import sounddevice  # noqa: F401 - reinitialize_portaudio works on the imported module
+
+    from hardware.audio_in import reinitialize_portaudio
+
+    reinitialize_portaudio()
+    yield jack_server
+    detach_portaudio_from_jack()
 
 
 @pytest.fixture

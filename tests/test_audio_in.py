@@ -15,6 +15,7 @@ from hardware.audio_in import (FileInput, PyAudioInput, SoundDeviceInput, _Conve
                                find_input_device, reinitialize_portaudio)
 from installation.clock import ManualClock, MonotonicClock
 from installation.errors import UserError
+from tests.conftest import detach_portaudio_from_jack
 
 DEVICES = [
     {"index": 0, "name": "HDA Intel PCH: ALC3246 Analog (hw:0,0)", "hostapi": "ALSA", "max_input_channels": 2,
@@ -193,7 +194,7 @@ def test_jack_stream_delivers_the_played_tone(jack_server, cls):
     finally:
         tone.close()
         inp.close()
-        _detach_portaudio_from_jack()
+        detach_portaudio_from_jack()
     x = np.concatenate([b.samples for b in blocks])
     assert all(b.sample_rate_hz == 16000 for b in blocks)
     assert 0.8 * 16000 <= x.size <= 1.2 * 16000  # real time, resampled from JACK's 48 kHz
@@ -236,23 +237,6 @@ def _stop_jackd(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _detach_portaudio_from_jack() -> None:
-    """Re-initialise PortAudio away from JACK while the server still runs.
-
-    libportaudio's JACK host API asserts in Pa_Terminate (at interpreter exit) when the server it
-    joined has gone, which would abort the whole test process after the server fixture stops.
-    """
-    old = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
-    try:
-        reinitialize_portaudio()
-    finally:
-        if old is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = old
-
-
 @pytest.mark.jack
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", [SoundDeviceInput, PyAudioInput])
@@ -290,7 +274,7 @@ def test_device_that_vanishes_feeds_silence_and_comes_back(cls):
         proc.send_signal(signal.SIGCONT)
         if inp is not None:
             inp.close()
-        _detach_portaudio_from_jack()
+        detach_portaudio_from_jack()
         _stop_jackd(proc)
         if old is None:
             os.environ.pop("JACK_DEFAULT_SERVER", None)
