@@ -146,6 +146,7 @@ class SystemdNotifier:
             if self._address.startswith("@"):
                 self._address = "\0" + self._address[1:]
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._sock.setblocking(False)  # the projector loop must never wait on systemd
 
     def notify(self, state: str) -> bool:
         if self._sock is None:
@@ -153,6 +154,8 @@ class SystemdNotifier:
         try:
             self._sock.sendto(state.encode(), self._address)
             return True
+        except BlockingIOError:  # systemd's queue is full for a moment: a keep-alive can be skipped
+            return False
         except OSError as exc:
             log.warning("systemd notify %r failed: %s", state, exc)
             return False

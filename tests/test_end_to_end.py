@@ -391,6 +391,7 @@ def test_a_stage_stuck_for_minutes_restarts_the_installation(tmp_path):
 @pytest.mark.slow
 def test_a_valid_config_edit_restarts_the_process_in_place(tmp_path):
     """The same process id (what systemd tracks) runs the new config after a clean restart."""
+    import threading
     config_path = tmp_path / "config.toml"
     config_path.write_text((ROOT / "config.toml").read_text())
     record = tmp_path / "rec"
@@ -398,8 +399,29 @@ def test_a_valid_config_edit_restarts_the_process_in_place(tmp_path):
             "--record", str(record)]
     for item in EMBEDDED:
         args += ["--set", item]
-    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import socket
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # what systemd listens on
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.05)
+    env = dict(os.environ, NOTIFY_SOCKET=str(tmp_path / "notify.sock"), WATCHDOG_USEC="30000000")
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     show_path = record / "show.jsonl"
+    said: list[str] = []
+    listening = threading.Event()
+    listening.set()
+
+    def listen_to_notify() -> None:  # like systemd, read all the time: a full socket blocks the sender
+        while listening.is_set():
+            try:
+                said.extend(notify.recv(4096).decode().splitlines())
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    listener = threading.Thread(target=listen_to_notify, daemon=True)
+    listener.start()
 
     def starts() -> list[dict]:
         return [r for r in read_show_log(show_path) if r["kind"] == "start"] if show_path.exists() else []
@@ -422,6 +444,13 @@ def test_a_valid_config_edit_restarts_the_process_in_place(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+        listening.clear()
+        listener.join(2)
+        notify.close()
+    # systemd's view: ready, reloading (not stopping) across the restart, ready again, then stopping
+    events = [line for line in said if line in ("READY=1", "RELOADING=1", "STOPPING=1")]
+    assert events == ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"], events
+    assert "WATCHDOG=1" in said and "WATCHDOG_USEC=30000000" in said  # narrowed again after the restart
     assert proc.returncode == 0
     show = read_show_log(show_path)
     assert [r["reason"] for r in show if r["kind"] == "stop"] == ["config.toml changed", "SIGTERM"]
