@@ -101,3 +101,106 @@ def test_a_silent_speaker_stream_is_reported_so_the_worker_reopens_it():
     loop.close()
     loop.open()  # what the listener's supervisor does after the error
     assert speakers.opens == 2 and loop.read(0.1) is not None
+
+
+def spectral_centroid_hz(x: np.ndarray, rate_hz: int) -> float:
+    power = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
+    return float((power * np.fft.rfftfreq(len(x), 1 / rate_hz)).sum() / power.sum())
+
+
+def band_share(x: np.ndarray, rate_hz: int, lo_hz: float, hi_hz: float) -> float:
+    power = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / rate_hz)
+    return float(power[(f >= lo_hz) & (f < hi_hz)].sum() / power.sum())
+
+
+def one_note(program: int, note: int, velocity: int, seconds: float = 0.5, channel: int = 0, rate_hz: int = 22050):
+    synth = Synth(rate_hz)
+    synth.send(mido.Message("program_change", channel=channel, program=program))
+    synth.send(mido.Message("note_on", channel=channel, note=note, velocity=velocity))
+    return synth.render(int(rate_hz * seconds)), synth
+
+
+def test_harder_playing_sounds_brighter_not_just_louder():
+    for program in (0, 32, 48, 80):  # piano, bass, strings, square lead
+        centroids = [spectral_centroid_hz(one_note(program, 60, v)[0], 22050) for v in (20, 50, 80, 110, 127)]
+        assert all(a < b for a, b in zip(centroids, centroids[1:])), (program, centroids)
+    # the piano's tone opens up a lot: a hard strike has well over half again the soft one's centroid
+    soft, hard = (spectral_centroid_hz(one_note(0, 60, v)[0], 22050) for v in (20, 120))
+    assert hard > 1.5 * soft
+    # the pitch stays where it is: the lowest strong partial is still the fundamental
+    x = one_note(0, 57, 127)[0]
+    spectrum = np.abs(np.fft.rfft(x))
+    assert abs(np.argmax(spectrum > 0.3 * spectrum.max()) * 22050 / len(x) - 220.0) < 3.0
+
+
+def test_high_notes_stay_below_nyquist():
+    for program in (0, 48, 80):
+        x = one_note(program, 100, 127, rate_hz=16000)[0]  # E7, 2637 Hz: only two harmonics fit under 8 kHz
+        assert band_share(x, 16000, 0, 6000) > 0.99
+
+
+def test_drum_kit_by_general_midi_note():
+    kick, snare, hat = (one_note(0, note, 100, 1.0, channel=9)[0] for note in (36, 38, 42))
+    assert band_share(kick, 22050, 0, 200) > 0.8  # a pitched sweep down to about 60 Hz
+    assert band_share(hat, 22050, 4000, 11025) > 0.8  # high-passed noise
+    assert spectral_centroid_hz(kick, 22050) < spectral_centroid_hz(snare, 22050) < spectral_centroid_hz(hat, 22050)
+    # short decays: a closed hat is over in a fifth of a second, a kick within half a second
+    for hit, over_s in ((hat, 0.2), (kick, 0.5)):
+        peak = np.abs(hit).max()
+        assert np.abs(hit[int(22050 * over_s):]).max() < 0.1 * peak
+    # toms are pitched: floor tom below high tom
+    low, high = (one_note(0, note, 100, 1.0, channel=9)[0] for note in (41, 50))
+    assert spectral_centroid_hz(low, 22050) < spectral_centroid_hz(high, 22050) < 400
+    # a note the kit has no sound for still knocks, and every hit is finite and ends by itself
+    for note in (27, 60, 81, 127):
+        x, synth = one_note(0, note, 127, 2.0, channel=9)
+        assert np.all(np.isfinite(x)) and rms(x) > 1e-4
+        synth.render(22050 * 8)
+        assert synth._voices == []
+
+
+def test_drums_ring_through_note_off_but_panic_and_closing_hat_cut_them():
+    open_hat, synth = one_note(0, 46, 110, 0.05, channel=9)
+    synth.send(mido.Message("note_off", channel=9, note=46))
+    assert synth.sounding() == []  # the note has ended ...
+    assert rms(synth.render(2205)) > 0.01  # ... but the cymbal rings on, as on any GM kit
+    synth.send(mido.Message("note_on", channel=9, note=42, velocity=1))  # pedal closes the hi-hat
+    synth.render(22050)
+    assert not any(v.note == 46 for v in synth._voices)
+    _, synth = one_note(0, 49, 110, 0.05, channel=9)  # crash: rings for seconds
+    synth.panic()
+    synth.render(22050 // 2)
+    assert rms(synth.render(2205)) < 1e-4 and synth._voices == []
+
+
+def test_loud_drums_and_chords_stay_finite_and_below_full_scale():
+    synth = Synth(16000, gain=4.0)
+    synth.send(mido.Message("program_change", channel=1, program=48))
+    for note in range(35, 60):
+        synth.send(mido.Message("note_on", channel=9, note=note, velocity=127))
+    for note in (48, 52, 55, 60, 64, 67):
+        synth.send(mido.Message("note_on", channel=1, note=note, velocity=127))
+    block = synth.render(16000)
+    assert np.all(np.isfinite(block)) and np.abs(block).max() <= 1.0
+
+
+def test_rendering_is_cheap_enough_for_a_realtime_callback():
+    import time
+    synth = Synth(48000)
+    for channel, program in ((0, 0), (1, 48), (2, 32)):
+        synth.send(mido.Message("program_change", channel=channel, program=program))
+    notes = [(0, 72), (0, 76), (0, 79), (1, 60), (1, 64), (1, 67), (1, 71), (1, 55), (1, 59), (2, 36), (2, 43), (0, 84)]
+    for channel, note in notes:
+        synth.send(mido.Message("note_on", channel=channel, note=note, velocity=100))
+    best_s = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for i in range(47):  # one second in 1024-frame callback blocks, with 4 drums kept going
+            if i % 8 == 0:
+                for note in (36, 38, 42, 46):
+                    synth.send(mido.Message("note_on", channel=9, note=note, velocity=100))
+            synth.render(1024)
+        best_s = min(best_s, time.perf_counter() - t0)
+    # about 20 ms on the 2-core target; the bound leaves room for a busy machine
+    assert best_s < 0.25
