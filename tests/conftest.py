@@ -99,3 +99,14 @@ def xvfb():
             os.environ.pop("DISPLAY", None)
         else:
             os.environ["DISPLAY"] = old
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch's OpenMP pool spins against other processes on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

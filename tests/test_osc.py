@@ -21,6 +21,7 @@ from installation.config import OscConfig
 from installation.control import Control, LiveState
 from installation.mailbox import DropOldest
 from installation.showlog import ShowLog, read_show_log
+from installation.commands.control import FLOOD  # the same flood the bench sends
 
 SCENES = ["nocturne", "pulse"]
 
@@ -250,20 +251,6 @@ def test_fuzz_of_ten_thousand_packets_crashes_nothing(tmp_path):
         rig.close()
 
 
-FLOOD = """
-import socket, sys, time
-from hardware.osc import build_message
-host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-packet = build_message("/param/brightness", 0.5)
-start = time.monotonic(); sent = 0
-while time.monotonic() - start < seconds:
-    due = int((time.monotonic() - start) * rate)
-    while sent < due:
-        sock.sendto(packet, (host, port)); sent += 1
-    time.sleep(0.001)
-print(sent)
-"""
 
 
 def test_flood_from_one_sender_is_rate_limited_while_another_is_answered(tmp_path):

@@ -17,15 +17,7 @@ from tests.tiny_pipeline import build_tiny_components, write_tiny_pipeline, writ
 SIZE = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """torch's OpenMP pool spins against other processes on a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # torch on one thread: see conftest
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,7 @@ from installation.commands.visuals import bench_render
 from tests.tiny_pipeline import write_tiny_pipeline
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # torch on one thread: see conftest
 
 
 @pytest.fixture(scope="module")
