@@ -244,6 +244,10 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+_TOML_OPENERS = ('"', "'", "[", "{")
+"""A value starting with one of these is TOML text; anything else that TOML cannot read is a bare word."""
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`audio.device="USB"` -> (["audio", "device"], "USB"). A bare word is taken as a string."""
     if "=" not in text:
@@ -252,10 +256,18 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p.strip() for p in key.strip().split(".") if p.strip()]
     if not parts:
         raise ConfigError(f"--set {text!r} has no key before '='; write it as section.key=value.")
+    raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if raw[:1] in _TOML_OPENERS:
+            # It was meant as TOML (a quote, list or table opens it) and is broken: keeping the
+            # text as a literal would run with a device name like '["USB"'.
+            detail = str(exc).split(" (at ")[0].rstrip(".").lower()
+            raise ConfigError(
+                f"--set {'.'.join(parts)}: the value {raw!r} is not valid TOML ({detail}); close the quote or "
+                f"bracket, or write a plain word without quotes.") from None
+        value = raw  # a bare word (--set installation.scene=nocturne) is text
     return parts, value
 
 

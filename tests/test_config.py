@@ -111,3 +111,22 @@ def test_after_a_restart_a_config_saved_badly_meanwhile_falls_back_to_the_valida
     assert LAST_GOOD_ENV not in __import__("os").environ and not last_good.exists()
     with pytest.raises(ConfigError, match="display.fps"):  # without a validated text: the usual error
         load(argparse.Namespace(config=config, overrides=[]))
+
+
+@pytest.mark.parametrize("override", ['installation.name="unterminated', 'audio.device=["USB"',
+                                      "installation.name='open", "midi.outputs=['a',"])
+def test_malformed_toml_in_set_is_an_error_naming_the_option(override):
+    key = override.split("=", 1)[0]
+    with pytest.raises(ConfigError, match=rf"^--set {key}: .*not valid TOML") as caught:
+        load_config(None, [override])
+    assert str(caught.value).count(". ") == 0 and str(caught.value).endswith(".")
+
+
+def test_malformed_set_value_exits_2_with_one_sentence():
+    root = Path(__file__).resolve().parent.parent
+    for override in ('installation.name="unterminated', 'audio.device=["USB"'):
+        done = subprocess.run([sys.executable, str(root / "run.py"), "check", "--set", override],
+                              capture_output=True, text=True, timeout=120, cwd=root)
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and override.split("=")[0] in lines[0], done.stderr
