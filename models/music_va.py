@@ -491,8 +491,12 @@ def load_audio(path: str | Path, offset_s: float = 0.0, duration_s: float | None
             x = f.read(frames, dtype="float32", always_2d=True)
     except Exception as exc:
         try:  # formats libsndfile lacks (e.g. some mp3/m4a) through librosa/audioread
+            import warnings
+
             import librosa
-            x, rate = librosa.load(str(p), sr=None, mono=False, offset=offset_s, duration=duration_s)
+            with warnings.catch_warnings():  # its fallback warnings would bury the one-sentence error
+                warnings.simplefilter("ignore")
+                x, rate = librosa.load(str(p), sr=None, mono=False, offset=offset_s, duration=duration_s)
             x = np.atleast_2d(x).T
         except Exception:
             raise UserError(f"audio file {p} cannot be read ({exc}); convert it to WAV, FLAC or Ogg.") from None
