@@ -186,6 +186,10 @@ class ScheduleConfig(Section):
     idle_after_s: float = Field(0.0, ge=0, le=86400)
     idle_scene: str = ""
     daily_restart: str = ""
+    closed_days: tuple[str, ...] = ()
+    holidays_country: str = ""
+    holidays_subdiv: str = ""
+    closures: tuple[str, ...] = ()
 
 
 class ShowLogConfig(Section):
