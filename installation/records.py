@@ -6,7 +6,7 @@ direction of imports.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -32,13 +32,9 @@ class AudioBlock:
 
 
 @dataclass(frozen=True, slots=True)
-class MusicState:
-    """What the listener hears now: rolling descriptors plus valence-arousal."""
+class Descriptors:
+    """One summary of the listener's rolling window (models.music_features). Every value is finite."""
 
-    t_s: float
-    valence: float = 0.0
-    arousal: float = 0.0
-    va_confidence: float = 0.0
     loudness_dbfs: float = -120.0
     loudness_lufs: float = -120.0
     onset_strength: float = 0.0
@@ -49,16 +45,67 @@ class MusicState:
     key: str = "C"
     mode: str = "major"
     key_confidence: float = 0.0
+    mode_strength: float = 0.0
+    """Signed major-ness in [-1, 1]: correlation with the best major key minus the best minor key."""
+    consonance: float = 0.5
+    """Share of chroma energy inside the best key's scale, in [0, 1]."""
     centroid_hz: float = 0.0
     brightness: float = 0.0
     band_low: float = 0.0
     band_mid: float = 0.0
     band_high: float = 0.0
     harmonic_ratio: float = 0.5
+    flux: float = 0.0
+    """Mean spectral flux over the recent span, log-mel units per frame."""
     silent: bool = True
     novelty: float = 0.0
     section_change: bool = False
-    head: str = ""
+    frames: int = 0
+
+    def vector(self) -> np.ndarray:
+        """The numeric descriptors a learned head sees, in FEATURE_NAMES order."""
+        return np.array([getattr(self, n) for n in FEATURE_NAMES], dtype=np.float64)
+
+
+FEATURE_NAMES = ("loudness_lufs", "onset_rate_hz", "onset_strength", "tempo_bpm", "beat_confidence",
+                 "mode_strength", "key_confidence", "consonance", "centroid_hz", "brightness",
+                 "band_low", "band_mid", "band_high", "harmonic_ratio", "flux")
+DESCRIPTOR_FIELDS = frozenset(Descriptors.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class MusicState:
+    """What the listener hears now: its descriptors plus valence-arousal.
+
+    The descriptors are carried, not copied: `state.tempo_bpm` reads `state.descriptors.tempo_bpm`.
+    For brevity a state can be built with descriptor fields as keywords:
+    `MusicState(t_s=0, valence=0.3, tempo_bpm=120)`; `dataclasses.replace` accepts them too.
+    """
+
+    t_s: float
+    valence: float
+    arousal: float
+    va_confidence: float
+    descriptors: Descriptors
+    head: str
+
+    def __init__(self, t_s: float, valence: float = 0.0, arousal: float = 0.0, va_confidence: float = 0.0,
+                 descriptors: Descriptors | None = None, head: str = "", **descriptor_fields: Any) -> None:
+        unknown = set(descriptor_fields) - DESCRIPTOR_FIELDS
+        if unknown:
+            raise TypeError(f"MusicState has no field {sorted(unknown)[0]!r}")
+        d = descriptors if descriptors is not None else Descriptors()
+        if descriptor_fields:
+            d = replace(d, **descriptor_fields)
+        for name, value in (("t_s", t_s), ("valence", valence), ("arousal", arousal),
+                            ("va_confidence", va_confidence), ("descriptors", d), ("head", head)):
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not fields: the descriptor fields.
+        if name in DESCRIPTOR_FIELDS:
+            return getattr(object.__getattribute__(self, "descriptors"), name)
+        raise AttributeError(f"MusicState has no attribute {name!r}")
 
     @property
     def va(self) -> VA:
@@ -143,3 +190,38 @@ class Command:
     address: str
     args: tuple[Any, ...] = ()
     sender: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The next bar(s) of music with everything needed to explain and play it."""
+
+    events: tuple[NoteEvent, ...]
+    start_s: float
+    end_s: float
+    tempo_bpm: float
+    key: str
+    mode: str
+    abc: str
+    reasons: tuple[str, ...]
+    metre: str = "4/4"
+    bars: int = 1
+    phrase_start: bool = False
+    chords: tuple[tuple[float, str, str, tuple[int, ...]], ...] = ()
+    """(t_s, symbol like "Am", quality maj|min|dim|aug, MIDI notes) at each chord onset."""
+    program_changes: tuple[tuple[int, int], ...] = ()
+    """(channel, program) to send before this plan's first note: the first plan and scene changes."""
+    valence: float = 0.0
+    arousal: float = 0.0
+    notated_s: tuple[float, ...] = ()
+    """Written length of each event in `events` (same order), before articulation shortens it:
+    the score the corpus metrics compare, as muspy reads a score."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """A timed non-MIDI event (OSC): sent at `t_s` to outputs that have `accepts_cues = True`."""
+
+    t_s: float
+    address: str
+    args: tuple[Any, ...] = ()

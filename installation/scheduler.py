@@ -18,23 +18,13 @@ import logging
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
 
-from installation.records import NoteEvent
+from installation.records import Cue, NoteEvent
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Cue:
-    """A timed non-MIDI event (OSC): sent at `t_s` to outputs that have `accepts_cues = True`."""
-
-    t_s: float
-    address: str
-    args: tuple[Any, ...] = ()
 
 
 _ON, _OFF, _MSG, _CUE, _TICK, _NOW = range(6)

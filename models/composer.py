@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from installation.errors import UserError
-from installation.records import ImageState, NoteEvent, clamp_va
+from installation.records import ImageState, NoteEvent, Plan, clamp_va  # noqa: F401 (Plan re-exported)
 from models.corpus import METRES, PHRASE_BARS, CorpusTable, load_table
 
 MODES: dict[str, tuple[int, ...]] = {
@@ -56,32 +56,6 @@ NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
 HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
              (290, "violet"), (335, "magenta"), (360, "red"))
 CHORD_QUALITY = {(4, 7): "maj", (3, 7): "min", (3, 6): "dim", (4, 8): "aug"}
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The next bar(s) of music with everything needed to explain and play it."""
-
-    events: tuple[NoteEvent, ...]
-    start_s: float
-    end_s: float
-    tempo_bpm: float
-    key: str
-    mode: str
-    abc: str
-    reasons: tuple[str, ...]
-    metre: str = "4/4"
-    bars: int = 1
-    phrase_start: bool = False
-    chords: tuple[tuple[float, str, str, tuple[int, ...]], ...] = ()
-    """(t_s, symbol like "Am", quality maj|min|dim|aug, MIDI notes) at each chord onset."""
-    program_changes: tuple[tuple[int, int], ...] = ()
-    """(channel, program) to send before this plan's first note: the first plan and scene changes."""
-    valence: float = 0.0
-    arousal: float = 0.0
-    notated_s: tuple[float, ...] = ()
-    """Written length of each event in `events` (same order), before articulation shortens it:
-    the score the corpus metrics compare, as muspy reads a score."""
 
 
 @dataclass

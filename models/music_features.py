@@ -14,9 +14,11 @@ Called from the listener thread only; not thread-safe.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+
+# Descriptors live on the ground floor (installation.records): MusicState carries them.
+from installation.records import FEATURE_NAMES, Descriptors  # noqa: F401
 
 ANALYSIS_RATE_HZ = 22050
 N_FFT = 2048
@@ -32,47 +34,6 @@ FLUX_FLOOR_DB = -25.0
 """Floor of the flux spectrum's mel bands relative to the recent mean power."""
 RECENT_S = 1.5
 """Span of the fast descriptors (loudness, brightness, onset density) that arousal reacts to."""
-
-
-@dataclass(frozen=True, slots=True)
-class Descriptors:
-    """One summary of the rolling window. Every value is finite."""
-
-    loudness_dbfs: float = -120.0
-    loudness_lufs: float = -120.0
-    onset_strength: float = 0.0
-    onset_rate_hz: float = 0.0
-    tempo_bpm: float = 0.0
-    beat_phase: float = 0.0
-    beat_confidence: float = 0.0
-    key: str = "C"
-    mode: str = "major"
-    key_confidence: float = 0.0
-    mode_strength: float = 0.0
-    """Signed major-ness in [-1, 1]: correlation with the best major key minus the best minor key."""
-    consonance: float = 0.5
-    """Share of chroma energy inside the best key's scale, in [0, 1]."""
-    centroid_hz: float = 0.0
-    brightness: float = 0.0
-    band_low: float = 0.0
-    band_mid: float = 0.0
-    band_high: float = 0.0
-    harmonic_ratio: float = 0.5
-    flux: float = 0.0
-    """Mean spectral flux over the recent span, log-mel units per frame."""
-    silent: bool = True
-    novelty: float = 0.0
-    section_change: bool = False
-    frames: int = 0
-
-    def vector(self) -> np.ndarray:
-        """The numeric descriptors a learned head sees, in FEATURE_NAMES order."""
-        return np.array([getattr(self, n) for n in FEATURE_NAMES], dtype=np.float64)
-
-
-FEATURE_NAMES = ("loudness_lufs", "onset_rate_hz", "onset_strength", "tempo_bpm", "beat_confidence",
-                 "mode_strength", "key_confidence", "consonance", "centroid_hz", "brightness",
-                 "band_low", "band_mid", "band_high", "harmonic_ratio", "flux")
 
 
 def sanitize(samples: np.ndarray) -> tuple[np.ndarray, int, int]:

@@ -415,15 +415,9 @@ class Listener:
         self._last_t_s = t_s
         self._was_silent = d.silent
         valence, arousal = clamp_va(float(self._va[0]), float(self._va[1]))
-        return MusicState(
-            t_s=float(t_s), valence=valence, arousal=arousal,
-            va_confidence=float(np.clip(np.nan_to_num(self._confidence), 0, 1)),
-            loudness_dbfs=d.loudness_dbfs, loudness_lufs=d.loudness_lufs, onset_strength=d.onset_strength,
-            onset_rate_hz=d.onset_rate_hz, tempo_bpm=d.tempo_bpm, beat_phase=d.beat_phase,
-            beat_confidence=d.beat_confidence, key=d.key, mode=d.mode, key_confidence=d.key_confidence,
-            centroid_hz=d.centroid_hz, brightness=d.brightness, band_low=d.band_low, band_mid=d.band_mid,
-            band_high=d.band_high, harmonic_ratio=d.harmonic_ratio, silent=d.silent, novelty=d.novelty,
-            section_change=d.section_change, head=self.head.name)
+        return MusicState(t_s=float(t_s), valence=valence, arousal=arousal,
+                          va_confidence=float(np.clip(np.nan_to_num(self._confidence), 0, 1)),
+                          descriptors=d, head=self.head.name)
 
 
 def build_listener(listen_cfg, sample_rate_hz: int, head: str | None = None, live: bool = True) -> Listener:
