@@ -134,6 +134,7 @@ class MidiConfig(Section):
     backend: str = ""
     clock_out: bool = False
     inputs: tuple[str, ...] = ()
+    virtual_input: str = ""
 
 
 class SynthConfig(Section):
@@ -180,6 +181,22 @@ class ControlConfig(Section):
     reload_check_s: float = Field(1.0, gt=0, le=60)
 
 
+# --- tempo, video out (issue: rigs) ------------------------------------------------------------
+class TempoConfig(Section):
+    source: Literal["internal", "midi", "link"] = "internal"
+    bpm: float = Field(120.0, ge=20.0, le=300.0)
+    quantum: int = Field(4, ge=1, le=16)
+
+
+class VideoOutConfig(Section):
+    ndi: bool = False
+    ndi_name: str = "Chromesthesia"
+    virtual_camera: bool = False
+    virtual_camera_device: str = ""
+    required: bool = False
+    fps: float = Field(0.0, ge=0.0, le=240.0)
+
+
 class ScheduleConfig(Section):
     open_hours: tuple[str, ...] = ()
     closed_action: Literal["blackout", "stop"] = "blackout"
@@ -219,6 +236,8 @@ class Config(Section):
     synth: SynthConfig = SynthConfig()
     osc: OscConfig = OscConfig()
     control: ControlConfig = ControlConfig()
+    tempo: TempoConfig = TempoConfig()
+    video_out: VideoOutConfig = VideoOutConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     showlog: ShowLogConfig = ShowLogConfig()
     record: RecordConfig = RecordConfig()

@@ -1,0 +1,253 @@
+"""One beat timeline for the composer's bars and the visuals' beat: internal, MIDI clock or Ableton Link.
+
+`tempo.source` in the config picks it:
+  internal  a steady clock of our own (the /tempo command moves it; the music's own tempo otherwise)
+  midi      follows MIDI clock in (24 ticks a quarter note) with a least-squares line over tick times
+  link      follows (and leads) an Ableton Link session: every peer shares tempo and bar phase
+
+Every source answers the same questions (`Tempo`): the tempo now, the beat at a time, the time of a
+beat. Beat 0 is a bar line; bars are `quantum` beats long. Any thread may ask.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from typing import Protocol
+
+from installation.records import MusicState
+
+TEMPO_RANGE_BPM = (20.0, 300.0)
+TICKS_PER_BEAT = 24
+
+
+class Tempo(Protocol):
+    source: str
+    quantum: float
+
+    def tempo_bpm(self) -> float: ...
+
+    def beat_at(self, t_s: float) -> float: ...
+
+    def time_at_beat(self, beat: float) -> float: ...
+
+    def set_tempo(self, bpm: float, t_s: float | None = None) -> None: ...
+
+
+# --- helpers every consumer uses ------------------------------------------------------------------
+def next_bar_s(tempo: Tempo, t_s: float) -> float:
+    """The first bar line at or after `t_s` (the composer starts its next bar there)."""
+    beat = tempo.beat_at(t_s)
+    bar = math.ceil(beat / tempo.quantum - 1e-9) * tempo.quantum
+    return tempo.time_at_beat(bar)
+
+
+def lock_music(music: MusicState, tempo: Tempo, t_s: float) -> MusicState:
+    """`music` with tempo and beat phase taken from the shared timeline (what the visuals pulse to)."""
+    beat = tempo.beat_at(t_s)
+    return dataclasses.replace(music, tempo_bpm=tempo.tempo_bpm(), beat_phase=beat % 1.0, beat_confidence=1.0)
+
+
+# --- internal -------------------------------------------------------------------------------------
+class InternalTempo:
+    """A steady beat of our own. A tempo change keeps the beat position continuous."""
+
+    source = "internal"
+
+    def __init__(self, clock, bpm: float = 120.0, quantum: float = 4.0) -> None:
+        self._clock = clock
+        self.quantum = float(quantum)
+        self._lock = threading.Lock()
+        self._anchor_s = clock.now_s()
+        self._anchor_beat = 0.0
+        self._bpm = float(bpm)
+
+    def tempo_bpm(self) -> float:
+        with self._lock:
+            return self._bpm
+
+    def beat_at(self, t_s: float) -> float:
+        with self._lock:
+            return self._anchor_beat + (t_s - self._anchor_s) * self._bpm / 60.0
+
+    def time_at_beat(self, beat: float) -> float:
+        with self._lock:
+            return self._anchor_s + (beat - self._anchor_beat) * 60.0 / self._bpm
+
+    def set_tempo(self, bpm: float, t_s: float | None = None) -> None:
+        t_s = self._clock.now_s() if t_s is None else t_s
+        beat = self.beat_at(t_s)
+        with self._lock:
+            self._anchor_s, self._anchor_beat, self._bpm = t_s, beat, float(bpm)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# --- MIDI clock -----------------------------------------------------------------------------------
+class ClockFollower:
+    """Tempo and beat position from MIDI clock ticks: a least-squares line through the tick times.
+
+    Messages arrive quantised to the audio period (JACK delivers MIDI once a period, 5.3 ms at
+    256 frames / 48 kHz), so single intervals swing by a whole period; a median of intervals is
+    biased by that. A line fitted through the last `window_ticks` timestamps (tick number ->
+    time) averages the quantisation out: its slope is the tick interval, its intercept the phase.
+    A tick far off the line (a tempo jump) restarts the fit from the recent ticks.
+    """
+
+    def __init__(self, window_ticks: int = 96, min_ticks: int = 24, min_change_bpm: float = 0.5) -> None:
+        self._window = window_ticks
+        self._min_ticks = min_ticks
+        self._min_change_bpm = min_change_bpm
+        self._ticks: list[tuple[int, float]] = []  # (tick number since start, time)
+        self._count = 0
+        self._fit: tuple[int, float, float] | None = None  # (reference tick, time at it, seconds per tick)
+        self._off_line = 0
+        self._lock = threading.Lock()
+        self.bpm: float | None = None
+
+    def start(self) -> None:
+        """MIDI Start: the next tick is beat 0."""
+        with self._lock:
+            self._ticks.clear()
+            self._count = 0
+            self._fit = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._ticks.clear()
+            self._fit = None
+            self.bpm = None
+
+    def tick(self, t_s: float) -> float | None:
+        """A clock tick at `t_s`; returns a new tempo when it moved by at least min_change_bpm."""
+        with self._lock:
+            if self._ticks and t_s - self._ticks[-1][1] > 1.0:
+                self._ticks.clear()  # the clock paused: do not fit across the gap
+                self._fit = None
+            if self._fit is not None:
+                ref, t_ref, period = self._fit
+                error_s = t_s - (t_ref + (self._count - ref) * period)
+                self._off_line = self._off_line + 1 if abs(error_s) > max(0.012, 0.5 * period) else 0
+                if self._off_line >= 3:  # three ticks in a row off the line: the tempo jumped
+                    del self._ticks[:-2]
+                    self._off_line = 0
+            self._ticks.append((self._count, t_s))
+            self._count += 1
+            del self._ticks[:-self._window]
+            if len(self._ticks) < self._min_ticks and self._fit is None:
+                return None
+            fit = _line(self._ticks)
+            if fit is None:
+                return None
+            self._fit = fit
+            bpm = round(60.0 / (TICKS_PER_BEAT * fit[2]), 1)
+            if not TEMPO_RANGE_BPM[0] <= bpm <= TEMPO_RANGE_BPM[1]:
+                return None
+            if self.bpm is None or abs(bpm - self.bpm) >= self._min_change_bpm:
+                self.bpm = bpm
+                return bpm
+            return None
+
+    def exact_bpm(self) -> float | None:
+        with self._lock:
+            return None if self._fit is None else 60.0 / (TICKS_PER_BEAT * self._fit[2])
+
+    def beat_at(self, t_s: float) -> float | None:
+        """Beats since Start (or the first tick) at `t_s`, on the fitted line; None before a fit."""
+        with self._lock:
+            if self._fit is None:
+                return None
+            ref, t_ref, period = self._fit
+            return (ref + (t_s - t_ref) / period) / TICKS_PER_BEAT
+
+    def time_at_beat(self, beat: float) -> float | None:
+        with self._lock:
+            if self._fit is None:
+                return None
+            ref, t_ref, period = self._fit
+            return t_ref + (beat * TICKS_PER_BEAT - ref) * period
+
+
+def _line(ticks: list[tuple[int, float]]) -> tuple[int, float, float] | None:
+    """Least squares t = t_ref + (n - ref) * period; returns (ref, t_ref, period) at the newest tick."""
+    if len(ticks) < 2:
+        return None
+    n0, t0 = ticks[0]
+    xs = [n - n0 for n, _ in ticks]
+    ys = [t - t0 for _, t in ticks]
+    mean_x = sum(xs) / len(xs)
+    mean_y = sum(ys) / len(ys)
+    sxx = sum((x - mean_x) ** 2 for x in xs)
+    if sxx <= 0:
+        return None
+    period = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
+    if period <= 0:
+        return None
+    ref = ticks[-1][0]
+    t_ref = t0 + mean_y + (ref - n0 - mean_x) * period
+    return ref, t_ref, period
+
+
+class MidiClockTempo:
+    """Follows MIDI clock in; before the first clock (or after Stop) it runs on at the last tempo."""
+
+    source = "midi"
+
+    def __init__(self, clock, bpm: float = 120.0, quantum: float = 4.0, follower: ClockFollower | None = None) -> None:
+        self._clock = clock
+        self.quantum = float(quantum)
+        self.follower = follower or ClockFollower()
+        self._fallback = InternalTempo(clock, bpm, quantum)
+
+    def on_message(self, message) -> float | None:
+        """MIDI-in thread: clock/start/stop messages stamped with `.time`; returns a new tempo or None."""
+        kind = message.type
+        if kind == "clock":
+            return self.follower.tick(float(message.time))
+        if kind == "start":
+            self.follower.start()
+        elif kind == "stop":
+            bpm = self.follower.exact_bpm()
+            if bpm is not None:
+                self._fallback.set_tempo(bpm)
+            self.follower.stop()
+        return None
+
+    def tempo_bpm(self) -> float:
+        bpm = self.follower.exact_bpm()
+        return self._fallback.tempo_bpm() if bpm is None else bpm
+
+    def beat_at(self, t_s: float) -> float:
+        beat = self.follower.beat_at(t_s)
+        return self._fallback.beat_at(t_s) if beat is None else beat
+
+    def time_at_beat(self, beat: float) -> float:
+        t_s = self.follower.time_at_beat(beat)
+        return self._fallback.time_at_beat(beat) if t_s is None else t_s
+
+    def set_tempo(self, bpm: float, t_s: float | None = None) -> None:
+        """The clock's sender owns the tempo; an operator's tempo applies only while no clock runs."""
+        self._fallback.set_tempo(bpm, t_s)
+
+    def open(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# --- construction ---------------------------------------------------------------------------------
+def build_tempo(tempo_cfg, clock) -> Tempo:
+    """The configured source (not yet opened: call `open()` when the show starts)."""
+    if tempo_cfg.source == "link":
+        from hardware.link import AbletonLink, load_link_module
+
+        load_link_module()  # a missing package is a start-up error, not a running fault
+        return AbletonLink(clock, tempo_cfg.bpm, tempo_cfg.quantum)
+    if tempo_cfg.source == "midi":
+        return MidiClockTempo(clock, tempo_cfg.bpm, tempo_cfg.quantum)
+    return InternalTempo(clock, tempo_cfg.bpm, tempo_cfg.quantum)
