@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 DEMO_ARGS   ?= --record out/demo
 TEST_ARGS   ?=
 APT_PACKAGES := python3-venv python3-dev gcc make libportaudio2 portaudio19-dev libsndfile1 \
-                jackd2 xvfb fluidsynth timgm6mb-soundfont liblo-tools
+                jackd2 xvfb fluidsynth timgm6mb-soundfont liblo-tools chromium chromium-driver tmux
 STAMP       := $(VENV)/.setup-stamp
 
 .PHONY: demo test setup system-packages clean

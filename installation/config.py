@@ -218,6 +218,18 @@ class ShowLogConfig(Section):
     thumbnail_width: int = Field(240, ge=32, le=1920)
 
 
+class WebConfig(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    token: str = ""
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    status_hz: float = Field(2.0, gt=0, le=10)
+    preview_hz: float = Field(4.0, gt=0, le=15)
+    preview_width: int = Field(480, ge=64, le=1920)
+    metrics: bool = True
+
+
 class RecordConfig(Section):
     dir: str = ""
 
@@ -241,6 +253,7 @@ class Config(Section):
     schedule: ScheduleConfig = ScheduleConfig()
     showlog: ShowLogConfig = ShowLogConfig()
     record: RecordConfig = RecordConfig()
+    web: WebConfig = WebConfig()
 
 
 def _describe_error(err: dict[str, Any], source: str) -> str:

@@ -1,0 +1,91 @@
+"""The operators' dashboard and the Prometheus endpoint (off by default: `[web] enabled = true`).
+
+`build_web(cfg, ...)` wires them from the installation's callables; `installation.web.dashboard`
+holds the FastAPI app, `server` runs it with uvicorn on its own thread, `preview` keeps the
+projected picture for it, `metrics` counts commands and serves /metrics.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from installation.errors import UserError
+from installation.records import Command
+
+log = logging.getLogger("chromesthesia.web")
+
+
+@dataclass
+class Web:
+    """What build_web made: start() and stop() it; hand `preview` to the projector as a frame sink."""
+    server: object
+    preview: object
+    audit: object
+    faults: object
+    url: str
+
+    def start(self) -> None:
+        self.server.start()
+        host, port = self.server.address
+        log.info("dashboard on http://%s:%d/?token=... (metrics at /metrics)", host, port)
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        self.server.stop(timeout_s)
+        logging.getLogger().removeHandler(self.faults)
+
+
+def queue_submit(check: Callable[[Command], str | None], queue) -> Callable[[Command], dict]:
+    """A dashboard command: validated now (on the web thread), applied by the main thread."""
+    def submit(command: Command) -> dict:
+        reason = check(command)
+        if reason is not None:
+            return {"ok": False, "reason": reason}
+        queue.put(command)
+        return {"ok": True}
+    return submit
+
+
+def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | None], commands,
+              scenes: Callable[[], list[str]], show_log=None, schedule=None, osc_stats=None,
+              audit=None) -> Web | None:
+    """The dashboard for `cfg.web`, or None when it is off. `check` is Control.check, `commands`
+    the main thread's command queue, `schedule` a Calendar (or None)."""
+    web_cfg = cfg.web
+    if not web_cfg.enabled:
+        return None
+    import datetime as dt
+
+    from installation.web.dashboard import DashboardSources, create_app
+    from installation.web.metrics import CommandAudit, FaultLog, InstallationCollector, metrics_registry
+    from installation.web.preview import PreviewSink
+    from installation.web.server import WebServer
+
+    try:
+        import ipaddress
+        for network in web_cfg.allow:
+            ipaddress.ip_network(network, strict=False)
+    except ValueError as exc:
+        raise UserError(f"web.allow has an invalid network ({exc}); use CIDR like \"192.168.1.0/24\".") from None
+    token = web_cfg.token
+    if not token:
+        token = secrets.token_urlsafe(16)
+        log.warning("web.token is empty: this run's dashboard token is %s (set web.token to keep one)", token)
+    audit = audit or CommandAudit(show_log)
+    faults = FaultLog()
+    logging.getLogger().addHandler(faults)
+    preview = PreviewSink(rate_hz=web_cfg.preview_hz, max_width=web_cfg.preview_width)
+    started_s = time.monotonic()
+    registry = None
+    if web_cfg.metrics:
+        registry = metrics_registry(InstallationCollector(status, started_s, audit, osc_stats))
+    sources = DashboardSources(
+        status=status, submit=queue_submit(audit.checked("web", check), commands),
+        preview_jpeg=preview.jpeg, preview_sequence=lambda: preview.sequence, scenes=scenes,
+        schedule=(lambda: schedule.describe(dt.datetime.now())) if schedule is not None else (lambda: None),
+        faults=faults.last, metrics=registry, started_s=started_s)
+    app = create_app(sources, token, web_cfg.allow, status_hz=web_cfg.status_hz, preview_hz=web_cfg.preview_hz)
+    server = WebServer(app, web_cfg.host, web_cfg.port)
+    return Web(server, preview, audit, faults, f"http://{web_cfg.host}:{web_cfg.port}/")

@@ -1,0 +1,164 @@
+"""The dashboard as a FastAPI application, built from injected callables so it runs and is tested
+without the rest of the installation.
+
+Every request passes two gates: the client's address must be in the allowlist (like OSC's), and
+it must carry the token (`?token=`, the cookie the page sets, or `Authorization: Bearer`).
+Status and preview images are pushed over one websocket: JSON text messages for status, binary
+messages for JPEG previews. Commands go through `submit`, which validates before queuing.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+
+from installation.records import Command
+
+log = logging.getLogger("chromesthesia.web")
+
+STATIC = Path(__file__).resolve().parent / "static"
+COOKIE = "chromesthesia_token"
+ADDRESSES = ("/scene", "/blackout", "/freeze", "/param/volume", "/param/brightness", "/crossfade", "/tempo", "/prompt")
+"""What the dashboard may send; everything else (stop, restart) stays with the schedule and OSC."""
+
+
+@dataclass
+class DashboardSources:
+    """What the dashboard reads and does. Each callable is called on the web thread."""
+    status: Callable[[], dict]
+    submit: Callable[[Command], dict]
+    preview_jpeg: Callable[[], bytes | None] = lambda: None
+    scenes: Callable[[], list[str]] = lambda: []
+    schedule: Callable[[], dict | None] = lambda: None
+    faults: Callable[[], list[dict]] = lambda: []
+    preview_sequence: Callable[[], int] = lambda: 0
+    metrics: Any = None
+    """A prometheus_client registry for /metrics; None leaves /metrics out."""
+    started_s: float = field(default_factory=time.monotonic)
+
+
+def _networks(allow) -> list:
+    return [ipaddress.ip_network(n, strict=False) for n in allow]
+
+
+def create_app(sources: DashboardSources, token: str, allow=("127.0.0.0/8",), status_hz: float = 2.0,
+               preview_hz: float = 4.0):
+    networks = _networks(allow)
+    app = FastAPI(title="Chromesthesia", docs_url=None, redoc_url=None, openapi_url=None)
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+
+    def allowed_host(host: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address((host or "").split("%")[0])
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in networks)
+
+    def token_of(query, headers, cookies) -> str:
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        return query.get("token") or cookies.get(COOKIE) or ""
+
+    def token_ok(given: str) -> bool:
+        return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+
+    @app.middleware("http")
+    async def gate(request: Request, call_next):
+        if not allowed_host(request.client.host if request.client else None):
+            return PlainTextResponse("this address is not allowed (web.allow)\n", status_code=403)
+        if not token_ok(token_of(request.query_params, request.headers, request.cookies)):
+            return PlainTextResponse("a token is required: open the address with ?token=... "
+                                     "(web.token in the config)\n", status_code=401)
+        return await call_next(request)
+
+    def full_status() -> dict:
+        return {"status": sources.status(), "uptime_s": round(time.monotonic() - sources.started_s, 1),
+                "scenes": sources.scenes(), "schedule": sources.schedule(), "faults": sources.faults(),
+                "time": time.strftime("%H:%M:%S")}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index(request: Request):
+        response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
+        if request.query_params.get("token"):
+            response.set_cookie(COOKIE, request.query_params["token"], httponly=True, samesite="strict")
+        return response
+
+    @app.get("/status")
+    async def status():
+        return JSONResponse(await asyncio.to_thread(full_status))
+
+    @app.get("/preview.jpg")
+    async def preview():
+        data = await asyncio.to_thread(sources.preview_jpeg)
+        if data is None:
+            return Response(status_code=204)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.post("/command")
+    async def command(request: Request):
+        try:
+            body = await request.json()
+            address = str(body["address"])
+            args = body.get("args", [])
+            if not isinstance(args, list) or not all(isinstance(a, (int, float, str, bool)) for a in args):
+                raise ValueError("args")
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"ok": False, "reason": 'send JSON {"address": "/scene", "args": ["name"]}'},
+                                status_code=400)
+        if address not in ADDRESSES:
+            return JSONResponse({"ok": False, "reason": f"{address[:60]} is not available from the dashboard"},
+                                status_code=403)
+        host = request.client.host if request.client else "?"
+        cmd = Command(time.monotonic(), address, tuple(int(a) if isinstance(a, bool) else a for a in args),
+                      sender=f"web:{host}")
+        return JSONResponse(sources.submit(cmd))
+
+    if sources.metrics is not None:
+        @app.get("/metrics")
+        async def metrics():
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            return Response(await asyncio.to_thread(generate_latest, sources.metrics), media_type=CONTENT_TYPE_LATEST)
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket):
+        host = socket.client.host if socket.client else None
+        if not allowed_host(host) or not token_ok(token_of(socket.query_params, socket.headers, socket.cookies)):
+            await socket.close(code=1008)
+            return
+        await socket.accept()
+        status_period_s, preview_period_s = 1.0 / status_hz, 1.0 / preview_hz
+        next_status_s = next_preview_s = 0.0
+        sent_seq = -1
+        try:
+            while True:
+                now_s = time.monotonic()
+                if now_s >= next_status_s:
+                    next_status_s = now_s + status_period_s
+                    await socket.send_text(json.dumps(await asyncio.to_thread(full_status), default=str))
+                if now_s >= next_preview_s:
+                    next_preview_s = now_s + preview_period_s
+                    seq = sources.preview_sequence()
+                    if seq != sent_seq:
+                        data = await asyncio.to_thread(sources.preview_jpeg)
+                        if data:
+                            sent_seq = seq
+                            await socket.send_bytes(data)
+                await asyncio.sleep(max(0.01, min(next_status_s, next_preview_s) - time.monotonic()))
+        except (WebSocketDisconnect, RuntimeError, ConnectionError):
+            return
+        except Exception as exc:  # noqa: BLE001 - one viewer's failure never reaches the others
+            log.debug("dashboard websocket ended: %s", exc)
+
+    return app

@@ -1,0 +1,137 @@
+"""Prometheus metrics and the command audit shared by the dashboard and OSC.
+
+Metrics are collected when a monitoring tool scrapes `/metrics`: the collector reads the same
+thread-safe status the operators see, so the projector loop does no work for them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from installation.records import Command
+
+log = logging.getLogger("chromesthesia.web")
+
+REFUSALS_LOGGED_PER_MINUTE = 60
+"""A sender looping on a bad command must not fill the show log: past this many refusals a
+minute only the count grows (and a "refusals_suppressed" record says how many)."""
+
+
+class CommandAudit:
+    """Counts commands by source and result and writes every refused one to the show log.
+
+    `check(command)` (Control.check) says why a command would be refused, or None. Wrap it with
+    `audit.checked(source, check)` where a command is validated before it is queued (OSC, the
+    dashboard): the refusal is then logged on that thread, with its sender and reason.
+    """
+
+    def __init__(self, show_log=None, clock=time.monotonic) -> None:
+        self._show_log = show_log
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = {}
+        self._window: deque[float] = deque()
+        self._suppressed = 0
+
+    def record(self, source: str, command: Command, reason: str | None) -> None:
+        result = "refused" if reason else "accepted"
+        with self._lock:
+            self.counts[(source, result)] = self.counts.get((source, result), 0) + 1
+            if not reason or self._show_log is None:
+                return
+            now_s = self._clock()
+            while self._window and now_s - self._window[0] > 60.0:
+                self._window.popleft()
+            if len(self._window) >= REFUSALS_LOGGED_PER_MINUTE:
+                self._suppressed += 1
+                return
+            self._window.append(now_s)
+            suppressed, self._suppressed = self._suppressed, 0
+        if suppressed:
+            self._show_log.write("refusals_suppressed", count=suppressed)
+        self._show_log.write("command", address=command.address, args=list(command.args)[:8],
+                             sender=command.sender, source=source, ok=False, reason=reason)
+
+    def checked(self, source: str, check: Callable[[Command], str | None]) -> Callable[[Command], str | None]:
+        def audited(command: Command) -> str | None:
+            reason = check(command)
+            self.record(source, command, reason)
+            return reason
+        return audited
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+class FaultLog(logging.Handler):
+    """The last warnings and errors, for the dashboard's "last faults" list."""
+
+    def __init__(self, keep: int = 20) -> None:
+        super().__init__(level=logging.WARNING)
+        self._records: deque[dict] = deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._records.append({"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created)),
+                                  "level": record.levelname.lower(), "where": record.threadName,
+                                  "message": record.getMessage()[:300]})
+        except Exception:  # noqa: BLE001 - a log handler never raises
+            pass
+
+    def last(self) -> list[dict]:
+        return list(self._records)[::-1]
+
+
+class InstallationCollector:
+    """A prometheus_client collector over the status callable and the counters."""
+
+    def __init__(self, status: Callable[[], dict], started_s: float, audit: CommandAudit | None = None,
+                 osc_stats: Callable[[], dict] | None = None, clock=time.monotonic) -> None:
+        self._status = status
+        self._started_s = started_s
+        self._audit = audit
+        self._osc_stats = osc_stats
+        self._clock = clock
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        status: dict[str, Any] = self._status() or {}
+        yield GaugeMetricFamily("chromesthesia_fps", "Frames a second on the projector", value=float(status.get("fps") or 0))
+        yield GaugeMetricFamily("chromesthesia_uptime_seconds", "Seconds since the installation started",
+                                value=self._clock() - self._started_s)
+        yield GaugeMetricFamily("chromesthesia_notes_per_second", "Notes played a second (5 s window)",
+                                value=float(status.get("notes_per_s") or 0))
+        yield GaugeMetricFamily("chromesthesia_blackout", "1 while the projector is blacked out",
+                                value=1.0 if status.get("blackout") else 0.0)
+        drops = CounterMetricFamily("chromesthesia_dropped", "Items overwritten before their reader took them",
+                                    labels=["mailbox"])
+        for name, count in sorted((status.get("drops") or {}).items()):
+            drops.add_metric([str(name)], float(count))
+        yield drops
+        yield CounterMetricFamily("chromesthesia_restarts", "Worker restarts", value=float(status.get("restarts") or 0))
+        yield CounterMetricFamily("chromesthesia_faults", "Worker failures and main-loop faults",
+                                  value=float(status.get("failures") or 0) + float(status.get("main_faults") or 0))
+        commands = CounterMetricFamily("chromesthesia_commands", "Operator commands by source and result",
+                                       labels=["source", "result"])
+        for (source, result), count in sorted((self._audit.snapshot() if self._audit else {}).items()):
+            commands.add_metric([source, result], float(count))
+        yield commands
+        if self._osc_stats is not None:
+            osc = CounterMetricFamily("chromesthesia_osc_messages", "OSC messages by outcome", labels=["outcome"])
+            for name, count in sorted((self._osc_stats() or {}).items()):
+                if name != "subscribers":
+                    osc.add_metric([name], float(count))
+            yield osc
+
+
+def metrics_registry(collector: InstallationCollector):
+    """A registry of its own (never the process-global one), so a restart or a test can build another."""
+    from prometheus_client import CollectorRegistry
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry

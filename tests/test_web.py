@@ -1,0 +1,200 @@
+"""The dashboard and /metrics over real HTTP and websockets, and in real headless Chromium.
+
+The installation's side is real: Control validates and applies commands taken from the same
+queue the main thread drains, and a projector thread feeds frames into the preview sink.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from installation.clock import MonotonicClock
+from installation.config import load_config
+from installation.control import Control, LiveState
+from installation.mailbox import DropOldest
+from installation.records import Command
+from tests.waiting import wait_for
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+TOKEN = "s3cret-token"
+SCENES = ["nocturne", "gallery", "pulse"]
+
+
+class Room:
+    """The parts of a running installation the dashboard talks to, on real threads."""
+
+    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0) -> None:
+        from installation.web import build_web
+        self.live = LiveState(scene="nocturne")
+        self.clock = MonotonicClock()
+        self.control = Control(self.live, lambda: SCENES, show_log, clock=self.clock)
+        self.commands: DropOldest[Command] = DropOldest(256)
+        self.frames_shown = 0
+        cfg = load_config(None, ["web.enabled=true", f'web.token="{TOKEN}"', f"web.port={port}",
+                                 f"web.allow={json.dumps(list(allow))}", "web.status_hz=10", "web.preview_hz=10"])
+        self.web = build_web(cfg, status=self.status, check=self.control.check, commands=self.commands,
+                             scenes=lambda: SCENES, show_log=show_log)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._projector, name="projector", daemon=True)
+
+    def status(self) -> dict:
+        return {"installation": "Test room", "scene": self.live.scene, "blackout": self.live.blackout,
+                "fps": 30.0, "music_va": [0.1, -0.2], "image_va": [0.3, 0.4], "projected_va": [0.2, 0.1],
+                "tempo_bpm": 96.0, "notes_per_s": 3.5, "drops": {"frames": 2, "commands": 0},
+                "failures": 1, "restarts": 0, "caption": "a slow blue tide",
+                "reasons": {"mood": "calm", "tempo": "slow"}}
+
+    def _projector(self) -> None:
+        n = 0
+        while not self.stop_event.is_set():
+            n += 1
+            rgb = np.zeros((360, 640, 3), np.uint8)
+            rgb[:, : (n * 7) % 640] = (40, 90, 200)
+            self.web.preview.show(rgb)
+            self.frames_shown += 1
+            self.control.apply_until(self.commands, self.clock.now_s() + 1 / 30, self.clock)
+
+    def __enter__(self) -> "Room":
+        self.web.start()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.thread.join(2)
+        self.web.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self.web.server.address
+        return f"http://{host}:{port}"
+
+
+@pytest.fixture
+def room():
+    with Room() as r:
+        yield r
+
+
+def test_token_is_required_everywhere(room):
+    for path in ("/", "/status", "/metrics", "/preview.jpg"):
+        assert httpx.get(room.url + path, timeout=10).status_code == 401
+        assert httpx.get(room.url + path, params={"token": "wrong"}, timeout=10).status_code == 401
+    assert httpx.get(room.url + "/status", params={"token": TOKEN}, timeout=10).status_code == 200
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(room.url + "/status", headers=bearer, timeout=10).json()["status"]["scene"] == "nocturne"
+    page = httpx.get(room.url + "/", params={"token": TOKEN}, timeout=10)
+    assert page.status_code == 200 and "Chromesthesia" in page.text
+    # The page sets a cookie, so a reload without ?token= still works.
+    assert httpx.get(room.url + "/status", cookies=page.cookies, timeout=10).status_code == 200
+
+
+def test_addresses_outside_the_allowlist_are_refused():
+    with Room(allow=("10.0.0.0/8",)) as r:
+        reply = httpx.get(r.url + "/status", params={"token": TOKEN}, timeout=10)
+        assert reply.status_code == 403 and "web.allow" in reply.text
+
+
+def test_commands_are_validated_applied_and_refusals_logged(tmp_path):
+    from installation.showlog import ShowLog, read_show_log
+    log = ShowLog(tmp_path / "show.jsonl", MonotonicClock())
+    with Room(show_log=log) as r:
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        ok = httpx.post(r.url + "/command", json={"address": "/scene", "args": ["gallery"]}, headers=bearer, timeout=10)
+        assert ok.json() == {"ok": True}
+        assert wait_for(lambda: r.live.scene == "gallery", 10)
+        bad = httpx.post(r.url + "/command", json={"address": "/scene", "args": ["nowhere"]}, headers=bearer, timeout=10)
+        assert bad.json()["ok"] is False and "no scene" in bad.json()["reason"]
+        stop = httpx.post(r.url + "/command", json={"address": "/stop", "args": []}, headers=bearer, timeout=10)
+        assert stop.status_code == 403 and not r.live.stop_requested
+        metrics = httpx.get(r.url + "/metrics", headers=bearer, timeout=10).text
+    log.close()
+    refused = [rec for rec in read_show_log(tmp_path / "show.jsonl") if rec["kind"] == "command" and not rec["ok"]]
+    assert [(rec["address"], rec["source"]) for rec in refused] == [("/scene", "web")]
+    assert refused[0]["sender"].startswith("web:127.0.0.1") and "no scene" in refused[0]["reason"]
+    assert 'chromesthesia_commands_total{result="accepted",source="web"} 1.0' in metrics
+    assert 'chromesthesia_commands_total{result="refused",source="web"} 1.0' in metrics
+    for name in ("chromesthesia_fps 30.0", "chromesthesia_uptime_seconds", "chromesthesia_notes_per_second 3.5",
+                 'chromesthesia_dropped_total{mailbox="frames"} 2.0', "chromesthesia_restarts_total 0.0",
+                 "chromesthesia_faults_total 1.0"):
+        assert name in metrics, name
+
+
+def test_websocket_pushes_status_and_preview_pictures(room):
+    from websockets.sync.client import connect
+    ws_url = room.url.replace("http", "ws") + "/ws"
+    with pytest.raises(Exception):
+        with connect(ws_url + "?token=wrong", open_timeout=10) as ws:
+            ws.recv(timeout=10)
+    texts, pictures = [], []
+    with connect(f"{ws_url}?token={TOKEN}", open_timeout=10) as ws:
+        while len(texts) < 2 or len(pictures) < 2:
+            message = ws.recv(timeout=10)
+            (pictures if isinstance(message, bytes) else texts).append(message)
+    status = json.loads(texts[-1])
+    assert status["status"]["caption"] == "a slow blue tide" and status["scenes"] == SCENES
+    assert all(p[:2] == b"\xff\xd8" for p in pictures) and pictures[0] != pictures[-1]
+
+
+def test_a_taken_port_is_one_sentence():
+    from installation.errors import UserError
+    with Room() as first:
+        port = first.web.server.address[1]
+        with pytest.raises(UserError, match=f"cannot listen on 127.0.0.1:{port}"):
+            Room(port=port).web.start()
+
+
+# --- real browser ----------------------------------------------------------------------------------
+def chromium_driver():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    if chromium is None or chromedriver is None:
+        pytest.skip("chromium and chromium-driver are not installed (Debian packages); `make test` installs them")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = chromium_driver()
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_dashboard_in_headless_chromium(room, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(room.url + "/")
+    assert "token is required" in browser.find_element(By.TAG_NAME, "body").text
+    browser.get(f"{room.url}/?token={TOKEN}")
+    assert wait_for(lambda: browser.find_element(By.ID, "name").text == "Test room", 20)
+    assert wait_for(lambda: browser.find_element(By.ID, "caption").text == "a slow blue tide", 20)
+
+    button = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, '.scene-button[data-scene="pulse"]'), 20)
+    button[0].click()
+    status = lambda: httpx.get(room.url + "/status", params={"token": TOKEN}, timeout=10).json()["status"]
+    assert wait_for(lambda: status()["scene"] == "pulse", 20)
+    assert wait_for(lambda: "active" in browser.find_element(
+        By.CSS_SELECTOR, '.scene-button[data-scene="pulse"]').get_attribute("class"), 20)
+
+    browser.find_element(By.ID, "blackout").click()
+    assert wait_for(lambda: status()["blackout"] is True, 20)
+
+    preview = browser.find_element(By.ID, "preview")
+    first = wait_for(lambda: preview.get_attribute("src"), 20)
+    frames = lambda: int(preview.get_attribute("data-frames") or 0)
+    count = wait_for(frames, 20)
+    assert wait_for(lambda: preview.get_attribute("src") != first and frames() > count, 20)
+    assert 0 < browser.execute_script("return arguments[0].naturalWidth", preview) <= 480
