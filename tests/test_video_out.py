@@ -1,0 +1,192 @@
+"""Video out: an NDI receiver sees the named source and its frames; slow or failing sinks never hold up
+the projector; the virtual camera's absence is one sentence when required and a warning when not."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from hardware.video_out import NdiSink, SinkThread, VideoOut, build_video_out
+from installation.config import VideoOutConfig
+from installation.errors import UserError
+from tests.waiting import wait_for
+
+
+class BlockingSink:
+    """A sink whose send hangs until released (a stalled network peer)."""
+
+    name = "blocking"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.frames: list[np.ndarray] = []
+
+    def open(self, width, height, fps) -> None:
+        pass
+
+    def send(self, rgb) -> None:
+        self.release.wait()
+        self.frames.append(rgb)
+
+    def close(self) -> None:
+        self.release.set()
+
+
+class FlakySink:
+    """Fails to open `fail_opens` times, then fails one send after `fail_after` frames."""
+
+    name = "flaky"
+
+    def __init__(self, fail_opens: int = 2, fail_after: int = 3) -> None:
+        self.fail_opens = fail_opens
+        self.fail_after = fail_after
+        self.opens = 0
+        self.frames: list[np.ndarray] = []
+
+    def open(self, width, height, fps) -> None:
+        self.opens += 1
+        if self.opens <= self.fail_opens:
+            raise OSError("device not there yet")
+
+    def send(self, rgb) -> None:
+        if len(self.frames) == self.fail_after:
+            self.fail_after = -1
+            raise OSError("connection reset")
+        self.frames.append(rgb)
+
+    def close(self) -> None:
+        pass
+
+
+def frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([(x * 4 + i * 8) % 256, (y * 5) % 256, np.full_like(x, (i * 37) % 256)], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+def test_a_stalled_sink_never_holds_up_the_projector_and_keeps_only_the_newest_frame():
+    sink = BlockingSink()
+    out = VideoOut([SinkThread(sink, fps=30.0)])
+    out.open()
+    try:
+        for i in range(500):  # the projector goes on while the sink is stuck in its first send
+            out.show(frame(i))
+        thread = out.threads[0]
+        assert wait_for(lambda: thread.dropped >= 498)
+        sink.release.set()
+        assert wait_for(lambda: len(sink.frames) == 2)
+        assert np.array_equal(sink.frames[-1], frame(499))  # the newest, not a queue of old ones
+    finally:
+        out.close()
+
+
+def test_a_failing_sink_is_reopened_with_backoff_and_sends_again():
+    sink = FlakySink()
+    thread = SinkThread(sink, fps=30.0, backoff_s=0.01)
+    out = VideoOut([thread])
+    out.open()
+    try:
+        def shown():
+            out.show(frame(len(sink.frames)))
+            return len(sink.frames) >= 6
+        assert wait_for(shown, timeout_s=20.0)
+        assert thread.errors == 3 and thread.reopened >= 1 and sink.opens == 4
+        assert thread.stats()["last_error"] == "OSError: connection reset"
+    finally:
+        out.close()
+
+
+def test_virtual_camera_absent_is_one_sentence_when_required_and_a_warning_when_not(caplog):
+    pytest.importorskip("pyvirtualcam")
+    required = VideoOutConfig(virtual_camera=True, required=True)
+    with pytest.raises(UserError) as err:
+        build_video_out(required, 64, 48, 30.0)
+    message = str(err.value)
+    assert message.startswith("video_out.virtual_camera: the virtual camera cannot open (")
+    assert "modprobe v4l2loopback" in message and message.count("\n") == 0
+
+    out = build_video_out(VideoOutConfig(virtual_camera=True), 64, 48, 30.0)
+    out.open()
+    try:
+        with caplog.at_level(logging.WARNING, logger="hardware.video_out"):
+            out.show(frame(0))
+            assert wait_for(lambda: out.threads[0].errors >= 1)
+        assert "modprobe v4l2loopback" in caplog.text
+        out.show(frame(1))  # the show goes on
+    finally:
+        out.close()
+
+
+def test_a_missing_package_is_one_sentence_when_required_and_skipped_when_not(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "pyvirtualcam", None)
+    monkeypatch.setitem(sys.modules, "cyndilib.sender", None)
+    with pytest.raises(UserError, match=r"needs the pyvirtualcam package.*video-out.*virtual_camera = false"):
+        build_video_out(VideoOutConfig(virtual_camera=True, required=True), 64, 48, 30.0)
+    with pytest.raises(UserError, match=r"needs the cyndilib package"):
+        build_video_out(VideoOutConfig(ndi=True, required=True), 64, 48, 30.0)
+    with caplog.at_level(logging.WARNING, logger="hardware.video_out"):
+        assert build_video_out(VideoOutConfig(ndi=True, virtual_camera=True), 64, 48, 30.0) is None
+    assert "The show goes on without it." in caplog.text
+    assert build_video_out(VideoOutConfig(), 64, 48, 30.0) is None
+
+
+@pytest.fixture
+def ndi_finds_localhost(tmp_path, monkeypatch):
+    """NDI finds sources by mDNS, which this machine does not run; NDI's own config names hosts to
+    ask directly ("extra IPs"), so the finder asks 127.0.0.1. Read when NDI starts in this process."""
+    (tmp_path / "ndi-config.v1.json").write_text(json.dumps({"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}))
+    monkeypatch.setenv("NDI_CONFIG_DIR", str(tmp_path))
+
+
+@pytest.mark.slow
+def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_frames(ndi_finds_localhost):
+    pytest.importorskip("cyndilib")
+    from cyndilib.finder import Finder
+    from cyndilib.receiver import Receiver, ReceiveFrameType
+    from cyndilib.video_frame import VideoRecvFrame
+    from cyndilib.wrapper.ndi_recv import RecvBandwidth, RecvColorFormat
+
+    width, height = 160, 90
+    out = build_video_out(VideoOutConfig(ndi=True, ndi_name="Chromesthesia test", required=True), width, height, 30.0)
+    shown = frame(7, width, height)
+    finder = Finder()
+    receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
+    received = VideoRecvFrame()
+    receiver.set_video_frame(received)
+    out.open()
+    try:
+        out.show(shown)
+        finder.open()
+
+        def found():
+            finder.wait_for_sources(0.2)
+            return next((s for s in finder.iter_sources() if s.stream_name == "Chromesthesia test"), None)
+        source = wait_for(found, timeout_s=20.0)
+        assert source is not None, finder.get_source_names()
+        receiver.set_source(source)
+
+        pictures = []
+
+        def receive():
+            out.show(shown)  # the projector keeps showing its frame
+            if receiver.receive(ReceiveFrameType.recv_video, 200) & ReceiveFrameType.recv_video:
+                data = np.empty(received.get_buffer_size(), np.uint8)
+                received.fill_p_data(data)
+                pictures.append((received.get_resolution(), data.reshape(height, width, 4)[..., :3]))
+            return len(pictures) >= 3
+        assert wait_for(receive, timeout_s=30.0)
+        (size, picture) = pictures[-1]
+        assert size == (width, height)
+        # NDI's codec is lossy: the received picture is close to the projector's, far from another one
+        error = np.abs(picture.astype(int) - shown.astype(int)).mean()
+        other = np.abs(picture.astype(int) - frame(20, width, height).astype(int)).mean()
+        assert error < 6.0 and other > 5 * error, (error, other)
+        assert out.threads[0].errors == 0
+    finally:
+        receiver.disconnect()
+        finder.close()
+        out.close()
