@@ -164,6 +164,11 @@ class ImageState:
     regions_motion: tuple[float, ...] = ()
     presence: bool = False
     source: str = ""
+    content: Mapping[str, float] = field(default_factory=dict)
+    """What the picture shows (models.image_content.CONTENT_KEYS: texture, edge orientation,
+    horizon, openness, sky/water/vegetation/storm shares, faces, people)."""
+    description: str = ""
+    """The picture in words (mood, content, zero-shot labels, a visitor's comment): the composer's query."""
 
     @property
     def va(self) -> VA:

@@ -81,31 +81,29 @@ def dominant_hues(hsv: np.ndarray, max_hues: int = 3) -> tuple[float, ...]:
 class ImageAnalyser:
     """Frame -> ImageState. Called from the watcher thread only (it remembers the previous frame)."""
 
-    def __init__(self, image_va_head: ImageVaHead | None = None, detect_faces: bool = True) -> None:
+    def __init__(self, image_va_head: ImageVaHead | None = None, detect_faces: bool = True,
+                 comment_ttl_s: float = 120.0) -> None:
+        from models.image_content import FaceCounter
         self.head = image_va_head if image_va_head is not None else ColourEmotionVA()
         self.detect_faces = detect_faces
         self._previous: np.ndarray | None = None
         self._faces: Any = None
+        self._face_counter = FaceCounter()
+        self._comment: tuple[str, float] = ("", -1e18)
+        self.comment_ttl_s = comment_ttl_s
         self.stats: dict[str, Any] = {"analysed": 0, "head_failures": 0}
+
+    def comment(self, text: str, t_s: float) -> str:
+        """A visitor's words (`/comment <text>`), joined to the picture's description for
+        `comment_ttl_s`. Any thread may call it (one tuple assignment). Returns the cleaned text."""
+        from models.image_content import clean_comment
+        cleaned = clean_comment(text)
+        self._comment = (cleaned, float(t_s))
+        return cleaned
 
     def reset(self) -> None:
         """Forget the previous frame (e.g. after a camera switch), so no false motion spike."""
         self._previous = None
-
-    def _face_found(self, grey: np.ndarray) -> bool:
-        import cv2
-        if self._faces is None:
-            if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 moved the cascades out of the main build
-                self.detect_faces = False
-                return False
-            path = cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
-            self._faces = cv2.CascadeClassifier(path)
-            if self._faces.empty():
-                log.warning("face cascade %s missing; presence comes from motion only", path)
-                self.detect_faces = False
-                return False
-        found = self._faces.detectMultiScale(grey, scaleFactor=1.2, minNeighbors=4, minSize=(12, 12))
-        return len(found) > 0
 
     def analyse(self, rgb: np.ndarray, t_s: float, source: str = "") -> ImageState:
         """Features of one frame; `source` names the camera for the show log."""
@@ -131,9 +129,13 @@ class ImageAnalyser:
             regions = tuple(min(1.0, float(diff[h * i // GRID:h * (i + 1) // GRID, w * j // GRID:w * (j + 1) // GRID].mean())
                                 / MOTION_FULL) for i in range(GRID) for j in range(GRID))
         self._previous = blurred
-        presence = max(regions) >= PRESENCE_MOTION
-        if not presence and self.detect_faces:
-            presence = self._face_found(grey)
+        from models.image_content import content, describe
+        faces = self._face_counter.count(rgb, t_s) if self.detect_faces else 0
+        moving = sum(1 for r in regions if r >= PRESENCE_MOTION)
+        presence = moving > 0 or faces > 0
+        people = max(faces, 1 if moving else 0)
+        features = content(small, faces=faces)
+        features["people"] = float(people)
 
         try:
             valence, arousal, confidence = self.head.estimate(rgb)
@@ -142,10 +144,20 @@ class ImageAnalyser:
             self.stats["head_failures"] += 1
             valence, arousal, confidence = 0.0, 0.0, 0.0
         valence, arousal = clamp_va(valence, arousal)
+        labels: tuple[str, ...] = ()
+        if hasattr(self.head, "labels"):
+            try:
+                labels = tuple(self.head.labels(rgb))
+            except Exception:
+                log.exception("zero-shot labels failed")
+        text, said_s = self._comment
+        hues = dominant_hues(hsv)
+        description = describe(valence, arousal, brightness, saturation, contrast, features, hues, motion, people,
+                               labels, text if t_s - said_s <= self.comment_ttl_s else "")
         self.stats["analysed"] += 1
         return ImageState(t_s=float(t_s), valence=valence, arousal=arousal,
                           va_confidence=float(np.clip(np.nan_to_num(confidence), 0.0, 1.0)),
                           brightness=brightness, saturation=saturation, contrast=contrast,
                           colourfulness=min(1.0, colourfulness / 150.0), edge_density=edge_density,
-                          motion=motion, dominant_hues_deg=dominant_hues(hsv), regions_motion=regions,
-                          presence=bool(presence), source=source)
+                          motion=motion, dominant_hues_deg=hues, regions_motion=regions,
+                          presence=bool(presence), source=source, content=features, description=description)

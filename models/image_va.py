@@ -47,6 +47,8 @@ class ColourFeatures:
     contrast: float
     clipped_fraction: float
     """Share of pixels that are near black or near white, where colour says little."""
+    light_range: float = 0.0
+    """Lightness between the 2nd and 98th percentile: dark pictures with bright breaks score high."""
 
 
 def _as_rgb_float(rgb: np.ndarray, side_px: int = ANALYSIS_SIDE_PX) -> np.ndarray:
@@ -77,8 +79,10 @@ def colour_features(rgb: np.ndarray) -> ColourFeatures:
     yb = 0.5 * (f[..., 0] + f[..., 1]) - f[..., 2]
     colourfulness = math.hypot(float(rg.std()), float(yb.std())) + 0.3 * math.hypot(float(rg.mean()), float(yb.mean()))
     clipped = float(np.mean((lightness < 0.03) | (lightness > 0.97)))
+    low, high = np.percentile(lightness, (2, 98))
     return ColourFeatures(brightness=float(lightness.mean()), saturation=float(chroma.mean()),
-                          colourfulness=colourfulness, contrast=float(lightness.std()), clipped_fraction=clipped)
+                          colourfulness=colourfulness, contrast=float(lightness.std()), clipped_fraction=clipped,
+                          light_range=float(high - low))
 
 
 def standardised(features: ColourFeatures) -> dict[str, float]:
@@ -88,10 +92,29 @@ def standardised(features: ColourFeatures) -> dict[str, float]:
             "contrast": (features.contrast - CONTRAST_MEAN) / CONTRAST_SD}
 
 
+TENSION_AROUSAL, TENSION_PLEASURE = 0.9, 0.25
+"""A dark picture with strong light-dark contrast (a storm, lightning, a lit face in the dark) is
+tense: arousal rises and pleasure falls with contrast above the mean times darkness below it. The
+colour-emotion equations alone read a grey storm as calm, because it is dark and unsaturated."""
+
+
+LIGHT_RANGE_TENSE = 0.55
+"""A lightness range (2nd to 98th percentile) above this in a dark picture starts to read as tense."""
+
+
+def tension(features: ColourFeatures) -> float:
+    """Light-dark range beyond `LIGHT_RANGE_TENSE` times darkness below the mean (standard units), 0
+    when either is absent. Near-black pixels damp it (a night sky of stars is dark but not stormy)."""
+    z = standardised(features)
+    spread = max(0.0, features.light_range - LIGHT_RANGE_TENSE) / 0.15
+    return spread * max(0.0, -z["brightness"]) * (1.0 - min(1.0, 2.0 * features.clipped_fraction))
+
+
 def colour_va(features: ColourFeatures) -> tuple[float, float]:
     z = standardised(features)
-    pleasure = sum(PLEASURE_FROM[k] * z[k] for k in z)
-    arousal = sum(AROUSAL_FROM[k] * z[k] for k in z)
+    t = tension(features)
+    pleasure = sum(PLEASURE_FROM[k] * z[k] for k in z) - TENSION_PLEASURE * t
+    arousal = sum(AROUSAL_FROM[k] * z[k] for k in z) + TENSION_AROUSAL * t
     return clamp_va(math.tanh(VA_GAIN * pleasure), math.tanh(VA_GAIN * arousal))
 
 
@@ -176,6 +199,8 @@ class ClipVA:
         self._model = model
         self._preprocess = preprocess
         self._device = device
+        self._model_name = model_name
+        self._word_embeddings: np.ndarray | None = None
         self._temperature = temperature
         self._anchor_va = np.array([(v, a) for _, v, a in ANCHORS], dtype=np.float32)
         tokenizer = open_clip.get_tokenizer(model_name)
@@ -195,6 +220,22 @@ class ClipVA:
             emb = self._model.encode_image(image).float()
             emb = self._torch.nn.functional.normalize(emb, dim=-1)
         return emb[0].cpu().numpy()
+
+    def labels(self, rgb: np.ndarray, top_k: int = 3) -> tuple[str, ...]:
+        """Zero-shot scene and mood words (models.image_content SCENE_WORDS, MOOD_WORDS) closest to the
+        picture: the best `top_k - 1` scene words and the best mood word."""
+        from models.image_content import MOOD_WORDS, SCENE_WORDS
+        if getattr(self, "_word_embeddings", None) is None:
+            import open_clip
+            tokenizer = open_clip.get_tokenizer(self._model_name)
+            prompts = [f"a photo of {w}" for w in SCENE_WORDS] + [f"a {w} picture" for w in MOOD_WORDS]
+            with self._torch.inference_mode():
+                text = self._model.encode_text(tokenizer(prompts).to(self._device)).float()
+                self._word_embeddings = self._torch.nn.functional.normalize(text, dim=-1).cpu().numpy()
+        sims = self._word_embeddings @ self.embed(rgb)
+        scenes = np.argsort(-sims[:len(SCENE_WORDS)])[:max(0, top_k - 1)]
+        mood = int(np.argmax(sims[len(SCENE_WORDS):]))
+        return tuple(SCENE_WORDS[i] for i in scenes) + (MOOD_WORDS[mood],)
 
     def estimate(self, rgb: np.ndarray) -> tuple[float, float, float]:
         emb = self.embed(rgb)

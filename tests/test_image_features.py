@@ -54,3 +54,32 @@ def test_a_failing_head_gives_neutral_va_and_is_counted():
     assert (state.valence, state.arousal, state.va_confidence) == (0.0, 0.0, 0.0)
     assert analyser.stats["head_failures"] == 1
     assert state.brightness > 0.1  # the other features are still there
+
+
+def test_content_descriptors_see_faces_sky_and_plants_and_words_join_the_description():
+    from models.image_content import CONTENT_KEYS, content
+    analyser = ImageAnalyser()
+    astronaut = analyser.analyse(skimage.data.astronaut(), 0.0)
+    assert astronaut.content["faces"] >= 1 and astronaut.presence and "person" in astronaut.description
+    rocket = content(skimage.data.rocket())
+    grass = content(skimage.data.grass())
+    assert set(CONTENT_KEYS) <= set(rocket)
+    assert rocket["sky"] > 0.2 and rocket["openness"] > 0.4 and rocket["horizon_y"] > 0.6
+    assert grass["texture"] > rocket["texture"]
+    green = np.zeros((90, 160, 3), np.uint8)
+    green[...] = (40, 150, 40)
+    green += np.random.default_rng(0).integers(0, 60, green.shape, dtype=np.uint8)  # leafy texture
+    assert content(green)["vegetation"] > 0.5
+    # Level lines: a horizontal stripe pattern; upright lines: vertical stripes.
+    stripes = np.zeros((90, 160, 3), np.uint8)
+    stripes[::8] = 255
+    assert content(stripes)["edges_horizontal"] > 0.8 and content(stripes.transpose(1, 0, 2))["edges_vertical"] > 0.8
+
+    said = analyser.comment("the sea\x00 at night \n is lonely", t_s=1.0)
+    assert said == "the sea at night is lonely"
+    analyser.reset()
+    with_words = analyser.analyse(skimage.data.coffee(), 2.0)
+    assert with_words.description.endswith("A visitor says: the sea at night is lonely.")
+    analyser.reset()
+    later = analyser.analyse(skimage.data.coffee(), 2.0 + analyser.comment_ttl_s + 1.0)
+    assert "visitor" not in later.description  # a comment fades after its time

@@ -130,6 +130,8 @@ def test_clip_head_zero_shot_and_linear(clip_checkpoint, tmp_path):
     for picture in pictures:
         v, a, c = head.estimate(picture)
         assert -1 <= v <= 1 and -1 <= a <= 1 and 0 <= c <= 1
+    words = head.labels(pictures[0])
+    assert len(words) == 3 and words == head.labels(pictures[0])  # two scene words and a mood word
     embeddings = np.stack([head.embed(p) for p in pictures])
     assert embeddings.shape[0] == 3 and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-4)
 
@@ -168,3 +170,25 @@ def test_linear_head_file_errors(tmp_path):
     np.savez(bad, weight=np.zeros((4, 3)), bias=np.zeros(2))
     with pytest.raises(UserError, match="shapes"):
         load_linear_head(str(bad))
+
+
+def storm_picture(size: int = 160) -> np.ndarray:
+    """Dark, grey-blue, billowing clouds torn by a bright band of light: dark and high in contrast."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    clouds = cv2.GaussianBlur(rng.uniform(0, 1, (size, size)).astype(np.float32), (0, 0), 8)
+    clouds = (clouds - clouds.min()) / (np.ptp(clouds) + 1e-9)
+    value = 0.08 + 0.25 * clouds
+    value[int(size * 0.55):int(size * 0.62), :] = 0.95  # light breaking through at the horizon
+    value[: int(size * 0.5), size // 2:size // 2 + 3] = 1.0  # a lightning stroke
+    hsv = np.stack([np.full_like(value, 215.0), np.full_like(value, 0.2), np.clip(value, 0, 1)], axis=-1)
+    return (cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255).astype(np.uint8)
+
+
+def test_a_dark_high_contrast_storm_reads_tense():
+    head = ColourVA()
+    v, a, _ = head.estimate(storm_picture())
+    calm_dusk = head.estimate(hsv_picture(215, 0.2, 0.2, size=160, texture=0.05))
+    assert v < -0.2 and a > 0.1, (v, a)  # negative valence, raised arousal
+    assert a > calm_dusk[1] + 0.3  # the same darkness without the contrast stays calm
