@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import logging
 import struct
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from hardware.base import CC_ALL_NOTES_OFF, BaseMidiOut
 from installation.errors import UserError
+from installation.records import Cue
 
 log = logging.getLogger(__name__)
-
-ALL_CHANNELS = range(16)
-CC_ALL_SOUND_OFF = 120
-CC_ALL_NOTES_OFF = 123
 
 
 def load_backend(backend: str):
@@ -30,13 +27,6 @@ def load_backend(backend: str):
     except (ImportError, AttributeError) as exc:
         raise UserError(f"midi.backend {backend!r} cannot be loaded ({exc}); use e.g. "
                         f"\"mido.backends.rtmidi\" or \"mido.backends.rtmidi/UNIX_JACK\".") from None
-
-
-def panic_messages() -> list:
-    """All sound off and all notes off on every channel (CC 120 and CC 123)."""
-    import mido
-    return [mido.Message("control_change", channel=ch, control=cc, value=0)
-            for ch in ALL_CHANNELS for cc in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF)]
 
 
 def list_midi_ports(backend: str = "") -> dict[str, list[str]]:
@@ -59,25 +49,28 @@ def list_midi_ports(backend: str = "") -> dict[str, list[str]]:
     return result
 
 
-class _PortOut:
-    """Shared behaviour of port outputs: lock, counters, reopen with backoff, panic."""
+class _NotConnected(ConnectionError):
+    pass
+
+
+class _PortOut(BaseMidiOut):
+    """Port outputs: reopen with backoff when the port vanished or was absent at start."""
 
     retry_s = 1.0
 
     def __init__(self, name: str, backend: str) -> None:
-        self.name = name
+        super().__init__(name)
         self.backend = backend
         self._port: Any = None
-        self._lock = threading.Lock()
         self._retry_at_s = 0.0
-        self.stats: dict[str, Any] = {"sent": 0, "lost": 0, "reopens": 0, "connected": False}
+        self.stats.update(reopens=0, connected=False)
 
     def _open_port(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
     def open(self) -> None:
         """Open now; raises UserError if the port cannot be found (at start only)."""
-        with self._lock:
+        with self._send_lock:
             self._port = self._open_port()
             self.stats["connected"] = True
 
@@ -95,7 +88,17 @@ class _PortOut:
         self.stats["connected"] = True
         log.info("MIDI output %s is back", self.name)
 
-    def _drop(self, exc: BaseException) -> None:
+    def _send(self, message) -> None:
+        if self._port is None:
+            self._try_reopen()
+            if self._port is None:
+                raise _NotConnected(self.name)
+        self._port.send(message)
+
+    def _on_error(self, exc: Exception) -> None:
+        """rtmidi raises SystemError/OSError/RuntimeError when a port vanishes: close, retry later."""
+        if isinstance(exc, _NotConnected):
+            return
         log.warning("MIDI output %s failed (%s); will reopen when it returns", self.name, exc)
         try:
             self._port.close()
@@ -105,34 +108,11 @@ class _PortOut:
         self.stats["connected"] = False
         self._retry_at_s = time.monotonic() + self.retry_s
 
-    def send(self, message) -> None:
-        """Send one mido message. Called from the scheduler thread; never raises."""
-        with self._lock:
-            if self._port is None:
-                self._try_reopen()
-                if self._port is None:
-                    self.stats["lost"] += 1
-                    return
-            try:
-                self._port.send(message)
-                self.stats["sent"] += 1
-            except Exception as exc:  # rtmidi raises SystemError/OSError/RuntimeError when a port vanishes
-                self.stats["lost"] += 1
-                self._drop(exc)
-
-    def panic(self) -> None:
-        for message in panic_messages():
-            self.send(message)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._port is not None:
-                try:
-                    self._port.close()
-                except Exception:
-                    log.debug("close failed", exc_info=True)
-                self._port = None
-                self.stats["connected"] = False
+    def _close(self) -> None:
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+        self.stats["connected"] = False
 
 
 class MidoOut(_PortOut):
@@ -186,31 +166,20 @@ class VirtualMidiOut(_PortOut):
                             f"server with midi.backend = \"mido.backends.rtmidi/UNIX_JACK\".") from None
 
 
-class RecordingMidiOut:
+class RecordingMidiOut(BaseMidiOut):
     """Keeps every message with the time it was sent: for tests, benchmarks and show logs."""
 
     def __init__(self, clock=None, name: str = "recording") -> None:
-        self.name = name
+        super().__init__(name)
         self.clock = clock
         self.messages: list[tuple[float, Any]] = []
-        self._lock = threading.Lock()
-        self.stats: dict[str, Any] = {"sent": 0, "lost": 0}
 
-    def send(self, message) -> None:
+    def _send(self, message) -> None:
         t_s = self.clock.now_s() if self.clock is not None else time.monotonic()
-        with self._lock:
-            self.messages.append((t_s, message))
-            self.stats["sent"] += 1
-
-    def panic(self) -> None:
-        for message in panic_messages():
-            self.send(message)
-
-    def close(self) -> None:
-        pass
+        self.messages.append((t_s, message))
 
 
-class MidiFileRecorder:
+class MidiFileRecorder(BaseMidiOut):
     """Writes every message it is sent to a type-0 MIDI file with real timing.
 
     The file is valid at every moment after `open`: each message is appended and the track is
@@ -223,14 +192,12 @@ class MidiFileRecorder:
 
     def __init__(self, path: Path, clock) -> None:
         self.path = Path(path)
+        super().__init__(f"midifile:{self.path.name}")
         self.clock = clock
-        self.name = f"midifile:{self.path.name}"
         self._file: Any = None
         self._t0_s: float | None = None
         self._last_tick = 0
         self._track_len = 0
-        self._lock = threading.Lock()
-        self.stats: dict[str, Any] = {"sent": 0, "lost": 0}
         self.open()
 
     _EOT = b"\x00\xff\x2f\x00"
@@ -266,40 +233,29 @@ class MidiFileRecorder:
         f.write(struct.pack(">I", self._track_len + len(self._EOT)))
         f.flush()
 
-    def send(self, message) -> None:
-        """Append one message at the clock's current time. Never raises while running."""
+    def _send(self, message) -> None:
+        """Append one message at the clock's current time (scheduler thread, under the send lock)."""
         if getattr(message, "is_meta", False) or message.type in self._REALTIME:
             return  # real-time bytes (clock, start, stop) are not allowed in a Standard MIDI File
+        if self._file is None:
+            raise OSError("the recording is closed")
         now_s = self.clock.now_s()
-        with self._lock:
-            if self._file is None:
-                self.stats["lost"] += 1
-                return
-            if self._t0_s is None:
-                self._t0_s = now_s
-            tick = int(round((now_s - self._t0_s) * 1e6 / self.tempo_us * self.ticks_per_beat))
-            tick = max(tick, self._last_tick)
-            try:
-                self._append(self._varlen(tick - self._last_tick) + bytes(message.bytes()))
-            except (OSError, ValueError) as exc:
-                self.stats["lost"] += 1
-                log.warning("MIDI recording %s failed: %s", self.path, exc)
-                return
-            self._last_tick = tick
-            self.stats["sent"] += 1
+        if self._t0_s is None:
+            self._t0_s = now_s
+        tick = max(int(round((now_s - self._t0_s) * 1e6 / self.tempo_us * self.ticks_per_beat)), self._last_tick)
+        self._append(self._varlen(tick - self._last_tick) + bytes(message.bytes()))
+        self._last_tick = tick
 
-    def panic(self) -> None:
-        for message in panic_messages():
-            self.send(message)
+    def _on_error(self, exc: Exception) -> None:
+        log.warning("MIDI recording %s failed: %s", self.path, exc)
 
-    def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
-class OscEventOut:
+class OscEventOut(BaseMidiOut):
     """Sends scheduled notes and cues as OSC through any hardware.base.OscOut client.
 
     Address space (documented in docs/osc-outputs.md), all under `prefix`:
@@ -308,38 +264,27 @@ class OscEventOut:
       /tempo bpm                            (cue, at each plan's start)
       /va    valence arousal                (cue, the image VA that drove the plan)
       /plan  key mode tempo_bpm abc         (cue, at each plan's start)
+      /panic                                (on stop, scene change or an operator's panic)
     """
 
     accepts_cues = True
 
     def __init__(self, client, prefix: str = "/chromesthesia") -> None:
+        super().__init__(f"osc:{getattr(client, 'name', 'client')}")
         self.client = client
         self.prefix = prefix.rstrip("/")
-        self.name = f"osc:{getattr(client, 'name', 'client')}"
-        self.stats: dict[str, Any] = {"sent": 0, "lost": 0}
 
-    def _send(self, address: str, *args) -> None:
-        try:
-            self.client.send(self.prefix + address, *args)
-            self.stats["sent"] += 1
-        except Exception as exc:  # a network hiccup must not stop the music
-            self.stats["lost"] += 1
-            log.debug("OSC send %s failed: %s", address, exc)
-
-    def send(self, message) -> None:
-        """A mido message (notes only) or a cue with `.address` and `.args`."""
-        if hasattr(message, "address"):
-            self._send(message.address, *message.args)
+    def _send(self, message) -> None:
+        """A cue, a note, or the panic's all-notes-off (one /panic for the 16 channels)."""
+        if isinstance(message, Cue):
+            self.client.send(self.prefix + message.address, *message.args)
         elif message.type == "note_on":
-            self._send("/note", message.channel, message.note, message.velocity)
+            self.client.send(self.prefix + "/note", message.channel, message.note, message.velocity)
         elif message.type == "note_off":
-            self._send("/note", message.channel, message.note, 0)
-
-    def panic(self) -> None:
-        self._send("/panic")
-
-    def close(self) -> None:
-        pass
+            self.client.send(self.prefix + "/note", message.channel, message.note, 0)
+        elif message.type == "control_change" and message.control == CC_ALL_NOTES_OFF and message.channel == 15:
+            # A receiver of OSC wants one word for silence, not 32 controller messages.
+            self.client.send(self.prefix + "/panic")
 
 
 def output_from_spec(spec: tuple, clock) -> Any:

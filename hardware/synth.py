@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hardware.base import CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF, BaseMidiOut
 from installation.records import AudioBlock
 
 log = logging.getLogger("chromesthesia.synth")
@@ -190,19 +191,20 @@ def _drum(note: int) -> tuple:
     return (("sweep", hz * 1.3, hz, 0.02, 0.08, 0.6), ("noise", "snare", 0.03, 0.3))
 
 
-class Synth:
+class Synth(BaseMidiOut):
     """A small polyphonic synth. `send` may be called from any thread; `render` from one."""
 
     name = "built-in synth"
 
     def __init__(self, sample_rate_hz: int = 22050, gain: float = 0.5, seed: int = 0) -> None:
+        super().__init__()
         self.sample_rate_hz = sample_rate_hz
         self.gain = gain
         self._voices: list[_Voice] = []
         self._programs = [0] * 16
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(seed)
-        self.stats = {"notes": 0, "stolen": 0, "panics": 0}
+        self.stats.update(notes=0, stolen=0)
         self._bank = _build_bank(sample_rate_hz)
         self._flat_bank = self._bank.reshape(-1)
         n_noise = int(sample_rate_hz)
@@ -215,7 +217,7 @@ class Synth:
         self._ramp = np.arange(_CONTROL_FRAMES, dtype=np.float32) / _CONTROL_FRAMES
 
     # --- MidiOut ---------------------------------------------------------------------------
-    def send(self, message) -> None:
+    def _send(self, message) -> None:
         kind = message.type
         with self._lock:
             if kind == "note_on" and message.velocity > 0:
@@ -227,25 +229,22 @@ class Synth:
                         voice.released_at_s = voice.age_s
             elif kind == "program_change":
                 self._programs[message.channel] = message.program
-            elif kind == "control_change" and message.control in (120, 123):
+            elif kind == "control_change" and message.control in (CC_ALL_SOUND_OFF, CC_ALL_NOTES_OFF):
                 for voice in self._voices:
-                    if voice.channel == message.channel:
-                        if message.control == 120:
-                            voice.done = True
-                        elif voice.released_at_s is None:
-                            voice.released_at_s = voice.age_s
+                    if voice.channel != message.channel:
+                        continue
+                    if voice.released_at_s is None:
+                        voice.released_at_s = voice.age_s
+                    if message.control == CC_ALL_SOUND_OFF and voice.choked_at_s is None:
+                        # Sound off through the release and a short choke: silent in well under a
+                        # second, without the click of cutting a waveform mid-cycle.
+                        voice.choked_at_s = voice.age_s
 
-    def panic(self) -> None:
+    def _close(self) -> None:
         with self._lock:
             for voice in self._voices:
                 if voice.released_at_s is None:
                     voice.released_at_s = voice.age_s
-                if voice.timbre == "drum" and voice.choked_at_s is None:
-                    voice.choked_at_s = voice.age_s
-            self.stats["panics"] += 1
-
-    def close(self) -> None:
-        self.panic()
 
     def sounding(self) -> list[tuple[int, int]]:
         """(channel, note) of voices not yet released."""

@@ -35,8 +35,9 @@ def _mido():
     return mido
 
 
-class Scheduler:
-    """Sends at deadlines on its own thread. `submit`/`send_now`/`panic` are safe from any thread."""
+class ThreadScheduler:
+    """A hardware.base.Scheduler that sends on its own thread, for in-process outputs (the
+    built-in synth, the MIDI-file recorder, OSC). Every public method is safe from any thread."""
 
     def __init__(self, clock, outputs: list, *, switch_interval_s: float | None = 0.0005,
                  max_late_s: float = 0.25, clock_out: bool = False, tempo_bpm: float = 120.0,
@@ -70,7 +71,8 @@ class Scheduler:
         self._counts = {"sent": 0, "lost": 0, "skipped_late": 0, "panics": 0, "submitted": 0}
 
     # --- public API (any thread) --------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, timeout_s: float = 20.0) -> None:
+        """Start the sending thread (at once: `timeout_s` is for the process scheduler)."""
         if self._thread is not None:
             return
         _mido()  # import before the first deadline, not during it
@@ -341,7 +343,7 @@ class Scheduler:
 # --- a sender in its own real-time process ---------------------------------------------------------
 def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_s: float | None,
                 clock_out: bool = False) -> None:
-    """The sender process: a Scheduler over outputs built from specs, fed through a pipe."""
+    """The sender process: a ThreadScheduler over outputs built from specs, fed through a pipe."""
     realtime = False
     if priority is not None and hasattr(os, "sched_setscheduler"):
         try:  # before any thread starts, so the scheduler thread inherits the policy
@@ -358,7 +360,7 @@ def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_
         except Exception as exc:
             conn.send(("error", f"{exc}"))
             return
-    scheduler = Scheduler(MonotonicClock(), outputs, switch_interval_s=switch_interval_s, clock_out=clock_out)
+    scheduler = ThreadScheduler(MonotonicClock(), outputs, switch_interval_s=switch_interval_s, clock_out=clock_out)
     scheduler.start()
     conn.send(("ready", realtime))
     try:
@@ -398,7 +400,7 @@ def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_
 
 
 class ProcessScheduler:
-    """The Scheduler's interface, with sending done in a separate process at real-time priority.
+    """A hardware.base.Scheduler with sending done in a separate process at real-time priority.
 
     The renderer's torch threads share the GIL and both cores with any thread here; a process
     of its own with SCHED_FIFO (Linux, root or CAP_SYS_NICE) keeps deadlines to a fraction of a
@@ -482,8 +484,8 @@ class ProcessScheduler:
         now_s = self.clock.now_s() if self.clock is not None else time.monotonic()
         return max(now_s, self._horizon_s)
 
-    def panic(self, clear_queue: bool = True) -> None:
-        self._ask("panic", clear_queue, "panicked")
+    def panic(self, clear_queue: bool = True, timeout_s: float = 1.0) -> None:
+        self._ask("panic", clear_queue, "panicked", timeout_s)
         if clear_queue:
             self._horizon_s = 0.0
 
@@ -505,3 +507,7 @@ class ProcessScheduler:
         if self._process.is_alive():
             self._process.terminate()
         self._process = None
+
+
+Scheduler = ThreadScheduler
+"""The name the thread scheduler had before ProcessScheduler joined it; both are hardware.base.Scheduler."""
