@@ -16,6 +16,7 @@ from hardware.audio_in import (FileInput, PyAudioInput, SoundDeviceInput, _Conve
 from installation.clock import ManualClock, MonotonicClock
 from installation.errors import UserError
 from tests.conftest import detach_portaudio_from_jack
+from tests.fakes import ToneInto
 
 DEVICES = [
     {"index": 0, "name": "HDA Intel PCH: ALC3246 Analog (hw:0,0)", "hostapi": "ALSA", "max_input_channels": 2,
@@ -134,39 +135,6 @@ def test_missing_and_unreadable_files_name_the_file(tmp_path):
 
 
 # --- real PortAudio streams through JACK -----------------------------------------------------
-class ToneInto:
-    """A JACK client that plays a sine into every PortAudio input port while it is active."""
-
-    def __init__(self, freq_hz: float = 440.0, amplitude: float = 0.5) -> None:
-        import jack
-        self.client = jack.Client(f"tone{os.getpid()}", no_start_server=True)
-        self.port = self.client.outports.register("out")
-        self.phase = 0
-        rate = self.client.samplerate
-
-        @self.client.set_process_callback
-        def process(frames):
-            t = (self.phase + np.arange(frames)) / rate
-            self.port.get_array()[:] = amplitude * np.sin(2 * np.pi * freq_hz * t)
-            self.phase += frames
-
-        self.client.activate()
-
-    def connect_all(self) -> int:
-        n = 0
-        for port in self.client.get_ports("PortAudio", is_audio=True, is_input=True):
-            try:
-                self.client.connect(self.port, port)
-                n += 1
-            except Exception:
-                pass  # already connected
-        return n
-
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
-
-
 def _read_for(inp, seconds: float) -> list:
     blocks = []
     t0 = time.monotonic()

@@ -8,31 +8,13 @@ from hardware.camera import OpenCvCamera, PhotoSlideshow, VideoFileCamera, camer
 from installation.clock import ManualClock
 from installation.errors import UserError
 from models.image_features import ImageAnalyser
+from tests.fakes import UnpluggableCapture
 
 
 def solid(rgb, size=(48, 64)) -> np.ndarray:
     frame = np.zeros((*size, 3), np.uint8)
     frame[:] = rgb
     return frame
-
-
-class UnpluggableCapture:
-    """A working stand-in for cv2.VideoCapture over a shared 'device' that can be unplugged."""
-
-    def __init__(self, device: dict) -> None:
-        self.device = device
-        self.opened = device["plugged"]
-
-    def isOpened(self) -> bool:
-        return self.opened
-
-    def read(self):
-        if not (self.opened and self.device["plugged"]):
-            return False, None
-        return True, self.device["frame"][:, :, ::-1].copy()  # OpenCV hands out BGR
-
-    def release(self) -> None:
-        self.opened = False
 
 
 def test_slideshow_uses_the_bundled_photographs_and_cross_fades():

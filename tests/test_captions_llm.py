@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,64 +16,21 @@ from installation.records import MusicState
 from models.caption_safety import TokenCounter
 from models.captions import FACETS, Director
 from scenes.scene import load_scene
+from tests.fakes import FakeLlm
 
 GOOD = {"scene": "glass lighthouse on a calm bay", "motion": "slow circling light", "style": "soft pastel drawing",
         "colour": "pale gold and teal", "composition": "lighthouse on the left third"}
 
 
-class FakeLlm(ThreadingHTTPServer):
-    """Answers /v1/chat/completions the way `mode` says: good, fenced, garbage, schema, hang, blocked."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.mode = "good"
-        self.requests: list[dict] = []
-        self.release = threading.Event()
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.release.set()
-        self.shutdown()
-        self.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        server: FakeLlm = self.server  # type: ignore[assignment]
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        server.requests.append({"path": self.path, **body})
-        mode = server.mode
-        if mode == "hang":
-            server.release.wait(10)
-            return
-        if mode == "garbage":
-            payload = b"\x00\xffnot json at all"
-        else:
-            content = {"good": json.dumps(GOOD),
-                       "fenced": "Sure! ```json\n" + json.dumps(GOOD) + "\n```",
-                       "schema": json.dumps({"scene": "a castle", "motion": 3}),
-                       "blocked": json.dumps({**GOOD, "scene": "a naked giant over a blood red sea"})}[mode]
-            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+CONTENTS = {"good": json.dumps(GOOD),
+            "fenced": "Sure! ```json\n" + json.dumps(GOOD) + "\n```",
+            "schema": json.dumps({"scene": "a castle", "motion": 3}),
+            "blocked": json.dumps({**GOOD, "scene": "a naked giant over a blood red sea"})}
 
 
 @pytest.fixture
 def fake_llm():
-    server = FakeLlm()
+    server = FakeLlm(CONTENTS)
     yield server
     server.stop()
 

@@ -4,6 +4,7 @@ import numpy as np
 
 from hardware.synth import Synth, SynthLoopInput
 from installation.clock import ManualClock
+from tests.fakes import DyingSpeakers
 
 
 def rms(x: np.ndarray) -> float:
@@ -61,27 +62,6 @@ def test_loop_input_delivers_audio_paced_by_the_clock():
     assert total == 20 * 1024
     assert abs(clock.now_s() - 100.0 - total / 22050) < 1e-6
     assert rms(block.samples) > 0.01
-
-
-class DyingSpeakers:
-    """A speaker stream that delivers blocks until its device goes away; reopening revives it."""
-
-    def __init__(self, clock) -> None:
-        self.clock = clock
-        self.alive = False
-        self.opens = 0
-
-    def open(self) -> None:
-        self.opens += 1
-        self.alive = True
-
-    def read(self, timeout_s: float):
-        from installation.records import AudioBlock
-        self.clock.advance(timeout_s)
-        return AudioBlock(self.clock.now_s(), np.zeros(512, np.float32), 22050) if self.alive else None
-
-    def close(self) -> None:
-        self.alive = False
 
 
 def test_a_silent_speaker_stream_is_reported_so_the_worker_reopens_it():

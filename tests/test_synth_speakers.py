@@ -1,8 +1,6 @@
 """The built-in synth on a real PortAudio output (JACK's dummy driver): heard there and by the loop."""
 from __future__ import annotations
 
-import os
-import threading
 import time
 
 import mido
@@ -11,39 +9,7 @@ import pytest
 
 from hardware.synth import Synth, SynthLoopInput, SynthSpeakers, output_rate_hz
 from installation.clock import MonotonicClock
-
-
-class CaptureFrom:
-    """A JACK client recording whatever PortAudio plays."""
-
-    def __init__(self) -> None:
-        import jack
-        self.client = jack.Client(f"capture{os.getpid()}", no_start_server=True)
-        self.port = self.client.inports.register("in")
-        self.chunks: list[np.ndarray] = []
-        self.lock = threading.Lock()
-        self.rate_hz = self.client.samplerate
-
-        @self.client.set_process_callback
-        def process(frames):
-            with self.lock:
-                self.chunks.append(self.port.get_array().copy())
-
-        self.client.activate()
-
-    def connect(self) -> bool:
-        sources = self.client.get_ports("PortAudio", is_audio=True, is_output=True)
-        for port in sources[:1]:
-            self.client.connect(port, self.port)
-        return bool(sources)
-
-    def audio(self) -> np.ndarray:
-        with self.lock:
-            return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
-
-    def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+from tests.fakes import CaptureFrom
 
 
 def peak_hz(x: np.ndarray, rate_hz: int) -> float:
