@@ -6,11 +6,8 @@ weights are missing).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,8 +31,6 @@ STOP_BUDGET_S = 1.0
 STALL_WARN_S = 30.0
 STALL_RESTART_S = 300.0
 """Longer than any honest step: a first diffusion frame with torch.compile, CPU diffusion frames."""
-LAST_GOOD_ENV = "CHROMESTHESIA_LAST_GOOD_CONFIG"
-"""Set across an in-place restart: the path of the config text the reload validated."""
 SHUTDOWN_BUDGET_S = 1.7
 """The whole stop, notes off first: SIGTERM to exit stays under 2 s."""
 
@@ -50,6 +45,8 @@ class RunOptions:
     """Watched for live reload; None when running on defaults."""
     overrides: list[str] = field(default_factory=list)
     """--set overrides, applied again when a reloaded config is validated."""
+    carried: dict[str, int] = field(default_factory=dict)
+    """Counts from before an in-place restart: restarts_in_place, failures, restarts."""
 
 
 class Installation:
@@ -477,7 +474,7 @@ class Installation:
         image = self.images.peek()
         caption = self.captions.peek()
         frame = self.frames.peek()
-        totals = self.supervisor.totals()
+        totals = self.counts()
         return {
             "installation": self.cfg.installation.name,
             "scene": self.live.scene,
@@ -496,11 +493,20 @@ class Installation:
                       "frames": self.frames.dropped, "commands": self.commands.dropped},
             "failures": totals["failures"],
             "restarts": totals["restarts"],
+            "restarts_in_place": totals["restarts_in_place"],
             "projected_va": list(self._projected_va),
             "blackout": self.live.blackout,
             "freeze": self.live.freeze,
             "tempo_override_bpm": self.live.tempo_bpm,
         }
+
+    def counts(self) -> dict[str, int]:
+        """Stage failures and restarts of the whole show, the parts before in-place restarts included."""
+        carried = self.options.carried
+        totals = self.supervisor.totals()
+        return {"failures": carried.get("failures", 0) + totals["failures"],
+                "restarts": carried.get("restarts", 0) + totals["restarts"],
+                "restarts_in_place": carried.get("restarts_in_place", 0)}
 
     # --- run --------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -888,7 +894,7 @@ class Installation:
         status.stop()
         if self.show_log is not None:
             self.show_log.write("stop", reason=self.stop_reason, counters=dict(self.counters),
-                                **self.supervisor.totals())
+                                **self.counts())
             self.show_log.close()
 
 
@@ -904,59 +910,3 @@ def keep_previous(path: Path) -> Path:
             n += 1
         path.rename(older)
     return path
-
-
-def run_installation(args: argparse.Namespace) -> int:
-    from installation.cli import load, setup_logging
-
-    overrides = list(args.overrides)
-    if args.scene:
-        overrides.append(f'installation.scene="{args.scene}"')
-    args.overrides = overrides
-    cfg = load(args)
-    if args.duration is not None and args.duration <= 0:
-        raise UserError(f"--duration {args.duration} must be a positive number of seconds.")
-    record_dir = args.record or (Path(cfg.record.dir) if cfg.record.dir else None)
-    if record_dir is not None:
-        try:
-            record_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
-    setup_logging(cfg.installation.log_level, quiet=args.quiet)
-    config_path = args.config if args.config.exists() else None
-    options = RunOptions(args.duration, record_dir, args.headless, args.quiet, config_path, overrides)
-    installation = Installation(cfg, options)
-
-    def on_signal(signum, _frame) -> None:
-        installation.exit_action = ""  # a stop asked for during a restart wins over the restart
-        installation.request_stop(signal.Signals(signum).name)
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    code = installation.run()
-    if installation.exit_action == "restart":
-        if installation.validated_config_text is not None:
-            import tempfile
-            fd, last_good = tempfile.mkstemp(prefix="chromesthesia-last-good-", suffix=".toml")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(installation.validated_config_text)
-            os.environ[LAST_GOOD_ENV] = last_good
-        restart_in_place(installation.stop_reason)
-    return code
-
-
-def restart_in_place(reason: str) -> None:
-    """A clean restart: the same process id (what systemd tracks) runs the same command again,
-    on the configuration as it is now. Called after everything has stopped."""
-    log.info("restarting: %s", reason)
-    logging.shutdown()
-    if hasattr(os, "sched_setscheduler"):  # a real-time policy would survive exec into every new thread
-        try:
-            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
-            pass
-    # Descriptors a C library opened without close-on-exec (a camera, a sound card) would keep
-    # the device busy in the new process.
-    os.closerange(3, 65536)
-    argv = getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv]
-    os.execv(sys.executable, [sys.executable, *argv[1:]])

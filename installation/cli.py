@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
-import os
 import sys
 from pathlib import Path
 
 from installation.errors import UserError
+from installation.startup import DEFAULT_CONFIG, config_options, load  # noqa: F401  (commands read these)
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
-
-
-def config_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, default=DEFAULT_CONFIG, metavar="FILE",
-                        help="installation config (default: config.toml beside run.py)")
-    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help='override one config key, e.g. --set audio.device="USB" (repeatable)')
-    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = getattr(args, "handler", None)
         if handler is None:
-            from installation.app import run_installation
+            from installation.startup import run_installation
             return run_installation(args)
         return int(handler(args) or 0)
     except UserError as exc:
@@ -71,31 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def load(args: argparse.Namespace):
-    """The validated config for these arguments; the one place commands read it.
-
-    After an in-place restart for a config edit, a file saved again badly in the meantime must
-    not end the show: the text validated before the restart is used, and the error is logged.
-    """
-    from installation.app import LAST_GOOD_ENV
-    from installation.config import ConfigError, load_config
-    path = args.config
-    if path == DEFAULT_CONFIG and not path.exists():
-        path = None
-    last_good = os.environ.pop(LAST_GOOD_ENV, None)
-    try:
-        return load_config(path, args.overrides)
-    except ConfigError as exc:
-        if last_good is None or not Path(last_good).is_file():
-            raise
-        logging.getLogger("chromesthesia").error(
-            "%s; running the version validated before the restart until the file is fixed", exc)
-        return load_config(Path(last_good), args.overrides)
-    finally:
-        if last_good is not None:
-            Path(last_good).unlink(missing_ok=True)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -123,21 +87,3 @@ def _analyze(args: argparse.Namespace) -> int:
         from installation.commands import visuals
         code = max(code, visuals.analyze_images(images, args.json, cfg))
     return code
-
-
-def setup_logging(level: str = "info", quiet: bool = False) -> None:
-    """Rich log lines on a terminal, plain timestamped lines otherwise (systemd, CI, --quiet)."""
-    root = logging.getLogger()
-    root.setLevel(getattr(logging, level.upper()))
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    if not quiet and sys.stderr.isatty():
-        from rich.logging import RichHandler
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(threadName)s: %(message)s"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-    for noisy in ("numba", "PIL", "matplotlib", "urllib3", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -98,8 +98,8 @@ def test_cli_exits_2_with_one_sentence_and_no_traceback(tmp_path, content, needl
 def test_after_a_restart_a_config_saved_badly_meanwhile_falls_back_to_the_validated_text(tmp_path, monkeypatch):
     import argparse
 
-    from installation.app import LAST_GOOD_ENV
-    from installation.cli import load
+    from installation.startup import LAST_GOOD_ENV
+    from installation.startup import load
 
     config = tmp_path / "config.toml"
     config.write_text("[display]\nfps = -3\n")  # the second, bad save

@@ -94,7 +94,7 @@ def test_check_exits_2_and_names_the_weight_problem(tmp_path, capsys, how):
 
 @pytest.mark.parametrize("how", ["absent", "partial", "corrupt"])
 def test_auto_backend_falls_back_to_procedural_visuals(tmp_path, how):
-    from installation.app import choose_sources
+    from installation.sources import choose_sources
 
     model = write_tiny_pipeline(tmp_path / "tiny")
     word = damage(model, how)

@@ -11,7 +11,7 @@ from installation.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
     common = config_options()
 
     bench = groups["bench"].add_parser(
@@ -45,7 +45,7 @@ def _scene(cfg, name: str | None):
 
 
 def _caption(args: argparse.Namespace) -> int:
-    from installation.cli import load
+    from installation.startup import load
     from models.caption_bench import sweep_state
     from models.captions import Director, caption_record, describe
     for name in ("valence", "arousal"):
@@ -75,7 +75,7 @@ def _caption(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from installation.cli import load
+    from installation.startup import load
     from models.caption_bench import latency_bench, lexicon_sweep, simulated_run
     if args.steps < 3:
         raise UserError(f"--steps {args.steps} is too small for a correlation; use 3 or more.")

@@ -24,7 +24,7 @@ PAPER_I2M = {"polyphony": 0.7818, "pitch_entropy": 3.0932, "groove_consistency":
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
     common = config_options()
     compose = sub.add_parser("compose", parents=[common], help="compose music from an image or video, offline")
     compose.add_argument("source", type=Path, metavar="IMAGE|VIDEO")
@@ -190,7 +190,7 @@ def render_internal(plans, sample_rate_hz: int = 16000):
 
 # --- compose --------------------------------------------------------------------------------------------
 def _compose(args: argparse.Namespace) -> int:
-    from installation.cli import load
+    from installation.startup import load
     from models.composer import Composer
     from models.image_features import ImageAnalyser
     cfg = load(args)
@@ -284,7 +284,7 @@ def _eval_composer(args: argparse.Namespace) -> int:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from installation.cli import load
+    from installation.startup import load
     from models.composer import Composer
     from models.corpus import load_table, music_metrics
     from models.image_features import ImageAnalyser

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
     common = config_options()
 
     report = sub.add_parser("report", parents=[common], help="turn a show log into one HTML page (VA plots, captions, thumbnails)")
@@ -61,7 +61,7 @@ def _parse_arg(text: str):
 
 def _osc(args: argparse.Namespace) -> int:
     from pythonosc.udp_client import SimpleUDPClient
-    from installation.cli import load
+    from installation.startup import load
     cfg = load(args).osc
     host = args.host or (cfg.host if cfg.host not in ("0.0.0.0", "::") else "127.0.0.1")
     port = args.port or cfg.port
@@ -144,7 +144,7 @@ def _renderer_load(stop: threading.Event, counter: list[int]) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     import numpy as np
-    from installation.cli import load
+    from installation.startup import load
     from installation.clock import MonotonicClock
     from installation.control import Control, LiveState, OscControlServer, latency_summary, percentile
     from installation.mailbox import DropOldest

@@ -16,7 +16,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".op
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
     common = config_options()
     heads = ("features", "vibenet", "learned", "blend")
 
@@ -186,7 +186,7 @@ def pair_accuracy(pred: list[float], label: list[float], pairs: list[str]) -> tu
 
 # --- eval ------------------------------------------------------------------------------------
 def _eval(args: argparse.Namespace) -> int:
-    from installation.cli import load
+    from installation.startup import load
     from models.music_va import analyze_signal, build_listener, load_audio
     cfg = load(args)
     labels = read_labels(args.labels, args.audio)
@@ -246,7 +246,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from installation.cli import load
+    from installation.startup import load
     from models.music_va import LearnedHead, analyze_file
     cfg = load(args)
     labels = [l for l in read_labels(args.annotations, args.audio) if l.valence is not None and l.arousal is not None]
@@ -292,7 +292,7 @@ def synthetic_music(seconds: float, rate_hz: int, energetic: bool, seed: int = 0
 def _bench(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from installation.cli import load
+    from installation.startup import load
     from models.music_va import build_listener, load_audio
     cfg = load(args)
     rate = 44100

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
 
     common = config_options()
     bench = groups["bench"].add_parser(
@@ -94,7 +94,7 @@ def _fit(text: str, width: int) -> str:
 
 # --- bench render --------------------------------------------------------------------------------
 def _bench_render(args: argparse.Namespace) -> int:
-    from installation.cli import load
+    from installation.startup import load
 
     cfg = load(args)
     if args.torch_threads > 0:
@@ -336,7 +336,7 @@ def _train_image_va(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from installation.cli import load
+    from installation.startup import load
     from models.image_va import ClipVA, fit_linear_head
 
     cfg = load(args)

@@ -1,0 +1,36 @@
+"""Start-up: what an in-place restart carries across exec (deadline, counts), without a process."""
+from __future__ import annotations
+
+import json
+
+from installation.startup import COUNTS_ENV, DEADLINE_ENV, inherited_counts, inherited_duration_s
+
+
+def test_duration_after_an_in_place_restart_is_what_is_left_of_the_original_deadline():
+    import time
+    assert inherited_duration_s(600.0, {}) == 600.0  # first start: the whole of it
+    left = inherited_duration_s(600.0, {DEADLINE_ENV: repr(time.time() + 61.0)})
+    assert 55.0 < left <= 61.0
+    assert inherited_duration_s(600.0, {DEADLINE_ENV: repr(time.time() - 5.0)}) == 0.1  # already over: stop soon
+    assert inherited_duration_s(None, {DEADLINE_ENV: "123"}) is None  # no --duration: runs on
+    assert inherited_duration_s(30.0, {DEADLINE_ENV: "garbage"}) == 30.0
+
+
+def test_counts_are_carried_across_in_place_restarts():
+    assert inherited_counts({}) == {"restarts_in_place": 0, "failures": 0, "restarts": 0}
+    carried = {COUNTS_ENV: json.dumps({"restarts_in_place": 2, "failures": 5, "restarts": 4})}
+    assert inherited_counts(carried) == {"restarts_in_place": 2, "failures": 5, "restarts": 4}
+    assert inherited_counts({COUNTS_ENV: "not json"})["restarts_in_place"] == 0
+    assert inherited_counts({COUNTS_ENV: json.dumps({"failures": -1})})["failures"] == 0
+
+
+def test_cli_is_not_imported_back_by_what_it_dispatches():
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "installation"
+    for path in root.rglob("*.py"):
+        if path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module != "installation.cli", path
