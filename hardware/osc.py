@@ -36,6 +36,13 @@ COMMAND_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "
 """Addresses that become Commands; `/param/<path>` is one too. Semantics live in installation.control."""
 QUERY_ADDRESSES = frozenset({"/status", "/get_status", "/subscribe", "/unsubscribe", "/ping"})
 """Addresses the server answers itself, without the main thread."""
+
+
+def _known_command(address: str) -> bool:
+    """The default command addresses when no route table is injected."""
+    return address in COMMAND_ADDRESSES or (address.startswith("/param/") and len(address) > 7)
+
+
 MAX_SENDERS = 4096
 """Rate-limit buckets kept; the least recently seen sender is forgotten first."""
 
@@ -209,13 +216,16 @@ class OscControlServer:
     """
 
     def __init__(self, osc_cfg, commands: DropOldest[Command], clock, status_fn: Callable[[], dict],
-                 validate: Callable[[Command], str | None] | None = None, realtime_priority: int = 0) -> None:
+                 validate: Callable[[Command], str | None] | None = None, realtime_priority: int = 0,
+                 accepts: Callable[[str], bool] | None = None) -> None:
         self._cfg = osc_cfg
         self._realtime_priority = realtime_priority or int(getattr(osc_cfg, "realtime_priority", 0))
         self._commands = commands
         self._clock = clock
         self._status_fn = status_fn
         self._validate = validate or (lambda command: None)
+        self._accepts = accepts or _known_command
+        """address -> True for a command (installation.routes.is_command is injected at the wiring)."""
         try:
             self._networks = [ipaddress.ip_network(n, strict=False) for n in osc_cfg.allow]
         except ValueError as exc:
@@ -353,7 +363,7 @@ class OscControlServer:
             self._count("queries")
             self._query(address, args, client_address, reply_to)
             return
-        if address not in COMMAND_ADDRESSES and not (address.startswith("/param/") and len(address) > 7):
+        if not self._accepts(address):
             self._count("unknown")
             self._reply(client_address, reply_to, {"status": "error", "address": address,
                                                    "reason": f"unknown address {address[:80]!r}; see docs/osc.md"})

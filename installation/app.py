@@ -82,6 +82,9 @@ class Installation:
         self.scene_box: Latest = Latest()
         self.prompt_box: Latest[str] = Latest()
         self.commands: DropOldest[Command] = DropOldest(256)
+        from installation.bus import LiveSnapshot
+        self.live_box: Latest[LiveSnapshot] = Latest()
+        """Frozen copies of the operators' state, published by Control; the stages read these."""
         self.scene_box.put(self.scene)
 
         self.supervisor = Supervisor()
@@ -98,7 +101,6 @@ class Installation:
         self._black = np.zeros((cfg.render.height, cfg.render.width, 3), np.uint8)
         self._held = self._black
         self._fade: tuple[np.ndarray, float, float] | None = None
-        self._prompt_sent: str | None = None
         self._display = None
         self._display_ok = True
         self._display_retry_s = 0.0
@@ -110,7 +112,8 @@ class Installation:
         """(width, height) of the projector window, set before the stages start; None headless."""
         from installation.control import LiveState
         self.live = LiveState(scene=self.scene.name)
-        """Operators' state: written only by the main thread (Control), read by stages."""
+        """Operators' state: written only by the main thread (Control); stages read `live_box`."""
+        self.live_box.put(self.live.frozen())
         self._build()
 
     # --- wiring -------------------------------------------------------------------------------
@@ -241,7 +244,7 @@ class Installation:
             if projected is not None:
                 self.director.critique(projected, now_s)
             if caption is None and state is not None:
-                caption = self.director.update(self._biased(state), now_s)
+                caption = self.director.update(self.live_box.peek().biased(state), now_s)
             if caption is not None:
                 self.captions.put(caption)
                 self.counters["captions"] += 1
@@ -251,15 +254,6 @@ class Installation:
                                         music_va=[caption.valence, caption.arousal])
 
         self._worker("captioner", step)
-
-    def _biased(self, state: MusicState) -> MusicState:
-        """The operators' valence/arousal bias (/param/valence_bias, /param/arousal_bias) applied."""
-        dv, da = self.live.params.get("valence_bias", 0.0), self.live.params.get("arousal_bias", 0.0)
-        if not dv and not da:
-            return state
-        import dataclasses
-        v, a = clamp_va(state.valence + dv, state.arousal + da)
-        return dataclasses.replace(state, valence=v, arousal=a)
 
     def _build_renderer(self) -> None:
         cfg = self.cfg
@@ -300,7 +294,7 @@ class Installation:
                     self.diffusion.update_prompt(caption)
             music = self.music.peek() or MusicState(t_s=now_s)
             # Visual time runs at the operators' speed (/param/speed); the beat stays in music time.
-            speed = self.live.params.get("speed", 1.0)
+            speed = self.live_box.peek().speed
             if state["last_s"] is not None:
                 state["visual_s"] += (now_s - state["last_s"]) * speed
             state["last_s"] = now_s
@@ -397,17 +391,12 @@ class Installation:
                 return
             image = self.images.peek() or ImageState(t_s=now_s)
             start_s = max(plan_state["next_start_s"], now_s + 0.1)
-            plan = self.composer.plan(image, start_s, tempo_bpm=self.live.tempo_bpm)
+            live = self.live_box.peek()
+            plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm)
             if plan.program_changes and plan.program_changes != plan_state.get("programs"):
                 plan_state["programs"] = plan.program_changes
                 self._send_programs(plan.program_changes, at_s=plan.start_s)
-            volume = self.live.params.get("volume", 1.0)
-            if volume != 1.0:
-                import dataclasses
-                events = () if volume <= 0 else tuple(
-                    dataclasses.replace(e, velocity=int(min(127, max(1, round(e.velocity * volume)))))
-                    for e in plan.events)
-                plan = dataclasses.replace(plan, events=events)
+            plan = live.with_volume(plan)  # the one place volume applies: note velocities
             if self.dormant.is_set():  # closed while this plan was composed: it must not play
                 return
             for scheduler in self.schedulers:
@@ -444,14 +433,19 @@ class Installation:
             params = param_specs_for(self.scene)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        from installation import routes
         self.control = Control(self.live, self.scene_names, self.show_log, params=params,
-                               blocklist=self.cfg.captions.blocklist, clock=self.clock)
+                               blocklist=self.cfg.captions.blocklist, clock=self.clock, snapshots=self.live_box,
+                               effects={"scene": self._change_scene, "prompt": self._send_prompt,
+                                        "blackout": self._wake, "stop": self._stop_requested})
+        self.control.publish()  # the scene's own parameters at their defaults
         self.osc_server = None
         if self.cfg.osc.enabled:
             from hardware.osc import OscControlServer
             self.osc_server = OscControlServer(self.cfg.osc, self.commands, self.clock, self.status_snapshot,
                                                validate=self.control.check,
-                                               realtime_priority=self.cfg.osc.realtime_priority)
+                                               realtime_priority=self.cfg.osc.realtime_priority,
+                                               accepts=routes.is_command)
         self.midi_control = None
         if self.cfg.midi.inputs:
             from hardware.midi_in import MidoMidiIn
@@ -475,9 +469,10 @@ class Installation:
         caption = self.captions.peek()
         frame = self.frames.peek()
         totals = self.counts()
+        live = self.live_box.peek()
         return {
             "installation": self.cfg.installation.name,
-            "scene": self.live.scene,
+            "scene": live.scene,
             "music_va": [round(music.valence, 3), round(music.arousal, 3)] if music else None,
             "tempo_bpm": round(music.tempo_bpm, 1) if music else None,
             "key": f"{music.key} {music.mode}" if music else None,
@@ -495,9 +490,9 @@ class Installation:
             "restarts": totals["restarts"],
             "restarts_in_place": totals["restarts_in_place"],
             "projected_va": list(self._projected_va),
-            "blackout": self.live.blackout,
-            "freeze": self.live.freeze,
-            "tempo_override_bpm": self.live.tempo_bpm,
+            "blackout": live.blackout,
+            "freeze": live.freeze,
+            "tempo_override_bpm": live.tempo_bpm,
         }
 
     def counts(self) -> dict[str, int]:
@@ -646,8 +641,7 @@ class Installation:
                 self.counters["frames_late"] += 1
                 next_s = self.clock.now_s()
             # Wait for the next frame by applying operator commands the moment they arrive.
-            self._guarded("control", self.control.apply_until, self.commands, next_s, self.clock,
-                          self._after_command_guarded)
+            self._guarded("control", self.control.apply_until, self.commands, next_s, self.clock)
             if self.clock.now_s() < next_s:  # apply_until failed early: still keep the frame rate
                 self.clock.sleep_until(next_s, self.stop_event)
 
@@ -668,9 +662,6 @@ class Installation:
         if n <= 20 or n % 1000 == 0:
             log.exception("%s failed on the main thread (%d so far); the show goes on", what, n)
             self._fault(f"main:{what}", traceback.format_exc())
-
-    def _after_command_guarded(self, command: Command, result: dict) -> None:
-        self._guarded("command", self._after_command, command, result)
 
     def _show(self, rgb: np.ndarray, now_s: float) -> None:
         """Put the picture on the projector; a failing window is reopened with backoff."""
@@ -701,13 +692,14 @@ class Installation:
 
     def _next_picture(self, now_s: float) -> np.ndarray:
         """The latest rendered frame (or the held one), with freeze, cross-fade, brightness, blackout."""
+        live = self.live_box.peek()
         frame = self.frames.take(timeout_s=0)
-        if frame is not None and not self.live.freeze:
+        if frame is not None and not live.freeze:
             self._held = frame.display_rgb if frame.display_rgb is not None else frame.rgb
-        if self.live.blackout:
+        if live.blackout:
             return self._black
         shown = self._crossfaded(self._held, now_s)
-        brightness = self.live.params.get("brightness", 1.0)
+        brightness = live.brightness
         if brightness < 1.0:
             import cv2
             shown = cv2.convertScaleAbs(shown, alpha=brightness)
@@ -724,37 +716,40 @@ class Installation:
         import cv2
         return cv2.addWeighted(start_rgb, 1.0 - alpha, rgb, alpha, 0.0)
 
-    def _after_command(self, command: Command, result: dict) -> None:
-        """Main thread, after Control changed the live state: carry the change to the stages."""
+    def _change_scene(self, command: Command, value) -> None:
+        """Effect of /scene (main thread): load it, cross-fade the visuals from what is on the
+        projector now; the composer moves the music (programs included) at its next phrase."""
         from installation.control import param_specs_for
         from scenes.scene import SceneError, load_scene
 
         live = self.live
-        if self.dormant.is_set() and command.address == "/blackout" and not live.blackout:
+        if live.scene == self.scene.name:
+            return
+        try:
+            scene = load_scene(live.scene)
+            self.control.set_params(param_specs_for(scene))
+        except (SceneError, ValueError) as exc:
+            log.error("scene change refused: %s", exc)
+            live.scene = self.scene.name
+            self.control.publish()
+            return
+        fade_s = live.scene_crossfade_s if live.scene_crossfade_s is not None else live.crossfade_s
+        self._fade = (self._held, self.clock.now_s(), max(fade_s, 1e-3))
+        self.scene = scene
+        self.scene_box.put(scene)
+
+    def _send_prompt(self, command: Command, value) -> None:
+        if value:
+            self.prompt_box.put(value)
+
+    def _wake(self, command: Command, value) -> None:
+        if self.dormant.is_set() and not value:
             self._set_dormant(False, self.clock.now_s())  # an operator lights it up during closed hours
-        if live.scene != self.scene.name:
-            try:
-                scene = load_scene(live.scene)
-                self.control.set_params(param_specs_for(scene))
-            except (SceneError, ValueError) as exc:
-                log.error("scene change refused: %s", exc)
-                live.scene = self.scene.name
-                return
-            # Visuals cross-fade from what is on the projector now; the composer moves the music
-            # (programs included) at its next phrase boundary.
-            fade_s = live.scene_crossfade_s if live.scene_crossfade_s is not None else live.crossfade_s
-            self._fade = (self._held, self.clock.now_s(), max(fade_s, 1e-3))
-            self.scene = scene
-            self.scene_box.put(scene)
-        if live.prompt_override != self._prompt_sent:
-            self._prompt_sent = live.prompt_override
-            if live.prompt_override:
-                self.prompt_box.put(live.prompt_override)
-        if self.synth is not None:
-            self.synth.gain = self.cfg.synth.gain * live.params.get("volume", 1.0)
-        if live.stop_requested and not self.stop_event.is_set():
-            self.exit_action = live.stop_requested
-            self.request_stop(f"{live.stop_requested} requested by {command.sender}")
+
+    def _stop_requested(self, command: Command, value) -> None:
+        if not self.stop_event.is_set():
+            self.exit_action = value
+            self.request_stop(f"{value} requested by {command.sender}")
 
     def _run_schedule(self, now_s: float) -> None:
         import datetime as dt
@@ -770,7 +765,7 @@ class Installation:
                 continue
             if command.address == "/blackout" and command.args == (0,) and self.dormant.is_set():
                 self._set_dormant(False, now_s)
-            self._after_command(command, self.control.apply(command))
+            self.control.apply(command)
 
     def _set_dormant(self, dormant: bool, now_s: float) -> None:
         """Closed: projector black, music silent, renderer and composer idle; open: all resume."""
@@ -779,11 +774,13 @@ class Installation:
         if dormant:
             self.dormant.set()
             self.live.blackout = True
+            self.control.publish()
             for scheduler in self._started:
                 scheduler.panic()
         else:
             self.dormant.clear()
             self.live.blackout = False
+            self.control.publish()
         log.info("schedule: %s", "closed, resting until opening time" if dormant else "open again")
         if self.show_log is not None:
             self.show_log.write("schedule", state="dormant" if dormant else "open")

@@ -2,153 +2,31 @@
 
 Threads: the OSC server thread and the MIDI-in thread only build `Command`s, ask `Control.check`
 (read-only) and enqueue; the main thread drains the queue through `Control.apply`, which owns
-`LiveState`. So the live state has one writer and needs no lock.
-
-Addresses (docs/osc.md has the full table):
-  /scene <name> [crossfade_s]   /crossfade <s>      /blackout <0|1>   /freeze <0|1>
-  /param/<path> <value>         /prompt <text>      /tempo <bpm>      (0 releases the tempo)
-  /restart, /stop               (schedules and systemd; not accepted from the network)
+`LiveState`. So the live state has one writer and needs no lock. After each change Control
+publishes a frozen LiveSnapshot (installation.bus) for the other threads, and runs the route's
+effect (installation.routes has the command table).
 """
 from __future__ import annotations
 
 import logging
 import math
-import re
 import statistics
 import threading
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from hardware.osc import OscControlServer, UdpOscOut  # noqa: F401  (re-exported for the runtime)
-from installation.mailbox import DropOldest
+from installation import routes
+from installation.bus import LiveSnapshot, LiveState  # noqa: F401  (re-exported)
+from installation.mailbox import DropOldest, Latest
 from installation.records import Command
+from installation.routes import (  # noqa: F401  (re-exported)
+    BUILTIN_PARAMS, CROSSFADE_RANGE_S, LOCAL_SENDERS, PROMPT_MAX_CHARS, TEMPO_RANGE_BPM, ParamSpec, clean_prompt,
+    param_key, param_specs_for)
 from installation.showlog import ShowLog
 
 log = logging.getLogger(__name__)
 
-CROSSFADE_RANGE_S = (0.0, 60.0)
-TEMPO_RANGE_BPM = (20.0, 300.0)
-PROMPT_MAX_CHARS = 300
-LOCAL_SENDERS = ("schedule", "systemd", "main", "reload")
-"""Senders allowed to use /restart and /stop; a network sender never is."""
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """A live parameter operators may set with /param/<path>."""
-
-    low: float
-    high: float
-    default: float
-    doc: str = ""
-
-    def check(self, value: float) -> str | None:
-        if not self.low <= value <= self.high:
-            return f"value {value:g} is out of range {self.low:g}..{self.high:g}"
-        return None
-
-
-BUILTIN_PARAMS: dict[str, ParamSpec] = {
-    "brightness": ParamSpec(0.0, 1.0, 1.0, "master brightness of the projection"),
-    "speed": ParamSpec(0.0, 4.0, 1.0, "visual motion speed multiplier"),
-    "volume": ParamSpec(0.0, 2.0, 1.0, "composed music level multiplier"),
-    "valence_bias": ParamSpec(-1.0, 1.0, 0.0, "added to the music's valence before captions"),
-    "arousal_bias": ParamSpec(-1.0, 1.0, 0.0, "added to the music's arousal before captions"),
-}
-"""Parameters every scene has; a scene adds its own in a [params] table."""
-
-
-def param_specs_for(scene=None) -> dict[str, ParamSpec]:
-    """Built-in parameters plus the scene's [params] table: name = { min, max, default, doc }.
-
-    Raises ValueError (one sentence) on a bad table, so live reload can keep the running scene.
-    """
-    specs = dict(BUILTIN_PARAMS)
-    table = scene.table("params") if scene is not None else {}
-    where = f"{getattr(scene, 'path', None) or 'scene'} [params]"
-    for name, raw in table.items():
-        if not re.fullmatch(r"[a-z0-9_]+(\.[a-z0-9_]+)*", name):
-            raise ValueError(f"{where}: parameter name {name!r} must be lower-case words joined by dots.")
-        if not isinstance(raw, Mapping) or not {"min", "max"} <= set(raw) or set(raw) - {"min", "max", "default", "doc"}:
-            raise ValueError(f"{where}: {name} must be a table {{ min = .., max = .., default = .., doc = \"..\" }}.")
-        low, high = raw["min"], raw["max"]
-        default = raw.get("default", low)
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in (low, high, default)) \
-                or not low < high or not low <= default <= high:
-            raise ValueError(f"{where}: {name} needs numbers with min < max and min <= default <= max.")
-        specs[name] = ParamSpec(float(low), float(high), float(default), str(raw.get("doc", "")))
-    return specs
-
-
-def param_key(address: str) -> str:
-    """/param/render/strength -> render.strength"""
-    return address[len("/param/"):].strip("/").replace("/", ".")
-
-
-@dataclass
-class LiveState:
-    """What operators control. Owned by the main thread; everything else reads snapshots."""
-
-    scene: str
-    blackout: bool = False
-    freeze: bool = False
-    crossfade_s: float = 2.0
-    params: dict[str, float] = field(default_factory=lambda: {k: s.default for k, s in BUILTIN_PARAMS.items()})
-    prompt_override: str | None = None
-    tempo_bpm: float | None = None
-    scene_crossfade_s: float | None = None
-    """Cross-fade of the latest /scene when it named one; None means use `crossfade_s`."""
-    stop_requested: str | None = None
-    """"restart" or "stop" when a schedule (or systemd) asks the runtime to exit cleanly."""
-    version: int = 0
-    """Incremented on every change, so a consumer can tell cheaply that something moved."""
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"scene": self.scene, "blackout": self.blackout, "freeze": self.freeze,
-                "crossfade_s": self.crossfade_s, "params": dict(self.params),
-                "prompt_override": self.prompt_override, "tempo_bpm": self.tempo_bpm, "version": self.version}
-
-
-def _flag(value: Any) -> bool | None:
-    """0/1 from TouchOSC (floats), QLab (ints), oscsend (T/F) or text ("on"/"off")."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("0", "1", "on", "off", "true", "false"):
-        return value.lower() in ("1", "on", "true")
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def clean_prompt(text: str, blocklist: Iterable[str] = ()) -> tuple[str, str | None]:
-    """(cleaned prompt, reason it is refused or None). The same blocklist the captions use."""
-    cleaned = _CONTROL_CHARS.sub(" ", text).strip()
-    if len(cleaned) > PROMPT_MAX_CHARS:
-        return cleaned, f"prompt is {len(cleaned)} characters; the limit is {PROMPT_MAX_CHARS}"
-    words = set(re.findall(r"[\w']+", cleaned.lower()))
-    lowered = cleaned.lower()
-    for blocked in blocklist:
-        b = blocked.strip().lower()
-        if b and (b in words or (" " in b and b in lowered)):
-            return cleaned, "prompt contains a blocked word (captions.blocklist)"
-    return cleaned, None
+Effect = Callable[[Command, Any], None]
 
 
 class Control:
@@ -156,8 +34,13 @@ class Control:
 
     def __init__(self, live: LiveState, scene_names: Callable[[], list[str]], log: ShowLog | None,
                  params: Mapping[str, ParamSpec] | None = None, blocklist: Iterable[str] = (),
-                 clock=None, prompt_filter: Callable[[str], str | None] | None = None) -> None:
+                 clock=None, prompt_filter: Callable[[str], str | None] | None = None,
+                 snapshots: Latest[LiveSnapshot] | None = None, effects: Mapping[str, Effect] | None = None) -> None:
         self.live = live
+        self.snapshots = snapshots
+        """Where a frozen copy of the live state is published after every change (other threads read it)."""
+        self.effects: dict[str, Effect] = dict(effects or {})
+        """Route effect name -> what the main thread does after the state changed (see installation.routes)."""
         self._scene_names = scene_names
         self._log = log
         self._specs: Mapping[str, ParamSpec] = dict(params if params is not None else BUILTIN_PARAMS)
@@ -185,56 +68,16 @@ class Control:
         return reason
 
     def _parse(self, command: Command) -> tuple[Any, str | None]:
-        address, args = command.address, command.args
-        if address == "/scene":
-            if not args or not isinstance(args[0], str) or not args[0]:
-                return None, "/scene needs a scene name (string)"
-            names = self._scene_names()
-            if args[0] not in names:
-                return None, f"no scene {args[0][:60]!r}; scenes: {', '.join(names)}"
-            fade = None
-            if len(args) > 1:
-                fade = _number(args[1])
-                if fade is None or not CROSSFADE_RANGE_S[0] <= fade <= CROSSFADE_RANGE_S[1]:
-                    return None, f"cross-fade must be {CROSSFADE_RANGE_S[0]:g}-{CROSSFADE_RANGE_S[1]:g} seconds"
-            return (args[0], fade), None
-        if address == "/crossfade":
-            fade = _number(args[0]) if args else None
-            if fade is None or not CROSSFADE_RANGE_S[0] <= fade <= CROSSFADE_RANGE_S[1]:
-                return None, f"/crossfade needs seconds {CROSSFADE_RANGE_S[0]:g}-{CROSSFADE_RANGE_S[1]:g}"
-            return fade, None
-        if address in ("/blackout", "/freeze"):
-            flag = _flag(args[0]) if args else None
-            if flag is None:
-                return None, f"{address} needs 0 or 1"
-            return flag, None
-        if address == "/tempo":
-            bpm = _number(args[0]) if args else None
-            if bpm is None or not (bpm == 0 or TEMPO_RANGE_BPM[0] <= bpm <= TEMPO_RANGE_BPM[1]):
-                return None, f"/tempo needs {TEMPO_RANGE_BPM[0]:g}-{TEMPO_RANGE_BPM[1]:g} bpm (0 follows the music again)"
-            return (None if bpm == 0 else bpm), None
-        if address == "/prompt":
-            if not args or not isinstance(args[0], str):
-                return None, "/prompt needs text (an empty string clears the override)"
-            text, reason = clean_prompt(args[0], self._blocklist)
-            if reason is None and text and self._prompt_filter is not None:
-                reason = self._prompt_filter(text)
-            return (text or None), reason
-        if address.startswith("/param/"):
-            key = param_key(address)
-            spec = self._specs.get(key)
-            if spec is None:
-                return None, f"no parameter {key[:60]!r}; parameters: {', '.join(sorted(self._specs))}"
-            value = _number(args[0]) if len(args) == 1 else None
-            if value is None:
-                return None, f"/param/{key.replace('.', '/')} needs one number"
-            reason = spec.check(value)
-            return (key, value), reason
-        if address in ("/restart", "/stop"):
-            if command.sender not in LOCAL_SENDERS:
-                return None, f"{address} is only accepted from the schedule or the service manager"
-            return address[1:], None
-        return None, f"unknown address {address[:80]!r}"
+        _, value, reason = routes.parse(command, self._context())
+        return value, reason
+
+    def _context(self) -> routes.RouteContext:
+        return routes.RouteContext(self._scene_names, self._specs, self._blocklist, self._prompt_filter)
+
+    def publish(self) -> None:
+        """Main thread: hand the other threads a frozen copy of the live state."""
+        if self.snapshots is not None:
+            self.snapshots.put(self.live.frozen())
 
     def latency_ms(self) -> list[float]:
         """Command-to-effect latencies measured so far (needs a clock)."""
@@ -252,33 +95,14 @@ class Control:
             params[name] = min(spec.high, max(spec.low, value))
         self.live.params = params
         self.live.version += 1
+        self.publish()
 
     def apply(self, command: Command) -> dict:
         """Validate again (the authority) and change the live state; log it with its sender."""
-        try:
-            value, reason = self._parse(command)
-        except Exception as exc:
-            value, reason = None, f"cannot read the arguments ({type(exc).__name__})"
-        if reason is None:
+        route, value, reason = routes.parse(command, self._context())
+        if reason is None and route is not None:
             live = self.live
-            address = command.address
-            if address == "/scene":
-                live.scene, live.scene_crossfade_s = value
-            elif address == "/crossfade":
-                live.crossfade_s = value
-            elif address == "/blackout":
-                live.blackout = value
-            elif address == "/freeze":
-                live.freeze = value
-            elif address == "/tempo":
-                live.tempo_bpm = value
-            elif address == "/prompt":
-                live.prompt_override = value
-            elif address.startswith("/param/"):
-                key, number = value
-                live.params[key] = number
-            elif address in ("/restart", "/stop"):
-                live.stop_requested = value
+            route.apply(live, value)
             live.version += 1
             self.applied += 1
             if self._clock is not None:
@@ -295,6 +119,11 @@ class Control:
                 fade = self.live.scene_crossfade_s
                 self._log.write("scene", scene=self.live.scene, crossfade_s=self.live.crossfade_s if fade is None else fade,
                                 sender=command.sender)
+        if reason is None and route is not None:
+            self.publish()
+            effect = self.effects.get(route.effect) if route.effect else None
+            if effect is not None:
+                effect(command, value)
         return {"ok": True} if reason is None else {"ok": False, "reason": reason}
 
     def apply_until(self, commands: DropOldest[Command], deadline_s: float, clock=None,

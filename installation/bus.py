@@ -1,0 +1,131 @@
+"""The hand-offs between threads, in one place, and the operators' parameters as frozen snapshots.
+
+`LiveState` is what operators control; only the main thread writes it (through
+installation.control.Control, which reads installation.routes). After every change the main
+thread publishes a `LiveSnapshot` on `Bus.live`; worker threads read snapshots only.
+
+Each operator parameter is applied in one place: the valence/arousal bias in the captioner
+(`LiveSnapshot.biased`), the visual speed in the renderer (`speed`), the music volume in the
+composer (`LiveSnapshot.with_volume`, note velocities), the brightness in the projector.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from installation.mailbox import DropOldest, Latest
+from installation.records import Caption, Command, Frame, ImageState, MusicState, clamp_va
+
+BUILTIN_DEFAULTS: dict[str, float] = {"brightness": 1.0, "speed": 1.0, "volume": 1.0,
+                                      "valence_bias": 0.0, "arousal_bias": 0.0}
+"""Defaults of the parameters every scene has (their ranges live in installation.routes)."""
+
+
+@dataclass
+class LiveState:
+    """What operators control. Owned by the main thread; everything else reads snapshots."""
+
+    scene: str
+    blackout: bool = False
+    freeze: bool = False
+    crossfade_s: float = 2.0
+    params: dict[str, float] = field(default_factory=lambda: dict(BUILTIN_DEFAULTS))
+    prompt_override: str | None = None
+    tempo_bpm: float | None = None
+    scene_crossfade_s: float | None = None
+    """Cross-fade of the latest /scene when it named one; None means use `crossfade_s`."""
+    stop_requested: str | None = None
+    """"restart" or "stop" when a schedule (or systemd) asks the runtime to exit cleanly."""
+    version: int = 0
+    """Incremented on every change, so a consumer can tell cheaply that something moved."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"scene": self.scene, "blackout": self.blackout, "freeze": self.freeze,
+                "crossfade_s": self.crossfade_s, "params": dict(self.params),
+                "prompt_override": self.prompt_override, "tempo_bpm": self.tempo_bpm, "version": self.version}
+
+    def frozen(self) -> "LiveSnapshot":
+        return LiveSnapshot(self.scene, self.blackout, self.freeze, self.crossfade_s,
+                            types.MappingProxyType(dict(self.params)), self.prompt_override, self.tempo_bpm,
+                            self.scene_crossfade_s, self.version)
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """A frozen copy of LiveState: safe to read on any thread."""
+
+    scene: str
+    blackout: bool = False
+    freeze: bool = False
+    crossfade_s: float = 2.0
+    params: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType(dict(BUILTIN_DEFAULTS)))
+    prompt_override: str | None = None
+    tempo_bpm: float | None = None
+    scene_crossfade_s: float | None = None
+    version: int = 0
+
+    def param(self, name: str, default: float = 0.0) -> float:
+        return float(self.params.get(name, default))
+
+    @property
+    def brightness(self) -> float:
+        return self.param("brightness", 1.0)
+
+    @property
+    def speed(self) -> float:
+        return self.param("speed", 1.0)
+
+    @property
+    def volume(self) -> float:
+        return self.param("volume", 1.0)
+
+    def biased(self, state: MusicState) -> MusicState:
+        """The operators' valence/arousal bias (/param/valence_bias, /param/arousal_bias) applied."""
+        dv, da = self.param("valence_bias"), self.param("arousal_bias")
+        if not dv and not da:
+            return state
+        v, a = clamp_va(state.valence + dv, state.arousal + da)
+        return dataclasses.replace(state, valence=v, arousal=a)
+
+    def with_volume(self, plan):
+        """The plan's note velocities scaled by /param/volume; volume 0 leaves no notes."""
+        volume = self.volume
+        if volume == 1.0:
+            return plan
+        events = () if volume <= 0 else tuple(
+            dataclasses.replace(e, velocity=int(min(127, max(1, round(e.velocity * volume)))))
+            for e in plan.events)
+        return dataclasses.replace(plan, events=events)
+
+
+COMMAND_QUEUE = 256
+
+
+class Bus:
+    """Every mailbox between the threads. Latest slots are overwritten (readers want the freshest);
+    the command queue keeps order and drops the oldest when full."""
+
+    def __init__(self, scene, live: LiveSnapshot | None = None) -> None:
+        self.music: Latest[MusicState] = Latest()
+        self.captions: Latest[Caption] = Latest()
+        self.frames: Latest[Frame] = Latest()
+        self.camera_frames: Latest[np.ndarray] = Latest()
+        self.images: Latest[ImageState] = Latest()
+        self.projected_va: Latest[tuple[float, float]] = Latest()
+        self.projected_frames: Latest[np.ndarray] = Latest()
+        self.scene: Latest = Latest()
+        self.prompt: Latest[str] = Latest()
+        self.live: Latest[LiveSnapshot] = Latest()
+        self.commands: DropOldest[Command] = DropOldest(COMMAND_QUEUE)
+        self.scene.put(scene)
+        self.live.put(live if live is not None else LiveSnapshot(scene=getattr(scene, "name", str(scene))))
+
+    def snapshot(self) -> LiveSnapshot:
+        """The operators' parameters now (never None)."""
+        live = self.live.peek()
+        assert live is not None
+        return live
