@@ -1,0 +1,83 @@
+"""The renderer stage: latest caption and music state in, frames out at the display rate."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, Sequence
+
+from installation.bus import LiveSnapshot
+from installation.clock import Clock
+from installation.mailbox import Latest
+from installation.records import Caption, Frame, MusicState
+from installation.stages.base import Stage, VersionWatch
+
+
+class RendererStage(Stage):
+    """Renders a frame every `1/fps` seconds through a chain of renderers (models.renderer.Renderer):
+    the first is the source (procedural), each next one transforms the picture (diffusion).
+
+    Visual time runs at the operators' speed, applied here and only here (LiveSnapshot.speed);
+    the beat stays in music time. `display_size()` gives the projector window's (width, height),
+    or None headless: frames are scaled for it on this thread, never on the projector's.
+    While `dormant` is set (closed hours) nothing is rendered.
+    """
+
+    name = "renderer"
+
+    def __init__(self, renderers: Sequence, music: Latest[MusicState], captions: Latest[Caption],
+                 scene: Latest, live: Latest[LiveSnapshot], frames: Latest[Frame], clock: Clock, fps: float,
+                 dormant: threading.Event | None = None,
+                 display_size: Callable[[], tuple[int, int] | None] = lambda: None,
+                 fit: Callable | None = None) -> None:
+        super().__init__(clock)
+        self.renderers = list(renderers)
+        self.music = music
+        self.captions = captions
+        self.scene = VersionWatch(scene, seen=-1)
+        self.live = live
+        self.frames = frames
+        self.period_s = 1.0 / fps
+        self.dormant = dormant or threading.Event()
+        self.display_size = display_size
+        self.fit = fit
+        self.index = 0
+        self.next_s = 0.0
+        self.last_s: float | None = None
+        self.visual_s = 0.0
+
+    @property
+    def source(self) -> str:
+        return getattr(self.renderers[-1], "name", "procedural")
+
+    def step(self) -> None:
+        if self.dormant.is_set():
+            self.wait_until(self.clock.now_s() + 0.25)
+            return
+        now_s = self.clock.now_s()
+        if self.scene.changed():
+            scene = self.scene.box.peek()
+            for renderer in self.renderers:
+                renderer.prepare(scene)
+        caption = self.captions.take(timeout_s=0)
+        if caption is not None:
+            for renderer in self.renderers:
+                renderer.update_prompt(caption)
+        music = self.music.peek() or MusicState(t_s=now_s)
+        live = self.live.peek()
+        speed = live.speed if live is not None else 1.0
+        if self.last_s is not None:
+            self.visual_s += (now_s - self.last_s) * speed
+        self.last_s = now_s
+        started = time.perf_counter()
+        rgb = self.renderers[0].render(music, self.visual_s)
+        for renderer in self.renderers[1:]:
+            rgb = renderer.render(music, self.visual_s, rgb)
+        self.index += 1
+        size = self.display_size()
+        display_rgb = None
+        if size is not None and self.fit is not None and (rgb.shape[1], rgb.shape[0]) != size:
+            display_rgb = self.fit(rgb, *size)
+        self.frames.put(Frame(now_s, rgb, self.index, self.source, (time.perf_counter() - started) * 1e3,
+                              display_rgb))
+        self.next_s = max(self.next_s + self.period_s, now_s)
+        self.wait_until(self.next_s)
