@@ -1,0 +1,126 @@
+"""`bench soak`: the installation at full rate for minutes or hours, and how its memory grows.
+
+The installation runs as its own process (`run.py --headless`), exactly as a museum starts it;
+this command samples the process's resident memory from /proc and reads its show log at the
+end. Growth is the slope of a least-squares line through the samples after the warm-up (caches,
+first allocations of numba, torch and the renderer), in MB per hour.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SAMPLE_S = 5.0
+
+
+def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    bench = groups["bench"].add_parser("soak", help="run the installation for N minutes; RSS growth per hour, fps, faults")
+    bench.add_argument("--minutes", type=float, default=60.0, help="how long to run (default 60)")
+    bench.add_argument("--warmup-minutes", type=float, default=None,
+                       help="samples before this are left out of the fit (default: a tenth of the run, at most 10)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="config override passed to the installation (repeatable)")
+    bench.set_defaults(handler=_soak)
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident set size of one process in MB (VmRSS), None when it has gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+    return None
+
+
+def growth_mb_per_hour(times_s: np.ndarray, rss: np.ndarray) -> float:
+    """Slope of the least-squares line through (time, RSS), in MB per hour."""
+    if len(times_s) < 3 or float(np.ptp(times_s)) <= 0:
+        return float("nan")
+    slope_mb_per_s = np.polyfit(times_s, rss, 1)[0]
+    return float(slope_mb_per_s * 3600.0)
+
+
+def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: list[dict]) -> dict:
+    t = np.asarray(times_s, float)
+    r = np.asarray(rss, float)
+    after = t >= warmup_s
+    status = [r for r in show if r.get("kind") == "status"]
+    t0_s = float(status[0]["t_s"]) if status else 0.0
+    fps = [float(s["fps"]) for s in status if s.get("fps") is not None and float(s["t_s"]) - t0_s >= warmup_s]
+    last = status[-1] if status else {}
+    stop = next((r for r in reversed(show) if r.get("kind") == "stop"), {})
+    return {
+        "minutes": round(float(t[-1]) / 60.0, 2) if len(t) else 0.0,
+        "warmup_minutes": round(warmup_s / 60.0, 2),
+        "samples": int(after.sum()),
+        "rss_mb_start": round(float(r[after][0]), 1) if after.any() else None,
+        "rss_mb_end": round(float(r[-1]), 1) if len(r) else None,
+        "rss_mb_max": round(float(r.max()), 1) if len(r) else None,
+        "rss_growth_mb_per_hour": round(growth_mb_per_hour(t[after], r[after]), 2),
+        "fps_median": round(float(np.median(fps)), 1) if fps else None,
+        "fps_p5": round(float(np.percentile(fps, 5)), 1) if fps else None,
+        "faults": sum(1 for r in show if r.get("kind") == "fault"),
+        "restarts": last.get("restarts"),
+        "failures": last.get("failures"),
+        "drops": last.get("drops"),
+        "stop_reason": stop.get("reason"),
+    }
+
+
+def _soak(args: argparse.Namespace) -> int:
+    from installation.errors import UserError
+    from installation.showlog import read_show_log
+
+    if args.minutes <= 0:
+        raise UserError(f"--minutes {args.minutes} must be a positive number.")
+    duration_s = args.minutes * 60.0
+    warmup_s = 60.0 * (args.warmup_minutes if args.warmup_minutes is not None else min(10.0, args.minutes / 10.0))
+    folder = Path(tempfile.mkdtemp(prefix="chromesthesia-soak-"))
+    log_path = folder / "show.jsonl"
+    command = [sys.executable, str(ROOT / "run.py"), "--headless", "--quiet", "--duration", f"{duration_s:g}",
+               "--set", f'showlog.path="{log_path}"', "--set", "showlog.status_interval_s=10"]
+    for override in args.overrides:
+        command += ["--set", override]
+    stderr_path = folder / "stderr.txt"
+    times_s: list[float] = []
+    rss: list[float] = []
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        started = time.monotonic()
+        try:
+            while proc.poll() is None:
+                value = rss_mb(proc.pid)
+                if value is not None:
+                    times_s.append(time.monotonic() - started)
+                    rss.append(value)
+                time.sleep(SAMPLE_S)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+    if proc.returncode not in (0, -signal.SIGTERM) or len(rss) < 3:
+        tail = stderr_path.read_text(errors="replace")[-2000:]
+        raise UserError(f"the installation ended with code {proc.returncode} after {len(rss)} samples; "
+                        f"its last words: {tail.strip().splitlines()[-1] if tail.strip() else 'none'}.")
+    show = [r for path in sorted(folder.glob("show*.jsonl")) for r in read_show_log(path)]
+    figures = summarise(times_s, rss, warmup_s, show)
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
+    figures["show_log"] = str(log_path)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0

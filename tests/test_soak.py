@@ -1,0 +1,23 @@
+"""`bench soak`'s figures from its samples and show log (the long run itself is a benchmark)."""
+from __future__ import annotations
+
+import math
+
+from installation.commands.soak import growth_mb_per_hour, summarise
+
+
+def test_growth_is_the_slope_after_warm_up_in_mb_per_hour():
+    times_s = [60.0 * i for i in range(61)]
+    # 100 MB of warm-up in the first 10 minutes, then 0.5 MB an hour with noise of 0.2 MB
+    rss = [300.0 + (100.0 * min(t, 600.0) / 600.0) + 0.5 * max(0.0, t - 600.0) / 3600.0 + 0.2 * ((i % 3) - 1)
+           for i, t in enumerate(times_s)]
+    show = [{"kind": "status", "t_s": 1000.0 + t, "fps": 30.0, "restarts": 0, "failures": 0, "drops": {}}
+            for t in times_s] + [{"kind": "fault", "t_s": 1200.0}, {"kind": "stop", "reason": "duration reached"}]
+    figures = summarise(times_s, rss, 600.0, show)
+    assert abs(figures["rss_growth_mb_per_hour"] - 0.5) < 0.3
+    assert figures["faults"] == 1 and figures["restarts"] == 0 and figures["fps_median"] == 30.0
+    assert figures["stop_reason"] == "duration reached" and figures["samples"] == 51
+
+
+def test_too_few_samples_give_no_slope():
+    assert math.isnan(growth_mb_per_hour([0.0, 1.0], [1.0, 2.0]))
