@@ -1,17 +1,17 @@
 """OSC over UDP: the operators' control server (in) and a small client (out).
 
-`OscControlServer` runs one python-osc `BlockingOSCUDPServer` on its own thread. Cheap checks
-come first, before a packet is even parsed: the sender's network must be in the allowlist and its
-token bucket must hold a token, so a flood costs one dictionary lookup per packet. Then the packet
-is parsed, each message is validated (the `validate` callable injected by installation.control
-says yes or why not), enqueued as a `Command`, and answered with `/reply/<address> <json>` (the
-QLab convention). `/status` is answered from `status_fn()`; `/subscribe <port>` sends `/status`
-to the sender's host at that port `feedback_hz` times a second until the subscription expires.
-Nothing a sender does can stop the thread: every failure is counted in `stats`.
+`OscControlServer`: a reader thread drains the socket into per-host rings (hardware.osc_ingress);
+the control thread serves the hosts in turn, limits each host per message (a bundle's messages
+count one by one), parses with python-osc, validates each message (the injected `validate` says
+yes or why not), hands it on as a `Command` and answers `/reply/<address> <json>` (the QLab
+convention) only once the command is queued. Fader values over the limit are coalesced (newest
+per address and sender), never dropped. `/status` is answered from `status_fn()`;
+`/subscribe <port>` sends `/status` to the sender's host at that port `feedback_hz` times a
+second until the subscription expires. Nothing a sender does can stop the threads: every failure
+is counted in `stats`.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import math
@@ -24,10 +24,8 @@ from typing import Any, Callable
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message import ParseError as OscParseError
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from installation.errors import UserError
-from installation.mailbox import DropOldest
 from installation.records import Command
 
 log = logging.getLogger(__name__)
@@ -36,11 +34,13 @@ COMMAND_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "
 """Addresses that become Commands; `/param/<path>` is one too. Semantics live in installation.control."""
 QUERY_ADDRESSES = frozenset({"/status", "/get_status", "/subscribe", "/unsubscribe", "/ping"})
 """Addresses the server answers itself, without the main thread."""
+ADMIN_ADDRESSES = frozenset({"/panic", "/restart", "/stop"})
+"""Commands only hosts in osc.admin_allow may send."""
 
 
 def _known_command(address: str) -> bool:
     """The default command addresses when no route table is injected."""
-    return address in COMMAND_ADDRESSES or (address.startswith("/param/") and len(address) > 7)
+    return address in COMMAND_ADDRESSES or address in ADMIN_ADDRESSES or (address.startswith("/param/") and len(address) > 7)
 
 
 MAX_SENDERS = 4096
@@ -181,194 +181,291 @@ class _TokenBucket:
         self.tokens = tokens
         self.t_s = t_s
 
+    def refill(self, now_s: float, rate_hz: float, burst: float) -> float:
+        self.tokens = min(burst, self.tokens + (now_s - self.t_s) * rate_hz)
+        self.t_s = now_s
+        return self.tokens
 
-class _Server(BlockingOSCUDPServer):
-    """python-osc's blocking server with our gatekeeping and our handling of each datagram."""
 
-    allow_reuse_address = True
-    max_packet_size = 65507
+def valid_address(address: str) -> bool:
+    """An OSC address with no empty part: "/param//x" and "/param/x/" are not "/param/x"."""
+    return address.startswith("/") and len(address) > 1 and "//" not in address and not address.endswith("/")
 
-    def __init__(self, address, owner: "OscControlServer") -> None:
-        self.owner = owner
-        super().__init__(address, dispatcher=None)  # routing is ours: see OscControlServer._handle
 
-    def verify_request(self, request, client_address) -> bool:
-        return self.owner._admit(client_address)
+def _is_fader(dgram: bytes) -> bool:
+    """A `/param/<path>` message with arguments (a value, not a value query), read without parsing."""
+    if not dgram.startswith(b"/param/"):
+        return False
+    start = (dgram.find(b"\x00") + 4) & ~3
+    return dgram[start:start + 1] == b"," and dgram[start + 1:start + 2] not in (b"", b"\x00")
 
-    def finish_request(self, request, client_address) -> None:
-        self.owner._handle(request[0], client_address)
 
-    def service_actions(self) -> None:
-        self.owner._feedback()
-
-    def handle_error(self, request, client_address) -> None:
-        self.owner._count("errors")
-        log.exception("OSC: error handling a packet from %s", client_address)
+BUNDLE_QUANTUM = 32
+"""Messages of one bundle handled per turn before every other waiting host gets its turn."""
+MAX_PENDING_FADERS = 4096
 
 
 class OscControlServer:
-    """The operators' OSC port. One thread; handlers only validate, rate-limit and enqueue.
+    """The operators' OSC port.
 
-    `osc_cfg` is installation.config.OscConfig (host, port, allow, rate_limit_hz, burst,
-    feedback_hz, subscribe_ttl_s, max_subscribers). `validate(command)` returns None when the
-    command is acceptable or one sentence saying why not; it is called on the server thread, so
-    it must only read (installation.control.Control.check is made for this).
+    Threads: `osc-reader` only drains the socket into per-host rings (hardware.osc_ingress);
+    `osc-control` takes packets host by host in turn, limits per message (a bundle's messages
+    count one by one), parses, validates and hands commands to `commands` (a CommandInbox: `put`
+    returns False when full, then the sender hears "busy", never "ok"). Fader messages
+    (`/param/<path> <value>`) over the limit are coalesced: the newest value per address and
+    sender waits and is applied when the host's budget allows, so a fader's final value always
+    lands. Replies, /status feedback and value answers leave from the control port.
+
+    `osc_cfg` is installation.config.OscConfig. `validate(command)` returns None when acceptable
+    or one sentence why not; it runs on the control thread and must only read.
+    `values(address)` answers a value query (a `/param/<path>` with no arguments): the current
+    value, or None when there is none.
     """
 
-    def __init__(self, osc_cfg, commands: DropOldest[Command], clock, status_fn: Callable[[], dict],
+    def __init__(self, osc_cfg, commands, clock, status_fn: Callable[[], dict],
                  validate: Callable[[Command], str | None] | None = None, realtime_priority: int = 0,
-                 accepts: Callable[[str], bool] | None = None) -> None:
+                 values: Callable[[str], Any] | None = None, accepts: Callable[[str], bool] | None = None) -> None:
+        from hardware.osc_ingress import Allowlist, HostRings
         self._cfg = osc_cfg
         self._realtime_priority = realtime_priority or int(getattr(osc_cfg, "realtime_priority", 0))
         self._commands = commands
+        self._put_latest = getattr(commands, "put_latest", None)
         self._clock = clock
         self._status_fn = status_fn
         self._validate = validate or (lambda command: None)
+        self._values = values
         self._accepts = accepts or _known_command
         """address -> True for a command (installation.routes.is_command is injected at the wiring)."""
-        try:
-            self._networks = [ipaddress.ip_network(n, strict=False) for n in osc_cfg.allow]
-        except ValueError as exc:
-            raise UserError(f"osc.allow has an invalid network ({exc}); use CIDR like \"192.168.1.0/24\".") from None
+        self._allow = Allowlist(osc_cfg.allow)
+        self._admin_allow = Allowlist(getattr(osc_cfg, "admin_allow", ()), "osc.admin_allow")
         self._rate_hz = float(getattr(osc_cfg, "rate_limit_hz", 200.0))
         self._burst = float(getattr(osc_cfg, "burst", 400))
         self._feedback_period_s = 1.0 / float(getattr(osc_cfg, "feedback_hz", 5.0))
+        self._feedback_max_per_s = float(getattr(osc_cfg, "feedback_max_per_s", 200.0))
         self._subscribe_ttl_s = float(getattr(osc_cfg, "subscribe_ttl_s", 60.0))
         self._max_subscribers = int(getattr(osc_cfg, "max_subscribers", 16))
-        self._allowed: dict[str, bool] = {}
+        self._rcvbuf_bytes = int(getattr(osc_cfg, "receive_buffer_bytes", 8 << 20))
+        self._rings = HostRings()
         self._buckets: dict[str, _TokenBucket] = {}
+        self._feedback_bucket = _TokenBucket(self._feedback_max_per_s, 0.0)
+        self._pending: dict[tuple, tuple[bytes, Any]] = {}
+        """Coalesced fader messages over the limit: (address bytes, peer) -> (datagram, packet)."""
         self._subscribers: dict[tuple[str, int], float] = {}
         self._next_feedback_s = 0.0
         self._last_warning_s: dict[str, float] = {}
-        self._server: _Server | None = None
+        self._sock: socket.socket | None = None
+        self._reader = None
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
         self._stats_lock = threading.Lock()
         self.stats: dict[str, int] = dict.fromkeys(
-            ("received", "accepted", "rejected", "unknown", "malformed", "rate_limited", "denied",
-             "queries", "replies", "feedback_sent", "send_errors", "errors", "subscribers"), 0)
+            ("received", "messages", "accepted", "rejected", "unknown", "malformed", "rate_limited", "coalesced",
+             "superseded", "busy", "denied", "queries", "replies", "feedback_sent", "feedback_capped",
+             "send_errors", "errors", "subscribers", "kernel_drops", "ring_drops"), 0)
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port); useful with port 0, which picks a free port."""
-        if self._server is None:
+        if self._sock is None:
             return (self._cfg.host, self._cfg.port)
-        return self._server.server_address[:2]
+        return self._sock.getsockname()[:2]
+
+    @property
+    def receive_buffer_bytes(self) -> int:
+        return self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) if self._sock is not None else 0
 
     def start(self) -> None:
+        from hardware.osc_ingress import UdpReader, open_udp_socket
         try:
-            self._server = _Server((self._cfg.host, self._cfg.port), self)
+            self._sock = open_udp_socket(self._cfg.host, self._cfg.port, self._rcvbuf_bytes)
         except OSError as exc:
-            raise UserError(f"OSC control cannot listen on {self._cfg.host}:{self._cfg.port} ({exc.strerror}); "
-                            f"choose another port with --set osc.port=N or stop the program using it.") from None
+            raise UserError(f"OSC control cannot listen on {self._cfg.host}:{self._cfg.port} "
+                            f"({exc.strerror or exc}); another program (or a second copy of this one) is using it: "
+                            f"stop it or choose another port with --set osc.port=N.") from None
+        self._stop.clear()
+        self._reader = UdpReader(self._sock, self._rings, self._clock, self._allow.__contains__, self._on_denied)
+        self._reader.start()
         self._thread = threading.Thread(target=self._serve, name="osc-control", daemon=True)
         self._thread.start()
-        log.info("OSC control listening on %s:%d (allow %s)", *self.address, ", ".join(self._cfg.allow))
-
-    def _serve(self) -> None:
-        assert self._server is not None
-        if self._realtime_priority:
-            set_realtime_priority(self._realtime_priority, "OSC control")
-        while True:
-            try:
-                self._server.serve_forever(poll_interval=0.05)
-                return
-            except Exception:  # serve_forever itself failed: count, keep serving
-                self._count("errors")
-                log.exception("OSC control loop failed; continuing")
+        log.info("OSC control listening on %s:%d (allow %s; receive buffer %d bytes)", *self.address,
+                 ", ".join(self._cfg.allow), self.receive_buffer_bytes)
 
     def stop(self, timeout_s: float = 2.0) -> None:
-        if self._server is None:
+        if self._sock is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
+        self._stop.set()
+        self._rings.wake()
+        if self._reader is not None:
+            self._reader.stop(timeout_s)
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
-        self._server = None
+        self._sock.close()
+        self._sock = None
 
     def snapshot(self) -> dict[str, int]:
         with self._stats_lock:
-            return dict(self.stats)
+            stats = dict(self.stats)
+        reader = self._reader
+        if reader is not None:
+            stats["received"] = reader.received
+            stats["denied"] = reader.denied
+            stats["kernel_drops"] = reader.kernel_drops
+        stats["ring_drops"] = self._rings.dropped
+        stats["pending_faders"] = len(self._pending)
+        return stats
 
-    # --- server thread --------------------------------------------------------------------------
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._stats_lock:
-            self.stats[key] += n
+    def submit_packet(self, packet) -> None:
+        """Another transport (OSC over TCP) hands in a packet from an allowed host: served in
+        turn with the UDP senders, under the same per-host limit."""
+        self._rings.put(packet)
 
-    def _admit(self, client_address) -> bool:
-        """Allowlist and per-host token bucket, before parsing: a flood costs almost nothing."""
-        host = client_address[0]
-        allowed = self._allowed.get(host)
-        if allowed is None:
+    def allowed(self, host: str) -> bool:
+        return host in self._allow
+
+    # --- control thread -------------------------------------------------------------------------
+    def _serve(self) -> None:
+        if self._realtime_priority:
+            set_realtime_priority(self._realtime_priority, "OSC control")
+        while not self._stop.is_set():
             try:
-                ip = ipaddress.ip_address(host.split("%")[0])
-                allowed = any(ip in net for net in self._networks)
-                if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                    allowed = allowed or any(ip.ipv4_mapped in net for net in self._networks)
-            except ValueError:
-                allowed = False
-            if len(self._allowed) >= MAX_SENDERS:
-                self._allowed.clear()
-            self._allowed[host] = allowed
-        if not allowed:
-            self._count("denied")
-            self._warn(host, "OSC: ignoring packets from %s (not in osc.allow)")
-            return False
-        now_s = self._clock.now_s()
-        bucket = self._buckets.pop(host, None)  # pop + set keeps the dict in least-recently-seen order
-        if bucket is None:
-            bucket = _TokenBucket(self._burst, now_s)
-            if len(self._buckets) >= MAX_SENDERS:
-                del self._buckets[next(iter(self._buckets))]
-        self._buckets[host] = bucket
-        bucket.tokens = min(self._burst, bucket.tokens + (now_s - bucket.t_s) * self._rate_hz)
-        bucket.t_s = now_s
-        if bucket.tokens < 1.0:
-            self._count("rate_limited")
-            self._warn(host, "OSC: rate-limiting %s (more than osc.rate_limit_hz messages a second)")
-            return False
-        bucket.tokens -= 1.0
-        return True
+                timeout_s = 0.005 if self._pending else min(0.05, max(0.0, self._next_feedback_s - self._clock.now_s())) \
+                    if self._subscribers else 0.05
+                packet = self._rings.take(timeout_s)
+                if packet is not None:
+                    self._handle(packet)
+                if self._pending:
+                    self._release_pending()
+                if self._subscribers:
+                    self._feedback()
+            except Exception:  # a bug must not close the operators' port: count, keep serving
+                self._count("errors")
+                log.exception("OSC control loop failed; continuing")
 
-    def _warn(self, host: str, message: str) -> None:
+    def _count(self, key: str, n: int = 1) -> None:
+        self.stats[key] += n  # one writer (the control thread; feedback_allowed's callers hold _feedback_lock)
+
+    def _on_denied(self, host: str) -> None:
+        self._warn(host, "OSC: ignoring packets from %s (not in osc.allow)")
+
+    def _warn(self, host: str, message: str) -> bool:
         now_s = self._clock.now_s()
         if now_s - self._last_warning_s.get(host, -math.inf) >= 10.0:
             if len(self._last_warning_s) >= MAX_SENDERS:
                 self._last_warning_s.clear()
             self._last_warning_s[host] = now_s
             log.warning(message, host)
+            return True
+        return False
 
-    def _handle(self, data: bytes, client_address) -> None:
-        t_s = self._clock.now_s()
-        self._count("received")
-        try:
-            messages = [OscMessage(dgram) for dgram in split_packet(data)]
-        except (ParseError, OscParseError, ValueError, TypeError, IndexError, OverflowError, UnicodeError, struct.error):
-            self._count("malformed")
-            self._reply(client_address, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
-            return
-        for message in messages:
+    def _bucket(self, host: str, now_s: float) -> _TokenBucket:
+        bucket = self._buckets.pop(host, None)  # pop + set keeps the dict in least-recently-seen order
+        if bucket is None:
+            bucket = _TokenBucket(self._burst, now_s)
+            if len(self._buckets) >= MAX_SENDERS:
+                del self._buckets[next(iter(self._buckets))]
+        self._buckets[host] = bucket
+        bucket.refill(now_s, self._rate_hz, self._burst)
+        return bucket
+
+    def _handle(self, packet) -> None:
+        messages = packet.messages
+        if messages is None:
             try:
-                address = message.address
-                args = tuple(message.params)
-            except Exception:  # python-osc parses lazily in places
+                messages = split_packet(packet.data)
+            except (ParseError, ValueError, struct.error):
                 self._count("malformed")
-                self._reply(client_address, "/reply/error", {"status": "error", "reason": "malformed OSC message"})
-                continue
-            self._dispatch(address, args, client_address, t_s)
+                self._limited_reply(packet, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
+                return
+        if len(messages) > BUNDLE_QUANTUM:
+            packet.messages, packet.data = messages[BUNDLE_QUANTUM:], b""
+            self._rings.requeue(packet)
+            messages = messages[:BUNDLE_QUANTUM]
+        self._count("messages", len(messages))
+        bucket = self._bucket(packet.host, self._clock.now_s())
+        for dgram in messages:
+            key = (dgram[:dgram.find(b"\x00")], packet.peer)
+            fader = _is_fader(dgram)
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                if fader and self._pending.pop(key, None) is not None:
+                    self._count("superseded")  # a newer value of the same fader: the waiting one is stale
+                self._message(dgram, packet)
+            elif fader:
+                if self._pending.pop(key, None) is not None:
+                    self._count("superseded")
+                elif len(self._pending) >= MAX_PENDING_FADERS:
+                    self._count("rate_limited")
+                    continue
+                self._pending[key] = (dgram, packet)
+                self._count("coalesced")
+            else:
+                self._count("rate_limited")
+                if self._warn(packet.host, "OSC: rate-limiting %s (more than osc.rate_limit_hz messages a second)"):
+                    self._reply(packet.peer, "/reply/error", {
+                        "status": "error", "reason": f"rate limited: more than {self._rate_hz:g} messages a second "
+                                                     "from this host; messages over the limit are dropped "
+                                                     "(fader values are kept, newest first)"})
 
-    def _dispatch(self, address: str, args: tuple, client_address, t_s: float) -> None:
+    def _release_pending(self) -> None:
+        """Coalesced fader values whose host has budget again, oldest first."""
+        now_s = self._clock.now_s()
+        for key in list(self._pending):
+            dgram, packet = self._pending[key]
+            bucket = self._bucket(packet.host, now_s)
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                del self._pending[key]
+                self._message(dgram, packet)
+
+    def _limited_reply(self, packet, address: str, body: dict) -> None:
+        """An error reply that a flood of bad packets cannot turn into a flood of replies."""
+        bucket = self._bucket(packet.host, self._clock.now_s())
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            self._reply(packet.peer, address, body)
+        else:
+            self._count("rate_limited")
+
+    def _message(self, dgram: bytes, packet) -> None:
+        try:
+            message = OscMessage(dgram)
+            address = message.address
+            args = tuple(message.params)
+        except (OscParseError, ValueError, TypeError, IndexError, OverflowError, UnicodeError, struct.error):
+            self._count("malformed")
+            self._reply(packet.peer, "/reply/error", {"status": "error", "reason": "malformed OSC message"})
+            return
+        self._dispatch(address, args, packet)
+
+    def _dispatch(self, address: str, args: tuple, packet) -> None:
+        peer = packet.peer
         reply_to = "/reply" + address if address.startswith("/") else "/reply/error"
+        if not valid_address(address):
+            self._count("malformed")
+            self._reply(peer, reply_to, {"status": "error", "address": address[:80],
+                                         "reason": "address has an empty part (a double or trailing '/')"})
+            return
         if address in QUERY_ADDRESSES:
             self._count("queries")
-            self._query(address, args, client_address, reply_to)
+            self._query(address, args, packet, reply_to)
+            return
+        if address.startswith("/param/") and not args and self._values is not None:
+            self._count("queries")
+            self._value_query(address, peer, reply_to)
             return
         if not self._accepts(address):
             self._count("unknown")
-            self._reply(client_address, reply_to, {"status": "error", "address": address,
-                                                   "reason": f"unknown address {address[:80]!r}; see docs/osc.md"})
+            self._reply(peer, reply_to, {"status": "error", "address": address,
+                                         "reason": f"unknown address {address[:80]!r}; see docs/osc.md"})
             return
-        command = Command(t_s=t_s, address=address, args=args, sender=f"{client_address[0]}:{client_address[1]}")
+        if address in ADMIN_ADDRESSES and packet.host not in self._admin_allow:
+            self._count("rejected")
+            self._reply(peer, reply_to, {"status": "error", "address": address,
+                                         "reason": f"{address} is only accepted from hosts in osc.admin_allow"})
+            return
+        sender = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        command = Command(t_s=packet.t_s, address=address, args=args, sender=sender)
         try:
             reason = self._validate(command)
         except Exception as exc:  # a validator bug must not take the port down
@@ -377,55 +474,106 @@ class OscControlServer:
             reason = f"internal error while validating ({type(exc).__name__})"
         if reason:
             self._count("rejected")
-            self._reply(client_address, reply_to, {"status": "error", "address": address, "reason": reason})
+            self._reply(peer, reply_to, {"status": "error", "address": address, "reason": reason})
             return
-        self._commands.put(command)
+        if address.startswith("/param/") and self._put_latest is not None:
+            queued = self._put_latest((address, sender), command)
+        else:
+            queued = self._commands.put(command)
+        if queued is False:
+            self._count("busy")
+            self._reply(peer, reply_to, {"status": "error", "address": address,
+                                         "reason": "busy: too many commands waiting; send it again"})
+            return
         self._count("accepted")
-        self._reply(client_address, reply_to, {"status": "ok", "address": address})
+        self._reply(peer, reply_to, {"status": "ok", "address": address})
 
-    def _query(self, address: str, args: tuple, client_address, reply_to: str) -> None:
+    def _value_query(self, address: str, peer, reply_to: str) -> None:
+        try:
+            value = self._values(address)
+        except Exception as exc:
+            self._count("errors")
+            log.exception("OSC: value of %s failed", address)
+            value, reason = None, f"value unavailable ({type(exc).__name__})"
+        else:
+            reason = f"no parameter {address[7:][:60]!r}; see docs/osc.md"
+        if value is None:
+            self._count("rejected")
+            self._reply(peer, reply_to, {"status": "error", "address": address, "reason": reason})
+            return
+        values = value if isinstance(value, (list, tuple)) else [value]
+        self._send(peer, build_message(address, *values), "replies")  # plain values: an OSC In CHOP reads them
+
+    def _query(self, address: str, args: tuple, packet, reply_to: str) -> None:
+        peer = packet.peer
         if address in ("/status", "/get_status"):
-            self._send_status([client_address], reply=True)
+            self._send_status([peer], reply=True)
             return
         if address == "/ping":
-            self._reply(client_address, reply_to, {"status": "ok", "address": address})
+            self._reply(peer, reply_to, {"status": "ok", "address": address})
             return
-        port = client_address[1]
+        if not isinstance(peer, tuple):
+            self._count("rejected")
+            self._reply(peer, reply_to, {"status": "error", "address": address,
+                                         "reason": "subscribe over UDP: feedback is sent as UDP datagrams"})
+            return
+        port = peer[1]
         if args:
             value = args[0]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
                     or not 1 <= int(value) <= 65535:
                 self._count("rejected")
-                self._reply(client_address, reply_to, {"status": "error", "address": address,
-                                                       "reason": f"port must be an integer 1-65535, not {value!r}"})
+                self._reply(peer, reply_to, {"status": "error", "address": address,
+                                             "reason": f"port must be an integer 1-65535, not {value!r}"})
                 return
             port = int(value)
-        key = (client_address[0], port)
-        if address == "/unsubscribe":
+        key = (peer[0], port)
+        if address.startswith("/unsubscribe"):
             self._subscribers.pop(key, None)
         else:
+            if self._is_own_address(key):
+                self._count("rejected")
+                self._reply(peer, reply_to, {"status": "error", "address": address,
+                                             "reason": "that is this installation's own control port; "
+                                                       "subscribe a port your program listens on"})
+                return
             now_s = self._clock.now_s()
             self._expire(now_s)
             if key not in self._subscribers and len(self._subscribers) >= self._max_subscribers:
                 self._count("rejected")
-                self._reply(client_address, reply_to, {"status": "error", "address": address,
-                                                       "reason": f"too many subscribers ({self._max_subscribers})"})
+                self._reply(peer, reply_to, {"status": "error", "address": address,
+                                             "reason": f"too many subscribers ({self._max_subscribers})"})
                 return
             self._subscribers[key] = now_s + self._subscribe_ttl_s
             self._next_feedback_s = min(self._next_feedback_s, now_s)
         with self._stats_lock:
             self.stats["subscribers"] = len(self._subscribers)
-        self._reply(client_address, reply_to, {"status": "ok", "address": address, "host": key[0], "port": port,
-                                               "hz": round(1.0 / self._feedback_period_s, 3),
-                                               "ttl_s": self._subscribe_ttl_s})
+        self._reply(peer, reply_to, {"status": "ok", "address": address, "host": key[0], "port": port,
+                                     "hz": round(1.0 / self._feedback_period_s, 3),
+                                     "ttl_s": self._subscribe_ttl_s})
+
+    def _is_own_address(self, key: tuple[str, int]) -> bool:
+        """True when (host, port) is this server's own socket: feedback would loop back in."""
+        host, port = key
+        own_host, own_port = self.address
+        if port != own_port:
+            return False
+        if host == own_host:
+            return True
+        if own_host not in ("0.0.0.0", "::", ""):
+            return False
+        try:  # a wildcard bind hears on every local address: is `host` one of ours?
+            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind((host.split("%")[0], 0))
+            return True
+        except OSError:
+            return False
 
     def _expire(self, now_s: float) -> None:
         for key in [k for k, until in self._subscribers.items() if until <= now_s]:
             del self._subscribers[key]
 
     def _feedback(self) -> None:
-        if not self._subscribers:
-            return
         now_s = self._clock.now_s()
         if now_s < self._next_feedback_s:
             return
@@ -436,7 +584,19 @@ class OscControlServer:
         if self._subscribers:
             self._send_status(list(self._subscribers), reply=False)
 
+    def feedback_allowed(self, n: int = 1) -> bool:
+        """The total feedback budget (osc.feedback_max_per_s datagrams a second over all
+        subscribers and streams); False, counted, when it is spent."""
+        bucket = self._feedback_bucket
+        if bucket.refill(self._clock.now_s(), self._feedback_max_per_s, self._feedback_max_per_s) >= n:
+            bucket.tokens -= n
+            return True
+        self._count("feedback_capped", n)
+        return False
+
     def _send_status(self, destinations: list, reply: bool) -> None:
+        if not reply and not self.feedback_allowed(len(destinations)):
+            return
         try:
             status = self._status_fn()
             payload = _json(status)
@@ -447,15 +607,18 @@ class OscControlServer:
         for destination in destinations:
             self._send(destination, build_message("/status", payload), "replies" if reply else "feedback_sent")
 
-    def _reply(self, client_address, address: str, body: dict) -> None:
-        self._send(client_address, build_message(address[:200], _json(body)), "replies")
+    def _reply(self, peer, address: str, body: dict) -> None:
+        self._send(peer, build_message(address[:200], _json(body)), "replies")
 
-    def _send(self, destination, dgram: bytes, counter: str) -> None:
-        server = self._server
-        if server is None:
-            return
+    def _send(self, peer, dgram: bytes, counter: str) -> None:
         try:
-            server.socket.sendto(dgram, destination)
+            if isinstance(peer, tuple):
+                sock = self._sock
+                if sock is None:
+                    return
+                sock.sendto(dgram, peer)
+            else:
+                peer.send_packet(dgram)  # OSC over TCP: the connection frames it
             self._count(counter)
         except OSError:
             self._count("send_errors")

@@ -90,38 +90,90 @@ for i in range(n):
 """
 
 FLOOD = r"""
-import socket, sys, time
+import json, socket, sys, time
+from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder
 from hardware.osc import build_message
+# host port flood_msgs_per_s seconds [bundles_per_s bundle_messages]: one host floods fader values
+# (/param/brightness, a new value each time) and, when asked, bundles of fader values and commands
+# (/param/speed and /crossfade); prints what it sent and the last value of each fader.
 host, port, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+bundle_hz = float(sys.argv[5]) if len(sys.argv) > 5 else 0.0
+bundle_size = int(sys.argv[6]) if len(sys.argv) > 6 else 0
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-packet = build_message("/param/brightness", 0.5)
-start = time.monotonic(); sent = 0
-while time.monotonic() - start < seconds:
-    due = int((time.monotonic() - start) * rate)
-    while sent < due:
-        sock.sendto(packet, (host, port)); sent += 1
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+
+def bundle(k):
+    b, speed = OscBundleBuilder(IMMEDIATELY), None
+    for j in range(bundle_size):
+        if j % 2 == 0:
+            m, speed = OscMessageBuilder(address="/param/speed"), ((k * bundle_size + j) % 400) / 100.0
+            m.add_arg(speed)
+        else:
+            m = OscMessageBuilder(address="/crossfade")
+            m.add_arg(float(j % 60))
+        b.add_content(m.build())
+    return b.build().dgram, speed
+
+sent = bundles = bundle_msgs = 0
+last = {"brightness": None, "speed": None}
+start = time.monotonic()
+while (elapsed := time.monotonic() - start) < seconds:
+    while sent < int(elapsed * rate):
+        value = (sent % 1000) / 1000.0
+        try:
+            sock.sendto(build_message("/param/brightness", value), (host, port))
+            last["brightness"] = value
+        except OSError:
+            pass
+        sent += 1
+    while bundles < int(elapsed * bundle_hz):
+        dgram, speed = bundle(bundles)
+        try:
+            sock.sendto(dgram, (host, port))
+            bundle_msgs += bundle_size
+            last["speed"] = speed
+        except OSError:
+            pass
+        bundles += 1
     time.sleep(0.001)
-print(sent)
+print(json.dumps({"sent": sent, "bundles": bundles, "bundle_messages": bundle_msgs, "last": last}))
 """
 
 PROBE = r"""
-import json, socket, sys, time
-host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+import json, selectors, socket, sys, time
+# host port seconds rate_hz: another host (127.0.0.2) asks /status rate_hz times a second at fixed
+# instants, each from its own port so every answer is matched to its question; an answer later
+# than 2 s counts as lost.
+host, port, seconds, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 from hardware.osc import build_message
-sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.bind(("127.0.0.2", 0)); sock.settimeout(1.0)
-rtts, lost = [], 0
-time.sleep(0.5)
-end = time.monotonic() + seconds - 0.7
-while time.monotonic() < end:
-    t0 = time.perf_counter()
-    sock.sendto(build_message("/status"), (host, port))
-    try:
-        sock.recv(65536); rtts.append((time.perf_counter() - t0) * 1000)
-    except socket.timeout:
-        lost += 1
-    time.sleep(0.02)
-print(json.dumps({"rtts": rtts, "lost": lost}))
+ask = build_message("/status")
+sel = selectors.DefaultSelector()
+sent_at, rtts = {}, []
+start = time.perf_counter(); n = 0
+while True:
+    now = time.perf_counter()
+    if now - start < seconds and now - start >= n / rate:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.2", 0)); sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ, n)
+        sent_at[n] = time.perf_counter()
+        sock.sendto(ask, (host, port))
+        n += 1
+    if now - start >= seconds and (not sel.get_map() or now - max(sent_at.values(), default=now) > 2.0):
+        break
+    for key, _ in sel.select(timeout=0.002):
+        got = time.perf_counter()
+        try:
+            key.fileobj.recv(65536)
+        except OSError:
+            continue
+        rtts.append((got - sent_at[key.data]) * 1000.0)
+        sel.unregister(key.fileobj); key.fileobj.close()
+    for key in list(sel.get_map().values()):
+        if time.perf_counter() - sent_at[key.data] > 2.0:
+            sel.unregister(key.fileobj); key.fileobj.close()
+print(json.dumps({"sent": n, "rtts": rtts, "lost": n - len(rtts)}))
 """
 
 

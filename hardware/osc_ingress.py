@@ -1,0 +1,252 @@
+"""OSC ingress: the socket, a reader that only drains it, and per-host rings served in turn.
+
+A flood from one host must not cost the others their packets. The kernel keeps a UDP socket's
+datagrams in one shared receive buffer, so the defence is to empty that buffer faster than any
+flood can fill it and to do the expensive work (parsing, validating, answering) elsewhere:
+
+- `open_udp_socket` binds without SO_REUSEADDR (a second instance cannot share the port), asks for
+  a large receive buffer (SO_RCVBUFFORCE as root, else SO_RCVBUF up to net.core.rmem_max) and
+  turns on SO_RXQ_OVFL, so every datagram carries the kernel's count of drops on this socket.
+- `UdpReader` is one thread doing nothing but `recvmsg` into `HostRings` (and one cached
+  allowlist lookup, so unknown hosts never get a ring).
+- `HostRings` keeps one bounded ring per sending host and hands packets out round-robin, one host
+  at a time: a host sending 10,000 packets a second waits behind a host sending 20, not the other
+  way round. A full ring drops that host's oldest packet and counts it; other hosts are untouched.
+"""
+from __future__ import annotations
+
+import collections
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from installation.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)
+"""Linux: ancillary uint32 with the socket's cumulative drop count (not in Python's socket module)."""
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+MAX_DATAGRAM = 65507
+MAX_HOSTS = 4096
+
+
+def open_udp_socket(host: str, port: int, rcvbuf_bytes: int = 8 << 20) -> socket.socket:
+    """A bound UDP socket. Raises OSError when the port is taken (never shares it)."""
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(info[0], socket.SOCK_DGRAM)
+    try:
+        # No SO_REUSEADDR / SO_REUSEPORT: with either, a second process could bind the same port
+        # and steal the operators' packets.
+        for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, int(rcvbuf_bytes))
+                break
+            except OSError:
+                continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError:
+            pass  # not Linux: kernel drops are read from /proc or not at all
+        sock.bind(info[4])
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def proc_udp_drops(sock: socket.socket) -> int | None:
+    """The kernel's drop counter for `sock` from /proc/net/udp{,6} (Linux), or None."""
+    try:
+        inode = str(__import__("os").fstat(sock.fileno()).st_ino)
+        for name in ("/proc/net/udp", "/proc/net/udp6"):
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) >= 13 and fields[9] == inode:
+                        return int(fields[-1])
+    except (OSError, ValueError, StopIteration):
+        return None
+    return None
+
+
+class Allowlist:
+    """CIDR networks; answers are cached per host (bounded)."""
+
+    def __init__(self, networks: Iterable[str], what: str = "osc.allow") -> None:
+        try:
+            self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        except ValueError as exc:
+            raise UserError(f"{what} has an invalid network ({exc}); use CIDR like \"192.168.1.0/24\".") from None
+        self._cache: dict[str, bool] = {}
+
+    def __contains__(self, host: str) -> bool:
+        allowed = self._cache.get(host)
+        if allowed is None:
+            try:
+                ip = ipaddress.ip_address(host.split("%")[0])
+                allowed = any(ip in net for net in self._networks)
+                if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                    allowed = allowed or any(ip.ipv4_mapped in net for net in self._networks)
+            except ValueError:
+                allowed = False
+            if len(self._cache) >= MAX_HOSTS:
+                self._cache.clear()
+            self._cache[host] = allowed
+        return allowed
+
+
+@dataclass(slots=True)
+class Packet:
+    """One datagram (or SLIP frame) as it arrived; `peer` is where replies go."""
+
+    data: bytes
+    host: str
+    peer: Any
+    t_s: float
+    messages: list | None = None
+    """Set on a bundle's remainder put back with `requeue` (message datagrams still to handle)."""
+
+
+@dataclass
+class _Ring:
+    packets: collections.deque = field(default_factory=collections.deque)
+    bytes: int = 0
+
+
+class HostRings:
+    """Bounded per-host rings, handed out round-robin. Any thread may put; one thread takes."""
+
+    def __init__(self, max_packets: int = 8192, max_bytes: int = 4 << 20) -> None:
+        self._max_packets = max_packets
+        self._max_bytes = max_bytes
+        self._rings: dict[str, _Ring] = {}
+        self._ready: collections.deque[str] = collections.deque()
+        self._cond = threading.Condition()
+        self.dropped = 0
+        """Packets a full ring dropped (the flooding host's own oldest)."""
+
+    def put(self, packet: Packet) -> None:
+        with self._cond:
+            ring = self._rings.get(packet.host)
+            if ring is None:
+                if len(self._rings) >= MAX_HOSTS:
+                    self.dropped += 1
+                    return
+                ring = self._rings[packet.host] = _Ring()
+            if not ring.packets:
+                self._ready.append(packet.host)
+            ring.packets.append(packet)
+            ring.bytes += len(packet.data)
+            while len(ring.packets) > self._max_packets or ring.bytes > self._max_bytes:
+                ring.bytes -= len(ring.packets.popleft().data)
+                self.dropped += 1
+            self._cond.notify()
+
+    def take(self, timeout_s: float | None) -> Packet | None:
+        """The next packet of the next host in turn; None after `timeout_s` with nothing."""
+        with self._cond:
+            if not self._ready and not self._cond.wait_for(lambda: bool(self._ready), timeout_s):
+                return None
+            host = self._ready.popleft()
+            ring = self._rings[host]
+            packet = ring.packets.popleft()
+            ring.bytes -= len(packet.data)
+            if ring.packets:
+                self._ready.append(host)
+            else:
+                del self._rings[host]
+            return packet
+
+    def requeue(self, packet: Packet) -> None:
+        """Put the rest of a long bundle back at the head of its host's ring; the host's next
+        turn comes after every other waiting host's (so one bundle cannot hold the thread)."""
+        with self._cond:
+            ring = self._rings.get(packet.host)
+            if ring is None:
+                ring = self._rings[packet.host] = _Ring()
+            if not ring.packets:
+                self._ready.append(packet.host)
+            ring.packets.appendleft(packet)
+            ring.bytes += len(packet.data)
+            self._cond.notify()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return sum(len(r.packets) for r in self._rings.values())
+
+
+class UdpReader:
+    """The reader thread: `recvmsg` into `HostRings`, nothing else.
+
+    `admit(host)` (an Allowlist) is asked once per packet; refused packets are only counted.
+    `kernel_drops` is the kernel's count of datagrams it dropped on this socket because the
+    receive buffer was full (SO_RXQ_OVFL; /proc/net/udp where that is missing).
+    """
+
+    def __init__(self, sock: socket.socket, rings: HostRings, clock, admit: Callable[[str], bool],
+                 on_denied: Callable[[str], None] | None = None) -> None:
+        self._sock = sock
+        self._rings = rings
+        self._clock = clock
+        self._admit = admit
+        self._on_denied = on_denied
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ovfl = 0
+        self._ovfl_seen = False
+        self.received = 0
+        self.denied = 0
+        self.errors = 0
+
+    @property
+    def kernel_drops(self) -> int:
+        if self._ovfl_seen:
+            return self._ovfl
+        drops = proc_udp_drops(self._sock)
+        return drops if drops is not None else 0
+
+    def start(self) -> None:
+        self._sock.settimeout(0.1)
+        self._thread = threading.Thread(target=self._run, name="osc-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sock, rings, clock, admit = self._sock, self._rings, self._clock, self._admit
+        ancbuf = socket.CMSG_SPACE(4)
+        while not self._stop.is_set():
+            try:
+                data, ancdata, _flags, address = sock.recvmsg(MAX_DATAGRAM, ancbuf)
+            except (TimeoutError, socket.timeout, BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                if self._stop.is_set() or exc.errno == 9:  # closed under us
+                    return
+                self.errors += 1  # e.g. ECONNREFUSED from an earlier reply's ICMP: keep reading
+                continue
+            for level, kind, value in ancdata:
+                if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+                    self._ovfl = struct.unpack("=I", value[:4])[0]
+                    self._ovfl_seen = True
+            self.received += 1
+            host = address[0]
+            if not admit(host):
+                self.denied += 1
+                if self._on_denied is not None:
+                    self._on_denied(host)
+                continue
+            rings.put(Packet(data, host, address, clock.now_s()))
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
