@@ -1,8 +1,14 @@
-"""MIDI controllers in (implements hardware.base.MidiIn), reopened when they come back.
+"""MIDI controllers in (implements hardware.base.MidiIn), reopened when they come back; a virtual input.
 
 The backend's callback thread only stamps each message with the clock and appends it to a bounded
 deque; `poll()` (the control thread) drains it and, at most every `retry_s`, checks that the port
 still exists: a controller unplugged mid-show is closed, counted and reopened when it returns.
+
+Listing ports through mido's backend opens a new MIDI client each time (on JACK a new JACK client:
+~180 ms and a graph change, every second, which halved the frames shown). So the backend is never
+asked while a controller is connected: a port that has sent nothing for `retry_s` is looked for
+in its own open client's port table (well under a millisecond), and while it is absent one probe
+client, made once, is asked.
 """
 from __future__ import annotations
 
@@ -32,6 +38,10 @@ class MidoMidiIn:
         self._port = None
         self.port_name: str | None = None
         self._next_check_s = float("-inf")
+        self._probe = None
+        self._last_message_s = float("-inf")
+        self.listings = 0
+        """Port lists asked of the backend or the probe client (not of the open port's own client)."""
         self.received = 0
         self.vanished = 0
         self.reopened = 0
@@ -42,7 +52,12 @@ class MidoMidiIn:
         return self._port is not None
 
     def _input_names(self) -> list[str] | None:
+        self.listings += 1
         try:
+            if self._probe is None:
+                self._probe = self._make_probe()
+            if self._probe is not None:
+                return list(self._probe.get_ports())
             return list(self._backend.get_input_names())
         except Exception as exc:  # rtmidi raises SystemError without ALSA; no server: RuntimeError
             self.errors += 1
@@ -50,9 +65,31 @@ class MidoMidiIn:
                 log.warning("MIDI in %r: cannot list ports (%s)", self.name, exc)
             return None
 
+    def _make_probe(self):
+        """One rtmidi input client kept for listing (rtmidi backends only; None otherwise)."""
+        module = getattr(self._backend, "module", None)
+        rtmidi = getattr(module, "rtmidi", None)
+        api_id = getattr(module, "_get_api_id", None)
+        if rtmidi is None or api_id is None:
+            return None
+        return rtmidi.MidiIn(rtapi=api_id(getattr(self._backend, "api", None)))
+
+    def _still_there(self) -> bool | None:
+        """Whether the open port's peer still exists, from the port's own client; None if unknown."""
+        rt = getattr(self._port, "_rt", None)
+        if rt is None:
+            names = self._input_names()
+            return None if names is None else self.port_name in names
+        try:
+            return self.port_name in rt.get_ports()
+        except Exception:
+            return None
+
     def _on_message(self, message) -> None:
         """Backend thread: stamp and store, nothing else."""
-        self._messages.append(message.copy(time=self._clock.now_s()))
+        t_s = self._clock.now_s()
+        self._messages.append(message.copy(time=t_s))
+        self._last_message_s = t_s
         self.received += 1
 
     def open(self) -> None:
@@ -81,9 +118,8 @@ class MidoMidiIn:
                 self.open()
                 if self._port is not None:
                     self.reopened += 1
-            else:
-                names = self._input_names()
-                if names is not None and self.port_name not in names:
+            elif now_s - self._last_message_s >= self._retry_s:  # a controller that is talking is there
+                if self._still_there() is False:
                     log.warning("MIDI in: %r vanished; reopening when it returns", self.port_name)
                     self.vanished += 1
                     self._close_port()
@@ -103,6 +139,65 @@ class MidoMidiIn:
 
     def close(self) -> None:
         self._close_port()
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            try:
+                probe.delete()
+            except Exception:
+                pass
+
+
+class VirtualMidiIn:
+    """A MIDI input port of our own that performers' software and controllers connect to.
+
+    Opened once and never looked up again; `poll` drains what arrived. Where the MIDI system cannot
+    make virtual ports (Windows MME), opening fails with one sentence.
+    """
+
+    def __init__(self, name: str, clock, backend: str = "", capacity: int = 4096) -> None:
+        if not name:
+            raise UserError("midi.virtual_input needs a port name, e.g. \"Chromesthesia In\".")
+        self.name = name
+        self._clock = clock
+        self._backend_name = backend
+        self._backend = load_backend(backend)
+        self._messages: collections.deque = collections.deque(maxlen=capacity)
+        self._port = None
+        self.received = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._port is not None
+
+    def _on_message(self, message) -> None:
+        """Backend thread: stamp and store, nothing else."""
+        self._messages.append(message.copy(time=self._clock.now_s()))
+        self.received += 1
+
+    def open(self) -> None:
+        if self._port is not None:
+            return
+        try:
+            self._port = self._backend.open_input(self.name, virtual=True, callback=self._on_message)
+        except Exception as exc:  # rtmidi: SystemError without ALSA, NotImplementedError on Windows MME
+            raise UserError(f"midi.virtual_input {self.name!r} cannot be opened ({type(exc).__name__}: {exc}); "
+                            f"check midi.backend (e.g. \"mido.backends.rtmidi/UNIX_JACK\" with a JACK server "
+                            f"running) or set midi.virtual_input = \"\".") from None
+        log.info("MIDI in: virtual port %r open", self.name)
+
+    def poll(self) -> list:
+        messages = []
+        while self._messages:
+            messages.append(self._messages.popleft())
+        return messages
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            try:
+                port.close()
+            except Exception as exc:
+                log.debug("MIDI in: closing virtual %r: %s", self.name, exc)
 
 
 class QueueMidiIn:
