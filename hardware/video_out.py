@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 EXTRA = "pip install 'chromesthesia[video-out]'"
 
 
-class FrameSink(Protocol):
-    """Something that sends RGB frames somewhere; called only from its sender thread."""
+class VideoSink(Protocol):
+    """Something that sends RGB frames somewhere; called only from its sender thread
+    (`VideoOut` is the hardware.base.FrameSink the projector sees)."""
 
     name: str
 
@@ -133,7 +134,7 @@ def virtual_camera_advice(reason: str) -> str:
 class SinkThread:
     """Sends the newest frame to one sink from its own thread; reopens it with back-off on failure."""
 
-    def __init__(self, sink: FrameSink, fps: float = 30.0, max_fps: float = 0.0,
+    def __init__(self, sink: VideoSink, fps: float = 30.0, max_fps: float = 0.0,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
         self.sink = sink
         self.name = sink.name
@@ -255,7 +256,7 @@ def build_video_out(cfg, width: int, height: int, fps: float) -> VideoOut | None
     With `required = true` each sink is opened here and a failure is one UserError sentence (exit 2);
     otherwise a missing package or device is a warning and the show goes on without (or retrying) it.
     """
-    wanted: list[FrameSink] = []
+    wanted: list[VideoSink] = []
     for enabled, cls, make in ((cfg.ndi, NdiSink, lambda: NdiSink(cfg.ndi_name)),
                                (cfg.virtual_camera, VirtualCameraSink, lambda: VirtualCameraSink(cfg.virtual_camera_device))):
         if not enabled:

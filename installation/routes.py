@@ -13,6 +13,7 @@ text to the captioner), "blackout" (wakes a dormant installation), "stop" (resta
 Addresses (docs/osc.md has the full table):
   /scene <name> [crossfade_s]   /crossfade <s>      /blackout <0|1>   /freeze <0|1>
   /param/<path> <value>         /prompt <text>      /tempo <bpm>      (0 releases the tempo)
+  /learn/<path>                 (MIDI learn: the next knob moved drives /param/<path>)
   /restart, /stop               (schedules and systemd; not accepted from the network)
 """
 from __future__ import annotations
@@ -196,6 +197,14 @@ def _param(command: Command, ctx: RouteContext) -> Parsed:
     return (key, value), spec.check(value)
 
 
+def _learn(command: Command, ctx: RouteContext) -> Parsed:
+    key = command.address[len("/learn/"):].strip("/").replace("/", ".")
+    spec = ctx.params.get(key)
+    if spec is None:
+        return None, f"no parameter {key[:60]!r} to learn; parameters: {', '.join(sorted(ctx.params))}"
+    return (key, spec.low, spec.high), None
+
+
 def _local(command: Command, ctx: RouteContext) -> Parsed:
     if command.sender not in LOCAL_SENDERS:
         return None, f"{command.address} is only accepted from the schedule or the service manager"
@@ -238,6 +247,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/tempo", _tempo, _set("tempo_bpm"), None, "composer tempo in bpm; 0 follows the music again"),
     Route("/prompt", _prompt, _set("prompt_override"), "prompt", "override the caption; empty text clears it"),
     Route("/param/", _param, _apply_param, None, "set a live parameter of the scene", prefix=True),
+    Route("/learn/", _learn, lambda live, value: None, "learn",
+          "MIDI learn: the next knob or fader moved drives this parameter (saved into config.toml)", prefix=True),
     Route("/restart", _local, _set("stop_requested"), "stop", "restart cleanly (schedule, service manager)",
           network=False),
     Route("/stop", _local, _set("stop_requested"), "stop", "stop cleanly (schedule, service manager)",

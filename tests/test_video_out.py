@@ -13,53 +13,8 @@ import pytest
 from hardware.video_out import NdiSink, SinkThread, VideoOut, build_video_out
 from installation.config import VideoOutConfig
 from installation.errors import UserError
+from tests.fakes import BlockingSink, FlakySink
 from tests.waiting import wait_for
-
-
-class BlockingSink:
-    """A sink whose send hangs until released (a stalled network peer)."""
-
-    name = "blocking"
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.frames: list[np.ndarray] = []
-
-    def open(self, width, height, fps) -> None:
-        pass
-
-    def send(self, rgb) -> None:
-        self.release.wait()
-        self.frames.append(rgb)
-
-    def close(self) -> None:
-        self.release.set()
-
-
-class FlakySink:
-    """Fails to open `fail_opens` times, then fails one send after `fail_after` frames."""
-
-    name = "flaky"
-
-    def __init__(self, fail_opens: int = 2, fail_after: int = 3) -> None:
-        self.fail_opens = fail_opens
-        self.fail_after = fail_after
-        self.opens = 0
-        self.frames: list[np.ndarray] = []
-
-    def open(self, width, height, fps) -> None:
-        self.opens += 1
-        if self.opens <= self.fail_opens:
-            raise OSError("device not there yet")
-
-    def send(self, rgb) -> None:
-        if len(self.frames) == self.fail_after:
-            self.fail_after = -1
-            raise OSError("connection reset")
-        self.frames.append(rgb)
-
-    def close(self) -> None:
-        pass
 
 
 def frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:
