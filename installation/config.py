@@ -54,6 +54,7 @@ class ListenConfig(Section):
 # --- captions (issue: captions) ---------------------------------------------------------------
 class CaptionsConfig(Section):
     backend: Literal["agents", "llm"] = "agents"
+    mode: Literal["caption_only", "single_agent", "agents"] = "agents"
     llm_url: str = ""
     llm_model: str = ""
     llm_timeout_s: float = Field(2.0, gt=0, le=30)

@@ -5,6 +5,7 @@ heard: `synthetic_show()` documents its construction. Used by `run.py bench capt
 """
 from __future__ import annotations
 
+import collections
 import math
 import random
 import statistics
@@ -137,7 +138,15 @@ def simulated_run(captions_cfg: Any, scene: Any, duration_s: float = 600.0, hop_
     reasons: dict[str, int] = {}
     for _, why in captions:
         reasons[why] = reasons.get(why, 0) + 1
+    scene_counts = collections.Counter(c.facets["scene"] for c, _ in captions)
+    phrase_counts = collections.Counter(c.facets[f] for c, _ in captions for f in FACETS)
+    director.close()
     return {
+        "distinct_prompts": len({c.prompt for c, _ in captions}),
+        "distinct_scenes": len(scene_counts),
+        "top_scene_share": round(scene_counts.most_common(1)[0][1] / len(captions), 4) if captions else 0.0,
+        "top_scene": scene_counts.most_common(1)[0][0] if captions else "",
+        "top_phrase_share": round(phrase_counts.most_common(1)[0][1] / len(captions), 4) if captions else 0.0,
         "duration_s": duration_s, "hop_s": hop_s, "updates": len(update_ms), "sections": len(sections),
         "captions": len(captions), "changes_per_minute": (len(captions) - 1) / (duration_s / 60.0),
         "hold_s": {"min": min(holds), "median": statistics.median(holds), "max": max(holds)} if holds else {},

@@ -211,15 +211,25 @@ def load_phrase_banks(directory: str | Path | None = None) -> dict[str, tuple[Ph
 
 # --- scene settings --------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class SceneStyle:
+    """One entry of a scene preset's `[captions] styles` list."""
+
+    text: str
+    va: VA
+
+
+@dataclass(frozen=True, slots=True)
 class SceneCaptionSettings:
     """The `[captions]` table of a scene preset."""
 
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({f: 1.0 for f in FACETS}))
     prefer_tags: frozenset[str] = frozenset()
     avoid_tags: frozenset[str] = frozenset()
+    styles: tuple[SceneStyle, ...] = ()
+    """The scene's own styles, each at a VA point; the one nearest the mood goes with the style facet."""
 
 
-SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags")
+SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags", "styles")
 
 
 def scene_settings(scene: Any) -> SceneCaptionSettings:
@@ -248,67 +258,245 @@ def scene_settings(scene: Any) -> SceneCaptionSettings:
         if bad:
             raise UserError(f"{where}: {key} has unknown tag '{bad[0]}'; allowed tags: {', '.join(sorted(TAGS))}.")
         sets[key] = frozenset(raw)
-    return SceneCaptionSettings(weights=MappingProxyType(weights), **sets)
+    styles = []
+    raw_styles = table.get("styles", [])
+    if not isinstance(raw_styles, (list, tuple)):
+        raise UserError(f"{where}: styles must be a list like [{{ text = \"ink wash\", va = [-0.3, -0.5] }}].")
+    for item in raw_styles:
+        text = item.get("text") if isinstance(item, Mapping) else None
+        va = item.get("va") if isinstance(item, Mapping) else None
+        if (not isinstance(text, str) or not clean_text(text) or not isinstance(va, (list, tuple)) or len(va) != 2
+                or not all(isinstance(x, (int, float)) and -1 <= x <= 1 for x in va)):
+            raise UserError(f"{where}: styles entry {item!r} needs text = \"...\" and va = [valence, arousal] in -1..1.")
+        styles.append(SceneStyle(clean_text(text), (float(va[0]), float(va[1]))))
+    return SceneCaptionSettings(weights=MappingProxyType(weights), styles=tuple(styles), **sets)
 
 
 # --- 3. facet agents -------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class FacetChoice:
-    facet: str
-    phrase: Phrase
-    reason: str
+MODES = ("caption_only", "single_agent", "agents")
+"""captions.mode: the structured music caption alone; one agent choosing each facet on its own;
+five agents whose candidates are chosen jointly for fit and coherence."""
 
 
 def _distance(a: VA, b: VA) -> float:
     return math.hypot(a[0] - b[0], a[1] - b[1])
 
 
-class FacetAgent:
-    """Chooses one facet's phrase: near the target VA, suiting the music's tags, not recently used,
-    coherent with the scene phrase already chosen. Deterministic for a given seed and history."""
+def evidence(desc: MusicDescription, state: MusicState) -> dict[str, str]:
+    """Tag -> the musical evidence behind it, with the measured value (what a reason names)."""
+    bpm = f"{desc.tempo_bpm:.0f} BPM" if desc.tempo_bpm > 0 else "no clear beat"
+    db = state.loudness_dbfs if math.isfinite(state.loudness_dbfs) else -120.0
+    out = {desc.mode: f"{state.key} {desc.mode} (held valence {desc.valence:+.2f})", desc.tempo: f"{desc.tempo} {bpm}",
+           desc.dynamics: f"{desc.dynamics} {db:.0f} dBFS",
+           desc.timbre: f"{desc.timbre} timbre (brightness {state.brightness:.2f})",
+           desc.texture: f"{desc.texture} (harmonic {state.harmonic_ratio:.2f})",
+           "sparse": f"sparse onsets {state.onset_rate_hz:.1f}/s", "flowing": f"flowing onsets {state.onset_rate_hz:.1f}/s",
+           "busy": f"busy onsets {state.onset_rate_hz:.1f}/s", "pulsing": f"steady beat {bpm}",
+           desc.emotion: f"{desc.emotion} (V {desc.valence:+.2f}, A {desc.arousal:+.2f})",
+           "calm": f"calm (arousal {desc.arousal:+.2f})", "energetic": f"energetic (arousal {desc.arousal:+.2f})",
+           "change": "a new section", "silence": "silence"}
+    return {t: out.get(t, TAG_WORDS[t]) for t in desc.tags}
 
-    TAG_BONUS = 0.12
+
+class FacetAgent:
+    """One facet's agent: scores its whole bank against the music (VA distance, shared descriptor
+    tags, MiniLM similarity to the music's tag anchors, the scene's preferred tags) minus how often
+    each phrase was used lately; phrases used in the diversity window, blocked or avoided are out.
+    `propose` returns its best `k` candidates with their scores."""
+
+    TAG_BONUS = 0.1
     PREFER_BONUS = 0.2
-    COHERENCE = 0.3
-    JITTER = 0.04
+    SEMANTIC = 0.8
+    USE_PENALTY = 0.2
+    JITTER = 0.05
 
     def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random) -> None:
+        import numpy as np
+
         self.facet = facet
         self.phrases = phrases
         self._rng = rng
+        self._va = np.array([p.va for p in phrases], np.float64)
+        self._index = {p.text: i for i, p in enumerate(phrases)}
 
-    def choose(self, desc: MusicDescription, target_va: VA, *, recent: Collection[str] = (),
-               context: Phrase | None = None, prefer: frozenset[str] = frozenset(),
-               avoid: frozenset[str] = frozenset(), is_blocked: Callable[[str], bool] = lambda text: False,
-               note: str = "") -> FacetChoice:
+    def scores(self, desc: MusicDescription, target_va: VA, semantic: Any, *, uses: Mapping[str, int],
+               recent: Collection[str] = (), prefer: frozenset[str] = frozenset(), avoid: frozenset[str] = frozenset(),
+               is_blocked: Callable[[str], bool] = lambda text: False) -> Any:
+        """Score per phrase (-inf where ruled out). `semantic`: cosine of each phrase with the music."""
+        import numpy as np
+
         music_tags = set(desc.tags)
-        allowed = [p for p in self.phrases if not (p.tags & avoid) and not is_blocked(p.text)]
-        if not allowed:  # an operator blocklist or scene that rules out the whole bank: fall back to all that are safe
-            allowed = [p for p in self.phrases if not is_blocked(p.text)] or list(self.phrases)
-        fresh = [p for p in allowed if p.text not in recent]
-        candidates = fresh or allowed
-        best, best_score = candidates[0], -math.inf
-        for p in candidates:
-            score = -_distance(p.va, target_va)
-            score += self.TAG_BONUS * len(p.tags & music_tags)
-            score += self.PREFER_BONUS * len(p.tags & prefer)
-            if context is not None:
-                score -= self.COHERENCE * _distance(p.va, context.va)
-                score += 0.04 * len(p.tags & context.tags)
-            score += self.JITTER * self._rng.random()
-            if score > best_score:
-                best, best_score = p, score
-        return FacetChoice(self.facet, best, self._reason(desc, best, note))
+        score = -np.hypot(self._va[:, 0] - target_va[0], self._va[:, 1] - target_va[1])
+        score += np.array([self.TAG_BONUS * len(p.tags & music_tags) + self.PREFER_BONUS * len(p.tags & prefer)
+                           - self.USE_PENALTY * uses.get(p.text, 0) for p in self.phrases])
+        if semantic is not None:
+            score += self.SEMANTIC * semantic
+        score += self.JITTER * np.array([self._rng.random() for _ in self.phrases])
+        allowed = np.array([not (p.tags & avoid) and not is_blocked(p.text) for p in self.phrases])
+        if not allowed.any():  # a blocklist or scene that rules out the whole bank: all that are safe
+            allowed = np.array([not is_blocked(p.text) for p in self.phrases])
+            if not allowed.any():
+                allowed[:] = True
+        fresh = allowed & np.array([p.text not in recent for p in self.phrases])
+        keep = fresh if fresh.any() else allowed
+        return np.where(keep, score, -np.inf)
 
-    @staticmethod
-    def _reason(desc: MusicDescription, phrase: Phrase, note: str) -> str:
-        matched = [t for t in desc.tags if t in phrase.tags]
-        words = [TAG_WORDS[t] for t in matched[:3]]
-        if len(words) < 2:  # name the music's own salient features when the phrase shares few tags
-            words += [TAG_WORDS[t] for t in desc.tags if TAG_WORDS[t] not in words][: 3 - len(words)]
-        if note:
-            words.append(note)
-        return f"{', '.join(words)} -> {phrase.text}"
+    def propose(self, scores: Any, k: int) -> list[int]:
+        import numpy as np
+
+        order = np.argsort(-scores, kind="stable")
+        return [int(i) for i in order[:k] if np.isfinite(scores[i])] or [int(order[0])]
+
+
+class Agents:
+    """The five facet agents and how their candidates become one set of facets.
+
+    `agents`: each agent proposes its `TOP_K` best phrases; every combination (TOP_K ** 5) is scored
+    as the weighted sum of the agents' own scores plus `COHERENCE` x the mean pairwise MiniLM cosine
+    of its five phrases, and the best set wins. `single_agent`: each facet's best phrase on its own.
+    Phrase vectors come from `caption_embed.PhraseEmbeddings` (cached; nothing is embedded here).
+    """
+
+    TOP_K = 5
+    COHERENCE = 2.0
+
+    def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any) -> None:
+        self.banks = banks
+        self.agents = {f: FacetAgent(f, banks[f], rng) for f in FACETS}
+        self.embeddings = embeddings
+        self._version = -1
+        self._vectors: dict[str, Any] = {}
+        self._have: dict[str, Any] = {}
+        self._anchors: Any = None
+        self._anchor_have: Any = None
+
+    def _refresh(self) -> None:
+        from models.caption_embed import TAG_ANCHORS
+
+        if self.embeddings is None or self._version == self.embeddings.version:
+            return
+        self._version = self.embeddings.version
+        for f in FACETS:
+            self._vectors[f], self._have[f] = self.embeddings.matrix(p.text for p in self.banks[f])
+        self._anchors, self._anchor_have = self.embeddings.matrix(TAG_ANCHORS[t] for t in sorted(TAGS))
+
+    def music_vector(self, desc: MusicDescription) -> Any:
+        """The music in embedding space: the mean of its tags' anchors, earlier (more salient) tags first."""
+        import numpy as np
+
+        self._refresh()
+        if self._anchors is None:
+            return None
+        order = sorted(TAGS)
+        vec = np.zeros(self._anchors.shape[1], np.float32)
+        for rank, tag in enumerate(desc.tags):
+            i = order.index(tag)
+            if self._anchor_have[i]:
+                vec += self._anchors[i] / (1.0 + 0.25 * rank)
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm > 0 else None
+
+    def semantic(self, facet: str, music_vec: Any) -> Any:
+        if music_vec is None or facet not in self._vectors:
+            return None
+        return (self._vectors[facet] @ music_vec) * self._have[facet]
+
+    def cosine(self, a: tuple[str, int], b: tuple[str, int]) -> float | None:
+        """MiniLM cosine between phrase b[1] of facet a... (None when either is not embedded yet)."""
+        fa, ia = a
+        fb, ib = b
+        if fa not in self._vectors or not (self._have[fa][ia] and self._have[fb][ib]):
+            return None
+        return float(self._vectors[fa][ia] @ self._vectors[fb][ib])
+
+    def choose(self, mode: str, desc: MusicDescription, targets: Mapping[str, VA], weights: Mapping[str, float],
+               recents: Mapping[str, Collection[str]] | None = None, **kw: Any) -> tuple[dict[str, int], dict[str, Any]]:
+        """Indices of the chosen phrase per facet, and each facet's score array. `recents`: each
+        facet's phrases in the diversity window; `kw` goes to FacetAgent.scores."""
+        import itertools
+
+        import numpy as np
+
+        recents = recents or {}
+        music_vec = self.music_vector(desc) if mode == "agents" else None
+        scores = {f: self.agents[f].scores(desc, targets[f], self.semantic(f, music_vec), recent=recents.get(f, ()), **kw)
+                  for f in FACETS}
+        if mode != "agents":
+            return {f: self.agents[f].propose(scores[f], 1)[0] for f in FACETS}, scores
+        cands = {f: self.agents[f].propose(scores[f], self.TOP_K) for f in FACETS}
+        # Pairwise coherence between candidate lists, then every combination at once.
+        total = np.zeros([len(cands[f]) for f in FACETS])
+        for axis, f in enumerate(FACETS):
+            shape = [1] * len(FACETS)
+            shape[axis] = len(cands[f])
+            w = max(0.2, weights.get(f, 1.0))
+            total = total + w * scores[f][cands[f]].reshape(shape)
+        pairs = list(itertools.combinations(range(len(FACETS)), 2))
+        coherence = np.zeros_like(total)
+        for i, j in pairs:
+            fi, fj = FACETS[i], FACETS[j]
+            m = np.array([[self._pair(fi, a, fj, b) for b in cands[fj]] for a in cands[fi]])
+            shape = [1] * len(FACETS)
+            shape[i], shape[j] = m.shape
+            coherence = coherence + m.reshape(shape)
+        total = total + self.COHERENCE * coherence / len(pairs)
+        best = np.unravel_index(int(np.argmax(total)), total.shape)
+        return {f: cands[f][int(best[axis])] for axis, f in enumerate(FACETS)}, scores
+
+    def _pair(self, fa: str, ia: int, fb: str, ib: int) -> float:
+        c = self.cosine((fa, ia), (fb, ib))
+        if c is not None:
+            return c
+        # not embedded yet: VA closeness on a similar scale
+        return 0.3 - 0.15 * _distance(self.banks[fa][ia].va, self.banks[fb][ib].va)
+
+    def neighbours(self, chosen: Mapping[str, int], facet: str, n: int = 2) -> list[tuple[str, float]]:
+        """The other facets whose phrases sit closest to this facet's phrase, with their cosines."""
+        sims = []
+        for other in FACETS:
+            if other == facet:
+                continue
+            c = self.cosine((facet, chosen[facet]), (other, chosen[other]))
+            if c is not None:
+                sims.append((other, c))
+        return sorted(sims, key=lambda x: -x[1])[:n]
+
+    def style_for(self, styles: tuple[SceneStyle, ...], va: VA, chosen: Mapping[str, int],
+                  is_blocked: Callable[[str], bool]) -> tuple[SceneStyle | None, float | None]:
+        """The scene's own style nearest the mood, tilted to the one that fits the chosen phrases."""
+        import numpy as np
+
+        best, best_score, best_coh = None, -math.inf, None
+        for s in styles:
+            if is_blocked(s.text):
+                continue
+            score = -_distance(s.va, va)
+            coh = None
+            vec = self.embeddings.vector(s.text) if self.embeddings is not None else None
+            if vec is not None and self._vectors:
+                coh = float(np.mean([self._vectors[f][chosen[f]] @ vec for f in FACETS if self._have[f][chosen[f]]] or [0.0]))
+                score += 0.5 * coh
+            if score > best_score:
+                best, best_score, best_coh = s, score, coh
+        return best, best_coh
+
+
+CAPTION_ONLY_WORDS: Mapping[str, Mapping[str, str]] = {
+    "emotion": {"joyful": "radiant", "serene": "tranquil", "melancholy": "mournful", "tense": "menacing",
+                "neutral": "quiet"},
+    "energy": {"calm": "still", "energetic": "turbulent", "moderate energy": "drifting"},
+    "timbre": {"dark": "dark colours", "warm": "warm colours", "bright": "bright colours"},
+    "texture": {"percussive": "sharp painting", "sustained": "smooth painting", "tonal": "painterly"},
+}
+
+
+def caption_only_facets(desc: MusicDescription) -> dict[str, str]:
+    """The caption-only ablation: five facets worded straight from the structured music caption."""
+    w = CAPTION_ONLY_WORDS
+    return {"scene": f"abstract {w['emotion'][desc.emotion]} landscape",
+            "motion": f"{desc.rhythm.replace(', steady beat', ' pulsing')} {w['energy'][desc.energy]} motion",
+            "style": w["texture"][desc.texture], "colour": f"{w['timbre'][desc.timbre]}, {desc.mode} key mood",
+            "composition": f"{desc.dynamics} {desc.tempo} composition"}
 
 
 # --- drift record ----------------------------------------------------------------------------
@@ -346,14 +534,24 @@ class Director:
     merges (~0.1 s); afterwards every call returns in well under a millisecond."""
 
     def __init__(self, captions_cfg: Any, scene: Any, seed: int = 0, banks: dict[str, tuple[Phrase, ...]] | None = None,
-                 llm: Any = None) -> None:
+                 llm: Any = None, embeddings: Any = None) -> None:
         self.cfg = captions_cfg
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
         self._banks = banks if banks is not None else load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
-        self._agents = {f: FacetAgent(f, self._banks[f], self._rng) for f in FACETS}
+        self.mode = str(getattr(captions_cfg, "mode", "agents"))
+        if self.mode not in MODES:
+            raise UserError(f"captions.mode = {self.mode!r} is not a mode; choose one of {', '.join(MODES)}.")
+        if embeddings is None and self.mode == "agents":
+            from models.caption_embed import PhraseEmbeddings, bank_texts
+            styles = [st.text for st in scene_settings(scene).styles]
+            embeddings = PhraseEmbeddings(bank_texts(self._banks, styles))
+        self.embeddings = embeddings
+        self._agents = Agents(self._banks, self._rng, embeddings)
         window = int(getattr(captions_cfg, "diversity_window", 5))
         self._recent: dict[str, collections.deque[str]] = {f: collections.deque(maxlen=max(0, window)) for f in FACETS}
+        self._uses: collections.Counter[str] = collections.Counter()
+        self._use_log: collections.deque[tuple[str, ...]] = collections.deque()
         self.filter = ContentFilter(captions_cfg.blocklist, captions_cfg.negative_prompt,
                                     builtin=bool(getattr(captions_cfg, "default_blocklist", True)))
         self._tokens = TokenCounter()
@@ -629,6 +827,9 @@ class Director:
                 seen.append(part)
         return self._fit(", ".join(seen))
 
+    USE_WINDOW = 150
+    """Captions over which a phrase's uses count against it, so hours of music spread over the banks."""
+
     def _compose(self, state: MusicState, t_s: float, source: str, llm_facets: dict[str, str] | None,
                  remember: bool = True) -> Caption:
         desc = describe(state)
@@ -641,33 +842,55 @@ class Director:
         notes = {"colour": "critic: brighter" if nv > 0.1 else "critic: darker" if nv < -0.1 else "",
                  "motion": "critic: livelier" if na > 0.1 else "critic: calmer" if na < -0.1 else ""}
         s = self._settings
-        choices: dict[str, FacetChoice] = {}
-        for facet in ("scene", "colour", "motion", "style", "composition"):
-            choices[facet] = self._agents[facet].choose(
-                desc, targets[facet], recent=self._recent[facet], context=choices["scene"].phrase if "scene" in choices else None, prefer=s.prefer_tags,
-                avoid=s.avoid_tags, is_blocked=self._blocked_phrases.__contains__, note=notes.get(facet, ""))
-        facets = {f: choices[f].phrase.text for f in FACETS}
-        reasons = {f: choices[f].reason for f in FACETS}
+        mode = "single_agent" if self.mode == "caption_only" else self.mode
+        picked, _ = self._agents.choose(mode, desc, targets, s.weights, recents=self._recent, uses=self._uses,
+                                        prefer=s.prefer_tags, avoid=s.avoid_tags,
+                                        is_blocked=self._blocked_phrases.__contains__)
+        choices = {f: self._banks[f][picked[f]] for f in FACETS}
+        ev = evidence(desc, state)
+        reasons = {}
+        for f in FACETS:
+            phrase = choices[f]
+            matched = [ev[t] for t in desc.tags if t in phrase.tags][:3]
+            if len(matched) < 2:
+                matched += [ev[t] for t in desc.tags if ev[t] not in matched][: 2 - len(matched)]
+            reason = f"{', '.join(matched)} -> {phrase.text}"
+            if self.mode == "agents":
+                near = self._agents.neighbours(picked, f)
+                if near:
+                    reason += "; fits " + ", ".join(f"{o} '{choices[o].text}' ({c:.2f})" for o, c in near)
+            if notes.get(f):
+                reason += f"; {notes[f]}"
+            reasons[f] = reason
+        facets = {f: choices[f].text for f in FACETS}
+        style = None
+        if self.mode == "caption_only":
+            facets = caption_only_facets(desc)
+            reasons = {f: f"music caption: {desc.text}" for f in FACETS}
+        elif s.styles:
+            style, coh = self._agents.style_for(s.styles, va, picked, self.filter.blocked_terms)
+            if style is not None:
+                reasons["style"] += f"; scene style '{style.text}' for V {va[0]:+.2f} A {va[1]:+.2f}" + (
+                    f" ({coh:.2f} with the facets)" if coh is not None else "")
         if llm_facets:
             for f in FACETS:
                 if llm_facets.get(f):
                     reasons[f] = f"{', '.join(TAG_WORDS[t] for t in desc.tags[:3])} -> {llm_facets[f]} (LLM; bank: {facets[f]})"
                     facets[f] = llm_facets[f]
-        prompt = self._prompt(facets)
+        prompt = self._prompt(facets, style)
         terms = self.filter.refuse(prompt, source) if source == "llm" or not self.filter.is_safe(prompt) else ()
         if terms and source == "llm":  # the LLM said something blocked: the agents' own phrases instead
             self.stats["llm_blocked"] += 1
-            facets = {f: choices[f].phrase.text for f in FACETS}
-            reasons = {f: choices[f].reason for f in FACETS}
+            facets = {f: choices[f].text for f in FACETS}
+            reasons = {f: f"{reasons[f].split(' (LLM; bank:')[0]}" for f in FACETS}
             source = "safety"
-            prompt = self._prompt(facets)
+            prompt = self._prompt(facets, style)
             terms = self.filter.blocked_terms(prompt)
         if terms:  # the scene's own style holds a blocked word: remove the words themselves
             prompt = self._fit(self.filter.strip(prompt)) or "abstract colour field"
             source = "safety"
-        if remember:
-            for f in FACETS:
-                self._recent[f].append(choices[f].phrase.text)
+        if remember and self.mode != "caption_only":
+            self._remember(choices)
         hints = self._hints(choices, va)
         a = va[1]
         transition = float(self.cfg.transition_s) * (1.0 - 0.4 * max(0.0, a)) * (0.5 if desc.section_change else 1.0)
@@ -678,13 +901,23 @@ class Director:
             self._last_agents = caption
         return caption
 
-    def _prompt(self, facets: Mapping[str, str]) -> str:
+    def _remember(self, choices: Mapping[str, Phrase]) -> None:
+        texts = tuple(choices[f].text for f in FACETS)
+        for f in FACETS:
+            self._recent[f].append(choices[f].text)
+        self._use_log.append(texts)
+        self._uses.update(texts)
+        while len(self._use_log) > self.USE_WINDOW:
+            self._uses.subtract(self._use_log.popleft())
+
+    def _prompt(self, facets: Mapping[str, str], style: SceneStyle | None = None) -> str:
         """Facets in the order of the scene's weights (CLIP weighs early tokens most); the lowest
-        weighted facets go first when the prompt would pass 77 tokens."""
+        weighted facets go first when the prompt would pass 77 tokens. The scene's style (the one
+        chosen for the mood from its list, else its single `style`) goes with the style facet."""
         weights = self._settings.weights
         order = {"scene": 0, "colour": 1, "style": 2, "motion": 3, "composition": 4}
         ranked = sorted((f for f in FACETS if weights[f] > 0), key=lambda f: (-weights[f], order[f]))
-        scene_style = clean_text(getattr(self._scene, "style", "") or "")
+        scene_style = style.text if style is not None else clean_text(getattr(self._scene, "style", "") or "")
         parts: list[tuple[str, str]] = []
         for f in ranked:
             text = facets[f]
@@ -697,22 +930,22 @@ class Director:
                 return self._fit(prompt)
             parts.pop()
 
-    def _hints(self, choices: Mapping[str, FacetChoice], va: VA) -> dict[str, Any]:
+    def _hints(self, choices: Mapping[str, Phrase], va: VA) -> dict[str, Any]:
         nv, na = self._nudge
         hints: dict[str, Any] = {}
-        palette = choices["colour"].phrase.hints.get("palette")
+        palette = choices["colour"].hints.get("palette")
         if palette:
             hints["palette"] = tuple(_shade(c, 0.5 * nv) for c in palette)
         a01 = (va[1] + 1.0) / 2.0
-        speed = choices["motion"].phrase.hints.get("motion_speed", a01)
-        turbulence = choices["motion"].phrase.hints.get("turbulence", 0.3)
+        speed = choices["motion"].hints.get("motion_speed", a01)
+        turbulence = choices["motion"].hints.get("turbulence", 0.3)
         # the phrase sets the character; the live arousal and the critic keep it honest
         hints["motion_speed"] = round(min(1.0, max(0.0, 0.7 * speed + 0.3 * a01 + 0.3 * na)), 3)
         hints["turbulence"] = round(min(1.0, max(0.0, turbulence + 0.2 * na)), 3)
-        layout = choices["composition"].phrase.hints.get("layout")
+        layout = choices["composition"].hints.get("layout")
         if layout:
             hints["layout"] = layout
-        shapes = choices["scene"].phrase.hints.get("shapes")
+        shapes = choices["scene"].hints.get("shapes")
         if shapes:
             hints["shapes"] = shapes
         return hints

@@ -198,7 +198,7 @@ def test_bad_scene_table_and_bad_bank_are_user_errors(tmp_path):
     from models.captions import PHRASES_DIR
     for facet in FACETS:
         shutil.copy(PHRASES_DIR / f"{facet}.toml", tmp_path / f"{facet}.toml")
-    text = (tmp_path / "colour.toml").read_text().replace('"#ffd23f"', '"#ffd23"', 1)
+    text = (tmp_path / "colour.toml").read_text().replace('"#f6c945"', '"#f6c94"', 1)
     (tmp_path / "colour.toml").write_text(text)
     with pytest.raises(UserError, match="palette"):
         load_phrase_banks(tmp_path)

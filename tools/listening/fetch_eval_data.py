@@ -9,6 +9,10 @@
             minor tonic that the opening bass note names (+1 major, -1 minor; others skipped).
   pairs/    folk tunes from music21's corpus (Essen collection), each rendered plain, 1.5x faster and
             louder (velocity 50 -> 105); a `pair` column ties each plain version to its variant.
+  moods/    22 tracks of the same Debian package labelled for valence by the mood their titles name:
+            victory, love, merry minstrels, homecoming, heroes, liberation, sanctuary +1; defeat,
+            sadness, a king's death, a fallen city, casualties, suspense, shadows, revenge, a funeral
+            canticle -1. Held out: no weight of the valence head was set on these tracks.
 
 Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 3 minutes.
 Then: python run.py eval music-va --labels DIR/arousal/labels.csv --audio DIR/arousal (and so on).
@@ -30,23 +34,31 @@ ENERGETIC = ("battle", "battle-epic", "casualties_of_war", "frantic", "siege_of_
              "the_dangerous_symphony")
 CALM = ("love_theme", "silvan_sanctuary", "wanderer", "elf-land", "nunc_dimittis", "journeys_end", "sad",
         "transience", "the_deep_path", "underground", "knolls", "elvish-theme")
+# Valence by the mood the title names (the package's own words, not a listening panel).
+POSITIVE = ("victory", "victory2", "love_theme", "traveling_minstrels", "return_to_wesnoth", "heroes_rite",
+            "breaking_the_chains", "journeys_end", "revelation", "silvan_sanctuary")
+NEGATIVE = ("defeat", "defeat2", "sad", "the_king_is_dead", "the_city_falls", "casualties_of_war", "suspense",
+            "into_the_shadows", "weight_of_revenge", "vengeful", "nunc_dimittis", "transience")
 RENDER_RATE_HZ = 22050
 
 
-def fetch_wesnoth(out: Path) -> None:
-    dest = out / "arousal"
+def _copy_wesnoth(dest: Path, names: tuple[str, ...]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        if not any(Path(tmp).glob("*.deb")):
-            subprocess.run(["apt-get", "download", WESNOTH_PACKAGE], cwd=tmp, check=True)
+        subprocess.run(["apt-get", "download", WESNOTH_PACKAGE], cwd=tmp, check=True)
         deb = next(Path(tmp).glob("*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
         music = next(Path(tmp, "x").rglob("music"))
-        for name in ENERGETIC + CALM:
+        for name in names:
             shutil.copy(music / f"{name}.ogg", dest / f"{name}.ogg")
         licence = next(Path(tmp, "x").rglob("copyright"), None)
         if licence:
             shutil.copy(licence, dest / "COPYRIGHT")
+
+
+def fetch_wesnoth(out: Path) -> None:
+    dest = out / "arousal"
+    _copy_wesnoth(dest, ENERGETIC + CALM)
     with (dest / "labels.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["song_id", "valence", "arousal"])
@@ -54,6 +66,18 @@ def fetch_wesnoth(out: Path) -> None:
             w.writerow([name, "", 1])
         for name in CALM:
             w.writerow([name, "", -1])
+
+
+def fetch_moods(out: Path) -> None:
+    dest = out / "moods"
+    _copy_wesnoth(dest, POSITIVE + NEGATIVE)
+    with (dest / "labels.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["song_id", "valence", "arousal"])
+        for name in POSITIVE:
+            w.writerow([name, 1, ""])
+        for name in NEGATIVE:
+            w.writerow([name, -1, ""])
 
 
 def render(midi_path: Path, wav_path: Path) -> None:
@@ -169,20 +193,22 @@ def main() -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path("eval-data/listening"))
     parser.add_argument("--chorales", type=int, default=30, help="chorales per mode")
     parser.add_argument("--pairs", type=int, default=12, help="folk tunes rendered plain/faster/louder")
-    parser.add_argument("--only", choices=("arousal", "valence", "pairs"), action="append")
+    parser.add_argument("--only", choices=("arousal", "valence", "pairs", "moods"), action="append")
     args = parser.parse_args()
     for tool in ("fluidsynth",):
         if shutil.which(tool) is None or not SOUNDFONT.is_file():
             print("error: needs fluidsynth and the TimGM6mb soundfont: apt-get install --no-install-recommends "
                   "fluidsynth timgm6mb-soundfont", file=sys.stderr)
             return 2
-    only = set(args.only or ("arousal", "valence", "pairs"))
+    only = set(args.only or ("arousal", "valence", "pairs", "moods"))
     if "arousal" in only:
         fetch_wesnoth(args.dir)
     if "valence" in only:
         fetch_chorales(args.dir, args.chorales)
     if "pairs" in only:
         fetch_pairs(args.dir, args.pairs)
+    if "moods" in only:
+        fetch_moods(args.dir)
     print(f"evaluation sets written under {args.dir}")
     return 0
 
