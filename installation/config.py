@@ -127,6 +127,16 @@ class ComposeConfig(Section):
     variation: float = Field(0.3, ge=0.0, le=0.9)
     percussion: bool = True
     percussion_channel: int = Field(9, ge=0, le=15)
+    retrieval: bool = True
+    head: Literal["corpus", "learned"] = "corpus"
+    learned_weights: str = ""
+    backend: Literal["corpus", "llm"] = "corpus"
+    llm_url: str = "http://127.0.0.1:11434/v1"
+    llm_model: str = "llava"
+    llm_vision: bool = True
+    llm_timeout_s: float = Field(20.0, gt=0, le=600)
+    llm_retries: int = Field(1, ge=0, le=5)
+    refine_rounds: int = Field(0, ge=0, le=8)
 
 
 class MidiConfig(Section):

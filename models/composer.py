@@ -21,6 +21,7 @@ music answers the camera without twitching.
 """
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -28,6 +29,8 @@ from typing import Any, Mapping
 from installation.errors import UserError
 from installation.records import ImageState, NoteEvent, Plan, clamp_va  # noqa: F401 (Plan re-exported)
 from models.corpus import METRES, PHRASE_BARS, CorpusTable, load_table
+
+log = logging.getLogger(__name__)
 
 MODES: dict[str, tuple[int, ...]] = {
     "phrygian": (0, 1, 3, 5, 7, 8, 10),
@@ -56,6 +59,15 @@ NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
 HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
              (290, "violet"), (335, "magenta"), (360, "red"))
 CHORD_QUALITY = {(4, 7): "maj", (3, 7): "min", (3, 6): "dim", (4, 8): "aug"}
+MELODY_FLOOR_MIDI = 62
+"""The melody's median pitch is at least this (D above middle C); chords sit below the melody."""
+VELOCITY_FLOOR = {"melody": 40, "accompaniment": 30, "bass": 34, "drums": 28}
+"""Softest velocity per voice: pianissimo, still heard through a General MIDI synth."""
+GM_DRUM_NAMES = {35: "kick", 36: "kick", 37: "side stick", 38: "snare", 42: "closed hi-hat", 46: "open hi-hat"}
+
+
+def pitch_of(degree: int, tonic_midi: int, scale: tuple[int, ...]) -> int:
+    return tonic_midi + 12 * (degree // 7) + scale[degree % 7]
 
 
 @dataclass
@@ -129,10 +141,18 @@ class _Phrase:
 class Composer:
     """Plans music bar by bar from ImageState. Deterministic for a given seed and input sequence."""
 
-    def __init__(self, compose_cfg, scene, seed: int = 0, table: CorpusTable | None = None) -> None:
+    def __init__(self, compose_cfg, scene, seed: int = 0, table: CorpusTable | None = None, index=None) -> None:
         self.cfg = compose_cfg
         self.bars_ahead = int(getattr(compose_cfg, "bars_ahead", 1))
         self.table = table if table is not None else load_table()
+        self._index = index
+        self._index_tried = index is not None
+        self._tune: tuple[str, int, bytes] | None = None  # (source, phrase number, picture key) now playing
+        self._recent_tunes: list[str] = []
+        self.last_retrieved = None
+        self.revision: tuple[float, float] = (0.0, 0.0)
+        """(lift, drive) added by self-refinement (models.composer_refine) to the picture's valence
+        and energy for articulation, register, groove and tempo, density, loudness; mode and key stay."""
         self.rng = random.Random(seed)
         self._scene = scene
         self._settings = _settings(scene, compose_cfg)
@@ -144,6 +164,28 @@ class Composer:
         self._send_programs = True
 
     # --- public --------------------------------------------------------------------------------
+    _STATE = ("_scene", "_settings", "_pending_scene", "_phrase", "_bar_in_phrase", "_phrase_count", "_tonic_pc",
+              "_send_programs", "_tune", "_recent_tunes", "last_retrieved", "revision")
+
+    def snapshot(self) -> dict:
+        """Everything `plan` changes, so a phrase can be tried, judged and planned again."""
+        import copy
+        state = {k: copy.copy(getattr(self, k)) for k in self._STATE}
+        state["_recent_tunes"] = list(self._recent_tunes)
+        state["rng"] = self.rng.getstate()
+        return state
+
+    def restore(self, state: dict) -> None:
+        for k in self._STATE:
+            setattr(self, k, state[k])
+        self._recent_tunes = list(state["_recent_tunes"])
+        self.rng.setstate(state["rng"])
+
+    @property
+    def at_phrase_start(self) -> bool:
+        """The next plan starts a phrase (where key, tempo and melody may change)."""
+        return self._phrase is None or self._bar_in_phrase >= PHRASE_BARS
+
     def set_scene(self, scene) -> None:
         """Takes effect at the next phrase boundary (validated now, so a bad table fails here)."""
         _settings(scene, self.cfg)
@@ -182,7 +224,8 @@ class Composer:
         first16 = self._bar_in_phrase * bar16
         last16 = first16 + bars * bar16
         drive = self._drive(image, a)
-        events, notated, abc_notes, chord_cues, texture = self._realise(phrase, image, drive, v, first16, last16,
+        lift = max(-1.0, min(1.0, v + self.revision[0]))
+        events, notated, abc_notes, chord_cues, texture = self._realise(phrase, image, drive, lift, first16, last16,
                                                                          start_s, s16)
         self._bar_in_phrase += bars
         key = key_name(phrase.tonic_pc, phrase.mode)
@@ -202,10 +245,9 @@ class Composer:
                     program_changes=programs, valence=v, arousal=a)
 
     # --- decisions per phrase ------------------------------------------------------------------
-    @staticmethod
-    def _drive(image: ImageState, arousal: float) -> float:
-        """Energy in [-1, 1]: arousal first, then movement and busy texture."""
-        d = arousal + 0.5 * image.motion + 0.1 * (image.edge_density - 0.35)
+    def _drive(self, image: ImageState, arousal: float) -> float:
+        """Energy in [-1, 1]: arousal first, then movement and busy texture (and a refinement's revision)."""
+        d = arousal + 0.5 * image.motion + 0.1 * (image.edge_density - 0.35) + self.revision[1]
         return max(-1.0, min(1.0, d))
 
     def _new_phrase(self, image: ImageState, v: float, a: float) -> _Phrase:
@@ -233,7 +275,8 @@ class Composer:
         reasons.append(f"metre {metre}" + (" (scene)" if self._settings.metre != "auto" else
                                            f" from drive {drive:+.2f} and valence {v:+.2f}"))
         mode_class = MODE_CLASS[mode]
-        source = self.table.choose_phrase(mode_class, metre, rng)
+        source, why = self._retrieve(image, v, a, mode_class, metre)
+        reasons.append(why)
         density = max(0.0, min(1.0, 0.5 + 0.5 * drive + 0.1 * (image.edge_density - 0.35)))
         variation = max(0.0, min(0.9, self._settings.variation + 0.4 * image.motion))
         melody, varied = self._vary(source.events, mode_class, metre, density, variation)
@@ -245,6 +288,57 @@ class Composer:
         reasons.append(f"harmony: {' '.join(symbols)} ({'half' if index % 2 == 0 else 'authentic'} cadence; "
                        f"chorale bass statistics)")
         return _Phrase(index, float(tempo), self._tonic_pc, mode, metre, melody, chords, source.source, varied, reasons)
+
+    def index(self):
+        """The corpus index (loaded on first use), or None when it is missing or switched off."""
+        if not self._index_tried:
+            self._index_tried = True
+            if getattr(self.cfg, "retrieval", True):
+                from models.composer_index import load_index
+                try:
+                    self._index = load_index()
+                except UserError as exc:
+                    log.warning("%s Melodies are drawn at random instead.", exc)
+        return self._index
+
+    @staticmethod
+    def picture_key(image: ImageState) -> bytes:
+        """The picture's own numbers, rounded, as bytes: equal for one picture, different for another."""
+        numbers = (image.valence, image.arousal, image.brightness, image.saturation, image.contrast,
+                   image.colourfulness, image.edge_density, *image.dominant_hues_deg,
+                   *(image.content[k] for k in sorted(image.content)))
+        return (image.description + "|" + ",".join(f"{x:.2f}" for x in numbers)).encode()
+
+    def _retrieve(self, image: ImageState, v: float, a: float, mode_class: str, metre: str):
+        """The phrase to sing and why: the next phrase of the tune playing while the picture stays,
+        otherwise the best tune the index finds for the picture's words and VA."""
+        index = self.index()
+        if index is None:
+            source = self.table.choose_phrase(mode_class, metre, self.rng)
+            return source, f"melody drawn at random by mode class and metre (no corpus index)"
+        key = self.picture_key(image)
+        from models.image_content import describe
+        description = image.description or describe(v, a, image.brightness, image.saturation, image.contrast,
+                                                    image.content, image.dominant_hues_deg, image.motion)
+        ranked = index.rank(description, (v, a), mode_class, metre, key=key)
+        if ranked and self._tune is not None and ranked[0].source == self._tune[0]:
+            # The picture still asks for the tune playing: sing its next phrase, then find another.
+            phrases = [p for p in self.table.by_source.get(self._tune[0], []) if p.metre == metre]
+            nxt = self._tune[1] + 1
+            if nxt < len(phrases):
+                self._tune = (self._tune[0], nxt, key)
+                return phrases[nxt], (f"melody: phrase {nxt + 1} of {len(phrases)} of the retrieved tune "
+                                      f"{self._tune[0]}, still the best match for the picture")
+            ranked = index.rank(description, (v, a), mode_class, metre, key=key, exclude=self._recent_tunes)
+        for found in ranked:
+            phrases = [p for p in self.table.by_source.get(found.source, []) if p.metre == metre]
+            if phrases:
+                self._tune = (found.source, 0, key)
+                self._recent_tunes = (self._recent_tunes + [found.source])[-8:]
+                self.last_retrieved = found
+                return phrases[0], found.reason() + f" for \"{description}\""
+        source = self.table.choose_phrase(mode_class, metre, self.rng)
+        return source, "melody drawn at random: no indexed tune in this metre"
 
     def _vary(self, events, mode_class: str, metre: str, density: float, variation: float):
         """Corpus phrase -> (onset16, dur16, degree) with Markov-step variations and density changes."""
@@ -353,9 +447,15 @@ class Composer:
         bar16 = METRES[phrase.metre]
         beat16 = 6 if phrase.metre == "6/8" else 4
         centre = 60 + int(round((image.brightness - 0.5) * 20)) + self._settings.register_offset
-        centre += -3 if lift < -0.4 else 0
+        centre += (-3 if lift < -0.4 else 0) + int(round(6 * self.revision[0]))  # refinement moves the register too
         centre = max(48, min(84, centre))
         tonic_m = self._tonic_near(phrase.tonic_pc, centre - 5)
+        # The melody sings above the accompaniment: its median at least MELODY_FLOOR_MIDI.
+        sung = sorted(pitch_of(d, tonic_m, scale) for _, _, d in phrase.melody if d is not None)
+        while sung and sung[len(sung) // 2] < MELODY_FLOOR_MIDI and tonic_m + 12 <= 84:
+            tonic_m += 12
+            sung = [n + 12 for n in sung]
+        melody_median = sung[len(sung) // 2] if sung else 72
         # Loudness spans pp to ff with energy; sad pictures play a little softer still.
         base_vel = int(round(64 + 46 * drive + 6 * (image.contrast - 0.3) + 6 * min(0.0, lift)))
         # Accompaniment sinks under the melody when calm and drives with it when lively.
@@ -376,9 +476,9 @@ class Composer:
         def t(of16: float) -> float:
             return start_s + (of16 - first16) * s16
 
-        def vel(of16: int, offset: int) -> int:
+        def vel(of16: int, offset: int, floor: int = VELOCITY_FLOOR["accompaniment"]) -> int:
             accent = 8 if of16 % bar16 == 0 else (3 if of16 % beat16 == 0 else 0)
-            return max(12, min(124, base_vel + offset + accent))
+            return max(floor, min(124, base_vel + offset + accent))
 
         def add(at16: int, len16: int, note: int, velocity: int, channel: int, voice: str, legato: float) -> None:
             events.append(NoteEvent(t(at16), len16 * s16 * legato, note, velocity, channel, voice))
@@ -398,7 +498,7 @@ class Composer:
                     continue
                 # Short notes stay nearly full so runs do not turn into clicks.
                 legato = melody_legato if b16 - a16 >= 2 else max(0.8, melody_legato)
-                add(a16, b16 - a16, pitch(deg, tonic_m), vel(a16, 6), ch, "melody", legato)
+                add(a16, b16 - a16, pitch(deg, tonic_m), vel(a16, 6, VELOCITY_FLOOR["melody"]), ch, "melody", legato)
                 abc["melody"].append((a16, b16 - a16, [(deg, 0)]))
         cadence_slot = len(phrase.chords) - 2
         tonic_c = self._tonic_near(phrase.tonic_pc, 55 - (3 if lift < -0.4 else 0))
@@ -411,8 +511,10 @@ class Composer:
             symbol, quality, tones = self._chord_symbol(phrase.tonic_pc, phrase.mode, deg, cadence=(i == cadence_slot))
             alters = [tones[k] - (scale[(deg + 2 * k) % 7] + 12 * ((deg + 2 * k) // 7)) for k in range(3)]
             chord_notes = [pitch(deg + 2 * k, tonic_c, alters[k]) for k in range(3)]
-            while min(chord_notes) > 62:
+            shift = 0
+            while min(chord_notes) > 62 or (max(chord_notes) > melody_median - 2 and min(chord_notes) - 12 >= 45):
                 chord_notes = [n - 12 for n in chord_notes]
+                shift += 1
             chord_cues.append((t(on), symbol, quality, tuple(chord_notes)))
             if "chords" in voices:
                 ch = scene.channels["chords"]
@@ -420,7 +522,8 @@ class Composer:
                 for s in range(on, on + dur, step16):
                     for n in chord_notes:
                         add(s, min(step16, on + dur - s), n, vel(s, accomp), ch, "chords", accomp_legato)
-                abc["chords"].append((on, dur, [(deg + 2 * k, alters[k]) for k in range(3)]))
+                    abc["chords"].append((s, min(step16, on + dur - s),
+                                          [(deg + 2 * k - 7 * shift, alters[k]) for k in range(3)]))
             if "bass" in voices:
                 ch = scene.channels["bass"]
                 root = pitch(deg, tonic_b, alters[0])
@@ -437,9 +540,10 @@ class Composer:
                                 alters[0] if (s - on) // beat16 % 2 == 0 else alters[2])
                                for s in range(on, on + dur, beat16)]
                 for s, d16, note, dg, al in pattern:
-                    add(s, d16, note, vel(s, accomp + 10), ch, "bass", max(0.6, accomp_legato - 0.05))
+                    add(s, d16, note, vel(s, accomp + 10, VELOCITY_FLOOR["bass"]), ch, "bass", max(0.6, accomp_legato - 0.05))
                     abc["bass"].append((s, d16, [(dg, al)]))
         kit = self._percussion(drive, lift)
+        drums: list[tuple[int, int]] = []
         if kit is not None:
             name, pattern = kit
             ch = self._settings.percussion_channel
@@ -447,12 +551,15 @@ class Composer:
                 for off16, note, level in pattern(bar16, beat16):
                     at16 = bar_start + off16
                     if first16 <= at16 < last16:
-                        add(at16, 1, note, max(12, min(124, int(round(base_vel * level)))), ch, "drums", 0.9)
+                        add(at16, 1, note, max(VELOCITY_FLOOR["drums"], min(124, int(round(base_vel * level)))), ch,
+                            "drums", 0.9)
+                        drums.append((at16, note))
             texture.append(f"percussion: {name}")
         texture.append(f"articulation: melody {melody_legato:.0%} of written length, accompaniment "
                        f"{accomp_legato:.0%}, chords struck every {chord_every}, loudness {base_vel} "
                        f"(valence {lift:+.2f}, drive {drive:+.2f})")
         self._abc_tonics = {"melody": tonic_m, "chords": tonic_c, "bass": tonic_b}
+        self._abc_drums = drums
         return events, notated, abc, chord_cues, texture
 
     @staticmethod
@@ -503,13 +610,51 @@ class Composer:
         bar16 = METRES[phrase.metre]
         lines = ["X:1", f"T:Chromesthesia phrase {phrase.index + 1}", f"M:{phrase.metre}", "L:1/16",
                  f"Q:1/4={int(round(phrase.tempo_bpm))}", f"K:{key}{ABC_MODE[phrase.mode]}"]
-        for number, (voice, items) in enumerate(notes.items(), start=1):
+        number = 0
+        for voice, items in notes.items():
             if not items:
                 continue
+            number += 1
             clef = " clef=bass" if voice == "bass" else ""
             lines.append(f"V:{number} name=\"{voice}\"{clef}")
             lines.append(self._abc_voice(phrase, items, self._abc_tonics[voice], bar16))
+        drums = getattr(self, "_abc_drums", [])
+        if drums:
+            lines.append(f"V:{number + 1} name=\"drums\" clef=perc")
+            lines.append(f"%%MIDI channel {self._settings.percussion_channel + 1}")
+            lines.append(self._abc_drum_voice(drums, bar16))
         return "\n".join(lines)
+
+    @classmethod
+    def _abc_drum_voice(cls, hits: list[tuple[int, int]], bar16: int) -> str:
+        """General MIDI drum notes as written pitches (kick C,, snare D,, hi-hat ^F,,), each hit a
+        sixteenth, explicit accidentals on every note."""
+        by_onset: dict[int, list[int]] = {}
+        for at16, note in hits:
+            by_onset.setdefault(at16, []).append(note)
+        onsets = sorted(by_onset)
+        cursor = onsets[0] - onsets[0] % bar16
+        end = onsets[-1] - onsets[-1] % bar16 + bar16
+        out: list[str] = []
+        for at16 in onsets + [end]:
+            while cursor < at16:
+                piece = min(at16 - cursor, bar16 - cursor % bar16)
+                out.append(cls._abc_len("z", piece))
+                cursor += piece
+                if cursor % bar16 == 0:
+                    out.append("|")
+            if at16 == end:
+                break
+            names = []
+            for n in sorted(set(by_onset[at16])):
+                letter = next(i for i in range(6, -1, -1) if NATURAL_PC[i] <= n % 12)
+                mark = "^" if n % 12 != NATURAL_PC[letter] else "="
+                names.append(mark + cls._abc_pitch(letter, n // 12 - 1))
+            out.append(names[0] if len(names) == 1 else "[" + "".join(names) + "]")
+            cursor += 1
+            if cursor % bar16 == 0:
+                out.append("|")
+        return " ".join(out)
 
     def _abc_voice(self, phrase: _Phrase, items, tonic_midi: int, bar16: int) -> str:
         scale = MODES[phrase.mode]

@@ -140,6 +140,11 @@ class CorpusTable:
                             for k, table in data["bass_markov"].items()}
         self.metrics: dict[str, dict[str, list[float]]] = data.get("metrics", {})
         self.sources: dict[str, int] = data.get("sources", {})
+        self.tunes: list[dict[str, Any]] = data.get("tunes", [])
+        self.by_source: dict[str, list[Phrase]] = defaultdict(list)
+        for phrases in self.phrases.values():
+            for phrase in phrases:
+                self.by_source[phrase.source].append(phrase)
 
     def choose_phrase(self, mode_class: str, metre: str, rng: random.Random) -> Phrase:
         candidates = self.phrases.get((mode_class, metre)) or self.phrases.get(("major", metre)) \
@@ -323,6 +328,7 @@ def build_table(max_folk_tunes: int = 900, max_chorales: int = 150, progress: Ca
     bass_counts: dict[str, Counter] = {"major": Counter(), "minor": Counter()}
     metrics: dict[str, list[dict[str, float]]] = {"folk": [], "chorales": []}
     sources: Counter = Counter()
+    tunes: list[dict[str, Any]] = []
 
     folk_files = []
     essen = sorted(corpus.getComposer("essenFolksong"))
@@ -364,6 +370,13 @@ def build_table(max_folk_tunes: int = 900, max_chorales: int = 150, progress: Ca
                 rhythm_counts[metre].update(zip(rhythms, rhythms[1:]))
             notes, beats_per_bar = _score_notes(score)
             metrics["folk"].append(music_metrics(notes, beats_per_bar))
+            pitches = [n.pitch for n in notes]
+            length_beats = max((n.onset_beats + n.duration_beats for n in notes), default=0.0)
+            title = (getattr(score.metadata, "title", "") or "") if score.metadata is not None else ""
+            tunes.append({"source": tune_phrases[0]["source"], "title": str(title)[:80], "mode_class": mode_class,
+                          "metre": metre, "mean_pitch": float(np.mean(pitches)) if pitches else 60.0,
+                          "pitch_range": int(max(pitches) - min(pitches)) if pitches else 0,
+                          "notes_per_bar": len(notes) / max(1.0, length_beats / beats_per_bar)})
             sources[collection] += 1
             tunes_seen += 1
             taken += 1
@@ -396,6 +409,7 @@ def build_table(max_folk_tunes: int = 900, max_chorales: int = 150, progress: Ca
         "built_by": "python run.py train corpus",
         "sources": dict(sources),
         "phrases": phrases,
+        "tunes": tunes,
         "step_markov": {k: nested(v) for k, v in step_counts.items()},
         "rhythm_markov": {k: nested(v) for k, v in rhythm_counts.items()},
         "bass_markov": {k: nested(v) for k, v in bass_counts.items()},

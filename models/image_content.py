@@ -160,15 +160,23 @@ def _level(x: float, words: tuple[str, str, str]) -> str:
     return words[0] if x < -0.33 else (words[2] if x > 0.33 else words[1])
 
 
+MOODS = {(-1, -1): "sad, gloomy, slow", (-1, 0): "melancholic, sombre", (-1, 1): "tense, dramatic, stormy",
+         (0, -1): "quiet, still, gentle", (0, 0): "steady, plain", (0, 1): "busy, restless, driving",
+         (1, -1): "calm, peaceful, tender", (1, 0): "warm, bright, cheerful", (1, 1): "joyful, lively, dancing"}
+"""Mood words on a 3 x 3 valence-arousal grid, shared by pictures and tunes so their texts meet."""
+
+
+def mood_words(valence: float, arousal: float) -> str:
+    def third(x: float) -> int:
+        return -1 if x < -0.33 else (1 if x > 0.33 else 0)
+    return MOODS[(third(valence), third(arousal))]
+
+
 def describe(valence: float, arousal: float, brightness: float, saturation: float, contrast: float,
              features: Mapping[str, float], hues: tuple[float, ...] = (), motion: float = 0.0, people: int = 0,
              labels: tuple[str, ...] = (), comment: str = "") -> str:
     """One sentence about the picture for text retrieval: mood words first, then what is seen."""
-    mood = {(-1, -1): "sad, gloomy, slow", (-1, 0): "melancholic, sombre", (-1, 1): "tense, dramatic, stormy",
-            (0, -1): "quiet, still, gentle", (0, 0): "steady, plain", (0, 1): "busy, restless, driving",
-            (1, -1): "calm, peaceful, tender", (1, 0): "warm, bright, cheerful", (1, 1): "joyful, lively, dancing"}
-    key = (int(np.sign(round(valence / 0.66))), int(np.sign(round(arousal / 0.66))))
-    words = [mood[key]]
+    words = [mood_words(valence, arousal)]
     words.append(_level(2 * brightness - 1, ("dark", "half-lit", "bright")))
     if contrast > 0.28:
         words.append("high-contrast")

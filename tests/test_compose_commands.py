@@ -14,11 +14,48 @@ def test_compose_writes_a_playable_midi_file_and_abc(tmp_path, capsys):
     out = tmp_path / "coffee.mid"
     assert main(["compose", str(photo), "--seconds", "8", "--out", str(out), "--abc"]) == 0
     text = capsys.readouterr().out
-    assert "K:" in text and "% tempo" in text and "corpus phrase" in text
+    assert "K:" in text and "% tempo" in text and "melody" in text
     mid = mido.MidiFile(out)
     notes = [m for m in mid if m.type == "note_on" and m.velocity > 0]
     assert len(notes) > 10 and 7.5 < mid.length < 20
     assert {0, 1, 2} <= {m.channel for m in notes} <= {0, 1, 2, 9}
+
+
+def test_a_composed_file_has_the_plans_tempo_metre_voices_and_audible_velocities(tmp_path):
+    import numpy as np
+    import soundfile
+    from music21 import converter, meter, tempo
+
+    from installation.commands.compose import compose_offline, plans_to_midi, write_wav
+    from installation.config import ComposeConfig
+    from installation.records import ImageState
+    from models.composer import Composer
+    from scenes.scene import load_scene
+    dark = ImageState(t_s=0.0, valence=-0.8, arousal=-0.9, brightness=0.15, dominant_hues_deg=(230.0,))
+    plans = compose_offline(Composer(ComposeConfig(retrieval=False), load_scene("nocturne")), lambda t_s: dark, 8.0)
+    out = tmp_path / "dark.mid"
+    plans_to_midi(plans, out)
+    mid = mido.MidiFile(out)
+    assert mid.type == 1 and [t.name for t in mid.tracks][:2] == ["Chromesthesia", "melody"]
+    score = converter.parse(str(out))
+    marks = list(score.flatten().getElementsByClass(tempo.MetronomeMark))
+    sigs = list(score.flatten().getElementsByClass(meter.TimeSignature))
+    assert marks and abs(marks[0].number - plans[0].tempo_bpm) < 0.5
+    assert sigs and sigs[0].ratioString == plans[0].metre
+    velocities = {m.channel: [] for m in mid if m.type == "note_on"}
+    for m in mid:
+        if m.type == "note_on" and m.velocity > 0:
+            velocities[m.channel].append(m.velocity)
+    assert min(min(v) for v in velocities.values()) >= 28  # a pianissimo, not a whisper of 13
+    for plan in plans:  # the melody sings above the chords
+        melody = [e.note for e in plan.events if e.voice == "melody"]
+        chords = [e.note for e in plan.events if e.voice == "chords"]
+        if melody and chords:
+            assert np.median(melody) > max(chords)
+    wav = tmp_path / "dark.wav"
+    write_wav(plans, out, wav, "synth", 16000)
+    audio, rate = soundfile.read(str(wav))
+    assert rate == 16000 and audio.size > 8 * 16000 and np.abs(audio).max() > 0.01
 
 
 def test_compose_on_a_missing_file_is_a_user_error(tmp_path, capsys):

@@ -33,6 +33,10 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     compose.add_argument("--abc", action="store_true", help="print every plan as ABC notation with its reasons")
     compose.add_argument("--scene", help="scene preset (default: installation.scene)")
     compose.add_argument("--seed", type=int, help="composer seed (default: compose.seed)")
+    compose.add_argument("--wav", type=Path, metavar="F.wav", help="also render the music to audio")
+    compose.add_argument("--renderer", choices=("synth", "fluidsynth"), default="synth",
+                         help="audio for --wav: the built-in synth (default) or fluidsynth with the GM soundfont")
+    compose.add_argument("--comment", default="", metavar="TEXT", help="a visitor's words joined to the picture")
     compose.set_defaults(handler=_compose)
 
     ev = groups["eval"].add_parser("composer", parents=[common],
@@ -102,30 +106,82 @@ def compose_offline(composer, states, seconds: float) -> list:
     return plans
 
 
+VOICE_ORDER = ("melody", "chords", "bass", "drums")
+
+
 def plans_to_midi(plans, path: Path) -> None:
-    """A type-1 MIDI file of the plans (one track per channel), tempo following the plans."""
+    """A type-1 MIDI file a musician can open: a conductor track with the tempo map, time signatures
+    and key signatures as the plans change, then one named track per voice (melody first), on the
+    beat grid of each plan's own tempo."""
+    import bisect
+
     import mido
     tpb = 480
-    tempo_us = 500_000  # events are in seconds; write them at a fixed 120 bpm grid
-    timed: list[tuple[float, int, Any]] = []
-    for plan in plans:
-        for channel, program in plan.program_changes:
-            timed.append((plan.start_s, 0, mido.Message("program_change", channel=channel, program=program)))
-        for e in plan.events:
-            timed.append((e.start_s, 2, mido.Message("note_on", channel=e.channel, note=e.note, velocity=e.velocity)))
-            timed.append((e.start_s + e.duration_s, 1, mido.Message("note_off", channel=e.channel, note=e.note, velocity=0)))
-    timed.sort(key=lambda x: (x[0], x[1]))
-    mid = mido.MidiFile(type=0, ticks_per_beat=tpb)
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=tempo_us, time=0)])
-    last = 0
-    for t_s, _, message in timed:
-        tick = int(round(t_s * 1e6 / tempo_us * tpb))
-        track.append(message.copy(time=max(0, tick - last)))
-        last = max(last, tick)
-    track.append(mido.MetaMessage("end_of_track", time=tpb))
-    mid.tracks.append(track)
+    starts = [p.start_s for p in plans]
+    tick0 = [0.0]
+    for p in plans[:-1]:
+        tick0.append(tick0[-1] + (p.end_s - p.start_s) * p.tempo_bpm / 60.0 * tpb)
+
+    def tick(t_s: float) -> int:
+        i = max(0, bisect.bisect_right(starts, t_s) - 1)
+        return int(round(tick0[i] + (t_s - plans[i].start_s) * plans[i].tempo_bpm / 60.0 * tpb))
+
+    conductor: list[tuple[int, int, Any]] = []
+    last = (None, None, None)
+    for p in plans:
+        num, den = (int(x) for x in p.metre.split("/"))
+        key = _midi_key(p.key, p.mode)
+        now = (round(p.tempo_bpm, 3), p.metre, key)
+        at = tick(p.start_s)
+        if now[0] != last[0]:
+            conductor.append((at, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(p.tempo_bpm))))
+        if now[1] != last[1]:
+            conductor.append((at, 1, mido.MetaMessage("time_signature", numerator=num, denominator=den,
+                                                      clocks_per_click=36 if den == 8 else 24)))
+        if key is not None and now[2] != last[2]:
+            conductor.append((at, 2, mido.MetaMessage("key_signature", key=key)))
+        last = now
+    voices: dict[str, list[tuple[int, int, Any]]] = {}
+    channels: dict[str, int] = {}
+    for p in plans:
+        for e in p.events:
+            channels.setdefault(e.voice, e.channel)
+            timed = voices.setdefault(e.voice, [])
+            timed.append((tick(e.start_s), 2, mido.Message("note_on", channel=e.channel, note=e.note, velocity=e.velocity)))
+            timed.append((max(tick(e.start_s) + 1, tick(e.start_s + e.duration_s)), 1,
+                          mido.Message("note_off", channel=e.channel, note=e.note, velocity=0)))
+    programs = {ch: prog for p in plans for ch, prog in reversed(p.program_changes)}
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpb)
+
+    def track(name: str, timed: list[tuple[int, int, Any]]) -> None:
+        t = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0)])
+        last_tick = 0
+        for at, _, message in sorted(timed, key=lambda x: (x[0], x[1])):
+            t.append(message.copy(time=at - last_tick))
+            last_tick = at
+        t.append(mido.MetaMessage("end_of_track", time=tpb))
+        mid.tracks.append(t)
+
+    track("Chromesthesia", conductor)
+    for voice in sorted(voices, key=lambda v: (VOICE_ORDER.index(v) if v in VOICE_ORDER else 9, v)):
+        ch = channels[voice]
+        start = [(0, 0, mido.Message("program_change", channel=ch, program=programs[ch]))] if ch in programs else []
+        track(voice, start + voices[voice])
     path.parent.mkdir(parents=True, exist_ok=True)
     mid.save(str(path))
+
+
+def _midi_key(key: str, mode: str) -> str | None:
+    """A MIDI key signature for the plan's key: the parent major or minor of church modes."""
+    names = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+    sharps = {"C#": 1, "D#": 3, "F#": 6, "G#": 8, "A#": 10}
+    pc = sharps.get(key, names.index(key) if key in names else None)
+    if pc is None:
+        return None
+    if mode == "minor":
+        return names[pc] + "m"
+    from models.composer import MODE_OFFSET
+    return names[(pc - MODE_OFFSET.get(mode, 0)) % 12]  # a church mode: its parent major's signature
 
 
 PITCHED_VOICES = ("melody", "chords", "bass")
@@ -162,8 +218,9 @@ def render_audio(midi_path: Path, wav_path: Path, sample_rate_hz: int = 16000) -
                     str(SOUNDFONT), str(midi_path)], check=True, capture_output=True, timeout=120)
 
 
-def render_internal(plans, sample_rate_hz: int = 16000):
-    """Mono float32 audio of the plans played by the built-in synth (hardware.synth.Synth), offline."""
+def render_internal(plans, sample_rate_hz: int = 16000, offset_s: float = 0.0):
+    """Mono float32 audio of the plans played by the built-in synth (hardware.synth.Synth), offline;
+    `offset_s` is the time that becomes the first sample."""
     import mido
     import numpy as np
 
@@ -179,13 +236,50 @@ def render_internal(plans, sample_rate_hz: int = 16000):
     timed.sort(key=lambda x: (x[0], x[1]))
     blocks, frame = [], 0
     for t_s, _, message in timed:
-        target = int(round(t_s * sample_rate_hz))
+        target = int(round((t_s - offset_s) * sample_rate_hz))
         if target > frame:
             blocks.append(synth.render(target - frame))
             frame = target
         synth.send(message)
     blocks.append(synth.render(sample_rate_hz))  # one second of release tails
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
+def write_wav(plans, midi_path: Path, wav_path: Path, renderer: str, sample_rate_hz: int = 44100) -> None:
+    """Audio of the plans: the built-in synth, or fluidsynth playing the MIDI file already written."""
+    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    if renderer == "fluidsynth":
+        render_audio(midi_path, wav_path, sample_rate_hz)
+        return
+    import numpy as np
+    import soundfile
+    audio = render_internal(plans, sample_rate_hz)
+    soundfile.write(str(wav_path), np.clip(audio, -1.0, 1.0), sample_rate_hz, subtype="PCM_16")
+
+
+def refinement_callables(cfg, sample_rate_hz: int = 16000):
+    """(render, rate) for models.composer_refine: the built-in synth and the configured music VA head
+    (listen.va_head) through models.music_va's offline path, as the listener would hear it."""
+    from models.music_va import analyze_signal
+
+    def render(plans):
+        return render_internal(plans, sample_rate_hz, offset_s=plans[0].start_s)
+
+    def rate(audio):
+        analysis = analyze_signal(audio, sample_rate_hz, cfg.listen)
+        return analysis.valence, analysis.arousal
+    return render, rate
+
+
+def build_composer(cfg, scene, seed: int, table=None, index=None):
+    """The composer the config asks for: corpus or learned head, LLM backend, self-refinement."""
+    from models.composer import Composer
+    composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
+    if cfg.compose.refine_rounds > 0:
+        from models.composer_refine import RefiningComposer
+        render, rate = refinement_callables(cfg)
+        composer = RefiningComposer(composer, render, rate, cfg.compose.refine_rounds)
+    return composer
 
 
 # --- compose --------------------------------------------------------------------------------------------
@@ -200,6 +294,9 @@ def _compose(args: argparse.Namespace) -> int:
         raise UserError(f"--seconds {args.seconds} must be positive.")
     scene = _scene(cfg, args.scene)
     analyser = ImageAnalyser(_image_head(cfg))
+    if args.comment:
+        analyser.comment(args.comment, 0.0)
+        analyser.comment_ttl_s = float("inf")
     if args.source.suffix.lower() in VIDEO_SUFFIXES:
         states = _video_states(args.source, analyser, cfg.watch.rate_hz)
     else:
@@ -208,6 +305,9 @@ def _compose(args: argparse.Namespace) -> int:
     composer = Composer(cfg.compose, scene, seed=cfg.compose.seed if args.seed is None else args.seed)
     plans = compose_offline(composer, states, args.seconds)
     plans_to_midi(plans, args.out)
+    if args.wav:
+        write_wav(plans, args.out, args.wav, args.renderer)
+        print(f"wrote {args.wav} ({args.renderer})")
     for plan in plans:
         if args.abc:
             print(f"% {plan.start_s:6.2f}-{plan.end_s:6.2f} s")
