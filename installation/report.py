@@ -1,7 +1,12 @@
-"""A show log -> one self-contained HTML page: VA over time, scenes, captions, plans, operator
-commands, faults and thumbnails (plots as inline SVG, thumbnails as base64 JPEG).
+"""Show logs -> one self-contained HTML page for a show, a day or a week.
 
-`python run.py report DIR|LOG [-o FILE]`
+At the top: faults and refused commands (grouped, with counts), uptime and the downtime bands
+(gaps in the log). Then valence and arousal on a time-of-day axis as per-minute bands (min,
+median, max) for the music, the camera's picture and the projected picture, with the downtime
+shaded; thumbnails chosen from lit frames; scenes, captions, plans and commands as tables.
+Plots are inline SVG and thumbnails base64 JPEG, so the page is one file.
+
+`python run.py report DIR|LOG [--period show|day|week] [--date YYYY-MM-DD] [-o FILE]`
 """
 from __future__ import annotations
 
@@ -11,30 +16,115 @@ import html
 import io
 import statistics
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
+
+import numpy as np
 
 from installation.errors import UserError
-from installation.showlog import read_show_log
+from installation.showlog import iter_show_log
 
 MAX_THUMBNAILS = 120
 MAX_ROWS = 2000
+MIN_GAP_S = 60.0
+"""A silence in the log longer than this (or three status intervals, if longer) is downtime."""
+LIT_MIN = 16.0
+"""Mean grey level (0-255) below which a thumbnail counts as dark (fade-in, blackout, closed)."""
+PERIODS = ("show", "day", "week")
+
+
+def find_logs(path: Path) -> list[Path]:
+    """A log file as given, or every show log in a folder (daily rotated files included), oldest first."""
+    path = Path(path)
+    if path.is_dir():
+        logs = sorted(path.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime, p.name))
+        if not logs:
+            raise UserError(f"{path} holds no show log (show.jsonl); give the folder a run recorded into, or the .jsonl itself.")
+        return logs
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; give a show log (show.jsonl) or the folder holding it.")
+    return [path]
 
 
 def find_log(path: Path) -> Path:
-    """A log file as given, or the show log inside a recording folder."""
+    """The newest show log: the file as given, or show.jsonl (or the newest .jsonl) in a folder."""
     path = Path(path)
-    if path.is_dir():
-        for name in ("show.jsonl",):
-            if (path / name).is_file():
-                return path / name
-        logs = sorted(path.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
-        if not logs:
-            raise UserError(f"{path} holds no show log (show.jsonl); give the folder a run recorded into, or the .jsonl itself.")
-        return logs[-1]
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; give a show log (show.jsonl) or the folder holding it.")
-    return path
+    if path.is_dir() and (path / "show.jsonl").is_file():
+        return path / "show.jsonl"
+    return find_logs(path)[-1]
+
+
+def _when(record: dict) -> _dt.datetime | None:
+    """The record's local wall-clock time (naive, as the installation saw it)."""
+    text = record.get("time")
+    if isinstance(text, str):
+        try:
+            return _dt.datetime.fromisoformat(text).replace(tzinfo=None)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class Timeline:
+    """Records with their wall-clock times, in order."""
+    records: list[dict]
+    when: list[_dt.datetime]
+
+    @property
+    def epoch(self) -> np.ndarray:
+        return np.array([w.timestamp() for w in self.when])
+
+
+def load_timeline(paths: Iterable[Path]) -> Timeline:
+    """Every record with its local time: the wall clock at each start of the program, then its
+    monotonic `t_s` from there (a clock set by NTP mid-show does not fold the axis)."""
+    pairs = []
+    for path in paths:
+        anchor: tuple[_dt.datetime, float] | None = None
+        for record in iter_show_log(path):
+            wall = _when(record)
+            t_s = record.get("t_s")
+            if not isinstance(t_s, (int, float)):
+                anchor = None
+                when = wall
+            else:
+                if anchor is None or record.get("kind") == "start" or t_s < anchor[1]:
+                    anchor = (wall, float(t_s)) if wall is not None else None
+                when = anchor[0] + _dt.timedelta(seconds=t_s - anchor[1]) if anchor is not None else None
+            if when is not None:
+                record["_log"] = path
+                pairs.append((when, record))
+    pairs.sort(key=lambda pair: pair[0])
+    return Timeline([r for _, r in pairs], [w for w, _ in pairs])
+
+
+def select_period(timeline: Timeline, period: str, date: _dt.date | None) -> tuple[Timeline, str]:
+    """The records of one day or the seven days ending on `date` (default: the last day logged)."""
+    if period == "show" or not timeline.records:
+        return timeline, "the whole log"
+    last = date or timeline.when[-1].date()
+    first = last if period == "day" else last - _dt.timedelta(days=6)
+    start, end = _dt.datetime.combine(first, _dt.time()), _dt.datetime.combine(last + _dt.timedelta(days=1), _dt.time())
+    keep = [i for i, w in enumerate(timeline.when) if start <= w < end]
+    title = last.strftime("%A %d %B %Y") if period == "day" else f"{first:%d %b} - {last:%d %b %Y}"
+    return Timeline([timeline.records[i] for i in keep], [timeline.when[i] for i in keep]), title
+
+
+def downtime(when: list[_dt.datetime], records: list[dict]) -> tuple[float, list[tuple[_dt.datetime, _dt.datetime]], float]:
+    """(uptime fraction between the first and last record, the gaps, the gap threshold in s)."""
+    if len(when) < 2:
+        return 1.0, [], MIN_GAP_S
+    epoch = np.array([w.timestamp() for w in when])
+    status_epoch = np.array([w.timestamp() for w, r in zip(when, records) if r.get("kind") == "status"])
+    interval_s = float(np.median(np.diff(status_epoch))) if len(status_epoch) > 2 else 0.0
+    gap_s = max(MIN_GAP_S, 3.0 * interval_s)
+    steps = np.diff(epoch)
+    gaps = [(when[i], when[i + 1]) for i in np.flatnonzero(steps > gap_s)]
+    span_s = epoch[-1] - epoch[0]
+    down_s = float(sum(steps[steps > gap_s]))
+    return (1.0 - down_s / span_s) if span_s > 0 else 1.0, gaps, gap_s
 
 
 def _va(record: dict, key: str) -> tuple[float, float] | None:
@@ -46,54 +136,80 @@ def _va(record: dict, key: str) -> tuple[float, float] | None:
     return None
 
 
-def _clock(t_s: float, t0_s: float) -> str:
-    seconds = max(0, int(t_s - t0_s))
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+def bands(epoch_s: np.ndarray, values: np.ndarray, bin_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin (start epoch, min, median, max) of `values` over time."""
+    if len(epoch_s) == 0:
+        empty = np.zeros(0)
+        return empty, empty, empty, empty
+    bins = np.floor(epoch_s / bin_s).astype(np.int64)
+    order = np.argsort(bins, kind="stable")
+    bins, values = bins[order], values[order]
+    starts = np.flatnonzero(np.r_[True, bins[1:] != bins[:-1]])
+    lows = np.minimum.reduceat(values, starts)
+    highs = np.maximum.reduceat(values, starts)
+    ends = np.r_[starts[1:], len(values)]
+    medians = np.array([np.median(values[a:b]) for a, b in zip(starts, ends)])
+    return bins[starts] * bin_s, lows, medians, highs
 
 
-def _va_plot_svg(records: list[dict], t0_s: float) -> str:
+def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
     import matplotlib
     matplotlib.use("Agg", force=False)
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    status = [r for r in records if r.get("kind") == "status" and isinstance(r.get("t_s"), (int, float))]
-    fig, axes = plt.subplots(2, 1, figsize=(11, 5.2), sharex=True, constrained_layout=True)
-    hours = (max((r["t_s"] for r in records if isinstance(r.get("t_s"), (int, float))), default=t0_s) - t0_s) > 2 * 3600
-    scale, unit = (3600.0, "hours") if hours else (60.0, "minutes")
-    for key, label, colour in (("music_va", "music", "#1f6fb2"), ("image_va", "image", "#d2691e")):
-        points = [(r["t_s"], va) for r in status if (va := _va(r, key)) is not None]
-        if not points:
-            continue
-        xs = [(t - t0_s) / scale for t, _ in points]
-        axes[0].plot(xs, [va[0] for _, va in points], color=colour, lw=1.2, label=label)
-        axes[1].plot(xs, [va[1] for _, va in points], color=colour, lw=1.2, label=label)
-    for record in records:
-        if record.get("kind") == "scene" and isinstance(record.get("t_s"), (int, float)):
-            for ax in axes:
-                ax.axvline((record["t_s"] - t0_s) / scale, color="#888", lw=0.8, ls="--")
-            axes[0].annotate(str(record.get("scene", "")), ((record["t_s"] - t0_s) / scale, 1.0), fontsize=8,
-                             color="#555", xytext=(2, -10), textcoords="offset points")
-    for ax, name in zip(axes, ("valence", "arousal")):
+    span_s = (timeline.when[-1] - timeline.when[0]).total_seconds() if timeline.when else 0.0
+    bin_s = 600.0 if span_s > 2 * 86400 else 60.0
+    status = [(w, r) for w, r in zip(timeline.when, timeline.records) if r.get("kind") == "status"]
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, and a smaller page
+    fig, axes = plt.subplots(3, 1, figsize=(11, 6.6), sharex=True, constrained_layout=True)
+    for ax, key, title in zip(axes, ("music_va", "image_va", "projected_va"),
+                              ("music", "camera's picture", "projected picture")):
+        points = [(w.timestamp(), va) for w, r in status if (va := _va(r, key)) is not None]
+        for index, (name, colour) in enumerate((("valence", "#1f6fb2"), ("arousal", "#d2691e"))):
+            if not points:
+                continue
+            x, low, mid, high = bands(np.array([p[0] for p in points]), np.array([p[1][index] for p in points]), bin_s)
+            # A band bridges only consecutive bins: a gap in the log shows as a gap in the band.
+            xs = [_dt.datetime.fromtimestamp(t) for t in x]
+            breaks = np.flatnonzero(np.diff(x) > bin_s * 1.5) + 1
+            for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(x)]):
+                ax.fill_between(xs[a:b], low[a:b], high[a:b], color=colour, alpha=0.25, lw=0, step="post")
+                ax.step(xs[a:b], mid[a:b], where="post", color=colour, lw=1.0, label=name if a == 0 else None)
+        for start, end in gaps:
+            ax.axvspan(start, end, color="#999", alpha=0.35, lw=0, hatch="//", label="down" if start == gaps[0][0] else None)
         ax.set_ylim(-1.05, 1.05)
-        ax.set_ylabel(name)
+        ax.set_ylabel(title, fontsize=9)
         ax.axhline(0, color="#ccc", lw=0.6)
         ax.grid(alpha=0.25)
-    axes[0].legend(loc="lower right", fontsize=8)
-    axes[1].set_xlabel(f"time since start ({unit})")
+        if not points:
+            ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center", color="#888")
+    scene_changes = [(w, r) for w, r in zip(timeline.when, timeline.records) if r.get("kind") == "scene"]
+    if len(scene_changes) <= 40:
+        for when, record in scene_changes:
+            for ax in axes:
+                ax.axvline(when, color="#888", lw=0.7, ls="--")
+            axes[0].annotate(str(record.get("scene", "")), (when, 1.0), fontsize=7, color="#555",
+                             xytext=(2, -9), textcoords="offset points")
+    axes[0].legend(loc="lower right", fontsize=8, ncols=3)
+    formatter = "%H:%M" if span_s <= 86400 * 1.05 else "%a %d %H:%M"
+    axes[-1].xaxis.set_major_formatter(mdates.DateFormatter(formatter))
+    axes[-1].set_xlabel("local time" + (" (bands: min, median, max per minute)" if bin_s == 60
+                                         else " (bands: min, median, max per 10 minutes)"))
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.find("<svg"):]
+    return svg[svg.find("<svg"):], "minute" if bin_s == 60 else "10 minutes"
 
 
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
+def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     if not rows:
         return "<p class=none>none</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
     more = f"<p class=none>{len(rows) - MAX_ROWS} more rows not shown</p>" if len(rows) > MAX_ROWS else ""
-    return f"<table><tr>{head}</tr>{body}</table>{more}"
+    return f"<table class='{cls}'><tr>{head}</tr>{body}</table>{more}"
 
 
 def _reasons(value: Any) -> str:
@@ -104,88 +220,142 @@ def _reasons(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def build_report(log_path: Path) -> str:
-    """The HTML page for one show log."""
-    log_path = Path(log_path)
-    records = [r for r in read_show_log(log_path) if isinstance(r.get("t_s"), (int, float))]
-    if not records:
-        raise UserError(f"{log_path} holds no records; was the show stopped before it started?")
-    t0_s = records[0]["t_s"]
-    t1_s = records[-1]["t_s"]
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    days, rest = divmod(seconds, 86400)
+    text = f"{rest // 3600:d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+    return f"{days} d {text}" if days else text
+
+
+def _grouped(items: list[tuple[_dt.datetime, str, str]]) -> list[list[Any]]:
+    """(when, what, detail) -> rows of count, what, detail, first, last; most frequent first."""
+    groups: dict[tuple[str, str], list[_dt.datetime]] = {}
+    for when, what, detail in items:
+        groups.setdefault((what, detail[:160]), []).append(when)
+    rows = [[len(times), what, detail, f"{min(times):%Y-%m-%d %H:%M:%S}", f"{max(times):%Y-%m-%d %H:%M:%S}"]
+            for (what, detail), times in groups.items()]
+    return sorted(rows, key=lambda row: -row[0])
+
+
+def _lit_thumbnails(timeline: Timeline) -> list[tuple[_dt.datetime, Path]]:
+    """Up to MAX_THUMBNAILS, spread evenly over the period, each the first lit frame of its slot."""
+    import cv2
+
+    thumbs = [(w, (r["_log"].parent / r["path"])) for w, r in zip(timeline.when, timeline.records)
+              if r.get("kind") == "thumbnail" and isinstance(r.get("path"), str)]
+    if not thumbs:
+        return []
+    slots = min(MAX_THUMBNAILS, len(thumbs))
+    edges = np.linspace(0, len(thumbs), slots + 1).astype(int)
+    chosen = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        for when, path in thumbs[a:b][:12]:  # a few tries a slot: a closed room stays dark for hours
+            grey = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_4) if path.is_file() else None
+            if grey is not None and float(grey.mean()) >= LIT_MIN:
+                chosen.append((when, path))
+                break
+    return chosen
+
+
+def build_report(source: Path | list[Path], period: str = "show", date: _dt.date | None = None) -> str:
+    """The HTML page for a show log (or several daily logs) over `period`."""
+    paths = [Path(p) for p in source] if isinstance(source, (list, tuple)) else [Path(source)]
+    if period not in PERIODS:
+        raise UserError(f"--period {period!r} is not one of {', '.join(PERIODS)}.")
+    timeline, title = select_period(load_timeline(paths), period, date)
+    if not timeline.records:
+        where = ", ".join(map(str, paths))
+        raise UserError(f"{where} holds no records{' for ' + title if period != 'show' else ''}; "
+                        f"was the show stopped before it started, or is the date wrong?")
+    records, when = timeline.records, timeline.when
+    up, gaps, gap_s = downtime(when, records)
     kinds = Counter(r.get("kind", "?") for r in records)
     status = [r for r in records if r.get("kind") == "status"]
     fps = [r["fps"] for r in status if isinstance(r.get("fps"), (int, float))]
     last = status[-1] if status else {}
+    drops = last.get("drops", "n/a")
+    if isinstance(drops, dict):
+        drops = sum(v for v in drops.values() if isinstance(v, (int, float)))
+
+    def clock(w: _dt.datetime) -> str:
+        return f"{w:%H:%M:%S}" if period == "day" else f"{w:%Y-%m-%d %H:%M:%S}"
+
+    faults = [(w, str(r.get("worker", "")), str(r.get("error", ""))) for w, r in zip(when, records) if r.get("kind") == "fault"]
+    refused = [(w, str(r.get("address", "")), f"{r.get('reason', '')} (from {r.get('sender', '?')})".strip())
+               for w, r in zip(when, records) if r.get("kind") == "command" and not r.get("ok")]
+    suppressed = sum(int(r.get("count", 0)) for r in records if r.get("kind") == "refusals_suppressed")
+    down_rows = [[f"{a:%Y-%m-%d %H:%M:%S}", f"{b:%Y-%m-%d %H:%M:%S}", _duration((b - a).total_seconds())] for a, b in gaps]
+    starts = kinds.get("start", 0)
     summary = [
-        ["started", records[0].get("time", "")], ["ended", records[-1].get("time", "")],
-        ["duration", _clock(t1_s, t0_s)], ["records", len(records)],
+        ["period", title], ["first record", f"{when[0]:%Y-%m-%d %H:%M:%S}"], ["last record", f"{when[-1]:%Y-%m-%d %H:%M:%S}"],
+        ["duration", _duration((when[-1] - when[0]).total_seconds())], ["uptime", f"{up * 100:.2f} %"],
+        ["downtime", f"{len(gaps)} gap(s), {_duration(sum((b - a).total_seconds() for a, b in gaps))} in all"],
+        ["starts (incl. restarts in place)", starts], ["records", len(records)],
         ["scene changes", kinds.get("scene", 0)], ["captions", kinds.get("caption", 0)],
         ["plans", kinds.get("plan", 0)], ["operator commands", kinds.get("command", 0)],
-        ["faults", kinds.get("fault", 0)],
         ["frames per second (median)", f"{statistics.median(fps):.1f}" if fps else "n/a"],
-        ["dropped frames (last)", last.get("drops", "n/a")], ["worker restarts (last)", last.get("restarts", "n/a")],
+        ["dropped items (last status)", drops], ["worker restarts (last status)", last.get("restarts", "n/a")],
     ]
-    captions = [[_clock(r["t_s"], t0_s), r.get("prompt", ""), _reasons(r.get("reasons"))]
-                for r in records if r.get("kind") == "caption"]
-    plans = [[_clock(r["t_s"], t0_s), r.get("abc", ""), _reasons(r.get("reasons"))]
-             for r in records if r.get("kind") == "plan"]
-    scenes = [[_clock(r["t_s"], t0_s), r.get("scene", ""), r.get("crossfade_s", ""), r.get("sender", "")]
-              for r in records if r.get("kind") == "scene"]
-    commands = [[_clock(r["t_s"], t0_s), r.get("address", ""), " ".join(map(str, r.get("args", []))),
-                 r.get("sender", ""), "ok" if r.get("ok") else f"refused: {r.get('reason', '')}"]
-                for r in records if r.get("kind") == "command"]
-    faults = [[_clock(r["t_s"], t0_s), r.get("worker", ""), r.get("error", "")]
-              for r in records if r.get("kind") == "fault"]
-    known = {"status", "caption", "plan", "scene", "command", "fault", "thumbnail"}
-    others = [[_clock(r["t_s"], t0_s), r.get("kind", "?"),
-               ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("t_s", "time", "kind"))]
-              for r in records if r.get("kind") not in known]
-
-    thumbs = [r for r in records if r.get("kind") == "thumbnail" and isinstance(r.get("path"), str)]
-    if len(thumbs) > MAX_THUMBNAILS:  # spread the ones we show evenly over the show
-        step = len(thumbs) / MAX_THUMBNAILS
-        thumbs = [thumbs[int(i * step)] for i in range(MAX_THUMBNAILS)]
+    svg, bin_name = _va_plot_svg(timeline, gaps, period)
+    captions = [[clock(w), r.get("prompt", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "caption"]
+    plans = [[clock(w), r.get("abc", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "plan"]
+    scenes = [[clock(w), r.get("scene", ""), r.get("crossfade_s", ""), r.get("sender", "")]
+              for w, r in zip(when, records) if r.get("kind") == "scene"]
+    commands = [[clock(w), r.get("address", ""), " ".join(map(str, r.get("args", []))), r.get("sender", ""),
+                 "ok" if r.get("ok") else f"refused: {r.get('reason', '')}"]
+                for w, r in zip(when, records) if r.get("kind") == "command"]
+    known = {"status", "caption", "plan", "scene", "command", "fault", "thumbnail", "refusals_suppressed"}
+    others = [[clock(w), r.get("kind", "?"), ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("t_s", "time", "kind", "_log"))]
+              for w, r in zip(when, records) if r.get("kind") not in known]
     figures = []
-    for record in thumbs:
-        image = (log_path.parent / record["path"]).resolve()
-        if not image.is_file():
-            continue
+    for w, image in _lit_thumbnails(timeline):
         data = base64.b64encode(image.read_bytes()).decode("ascii")
-        figures.append(f'<figure><img src="data:image/jpeg;base64,{data}" alt="frame">'
-                       f"<figcaption>{_clock(record['t_s'], t0_s)}</figcaption></figure>")
+        figures.append(f'<figure><img src="data:image/jpeg;base64,{data}" alt="projected frame">'
+                       f"<figcaption>{clock(w)}</figcaption></figure>")
 
-    name = html.escape(str(records[0].get("name") or log_path.stem))
+    name = html.escape(str(next((r["name"] for r in records if r.get("name")), "") or paths[-1].stem))
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    refused_note = f" ({suppressed} more not logged one by one)" if suppressed else ""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Chromesthesia show report: {name}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Chromesthesia report: {name}, {html.escape(title)}</title>
 <style>
 body {{ font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; padding: 0 1em; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }}
 table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; padding: 3px 8px; vertical-align: top; border-bottom: 1px solid #eee; }}
-th {{ background: #f6f6f6; }} .none {{ color: #888; }}
+th {{ background: #f6f6f6; }} .none {{ color: #888; }} .alert td {{ color: #8b1a10; }}
 .thumbs {{ display: flex; flex-wrap: wrap; gap: 8px; }} figure {{ margin: 0; }} figure img {{ width: 160px; display: block; }}
 figcaption {{ font-size: 11px; color: #666; }} svg {{ width: 100%; height: auto; }}
+@media print {{ h2 {{ break-after: avoid; }} table, figure {{ break-inside: avoid; }} }}
 </style></head><body>
-<h1>Chromesthesia show report</h1>
-<p>Show log <code>{html.escape(str(log_path))}</code>; report made {generated}.</p>
+<h1>Chromesthesia report: {name}, {html.escape(title)}</h1>
+<p>Show log{'s' if len(paths) > 1 else ''} <code>{html.escape(", ".join(p.name for p in paths))}</code> in
+<code>{html.escape(str(paths[-1].parent))}</code>; report made {generated}.</p>
+<h2 id=faults>Faults: {len(faults)}</h2>{_table(["count", "worker", "error", "first", "last"], _grouped(faults), "alert")}
+<h2 id=refused>Refused commands: {len(refused) + suppressed}{refused_note}</h2>{_table(["count", "address", "reason", "first", "last"], _grouped(refused), "alert")}
+<h2 id=uptime>Uptime {up * 100:.2f} %</h2>
+<p>Between the first and last record; a silence in the log longer than {gap_s:.0f} s counts as downtime.</p>
+{_table(["down from", "until", "for"], down_rows)}
 <h2>Summary</h2>{_table(["", ""], summary)}
-<h2>Valence and arousal over time</h2>{_va_plot_svg(records, t0_s)}
+<h2>Valence and arousal (per {bin_name}; grey: downtime)</h2>{svg}
 <h2>Projected frames</h2><div class=thumbs>{"".join(figures) or "<p class=none>none recorded</p>"}</div>
 <h2>Scenes</h2>{_table(["time", "scene", "cross-fade (s)", "sender"], scenes)}
 <h2>Captions</h2>{_table(["time", "prompt", "reasons"], captions)}
 <h2>Musical plans</h2>{_table(["time", "ABC", "reasons"], plans)}
 <h2>Operator commands</h2>{_table(["time", "address", "arguments", "sender", "result"], commands)}
-<h2>Faults</h2>{_table(["time", "worker", "error"], faults)}
+<h2>Faults in order</h2>{_table(["time", "worker", "error"], [[clock(w), a, b] for w, a, b in faults])}
 <h2>Other events</h2>{_table(["time", "kind", "fields"], others)}
 </body></html>
 """
 
 
-def write_report(source: Path, output: Path | None = None) -> Path:
-    log_path = find_log(Path(source))
+def write_report(source: Path, output: Path | None = None, period: str = "show", date: _dt.date | None = None) -> Path:
+    """`period` "show": the newest log (a recording folder's show.jsonl); "day"/"week": every log
+    in the folder (the always-on log's daily files), cut to that day or the week ending on it."""
+    paths = [find_log(Path(source))] if period == "show" else find_logs(Path(source))
     if output is None:
-        output = log_path.with_suffix(".html")
-    page = build_report(log_path)
+        suffix = "" if period == "show" else f"-{period}-{(date.isoformat() if date else 'last')}"
+        output = paths[-1].with_name(f"{paths[-1].stem}{suffix}.html")
+    page = build_report(paths, period, date)
     try:
         Path(output).write_text(page, encoding="utf-8")
     except OSError as exc:

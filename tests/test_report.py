@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 
 import pytest
@@ -69,3 +70,76 @@ def test_report_on_nothing_is_a_user_error(tmp_path, capsys):
         find_log(tmp_path)
     assert main(["report", str(tmp_path / "missing.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --- a day ---------------------------------------------------------------------------------------
+DAY = dt.date(2026, 11, 30)
+
+
+@pytest.fixture(scope="module")
+def day_log(tmp_path_factory):
+    from installation.commands.operations import write_synthetic_day
+    folder = tmp_path_factory.mktemp("day")
+    write_synthetic_day(folder, DAY, hours=24, status_s=10.0, thumbnail_width=32)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def day_page(day_log):
+    return build_report([day_log / "show.jsonl"], period="day", date=DAY)
+
+
+def test_a_day_with_a_power_cut_reports_uptime_the_gap_band_and_faults_first(day_log, day_page):
+    from installation.report import downtime, load_timeline
+    timeline = load_timeline([day_log / "show.jsonl"])
+    up, gaps, gap_s = downtime(timeline.when, timeline.records)
+    assert len(gaps) == 1 and gap_s == 60.0
+    (down_from, until), = gaps
+    assert (down_from.hour, down_from.minute) == (12, 59) and (until.hour, until.minute, until.second) == (13, 20, 0)
+    span_s = (timeline.when[-1] - timeline.when[0]).total_seconds()
+    assert up == pytest.approx(1 - (until - down_from).total_seconds() / span_s)
+    assert 0.985 < up < 0.987  # 20 minutes of 24 hours
+
+    page = day_page
+    assert f"Uptime {up * 100:.2f} %" in page
+    assert "<td>2026-11-30 12:59:50</td><td>2026-11-30 13:20:00</td><td>0:20:10</td>" in page  # the gap band's row
+    assert page.count('hatch') or page.count("down")  # the band is drawn in the plot
+    # Faults and refused commands come first, grouped: not on the last page.
+    faults_at, refused_at, plot_at = page.index("<h2 id=faults>"), page.index("<h2 id=refused>"), page.index("<svg")
+    assert faults_at < refused_at < plot_at
+    assert page.index("CUDA out of memory") < plot_at
+    faults = sum(1 for r in timeline.records if r["kind"] == "fault")
+    assert faults > 0 and f"<h2 id=faults>Faults: {faults}</h2><table class='alert'><tr><th>count</th>" in page
+    assert "value 3 is out of range 0..1 (from 192.168.1.20:9000)" in page[:plot_at]
+    # Time-of-day axis, per-minute bands for music, camera and projected picture.
+    assert "local time (bands: min, median, max per minute)" in page
+    for label in ("music", "camera's picture", "projected picture", "12:00"):
+        assert label in page, label
+
+
+def test_thumbnails_are_lit_frames(day_page):
+    page = day_page
+    import cv2
+    import numpy as np
+    images = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', page)
+    assert 100 <= len(images) <= 120
+    levels = [cv2.imdecode(np.frombuffer(base64.b64decode(i), np.uint8), cv2.IMREAD_GRAYSCALE).mean() for i in images]
+    assert min(levels) > 16  # the black fade-in frames at the start are passed over
+    assert ">00:03:00<" in page or ">00:02:00<" in page  # first figure: the first lit minute
+
+
+def test_week_report_reads_daily_files_and_the_command_takes_a_period(tmp_path):
+    from installation.commands.operations import write_synthetic_day
+    folder = tmp_path / "week"
+    folder.mkdir()
+    for back in (1, 0):
+        write_synthetic_day(tmp_path / f"d{back}", DAY - dt.timedelta(days=back), hours=2, status_s=30.0,
+                            gap=None, thumbnail_width=32)
+        name = "show.jsonl" if back == 0 else f"show-{DAY - dt.timedelta(days=back)}.jsonl"
+        (tmp_path / f"d{back}" / "show.jsonl").rename(folder / name)
+    out = tmp_path / "week.html"
+    assert main(["report", str(folder), "--period", "week", "--date", str(DAY), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert "24 Nov - 30 Nov 2026" in page and "Uptime" in page
+    # Two days apart: the night between them is downtime.
+    assert "2026-11-29 01:59:30" in page and "2026-11-30 00:00:00" in page

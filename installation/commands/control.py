@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     report = sub.add_parser("report", parents=[common], help="turn a show log into one HTML page (VA plots, captions, thumbnails)")
     report.add_argument("source", type=Path, metavar="DIR|LOG", help="a recording folder or its show.jsonl")
     report.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write the page (default: beside the log)")
+    report.add_argument("--period", choices=("show", "day", "week"), default="show",
+                        help="show: the newest log; day or week: every daily log in the folder, cut to that period")
+    report.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="the day (or a week's last day); default: the last day logged")
     report.set_defaults(handler=_report)
 
     osc = sub.add_parser("osc", parents=[common], help="send one OSC command to a running installation and print the reply")
@@ -45,9 +48,17 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 def _report(args: argparse.Namespace) -> int:
     from installation.report import write_report
-    out = write_report(args.source, args.output)
+    out = write_report(args.source, args.output, args.period, args.date)
     print(out)
     return 0
+
+
+def _date(text: str):
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; write YYYY-MM-DD") from None
 
 
 def _parse_arg(text: str):

@@ -1,0 +1,132 @@
+"""Museum operations: `bench report` (a day of show log -> report, time and size) and
+`bench web` (the projector's frame rate with 0 and with N dashboards open)."""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    from installation.cli import config_options
+    common = config_options()
+    report = groups["bench"].add_parser("report", parents=[common],
+                                        help="write a synthetic day of show log and time the day report")
+    report.add_argument("--hours", type=float, default=24.0, help="hours of log (default 24)")
+    report.add_argument("--status-s", type=float, default=5.0, help="seconds between status records (5 = the always-on log)")
+    report.add_argument("--dir", type=Path, default=None, help="where to write the log and report (default: a temporary folder)")
+    report.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    report.set_defaults(handler=_bench_report)
+    web = groups["bench"].add_parser("web", parents=[common],
+                                     help="projector frame rate with no dashboard and with N dashboards open")
+    web.add_argument("--clients", type=int, default=10, help="open dashboards (default 10)")
+    web.add_argument("--seconds", type=float, default=10.0, help="seconds per measurement")
+    web.add_argument("--fps", type=float, default=30.0, help="projector frame rate asked for")
+    web.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    web.set_defaults(handler=_bench_web)
+
+
+def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status_s: float = 5.0,
+                        gap: tuple[_dt.time, float] | None = (_dt.time(13, 0), 20 * 60.0),
+                        thumbnail_width: int = 240, seed: int = 0) -> Path:
+    """A show log as ShowLog writes it, for `hours` from local midnight of `day`: status records
+    (music, camera and projected VA that drift through the day), captions, plans, scene changes,
+    thumbnails (dark at the start, like a fade-in), commands (some refused), faults late in the
+    day, and a silence of `gap` (start time, seconds) as a power cut leaves it."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    thumbs = folder / "show.thumbs"
+    thumbs.mkdir(exist_ok=True)
+    path = folder / "show.jsonl"
+    start = _dt.datetime.combine(day, _dt.time()).astimezone()
+    gap_from = _dt.datetime.combine(day, gap[0]).astimezone() if gap else None
+    lines = []
+
+    def write(when: _dt.datetime, kind: str, **fields) -> None:
+        record = {"t_s": round((when - start).total_seconds() + 3.0, 4),
+                  "time": when.isoformat(timespec="milliseconds"), "kind": kind, **fields}
+        lines.append(json.dumps(record, separators=(",", ":")))
+
+    t_s, n = 0.0, 0
+    scenes = ("nocturne", "pulse", "gallery")
+    write(start, "start", name="Gallery 3", scene="nocturne")
+    while t_s < hours * 3600:
+        when = start + _dt.timedelta(seconds=t_s)
+        if gap_from is not None and gap_from <= when < gap_from + _dt.timedelta(seconds=gap[1]):
+            t_s = (gap_from - start).total_seconds() + gap[1]
+            write(start + _dt.timedelta(seconds=t_s), "start", name="Gallery 3", scene="nocturne")
+            continue
+        phase = 2 * math.pi * t_s / 86400
+        music = [math.sin(phase) + rng.normal(0, 0.15), math.cos(phase * 3) * 0.8 + rng.normal(0, 0.15)]
+        camera = [0.5 * math.cos(phase) + rng.normal(0, 0.05), 0.3 + rng.normal(0, 0.05)]
+        projected = [0.6 * music[0] + rng.normal(0, 0.05), 0.6 * music[1] + rng.normal(0, 0.05)]
+        write(when, "status", installation="Gallery 3", scene=scenes[(n // 2000) % 3],
+              music_va=[round(float(np.clip(v, -1, 1)), 3) for v in music],
+              image_va=[round(float(np.clip(v, -1, 1)), 3) for v in camera],
+              projected_va=[round(float(np.clip(v, -1, 1)), 3) for v in projected],
+              tempo_bpm=96.0, key="A minor", caption="a slow blue tide", reasons={"mood": "calm"},
+              render="procedural", fps=29.8, notes_per_s=3.2,
+              drops={"music": 0, "captions": 0, "frames": n // 500, "commands": 0}, failures=0, restarts=0,
+              blackout=False, freeze=False)
+        if n % max(1, int(30 / status_s)) == 0:
+            write(when, "caption", prompt=f"a slow blue tide, hour {int(t_s // 3600)}", reasons={"mood": "calm", "tempo": "slow"})
+        if n % max(1, int(10 / status_s)) == 0:
+            write(when, "plan", abc="X:1\nK:Am\nA2c2e2|", reasons=["image is calm"], start_s=t_s, end_s=t_s + 8)
+        if n % max(1, int(60 / status_s)) == 0:
+            level = 0 if t_s < 120 else 60 + int(120 * (0.5 + 0.5 * math.sin(phase * 5)))
+            image = np.full((thumbnail_width * 9 // 16, thumbnail_width, 3), level, np.uint8)
+            image[:, : thumbnail_width // 3, 2] = min(255, level + 80)
+            name = f"{when:%Y%m%d-%H%M%S-%f}.jpg"
+            cv2.imwrite(str(thumbs / name), image)
+            write(when, "thumbnail", path=f"show.thumbs/{name}")
+        if n and n % 2000 == 0:
+            write(when, "command", address="/scene", args=[scenes[(n // 2000) % 3]], sender="192.168.1.20:9000", ok=True)
+            write(when, "scene", scene=scenes[(n // 2000) % 3], crossfade_s=3.0, sender="192.168.1.20:9000")
+        if n and n % 3000 == 0:
+            write(when, "command", address="/param/brightness", args=[3], sender="192.168.1.20:9000", ok=False,
+                  reason="value 3 is out of range 0..1")
+        if t_s >= hours * 3600 - 1800 and n % 60 == 0:
+            write(when, "fault", worker="renderer", error="CUDA out of memory; stepped down to 384 px")
+        t_s += status_s
+        n += 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _bench_report(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from installation.report import write_report
+
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="chromesthesia-report-"))
+    day = _dt.date(2026, 11, 30)
+    started = time.perf_counter()
+    log = write_synthetic_day(folder, day, args.hours, args.status_s)
+    made_s = time.perf_counter() - started
+    started, cpu = time.perf_counter(), time.process_time()
+    out = write_report(folder, folder / "day.html", period="day", date=day)
+    day_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
+    figures = {"hours": args.hours, "status_interval_s": args.status_s, "records": sum(1 for _ in open(log)),
+               "log_mb": round(log.stat().st_size / 1e6, 2), "write_log_s": round(made_s, 2),
+               "report_s": round(day_s, 2), "report_cpu_s": round(cpu_s, 2), "report_mb": round(out.stat().st_size / 1e6, 2), "report": str(out)}
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+def _bench_web(args: argparse.Namespace) -> int:
+    from installation.commands.web_bench import run_web_bench
+    figures = run_web_bench(args.clients, args.seconds, args.fps)
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
