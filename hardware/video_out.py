@@ -16,6 +16,7 @@ the routes to them (NDI or the virtual camera into Spout/Syphon bridges).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from fractions import Fraction
 from typing import Protocol
@@ -47,11 +48,18 @@ class VideoSink(Protocol):
 class NdiSink:
     """An NDI source named `source_name` (others see it as `HOST (source_name)`)."""
 
-    def __init__(self, source_name: str = "Chromesthesia") -> None:
+    CONNECTIONS_CHECK_S = 0.25
+
+    def __init__(self, source_name: str = "Chromesthesia", clock=None) -> None:
         self.name = f"NDI {source_name!r}"
         self.source_name = source_name
+        self._clock = clock
         self._sender = None
         self._rgba: np.ndarray | None = None
+        self._receivers = 0
+        self._next_check_s = float("-inf")
+        self.skipped = 0
+        """Frames not encoded because no receiver was connected (NDI encodes every frame it is given)."""
 
     @staticmethod
     def check_available() -> None:
@@ -77,6 +85,14 @@ class NdiSink:
         self._sender = sender
 
     def send(self, rgb: np.ndarray) -> None:
+        if self._clock is not None:
+            now_s = self._clock.now_s()
+            if now_s >= self._next_check_s:
+                self._next_check_s = now_s + self.CONNECTIONS_CHECK_S
+                self._receivers = self.connections()
+            if self._receivers == 0:
+                self.skipped += 1
+                return
         rgba = self._rgba
         rgba[..., :3] = rgb
         if not self._sender.write_video(rgba.ravel()):
@@ -135,8 +151,9 @@ class SinkThread:
     """Sends the newest frame to one sink from its own thread; reopens it with back-off on failure."""
 
     def __init__(self, sink: VideoSink, fps: float = 30.0, max_fps: float = 0.0,
-                 backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+                 backoff_s: float = 0.5, max_backoff_s: float = 30.0, nice: int = 10) -> None:
         self.sink = sink
+        self._nice = nice
         self.name = sink.name
         self._fps = fps
         self._min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
@@ -160,17 +177,23 @@ class SinkThread:
         """Any thread: hand over the newest frame (not copied: the caller never writes into it again)."""
         self._latest.put(rgb)
 
-    def open_now(self, width: int, height: int) -> None:
-        """Open on the calling thread (start-up, when the sink is required); raises what the sink raises."""
+    def check_opens(self, width: int, height: int) -> None:
+        """Open and close once on the calling thread (start-up, when the sink is required); raises
+        what the sink raises. The sender thread opens it for the show, so the sink's own threads
+        are born with its lower priority."""
         self.sink.open(width, height, self._fps)
-        self._size = (width, height)
-        self.opened = True
+        self.sink.close()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"video-out {self.name}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        if self._nice:
+            try:  # Linux: a thread's nice value is its own, and threads it starts inherit it
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            except (OSError, AttributeError):
+                pass
         delay_s = self._backoff_s
         while not self._stop.is_set():
             rgb = self._latest.take(timeout_s=0.5)
@@ -250,14 +273,15 @@ class VideoOut:
         return [thread.stats() for thread in self.threads]
 
 
-def build_video_out(cfg, width: int, height: int, fps: float) -> VideoOut | None:
+def build_video_out(cfg, width: int, height: int, fps: float, clock=None) -> VideoOut | None:
     """The sinks [video_out] asks for, or None when it asks for none.
 
     With `required = true` each sink is opened here and a failure is one UserError sentence (exit 2);
     otherwise a missing package or device is a warning and the show goes on without (or retrying) it.
+    With a `clock`, NDI encodes frames only while a receiver is connected (checked every 0.25 s).
     """
     wanted: list[VideoSink] = []
-    for enabled, cls, make in ((cfg.ndi, NdiSink, lambda: NdiSink(cfg.ndi_name)),
+    for enabled, cls, make in ((cfg.ndi, NdiSink, lambda: NdiSink(cfg.ndi_name, clock)),
                                (cfg.virtual_camera, VirtualCameraSink, lambda: VirtualCameraSink(cfg.virtual_camera_device))):
         if not enabled:
             continue
@@ -275,7 +299,7 @@ def build_video_out(cfg, width: int, height: int, fps: float) -> VideoOut | None
     if cfg.required:
         for thread in threads:
             try:
-                thread.open_now(width, height)
+                thread.check_opens(width, height)
             except Exception as exc:
                 reason = str(exc).rstrip(".") or type(exc).__name__
                 if isinstance(thread.sink, VirtualCameraSink):

@@ -1,0 +1,230 @@
+"""Performers' and operators' rigs: `bench link`, `bench midi-clock`, `bench video-out`.
+
+  bench link        two Link peers in two processes: beat phase difference (p50/p99/max ms) at the
+                    same moment, and how long a tempo change takes to reach the other process
+  bench midi-clock  a clock at N bpm delivered in JACK-period steps: what the least-squares follower
+                    reads (and what the median-of-intervals follower it replaced read) after 0.5-2 s
+  bench video-out   a projector loop at the display rate showing frames in a window (SDL dummy
+                    driver) with the video-out sinks off and on: frames shown a second, late frames
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    bench = groups["bench"]
+    link = bench.add_parser("link", help="two Ableton Link processes: beat phase difference and tempo-change delay")
+    link.add_argument("--seconds", type=float, default=10.0, help="how long to compare phases")
+    link.add_argument("--changes", type=int, default=10, help="tempo changes timed")
+    link.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    link.set_defaults(handler=_bench_link)
+
+    clock = bench.add_parser("midi-clock", help="MIDI clock follower on a clock delivered in JACK-period steps")
+    clock.add_argument("--bpm", type=float, action="append", help="clock tempo (repeatable; default 90, 120, 140, 174)")
+    clock.add_argument("--period-ms", type=float, default=256 / 48, help="delivery step (default 5.33 = 256 frames at 48 kHz)")
+    clock.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    clock.set_defaults(handler=_bench_midi_clock)
+
+    video = bench.add_parser("video-out", help="projector frames a second with the video-out sinks off and on")
+    video.add_argument("--seconds", type=float, default=10.0, help="seconds per run")
+    video.add_argument("--width", type=int, default=1280)
+    video.add_argument("--height", type=int, default=720)
+    video.add_argument("--fps", type=float, default=30.0, help="the display rate the projector aims at")
+    video.add_argument("--sinks", default="ndi", help="comma-separated: ndi, virtual_camera")
+    video.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    video.set_defaults(handler=_bench_video_out)
+
+
+def _write(results: dict, path: Path | None) -> int:
+    print(json.dumps(results, indent=2))
+    if path is not None:
+        path.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+# --- link -------------------------------------------------------------------------------------------
+def _bench_link(args: argparse.Namespace) -> int:
+    from installation.clock import MonotonicClock
+    from installation.config import TempoConfig
+    from installation.tempo import build_tempo
+
+    ours = build_tempo(TempoConfig(source="link", bpm=120.0), MonotonicClock())
+    ours.open()
+    peer = subprocess.Popen([sys.executable, str(ROOT / "tools" / "link_peer.py"), "--bpm", "100", "--every-ms", "5"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(iter(peer.stdout.readline, "")), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 30
+        while "ready\n" not in lines and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if "ready\n" not in lines:
+            print("the two Link peers did not find each other within 30 s (multicast blocked?)", file=sys.stderr)
+            return 1
+        start = lines.index("ready\n") + 1
+        differences_ms: list[float] = []
+        end = time.monotonic() + args.seconds
+        seen = start
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            for line in lines[seen:]:
+                t_us, beat, bpm, _ = line.split()
+                ours_beat = ours.beat_at(ours.runtime_s(int(t_us)))
+                differences_ms.append(abs(ours_beat - float(beat)) * 60000.0 / float(bpm))
+            seen = len(lines)
+        delays_ms = []
+        for i in range(args.changes):
+            bpm = 100.0 + 7.0 * (i + 1)
+            mark = len(lines)
+            set_us = ours.link_us(ours._clock.now_s())
+            ours.set_tempo(bpm)
+            deadline = time.monotonic() + 5
+            hit = None
+            while hit is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+                hit = next((line for line in lines[mark:] if len(line.split()) == 4
+                            and abs(float(line.split()[2]) - bpm) < 0.01), None)
+            delays_ms.append((int(hit.split()[0]) - set_us) / 1000.0 if hit else float("inf"))
+    finally:
+        peer.stdin.close()
+        peer.wait(10)
+        ours.close()
+    return _write({
+        "samples": len(differences_ms),
+        "phase_difference_ms_p50": round(statistics.median(differences_ms), 4),
+        "phase_difference_ms_p99": round(_percentile(differences_ms, 99), 4),
+        "phase_difference_ms_max": round(max(differences_ms), 4),
+        "tempo_changes": len(delays_ms),
+        "tempo_change_reached_peer_ms_p50": round(statistics.median(delays_ms), 2),
+        "tempo_change_reached_peer_ms_max": round(max(delays_ms), 2),
+        "note": "delay includes the peer's 5 ms reporting period",
+    }, args.json)
+
+
+# --- MIDI clock ---------------------------------------------------------------------------------------
+class _MedianFollower:
+    """The follower this one replaced: the median of the last 48 tick intervals."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    def tick(self, t_s: float) -> float | None:
+        self.ticks.append(t_s)
+        del self.ticks[:-49]
+        if len(self.ticks) < 25:
+            return None
+        return 60.0 / (24 * statistics.median(b - a for a, b in zip(self.ticks, self.ticks[1:])))
+
+
+def _bench_midi_clock(args: argparse.Namespace) -> int:
+    from installation.tempo import ClockFollower
+
+    period_s = args.period_ms / 1000.0
+    results = {"period_ms": round(args.period_ms, 3), "tempos": []}
+    for bpm in args.bpm or [90.0, 120.0, 140.0, 174.0]:
+        follower, median = ClockFollower(), _MedianFollower()
+        interval = 60.0 / (24 * bpm)
+        readings: dict[str, dict[str, float | None]] = {"least_squares": {}, "median": {}}
+        marks = [0.5, 1.0, 2.0, 5.0]
+        n = 0
+        while marks:
+            true_s = 0.0137 + n * interval
+            seen_s = math.ceil(true_s / period_s) * period_s
+            follower.tick(seen_s)
+            m = median.tick(seen_s)
+            if true_s >= marks[0]:
+                readings["least_squares"][f"{marks[0]:g}s"] = None if follower.exact_bpm() is None else round(follower.exact_bpm(), 2)
+                readings["median"][f"{marks[0]:g}s"] = None if m is None else round(m, 2)
+                marks.pop(0)
+            n += 1
+        results["tempos"].append({"bpm": bpm, **readings})
+    return _write(results, args.json)
+
+
+# --- video out ------------------------------------------------------------------------------------
+def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> dict:
+    import os
+
+    import numpy as np
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from hardware.display import PygameDisplay
+
+    display = PygameDisplay("window", width, height)
+    display.open()
+    y, x = np.mgrid[0:height, 0:width]
+    base = ((x + y) % 256).astype(np.uint8)
+    frames = [np.stack([np.roll(base, i * 8, axis=1), base, np.roll(base, -i * 8, axis=0)], axis=-1) for i in range(16)]
+    if out is not None:
+        out.open()
+    period_s = 1.0 / fps
+    shown = late = 0
+    show_ms: list[float] = []
+    start = time.monotonic()
+    deadline = start
+    while time.monotonic() - start < seconds:
+        rgb = frames[shown % len(frames)]
+        t0 = time.perf_counter()
+        display.show(rgb)
+        if out is not None:
+            out.show(rgb)
+        show_ms.append((time.perf_counter() - t0) * 1000.0)
+        shown += 1
+        deadline += period_s
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+        else:
+            late += 1
+            deadline = time.monotonic()
+    elapsed = time.monotonic() - start
+    stats = out.stats() if out is not None else []
+    if out is not None:
+        out.close()
+    display.close()
+    return {"fps": round(shown / elapsed, 2), "late_frames": late, "show_ms_p50": round(statistics.median(show_ms), 3),
+            "show_ms_p99": round(_percentile(show_ms, 99), 3),
+            "sinks": [{**s, "sent_fps": round(s["sent"] / elapsed, 2)} for s in stats]}
+
+
+def _bench_video_out(args: argparse.Namespace) -> int:
+    from hardware.video_out import build_video_out
+    from installation.clock import MonotonicClock
+    from installation.config import VideoOutConfig
+
+    wanted = {name.strip() for name in args.sinks.split(",") if name.strip()}
+    name = "Chromesthesia bench"
+    cfg = VideoOutConfig(ndi="ndi" in wanted, virtual_camera="virtual_camera" in wanted, ndi_name=name)
+    results = {"size": f"{args.width}x{args.height}", "target_fps": args.fps,
+               "sinks_off": _projector_run(args.seconds, args.width, args.height, args.fps, None),
+               "sinks_on_nobody_watching": _projector_run(args.seconds, args.width, args.height, args.fps,
+                                                          build_video_out(cfg, args.width, args.height, args.fps,
+                                                                          MonotonicClock()))}
+    if cfg.ndi:  # an NDI receiver in another process, connected for the whole run
+        receiver = subprocess.Popen([sys.executable, str(ROOT / "tools" / "ndi_receiver.py"), "--name", name,
+                                     "--seconds", str(args.seconds)], stdout=subprocess.PIPE, text=True)
+        out = build_video_out(cfg, args.width, args.height, args.fps, MonotonicClock())
+        results["sinks_on_receiver_connected"] = _projector_run(args.seconds + 5, args.width, args.height, args.fps, out)
+        try:
+            lines = receiver.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            receiver.kill()
+            lines = receiver.communicate()[0]
+        results["receiver"] = [json.loads(line) for line in lines.splitlines() if line.strip()]
+    return _write(results, args.json)
