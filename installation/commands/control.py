@@ -39,7 +39,14 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     bench.add_argument("--commands", type=int, default=600, help="commands sent for the latency figure")
     bench.add_argument("--rate-hz", type=float, default=100.0, help="commands a second for the latency figure")
-    bench.add_argument("--flood-s", type=float, default=3.0, help="seconds of the 10,000 msg/s flood")
+    bench.add_argument("--flood-s", type=float, default=3.0,
+                       help="seconds of each load phase: the 10,000 msg/s flood, the bundle storm, both together")
+    bench.add_argument("--probe-hz", type=float, default=20.0, help="/status questions a second from the other host")
+    bench.add_argument("--bundle-hz", type=float, default=2.0, help="bundles a second in the bundle storm")
+    bench.add_argument("--bundle-messages", type=int, default=2000, help="messages in each bundle of the storm")
+    bench.add_argument("--fader-seconds", type=float, default=60.0, help="seconds of the fader stream (0 = skip)")
+    bench.add_argument("--faders", type=int, default=5, help="fader addresses in the fader stream (1-5)")
+    bench.add_argument("--fader-hz", type=float, default=50.0, help="values a second each fader sends while it moves")
     bench.add_argument("--fps", type=float, default=30.0, help="frame rate of the simulated projector loop")
     bench.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
                        help="SCHED_FIFO priority for the OSC and main threads (0 = normal scheduling)")
@@ -188,6 +195,38 @@ print(json.dumps({"sent": n, "rtts": rtts, "lost": n - len(rtts)}))
 """
 
 
+FADERS = r"""
+import json, socket, sys, time
+from hardware.osc import build_message
+# host port faders hz seconds: a TouchDesigner OSC Out CHOP: each fader sends hz values a second
+# while it moves (1 s moves, 0.2 s holds, when nothing is sent); every value is new, so each
+# application can be matched to its sending. Prints every value with its send time and the
+# last value of every move.
+host, port, n, hz, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+ranges = [("/param/brightness", 0.0, 1.0), ("/param/speed", 0.0, 4.0), ("/param/volume", 0.0, 2.0),
+          ("/param/valence_bias", -1.0, 1.0), ("/param/arousal_bias", -1.0, 1.0)][:n]
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+total = int(seconds * hz) + 2
+sent, finals = [], []
+start = time.monotonic(); steps = int(seconds * hz)
+for k in range(steps):
+    due = start + k / hz
+    while (now := time.monotonic()) < due:
+        time.sleep(min(0.002, due - now))
+    if (k / hz) % 1.2 >= 1.0:
+        continue  # holding: a CHOP sends nothing while a fader rests
+    last_of_move = k + 1 == steps or ((k + 1) / hz) % 1.2 >= 1.0
+    for address, low, high in ranges:
+        value = round(low + (high - low) * (k + 1) / total, 6)
+        t = time.monotonic()
+        sock.sendto(build_message(address, value), (host, port))
+        sent.append((address, value, t))
+        if last_of_move:
+            finals.append((address, value))
+print(json.dumps({"sent": sent, "finals": finals}))
+"""
+
+
 def _renderer_load(stop: threading.Event, counter: list[int]) -> None:
     """Keeps one core busy the way the renderer does: torch kernels on one thread."""
     try:
@@ -205,12 +244,37 @@ def _renderer_load(stop: threading.Event, counter: list[int]) -> None:
             counter[0] += 1
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _drive(control, commands, clock, period_s: float, procs: list, on_apply=None, server=None) -> int:
+    """The projector loop's part: a blit a frame, commands applied the moment they arrive, until
+    every process in `procs` has ended, the inbox is empty and (within 5 s) the server holds no
+    coalesced fader value. Returns the frames shown."""
     import numpy as np
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    screen = np.empty_like(frame)
+    frames = 0
+    next_frame_s = clock.now_s()
+    def waiting() -> bool:
+        if any(p.poll() is None for p in procs) or len(commands):
+            return True
+        return server is not None and server.snapshot()["pending_faders"] > 0 and clock.now_s() < settle_until_s
+
+    settle_until_s = float("inf")
+    while waiting():
+        if settle_until_s == float("inf") and not any(p.poll() is None for p in procs):
+            settle_until_s = clock.now_s() + 5.0
+        np.copyto(screen, frame)  # the blit: the main thread's own work per frame
+        frames += 1
+        next_frame_s = max(next_frame_s + period_s, clock.now_s())
+        control.apply_until(commands, next_frame_s, clock, on_apply=on_apply)
+    return frames
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import os
+    from hardware.osc_inbox import CommandInbox
     from installation.startup import load
     from installation.clock import MonotonicClock
-    from installation.control import Control, LiveState, OscControlServer, latency_summary, percentile
-    from installation.mailbox import DropOldest
+    from installation.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
     from scenes.scene import available_scenes
 
     cfg = load(args)
@@ -219,9 +283,9 @@ def _bench(args: argparse.Namespace) -> int:
     sys.setswitchinterval(0.0005)  # what the runtime sets: threads waiting on the GIL get it back quickly
     live = LiveState(scene=cfg.installation.scene)
     control = Control(live, available_scenes, None, clock=clock)
-    commands: DropOldest = DropOldest(256)
+    commands: CommandInbox = CommandInbox(4096)
     server = OscControlServer(osc_cfg, commands, clock, live.snapshot, validate=control.check,
-                              realtime_priority=args.realtime)
+                              realtime_priority=args.realtime, values=lambda a: live.params.get(param_key(a)))
     if args.realtime:
         from hardware.osc import set_realtime_priority
         set_realtime_priority(args.realtime, "main loop")
@@ -234,6 +298,8 @@ def _bench(args: argparse.Namespace) -> int:
     warm_until = time.monotonic() + 30.0
     while iterations[0] < 20 and time.monotonic() < warm_until:  # torch's import holds the GIL for a while
         time.sleep(0.05)
+    period_s = 1.0 / args.fps
+    load_at_start = round(os.getloadavg()[0], 2)
 
     # --- phase 1: command-to-effect latency through the projector loop ---------------------------
     end_to_end_ms: list[float] = []
@@ -246,57 +312,123 @@ def _bench(args: argparse.Namespace) -> int:
 
     sender = subprocess.Popen([sys.executable, "-c", SENDER, host, str(port), str(args.commands), str(args.rate_hz)],
                               cwd=ROOT)
-    frame = np.zeros((720, 1280, 3), np.uint8)
-    screen = np.empty_like(frame)
-    period_s = 1.0 / args.fps
-    next_frame_s = clock.now_s()
-    frames = 0
-    while sender.poll() is None or len(commands):
-        np.copyto(screen, frame)  # the blit: the main thread's own work per frame
-        frames += 1
-        next_frame_s += period_s
-        control.apply_until(commands, next_frame_s, clock, on_apply=on_apply)
-    sender.wait()
-    phase1 = server.snapshot()
+    frames = _drive(control, commands, clock, period_s, [sender], on_apply)
+    server_to_effect = control.latency_ms()
 
-    # --- phase 2: a 10,000 msg/s flood from one host, /status from another -----------------------
-    flood = subprocess.Popen([sys.executable, "-c", FLOOD, host, str(port), "10000", str(args.flood_s)],
-                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    probe = subprocess.Popen([sys.executable, "-c", PROBE, host, str(port), str(args.flood_s)],
-                             cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    while flood.poll() is None or probe.poll() is None:
-        next_frame_s = clock.now_s() + period_s
-        control.apply_until(commands, next_frame_s, clock)
-    flood_sent = int(flood.communicate()[0])
-    probed = json.loads(probe.communicate()[0])
+    # --- phases 2-4: one host floods, another asks /status probe_hz times a second ---------------
+    def load_phase(name: str, flood_hz: float, bundle_hz: float) -> dict:
+        before = server.snapshot()
+        flood = subprocess.Popen([sys.executable, "-c", FLOOD, host, str(port), str(flood_hz), str(args.flood_s),
+                                  str(bundle_hz), str(args.bundle_messages)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        probe = subprocess.Popen([sys.executable, "-c", PROBE, host, str(port), str(args.flood_s), str(args.probe_hz)],
+                                 cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        _drive(control, commands, clock, period_s, [flood, probe], server=server)
+        flooded = json.loads(flood.communicate()[0])
+        probed = json.loads(probe.communicate()[0])
+        after = server.snapshot()
+        rtts = probed["rtts"]
+        return {
+            "what": name,
+            "flood_msgs_per_s": flood_hz, "bundles_per_s": bundle_hz,
+            "bundle_messages": args.bundle_messages if bundle_hz else 0,
+            "flood_packets_sent": flooded["sent"] + flooded["bundles"],
+            "flood_messages_sent": flooded["sent"] + flooded["bundle_messages"],
+            "other_sender_asked": probed["sent"],
+            "other_sender_answered": len(rtts),
+            "other_sender_lost": probed["lost"],
+            "other_sender_p50_ms": round(percentile(rtts, 50), 3),
+            "other_sender_p99_ms": round(percentile(rtts, 99), 3),
+            "other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
+            **{key: after[key] - before[key] for key in ("accepted", "rate_limited", "coalesced", "superseded", "busy",
+                                                        "kernel_drops", "ring_drops")},
+            "flood_faders_final": {name: abs(live.params.get(name, -9.0) - flooded["last"][name]) < 1e-6
+                                   for name in ("brightness", "speed") if flooded["last"][name] is not None},
+        }
+
+    phases = {
+        "flood": load_phase("10,000 msg/s of fader values from one host", 10000.0, 0.0),
+        "bundle_storm": load_phase(f"{args.bundle_hz:g} bundles/s of {args.bundle_messages} messages from one host",
+                                   0.0, args.bundle_hz),
+        "flood_and_bundles": load_phase("both at once from one host", 10000.0, args.bundle_hz),
+    }
+
+    # --- phase 5: a fader stream (TouchDesigner OSC Out CHOP), every final value applied --------
+    fader_results: dict = {"fader_seconds": args.fader_seconds}
+    if args.fader_seconds > 0:
+        applied: dict[tuple[str, float], float] = {}
+        order: list[tuple[str, float]] = []
+
+        def on_fader(command, result) -> None:
+            if result["ok"] and command.address.startswith("/param/"):
+                key = (command.address, round(float(command.args[0]), 6))
+                applied.setdefault(key, time.monotonic())
+                order.append(key)
+
+        before = server.snapshot()
+        latencies_before = len(control.latency_ms())
+        faders = subprocess.Popen([sys.executable, "-c", FADERS, host, str(port), str(max(1, min(5, args.faders))),
+                                   str(args.fader_hz), str(args.fader_seconds)],
+                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        _drive(control, commands, clock, period_s, [faders], on_fader, server=server)
+        streamed = json.loads(faders.communicate()[0])
+        after = server.snapshot()
+        effect_ms = [(applied[(a, v)] - t) * 1000.0 for a, v, t in streamed["sent"] if (a, v) in applied]
+        finals = [tuple(f) for f in streamed["finals"]]
+        last_applied = {}
+        for address, value in order:
+            last_applied[address] = value
+        final_by_address = {}
+        for address, value in finals:
+            final_by_address[address] = value
+        fader_results.update({
+            "fader_addresses": max(1, min(5, args.faders)), "fader_hz": args.fader_hz,
+            "fader_values_sent": len(streamed["sent"]),
+            "fader_values_applied": len(effect_ms),
+            "fader_values_superseded": len(streamed["sent"]) - len(effect_ms),
+            "fader_moves": len(finals),
+            "fader_final_values_applied": sum(1 for f in finals if f in applied),
+            "fader_every_final_value_applied": all(f in applied for f in finals),
+            "fader_last_value_is_live": all(last_applied.get(a) == v for a, v in final_by_address.items()),
+            "fader_command_to_effect_ms_p50": round(percentile(effect_ms, 50), 3),
+            "fader_command_to_effect_ms_p99": round(percentile(effect_ms, 99), 3),
+            "fader_command_to_effect_ms_max": round(max(effect_ms), 3) if effect_ms else float("nan"),
+            "fader_server_to_effect_ms_p99": round(percentile(control.latency_ms()[latencies_before:], 99), 3),
+            "fader_rate_limited": after["rate_limited"] - before["rate_limited"],
+            "fader_coalesced_at_the_limit": after["coalesced"] - before["coalesced"],
+            "fader_kernel_drops": after["kernel_drops"] - before["kernel_drops"],
+        })
+
     stop.set()
     renderer.join()
     stats = server.snapshot()
+    receive_buffer = server.receive_buffer_bytes
     server.stop()
 
-    rtts = probed["rtts"]
     results = {
         **latency_summary(end_to_end_ms),
         "what": "send (operator's sendto) to effect (main thread changed LiveState), commands at "
                 f"{args.rate_hz:g}/s, projector loop at {args.fps:g} fps, a torch thread busy on one core",
-        "server_to_effect_ms_p99": round(percentile(control.latency_ms(), 99), 3),
+        "server_to_effect_ms_p99": round(percentile(server_to_effect, 99), 3),
         "commands_applied": len(end_to_end_ms),
         "commands_sent": args.commands,
         "renderer_iterations": iterations[0],
         "frames": frames,
-        "flood_msgs_per_s": 10000,
-        "flood_sent": flood_sent,
-        "flood_rate_limited": stats["rate_limited"] - phase1["rate_limited"],
-        "flood_accepted": stats["accepted"] - phase1["accepted"],
-        "status_under_flood_ms_p50": round(percentile(rtts, 50), 3),
-        "status_under_flood_ms_p99": round(percentile(rtts, 99), 3),
-        "status_under_flood_ms_max": round(max(rtts), 3) if rtts else float("nan"),
-        "status_under_flood_answered": len(rtts),
-        "status_under_flood_lost": probed["lost"],
+        "other_sender_p99_ms": {name: phase["other_sender_p99_ms"] for name, phase in phases.items()},
+        "other_sender_lost": {name: phase["other_sender_lost"] for name, phase in phases.items()},
+        "kernel_drops": stats["kernel_drops"],
+        "ring_drops": stats["ring_drops"],
+        "receive_buffer_bytes": receive_buffer,
+        "phases": phases,
+        **fader_results,
+        "inbox_dropped": commands.dropped,
+        "inbox_refused": commands.refused,
         "realtime_priority": args.realtime,
-        "load_average_1min": round(__import__("os").getloadavg()[0], 2),
+        "load_average_1min_at_start": load_at_start,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "cpu_count": os.cpu_count(),
         "target_latency_ms_p99": 5.0,
-        "target_status_under_flood_ms": 10.0,
+        "target_other_sender_p99_ms": 10.0,
+        "target_fader_command_to_effect_ms_p99": 5.0,
     }
     print(json.dumps(results, indent=2))
     if args.json:
