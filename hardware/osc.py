@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message import ParseError as OscParseError
@@ -91,19 +91,21 @@ def _check_type_tags(dgram: bytes) -> None:
         raise ParseError("unknown argument type")
 
 
-def split_packet(dgram: bytes, depth: int = 0) -> list[bytes]:
-    """The message datagrams inside a packet, bundles unpacked (their time tags are ignored:
-    every command applies at once).
+def iter_packet(dgram: bytes, depth: int = 0) -> Iterator[bytes]:
+    """The message datagrams inside a packet, bundles unpacked lazily (their time tags are
+    ignored: every command applies at once). Raises ParseError where the packet stops making
+    sense; the messages before that point have been yielded.
 
     Walks bundles itself because python-osc 1.10's bundle parser loops forever on a negative
     element size; here every size is checked before it is used.
     """
     if not dgram.startswith(b"#bundle\x00"):
         _check_type_tags(dgram)
-        return [dgram]
+        yield dgram
+        return
     if depth >= MAX_BUNDLE_DEPTH:
         raise ParseError("bundles nested too deeply")
-    index, messages = 16, []  # "#bundle\0" + 8-byte time tag
+    index = 16  # "#bundle\0" + 8-byte time tag
     if len(dgram) < index:
         raise ParseError("bundle too short")
     while index < len(dgram):
@@ -113,9 +115,13 @@ def split_packet(dgram: bytes, depth: int = 0) -> list[bytes]:
         index += 4
         if size <= 0 or size % 4 or index + size > len(dgram):
             raise ParseError(f"bad bundle element size {size}")
-        messages.extend(split_packet(dgram[index:index + size], depth + 1))
+        yield from iter_packet(dgram[index:index + size], depth + 1)
         index += size
-    return messages
+
+
+def split_packet(dgram: bytes) -> list[bytes]:
+    """All message datagrams of a packet (see iter_packet); ParseError if any part is bad."""
+    return list(iter_packet(dgram))
 
 
 def _json(value: Any) -> str:
@@ -200,7 +206,7 @@ def _is_fader(dgram: bytes) -> bool:
     return dgram[start:start + 1] == b"," and dgram[start + 1:start + 2] not in (b"", b"\x00")
 
 
-BUNDLE_QUANTUM = 32
+BUNDLE_QUANTUM = 16
 """Messages of one bundle handled per turn before every other waiting host gets its turn."""
 MAX_PENDING_FADERS = 4096
 
@@ -313,6 +319,7 @@ class OscControlServer:
             stats["kernel_drops"] = reader.kernel_drops
         stats["ring_drops"] = self._rings.dropped
         stats["pending_faders"] = len(self._pending)
+        stats["queued_packets"] = len(self._rings)
         return stats
 
     def submit_packet(self, packet) -> None:
@@ -369,18 +376,24 @@ class OscControlServer:
         return bucket
 
     def _handle(self, packet) -> None:
-        messages = packet.messages
-        if messages is None:
-            try:
-                messages = split_packet(packet.data)
-            except (ParseError, ValueError, struct.error):
-                self._count("malformed")
-                self._limited_reply(packet, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
-                return
-        if len(messages) > BUNDLE_QUANTUM:
-            packet.messages, packet.data = messages[BUNDLE_QUANTUM:], b""
-            self._rings.requeue(packet)
-            messages = messages[:BUNDLE_QUANTUM]
+        """One turn of one host: a message, or up to BUNDLE_QUANTUM messages of a bundle (the
+        rest goes back to the head of the host's ring, behind every other waiting host)."""
+        walker = packet.messages
+        if walker is None:
+            walker = packet.messages = iter_packet(packet.data)
+        messages = []
+        try:
+            for dgram in walker:
+                messages.append(dgram)
+                if len(messages) >= BUNDLE_QUANTUM:
+                    packet.data = b""
+                    self._rings.requeue(packet)
+                    break
+        except (ParseError, ValueError, struct.error):
+            self._count("malformed")
+            self._limited_reply(packet, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
+        if not messages:
+            return
         self._count("messages", len(messages))
         bucket = self._bucket(packet.host, self._clock.now_s())
         for dgram in messages:

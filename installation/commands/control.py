@@ -256,7 +256,10 @@ def _drive(control, commands, clock, period_s: float, procs: list, on_apply=None
     def waiting() -> bool:
         if any(p.poll() is None for p in procs) or len(commands):
             return True
-        return server is not None and server.snapshot()["pending_faders"] > 0 and clock.now_s() < settle_until_s
+        if server is None or clock.now_s() >= settle_until_s:
+            return False
+        stats = server.snapshot()
+        return stats["pending_faders"] > 0 or stats["queued_packets"] > 0
 
     settle_until_s = float("inf")
     while waiting():
