@@ -46,9 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parsed arguments; --config and --set apply wherever they stand, before or after the command
+    (a command's own parser would otherwise put back its empty defaults over what was parsed)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    anywhere = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    anywhere.add_argument("--config", type=Path, default=None)
+    anywhere.add_argument("--set", dest="overrides", action="append", default=[])
+    known, _ = anywhere.parse_known_args(argv)
+    if known.config is not None:
+        args.config = known.config
+    if hasattr(args, "overrides"):
+        args.overrides = known.overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(argv)
     try:
         handler = getattr(args, "handler", None)
         if handler is None:

@@ -14,7 +14,7 @@ import numpy as np
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
     common = config_options()
     report = groups["bench"].add_parser("report", parents=[common],
                                         help="write a synthetic day of show log and time the day report")
