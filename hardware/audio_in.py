@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -210,6 +211,12 @@ class _DeviceInput:
         self._reinit_hung = False
 
     # subclasses: _start(info, rate, channels), _stop_stream(stream), _alive(), _reinitialize()
+    def _start(self, info: dict, rate: int, channels: int) -> None:
+        raise NotImplementedError
+
+    def _stop_stream(self, stream: Any) -> None:
+        raise NotImplementedError
+
     def _devices(self) -> list[dict]:
         return list_audio_devices()
 
@@ -265,7 +272,9 @@ class _DeviceInput:
             return None
         if self._lost_since_s is not None:
             return self._recover(self.clock.now_s(), timeout_s)
-        ring = self._ring
+        ring, convert = self._ring, self._convert
+        if ring is None or convert is None:
+            return None
         ring.ready.wait(timeout_s)
         frames, last_write_s = ring.take()
         self.stats["overflows"] = ring.overflows
@@ -275,9 +284,9 @@ class _DeviceInput:
                 self._stalled = False
                 self.stats["resumes"] += 1
                 log.info("audio input %s delivers again", self.name)
-            x = self._convert(frames)
-            self.stats["bad_samples"] = self._convert.bad_samples
-            self.stats["clipped_samples"] = self._convert.clipped_samples
+            x = convert(frames)
+            self.stats["bad_samples"] = convert.bad_samples
+            self.stats["clipped_samples"] = convert.clipped_samples
             t_s = max(last_write_s - frames.shape[0] / self._device_rate_hz, self._silence_until_s)
             self._silence_until_s = max(self._silence_until_s, t_s + x.size / self.sample_rate_hz)
             return AudioBlock(t_s=t_s, samples=x, sample_rate_hz=self.sample_rate_hz)

@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -311,7 +312,7 @@ class Synth(BaseMidiOut):
             if voice.timbre == "drum":
                 continue
             _, decay_s, sustain, release_s = _ENVELOPES[voice.timbre]
-            oscillators = ((voice.phase, voice.freq_hz, voice.amp),)
+            oscillators: tuple[tuple[float, float, float], ...] = ((voice.phase, voice.freq_hz, voice.amp),)
             if voice.timbre == "pad":
                 oscillators = ((voice.phase, voice.freq_hz / chorus, voice.amp * 0.6),
                                (voice.phase2, voice.freq_hz * chorus, voice.amp * 0.6))
@@ -491,7 +492,7 @@ class SynthSpeakers:
         self.device = device
         self.block_frames = block_frames
         self.name = "synth speakers"
-        self._stream = None
+        self._stream: Any = None
         self._ring: list[AudioBlock] = []
         self._cond = threading.Condition()
         self.stats = {"underflows": 0, "dropped_blocks": 0}

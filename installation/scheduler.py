@@ -416,8 +416,8 @@ class ProcessScheduler:
         self.realtime_priority = realtime_priority
         self.switch_interval_s = switch_interval_s
         self.clock = clock
-        self._conn = None
-        self._process = None
+        self._conn: Any = None
+        self._process: Any = None
         self._lock = threading.Lock()
         self._horizon_s = 0.0
         self.realtime = False

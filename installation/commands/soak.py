@@ -62,7 +62,7 @@ def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: lis
     t0_s = float(status[0]["t_s"]) if status else 0.0
     fps = [float(s["fps"]) for s in status if s.get("fps") is not None and float(s["t_s"]) - t0_s >= warmup_s]
     last = status[-1] if status else {}
-    stop = next((r for r in reversed(show) if r.get("kind") == "stop"), {})
+    stop: dict = next((r for r in reversed(show) if r.get("kind") == "stop"), {})
     return {
         "minutes": round(float(t[-1]) / 60.0, 2) if len(t) else 0.0,
         "warmup_minutes": round(warmup_s / 60.0, 2),
