@@ -32,10 +32,13 @@ log = logging.getLogger(__name__)
 
 COMMAND_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "/prompt", "/tempo"})
 """Addresses that become Commands; `/param/<path>` is one too. Semantics live in installation.control."""
-QUERY_ADDRESSES = frozenset({"/status", "/get_status", "/subscribe", "/unsubscribe", "/ping"})
+QUERY_ADDRESSES = frozenset({"/status", "/get_status", "/subscribe", "/unsubscribe", "/subscribe/out",
+                             "/unsubscribe/out", "/ping"})
 """Addresses the server answers itself, without the main thread."""
 ADMIN_ADDRESSES = frozenset({"/panic", "/restart", "/stop"})
 """Commands only hosts in osc.admin_allow may send."""
+VALUE_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "/prompt", "/tempo"})
+"""Sent without arguments (like `/param/<path>`), these ask for the current value."""
 
 
 def _known_command(address: str) -> bool:
@@ -256,7 +259,10 @@ class OscControlServer:
         self._feedback_bucket = _TokenBucket(self._feedback_max_per_s, 0.0)
         self._pending: dict[tuple, tuple[bytes, Any]] = {}
         """Coalesced fader messages over the limit: (address bytes, peer) -> (datagram, packet)."""
-        self._subscribers: dict[tuple[str, int], float] = {}
+        self._subscribers: dict[tuple[str, int, str], float] = {}
+        """(host, port, "status" or "out") -> expiry; changed on the control thread under _sub_lock."""
+        self._sub_lock = threading.Lock()
+        self._feedback_lock = threading.Lock()
         self._next_feedback_s = 0.0
         self._last_warning_s: dict[str, float] = {}
         self._sock: socket.socket | None = None
@@ -463,7 +469,7 @@ class OscControlServer:
             self._count("queries")
             self._query(address, args, packet, reply_to)
             return
-        if address.startswith("/param/") and not args and self._values is not None:
+        if not args and self._values is not None and (address.startswith("/param/") or address in VALUE_ADDRESSES):
             self._count("queries")
             self._value_query(address, peer, reply_to)
             return
@@ -540,9 +546,10 @@ class OscControlServer:
                                              "reason": f"port must be an integer 1-65535, not {value!r}"})
                 return
             port = int(value)
-        key = (peer[0], port)
+        key = (peer[0], port, "out" if address.endswith("/out") else "status")
         if address.startswith("/unsubscribe"):
-            self._subscribers.pop(key, None)
+            with self._sub_lock:
+                self._subscribers.pop(key, None)
         else:
             if self._is_own_address(key):
                 self._count("rejected")
@@ -557,17 +564,17 @@ class OscControlServer:
                 self._reply(peer, reply_to, {"status": "error", "address": address,
                                              "reason": f"too many subscribers ({self._max_subscribers})"})
                 return
-            self._subscribers[key] = now_s + self._subscribe_ttl_s
+            with self._sub_lock:
+                self._subscribers[key] = now_s + self._subscribe_ttl_s
             self._next_feedback_s = min(self._next_feedback_s, now_s)
-        with self._stats_lock:
-            self.stats["subscribers"] = len(self._subscribers)
+        self.stats["subscribers"] = len(self._subscribers)
         self._reply(peer, reply_to, {"status": "ok", "address": address, "host": key[0], "port": port,
                                      "hz": round(1.0 / self._feedback_period_s, 3),
                                      "ttl_s": self._subscribe_ttl_s})
 
     def _is_own_address(self, key: tuple[str, int]) -> bool:
         """True when (host, port) is this server's own socket: feedback would loop back in."""
-        host, port = key
+        host, port = key[:2]
         own_host, own_port = self.address
         if port != own_port:
             return False
@@ -583,8 +590,9 @@ class OscControlServer:
             return False
 
     def _expire(self, now_s: float) -> None:
-        for key in [k for k, until in self._subscribers.items() if until <= now_s]:
-            del self._subscribers[key]
+        with self._sub_lock:
+            for key in [k for k, until in self._subscribers.items() if until <= now_s]:
+                del self._subscribers[key]
 
     def _feedback(self) -> None:
         now_s = self._clock.now_s()
@@ -592,20 +600,34 @@ class OscControlServer:
             return
         self._next_feedback_s = max(self._next_feedback_s + self._feedback_period_s, now_s)
         self._expire(now_s)
-        with self._stats_lock:
-            self.stats["subscribers"] = len(self._subscribers)
-        if self._subscribers:
-            self._send_status(list(self._subscribers), reply=False)
+        self.stats["subscribers"] = len(self._subscribers)
+        with self._sub_lock:
+            destinations = [key[:2] for key in self._subscribers if key[2] == "status"]
+        if destinations:
+            self._send_status(destinations, reply=False)
+
+    def send_out(self, dgram: bytes, targets: tuple = ()) -> int:
+        """Any thread: `dgram` to every /subscribe/out subscriber and to `targets` ((host, port)
+        pairs from config), within the total feedback budget. Returns how many were sent."""
+        with self._sub_lock:
+            destinations = [key[:2] for key in self._subscribers if key[2] == "out"]
+        destinations += [t for t in targets if t not in destinations]
+        if not destinations or not self.feedback_allowed(len(destinations)):
+            return 0
+        for destination in destinations:
+            self._send(destination, dgram, "feedback_sent")
+        return len(destinations)
 
     def feedback_allowed(self, n: int = 1) -> bool:
         """The total feedback budget (osc.feedback_max_per_s datagrams a second over all
         subscribers and streams); False, counted, when it is spent."""
-        bucket = self._feedback_bucket
-        if bucket.refill(self._clock.now_s(), self._feedback_max_per_s, self._feedback_max_per_s) >= n:
-            bucket.tokens -= n
-            return True
-        self._count("feedback_capped", n)
-        return False
+        with self._feedback_lock:
+            bucket = self._feedback_bucket
+            if bucket.refill(self._clock.now_s(), self._feedback_max_per_s, self._feedback_max_per_s) >= n:
+                bucket.tokens -= n
+                return True
+            self.stats["feedback_capped"] += n
+            return False
 
     def _send_status(self, destinations: list, reply: bool) -> None:
         if not reply and not self.feedback_allowed(len(destinations)):

@@ -168,6 +168,10 @@ class OscConfig(Section):
     feedback_max_per_s: float = Field(1000.0, ge=1, le=100000)
     admin_allow: tuple[str, ...] = ("127.0.0.1/32",)
     receive_buffer_bytes: int = Field(8 << 20, ge=65536, le=1 << 30)
+    out_targets: tuple[str, ...] = ()
+    query_enabled: bool = False
+    query_port: int = Field(7401, ge=0, le=65535)
+    query_mdns: bool = True
     subscribe_ttl_s: float = Field(60.0, ge=1, le=86400)
     max_subscribers: int = Field(16, ge=1, le=256)
     realtime_priority: int = Field(0, ge=0, le=49)

@@ -113,7 +113,7 @@ def test_every_documented_address_replies_and_takes_effect(rig):
     ("/scene", ("pulse", 99.0), "cross-fade"),
     ("/crossfade", (-1.0,), "/crossfade"),
     ("/blackout", (2,), "0 or 1"),
-    ("/freeze", (), "0 or 1"),
+    ("/freeze", ("maybe",), "0 or 1"),
     ("/param/brightness", (1.5,), "out of range"),
     ("/param/brightness", ("bright",), "one number"),
     ("/param/nothing/here", (0.5,), "no parameter"),
@@ -475,3 +475,115 @@ def test_udp_osc_out_reaches_a_receiver_and_survives_a_missing_one():
         time.sleep(0.01)
     assert out.sent + out.errors == 7
     out.close()
+
+
+def _doc_rows(path, heading):
+    """(first cell, cells) of each row of the first table under `heading` in a docs page."""
+    text = (ROOT / "docs" / path).read_text()
+    section = text[text.index(heading):]
+    rows = []
+    for line in section.splitlines()[1:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("| `"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows.append(cells)
+    return rows
+
+
+def test_oscquery_serves_every_documented_address_with_type_and_range(rig):
+    import re
+    import urllib.request
+
+    from hardware.osc_out import AnalysisOut
+    from hardware.osc_query import OscQueryServer, describe_space, live_value
+    from installation import routes
+
+    out = AnalysisOut(rig.server)
+    query = OscQueryServer("test", "127.0.0.1", 0,
+                           lambda: describe_space(routes, rig.control.param_specs, SCENES),
+                           lambda a: out.value(a) if a.startswith("/out/") else live_value(a, rig.live),
+                           lambda: rig.address[1], allowed=rig.server.allowed, advertise=False)
+    query.start()
+    try:
+        base = "http://%s:%d" % query.address
+
+        def get(path):
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                return json.loads(response.read() or b"null")
+
+        tree = get("/")
+        served = {}
+
+        def walk(node):
+            if "TYPE" in node or node.get("ACCESS"):
+                served[node["FULL_PATH"]] = node
+            for child in node.get("CONTENTS", {}).values():
+                walk(child)
+        walk(tree)
+
+        documented = {}
+        for cells in _doc_rows("osc.md", "## Commands"):
+            for address in re.findall(r"`(/[^`]*)`", cells[0]):
+                documented[address] = cells
+        for cells in _doc_rows("osc.md", "## Parameters"):
+            documented["/param/" + cells[0].strip("`")] = ["", "`f value`", cells[1]]
+        for cells in _doc_rows("osc-outputs.md", "## Analysis streams"):
+            documented[cells[0].strip("`")] = cells
+        documented.pop("/param/<path>")
+
+        assert set(served) == set(documented)  # nothing undocumented, nothing missing
+        for address, cells in documented.items():
+            node = served[address]
+            doc_types = set(re.findall(r"`([a-zA-Z])[ `/]", cells[1] + " ")) | set(re.findall(r"`([a-zA-Z]+)`", cells[1]))
+            if cells[1] == "none":
+                assert "TYPE" not in node, address
+                continue
+            assert node["TYPE"] and set(node["TYPE"]) <= set("".join(doc_types)), (address, node["TYPE"], cells[1])
+            assert len(node["RANGE"]) == len(node["TYPE"])
+            for kind, rng in zip(node["TYPE"], node["RANGE"]):
+                if kind in "if":
+                    assert f"{rng['MIN']:g}" in cells[2] and f"{rng['MAX']:g}" in cells[2], (address, rng, cells[2])
+            assert node["DESCRIPTION"]
+
+        # current values, in the tree and one by one
+        assert served["/param/brightness"]["VALUE"] == [1.0]
+        c = client(rig)
+        assert ask(c, "/param/brightness", 0.5)[1]["status"] == "ok"
+        rig.apply()
+        assert get("/param/brightness?VALUE") == {"VALUE": [0.5]}
+        assert get("/scene?VALUE") == {"VALUE": ["nocturne", 2.0]}
+        assert get("/?HOST_INFO")["OSC_PORT"] == rig.address[1]
+    finally:
+        query.stop()
+
+
+def test_analysis_streams_reach_a_subscriber_as_plain_floats(rig):
+    from pythonosc.osc_bundle import OscBundle
+
+    from hardware.osc_out import AnalysisOut
+    from installation.records import MusicState
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(5.0)
+    out = AnalysisOut(rig.server)
+    try:
+        c = client(rig)
+        _, body = ask(c, "/subscribe/out", listener.getsockname()[1])
+        assert body["status"] == "ok"
+        music = MusicState(t_s=1.0, valence=0.5, arousal=-0.25, loudness_dbfs=-30.0, onset_strength=0.75,
+                           tempo_bpm=120.0, beat_phase=0.25, beat_confidence=0.9, band_low=0.1, band_mid=0.2,
+                           band_high=0.3, silent=False)
+        assert out.publish(music) == 1
+        assert out.publish(music) == 0  # the same state is not sent twice
+        bundle = OscBundle(listener.recv(65536))
+        got = {m.address: m.params for m in bundle}
+        assert got == {"/out/beat": [0.75], "/out/onset": [0.75], "/out/loudness": [0.5],
+                       "/out/bands": [pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.3)],
+                       "/out/va": [0.5, -0.25], "/out/tempo": [120.0]}
+        assert all(isinstance(v, float) for args in got.values() for v in args)
+        assert ask(c, "/unsubscribe/out", listener.getsockname()[1])[1]["status"] == "ok"
+        assert out.publish(MusicState(t_s=2.0)) == 0
+    finally:
+        listener.close()

@@ -1,0 +1,303 @@
+"""OSCQuery: the address space over HTTP JSON, advertised over mDNS (zeroconf).
+
+TouchDesigner's OSCQuery COMPs, Chataigne and ossia score browse it: every address with its OSC
+type tags (TYPE), ranges (RANGE: MIN/MAX or VALS), a description, the access (1 read, 2 write,
+3 both) and, for what has one, the current VALUE. `GET /` is the whole tree, `GET /param/speed`
+one node, `GET /param/speed?VALUE` only `{"VALUE": [...]}`, `GET /?HOST_INFO` the server's
+name, OSC port and transport (the OSCQuery proposal, github.com/Vidvox/OSCQueryProposal).
+
+python-oscquery 0.4.0 was read before choosing: it has no RANGE attribute, keeps values in the
+tree (they would have to be copied in on every change), registers an atexit handler in its
+constructor and binds HTTP to every interface. So the JSON is served here with the standard
+library's HTTP server from `nodes()` and `values()` read at request time, and the mDNS part uses
+python-zeroconf (the library python-oscquery itself uses) to advertise `_oscjson._tcp` and
+`_osc._udp`.
+
+Threads: the HTTP server's own (one per request); `nodes` and `values` must only read.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable, Mapping
+
+from installation.errors import UserError
+
+log = logging.getLogger(__name__)
+
+READ, WRITE, READ_WRITE = 1, 2, 3
+ATTRIBUTES = frozenset({"FULL_PATH", "CONTENTS", "TYPE", "VALUE", "RANGE", "ACCESS", "DESCRIPTION", "HOST_INFO",
+                        "CLIPMODE", "UNIT", "CRITICAL", "TAGS", "EXTENDED_TYPE", "OVERLOADS"})
+
+
+@dataclass(frozen=True)
+class OscNode:
+    """One OSC method: its address, type tags ("" when it takes none), one range per argument
+    (a dict with MIN/MAX or VALS, or None where there is none), what it does, who may read or
+    write it."""
+
+    address: str
+    types: str = ""
+    ranges: tuple[dict | None, ...] = ()
+    description: str = ""
+    access: int = WRITE
+
+
+def build_tree(nodes: Iterable[OscNode], values: Callable[[str], Any] | None = None) -> dict:
+    """The OSCQuery JSON tree of `nodes` (containers made for every path prefix)."""
+    root: dict = {"FULL_PATH": "/", "ACCESS": 0, "DESCRIPTION": "Chromesthesia", "CONTENTS": {}}
+    for node in nodes:
+        parts = [p for p in node.address.split("/") if p]
+        container, path = root, ""
+        for part in parts[:-1]:
+            path += "/" + part
+            container = container.setdefault("CONTENTS", {}).setdefault(
+                part, {"FULL_PATH": path, "ACCESS": 0, "CONTENTS": {}})
+        entry = container.setdefault("CONTENTS", {}).setdefault(parts[-1], {})
+        entry.update({"FULL_PATH": node.address, "ACCESS": node.access, "DESCRIPTION": node.description})
+        if node.types:
+            entry["TYPE"] = node.types
+            entry["RANGE"] = [r if r else None for r in node.ranges] or [None] * len(node.types)
+        if values is not None and node.access & READ:
+            value = values(node.address)
+            if value is not None:
+                entry["VALUE"] = list(value) if isinstance(value, (list, tuple)) else [value]
+    return root
+
+
+def find_node(tree: dict, path: str) -> dict | None:
+    node = tree
+    for part in [p for p in path.split("/") if p]:
+        node = node.get("CONTENTS", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_HttpServer"
+
+    def log_message(self, format: str, *args) -> None:  # the default writes every request to stderr
+        log.debug("OSCQuery %s: " + format, self.client_address[0], *args)
+
+    def _send(self, code: int, body: Any) -> None:
+        data = json.dumps(body, separators=(",", ":"), allow_nan=False, default=str).encode() if body is not None else b""
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        owner = self.server.owner
+        try:
+            if not owner.allowed(self.client_address[0]):
+                self._send(403, {"error": "not in osc.allow"})
+                return
+            url = urllib.parse.urlsplit(self.path)
+            query = [q.split("=")[0].upper() for q in url.query.split("&") if q]
+            unknown = [q for q in query if q not in ATTRIBUTES]
+            if unknown:
+                self._send(400, {"error": f"attribute {unknown[0]} not understood"})
+                return
+            if "HOST_INFO" in query:
+                self._send(200, owner.host_info())
+                return
+            node = find_node(owner.tree(), urllib.parse.unquote(url.path))
+            if node is None:
+                self._send(404, {"error": f"no OSC address {url.path[:80]}"})
+                return
+            if query:
+                attribute = query[0]
+                if attribute == "VALUE" and "VALUE" not in node:
+                    self._send(204, None)
+                    return
+                self._send(200, {attribute: node.get(attribute)})
+                return
+            self._send(200, node)
+        except Exception:  # a bad request or a bug: answer 500, never take the server down
+            owner.errors += 1
+            log.exception("OSCQuery: GET %s failed", self.path[:200])
+            try:
+                self._send(500, {"error": "internal error"})
+            except OSError:
+                pass
+
+
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = False  # a second instance must not share the port
+
+    def __init__(self, address, owner: "OscQueryServer") -> None:
+        self.owner = owner
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+
+class OscQueryServer:
+    """Serves `nodes()` as OSCQuery JSON on `host:port` (0 = any free port) and advertises it.
+
+    `osc_port()` is the UDP control port the tree describes. `allowed(host)` gates requests
+    (the OSC allowlist). `advertise` registers `_oscjson._tcp.local.` and `_osc._udp.local.`
+    with zeroconf; when multicast is unavailable it logs once and serves HTTP anyway.
+    """
+
+    def __init__(self, name: str, host: str, port: int, nodes: Callable[[], Iterable[OscNode]],
+                 values: Callable[[str], Any] | None, osc_port: Callable[[], int],
+                 allowed: Callable[[str], bool] = lambda host: True, advertise: bool = True) -> None:
+        self.name = name
+        self._host = host
+        self._port = port
+        self._nodes = nodes
+        self._values = values
+        self._osc_port = osc_port
+        self.allowed = allowed
+        self._advertise = advertise
+        self._http: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+        self._zeroconf = None
+        self._services: list = []
+        self.errors = 0
+
+    @property
+    def address(self) -> tuple[str, int]:
+        if self._http is None:
+            return (self._host, self._port)
+        return self._http.server_address[:2]
+
+    def tree(self) -> dict:
+        return build_tree(self._nodes(), self._values)
+
+    def host_info(self) -> dict:
+        return {"NAME": self.name, "OSC_PORT": self._osc_port(), "OSC_TRANSPORT": "UDP",
+                "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "TYPE": True,
+                               "CLIPMODE": False, "UNIT": False, "TAGS": False, "LISTEN": False, "PATH_CHANGED": False}}
+
+    def start(self) -> None:
+        try:
+            self._http = _HttpServer((self._host, self._port), self)
+        except OSError as exc:
+            raise UserError(f"OSCQuery cannot listen on {self._host}:{self._port} ({exc.strerror or exc}); "
+                            f"choose another port with --set osc.query_port=N or stop the program using it.") from None
+        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="oscquery-http", daemon=True)
+        self._thread.start()
+        log.info("OSCQuery on http://%s:%d/", *self.address)
+        if self._advertise:
+            self._register()
+
+    def _register(self) -> None:
+        try:
+            from zeroconf import ServiceInfo, Zeroconf
+            host, port = self.address
+            addresses = [host] if host not in ("0.0.0.0", "::", "") else None
+            self._zeroconf = Zeroconf(interfaces=addresses or None) if addresses else Zeroconf()
+            label = self.name.replace(".", "-")[:60] or "chromesthesia"
+            server = f"{label.replace(' ', '-')}.local."
+            for kind, service_port in (("_oscjson._tcp.local.", port), ("_osc._udp.local.", self._osc_port())):
+                info = ServiceInfo(kind, f"{label}.{kind}", port=service_port, properties={"txtvers": "1"},
+                                   server=server, parsed_addresses=addresses)
+                self._zeroconf.register_service(info)
+                self._services.append(info)
+            log.info("OSCQuery advertised over mDNS as %r", label)
+        except Exception as exc:  # no multicast route, no interface: browsing by address still works
+            log.warning("OSCQuery: mDNS advertisement failed (%s); clients can still open http://%s:%d/",
+                        exc, *self.address)
+            self._close_zeroconf()
+
+    def _close_zeroconf(self) -> None:
+        if self._zeroconf is not None:
+            try:
+                self._zeroconf.unregister_all_services()
+                self._zeroconf.close()
+            except Exception:
+                pass
+            self._zeroconf = None
+            self._services = []
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self._close_zeroconf()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+
+
+# --- the installation's address space -----------------------------------------------------------
+def _range(low: float, high: float) -> dict:
+    return {"MIN": low, "MAX": high}
+
+
+def describe_space(routes, params: Mapping[str, Any], scene_names: Iterable[str],
+                   admin: bool = True) -> list[OscNode]:
+    """Every address of docs/osc.md as OscNodes. `routes` is installation.routes (its ranges and
+    route docs), `params` its ParamSpecs by name (low, high, doc)."""
+    fade, tempo = routes.CROSSFADE_RANGE_S, routes.TEMPO_RANGE_BPM
+    docs = {r.address: r.doc for r in getattr(routes, "ROUTES", ())}
+    nodes = [
+        OscNode("/scene", "sf", ({"VALS": list(scene_names)}, _range(*fade)),
+                docs.get("/scene", "change scene") + " (the seconds are optional)", READ_WRITE),
+        OscNode("/crossfade", "f", (_range(*fade),), docs.get("/crossfade", ""), READ_WRITE),
+        OscNode("/blackout", "i", (_range(0, 1),), docs.get("/blackout", ""), READ_WRITE),
+        OscNode("/freeze", "i", (_range(0, 1),), docs.get("/freeze", ""), READ_WRITE),
+        OscNode("/prompt", "s", (None,), docs.get("/prompt", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
+                READ_WRITE),
+        OscNode("/tempo", "f", (_range(0.0, tempo[1]),),
+                docs.get("/tempo", "") + f" ({tempo[0]:g}-{tempo[1]:g}, or 0)", READ_WRITE),
+        OscNode("/status", "", (), "answers /status <json> with the installation's state", WRITE),
+        OscNode("/get_status", "", (), "the same as /status", WRITE),
+        OscNode("/ping", "", (), "answers /reply/ping", WRITE),
+        OscNode("/subscribe", "i", (_range(1, 65535),), "send /status to this host at that port a few times a second",
+                WRITE),
+        OscNode("/unsubscribe", "i", (_range(1, 65535),), "stop that feedback", WRITE),
+        OscNode("/subscribe/out", "i", (_range(1, 65535),), "send the analysis streams (/out/...) to this host at that port",
+                WRITE),
+        OscNode("/unsubscribe/out", "i", (_range(1, 65535),), "stop the analysis streams", WRITE),
+    ]
+    if admin:
+        nodes += [OscNode("/panic", "", (), "all notes off everywhere, now (osc.admin_allow hosts)", WRITE),
+                  OscNode("/restart", "", (), "restart cleanly (osc.admin_allow hosts)", WRITE),
+                  OscNode("/stop", "", (), "stop cleanly (osc.admin_allow hosts)", WRITE)]
+    for name, spec in sorted(params.items()):
+        nodes.append(OscNode("/param/" + name.replace(".", "/"), "f", (_range(spec.low, spec.high),),
+                             spec.doc or f"live parameter {name}", READ_WRITE))
+    nodes += [OscNode(address, types, ranges, doc, READ) for address, types, ranges, doc in OUT_NODES]
+    return nodes
+
+
+OUT_NODES = (
+    ("/out/beat", "f", (_range(0.0, 1.0),), "1 on a beat, falling to 0 before the next"),
+    ("/out/onset", "f", (_range(0.0, 1.0),), "onset strength"),
+    ("/out/loudness", "f", (_range(0.0, 1.0),), "loudness, 0 = silence (-60 dBFS or less), 1 = full scale"),
+    ("/out/bands", "fff", (_range(0.0, 1.0),) * 3, "low, mid and high band energy"),
+    ("/out/va", "ff", (_range(-1.0, 1.0),) * 2, "the music's valence and arousal"),
+    ("/out/tempo", "f", (_range(0.0, 300.0),), "tempo in bpm (0 = none heard)"),
+)
+"""The analysis streams (hardware.osc_out): read-only nodes whose VALUE is the latest sent."""
+
+
+def live_value(address: str, live) -> list | None:
+    """The current value of a settable address from a LiveSnapshot-like object, or None."""
+    if address.startswith("/param/"):
+        value = live.params.get(address[7:].replace("/", "."))
+        return None if value is None else [float(value)]
+    if address == "/scene":
+        fade = live.scene_crossfade_s
+        return [live.scene, float(live.crossfade_s if fade is None else fade)]
+    if address == "/crossfade":
+        return [float(live.crossfade_s)]
+    if address in ("/blackout", "/freeze"):
+        return [int(bool(getattr(live, address[1:])))]
+    if address == "/prompt":
+        return [live.prompt_override or ""]
+    if address == "/tempo":
+        return [float(live.tempo_bpm or 0.0)]
+    return None
