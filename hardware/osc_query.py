@@ -269,6 +269,15 @@ def describe_space(routes, params: Mapping[str, Any], scene_names: Iterable[str]
     for name, spec in sorted(params.items()):
         nodes.append(OscNode("/param/" + name.replace(".", "/"), "f", (_range(spec.low, spec.high),),
                              spec.doc or f"live parameter {name}", READ_WRITE))
+    known = {node.address for node in nodes} | {"/param/"}
+    for route in getattr(routes, "ROUTES", ()):  # routes added to the table later: described from it
+        if route.address in known or not getattr(route, "network", True):
+            continue
+        if route.prefix:  # e.g. /learn/<path>: one node per parameter
+            nodes += [OscNode(route.address + name.replace(".", "/"), "", (), route.doc, WRITE)
+                      for name in sorted(params)]
+        else:
+            nodes.append(OscNode(route.address, "", (), route.doc, WRITE))
     nodes += [OscNode(address, types, ranges, doc, READ) for address, types, ranges, doc in OUT_NODES]
     return nodes
 

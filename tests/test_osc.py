@@ -531,6 +531,10 @@ def test_oscquery_serves_every_documented_address_with_type_and_range(rig):
         for cells in _doc_rows("osc-outputs.md", "## Analysis streams"):
             documented[cells[0].strip("`")] = cells
         documented.pop("/param/<path>")
+        for address in [a for a in documented if a.endswith("/<path>")]:  # e.g. /learn/<path>
+            cells = documented.pop(address)
+            for name in rig.control.param_specs:
+                documented[address.replace("<path>", name.replace(".", "/"))] = cells
 
         assert set(served) == set(documented)  # nothing undocumented, nothing missing
         for address, cells in documented.items():
