@@ -72,7 +72,9 @@ def setup_logging(level: str = "info", quiet: bool = False) -> None:
         root.removeHandler(handler)
     if not quiet and sys.stderr.isatty():
         from rich.logging import RichHandler
-        handler: logging.Handler = RichHandler(show_path=False, rich_tracebacks=False)
+
+        from installation.status import terminal_console
+        handler: logging.Handler = RichHandler(console=terminal_console(), show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(threadName)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
@@ -111,12 +113,12 @@ def inherited_counts(environ=os.environ) -> dict[str, int]:
 
 
 def run_installation(args: argparse.Namespace) -> int:
-    from installation.app import Installation, RunOptions
-
     overrides = list(args.overrides)
     if args.scene:
         overrides.append(f'installation.scene="{args.scene}"')
     args.overrides = overrides
+    from installation.status import StatusLine
+    StatusLine(quiet=args.quiet).starting("starting Chromesthesia: reading the config, loading models, opening devices")
     cfg = load(args)
     if args.duration is not None and args.duration <= 0:
         raise UserError(f"--duration {args.duration} must be a positive number of seconds.")
@@ -130,6 +132,7 @@ def run_installation(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
     setup_logging(cfg.installation.log_level, quiet=args.quiet)
+    from installation.app import Installation, RunOptions
     config_path = args.config if args.config.exists() else None
     options = RunOptions(duration_s, record_dir, args.headless, args.quiet, config_path, overrides,
                          carried=inherited_counts())

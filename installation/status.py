@@ -1,56 +1,136 @@
-"""The terminal status line: fps, VA, caption, notes/s, drops, restarts.
+"""The terminal: a live status block under the log, and a summary when the show ends.
 
-On a terminal it is a rich live line under the log; with --quiet or when output is not a terminal
-(systemd, CI) it becomes a plain log line every few seconds instead.
+On a terminal, the log lines and the live block go through ONE rich Console (the one
+`terminal_console()` returns): rich then prints each log line above the block and redraws the
+block below it, so no stale copy of the status is left behind. The block is three short lines
+that fit 80 columns, the most important figures first; longer text is cut with an ellipsis,
+never wrapped. With --quiet or when output is not a terminal (systemd, CI) the status becomes a
+plain log line every few seconds instead.
 """
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from typing import Any
 
 log = logging.getLogger("chromesthesia.status")
 PLAIN_PERIOD_S = 5.0
+_console = None
+
+
+def terminal_console():
+    """The one rich Console (on stderr) for log lines and the live status block."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+        _console = Console(stderr=True)
+    return _console
+
+
+def use_terminal_console(root: logging.Logger | None = None) -> int:
+    """Point every rich log handler at `terminal_console()`; returns how many were changed."""
+    from rich.logging import RichHandler
+    changed = 0
+    for handler in (root or logging.getLogger()).handlers:
+        if isinstance(handler, RichHandler) and handler.console is not terminal_console():
+            handler.console = terminal_console()
+            changed += 1
+    return changed
+
+
+def _va(value) -> str:
+    if not value:
+        return "  -     -  "
+    return f"{value[0]:+.2f} {value[1]:+.2f}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0.0, seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def status_lines(s: dict, uptime_s: float | None = None) -> list[str]:
+    """Three lines, each under 80 columns for ordinary values; the caption takes what is left."""
+    drops = sum((s.get("drops") or {}).values())
+    flags = "".join(f" {name}" for name, on in (("BLACKOUT", s.get("blackout")), ("FREEZE", s.get("freeze"))) if on)
+    up = f"  up {_clock(uptime_s)}" if uptime_s is not None else ""
+    first = f"{s.get('scene', '-')}{flags}  {s.get('fps', 0):4.1f} fps {s.get('render') or '-'}{up}"
+    second = (f"music {_va(s.get('music_va'))}  {s.get('tempo_bpm') or 0:3.0f} bpm {s.get('key') or '':<8} "
+              f"image {_va(s.get('image_va'))}  {s.get('notes_per_s', 0):4.1f} notes/s")
+    third = (f"drops {drops} restarts {s.get('restarts', 0)} faults {s.get('failures', 0)}"
+             f"  \u2502 {s.get('caption') or '-'}")
+    return [first, second, third]
 
 
 def format_status(s: dict) -> str:
-    va = s.get("music_va") or [0.0, 0.0]
-    iva = s.get("image_va") or [0.0, 0.0]
-    drops = sum((s.get("drops") or {}).values())
-    caption = (s.get("caption") or "-")[:70]
-    flags = " BLACKOUT" if s.get("blackout") else ""
-    flags += " FREEZE" if s.get("freeze") else ""
-    return (f"{s.get('scene', '-')}{flags} | {s.get('fps', 0):4.1f} fps {s.get('render') or '-'} | "
-            f"music VA {va[0]:+.2f} {va[1]:+.2f} | {s.get('tempo_bpm') or 0:5.1f} bpm {s.get('key') or ''} | "
-            f"image VA {iva[0]:+.2f} {iva[1]:+.2f} | {s.get('notes_per_s', 0):4.1f} notes/s | "
-            f"drops {drops} restarts {s.get('restarts', 0)} | {caption}")
+    """One line for plain logs."""
+    return " | ".join(status_lines(s))
+
+
+def format_summary(summary: dict[str, Any]) -> list[str]:
+    """The closing lines: run time, frames, notes, faults, and the paths written."""
+    lines = [f"ran {_clock(summary.get('run_s', 0))}  frames {summary.get('frames', 0)}  "
+             f"notes {summary.get('notes', 0)}  faults {summary.get('faults', 0)}  "
+             f"restarts {summary.get('restarts', 0)}"]
+    paths = [str(p) for p in summary.get("paths", ()) if p]
+    lines += [f"wrote {p}" for p in paths] or ["wrote nothing (no --record, no showlog.path)"]
+    return lines
 
 
 class StatusLine:
-    def __init__(self, quiet: bool = False) -> None:
-        self.live_mode = not quiet and sys.stderr.isatty()
+    def __init__(self, quiet: bool = False, stream=None) -> None:
+        self._stream = stream or sys.stderr
+        self.live_mode = not quiet and self._stream.isatty()
         self._live = None
         self._last_plain_s = 0.0
+        self._started_s = time.monotonic()
+        self._last: dict = {}
+
+    def starting(self, text: str) -> None:
+        """A first line at once, before models and devices load (they can take a while)."""
+        if self.live_mode:
+            terminal_console().print(f"[bold]{text}[/bold]", highlight=False)
+        else:  # logging may not be set up yet: a plain line, at once
+            print(text, file=self._stream, flush=True)
 
     def start(self) -> None:
+        self._started_s = time.monotonic()
         if self.live_mode:
-            from rich.console import Console
             from rich.live import Live
             from rich.text import Text
-            self._live = Live(Text("starting..."), console=Console(stderr=True), refresh_per_second=4,
-                              transient=True)
+            use_terminal_console()
+            self._live = Live(Text("starting..."), console=terminal_console(), refresh_per_second=4,
+                              transient=True, redirect_stdout=True, redirect_stderr=True)
             self._live.start()
 
+    def renderable(self, snapshot: dict):
+        from rich.console import Group
+        from rich.text import Text
+        lines = status_lines(snapshot, time.monotonic() - self._started_s)
+        styles = ("bold", "", "dim" if not snapshot.get("failures") else "yellow")
+        return Group(*(Text(line, style=style, no_wrap=True, overflow="ellipsis") for line, style in zip(lines, styles)))
+
     def update(self, snapshot: dict) -> None:
-        line = format_status(snapshot)
+        self._last = snapshot
         if self._live is not None:
-            from rich.text import Text
-            self._live.update(Text(line, no_wrap=True, overflow="ellipsis"))
+            self._live.update(self.renderable(snapshot))
         elif time.monotonic() - self._last_plain_s >= PLAIN_PERIOD_S:
             self._last_plain_s = time.monotonic()
-            log.info("%s", line)
+            log.info("%s", format_status(snapshot))
 
-    def stop(self) -> None:
+    def stop(self, summary: dict[str, Any] | None = None) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None
+        if summary is None:
+            return
+        summary = {"run_s": time.monotonic() - self._started_s, "faults": self._last.get("failures", 0),
+                   "restarts": self._last.get("restarts", 0), **summary}
+        lines = format_summary(summary)
+        if self.live_mode:
+            for line in lines:
+                terminal_console().print(line, highlight=False, soft_wrap=True)
+        else:
+            for line in lines:
+                log.info("%s", line)

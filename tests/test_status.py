@@ -1,0 +1,111 @@
+"""The terminal: one console for log lines and the live status block, 80 columns, a closing summary.
+
+The tmux test runs a real terminal (80x24) with the start-up's own logging set-up, logs from
+several threads while the status block updates, and reads the screen back.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from installation.status import format_summary, status_lines
+from tests.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SNAPSHOT = {"scene": "nocturne", "fps": 29.8, "render": "procedural", "music_va": [0.12, -0.3], "tempo_bpm": 96.0,
+            "key": "A minor", "image_va": [0.3, 0.4], "notes_per_s": 3.2, "drops": {"frames": 3, "music": 1},
+            "restarts": 2, "failures": 1, "blackout": True,
+            "caption": "a slow blue tide under a copper sky, brushed ink, wide open field, soft grain " * 2}
+
+
+def test_status_lines_fit_80_columns_with_the_important_figures_first():
+    first, second, third = status_lines(SNAPSHOT, uptime_s=3723)
+    assert first == "nocturne BLACKOUT  29.8 fps procedural  up 1:02:03"
+    assert second.startswith("music +0.12 -0.30   96 bpm A minor  image +0.30 +0.40   3.2 notes/s")
+    assert len(first) <= 80 and len(second) <= 80
+    assert third.startswith("drops 4 restarts 2 faults 1  \u2502 a slow blue tide")  # the caption is cut, not wrapped
+    empty = status_lines({})
+    assert all(len(line) <= 80 for line in empty)
+
+
+def test_summary_names_run_time_counts_and_paths(tmp_path):
+    lines = format_summary({"run_s": 75.2, "frames": 2250, "notes": 310, "faults": 0, "restarts": 1,
+                            "paths": [tmp_path / "visuals.mp4", tmp_path / "show.jsonl"]})
+    assert lines[0] == "ran 0:01:15  frames 2250  notes 310  faults 0  restarts 1"
+    assert lines[1:] == [f"wrote {tmp_path / 'visuals.mp4'}", f"wrote {tmp_path / 'show.jsonl'}"]
+    assert format_summary({})[1].startswith("wrote nothing")
+
+
+SCRIPT = textwrap.dedent("""
+    import logging, sys, threading, time
+    from pathlib import Path
+    sys.path.insert(0, {root!r})
+    from installation.startup import setup_logging
+    from installation.status import StatusLine
+    setup_logging("info")
+    status = StatusLine()
+    status.starting("starting Chromesthesia: loading models and devices")
+    status.start()
+    log = logging.getLogger("chromesthesia")
+    snapshot = {snapshot!r}
+    def chatter(name):
+        for i in range(6):
+            logging.getLogger("chromesthesia." + name).warning("%s says line %d", name, i)
+            time.sleep(0.03)
+    for i in range(40):
+        snapshot["fps"] = 20 + i / 4
+        status.update(snapshot)
+        if i % 10 == 0:
+            threads = [threading.Thread(target=chatter, args=(n,), name=n) for n in ("renderer", "listener")]
+            [t.start() for t in threads]
+            [t.join() for t in threads]
+        time.sleep(0.02)
+    print("a print to stdout while live")
+    Path({ready!r}).write_text("ready")
+    while not Path({release!r}).exists():
+        time.sleep(0.05)
+    status.stop({{"frames": 1234, "notes": 56, "paths": ["out/demo/show.jsonl"]}})
+""")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (Debian package tmux); `make test` installs it")
+def test_tmux_80x24_shows_no_stale_status_lines(tmp_path):
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    script = tmp_path / "run.py"
+    script.write_text(SCRIPT.format(root=str(ROOT), snapshot=SNAPSHOT, ready=str(ready), release=str(release)))
+    session = f"chroma-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", session]
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+                    f"{sys.executable} {script}; echo EXITED; sleep 30"], check=True, timeout=30)
+    try:
+        def screen(history: bool = False) -> list[str]:
+            done = subprocess.run([*tmux, "capture-pane", "-p", "-t", session, *(["-S", "-"] if history else [])],
+                                  capture_output=True, text=True, timeout=30)
+            return done.stdout.rstrip("\n").splitlines()
+
+        assert wait_for(ready.exists, 60)
+        during = wait_for(lambda: (lines := screen()) and any("fps" in line for line in lines) and lines, 30)
+        status_rows = [line for line in during if " fps " in line]
+        assert len(status_rows) == 1, "\n".join(during)  # one live block, no stale copies above it
+        assert sum(1 for line in during if line.startswith("music ")) == 1
+        assert sum(1 for line in during if "says line" in line) >= 10  # the log lines are there, whole
+        assert any("a print to stdout while live" in line for line in during)
+        assert all(len(line) <= 80 for line in during)
+        block = during.index(status_rows[0])
+        assert block >= len(during) - 3  # the block stays at the bottom, under the log
+
+        release.write_text("go")
+        after = wait_for(lambda: (lines := screen(history=True)) and any("EXITED" in line for line in lines) and lines, 30)
+        assert not [line for line in after if " fps " in line], "\n".join(after)  # the block is gone, no copy anywhere
+        assert after[0].startswith("starting Chromesthesia")  # the first thing on the screen
+        assert any(line.startswith("ran 0:00:") and "frames 1234  notes 56" in line for line in after), "\n".join(after)
+        assert any("wrote out/demo/show.jsonl" in line for line in after)
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
