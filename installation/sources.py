@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from installation.config import Config
+from installation.errors import UserError
 
 log = logging.getLogger("chromesthesia")
 
@@ -42,6 +43,8 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
     if audio == "auto":
         if has_input_device(cfg.audio.device):
             audio = "device"
+            log.info("audio: listening to %s (audio.source = \"auto\"); set audio.device to choose another",
+                     describe_input(cfg.audio.device))
         else:
             audio = "synth"
             notes.append("audio: no input device found; listening to the built-in synth playing the composed music instead")
@@ -105,6 +108,16 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
     # The built-in synth reaches the speakers in the closed loop only: with a real input the room's
     # own instruments are heard, and composed notes go to the configured MIDI and OSC outputs.
     return Sources(audio, camera, render, display, speakers and audio == "synth", notes, problems)
+
+
+def describe_input(device: str) -> str:
+    """Which input device `device` resolves to, in words: "input 3 'USB Audio' (ALSA)"."""
+    from hardware.audio_in import find_input_device
+    try:
+        d = find_input_device(device)
+    except UserError as exc:
+        return str(exc)
+    return f"input {d['index']} '{d['name']}' ({d['hostapi']})"
 
 
 def _video_decodes(path: str) -> bool:

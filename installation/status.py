@@ -134,3 +134,35 @@ class StatusLine:
         else:
             for line in lines:
                 log.info("%s", line)
+
+
+class SilenceWatch:
+    """Says so when a live input has been silent for `after_s` (a muted mixer, a dead cable, or
+    `auto` having picked a device nobody plays into), and again when sound comes back.
+    Called with each status tick (main thread)."""
+
+    def __init__(self, device: str, after_s: float = 30.0) -> None:
+        self.device = device
+        self.after_s = after_s
+        self._since_s: float | None = None
+        self.warned = False
+
+    def update(self, silent: bool, now_s: float) -> str | None:
+        """The warning or all-clear to log now, if any (also logged here)."""
+        if not silent:
+            self._since_s = None
+            if self.warned:
+                self.warned = False
+                message = f"audio: {self.device} has sound again"
+                log.info("%s", message)
+                return message
+            return None
+        if self._since_s is None:
+            self._since_s = now_s
+        if not self.warned and now_s - self._since_s >= self.after_s:
+            self.warned = True
+            message = (f"audio: {self.device} has been silent for {self.after_s:.0f} s; check the cable, the mixer "
+                       f"and audio.device (`python run.py devices` lists the inputs)")
+            log.warning("%s", message)
+            return message
+        return None

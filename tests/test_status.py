@@ -109,3 +109,27 @@ def test_tmux_80x24_shows_no_stale_status_lines(tmp_path):
         assert any("wrote out/demo/show.jsonl" in line for line in after)
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
+
+
+def test_a_silent_input_is_warned_about_after_30_s_once_and_cleared(caplog):
+    from installation.status import SilenceWatch
+    watch = SilenceWatch("input 2 'system' (JACK Audio Connection Kit)")
+    assert watch.update(False, 0.0) is None
+    assert [watch.update(True, t) for t in (1.0, 20.0, 30.9)] == [None, None, None]
+    warning = watch.update(True, 31.0)
+    assert warning.startswith("audio: input 2 'system' (JACK Audio Connection Kit) has been silent for 30 s")
+    assert watch.update(True, 90.0) is None  # once, not every tick
+    assert watch.update(False, 91.0).endswith("has sound again")
+    assert watch.update(True, 100.0) is None and watch.update(True, 129.0) is None
+    assert watch.update(True, 130.0) is not None
+
+
+def test_auto_names_the_input_device_it_listens_to(portaudio_on_jack, caplog):
+    import logging
+    from installation.config import load_config
+    from installation.sources import choose_sources
+    with caplog.at_level(logging.INFO, logger="chromesthesia"):
+        sources = choose_sources(load_config(None, ['render.backend="procedural"']), headless=True)
+    assert sources.audio == "device"
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audio: listening to")]
+    assert said and "'system' (JACK Audio Connection Kit)" in said[0], said
