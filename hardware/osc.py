@@ -484,6 +484,8 @@ class OscControlServer:
                                          "reason": f"{address} is only accepted from hosts in osc.admin_allow"})
             return
         sender = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if address in ADMIN_ADDRESSES:
+            sender = "admin " + sender  # installation.routes.ADMIN_SENDER: passed osc.admin_allow
         command = Command(t_s=packet.t_s, address=address, args=args, sender=sender)
         try:
             reason = self._validate(command)

@@ -14,7 +14,7 @@ Addresses (docs/osc.md has the full table):
   /scene <name> [crossfade_s]   /crossfade <s>      /blackout <0|1>   /freeze <0|1>
   /param/<path> <value>         /prompt <text>      /tempo <bpm>      (0 releases the tempo)
   /learn/<path>                 (MIDI learn: the next knob moved drives /param/<path>)
-  /restart, /stop               (schedules and systemd; not accepted from the network)
+  /restart, /stop, /panic       (schedules, systemd and OSC hosts in osc.admin_allow only)
 """
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ CROSSFADE_RANGE_S = (0.0, 60.0)
 TEMPO_RANGE_BPM = (20.0, 300.0)
 PROMPT_MAX_CHARS = 300
 LOCAL_SENDERS = ("schedule", "systemd", "main", "reload")
-"""Senders allowed to use /restart and /stop; a network sender never is."""
+"""Senders allowed to use /restart and /stop; a network sender only through ADMIN_SENDER."""
+ADMIN_SENDER = "admin "
+"""Prefix the OSC server puts before the sender of a command from a host in osc.admin_allow
+(a network client cannot choose its sender string)."""
 
 
 @dataclass(frozen=True)
@@ -206,8 +209,8 @@ def _learn(command: Command, ctx: RouteContext) -> Parsed:
 
 
 def _local(command: Command, ctx: RouteContext) -> Parsed:
-    if command.sender not in LOCAL_SENDERS:
-        return None, f"{command.address} is only accepted from the schedule or the service manager"
+    if command.sender not in LOCAL_SENDERS and not command.sender.startswith(ADMIN_SENDER):
+        return None, f"{command.address} is only accepted from the schedule, the service manager or osc.admin_allow"
     return command.address[1:], None
 
 
@@ -249,10 +252,11 @@ ROUTES: tuple[Route, ...] = (
     Route("/param/", _param, _apply_param, None, "set a live parameter of the scene", prefix=True),
     Route("/learn/", _learn, lambda live, value: None, "learn",
           "MIDI learn: the next knob or fader moved drives this parameter (saved into config.toml)", prefix=True),
-    Route("/restart", _local, _set("stop_requested"), "stop", "restart cleanly (schedule, service manager)",
-          network=False),
-    Route("/stop", _local, _set("stop_requested"), "stop", "stop cleanly (schedule, service manager)",
-          network=False),
+    Route("/restart", _local, _set("stop_requested"), "stop",
+          "restart cleanly (schedule, service manager, osc.admin_allow hosts)"),
+    Route("/stop", _local, _set("stop_requested"), "stop", "stop cleanly (schedule, service manager, osc.admin_allow hosts)"),
+    Route("/panic", _local, lambda live, value: None, "panic",
+          "all notes off on every output, now (schedule, service manager, osc.admin_allow hosts)"),
 )
 _EXACT = {r.address: r for r in ROUTES if not r.prefix}
 _PREFIXES = tuple(r for r in ROUTES if r.prefix)

@@ -120,7 +120,6 @@ def test_every_documented_address_replies_and_takes_effect(rig):
     ("/prompt", ("some gore please",), "blocked"),
     ("/prompt", ("x" * 400,), "limit"),
     ("/tempo", (1000,), "bpm"),
-    ("/restart", (), "only accepted"),  # the schedule, the service manager or osc.admin_allow only
     ("/nonsense", (1,), "unknown address"),
 ])
 def test_bad_commands_are_answered_and_change_nothing(rig, address, args, reason_part):
@@ -591,3 +590,17 @@ def test_analysis_streams_reach_a_subscriber_as_plain_floats(rig):
         assert out.publish(MusicState(t_s=2.0)) == 0
     finally:
         listener.close()
+
+
+def test_panic_restart_and_stop_from_an_admin_host_take_effect(rig):
+    effects = []
+    rig.control.effects["panic"] = lambda command, value: effects.append(("panic", command.sender))
+    rig.control.effects["stop"] = lambda command, value: effects.append((value, command.sender))
+    c = client(rig)  # 127.0.0.1: in osc.admin_allow by default
+    for address in ("/panic", "/restart", "/stop"):
+        reply_address, body = ask(c, address)
+        assert reply_address == "/reply" + address and body["status"] == "ok", body
+    assert all(r["ok"] for r in rig.apply())
+    assert [e[0] for e in effects] == ["panic", "restart", "stop"]
+    assert all(e[1].startswith("admin 127.0.0.1:") for e in effects)
+    assert rig.live.stop_requested == "stop"
