@@ -604,3 +604,37 @@ def test_panic_restart_and_stop_from_an_admin_host_take_effect(rig):
     assert [e[0] for e in effects] == ["panic", "restart", "stop"]
     assert all(e[1].startswith("admin 127.0.0.1:") for e in effects)
     assert rig.live.stop_requested == "stop"
+
+
+def test_osc_pieces_from_config_refuse_a_built_in_blocked_prompt_before_answering(tmp_path):
+    import urllib.request
+
+    from installation.bus import LiveState as BusLiveState
+    from installation.config import load_config
+    from installation.mailbox import Latest
+    from installation.osc_wiring import build_osc, command_inbox, prompt_filter
+
+    cfg = load_config(ROOT / "config.toml", ["osc.port=0", "osc.query_enabled=true", "osc.query_port=0",
+                                             "osc.query_mdns=false", "captions.blocklist=[\"lighthouse\"]"])
+    clock = MonotonicClock()
+    live = BusLiveState(scene="nocturne")
+    box = Latest()
+    control = Control(live, lambda: SCENES, None, blocklist=cfg.captions.blocklist, clock=clock,
+                      prompt_filter=prompt_filter(cfg.captions), snapshots=box)
+    control.publish()
+    commands = command_inbox()
+    pieces = build_osc(cfg, commands, clock, live.snapshot, control, box, lambda: SCENES)
+    pieces.start()
+    try:
+        c = SimpleUDPClient(*pieces.server.address)
+        for text, blocked in (("a bloody sky", True), ("a lighthouse in fog", True), ("a calm harbour", False)):
+            _, body = ask(c, "/prompt", text)
+            assert (body["status"] == "error") == blocked, (text, body)
+            if blocked:
+                assert "blocked" in body["reason"]
+        results = control.apply_pending(commands)
+        assert results == [{"ok": True}] and live.prompt_override == "a calm harbour"
+        with urllib.request.urlopen("http://%s:%d/prompt?VALUE" % pieces.query.address, timeout=10) as response:
+            assert json.loads(response.read()) == {"VALUE": ["a calm harbour"]}
+    finally:
+        pieces.stop()

@@ -1,0 +1,98 @@
+"""Construction of the operators' OSC pieces from config, so the composition root stays short.
+
+`build_osc(...)` returns an `OscPieces`: the control server (UDP, and the same rules for every
+transport), the OSCQuery server when `osc.query_enabled`, and the analysis streams. The
+composition root starts it first (a taken port fails the start with one sentence), calls
+`publish(music)` once a frame from the projector loop, and stops it last.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hardware.osc import OscControlServer, parse_target
+from hardware.osc_inbox import CommandInbox
+from hardware.osc_out import AnalysisOut
+from hardware.osc_query import OscQueryServer, describe_space, live_value
+from installation import routes
+
+log = logging.getLogger(__name__)
+
+
+def command_inbox(capacity: int = 4096) -> CommandInbox:
+    """The queue operators' commands wait in: refuses when full (the sender hears "busy"),
+    never drops what it accepted, keeps only the newest waiting value of each fader."""
+    return CommandInbox(capacity)
+
+
+def prompt_filter(captions_cfg) -> Callable[[str], str | None]:
+    """The captions' own content filter (operator blocklist plus the built-in list), asked
+    before an operator's /prompt is answered: one check, the same words."""
+    from models.caption_safety import ContentFilter
+    content = ContentFilter(captions_cfg.blocklist, builtin=getattr(captions_cfg, "default_blocklist", True))
+
+    def check(text: str) -> str | None:
+        terms = content.blocked_terms(text)
+        return f"prompt contains a blocked word ({', '.join(terms)})" if terms else None
+    return check
+
+
+@dataclass
+class OscPieces:
+    server: OscControlServer
+    query: OscQueryServer | None = None
+    analysis: AnalysisOut | None = None
+    started: list = field(default_factory=list)
+
+    def start(self) -> None:
+        """Main thread, before anything else opens: raises UserError on a taken port."""
+        self.server.start()
+        self.started.append(self.server)
+        if self.query is not None:
+            self.query.start()
+            self.started.append(self.query)
+
+    def publish(self, music) -> None:
+        """Projector loop, once a frame: the analysis streams (never blocks)."""
+        if self.analysis is not None:
+            try:
+                self.analysis.publish(music)
+            except Exception:  # a stream must never stop the projector
+                log.exception("OSC analysis streams: publish failed")
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        for piece in reversed(self.started):
+            try:
+                piece.stop(timeout_s)
+            except Exception:
+                log.exception("OSC: stopping %s failed", type(piece).__name__)
+        self.started.clear()
+
+
+def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live_box,
+              scene_names: Callable[[], list[str]]) -> OscPieces:
+    """`cfg` is the whole config; `control` an installation.control.Control; `live_box` the
+    Latest[LiveSnapshot] other threads read the operators' state from."""
+    osc = cfg.osc
+
+    def values(address: str) -> Any:
+        if address.startswith("/out/"):
+            return analysis.value(address)
+        live = live_box.peek() if live_box is not None else None
+        return live_value(address, live if live is not None else control.live)
+
+    server = OscControlServer(osc, commands, clock, status_fn, validate=control.check,
+                              realtime_priority=osc.realtime_priority, values=values, accepts=routes.is_command)
+    targets = []
+    for text in osc.out_targets:
+        target = parse_target(text)  # UserError on a bad host:port
+        targets.append(target._address[:2])
+        target.close()
+    analysis = AnalysisOut(server, tuple(targets))
+    query = None
+    if osc.query_enabled:
+        query = OscQueryServer(cfg.installation.name, osc.host, osc.query_port,
+                               lambda: describe_space(routes, control.param_specs, scene_names()),
+                               values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns)
+    return OscPieces(server, query, analysis)
