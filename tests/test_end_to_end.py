@@ -108,7 +108,7 @@ def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path):
     _, stderr = proc.communicate()
     assert proc.returncode == 0, stderr[-2000:]
     # The shutdown budget is 1.7 s; on a loaded 2-core machine interpreter teardown adds seconds,
-    # so the test asserts a prompt stop, not the budget (the show log records how long it took).
+    # so the test asserts a prompt stop, not the budget.
     assert elapsed_s < 10.0, elapsed_s
     assert "Traceback" not in stderr
     assert not unmatched_notes(tmp_path / "midi.mid")
