@@ -150,6 +150,9 @@ class Composer:
         self._tune: tuple[str, int, bytes] | None = None  # (source, phrase number, picture key) now playing
         self._recent_tunes: list[str] = []
         self.last_retrieved = None
+        self.melody_source = None
+        """Optional `(retrieved Phrase, mode class, metre, (valence, arousal)) -> (Phrase, reason) | None`
+        that writes the phrase's melody instead (the learned head, the LLM backend); None = corpus."""
         self.revision: tuple[float, float] = (0.0, 0.0)
         """(lift, drive) added by self-refinement (models.composer_refine) to the picture's valence
         and energy for articulation, register, groove and tempo, density, loudness; mode and key stay."""
@@ -164,7 +167,7 @@ class Composer:
         self._send_programs = True
 
     # --- public --------------------------------------------------------------------------------
-    _STATE = ("_scene", "_settings", "_pending_scene", "_phrase", "_bar_in_phrase", "_phrase_count", "_tonic_pc",
+    _STATE = ("melody_source", "_scene", "_settings", "_pending_scene", "_phrase", "_bar_in_phrase", "_phrase_count", "_tonic_pc",
               "_send_programs", "_tune", "_recent_tunes", "last_retrieved", "revision")
 
     def snapshot(self) -> dict:
@@ -279,6 +282,13 @@ class Composer:
         reasons.append(why)
         density = max(0.0, min(1.0, 0.5 + 0.5 * drive + 0.1 * (image.edge_density - 0.35)))
         variation = max(0.0, min(0.9, self._settings.variation + 0.4 * image.motion))
+        melody_source = self.melody_source
+        if melody_source is not None:
+            written = melody_source(source, mode_class, metre, (v, a))
+            if written is not None:
+                source, why = written
+                reasons.append(why)
+                variation, density = 0.0, 0.5  # a written melody is sung as written
         melody, varied = self._vary(source.events, mode_class, metre, density, variation)
         reasons.append(f"melody: corpus phrase {source.source} ({source.mode_class}, {source.metre}), "
                        f"{varied} of {len(melody)} notes varied by learned steps, density {density:.2f}")
