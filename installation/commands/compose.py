@@ -41,7 +41,12 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
     ev = groups["eval"].add_parser("composer", parents=[common],
                                    help="corpus metrics and emotion alignment of the composer over real photographs")
-    ev.add_argument("--images", type=Path, metavar="DIR", help="extra folder of photographs")
+    ev.add_argument("--images", type=Path, metavar="DIR", help="extra folder of photographs (beside the bundled ones)")
+    ev.add_argument("--photos", type=Path, metavar="DIR",
+                    help="evaluate on this folder of photographs only (tools/fetch_wallpapers.sh fetches a set)")
+    ev.add_argument("--head", choices=("corpus", "learned"), help="melody head (default: compose.head)")
+    ev.add_argument("--refine", type=int, metavar="N",
+                    help="also refine each first phrase N rounds and report how often the rated VA moved toward the picture")
     ev.add_argument("--seconds", type=float, default=20.0, help="music per photograph (default 20)")
     ev.add_argument("--json", type=Path, metavar="F", help="write the figures as JSON")
     ev.add_argument("--renderer", choices=("fluidsynth", "synth"), default="fluidsynth",
@@ -65,7 +70,18 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     train.add_argument("--folk-tunes", type=int, default=900, help="folk tunes to learn from (default 900)")
     train.add_argument("--chorales", type=int, default=150, help="Bach chorales to learn from (default 150)")
     train.add_argument("--out", type=Path, help="table path (default: models/data/corpus_table.json)")
+    train.add_argument("--index-only", action="store_true", help="rebuild only the retrieval index from the table")
     train.set_defaults(handler=_train_corpus)
+
+    learned = groups["train"].add_parser("composer", parents=[common],
+                                         help="train the VA-conditioned melody model on the corpus (CPU, one thread)")
+    learned.add_argument("--minutes", type=float, default=20.0, help="training time (default 20)")
+    learned.add_argument("--hidden", type=int, default=96, help="GRU width (default 96)")
+    learned.add_argument("--va-weight", type=float, default=1.0, help="weight of the VA loss beside the token loss")
+    learned.add_argument("--out", type=Path, default=Path("weights/composer.pt"), help="weights file to write")
+    learned.add_argument("--seed", type=int, default=0)
+    learned.add_argument("--json", type=Path, metavar="F", help="write the figures as JSON")
+    learned.set_defaults(handler=_train_composer)
 
 
 # --- shared helpers ------------------------------------------------------------------------------------
@@ -275,6 +291,13 @@ def build_composer(cfg, scene, seed: int, table=None, index=None):
     """The composer the config asks for: corpus or learned head, LLM backend, self-refinement."""
     from models.composer import Composer
     composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
+    if cfg.compose.head == "learned":
+        from models.composer_learned import LearnedMelody
+        composer.melody_source = LearnedMelody(cfg.compose.learned_weights, seed=seed)
+    if cfg.compose.backend == "llm":
+        from models.composer_llm import LlmComposer
+        composer = LlmComposer(composer, cfg.compose.llm_url, cfg.compose.llm_model, cfg.compose.llm_timeout_s,
+                               cfg.compose.llm_retries, cfg.compose.llm_vision)
     if cfg.compose.refine_rounds > 0:
         from models.composer_refine import RefiningComposer
         render, rate = refinement_callables(cfg)
@@ -302,7 +325,7 @@ def _compose(args: argparse.Namespace) -> int:
     else:
         state = analyser.analyse(_read_image(args.source), 0.0, source=args.source.name)
         states = lambda t_s: state  # noqa: E731 - a still picture does not change
-    composer = Composer(cfg.compose, scene, seed=cfg.compose.seed if args.seed is None else args.seed)
+    composer = build_composer(cfg, scene, seed=cfg.compose.seed if args.seed is None else args.seed)
     plans = compose_offline(composer, states, args.seconds)
     plans_to_midi(plans, args.out)
     if args.wav:
@@ -380,27 +403,74 @@ def evaluation_photos(extra_dir: Path | None = None) -> list[tuple[str, Any]]:
     return photos
 
 
+PAPER_DEFINITIONS = {
+    "pitch_entropy": "Shannon entropy (bits) of the histogram of MIDI pitches of all notes",
+    "polyphony_rate": "share of time steps (sixteenths, to the end) with more than two pitches sounding",
+    "groove_consistency": "1 - mean Hamming distance between consecutive bars' onset patterns (sixteenth grid)",
+}
+"""muspy 0.5's definitions (muspy.pitch_entropy, polyphony_rate with its default threshold of 2,
+groove_consistency), computed by muspy itself on the pitched voices."""
+
+
+def muspy_metrics(plans, voices=PITCHED_VOICES) -> dict[str, float]:
+    """The paper's three metrics, computed by muspy on the plans' written notes (sixteenth grid)."""
+    import muspy
+    notes = plans_to_notes(plans, voices)
+    track = muspy.Track(program=0, is_drum=False, notes=[
+        muspy.Note(time=int(round(n.onset_beats * 4)), pitch=int(n.pitch),
+                   duration=max(1, int(round(n.duration_beats * 4))), velocity=64) for n in notes])
+    music = muspy.Music(resolution=4, tracks=[track])
+    bar_steps = 12 if plans[0].metre in ("3/4", "6/8") else 16
+    return {"pitch_entropy": float(muspy.pitch_entropy(music)), "polyphony_rate": float(muspy.polyphony_rate(music)),
+            "groove_consistency": float(muspy.groove_consistency(music, bar_steps))}
+
+
+def _melody_signature(plans) -> tuple:
+    return tuple(e.note for p in plans for e in p.events if e.voice == "melody")[:24]
+
+
 def _eval_composer(args: argparse.Namespace) -> int:
     import numpy as np
+    import soundfile
     from scipy.stats import spearmanr
 
     from installation.startup import load
-    from models.composer import Composer
+    from models.composer_refine import RefiningComposer
     from models.corpus import load_table, music_metrics
     from models.image_features import ImageAnalyser
     cfg = load(args)
+    if args.head:
+        cfg = cfg.model_copy(update={"compose": cfg.compose.model_copy(update={"head": args.head})})
     scene = _scene(cfg, args.scene)
     table = load_table()
     head = _image_head(cfg)
-    photos = evaluation_photos(args.images)
+    if args.photos is not None:
+        photos = folder_photos(args.photos)
+        if len(photos) < 2:
+            raise UserError(f"--photos {args.photos} holds {len(photos)} photographs; give a folder of several "
+                            f"(tools/fetch_wallpapers.sh DIR fetches 24).")
+    else:
+        photos = evaluation_photos(args.images)
     import vibenet
     rater = vibenet.load_model()
     rows = []
+    refinements = []
+    signatures: dict[tuple, str] = {}
+    shared = []
+    render, rate = refinement_callables(cfg) if args.refine else (None, None)
     with tempfile.TemporaryDirectory() as tmp:
         for i, (name, rgb) in enumerate(photos):
             state = ImageAnalyser(head).analyse(rgb, 0.0, source=name)
-            composer = Composer(cfg.compose, scene, seed=cfg.compose.seed + i, table=table)
+            composer = build_composer(cfg, scene, seed=cfg.compose.seed + i, table=table)
+            if args.refine:
+                refining = RefiningComposer(getattr(composer, "composer", composer), render, rate, args.refine)
+                refining.plan(state, 0.0)
+                refinements.append(refining.last)
             plans = compose_offline(composer, lambda t_s: state, args.seconds)
+            signature = _melody_signature(plans)
+            if signature in signatures:
+                shared.append((signatures[signature], name))
+            signatures[signature] = name
             mid, wav = Path(tmp) / f"{i}.mid", Path(tmp) / f"{i}.wav"
             if args.renderer == "synth":
                 sr = 16000
@@ -408,7 +478,6 @@ def _eval_composer(args: argparse.Namespace) -> int:
             else:
                 plans_to_midi(plans, mid)
                 render_audio(mid, wav)
-                import soundfile
                 audio, sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
                 mono = audio.mean(axis=1)
             rms_dbfs = float(20 * np.log10(max(1e-9, float(np.sqrt(np.mean(np.square(mono)))))))
@@ -419,12 +488,15 @@ def _eval_composer(args: argparse.Namespace) -> int:
             beats_per_bar = 4.0 if plans[0].metre == "4/4" else 3.0
             metrics = {f"{group}.{k}": v for group, (voices, _) in METRIC_GROUPS.items()
                        for k, v in music_metrics(plans_to_notes(plans, voices), beats_per_bar).items()}
+            metrics.update({f"muspy.{k}": v for k, v in muspy_metrics(plans).items()})
+            tune = next((r.split(" ")[2] for r in plans[0].reasons if r.startswith("retrieved tune")), "")
             rows.append({"photo": name, "image_valence": state.valence, "image_arousal": state.arousal,
                          "music_valence": float(rated.valence), "music_energy": float(rated.energy), "rms_dbfs": rms_dbfs,
                          "tempo_bpm": plans[0].tempo_bpm, "mode": plans[0].mode, "key": plans[0].key,
-                         "metre": plans[0].metre, **metrics})
-            print(f"{name:34s} image V{state.valence:+.2f} A{state.arousal:+.2f} -> {plans[0].key} {plans[0].mode:10s} "
-                  f"{plans[0].tempo_bpm:4.0f} bpm -> vibenet valence {rated.valence:.2f} energy {rated.energy:.2f}")
+                         "metre": plans[0].metre, "tune": tune, "description": state.description, **metrics})
+            print(f"{name:28s} V{state.valence:+.2f} A{state.arousal:+.2f} -> {plans[0].key:3s} {plans[0].mode:10s} "
+                  f"{plans[0].metre} {plans[0].tempo_bpm:4.0f} bpm {tune:28s} -> vibenet valence {rated.valence:.2f} "
+                  f"energy {rated.energy:.2f}")
     rho_a = float(spearmanr([r["image_arousal"] for r in rows], [r["music_energy"] for r in rows]).statistic)
     rho_v = float(spearmanr([r["image_valence"] for r in rows], [r["music_valence"] for r in rows]).statistic)
     names = ("pitch_entropy", "pitch_class_entropy", "polyphony", "polyphony_rate", "scale_consistency",
@@ -432,12 +504,14 @@ def _eval_composer(args: argparse.Namespace) -> int:
     corpus = table.metrics
     generated: dict[str, dict[str, list[float]]] = {}
     within: dict[str, bool] = {}
-    print(f"\nemotion alignment over {len(rows)} photographs (Spearman): arousal {rho_a:+.3f}, valence {rho_v:+.3f}")
+    print(f"\nhead {cfg.compose.head}, renderer {args.renderer}, {len(rows)} photographs")
+    print(f"emotion alignment (Spearman, image head vs vibenet): arousal {rho_a:+.3f}, valence {rho_v:+.3f}")
+    print(f"melodies shared between photographs: {len(shared)}" + (f" ({shared})" if shared else ""))
     for group, (voices, reference) in METRIC_GROUPS.items():
         generated[group] = {n: [float(np.percentile([r[f"{group}.{n}"] for r in rows], q)) for q in (25, 50, 75)]
                             for n in names}
         print(f"\n{group} ({', '.join(voices)}) against {reference}; * marks an acceptance target")
-        print(f"{'metric':22s} {'generated q1/med/q3':>24s} {reference + ' q1/med/q3':>24s}  inside  paper")
+        print(f"{'metric':22s} {'generated q1/med/q3':>24s} {reference + ' q1/med/q3':>24s}  inside")
         for n in names:
             g = generated[group][n]
             c = corpus.get(reference, {}).get(n, [0.0, 0.0, 0.0])
@@ -446,13 +520,38 @@ def _eval_composer(args: argparse.Namespace) -> int:
             if target:
                 within[f"{group}.{n}"] = inside
             print(f"{n:20s}{'*' if target else ' ':2s} {g[0]:7.3f} {g[1]:7.3f} {g[2]:7.3f}   "
-                  f"{c[0]:7.3f} {c[1]:7.3f} {c[2]:7.3f}  {'yes' if inside else 'no ':6s}  {PAPER_I2M.get(n, '')}")
-    result = {"photos": len(rows), "renderer": args.renderer, "spearman_arousal": rho_a, "spearman_valence": rho_v,
-              "generated": generated, "corpus": corpus, "targets_within_iqr": within,
-              "paper": PAPER_I2M, "rows": rows}
+                  f"{c[0]:7.3f} {c[1]:7.3f} {c[2]:7.3f}  {'yes' if inside else 'no'}")
+    paper = {}
+    print("\nthe paper's three metrics, computed by muspy 0.5 on melody, chords and bass (drums left out):")
+    for n, paper_value in (("polyphony_rate", PAPER_I2M["polyphony"]), ("pitch_entropy", PAPER_I2M["pitch_entropy"]),
+                           ("groove_consistency", PAPER_I2M["groove_consistency"])):
+        values = [r[f"muspy.{n}"] for r in rows if np.isfinite(r[f"muspy.{n}"])]
+        paper[n] = float(np.median(values)) if values else float("nan")
+        print(f"  {n:20s} median {paper[n]:.4f}   paper {paper_value:.4f}   ({PAPER_DEFINITIONS[n]})")
+    refine = None
+    if refinements:
+        moved = [r.moved_toward for r in refinements if r is not None]
+        before = float(np.mean([r.distance(0) for r in refinements]))
+        after = float(np.mean([r.distance(r.chosen) for r in refinements]))
+        refine = {"plans": len(moved), "moved_toward": int(sum(moved)), "share": sum(moved) / max(1, len(moved)),
+                  "mean_distance_before": before, "mean_distance_after": after, "rounds": args.refine}
+        print(f"\nself-refinement ({args.refine} rounds, rater: listen.va_head = {cfg.listen.va_head}): rated VA moved "
+              f"toward the picture on {sum(moved)} of {len(moved)} plans ({refine['share']:.0%}); mean distance "
+              f"{before:.3f} -> {after:.3f}")
+    result = {"photos": len(rows), "renderer": args.renderer, "head": cfg.compose.head, "spearman_arousal": rho_a,
+              "spearman_valence": rho_v, "shared_melodies": shared, "generated": generated, "corpus": corpus,
+              "targets_within_iqr": within, "paper": PAPER_I2M, "muspy": paper, "refinement": refine, "rows": rows}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0
+
+
+def folder_photos(folder: Path) -> list[tuple[str, Any]]:
+    from hardware.camera import PHOTO_SUFFIXES
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder of photographs.")
+    return [(f"file:{path.name}", _read_image(path)) for path in sorted(folder.iterdir())
+            if path.suffix.lower() in PHOTO_SUFFIXES]
 
 
 # --- bench midi -----------------------------------------------------------------------------------------
@@ -532,9 +631,38 @@ def _bench_midi(args: argparse.Namespace) -> int:
 
 # --- train corpus ---------------------------------------------------------------------------------------
 def _train_corpus(args: argparse.Namespace) -> int:
-    from models.corpus import TABLE_PATH, build_table
+    from models.composer_index import INDEX_PATH, build_index
+    from models.corpus import TABLE_PATH, CorpusTable, build_table, load_table
     path = args.out or TABLE_PATH
     started = time.monotonic()
-    data = build_table(max_folk_tunes=args.folk_tunes, max_chorales=args.chorales, progress=print, path=path)
-    print(f"wrote {path} in {time.monotonic() - started:.0f} s: {len(data['phrases'])} phrases from {data['sources']}")
+    if args.index_only:
+        table = load_table(path)
+    else:
+        data = build_table(max_folk_tunes=args.folk_tunes, max_chorales=args.chorales, progress=print, path=path)
+        print(f"wrote {path} in {time.monotonic() - started:.0f} s: {len(data['phrases'])} phrases from {data['sources']}")
+        table = CorpusTable(data)
+    started = time.monotonic()
+    index_path = INDEX_PATH if args.out is None else path.with_name("corpus_index.npz")
+    data = build_index(table, index_path, progress=print)
+    print(f"wrote {index_path} in {time.monotonic() - started:.0f} s: {len(data['sources'])} tunes indexed")
+    return 0
+
+
+def _train_composer(args: argparse.Namespace) -> int:
+    import torch
+
+    from models.composer_learned import train
+    from models.corpus import load_table
+    torch.set_num_threads(1)  # a shared machine: one core for training
+    if args.minutes <= 0:
+        raise UserError(f"--minutes {args.minutes} must be positive.")
+    figures = train(load_table(), args.out, minutes=args.minutes, hidden=args.hidden, va_weight=args.va_weight,
+                    seed=args.seed, progress=print)
+    print(f"wrote {args.out}: {figures['epochs']} epochs in {figures['seconds']:.0f} s; token loss "
+          f"{figures['token_loss']:.3f}; VA predictor held-out MAE {figures['predictor_mae']:.3f}; written melodies' VA "
+          f"MAE {figures['va_mae']:.3f} to their targets ({figures['va_mae_shuffled']:.3f} to shuffled targets); "
+          f"Spearman target vs written: valence {figures['valence_spearman']:+.2f}, arousal {figures['arousal_spearman']:+.2f}")
+    print(f'use it with: compose.head = "learned", compose.learned_weights = "{args.out}"')
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
     return 0
