@@ -102,8 +102,8 @@ def ndi_finds_localhost(tmp_path, monkeypatch):
 def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_frames(ndi_finds_localhost):
     pytest.importorskip("cyndilib")
     from cyndilib.finder import Finder
-    from cyndilib.receiver import Receiver, ReceiveFrameType
-    from cyndilib.video_frame import VideoRecvFrame
+    from cyndilib.receiver import Receiver
+    from cyndilib.video_frame import VideoFrameSync
     from cyndilib.wrapper.ndi_recv import RecvBandwidth, RecvColorFormat
 
     width, height = 160, 90
@@ -112,8 +112,8 @@ def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_fram
     shown = frame(7, width, height)
     finder = Finder()
     receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
-    received = VideoRecvFrame()
-    receiver.set_video_frame(received)
+    received = VideoFrameSync()  # NDI's frame synchroniser: the newest frame the receiver has
+    receiver.frame_sync.set_video_frame(received)
     out.open()
     try:
         out.show(shown)
@@ -126,23 +126,20 @@ def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_fram
         assert source is not None, finder.get_source_names()
         receiver.set_source(source)
 
-        pictures = []
+        errors = []
 
-        def receive():
+        def matching():
             out.show(shown)  # the projector keeps showing its frame
-            if receiver.receive(ReceiveFrameType.recv_video, 200) & ReceiveFrameType.recv_video:
-                data = np.empty(received.get_buffer_size(), np.uint8)
-                received.fill_p_data(data)
-                pictures.append((received.get_resolution(), data.reshape(height, width, 4)[..., :3]))
-            return len(pictures) >= 3
-        assert wait_for(receive, timeout_s=30.0)
-        (size, picture) = pictures[-1]
-        assert size == (width, height)
-        # NDI's codec is lossy: the received picture is close to the projector's, far from another one
-        error = np.abs(picture.astype(int) - shown.astype(int)).mean()
-        other = np.abs(picture.astype(int) - frame(20, width, height).astype(int)).mean()
-        assert error < 6.0 and other > 5 * error, (error, other)
-        assert out.threads[0].errors == 0 and out.threads[0].sink.skipped >= 1  # before the receiver came
+            receiver.frame_sync.capture_video()
+            if received.get_resolution() != (width, height):
+                return False
+            picture = received.get_array().reshape(height, width, 4)[..., :3].astype(int)
+            # NDI's codec is lossy: close to the projector's picture, far from another one
+            errors.append((np.abs(picture - shown).mean(), np.abs(picture - frame(20, width, height)).mean()))
+            return sum(1 for error, other in errors if error < 6.0 and other > 5 * error) >= 3
+        assert wait_for(matching, timeout_s=30.0), errors[-3:]
+        assert receiver.is_connected() and out.threads[0].errors == 0
+        assert out.threads[0].sink.skipped >= 1  # nothing was encoded before the receiver came
     finally:
         receiver.disconnect()
         finder.close()

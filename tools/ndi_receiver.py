@@ -23,8 +23,8 @@ def main() -> int:
     (config_dir / "ndi-config.v1.json").write_text(json.dumps({"ndi": {"networks": {"ips": "127.0.0.1", "discovery": ""}}}))
     os.environ["NDI_CONFIG_DIR"] = str(config_dir)
     from cyndilib.finder import Finder
-    from cyndilib.receiver import Receiver, ReceiveFrameType
-    from cyndilib.video_frame import VideoRecvFrame
+    from cyndilib.receiver import Receiver
+    from cyndilib.video_frame import VideoFrameSync
     from cyndilib.wrapper.ndi_recv import RecvBandwidth, RecvColorFormat
 
     finder = Finder()
@@ -38,16 +38,16 @@ def main() -> int:
         print(json.dumps({"error": f"no NDI source {args.name!r}", "sources": finder.get_source_names()}), flush=True)
         return 1
     receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
-    frame = VideoRecvFrame()
-    receiver.set_video_frame(frame)
+    frame = VideoFrameSync()
+    receiver.frame_sync.set_video_frame(frame)
     receiver.set_source(source)
     print(json.dumps({"connected": args.name}), flush=True)
-    received = 0
     start = time.monotonic()
     while time.monotonic() - start < args.seconds:
-        if receiver.receive(ReceiveFrameType.recv_video, 100) & ReceiveFrameType.recv_video:
-            received += 1
+        time.sleep(1 / 30)
+        receiver.frame_sync.capture_video()  # what a mixer does each of its frames
     elapsed = time.monotonic() - start
+    received = receiver.get_performance_data()["video"]["frames_total"]
     print(json.dumps({"received": received, "fps": round(received / elapsed, 2),
                       "resolution": list(frame.get_resolution())}), flush=True)
     receiver.disconnect()
