@@ -123,8 +123,92 @@ def _bench_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_web_bench(clients: int, seconds: float, fps: float, extra: list[str] | None = None) -> dict:
+    """The installation (headless, procedural) in its own process with the dashboard on; its own
+    projector fps sampled from /status for `seconds` with no dashboard open, then with `clients`
+    dashboards open over websockets (each receiving status and preview pictures)."""
+    import secrets
+    import socket
+    import statistics
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+    from websockets.sync.client import connect
+
+    root = Path(__file__).resolve().parent.parent.parent
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = secrets.token_urlsafe(8)
+    command = [sys.executable, str(root / "run.py"), "--headless", "--quiet", "--duration", str(2 * seconds + 120),
+               "--set", "web.enabled=true", "--set", f"web.port={port}", "--set", f'web.token="{token}"',
+               "--set", f"display.fps={int(fps)}", "--set", "osc.enabled=false", *(extra or [])]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def status() -> dict | None:
+        try:
+            return httpx.get(url + "/status", params={"token": token}, timeout=5).json()["status"]
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
+    def sample(window_s: float) -> list[float]:
+        values, end = [], time.monotonic() + window_s
+        while time.monotonic() < end:
+            s = status()
+            if s:
+                values.append(float(s.get("fps") or 0.0))
+            time.sleep(0.5)
+        return values
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not ((s := status()) and (s.get("fps") or 0) > 0):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the installation ended: {proc.stderr.read()[-2000:]}")
+            time.sleep(0.5)
+        time.sleep(3.0)  # past start-up
+        alone = sample(seconds)
+        stop = threading.Event()
+        received = [0] * clients
+        pictures = [0] * clients
+
+        def viewer(i: int) -> None:
+            try:
+                with connect(f"ws://127.0.0.1:{port}/ws?token={token}", open_timeout=20) as ws:
+                    while not stop.is_set():
+                        message = ws.recv(timeout=5)
+                        received[i] += 1
+                        pictures[i] += isinstance(message, bytes)
+            except Exception:  # noqa: BLE001 - a viewer that fails shows in the counts
+                pass
+
+        threads = [threading.Thread(target=viewer, args=(i,), daemon=True) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2.0)
+        watched = sample(seconds)
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {"fps_asked": fps, "seconds_each": seconds, "clients": clients,
+            "fps_0_clients": round(statistics.mean(alone), 2) if alone else None,
+            "fps_0_clients_min": round(min(alone), 2) if alone else None,
+            f"fps_{clients}_clients": round(statistics.mean(watched), 2) if watched else None,
+            f"fps_{clients}_clients_min": round(min(watched), 2) if watched else None,
+            "messages_per_client_s": round(statistics.mean(received) / seconds, 2) if clients else 0,
+            "pictures_per_client_s": round(statistics.mean(pictures) / seconds, 2) if clients else 0}
+
+
 def _bench_web(args: argparse.Namespace) -> int:
-    from installation.commands.web_bench import run_web_bench
     figures = run_web_bench(args.clients, args.seconds, args.fps)
     print(json.dumps(figures, indent=2))
     if args.json:
