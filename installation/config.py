@@ -215,6 +215,10 @@ class VideoOutConfig(Section):
     fps: float = Field(0.0, ge=0.0, le=240.0)
 
 
+class EnsembleConfig(Section):
+    music_from: str = ""
+
+
 class ScheduleConfig(Section):
     open_hours: tuple[str, ...] = ()
     closed_action: Literal["blackout", "stop"] = "blackout"
@@ -268,6 +272,7 @@ class Config(Section):
     control: ControlConfig = ControlConfig()
     tempo: TempoConfig = TempoConfig()
     video_out: VideoOutConfig = VideoOutConfig()
+    ensemble: EnsembleConfig = EnsembleConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     showlog: ShowLogConfig = ShowLogConfig()
     record: RecordConfig = RecordConfig()
