@@ -172,6 +172,8 @@ class OscConfig(Section):
     query_enabled: bool = False
     query_port: int = Field(7401, ge=0, le=65535)
     query_mdns: bool = True
+    tcp_enabled: bool = False
+    tcp_port: int = Field(7400, ge=0, le=65535)
     subscribe_ttl_s: float = Field(60.0, ge=1, le=86400)
     max_subscribers: int = Field(16, ge=1, le=256)
     realtime_priority: int = Field(0, ge=0, le=49)

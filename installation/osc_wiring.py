@@ -1,7 +1,8 @@
 """Construction of the operators' OSC pieces from config, so the composition root stays short.
 
 `build_osc(...)` returns an `OscPieces`: the control server (UDP, and the same rules for every
-transport), the OSCQuery server when `osc.query_enabled`, and the analysis streams. The
+transport), OSC over TCP when `osc.tcp_enabled`, the OSCQuery server when `osc.query_enabled`,
+and the analysis streams. The
 composition root starts it first (a taken port fails the start with one sentence), calls
 `publish(music)` once a frame from the projector loop, and stops it last.
 """
@@ -43,15 +44,17 @@ class OscPieces:
     server: OscControlServer
     query: OscQueryServer | None = None
     analysis: AnalysisOut | None = None
+    tcp: Any = None
     started: list = field(default_factory=list)
 
     def start(self) -> None:
         """Main thread, before anything else opens: raises UserError on a taken port."""
         self.server.start()
         self.started.append(self.server)
-        if self.query is not None:
-            self.query.start()
-            self.started.append(self.query)
+        for piece in (self.tcp, self.query):
+            if piece is not None:
+                piece.start()
+                self.started.append(piece)
 
     def publish(self, music) -> None:
         """Projector loop, once a frame: the analysis streams (never blocks)."""
@@ -95,4 +98,8 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
         query = OscQueryServer(cfg.installation.name, osc.host, osc.query_port,
                                lambda: describe_space(routes, control.param_specs, scene_names()),
                                values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns)
-    return OscPieces(server, query, analysis)
+    tcp = None
+    if osc.tcp_enabled:
+        from hardware.osc_tcp import OscTcpServer
+        tcp = OscTcpServer(osc.host, osc.tcp_port, server, clock)
+    return OscPieces(server, query, analysis, tcp)

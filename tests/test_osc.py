@@ -638,3 +638,40 @@ def test_osc_pieces_from_config_refuse_a_built_in_blocked_prompt_before_answerin
             assert json.loads(response.read()) == {"VALUE": ["a calm harbour"]}
     finally:
         pieces.stop()
+
+
+def test_osc_over_tcp_with_slip_framing_gets_the_same_rules_and_replies(rig):
+    from pythonosc.tcp_client import SimpleTCPClient
+
+    from hardware.osc_tcp import OscTcpServer, split_frames
+
+    buffer = bytearray(b"\xc0abc\xc0\xc0de\xdb\xdc\xc0\xc0fg")
+    assert split_frames(buffer) == [b"\xc0abc\xc0", b"\xc0de\xdb\xdc\xc0"] and buffer == b"fg"
+
+    tcp = OscTcpServer("127.0.0.1", 0, rig.server, rig.clock)
+    tcp.start()
+    try:
+        c = SimpleTCPClient(*tcp.address, mode="1.1")
+        c.send_message("/scene", ["pulse"])
+        c.send_message("/param//brightness", [0.5])
+        bb = OscBundleBuilder(IMMEDIATELY)
+        for value in (0.1, 0.2, 0.3):
+            mb = OscMessageBuilder(address="/param/brightness")
+            mb.add_arg(value)
+            bb.add_content(mb.build())
+        c.send(bb.build())
+        replies = []
+        for message in c.get_messages(5):
+            replies.append((message.address, json.loads(message.params[0])))
+            if len(replies) == 5:
+                break
+        assert [(a, b["status"]) for a, b in replies] == [("/reply/scene", "ok"), ("/reply/param//brightness", "error"),
+                                                          ("/reply/param/brightness", "ok"),
+                                                          ("/reply/param/brightness", "ok"),
+                                                          ("/reply/param/brightness", "ok")]
+        rig.apply()
+        assert rig.live.scene == "pulse" and rig.live.params["brightness"] == pytest.approx(0.3)
+        assert rig.apply() == [] and tcp.stats["frames"] == 3
+        c.close()
+    finally:
+        tcp.stop()
