@@ -118,10 +118,11 @@ def run_installation(args: argparse.Namespace) -> int:
         overrides.append(f'installation.scene="{args.scene}"')
     args.overrides = overrides
     from installation.status import StatusLine
-    StatusLine(quiet=args.quiet).starting("starting Chromesthesia: reading the config, loading models, opening devices")
     cfg = load(args)
     if args.duration is not None and args.duration <= 0:
         raise UserError(f"--duration {args.duration} must be a positive number of seconds.")
+    # After the config is read (fast), so a bad config is answered by its one sentence alone.
+    StatusLine(quiet=args.quiet).starting("starting Chromesthesia: loading models, opening devices")
     duration_s = inherited_duration_s(args.duration)
     if args.duration is not None and DEADLINE_ENV not in os.environ:
         os.environ[DEADLINE_ENV] = repr(time.time() + args.duration)
