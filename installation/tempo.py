@@ -42,10 +42,72 @@ def next_bar_s(tempo: Tempo, t_s: float) -> float:
     return tempo.time_at_beat(bar)
 
 
+def bar_line_s(tempo: Tempo, t_s: float, snap_beats: float = 0.25) -> float:
+    """The bar line within `snap_beats` of `t_s` (a plan that ends a hair after one), else the next."""
+    beat = tempo.beat_at(t_s)
+    nearest = round(beat / tempo.quantum) * tempo.quantum
+    if abs(beat - nearest) <= snap_beats:
+        return tempo.time_at_beat(nearest)
+    return next_bar_s(tempo, t_s)
+
+
 def lock_music(music: MusicState, tempo: Tempo, t_s: float) -> MusicState:
     """`music` with tempo and beat phase taken from the shared timeline (what the visuals pulse to)."""
     beat = tempo.beat_at(t_s)
     return dataclasses.replace(music, tempo_bpm=tempo.tempo_bpm(), beat_phase=beat % 1.0, beat_confidence=1.0)
+
+
+class TempoLockedMusic:
+    """A view of the listener's Latest[MusicState] whose beat is the shared timeline's at read time.
+
+    Handed to the renderer in place of the Latest itself, so the visuals pulse on Link's (or the
+    MIDI clock's) beat without the renderer knowing where the beat comes from.
+    """
+
+    def __init__(self, music, tempo: Tempo, clock) -> None:
+        self._music = music
+        self._tempo = tempo
+        self._clock = clock
+
+    def put(self, item: MusicState) -> None:
+        self._music.put(item)
+
+    def _locked(self, item: MusicState | None) -> MusicState | None:
+        return None if item is None else lock_music(item, self._tempo, self._clock.now_s())
+
+    def peek(self) -> MusicState | None:
+        return self._locked(self._music.peek())
+
+    def take(self, timeout_s: float | None = None, after_version: int | None = None) -> MusicState | None:
+        return self._locked(self._music.take(timeout_s, after_version))
+
+    @property
+    def version(self) -> int:
+        return self._music.version
+
+    @property
+    def dropped(self) -> int:
+        return self._music.dropped
+
+
+class TempoLockedComposer:
+    """The composer with its bars on the shared timeline: each plan starts on a bar line of the
+    session and uses the session's tempo. An operator's /tempo is proposed to the session (on Link
+    every peer follows it). Everything else is the wrapped composer's."""
+
+    def __init__(self, composer, tempo: Tempo) -> None:
+        self._composer = composer
+        self._tempo = tempo
+        self._proposed_bpm: float | None = None
+
+    def plan(self, image, start_s: float, tempo_bpm: float | None = None):
+        if tempo_bpm is not None and tempo_bpm != self._proposed_bpm:
+            self._tempo.set_tempo(tempo_bpm)
+        self._proposed_bpm = tempo_bpm
+        return self._composer.plan(image, bar_line_s(self._tempo, start_s), tempo_bpm=self._tempo.tempo_bpm())
+
+    def __getattr__(self, name: str):
+        return getattr(self._composer, name)
 
 
 # --- internal -------------------------------------------------------------------------------------

@@ -142,3 +142,46 @@ def test_two_link_processes_share_beat_phase_and_tempo_changes():
         peer.stdin.close()
         peer.wait(10)
         ours.close()
+
+
+class RecordingComposer:
+    def __init__(self) -> None:
+        self.calls = []
+        self.scene = None
+
+    def plan(self, image, start_s, tempo_bpm=None):
+        self.calls.append((start_s, tempo_bpm))
+        return (start_s, tempo_bpm)
+
+    def set_scene(self, scene):
+        self.scene = scene
+
+
+def test_the_composer_starts_each_plan_on_a_bar_line_at_the_shared_tempo():
+    from installation.tempo import TempoLockedComposer
+
+    clock = ManualClock(0.0)
+    tempo = InternalTempo(clock, bpm=120.0, quantum=4.0)  # a bar every 2 s
+    composer = TempoLockedComposer(RecordingComposer(), tempo)
+    assert composer.plan(None, 0.3) == (pytest.approx(2.0), 120.0)
+    assert composer.plan(None, 4.001) == (pytest.approx(4.0), 120.0)  # a plan ending a hair late: same bar
+    composer.set_scene("pulse")  # the rest is the composer's own
+    assert composer._composer.scene == "pulse"
+    composer.plan(None, 5.0, tempo_bpm=60.0)  # an operator's tempo goes to the session
+    assert tempo.tempo_bpm() == 60.0
+
+
+def test_the_renderer_sees_the_music_with_the_shared_beat():
+    from installation.mailbox import Latest
+    from installation.tempo import TempoLockedMusic
+
+    clock = ManualClock(0.0)
+    tempo = InternalTempo(clock, bpm=120.0)
+    latest: Latest[MusicState] = Latest()
+    view = TempoLockedMusic(latest, tempo, clock)
+    assert view.peek() is None
+    view.put(MusicState(t_s=0.0, valence=0.5, tempo_bpm=90.0, beat_phase=0.0))
+    clock.advance(1.25)  # 2.5 beats
+    music = view.peek()
+    assert (music.valence, music.tempo_bpm, music.beat_phase) == (0.5, 120.0, pytest.approx(0.5))
+    assert view.version == 1
