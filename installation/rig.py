@@ -1,0 +1,135 @@
+"""The performers' and operators' rig, built from config in one place: tempo source, MIDI in with
+learn, video out, the ensemble's music input. The composition root calls, in order:
+
+    rig = build_rig(cfg, clock, commands, control, config_path, music)   # start-up: UserError on bad input
+    renderer gets rig.music_view(music); the composer stage gets rig.composer(composer)
+    rig.open(); rig.open_video(width, height, fps)   # once the window's size is known
+    projector sinks += [rig.video_out]                # when not None: newest frame, never waits
+    on a config edit: rig.take_config(old, new) -> True when taken over without a restart
+    rig.close()
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from installation.tempo import Tempo, TempoLockedComposer, TempoLockedMusic, build_tempo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Rig:
+    tempo: Tempo
+    clock: Any
+    video_cfg: Any
+    midi_map: Any = None
+    midi_control: Any = None
+    music_in: Any = None
+    video_out: Any = None
+    opened: list = field(default_factory=list)
+
+    @property
+    def follows(self) -> bool:
+        """True when the beat comes from outside (Link or MIDI clock), not from the music heard."""
+        return self.tempo.source != "internal"
+
+    def music_view(self, music):
+        """What the renderer reads: with an outside beat, the music state with that beat."""
+        return TempoLockedMusic(music, self.tempo, self.clock) if self.follows else music
+
+    def composer(self, composer):
+        """What the composer stage drives: with an outside beat, bars on that timeline."""
+        return TempoLockedComposer(composer, self.tempo) if self.follows else composer
+
+    def open(self) -> None:
+        """Main thread at start-up; raises UserError (one sentence) for what cannot open."""
+        self.tempo.open()
+        self.opened.append(self.tempo)
+        if self.music_in is not None:
+            self.music_in.open()
+            self.opened.append(self.music_in)
+        if self.midi_control is not None:
+            self.midi_control.start()
+            self.opened.append(self.midi_control)
+
+    def open_video(self, width: int, height: int, fps: float) -> None:
+        from hardware.video_out import build_video_out
+
+        self.video_out = build_video_out(self.video_cfg, width, height, fps, self.clock)
+        if self.video_out is not None:
+            self.video_out.open()
+            self.opened.append(self.video_out)
+
+    def take_config(self, old_cfg, new_cfg) -> bool:
+        """A config edit that only changes MIDI mappings is taken over here (no restart)."""
+        from installation.midi_learn import only_mappings_changed
+
+        if self.midi_map is None or not only_mappings_changed(old_cfg, new_cfg):
+            return False
+        self.midi_map.set_control(new_cfg.control)
+        return True
+
+    def status(self) -> dict:
+        now_s = self.clock.now_s()
+        tempo: dict[str, Any] = {"source": self.tempo.source}
+        try:
+            tempo.update(bpm=round(self.tempo.tempo_bpm(), 3), beat=round(self.tempo.beat_at(now_s), 4))
+            if hasattr(self.tempo, "peers"):
+                tempo["peers"] = self.tempo.peers()
+        except Exception as exc:  # Link closed during shutdown
+            tempo["error"] = str(exc)
+        out: dict[str, Any] = {"tempo": tempo}
+        if self.video_out is not None:
+            out["video_out"] = self.video_out.stats()
+        if self.midi_map is not None:
+            out["midi_learn"] = self.midi_map.learning
+        if self.music_in is not None:
+            out["ensemble"] = {"states": self.music_in.states}
+        return out
+
+    def close(self) -> None:
+        for piece in reversed(self.opened):
+            try:
+                (getattr(piece, "stop", None) or piece.close)()
+            except Exception:
+                log.exception("closing %s failed", getattr(piece, "name", piece))
+        self.opened.clear()
+
+
+def build_rig(cfg, clock, commands, control, config_path: Path | None = None, music=None) -> Rig:
+    """Everything [tempo], [midi] inputs, [video_out] and [ensemble] ask for (nothing opened yet).
+
+    `control` gets the "learn" effect (/learn/<path> arms MIDI learn); a learned knob is saved into
+    `config_path` when there is one. `music` is the listener's Latest, which the ensemble's music
+    input feeds when `ensemble.music_from` is set.
+    """
+    tempo = build_tempo(cfg.tempo, clock)
+    rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out)
+    inputs = []
+    if cfg.midi.inputs or cfg.midi.virtual_input:
+        from hardware.midi_in import MidoMidiIn, VirtualMidiIn
+
+        inputs = [MidoMidiIn(name, clock, cfg.midi.backend) for name in cfg.midi.inputs]
+        if cfg.midi.virtual_input:
+            inputs.append(VirtualMidiIn(cfg.midi.virtual_input, clock, cfg.midi.backend))
+    if inputs:
+        from installation.control import MidiControlThread
+        from installation.midi_learn import LiveMidiMap, save_cc_mapping
+
+        def save(mapping: dict) -> None:
+            if config_path is not None:
+                save_cc_mapping(config_path, mapping)
+
+        rig.midi_map = LiveMidiMap(cfg.control, tempo=tempo, on_learned=save, clock=clock)
+        rig.midi_control = MidiControlThread(inputs, rig.midi_map, commands, check=control.check)
+        control.effects["learn"] = lambda command, value: rig.midi_map.learn(*value)
+    if cfg.ensemble.music_from:
+        from installation.ensemble import OscMusicIn
+
+        if music is None:
+            raise ValueError("ensemble.music_from needs the listener's music mailbox")
+        rig.music_in = OscMusicIn(cfg.ensemble.music_from, clock, music.put)
+    return rig
