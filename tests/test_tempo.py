@@ -185,3 +185,88 @@ def test_the_renderer_sees_the_music_with_the_shared_beat():
     music = view.peek()
     assert (music.valence, music.tempo_bpm, music.beat_phase) == (0.5, 120.0, pytest.approx(0.5))
     assert view.version == 1
+
+
+@pytest.fixture
+def jack_at_256_frames():
+    """Its own JACK server at 256 frames / 48 kHz: MIDI is delivered once a period, in 5.33 ms steps."""
+    import os
+    import shutil
+
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
+    name = f"chroma256x{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    try:
+        ready = wait_for(lambda: proc.poll() is not None or subprocess.run(
+            ["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True).stdout.strip() == "running",
+            timeout_s=10.0)
+        if not ready or proc.poll() is not None:
+            pytest.fail("jackd at 256 frames did not start")
+        yield name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if before is None:
+            os.environ.pop("JACK_DEFAULT_SERVER", None)
+        else:
+            os.environ["JACK_DEFAULT_SERVER"] = before
+
+
+@pytest.mark.jack
+def test_a_140_bpm_clock_over_jack_midi_reads_140_within_2_s(jack_at_256_frames):
+    from hardware.midi_in import VirtualMidiIn
+    from installation.config import ControlConfig
+    from installation.control import MidiControlThread
+    from installation.mailbox import DropOldest
+    from installation.midi_learn import LiveMidiMap
+
+    jack = "mido.backends.rtmidi/UNIX_JACK"
+    clock = MonotonicClock()
+    tempo = MidiClockTempo(clock, bpm=100.0)
+    commands: DropOldest = DropOldest(256)
+    port = VirtualMidiIn("Chroma Clock In", clock, backend=jack)
+    thread = MidiControlThread([port], LiveMidiMap(ControlConfig(), tempo=tempo), commands)
+    thread.start()
+    backend = mido.Backend(jack)
+    name = wait_for(lambda: next((n for n in backend.get_output_names() if "Chroma Clock In" in n), None))
+    drummer = backend.open_output(name)
+    stop = threading.Event()
+    first_s: list[float] = []
+
+    def play_clock() -> None:  # a drum machine's clock: 24 ticks a beat at absolute deadlines
+        interval_s = 60.0 / (24 * 140.0)
+        start_s = clock.now_s() + 0.05
+        tick = 0
+        while clock.sleep_until(start_s + tick * interval_s, stop):
+            drummer.send(mido.Message("clock"))
+            tick += 1
+
+    player = threading.Thread(target=play_clock, daemon=True)
+    player.start()
+    try:
+        assert wait_for(lambda: port.received > 0)
+        first_s.append(clock.now_s())
+        readings = []
+
+        def settled():
+            if port.received >= 48:
+                readings.append((clock.now_s() - first_s[0], tempo.tempo_bpm()))
+            return clock.now_s() - first_s[0] >= 2.0
+        assert wait_for(settled, timeout_s=30.0)
+        at_2_s = [bpm for t, bpm in readings if t <= 2.5][-1]
+        assert abs(at_2_s - 140.0) <= 1.0, readings[-5:]
+        bpms = [c.args[0] for c in commands.drain() if c.address == "/tempo"]
+        assert bpms and abs(bpms[-1] - 140.0) <= 1.0
+    finally:
+        stop.set()
+        player.join(5)
+        thread.stop()
+        drummer.close()
