@@ -42,9 +42,11 @@ def check(cfg: Config) -> int:
                   f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")
     if cfg.render.model:
-        from models.render_diffusion import check_weights
+        from models.render_diffusion import check_weights, describe_model
         weight_problems = check_weights(cfg.render)
         console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
+        if not weight_problems:
+            console.print(f"diffusion: {describe_model(cfg.render)}")
         # The run would fall back to procedural visuals, but weights the operator configured and
         # that cannot load are a fault to fix before the show.
         if cfg.render.backend == "auto":

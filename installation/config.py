@@ -89,6 +89,16 @@ class RenderConfig(Section):
     compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = "reduce-overhead"
     similarity_skip: float = Field(0.98, ge=0, le=1.0)
     seed: int = 0
+    family: Literal["auto", "sd15-lcm", "sd15-lcm-lora", "sd15", "sd-turbo", "sdxs-512", "sdxl-turbo",
+                    "sdxl-lcm-lora", "sdxl-lcm"] = "auto"
+    stream_batch: bool = False
+    cuda_graphs: bool = False
+    tensorrt: bool = False
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    controlnet: str = ""
+    controlnet_source: Literal["edges", "luminance", "camera"] = "edges"
+    controlnet_strength: float = Field(1.0, ge=0, le=2.0)
+    loras: tuple[str, ...] = ()
 
 
 class DisplayConfig(Section):

@@ -1,4 +1,4 @@
-"""Streaming LCM diffusion on tiny random-weight pipelines, saved to disk and loaded the way users do."""
+"""Streaming diffusion on tiny random-weight pipelines of every family, saved to disk and loaded the way users do."""
 from __future__ import annotations
 
 import shutil
@@ -12,7 +12,7 @@ from installation.errors import UserError
 from installation.records import Caption, MusicState
 from models.render_diffusion import DiffusionRenderer, check_weights, load_diffusion_renderer, slerp
 from models.render_procedural import ProceduralRenderer
-from tests.tiny_pipeline import build_tiny_components, write_tiny_pipeline, write_tiny_vae
+from tests.tiny_pipeline import build_tiny_components, mid_grey, write_tiny_family, write_tiny_vae
 
 SIZE = 64
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # torch on one thread:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    return write_tiny_pipeline(tmp_path_factory.mktemp("weights") / "tiny-lcm")
+    return write_tiny_family(tmp_path_factory.mktemp("weights") / "tiny-lcm", "sd15-lcm")[0]
 
 
 @pytest.fixture()
@@ -76,11 +76,11 @@ def test_text_encoder_runs_only_when_the_prompt_changes(tiny_model):
     assert calls.counts["text_encoder"] == 1
     init = init_picture()
     for i in range(4):
-        renderer.render(init, state(i / 10), i / 10)
+        renderer.render(state(i / 10), i / 10, init)
     assert calls.counts["text_encoder"] == 1
     renderer.update_prompt(Caption(t_s=1.0, prompt="a forest in the rain", transition_s=1.0))
     for i in range(4):
-        renderer.render(init, state(1 + i / 10), 1 + i / 10)
+        renderer.render(state(1 + i / 10), 1 + i / 10, init)
     assert calls.counts["text_encoder"] == 2
 
 
@@ -90,7 +90,7 @@ def test_exactly_one_unet_call_per_step(tiny_model, steps, guidance):
     calls = counted(renderer)
     renderer.update_prompt(Caption(t_s=0.0, prompt="orbs of light"))
     for i in range(3):
-        renderer.render(init_picture(i), state(i / 10), i / 10)
+        renderer.render(state(i / 10), i / 10, init_picture(i))
     assert calls.counts["unet"] == 3 * steps
     assert calls.counts["vae_encoder"] == 3 and calls.counts["vae_decoder"] == 3
     assert renderer.stats.unet_calls == 3 * steps
@@ -103,6 +103,7 @@ def test_classifier_free_guidance_is_one_batched_unet_call(tiny_model):
     from transformers import CLIPTokenizer
 
     _, vae, text_encoder = build_tiny_components()
+    vae = mid_grey(vae)
     torch.manual_seed(0)
     unet = UNet2DConditionModel(block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4,
                                 out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -115,7 +116,7 @@ def test_classifier_free_guidance_is_one_batched_unet_call(tiny_model):
     calls = counted(renderer)
     renderer.update_prompt(Caption(t_s=0.0, prompt="a city at night", negative_prompt="blurry"))
     assert calls.counts["text_encoder"] == 2      # prompt and negative prompt, once
-    frame = renderer.render(init_picture(), state(), 0.0)
+    frame = renderer.render(state(), 0.0, init_picture())
     assert calls.counts["unet"] == 2
     assert frame.shape == (SIZE, SIZE, 3) and renderer.stats.bad_frames == 0
 
@@ -128,17 +129,17 @@ def test_consecutive_frames_from_an_unchanged_input_do_not_flicker(tiny_model):
     init = init_picture()
     latents = []
     for i in range(6):
-        renderer.render(init, state(i / 30), i / 30)
-        latents.append(renderer._prev_latents.clone())
+        renderer.render(state(i / 30), i / 30, init)
+        latents.append(renderer.engine.prev.clone())
 
     def change(a, b):
         return float((a - b).norm() / b.norm())
 
     steady = max(change(latents[i + 1], latents[i]) for i in range(3, 5))
     # What fresh noise every frame would do (the flicker StreamDiffusion users complain about):
-    renderer._noise = torch.randn(renderer._noise.shape, generator=torch.Generator().manual_seed(99))
-    renderer.render(init, state(0.2), 0.2)
-    fresh = change(renderer._prev_latents, latents[-1])
+    renderer.engine.noise = torch.randn(renderer.engine.noise.shape, generator=torch.Generator().manual_seed(99))
+    renderer.render(state(0.2), 0.2, init)
+    fresh = change(renderer.engine.prev, latents[-1])
     assert steady < 0.02
     assert fresh > 10 * steady
 
@@ -149,14 +150,14 @@ def test_a_prompt_change_blends_over_frames(tiny_model):
     renderer = load(tiny_model, similarity_skip=0.0)
     renderer.update_prompt(Caption(t_s=0.0, prompt="a red desert"))
     init = init_picture()
-    renderer.render(init, state(0.0), 0.0)
+    renderer.render(state(0.0), 0.0, init)
     old = renderer._embeds.clone()
     renderer.update_prompt(Caption(t_s=1.0, prompt="a blue glacier under stars", transition_s=2.0))
     new = renderer._to.clone()
     distances = []
     for i in range(11):
         t_s = 1.0 + i * 0.25
-        renderer.render(init, state(t_s), t_s)
+        renderer.render(state(t_s), t_s, init)
         distances.append(float((renderer._embeds - new).norm() / (old - new).norm()))
     assert distances[0] > 0.95                      # starts at the old prompt
     assert 0.2 < distances[4] < 0.8                 # halfway through: in between
@@ -186,30 +187,30 @@ def test_a_nan_frame_never_reaches_the_display(tiny_model):
     init = init_picture()
 
     calls.poison.add("unet")                         # before any good frame: the init picture is shown
-    first = renderer.render(init, state(0.0), 0.0)
+    first = renderer.render(state(0.0), 0.0, init)
     assert np.array_equal(first, init)
     calls.poison.clear()
-    good = renderer.render(init, state(0.1), 0.1).copy()
+    good = renderer.render(state(0.1), 0.1, init).copy()
     calls.poison.add("vae_decoder")
-    shown = renderer.render(init_picture(5), state(0.2), 0.2)
+    shown = renderer.render(state(0.2), 0.2, init_picture(5))
     assert np.array_equal(shown, good)
     assert renderer.stats.bad_frames == 2
     calls.poison.clear()
-    recovered = renderer.render(init, state(0.3), 0.3)
+    recovered = renderer.render(state(0.3), 0.3, init)
     assert recovered.shape == (SIZE, SIZE, 3) and renderer.stats.bad_frames == 2
 
 
 def test_a_failing_model_shows_the_last_good_frame(tiny_model):
     renderer = load(tiny_model, similarity_skip=0.0)
     renderer.update_prompt(Caption(t_s=0.0, prompt="waves"))
-    good = renderer.render(init_picture(), state(), 0.0).copy()
+    good = renderer.render(state(), 0.0, init_picture()).copy()
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("CUDA error: an illegal memory access was encountered")
 
     renderer.unet.forward = broken
     for i in range(3):
-        assert np.array_equal(renderer.render(init_picture(i + 1), state(0.1), 0.1), good)
+        assert np.array_equal(renderer.render(state(0.1), 0.1, init_picture(i + 1)), good)
     assert renderer.stats.errors == 3
 
 
@@ -218,16 +219,16 @@ def test_similarity_skip_reuses_the_last_frame(tiny_model):
     calls = counted(renderer)
     renderer.update_prompt(Caption(t_s=0.0, prompt="stars"))
     init = init_picture()
-    first = renderer.render(init, state(0.0), 0.0)
-    again = renderer.render(init, state(0.1), 0.1)
+    first = renderer.render(state(0.0), 0.0, init)
+    again = renderer.render(state(0.1), 0.1, init)
     assert again is first and calls.counts["unet"] == renderer.steps
     flipped = np.ascontiguousarray(init[::-1])
-    different = renderer.render(flipped, state(0.2), 0.2)
+    different = renderer.render(state(0.2), 0.2, flipped)
     assert calls.counts["unet"] == 2 * renderer.steps and different is not first
     assert renderer.stats.skipped == 1
     renderer.max_skip_frames = 2
     for i in range(4):
-        renderer.render(flipped, state(0.3 + i / 10), 0.3 + i / 10)
+        renderer.render(state(0.3 + i / 10), 0.3 + i / 10, flipped)
     # skip, skip, refresh (at most 2 skips in a row), skip
     assert renderer.stats.skipped == 4 and calls.counts["unet"] == 3 * renderer.steps
 
@@ -236,7 +237,7 @@ def test_frames_come_back_at_the_render_size(tiny_model):
     cfg = RenderConfig(model=str(tiny_model), width=100, height=76, similarity_skip=0.0)
     renderer = load_diffusion_renderer(cfg, 100, 76)
     renderer.update_prompt(Caption(t_s=0.0, prompt="mountains"))
-    frame = renderer.render(init_picture(size=128), state(), 0.0)
+    frame = renderer.render(state(), 0.0, init_picture(size=128))
     assert frame.shape == (76, 100, 3) and frame.dtype == np.uint8
 
 
@@ -254,7 +255,7 @@ def test_a_separate_tiny_vae_is_used(tiny_model, tmp_path):
     vae_dir = write_tiny_vae(tmp_path / "taesd")
     renderer = load(tiny_model, vae=str(vae_dir), similarity_skip=0.0)
     renderer.update_prompt(Caption(t_s=0.0, prompt="clouds"))
-    assert renderer.render(init_picture(), state(), 0.0).shape == (SIZE, SIZE, 3)
+    assert renderer.render(state(), 0.0, init_picture()).shape == (SIZE, SIZE, 3)
 
 
 # --- weights on disk ---------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def test_an_lcm_lora_is_fused_into_the_unet(tiny_model, tmp_path):
     assert changed and all("attn" in k for k in changed)
     calls = counted(fused)
     fused.update_prompt(Caption(t_s=0.0, prompt="glass"))
-    fused.render(init_picture(), state(), 0.0)
+    fused.render(state(), 0.0, init_picture())
     assert calls.counts["unet"] == fused.steps
 
     # A LoRA for another architecture is one sentence, not a traceback.
@@ -375,7 +376,7 @@ def test_out_of_gpu_memory_steps_down_steps_then_resolution(tiny_model):
     cfg = RenderConfig(model=str(tiny_model), width=size, height=size, steps=2, similarity_skip=0.0)
     renderer = load_diffusion_renderer(cfg, size, size)
     renderer.update_prompt(Caption(t_s=0.0, prompt="waves"))
-    good = renderer.render(init_picture(size=size), state(), 0.0).copy()
+    good = renderer.render(state(), 0.0, init_picture(size=size)).copy()
     real_forward = renderer.unet.forward
     budget = {"latent_px": 32 * 32}  # a GPU that fits 256x256 px latents at one step, no more
 
@@ -385,8 +386,152 @@ def test_out_of_gpu_memory_steps_down_steps_then_resolution(tiny_model):
         return real_forward(sample, *args, **kwargs)
 
     renderer.unet.forward = limited
-    shown = [renderer.render(init_picture(i, size), state(0.1 * i), 0.1 * i) for i in range(1, 5)]
+    shown = [renderer.render(state(0.1 * i), 0.1 * i, init_picture(i, size)) for i in range(1, 5)]
     assert renderer.steps == 1 and (renderer.latent_w, renderer.latent_h) == (32, 32)
     assert renderer.stats.step_downs == 2
     assert all(np.array_equal(frame, good) for frame in shown[:2])  # the last good frame while stepping down
     assert shown[-1].shape == (size, size, 3) and not np.array_equal(shown[-1], good)  # rendering again
+
+
+# --- families, stream batch, GPU discipline, ControlNet, runtime LoRAs ------------------------------
+@pytest.fixture(scope="module")
+def family_models(tmp_path_factory) -> dict[str, tuple[Path, Path | None]]:
+    from tests.tiny_pipeline import FAMILY_FIXTURES
+
+    root = tmp_path_factory.mktemp("families")
+    return {family: write_tiny_family(root / family, family) for family in FAMILY_FIXTURES}
+
+
+def load_family(family_models, family: str, size: tuple[int, int] = (SIZE, SIZE), **overrides) -> DiffusionRenderer:
+    folder, lora = family_models[family]
+    cfg = RenderConfig(model=str(folder), lora=str(lora or ""), width=size[0], height=size[1],
+                       similarity_skip=0.0, **overrides)
+    return load_diffusion_renderer(cfg, *size)
+
+
+@pytest.mark.parametrize("family", ["sd15-lcm", "sd15-lcm-lora", "sd-turbo", "sdxs-512", "sdxl-turbo",
+                                    "sdxl-lcm-lora"])
+def test_every_family_is_recognised_and_renders_with_one_sync_at_most(family_models, family):
+    from models.diffusion import describe_model
+    from models.diffusion.syncs import SyncCounter
+
+    folder, lora = family_models[family]
+    assert describe_model(RenderConfig(model=str(folder), lora=str(lora or ""))).startswith(f"family {family} ")
+    for stream in (False, True):
+        renderer = load_family(family_models, family, steps=2, stream_batch=stream)
+        assert renderer.family.name == family
+        calls = CallCounter(unet=renderer.unet, text_encoder=renderer.text_encoder)
+        renderer.update_prompt(Caption(t_s=0.0, prompt="a harbour in fog"))
+        frames = []
+        for i in range(3):
+            with SyncCounter() as syncs:
+                frames.append(renderer.render(state(i / 10), i / 10, init_picture(i)))
+            assert syncs.count <= 1, syncs.ops          # on this CPU: 0 (no device copy to count)
+        assert calls.counts["text_encoder"] == 1        # no text-encoder call while the prompt is unchanged
+        assert calls.counts["unet"] == (3 if stream else 6)   # one call per frame (stream) or per step
+        assert renderer.frames_of_lag == (1 if stream else 0)
+        assert renderer.stats.bad_frames == 0 and renderer.stats.errors == 0
+        assert renderer.stats.frames == (2 if stream else 3)  # stream batch: the first frame fills the batch
+        assert all(f.shape == (SIZE, SIZE, 3) and f.dtype == np.uint8 for f in frames)
+
+
+@pytest.mark.parametrize("family", ["sd15-lcm", "sd-turbo"])
+def test_stream_batch_equals_sequential_once_the_batch_is_full(family_models, family):
+    """Same noise schedule, same init: frame f of the stream equals sequential frame f - (steps - 1)."""
+    import torch
+
+    steps, frames = 3, 6
+    rng = np.random.default_rng(0)
+    inits = [rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8) for _ in range(frames)]
+    outputs = {}
+    for stream in (False, True):
+        renderer = load_family(family_models, family, steps=steps, stream_batch=stream)
+        renderer.feedback = 0.0
+        renderer.update_prompt(Caption(t_s=0.0, prompt="tidal pools"))
+        latents = []
+        for i in range(frames):
+            renderer.render(state(0.0, arousal=0.2), i / 10, inits[i])
+            latents.append(renderer.engine.prev.clone())
+        outputs[stream] = latents
+    lag = steps - 1
+    for i in range(frames - lag):
+        assert torch.allclose(outputs[True][i + lag], outputs[False][i], atol=1e-4, rtol=1e-4), i
+    assert not torch.allclose(outputs[False][0], outputs[False][1], atol=0.05)   # the frames do differ
+
+
+def test_16_by_9_and_other_multiples_of_8_render_exactly(family_models):
+    renderer = load_family(family_models, "sd15-lcm", size=(128, 72))
+    assert (renderer.engine.width, renderer.engine.height) == (128, 72)
+    frame = renderer.render(state(), 0.0, init_picture(size=128))
+    assert frame.shape == (72, 128, 3) and renderer.stats.bad_frames == 0
+    from scenes.scene import parse_scene
+
+    renderer.prepare(parse_scene({"name": "wide", "render": {"width": 112, "height": 64}}))
+    assert renderer.render(state(), 0.1, init_picture(size=96)).shape == (64, 112, 3)
+    with pytest.raises(UserError, match="multiples of 8"):
+        renderer.prepare(parse_scene({"name": "odd", "render": {"width": 100, "height": 64}}))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_controlnet_is_called_once_per_unet_call_and_its_strength_is_live(family_models, tmp_path, stream):
+    from tests.tiny_pipeline import write_tiny_controlnet
+
+    net = write_tiny_controlnet(tmp_path / "controlnet")
+    renderer = load_family(family_models, "sd15-lcm", steps=2, stream_batch=stream, controlnet=str(net),
+                           controlnet_source="edges")
+    renderer.feedback = 0.0
+    calls = CallCounter(unet=renderer.unet, controlnet=renderer.controlnet)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="wires"))
+    init = init_picture()
+    outs = [renderer.render(state(), i / 10, init).copy() for i in range(3)]
+    assert calls.counts["controlnet"] == calls.counts["unet"] == (3 if stream else 6)
+    renderer.apply_params({"controlnet.strength": 0.0})
+    weaker = renderer.render(state(), 0.4, init)
+    renderer.apply_params({"controlnet.strength": 1.0})
+    for i in range(renderer.frames_of_lag + 1):     # the frames in flight saw strength 0 at earlier steps
+        again = renderer.render(state(), 0.5 + i / 10, init)
+    assert not np.array_equal(weaker, outs[-1]) and np.array_equal(again, outs[-1])
+
+
+def test_a_lora_weight_change_alters_the_output_without_a_reload(family_models, tmp_path):
+    from models.diffusion import live_param_specs
+    from tests.tiny_pipeline import _tiny_unet, write_tiny_lora_for
+
+    ink = write_tiny_lora_for(_tiny_unet(time_cond=True), tmp_path / "loras", seed=11, name="Ink Wash")
+    folder, _ = family_models["sd15-lcm"]
+    cfg = RenderConfig(model=str(folder), width=SIZE, height=SIZE, similarity_skip=0.0, loras=(f"{ink}:0.0",))
+    assert live_param_specs(cfg) == {"lora.ink_wash": (0.0, 2.0, 0.0, "weight of the LoRA Ink Wash.safetensors")}
+    renderer = load_diffusion_renderer(cfg, SIZE, SIZE)
+    renderer.feedback = 0.0
+    unet, text_calls = renderer.unet, CallCounter(text_encoder=renderer.text_encoder)
+    renderer.update_prompt(Caption(t_s=0.0, prompt="mist"))
+    init = init_picture()
+    off = renderer.render(state(), 0.0, init).copy()
+    off_latents = renderer.engine.prev.clone()
+    renderer.apply_params({"lora.ink_wash": 1.5})
+    on = renderer.render(state(), 0.1, init).copy()
+    change = float((renderer.engine.prev - off_latents).norm() / off_latents.norm())
+    renderer.apply_params({"lora.ink_wash": 0.0})
+    off_again = renderer.render(state(), 0.2, init)
+    assert not np.array_equal(on, off) and change > 0.01
+    assert np.array_equal(off_again, off)
+    assert renderer.unet is unet and text_calls.counts["text_encoder"] == 1 and renderer.stats.lora_changes == 2
+    assert renderer.lora_weights == {"ink_wash": 0.0}
+
+
+def test_the_installation_projects_diffusion_frames_from_a_model_folder(family_models, tmp_path):
+    from installation.app import Installation, RunOptions
+    from installation.config import load_config
+    from installation.showlog import read_show_log
+
+    folder, _ = family_models["sd-turbo"]
+    root = Path(__file__).resolve().parent.parent
+    cfg = load_config(root / "config.toml", [
+        "osc.enabled=false", 'display.mode="headless"', 'audio.source="synth"', 'camera.source="photos"',
+        'synth.speakers="off"', 'render.backend="diffusion"', f'render.model="{folder}"', "render.width=64",
+        "render.height=64", "render.steps=2", "render.stream_batch=true", "display.fps=10"])
+    installation = Installation(cfg, RunOptions(duration_s=4.0, record_dir=tmp_path, headless=True, quiet=True))
+    assert installation.run() == 0
+    show = read_show_log(tmp_path / "show.jsonl")
+    assert not [r for r in show if r["kind"] == "fault"]
+    assert any(r.get("render") == "diffusion" for r in show if r["kind"] == "status")

@@ -1,8 +1,11 @@
-"""Tiny random-weight LCM pipelines written to disk, for tests that load them like users do.
+"""Tiny random-weight pipelines of every family written to disk, for tests that load them like users do.
 
 The layout matches a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/,
-scheduler/), in the spirit of diffusers' own `get_dummy_components()`. Nothing is downloaded: the
-CLIP tokenizer is written from a byte-level vocab.json with an empty merges.txt.
+scheduler/, and text_encoder_2/, tokenizer_2/ for SDXL), in the spirit of diffusers' own
+`get_dummy_components()`: the same structural switches as the real models (guidance embedding,
+SD2.x linear projections, SDXL added time ids and pooled text embedding), at a few hundred thousand
+parameters. Nothing is downloaded: the CLIP tokenizer is written from a byte-level vocab.json with an
+empty merges.txt.
 """
 from __future__ import annotations
 
@@ -108,3 +111,135 @@ def write_tiny_lora(folder: Path, seed: int = 2) -> Path:
     StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet),
                                               safe_serialization=True)
     return Path(folder) / "pytorch_lora_weights.safetensors"
+
+
+# --- every family ----------------------------------------------------------------------------------
+FAMILY_FIXTURES = ("sd15-lcm", "sd15-lcm-lora", "sd-turbo", "sdxs-512", "sdxl-turbo", "sdxl-lcm-lora")
+"""Families with a tiny fixture; the *-lcm-lora ones are a base folder plus an LCM-LoRA file."""
+
+
+def _tiny_unet(time_cond: bool = False, linear: bool = False, sdxl: bool = False, seed: int = 0):
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    extra: dict = {}
+    if sdxl:
+        extra = dict(addition_embed_type="text_time", addition_time_embed_dim=8,
+                     projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
+                     attention_head_dim=(2, 4), use_linear_projection=True)
+    else:
+        extra = dict(cross_attention_dim=32, use_linear_projection=linear)
+    return UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        norm_num_groups=8, time_cond_proj_dim=32 if time_cond else None, **extra)
+
+
+def _tiny_vae(seed: int = 1):
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    vae = AutoencoderTiny(encoder_block_out_channels=(16, 16, 16, 16), decoder_block_out_channels=(16, 16, 16, 16),
+                          num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4)
+    return mid_grey(vae)
+
+
+def mid_grey(vae):
+    """A random decoder's output sits near 0 in [0, 1], i.e. black: centre it so frames are pictures.
+    A random encoder's latents barely depend on the picture: double its weights so they do."""
+    import torch
+
+    with torch.no_grad():
+        vae.decoder.layers[-1].bias.fill_(0.5)
+        for module in vae.encoder.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.mul_(2.0)
+    return vae
+
+
+def _tiny_text_encoder(projection: bool = False, seed: int = 3):
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(seed)
+    config = CLIPTextConfig(bos_token_id=512, eos_token_id=513, pad_token_id=513, hidden_size=32,
+                            intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2,
+                            vocab_size=514, max_position_embeddings=16, projection_dim=32)
+    return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+
+
+def _write_scheduler(folder: Path, turbo: bool) -> None:
+    from diffusers import EulerDiscreteScheduler, LCMScheduler
+
+    if turbo:   # SD-Turbo and SDXL-Turbo ship an Euler config; only its betas matter here
+        EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                               timestep_spacing="trailing", steps_offset=1).save_pretrained(folder)
+    else:
+        LCMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+                     set_alpha_to_one=False, clip_sample=False).save_pretrained(folder)
+
+
+def write_tiny_family(folder: Path, family: str, seed: int = 0) -> tuple[Path, Path | None]:
+    """(model folder, LCM-LoRA file or None) for a family in FAMILY_FIXTURES."""
+    folder = Path(folder)
+    sdxl = family.startswith("sdxl")
+    turbo = family in ("sd-turbo", "sdxs-512", "sdxl-turbo")
+    unet = _tiny_unet(time_cond=family == "sd15-lcm", linear=family in ("sd-turbo", "sdxs-512"), sdxl=sdxl, seed=seed)
+    unet.save_pretrained(folder / "unet")
+    _tiny_vae().save_pretrained(folder / "vae")
+    _tiny_text_encoder().save_pretrained(folder / "text_encoder")
+    write_tokenizer(folder / "tokenizer")
+    index = {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.42.1",
+             "unet": ["diffusers", "UNet2DConditionModel"],
+             "vae": ["diffusers", "AutoencoderTiny" if family == "sdxs-512" else "AutoencoderKL"],
+             "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
+             "scheduler": ["diffusers", "EulerDiscreteScheduler" if turbo else "LCMScheduler"]}
+    if sdxl:
+        _tiny_text_encoder(projection=True, seed=4).save_pretrained(folder / "text_encoder_2")
+        write_tokenizer(folder / "tokenizer_2")
+        index.update(_class_name="StableDiffusionXLPipeline", text_encoder_2=["transformers", "CLIPTextModelWithProjection"],
+                     tokenizer_2=["transformers", "CLIPTokenizer"])
+    _write_scheduler(folder / "scheduler", turbo)
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+    lora = None
+    if family.endswith("lcm-lora"):
+        lora = write_tiny_lora_for(unet, folder.parent / f"{folder.name}-lcm-lora", sdxl=sdxl, seed=seed + 7)
+    return folder, lora
+
+
+def write_tiny_lora_for(unet, folder: Path, sdxl: bool = False, seed: int = 2, name: str = "") -> Path:
+    """A random LoRA for a tiny UNet's attention in diffusers' LoRA format; returns the file."""
+    import copy
+
+    import torch
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet = copy.deepcopy(unet)
+    torch.manual_seed(seed)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                init_lora_weights=False))
+    weight_name = f"{name or 'pytorch_lora_weights'}.safetensors"
+    pipeline = StableDiffusionXLPipeline if sdxl else StableDiffusionPipeline
+    pipeline.save_lora_weights(folder, unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True,
+                               weight_name=weight_name)
+    return Path(folder) / weight_name
+
+
+def write_tiny_controlnet(folder: Path, seed: int = 5) -> Path:
+    """A ControlNet for the tiny SD1.5 UNet, with its zero convolutions randomised so it has an effect."""
+    import torch
+    from diffusers import ControlNetModel
+
+    torch.manual_seed(seed)
+    net = ControlNetModel(block_out_channels=(32, 64), layers_per_block=1, in_channels=4,
+                          down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), cross_attention_dim=32,
+                          norm_num_groups=8, conditioning_embedding_out_channels=(16, 16, 16, 16))
+    with torch.no_grad():
+        for module in list(net.controlnet_down_blocks) + [net.controlnet_mid_block]:
+            torch.nn.init.normal_(module.weight, std=0.05)
+    net.save_pretrained(folder)
+    return Path(folder)
