@@ -68,36 +68,37 @@ def _when(record: dict) -> _dt.datetime | None:
 
 @dataclass
 class Timeline:
-    """Records with their wall-clock times, in order."""
+    """Records with their local wall-clock times (and the same as seconds), in order."""
     records: list[dict]
     when: list[_dt.datetime]
-
-    @property
-    def epoch(self) -> np.ndarray:
-        return np.array([w.timestamp() for w in self.when])
+    epoch: np.ndarray
 
 
 def load_timeline(paths: Iterable[Path]) -> Timeline:
     """Every record with its local time: the wall clock at each start of the program, then its
     monotonic `t_s` from there (a clock set by NTP mid-show does not fold the axis)."""
-    pairs = []
+    triples = []
     for path in paths:
         anchor: tuple[_dt.datetime, float] | None = None
         for record in iter_show_log(path):
-            wall = _when(record)
             t_s = record.get("t_s")
-            if not isinstance(t_s, (int, float)):
+            if type(t_s) not in (int, float):
                 anchor = None
-                when = wall
+                when = _when(record)
             else:
-                if anchor is None or record.get("kind") == "start" or t_s < anchor[1]:
+                if anchor is None or t_s < anchor[1] or record.get("kind") == "start":
+                    wall = _when(record)  # parsed only where the time line is anchored
                     anchor = (wall, float(t_s)) if wall is not None else None
                 when = anchor[0] + _dt.timedelta(seconds=t_s - anchor[1]) if anchor is not None else None
             if when is not None:
                 record["_log"] = path
-                pairs.append((when, record))
-    pairs.sort(key=lambda pair: pair[0])
-    return Timeline([r for _, r in pairs], [w for w, _ in pairs])
+                triples.append((when, record))
+    triples.sort(key=lambda pair: pair[0])
+    when = [w for w, _ in triples]
+    epoch = np.array([w.timestamp() for w in when[:1]]) if when else np.zeros(0)
+    if when:  # seconds since the first record, without a timestamp() call per record
+        epoch = epoch[0] + np.array([(w - when[0]).total_seconds() for w in when])
+    return Timeline([r for _, r in triples], when, epoch)
 
 
 def select_period(timeline: Timeline, period: str, date: _dt.date | None) -> tuple[Timeline, str]:
@@ -109,15 +110,16 @@ def select_period(timeline: Timeline, period: str, date: _dt.date | None) -> tup
     start, end = _dt.datetime.combine(first, _dt.time()), _dt.datetime.combine(last + _dt.timedelta(days=1), _dt.time())
     keep = [i for i, w in enumerate(timeline.when) if start <= w < end]
     title = last.strftime("%A %d %B %Y") if period == "day" else f"{first:%d %b} - {last:%d %b %Y}"
-    return Timeline([timeline.records[i] for i in keep], [timeline.when[i] for i in keep]), title
+    return Timeline([timeline.records[i] for i in keep], [timeline.when[i] for i in keep],
+                    timeline.epoch[keep] if keep else np.zeros(0)), title
 
 
-def downtime(when: list[_dt.datetime], records: list[dict]) -> tuple[float, list[tuple[_dt.datetime, _dt.datetime]], float]:
+def downtime(timeline: Timeline) -> tuple[float, list[tuple[_dt.datetime, _dt.datetime]], float]:
     """(uptime fraction between the first and last record, the gaps, the gap threshold in s)."""
+    when, records, epoch = timeline.when, timeline.records, timeline.epoch
     if len(when) < 2:
         return 1.0, [], MIN_GAP_S
-    epoch = np.array([w.timestamp() for w in when])
-    status_epoch = np.array([w.timestamp() for w, r in zip(when, records) if r.get("kind") == "status"])
+    status_epoch = epoch[[i for i, r in enumerate(records) if r.get("kind") == "status"]]
     interval_s = float(np.median(np.diff(status_epoch))) if len(status_epoch) > 2 else 0.0
     gap_s = max(MIN_GAP_S, 3.0 * interval_s)
     steps = np.diff(epoch)
@@ -129,6 +131,8 @@ def downtime(when: list[_dt.datetime], records: list[dict]) -> tuple[float, list
 
 def _va(record: dict, key: str) -> tuple[float, float] | None:
     value = record.get(key)
+    if type(value) is list and len(value) == 2 and type(value[0]) in (int, float) and type(value[1]) in (int, float):
+        return float(value[0]), float(value[1])
     if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(x, (int, float)) for x in value):
         return float(value[0]), float(value[1])
     if isinstance(value, dict) and isinstance(value.get("valence"), (int, float)) and isinstance(value.get("arousal"), (int, float)):
@@ -160,12 +164,12 @@ def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
 
     span_s = (timeline.when[-1] - timeline.when[0]).total_seconds() if timeline.when else 0.0
     bin_s = 600.0 if span_s > 2 * 86400 else 60.0
-    status = [(w, r) for w, r in zip(timeline.when, timeline.records) if r.get("kind") == "status"]
+    status = [(t, r) for t, r in zip(timeline.epoch.tolist(), timeline.records) if r.get("kind") == "status"]
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, and a smaller page
     fig, axes = plt.subplots(3, 1, figsize=(11, 6.6), sharex=True, constrained_layout=True)
     for ax, key, title in zip(axes, ("music_va", "image_va", "projected_va"),
                               ("music", "camera's picture", "projected picture")):
-        points = [(w.timestamp(), va) for w, r in status if (va := _va(r, key)) is not None]
+        points = [(t, va) for t, r in status if (va := _va(r, key)) is not None]
         for index, (name, colour) in enumerate((("valence", "#1f6fb2"), ("arousal", "#d2691e"))):
             if not points:
                 continue
@@ -268,7 +272,7 @@ def build_report(source: Path | list[Path], period: str = "show", date: _dt.date
         raise UserError(f"{where} holds no records{' for ' + title if period != 'show' else ''}; "
                         f"was the show stopped before it started, or is the date wrong?")
     records, when = timeline.records, timeline.when
-    up, gaps, gap_s = downtime(when, records)
+    up, gaps, gap_s = downtime(timeline)
     kinds = Counter(r.get("kind", "?") for r in records)
     status = [r for r in records if r.get("kind") == "status"]
     fps = [r["fps"] for r in status if isinstance(r.get("fps"), (int, float))]

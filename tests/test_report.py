@@ -92,7 +92,7 @@ def day_page(day_log):
 def test_a_day_with_a_power_cut_reports_uptime_the_gap_band_and_faults_first(day_log, day_page):
     from installation.report import downtime, load_timeline
     timeline = load_timeline([day_log / "show.jsonl"])
-    up, gaps, gap_s = downtime(timeline.when, timeline.records)
+    up, gaps, gap_s = downtime(timeline)
     assert len(gaps) == 1 and gap_s == 60.0
     (down_from, until), = gaps
     assert (down_from.hour, down_from.minute) == (12, 59) and (until.hour, until.minute, until.second) == (13, 20, 0)
