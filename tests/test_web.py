@@ -198,3 +198,25 @@ def test_dashboard_in_headless_chromium(room, browser, tmp_path):
     count = wait_for(frames, 20)
     assert wait_for(lambda: preview.get_attribute("src") != first and frames() > count, 20)
     assert 0 < browser.execute_script("return arguments[0].naturalWidth", preview) <= 480
+
+
+def test_osc_refusals_are_counted_and_logged_through_the_audited_control(tmp_path):
+    from installation.showlog import ShowLog, read_show_log
+    from installation.web.metrics import CommandAudit
+    log = ShowLog(tmp_path / "show.jsonl", MonotonicClock())
+    control = Control(LiveState(scene="nocturne"), lambda: SCENES, log)
+    audit = CommandAudit(log)
+    audited = audit.control(control, "osc")
+    assert audited.live is control.live and audited.param_specs == control.param_specs
+    assert audited.check(Command(0.0, "/scene", ("gallery",), "10.0.0.5:9000")) is None
+    assert "no scene" in audited.check(Command(0.0, "/scene", ("attic",), "10.0.0.5:9000"))
+    for _ in range(100):  # a sender looping on a bad command: the log gets 60 a minute and a count
+        audited.check(Command(0.0, "/blackout", ("x",), "10.0.0.6:9000"))
+    audited.check(Command(0.0, "/scene", ("attic",), "10.0.0.5:9000"))
+    log.close()
+    records = read_show_log(tmp_path / "show.jsonl")
+    refused = [r for r in records if r["kind"] == "command"]
+    assert refused[0]["sender"] == "10.0.0.5:9000" and refused[0]["source"] == "osc" and not refused[0]["ok"]
+    assert len(refused) == 60
+    assert [r["count"] for r in records if r["kind"] == "refusals_suppressed"] == []  # said with the next logged one
+    assert audit.snapshot() == {("osc", "accepted"): 1, ("osc", "refused"): 102}

@@ -62,9 +62,23 @@ class CommandAudit:
             return reason
         return audited
 
+    def control(self, control, source: str):
+        """`control` with its `check` audited, for code that takes the whole Control (the OSC
+        pieces): every other attribute is the control's own."""
+        return _AuditedControl(control, self.checked(source, control.check))
+
     def snapshot(self) -> dict[tuple[str, str], int]:
         with self._lock:
             return dict(self.counts)
+
+
+class _AuditedControl:
+    def __init__(self, control, check: Callable[[Command], str | None]) -> None:
+        self._control = control
+        self.check = check
+
+    def __getattr__(self, name: str):
+        return getattr(self._control, name)
 
 
 class FaultLog(logging.Handler):
