@@ -675,3 +675,40 @@ def test_osc_over_tcp_with_slip_framing_gets_the_same_rules_and_replies(rig):
         c.close()
     finally:
         tcp.stop()
+
+
+def test_oscquery_is_found_over_mdns(rig, tmp_path):
+    from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
+
+    from hardware.osc_query import OscQueryServer, describe_space
+    from installation import routes
+
+    name = f"chromesthesia-{tmp_path.name[-20:]}-{rig.address[1]}"
+    query = OscQueryServer(name, "127.0.0.1", 0, lambda: describe_space(routes, rig.control.param_specs, SCENES),
+                           None, lambda: rig.address[1], advertise=True)
+    query.start()
+    found = {}
+
+    class Listener(ServiceListener):
+        def add_service(self, zc, kind, service):
+            info = zc.get_service_info(kind, service, timeout=3000)
+            if info is not None:
+                found[(kind, service)] = info.port
+
+        def update_service(self, zc, kind, service):
+            pass
+
+        def remove_service(self, zc, kind, service):
+            pass
+
+    zc = Zeroconf(interfaces=["127.0.0.1"])
+    try:
+        browsers = [ServiceBrowser(zc, kind, Listener()) for kind in ("_oscjson._tcp.local.", "_osc._udp.local.")]
+        assert wait_for(lambda: len([k for k in found if k[1].startswith(name + ".")]) == 2, 20.0), found
+        assert found[("_oscjson._tcp.local.", f"{name}._oscjson._tcp.local.")] == query.address[1]
+        assert found[("_osc._udp.local.", f"{name}._osc._udp.local.")] == rig.address[1]
+        for browser in browsers:
+            browser.cancel()
+    finally:
+        zc.close()
+        query.stop()
