@@ -369,11 +369,13 @@ def _bench(args: argparse.Namespace) -> int:
 
         before = server.snapshot()
         latencies_before = len(control.latency_ms())
-        faders = subprocess.Popen([sys.executable, "-c", FADERS, host, str(port), str(max(1, min(5, args.faders))),
-                                   str(args.fader_hz), str(args.fader_seconds)],
-                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        _drive(control, commands, clock, period_s, [faders], on_fader, server=server)
-        streamed = json.loads(faders.communicate()[0])
+        import tempfile
+        with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the report is larger than a pipe holds
+            faders = subprocess.Popen([sys.executable, "-c", FADERS, host, str(port), str(max(1, min(5, args.faders))),
+                                       str(args.fader_hz), str(args.fader_seconds)], cwd=ROOT, stdout=out, text=True)
+            _drive(control, commands, clock, period_s, [faders], on_fader, server=server)
+            out.seek(0)
+            streamed = json.loads(out.read())
         after = server.snapshot()
         effect_ms = [(applied[(a, v)] - t) * 1000.0 for a, v, t in streamed["sent"] if (a, v) in applied]
         finals = [tuple(f) for f in streamed["finals"]]
