@@ -78,8 +78,25 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def run_summary(frames: int, notes: int, counts: dict, record_dir=None, show_log=None,
+                since_epoch_s: float | None = None) -> dict[str, Any]:
+    """What `StatusLine.stop` prints: counts, and the files this run wrote (the record folder's
+    files changed since `since_epoch_s`, and the always-on show log)."""
+    from pathlib import Path
+    paths: list[Path] = []
+    if record_dir is not None and Path(record_dir).is_dir():
+        paths += sorted(p for p in Path(record_dir).iterdir()
+                        if p.is_file() and (since_epoch_s is None or p.stat().st_mtime >= since_epoch_s - 1))
+    log_path = getattr(show_log, "path", None)
+    if log_path is not None and Path(log_path) not in paths:
+        paths.append(Path(log_path))
+    return {"frames": frames, "notes": notes, "faults": counts.get("failures", 0) + counts.get("main_faults", 0),
+            "restarts": counts.get("restarts", 0), "paths": paths}
+
+
 class StatusLine:
-    def __init__(self, quiet: bool = False, stream=None) -> None:
+    def __init__(self, quiet: bool = False, stream=None, silence: "SilenceWatch | None" = None) -> None:
+        self._silence = silence
         self._stream = stream or sys.stderr
         self.live_mode = not quiet and self._stream.isatty()
         self._live = None
@@ -113,6 +130,8 @@ class StatusLine:
 
     def update(self, snapshot: dict) -> None:
         self._last = snapshot
+        if self._silence is not None:
+            self._silence.poll(time.monotonic())
         if self._live is not None:
             self._live.update(self.renderable(snapshot))
         elif time.monotonic() - self._last_plain_s >= PLAIN_PERIOD_S:
@@ -141,8 +160,10 @@ class SilenceWatch:
     `auto` having picked a device nobody plays into), and again when sound comes back.
     Called with each status tick (main thread)."""
 
-    def __init__(self, device: str, after_s: float = 30.0) -> None:
+    def __init__(self, device: str, after_s: float = 30.0, silent=None) -> None:
         self.device = device
+        self._silent = silent
+        """() -> bool: whether the input is silent now (for `poll`)."""
         self.after_s = after_s
         self._since_s: float | None = None
         self.warned = False
@@ -166,3 +187,19 @@ class SilenceWatch:
             log.warning("%s", message)
             return message
         return None
+
+    def poll(self, now_s: float) -> str | None:
+        return self.update(bool(self._silent()), now_s) if self._silent is not None else None
+
+
+def input_silence_watch(cfg, sources, music_box, after_s: float = 30.0) -> SilenceWatch | None:
+    """A watch over the live audio input (None when listening to a file or the built-in synth):
+    `music_box` is the Latest[MusicState] the listener fills."""
+    if getattr(sources, "audio", None) != "device":
+        return None
+    from installation.sources import describe_input
+
+    def silent() -> bool:
+        music = music_box.peek()
+        return music is None or bool(music.silent)
+    return SilenceWatch(describe_input(cfg.audio.device), after_s, silent)

@@ -133,3 +133,44 @@ def test_auto_names_the_input_device_it_listens_to(portaudio_on_jack, caplog):
     assert sources.audio == "device"
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audio: listening to")]
     assert said and "'system' (JACK Audio Connection Kit)" in said[0], said
+
+
+def test_the_status_line_polls_the_silence_watch_of_a_live_input():
+    from installation.config import Config
+    from installation.mailbox import Latest
+    from installation.records import MusicState
+    from installation.status import StatusLine, input_silence_watch
+
+    class Sources:
+        audio = "synth"
+
+    assert input_silence_watch(Config(), Sources(), Latest()) is None  # the built-in synth is not a room
+    Sources.audio = "device"
+    box: Latest = Latest()
+    watch = input_silence_watch(Config(), Sources(), box, after_s=0.0)
+    status = StatusLine(quiet=True, silence=watch)
+    box.put(MusicState(t_s=0.0, silent=False))
+    status.update({})
+    assert not watch.warned
+    box.put(MusicState(t_s=1.0, silent=True))
+    status.update({})
+    status.update({})
+    assert watch.warned
+
+
+def test_run_summary_lists_the_files_this_run_wrote(tmp_path):
+    import os
+    import time
+    from installation.status import run_summary
+    old = tmp_path / "visuals-1.mp4"
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    since = time.time()
+    for name in ("visuals.mp4", "midi.mid", "show.jsonl"):
+        (tmp_path / name).write_bytes(b"x")
+
+    class Log:
+        path = tmp_path / "show.jsonl"
+    summary = run_summary(100, 7, {"failures": 1, "restarts": 2, "main_faults": 1}, tmp_path, Log(), since)
+    assert [p.name for p in summary["paths"]] == ["midi.mid", "show.jsonl", "visuals.mp4"]
+    assert (summary["frames"], summary["notes"], summary["faults"], summary["restarts"]) == (100, 7, 2, 2)
