@@ -144,3 +144,19 @@ def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_fram
         receiver.disconnect()
         finder.close()
         out.close()
+
+
+def test_video_out_is_a_frame_sink_that_follows_size_changes_and_closes_twice():
+    from hardware import base
+    from tests.fakes import FlakySink
+
+    sink = FlakySink(fail_opens=0, fail_after=-1)
+    out = VideoOut([SinkThread(sink, fps=30.0)])
+    assert isinstance(out, base.FrameSink)
+    out.open()
+    out.show(frame(0, 64, 48))
+    assert wait_for(lambda: len(sink.frames) == 1)
+    out.show(frame(1, 160, 90))  # the projector's size changed: the sink is reopened at the new size
+    assert wait_for(lambda: len(sink.frames) == 2) and sink.opens == 2
+    out.close()
+    out.close()
