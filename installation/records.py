@@ -57,6 +57,15 @@ class Descriptors:
     harmonic_ratio: float = 0.5
     flux: float = 0.0
     """Mean spectral flux over the recent span, log-mel units per frame."""
+    major_chords: float = 0.0
+    """Share of the window's ~0.5 s chord segments that match a major triad best, in [0, 1]."""
+    minor_chords: float = 0.0
+    """Share that match a minor triad best (the rest match neither clearly)."""
+    dissonance: float = 0.5
+    """Interval-class dissonance of the chroma per segment (seconds and tritones against thirds,
+    fourths and fifths), in [0, 1]."""
+    register_hz: float = 0.0
+    """Energy-weighted geometric mean frequency of the 80-2000 Hz mel bands: how high the music sits."""
     silent: bool = True
     novelty: float = 0.0
     section_change: bool = False
@@ -88,9 +97,12 @@ class MusicState:
     va_confidence: float
     descriptors: Descriptors
     head: str
+    valence_short: float
+    """The short-term valence (seconds); `valence` is the section-level one that holds through a section."""
 
     def __init__(self, t_s: float, valence: float = 0.0, arousal: float = 0.0, va_confidence: float = 0.0,
-                 descriptors: Descriptors | None = None, head: str = "", **descriptor_fields: Any) -> None:
+                 descriptors: Descriptors | None = None, head: str = "", valence_short: float | None = None,
+                 **descriptor_fields: Any) -> None:
         unknown = set(descriptor_fields) - DESCRIPTOR_FIELDS
         if unknown:
             raise TypeError(f"MusicState has no field {sorted(unknown)[0]!r}")
@@ -98,7 +110,8 @@ class MusicState:
         if descriptor_fields:
             d = replace(d, **descriptor_fields)
         for name, value in (("t_s", t_s), ("valence", valence), ("arousal", arousal),
-                            ("va_confidence", va_confidence), ("descriptors", d), ("head", head)):
+                            ("va_confidence", va_confidence), ("descriptors", d), ("head", head),
+                            ("valence_short", valence if valence_short is None else valence_short)):
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:

@@ -20,6 +20,17 @@ import numpy as np
 # Descriptors live on the ground floor (installation.records): MusicState carries them.
 from installation.records import FEATURE_NAMES, Descriptors  # noqa: F401
 
+# Triad templates (root, third, fifth) and interval-class weights for dissonance: seconds and the
+# tritone rough, thirds/sixths and fourths/fifths smooth (after Huron 1994's consonance ranking).
+_MAJOR_TRIAD = np.zeros(12)
+_MAJOR_TRIAD[[0, 4, 7]] = 1.0
+_MINOR_TRIAD = np.zeros(12)
+_MINOR_TRIAD[[0, 3, 7]] = 1.0
+_TRIADS = np.stack([np.roll(_MAJOR_TRIAD, k) for k in range(12)] + [np.roll(_MINOR_TRIAD, k) for k in range(12)])
+_IC_ROUGH = {1: 1.0, 2: 0.5, 6: 0.7}
+_IC_SMOOTH = {3: 0.6, 4: 0.7, 5: 1.0}
+CHORD_SEGMENT_S = 0.5
+
 ANALYSIS_RATE_HZ = 22050
 N_FFT = 2048
 ANALYSIS_HOP = 512
@@ -102,6 +113,7 @@ class FeatureTracker:
         self._kweight = _k_weighting_power(freqs, ANALYSIS_RATE_HZ).astype(np.float32)
         self._mel = librosa.filters.mel(sr=ANALYSIS_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS, fmin=30.0,
                                         fmax=8000.0, norm=None).astype(np.float32)
+        self._mel_centres = librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=30.0, fmax=8000.0)[1:-1]
         chroma_mask = (freqs >= 60.0) & (freqs <= 5000.0)
         self._chroma = (librosa.filters.chroma(sr=ANALYSIS_RATE_HZ, n_fft=N_FFT, tuning=0.0, norm=None,
                                                base_c=True) * chroma_mask).astype(np.float32)
@@ -210,6 +222,8 @@ class FeatureTracker:
         bands = (self._bands[-recent:] * weights[:, None]).sum(axis=0) / weights.sum()
         brightness = float(np.clip(math.log2(max(centroid, 100.0) / 250.0) / math.log2(5000.0 / 250.0), 0, 1))
         harmonic = self._harmonic_ratio()
+        major_chords, minor_chords, dissonance = self._chords()
+        register = self._register()
         novelty, change = self._novelty()
         if silent:
             onset_rate, beat_conf, key_conf = 0.0, 0.0, 0.0
@@ -219,6 +233,7 @@ class FeatureTracker:
             key_confidence=key_conf, mode_strength=mode_strength, consonance=consonance,
             centroid_hz=centroid, brightness=brightness, band_low=float(bands[0]), band_mid=float(bands[1]),
             band_high=float(bands[2]), harmonic_ratio=harmonic, flux=float(flux[-recent:].mean()),
+            major_chords=major_chords, minor_chords=minor_chords, dissonance=dissonance, register_hz=register,
             silent=silent, novelty=novelty, section_change=change and not silent, frames=self.frames_total)
 
     @staticmethod
@@ -294,6 +309,43 @@ class FeatureTracker:
         scale = (major_scale if m == 0 else minor_scale) + k
         share = chroma[scale % 12].sum() / chroma.sum()
         return PITCH_CLASSES[k], ("major" if m == 0 else "minor"), confidence, mode_strength, float(share)
+
+    def _chords(self) -> tuple[float, float, float]:
+        """Per ~0.5 s segment of the window: the best-matching triad (major/minor, or neither when the
+        match is weak) and the interval-class dissonance; returns the shares and the mean dissonance."""
+        seg = max(1, int(CHORD_SEGMENT_S * FRAME_RATE_HZ))
+        k = self._n // seg
+        if k < 1:
+            return 0.0, 0.0, 0.5
+        chroma = self._chroma_hist[-k * seg:].reshape(k, seg, 12).sum(axis=1)
+        energy = chroma.sum(axis=1)
+        keep = energy > 1e-9 * max(1.0, float(energy.max()))
+        if not keep.any():
+            return 0.0, 0.0, 0.5
+        c = np.sqrt(chroma[keep] / chroma[keep].max(axis=1, keepdims=True))  # compressed, per segment
+        c = c / (np.linalg.norm(c, axis=1, keepdims=True) + 1e-9)
+        match = c @ (_TRIADS / np.sqrt(3.0)).T  # cosine with each triad
+        best = match.argmax(axis=1)
+        strength = match.max(axis=1)
+        clear = strength > 0.55
+        major = float(np.mean(clear & (best < 12)))
+        minor = float(np.mean(clear & (best >= 12)))
+        rough = sum(w * (c * np.roll(c, -ic, axis=1)).sum(axis=1) for ic, w in _IC_ROUGH.items())
+        smooth = sum(w * (c * np.roll(c, -ic, axis=1)).sum(axis=1) for ic, w in _IC_SMOOTH.items())
+        dissonance = float(np.mean(rough / (rough + smooth + 1e-9)))
+        return major, minor, dissonance
+
+    def _register(self) -> float:
+        n = min(self._n, int(RECENT_S * 2 * FRAME_RATE_HZ))
+        if n < 2:
+            return 0.0
+        power = np.expm1(self._mel_hist[-n:]).mean(axis=0)
+        centres = self._mel_centres
+        band = (centres >= 80.0) & (centres <= 2000.0)
+        w = power[band]
+        if w.sum() <= 1e-12:
+            return 0.0
+        return float(np.exp(np.sum(w * np.log(centres[band])) / w.sum()))
 
     def _harmonic_ratio(self) -> float:
         """H/(H+P) energy by median filtering the recent log-mel spectrogram along time and frequency."""

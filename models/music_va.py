@@ -94,10 +94,18 @@ class FeatureWeights:
     a_tempo: float = 0.0
     # Valence cues: mode (major +), consonance (in-scale chroma share), tempo (fast is happier),
     # brightness (slightly positive).
-    v_mode: float = 0.6
-    v_consonance: float = 0.15
-    v_tempo: float = 0.15
-    v_brightness: float = 0.1
+    # Set on the chorale set (major vs minor, music21 renders) and from the cue literature for the
+    # cues that set cannot vary (tempo, register, timbre); never on the mood-titled evaluation set.
+    # Harmony: key-profile mode margin, share of major vs minor triads over ~0.5 s segments (how
+    # much of the time the chords are major, not only the key), in-scale share, interval
+    # dissonance. Then tempo (faster is happier), register (higher is happier), brightness.
+    v_mode: float = 0.35
+    v_chords: float = 0.25
+    v_consonance: float = 0.08
+    v_dissonance: float = 0.1
+    v_tempo: float = 0.1
+    v_register: float = 0.07
+    v_brightness: float = 0.05
 
 
 class FeaturesHead:
@@ -117,9 +125,13 @@ class FeaturesHead:
 
     def valence(self, d: Descriptors) -> float:
         w = self.w
+        register = math.log2(max(d.register_hz, 50.0) / 400.0) if d.register_hz > 0 else 0.0
         v = (w.v_mode * float(np.clip(d.mode_strength * 2.0, -1, 1))
+             + w.v_chords * _ramp(d.major_chords - d.minor_chords, -0.4, 0.4)
              + w.v_consonance * _ramp(d.consonance, 0.7, 0.95)
+             - w.v_dissonance * _ramp(d.dissonance, 0.4, 0.6)
              + w.v_tempo * self._tempo_cue(d)
+             + w.v_register * float(np.clip(register, -1.0, 1.0))
              + w.v_brightness * _ramp(d.brightness, 0.25, 0.75))
         return math.tanh(1.5 * v)
 
@@ -330,6 +342,48 @@ def build_head(name: str, learned_head: str = "", background: bool = False) -> V
     raise UserError(f"listen.va_head = {name!r} is not a music VA head; choose one of {', '.join(HEADS)}.")
 
 
+class SectionValence:
+    """A valence that holds through a section: moved by sustained evidence or a detected section change.
+
+    The head's short-term valence feeds a slow estimate (time constant `slow_s`, confidence-weighted).
+    The held value follows that estimate only when it leaves a dead band of `band` around it
+    (hysteresis), and then at most `rate_per_s`: a steady section's passing minor chord or fill
+    cannot swing it. A section change (novelty peak) opens a short re-estimation (`fast_s` time
+    constant for `reset_s` seconds) during which the held value may move at `change_rate_per_s`,
+    so a new section's mood is followed within a few seconds.
+    """
+
+    def __init__(self, slow_s: float = 12.0, fast_s: float = 1.5, reset_s: float = 5.0, band: float = 0.12,
+                 rate_per_s: float = 0.06, change_rate_per_s: float = 0.6) -> None:
+        self.slow_s, self.fast_s, self.reset_s = slow_s, fast_s, reset_s
+        self.band, self.rate_per_s, self.change_rate_per_s = band, rate_per_s, change_rate_per_s
+        self.estimate: float | None = None
+        self.held = 0.0
+        self._fast_until_s = -math.inf
+        self.changes = 0
+
+    def reset(self, valence: float) -> None:
+        self.estimate = self.held = float(valence)
+
+    def update(self, t_s: float, dt: float, valence: float, confidence: float, section_change: bool) -> float:
+        if self.estimate is None:
+            self.reset(valence)
+            return self.held
+        if section_change:
+            self._fast_until_s = t_s + self.reset_s
+            self.changes += 1
+        fast = t_s < self._fast_until_s
+        tau = self.fast_s if fast else self.slow_s
+        k = (1.0 - math.exp(-dt / tau)) * (1.0 if fast else max(0.2, confidence))
+        self.estimate += k * (valence - self.estimate)
+        gap = self.estimate - self.held
+        if fast or abs(gap) > self.band:
+            rate = self.change_rate_per_s if fast else self.rate_per_s
+            step = gap if fast else gap - math.copysign(self.band * 0.5, gap)  # stop inside the band
+            self.held += float(np.clip(step, -rate * dt, rate * dt))
+        return self.held
+
+
 AUDIBLE_RANGE_DB = 12.0
 """Momentary level above `silence_dbfs` at which a head's confidence counts in full."""
 
@@ -357,6 +411,7 @@ class Listener:
         self.head_errors = 0
         self._last_descriptors = Descriptors()
         self._was_silent = False
+        self.section_valence = SectionValence()
 
     def close(self) -> None:
         """Stop the head's helper thread, if it has one."""
@@ -412,12 +467,18 @@ class Listener:
             self._confidence = conf
         else:
             self._confidence += (1.0 - math.exp(-dt / self.smoothing_s)) * (conf - self._confidence)
+        short, arousal = clamp_va(float(self._va[0]), float(self._va[1]))
+        if d.silent:
+            self.section_valence.reset(0.0)
+        elif self._last_t_s is None or self._was_silent:
+            self.section_valence.reset(short)
+        held = self.section_valence.update(t_s, dt, short, self._confidence, d.section_change)
         self._last_t_s = t_s
         self._was_silent = d.silent
-        valence, arousal = clamp_va(float(self._va[0]), float(self._va[1]))
+        valence = clamp_va(held, arousal)[0]
         return MusicState(t_s=float(t_s), valence=valence, arousal=arousal,
                           va_confidence=float(np.clip(np.nan_to_num(self._confidence), 0, 1)),
-                          descriptors=d, head=self.head.name)
+                          descriptors=d, head=self.head.name, valence_short=short)
 
 
 def build_listener(listen_cfg, sample_rate_hz: int, head: str | None = None, live: bool = True) -> Listener:

@@ -186,3 +186,21 @@ def test_music_resuming_after_silence_starts_at_its_own_level_not_from_neutral()
     assert gap[-1].silent and abs(gap[-1].arousal) < 0.1
     heard = next(s for s in resumed if not s.silent)
     assert abs(heard.arousal - first.arousal) < 0.5 * abs(first.arousal)
+
+
+def test_section_valence_holds_through_a_steady_section_and_follows_a_change():
+    import random
+
+    from models.music_va import SectionValence
+    sv = SectionValence()
+    rng = random.Random(0)
+    held, t = [], 0.0
+    for _ in range(300):  # 30 s of short-term valence swinging +-0.3 around +0.4 (passing chords)
+        t += 0.1
+        held.append(sv.update(t, 0.1, 0.4 + rng.uniform(-0.3, 0.3), 0.8, False))
+    steady = [abs(b - a) / 0.1 for a, b in zip(held[100:], held[101:])]
+    assert max(steady) <= 0.1 and abs(held[-1] - 0.4) < 0.2
+    for k in range(80):  # a new, minor section flagged by the novelty detector
+        t += 0.1
+        value = sv.update(t, 0.1, -0.5 + rng.uniform(-0.1, 0.1), 0.8, k == 5)
+    assert value < -0.2  # followed within 8 s

@@ -32,6 +32,17 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
                        help="seconds of real-time paced input per head for the latency figure")
     bench.set_defaults(handler=_bench)
 
+    hold = groups["bench"].add_parser(
+        "valence-hold", parents=[common],
+        help="a show stitched from labelled recordings: how steady valence is within a section, and "
+             "whether valence and captions follow each section change")
+    hold.add_argument("--labels", type=Path, required=True, metavar="FILE", help="CSV with a valence column (+1/-1)")
+    hold.add_argument("--audio", type=Path, required=True, metavar="DIR", help="folder holding the recordings")
+    hold.add_argument("--sections", type=int, default=12, help="sections in the show (default 12: 11 changes)")
+    hold.add_argument("--seed", type=int, default=0)
+    hold.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    hold.set_defaults(handler=_bench_hold)
+
     ev = groups["eval"].add_parser("music-va", parents=[common],
                                    help="Spearman and quadrant AUC per axis against labels, every head side by side")
     ev.add_argument("--labels", type=Path, required=True, metavar="FILE",
@@ -388,3 +399,109 @@ def reaction_time(listener, calm, energetic, rate_hz: int, hop_s: float) -> floa
         if s > switch_s and a >= half:
             return round(s - switch_s, 2)
     return None
+
+
+# --- bench valence-hold ----------------------------------------------------------------------
+STEADY_AFTER_S = 10.0
+"""A section counts as steady from this long after its boundary (the re-estimation has settled)."""
+
+
+def valence_hold_show(labels: list, audio_dir: Path, sections: int, seed: int, rate_hz: int = 22050):
+    """Sections of 20-70 s cut from recordings whose valence labels alternate in sign; returns the
+    samples and [(start_s, label, song_id)]."""
+    import random
+
+    import numpy as np
+    import soxr
+
+    from models.music_va import load_audio
+    rng = random.Random(seed)
+    pos = [l for l in labels if l.valence is not None and l.valence > 0]
+    neg = [l for l in labels if l.valence is not None and l.valence < 0]
+    if not pos or not neg:
+        raise UserError("--labels needs recordings labelled positive and negative valence for a show.")
+    rng.shuffle(pos)
+    rng.shuffle(neg)
+    parts, plan, t = [], [], 0.0
+    for i in range(sections):
+        pool = pos if i % 2 == 0 else neg
+        label = pool[(i // 2) % len(pool)]
+        length = rng.uniform(20.0, 70.0)
+        x, rate = load_audio(label.path, 20.0, length, fit_excerpt=True)
+        if rate != rate_hz:
+            x = soxr.resample(x, rate, rate_hz)
+        x = x / max(1e-6, float(np.percentile(np.abs(x), 99.5))) * 0.5  # similar level, as a live mix would
+        parts.append(np.clip(x, -1, 1).astype(np.float32))
+        plan.append((t, label.valence, label.song_id))
+        t += x.size / rate_hz
+    return np.concatenate(parts), plan
+
+
+def _bench_hold(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from installation.startup import load
+    from models.captions import Director
+    from models.music_va import build_listener
+    from scenes.scene import load_scene
+    cfg = load(args)
+    labels = read_labels(args.labels, args.audio)
+    if args.sections < 2:
+        raise UserError(f"--sections {args.sections} gives no section change; use 2 or more.")
+    rate = 22050
+    x, plan = valence_hold_show(labels, args.audio, args.sections, args.seed, rate)
+    listener = build_listener(cfg.listen, rate, live=False)
+    director = Director(cfg.captions, load_scene(cfg.installation.scene), seed=args.seed)
+    hop = int(round(cfg.listen.hop_s * rate))
+    t, held, short, captions = [], [], [], []
+    for i in range(0, x.size - hop + 1, hop):
+        listener.feed(x[i:i + hop])
+        t_s = (i + hop) / rate
+        s = listener.state(t_s)
+        t.append(t_s)
+        held.append(s.valence)
+        short.append(s.valence_short)
+        if director.update(s, t_s) is not None:
+            captions.append(t_s)
+    director.close()
+    t, held, short = np.array(t), np.array(held), np.array(short)
+    hop_s = cfg.listen.hop_s
+    bounds = [p[0] for p in plan] + [t[-1] + hop_s]
+    steady = np.zeros(t.size, bool)
+    for a, b in zip(bounds, bounds[1:]):
+        steady |= (t >= a + STEADY_AFTER_S) & (t < b)
+    steady[1:] &= steady[:-1]
+    rate_held = np.abs(np.diff(held)) / hop_s
+    rate_short = np.abs(np.diff(short)) / hop_s
+    mask = steady[1:]
+    followed_va, followed_caption, rows = 0, 0, []
+    for k in range(1, len(plan)):
+        b, end = bounds[k], bounds[k + 1]
+        before = held[(t >= b - 3.0) & (t < b)]
+        after_short = short[(t >= b + 3.0) & (t < end)]
+        later = held[(t >= b + STEADY_AFTER_S) & (t < end)]
+        target = float(np.median(after_short)) if after_short.size else 0.0
+        start = float(before.mean()) if before.size else 0.0
+        reached = float(later.mean()) if later.size else float(held[t < end][-1])
+        moved = abs(target - start) < 0.1 or (reached - start) * (target - start) >= 0.5 * (target - start) ** 2
+        caption = any(b <= c <= b + 1.5 + cfg.captions.min_hold_s + 3.0 for c in captions)
+        followed_va += moved
+        followed_caption += caption
+        rows.append({"at_s": round(b, 1), "to": plan[k][2], "label": plan[k][1], "held_before": round(start, 3),
+                     "short_median_after": round(target, 3), "held_after": round(reached, 3), "valence_followed": bool(moved),
+                     "caption_within_s": bool(caption)})
+    figures = {
+        "sections": len(plan), "section_changes": len(plan) - 1, "duration_s": round(float(t[-1]), 1),
+        "steady_p95_valence_change_per_s": round(float(np.percentile(rate_held[mask], 95)), 4),
+        "steady_p95_short_valence_change_per_s": round(float(np.percentile(rate_short[mask], 95)), 4),
+        "valence_followed": followed_va, "captions_followed": followed_caption,
+        "detected_section_changes": listener.section_valence.changes, "changes": rows,
+    }
+    print(f"{len(plan)} sections over {t[-1]:.0f} s from {args.audio}")
+    print(f"steady sections: p95 valence change {figures['steady_p95_valence_change_per_s']:.3f}/s "
+          f"(short-term valence {figures['steady_p95_short_valence_change_per_s']:.3f}/s)")
+    print(f"section changes followed: valence {followed_va}/{len(plan) - 1}, captions {followed_caption}/{len(plan) - 1}; "
+          f"novelty flagged {listener.section_valence.changes}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    return 0
