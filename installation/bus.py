@@ -129,3 +129,25 @@ class Bus:
         live = self.live.peek()
         assert live is not None
         return live
+
+    def status(self, name: str, fps: float, notes_per_s: float, counts: dict, projected_va) -> dict:
+        """What operators see (status line, /status, show log); safe on any thread."""
+        music, image, caption, frame, live = (self.music.peek(), self.images.peek(), self.captions.peek(),
+                                              self.frames.peek(), self.snapshot())
+        return {
+            "installation": name, "scene": live.scene,
+            "music_va": [round(music.valence, 3), round(music.arousal, 3)] if music else None,
+            "tempo_bpm": round(music.tempo_bpm, 1) if music else None,
+            "key": f"{music.key} {music.mode}" if music else None,
+            "image_va": [round(image.valence, 3), round(image.arousal, 3)] if image else None,
+            "caption": caption.prompt if caption else None,
+            "reasons": dict(caption.reasons) if caption else {},
+            "render": frame.source if frame else None,
+            "fps": round(fps, 1), "notes_per_s": round(notes_per_s, 2),
+            # Only hand-offs whose reader takes every item; camera frames and image states are
+            # sampled by design, so their overwrites are not losses.
+            "drops": {"music": self.music.dropped, "captions": self.captions.dropped,
+                      "frames": self.frames.dropped, "commands": self.commands.dropped},
+            **counts, "projected_va": list(projected_va),
+            "blackout": live.blackout, "freeze": live.freeze, "tempo_override_bpm": live.tempo_bpm,
+        }

@@ -14,6 +14,8 @@ from installation.errors import UserError
 
 log = logging.getLogger("chromesthesia")
 
+ANALYSIS_RATE_HZ = 22050
+
 
 @dataclass
 class Sources:
@@ -135,3 +137,140 @@ def safe_devices(lister) -> list[dict]:
     except Exception as exc:  # noqa: BLE001 - PortAudio absent or broken counts as no devices
         log.debug("audio device listing failed: %s", exc)
         return []
+
+
+# --- the concrete devices for the sources chosen above (called by the composition root) ------------
+def build_audio(cfg: Config, sources: Sources, clock, synth=None):
+    """The AudioInput the listener reads, and its analysis rate."""
+    from installation.errors import UserError
+    rate_hz = cfg.audio.sample_rate_hz or ANALYSIS_RATE_HZ
+    if sources.audio == "synth":
+        from hardware.synth import SynthLoopInput, SynthSpeakers
+        if synth is None:
+            raise UserError("audio.source is 'synth' but synth.enabled is false; enable the synth or choose another source.")
+        tap = SynthSpeakers(synth, clock, None, cfg.audio.block_frames) if sources.speakers else None
+        # The speaker stream opens and closes with the listener, which reopens it if the device goes.
+        return SynthLoopInput(synth, clock, cfg.audio.block_frames, tap=tap), synth.sample_rate_hz
+    if sources.audio == "file":
+        from hardware.audio_in import FileInput
+        return FileInput(cfg.audio.file, rate_hz, clock), rate_hz
+    from hardware.audio_in import PyAudioInput, SoundDeviceInput
+    cls = PyAudioInput if cfg.audio.backend == "pyaudio" else SoundDeviceInput
+    return cls(cfg.audio.device, rate_hz, cfg.audio.channels, cfg.audio.block_frames, clock), rate_hz
+
+
+def build_camera(cfg: Config, sources: Sources, clock):
+    from hardware import camera as cam
+    if sources.camera == "opencv":
+        return cam.OpenCvCamera(cfg.camera.device, cfg.camera.width, cfg.camera.height, cfg.camera.fps, clock)
+    if sources.camera == "file":
+        return cam.VideoFileCamera(cfg.camera.file, clock)
+    return cam.PhotoSlideshow(cfg.camera.photos_dir, cfg.camera.width, cfg.camera.height, cfg.camera.slide_s, clock)
+
+
+def build_display(cfg: Config, sources: Sources):
+    from hardware.display import HeadlessDisplay, PygameDisplay
+    if sources.display == "headless":
+        return HeadlessDisplay(cfg.display.width, cfg.display.height)
+    return PygameDisplay(sources.display, cfg.display.width, cfg.display.height, cfg.display.screen,
+                         cfg.installation.name)
+
+
+def build_synth(cfg: Config, sources: Sources):
+    if not cfg.synth.enabled:
+        return None
+    from hardware.synth import Synth, output_rate_hz
+    rate_hz = output_rate_hz(fallback_hz=cfg.synth.sample_rate_hz) if sources.speakers else cfg.synth.sample_rate_hz
+    return Synth(rate_hz, cfg.synth.gain)
+
+
+def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list:
+    """The outputs the thread scheduler sends to besides the synth: the MIDI recorder, OSC targets."""
+    outputs: list = []
+    if record_dir is not None:
+        from hardware.midi import MidiFileRecorder
+        from installation.projector import keep_previous
+        outputs.append(MidiFileRecorder(keep_previous(record_dir / "midi.mid"), clock))
+    if cfg.osc.targets:
+        from hardware.midi import OscEventOut
+        from hardware.osc import parse_target
+        outputs.extend(OscEventOut(parse_target(target)) for target in cfg.osc.targets)
+    return outputs
+
+
+def build_renderers(cfg: Config, sources: Sources, scene) -> list:
+    """The renderer chain: the procedural source, then diffusion over it when weights are there."""
+    from installation.errors import UserError
+    from models.render_procedural import ProceduralRenderer
+    procedural = ProceduralRenderer(cfg.render.width, cfg.render.height, seed=cfg.render.seed)
+    procedural.prepare(scene)  # a bad [render] table in the scene is a start-up error, not a crash loop
+    if sources.render != "diffusion":
+        return [procedural]
+    from models.render_diffusion import load_diffusion_renderer
+    try:
+        diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
+    except UserError as exc:
+        if cfg.render.backend == "diffusion":
+            raise
+        sources.render = "procedural"
+        sources.notes.append(f"visuals: {str(exc).rstrip('.')}; projecting the procedural renderer instead")
+        return [procedural]
+    return [procedural, _InitFirst(diffusion)]
+
+
+class _InitFirst:
+    """Adapts a pass whose render takes (init_rgb, music, t_s) to the Renderer protocol's
+    render(music, t_s, init_rgb)."""
+
+    name = "diffusion"
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "diffusion")
+
+    def __getattr__(self, attr):
+        return getattr(self.inner, attr)
+
+    def render(self, music, t_s, init_rgb=None):
+        import inspect
+        first = next(iter(inspect.signature(self.inner.render).parameters))
+        if first in ("init_rgb", "init"):
+            return self.inner.render(init_rgb, music, t_s)
+        return self.inner.render(music, t_s, init_rgb)
+
+
+def build_schedulers(cfg: Config, clock, outputs: list) -> list:
+    """Built-in synth, recorder and OSC on a thread scheduler; MIDI ports on a real-time process.
+
+    bench midi measured a sending thread at p99 137 ms late while torch keeps both cores busy,
+    and a separate SCHED_FIFO process at p99 0.3 ms, so hardware ports get the process.
+    """
+    from installation.scheduler import ProcessScheduler, Scheduler
+    schedulers = [Scheduler(clock, outputs, clock_out=False)]
+    ports = [("mido", name, cfg.midi.backend) for name in cfg.midi.outputs]
+    if cfg.midi.virtual_port:
+        ports.append(("virtual", cfg.midi.virtual_port, cfg.midi.backend))
+    if ports:
+        schedulers.append(ProcessScheduler(ports, clock_out=cfg.midi.clock_out))
+    return schedulers
+
+
+def open_show_log(cfg: Config, record_dir: Path | None, clock):
+    """A recording is one show in one file; the always-on log rotates daily and keeps keep_days."""
+    from installation.showlog import ShowLog
+    path = record_dir / "show.jsonl" if record_dir else (Path(cfg.showlog.path) if cfg.showlog.path else None)
+    if path is None:
+        return None
+    return ShowLog(path, clock, fsync_interval_s=cfg.showlog.fsync_interval_s,
+                   thumbnail_interval_s=cfg.showlog.thumbnail_interval_s, thumbnail_width=cfg.showlog.thumbnail_width,
+                   keep_days=None if record_dir else cfg.showlog.keep_days)
+
+
+def recorder_factory(cfg: Config, record_dir: Path | None):
+    """(width, height) -> the video recorder of the projected picture, or None without --record."""
+    if record_dir is None:
+        return None
+    from hardware.display import VideoRecorder
+    from installation.projector import keep_previous
+    path = record_dir / "visuals.mp4"
+    return lambda width, height: VideoRecorder(keep_previous(path), cfg.display.fps, width, height)

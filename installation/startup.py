@@ -140,24 +140,25 @@ def run_installation(args: argparse.Namespace) -> int:
     installation = Installation(cfg, options)
 
     def on_signal(signum, _frame) -> None:
-        installation.exit_action = ""  # a stop asked for during a restart wins over the restart
+        installation.lifecycle.exit_action = ""  # a stop asked for during a restart wins over the restart
         installation.request_stop(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     code = installation.run()
-    if installation.exit_action == "restart":
-        if installation.validated_config_text is not None:
+    life = installation.lifecycle
+    if life.exit_action == "restart":
+        if life.validated_config_text is not None:
             import tempfile
             fd, last_good = tempfile.mkstemp(prefix="chromesthesia-last-good-", suffix=".toml")
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(installation.validated_config_text)
+                f.write(life.validated_config_text)
             os.environ[LAST_GOOD_ENV] = last_good
         import json
         counts = installation.counts()
         counts["restarts_in_place"] += 1
         os.environ[COUNTS_ENV] = json.dumps(counts)
-        restart_in_place(installation.stop_reason)
+        restart_in_place(life.stop_reason)
     return code
 
 

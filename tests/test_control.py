@@ -77,10 +77,9 @@ def test_apply_until_applies_commands_as_they_arrive():
     queue: DropOldest = DropOldest(16)
 
     def later():
-        time.sleep(0.05)
         queue.put(Command(t_s=clock.now_s(), address="/freeze", args=(1,), sender="t"))
 
-    threading.Thread(target=later).start()
+    threading.Timer(0.05, later).start()  # arrives while apply_until waits
     seen = []
     applied = control.apply_until(queue, clock.now_s() + 0.3,
                                   on_apply=lambda c, r: seen.append((clock.now_s(), r)))

@@ -14,6 +14,7 @@ from hardware.midi import RecordingMidiOut
 from installation.clock import ManualClock, MonotonicClock
 from installation.records import NoteEvent
 from installation.scheduler import Cue, Scheduler
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,7 +116,7 @@ def test_thread_sends_on_time_and_stop_leaves_nothing_sounding():
     try:
         t0 = clock.now_s() + 0.1
         s.submit([NoteEvent(t0 + 0.02 * i, 0.5, 50 + i, 90) for i in range(20)])
-        time.sleep(0.6)
+        wait_for(lambda: s.stats["sent"] >= 20, 10)
         stats = s.stats
         assert stats["sent"] >= 20 and stats["sounding"] > 0  # lateness figures: `run.py bench midi`
         assert stats["lost"] == 0
@@ -165,7 +166,7 @@ def test_process_scheduler_sends_from_its_own_process_and_panics_on_stop(tmp_pat
     try:
         t0 = time.monotonic() + 0.2
         s.submit([NoteEvent(t0 + 0.05 * i, 5.0, 60 + i, 90) for i in range(4)])
-        time.sleep(0.6)
+        wait_for(lambda: s.stats["sounding"] == 4, 10)
         stats = s.stats
         assert stats["sounding"] == 4 and stats["lost"] == 0
     finally:

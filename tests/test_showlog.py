@@ -16,6 +16,7 @@ import pytest
 from installation.clock import ManualClock, MonotonicClock
 from installation.errors import UserError
 from installation.showlog import ShowLog, read_show_log
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +41,7 @@ def test_kill_9_leaves_a_readable_log_with_everything_written(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.5)
+        wait_for(lambda: path.exists() and len(read_show_log(path)) > 400, 10)  # a second or so of writing
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(5)
@@ -143,9 +144,7 @@ def test_daily_rotation_keeps_recent_days_and_deletes_older_ones(tmp_path):
     showlog.write("status", n=1)
     showlog._day = dt.date.today() - dt.timedelta(days=1)  # as if midnight has just passed
     showlog.write("status", n=2)
-    deadline = time.monotonic() + 5
-    while old_thumb.exists() and time.monotonic() < deadline:  # the fsync thread prunes
-        time.sleep(0.05)
+    wait_for(lambda: not old_thumb.exists(), 5)  # the fsync thread prunes
     showlog.close()
     yesterday = tmp_path / f"show-{(dt.date.today() - dt.timedelta(days=1)).isoformat()}.jsonl"
     assert [r["n"] for r in read_show_log(yesterday)] == [1]

@@ -232,6 +232,10 @@ class PhraseComposer:
 class RecordingScheduler:
     def __init__(self) -> None:
         self.plans: list = []
+        self.messages: list = []
+
+    def submit_messages(self, messages) -> None:
+        self.messages.extend(messages)
 
     def submit_plan(self, plan, valence, arousal) -> None:
         self.plans.append(plan)
@@ -239,19 +243,19 @@ class RecordingScheduler:
 
 def test_composer_plans_a_phrase_ahead_with_volume_applied_once():
     clock, bus = ManualClock(), Bus("nocturne")
-    composer, schedulers, programs = PhraseComposer(), [RecordingScheduler(), RecordingScheduler()], []
-    stage = ComposerStage(composer, bus.images, bus.scene, bus.live, schedulers, clock,
-                          send_programs=lambda p, at_s: programs.append((p, at_s)))
+    composer, schedulers = PhraseComposer(), [RecordingScheduler(), RecordingScheduler()]
+    stage = ComposerStage(composer, bus.images, bus.scene, bus.live, schedulers, clock)
     bus.live.put(LiveSnapshot(scene="nocturne", params={"volume": 0.5}, tempo_bpm=90.0))
     stage.step()
     plan = schedulers[0].plans[0]
     assert (plan.start_s, plan.end_s) == (0.1, 2.1) and [e.velocity for e in plan.events] == [50, 40]
-    assert schedulers[1].plans == [plan] and composer.tempi == [90.0] and programs == [(((0, 80),), 0.1)]
+    assert schedulers[1].plans == [plan] and composer.tempi == [90.0]
+    assert [(t, m.channel, m.program) for t, m in schedulers[1].messages] == [(0.1, 0, 80)]  # at the phrase
     stage.step()  # more than LEAD_S before the next phrase: wait until a second before it
     assert clock.now_s() == 1.1 and len(schedulers[0].plans) == 1
     stage.step()
     assert schedulers[0].plans[1].start_s == 2.1 and stage.notes_planned == 4
-    assert len(programs) == 1  # the same programs are not sent again
+    assert len(schedulers[0].messages) == 1  # the same programs are not sent again
     bus.scene.put("pulse")
     clock.advance(1.0)
     stage.step()

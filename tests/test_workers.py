@@ -2,17 +2,19 @@ import threading
 import time
 
 from installation.workers import Supervisor, Worker
+from tests.waiting import wait_for
 
 
 def test_crashing_worker_is_restarted_with_backoff_and_reported():
     faults = []
     calls = {"n": 0, "opens": 0, "closes": 0}
+    paced = threading.Event()
 
     def step():
         calls["n"] += 1
         if calls["n"] in (3, 4):
             raise RuntimeError(f"boom {calls['n']}")
-        time.sleep(0.005)
+        paced.wait(0.005)  # a step blocks a little, as a real one waits on its mailbox
 
     def opened():
         calls["opens"] += 1
@@ -25,9 +27,7 @@ def test_crashing_worker_is_restarted_with_backoff_and_reported():
     sup = Supervisor()
     sup.add(worker)
     sup.start()
-    deadline = time.monotonic() + 5
-    while calls["n"] < 10 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: calls["n"] >= 10, 5)
     assert sup.stop(budget_s=1.0) == []
     assert worker.stats.failures == 2
     assert worker.stats.restarts == 2
@@ -40,10 +40,10 @@ def test_crashing_worker_is_restarted_with_backoff_and_reported():
 def test_stop_is_bounded_even_with_a_stuck_worker():
     release = threading.Event()
     sup = Supervisor()
-    sup.add(Worker("stuck", lambda: release.wait(5)))
-    sup.add(Worker("fine", lambda: time.sleep(0.01)))
+    stuck_worker = sup.add(Worker("stuck", lambda: release.wait(5)))
+    fine = sup.add(Worker("fine", lambda: threading.Event().wait(0.01)))
     sup.start()
-    time.sleep(0.05)
+    assert wait_for(lambda: stuck_worker.stats.phase == "step" and fine.stats.steps > 0, 5)
     started = time.monotonic()
     stuck = sup.stop(budget_s=0.3)
     assert time.monotonic() - started < 1.0
@@ -57,9 +57,7 @@ def test_stalled_detection_in_a_step_in_open_and_a_dead_thread():
     in_step = sup.add(Worker("stuck-step", lambda: release.wait(5)))
     in_open = sup.add(Worker("stuck-open", lambda: None, open=lambda: release.wait(5)))
     sup.start()
-    deadline = time.monotonic() + 5
-    while (in_step.stats.phase, in_open.stats.phase) != ("step", "open") and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_for(lambda: (in_step.stats.phase, in_open.stats.phase) == ("step", "open"), 5)
     assert sup.stalled(time.monotonic(), max_silence_s=5) == []
     later = sup.stalled(time.monotonic() + 10, max_silence_s=5)  # ten seconds on, still inside those calls
     assert later == [in_step, in_open]

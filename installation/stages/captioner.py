@@ -14,7 +14,7 @@ class CaptionerStage(Stage):
     """Asks the director (models.captions) for a caption when the music moves.
 
     The operators' valence/arousal bias is applied here, and only here (LiveSnapshot.biased).
-    `on_caption(caption)` is told of each new caption (the show log).
+    `on_caption(caption)` is told of each new caption; with a `show_log`, each is written there.
     """
 
     name = "captioner"
@@ -22,7 +22,7 @@ class CaptionerStage(Stage):
     def __init__(self, director, music: Latest[MusicState], scene: Latest, prompt: Latest[str],
                  projected_va: Latest[tuple[float, float]], live: Latest[LiveSnapshot],
                  captions: Latest[Caption], clock: Clock,
-                 on_caption: Callable[[Caption], None] | None = None) -> None:
+                 on_caption: Callable[[Caption], None] | None = None, show_log=None) -> None:
         super().__init__(clock)
         self.director = director
         self.music = music
@@ -32,6 +32,7 @@ class CaptionerStage(Stage):
         self.live = live
         self.captions = captions
         self.on_caption = on_caption
+        self.show_log = show_log
         self.made = 0
 
     def step(self) -> None:
@@ -55,3 +56,7 @@ class CaptionerStage(Stage):
             self.made += 1
             if self.on_caption is not None:
                 self.on_caption(caption)
+            if self.show_log is not None:
+                self.show_log.write("caption", prompt=caption.prompt, facets=dict(caption.facets),
+                                    reasons=dict(caption.reasons), source=caption.source,
+                                    music_va=[caption.valence, caption.arousal])

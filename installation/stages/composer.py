@@ -14,21 +14,40 @@ LEAD_S = 1.0
 """A plan is composed this long before its phrase starts."""
 
 
+def send_programs(schedulers: Sequence, programs, at_s: float | None = None) -> None:
+    """Program changes to every scheduler now, or at `at_s` so the notes still sounding keep
+    their instrument. `programs` is a sequence of (channel, program)."""
+    import mido
+    messages = [mido.Message("program_change", channel=channel, program=program) for channel, program in programs]
+    for scheduler in schedulers:
+        if at_s is None:
+            for message in messages:
+                scheduler.send_now(message)
+        else:
+            scheduler.submit_messages([(at_s, message) for message in messages])
+
+
+def plan_record(plan, image: ImageState) -> dict:
+    """A plan as the show log keeps it."""
+    return {"start_s": plan.start_s, "end_s": plan.end_s, "tempo_bpm": plan.tempo_bpm, "key": plan.key,
+            "mode": plan.mode, "abc": plan.abc, "reasons": list(plan.reasons), "image_va": [image.valence, image.arousal]}
+
+
 class ComposerStage(Stage):
     """Plans the next phrase from the picture (models.composer) and submits it to every scheduler.
 
     The operators' volume is applied here, and only here (LiveSnapshot.with_volume: note
-    velocities). `send_programs(programs, at_s)` sends a scene's program changes when they
-    change. While `dormant` is set (closed hours) nothing is planned, and a plan composed while
-    it closed is dropped. `on_plan(plan, image)` is told of each submitted plan (the show log).
+    velocities). A scene's program changes are sent to the schedulers when they change. While
+    `dormant` is set (closed hours) nothing is planned, and a plan composed while it closed is
+    dropped. `on_plan(plan, image)` is told of each submitted plan; with a `show_log`, each plan
+    is written there.
     """
 
     name = "composer"
 
     def __init__(self, composer, images: Latest[ImageState], scene: Latest, live: Latest[LiveSnapshot],
                  schedulers: Sequence, clock: Clock, dormant: threading.Event | None = None,
-                 send_programs: Callable[..., None] | None = None,
-                 on_plan: Callable[..., None] | None = None) -> None:
+                 on_plan: Callable[..., None] | None = None, show_log=None) -> None:
         super().__init__(clock)
         self.composer = composer
         self.images = images
@@ -36,8 +55,8 @@ class ComposerStage(Stage):
         self.live = live
         self.schedulers = list(schedulers)
         self.dormant = dormant or threading.Event()
-        self.send_programs = send_programs
         self.on_plan = on_plan
+        self.show_log = show_log
         self.next_start_s = 0.0
         self.programs = None
         self.last_plan = None
@@ -60,8 +79,7 @@ class ComposerStage(Stage):
         plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm)
         if plan.program_changes and plan.program_changes != self.programs:
             self.programs = plan.program_changes
-            if self.send_programs is not None:
-                self.send_programs(plan.program_changes, at_s=plan.start_s)
+            send_programs(self.schedulers, plan.program_changes, at_s=plan.start_s)
         plan = live.with_volume(plan)
         if self.dormant.is_set():  # closed while this plan was composed: it must not play
             return
@@ -72,3 +90,5 @@ class ComposerStage(Stage):
         self.next_start_s = plan.end_s
         if self.on_plan is not None:
             self.on_plan(plan, image)
+        if self.show_log is not None:
+            self.show_log.write("plan", **plan_record(plan, image))
