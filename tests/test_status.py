@@ -44,7 +44,7 @@ def test_summary_names_run_time_counts_and_paths(tmp_path):
 
 
 SCRIPT = textwrap.dedent("""
-    import logging, sys, threading, time
+    import logging, os, sys, threading
     from pathlib import Path
     sys.path.insert(0, {root!r})
     from installation.startup import setup_logging
@@ -53,37 +53,39 @@ SCRIPT = textwrap.dedent("""
     status = StatusLine()
     status.starting("starting Chromesthesia: loading models and devices")
     status.start()
-    log = logging.getLogger("chromesthesia")
     snapshot = {snapshot!r}
     def chatter(name):
         for i in range(6):
             logging.getLogger("chromesthesia." + name).warning("%s says line %d", name, i)
-            time.sleep(0.03)
     for i in range(40):
         snapshot["fps"] = 20 + i / 4
         status.update(snapshot)
+        status._live.refresh()  # drawn now, as the 4 Hz refresh would between log lines of a real run
         if i % 10 == 0:
             threads = [threading.Thread(target=chatter, args=(n,), name=n) for n in ("renderer", "listener")]
             [t.start() for t in threads]
             [t.join() for t in threads]
-        time.sleep(0.02)
     print("a print to stdout while live")
+    status.update(snapshot)
     Path({ready!r}).write_text("ready")
-    while not Path({release!r}).exists():
-        time.sleep(0.05)
+    with open({release!r}) as fifo:  # blocks until the test has read the screen
+        fifo.read()
     status.stop({{"frames": 1234, "notes": 56, "paths": ["out/demo/show.jsonl"]}})
 """)
 
 
+
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (Debian package tmux); `make test` installs it")
 def test_tmux_80x24_shows_no_stale_status_lines(tmp_path):
+    import os
     ready, release = tmp_path / "ready", tmp_path / "release"
+    os.mkfifo(release)
     script = tmp_path / "run.py"
     script.write_text(SCRIPT.format(root=str(ROOT), snapshot=SNAPSHOT, ready=str(ready), release=str(release)))
     session = f"chroma-{uuid.uuid4().hex[:8]}"
     tmux = ["tmux", "-L", session]
     subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-                    f"{sys.executable} {script}; echo EXITED; sleep 30"], check=True, timeout=30)
+                    f"{sys.executable} {script}; echo EXITED; exec cat"], check=True, timeout=30)
     try:
         def screen(history: bool = False) -> list[str]:
             done = subprocess.run([*tmux, "capture-pane", "-p", "-t", session, *(["-S", "-"] if history else [])],
@@ -101,7 +103,8 @@ def test_tmux_80x24_shows_no_stale_status_lines(tmp_path):
         block = during.index(status_rows[0])
         assert block >= len(during) - 3  # the block stays at the bottom, under the log
 
-        release.write_text("go")
+        with open(release, "w") as fifo:
+            fifo.write("go")
         after = wait_for(lambda: (lines := screen(history=True)) and any("EXITED" in line for line in lines) and lines, 30)
         assert not [line for line in after if " fps " in line], "\n".join(after)  # the block is gone, no copy anywhere
         assert after[0].startswith("starting Chromesthesia")  # the first thing on the screen

@@ -220,3 +220,4 @@ def test_osc_refusals_are_counted_and_logged_through_the_audited_control(tmp_pat
     assert len(refused) == 60
     assert [r["count"] for r in records if r["kind"] == "refusals_suppressed"] == []  # said with the next logged one
     assert audit.snapshot() == {("osc", "accepted"): 1, ("osc", "refused"): 102}
+
