@@ -410,8 +410,16 @@ class SynthLoopInput:
     """AudioInput that hears the synth: each read renders the time elapsed since the last one.
 
     With speakers attached (`tap` given) it returns what the speaker stream rendered instead.
-    Called from the listener thread.
+    When the speaker device goes away (the stream delivers nothing for STALL_S), listening goes
+    on at once on the clock: the stream is closed on a thread of its own and abandoned if the
+    close hangs (PortAudio on a vanished JACK server never returns), and it is reopened in the
+    background every RETRY_S until the device is back. Called from the listener thread.
     """
+
+    STALL_S = 0.5
+    """A speaker stream that delivers nothing for this long has died (device gone)."""
+    CLOSE_TIMEOUT_S = 1.0
+    RETRY_S = 5.0
 
     def __init__(self, synth: Synth, clock, block_frames: int = 1024, tap: "SynthSpeakers | None" = None) -> None:
         self.synth = synth
@@ -419,30 +427,93 @@ class SynthLoopInput:
         self.block_frames = block_frames
         self.tap = tap
         self.name = "synth loop" + (" (speakers)" if tap else "")
-        self.stats = {"blocks": 0, "frames": 0}
+        self.stats = {"blocks": 0, "frames": 0, "speaker_losses": 0, "speaker_reopens": 0}
         self._t0_s = 0.0
         self._frames_done = 0
         self._stop = threading.Event()
-
-    STALL_S = 2.0
-    """A speaker stream that delivers nothing for this long has died (device gone): reopen it."""
+        self._speaking = False
+        self._last_block_s = 0.0
+        self._retry_s = 0.0
+        self._reopening = False
+        self._reopened = threading.Event()
 
     def open(self) -> None:
-        """Opens the speaker stream too, so the listener's supervisor reopens it after a failure."""
+        """Opens the speaker stream too; without it, listening runs on the clock and retries."""
         self._stop.clear()
-        self._t0_s = self.clock.now_s()
-        self._frames_done = 0
+        self._restart_clock()
+        self._speaking = False
         if self.tap is not None:
-            self.tap.open()
+            try:
+                self.tap.open()
+            except Exception as exc:  # noqa: BLE001 - PortAudio or the device gone since probing
+                log.warning("speakers cannot open (%s); listening to the synth without them", exc)
+                self._retry_s = self.clock.now_s() + self.RETRY_S
+                return
+            self._speaking = True
+            self._last_block_s = self.clock.now_s()
+
+    @property
+    def speaking(self) -> bool:
+        """True while the speaker stream is what the listener hears."""
+        return self._speaking
 
     def read(self, timeout_s: float) -> AudioBlock | None:
-        if self.tap is not None:
+        if self._speaking:
+            assert self.tap is not None
             block = self.tap.read(timeout_s)
+            now_s = self.clock.now_s()
             if block is not None:
-                self._t0_s = self.clock.now_s()
-            elif self.clock.now_s() - self._t0_s > self.STALL_S:
-                raise OSError(f"the speaker stream has delivered nothing for {self.STALL_S:.0f} s")
-            return block
+                self._last_block_s = now_s
+                return block
+            if now_s - self._last_block_s <= self.STALL_S:
+                return None
+            self._let_speakers_go(now_s)
+        elif self.tap is not None:
+            self._maybe_reopen()
+            if self._speaking:
+                return None
+        return self._render(timeout_s)
+
+    def _let_speakers_go(self, now_s: float) -> None:
+        from hardware.timeouts import call_abandoning
+        log.warning("the speaker stream has delivered nothing for %.1f s; listening goes on without it", self.STALL_S)
+        self._speaking = False
+        self.stats["speaker_losses"] += 1
+        assert self.tap is not None
+        call_abandoning(self.tap.close, self.CLOSE_TIMEOUT_S, "closing the speaker stream")
+        self._restart_clock()
+        self._retry_s = self.clock.now_s() + self.RETRY_S
+
+    def _maybe_reopen(self) -> None:
+        """Listener thread: switch back to the speakers once a background reopen succeeded."""
+        if self._reopened.is_set():
+            self._reopened.clear()
+            self._speaking = True
+            self._last_block_s = self.clock.now_s()
+            self.stats["speaker_reopens"] += 1
+            log.info("speakers are back")
+            return
+        if self._reopening or self.clock.now_s() < self._retry_s:
+            return
+        self._reopening = True
+        self._retry_s = self.clock.now_s() + self.RETRY_S
+        threading.Thread(target=self._reopen, name="speakers reopen", daemon=True).start()
+
+    def _reopen(self) -> None:
+        try:
+            assert self.tap is not None
+            self.tap.open()
+            self._reopened.set()
+        except Exception as exc:  # noqa: BLE001 - still gone: the next try is RETRY_S later
+            log.info("speakers still cannot open (%s)", exc)
+        finally:
+            self._reopening = False
+
+    def _restart_clock(self) -> None:
+        self._t0_s = self.clock.now_s()
+        self._frames_done = 0
+
+    def _render(self, timeout_s: float) -> AudioBlock | None:
         sr = self.synth.sample_rate_hz
         # Count frames from one origin so rounding never drifts the loop away from the clock.
         due_s = self._t0_s + (self._frames_done + self.block_frames) / sr
@@ -463,9 +534,12 @@ class SynthLoopInput:
         return AudioBlock(t_s=start_s, samples=samples, sample_rate_hz=sr)
 
     def close(self) -> None:
+        from hardware.timeouts import call_abandoning
         self._stop.set()
-        if self.tap is not None:
-            self.tap.close()
+        if self.tap is not None and (self._speaking or self._reopened.is_set()):
+            call_abandoning(self.tap.close, self.CLOSE_TIMEOUT_S, "closing the speaker stream")
+        self._speaking = False
+        self._reopened.clear()
 
 
 def output_rate_hz(device: str | int | None = None, fallback_hz: int = 22050) -> int:

@@ -274,3 +274,30 @@ def test_composer_is_silent_while_dormant_and_starts_at_once_on_waking():
     dormant.clear()
     stage.step()
     assert schedulers[0].plans[-1].start_s == 2.1  # at once, not at the old phrase boundary
+
+
+class HangingClose(BlocksOnClock):
+    """An audio input whose close never returns (PortAudio on a vanished JACK server)."""
+
+    def __init__(self, clock) -> None:
+        super().__init__(clock)
+        self.release = threading.Event()
+
+    def close(self) -> None:
+        self.release.wait(30)
+
+
+def test_a_close_that_hangs_is_abandoned_and_the_listener_goes_on():
+    import time
+    clock, bus = ManualClock(), Bus("nocturne")
+    audio = HangingClose(clock)
+    stage = ListenerStage(audio, CountingListener(), bus.music, clock, hop_s=0.2)
+    stage.CLOSE_TIMEOUT_S = 0.2
+    stage.open()
+    started = time.monotonic()
+    stage.close()  # what the worker does after a failure
+    assert time.monotonic() - started < 5  # abandoned, not waited for
+    stage.open()
+    stage.step()
+    assert bus.music.peek() is not None
+    audio.release.set()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import mido
 import numpy as np
@@ -52,3 +53,89 @@ def test_synth_plays_to_the_output_device_and_the_loop_hears_the_same(portaudio_
     assert played.size > 48000 and np.abs(played).max() > 0.05
     assert abs(peak_hz(played, capture.rate_hz) - 440.0) < 5
     assert speakers.stats["underflows"] < 5
+
+
+VANISHING = r"""
+import json, os, random, sys, threading, time
+import mido
+from hardware.synth import Synth, SynthLoopInput, SynthSpeakers, output_rate_hz
+from installation.clock import MonotonicClock
+from installation.config import load_config
+from installation.mailbox import Latest
+from installation.stages import ListenerStage
+from installation.workers import Worker
+from models.music_va import build_listener
+
+clock = MonotonicClock()
+synth = Synth(output_rate_hz(), gain=0.8)
+loop = SynthLoopInput(synth, clock, 1024, tap=SynthSpeakers(synth, clock, None, 1024))
+music = Latest()
+stage = ListenerStage(loop, build_listener(load_config(None, []).listen, synth.sample_rate_hz), music, clock, 0.1)
+worker = Worker(stage.name, stage.step, open=stage.open, close=stage.close)
+worker.start()
+
+def play():
+    rng = random.Random(1)
+    synth.send(mido.Message("program_change", channel=0, program=80))
+    while True:
+        note, velocity = rng.randint(40, 90), rng.randint(30, 127)
+        synth.send(mido.Message("note_on", channel=0, note=note, velocity=velocity))
+        threading.Event().wait(rng.choice((0.1, 0.25, 0.5)))
+        synth.send(mido.Message("note_off", channel=0, note=note))
+
+threading.Thread(target=play, daemon=True).start()
+while True:
+    state = music.take(timeout_s=0.5)
+    if state is not None:
+        print(json.dumps({"t": clock.now_s(), "music_t": state.t_s, "va": [state.valence, state.arousal],
+                          "speaking": loop.speaking, "failures": worker.stats.failures}), flush=True)
+"""
+
+
+@pytest.mark.jack
+def test_music_va_keeps_moving_within_2_s_after_the_jack_server_goes_away(tmp_path):
+    """The speaker stream's device vanishes mid-run (its JACK server stopped): the listener goes
+    on without it within 2 s. In a child process: PortAudio's JACK host aborts a process at exit
+    whose server has gone."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import threading
+
+    from tests.waiting import wait_for
+
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
+    name = f"vanishing{os.getpid()}"
+    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    jackd = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = None
+    lines: list[dict] = []
+    try:
+        assert wait_for(lambda: subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True,
+                                               text=True).stdout.strip() == "running", 10)
+        root = Path(__file__).resolve().parent.parent
+        child = subprocess.Popen([sys.executable, "-c", VANISHING], cwd=root, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+        reader = threading.Thread(target=lambda: [lines.append(json.loads(line)) for line in child.stdout],
+                                  daemon=True)
+        reader.start()
+        assert wait_for(lambda: len([x for x in lines if x["speaking"]]) >= 20, 60), "never heard the speakers"
+        jackd.terminate()
+        jackd.wait(5)
+        gone_s = lines[-1]["t"]  # the child's clock: the last state before the server went
+        assert wait_for(lambda: lines[-1]["t"] > gone_s + 4.0, 30)
+    finally:
+        for proc in (child, jackd):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    after = [x for x in lines if x["t"] > gone_s]
+    assert not after[-1]["speaking"] and after[-1]["failures"] == 0
+    # a state at least every 2 s from the moment the server went, and the VA moves again
+    times = [gone_s] + [x["music_t"] for x in after]
+    assert max(b - a for a, b in zip(times, times[1:])) < 2.0, times
+    assert len({tuple(x["va"]) for x in after if x["t"] > gone_s + 2.0}) >= 3

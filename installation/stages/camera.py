@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hardware.timeouts import call_abandoning
 from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.stages.base import Stage
@@ -25,7 +26,7 @@ class CameraStage(Stage):
         self.camera.open()
 
     def close(self) -> None:
-        self.camera.close()
+        call_abandoning(self.camera.close, 1.0, "closing the camera")  # a driver may hang on a gone device
 
     def step(self) -> None:
         rgb = self.camera.read()

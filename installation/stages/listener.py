@@ -1,6 +1,7 @@
 """The listener stage: audio blocks in, a MusicState out every hop."""
 from __future__ import annotations
 
+from hardware.timeouts import call_abandoning
 from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.records import MusicState
@@ -12,7 +13,11 @@ class ListenerStage(Stage):
 
     `listener` has `feed(samples)` and `state(now_s) -> MusicState` (models.music_va).
     The audio input opens and closes with the stage, so the worker reopens it after a failure.
+    A close that hangs (a driver waiting on a device that went away) is abandoned after
+    CLOSE_TIMEOUT_S, so the stage goes on.
     """
+
+    CLOSE_TIMEOUT_S = 1.0
 
     name = "listener"
 
@@ -29,7 +34,7 @@ class ListenerStage(Stage):
         self.audio.open()
 
     def close(self) -> None:
-        self.audio.close()
+        call_abandoning(self.audio.close, self.CLOSE_TIMEOUT_S, f"closing {getattr(self.audio, 'name', 'the audio input')}")
 
     def step(self) -> None:
         block = self.audio.read(timeout_s=self.hop_s)
