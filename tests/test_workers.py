@@ -46,7 +46,7 @@ def test_stop_is_bounded_even_with_a_stuck_worker():
     assert wait_for(lambda: stuck_worker.stats.phase == "step" and fine.stats.steps > 0, 5)
     started = time.monotonic()
     stuck = sup.stop(budget_s=0.3)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 3.0  # the 0.3 s budget, not the stuck worker's 5 s
     assert stuck == ["stuck"]
     release.set()
 
