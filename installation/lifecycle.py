@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from installation.clock import Clock
 from installation.errors import UserError
+from installation.heap import HeapTrimmer
 from installation.records import Command
 
 log = logging.getLogger("chromesthesia")
@@ -67,6 +68,7 @@ class Lifecycle:
         self.frames_late = 0
         self.notes_per_s = 0.0
         self._note_counts: list[tuple[float, int]] = []
+        self.heap = HeapTrimmer()
 
     # --- the main loop ---------------------------------------------------------------------------
     def loop(self, projector, commands, status, snapshot: Callable[[], dict], notes: Callable[[], int],
@@ -98,6 +100,7 @@ class Lifecycle:
                     guard("thumbnail", self.show_log.thumbnail, shown)
                 self.watchdog(now_s)
                 guard("schedule", self.run_schedule, now_s)
+                guard("heap", self.heap.maybe_trim, now_s)
             if self.watcher is not None and now_s >= next_reload_s:
                 next_reload_s = now_s + cfg.control.reload_check_s
                 guard("reload", self.reload_changed_files)
