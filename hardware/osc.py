@@ -296,7 +296,9 @@ class OscControlServer:
                             f"({exc.strerror or exc}); another program (or a second copy of this one) is using it: "
                             f"stop it or choose another port with --set osc.port=N.") from None
         self._stop.clear()
-        self._reader = UdpReader(self._sock, self._rings, self._clock, self._allow.__contains__, self._on_denied)
+        priority = self._realtime_priority
+        self._reader = UdpReader(self._sock, self._rings, self._clock, self._allow.__contains__, self._on_denied,
+                                 (lambda: set_realtime_priority(priority, "OSC reader")) if priority else None)
         self._reader.start()
         self._thread = threading.Thread(target=self._serve, name="osc-control", daemon=True)
         self._thread.start()

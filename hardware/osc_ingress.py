@@ -194,12 +194,15 @@ class UdpReader:
     """
 
     def __init__(self, sock: socket.socket, rings: HostRings, clock, admit: Callable[[str], bool],
-                 on_denied: Callable[[str], None] | None = None) -> None:
+                 on_denied: Callable[[str], None] | None = None,
+                 on_thread_start: Callable[[], Any] | None = None) -> None:
         self._sock = sock
         self._rings = rings
         self._clock = clock
         self._admit = admit
         self._on_denied = on_denied
+        self._on_thread_start = on_thread_start
+        """Called first on the reader thread (e.g. to raise its scheduling priority)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ovfl = 0
@@ -221,6 +224,8 @@ class UdpReader:
         self._thread.start()
 
     def _run(self) -> None:
+        if self._on_thread_start is not None:
+            self._on_thread_start()
         sock, rings, clock, admit = self._sock, self._rings, self._clock, self._admit
         ancbuf = socket.CMSG_SPACE(4)
         while not self._stop.is_set():
