@@ -164,10 +164,13 @@ import json, selectors, socket, sys, time
 # instants, each from its own port so every answer is matched to its question; an answer later
 # than 2 s counts as lost.
 host, port, seconds, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-from hardware.osc import build_message
+priority = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+from hardware.osc import build_message, set_realtime_priority
+if priority:  # the other host is another machine: its own scheduling must not be what is measured
+    set_realtime_priority(priority, "probe")
 ask = build_message("/status")
 sel = selectors.DefaultSelector()
-sent_at, rtts = {}, []
+sent_at, rtts, order = {}, [], []
 start = time.perf_counter(); n = 0
 while True:
     now = time.perf_counter()
@@ -187,11 +190,13 @@ while True:
         except OSError:
             continue
         rtts.append((got - sent_at[key.data]) * 1000.0)
+        order.append(key.data)
         sel.unregister(key.fileobj); key.fileobj.close()
     for key in list(sel.get_map().values()):
         if time.perf_counter() - sent_at[key.data] > 2.0:
             sel.unregister(key.fileobj); key.fileobj.close()
-print(json.dumps({"sent": n, "rtts": rtts, "lost": n - len(rtts)}))
+worst = order[rtts.index(max(rtts))] if rtts else None
+print(json.dumps({"sent": n, "rtts": rtts, "lost": n - len(rtts), "worst_index": worst}))
 """
 
 
@@ -323,7 +328,11 @@ def _bench(args: argparse.Namespace) -> int:
         before = server.snapshot()
         flood = subprocess.Popen([sys.executable, "-c", FLOOD, host, str(port), str(flood_hz), str(args.flood_s),
                                   str(bundle_hz), str(args.bundle_messages)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        probe = subprocess.Popen([sys.executable, "-c", PROBE, host, str(port), str(args.flood_s), str(args.probe_hz)],
+        started_s = clock.now_s()  # the other host starts asking once the flood is arriving (not while
+        while server.snapshot()["received"] == before["received"] and clock.now_s() - started_s < 10.0:
+            control.apply_until(commands, clock.now_s() + period_s, clock)  # interpreters start)
+        probe = subprocess.Popen([sys.executable, "-c", PROBE, host, str(port), str(args.flood_s), str(args.probe_hz),
+                                  str(args.realtime)],
                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
         _drive(control, commands, clock, period_s, [flood, probe], server=server)
         flooded = json.loads(flood.communicate()[0])
@@ -342,6 +351,7 @@ def _bench(args: argparse.Namespace) -> int:
             "other_sender_p50_ms": round(percentile(rtts, 50), 3),
             "other_sender_p99_ms": round(percentile(rtts, 99), 3),
             "other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
+            "other_sender_worst_question": probed["worst_index"],
             **{key: after[key] - before[key] for key in ("accepted", "rate_limited", "coalesced", "superseded", "busy",
                                                         "kernel_drops", "ring_drops")},
             "flood_faders_final": {name: abs(live.params.get(name, -9.0) - flooded["last"][name]) < 1e-6
