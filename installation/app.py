@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardware.base import AudioInput, Camera, Display, MidiOut
+from installation import stages
 from installation.bus import Bus
 from installation.clock import Clock, MonotonicClock
 from installation.config import Config
@@ -149,7 +150,6 @@ class Installation:
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit
-        from installation import stages
         from installation.sources import build_audio, build_camera, build_display, build_renderers, recorder_factory
         from models.captions import Director
         from models.image_features import ImageAnalyser
@@ -204,7 +204,7 @@ class Installation:
                 "restarts_in_place": carried.get("restarts_in_place", 0)}
 
     def counters(self) -> dict[str, int]:
-        composer = next((s for s in self.stages if s.name == "composer"), None)
+        composer = next((s for s in self.stages if isinstance(s, stages.ComposerStage)), None)
         return {"frames_shown": self.projector.shown, "frames_late": self.lifecycle.frames_late,
                 "notes_planned": composer.notes_planned if composer else 0,
                 "captions": self.stage("captioner").made, "main_faults": self.faults.count}

@@ -217,7 +217,7 @@ class MidiMapper:
 
     def __init__(self, control_cfg) -> None:
         self._cfg = control_cfg
-        self._cc = {}
+        self._cc: dict[int, list] = {}
         for mapping in control_cfg.midi_cc:
             self._cc.setdefault(mapping.cc, []).append(mapping)
         self._notes = {int(k): v for k, v in control_cfg.midi_notes.items()}

@@ -220,6 +220,8 @@ class Lifecycle:
     def _reload_config(self, path: Path) -> None:
         try:
             text = path.read_text(encoding="utf-8")
+            if self.load_config is None:
+                return
             new_cfg = self.load_config(path)
             if path.read_text(encoding="utf-8") != text:
                 return  # saved again while being read: the next check sees the final text

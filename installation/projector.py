@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class Projector:
 
     def __init__(self, frames: Latest[Frame], live: Latest[LiveSnapshot], projected_frames: Latest[np.ndarray],
                  clock: Clock, fps: float, size: tuple[int, int], display=None, windowed: bool = False,
-                 recorder_factory: Callable[[int, int], object] | None = None, sinks: Sequence = (),
+                 recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence = (),
                  guard: MainFaults | None = None, where: str = "the projector") -> None:
         self.frames = frames
         self.live = live
@@ -141,7 +141,7 @@ class Projector:
         self.display = display
         self.windowed = windowed
         self.recorder_factory = recorder_factory
-        self.recorder = None
+        self.recorder: Any = None
         self.sinks = [ThreadedSink(s) for s in sinks]
         self.guard = guard or MainFaults()
         self.where = where

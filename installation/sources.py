@@ -9,6 +9,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hardware.base import Scheduler as SchedulerPort
 from installation.config import Config
 from installation.errors import UserError
 
@@ -239,14 +240,14 @@ class _InitFirst:
         return self.inner.render(music, t_s, init_rgb)
 
 
-def build_schedulers(cfg: Config, clock, outputs: list) -> list:
+def build_schedulers(cfg: Config, clock, outputs: list) -> list[SchedulerPort]:
     """Built-in synth, recorder and OSC on a thread scheduler; MIDI ports on a real-time process.
 
     bench midi measured a sending thread at p99 137 ms late while torch keeps both cores busy,
     and a separate SCHED_FIFO process at p99 0.3 ms, so hardware ports get the process.
     """
     from installation.scheduler import ProcessScheduler, Scheduler
-    schedulers = [Scheduler(clock, outputs, clock_out=False)]
+    schedulers: list[SchedulerPort] = [Scheduler(clock, outputs, clock_out=False)]
     ports = [("mido", name, cfg.midi.backend) for name in cfg.midi.outputs]
     if cfg.midi.virtual_port:
         ports.append(("virtual", cfg.midi.virtual_port, cfg.midi.backend))

@@ -68,13 +68,14 @@ def setup_logging(level: str = "info", quiet: bool = False) -> None:
     """Rich log lines on a terminal, plain timestamped lines otherwise (systemd, CI, --quiet)."""
     root = logging.getLogger()
     root.setLevel(getattr(logging, level.upper()))
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    handler: logging.Handler
     if not quiet and sys.stderr.isatty():
         from rich.logging import RichHandler
 
         from installation.status import terminal_console
-        handler: logging.Handler = RichHandler(console=terminal_console(), show_path=False, rich_tracebacks=False)
+        handler = RichHandler(console=terminal_console(), show_path=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(threadName)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
