@@ -415,11 +415,22 @@ def test_a_stage_stuck_for_minutes_restarts_the_installation(tmp_path):
 
     from installation import lifecycle
 
-    cfg = load_config(ROOT / "config.toml", EMBEDDED)
-    installation = Installation(cfg, RunOptions(duration_s=5.0, record_dir=tmp_path, headless=True, quiet=True))
     release = threading.Event()
+
+    class HangingCamera:
+        """A camera whose driver call does not come back."""
+
+        def open(self) -> None: ...
+
+        def read(self):
+            release.wait(30)
+
+        def close(self) -> None: ...
+
+    cfg = load_config(ROOT / "config.toml", EMBEDDED)
+    installation = Installation(cfg, RunOptions(duration_s=5.0, record_dir=tmp_path, headless=True, quiet=True),
+                                Devices(camera=HangingCamera()))
     camera = next(w for w in installation.supervisor.workers if w.name == "camera")
-    camera.step = lambda: release.wait(30)  # a driver call that does not come back
     camera.start()
     try:
         assert wait_for(lambda: camera.stats.phase == "step", 10)
