@@ -82,6 +82,53 @@ def parse_answer(body: bytes, content_filter: ContentFilter | None = None) -> di
     return validate_facets(data, content_filter)
 
 
+FACET_ROLES = {
+    "scene": "the scene agent: you decide what the picture shows (a place, a landscape, objects)",
+    "motion": "the motion agent: you decide how the picture moves (speed, direction, rhythm of movement)",
+    "style": "the style agent: you decide the painting or picture technique",
+    "colour": "the colour agent: you decide the palette (two to four named colours)",
+    "composition": "the composition agent: you decide the framing and where things sit in the picture",
+}
+AGENT_PROMPT = (
+    "You are {role}, one of five agents who together write an image prompt for a projection in a public "
+    "museum that follows live music. Read the music and the other agents' drafts, then answer with one JSON "
+    "object and nothing else: {{\"{facet}\": \"2 to 10 plain words\", \"why\": \"a short reason\"}}. "
+    "Fit the music's mood and agree with the other drafts; family-friendly, no people's names, no text in the picture."
+)
+DIRECTOR_PROMPT = (
+    "You are the director of five image-prompt agents for a projection in a public museum that follows live "
+    "music. Read the music and the agents' proposals and make them one coherent picture: keep what fits, "
+    "change what clashes. " + SYSTEM_PROMPT.split(". ", 1)[1]
+)
+
+
+def parse_facet(body: bytes, facet: str, content_filter: ContentFilter | None = None) -> str:
+    """One facet's text from a facet agent's chat completion; ValueError naming the problem."""
+    try:
+        reply = json.loads(body.decode("utf-8", errors="replace"))
+        content = reply["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ValueError("response is not an OpenAI chat completion") from None
+    match = re.search(r"\{.*\}", content if isinstance(content, str) else "", re.DOTALL)
+    if match is None:
+        raise ValueError("no JSON object in the answer")
+    try:
+        data = json.loads(match.group(0))
+    except ValueError:
+        raise ValueError("the answer's JSON does not parse") from None
+    value = data.get(facet) if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        raise ValueError(f"facet '{facet}' is missing or not a string")
+    text = clean_text(value, max_chars=120).strip(" .")
+    if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
+        raise ValueError(f"facet '{facet}' = {value[:60]!r} is empty, too long or has odd characters")
+    if content_filter is not None:
+        terms = content_filter.refuse(text, "llm")
+        if terms:
+            raise ValueError(f"blocked words: {', '.join(terms)}")
+    return text
+
+
 class LlmFacets:
     """One worker thread talking to `url` + /chat/completions. `submit`/`poll` never block."""
 
@@ -169,10 +216,16 @@ class LlmFacets:
             if result.facets is None:
                 log.info("LLM answer unusable (%s); the agents' caption is used", result.error)
 
+    rounds = 1
+    """Calls one after another per caption: the director waits at most rounds x timeout_s."""
+
     def _ask(self, user: str) -> dict[str, str]:
+        return parse_answer(self._post(SYSTEM_PROMPT, user), self.filter)
+
+    def _post(self, system: str, user: str) -> bytes:
         payload = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
                    "response_format": {"type": "json_object"},
-                   "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]}
+                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
         request = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode("utf-8"),
                                          headers={"Content-Type": "application/json"}, method="POST")
         deadline = time.monotonic() + self.timeout_s
@@ -187,4 +240,90 @@ class LlmFacets:
                 chunks.append(chunk)
                 if sum(len(c) for c in chunks) > 1 << 20:
                     raise ValueError("answer larger than 1 MiB")
-        return parse_answer(b"".join(chunks), self.filter)
+        return b"".join(chunks)
+
+
+class LlmAgents(LlmFacets):
+    """Five facet agents and a director, each one chat call with its own role.
+
+    Per caption: the five facet agents are asked at once (one thread each), every one with the music
+    and the other facets' drafts (the phrase-bank agents' suggestion); then the director gets their
+    proposals and answers the five facets. A facet agent that fails keeps the bank's draft; a
+    director that fails leaves the agents' proposals (if any agent answered); if nothing usable
+    came back the caption falls back to the bank agents. Two rounds, so the caller waits at most
+    2 x timeout_s. `log` keeps the last exchanges (role, answer or error) for the show log.
+    """
+
+    rounds = 2
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.exchanges: list[dict[str, str]] = []
+
+    def submit(self, request_id: int, desc, suggestion) -> None:
+        self._desc_text = desc.text
+        super().submit(request_id, desc, suggestion)
+
+    def _run(self) -> None:  # same loop as LlmFacets, with the suggestion passed on
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._request is not None)
+                if self._closed:
+                    return
+                request_id, _, suggestion = self._request  # type: ignore[misc]
+                music = self._desc_text
+                self._request = None
+                self.stats["requests"] += 1
+            start = time.monotonic()
+            try:
+                facets = self._round(music, suggestion)
+                result = LlmResult(request_id, facets, latency_s=time.monotonic() - start)
+            except Exception as exc:
+                result = LlmResult(request_id, None, error=str(exc) or type(exc).__name__, latency_s=time.monotonic() - start)
+            with self._cond:
+                self._results[request_id] = result
+                if result.facets is not None:
+                    self.stats["ok"] += 1
+                    self._failures = 0
+                else:
+                    self.stats["failed"] += 1
+            if result.facets is None:
+                log.info("LLM agents gave nothing usable (%s); the bank agents' caption is used", result.error)
+
+    def _round(self, music: str, drafts: Mapping[str, str]) -> dict[str, str]:
+        proposals: dict[str, str] = {}
+        errors: dict[str, str] = {}
+
+        def agent(facet: str) -> None:
+            others = {f: v for f, v in drafts.items() if f != facet}
+            user = (f"Music now: {music}.\nThe other agents' drafts: {json.dumps(others)}\n"
+                    f"Your own draft to improve on: {json.dumps(drafts.get(facet, ''))}\nAnswer with the JSON object only.")
+            try:
+                proposals[facet] = parse_facet(self._post(AGENT_PROMPT.format(role=FACET_ROLES[facet], facet=facet), user),
+                                               facet, self.filter)
+            except Exception as exc:
+                errors[facet] = str(exc) or type(exc).__name__
+
+        threads = [threading.Thread(target=agent, args=(f,), name=f"caption-llm-{f}", daemon=True) for f in FACET_KEYS]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(self.timeout_s + 0.5)
+        answered = dict(proposals)  # a thread still running past its timeout is ignored
+        merged = {f: answered.get(f) or drafts.get(f, "") for f in FACET_KEYS}
+        user = (f"Music now: {music}.\nThe agents' proposals: {json.dumps(merged)}\nAnswer with the JSON object only.")
+        try:
+            final = parse_answer(self._post(DIRECTOR_PROMPT, user), self.filter)
+            director_error = ""
+        except Exception as exc:
+            final = None
+            director_error = str(exc) or type(exc).__name__
+        with self._cond:
+            self.exchanges = ([{"role": f, "answer": answered[f]} for f in answered]
+                              + [{"role": f, "error": errors[f]} for f in errors if f not in answered]
+                              + [{"role": "director", **({"answer": json.dumps(final)} if final else {"error": director_error})}])
+        if final is not None:
+            return final
+        if answered:
+            return validate_facets(merged, self.filter)
+        raise ValueError(f"no agent answered ({'; '.join(sorted(set(errors.values())))}) and the director failed ({director_error})")

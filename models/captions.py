@@ -357,8 +357,8 @@ class Agents:
     Phrase vectors come from `caption_embed.PhraseEmbeddings` (cached; nothing is embedded here).
     """
 
-    TOP_K = 5
-    COHERENCE = 2.0
+    TOP_K = 6
+    COHERENCE = 3.0
 
     def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any) -> None:
         self.banks = banks
@@ -596,8 +596,8 @@ class Director:
             if not url.startswith(("http://", "https://")):
                 raise UserError(f"captions.backend = \"llm\" needs captions.llm_url to be an http(s) address, not {url!r}; "
                                 f"set it (e.g. \"http://127.0.0.1:11434/v1\") or use backend = \"agents\".")
-            from models.caption_llm import LlmFacets
-            self._llm = LlmFacets(captions_cfg.llm_url, captions_cfg.llm_model, captions_cfg.llm_timeout_s, self.filter)
+            from models.caption_llm import LlmAgents
+            self._llm = LlmAgents(captions_cfg.llm_url, captions_cfg.llm_model, captions_cfg.llm_timeout_s, self.filter)
         self._next_request_id = 0
         self.stats: dict[str, int] = collections.Counter()
 
@@ -771,7 +771,7 @@ class Director:
                 return None, False
             self._next_request_id += 1
             pending.request_id = self._next_request_id
-            pending.request_deadline_s = t_s + float(self.cfg.llm_timeout_s)
+            pending.request_deadline_s = t_s + float(self.cfg.llm_timeout_s) * getattr(llm, "rounds", 1)
             desc = describe(state)
             suggestion = self._compose(state, t_s, "agents", None, remember=False)
             llm.submit(pending.request_id, desc, dict(suggestion.facets))

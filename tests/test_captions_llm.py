@@ -22,10 +22,33 @@ GOOD = {"scene": "glass lighthouse on a calm bay", "motion": "slow circling ligh
         "colour": "pale gold and teal", "composition": "lighthouse on the left third"}
 
 
-CONTENTS = {"good": json.dumps(GOOD),
-            "fenced": "Sure! ```json\n" + json.dumps(GOOD) + "\n```",
-            "schema": json.dumps({"scene": "a castle", "motion": 3}),
-            "blocked": json.dumps({**GOOD, "scene": "a naked giant over a blood red sea"})}
+AGENT = {"scene": "copper lighthouse on a still bay", "motion": "slow turning beam", "style": "pastel drawing",
+         "colour": "gold and teal", "composition": "lighthouse on the left"}
+
+
+def role(body: dict) -> str:
+    """Which agent a request comes from, by its system prompt: a facet, or the director."""
+    system = body["messages"][0]["content"]
+    if system.startswith("You are the director"):
+        return "director"
+    return next((f for f in FACETS if system.startswith(f"You are the {f} agent")), "single")
+
+
+def answering(agent, director):
+    """Server content: each facet agent answers `agent(facet)`, the director `director` (dicts or text)."""
+    def content(body: dict) -> str:
+        r = role(body)
+        answer = director if r == "director" else agent(r)
+        return answer if isinstance(answer, str) else json.dumps(answer)
+    return content
+
+
+CONTENTS = {"good": answering(lambda f: {f: AGENT[f], "why": "fits the drafts"}, GOOD),
+            "fenced": answering(lambda f: "Sure! ```json\n" + json.dumps({f: AGENT[f]}) + "\n```",
+                                "Here you go: ```json\n" + json.dumps(GOOD) + "\n```"),
+            "schema": answering(lambda f: {"x": 1}, {"scene": "a castle", "motion": 3}),
+            "blocked": answering(lambda f: {f: "a naked giant"}, {**GOOD, "scene": "a naked giant over a blood red sea"}),
+            "director_garbage": answering(lambda f: {f: AGENT[f]}, "I cannot decide.")}
 
 
 @pytest.fixture
@@ -78,6 +101,25 @@ def test_good_answer_is_used(fake_llm):
     assert used.facets["scene"] == GOOD["scene"] and "LLM" in used.reasons["scene"]
     assert used.hints["palette"]  # renderer hints still come from the phrase banks
     assert fake_llm.requests[0]["path"] == "/v1/chat/completions" and fake_llm.requests[0]["model"] == "fake"
+    # One call per facet agent, each with its own role and the other facets' drafts, then the director
+    # with the agents' proposals.
+    first = fake_llm.requests[:6]
+    assert sorted(role(r) for r in first[:5]) == sorted(FACETS) and role(first[5]) == "director"
+    user = next(r for r in first if role(r) == "scene")["messages"][1]["content"]
+    drafts = user.split("drafts: ")[1].split("\n")[0]
+    assert '"colour"' in drafts and '"scene"' not in drafts
+    assert all(AGENT[f] in first[5]["messages"][1]["content"] for f in FACETS)
+    assert director._llm.exchanges[-1]["role"] == "director"
+    director.close()
+
+
+def test_a_failing_director_leaves_the_agents_proposals(fake_llm):
+    fake_llm.mode = "director_garbage"
+    director = llm_director(fake_llm.url)
+    captions, _ = drive(director, 1.5)
+    used = [c for c in captions if c.source == "llm"]
+    assert used and used[0].facets["scene"] == AGENT["scene"]
+    assert any("error" in e for e in director._llm.exchanges if e["role"] == "director")
     director.close()
 
 

@@ -25,6 +25,18 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--seed", type=int, default=0)
     bench.set_defaults(handler=_bench)
 
+    ev = groups["eval"].add_parser(
+        "captions", parents=[common],
+        help="caption_only, single_agent and agents over the same music (a simulated show and recordings), side by side")
+    ev.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    ev.add_argument("--audio", type=Path, nargs="*", default=[], metavar="PATH",
+                    help="recordings (files or folders) played one after another through the listener")
+    ev.add_argument("--excerpt-s", type=float, default=40.0, help="seconds taken from each recording (default 40)")
+    ev.add_argument("--duration", type=float, default=1800.0, metavar="S", help="simulated show length (default 1800 s)")
+    ev.add_argument("--scene", default=None, help="scene preset (default: installation.scene)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(handler=_eval)
+
     show = sub.add_parser("caption", parents=[common],
                           help="print the caption, reasons and renderer hints the agents give a music state")
     show.add_argument("--valence", type=float, required=True, help="music valence in -1..1")
@@ -105,6 +117,49 @@ def _bench(args: argparse.Namespace) -> int:
     print(f"  section changes followed by a new caption: {show['section_changes_followed']}/{show['section_changes']}; "
           f"facet repeats within 5 captions: {show['repeats_within_5']}; longest prompt {show['max_tokens']} CLIP tokens; "
           f"update() p95 {show['update_ms']['p95']:.3f} ms")
+    if args.json:
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"cannot write {args.json} ({exc}); choose a writable path for --json.") from None
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from installation.commands.listen import AUDIO_SUFFIXES
+    from installation.startup import load
+    from models.caption_bench import synthetic_show
+    from models.caption_eval import ablation, music_states
+    if args.duration < 60:
+        raise UserError(f"--duration {args.duration} is too short for a show; use 60 s or more.")
+    cfg = load(args)
+    scene = _scene(cfg, args.scene)
+    files = []
+    for p in args.audio:
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"{p} is neither an audio file nor a folder; give recordings to --audio.")
+    start = time.perf_counter()
+    _, stream = synthetic_show(args.duration, cfg.listen.hop_s, args.seed)
+    sets = {"simulated_show": list(stream)}
+    if files:
+        sets["recordings"] = music_states(files, cfg.listen, args.excerpt_s)
+    figures: dict = {"scene": scene.name, "seed": args.seed, "recordings": [str(f) for f in files]}
+    for name, states in sets.items():
+        figures[name] = ablation(cfg.captions, scene, states, seed=args.seed)
+        minutes = (states[-1].t_s - states[0].t_s) / 60.0
+        print(f"{name} ({minutes:.0f} min):")
+        keys = ("captions", "distinct_prompts", "top_phrase_share", "top_scene_share", "coherence",
+                "valence_agreement", "arousal_agreement", "changes_per_minute", "hold_s_median", "repeats_within_5")
+        print(f"  {'mode':14s}" + "".join(f"{k[:18]:>19s}" for k in keys))
+        for mode, row in figures[name].items():
+            print(f"  {mode:14s}" + "".join(f"{row[k]:>19}" for k in keys))
+    figures["eval_s"] = round(time.perf_counter() - start, 1)
     if args.json:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
