@@ -119,6 +119,8 @@ class Installation:
             raise UserError(str(exc)) from None
         self.control = Control(LiveState(scene=scene.name), self.scene_names, self.show_log, params=params,
                                blocklist=cfg.captions.blocklist, clock=self.clock, snapshots=self.bus.live)
+        from installation.rig import build_rig  # tempo, MIDI in and learn, video out, ensemble
+        self.rig = build_rig(cfg, self.clock, self.bus.commands, self.control, self.options.config_path, self.bus.music)
         watcher = None
         if cfg.control.reload and self.options.config_path is not None:
             from scenes.scene import FileWatcher
@@ -127,7 +129,7 @@ class Installation:
             self.clock, self.control, self.bus, scene, devices.schedule or Schedule(cfg.schedule), self.supervisor,
             SystemdNotifier(), cfg=cfg, show_log=self.show_log, watcher=watcher, config_path=self.options.config_path,
             load_config=self._load_config, on_fade=lambda fade_s: self.projector.start_fade(fade_s),
-            on_fault=self._fault)
+            on_fault=self._fault, take_config=self.rig.take_config)
         self.control.effects.update(self.lifecycle.effects())
         self.control.publish()  # the scene's own parameters at their defaults
         self.osc_server = None
@@ -136,13 +138,6 @@ class Installation:
             self.osc_server = OscControlServer(cfg.osc, self.bus.commands, self.clock, self.status_snapshot,
                                                validate=self.control.check, accepts=routes.is_command,
                                                realtime_priority=cfg.osc.realtime_priority)
-        self.midi_control = None
-        if cfg.midi.inputs:
-            from hardware.midi_in import MidoMidiIn
-            from installation.control import MidiControlThread, MidiMapper
-            inputs = [MidoMidiIn(name, self.clock, cfg.midi.backend) for name in cfg.midi.inputs]
-            self.midi_control = MidiControlThread(inputs, MidiMapper(cfg.control), self.bus.commands,
-                                                  check=self.control.check)
 
     def _load_config(self, path: Path) -> Config:
         from installation.config import load_config
@@ -168,14 +163,16 @@ class Installation:
         self.projector = Projector(
             bus.frames, bus.live, bus.projected_frames, clock, cfg.display.fps, (cfg.render.width, cfg.render.height),
             display=devices.display or build_display(cfg, self.sources), windowed=windowed,
-            recorder_factory=recorder_factory(cfg, self.options.record_dir), sinks=devices.sinks, guard=self.faults,
+            recorder_factory=recorder_factory(cfg, self.options.record_dir), guard=self.faults,
+            sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps)],
             where=f"screen {cfg.display.screen}")
-        self.stages = [
-            stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s),
+        self.stages = [] if self.rig.music_in is not None else [  # a follower hears through the ensemble
+            stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
+        self.stages += [
             stages.CaptionerStage(director, bus.music, bus.scene, bus.prompt, bus.projected_va, bus.live,
                                   bus.captions, clock, show_log=self.show_log),
-            stages.RendererStage(renderers, bus.music, bus.captions, bus.scene, bus.live, bus.frames, clock,
-                                 cfg.display.fps, dormant, lambda: self.projector.display_size, fit),
+            stages.RendererStage(renderers, self.rig.music_view(bus.music), bus.captions, bus.scene, bus.live,
+                                 bus.frames, clock, cfg.display.fps, dormant, lambda: self.projector.display_size, fit),
             stages.CameraStage(devices.camera or build_camera(cfg, self.sources, clock), bus.camera_frames, clock,
                                cfg.camera.fps),
             stages.WatcherStage(ImageAnalyser(image_va), image_va, bus.camera_frames, bus.projected_frames,
@@ -183,8 +180,8 @@ class Installation:
         if cfg.compose.enabled:
             from models.composer import Composer
             self.stages.append(stages.ComposerStage(
-                Composer(cfg.compose, scene, seed=cfg.compose.seed), bus.images, bus.scene, bus.live,
-                self.schedulers, clock, dormant, show_log=self.show_log))
+                self.rig.composer(Composer(cfg.compose, scene, seed=cfg.compose.seed)), bus.images, bus.scene,
+                bus.live, self.schedulers, clock, dormant, show_log=self.show_log))
         for stage in self.stages:
             self._add(stage)
 
@@ -211,8 +208,8 @@ class Installation:
 
     def status_snapshot(self) -> dict:
         """A thread-safe copy of what operators see; called from the OSC thread too."""
-        return self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
-                               self.counts(), self.stage("watcher").last_projected_va)
+        return {**self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
+                                  self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status()}
 
     # --- run --------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -231,7 +228,7 @@ class Installation:
                       self.options.duration_s, detailed_log=self.options.record_dir is not None)
         finally:
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
-            life.shutdown([self.osc_server, self.midi_control],
+            life.shutdown([self.osc_server, self.rig],
                           [*self._closers, *(o.close for o in self.midi_outputs), self.projector.close])
             status.stop()
             if self.show_log is not None:
@@ -258,8 +255,7 @@ class Installation:
         send_programs(self.schedulers, [(scene.channels.get(v, 0), p) for v, p in scene.programs.items()])
         life.run_schedule(self.clock.now_s())  # closed hours decide before the first frame or note
         self.supervisor.start()
-        if self.midi_control is not None:
-            self.midi_control.start()
+        self.rig.open()
         if self.show_log is not None:
             self.show_log.write("start", scene=scene.name, sources=vars(self.sources), **self.counts())
         status.start()

@@ -39,7 +39,8 @@ class Lifecycle:
                  show_log=None, watcher=None, config_path: Path | None = None,
                  load_config: Callable[[Path], object] | None = None,
                  on_fade: Callable[[float], None] | None = None,
-                 on_fault: Callable[[str, str], None] | None = None) -> None:
+                 on_fault: Callable[[str, str], None] | None = None,
+                 take_config: Callable[[object, object], bool] | None = None) -> None:
         self.clock = clock
         self.control = control
         self.bus = bus
@@ -54,6 +55,8 @@ class Lifecycle:
         self.load_config = load_config
         self.on_fade = on_fade or (lambda fade_s: None)
         self.on_fault = on_fault or (lambda worker, text: None)
+        self.take_config = take_config
+        """(old, new) -> True when the running installation took the edit over (MIDI mappings)."""
         self.started: list = []
         """Schedulers that did start: only those are stopped (and panic)."""
         self.stop_event = threading.Event()
@@ -228,6 +231,10 @@ class Lifecycle:
         except (UserError, OSError, UnicodeDecodeError) as exc:
             log.error("config edit ignored, the running version stays: %s", exc)
             self._log_reload(path, ok=False, error=str(exc))
+            return
+        if new_cfg != self.cfg and self.take_config is not None and self.take_config(self.cfg, new_cfg):
+            self._log_reload(path, ok=True, action="applied")
+            self.cfg = new_cfg
             return
         if new_cfg != self.cfg:
             self._log_reload(path, ok=True, action="restart")

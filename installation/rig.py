@@ -2,11 +2,12 @@
 learn, video out, the ensemble's music input. The composition root calls, in order:
 
     rig = build_rig(cfg, clock, commands, control, config_path, music)   # start-up: UserError on bad input
+    projector sinks += rig.video_sinks(width, height, fps)   # start-up: a required sink that cannot open
     renderer gets rig.music_view(music); the composer stage gets rig.composer(composer)
-    rig.open(); rig.open_video(width, height, fps)   # once the window's size is known
-    projector sinks += [rig.video_out]                # when not None: newest frame, never waits
+    no listener stage when rig.music_in (the music state comes from another installation)
+    rig.open()                                        # with the other threads
     on a config edit: rig.take_config(old, new) -> True when taken over without a restart
-    rig.close()
+    rig.stop(timeout_s)                               # at shutdown (the projector closes video out)
 """
 from __future__ import annotations
 
@@ -55,13 +56,12 @@ class Rig:
             self.midi_control.start()
             self.opened.append(self.midi_control)
 
-    def open_video(self, width: int, height: int, fps: float) -> None:
+    def video_sinks(self, width: int, height: int, fps: float) -> list:
+        """The projector's extra frame sink for [video_out] (empty when none is asked for)."""
         from hardware.video_out import build_video_out
 
         self.video_out = build_video_out(self.video_cfg, width, height, fps, self.clock)
-        if self.video_out is not None:
-            self.video_out.open()
-            self.opened.append(self.video_out)
+        return [self.video_out] if self.video_out is not None else []
 
     def take_config(self, old_cfg, new_cfg) -> bool:
         """A config edit that only changes MIDI mappings is taken over here (no restart)."""
@@ -89,6 +89,9 @@ class Rig:
         if self.music_in is not None:
             out["ensemble"] = {"states": self.music_in.states}
         return out
+
+    def stop(self, timeout_s: float = 0.3) -> None:
+        self.close()
 
     def close(self) -> None:
         for piece in reversed(self.opened):

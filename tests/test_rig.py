@@ -32,8 +32,8 @@ def test_the_default_rig_is_an_internal_tempo_and_nothing_else():
     rig = build_rig(cfg, ManualClock(), DropOldest(8), control_for(LiveState(scene="nocturne")), None, music)
     assert rig.tempo.source == "internal" and rig.midi_control is None and rig.music_in is None
     assert rig.music_view(music) is music and rig.composer("c") == "c"  # the music's own beat
+    assert rig.video_sinks(64, 48, 30.0) == []
     rig.open()
-    rig.open_video(64, 48, 30.0)
     assert rig.video_out is None and rig.status()["tempo"]["bpm"] == 120.0
     rig.close()
 
