@@ -148,6 +148,7 @@ class Installation:
         from installation.sources import build_audio, build_camera, build_display, build_renderers, recorder_factory
         from models.captions import Director
         from models.image_features import ImageAnalyser
+        from models.caption_critic import critic_for
         from models.image_va import build_image_va
         from models.music_va import build_listener
         cfg, bus, clock, dormant = self.cfg, self.bus, self.clock, self.lifecycle.dormant
@@ -159,6 +160,7 @@ class Installation:
         renderers = devices.renderers or build_renderers(cfg, self.sources, scene)
         self._closers += [r.close for r in renderers if hasattr(r, "close")]
         image_va = build_image_va(cfg.watch)
+        critic_va = critic_for(director, cfg.watch, image_va, self.show_log)
         windowed = self.sources.display != "headless"
         self.projector = Projector(
             bus.frames, bus.live, bus.projected_frames, clock, cfg.display.fps, (cfg.render.width, cfg.render.height),
@@ -176,7 +178,7 @@ class Installation:
             stages.CameraStage(devices.camera or build_camera(cfg, self.sources, clock), bus.camera_frames, clock,
                                cfg.camera.fps),
             stages.WatcherStage(ImageAnalyser(image_va), image_va, bus.camera_frames, bus.projected_frames,
-                                bus.images, bus.projected_va, clock, cfg.watch.rate_hz)]
+                                bus.images, bus.projected_va, clock, cfg.watch.rate_hz, critic_va=critic_va)]
         if cfg.compose.enabled:
             from models.composer import Composer
             self.stages.append(stages.ComposerStage(

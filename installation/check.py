@@ -41,6 +41,8 @@ def check(cfg: Config) -> int:
     console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
                   f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")
+    from models.caption_critic import critic_kind
+    console.print(f"caption critic: {critic_kind(cfg.watch)[1]}")
     if cfg.render.model:
         from models.render_diffusion import check_weights, describe_model
         weight_problems = check_weights(cfg.render)

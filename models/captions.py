@@ -589,6 +589,10 @@ class Director:
         self._critic_samples = 0
         self._corrections = 0
         self._drifting = False
+        self.critic_kind = "colour"
+        """Which image VA head rates the projection: "clip", or "colour" (colour-only, see caption_critic)."""
+        self._open_corrections: list[dict[str, Any]] = []
+        self._critic_events: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         # LLM
         self._llm = llm
         if self._llm is None and captions_cfg.backend == "llm":
@@ -685,6 +689,36 @@ class Director:
                                       smoothed_va=self._smoothed, nudge_va=self._nudge, samples=self._critic_samples,
                                       corrections=self._corrections)
             self._drift_history.append(self._drift)
+            self._note_correction_effects(t_s)
+
+    CORRECTION_EFFECT_S = 10.0
+    """A critic correction's effect is the drift this long after the caption it caused."""
+
+    def set_critic(self, kind: str) -> None:
+        """Say which head rates the projection ("clip" or "colour"); reasons and the log name it."""
+        with self._lock:
+            self.critic_kind = kind
+
+    def pop_critic_events(self) -> list[dict[str, Any]]:
+        """Critic corrections and their measured effect since the last call (for the show log)."""
+        with self._lock:
+            events = list(self._critic_events)
+            self._critic_events.clear()
+            return events
+
+    def _note_correction_effects(self, t_s: float) -> None:
+        keep = []
+        for c in self._open_corrections:
+            if t_s - c["at_s"] < self.CORRECTION_EFFECT_S:
+                keep.append(c)
+                continue
+            before, after = c["drift_before"], [round(x, 3) for x in self._smoothed]
+            event = {**c, "event": "effect", "drift_after": after,
+                     "improved": math.hypot(*after) < math.hypot(*before)}
+            self._critic_events.append(event)
+            log.info("critic (%s) correction at %.1f s: drift %+.2f %+.2f -> %+.2f %+.2f after %.0f s",
+                     self.critic_kind, c["at_s"], *before, *after, self.CORRECTION_EFFECT_S)
+        self._open_corrections = keep
 
     def set_scene(self, scene: Any) -> None:
         """Switch presets; the next `update` publishes a caption for the new scene without waiting."""
@@ -793,6 +827,14 @@ class Director:
         caption = self._compose(state, t_s, "llm" if llm_facets else "agents", llm_facets)
         if reason == "critic":
             self._corrections += 1
+            correction = {"at_s": round(t_s, 3), "kind": self.critic_kind,
+                          "drift_before": [round(x, 3) for x in self._smoothed],
+                          "nudge": [round(x, 3) for x in self._nudge], "colour": caption.facets.get("colour", ""),
+                          "motion": caption.facets.get("motion", "")}
+            self._open_corrections.append(correction)
+            self._critic_events.append({**correction, "event": "correction"})
+            log.info("critic (%s) correction: drift %+.2f %+.2f, nudge %+.2f %+.2f -> colour %r, motion %r",
+                     self.critic_kind, *self._smoothed, *self._nudge, correction["colour"], correction["motion"])
         self._current = caption
         self._caption_va = clamp_va(*state.va)
         self._nudge_at_caption = self._nudge
@@ -839,8 +881,9 @@ class Director:
         targets = {"scene": va, "style": va, "composition": va,
                    "colour": clamp_va(va[0] + bias[0] + nv, va[1] + bias[1]),
                    "motion": clamp_va(va[0], va[1] + na)}
-        notes = {"colour": "critic: brighter" if nv > 0.1 else "critic: darker" if nv < -0.1 else "",
-                 "motion": "critic: livelier" if na > 0.1 else "critic: calmer" if na < -0.1 else ""}
+        critic = "critic" if self.critic_kind == "clip" else "critic (colour-only)"
+        notes = {"colour": f"{critic}: brighter" if nv > 0.1 else f"{critic}: darker" if nv < -0.1 else "",
+                 "motion": f"{critic}: livelier" if na > 0.1 else f"{critic}: calmer" if na < -0.1 else ""}
         s = self._settings
         mode = "single_agent" if self.mode == "caption_only" else self.mode
         picked, _ = self._agents.choose(mode, desc, targets, s.weights, recents=self._recent, uses=self._uses,

@@ -138,11 +138,31 @@ def test_critic_brightens_a_picture_that_is_too_dark():
     assert drift is not None and drift.smoothed_va[0] > 0.8 and drift.nudge_va[0] > 0.2
     assert published and published[0][0] == "critic"
     corrected = published[0][1]
-    assert "critic: brighter" in corrected.reasons["colour"]
+    assert "critic (colour-only): brighter" in corrected.reasons["colour"]  # no CLIP weights: said so
     lum = lambda pal: sum(int(c[1:3], 16) + int(c[3:5], 16) + int(c[5:7], 16) for c in pal) / len(pal)
     bank = {p.text: p for p in load_phrase_banks()["colour"]}
     assert lum(corrected.hints["palette"]) > lum(bank[corrected.facets["colour"]].hints["palette"])
     assert drift.corrections >= 1 and len(director.drift_history) == 300
+    # the correction and its effect on the drift (still gloomy here, so not improved) are logged
+    events = director.pop_critic_events()
+    assert events[0]["event"] == "correction" and events[0]["kind"] == "colour"
+    effects = [e for e in events if e["event"] == "effect"]
+    assert effects and effects[0]["improved"] is False and director.pop_critic_events() == []
+
+
+def test_critic_uses_clip_when_its_weights_are_there(tmp_path):
+    from types import SimpleNamespace
+
+    from models.caption_critic import build_critic_va, critic_kind
+    from models.image_va import ColourVA
+    colour = ColourVA()
+    cfg = SimpleNamespace(image_va_head="colour", clip_checkpoint="", clip_model="ViT-B-32", clip_head="")
+    head, kind, why = build_critic_va(cfg, colour)
+    assert head is colour and kind == "colour" and "colour-only" in why
+    weights = tmp_path / "clip.pt"
+    weights.write_bytes(b"not really weights")
+    cfg.clip_checkpoint = str(weights)
+    assert critic_kind(cfg)[0] == "clip"  # check and the show log say CLIP when weights are present
 
 
 def test_blocklist_keeps_listed_words_out_of_every_prompt():

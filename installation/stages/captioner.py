@@ -48,6 +48,9 @@ class CaptionerStage(Stage):
         projected = self.projected_va.take(timeout_s=0)
         if projected is not None:
             self.director.critique(projected, now_s)
+            if self.show_log is not None:
+                for event in self.director.pop_critic_events():  # corrections and their measured effect
+                    self.show_log.write("critic", **event)
         if caption is None and state is not None:
             live = self.live.peek()
             caption = self.director.update(live.biased(state) if live is not None else state, now_s)

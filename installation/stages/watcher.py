@@ -18,10 +18,12 @@ class WatcherStage(Stage):
 
     def __init__(self, analyser, image_va, camera_frames: Latest[np.ndarray], projected_frames: Latest[np.ndarray],
                  images: Latest[ImageState], projected_va: Latest[tuple[float, float]], clock: Clock,
-                 rate_hz: float) -> None:
+                 rate_hz: float, critic_va=None) -> None:
         super().__init__(clock)
         self.analyser = analyser
         self.image_va = image_va
+        self.critic_va = critic_va if critic_va is not None else image_va
+        """Rates the projection for the critic: the CLIP head when its weights are there (caption_critic)."""
         self.camera_frames = camera_frames
         self.projected_frames = projected_frames
         self.images = images
@@ -37,7 +39,7 @@ class WatcherStage(Stage):
             self.images.put(self.analyser.analyse(rgb, self.clock.now_s()))
         projected = self.projected_frames.take(timeout_s=0)
         if projected is not None:
-            v, a, _ = self.image_va.estimate(projected)
+            v, a, _ = self.critic_va.estimate(projected)
             self.projected_va.put((v, a))
             self.last_projected_va = (round(v, 3), round(a, 3))
         self.next_s = max(self.next_s + self.period_s, self.clock.now_s())
