@@ -160,7 +160,20 @@ def run_installation(args: argparse.Namespace) -> int:
         counts["restarts_in_place"] += 1
         os.environ[COUNTS_ENV] = json.dumps(counts)
         restart_in_place(life.stop_reason)
+    if any(worker.alive() for worker in installation.supervisor.workers):
+        leave_now(code)
     return code
+
+
+def leave_now(code: int) -> None:
+    """End the process without the interpreter's exit: a stage abandoned inside a library call
+    (a first frame, a device open) would see that library's C++ destructors run under it, which
+    aborts the process (std::terminate). Everything else has stopped and its files are closed."""
+    log.info("a stage is still inside a library call; leaving without waiting for it")
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def restart_in_place(reason: str) -> None:

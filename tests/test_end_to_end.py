@@ -486,7 +486,8 @@ def test_a_valid_config_edit_restarts_the_process_in_place(tmp_path):
 
     try:
         # the first part of the show plays some music before the edit
-        wait_for(lambda: records(show_path, "plan") or proc.poll() is not None, 90)
+        wait_for(lambda: (records(show_path, "plan") and len(records(show_path, "status")) >= 4)
+                 or proc.poll() is not None, 90)
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         config_path.write_text(config_path.read_text().replace('name = "Chromesthesia"', 'name = "Gallery 3"'))
         wait_for(lambda: len(starts()) >= 2 or proc.poll() is not None, 90)

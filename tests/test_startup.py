@@ -34,3 +34,30 @@ def test_cli_is_not_imported_back_by_what_it_dispatches():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 assert node.module != "installation.cli", path
+
+
+def test_a_run_restarted_in_place_stops_at_the_original_deadline(tmp_path):
+    """--duration 30 after a restart whose original deadline is a moment away: it stops then,
+    not 30 s later (the deadline travels across exec in the environment)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from installation.showlog import read_show_log
+
+    root = Path(__file__).resolve().parent.parent
+    args = [sys.executable, str(root / "run.py"), "--headless", "--quiet", "--duration", "30", "--record", str(tmp_path)]
+    for item in ["osc.enabled=false", 'display.mode="headless"', 'audio.source="synth"', 'camera.source="photos"',
+                 'render.backend="procedural"', 'synth.speakers="off"']:
+        args += ["--set", item]
+    env = dict(os.environ, **{DEADLINE_ENV: repr(time.time() + 1.0),
+                              COUNTS_ENV: json.dumps({"restarts_in_place": 1, "failures": 2, "restarts": 2})})
+    proc = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    show = read_show_log(tmp_path / "show.jsonl")
+    start, stop = show[0], show[-1]
+    assert start["kind"] == "start" and stop["kind"] == "stop" and stop["reason"] == "duration reached"
+    assert stop["t_s"] - start["t_s"] < 15.0  # far less than the 30 s a fresh --duration would give
+    assert (stop["restarts_in_place"], stop["failures"], stop["restarts"]) == (1, 2, 2)  # counts carried on
