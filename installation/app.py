@@ -132,11 +132,15 @@ class Installation:
             on_fault=self._fault, take_config=self.rig.take_config)
         self.control.effects.update(self.lifecycle.effects())
         self.control.publish()  # the scene's own parameters at their defaults
+        from installation.web import build_web
+        self.web = build_web(cfg, self.status_snapshot, self.control.check, self.bus.commands, self.scene_names,
+                             self.show_log, self.lifecycle.schedule, lambda: getattr(self.osc_server, "stats", {}))
         self.osc_server = None
         if cfg.osc.enabled:
             from hardware.osc import OscControlServer
             self.osc_server = OscControlServer(cfg.osc, self.bus.commands, self.clock, self.status_snapshot,
-                                               validate=self.control.check, accepts=routes.is_command,
+                                               validate=self.web.audit.checked("osc", self.control.check),
+                                               accepts=routes.is_command,
                                                realtime_priority=cfg.osc.realtime_priority)
 
     def _load_config(self, path: Path) -> Config:
@@ -166,7 +170,8 @@ class Installation:
             bus.frames, bus.live, bus.projected_frames, clock, cfg.display.fps, (cfg.render.width, cfg.render.height),
             display=devices.display or build_display(cfg, self.sources), windowed=windowed,
             recorder_factory=recorder_factory(cfg, self.options.record_dir), guard=self.faults,
-            sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps)],
+            sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
+                   *self.web.sinks],
             where=f"screen {cfg.display.screen}")
         self.stages = [] if self.rig.music_in is not None else [  # a follower hears through the ensemble
             stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
@@ -219,10 +224,10 @@ class Installation:
 
     def run(self) -> int:
         """The main thread: the projector at the display rate, operator commands, supervision."""
-        from installation.status import StatusLine
+        from installation.status import StatusLine, input_silence_watch, run_summary
         for note in self.sources.notes:
             log.warning("embedded default: %s", note)
-        status = StatusLine(quiet=self.options.quiet)
+        status = StatusLine(self.options.quiet, silence=input_silence_watch(self.cfg, self.sources, self.bus.music))
         life = self.lifecycle
         try:
             self._start(status)
@@ -230,9 +235,10 @@ class Installation:
                       self.options.duration_s, detailed_log=self.options.record_dir is not None)
         finally:
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
-            life.shutdown([self.osc_server, self.rig],
+            life.shutdown([self.osc_server, self.rig, self.web],
                           [*self._closers, *(o.close for o in self.midi_outputs), self.projector.close])
-            status.stop()
+            status.stop(run_summary({**self.counts(), **self.counters()}, self._notes(), self.options.record_dir,
+                                    self.show_log, status.started_epoch_s))
             if self.show_log is not None:
                 self.show_log.write("stop", reason=life.stop_reason, counters=self.counters(), **self.counts())
                 self.show_log.close()
@@ -249,6 +255,7 @@ class Installation:
             except OSError as exc:
                 raise UserError(f"the OSC control server cannot listen on {cfg.osc.host}:{cfg.osc.port} ({exc.strerror or exc}); "
                                 "choose another osc.host/osc.port or stop the program using it.") from None
+        self.web.start()  # a taken port, too, fails before files are created
         self.projector.open()
         for scheduler in self.schedulers:
             scheduler.start()

@@ -78,10 +78,11 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_summary(frames: int, notes: int, counts: dict, record_dir=None, show_log=None,
+def run_summary(counts: dict, notes: int, record_dir=None, show_log=None,
                 since_epoch_s: float | None = None) -> dict[str, Any]:
-    """What `StatusLine.stop` prints: counts, and the files this run wrote (the record folder's
-    files changed since `since_epoch_s`, and the always-on show log)."""
+    """What `StatusLine.stop` prints: counts (frames_shown, failures, main_faults, restarts), notes,
+    and the files this run wrote (the record folder's files changed since `since_epoch_s`, and
+    the always-on show log)."""
     from pathlib import Path
     paths: list[Path] = []
     if record_dir is not None and Path(record_dir).is_dir():
@@ -90,7 +91,7 @@ def run_summary(frames: int, notes: int, counts: dict, record_dir=None, show_log
     log_path = getattr(show_log, "path", None)
     if log_path is not None and Path(log_path) not in paths:
         paths.append(Path(log_path))
-    return {"frames": frames, "notes": notes, "faults": counts.get("failures", 0) + counts.get("main_faults", 0),
+    return {"frames": counts.get("frames_shown", 0), "notes": notes, "faults": counts.get("failures", 0) + counts.get("main_faults", 0),
             "restarts": counts.get("restarts", 0), "paths": paths}
 
 
@@ -102,6 +103,7 @@ class StatusLine:
         self._live = None
         self._last_plain_s = 0.0
         self._started_s = time.monotonic()
+        self.started_epoch_s = time.time()
         self._last: dict = {}
 
     def starting(self, text: str) -> None:
@@ -113,6 +115,7 @@ class StatusLine:
 
     def start(self) -> None:
         self._started_s = time.monotonic()
+        self.started_epoch_s = time.time()
         if self.live_mode:
             from rich.live import Live
             from rich.text import Text

@@ -174,6 +174,6 @@ def test_run_summary_lists_the_files_this_run_wrote(tmp_path):
 
     class Log:
         path = tmp_path / "show.jsonl"
-    summary = run_summary(100, 7, {"failures": 1, "restarts": 2, "main_faults": 1}, tmp_path, Log(), since)
+    summary = run_summary({"frames_shown": 100, "failures": 1, "restarts": 2, "main_faults": 1}, 7, tmp_path, Log(), since)
     assert [p.name for p in summary["paths"]] == ["midi.mid", "show.jsonl", "visuals.mp4"]
     assert (summary["frames"], summary["notes"], summary["faults"], summary["restarts"]) == (100, 7, 2, 2)

@@ -221,3 +221,55 @@ def test_osc_refusals_are_counted_and_logged_through_the_audited_control(tmp_pat
     assert [r["count"] for r in records if r["kind"] == "refusals_suppressed"] == []  # said with the next logged one
     assert audit.snapshot() == {("osc", "accepted"): 1, ("osc", "refused"): 102}
 
+
+
+
+# --- the whole installation ------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_running_installation_serves_its_dashboard_and_a_click_changes_its_scene(browser, tmp_path, caplog):
+    """The installation itself (headless, embedded default) with [web] on: the page in Chromium,
+    a scene click seen in /status, a refused command in the show log and /metrics, the summary."""
+    import logging
+
+    from selenium.webdriver.common.by import By
+
+    from installation.app import Installation, RunOptions
+    from installation.showlog import read_show_log
+
+    embedded = ["osc.enabled=false", 'display.mode="headless"', 'audio.source="synth"', 'camera.source="photos"',
+                'render.backend="procedural"', 'synth.speakers="off"']
+    cfg = load_config(None, [*embedded, "web.enabled=true", "web.port=0", f'web.token="{TOKEN}"'])
+    installation = Installation(cfg, RunOptions(duration_s=90.0, record_dir=tmp_path, headless=True, quiet=True))
+    runner = threading.Thread(target=installation.run)
+    caplog.set_level(logging.INFO, logger="chromesthesia.status")
+    runner.start()
+    try:
+        assert wait_for(lambda: installation.web.server.started, 60)
+        host, port = installation.web.server.address
+        url = f"http://{host}:{port}"
+        status = lambda: httpx.get(url + "/status", params={"token": TOKEN}, timeout=10).json()  # noqa: E731
+        first = wait_for(lambda: (s := status()) and s["status"]["fps"] > 0 and s, 60)
+        target = next(name for name in first["scenes"] if name != first["status"]["scene"])
+        browser.get(f"{url}/?token={TOKEN}")
+        button = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f'.scene-button[data-scene="{target}"]'), 30)
+        button[0].click()
+        assert wait_for(lambda: status()["status"]["scene"] == target, 30)
+        assert installation.status_snapshot()["scene"] == target
+        preview = browser.find_element(By.ID, "preview")
+        assert wait_for(lambda: int(preview.get_attribute("data-frames") or 0) >= 2, 30)
+        refused = httpx.post(url + "/command", json={"address": "/param/volume", "args": [7]},
+                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+        assert refused["ok"] is False
+        metrics = httpx.get(url + "/metrics", params={"token": TOKEN}, timeout=10).text
+        assert 'chromesthesia_commands_total{result="refused",source="web"} 1.0' in metrics
+        assert "chromesthesia_fps " in metrics
+    finally:
+        installation.request_stop("test over")
+        runner.join(30)
+    assert not runner.is_alive()
+    records = read_show_log(tmp_path / "show.jsonl")
+    assert any(r["kind"] == "command" and r["address"] == "/param/volume" and not r["ok"] for r in records)
+    assert any(r["kind"] == "scene" and r["scene"] == target for r in records)
+    said = [r.getMessage() for r in caplog.records if r.name == "chromesthesia.status"]
+    assert any(m.startswith("ran 0:") and "frames" in m for m in said), said
+    assert f"wrote {tmp_path / 'show.jsonl'}" in said and f"wrote {tmp_path / 'visuals.mp4'}" in said, said

@@ -20,21 +20,30 @@ log = logging.getLogger("chromesthesia.web")
 
 @dataclass
 class Web:
-    """What build_web made: start() and stop() it; hand `preview` to the projector as a frame sink."""
-    server: object
-    preview: object
+    """What build_web made: `start()` and `stop()` it; give `sinks` to the projector; `audit`
+    counts and logs commands (OSC's too) whether or not the dashboard is on."""
     audit: object
-    faults: object
-    url: str
+    server: object | None = None
+    preview: object | None = None
+    faults: object | None = None
+    url: str = ""
+
+    @property
+    def sinks(self) -> list:
+        return [self.preview] if self.preview is not None else []
 
     def start(self) -> None:
+        if self.server is None:
+            return
         self.server.start()
         host, port = self.server.address
         log.info("dashboard on http://%s:%d/?token=... (metrics at /metrics)", host, port)
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        self.server.stop(timeout_s)
-        logging.getLogger().removeHandler(self.faults)
+        if self.server is not None:
+            self.server.stop(timeout_s)
+        if self.faults is not None:
+            logging.getLogger().removeHandler(self.faults)
 
 
 def queue_submit(check: Callable[[Command], str | None], queue) -> Callable[[Command], dict]:
@@ -50,16 +59,19 @@ def queue_submit(check: Callable[[Command], str | None], queue) -> Callable[[Com
 
 def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | None], commands,
               scenes: Callable[[], list[str]], show_log=None, schedule=None, osc_stats=None,
-              audit=None) -> Web | None:
-    """The dashboard for `cfg.web`, or None when it is off. `check` is Control.check, `commands`
-    the main thread's command queue, `schedule` a Calendar (or None)."""
+              audit=None) -> Web:
+    """The dashboard for `cfg.web` (a Web with no server when it is off). `check` is
+    Control.check, `commands` the main thread's command queue, `schedule` the Schedule (its
+    calendar gives opening hours and the next change), `osc_stats` the OSC server's counters."""
+    from installation.web.metrics import CommandAudit
+    audit = audit or CommandAudit(show_log)
     web_cfg = cfg.web
     if not web_cfg.enabled:
-        return None
+        return Web(audit)
     import datetime as dt
 
     from installation.web.dashboard import DashboardSources, create_app
-    from installation.web.metrics import CommandAudit, FaultLog, InstallationCollector, metrics_registry
+    from installation.web.metrics import FaultLog, InstallationCollector, metrics_registry
     from installation.web.preview import PreviewSink
     from installation.web.server import WebServer
 
@@ -73,7 +85,6 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
     if not token:
         token = secrets.token_urlsafe(16)
         log.warning("web.token is empty: this run's dashboard token is %s (set web.token to keep one)", token)
-    audit = audit or CommandAudit(show_log)
     faults = FaultLog()
     logging.getLogger().addHandler(faults)
     preview = PreviewSink(rate_hz=web_cfg.preview_hz, max_width=web_cfg.preview_width)
@@ -81,11 +92,12 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
     registry = None
     if web_cfg.metrics:
         registry = metrics_registry(InstallationCollector(status, started_s, audit, osc_stats))
+    calendar = getattr(schedule, "calendar", schedule)
     sources = DashboardSources(
         status=status, submit=queue_submit(audit.checked("web", check), commands),
         preview_jpeg=preview.jpeg, preview_sequence=lambda: preview.sequence, scenes=scenes,
-        schedule=(lambda: schedule.describe(dt.datetime.now())) if schedule is not None else (lambda: None),
+        schedule=(lambda: calendar.describe(dt.datetime.now())) if hasattr(calendar, "describe") else (lambda: None),
         faults=faults.last, metrics=registry, started_s=started_s)
     app = create_app(sources, token, web_cfg.allow, status_hz=web_cfg.status_hz, preview_hz=web_cfg.preview_hz)
     server = WebServer(app, web_cfg.host, web_cfg.port)
-    return Web(server, preview, audit, faults, f"http://{web_cfg.host}:{web_cfg.port}/")
+    return Web(audit, server, preview, faults, f"http://{web_cfg.host}:{web_cfg.port}/")
