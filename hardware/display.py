@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +25,23 @@ def display_available() -> bool:
 
 
 def fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Scale to fill (height, width) without distortion, cropping the overflow at the centre.
-
-    A projection has no letterbox: a square render on a 16:9 screen loses its top and bottom.
+    """Scale to fit inside (height, width) without distortion; the rest is black. Nothing is cropped:
+    a picture of another shape is letterboxed (bars top and bottom) or pillarboxed (bars at the sides).
     A no-op when the size already matches.
     """
     h, w = rgb.shape[:2]
     if h == height and w == width:
         return np.ascontiguousarray(rgb)
     import cv2
-    scale = max(width / w, height / h)
-    scaled_w, scaled_h = max(width, round(w * scale)), max(height, round(h * scale))
-    scaled = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_LINEAR)
-    x0, y0 = (scaled_w - width) // 2, (scaled_h - height) // 2
-    return np.ascontiguousarray(scaled[y0:y0 + height, x0:x0 + width])
+    scale = min(width / w, height / h)
+    scaled_w, scaled_h = min(width, max(1, round(w * scale))), min(height, max(1, round(h * scale)))
+    scaled = cv2.resize(rgb, (scaled_w, scaled_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    if (scaled_w, scaled_h) == (width, height):
+        return scaled
+    out = np.zeros((height, width, 3), dtype=np.uint8)
+    x0, y0 = (width - scaled_w) // 2, (height - scaled_h) // 2
+    out[y0:y0 + scaled_h, x0:x0 + scaled_w] = scaled
+    return out
 
 
 class PygameDisplay:
@@ -119,16 +124,26 @@ class HeadlessDisplay:
 
 
 class VideoRecorder:
-    """Writes what was projected to an MP4 (mp4v) at the projector frame rate."""
+    """Writes what was projected to an MP4 (mp4v) at the projector frame rate.
 
-    def __init__(self, path: Path, fps: float, width: int, height: int) -> None:
+    `show` only queues the frame (the same object the projector shows, no copy); a writer thread
+    encodes, so a slow encoder never holds up the projector. When the writer falls behind by more
+    than `max_queue_mb` of frames the oldest waiting frame is dropped and counted in stats["dropped"].
+    """
+
+    def __init__(self, path: Path, fps: float, width: int, height: int, max_queue_mb: float = 128.0) -> None:
         self.path = Path(path)
         self.fps = fps
         self.width = width - width % 2
         self.height = height - height % 2
         self.name = f"video {self.path.name}"
-        self.stats = {"frames": 0}
+        self.stats = {"frames": 0, "dropped": 0}
+        self.max_queue = max(8, int(max_queue_mb * 1e6 / (3 * max(1, self.width * self.height))))
         self._writer = None
+        self._queue: deque = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closing = False
 
     def open(self) -> None:
         import cv2
@@ -137,17 +152,46 @@ class VideoRecorder:
                                        (self.width, self.height))
         if not self._writer.isOpened():
             raise OSError(f"cannot write video to {self.path}")
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
+        self._thread.start()
 
     def show(self, rgb: np.ndarray) -> None:
+        """Main thread: queue the frame for the writer."""
+        with self._cond:
+            if len(self._queue) >= self.max_queue:
+                self._queue.popleft()
+                self.stats["dropped"] += 1
+            self._queue.append(rgb)
+            self._cond.notify()
+
+    def _run(self) -> None:
         import cv2
-        frame = fit(rgb, self.width, self.height)
-        self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        self.stats["frames"] += 1
+        while True:
+            with self._cond:
+                while not self._queue and not self._closing:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                rgb = self._queue.popleft()
+            try:
+                frame = fit(rgb, self.width, self.height)
+                self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                self.stats["frames"] += 1
+            except Exception:  # a bad frame is skipped, the recording goes on
+                log.exception("video recorder could not write a frame")
 
     def poll_quit(self) -> bool:
         return False
 
     def close(self) -> None:
+        """Write what is queued, then close the file."""
+        if self._thread is not None:
+            with self._cond:
+                self._closing = True
+                self._cond.notify()
+            self._thread.join(timeout=30.0)
+            self._thread = None
         if self._writer is not None:
             self._writer.release()
             self._writer = None

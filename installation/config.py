@@ -77,8 +77,8 @@ class CaptionsConfig(Section):
 # --- rendering (issue: visuals) ---------------------------------------------------------------
 class RenderConfig(Section):
     backend: Literal["auto", "procedural", "diffusion"] = "auto"
-    width: int = Field(512, ge=64, le=4096)
-    height: int = Field(512, ge=64, le=4096)
+    width: int = Field(1280, ge=64, le=4096)
+    height: int = Field(720, ge=64, le=4096)
     model: str = ""
     vae: str = ""
     lora: str = ""

@@ -8,19 +8,25 @@ import pytest
 from hardware.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit
 
 
-def test_fit_fills_the_screen_without_distortion():
+def test_fit_never_crops_and_never_distorts():
     frame = np.random.default_rng(0).integers(0, 255, (512, 512, 3), dtype=np.uint8)
     assert np.array_equal(fit(frame, 512, 512), frame)  # matching size: the same picture
-    # a square picture on a 16:9 screen: scaled to the width, top and bottom cropped, not squashed
+    # a square picture on a 16:9 screen: scaled to the height, black bars left and right, all of it shown
     frame[:] = 0
     frame[:, :256] = (255, 0, 0)  # left half red
+    frame[:, 0] = (0, 255, 0)     # a green first column: the edge survives
     frame[256 - 8:256 + 8, 256:] = (0, 0, 255)  # a blue bar across the right half's middle
     wide = fit(frame, 1920, 1080)
     assert wide.shape == (1080, 1920, 3)
-    assert wide[540, 480].tolist() == [255, 0, 0] and wide[540, 1440].tolist() == [0, 0, 255]
-    blue_rows = np.flatnonzero(wide[:, 1440, 2] > 128)
-    assert 50 <= len(blue_rows) <= 70  # 16 px scaled by 3.75, as tall as it was wide: no squash
+    assert wide[540, 200].tolist() == [0, 0, 0] and wide[540, 1720].tolist() == [0, 0, 0]   # pillarbox
+    assert wide[540, 700].tolist() == [255, 0, 0] and wide[540, 1300].tolist() == [0, 0, 255]
+    assert wide[540, 420:426, 1].max() > 100   # the first column is on screen
+    blue_rows = np.flatnonzero(wide[:, 1300, 2] > 128)
+    assert 28 <= len(blue_rows) <= 38  # 16 px scaled by 1080/512: no squash
     assert abs(blue_rows.mean() - 540) < 2
+    # a 16:9 picture on a 4:3 screen: letterboxed
+    tall = fit(np.full((720, 1280, 3), 200, np.uint8), 1024, 768)
+    assert tall[0, 512].tolist() == [0, 0, 0] and tall[384, 0].tolist() == [200, 200, 200]
 
 
 def test_video_recorder_writes_a_readable_mp4(tmp_path):

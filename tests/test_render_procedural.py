@@ -72,14 +72,41 @@ def test_colours_follow_the_music_even_against_the_captions_palette():
 
 
 def test_the_beat_pulses_the_picture():
-    renderer = ProceduralRenderer(256, 256)
-    calm = MusicState(t_s=0.0, valence=0.2, arousal=0.2)
+    renderer = ProceduralRenderer(256, 144)
+    calm = MusicState(t_s=0.0, valence=0.2, arousal=0.2, silent=False)
     run(renderer, calm, 0.0, 3.0)
-    on_beat = renderer.render(MusicState(t_s=3.0, valence=0.2, arousal=0.2, beat_phase=0.0, beat_confidence=1.0,
-                                         onset_strength=1.0), 3.0)
-    off_beat = renderer.render(MusicState(t_s=3.0, valence=0.2, arousal=0.2, beat_phase=0.9, beat_confidence=1.0,
-                                          onset_strength=0.0), 3.0)
+    beat = dict(valence=0.2, arousal=0.2, tempo_bpm=120.0, beat_confidence=0.8, silent=False)
+    on_beat = renderer.render(MusicState(t_s=3.0, beat_phase=0.0, **beat), 3.0)
+    off_beat = renderer.render(MusicState(t_s=3.1, beat_phase=0.8, **beat), 3.1)
     assert on_beat.mean() > off_beat.mean() + 5.0
+
+
+def test_the_beat_is_predicted_between_listener_states():
+    """One state a hop (0.1 s) but the accent peaks on the frame the beat falls on, from phase and tempo."""
+    renderer = ProceduralRenderer(160, 90)
+    state = MusicState(t_s=10.0, valence=0.0, arousal=0.3, tempo_bpm=120.0, beat_phase=0.79, beat_confidence=0.9,
+                       silent=False)
+    levels = []
+    for i in range(12):                     # frames every 20 ms; the next beat is 0.105 s after the state
+        renderer.render(state, 10.0 + 0.02 * i)
+        levels.append(renderer.last_accent)
+    assert int(np.argmax(levels)) == 6      # the first frame after the beat (15 ms after it)
+    assert levels[6] > 0.6 and levels[5] < 0.2
+
+
+def test_an_onset_rise_kicks_an_accent_without_a_beat():
+    renderer = ProceduralRenderer(160, 90)
+    quiet = MusicState(t_s=0.0, onset_strength=0.1, silent=False)
+    run(renderer, quiet, 0.0, 1.0)
+    assert renderer.last_accent < 0.05
+    renderer.render(MusicState(t_s=1.0, onset_strength=0.8, silent=False), 1.0)
+    assert renderer.last_accent > 0.5
+
+
+def test_silence_has_no_accents():
+    renderer = ProceduralRenderer(160, 90)
+    renderer.render(MusicState(t_s=0.0, tempo_bpm=120, beat_confidence=1.0, onset_strength=1.0, silent=True), 0.0)
+    assert renderer.last_accent == 0.0
 
 
 def test_a_new_caption_blends_over_its_transition():

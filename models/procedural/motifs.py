@@ -1,0 +1,730 @@
+"""The motif library: things a caption names (birds, towers, rain, city lights, ...), drawn sharp and
+anti-aliased at the output resolution with OpenCV (LINE_AA, sub-pixel coordinates).
+
+A motif is a class with a `name`, the `words` that call it up, a `layer` (0 sky, 1 land, 2 front) and
+`draw(img, ctx)`. Positions are precomputed from a seeded generator at construction, so a motif is
+stable from frame to frame and only its animation moves. Everything is drawn in the graded palette's
+colours from `ctx`, so the colour grade that carries the music's valence-arousal holds for motifs too.
+
+`choose_motifs(text, ...)` picks motifs from caption text (scene and composition words); `motion_from_text`
+reads the motion facet (rising, falling, swirling, racing, still, ...). Renderer thread only.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SHIFT = 4
+"""Sub-pixel bits for cv2 drawing: coordinates are passed as integers times 16."""
+ONE = 1 << SHIFT
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """How motifs move, read from the motion facet."""
+
+    speed: float = 1.0       # multiplier
+    dx: float = 0.0          # drift direction, screen units (x right, y down)
+    dy: float = 0.0
+    swirl: float = 0.0       # 0..1: rotate about the centre
+    jitter: float = 0.0      # 0..1: trembling
+    sway: float = 0.3        # 0..1: side-to-side undulation
+
+
+MOTION_WORDS: tuple[tuple[tuple[str, ...], dict], ...] = (
+    (("rising", "rise", "ascend", "soaring", "upward", "unfolding", "sweep"), {"dy": -1.0}),
+    (("falling", "fall", "sinking", "descend", "trickling", "pouring", "cascad", "rain"), {"dy": 1.0}),
+    (("swirl", "spinning", "whirling", "circling", "spiral", "turning", "vortex", "orbit", "circular"), {"swirl": 1.0}),
+    (("racing", "rushing", "frantic", "chaotic", "furious", "bursts", "storm", "churning"), {"speed": 1.8, "jitter": 0.5}),
+    (("trembling", "flicker", "jagged", "anxious", "restless"), {"jitter": 1.0}),
+    (("drift", "floating", "gliding", "wandering", "lazy", "breeze"), {"dx": 1.0, "speed": 0.7}),
+    (("still", "frozen", "stillness", "silence", "hushed", "breathing"), {"speed": 0.35}),
+    (("flowing", "ripple", "swaying", "waves", "current", "rolling", "fluttering", "dancing", "bouncing"), {"sway": 1.0}),
+    (("pulsing", "pulse", "rhythm", "beat"), {"speed": 1.2}),
+)
+
+
+def motion_from_text(text: str, motion_speed: float = 0.5, turbulence: float = 0.3) -> Motion:
+    """Motion from the motion facet's words, scaled by the caption's motion_speed and turbulence hints."""
+    words = text.lower()
+    values = {"speed": 0.5 + motion_speed, "dx": 0.0, "dy": 0.0, "swirl": 0.0, "jitter": 0.3 * turbulence, "sway": 0.3}
+    for stems, effect in MOTION_WORDS:
+        if any(s in words for s in stems):
+            for key, value in effect.items():
+                values[key] = values[key] * value if key == "speed" else value
+    return Motion(**values)
+
+
+@dataclass(slots=True)
+class Ctx:
+    """What a motif needs to draw one frame (the renderer fills it in place)."""
+
+    w: int
+    h: int
+    t: float = 0.0                     # motion phase in seconds (already scaled by speed)
+    beat: float = 0.0                  # 0..1 accent envelope: fast attack, short decay
+    onset: float = 0.0                 # 0..1 the latest onset kick
+    energy: float = 0.5                # 0..1 arousal, for counts and sizes
+    zoom: float = 1.0                  # scale pulse about the centre
+    ox: float = 0.0                    # shake offset, pixels
+    oy: float = 0.0
+    amount: float = 1.0                # 0..1 fade in/out of a motif set (size and count)
+    horizon: float = 0.68              # y of the horizon as a fraction of the height
+    motion: Motion = field(default_factory=Motion)
+    dark: tuple = (20, 20, 30)
+    mid: tuple = (90, 90, 120)
+    light: tuple = (200, 200, 220)
+    accent: tuple = (240, 180, 90)
+    glow: tuple = (255, 240, 220)
+
+    @property
+    def s(self) -> float:
+        """Pixels per unit: 1.0 at 720 lines."""
+        return self.h / 720.0
+
+
+def _xf(ctx: Ctx, points: np.ndarray) -> np.ndarray:
+    """Screen coordinates (pixels, shape (..., 2)) -> cv2 fixed-point points, with zoom pulse and shake."""
+    cx, cy = ctx.w * 0.5, ctx.h * 0.5
+    offset = np.asarray([cx * (1 - ctx.zoom) + ctx.ox, cy * (1 - ctx.zoom) + ctx.oy], dtype=np.float32)
+    return ((np.asarray(points, dtype=np.float32) * ctx.zoom + offset) * ONE).astype(np.int32)
+
+
+def _many(ctx: Ctx, lines) -> list:
+    """A (N, K, 2) array or a list of (K_i, 2) arrays -> list of fixed-point arrays, transformed at once."""
+    if isinstance(lines, np.ndarray):
+        return list(_xf(ctx, lines))
+    lengths = [len(p) for p in lines]
+    flat = _xf(ctx, np.concatenate([np.asarray(p, dtype=np.float32) for p in lines]))
+    return np.split(flat, np.cumsum(lengths)[:-1])
+
+
+def _pt(ctx: Ctx, x: float, y: float) -> tuple[int, int]:
+    cx, cy = ctx.w * 0.5, ctx.h * 0.5
+    return (int(((x - cx) * ctx.zoom + cx + ctx.ox) * ONE), int(((y - cy) * ctx.zoom + cy + ctx.oy) * ONE))
+
+
+def _r(ctx: Ctx, r: float) -> int:
+    return max(ONE // 2, int(r * ctx.zoom * ONE))
+
+
+def circle(img, ctx: Ctx, x: float, y: float, r: float, colour, thickness: int = -1) -> None:
+    import cv2
+    cv2.circle(img, _pt(ctx, x, y), _r(ctx, r), colour, thickness, cv2.LINE_AA, SHIFT)
+
+
+def polylines(img, ctx: Ctx, lines, colour, thickness: int = 1, closed: bool = False) -> None:
+    """lines: a (N, K, 2) array or a list of (K, 2) pixel arrays, drawn in one call."""
+    import cv2
+    if len(lines):
+        cv2.polylines(img, _many(ctx, lines), closed, colour, max(1, int(thickness * ctx.zoom)), cv2.LINE_AA, SHIFT)
+
+
+def fill(img, ctx: Ctx, polys, colour) -> None:
+    import cv2
+    if len(polys):
+        cv2.fillPoly(img, _many(ctx, polys), colour, cv2.LINE_AA, SHIFT)
+
+
+def dots(img, ctx: Ctx, xs: np.ndarray, ys: np.ndarray, radius: float, colour) -> None:
+    """Round anti-aliased dots of one radius and colour in one call (zero-length thick lines)."""
+    import cv2
+    if len(xs):
+        pts = np.repeat(np.stack([xs, ys], axis=-1)[:, None, :], 2, axis=1)
+        cv2.polylines(img, list(_xf(ctx, pts)), False, colour, max(1, int(round(2 * radius * ctx.zoom))), cv2.LINE_AA, SHIFT)
+
+
+def mix(a, b, k: float) -> tuple:
+    return tuple(int(x + (y - x) * k) for x, y in zip(a, b))
+
+
+class Motif:
+    name = "motif"
+    words: tuple[str, ...] = ()
+    layer = 1
+
+    def __init__(self, rng: np.random.Generator, w: int, h: int) -> None:
+        self.rng = rng
+        self.w, self.h = w, h
+        self.setup()
+
+    def setup(self) -> None:
+        pass
+
+    def draw(self, img: np.ndarray, ctx: Ctx) -> None:
+        raise NotImplementedError
+
+
+def _wrap(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return lo + np.mod(x - lo, hi - lo)
+
+
+# --- sky ------------------------------------------------------------------------------------------
+class Stars(Motif):
+    name, words, layer = "stars", ("star", "starry", "night sky", "constellation", "galaxy", "cosmos", "space"), 0
+
+    def setup(self):
+        n = 160
+        self.p = self.rng.uniform(0, 1, (n, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        n = max(8, int(len(self.p) * ctx.amount))
+        p = self.p[:n]
+        xs = _wrap(p[:, 0] * ctx.w + ctx.t * 6 * ctx.motion.dx * ctx.s, 0, ctx.w)
+        ys = p[:, 1] * ctx.h * ctx.horizon
+        tw = 0.5 + 0.5 * np.sin(ctx.t * 3.0 + p[:, 2] * 40.0)
+        for big in (0, 1, 2):   # three sizes, three brightnesses: few calls, still twinkling
+            for level in (0, 1, 2):
+                sel = (np.minimum(2, (p[:, 3] * 3).astype(int)) == big) & (np.minimum(2, (tw * 3).astype(int)) == level)
+                r = (0.9 + 0.9 * big + 1.5 * ctx.beat * big) * ctx.s
+                dots(img, ctx, xs[sel], ys[sel], r, mix(ctx.mid, ctx.glow, 0.3 + 0.35 * level))
+
+
+class Moon(Motif):
+    name, words, layer = "moon", ("moon", "moonlit", "lunar"), 0
+
+    def draw(self, img, ctx):
+        x = ctx.w * (0.75 + 0.02 * math.sin(ctx.t * 0.05))
+        y = ctx.h * 0.22
+        r = 60 * ctx.s * ctx.amount * (1 + 0.05 * ctx.beat)
+        circle(img, ctx, x, y, r * 1.25, mix(ctx.dark, ctx.light, 0.25))
+        circle(img, ctx, x, y, r, ctx.glow)
+        circle(img, ctx, x + 0.35 * r, y - 0.2 * r, 0.85 * r, mix(ctx.dark, ctx.mid, 0.5))
+
+
+class Sun(Motif):
+    name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "golden", "summer", "radiant"), 0
+
+    def draw(self, img, ctx):
+        x, y = ctx.w * 0.5, ctx.h * (ctx.horizon - 0.12)
+        r = 80 * ctx.s * ctx.amount
+        rays = []
+        for i in range(24):
+            a = i / 24 * 2 * math.pi + ctx.t * 0.1
+            r0, r1 = r * 1.25, r * (1.6 + 0.5 * ctx.beat + 0.15 * math.sin(ctx.t * 2 + i))
+            rays.append(np.array([[x + r0 * math.cos(a), y + r0 * math.sin(a)], [x + r1 * math.cos(a), y + r1 * math.sin(a)]]))
+        polylines(img, ctx, rays, ctx.accent, max(1, int(3 * ctx.s)))
+        circle(img, ctx, x, y, r, ctx.glow)
+
+
+class Clouds(Motif):
+    name, words, layer = "clouds", ("cloud", "overcast", "sky", "fog", "mist"), 0
+
+    def setup(self):
+        self.c = self.rng.uniform(0, 1, (7, 3)).astype(np.float32)
+        self.puffs = self.rng.uniform(-1, 1, (7, 6, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        for (u, v, size), puffs in zip(self.c[:max(2, int(7 * ctx.amount))], self.puffs):
+            cx = float(_wrap(u * ctx.w * 1.3 + ctx.t * (10 + 20 * size) * (1 + ctx.motion.dx) * ctx.s, -0.15 * ctx.w, 1.15 * ctx.w))
+            cy = v * ctx.h * 0.4 + 40 * ctx.s
+            base = (50 + 60 * size) * ctx.s
+            colour = mix(ctx.mid, ctx.light, 0.5 + 0.3 * size)
+            for px, py, pr in puffs:
+                circle(img, ctx, cx + px * base * 1.4, cy + py * base * 0.3, base * (0.5 + 0.25 * pr), colour)
+
+
+class Birds(Motif):
+    name, words, layer = "birds", ("bird", "crow", "gull", "swallow", "wing", "flock", "flying", "raven", "kites"), 0
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (18, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        m = ctx.motion
+        lines = []
+        n = max(3, int(len(self.p) * ctx.amount))
+        for u, v, ph, size in self.p[:n]:
+            if m.swirl > 0.5:   # circling a point above the horizon
+                a = ctx.t * (0.4 + 0.3 * size) + ph * 6.28
+                x = ctx.w * 0.5 + math.cos(a) * ctx.w * (0.12 + 0.2 * u)
+                y = ctx.h * 0.3 + math.sin(a) * ctx.h * (0.06 + 0.1 * v)
+            else:
+                x = float(_wrap(u * ctx.w + ctx.t * (40 + 40 * size) * ctx.s, -50, ctx.w + 50))
+                y = ctx.h * (0.1 + 0.4 * v) + 15 * math.sin(ctx.t * 0.7 + ph * 6) * ctx.s
+            span = (14 + 14 * size) * ctx.s * (1 + 0.3 * ctx.beat)
+            flap = math.sin(ctx.t * 8 + ph * 20) * 0.6 * span
+            lines.append(np.array([[x - span, y - flap], [x - span * 0.3, y - 0.2 * flap], [x, y + 0.15 * span],
+                                   [x + span * 0.3, y - 0.2 * flap], [x + span, y - flap]]))
+        polylines(img, ctx, lines, ctx.dark, max(2, int(3 * ctx.s)))
+
+
+class Lightning(Motif):
+    name, words, layer = "lightning", ("lightning", "thunder", "storm", "electric"), 0
+
+    def draw(self, img, ctx):
+        if ctx.beat < 0.35:
+            return
+        rng = np.random.default_rng(int(ctx.t * 3))
+        x = ctx.w * rng.uniform(0.2, 0.8)
+        pts = [(x, 0.0)]
+        y = 0.0
+        while y < ctx.h * ctx.horizon:
+            y += rng.uniform(20, 60) * ctx.s
+            x += rng.uniform(-40, 40) * ctx.s
+            pts.append((x, y))
+        polylines(img, ctx, [np.array(pts)], ctx.glow, max(2, int(4 * ctx.beat * ctx.s * 2)))
+
+
+class Fireworks(Motif):
+    name, words, layer = "fireworks", ("firework", "festival", "celebration", "jubilant", "explosion", "burst"), 0
+
+    def setup(self):
+        self.c = self.rng.uniform(0, 1, (5, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        lines = []
+        for i, (u, v, ph) in enumerate(self.c[:max(2, int(5 * ctx.amount))]):
+            age = (ctx.t * 0.6 + ph) % 1.0
+            x, y = ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v)
+            r = (30 + 150 * age + 40 * ctx.beat) * ctx.s
+            for k in range(16):
+                a = k / 16 * 2 * math.pi + i
+                lines.append(np.array([[x + 0.6 * r * math.cos(a), y + 0.6 * r * math.sin(a)],
+                                       [x + r * math.cos(a), y + r * math.sin(a) + 20 * age * age * ctx.s]]))
+        polylines(img, ctx, lines, mix(ctx.accent, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
+
+
+class Lanterns(Motif):
+    name, words, layer = "lanterns", ("lantern", "lamplight", "lamp", "candle", "glow", "firefl"), 0
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (22, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        p = self.p[:max(4, int(22 * ctx.amount))]
+        x = p[:, 0] * ctx.w + 12 * np.sin(ctx.t * 0.8 + p[:, 1] * 9) * ctx.s
+        y = _wrap(p[:, 1] * ctx.h - ctx.t * (12 + 12 * p[:, 2]) * ctx.s, -20, ctx.h + 20)
+        for big in (0, 1):
+            sel = (p[:, 2] > 0.5) == bool(big)
+            r = (7 + 7 * big) * ctx.s * (1 + 0.35 * ctx.beat)
+            dots(img, ctx, x[sel], y[sel], r * 1.8, mix(ctx.mid, ctx.accent, 0.5))
+            dots(img, ctx, x[sel], y[sel], r, ctx.glow)
+
+
+# --- land -----------------------------------------------------------------------------------------
+class Mountains(Motif):
+    name, words, layer = "mountains", ("mountain", "peak", "ridge", "hill", "dune", "cliff", "valley", "alps"), 1
+
+    def setup(self):
+        self.k = self.rng.uniform(0, 6.28, (3, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        xs = np.linspace(-20, ctx.w + 20, 72, dtype=np.float32)
+        for layer in range(3):
+            k = self.k[layer]
+            base = ctx.h * (ctx.horizon - 0.18 + 0.1 * layer)
+            ridge = (np.abs(np.sin(xs / ctx.w * (3 + layer) + k[0] + ctx.t * 0.02 * (layer + 1)))
+                     * 0.18 + 0.05 * np.sin(xs / ctx.w * 11 + k[1])) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
+            top = base - ridge
+            poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + 20, ctx.h + 20], [-20, ctx.h + 20]]])
+            fill(img, ctx, [poly], mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer))
+            if layer == 0:
+                polylines(img, ctx, [np.stack([xs, top], 1)], mix(ctx.light, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
+
+
+class Waves(Motif):
+    name, words, layer = "waves", ("wave", "sea", "ocean", "shore", "tide", "coast", "water", "lake", "beach", "harbour", "surf"), 1
+
+    def draw(self, img, ctx):
+        xs = np.linspace(-10, ctx.w + 10, 96, dtype=np.float32)
+        lines = []
+        for i in range(7):
+            y0 = ctx.h * (ctx.horizon + 0.05 * i)
+            amp = (6 + 5 * i) * ctx.s * (1 + (0.8 + ctx.motion.sway) * ctx.beat) * ctx.amount
+            y = y0 + amp * np.sin(xs / ctx.w * (8 - 0.6 * i) * math.pi + ctx.t * (1.2 + 0.2 * i) + i)
+            if i == 0:
+                fill(img, ctx, [np.concatenate([np.stack([xs, y], 1), [[ctx.w + 10, ctx.h + 10], [-10, ctx.h + 10]]])],
+                     mix(ctx.dark, ctx.mid, 0.4))
+            lines.append(np.stack([xs, y], 1))
+        polylines(img, ctx, lines, mix(ctx.light, ctx.glow, 0.5 * ctx.beat), max(1, int(2 * ctx.s)))
+
+
+class Forest(Motif):
+    name, words, layer = "forest", ("forest", "tree", "wood", "pine", "orchard", "garden", "willow", "jungle"), 1
+
+    def setup(self):
+        self.p = np.sort(self.rng.uniform(0, 1, (34, 3)).astype(np.float32), axis=0)
+        self.rng.shuffle(self.p)
+
+    def draw(self, img, ctx):
+        polys = []
+        for u, hgt, lean in self.p[:max(6, int(34 * ctx.amount))]:
+            x = u * ctx.w
+            base = ctx.h * (ctx.horizon + 0.12 + 0.15 * lean)
+            top = base - (80 + 180 * hgt) * ctx.s
+            sway = (6 * math.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s
+            wide = (18 + 22 * hgt) * ctx.s
+            polys.append(np.array([[x + sway, top], [x + wide, base], [x - wide, base]], dtype=np.float32))
+        fill(img, ctx, polys, mix(ctx.dark, ctx.mid, 0.15))
+        polylines(img, ctx, polys, mix(ctx.mid, ctx.light, 0.3), 1, closed=True)
+
+
+class City(Motif):
+    name, words, layer = "city", ("city", "skyline", "street", "station", "square", "town", "building", "neon", "tunnel", "village"), 1
+
+    def setup(self):
+        self.b = self.rng.uniform(0, 1, (22, 2)).astype(np.float32)
+        self.win = self.rng.uniform(0, 1, (400, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        import cv2
+        ground = ctx.h * (ctx.horizon + 0.1)
+        bw = ctx.w / len(self.b)
+        polys, roofs = [], []
+        for i, (hgt, _) in enumerate(self.b):
+            top = ground - (60 + 260 * hgt) * ctx.s * (0.4 + 0.6 * ctx.amount)
+            x0, x1 = i * bw + 2, (i + 1) * bw - 2
+            polys.append(np.array([[x0, top], [x1, top], [x1, ctx.h + 5], [x0, ctx.h + 5]], dtype=np.float32))
+            roofs.append(top)
+        fill(img, ctx, polys, ctx.dark)
+        lit = mix(ctx.accent, ctx.glow, ctx.beat)
+        on = 0.55 - 0.25 * ctx.beat
+        u, v, k = self.win[:, 0], self.win[:, 1], self.win[:, 2]
+        flick = (k * 97 + np.floor(ctx.t * 0.5 + k * 5)) % 1.0
+        sel = flick >= on
+        i = (u[sel] * len(self.b)).astype(int)
+        top = np.asarray(roofs, dtype=np.float32)[i]
+        x = i * bw + 6 + (v[sel] * 37 % 1.0) * (bw - 14)
+        y = top + 8 + k[sel] * (ground - top - 10)
+        ww, wh = 4 * ctx.s, 6 * ctx.s
+        windows = np.stack([np.stack([x, y], 1), np.stack([x + ww, y], 1), np.stack([x + ww, y + wh], 1),
+                            np.stack([x, y + wh], 1)], axis=1)
+        fill(img, ctx, windows, lit)
+
+
+class Tower(Motif):
+    name, words, layer = "tower", ("tower", "spire", "castle", "lighthouse", "steeple", "ruins", "cathedral"), 1
+
+    def draw(self, img, ctx):
+        import cv2
+        x = ctx.w * 0.62
+        base = ctx.h * (ctx.horizon + 0.1)
+        top = base - 380 * ctx.s * (0.5 + 0.5 * ctx.amount)
+        hw = 26 * ctx.s
+        body = np.array([[x - hw, base], [x - hw * 0.7, top], [x + hw * 0.7, top], [x + hw, base]], dtype=np.float32)
+        roof = np.array([[x - hw, top], [x, top - 60 * ctx.s], [x + hw, top]], dtype=np.float32)
+        fill(img, ctx, [body, roof], ctx.dark)
+        lamp = mix(ctx.accent, ctx.glow, ctx.beat)
+        circle(img, ctx, x, top + 20 * ctx.s, (7 + 5 * ctx.beat) * ctx.s, lamp)
+        # A lighthouse beam sweeps; a tower just glows.
+        a = ctx.t * 0.8
+        beam = np.array([[x, top + 20 * ctx.s], [x + math.cos(a) * ctx.w, top + math.sin(a) * 60 * ctx.s]], dtype=np.float32)
+        polylines(img, ctx, [beam], mix(ctx.mid, ctx.glow, 0.4 + 0.4 * ctx.beat), max(1, int(2 * ctx.s)))
+        for k in range(4):
+            y = base - (60 + 70 * k) * ctx.s
+            cv2.rectangle(img, _pt(ctx, x - 4 * ctx.s, y), _pt(ctx, x + 4 * ctx.s, y + 10 * ctx.s), lamp, -1, cv2.LINE_AA, SHIFT)
+
+
+class Boats(Motif):
+    name, words, layer = "boats", ("boat", "sail", "ship", "harbour", "fleet", "shore"), 1
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (5, 2)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        polys = []
+        for u, size in self.p[:max(1, int(5 * ctx.amount))]:
+            x = float(_wrap(u * ctx.w + ctx.t * 8 * ctx.s, -60, ctx.w + 60))
+            s = (0.6 + 0.6 * size) * ctx.s
+            y = ctx.h * ctx.horizon + 8 * s + 5 * math.sin(ctx.t * 1.5 + u * 9) * s * (1 + 2 * ctx.beat)
+            polys.append(np.array([[x - 40 * s, y], [x + 40 * s, y], [x + 28 * s, y + 14 * s], [x - 28 * s, y + 14 * s]]))
+            polys.append(np.array([[x - 2 * s, y - 4 * s], [x - 2 * s, y - 70 * s], [x + 32 * s, y - 6 * s]]))
+        fill(img, ctx, polys, mix(ctx.dark, ctx.light, 0.15))
+
+
+class Grass(Motif):
+    name, words, layer = "grass", ("meadow", "grass", "field", "wildflower", "prairie", "lawn"), 1
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (140, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        p = self.p[:max(20, int(140 * ctx.amount))]
+        x = p[:, 0] * ctx.w
+        base = np.full_like(x, ctx.h + 5)
+        top = base - (60 + 140 * p[:, 1]) * ctx.s
+        bend = (20 * np.sin(ctx.t * 1.1 + p[:, 0] * 8 + p[:, 2]) * (0.3 + ctx.motion.sway) + 25 * ctx.beat) * ctx.s
+        lines = np.stack([np.stack([x, base], 1), np.stack([x + 0.3 * bend, (base + top) / 2], 1),
+                          np.stack([x + bend, top], 1)], axis=1)
+        polylines(img, ctx, lines, mix(ctx.dark, ctx.mid, 0.5), max(1, int(2 * ctx.s)))
+        heads = p[:, 2] > 0.7
+        dots(img, ctx, (x + bend)[heads], top[heads], 5 * ctx.s, ctx.accent)
+
+
+class Crystals(Motif):
+    name, words, layer = "crystals", ("crystal", "shard", "gem", "ice", "cavern", "geometry", "prism", "facet"), 1
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (16, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        polys = []
+        for u, v, size, ph in self.p[:max(4, int(16 * ctx.amount))]:
+            cx, cy = u * ctx.w, ctx.h * (0.25 + 0.6 * v)
+            r = (25 + 60 * size) * ctx.s * (1 + 0.25 * ctx.beat)
+            a0 = ph * 6.28 + ctx.t * 0.2 * (1 + ctx.motion.swirl)
+            pts = [(cx + r * math.cos(a0 + k * 2.1) * (1.0 if k % 2 else 0.45), cy + r * 1.6 * math.sin(a0 + k * 2.1))
+                   for k in range(3)]
+            polys.append(np.array(pts + [(cx, cy - 1.8 * r)], dtype=np.float32))
+        fill(img, ctx, polys, mix(ctx.mid, ctx.accent, 0.3))
+        polylines(img, ctx, polys, mix(ctx.light, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)), closed=True)
+
+
+# --- front ----------------------------------------------------------------------------------------
+class Rain(Motif):
+    name, words, layer = "rain", ("rain", "drizzle", "shower", "tears", "downpour", "wet"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (220, 2)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        n = max(30, int(len(self.p) * ctx.amount))
+        speed = (500 + 300 * ctx.energy) * ctx.s
+        x = self.p[:n, 0] * ctx.w
+        y = _wrap(self.p[:n, 1] * ctx.h + ctx.t * speed, -30, ctx.h + 30)
+        slant = 0.25 + 0.2 * ctx.motion.dx
+        ln = (18 + 14 * ctx.beat) * ctx.s
+        lines = np.stack([np.stack([x, y], 1), np.stack([x - slant * ln, y - ln], 1)], axis=1)
+        polylines(img, ctx, lines, mix(ctx.light, ctx.glow, ctx.beat), 1)
+
+
+class Snow(Motif):
+    name, words, layer = "snow", ("snow", "winter", "frost", "blizzard", "flake"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (160, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        p = self.p[:max(20, int(160 * ctx.amount))]
+        x = p[:, 0] * ctx.w + 20 * np.sin(ctx.t * 0.7 + p[:, 1] * 12) * ctx.s
+        y = _wrap(p[:, 1] * ctx.h + ctx.t * (25 + 35 * p[:, 2]) * ctx.s, -5, ctx.h + 5)
+        for big in (0, 1):
+            sel = (p[:, 2] > 0.5) == bool(big)
+            dots(img, ctx, x[sel], y[sel], (1.5 + 2.5 * big) * ctx.s * (1 + 0.5 * ctx.beat), ctx.glow)
+
+
+class Petals(Motif):
+    name, words, layer = "petals", ("petal", "blossom", "flower", "leaves", "leaf", "cherry", "autumn"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (60, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        import cv2
+        for u, v, size, ph in self.p[:max(10, int(60 * ctx.amount))]:
+            x = float(_wrap(u * ctx.w + ctx.t * 30 * ctx.s + 30 * math.sin(ctx.t + ph * 6) * ctx.s, -10, ctx.w + 10))
+            y = float(_wrap(v * ctx.h + ctx.t * (20 + 20 * size) * ctx.s, -10, ctx.h + 10))
+            ax = int((6 + 6 * size) * ctx.s * ctx.zoom * ONE)
+            cv2.ellipse(img, _pt(ctx, x, y), (ax, max(ONE, ax // 2)), (ctx.t * 90 + ph * 360) % 360, 0, 360,
+                        mix(ctx.accent, ctx.glow, 0.3 + 0.5 * ctx.beat), -1, cv2.LINE_AA, SHIFT)
+
+
+class Sparks(Motif):
+    name, words, layer = "sparks", ("spark", "swarm", "particle", "ember", "dust", "confetti", "fountain"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (180, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        m = ctx.motion
+        n = max(20, int(len(self.p) * ctx.amount))
+        p = self.p[:n]
+        vx = (m.dx if m.dx else 0.3) * 60 * ctx.s
+        vy = (m.dy if m.dy else -0.6) * 60 * ctx.s
+        x = _wrap(p[:, 0] * ctx.w + ctx.t * vx * (0.5 + p[:, 2]), 0, ctx.w)
+        y = _wrap(p[:, 1] * ctx.h + ctx.t * vy * (0.5 + p[:, 2]), 0, ctx.h)
+        if m.jitter:
+            x = x + m.jitter * 6 * ctx.s * np.sin(ctx.t * 23 + p[:, 2] * 50)
+        cx, cy = ctx.w / 2, ctx.h / 2
+        x = cx + (x - cx) * (1 + 0.25 * ctx.beat)
+        y = cy + (y - cy) * (1 + 0.25 * ctx.beat)
+        colour = mix(ctx.accent, ctx.glow, 0.4 + 0.6 * ctx.beat)
+        r = (1.5 + 2.5 * ctx.beat) * ctx.s
+        for big in (0, 1):
+            sel = (p[:, 2] > 0.5) == bool(big)
+            dots(img, ctx, x[sel], y[sel], r * (0.8 + 0.8 * big), colour)
+
+
+class Ribbons(Motif):
+    name, words, layer = "ribbons", ("ribbon", "aurora", "light", "silk", "stream", "current", "thread"), 2
+
+    def draw(self, img, ctx):
+        xs = np.linspace(-10, ctx.w + 10, 90, dtype=np.float32)
+        for i in range(4):
+            amp = ctx.h * (0.12 + 0.05 * i) * (1 + 0.4 * ctx.beat)
+            y = ctx.h * (0.3 + 0.12 * i) + amp * np.sin(xs / ctx.w * (2.5 + 0.7 * i) * math.pi + ctx.t * (0.5 + 0.2 * i) + 2.1 * i)
+            colour = mix(ctx.accent, ctx.glow, 0.2 * i + 0.4 * ctx.beat)
+            polylines(img, ctx, [np.stack([xs, y], 1)], colour, max(2, int((8 - 1.5 * i) * ctx.s * ctx.amount)))
+
+
+class Smoke(Motif):
+    name, words, layer = "smoke", ("smoke", "vapour", "steam", "haze", "incense", "fumes", "fog"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (7, 2)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        lines = []
+        for u, ph in self.p[:max(2, int(7 * ctx.amount))]:
+            x0 = u * ctx.w
+            ys = np.linspace(ctx.h + 10, ctx.h * 0.15, 50, dtype=np.float32)
+            k = (ctx.h - ys) / ctx.h
+            xs = x0 + (40 * k + 20) * np.sin(k * 7 - ctx.t * 1.3 + ph * 6) * ctx.s * (1 + 0.5 * ctx.beat)
+            lines.append(np.stack([xs, ys], 1))
+            lines.append(np.stack([xs + 14 * ctx.s * np.cos(k * 5 + ctx.t), ys], 1))
+        polylines(img, ctx, lines, mix(ctx.mid, ctx.light, 0.6), max(2, int(3 * ctx.s)))
+
+
+class Orbs(Motif):
+    name, words, layer = "orbs", ("orb", "bubble", "carousel", "sphere", "bokeh", "planet", "lights"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 6.28, (9, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        for i, (a, b, c, d) in enumerate(self.p[:max(3, int(9 * ctx.amount))]):
+            x = ctx.w * (0.5 + 0.4 * math.sin(0.31 * ctx.t * (1 + i * 0.1) + a))
+            y = ctx.h * (0.5 + 0.35 * math.sin(0.23 * ctx.t * (1 + i * 0.13) + b))
+            r = (24 + 22 * math.sin(c)) * ctx.s * (1 + 0.4 * ctx.beat)
+            circle(img, ctx, x, y, r, mix(ctx.mid, ctx.accent, 0.6), -1)
+            circle(img, ctx, x, y, r, ctx.glow, max(1, int(2 * ctx.s)))
+            circle(img, ctx, x - 0.3 * r, y - 0.3 * r, 0.25 * r, ctx.glow)
+
+
+class Fish(Motif):
+    name, words, layer = "fish", ("fish", "reef", "coral", "shoal", "underwater", "koi"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (14, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        import cv2
+        for u, v, size in self.p[:max(3, int(14 * ctx.amount))]:
+            s = (0.7 + 0.8 * size) * ctx.s
+            x = float(_wrap(u * ctx.w + ctx.t * (40 + 30 * size) * ctx.s, -40, ctx.w + 40))
+            y = ctx.h * (0.3 + 0.6 * v) + 10 * math.sin(ctx.t * 2 + u * 9) * s
+            wag = math.sin(ctx.t * 9 + v * 20) * 6 * s * (1 + ctx.beat)
+            col = mix(ctx.accent, ctx.glow, 0.3 * ctx.beat)
+            cv2.ellipse(img, _pt(ctx, x, y), (int(20 * s * ONE), int(8 * s * ONE)), 0, 0, 360, col, -1, cv2.LINE_AA, SHIFT)
+            fill(img, ctx, [np.array([[x - 16 * s, y], [x - 32 * s, y - 9 * s + wag], [x - 32 * s, y + 9 * s + wag]])], col)
+
+
+class Rings(Motif):
+    name, words, layer = "rings", ("ring", "ripple", "radial", "circular", "pulse", "echo", "halo", "centre"), 2
+
+    def draw(self, img, ctx):
+        cx, cy = ctx.w / 2, ctx.h / 2
+        for i in range(6):
+            age = (ctx.t * 0.35 + i / 6) % 1.0
+            r = (20 + age * 0.6 * ctx.w) * (1 + 0.15 * ctx.beat)
+            k = 1.0 - age
+            circle(img, ctx, cx, cy, r, mix(ctx.dark, mix(ctx.light, ctx.glow, ctx.beat), k),
+                   max(1, int((2 + 6 * k * ctx.amount) * ctx.s)))
+
+
+class Spiral(Motif):
+    name, words, layer = "spiral", ("spiral", "vortex", "whirl", "swirl", "galaxy", "whirlpool"), 2
+
+    def draw(self, img, ctx):
+        arms = []
+        th = np.linspace(0, 4 * math.pi, 160, dtype=np.float32)
+        for arm in range(3):
+            a = th + ctx.t * 0.6 * (1 + ctx.motion.swirl) + arm * 2.094
+            r = th / (4 * math.pi) * ctx.h * 0.45 * (1 + 0.12 * ctx.beat) * (0.3 + 0.7 * ctx.amount)
+            arms.append(np.stack([ctx.w / 2 + r * np.cos(a), ctx.h / 2 + r * np.sin(a)], 1))
+        polylines(img, ctx, arms, mix(ctx.accent, ctx.glow, ctx.beat), max(2, int(4 * ctx.s)))
+
+
+class Grid(Motif):
+    name, words, layer = "grid", ("grid", "pattern", "rows", "lattice", "rhythmic", "tile", "crowded", "mosaic", "digital"), 2
+
+    def draw(self, img, ctx):
+        lines = []
+        horizon = ctx.h * ctx.horizon * 0.8
+        for i in range(-12, 13):   # a floor in perspective running towards the viewer
+            lines.append(np.array([[ctx.w / 2 + i * 8 * ctx.s, horizon], [ctx.w / 2 + i * 140 * ctx.s, ctx.h + 10]]))
+        for k in range(10):
+            d = ((k + ctx.t * 1.2) % 10) / 10.0
+            y = horizon + (ctx.h - horizon) * d * d
+            lines.append(np.array([[-10, y], [ctx.w + 10, y]]))
+        polylines(img, ctx, lines, mix(ctx.accent, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
+
+
+class Glyphs(Motif):
+    name, words, layer = "glyphs", ("sign", "letter", "word", "text", "neon", "code", "poem", "glyph", "broken"), 2
+
+    CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789#*+"
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (28, 4)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        import cv2
+        step = math.floor(ctx.t * 2)
+        for u, v, size, ph in self.p[:max(5, int(28 * ctx.amount))]:
+            ch = self.CHARS[int(ph * 997 + step * (1 if ph > 0.5 else 0)) % len(self.CHARS)]
+            x, y = u * ctx.w, v * ctx.h
+            scale = (0.8 + 1.6 * size) * ctx.s * ctx.zoom * (1 + 0.3 * ctx.beat)
+            org = (int((x - ctx.w / 2) * ctx.zoom + ctx.w / 2 + ctx.ox), int((y - ctx.h / 2) * ctx.zoom + ctx.h / 2 + ctx.oy))
+            cv2.putText(img, ch, org, cv2.FONT_HERSHEY_SIMPLEX, scale, mix(ctx.light, ctx.glow, ctx.beat),
+                        max(1, int(2 * scale)), cv2.LINE_AA)
+
+
+class Kites(Motif):
+    name, words, layer = "kites", ("kite", "flag", "banner", "pennant"), 0
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (5, 3)).astype(np.float32)
+
+    def draw(self, img, ctx):
+        polys, strings = [], []
+        for u, v, ph in self.p[:max(2, int(5 * ctx.amount))]:
+            x = ctx.w * (0.15 + 0.7 * u) + 30 * math.sin(ctx.t * 0.8 + ph * 6) * ctx.s
+            y = ctx.h * (0.12 + 0.3 * v) + 20 * math.cos(ctx.t * 0.6 + ph * 6) * ctx.s
+            s = 30 * ctx.s * (1 + 0.2 * ctx.beat)
+            polys.append(np.array([[x, y - s], [x + 0.7 * s, y], [x, y + 1.4 * s], [x - 0.7 * s, y]]))
+            tail = np.stack([x + 15 * ctx.s * np.sin(np.linspace(0, 6, 12) + ctx.t * 3),
+                             np.linspace(y + 1.4 * s, y + 5 * s, 12)], 1)
+            strings.append(tail)
+        fill(img, ctx, polys, ctx.accent)
+        polylines(img, ctx, strings, ctx.light, 1)
+
+
+MOTIFS: tuple[type[Motif], ...] = (
+    Stars, Moon, Sun, Clouds, Birds, Lightning, Fireworks, Lanterns, Kites,
+    Mountains, Waves, Forest, City, Tower, Boats, Grass, Crystals,
+    Rain, Snow, Petals, Sparks, Ribbons, Smoke, Orbs, Fish, Rings, Spiral, Grid, Glyphs,
+)
+MOTIF_NAMES: tuple[str, ...] = tuple(m.name for m in MOTIFS)
+BY_NAME = {m.name: m for m in MOTIFS}
+
+SHAPE_MOTIFS = {"waves": ("waves",), "mountains": ("mountains",), "orbs": ("orbs",), "stars": ("stars", "moon"),
+                "forest": ("forest",), "city": ("city",), "clouds": ("clouds",), "particles": ("sparks",),
+                "ribbons": ("ribbons",), "crystals": ("crystals",)}
+"""What the caption's `shapes` hint (the scene facet's drawing) calls up when its words name nothing."""
+
+
+def motifs_named_in(text: str) -> list[str]:
+    """Motif names whose words occur in `text`, in the order they first occur."""
+    low = " " + text.lower() + " "
+    found: list[tuple[int, str]] = []
+    for motif in MOTIFS:
+        positions = [m.start() for w in motif.words for m in re.finditer(r"\b" + re.escape(w), low)]
+        if positions:
+            found.append((min(positions), motif.name))
+    return [name for _, name in sorted(found)]
+
+
+def choose_motifs(text: str, shapes: str | None = None, fallback: tuple[str, ...] = (), limit: int = 4) -> tuple[str, ...]:
+    """The motif set for a caption: named motifs first, then the shapes hint's, then the scene's own."""
+    chosen: list[str] = []
+    for name in motifs_named_in(text) + list(SHAPE_MOTIFS.get(shapes or "", ())) + list(fallback):
+        if name in BY_NAME and name not in chosen:
+            chosen.append(name)
+        if len(chosen) >= limit:
+            break
+    return tuple(sorted(chosen, key=lambda n: BY_NAME[n].layer))
