@@ -57,7 +57,7 @@ def test_bench_render_reports_every_figure_with_configured_weights(tmp_path):
     model = write_tiny_pipeline(tmp_path / "tiny")
     cfg = load_config(None, [f'render.model="{model}"', "render.steps=2"])
     figures = bench_render(cfg, seconds=0.3, diffusion_frames=2)
-    for key in ("procedural_fps_512", "procedural_fps_720p", "display_ms_1080p"):
+    for key in ("procedural_fps_720p", "procedural_fps_1080p", "display_ms_1080p"):
         assert figures[key] > 0
     diffusion = figures["diffusion"]
     assert diffusion["weights"] == "configured weights"

@@ -115,7 +115,7 @@ def bench_render(cfg, seconds: float = 3.0, diffusion_frames: int = 2, diffusion
     """Figures for the projected visuals; single-threaded numpy/opencv/torch for the procedural layer."""
     figures: dict = {}
     with _single_thread():
-        for key, (w, h) in (("512", (512, 512)), ("720p", (1280, 720))):
+        for key, (w, h) in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
             fps, p50, p99 = _procedural_fps(w, h, seconds)
             figures[f"procedural_fps_{key}"] = round(fps, 1)
             figures[f"procedural_ms_p50_{key}"] = round(p50, 3)
@@ -160,14 +160,15 @@ def _procedural_fps(width: int, height: int, seconds: float) -> tuple[float, flo
 
     renderer = ProceduralRenderer(width, height)
     renderer.update_prompt(Caption(t_s=0.0, prompt="bench", valence=0.3, arousal=0.5, transition_s=1.0,
+                                   facets={"scene": "city lights in the rain under the stars", "motion": "drifting"},
                                    hints={"palette": ("#1b2a49", "#465881", "#c9a66b", "#f2d0a4"),
                                           "shapes": "orbs", "layout": "centre"}))
     times = []
     t_s = 0.0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 30:
-        state = MusicState(t_s=t_s, valence=0.3, arousal=0.5, beat_phase=(t_s * 2.0) % 1.0, beat_confidence=0.8,
-                           onset_strength=0.3)
+        state = MusicState(t_s=t_s, valence=0.3, arousal=0.5, tempo_bpm=120.0, beat_phase=(t_s * 2.0) % 1.0,
+                           beat_confidence=0.8, onset_strength=0.3 + 0.3 * (int(t_s * 8) % 2), silent=False)
         started = time.perf_counter()
         renderer.render(state, t_s)
         times.append(time.perf_counter() - started)

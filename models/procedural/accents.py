@@ -20,9 +20,13 @@ def _finite(x: float, default: float = 0.0) -> float:
 
 
 class AccentTracker:
-    """`update(music, t_s)` -> (beat, onset), each 0..1, for the frame drawn at render time `t_s`."""
+    """`update(music, t_s)` -> (beat, onset), each 0..1, for the frame drawn at render time `t_s`.
 
-    def __init__(self, beat_decay_s: float = 0.09, onset_decay_s: float = 0.1) -> None:
+    `impulse` is the energy that arrived since the previous frame (a beat crossed, an onset rise
+    seen): accents that step the picture forward use it, so the picture changes on the hit and not
+    while an envelope decays."""
+
+    def __init__(self, beat_decay_s: float = 0.06, onset_decay_s: float = 0.06) -> None:
         self.beat_decay_s = beat_decay_s
         self.onset_decay_s = onset_decay_s
         self._state_t: float | None = None
@@ -33,8 +37,12 @@ class AccentTracker:
         self._kick_at_s = -1e9
         self.since_beat_s = 1e9
         """Seconds since the predicted beat (for accents that grow after the hit, e.g. a ring)."""
+        self.impulse = 0.0
+        self.impulse_onset = 0.0
+        """Of `impulse`, the part from onsets (the rest came from the beat)."""
 
     def update(self, music: MusicState, t_s: float) -> tuple[float, float]:
+        self.impulse = self.impulse_onset = 0.0
         if music.silent:
             self._prev_onset = 0.0
             self.since_beat_s = 1e9
@@ -49,6 +57,8 @@ class AccentTracker:
                 self._rise_ref += 0.1 * (rise - self._rise_ref)
                 self._kick = min(1.0, rise / (2.0 * self._rise_ref + 1e-3))
                 self._kick_at_s = t_s
+                self.impulse_onset = self._kick
+                self.impulse += self._kick
         elapsed_s = min(2.0, max(0.0, t_s - self._seen_at_s))
         onset_env = self._kick * math.exp(-max(0.0, t_s - self._kick_at_s) / self.onset_decay_s)
         tempo = _finite(music.tempo_bpm)
@@ -59,7 +69,9 @@ class AccentTracker:
         period_s = 60.0 / tempo
         phase = _finite(music.beat_phase) % 1.0
         since_s = (phase * period_s + elapsed_s) % period_s
-        self.since_beat_s = since_s
         gate = min(1.0, max(0.0, (conf - 0.02) / 0.25))
+        if since_s < self.since_beat_s and self.since_beat_s < 1e8:   # a beat fell since the last frame
+            self.impulse += gate
+        self.since_beat_s = since_s
         decay_s = min(self.beat_decay_s, 0.3 * period_s)
         return gate * math.exp(-since_s / decay_s), onset_env

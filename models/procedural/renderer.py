@@ -36,15 +36,24 @@ MEASURE_EVERY_FRAMES = 4
 MEASURE_SIDE_PX = 160
 MOTIF_FADE_S = 1.2
 """A new motif set grows in (and the old one shrinks away) over this long at most."""
-ACCENT_KEYS = ("flash", "pulse", "shake", "burst", "kick")
-DEFAULT_ACCENTS = {"flash": 0.5, "pulse": 0.5, "shake": 0.2, "burst": 0.4, "kick": 0.3}
+ACCENT_KEYS = ("flash", "pulse", "shake", "burst", "kick", "jump")
+DEFAULT_ACCENTS = {"flash": 0.4, "pulse": 0.5, "shake": 0.2, "burst": 0.4, "kick": 0.3, "jump": 1.0}
+BEAT_WEIGHT = 0.35
+"""Default weight of a predicted beat against an onset hit (1.0)."""
+HIT_DECAY_S = 0.08
+"""Decay of the hit accumulator that flash, scale pulse, shake and palette kick follow."""
+JUMP_S = 0.35
+KICK_STEP = 0.2
+"""How far along the palette (0..1) a full-strength hit steps the field (accent `kick`)."""
+"""Seconds of animation a full-strength hit jumps ahead (accent `jump`): motion surges on the beat."""
 HORIZONS = {"horizon": 0.68, "centre": 0.62, "diagonal": 0.6, "radial": 0.62, "scattered": 0.7, "grid": 0.66}
 SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes",
               "motifs": "list of motif names the scene draws when captions name none",
-              "accents": "table flash/pulse/shake/burst/kick, each 0-2",
+              "accents": "table flash/pulse/shake/burst/kick/jump, each 0-2",
               "palette": "list of #rrggbb colours: the scene's own palette",
               "palette_weight": "0-1, how much the scene's palette outweighs the caption's",
-              "pulse": "0-3, strength of every accent", "onset": "0-2, weight of onsets against the beat",
+              "pulse": "0-3, strength of every accent", "onset": "0-2, weight of onset hits",
+              "beat": "0-2, weight of predicted beats (the onsets confirm them; a wrong tempo guess costs less when low)",
               "motion_scale": "0-4, speed multiplier",
               "strength_min": "diffusion img2img strength, calm music",
               "strength_max": "diffusion img2img strength, aroused music",
@@ -72,6 +81,7 @@ class ProceduralRenderer:
         self._accent_gain = dict(DEFAULT_ACCENTS)
         self._pulse_gain = 1.0
         self._onset_gain = 1.0
+        self._beat_gain = BEAT_WEIGHT
         self._motion_scale = 1.0
         self._palette_bias = (0.0, 0.0)
         self._scene_palette: np.ndarray | None = None
@@ -88,6 +98,8 @@ class ProceduralRenderer:
         self._pending_motif_change = False
         self._motion = motion_from_text("")
         self._phase = 0.0
+        self._hit = 0.0
+        self._kick_offset = 0.0
         self._last_t_s: float | None = None
         self._va_smooth = (0.0, 0.0)
         self._brightness_gain = 1.0
@@ -113,6 +125,7 @@ class ProceduralRenderer:
         self._palette_bias = tuple(getattr(scene, "palette_bias", (0.0, 0.0)))  # type: ignore[assignment]
         self._pulse_gain = _scene_number(table, "pulse", 1.0, 0.0, 3.0, where)
         self._onset_gain = _scene_number(table, "onset", 1.0, 0.0, 2.0, where)
+        self._beat_gain = _scene_number(table, "beat", BEAT_WEIGHT, 0.0, 2.0, where)
         self._motion_scale = _scene_number(table, "motion_scale", 1.0, 0.0, 4.0, where)
         layout = table.get("layout", self._to.layout)
         shapes = table.get("shapes", self._to.shapes)
@@ -213,16 +226,27 @@ class ProceduralRenderer:
         sv, sa = self._va_smooth
         self._va_smooth = (sv + k * (v - sv), sa + k * (a - sa))
         speed = (0.15 + 1.6 * look.motion_speed) * self._motion_scale
-        self._phase += dt_s * speed
         beat, onset = self._accents.update(music, t_s)
-        level = self._pulse_gain * min(1.0, beat + self._onset_gain * onset)
+        tracker = self._accents
+        impulse = self._pulse_gain * min(1.5, self._beat_gain * (tracker.impulse - tracker.impulse_onset)
+                                         + self._onset_gain * tracker.impulse_onset)
+        # Hits add up and decay: the picture changes most on the frame of the hit, and a dense
+        # passage brightens overall instead of flattening into one long flash.
+        self._hit = self._hit * math.exp(-dt_s / HIT_DECAY_S) + impulse
+        level = 1.0 - math.exp(-self._hit)
         self.last_accent = level
         g = self._accent_gain
+        # Between hits the picture drifts; on a hit it steps ahead, so it changes on the beat itself.
+        self._phase += dt_s * speed + g["jump"] * JUMP_S * impulse
 
         palette = self._graded(look.palette)
         lut = palette_lut(palette)
-        field = self._field.compute(self._phase, look.turbulence) + g["kick"] * 0.25 * level
-        idx = np.clip(field * 255.0, 0, 255).astype(np.uint8)
+        # Palette kick: each hit steps the field along the palette and it stays there (a colour cycle
+        # that advances with the music); the triangle fold keeps the index in the palette.
+        self._kick_offset = (self._kick_offset + g["kick"] * KICK_STEP * impulse) % 2.0
+        field = self._field.compute(self._phase, look.turbulence) + self._kick_offset
+        field = 1.0 - np.abs(np.mod(field, 2.0) - 1.0)
+        idx = (field * 255.0).astype(np.uint8)
         small = lut[idx] * self._field.vignette[..., None]
         small8 = (np.clip(small, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
         frame = cv2.resize(small8, (self.width, self.height), interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,204 @@
+"""`bench reactivity`: does the picture move with the music?
+
+Plays a recording through the listener hop by hop (the live code path, on a simulated clock so the
+figures do not depend on the machine's load), captions it with the scene's director, renders every
+projector frame from the freshest music state at the output size, and compares the frames with the
+recording's own onsets:
+
+  onset_correlation     Pearson correlation of per-frame change (mean |frame - previous frame|)
+                        with the recording's onset strength (librosa, strongest onset within each
+                        frame's interval), at the best lag within +-100 ms
+  shuffled_p95          the same, with the onset curve circularly shifted by a random offset
+                        (at least 2 s), 95th percentile of `draws` shifts: what chance gives
+  lag_ms                the best lag: how long after an onset the frame changes most; frames are
+                        stamped when they are finished (render time included)
+  laplacian_var_median  median variance of the Laplacian of the grey frames: sharpness
+  va_error              mean |music VA - colour-head VA of the frame| per axis
+
+Handlers import heavy libraries inside the function, so `run.py --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MAX_LAG_S = 0.1
+MIN_SHIFT_S = 2.0
+
+
+def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    from installation.cli import config_options
+
+    bench = groups["bench"].add_parser(
+        "reactivity", parents=[config_options()],
+        help="play a recording through the listener and measure how the projected frames follow its onsets")
+    bench.add_argument("--audio", type=Path, required=True, metavar="FILE", help="a recording (wav, flac, ogg)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    bench.add_argument("--offset", type=float, default=30.0, metavar="S", help="start this far in (default 30)")
+    bench.add_argument("--seconds", type=float, default=40.0, metavar="S", help="excerpt length (default 40)")
+    bench.add_argument("--fps", type=float, default=0.0, metavar="N", help="projector rate (default display.fps)")
+    bench.add_argument("--width", type=int, default=0, help="frame width (default render.width)")
+    bench.add_argument("--height", type=int, default=0, help="frame height (default render.height)")
+    bench.add_argument("--scene", default="", help="scene preset (default installation.scene)")
+    bench.add_argument("--draws", type=int, default=200, help="shuffled-onset draws (default 200)")
+    bench.add_argument("--record", type=Path, metavar="DIR",
+                       help="write the projected frames to DIR/reactivity.mp4 and a still to DIR/still.png")
+    bench.set_defaults(handler=_bench_reactivity)
+
+
+def _bench_reactivity(args: argparse.Namespace) -> int:
+    from installation.cli import load
+
+    cfg = load(args)
+    figures = bench_reactivity(cfg, args.audio, offset_s=args.offset, seconds=args.seconds, fps=args.fps,
+                               width=args.width, height=args.height, scene=args.scene, draws=args.draws,
+                               record_dir=args.record)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 40.0, fps: float = 0.0,
+                     width: int = 0, height: int = 0, scene: str = "", draws: int = 200,
+                     record_dir: Path | None = None, seed: int = 0) -> dict:
+    import time
+
+    import cv2
+    import numpy as np
+
+    from installation.errors import UserError
+    from installation.records import MusicState
+    from models.captions import Director
+    from models.image_va import ColourVA
+    from models.music_va import build_listener, load_audio
+    from models.render_procedural import ProceduralRenderer
+    from scenes.scene import SceneError, load_scene
+
+    fps = fps or float(cfg.display.fps)
+    width, height = width or cfg.render.width, height or cfg.render.height
+    try:
+        the_scene = load_scene(scene or cfg.installation.scene)
+    except SceneError as exc:
+        raise UserError(str(exc)) from None
+    samples, rate = load_audio(audio, offset_s, seconds, fit_excerpt=True)
+    duration_s = samples.size / rate
+    if duration_s < 3 * MIN_SHIFT_S:
+        raise UserError(f"{audio} gives only {duration_s:.1f} s of audio; give a recording of 10 s or more.")
+
+    listener = build_listener(cfg.listen, rate, live=False)
+    director = Director(cfg.captions, the_scene, seed=seed)
+    renderer = ProceduralRenderer(width, height, seed=seed)
+    renderer.prepare(the_scene)
+    head = ColourVA()
+    hop = max(1, int(round(cfg.listen.hop_s * rate)))
+    writer = None
+    if record_dir is not None:
+        record_dir.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(record_dir / "reactivity.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                 (width - width % 2, height - height % 2))
+
+    fed = 0
+    music = MusicState(t_s=0.0)
+    frame_times, changes, sharpness, va_music, va_frame, render_ms = [], [], [], [], [], []
+    previous = None
+    n_frames = int(duration_s * fps)
+    for k in range(n_frames):
+        t_s = k / fps
+        # Listener hops that have completed by this frame: the freshest state is read right before drawing.
+        while fed + hop <= samples.size and (fed + hop) / rate <= t_s:
+            listener.feed(samples[fed:fed + hop])
+            fed += hop
+            music = listener.state(fed / rate)
+            caption = director.update(music, fed / rate)
+            if caption is not None:
+                renderer.update_prompt(caption)
+        started = time.perf_counter()
+        frame = renderer.render(music, t_s)
+        spent_s = time.perf_counter() - started
+        render_ms.append(spent_s * 1e3)
+        frame_times.append(t_s + spent_s)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        changes.append(0.0 if previous is None else float(cv2.absdiff(grey, previous).mean()))
+        previous = grey
+        if k % 5 == 0:
+            sharpness.append(float(cv2.Laplacian(grey, cv2.CV_64F).var()))
+            if not music.silent:
+                v, a, _ = head.estimate(frame)
+                va_music.append(music.va)
+                va_frame.append((v, a))
+        if writer is not None:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            if k == n_frames // 2:
+                cv2.imwrite(str(record_dir / "still.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    if writer is not None:
+        writer.release()
+    listener.close()
+    director.close()
+    renderer.close()
+
+    onset_env, env_rate = _onset_envelope(samples, rate)
+    times = np.asarray(frame_times)
+    change = np.asarray(changes)
+    corr, lag_s = best_lag_correlation(change, times, onset_env, env_rate)
+    rng = np.random.default_rng(seed)
+    min_shift = int(MIN_SHIFT_S * env_rate)
+    shuffled = [best_lag_correlation(change, times, np.roll(onset_env, int(rng.integers(min_shift, onset_env.size - min_shift))),
+                                     env_rate)[0] for _ in range(draws)]
+    err = np.abs(np.asarray(va_music) - np.asarray(va_frame)) if va_music else np.zeros((1, 2))
+    return {
+        "audio": str(audio), "offset_s": offset_s, "seconds": round(duration_s, 2), "fps": fps,
+        "width": width, "height": height, "scene": the_scene.name, "frames": n_frames,
+        "onset_correlation": round(corr, 3), "shuffled_p95": round(float(np.percentile(shuffled, 95)), 3),
+        "lag_ms": round(lag_s * 1e3, 1), "laplacian_var_median": round(float(np.median(sharpness)), 1),
+        "mean_frame_change": round(float(change[1:].mean()), 2),
+        "va_error": [round(float(err[:, 0].mean()), 3), round(float(err[:, 1].mean()), 3)],
+        "render_ms_p50": round(float(np.median(render_ms)), 2),
+        "listener_hop_s": cfg.listen.hop_s,
+    }
+
+
+def _onset_envelope(samples, rate: int):
+    """The recording's onset strength (librosa spectral flux) at ~86 Hz."""
+    import librosa
+    import numpy as np
+
+    hop = 256
+    y = samples if rate == 22050 else librosa.resample(samples, orig_sr=rate, target_sr=22050)
+    env = librosa.onset.onset_strength(y=y, sr=22050, hop_length=hop)
+    return np.asarray(env, dtype=np.float64), 22050 / hop
+
+
+def best_lag_correlation(change, frame_times, onset_env, env_rate: float, max_lag_s: float = MAX_LAG_S):
+    """(correlation, lag_s): the frame changes against the strongest onset inside each frame's interval,
+    the onsets shifted later by lag_s (a frame reacting lag_s after the sound), best over +-max_lag_s."""
+    import numpy as np
+
+    times = np.asarray(frame_times, dtype=np.float64)
+    width = max(1, int(round(env_rate * float(np.median(np.diff(times))))))
+    padded = np.concatenate([np.zeros(width - 1), onset_env])
+    trailing_max = np.lib.stride_tricks.sliding_window_view(padded, width).max(axis=1)
+    best = (-1.0, 0.0)
+    n_lags = int(round(max_lag_s * env_rate))
+    for i in range(-n_lags, n_lags + 1):
+        lag_s = i / env_rate
+        idx = np.clip(((times - lag_s) * env_rate).astype(int), 0, onset_env.size - 1)
+        c = _pearson(change[1:], trailing_max[idx][1:])
+        if c > best[0]:
+            best = (c, lag_s)
+    return best
+
+
+def _pearson(a, b) -> float:
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64) - np.mean(a)
+    b = np.asarray(b, dtype=np.float64) - np.mean(b)
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
