@@ -68,17 +68,10 @@ def _bench_reactivity(args: argparse.Namespace) -> int:
 def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 40.0, fps: float = 0.0,
                      width: int = 0, height: int = 0, scene: str = "", draws: int = 200,
                      record_dir: Path | None = None, seed: int = 0) -> dict:
-    import time
-
-    import cv2
     import numpy as np
 
     from installation.errors import UserError
-    from installation.records import MusicState
-    from models.captions import Director
-    from models.image_va import ColourVA
-    from models.music_va import build_listener, load_audio
-    from models.render_procedural import ProceduralRenderer
+    from models.music_va import load_audio
     from scenes.scene import SceneError, load_scene
 
     fps = fps or float(cfg.display.fps)
@@ -91,6 +84,41 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
     duration_s = samples.size / rate
     if duration_s < 3 * MIN_SHIFT_S:
         raise UserError(f"{audio} gives only {duration_s:.1f} s of audio; give a recording of 10 s or more.")
+
+    run = _play(cfg, samples, rate, the_scene, fps, width, height, record_dir, seed)
+    frame_times, changes, sharpness, va_music, va_frame, render_ms, n_frames = run
+    onset_env, env_rate = _onset_envelope(samples, rate)
+    times = np.asarray(frame_times)
+    change = np.asarray(changes)
+    corr, lag_s = best_lag_correlation(change, times, onset_env, env_rate)
+    rng = np.random.default_rng(seed)
+    min_shift = int(MIN_SHIFT_S * env_rate)
+    shuffled = [best_lag_correlation(change, times, np.roll(onset_env, int(rng.integers(min_shift, onset_env.size - min_shift))),
+                                     env_rate)[0] for _ in range(draws)]
+    err = np.abs(np.asarray(va_music) - np.asarray(va_frame)) if va_music else np.zeros((1, 2))
+    return {
+        "audio": str(audio), "offset_s": offset_s, "seconds": round(duration_s, 2), "fps": fps,
+        "width": width, "height": height, "scene": the_scene.name, "frames": n_frames,
+        "onset_correlation": round(corr, 3), "shuffled_p95": round(float(np.percentile(shuffled, 95)), 3),
+        "lag_ms": round(lag_s * 1e3, 1), "laplacian_var_median": round(float(np.median(sharpness)), 1),
+        "mean_frame_change": round(float(change[1:].mean()), 2),
+        "va_error": [round(float(err[:, 0].mean()), 3), round(float(err[:, 1].mean()), 3)],
+        "render_ms_p50": round(float(np.median(render_ms)), 2),
+        "listener_hop_s": cfg.listen.hop_s,
+    }
+
+
+def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: int, record_dir, seed: int):
+    """Feed the recording hop by hop, caption, render each projector frame; per-frame measurements."""
+    import time
+
+    import cv2
+
+    from installation.records import MusicState
+    from models.captions import Director
+    from models.image_va import ColourVA
+    from models.music_va import build_listener
+    from models.render_procedural import ProceduralRenderer
 
     listener = build_listener(cfg.listen, rate, live=False)
     director = Director(cfg.captions, the_scene, seed=seed)
@@ -108,7 +136,7 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
     music = MusicState(t_s=0.0)
     frame_times, changes, sharpness, va_music, va_frame, render_ms = [], [], [], [], [], []
     previous = None
-    n_frames = int(duration_s * fps)
+    n_frames = int(samples.size / rate * fps)
     for k in range(n_frames):
         t_s = k / fps
         # Listener hops that have completed by this frame: the freshest state is read right before drawing.
@@ -143,25 +171,7 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
     director.close()
     renderer.close()
 
-    onset_env, env_rate = _onset_envelope(samples, rate)
-    times = np.asarray(frame_times)
-    change = np.asarray(changes)
-    corr, lag_s = best_lag_correlation(change, times, onset_env, env_rate)
-    rng = np.random.default_rng(seed)
-    min_shift = int(MIN_SHIFT_S * env_rate)
-    shuffled = [best_lag_correlation(change, times, np.roll(onset_env, int(rng.integers(min_shift, onset_env.size - min_shift))),
-                                     env_rate)[0] for _ in range(draws)]
-    err = np.abs(np.asarray(va_music) - np.asarray(va_frame)) if va_music else np.zeros((1, 2))
-    return {
-        "audio": str(audio), "offset_s": offset_s, "seconds": round(duration_s, 2), "fps": fps,
-        "width": width, "height": height, "scene": the_scene.name, "frames": n_frames,
-        "onset_correlation": round(corr, 3), "shuffled_p95": round(float(np.percentile(shuffled, 95)), 3),
-        "lag_ms": round(lag_s * 1e3, 1), "laplacian_var_median": round(float(np.median(sharpness)), 1),
-        "mean_frame_change": round(float(change[1:].mean()), 2),
-        "va_error": [round(float(err[:, 0].mean()), 3), round(float(err[:, 1].mean()), 3)],
-        "render_ms_p50": round(float(np.median(render_ms)), 2),
-        "listener_hop_s": cfg.listen.hop_s,
-    }
+    return frame_times, changes, sharpness, va_music, va_frame, render_ms, n_frames
 
 
 def _onset_envelope(samples, rate: int):

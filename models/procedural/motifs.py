@@ -371,7 +371,6 @@ class City(Motif):
         self.win = self.rng.uniform(0, 1, (400, 3)).astype(np.float32)
 
     def draw(self, img, ctx):
-        import cv2
         ground = ctx.h * (ctx.horizon + 0.1)
         bw = ctx.w / len(self.b)
         polys, roofs = [], []
