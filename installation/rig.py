@@ -74,7 +74,7 @@ class Rig:
 
     def status(self) -> dict:
         now_s = self.clock.now_s()
-        tempo: dict[str, Any] = {"source": self.tempo.source}
+        tempo: dict[str, Any] = {"source": self.tempo.source, "t_s": now_s}
         try:
             tempo.update(bpm=round(self.tempo.tempo_bpm(), 3), beat=round(self.tempo.beat_at(now_s), 4))
             if hasattr(self.tempo, "peers"):

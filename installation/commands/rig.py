@@ -86,7 +86,8 @@ def _bench_link(args: argparse.Namespace) -> int:
             for line in lines[seen:]:
                 t_us, beat, bpm, _ = line.split()
                 ours_beat = ours.beat_at(ours.runtime_s(int(t_us)))
-                differences_ms.append(abs(ours_beat - float(beat)) * 60000.0 / float(bpm))
+                offset = (ours_beat - float(beat) + 2.0) % 4.0 - 2.0  # Link aligns the phase in the bar
+                differences_ms.append(abs(offset) * 60000.0 / float(bpm))
             seen = len(lines)
         delays_ms = []
         for i in range(args.changes):
