@@ -535,3 +535,22 @@ def test_the_installation_projects_diffusion_frames_from_a_model_folder(family_m
     show = read_show_log(tmp_path / "show.jsonl")
     assert not [r for r in show if r["kind"] == "fault"]
     assert any(r.get("render") == "diffusion" for r in show if r["kind"] == "status")
+
+
+def test_bench_render_reports_syncs_lag_and_unet_calls_per_family(tmp_path, capsys):
+    import json
+
+    from installation.cli import main
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "render", "--only-families", "--families", "sd-turbo,sdxl-turbo", "--family-frames", "2",
+                 "--json", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())["diffusion_families"]
+    assert report["device"] == "cpu" and [r["family"] for r in report["families"]] == ["sd-turbo", "sdxl-turbo"]
+    for row in report["families"]:
+        assert row["host_syncs_per_frame"] <= 1
+        by_stream = {run["stream_batch"]: run for run in row["runs"]}
+        assert by_stream[False]["unet_calls_per_frame"] == 2 and by_stream[False]["frames_of_lag"] == 0
+        assert by_stream[True]["unet_calls_per_frame"] == 1 and by_stream[True]["frames_of_lag"] == 1
+        assert all(run["bad_frames"] == 0 and run["ms_per_frame"] > 0 for run in row["runs"])

@@ -119,55 +119,28 @@ FAMILY_FIXTURES = ("sd15-lcm", "sd15-lcm-lora", "sd-turbo", "sdxs-512", "sdxl-tu
 
 
 def _tiny_unet(time_cond: bool = False, linear: bool = False, sdxl: bool = False, seed: int = 0):
-    import torch
-    from diffusers import UNet2DConditionModel
+    from models.diffusion import architectures
 
-    torch.manual_seed(seed)
-    extra: dict = {}
-    if sdxl:
-        extra = dict(addition_embed_type="text_time", addition_time_embed_dim=8,
-                     projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64,
-                     attention_head_dim=(2, 4), use_linear_projection=True)
-    else:
-        extra = dict(cross_attention_dim=32, use_linear_projection=linear)
-    return UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=1, sample_size=8, in_channels=4, out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        norm_num_groups=8, time_cond_proj_dim=32 if time_cond else None, **extra)
+    family = "sdxl-turbo" if sdxl else "sd-turbo" if linear else "sd15-lcm" if time_cond else "sd15"
+    return architectures.unet(family, full=False, seed=seed)
 
 
 def _tiny_vae(seed: int = 1):
-    import torch
-    from diffusers import AutoencoderTiny
+    from models.diffusion import architectures
 
-    torch.manual_seed(seed)
-    vae = AutoencoderTiny(encoder_block_out_channels=(16, 16, 16, 16), decoder_block_out_channels=(16, 16, 16, 16),
-                          num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4)
-    return mid_grey(vae)
+    return architectures.vae(full=False, seed=seed)
 
 
 def mid_grey(vae):
-    """A random decoder's output sits near 0 in [0, 1], i.e. black: centre it so frames are pictures.
-    A random encoder's latents barely depend on the picture: double its weights so they do."""
-    import torch
+    from models.diffusion.architectures import mid_grey as centre
 
-    with torch.no_grad():
-        vae.decoder.layers[-1].bias.fill_(0.5)
-        for module in vae.encoder.modules():
-            if isinstance(module, torch.nn.Conv2d):
-                module.weight.mul_(2.0)
-    return vae
+    return centre(vae)
 
 
 def _tiny_text_encoder(projection: bool = False, seed: int = 3):
-    import torch
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from models.diffusion import architectures
 
-    torch.manual_seed(seed)
-    config = CLIPTextConfig(bos_token_id=512, eos_token_id=513, pad_token_id=513, hidden_size=32,
-                            intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2,
-                            vocab_size=514, max_position_embeddings=16, projection_dim=32)
-    return CLIPTextModelWithProjection(config) if projection else CLIPTextModel(config)
+    return architectures.text_encoder("clip-l", full=False, projection=projection, seed=seed)
 
 
 def _write_scheduler(folder: Path, turbo: bool) -> None:

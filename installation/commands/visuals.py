@@ -29,6 +29,17 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--no-diffusion", action="store_true", help="skip the diffusion measurement")
     bench.add_argument("--torch-threads", type=int, default=0, metavar="N",
                        help="torch CPU threads for diffusion (default: torch's own choice)")
+    bench.add_argument("--families", default="", metavar="LIST",
+                       help="diffusion families to measure at random weights, comma-separated, 'all' or 'none' "
+                            "(default: all, tiny, on a CPU; sd-turbo,sd15-lcm at full size on CUDA)")
+    bench.add_argument("--modes", default="eager,graphs", metavar="LIST",
+                       help="on CUDA: eager, graphs (CUDA graphs), compile (torch.compile), comma-separated")
+    bench.add_argument("--sizes", default="", metavar="LIST",
+                       help="on CUDA: WxH sizes, comma-separated (default 512x512,1024x576)")
+    bench.add_argument("--family-frames", type=int, default=30, metavar="N",
+                       help="timed frames per family configuration (default 30)")
+    bench.add_argument("--only-families", action="store_true",
+                       help="measure the families alone (skip procedural, display and configured-weights figures)")
     bench.set_defaults(handler=_bench_render)
 
     train = groups["train"].add_parser(
@@ -101,8 +112,13 @@ def _bench_render(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.torch_threads)
-    figures = bench_render(cfg, seconds=args.seconds, diffusion_frames=args.diffusion_frames,
-                           diffusion=not args.no_diffusion)
+    if args.only_families:
+        figures = {"diffusion_families": _family_figures(cfg, args)}
+    else:
+        figures = bench_render(cfg, seconds=args.seconds, diffusion_frames=args.diffusion_frames,
+                               diffusion=not args.no_diffusion)
+        if not args.no_diffusion and args.families != "none":
+            figures["diffusion_families"] = _family_figures(cfg, args)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:
@@ -130,6 +146,45 @@ def bench_render(cfg, seconds: float = 3.0, diffusion_frames: int = 2, diffusion
     if diffusion:
         figures["diffusion"] = _diffusion_figures(cfg, diffusion_frames)
     return figures
+
+
+def _family_figures(cfg, args: argparse.Namespace) -> dict:
+    """Every family at random weights: host syncs, allocations, lag; fps on CUDA (models.diffusion.bench)."""
+    import torch
+
+    from models.diffusion.bench import ALL_FAMILIES, family_figures
+    from models.diffusion.load import pick_device, pick_dtype
+
+    device = pick_device(cfg.render.device)
+    if device == "cpu" and args.torch_threads <= 0:
+        torch.set_num_threads(1)   # tiny models: the figures are counts and host overhead, not throughput
+    text = args.families.strip()
+    if text in ("", "default"):
+        families = ALL_FAMILIES if device != "cuda" else ("sd-turbo", "sd15-lcm")
+    elif text == "all":
+        families = ALL_FAMILIES
+    else:
+        families = tuple(f.strip() for f in text.split(",") if f.strip())
+        unknown = [f for f in families if f not in ALL_FAMILIES]
+        if unknown:
+            raise UserError(f"--families: {', '.join(unknown)} unknown; use {', '.join(ALL_FAMILIES)} or all.")
+    sizes = None
+    if args.sizes:
+        try:
+            sizes = tuple(tuple(int(v) for v in item.lower().split("x")) for item in args.sizes.split(","))
+        except ValueError:
+            raise UserError(f"--sizes {args.sizes!r}: use WxH pairs like 512x512,1024x576.") from None
+        if any(len(s) != 2 or s[0] % 8 or s[1] % 8 for s in sizes):
+            raise UserError(f"--sizes {args.sizes!r}: each size is WxH, both multiples of 8.")
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if set(modes) - {"eager", "graphs", "compile"}:
+        raise UserError(f"--modes {args.modes!r}: use eager, graphs and/or compile.")
+    rows = family_figures(device, families=families, sizes=sizes, modes=modes, frames=args.family_frames,
+                          dtype=pick_dtype(cfg.render.dtype, device))
+    gpu = torch.cuda.get_device_name(0) if device == "cuda" else None
+    return {"device": device, "gpu": gpu, "torch": torch.__version__, "families": rows,
+            "note": "fps are measured only on CUDA; on a CPU the families are tiny and the figures are counts"
+                    " (host syncs, UNet calls, lag) and host overhead"}
 
 
 class _single_thread:
@@ -246,7 +301,7 @@ def _diffusion_figures(cfg, frames: int) -> dict:
             if renderer.device == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-            renderer.render(init, state, i / 30)
+            renderer.render(state, i / 30, init)
             if renderer.device == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - started)
@@ -324,7 +379,7 @@ def _count_gflops(renderer, procedural) -> float:
     init = procedural.render(state, 0.0)
     try:
         with FlopCounterMode(display=False) as counter:
-            renderer.render(init, state, 0.0)
+            renderer.render(state, 0.0, init)
         return round(counter.get_total_flops() / 1e9, 1)
     except Exception as exc:  # the counter does not know every op on every backend
         log.warning("FLOP count failed: %s", exc)

@@ -111,6 +111,11 @@ class StreamEngine:
         self.tsteps.copy_(tsteps)
         self.coef.copy_(coef)
 
+    def set_plan_row(self, row: int, tsteps, coef) -> None:
+        """Stream batch: row `row` takes step `row` of a frame's plan."""
+        self.tsteps[row].copy_(tsteps[row])
+        self.coef[row].copy_(coef[row])
+
     def set_embeds(self, embeds, pooled=None, negative=None, negative_pooled=None) -> None:
         with self.torch.inference_mode():
             self._set_embeds(embeds, pooled, negative, negative_pooled)

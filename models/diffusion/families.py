@@ -10,7 +10,7 @@ the timestep (LCM-distilled UNets) or needs a batched unconditional half.
 | sd15-lcm        | SD1.5  | UNet cross-attention 768 and a guidance embedding (time_cond)   |
 | sd15-lcm-lora   | SD1.5  | UNet cross-attention 768, no guidance embedding, render.lora    |
 | sd-turbo        | SD2.1  | UNet cross-attention 1024 or linear projections (SD2.x layout)  |
-| sdxs-512        | SD2.1  | cross-attention 1024 and a tiny VAE shipped as the model's vae  |
+| sdxs-512        | SD2.1/1.5 | a tiny VAE shipped as the model's vae (or vae_large/ beside it) |
 | sdxl-turbo      | SDXL   | a second text encoder, UNet addition_embed_type "text_time"     |
 | sdxl-lcm-lora   | SDXL   | as sdxl-turbo, with render.lora                                 |
 | sdxl-lcm        | SDXL   | as sdxl-turbo, with a guidance embedding                        |
@@ -78,10 +78,12 @@ def detect_family(folder: Path, lora: str = "", override: str = "auto") -> Famil
         if lcm_embedded:
             return FAMILIES["sdxl-lcm"]
         return FAMILIES["sdxl-lcm-lora" if has_lora else "sdxl-turbo"]
+    # SDXS ships its distilled tiny VAE as the model's own vae (and the full one as vae_large).
+    vae_class = (index.get("vae") or [None, None])[1] or _json(folder / "vae" / "config.json").get("_class_name")
+    if not lcm_embedded and (vae_class == "AutoencoderTiny" or (folder / "vae_large").is_dir()
+                             or "sdxs" in folder.name.lower()):
+        return FAMILIES["sdxs-512"]
     if cross >= 1024 or unet.get("use_linear_projection"):       # SD2.x: OpenCLIP-H, linear projections
-        vae_class = (index.get("vae") or [None, None])[1] or _json(folder / "vae" / "config.json").get("_class_name")
-        if vae_class == "AutoencoderTiny" or (folder / "vae_large").is_dir() or "sdxs" in folder.name.lower():
-            return FAMILIES["sdxs-512"]
         return FAMILIES["sd-turbo"]
     if lcm_embedded:
         return FAMILIES["sd15-lcm"]

@@ -131,7 +131,7 @@ class DiffusionRenderer:
         self._skips_in_row = 0
         self._last_good: np.ndarray | None = None
         self._logged_errors = 0
-        self._plans: dict[tuple[int, ...], tuple[Any, Any]] = {}
+        self._plans: dict[int, tuple[Any, Any]] = {}
         self._keys: deque[int] = deque()
         self._in_flight = 0
         self._history = False
@@ -183,7 +183,7 @@ class DiffusionRenderer:
         cond = int(getattr(self._unet_cfg, "time_cond_proj_dim", 0) or 0)
         self.engine.allocate(self.latent_w * self.vae_scale, self.latent_h * self.vae_scale, self.latent_w,
                              self.latent_h, (tokens, dim), pooled_dim=pooled, cond_dim=cond)
-        self._plans.clear()
+        self._make_plans()
         self._keys.clear()
         self._in_flight = 0
         self._history = False
@@ -345,7 +345,7 @@ class DiffusionRenderer:
         while len(self._keys) > engine.rows:
             self._keys.pop()
         keys = tuple(self._keys) + (self._keys[-1],) * (engine.rows - len(self._keys))
-        engine.set_plan(*self._plan(keys))
+        self._plan(keys)
         engine.set_feedback(self.feedback if self._history else 0.0)
         if self.controlnet is not None:
             engine.set_control(self._control_image(init, size), self.controlnet_strength)
@@ -376,20 +376,24 @@ class DiffusionRenderer:
         self.stats.frames += 1
         return out
 
-    def _plan(self, keys: tuple[int, ...]):
-        cached = self._plans.get(keys)
-        if cached is None:
-            torch = self._torch
-            if self.engine.stream_batch:
-                ts, table = self.schedule.rows(self.steps, keys)
-            else:
-                ts, table = self.schedule.table(self.steps, keys[0])
-            cached = (torch.from_numpy(ts).to(self.device),
-                      torch.from_numpy(table).to(device=self.device, dtype=self.dtype))
-            if len(self._plans) > 512:
-                self._plans.clear()
-            self._plans[keys] = cached
-        return cached
+    def _plan(self, keys: tuple[int, ...]) -> None:
+        """Put the frame's timesteps and constants on the device from tables made at allocation:
+        device-to-device copies only, so a strength change never copies from the host mid-show."""
+        engine = self.engine
+        if not engine.stream_batch:
+            engine.set_plan(*self._plans[keys[0]])
+            return
+        for row, key in enumerate(keys):
+            ts, table = self._plans[key]
+            engine.set_plan_row(row, ts, table)
+
+    def _make_plans(self) -> None:
+        torch = self._torch
+        self._plans = {}
+        for key in self.schedule.all_keys(self.steps):
+            ts, table = self.schedule.table(self.steps, key)
+            self._plans[key] = (torch.from_numpy(ts).to(self.device),
+                                torch.from_numpy(table).to(device=self.device, dtype=self.dtype))
 
     def _control_image(self, init: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         import cv2

@@ -39,6 +39,9 @@ class Schedule:
             return int(min(self.original_steps, max(steps, int(self.original_steps * strength))))
         return int(min(100, max(1, round(strength * 100))))
 
+    def all_keys(self, steps: int) -> range:
+        return range(steps, self.original_steps + 1) if self.kind == "lcm" else range(1, 101)
+
     def timesteps(self, steps: int, key: int) -> np.ndarray:
         if self.kind == "lcm":
             stride = self.train_steps // self.original_steps
@@ -65,13 +68,4 @@ class Schedule:
             out[:, C_SKIP], out[:, C_OUT] = 0.0, 1.0
         out[:-1, A_NEXT], out[:-1, B_NEXT] = out[1:, A], out[1:, B]
         self._tables[(steps, key)] = (ts, out)
-        return ts, out
-
-    def rows(self, steps: int, keys: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Stream batch: row i belongs to the frame that entered i frames ago (keys[i]) at its step i."""
-        ts = np.empty(len(keys), dtype=np.int64)
-        out = np.empty((len(keys), COLUMNS), dtype=np.float64)
-        for i, key in enumerate(keys):
-            frame_ts, frame = self.table(steps, key)
-            ts[i], out[i] = frame_ts[i], frame[i]
         return ts, out
