@@ -48,5 +48,5 @@ def critic_for(director: Any, watch_cfg: Any, image_va: Any, show_log: Any = Non
     director.set_critic(kind)
     log.info("caption critic: %s", why)
     if show_log is not None:
-        show_log.write("critic", event="head", kind=kind, note=why)
+        show_log.write("critic", event="head", head=kind, note=why)
     return estimator
