@@ -117,3 +117,69 @@ def test_two_installations_in_one_link_session_keep_their_beats_together(tmp_pat
     finally:
         operator.close()
         stop(leader, follower)
+
+
+def records(path: Path, kind: str) -> list[dict]:
+    return [r for r in read_show_log(path) if r["kind"] == kind] if path.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.jack
+def test_midi_learn_and_mapping_edits_apply_while_the_installation_runs(jack_server, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text((ROOT / "config.toml").read_text())
+    port = free_port()
+    proc = start(tmp_path, "rec", [f"osc.port={port}", "midi.virtual_input=\"Chroma Show In\"",
+                                   f"midi.backend=\"{JACK}\""], config=config)
+    show = tmp_path / "rec" / "show.jsonl"
+    operator = Operator()
+    backend = mido.Backend(JACK)
+    performer = None
+    try:
+        assert wait_for(lambda: proc.poll() is not None or operator.status(port), timeout_s=120.0, interval_s=0.5)
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        name = wait_for(lambda: next((n for n in backend.get_output_names() if "Chroma Show In" in n), None))
+        performer = backend.open_output(name)
+        assert operator.send(port, "/learn/brightness")["status"] == "ok"
+
+        def knob_commands(value: float) -> list[dict]:
+            return [r for r in records(show, "command") if r["address"] == "/param/brightness"
+                    and r["sender"].startswith("midi:") and r["args"] == [value] and r["ok"]]
+
+        def turned(value: int, expect: float):
+            def check():
+                performer.send(mido.Message("control_change", control=21, value=value, channel=2))
+                return knob_commands(expect)
+            return check
+        assert wait_for(turned(127, 1.0), timeout_s=30.0, interval_s=0.2)  # learned: the knob drives it at once
+        assert wait_for(lambda: "param = \"brightness\"" in config.read_text(), timeout_s=10.0)  # saved
+        assert wait_for(lambda: any(r.get("action") == "applied" for r in records(show, "reload")), timeout_s=30.0)
+
+        # an edit of the mapping in config.toml: applied in place, no restart
+        config.write_text(config.read_text().replace("max = 1.0, curve = \"linear\", channel = 2",
+                                                     "max = 0.5, curve = \"linear\", channel = 2"))
+        assert wait_for(lambda: len([r for r in records(show, "reload") if r.get("action") == "applied"]) >= 2,
+                        timeout_s=30.0)
+        assert wait_for(turned(127, 0.5), timeout_s=30.0, interval_s=0.2)
+        frames_before = records(show, "status")[-1]
+        assert wait_for(lambda: records(show, "status")[-1]["t_s"] > frames_before["t_s"] + 2, timeout_s=30.0)
+        assert records(show, "status")[-1]["fps"] > 0  # frames kept flowing
+        assert proc.poll() is None and len(records(show, "start")) == 1  # the same process, never restarted
+        assert not [r for r in records(show, "reload") if r.get("action") == "restart"]
+    finally:
+        if performer is not None:
+            performer.close()
+        operator.close()
+        stop(proc)
+
+
+def test_a_required_virtual_camera_that_is_not_there_stops_the_start_with_one_sentence(tmp_path):
+    pytest.importorskip("pyvirtualcam")
+    if any(Path("/dev").glob("video*")):
+        pytest.skip("this machine has video devices; the absence cannot be shown here")
+    proc = start(tmp_path, "rec", [f"osc.port={free_port()}", "video_out.virtual_camera=true",
+                                   "video_out.required=true"], duration_s=30.0)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "modprobe v4l2loopback" in lines[0] and "Traceback" not in err
