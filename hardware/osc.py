@@ -266,7 +266,7 @@ class OscControlServer:
         self._next_feedback_s = 0.0
         self._last_warning_s: dict[str, float] = {}
         self._sock: socket.socket | None = None
-        self._reader = None
+        self._reader: Any = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stats_lock = threading.Lock()
@@ -513,7 +513,7 @@ class OscControlServer:
 
     def _value_query(self, address: str, peer, reply_to: str) -> None:
         try:
-            value = self._values(address)
+            value = self._values(address) if self._values is not None else None
         except Exception as exc:
             self._count("errors")
             log.exception("OSC: value of %s failed", address)
@@ -576,7 +576,7 @@ class OscControlServer:
                                      "hz": round(1.0 / self._feedback_period_s, 3),
                                      "ttl_s": self._subscribe_ttl_s})
 
-    def _is_own_address(self, key: tuple[str, int]) -> bool:
+    def _is_own_address(self, key: tuple) -> bool:
         """True when (host, port) is this server's own socket: feedback would loop back in."""
         host, port = key[:2]
         own_host, own_port = self.address

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Generic, Hashable, TypeVar
+from typing import Hashable, TypeVar
+
+from installation.mailbox import DropOldest
 
 T = TypeVar("T")
 
 
-class CommandInbox(Generic[T]):
-    """Any thread puts; one thread (the main loop) gets. Same reading API as mailbox.DropOldest."""
+class CommandInbox(DropOldest[T]):
+    """Any thread puts; one thread (the main loop) gets. Reads like mailbox.DropOldest (so it
+    stands wherever one is expected), but it refuses instead of dropping."""
 
     def __init__(self, capacity: int = 4096) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self._capacity = capacity
-        self._items: collections.deque[list] = collections.deque()  # [key or None, item]
+        self._entries: collections.deque[list] = collections.deque()  # [key or None, item]
         self._keyed: dict[Hashable, list] = {}
         self._cond = threading.Condition()
         self.dropped = 0
@@ -29,13 +32,13 @@ class CommandInbox(Generic[T]):
         self.refused = 0
         self.coalesced = 0
 
-    def put(self, item: T) -> bool:
+    def put(self, item: T) -> bool:  # type: ignore[override]  # True/False instead of None
         """Append; False (and nothing queued) when the inbox is full."""
         with self._cond:
-            if len(self._items) >= self._capacity:
+            if len(self._entries) >= self._capacity:
                 self.refused += 1
                 return False
-            self._items.append([None, item])
+            self._entries.append([None, item])
             self._cond.notify()
             return True
 
@@ -47,34 +50,34 @@ class CommandInbox(Generic[T]):
                 entry[1] = item
                 self.coalesced += 1
                 return True
-            if len(self._items) >= self._capacity:
+            if len(self._entries) >= self._capacity:
                 self.refused += 1
                 return False
             entry = [key, item]
             self._keyed[key] = entry
-            self._items.append(entry)
+            self._entries.append(entry)
             self._cond.notify()
             return True
 
     def _pop(self) -> T:
-        key, item = self._items.popleft()
+        key, item = self._entries.popleft()
         if key is not None:
             del self._keyed[key]
         return item
 
     def get(self, timeout_s: float | None = None) -> T | None:
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self._items) > 0, timeout_s):
+            if not self._cond.wait_for(lambda: len(self._entries) > 0, timeout_s):
                 return None
             return self._pop()
 
     def drain(self) -> list[T]:
         with self._cond:
-            items = [item for _, item in self._items]
-            self._items.clear()
+            items = [item for _, item in self._entries]
+            self._entries.clear()
             self._keyed.clear()
             return items
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._items)
+            return len(self._entries)

@@ -260,6 +260,7 @@ class _BatchReceiver:
             if length > MAX_DATAGRAM:
                 continue  # truncated: larger than any UDP datagram may be
             name = self._names[i].raw
+            address: tuple
             family = struct.unpack_from("=H", name, 0)[0]
             if family == socket.AF_INET:
                 address = (socket.inet_ntop(socket.AF_INET, name[4:8]), struct.unpack_from(">H", name, 2)[0])

@@ -161,7 +161,7 @@ class OscQueryServer:
         self._advertise = advertise
         self._http: _HttpServer | None = None
         self._thread: threading.Thread | None = None
-        self._zeroconf = None
+        self._zeroconf: Any = None
         self._services: list = []
         self.errors = 0
 
@@ -169,7 +169,8 @@ class OscQueryServer:
     def address(self) -> tuple[str, int]:
         if self._http is None:
             return (self._host, self._port)
-        return self._http.server_address[:2]
+        host, port = self._http.server_address[:2]
+        return (str(host), int(port))
 
     def tree(self) -> dict:
         return build_tree(self._nodes(), self._values)
@@ -197,7 +198,7 @@ class OscQueryServer:
             from zeroconf import ServiceInfo, Zeroconf
             host, port = self.address
             addresses = [host] if host not in ("0.0.0.0", "::", "") else None
-            self._zeroconf = Zeroconf(interfaces=addresses or None) if addresses else Zeroconf()
+            self._zeroconf = Zeroconf(interfaces=list(addresses)) if addresses else Zeroconf()
             label = self.name.replace(".", "-")[:60] or "chromesthesia"
             server = f"{label.replace(' ', '-')}.local."
             for kind, service_port in (("_oscjson._tcp.local.", port), ("_osc._udp.local.", self._osc_port())):

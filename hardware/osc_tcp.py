@@ -93,9 +93,11 @@ class OscTcpServer:
         log.info("OSC over TCP (SLIP) listening on %s:%d", *self.address)
 
     def _accept(self) -> None:
+        sock = self._sock
+        assert sock is not None
         while not self._stop.is_set():
             try:
-                conn, address = self._sock.accept()
+                conn, address = sock.accept()
             except (TimeoutError, socket.timeout):
                 continue
             except OSError:

@@ -111,14 +111,17 @@ class Installation:
         from installation import routes
         from installation.bus import LiveState
         from installation.control import Control
+        from installation.osc_wiring import build_osc, command_inbox, prompt_filter
         from installation.schedule import Schedule, SystemdNotifier
         cfg = self.cfg
         try:
             params = routes.param_specs_for(scene)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+        self.bus.commands = command_inbox()  # refuses when full (the sender hears "busy"), never drops
         self.control = Control(LiveState(scene=scene.name), self.scene_names, self.show_log, params=params,
-                               blocklist=cfg.captions.blocklist, clock=self.clock, snapshots=self.bus.live)
+                               blocklist=cfg.captions.blocklist, clock=self.clock, snapshots=self.bus.live,
+                               prompt_filter=prompt_filter(cfg.captions))
         from installation.rig import build_rig  # tempo, MIDI in and learn, video out, ensemble
         self.rig = build_rig(cfg, self.clock, self.bus.commands, self.control, self.options.config_path, self.bus.music)
         watcher = None
@@ -130,18 +133,15 @@ class Installation:
             SystemdNotifier(), cfg=cfg, show_log=self.show_log, watcher=watcher, config_path=self.options.config_path,
             load_config=self._load_config, on_fade=lambda fade_s: self.projector.start_fade(fade_s),
             on_fault=self._fault, take_config=self.rig.take_config)
-        self.control.effects.update(self.lifecycle.effects())
+        self.control.effects.update(self.lifecycle.effects(), panic=lambda command, value: self._panic())
         self.control.publish()  # the scene's own parameters at their defaults
         from installation.web import build_web
         self.web = build_web(cfg, self.status_snapshot, self.control.check, self.bus.commands, self.scene_names,
                              self.show_log, self.lifecycle.schedule, lambda: getattr(self.osc_server, "stats", {}))
-        self.osc_server = None
-        if cfg.osc.enabled:
-            from hardware.osc import OscControlServer
-            self.osc_server = OscControlServer(cfg.osc, self.bus.commands, self.clock, self.status_snapshot,
-                                               validate=self.web.audit.checked("osc", self.control.check),
-                                               accepts=routes.is_command,
-                                               realtime_priority=cfg.osc.realtime_priority)
+        self.osc = build_osc(cfg, self.bus.commands, self.clock, self.status_snapshot, self.control, self.bus.live,
+                             self.scene_names, validate=self.web.audit.checked("osc", self.control.check)) \
+            if cfg.osc.enabled else None
+        self.osc_server = self.osc.server if self.osc is not None else None
 
     def _load_config(self, path: Path) -> Config:
         from installation.config import load_config
@@ -171,7 +171,7 @@ class Installation:
             display=devices.display or build_display(cfg, self.sources), windowed=windowed,
             recorder_factory=recorder_factory(cfg, self.options.record_dir), guard=self.faults,
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
-                   *self.web.sinks],
+                   *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
             where=f"screen {cfg.display.screen}")
         self.stages = [] if self.rig.music_in is not None else [  # a follower hears through the ensemble
             stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
@@ -216,7 +216,13 @@ class Installation:
     def status_snapshot(self) -> dict:
         """A thread-safe copy of what operators see; called from the OSC thread too."""
         return {**self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
-                                  self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status()}
+                                  self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status(),
+                **({"osc": self.osc.status()} if self.osc is not None else {})}
+
+    def _panic(self) -> None:
+        """/panic: all notes off on every output, now (the schedulers' own panic)."""
+        for scheduler in self.schedulers:
+            scheduler.panic()
 
     # --- run --------------------------------------------------------------------------------------
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -235,7 +241,7 @@ class Installation:
                       self.options.duration_s, detailed_log=self.options.record_dir is not None)
         finally:
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
-            life.shutdown([self.osc_server, self.rig, self.web],
+            life.shutdown([self.osc, self.rig, self.web],
                           [*self._closers, *(o.close for o in self.midi_outputs), self.projector.close])
             status.stop(run_summary({**self.counts(), **self.counters()}, self._notes(), self.options.record_dir,
                                     self.show_log, status.started_epoch_s))
@@ -249,12 +255,8 @@ class Installation:
         """Open the projector and recorder, start every thread; inside run()'s try, so a failure
         half-way still stops what did start (notes off first)."""
         cfg, life = self.cfg, self.lifecycle
-        if self.osc_server is not None:  # first: a taken port must fail before files are created
-            try:
-                self.osc_server.start()
-            except OSError as exc:
-                raise UserError(f"the OSC control server cannot listen on {cfg.osc.host}:{cfg.osc.port} ({exc.strerror or exc}); "
-                                "choose another osc.host/osc.port or stop the program using it.") from None
+        if self.osc is not None:  # first: a taken port fails the start (one sentence) before files are created
+            self.osc.start()
         self.web.start()  # a taken port, too, fails before files are created
         self.projector.open()
         for scheduler in self.schedulers:

@@ -64,6 +64,18 @@ class OscPieces:
             except Exception:  # a stream must never stop the projector
                 log.exception("OSC analysis streams: publish failed")
 
+    def frame_sink(self, music_box) -> "AnalysisSink":
+        """A frame sink for the projector (it runs on its own thread there): each frame shown
+        sends the analysis streams of the latest music state in `music_box` (a Latest)."""
+        return AnalysisSink(self, music_box)
+
+    def status(self) -> dict:
+        """What operators see of the control port: drops in the kernel and in the per-host rings,
+        what the rate limit refused or coalesced, commands refused as busy."""
+        stats = self.server.snapshot()
+        return {key: stats[key] for key in ("kernel_drops", "ring_drops", "rate_limited", "coalesced", "busy",
+                                            "accepted", "subscribers")}
+
     def stop(self, timeout_s: float = 2.0) -> None:
         for piece in reversed(self.started):
             try:
@@ -73,10 +85,30 @@ class OscPieces:
         self.started.clear()
 
 
+class AnalysisSink:
+    """hardware.base.FrameSink that sends the analysis streams once per projected frame."""
+
+    name = "osc-out"
+
+    def __init__(self, pieces: OscPieces, music_box) -> None:
+        self._pieces = pieces
+        self._music_box = music_box
+
+    def open(self) -> None:
+        pass
+
+    def show(self, rgb) -> None:
+        self._pieces.publish(self._music_box.peek())
+
+    def close(self) -> None:
+        pass
+
+
 def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live_box,
-              scene_names: Callable[[], list[str]]) -> OscPieces:
+              scene_names: Callable[[], list[str]], validate: Callable | None = None) -> OscPieces:
     """`cfg` is the whole config; `control` an installation.control.Control; `live_box` the
-    Latest[LiveSnapshot] other threads read the operators' state from."""
+    Latest[LiveSnapshot] other threads read the operators' state from; `validate` replaces
+    `control.check` (e.g. wrapped to be audited)."""
     osc = cfg.osc
 
     def values(address: str) -> Any:
@@ -85,12 +117,12 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
         live = live_box.peek() if live_box is not None else None
         return live_value(address, live if live is not None else control.live)
 
-    server = OscControlServer(osc, commands, clock, status_fn, validate=control.check,
+    server = OscControlServer(osc, commands, clock, status_fn, validate=validate or control.check,
                               realtime_priority=osc.realtime_priority, values=values, accepts=routes.is_command)
-    targets = []
+    targets: list[tuple[str, int]] = []
     for text in osc.out_targets:
         target = parse_target(text)  # UserError on a bad host:port
-        targets.append(target._address[:2])
+        targets.append((str(target._address[0]), int(target._address[1])))
         target.close()
     analysis = AnalysisOut(server, tuple(targets))
     query = None

@@ -712,3 +712,64 @@ def test_oscquery_is_found_over_mdns(rig, tmp_path):
     finally:
         zc.close()
         query.stop()
+
+
+def test_the_running_installation_streams_analysis_answers_values_and_panics(tmp_path):
+    """The whole runtime over real UDP and HTTP: /out streams move with the music, a value query
+    answers what was set, OSCQuery describes the live state, /panic and /stop from an admin host."""
+    import threading
+    import urllib.request
+
+    from pythonosc.osc_bundle import OscBundle
+    from pythonosc.osc_message import OscMessage
+
+    from installation.app import Installation, RunOptions
+    from installation.config import load_config
+
+    cfg = load_config(ROOT / "config.toml", [
+        "display.mode=\"headless\"", "audio.source=\"synth\"", "camera.source=\"photos\"", "render.backend=\"procedural\"",
+        "synth.speakers=\"off\"", "osc.enabled=true", "osc.port=0", "osc.query_enabled=true", "osc.query_port=0",
+        "osc.query_mdns=false"])
+    installation = Installation(cfg, RunOptions(duration_s=120.0, record_dir=tmp_path, headless=True, quiet=True))
+    runner = threading.Thread(target=installation.run)
+    runner.start()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(2.0)
+    try:
+        assert wait_for(lambda: installation.osc.server.snapshot()["kernel_drops"] == 0
+                        and installation.osc_server._sock is not None, 60)
+        c = SimpleUDPClient(*installation.osc_server.address)
+        assert ask(c, "/subscribe/out", listener.getsockname()[1], timeout_s=10)[1]["status"] == "ok"
+        streams = []
+
+        def heard():
+            try:
+                streams.append({m.address: m.params for m in OscBundle(listener.recv(65536))})
+            except (socket.timeout, OSError):
+                pass
+            return len({tuple(s.get("/out/va", ())) for s in streams}) >= 3  # the mood moves
+        assert wait_for(heard, 60, interval_s=0.0)
+        assert set(streams[-1]) == {"/out/beat", "/out/onset", "/out/loudness", "/out/bands", "/out/va", "/out/tempo"}
+        assert all(isinstance(v, float) for s in streams for args in s.values() for v in args)
+
+        assert ask(c, "/param/speed", 2.5, timeout_s=10)[1]["status"] == "ok"
+        assert wait_for(lambda: installation.bus.live.peek().params["speed"] == 2.5, 10)
+        c.send_message("/param/speed", [])
+        answer = next(iter(c.get_messages(10)))
+        assert answer.address == "/param/speed" and answer.params == [2.5]
+        with urllib.request.urlopen("http://%s:%d/param/speed" % installation.osc.query.address, timeout=10) as r:
+            node = json.loads(r.read())
+        assert node["TYPE"] == "f" and node["RANGE"] == [{"MIN": 0.0, "MAX": 4.0}] and node["VALUE"] == [2.5]
+
+        assert ask(c, "/panic", timeout_s=10)[1]["status"] == "ok"
+        assert ask(c, "/stop", timeout_s=10)[1]["status"] == "ok"
+        runner.join(60)
+        assert not runner.is_alive()
+    finally:
+        installation.request_stop("test over")
+        listener.close()
+        runner.join(30)
+    show = read_show_log(tmp_path / "show.jsonl")
+    commands = [(r["address"], r["ok"]) for r in show if r["kind"] == "command"]
+    assert ("/panic", True) in commands and ("/stop", True) in commands
