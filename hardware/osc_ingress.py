@@ -122,7 +122,7 @@ class _Ring:
 class HostRings:
     """Bounded per-host rings, handed out round-robin. Any thread may put; one thread takes."""
 
-    def __init__(self, max_packets: int = 8192, max_bytes: int = 4 << 20) -> None:
+    def __init__(self, max_packets: int = 32768, max_bytes: int = 8 << 20) -> None:
         self._max_packets = max_packets
         self._max_bytes = max_bytes
         self._rings: dict[str, _Ring] = {}
