@@ -6,7 +6,7 @@ it lacks, e.g. a curator's own banks, go to `~/.cache/chromesthesia/phrase-embed
 Texts missing from both are embedded on a helper thread that this object owns; until it finishes
 `vector()` answers None for them and the agents fall back to VA and tag coherence.
 
-Refresh the shipped file after editing the banks: `python run.py caption --embed`.
+Refresh the shipped file after editing the banks: `python tools/listening/embed_phrases.py`.
 """
 from __future__ import annotations
 

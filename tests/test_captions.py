@@ -1,6 +1,7 @@
 """Captions: music description, phrase banks, facet agents and the director on real records."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -249,3 +250,51 @@ def test_bench_command_writes_the_figures(tmp_path):
     assert code == 0
     assert figures["latency_ms_p95"] > 0 and -1 <= figures["lexicon_spearman"] <= 1
     assert figures["show"]["captions"] >= 2 and len(figures["sweep"]) == 25
+
+
+def test_shipped_embeddings_cover_every_phrase_style_and_anchor():
+    import tomllib
+
+    from models.caption_embed import PhraseEmbeddings, bank_texts
+    from models.captions import scene_settings
+    styles = [s.text for name in ("nocturne", "pulse") for s in scene_settings(load_scene(name)).styles]
+    assert styles
+    emb = PhraseEmbeddings(bank_texts(load_phrase_banks(), styles), compute_missing=False)
+    assert emb.missing == ()  # after editing a bank: python tools/listening/embed_phrases.py
+    assert tomllib  # banks are TOML
+
+
+def test_agents_choose_facets_that_cohere_better_than_a_single_agent():
+    from models.caption_bench import sweep_state
+    coherence = {}
+    emb = Director(config(), load_scene("nocturne"))._agents  # MiniLM cosines from the cached vectors
+    emb._refresh()
+    for mode in ("single_agent", "agents"):
+        director = Director(config(mode=mode, min_hold_s=0), load_scene("nocturne"))
+        values = []
+        for k, (v, a) in enumerate([(-0.7, -0.6), (-0.6, 0.8), (0.7, 0.6), (0.6, -0.6), (0.0, 0.0)] * 3):
+            state = dataclasses.replace(sweep_state(v, a, k * 40.0), section_change=True, beat_confidence=0.0)
+            c = director.update(state, k * 40.0)
+            chosen = {f: next(i for i, p in enumerate(director._banks[f]) if p.text == c.facets[f]) for f in FACETS}
+            values += [emb.cosine((f, chosen[f]), (g, chosen[g])) for f in FACETS for g in FACETS if f < g]
+            if mode == "agents":  # reasons name the music's evidence and the neighbouring facets
+                evidence, _, rest = c.reasons["scene"].partition(" -> ")
+                assert any(ch.isdigit() for ch in evidence) and "; fits " in rest  # measured values, neighbours
+                assert c.hints["palette"] and c.hints["layout"] and c.hints["shapes"]
+        coherence[mode] = sum(values) / len(values)
+    assert coherence["agents"] > coherence["single_agent"] + 0.02
+
+
+def test_scene_style_follows_the_mood_from_the_scenes_own_list():
+    from models.caption_bench import sweep_state
+    director = Director(config(min_hold_s=0), load_scene("nocturne"))
+    dark = director.update(sweep_state(-0.6, 0.7, 0.0), 0.0)
+    director = Director(config(min_hold_s=0), load_scene("nocturne"))
+    calm = director.update(sweep_state(0.6, -0.6, 0.0), 0.0)
+    assert "stormy oil painting" in dark.prompt and "pastoral oil sketch" in calm.prompt
+
+
+def test_caption_only_mode_words_the_music_caption():
+    from models.caption_bench import sweep_state
+    c = Director(config(mode="caption_only"), load_scene("nocturne")).update(sweep_state(-0.6, -0.6, 0.0), 0.0)
+    assert c.facets["scene"] == "abstract mournful landscape" and c.hints["palette"]
