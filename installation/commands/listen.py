@@ -432,7 +432,7 @@ def valence_hold_show(labels: list, audio_dir: Path, sections: int, seed: int, r
             x = soxr.resample(x, rate, rate_hz)
         x = x / max(1e-6, float(np.percentile(np.abs(x), 99.5))) * 0.5  # similar level, as a live mix would
         parts.append(np.clip(x, -1, 1).astype(np.float32))
-        plan.append((t, label.valence, label.song_id))
+        plan.append((t, label.valence, label.id))
         t += x.size / rate_hz
     return np.concatenate(parts), plan
 
