@@ -127,3 +127,21 @@ def test_scene_motifs_and_accents_are_validated():
         renderer.prepare(parse_scene({"name": "b", "render": {"accents": {"flash": 9}}}))
     with pytest.raises(UserError, match="palette"):
         renderer.prepare(parse_scene({"name": "b", "render": {"palette": ["blue"]}}))
+
+
+def test_eight_scenes_each_a_distinct_look_and_sound():
+    from models.captions import scene_settings
+    from scenes.scene import available_scenes, load_scene
+
+    names = available_scenes()
+    assert len(names) >= 8
+    looks, sounds = set(), set()
+    for name in names:
+        scene = load_scene(name)
+        scene_settings(scene)          # the captions room accepts its table
+        table = scene.table("render")
+        renderer = ProceduralRenderer(160, 90)
+        renderer.prepare(scene)
+        looks.add((tuple(table["motifs"]), tuple(table.get("palette", ())), tuple(sorted(table["accents"].items()))))
+        sounds.add((tuple(sorted(scene.programs.items())), scene.tempo_range_bpm))
+    assert len(looks) == len(names) and len(sounds) == len(names)

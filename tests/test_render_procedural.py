@@ -10,7 +10,7 @@ from installation.errors import UserError
 from installation.records import Caption, MusicState
 from models.image_va import ColourVA
 from models.render_procedural import LAYOUTS, SHAPES, ProceduralRenderer, look_from_caption
-from scenes.scene import parse_scene
+from scenes.scene import available_scenes, parse_scene
 
 
 def run(renderer: ProceduralRenderer, state: MusicState, start_s: float, seconds: float, fps: float = 30.0):
@@ -174,7 +174,7 @@ def test_scene_render_table_is_applied_and_validated():
         renderer.prepare(parse_scene({"name": "bad", "render": {"shape": "orbs"}}))
 
 
-@pytest.mark.parametrize("name", ["nocturne", "pulse"])
+@pytest.mark.parametrize("name", available_scenes())
 def test_shipped_scenes_have_valid_render_tables(name):
     from scenes.scene import load_scene
 

@@ -57,8 +57,9 @@ SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes",
               "motion_scale": "0-4, speed multiplier",
               "strength_min": "diffusion img2img strength, calm music",
               "strength_max": "diffusion img2img strength, aroused music",
-              "feedback": "0-0.95, diffusion latent carry-over between frames"}
-"""Keys a scene's `[render]` table may hold; the diffusion renderer reads the last three."""
+              "feedback": "0-0.95, diffusion latent carry-over between frames",
+              "width": "diffusion render width", "height": "diffusion render height"}
+"""Keys a scene's `[render]` table may hold; the diffusion renderer reads the last five."""
 _LUMA = np.asarray([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
