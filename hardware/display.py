@@ -44,20 +44,121 @@ def fit(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
+KEYS: tuple[tuple[str, str, str], ...] = (
+    # (action, keys as pygame names, what it does) -- the help overlay and README list these
+    ("help", "h f1", "show or hide this help"),
+    ("test_card", "t", "test card: grid, colour bars, resolution and frame rate"),
+    ("blackout", "b", "blackout on or off"),
+    ("freeze", "space", "freeze the picture or follow the music again"),
+    ("next_scene", "n right", "next scene"),
+    ("previous_scene", "p left", "previous scene"),
+    ("fullscreen", "f f11", "fullscreen or window"),
+    ("quit", "escape q", "quit"),
+)
+"""The technician's keys in the projector window."""
+OPERATOR_ACTIONS = ("blackout", "freeze", "next_scene", "previous_scene")
+"""Key actions that change the show (the projector turns them into operator commands); the others
+(help, test card, fullscreen, quit) belong to the window."""
+
+
+def key_commands(actions, t_s: float, blackout: bool, freeze: bool, scene: str, scenes) -> list:
+    """Operator commands for the window's key actions, given the live state and the scene names."""
+    from installation.records import Command
+
+    out = []
+    for action in actions:
+        if action == "blackout":
+            out.append(Command(t_s, "/blackout", (0 if blackout else 1,), "window"))
+        elif action == "freeze":
+            out.append(Command(t_s, "/freeze", (0 if freeze else 1,), "window"))
+        elif action in ("next_scene", "previous_scene") and scenes:
+            names = list(scenes)
+            i = names.index(scene) if scene in names else -1
+            step = 1 if action == "next_scene" else -1
+            out.append(Command(t_s, "/scene", (names[(i + step) % len(names)],), "window"))
+    return out
+
+
+def test_card(width: int, height: int, fps: float = 0.0, title: str = "Chromesthesia") -> np.ndarray:
+    """A projector test card at (width, height): a grid of squares, a centre circle, colour bars, a
+    grey ramp, corner marks, and the resolution and frame rate as text. RGB uint8."""
+    import cv2
+
+    card = np.full((height, width, 3), 24, np.uint8)
+    step = max(8, min(width, height) // 9)
+    for x in range(width // 2 % step, width, step):
+        cv2.line(card, (x, 0), (x, height - 1), (150, 150, 150), 1, cv2.LINE_AA)
+    for y in range(height // 2 % step, height, step):
+        cv2.line(card, (0, y), (width - 1, y), (150, 150, 150), 1, cv2.LINE_AA)
+    bars = [(192, 192, 192), (192, 192, 0), (0, 192, 192), (0, 192, 0), (192, 0, 192), (192, 0, 0), (0, 0, 192)]
+    x0, x1, y0, y1 = width // 8, width - width // 8, height // 4, height // 2
+    bw = (x1 - x0) / len(bars)
+    for i, colour in enumerate(bars):
+        cv2.rectangle(card, (int(x0 + i * bw), y0), (int(x0 + (i + 1) * bw) - 1, y1), colour, -1)
+    ramp = np.linspace(0, 255, x1 - x0).astype(np.uint8)
+    card[y1:y1 + height // 12, x0:x1] = ramp[None, :, None]
+    r = min(width, height) * 0.42
+    cv2.circle(card, (width * 8, height * 8), int(r * 16), (255, 255, 255), 2, cv2.LINE_AA, 4)
+    cv2.line(card, (width // 2, 0), (width // 2, height - 1), (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.line(card, (0, height // 2), (width - 1, height // 2), (255, 255, 255), 1, cv2.LINE_AA)
+    m = max(8, step // 2)
+    for cx, cy, dx, dy in ((0, 0, 1, 1), (width - 1, 0, -1, 1), (0, height - 1, 1, -1), (width - 1, height - 1, -1, -1)):
+        cv2.line(card, (cx, cy), (cx + dx * m, cy), (255, 64, 64), 3)
+        cv2.line(card, (cx, cy), (cx, cy + dy * m), (255, 64, 64), 3)
+    scale = max(0.5, height / 720.0)
+    text = f"{title}  {width}x{height}  {fps:.1f} fps"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+    org = ((width - tw) // 2, int(height * 0.7) + th)
+    cv2.rectangle(card, (org[0] - 10, org[1] - th - 10), (org[0] + tw + 10, org[1] + 10), (0, 0, 0), -1)
+    cv2.putText(card, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+    return card
+
+
+def help_overlay(rgb: np.ndarray) -> np.ndarray:
+    """The frame with the key list drawn over a dark panel (a copy; the frame is not changed)."""
+    import cv2
+
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    scale = max(0.45, h / 1080.0)
+    line_h = int(34 * scale / 0.6)
+    lines = [f"{keys.replace(' ', ' / '):>14s}   {what}" for _, keys, what in KEYS]
+    panel_h = line_h * (len(lines) + 2)
+    x0, y0 = w // 12, max(0, (h - panel_h) // 2)
+    region = out[y0:y0 + panel_h, x0:w - x0]
+    region[:] = (region.astype(np.uint16) * 3 // 10).astype(np.uint8)
+    cv2.putText(out, "keys", (x0 + line_h // 2, y0 + line_h), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 220, 120), 2,
+                cv2.LINE_AA)
+    for i, text in enumerate(lines):
+        cv2.putText(out, text, (x0 + line_h // 2, y0 + line_h * (i + 2)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    return out
+
+
 class PygameDisplay:
-    """A pygame window on the projector. mode: "window" or "fullscreen"."""
+    """A pygame window on the projector. mode: "window" or "fullscreen".
+
+    Keys (KEYS): the window's own (help overlay, test card, fullscreen, quit) act here; the operator
+    ones (blackout, freeze, next/previous scene) wait in `take_actions()` for the projector."""
 
     def __init__(self, mode: str = "window", width: int = 1280, height: int = 720, screen: int = 0,
                  caption: str = "Chromesthesia") -> None:
         self.mode = mode
         self.width = width
         self.height = height
+        self.window_size = (width, height)
         self.screen_index = screen
         self.caption = caption
         self.name = f"pygame {mode}"
         self.stats = {"frames": 0}
+        self.showing_help = False
+        self.showing_test_card = False
+        self.fps = 0.0
+        self._last_show_s: float | None = None
+        self._actions: list[str] = []
         self._surface = None
         self._pygame = None
+        self._keymap: dict[int, str] = {}
 
     def open(self) -> None:
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # the display must not grab the sound card
@@ -65,8 +166,14 @@ class PygameDisplay:
         import pygame
         self._pygame = pygame
         pygame.display.init()
+        self._keymap = {pygame.key.key_code(k): action for action, keys, _ in KEYS for k in keys.split()}
+        self._set_mode()
+        pygame.display.set_caption(self.caption)
+
+    def _set_mode(self) -> None:
+        pygame = self._pygame
         flags = 0
-        size = (self.width, self.height)
+        size = self.window_size
         if self.mode == "fullscreen":
             flags = pygame.FULLSCREEN
             sizes = pygame.display.get_desktop_sizes()
@@ -74,24 +181,54 @@ class PygameDisplay:
                 size = sizes[self.screen_index]
         self._surface = pygame.display.set_mode(size, flags, display=self.screen_index)
         self.width, self.height = self._surface.get_size()
-        pygame.display.set_caption(self.caption)
+        self.name = f"pygame {self.mode}"
         pygame.mouse.set_visible(self.mode != "fullscreen")
 
     def show(self, rgb: np.ndarray) -> None:
+        import time
         pygame = self._pygame
-        frame = fit(rgb, self.width, self.height)
+        now = time.perf_counter()
+        if self._last_show_s is not None:
+            dt = now - self._last_show_s
+            self.fps = 1.0 / dt if self.fps == 0.0 else 0.9 * self.fps + 0.1 / max(dt, 1e-6)
+        self._last_show_s = now
+        if self.showing_test_card:
+            frame = test_card(self.width, self.height, self.fps, self.caption)
+        else:
+            frame = fit(rgb, self.width, self.height)
+        if self.showing_help:
+            frame = help_overlay(frame)
         image = pygame.image.frombuffer(frame, (self.width, self.height), "RGB")  # no copy
         self._surface.blit(image, (0, 0))
         pygame.display.flip()
         self.stats["frames"] += 1
 
     def poll_quit(self) -> bool:
+        """Handle window events; True when the window was closed or quit was pressed."""
         pygame = self._pygame
         quit_requested = False
         for event in pygame.event.get():
-            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+            if event.type == pygame.QUIT:
                 quit_requested = True
+            elif event.type == pygame.KEYDOWN:
+                action = self._keymap.get(event.key)
+                if action == "quit":
+                    quit_requested = True
+                elif action == "help":
+                    self.showing_help = not self.showing_help
+                elif action == "test_card":
+                    self.showing_test_card = not self.showing_test_card
+                elif action == "fullscreen":
+                    self.mode = "window" if self.mode == "fullscreen" else "fullscreen"
+                    self._set_mode()
+                elif action in OPERATOR_ACTIONS:
+                    self._actions.append(action)
         return quit_requested
+
+    def take_actions(self) -> list[str]:
+        """Operator key actions since the last call (blackout, freeze, next_scene, previous_scene)."""
+        actions, self._actions = self._actions, []
+        return actions
 
     def close(self) -> None:
         if self._pygame is not None:

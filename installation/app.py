@@ -172,7 +172,7 @@ class Installation:
             recorder_factory=recorder_factory(cfg, self.options.record_dir), guard=self.faults,
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
                    *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
-            where=f"screen {cfg.display.screen}")
+            where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names)
         self.stages = [] if self.rig.music_in is not None else [  # a follower hears through the ensemble
             stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
         self.stages += [

@@ -130,8 +130,12 @@ class Projector:
     def __init__(self, frames: Latest[Frame], live: Latest[LiveSnapshot], projected_frames: Latest[np.ndarray],
                  clock: Clock, fps: float, size: tuple[int, int], display=None, windowed: bool = False,
                  recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence = (),
-                 guard: MainFaults | None = None, where: str = "the projector") -> None:
+                 guard: MainFaults | None = None, where: str = "the projector",
+                 commands=None, scenes: Callable[[], Sequence[str]] = list) -> None:
         self.frames = frames
+        self.commands = commands
+        """Where the window's operator keys (blackout, freeze, next/previous scene) go as commands."""
+        self.scenes = scenes
         self.live = live
         self.projected_frames = projected_frames
         self.clock = clock
@@ -265,7 +269,17 @@ class Projector:
             self.guard.report("display")
 
     def window_closed(self) -> bool:
-        return self.display is not None and self.display_ok and bool(self.display.poll_quit())
+        """Handle the window's events: True when it was closed; operator keys become commands."""
+        if self.display is None or not self.display_ok:
+            return False
+        closed = bool(self.display.poll_quit())
+        take = getattr(self.display, "take_actions", None)
+        if take is not None and self.commands is not None:
+            from hardware.display import key_commands
+            live = self.live.peek() or LiveSnapshot(scene="")
+            for command in key_commands(take(), self.clock.now_s(), live.blackout, live.freeze, live.scene, self.scenes()):
+                self.commands.put(command)
+        return closed
 
     def close(self) -> None:
         for sink in self.sinks:

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hardware.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit
+from hardware.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit, key_commands
+from hardware.display import test_card as draw_test_card
 
 
 def test_fit_never_crops_and_never_distorts():
@@ -67,3 +68,110 @@ def test_pygame_window_on_a_real_x_server_shows_the_frame(xvfb):
         assert display.poll_quit() is True
     finally:
         display.close()
+
+
+@pytest.fixture
+def window(monkeypatch):
+    """A pygame window under SDL's dummy driver (no X server needed); keys are posted as events."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    display = PygameDisplay("window", 320, 180)
+    display.open()
+    yield display
+    display.close()
+
+
+def press(display, name):
+    import pygame
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(name), mod=0))
+    return display.poll_quit()
+
+
+def shown(display):
+    import pygame
+    return pygame.surfarray.array3d(pygame.display.get_surface()).transpose(1, 0, 2)
+
+
+def test_key_t_shows_the_test_card_with_bars_grid_resolution_and_fps(window):
+    picture = np.full((180, 320, 3), 40, np.uint8)
+    window.show(picture)
+    assert press(window, "t") is False and window.showing_test_card
+    window.show(picture)
+    card = shown(window)
+    assert not np.array_equal(card, picture)
+    bars_row = card[60]                      # the colour bars: saturated yellow, cyan, green, ... in a row
+    assert (bars_row[:, 0] > 150).any() and (bars_row[:, 2] > 150).any() and ((bars_row[:, 1] > 150) & (bars_row[:, 0] < 50)).any()
+    assert np.array_equal(draw_test_card(320, 180, 30.0)[:40], card[:40])   # the same card, drawn at the window size
+    press(window, "t")
+    window.show(picture)
+    assert np.array_equal(shown(window), picture)
+
+
+def test_test_card_text_names_the_resolution_and_fps():
+    import cv2
+    a, b = draw_test_card(1280, 720, 30.0), draw_test_card(1280, 720, 60.0)
+    assert a.shape == (720, 1280, 3) and not np.array_equal(a, b)          # the fps is written on it
+    assert cv2.Laplacian(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var() > 100   # grid and text: sharp
+
+
+def test_key_h_toggles_the_help_overlay(window):
+    picture = np.full((180, 320, 3), 200, np.uint8)
+    press(window, "h")
+    window.show(picture)
+    with_help = shown(window)
+    assert window.showing_help and with_help.mean() < picture.mean() - 30   # a dark panel with the key list
+    press(window, "f1")
+    window.show(picture)
+    assert not window.showing_help and np.array_equal(shown(window), picture)
+
+
+@pytest.mark.parametrize("key,action", [("b", "blackout"), ("space", "freeze"), ("n", "next_scene"),
+                                        ("right", "next_scene"), ("p", "previous_scene"), ("left", "previous_scene")])
+def test_operator_keys_wait_for_the_projector(window, key, action):
+    assert press(window, key) is False
+    assert window.take_actions() == [action]
+    assert window.take_actions() == []
+
+
+def test_key_f_toggles_fullscreen(window):
+    import pygame
+    press(window, "f")
+    assert window.mode == "fullscreen" and pygame.display.get_surface().get_flags() & pygame.FULLSCREEN
+    window.show(np.zeros((180, 320, 3), np.uint8))      # frames fit whatever size the screen has
+    press(window, "f11")
+    assert window.mode == "window" and not pygame.display.get_surface().get_flags() & pygame.FULLSCREEN
+
+
+def test_escape_and_q_quit(window):
+    assert press(window, "q") is True
+    assert press(window, "escape") is True
+
+
+def test_key_actions_become_operator_commands():
+    scenes = ["cosmos", "nocturne", "pulse"]
+    cmds = key_commands(["blackout", "freeze", "next_scene", "previous_scene"], 5.0, blackout=False, freeze=True,
+                        scene="nocturne", scenes=scenes)
+    assert [(c.address, c.args) for c in cmds] == [("/blackout", (1,)), ("/freeze", (0,)), ("/scene", ("pulse",)),
+                                                  ("/scene", ("cosmos",))]
+    wrap = key_commands(["next_scene"], 0.0, blackout=True, freeze=False, scene="pulse", scenes=scenes)
+    assert wrap[0].args == ("cosmos",)
+    assert key_commands(["blackout"], 0.0, blackout=True, freeze=False, scene="x", scenes=scenes)[0].args == (0,)
+
+
+def test_projector_turns_window_keys_into_operator_commands(window):
+    import pygame
+
+    from installation.bus import LiveSnapshot
+    from installation.clock import ManualClock
+    from installation.mailbox import DropOldest, Latest
+    from installation.projector import Projector
+
+    live = Latest()
+    live.put(LiveSnapshot(scene="nocturne", blackout=True))
+    commands = DropOldest(16)
+    projector = Projector(Latest(), live, Latest(), ManualClock(), 30.0, (320, 180), display=window,
+                          commands=commands, scenes=lambda: ["cosmos", "nocturne", "pulse"])
+    for name in ("n", "b", "space", "left"):
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(name), mod=0))
+    assert projector.window_closed() is False
+    got = [(c.address, c.args) for c in commands.drain()]
+    assert got == [("/scene", ("pulse",)), ("/blackout", (0,)), ("/freeze", (1,)), ("/scene", ("cosmos",))]
