@@ -97,12 +97,14 @@ class ShowLog:
     def thumbs_dir(self) -> Path:
         return self.path.parent / f"{self.path.stem}.thumbs"
 
-    def write(self, kind: str, **fields: Any) -> None:
-        """Append one record: {"t_s", "time", "kind", **fields}. Never raises while running."""
+    def write(self, kind: str, /, **fields: Any) -> None:
+        """Append one record: {"t_s", "time", "kind", **fields}. Never raises while running: a
+        field named like the record's own keys (kind, t_s, time) is kept as kind_, t_s_, time_."""
         record = {"t_s": round(self._clock.now_s(), 4),
                   "time": _dt.datetime.now().astimezone().isoformat(timespec="milliseconds"),
                   "kind": kind}
-        record.update(fields)
+        for key, value in fields.items():
+            record[f"{key}_" if key in ("t_s", "time", "kind") else key] = value
         try:
             line = json.dumps(_jsonable(record), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
         except (TypeError, ValueError) as exc:  # a field json cannot take even after _jsonable

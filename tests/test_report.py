@@ -143,3 +143,12 @@ def test_week_report_reads_daily_files_and_the_command_takes_a_period(tmp_path):
     assert "24 Nov - 30 Nov 2026" in page and "Uptime" in page
     # Two days apart: the night between them is downtime.
     assert "2026-11-29 01:59:30" in page and "2026-11-30 00:00:00" in page
+
+
+def test_a_field_named_like_a_record_key_never_breaks_the_show_log(tmp_path):
+    from installation.showlog import read_show_log
+    log = ShowLog(tmp_path / "show.jsonl", ManualClock(5.0))
+    log.write("critic", event="correction", kind="colour", time=3)
+    log.close()
+    record, = read_show_log(tmp_path / "show.jsonl")
+    assert (record["kind"], record["kind_"], record["time_"], record["t_s"]) == ("critic", "colour", 3, 5.0)
