@@ -99,6 +99,8 @@ class StatusLine:
     def __init__(self, quiet: bool = False, stream=None, silence: "SilenceWatch | None" = None) -> None:
         self._silence = silence
         self._stream = stream or sys.stderr
+        self._running = False
+        """Set by `start`: a start that failed before it ends with its error, not a summary."""
         self.live_mode = not quiet and self._stream.isatty()
         self._live = None
         self._last_plain_s = 0.0
@@ -114,6 +116,7 @@ class StatusLine:
             print(text, file=self._stream, flush=True)
 
     def start(self) -> None:
+        self._running = True
         self._started_s = time.monotonic()
         self.started_epoch_s = time.time()
         if self.live_mode:
@@ -145,8 +148,9 @@ class StatusLine:
         if self._live is not None:
             self._live.stop()
             self._live = None
-        if summary is None:
+        if summary is None or not self._running:
             return
+        self._running = False
         summary = {"run_s": time.monotonic() - self._started_s, "faults": self._last.get("failures", 0),
                    "restarts": self._last.get("restarts", 0), **summary}
         lines = format_summary(summary)
