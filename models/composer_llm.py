@@ -9,7 +9,11 @@ sixteenth grid, within two octaves of the tonic. A valid melody is sung in the c
 and texture; anything else (garbage, prose, a wrong metre, no answer in time, no server) is retried
 while time and `llm_retries` allow, then the corpus composer's own phrase plays. No answer may delay
 the music beyond `llm_timeout_s` (the caller may pass a shorter deadline per phrase).
-Called from the composer thread.
+
+Live (`background=True`) nothing waits: each phrase start hands the request for the *next* phrase to
+a helper thread and sings the melody that came back for this one, when it is in this phrase's metre
+(a melody is in scale degrees, so it fits any key and mode); otherwise the corpus phrase plays.
+`plan` is called from the composer thread.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import base64
 import json
 import logging
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -108,8 +113,12 @@ class LlmComposer:
     """Wraps a models.composer.Composer; `plan` has the same call plus the picture and a deadline."""
 
     def __init__(self, composer, url: str, model: str, timeout_s: float = 20.0, retries: int = 1,
-                 vision: bool = True) -> None:
+                 vision: bool = True, background: bool = False) -> None:
         self.composer = composer
+        self.background = background
+        self._lock = threading.Lock()
+        self._ready: tuple[str, tuple, str] | None = None  # (metre, melody, why) for the next phrase
+        self._worker: threading.Thread | None = None
         self.endpoint = url.rstrip("/") + "/chat/completions"
         self.model = model
         self.timeout_s = float(timeout_s)
@@ -129,18 +138,49 @@ class LlmComposer:
         self.stats["phrases"] += 1
         started = time.monotonic()
         budget = self.timeout_s if deadline_s is None else max(0.0, min(self.timeout_s, deadline_s))
+        if self.background:
+            return self._plan_background(image, start_s, tempo_bpm, frame)
+        preview, example = self._preview(image, start_s, tempo_bpm)
+        melody, why = self._write(image, frame, preview, example, started, budget)
+        return self._sing(image, start_s, tempo_bpm, melody, why, time.monotonic() - started, frame)
+
+    def _preview(self, image: ImageState, start_s: float, tempo_bpm: float | None):
+        """The corpus composer's whole phrase (key, mode, metre, tempo, the example ABC), state kept."""
+        composer = self.composer
         saved = composer.snapshot()
         bars_ahead = composer.bars_ahead
         composer.bars_ahead = PHRASE_BARS
         try:
-            preview = composer.plan(image, start_s, tempo_bpm)  # key, mode, metre, tempo and the example
+            preview = composer.plan(image, start_s, tempo_bpm)
         finally:
             composer.bars_ahead = bars_ahead
-        composer.restore(saved)
-        tonic = preview.key
-        example = "\n".join(line for line in preview.abc.splitlines()
-                            if not line.startswith("V:2") and not line.startswith("V:3"))
-        example = example.split("\nV:2")[0]
+            composer.restore(saved)
+        return preview, preview.abc.split("\nV:2")[0]
+
+    def _plan_background(self, image: ImageState, start_s: float, tempo_bpm: float | None, frame):
+        preview, example = self._preview(image, start_s, tempo_bpm)
+        with self._lock:
+            ready, self._ready = self._ready, None
+        melody, why = None, "no melody ready yet (asked in the background for the next phrase)"
+        if ready is not None:
+            metre, written, reason = ready
+            if written is not None and metre == preview.metre:
+                melody, why = written, reason
+            elif written is not None:
+                why = f"the melody that came back is in {metre}, this phrase in {preview.metre}"
+            else:
+                why = reason
+        if self._worker is None or not self._worker.is_alive():
+            def ask() -> None:
+                got, reason = self._write(image, frame, preview, example, time.monotonic(), self.timeout_s)
+                with self._lock:
+                    self._ready = (preview.metre, got, reason)
+            self._worker = threading.Thread(target=ask, name="llm-composer", daemon=True)
+            self._worker.start()
+        return self._sing(image, start_s, tempo_bpm, melody, why, 0.0, frame)
+
+    def _write(self, image, frame, preview, example: str, started: float, budget: float):
+        """(melody or None, why) from the server, retried while time and `retries` allow."""
         melody, why = None, ""
         for attempt in range(self.retries + 1):
             left = budget - (time.monotonic() - started)
@@ -149,7 +189,7 @@ class LlmComposer:
                 break
             try:
                 text = self._ask(image, frame, preview, example, left)
-                melody = abc_to_phrase(extract_abc(text), tonic, preview.metre)
+                melody = abc_to_phrase(extract_abc(text), preview.key, preview.metre)
                 break
             except InvalidAbc as exc:
                 why = f"invalid ABC: {exc}"
@@ -159,6 +199,10 @@ class LlmComposer:
                     break  # nobody is listening: retrying will not help
             except ValueError as exc:
                 why = f"unreadable answer ({exc})"
+        return melody, why
+
+    def _sing(self, image, start_s, tempo_bpm, melody, why: str, taken: float, frame):
+        composer = self.composer
         if melody is None:
             self.stats["fallbacks"] += 1
             self.last_error = why
@@ -166,7 +210,6 @@ class LlmComposer:
             return replace(plan, reasons=plan.reasons + (f"LLM {self.model}: {why}; the corpus composer plays "
                                                          f"this phrase",))
         self.stats["written"] += 1
-        taken = time.monotonic() - started
 
         def written(source: Phrase, mode_class: str, metre: str, va):
             return (Phrase(f"llm:{self.model}", mode_class, metre, melody),

@@ -116,3 +116,17 @@ def test_abc_checks():
     with pytest.raises(ValueError, match="two octaves"):
         abc_to_phrase("X:1\nM:4/4\nL:1/16\nK:C\nC,,,4 E4 G4 c4 | C4 E4 G4 c4 | C4 E4 G4 c4 | C4 E4 G4 c4 |", "C", "4/4")
     assert np.isfinite(len(phrase))
+
+
+def test_live_the_request_runs_in_the_background_and_the_next_phrase_sings_its_answer(fake_llm):
+    from tests.waiting import wait_for
+    fake_llm.mode = "good"
+    composer = Composer(ComposeConfig(retrieval=False, bars_ahead=4), load_scene("nocturne"), seed=2)
+    llm = LlmComposer(composer, fake_llm.url, "tiny-vision", timeout_s=10.0, background=True)
+    first = llm.plan(PICTURE, 0.0)  # nothing ready yet: the corpus phrase plays at once
+    assert any("no melody ready yet" in r for r in first.reasons)
+    assert wait_for(lambda: llm._ready is not None, 20.0)
+    second = llm.plan(PICTURE, first.end_s)
+    assert any(r.startswith("melody written by the LLM") for r in second.reasons)
+    notes = melody(second)
+    assert notes[:4] == [notes[0], notes[0] + 4, notes[0] + 7, notes[0] + 12]

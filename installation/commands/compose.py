@@ -287,8 +287,9 @@ def refinement_callables(cfg, sample_rate_hz: int = 16000):
     return render, rate
 
 
-def build_composer(cfg, scene, seed: int, table=None, index=None):
-    """The composer the config asks for: corpus or learned head, LLM backend, self-refinement."""
+def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = False):
+    """The composer the config asks for: corpus or learned head, LLM backend, self-refinement.
+    `live`: the LLM is asked in the background (a phrase never waits for it)."""
     from models.composer import Composer
     composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
     if cfg.compose.head == "learned":
@@ -297,7 +298,7 @@ def build_composer(cfg, scene, seed: int, table=None, index=None):
     if cfg.compose.backend == "llm":
         from models.composer_llm import LlmComposer
         composer = LlmComposer(composer, cfg.compose.llm_url, cfg.compose.llm_model, cfg.compose.llm_timeout_s,
-                               cfg.compose.llm_retries, cfg.compose.llm_vision)
+                               cfg.compose.llm_retries, cfg.compose.llm_vision, background=live)
     if cfg.compose.refine_rounds > 0:
         from models.composer_refine import RefiningComposer
         render, rate = refinement_callables(cfg)
