@@ -460,12 +460,13 @@ class Composer:
         centre += (-3 if lift < -0.4 else 0) + int(round(6 * self.revision[0]))  # refinement moves the register too
         centre = max(48, min(84, centre))
         tonic_m = self._tonic_near(phrase.tonic_pc, centre - 5)
-        # The melody sings above the accompaniment: its median at least MELODY_FLOOR_MIDI.
-        sung = sorted(pitch_of(d, tonic_m, scale) for _, _, d in phrase.melody if d is not None)
-        while sung and sung[len(sung) // 2] < MELODY_FLOOR_MIDI and tonic_m + 12 <= 84:
+        # The melody sings above the accompaniment: its tonic no lower than a fifth under
+        # MELODY_FLOOR_MIDI (phrases are register-neutral, so every phrase sits alike: no octave
+        # jumps between phrases), and the chords move below its median.
+        while tonic_m < MELODY_FLOOR_MIDI - 7:
             tonic_m += 12
-            sung = [n + 12 for n in sung]
-        melody_median = sung[len(sung) // 2] if sung else 72
+        sung = sorted(pitch_of(d, tonic_m, scale) for _, _, d in phrase.melody if d is not None)
+        melody_median = sung[len(sung) // 2] if sung else tonic_m + 7
         # Loudness spans pp to ff with energy; sad pictures play a little softer still.
         base_vel = int(round(64 + 46 * drive + 6 * (image.contrast - 0.3) + 6 * min(0.0, lift)))
         # Accompaniment sinks under the melody when calm and drives with it when lively.

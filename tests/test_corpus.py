@@ -38,3 +38,25 @@ def test_metrics_of_a_known_example():
     m = music_metrics(chord)
     assert m["polyphony"] == 4.0 and m["polyphony_rate"] == 1.0 and m["scale_consistency"] == 0.75
     assert m["empty_beat_rate"] == 0.75
+
+
+def test_the_papers_metrics_come_from_muspy_on_the_plans_written_notes():
+    import muspy
+
+    from installation.commands.compose import compose_offline, muspy_metrics, plans_to_notes
+    from installation.config import ComposeConfig
+    from installation.records import ImageState
+    from models.composer import Composer
+    from models.corpus import music_metrics
+    from scenes.scene import load_scene
+    state = ImageState(t_s=0.0, valence=0.3, arousal=0.2, dominant_hues_deg=(120.0,))
+    plans = compose_offline(Composer(ComposeConfig(retrieval=False), load_scene("nocturne")), lambda t: state, 12.0)
+    got = muspy_metrics(plans)
+    notes = plans_to_notes(plans)
+    # muspy's pitch entropy is the Shannon entropy of the pitch histogram, as the corpus table's.
+    assert abs(got["pitch_entropy"] - music_metrics(notes)["pitch_entropy"]) < 1e-9
+    # polyphony rate: steps with more than two pitches on, over all steps; chords of three sound on most.
+    assert 0.5 < got["polyphony_rate"] <= 1.0 and 0.0 <= got["groove_consistency"] <= 1.0
+    music = muspy.Music(resolution=4, tracks=[muspy.Track(notes=[muspy.Note(0, 60, 4, 64), muspy.Note(0, 64, 4, 64),
+                                                                  muspy.Note(0, 67, 2, 64)])])
+    assert muspy.polyphony_rate(music) == 0.5  # three pitches for two of four steps
