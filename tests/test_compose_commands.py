@@ -81,3 +81,13 @@ def test_the_built_in_synth_renders_plans_louder_when_the_picture_is_lively():
         assert abs(audio.size / 16000 - (last_off_s + 1.0)) < 0.01
         rms[name] = float(np.sqrt(np.mean(np.square(audio))))
     assert rms["calm"] > 1e-3 and rms["lively"] > 2 * rms["calm"]
+
+
+def test_every_key_and_mode_gets_a_key_signature_mido_accepts():
+    from mido.midifiles.meta import _key_signature_encode
+
+    from installation.commands.compose import _midi_key
+    from models.composer import KEY_NAMES, MODES, key_name
+    for pc in range(12):
+        for mode in MODES:
+            assert _midi_key(key_name(pc, mode), mode) in _key_signature_encode, (pc, mode)

@@ -195,7 +195,7 @@ def _midi_key(key: str, mode: str) -> str | None:
     if pc is None:
         return None
     if mode == "minor":
-        return names[pc] + "m"
+        return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")[pc] + "m"  # as mido spells them
     from models.composer import MODE_OFFSET
     return names[(pc - MODE_OFFSET.get(mode, 0)) % 12]  # a church mode: its parent major's signature
 
