@@ -59,6 +59,8 @@ NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
 HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
              (290, "violet"), (335, "magenta"), (360, "red"))
 CHORD_QUALITY = {(4, 7): "maj", (3, 7): "min", (3, 6): "dim", (4, 8): "aug"}
+FOLD_LOW, FOLD_HIGH = -3, 9
+"""Melody degrees outside (the fourth below the tonic .. the tenth above) move by octaves inside."""
 MELODY_FLOOR_MIDI = 62
 """The melody's median pitch is at least this (D above middle C); chords sit below the melody."""
 VELOCITY_FLOOR = {"melody": 40, "accompaniment": 30, "bass": 34, "drums": 28}
@@ -354,6 +356,9 @@ class Composer:
         """Corpus phrase -> (onset16, dur16, degree) with Markov-step variations and density changes."""
         rng = self.rng
         notes: list[tuple[int, int | None]] = list(events)
+        sung = [d for d, _ in notes if d is not None]
+        # Variations stay inside the phrase's own compass, as a folk singer's would.
+        low, high = (min(sung), max(sung)) if sung else (-3, 10)
         out: list[tuple[int, int, int | None]] = []
         onset = 0
         varied = 0
@@ -374,7 +379,7 @@ class Composer:
                     and rng.random() < variation:
                 step = self.table.next_step(mode_class, previous_step, rng)
                 candidate = previous_degree + step
-                if -3 <= candidate <= 10 and candidate != degree:
+                if low <= candidate <= high and candidate != degree:
                     degree = candidate
                     varied += 1
             # Busy: split a long note into two, the second a learned step away.
@@ -382,7 +387,7 @@ class Composer:
                 half = dur // 2
                 out.append((onset, half, degree))
                 step = self.table.next_step(mode_class, previous_step, rng)
-                second = max(-3, min(10, degree + max(-2, min(2, step))))
+                second = max(low, min(high, degree + max(-2, min(2, step))))
                 out.append((onset + half, half, second))
                 previous_step, previous_degree = second - degree, second
                 onset += dur
@@ -395,6 +400,11 @@ class Composer:
                 previous_degree = degree
             onset += dur
             i += 1
+        # A note far outside the singing range moves an octave (seven degrees) toward it, so a
+        # phrase with a low tail or a high climax stays in one compass with the next.
+        out = [(on, dur, None if d is None else d + 7 * ((FOLD_LOW - d + 6) // 7 if d < FOLD_LOW else
+                                                          -((d - FOLD_HIGH + 6) // 7) if d > FOLD_HIGH else 0))
+               for on, dur, d in out]
         return out, varied
 
     def _harmonise(self, melody, mode_class: str, metre: str, index: int, drive: float) -> list[tuple[int, int, int]]:

@@ -464,7 +464,8 @@ def _eval_composer(args: argparse.Namespace) -> int:
             state = ImageAnalyser(head).analyse(rgb, 0.0, source=name)
             composer = build_composer(cfg, scene, seed=cfg.compose.seed + i, table=table)
             if args.refine:
-                refining = RefiningComposer(getattr(composer, "composer", composer), render, rate, args.refine)
+                fresh = build_composer(cfg, scene, seed=cfg.compose.seed + i, table=table)
+                refining = RefiningComposer(getattr(fresh, "composer", fresh), render, rate, args.refine)
                 refining.plan(state, 0.0)
                 refinements.append(refining.last)
             plans = compose_offline(composer, lambda t_s: state, args.seconds)
