@@ -36,6 +36,11 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     clock.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     clock.set_defaults(handler=_bench_midi_clock)
 
+    midi_in = bench.add_parser("midi-in", help="projector frames a second with MIDI inputs configured (JACK); cost of a port listing")
+    midi_in.add_argument("--seconds", type=float, default=10.0)
+    midi_in.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    midi_in.set_defaults(handler=_bench_midi_in)
+
     video = bench.add_parser("video-out", help="projector frames a second with the video-out sinks off and on")
     video.add_argument("--seconds", type=float, default=10.0, help="seconds per run")
     video.add_argument("--width", type=int, default=1280)
@@ -156,6 +161,76 @@ def _bench_midi_clock(args: argparse.Namespace) -> int:
             n += 1
         results["tempos"].append({"bpm": bpm, **readings})
     return _write(results, args.json)
+
+
+# --- MIDI in ---------------------------------------------------------------------------------------
+def _bench_midi_in(args: argparse.Namespace) -> int:
+    """A JACK server of its own; one connected controller and one absent, polled as in the show."""
+    import os
+    import shutil
+
+    import mido
+
+    from hardware.midi_in import MidoMidiIn
+    from installation.clock import MonotonicClock
+    from installation.config import ControlConfig
+    from installation.control import MidiControlThread
+    from installation.mailbox import DropOldest
+    from installation.midi_learn import LiveMidiMap
+
+    if shutil.which("jackd") is None:
+        print("bench midi-in needs jackd (Debian package jackd2)", file=sys.stderr)
+        return 1
+    name = f"bench{os.getpid()}"
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    server = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jack = "mido.backends.rtmidi/UNIX_JACK"
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["jack_wait", "-c", "-s", name], capture_output=True, text=True).stdout.strip() != "running":
+            if time.monotonic() > deadline:
+                print("jackd did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+        backend = mido.Backend(jack)
+        knobs = backend.open_output("Bench knobs", virtual=True)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            backend.get_input_names()
+        backend_listing_ms = (time.perf_counter() - t0) / 5 * 1000
+        clock = MonotonicClock()
+        ports = [MidoMidiIn("Bench knobs", clock, jack), MidoMidiIn("Absent pads", clock, jack)]
+        thread = MidiControlThread(ports, LiveMidiMap(ControlConfig()), DropOldest(64))
+        thread.start()
+        period_s, shown, late = 1 / 30, 0, 0
+        start = deadline = time.monotonic()
+        while time.monotonic() - start < args.seconds:
+            shown += 1
+            deadline += period_s
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                time.sleep(remaining)
+            else:
+                late += 1
+                deadline = time.monotonic()
+        elapsed = time.monotonic() - start
+        t0 = time.perf_counter()
+        for _ in range(100):
+            ports[1]._input_names()
+        probe_listing_ms = (time.perf_counter() - t0) / 100 * 1000
+        listings = [p.listings for p in ports]
+        thread.stop()
+        knobs.close()
+    finally:
+        server.terminate()
+        server.wait(5)
+    return _write({"seconds": round(elapsed, 1), "target_fps": 30, "fps": round(shown / elapsed, 2), "late_frames": late,
+                   "listings_connected_port": listings[0] - 1 if listings[0] else 0,
+                   "listings_absent_port": listings[1],
+                   "backend_listing_ms": round(backend_listing_ms, 2), "probe_listing_ms": round(probe_listing_ms, 3),
+                   "note": "a backend listing opens a new JACK client; the probe is one client kept open; a "
+                           "connected port is checked in its own client only when it has been quiet"}, args.json)
 
 
 # --- video out ------------------------------------------------------------------------------------
