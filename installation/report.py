@@ -82,22 +82,23 @@ def load_timeline(paths: Iterable[Path]) -> Timeline:
         anchor: tuple[_dt.datetime, float] | None = None
         for record in iter_show_log(path):
             t_s = record.get("t_s")
-            if type(t_s) not in (int, float):
+            at: _dt.datetime | None
+            if not isinstance(t_s, (int, float)):
                 anchor = None
-                when = _when(record)
+                at = _when(record)
             else:
                 if anchor is None or t_s < anchor[1] or record.get("kind") == "start":
                     wall = _when(record)  # parsed only where the time line is anchored
                     anchor = (wall, float(t_s)) if wall is not None else None
-                when = anchor[0] + _dt.timedelta(seconds=t_s - anchor[1]) if anchor is not None else None
-            if when is not None:
+                at = anchor[0] + _dt.timedelta(seconds=t_s - anchor[1]) if anchor is not None else None
+            if at is not None:
                 record["_log"] = path
-                triples.append((when, record))
+                triples.append((at, record))
     triples.sort(key=lambda pair: pair[0])
     when = [w for w, _ in triples]
-    epoch = np.array([w.timestamp() for w in when[:1]]) if when else np.zeros(0)
+    epoch = np.zeros(0)
     if when:  # seconds since the first record, without a timestamp() call per record
-        epoch = epoch[0] + np.array([(w - when[0]).total_seconds() for w in when])
+        epoch = when[0].timestamp() + np.array([(w - when[0]).total_seconds() for w in when])
     return Timeline([r for _, r in triples], when, epoch)
 
 
@@ -290,7 +291,7 @@ def build_report(source: Path | list[Path], period: str = "show", date: _dt.date
     suppressed = sum(int(r.get("count", 0)) for r in records if r.get("kind") == "refusals_suppressed")
     down_rows = [[f"{a:%Y-%m-%d %H:%M:%S}", f"{b:%Y-%m-%d %H:%M:%S}", _duration((b - a).total_seconds())] for a, b in gaps]
     starts = kinds.get("start", 0)
-    summary = [
+    summary: list[list[Any]] = [
         ["period", title], ["first record", f"{when[0]:%Y-%m-%d %H:%M:%S}"], ["last record", f"{when[-1]:%Y-%m-%d %H:%M:%S}"],
         ["duration", _duration((when[-1] - when[0]).total_seconds())], ["uptime", f"{up * 100:.2f} %"],
         ["downtime", f"{len(gaps)} gap(s), {_duration(sum((b - a).total_seconds() for a, b in gaps))} in all"],

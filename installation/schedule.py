@@ -194,6 +194,7 @@ class Schedule:
         self._open: bool | None = None
         self._idle = False
         self._quiet_since_s: float | None = None
+        self._resume_scene = ""
         self.state = "open"
 
     def is_open(self, when: _dt.datetime) -> bool:

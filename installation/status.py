@@ -102,7 +102,7 @@ class StatusLine:
         self._running = False
         """Set by `start`: a start that failed before it ends with its error, not a summary."""
         self.live_mode = not quiet and self._stream.isatty()
-        self._live = None
+        self._live: Any = None
         self._last_plain_s = 0.0
         self._started_s = time.monotonic()
         self.started_epoch_s = time.time()

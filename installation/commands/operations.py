@@ -48,6 +48,7 @@ def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status
     path = folder / "show.jsonl"
     start = _dt.datetime.combine(day, _dt.time()).astimezone()
     gap_from = _dt.datetime.combine(day, gap[0]).astimezone() if gap else None
+    gap_s = gap[1] if gap else 0.0
     lines = []
 
     def write(when: _dt.datetime, kind: str, **fields) -> None:
@@ -60,8 +61,8 @@ def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status
     write(start, "start", name="Gallery 3", scene="nocturne")
     while t_s < hours * 3600:
         when = start + _dt.timedelta(seconds=t_s)
-        if gap_from is not None and gap_from <= when < gap_from + _dt.timedelta(seconds=gap[1]):
-            t_s = (gap_from - start).total_seconds() + gap[1]
+        if gap_from is not None and gap_from <= when < gap_from + _dt.timedelta(seconds=gap_s):
+            t_s = (gap_from - start).total_seconds() + gap_s
             write(start + _dt.timedelta(seconds=t_s), "start", name="Gallery 3", scene="nocturne")
             continue
         phase = 2 * math.pi * t_s / 86400
@@ -167,7 +168,7 @@ def run_web_bench(clients: int, seconds: float, fps: float, extra: list[str] | N
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not ((s := status()) and (s.get("fps") or 0) > 0):
             if proc.poll() is not None:
-                raise RuntimeError(f"the installation ended: {proc.stderr.read()[-2000:]}")
+                raise RuntimeError(f"the installation ended: {(proc.stderr.read() if proc.stderr else '')[-2000:]}")
             time.sleep(0.5)
         time.sleep(3.0)  # past start-up
         alone = sample(seconds)

@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from installation.errors import UserError
 from installation.records import Command
@@ -22,10 +22,10 @@ log = logging.getLogger("chromesthesia.web")
 class Web:
     """What build_web made: `start()` and `stop()` it; give `sinks` to the projector; `audit`
     counts and logs commands (OSC's too) whether or not the dashboard is on."""
-    audit: object
-    server: object | None = None
-    preview: object | None = None
-    faults: object | None = None
+    audit: Any
+    server: Any = None
+    preview: Any = None
+    faults: Any = None
     url: str = ""
 
     @property

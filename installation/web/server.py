@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from typing import Any
 
 from installation.errors import UserError
 
@@ -16,7 +17,7 @@ class WebServer:
         self._app = app
         self._host = host
         self._port = port
-        self._server = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
 
