@@ -88,3 +88,9 @@ def test_bias_and_volume_each_apply_in_one_place():
     assert LiveSnapshot(scene="s", params={"volume": 0.0}).with_volume(plan).events == ()
     assert LiveSnapshot(scene="s", params={"volume": 2.0}).with_volume(plan).events[0].velocity == 127
     assert LiveSnapshot(scene="s").with_volume(plan) is plan
+
+
+def test_the_live_state_starts_at_the_parameter_tables_defaults():
+    from installation.bus import BUILTIN_DEFAULTS
+    assert BUILTIN_DEFAULTS == {name: spec.default for name, spec in routes.BUILTIN_PARAMS.items()}
+    assert LiveState(scene="s").frozen().params == BUILTIN_DEFAULTS
