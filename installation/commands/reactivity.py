@@ -31,7 +31,7 @@ MIN_SHIFT_S = 2.0
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    from installation.cli import config_options
+    from installation.startup import config_options
 
     bench = groups["bench"].add_parser(
         "reactivity", parents=[config_options()],
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 
 def _bench_reactivity(args: argparse.Namespace) -> int:
-    from installation.cli import load
+    from installation.startup import load
 
     cfg = load(args)
     figures = bench_reactivity(cfg, args.audio, offset_s=args.offset, seconds=args.seconds, fps=args.fps,
