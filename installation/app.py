@@ -119,7 +119,9 @@ class Installation:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         self.bus.commands = command_inbox()  # refuses when full (the sender hears "busy"), never drops
+        from installation.sources import render_param_specs
         self.control = Control(LiveState(scene=scene.name), self.scene_names, self.show_log, params=params,
+                               fixed_params=render_param_specs(cfg),
                                blocklist=cfg.captions.blocklist, clock=self.clock, snapshots=self.bus.live,
                                prompt_filter=prompt_filter(cfg.captions))
         from installation.rig import build_rig  # tempo, MIDI in and learn, video out, ensemble
@@ -217,7 +219,7 @@ class Installation:
         """A thread-safe copy of what operators see; called from the OSC thread too."""
         return {**self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
                                   self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status(),
-                **({"osc": self.osc.status()} if self.osc is not None else {})}
+                **({"osc": self.osc.status()} if self.osc is not None else {}), **self.stage("renderer").status()}
 
     def _panic(self) -> None:
         """/panic: all notes off on every output, now (the schedulers' own panic)."""

@@ -35,7 +35,8 @@ class Control:
     def __init__(self, live: LiveState, scene_names: Callable[[], list[str]], log: ShowLog | None,
                  params: Mapping[str, ParamSpec] | None = None, blocklist: Iterable[str] = (),
                  clock=None, prompt_filter: Callable[[str], str | None] | None = None,
-                 snapshots: Latest[LiveSnapshot] | None = None, effects: Mapping[str, Effect] | None = None) -> None:
+                 snapshots: Latest[LiveSnapshot] | None = None, effects: Mapping[str, Effect] | None = None,
+                 fixed_params: Mapping[str, ParamSpec] | None = None) -> None:
         self.live = live
         self.snapshots = snapshots
         """Where a frozen copy of the live state is published after every change (other threads read it)."""
@@ -43,7 +44,9 @@ class Control:
         """Route effect name -> what the main thread does after the state changed (see installation.routes)."""
         self._scene_names = scene_names
         self._log = log
-        self._specs: Mapping[str, ParamSpec] = dict(params if params is not None else BUILTIN_PARAMS)
+        self._fixed = dict(fixed_params or {})
+        """Parameters of the configuration (runtime LoRAs, ControlNet strength), kept across scenes."""
+        self._specs: Mapping[str, ParamSpec] = {**self._fixed, **(params if params is not None else BUILTIN_PARAMS)}
         self._blocklist = tuple(blocklist)
         self._prompt_filter = prompt_filter
         self._clock = clock
@@ -88,7 +91,7 @@ class Control:
     def set_params(self, specs: Mapping[str, ParamSpec]) -> None:
         """New parameter table (after a scene change): new keys start at their default, values
         outside a new range are clamped, keys the scene no longer has are dropped."""
-        self._specs = dict(specs)
+        self._specs = {**self._fixed, **specs}
         params = {}
         for name, spec in self._specs.items():
             value = self.live.params.get(name, spec.default)

@@ -216,28 +216,14 @@ def build_renderers(cfg: Config, sources: Sources, scene) -> list:
         sources.render = "procedural"
         sources.notes.append(f"visuals: {str(exc).rstrip('.')}; projecting the procedural renderer instead")
         return [procedural]
-    return [procedural, _InitFirst(diffusion)]
+    return [procedural, diffusion]
 
 
-class _InitFirst:
-    """Adapts a pass whose render takes (init_rgb, music, t_s) to the Renderer protocol's
-    render(music, t_s, init_rgb)."""
-
-    name = "diffusion"
-
-    def __init__(self, inner) -> None:
-        self.inner = inner
-        self.name = getattr(inner, "name", "diffusion")
-
-    def __getattr__(self, attr):
-        return getattr(self.inner, attr)
-
-    def render(self, music, t_s, init_rgb=None):
-        import inspect
-        first = next(iter(inspect.signature(self.inner.render).parameters))
-        if first in ("init_rgb", "init"):
-            return self.inner.render(init_rgb, music, t_s)
-        return self.inner.render(music, t_s, init_rgb)
+def render_param_specs(cfg: Config) -> dict:
+    """Live parameters of the diffusion renderer (/param/lora/<name>, /param/controlnet/strength)."""
+    from installation.routes import ParamSpec
+    from models.render_diffusion import live_param_specs
+    return {key: ParamSpec(*spec) for key, spec in live_param_specs(cfg.render).items()}
 
 
 def build_schedulers(cfg: Config, clock, outputs: list) -> list[SchedulerPort]:

@@ -534,7 +534,35 @@ def test_the_installation_projects_diffusion_frames_from_a_model_folder(family_m
     assert installation.run() == 0
     show = read_show_log(tmp_path / "show.jsonl")
     assert not [r for r in show if r["kind"] == "fault"]
-    assert any(r.get("render") == "diffusion" for r in show if r["kind"] == "status")
+    statuses = [r for r in show if r["kind"] == "status" and r.get("render") == "diffusion"]
+    assert statuses and statuses[-1]["diffusion"]["family"] == "sd-turbo"
+    assert statuses[-1]["diffusion"]["frames_of_lag"] == 1 and statuses[-1]["diffusion"]["frames"] > 0
+
+
+def test_lora_weights_and_controlnet_strength_are_live_parameters(family_models, tmp_path):
+    """/param/lora/<name> and /param/controlnet/strength are in the command table from the config,
+    kept across scene changes, and reach the renderer through the renderer stage."""
+    from installation.bus import LiveState
+    from installation.config import load_config
+    from installation.control import Control
+    from installation.records import Command
+    from installation.routes import param_specs_for
+    from installation.sources import render_param_specs
+    from tests.tiny_pipeline import _tiny_unet, write_tiny_controlnet, write_tiny_lora_for
+
+    ink = write_tiny_lora_for(_tiny_unet(time_cond=True), tmp_path / "loras", seed=11, name="ink")
+    net = write_tiny_controlnet(tmp_path / "controlnet")
+    folder, _ = family_models["sd15-lcm"]
+    cfg = load_config(None, [f'render.model="{folder}"', f'render.loras=["{ink}:0.5"]', f'render.controlnet="{net}"'])
+    control = Control(LiveState(scene="default"), lambda: ["default"], None, params=param_specs_for(None),
+                      fixed_params=render_param_specs(cfg))
+    assert control.apply(Command(0.0, "/param/lora/ink", (1.25,), "test"))["ok"]
+    assert not control.apply(Command(0.0, "/param/lora/ink", (7.0,), "test"))["ok"]     # out of range
+    control.set_params(param_specs_for(None))                                          # a scene change
+    assert control.apply(Command(0.0, "/param/controlnet/strength", (0.3,), "test"))["ok"]
+    renderer = load_diffusion_renderer(cfg.render, SIZE, SIZE)
+    renderer.apply_params(control.live.params)
+    assert renderer.lora_weights == {"ink": 1.25} and renderer.controlnet_strength == 0.3
 
 
 def test_bench_render_reports_syncs_lag_and_unet_calls_per_family(tmp_path, capsys):

@@ -45,6 +45,13 @@ class RendererStage(Stage):
         self.last_s: float | None = None
         self.visual_s = 0.0
 
+    def status(self) -> dict:
+        """The diffusion pass's own figures (family, lag, frames), for /status; any thread."""
+        for renderer in self.renderers[1:]:
+            if hasattr(renderer, "status"):
+                return {"diffusion": renderer.status()}
+        return {}
+
     @property
     def source(self) -> str:
         return getattr(self.renderers[-1], "name", "procedural")
@@ -65,6 +72,9 @@ class RendererStage(Stage):
         music = self.music.peek() or MusicState(t_s=now_s)
         live = self.live.peek()
         speed = live.speed if live is not None else 1.0
+        for renderer in self.renderers[1:]:
+            if live is not None and hasattr(renderer, "apply_params"):
+                renderer.apply_params(live.params)   # LoRA weights, ControlNet strength
         if self.last_s is not None:
             self.visual_s += (now_s - self.last_s) * speed
         self.last_s = now_s

@@ -132,7 +132,8 @@ def load_components(path: Path, family: Family, dtype, vae_folder: str = "", con
                                                                      local_files_only=True, variant=variant_2)
         tokenizer_2 = CLIPTokenizer.from_pretrained(path / "tokenizer_2", local_files_only=True)
     if vae_folder:
-        vae = load_vae(Path(vae_folder).expanduser(), dtype)
+        folder = Path(vae_folder).expanduser()
+        vae = load_vae(folder, dtype, variant=_weight_file(folder, "vae")[1])
     else:
         _, vae_variant = _weight_file(path / "vae", "vae")
         vae = load_vae(path, dtype, variant=vae_variant, subfolder="vae")
@@ -141,7 +142,9 @@ def load_components(path: Path, family: Family, dtype, vae_folder: str = "", con
     if controlnet:
         from diffusers import ControlNetModel
 
-        net = ControlNetModel.from_pretrained(Path(controlnet).expanduser(), torch_dtype=dtype, local_files_only=True)
+        folder = Path(controlnet).expanduser()
+        net = ControlNetModel.from_pretrained(folder, torch_dtype=dtype, local_files_only=True,
+                                              variant=_weight_file(folder, "controlnet")[1])
     return Components(family, unet, vae, text_encoder, tokenizer, scheduler_config, text_encoder_2, tokenizer_2, net)
 
 

@@ -273,14 +273,21 @@ class DiffusionRenderer:
         if strength is not None:
             self.controlnet_strength = float(strength)
 
+    def status(self) -> dict:
+        """Figures for /status and the status line; read from other threads (plain values only)."""
+        stats = self.stats
+        return {"family": self.family.name, "steps": self.steps, "stream_batch": self.stream_batch,
+                "frames_of_lag": self.frames_of_lag, "frames": stats.frames, "skipped": stats.skipped,
+                "bad_frames": stats.bad_frames, "errors": stats.errors, "render_ms": round(stats.last_render_ms, 1),
+                "strength": round(stats.last_strength, 3), "loras": dict(self._lora_weights),
+                "controlnet_strength": self.controlnet_strength if self.controlnet is not None else None}
+
     def close(self) -> None:
         self._last_good = None
 
     def render(self, music: MusicState, t_s: float, init_rgb: np.ndarray | None = None) -> np.ndarray:
         """One frame (height, width, 3) uint8 from `init_rgb`; never raises, never returns NaN or black."""
         started = time.perf_counter()
-        if isinstance(music, np.ndarray):   # the pre-protocol order (init_rgb, music, t_s) of older callers
-            music, t_s, init_rgb = t_s, init_rgb, music  # type: ignore[assignment]
         if init_rgb is None:
             init_rgb = self._last_good if self._last_good is not None else \
                 np.full((self.height, self.width, 3), 96, np.uint8)
