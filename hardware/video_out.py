@@ -19,7 +19,7 @@ import logging
 import os
 import threading
 from fractions import Fraction
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -54,8 +54,8 @@ class NdiSink:
         self.name = f"NDI {source_name!r}"
         self.source_name = source_name
         self._clock = clock
-        self._sender = None
-        self._rgba: np.ndarray | None = None
+        self._sender: Any = None
+        self._rgba: Any = None
         self._receivers = 0
         self._next_check_s = float("-inf")
         self.skipped = 0
@@ -113,7 +113,7 @@ class VirtualCameraSink:
     def __init__(self, device: str = "") -> None:
         self.name = f"virtual camera {device}" if device else "virtual camera"
         self.device = device
-        self._camera = None
+        self._camera: Any = None
 
     @staticmethod
     def check_available() -> None:

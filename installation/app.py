@@ -175,7 +175,7 @@ class Installation:
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
                    *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
             where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names)
-        self.stages = [] if self.rig.music_in is not None else [  # a follower hears through the ensemble
+        self.stages: list[stages.Stage] = [] if self.rig.music_in is not None else [  # a follower: the ensemble
             stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
         self.stages += [
             stages.CaptionerStage(director, bus.music, bus.scene, bus.prompt, bus.projected_va, bus.live,

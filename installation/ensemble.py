@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from installation.errors import UserError
 from installation.records import MusicState
@@ -54,7 +54,7 @@ class OscMusicIn:
         self._clock = clock
         self._publish = publish
         self._values: dict[str, tuple[float, ...]] = {}
-        self._server = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
         self.received = 0
         self.states = 0

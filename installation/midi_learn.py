@@ -17,7 +17,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from installation.control import MidiMapper
 from installation.records import Command
@@ -99,17 +99,17 @@ class LiveMidiMap:
                 self._learning = None
                 log.info("MIDI learn for %s timed out", param)
                 return None
-            mapping = {"cc": int(message.control), "param": param, "min": low, "max": high,
-                       "curve": "linear", "channel": int(message.channel)}
+            cc, channel = int(message.control), int(message.channel)
+            mapping: dict[str, Any] = {"cc": cc, "param": param, "min": low, "max": high, "curve": "linear",
+                                       "channel": channel}
             kept = tuple(m for m in self._cfg.midi_cc
-                         if m.param != param and not (m.cc == mapping["cc"] and m.channel in (-1, mapping["channel"])))
+                         if m.param != param and not (m.cc == cc and m.channel in (-1, channel)))
             cc_type = type(self._cfg).model_fields["midi_cc"].annotation.__args__[0]
             cfg = self._cfg.model_copy(update={"midi_cc": kept + (cc_type(**mapping),)})
             self._cfg, self._mapper = cfg, MidiMapper(cfg.model_copy(update={"midi_clock": False}))
             self._learning = None
             self.learned.append(mapping)
-        log.info("MIDI learn: CC %d on channel %d now drives %s (%g..%g)", mapping["cc"], mapping["channel"] + 1,
-                 param, low, high)
+        log.info("MIDI learn: CC %d on channel %d now drives %s (%g..%g)", cc, channel + 1, param, low, high)
         return mapping
 
     def _clock_message(self, message, t_s: float, sender: str) -> list[Command]:

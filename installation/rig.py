@@ -111,7 +111,7 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
     """
     tempo = build_tempo(cfg.tempo, clock)
     rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out)
-    inputs = []
+    inputs: list[Any] = []
     if cfg.midi.inputs or cfg.midi.virtual_input:
         from hardware.midi_in import MidoMidiIn, VirtualMidiIn
 

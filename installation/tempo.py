@@ -33,6 +33,10 @@ class Tempo(Protocol):
 
     def set_tempo(self, bpm: float, t_s: float | None = None) -> None: ...
 
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
 
 # --- helpers every consumer uses ------------------------------------------------------------------
 def next_bar_s(tempo: Tempo, t_s: float) -> float:
@@ -54,7 +58,9 @@ def bar_line_s(tempo: Tempo, t_s: float, snap_beats: float = 0.25) -> float:
 def lock_music(music: MusicState, tempo: Tempo, t_s: float) -> MusicState:
     """`music` with tempo and beat phase taken from the shared timeline (what the visuals pulse to)."""
     beat = tempo.beat_at(t_s)
-    return dataclasses.replace(music, tempo_bpm=tempo.tempo_bpm(), beat_phase=beat % 1.0, beat_confidence=1.0)
+    descriptors = dataclasses.replace(music.descriptors, tempo_bpm=tempo.tempo_bpm(), beat_phase=beat % 1.0,
+                                      beat_confidence=1.0)
+    return dataclasses.replace(music, descriptors=descriptors)
 
 
 class TempoLockedMusic:

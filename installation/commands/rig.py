@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -65,16 +66,18 @@ def _percentile(values: list[float], q: float) -> float:
 
 # --- link -------------------------------------------------------------------------------------------
 def _bench_link(args: argparse.Namespace) -> int:
+    from hardware.link import AbletonLink
     from installation.clock import MonotonicClock
-    from installation.config import TempoConfig
-    from installation.tempo import build_tempo
 
-    ours = build_tempo(TempoConfig(source="link", bpm=120.0), MonotonicClock())
+    clock = MonotonicClock()
+    ours = AbletonLink(clock, 120.0)
     ours.open()
     peer = subprocess.Popen([sys.executable, str(ROOT / "tools" / "link_peer.py"), "--bpm", "100", "--every-ms", "5"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(iter(peer.stdout.readline, "")), daemon=True).start()
+    stdout, stdin = peer.stdout, peer.stdin
+    assert stdout is not None and stdin is not None
+    threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True).start()
     try:
         deadline = time.monotonic() + 30
         while "ready\n" not in lines and time.monotonic() < deadline:
@@ -89,26 +92,26 @@ def _bench_link(args: argparse.Namespace) -> int:
         while time.monotonic() < end:
             time.sleep(0.05)
             for line in lines[seen:]:
-                t_us, beat, bpm, _ = line.split()
-                ours_beat = ours.beat_at(ours.runtime_s(int(t_us)))
-                offset = (ours_beat - float(beat) + 2.0) % 4.0 - 2.0  # Link aligns the phase in the bar
-                differences_ms.append(abs(offset) * 60000.0 / float(bpm))
+                words = line.split()
+                ours_beat = ours.beat_at(ours.runtime_s(int(words[0])))
+                offset = (ours_beat - float(words[1]) + 2.0) % 4.0 - 2.0  # Link aligns the phase in the bar
+                differences_ms.append(abs(offset) * 60000.0 / float(words[2]))
             seen = len(lines)
         delays_ms = []
         for i in range(args.changes):
-            bpm = 100.0 + 7.0 * (i + 1)
+            new_bpm = 100.0 + 7.0 * (i + 1)
             mark = len(lines)
-            set_us = ours.link_us(ours._clock.now_s())
-            ours.set_tempo(bpm)
+            set_us = ours.link_us(clock.now_s())
+            ours.set_tempo(new_bpm)
             deadline = time.monotonic() + 5
             hit = None
             while hit is None and time.monotonic() < deadline:
                 time.sleep(0.005)
                 hit = next((line for line in lines[mark:] if len(line.split()) == 4
-                            and abs(float(line.split()[2]) - bpm) < 0.01), None)
+                            and abs(float(line.split()[2]) - new_bpm) < 0.01), None)
             delays_ms.append((int(hit.split()[0]) - set_us) / 1000.0 if hit else float("inf"))
     finally:
-        peer.stdin.close()
+        stdin.close()
         peer.wait(10)
         ours.close()
     return _write({
@@ -155,7 +158,8 @@ def _bench_midi_clock(args: argparse.Namespace) -> int:
             follower.tick(seen_s)
             m = median.tick(seen_s)
             if true_s >= marks[0]:
-                readings["least_squares"][f"{marks[0]:g}s"] = None if follower.exact_bpm() is None else round(follower.exact_bpm(), 2)
+                exact = follower.exact_bpm()
+                readings["least_squares"][f"{marks[0]:g}s"] = None if exact is None else round(exact, 2)
                 readings["median"][f"{marks[0]:g}s"] = None if m is None else round(m, 2)
                 marks.pop(0)
             n += 1
@@ -201,7 +205,8 @@ def _bench_midi_in(args: argparse.Namespace) -> int:
         backend_listing_ms = (time.perf_counter() - t0) / 5 * 1000
         clock = MonotonicClock()
         ports = [MidoMidiIn("Bench knobs", clock, jack), MidoMidiIn("Absent pads", clock, jack)]
-        thread = MidiControlThread(ports, LiveMidiMap(ControlConfig()), DropOldest(64))
+        live_map: Any = LiveMidiMap(ControlConfig())  # mido messages -> commands, like MidiMapper
+        thread = MidiControlThread(ports, live_map, DropOldest(64))
         thread.start()
         period_s, shown, late = 1 / 30, 0, 0
         start = deadline = time.monotonic()
