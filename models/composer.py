@@ -155,6 +155,9 @@ class Composer:
         self.melody_source = None
         """Optional `(retrieved Phrase, mode class, metre, (valence, arousal)) -> (Phrase, reason) | None`
         that writes the phrase's melody instead (the learned head, the LLM backend); None = corpus."""
+        self.wait_for_words = True
+        """False in a live installation: until the sentence model has loaded (seconds, in the
+        background), melodies are drawn by mode class and metre instead of waiting for it."""
         self.revision: tuple[float, float] = (0.0, 0.0)
         """(lift, drive) added by self-refinement (models.composer_refine) to the picture's valence
         and energy for articulation, register, groove and tempo, density, loudness; mode and key stay."""
@@ -327,7 +330,11 @@ class Composer:
         index = self.index()
         if index is None:
             source = self.table.choose_phrase(mode_class, metre, self.rng)
-            return source, f"melody drawn at random by mode class and metre (no corpus index)"
+            return source, "melody drawn at random by mode class and metre (no corpus index)"
+        if not self.wait_for_words and not index.encoder.ready():
+            index.encoder.warm_up()
+            source = self.table.choose_phrase(mode_class, metre, self.rng)
+            return source, "melody drawn at random by mode class and metre while the sentence model loads"
         key = self.picture_key(image)
         from models.image_content import describe
         description = image.description or describe(v, a, image.brightness, image.saturation, image.contrast,

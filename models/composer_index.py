@@ -105,9 +105,31 @@ class TextEncoder:
 
     _lock = threading.Lock()
     _model: Any = None
+    _loading: threading.Thread | None = None
 
     def __init__(self) -> None:
         self._cache: dict[str, np.ndarray] = {}
+
+    @classmethod
+    def ready(cls) -> bool:
+        return cls._model is not None
+
+    @classmethod
+    def warm_up(cls) -> None:
+        """Load the model on a background thread: importing sentence-transformers alone takes
+        seconds, which a live composer must not spend before its first phrase."""
+        with cls._lock:
+            if cls._model is not None or cls._loading is not None:
+                return
+            cls._loading = threading.Thread(target=cls._load_in_background, name="sentence-model", daemon=True)
+            cls._loading.start()
+
+    @classmethod
+    def _load_in_background(cls) -> None:
+        try:
+            cls._load()
+        except UserError as exc:
+            log.warning("%s", exc)
 
     @classmethod
     def _load(cls):
