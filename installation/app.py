@@ -188,8 +188,10 @@ class Installation:
                                 bus.images, bus.projected_va, clock, cfg.watch.rate_hz, critic_va=critic_va)]
         if cfg.compose.enabled:
             from models.composer import Composer
+            composer = Composer(cfg.compose, scene, seed=cfg.compose.seed)
+            composer.wait_for_words = False  # the first phrase never waits for the sentence model
             self.stages.append(stages.ComposerStage(
-                self.rig.composer(Composer(cfg.compose, scene, seed=cfg.compose.seed)), bus.images, bus.scene,
+                self.rig.composer(composer), bus.images, bus.scene,
                 bus.live, self.schedulers, clock, dormant, show_log=self.show_log))
         for stage in self.stages:
             self._add(stage)
