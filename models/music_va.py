@@ -377,9 +377,9 @@ class SectionValence:
         k = (1.0 - math.exp(-dt / tau)) * (1.0 if fast else max(0.2, confidence))
         self.estimate += k * (valence - self.estimate)
         gap = self.estimate - self.held
-        if fast or abs(gap) > self.band:
+        if abs(gap) > self.band:  # hysteresis, also after a section change: a false alarm moves nothing
             rate = self.change_rate_per_s if fast else self.rate_per_s
-            step = gap if fast else gap - math.copysign(self.band * 0.5, gap)  # stop inside the band
+            step = gap - math.copysign(self.band * 0.5, gap)  # stop inside the band
             self.held += float(np.clip(step, -rate * dt, rate * dt))
         return self.held
 
