@@ -785,7 +785,7 @@ class Director:
         if self._scene_changed:
             self._scene_changed = False
             return "scene"
-        if state.section_change:
+        if state.section_change and _distance(clamp_va(*state.va), self._caption_va) >= self.SECTION_MIN_VA_CHANGE:
             return "section"
         if _distance(clamp_va(*state.va), self._caption_va) > self.cfg.va_threshold:
             return "va"
@@ -868,6 +868,11 @@ class Director:
             if part and part.lower() not in (s.lower() for s in seen):
                 seen.append(part)
         return self._fit(", ".join(seen))
+
+    SECTION_MIN_VA_CHANGE = 0.1
+    """A heard section change starts a new caption only when the music's VA moved at least this far
+    since the last one: on real recordings the novelty detector also fires inside a section (a
+    crescendo, a new instrument), and following every alarm changed the picture every 5 s."""
 
     USE_WINDOW = 150
     """Captions over which a phrase's uses count against it, so hours of music spread over the banks."""

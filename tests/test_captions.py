@@ -92,8 +92,8 @@ def test_section_change_is_latched_and_lands_on_a_bar_line():
     states = []
     for i in range(int(12 / hop)):
         t = i * hop
-        states.append(state(t, 0.2, 0.1, tempo_bpm=bpm, beat_confidence=0.9, beat_phase=(t * bpm / 60.0) % 1.0,
-                            section_change=abs(t - 1.0) < 1e-9))
+        states.append(state(t, 0.2 if t < 1.0 else 0.35, 0.1, tempo_bpm=bpm, beat_confidence=0.9,
+                            beat_phase=(t * bpm / 60.0) % 1.0, section_change=abs(t - 1.0) < 1e-9))
     published = run(director, states)
     assert len(published) == 2
     t_change = published[1][0]
@@ -104,9 +104,15 @@ def test_section_change_is_latched_and_lands_on_a_bar_line():
 
 def test_no_beat_no_bar_wait():
     director = Director(config(min_hold_s=0.5, max_hold_s=60), load_scene("nocturne"))
-    states = steady(0, 1, 0.0, 0.0) + [state(1.0, 0.0, 0.0, section_change=True)]
+    states = steady(0, 1, 0.0, 0.0) + [state(1.0, 0.15, 0.0, section_change=True)]
     published = run(director, states)
     assert [round(t, 1) for t, _ in published] == [0.0, 1.0]
+
+
+def test_a_section_alarm_without_a_change_of_mood_keeps_the_picture():
+    director = Director(config(min_hold_s=0.5, max_hold_s=60), load_scene("nocturne"))
+    states = steady(0, 1, 0.0, 0.0) + [state(1.0, 0.03, 0.02, section_change=True)] + steady(1.1, 3, 0.03, 0.02)
+    assert [round(t, 1) for t, _ in run(director, states)] == [0.0]
 
 
 def test_simulated_show_changes_at_music_not_every_tick_and_never_repeats_within_five():
