@@ -353,8 +353,8 @@ class SectionValence:
     so a new section's mood is followed within a few seconds.
     """
 
-    def __init__(self, slow_s: float = 12.0, fast_s: float = 1.5, reset_s: float = 5.0, band: float = 0.12,
-                 rate_per_s: float = 0.06, change_rate_per_s: float = 0.6) -> None:
+    def __init__(self, slow_s: float = 8.0, fast_s: float = 1.5, reset_s: float = 5.0, band: float = 0.12,
+                 rate_per_s: float = 0.09, change_rate_per_s: float = 0.6) -> None:
         self.slow_s, self.fast_s, self.reset_s = slow_s, fast_s, reset_s
         self.band, self.rate_per_s, self.change_rate_per_s = band, rate_per_s, change_rate_per_s
         self.estimate: float | None = None
