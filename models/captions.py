@@ -575,6 +575,7 @@ class Director:
         self._pending: _Pending | None = None
         self._override_until_s = -math.inf
         self._scene_changed = False
+        self._va_over_since: float | None = None
         # beat tracking for bar quantisation
         self._prev_phase: float | None = None
         self._beat_count = 0
@@ -788,7 +789,12 @@ class Director:
         if state.section_change and _distance(clamp_va(*state.va), self._caption_va) >= self.SECTION_MIN_VA_CHANGE:
             return "section"
         if _distance(clamp_va(*state.va), self._caption_va) > self.cfg.va_threshold:
-            return "va"
+            if self._va_over_since is None:
+                self._va_over_since = t_s
+            if t_s - self._va_over_since >= self.VA_SUSTAIN_S:
+                return "va"
+        else:
+            self._va_over_since = None
         if t_s - self._last_change_s >= self.cfg.max_hold_s:
             return "hold"
         critic_threshold = float(getattr(self.cfg, "critic_threshold", 0.2))
@@ -837,6 +843,7 @@ class Director:
                      self.critic_kind, *self._smoothed, *self._nudge, correction["colour"], correction["motion"])
         self._current = caption
         self._caption_va = clamp_va(*state.va)
+        self._va_over_since = None
         self._nudge_at_caption = self._nudge
         self._last_change_s = t_s
         self._pending = None
@@ -868,6 +875,10 @@ class Director:
             if part and part.lower() not in (s.lower() for s in seen):
                 seen.append(part)
         return self._fit(", ".join(seen))
+
+    VA_SUSTAIN_S = 1.5
+    """A VA move past `va_threshold` must last this long: arousal is quick (about 1 s), and on
+    recordings its swings within a phrase changed the picture every few seconds."""
 
     SECTION_MIN_VA_CHANGE = 0.1
     """A heard section change starts a new caption only when the music's VA moved at least this far
