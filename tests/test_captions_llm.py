@@ -70,7 +70,7 @@ def drive(director: Director, seconds: float, v: float = 0.5):
     while time.monotonic() < end:
         now = time.monotonic()
         start = time.perf_counter()
-        caption = director.update(music(now, v), now)
+        caption = director.update(music(now, v if int(now * 4) % 2 else -v), now)  # the mood keeps changing
         slowest = max(slowest, time.perf_counter() - start)
         if caption is not None:
             captions.append(caption)
