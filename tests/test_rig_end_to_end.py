@@ -178,6 +178,25 @@ def test_midi_learn_and_mapping_edits_apply_while_the_installation_runs(jack_ser
         assert wait_for(lambda: len([r for r in records(show, "reload") if r.get("action") == "applied"]) >= 2,
                         timeout_s=30.0)
         assert wait_for(turned(127, 0.5), timeout_s=30.0, interval_s=0.2)
+        # a drum machine's clock at 140 bpm moves the installation's tempo
+        import threading
+
+        from installation.clock import MonotonicClock
+        clock, stop_clock = MonotonicClock(), threading.Event()
+
+        def play_clock() -> None:
+            start_s, tick = clock.now_s(), 0
+            while clock.sleep_until(start_s + tick * 60.0 / (24 * 140.0), stop_clock):
+                performer.send(mido.Message("clock"))
+                tick += 1
+        player = threading.Thread(target=play_clock, daemon=True)
+        player.start()
+        try:
+            assert wait_for(lambda: abs((operator.status(port, tries=20)["tempo_override_bpm"] or 0) - 140.0) <= 1.0,
+                            timeout_s=30.0, interval_s=0.2)
+        finally:
+            stop_clock.set()
+            player.join(5)
         frames_before = records(show, "status")[-1]
         assert wait_for(lambda: records(show, "status")[-1]["t_s"] > frames_before["t_s"] + 2, timeout_s=30.0)
         assert records(show, "status")[-1]["fps"] > 0  # frames kept flowing
