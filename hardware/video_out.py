@@ -44,6 +44,17 @@ class VideoSink(Protocol):
     def close(self) -> None: ...
 
 
+def _to_rgba(rgb: np.ndarray, rgba: np.ndarray) -> None:
+    """RGB into a preallocated RGBA frame (alpha stays 255). OpenCV does it in ~1.6 ms at 1280x720
+    without the GIL; numpy's strided copy takes ~24 ms holding it, which the projector would feel."""
+    try:
+        import cv2
+    except ImportError:
+        rgba[..., :3] = rgb
+        return
+    cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2RGBA, dst=rgba)
+
+
 # --- sinks --------------------------------------------------------------------------------------
 class NdiSink:
     """An NDI source named `source_name` (others see it as `HOST (source_name)`)."""
@@ -94,7 +105,7 @@ class NdiSink:
                 self.skipped += 1
                 return
         rgba = self._rgba
-        rgba[..., :3] = rgb
+        _to_rgba(rgb, rgba)
         if not self._sender.write_video(rgba.ravel()):
             raise RuntimeError("NDI sender refused the frame")
 
