@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hardware.base import AudioInput, Camera, Display, MidiOut
 from installation import stages
+from installation.stages import Stage
 from installation.bus import Bus
 from installation.clock import Clock, MonotonicClock
 from installation.config import Config
@@ -63,6 +65,10 @@ class Devices:
 
 class Installation:
     """Everything that runs, wired. Build with `Installation(cfg, options, devices)`, then `run()`."""
+
+    projector: Projector
+    osc_server: Any
+    stages: list[Stage]
 
     def __init__(self, cfg: Config, options: RunOptions, devices: Devices | None = None) -> None:
         from scenes.scene import SceneError, available_scenes, load_scene

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardware.base import Scheduler as SchedulerPort
+from models.renderer import Renderer
 from installation.config import Config
 from installation.errors import UserError
 
@@ -199,7 +200,7 @@ def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list:
     return outputs
 
 
-def build_renderers(cfg: Config, sources: Sources, scene) -> list:
+def build_renderers(cfg: Config, sources: Sources, scene) -> list[Renderer]:
     """The renderer chain: the procedural source, then diffusion over it when weights are there."""
     from installation.errors import UserError
     from models.render_procedural import ProceduralRenderer
