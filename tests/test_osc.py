@@ -135,18 +135,15 @@ def test_bad_commands_are_answered_and_change_nothing(rig, address, args, reason
 def test_subscribe_sends_periodic_status_to_the_given_port(rig):
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind(("127.0.0.1", 0))
-    listener.settimeout(2.0)
+    listener.settimeout(20.0)  # generous: a loaded machine; the rate itself is the server's clock's business
     c = client(rig)
     _, body = ask(c, "/subscribe", listener.getsockname()[1])
     assert body["status"] == "ok" and body["hz"] == 5.0
-    received = []
-    deadline = time.monotonic() + 1.0
-    while time.monotonic() < deadline:
-        data = listener.recv(65536)
-        received.append(data)
-    assert 2 <= len(received) <= 12  # 5 Hz for one second, generous either side (a busy CPU)
+    received = [listener.recv(65536) for _ in range(3)]  # feedback keeps coming, unasked
     assert all(data.startswith(b"/status\x00") for data in received)
-    ask(c, "/unsubscribe", listener.getsockname()[1])
+    assert rig.server.snapshot()["feedback_sent"] >= 3
+    assert ask(c, "/unsubscribe", listener.getsockname()[1])[1]["status"] == "ok"
+    assert rig.server.snapshot()["subscribers"] == 0
     listener.close()
 
 
@@ -156,9 +153,7 @@ def test_oscsend_and_oscdump_from_liblo_tools(rig):
     for args in (["/scene", "s", "pulse"], ["/blackout", "T"], ["/param/speed", "f", "2.5"], ["/tempo", "i", "120"],
                  ["/freeze", "i", "1"], ["/prompt", "s", "a quiet harbour"]):
         subprocess.run(["oscsend", host, str(port), *args], check=True, timeout=5)
-    deadline = time.monotonic() + 3.0
-    while rig.server.snapshot()["accepted"] < 6 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert wait_for(lambda: rig.server.snapshot()["accepted"] >= 6, 30.0)
     assert len(rig.apply()) == 6
     assert (rig.live.scene, rig.live.blackout, rig.live.params["speed"], rig.live.tempo_bpm) == ("pulse", True, 2.5, 120.0)
     assert rig.live.freeze and rig.live.prompt_override == "a quiet harbour"
@@ -169,14 +164,22 @@ def test_oscsend_and_oscdump_from_liblo_tools(rig):
     dump_port = probe.getsockname()[1]
     probe.close()
     dump = subprocess.Popen(["oscdump", "-L", str(dump_port)], stdout=subprocess.PIPE, text=True)
+    heard: list[str] = []
+
+    def read():
+        for line in dump.stdout:
+            heard.append(line)
+    reader = __import__("threading").Thread(target=read, daemon=True)
+    reader.start()
+
+    def subscribed_and_heard():  # subscribes again until oscdump (started at its own pace) hears the feedback
+        subprocess.run(["oscsend", host, str(port), "/subscribe", "i", str(dump_port)], check=True, timeout=10)
+        return [line for line in heard if " /status s " in line]  # "<timetag> /status s <json>"
     try:
-        time.sleep(0.3)
-        subprocess.run(["oscsend", host, str(port), "/subscribe", "i", str(dump_port)], check=True, timeout=5)
-        time.sleep(1.0)
+        lines = wait_for(subscribed_and_heard, 60.0, interval_s=0.5)
     finally:
         dump.terminate()
-        out, _ = dump.communicate(timeout=5)
-    lines = [line for line in out.splitlines() if " /status s " in line]  # "<timetag> /status s <json>"
+        dump.wait(timeout=10)
     assert lines and '"scene":"pulse"' in lines[0]
 
 
@@ -327,7 +330,7 @@ def test_flood_and_bundle_storm_from_one_host_lose_nothing_of_another(tmp_path):
 
 
 def test_bundle_messages_count_one_by_one_and_none_answered_ok_is_lost(tmp_path):
-    rig = Rig(tmp_path, rate_limit_hz=1, burst=50)
+    rig = Rig(tmp_path, rate_limit_hz=0.001, burst=50)  # no refill while the test runs, however slowly
     try:
         c = client(rig)
         bb = OscBundleBuilder(IMMEDIATELY)
@@ -336,11 +339,12 @@ def test_bundle_messages_count_one_by_one_and_none_answered_ok_is_lost(tmp_path)
             mb.add_arg(float(j % 60))
             bb.add_content(mb.build())
         c._sock.sendto(bb.build().dgram, rig.address)
+        assert wait_for(lambda: rig.server.snapshot()["messages"] >= 300, 30.0)
         replies = []
-        for message in c.get_messages(1.0):
+        for message in c.get_messages(2.0):
             replies.append(json.loads(message.params[0]))
         oks = [r for r in replies if r.get("status") == "ok"]
-        assert 50 <= len(oks) <= 55  # the burst, not the whole bundle
+        assert len(oks) == 50  # the burst, not the whole bundle
         assert [r for r in replies if "rate limited" in r.get("reason", "")]
         results = rig.apply()
         assert len(results) == len(oks) and all(r["ok"] for r in results)
@@ -350,7 +354,7 @@ def test_bundle_messages_count_one_by_one_and_none_answered_ok_is_lost(tmp_path)
 
 
 def test_fader_values_over_the_limit_are_coalesced_and_the_last_one_lands(tmp_path):
-    rig = Rig(tmp_path, rate_limit_hz=20, burst=5)
+    rig = Rig(tmp_path, rate_limit_hz=2, burst=5)
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for i in range(200):
@@ -358,9 +362,11 @@ def test_fader_values_over_the_limit_are_coalesced_and_the_last_one_lands(tmp_pa
             sock.sendto(build_message("/param/speed", i / 100), rig.address)
         sock.sendto(build_message("/param/brightness", 0.125), rig.address)
         sock.sendto(build_message("/param/speed", 3.5), rig.address)
-        assert wait_for(lambda: (s := rig.server.snapshot())["received"] == 402 and s["pending_faders"] == 0, 20.0)
-        rig.apply()
-        assert rig.live.params["brightness"] == 0.125 and rig.live.params["speed"] == 3.5
+        def landed():
+            rig.apply()  # the main loop's part
+            return rig.live.params["brightness"] == 0.125 and rig.live.params["speed"] == 3.5
+        assert wait_for(landed, 60.0)
+        assert rig.server.snapshot()["received"] == 402
         stats = rig.server.snapshot()
         assert stats["coalesced"] > 300 and stats["rate_limited"] == 0
         sock.close()
