@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from installation.composer_build import build_composer, refinement_callables  # noqa: F401
 from installation.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -271,39 +272,6 @@ def write_wav(plans, midi_path: Path, wav_path: Path, renderer: str, sample_rate
     import soundfile
     audio = render_internal(plans, sample_rate_hz)
     soundfile.write(str(wav_path), np.clip(audio, -1.0, 1.0), sample_rate_hz, subtype="PCM_16")
-
-
-def refinement_callables(cfg, sample_rate_hz: int = 16000):
-    """(render, rate) for models.composer_refine: the built-in synth and the configured music VA head
-    (listen.va_head) through models.music_va's offline path, as the listener would hear it."""
-    from models.music_va import analyze_signal
-
-    def render(plans):
-        return render_internal(plans, sample_rate_hz, offset_s=plans[0].start_s)
-
-    def rate(audio):
-        analysis = analyze_signal(audio, sample_rate_hz, cfg.listen)
-        return analysis.valence, analysis.arousal
-    return render, rate
-
-
-def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = False):
-    """The composer the config asks for: corpus or learned head, LLM backend, self-refinement.
-    `live`: the LLM is asked in the background (a phrase never waits for it)."""
-    from models.composer import Composer
-    composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
-    if cfg.compose.head == "learned":
-        from models.composer_learned import LearnedMelody
-        composer.melody_source = LearnedMelody(cfg.compose.learned_weights, seed=seed)
-    if cfg.compose.backend == "llm":
-        from models.composer_llm import LlmComposer
-        composer = LlmComposer(composer, cfg.compose.llm_url, cfg.compose.llm_model, cfg.compose.llm_timeout_s,
-                               cfg.compose.llm_retries, cfg.compose.llm_vision, background=live)
-    if cfg.compose.refine_rounds > 0:
-        from models.composer_refine import RefiningComposer
-        render, rate = refinement_callables(cfg)
-        composer = RefiningComposer(composer, render, rate, cfg.compose.refine_rounds)
-    return composer
 
 
 # --- compose --------------------------------------------------------------------------------------------
