@@ -251,6 +251,8 @@ def describe_space(routes, params: Mapping[str, Any], scene_names: Iterable[str]
         OscNode("/freeze", "i", (_range(0, 1),), docs.get("/freeze", ""), READ_WRITE),
         OscNode("/prompt", "s", (None,), docs.get("/prompt", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
                 READ_WRITE),
+        OscNode("/comment", "s", (None,), docs.get("/comment", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
+                WRITE),
         OscNode("/tempo", "f", (_range(0.0, tempo[1]),),
                 docs.get("/tempo", "") + f" ({tempo[0]:g}-{tempo[1]:g}, or 0)", READ_WRITE),
         OscNode("/status", "", (), "answers /status <json> with the installation's state", WRITE),

@@ -173,6 +173,8 @@ class Installation:
         self._closers += [r.close for r in renderers if hasattr(r, "close")]
         image_va = build_image_va(cfg.watch)
         critic_va = critic_for(director, cfg.watch, image_va, self.show_log)
+        analyser = ImageAnalyser(image_va)  # a visitor's /comment joins the picture's words
+        self.control.effects["comment"] = lambda command, text: analyser.comment(text or "", clock.now_s())
         windowed = self.sources.display != "headless"
         self.projector = Projector(
             bus.frames, bus.live, bus.projected_frames, clock, cfg.display.fps, (cfg.render.width, cfg.render.height),
@@ -190,14 +192,12 @@ class Installation:
                                  bus.frames, clock, cfg.display.fps, dormant, lambda: self.projector.display_size, fit),
             stages.CameraStage(devices.camera or build_camera(cfg, self.sources, clock), bus.camera_frames, clock,
                                cfg.camera.fps),
-            stages.WatcherStage(ImageAnalyser(image_va), image_va, bus.camera_frames, bus.projected_frames,
+            stages.WatcherStage(analyser, image_va, bus.camera_frames, bus.projected_frames,
                                 bus.images, bus.projected_va, clock, cfg.watch.rate_hz, critic_va=critic_va)]
         if cfg.compose.enabled:
-            from models.composer import Composer
-            composer = Composer(cfg.compose, scene, seed=cfg.compose.seed)
-            composer.wait_for_words = False  # the first phrase never waits for the sentence model
+            from installation.composer_build import build_composer
             self.stages.append(stages.ComposerStage(
-                self.rig.composer(composer), bus.images, bus.scene,
+                self.rig.composer(build_composer(cfg, scene, cfg.compose.seed, live=True)), bus.images, bus.scene,
                 bus.live, self.schedulers, clock, dormant, show_log=self.show_log))
         for stage in self.stages:
             self._add(stage)

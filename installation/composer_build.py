@@ -22,6 +22,7 @@ def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = F
     `live`: the LLM is asked in the background (a phrase never waits for it)."""
     from models.composer import Composer
     composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
+    composer.wait_for_words = not live  # live, the first phrases never wait for the sentence model
     if cfg.compose.head == "learned":
         from models.composer_learned import LearnedMelody
         composer.melody_source = LearnedMelody(cfg.compose.learned_weights, seed=seed)

@@ -13,6 +13,7 @@ text to the captioner), "blackout" (wakes a dormant installation), "stop" (resta
 Addresses (docs/osc.md has the full table):
   /scene <name> [crossfade_s]   /crossfade <s>      /blackout <0|1>   /freeze <0|1>
   /param/<path> <value>         /prompt <text>      /tempo <bpm>      (0 releases the tempo)
+  /comment <text>               (a visitor's words joined to the picture the composer reads)
   /learn/<path>                 (MIDI learn: the next knob moved drives /param/<path>)
   /restart, /stop, /panic       (schedules, systemd and OSC hosts in osc.admin_allow only)
 """
@@ -189,6 +190,16 @@ def _prompt(command: Command, ctx: RouteContext) -> Parsed:
     return (text or None), reason
 
 
+def _comment(command: Command, ctx: RouteContext) -> Parsed:
+    args = command.args
+    if not args or not isinstance(args[0], str):
+        return None, "/comment needs text (a visitor's words for the music; an empty string clears it)"
+    text, reason = clean_prompt(args[0], ctx.blocklist)
+    if reason is None and text and ctx.prompt_filter is not None:
+        reason = ctx.prompt_filter(text)
+    return text, reason and reason.replace("prompt", "comment", 1)
+
+
 def _param(command: Command, ctx: RouteContext) -> Parsed:
     key = param_key(command.address)
     spec = ctx.params.get(key)
@@ -249,6 +260,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/freeze", _flag, _set("freeze"), None, "hold the current picture (1) or follow again (0)"),
     Route("/tempo", _tempo, _set("tempo_bpm"), None, "composer tempo in bpm; 0 follows the music again"),
     Route("/prompt", _prompt, _set("prompt_override"), "prompt", "override the caption; empty text clears it"),
+    Route("/comment", _comment, lambda live, value: None, "comment",
+          "a visitor's words, joined to the picture's description the composer searches with"),
     Route("/param/", _param, _apply_param, None, "set a live parameter of the scene", prefix=True),
     Route("/learn/", _learn, lambda live, value: None, "learn",
           "MIDI learn: the next knob or fader moved drives this parameter (saved into config.toml)", prefix=True),

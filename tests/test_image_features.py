@@ -83,3 +83,16 @@ def test_content_descriptors_see_faces_sky_and_plants_and_words_join_the_descrip
     analyser.reset()
     later = analyser.analyse(skimage.data.coffee(), 2.0 + analyser.comment_ttl_s + 1.0)
     assert "visitor" not in later.description  # a comment fades after its time
+
+
+def test_a_comment_over_the_command_table_reaches_the_analyser():
+    from installation import routes
+    from installation.records import Command
+    ctx = routes.RouteContext(lambda: ["nocturne"], {}, blocklist=("gore",))
+    route, text, why = routes.parse(Command(0.0, "/comment", ("  the sea\tis lonely ",)), ctx)
+    assert route.effect == "comment" and text == "the sea is lonely" and why is None
+    assert routes.parse(Command(0.0, "/comment", ("so much gore",)), ctx)[2].startswith("comment contains a blocked")
+    assert routes.parse(Command(0.0, "/comment", ()), ctx)[2].startswith("/comment needs text")
+    analyser = ImageAnalyser()
+    analyser.comment(text, 0.0)  # what the composition root's "comment" effect does
+    assert analyser.analyse(skimage.data.coffee(), 1.0).description.endswith("A visitor says: the sea is lonely.")
