@@ -584,3 +584,33 @@ def test_bench_render_reports_syncs_lag_and_unet_calls_per_family(tmp_path, caps
         assert by_stream[False]["unet_calls_per_frame"] == 2 and by_stream[False]["frames_of_lag"] == 0
         assert by_stream[True]["unet_calls_per_frame"] == 1 and by_stream[True]["frames_of_lag"] == 1
         assert all(run["bad_frames"] == 0 and run["ms_per_frame"] > 0 for run in row["runs"])
+
+
+def test_the_camera_gives_the_controlnet_its_structure_through_the_renderer_stage(family_models, tmp_path):
+    import types
+
+    from installation.bus import Bus, LiveSnapshot
+    from installation.clock import ManualClock
+    from installation.stages import RendererStage
+    from tests.tiny_pipeline import write_tiny_controlnet
+
+    net = write_tiny_controlnet(tmp_path / "controlnet")
+    renderer = load_family(family_models, "sd15-lcm", steps=1, controlnet=str(net), controlnet_source="camera")
+    renderer.feedback = 0.0
+    procedural = ProceduralRenderer(SIZE, SIZE, seed=0)
+    from scenes.scene import load_scene
+
+    clock, bus = ManualClock(), Bus("nocturne")
+    bus.scene.put(load_scene("nocturne"))
+    bus.live.put(LiveSnapshot("nocturne", params=types.MappingProxyType({"controlnet.strength": 2.0})))
+    stage = RendererStage([procedural, renderer], bus.music, bus.captions, bus.scene, bus.live, bus.frames, clock,
+                          fps=10, camera=bus.camera_frames)
+    rng = np.random.default_rng(3)
+    shown = []
+    for _ in range(2):   # two different camera pictures, same procedural time
+        bus.camera_frames.put(rng.integers(0, 255, (48, 80, 3), dtype=np.uint8))
+        stage.step()
+        shown.append(renderer.engine.control.clone())
+    assert renderer.controlnet_strength == 2.0
+    assert not bool((shown[0] == shown[1]).all())     # the ControlNet saw each camera picture's edges
+    assert bus.frames.peek().source == "diffusion"

@@ -28,9 +28,11 @@ class RendererStage(Stage):
                  scene: Latest, live: Latest[LiveSnapshot], frames: Latest[Frame], clock: Clock, fps: float,
                  dormant: threading.Event | None = None,
                  display_size: Callable[[], tuple[int, int] | None] = lambda: None,
-                 fit: Callable | None = None) -> None:
+                 fit: Callable | None = None, camera: Latest | None = None) -> None:
         super().__init__(clock)
         self.renderers = list(renderers)
+        self.camera = camera
+        """The newest camera picture, for a pass that takes structure from it (ControlNet)."""
         self.music = music
         self.captions = captions
         self.scene = VersionWatch(scene, seen=-1)
@@ -75,6 +77,8 @@ class RendererStage(Stage):
         for renderer in self.renderers[1:]:
             if live is not None and hasattr(renderer, "apply_params"):
                 renderer.apply_params(live.params)   # LoRA weights, ControlNet strength
+            if self.camera is not None and hasattr(renderer, "set_camera_frame"):
+                renderer.set_camera_frame(self.camera.peek())
         if self.last_s is not None:
             self.visual_s += (now_s - self.last_s) * speed
         self.last_s = now_s
