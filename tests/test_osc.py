@@ -141,7 +141,7 @@ def test_subscribe_sends_periodic_status_to_the_given_port(rig):
     assert body["status"] == "ok" and body["hz"] == 5.0
     received = [listener.recv(65536) for _ in range(3)]  # feedback keeps coming, unasked
     assert all(data.startswith(b"/status\x00") for data in received)
-    assert rig.server.snapshot()["feedback_sent"] >= 3
+    assert wait_for(lambda: rig.server.snapshot()["feedback_sent"] >= 3, 10.0)  # counted just after sending
     assert ask(c, "/unsubscribe", listener.getsockname()[1])[1]["status"] == "ok"
     assert rig.server.snapshot()["subscribers"] == 0
     listener.close()
