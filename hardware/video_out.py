@@ -208,7 +208,7 @@ class SinkThread:
         delay_s = self._backoff_s
         while not self._stop.is_set():
             rgb = self._latest.take(timeout_s=0.5)
-            if rgb is None:
+            if rgb is None or self._stop.is_set():
                 continue
             height, width = rgb.shape[:2]
             try:
