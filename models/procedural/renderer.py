@@ -41,6 +41,8 @@ DEFAULT_ACCENTS = {"flash": 0.4, "pulse": 0.5, "shake": 0.2, "burst": 0.4, "kick
 BEAT_WEIGHT = 0.35
 """Default weight of a predicted beat against an onset hit (1.0)."""
 HIT_DECAY_S = 0.08
+BLACK_FLOOR = 0.04
+"""The darkest a graded colour gets: near-black carries no colour for the colour head."""
 """Decay of the hit accumulator that flash, scale pulse, shake and palette kick follow."""
 JUMP_S = 0.35
 KICK_STEP = 0.2
@@ -106,6 +108,7 @@ class ProceduralRenderer:
         self._brightness_gain = 1.0
         self._saturation_gain = 1.0
         self._contrast_gain = 1.0
+        self._highlight = 0.0
         self._va_offset = np.zeros(2, dtype=np.float64)
         self._frames = 0
         self.last_measured_va: tuple[float, float] = (0.0, 0.0)
@@ -330,7 +333,11 @@ class ProceduralRenderer:
         lum = (palette @ _LUMA)[:, None]
         mean = float(lum.mean())
         graded = mean + self._contrast_gain * (lum - mean) + self._saturation_gain * (palette - lum)
-        return np.clip(graded * self._brightness_gain, 0.0, 1.0).astype(np.float32)
+        graded = np.clip(graded * self._brightness_gain, BLACK_FLOOR, 1.0)
+        # Dark yet aroused music: the light end of the palette is lifted out of the dark (lightning in
+        # a storm), which the colour head reads as tension; the rest stays dark.
+        graded[3:] += (1.0 - graded[3:]) * self._highlight * np.asarray([[0.6], [1.0]], dtype=np.float32)
+        return graded.astype(np.float32)
 
     def _correct(self, frame: np.ndarray) -> None:
         """Measure the frame with the colour head; nudge the grade toward the music's VA."""
@@ -352,6 +359,11 @@ class ProceduralRenderer:
         self._brightness_gain = float(min(4.0, max(0.05, self._brightness_gain)))
         self._saturation_gain = float(min(4.0, max(0.0, self._saturation_gain)))
         self._contrast_gain = float(min(4.0, max(0.4, self._contrast_gain)))
+        short = target[1] - measured[1]
+        if target[0] < 0.0 and short > 0.1 and features.brightness < 0.45:
+            self._highlight = min(0.9, self._highlight + 0.08 * short)
+        else:
+            self._highlight = max(0.0, self._highlight - 0.02)
         if not all(math.isfinite(g) for g in (self._brightness_gain, self._saturation_gain, self._contrast_gain)):
             self._brightness_gain = self._saturation_gain = self._contrast_gain = 1.0
             self._va_offset[:] = 0.0
