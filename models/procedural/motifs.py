@@ -654,7 +654,7 @@ class Grid(Motif):
 
 
 class Glyphs(Motif):
-    name, words, layer = "glyphs", ("sign", "letter", "word", "text", "neon", "code", "poem", "glyph", "broken"), 2
+    name, words, layer = "glyphs", ("sign", "letter", "word", "text", "neon", "code", "poem", "glyph", "graffiti"), 2
 
     CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789#*+"
 

@@ -179,8 +179,10 @@ class ProceduralRenderer:
         self._set_motifs(self.motifs_for(caption))
 
     def motifs_for(self, caption: Caption) -> tuple[str, ...]:
-        """The motif set a caption calls up. An operator's prompt is read on its own words (its facets are
-        the look it replaced); an agents' caption by its scene and composition facets, then its shapes hint."""
+        """The motif set a caption calls up, with the scene's own first motifs kept so the scene stays
+        recognisable. An operator's prompt is read on its own words (its facets are the look it
+        replaced) and gets three motifs; an agents' caption gets two, from its scene and composition
+        facets, then its shapes hint."""
         facets = caption.facets or {}
         if caption.source == "operator":
             named = motifs_named_in(caption.prompt)
@@ -188,9 +190,14 @@ class ProceduralRenderer:
                 digest = hashlib.sha1(caption.prompt.encode("utf-8")).digest()
                 pool = [n for n in MOTIF_NAMES if n not in self._motif_set]
                 named = [pool[b % len(pool)] for b in digest[:3]]
-            return choose_motifs(" ".join(named), None, ())
-        text = " ".join(str(facets.get(k, "")) for k in ("scene", "composition")) if facets else caption.prompt
-        return choose_motifs(text, (caption.hints or {}).get("shapes"), self._scene_motifs)
+            own = choose_motifs(" ".join(named), None, (), limit=3)
+            keep = self._scene_motifs[:1]
+        else:
+            text = " ".join(str(facets.get(k, "")) for k in ("scene", "composition")) if facets else caption.prompt
+            own = choose_motifs(text, (caption.hints or {}).get("shapes"), (), limit=2)
+            keep = self._scene_motifs[:2]
+        names = list(dict.fromkeys([*own, *keep]))
+        return tuple(sorted(names, key=lambda n: BY_NAME[n].layer))
 
     def close(self) -> None:
         self._motifs.clear()
@@ -288,10 +295,11 @@ class ProceduralRenderer:
             fade = _smoothstep((t_s - self._motif_change_s) / MOTIF_FADE_S)
             if fade >= 1.0:
                 self._motif_change_s, self._old_motif_set = None, ()
-        jobs = [(n, fade) for n in self._motif_set] + [(n, 1.0 - fade) for n in self._old_motif_set if fade < 1.0]
-        jobs.sort(key=lambda job: BY_NAME[job[0]].layer)
+        # Within a layer the motifs fading out go first, so a leaving sea never covers an arriving forest.
+        jobs = [(n, 1.0 - fade, 0) for n in self._old_motif_set if fade < 1.0] + [(n, fade, 1) for n in self._motif_set]
+        jobs.sort(key=lambda job: (BY_NAME[job[0]].layer, job[2]))
         drawn = []
-        for name, amount in jobs:
+        for name, amount, _ in jobs:
             if amount <= 0.02:
                 continue
             ctx.amount = amount
