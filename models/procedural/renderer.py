@@ -37,7 +37,7 @@ MEASURE_SIDE_PX = 160
 MOTIF_FADE_S = 1.2
 """A new motif set grows in (and the old one shrinks away) over this long at most."""
 ACCENT_KEYS = ("flash", "pulse", "shake", "burst", "kick", "jump")
-DEFAULT_ACCENTS = {"flash": 0.4, "pulse": 0.5, "shake": 0.2, "burst": 0.4, "kick": 0.3, "jump": 1.0}
+DEFAULT_ACCENTS = {"flash": 0.25, "pulse": 0.5, "shake": 0.2, "burst": 0.4, "kick": 0.5, "jump": 1.0}
 BEAT_WEIGHT = 0.35
 """Default weight of a predicted beat against an onset hit (1.0)."""
 HIT_DECAY_S = 0.08
@@ -45,8 +45,9 @@ BLACK_FLOOR = 0.04
 """The darkest a graded colour gets: near-black carries no colour for the colour head."""
 """Decay of the hit accumulator that flash, scale pulse, shake and palette kick follow."""
 JUMP_S = 0.35
-KICK_STEP = 0.2
-"""How far along the palette (0..1) a full-strength hit steps the field (accent `kick`)."""
+KICK_HUE = 0.7
+"""Radians a full-strength hit turns the palette's hues (accent `kick`)."""
+HUE_RELAX_S = 1.5
 """Seconds of animation a full-strength hit jumps ahead (accent `jump`): motion surges on the beat."""
 HORIZONS = {"horizon": 0.68, "centre": 0.62, "diagonal": 0.6, "radial": 0.62, "scattered": 0.7, "grid": 0.66}
 SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes",
@@ -102,7 +103,7 @@ class ProceduralRenderer:
         self._motion = motion_from_text("")
         self._phase = 0.0
         self._hit = 0.0
-        self._kick_offset = 0.0
+        self._hue = 0.0
         self._last_t_s: float | None = None
         self._va_smooth = (0.0, 0.0)
         self._brightness_gain = 1.0
@@ -250,12 +251,12 @@ class ProceduralRenderer:
         # Between hits the picture drifts; on a hit it steps ahead, so it changes on the beat itself.
         self._phase += dt_s * speed + g["jump"] * JUMP_S * impulse
 
-        palette = self._graded(look.palette)
+        # Palette kick: each hit turns the palette's hues (lightness and chroma stay, so the colour
+        # head's valence-arousal does too); the turn relaxes back to the caption's colours.
+        self._hue = self._hue * math.exp(-dt_s / HUE_RELAX_S) + g["kick"] * KICK_HUE * impulse
+        palette = _turn_hue(self._graded(look.palette), self._hue)
         lut = palette_lut(palette)
-        # Palette kick: each hit steps the field along the palette and it stays there (a colour cycle
-        # that advances with the music); the triangle fold keeps the index in the palette.
-        self._kick_offset = (self._kick_offset + g["kick"] * KICK_STEP * impulse) % 2.0
-        field = self._field.compute(self._phase, look.turbulence) + self._kick_offset
+        field = self._field.compute(self._phase, look.turbulence)
         field = 1.0 - np.abs(np.mod(field, 2.0) - 1.0)
         idx = (field * 255.0).astype(np.uint8)
         small = lut[idx] * self._field.vignette[..., None]
@@ -280,7 +281,9 @@ class ProceduralRenderer:
 
     def _ctx(self, palette: np.ndarray, look: Look, level: float, beat: float, onset: float) -> Ctx:
         rgb = [tuple(int(c) for c in np.clip(p * 255.0 + 0.5, 0, 255)) for p in palette]
-        glow = tuple(min(255, int(c + 0.35 * (255 - c))) for c in rgb[4])
+        # Glow is the palette's lightest colour, whitened only as far as the grade asks for tension:
+        # bright lines on a dark field read as aroused to the colour head.
+        glow = tuple(min(255, int(c + (0.1 + 0.5 * self._highlight) * (255 - c))) for c in rgb[4])
         g = self._accent_gain
         shake = g["shake"] * level * 10.0 * self.height / 720.0
         jig = math.sin(self._phase * 91.0), math.cos(self._phase * 77.0)
@@ -370,8 +373,19 @@ class ProceduralRenderer:
         short = target[1] - measured[1]
         if target[0] < 0.0 and short > 0.1 and features.brightness < 0.45:
             self._highlight = min(0.9, self._highlight + 0.08 * short)
-        else:
-            self._highlight = max(0.0, self._highlight - 0.02)
+        else:   # faster down when the picture reads more aroused than the music
+            self._highlight = max(0.0, self._highlight - 0.02 - 0.1 * max(0.0, -short))
         if not all(math.isfinite(g) for g in (self._brightness_gain, self._saturation_gain, self._contrast_gain)):
             self._brightness_gain = self._saturation_gain = self._contrast_gain = 1.0
             self._va_offset[:] = 0.0
+
+
+def _turn_hue(palette: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate colours about the grey axis by `angle` radians (Rodrigues): hue turns, grey stays."""
+    if abs(angle) < 1e-4:
+        return palette
+    c, s = math.cos(angle), math.sin(angle)
+    k = (1.0 - c) / 3.0
+    r = s / math.sqrt(3.0)
+    m = np.asarray([[c + k, k - r, k + r], [k + r, c + k, k - r], [k - r, k + r, c + k]], dtype=np.float32)
+    return np.clip(palette @ m.T, 0.0, 1.0).astype(np.float32)
