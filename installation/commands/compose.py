@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from installation.composer_build import build_composer, refinement_callables  # noqa: F401
+from installation.composer_build import build_composer, refinement_callables, render_internal  # noqa: F401
 from installation.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -233,33 +233,6 @@ def render_audio(midi_path: Path, wav_path: Path, sample_rate_hz: int = 16000) -
                         "fluidsynth and timgm6mb-soundfont.")
     subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.8", "-r", str(sample_rate_hz), "-F", str(wav_path),
                     str(SOUNDFONT), str(midi_path)], check=True, capture_output=True, timeout=120)
-
-
-def render_internal(plans, sample_rate_hz: int = 16000, offset_s: float = 0.0):
-    """Mono float32 audio of the plans played by the built-in synth (hardware.synth.Synth), offline;
-    `offset_s` is the time that becomes the first sample."""
-    import mido
-    import numpy as np
-
-    from hardware.synth import Synth
-    synth = Synth(sample_rate_hz=sample_rate_hz, gain=0.5)
-    timed: list[tuple[float, int, Any]] = []
-    for plan in plans:
-        for channel, program in plan.program_changes:
-            timed.append((plan.start_s, 0, mido.Message("program_change", channel=channel, program=program)))
-        for e in plan.events:
-            timed.append((e.start_s, 2, mido.Message("note_on", channel=e.channel, note=e.note, velocity=e.velocity)))
-            timed.append((e.start_s + e.duration_s, 1, mido.Message("note_off", channel=e.channel, note=e.note)))
-    timed.sort(key=lambda x: (x[0], x[1]))
-    blocks, frame = [], 0
-    for t_s, _, message in timed:
-        target = int(round((t_s - offset_s) * sample_rate_hz))
-        if target > frame:
-            blocks.append(synth.render(target - frame))
-            frame = target
-        synth.send(message)
-    blocks.append(synth.render(sample_rate_hz))  # one second of release tails
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 
 
 def write_wav(plans, midi_path: Path, wav_path: Path, renderer: str, sample_rate_hz: int = 44100) -> None:
