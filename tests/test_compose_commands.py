@@ -91,3 +91,21 @@ def test_every_key_and_mode_gets_a_key_signature_mido_accepts():
     for pc in range(12):
         for mode in MODES:
             assert _midi_key(key_name(pc, mode), mode) in _key_signature_encode, (pc, mode)
+
+
+def test_the_abc_has_every_voice_with_struck_chords_and_the_drums():
+    from music21 import converter
+
+    from installation.config import ComposeConfig
+    from installation.records import ImageState
+    from models.composer import Composer
+    from scenes.scene import load_scene
+    lively = ImageState(t_s=0.0, valence=0.5, arousal=0.8, brightness=0.6, dominant_hues_deg=(40.0,))
+    plan = Composer(ComposeConfig(retrieval=False), load_scene("nocturne")).plan(lively, 0.0)
+    score = converter.parse(plan.abc, format="abc")
+    assert len(score.parts) == 4 and [line for line in plan.abc.splitlines() if line.startswith("V:")] == [
+        'V:1 name="melody"', 'V:2 name="chords"', 'V:3 name="bass" clef=bass', 'V:4 name="drums" clef=perc']
+    strikes = {e.start_s for e in plan.events if e.voice == "chords"}
+    assert len(score.parts[1].flatten().notes) == len(strikes)  # a chord written for every strike
+    drums = [e for e in plan.events if e.voice == "drums"]
+    assert len(score.parts[3].flatten().notes) == len({e.start_s for e in drums})
