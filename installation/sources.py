@@ -73,7 +73,7 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
     elif camera == "file" and not _video_decodes(cfg.camera.file):
         problems.append(f"camera.file '{cfg.camera.file}' cannot be decoded as video; "
                         "convert it to MP4 (H.264 or MPEG-4) or MJPEG")
-    elif camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).is_dir():
+    if camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).expanduser().is_dir():
         problems.append(f"camera.photos_dir '{cfg.camera.photos_dir}' is not a folder; give a folder of photographs or \"\"")
 
     render = cfg.render.backend

@@ -98,3 +98,14 @@ def test_unplugged_camera_holds_the_last_frame_then_follows_new_frames():
     assert cam.stats["reconnects"] == 1 and not cam.stats["lost"]
     blue = analyser.analyse(frame, clock.now_s())
     assert 200 < blue.dominant_hues_deg[0] < 260
+
+
+def test_a_missing_photos_folder_is_a_start_up_problem_when_auto_falls_back_to_the_slideshow(tmp_path):
+    from installation.config import load_config
+    from installation.sources import choose_sources
+    missing = tmp_path / "no-such-folder"
+    cfg = load_config(None, ['camera.source="auto"', f'camera.device="{tmp_path / "no-camera"}"',
+                             f'camera.photos_dir="{missing}"', 'render.backend="procedural"'])
+    sources = choose_sources(cfg, headless=True)
+    assert sources.camera == "photos"
+    assert any("camera.photos_dir" in p and str(missing) in p for p in sources.problems), sources.problems
