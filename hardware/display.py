@@ -11,8 +11,12 @@ import sys
 import threading
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import cv2
 
 log = logging.getLogger("chromesthesia.display")
 
@@ -156,8 +160,8 @@ class PygameDisplay:
         self.fps = 0.0
         self._last_show_s: float | None = None
         self._actions: list[str] = []
-        self._surface = None
-        self._pygame = None
+        self._surface: Any = None  # pygame is untyped
+        self._pygame: Any = None
         self._keymap: dict[int, str] = {}
 
     def open(self) -> None:
@@ -276,7 +280,7 @@ class VideoRecorder:
         self.name = f"video {self.path.name}"
         self.stats = {"frames": 0, "dropped": 0}
         self.max_queue = max(8, int(max_queue_mb * 1e6 / (3 * max(1, self.width * self.height))))
-        self._writer = None
+        self._writer: cv2.VideoWriter | None = None
         self._queue: deque = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -285,9 +289,9 @@ class VideoRecorder:
     def open(self) -> None:
         import cv2
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
-                                       (self.width, self.height))
-        if not self._writer.isOpened():
+        self._writer = writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
+                                                (self.width, self.height))
+        if not writer.isOpened():
             raise OSError(f"cannot write video to {self.path}")
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
@@ -304,6 +308,9 @@ class VideoRecorder:
 
     def _run(self) -> None:
         import cv2
+        writer = self._writer
+        if writer is None:
+            return
         while True:
             with self._cond:
                 while not self._queue and not self._closing:
@@ -313,7 +320,7 @@ class VideoRecorder:
                 rgb = self._queue.popleft()
             try:
                 frame = fit(rgb, self.width, self.height)
-                self._writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
                 self.stats["frames"] += 1
             except Exception:  # a bad frame is skipped, the recording goes on
                 log.exception("video recorder could not write a frame")

@@ -111,12 +111,13 @@ class FeatureTracker:
         freqs = np.fft.rfftfreq(N_FFT, 1.0 / ANALYSIS_RATE_HZ)
         self._freqs = freqs
         self._kweight = _k_weighting_power(freqs, ANALYSIS_RATE_HZ).astype(np.float32)
-        self._mel = librosa.filters.mel(sr=ANALYSIS_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS, fmin=30.0,
-                                        fmax=8000.0, norm=None).astype(np.float32)
+        # librosa's stub imports its submodules without re-exporting them, hence the ignores
+        self._mel = librosa.filters.mel(  # type: ignore[attr-defined]
+            sr=ANALYSIS_RATE_HZ, n_fft=N_FFT, n_mels=N_MELS, fmin=30.0, fmax=8000.0, norm=None).astype(np.float32)
         self._mel_centres = librosa.mel_frequencies(n_mels=N_MELS + 2, fmin=30.0, fmax=8000.0)[1:-1]
         chroma_mask = (freqs >= 60.0) & (freqs <= 5000.0)
-        self._chroma = (librosa.filters.chroma(sr=ANALYSIS_RATE_HZ, n_fft=N_FFT, tuning=0.0, norm=None,
-                                               base_c=True) * chroma_mask).astype(np.float32)
+        self._chroma = (librosa.filters.chroma(  # type: ignore[attr-defined]
+            sr=ANALYSIS_RATE_HZ, n_fft=N_FFT, tuning=0.0, norm=None, base_c=True) * chroma_mask).astype(np.float32)
         self._band_masks = ((freqs < 250.0), (freqs >= 250.0) & (freqs < 4000.0), freqs >= 4000.0)
         self._win_norm = float(np.sum(self._window ** 2))
         # History of per-frame values, newest last, capped at the window.
@@ -295,10 +296,10 @@ class FeatureTracker:
         c = np.sqrt(chroma / chroma.max())
         cz = (c - c.mean()) / (c.std() + 1e-9)
         scores = np.zeros((2, 12))
-        for m, profile in enumerate((KK_MAJOR, KK_MINOR)):
+        for mode_index, profile in enumerate((KK_MAJOR, KK_MINOR)):
             pz = (profile - profile.mean()) / profile.std()
-            for k in range(12):
-                scores[m, k] = float(np.dot(cz, np.roll(pz, k)) / 12)
+            for shift in range(12):
+                scores[mode_index, shift] = float(np.dot(cz, np.roll(pz, shift)) / 12)
         m, k = np.unravel_index(int(np.argmax(scores)), scores.shape)
         best = scores[m, k]
         second = np.partition(scores.ravel(), -2)[-2]

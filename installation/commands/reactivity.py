@@ -129,7 +129,7 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
     writer = None
     if record_dir is not None:
         record_dir.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(record_dir / "reactivity.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+        writer = cv2.VideoWriter(str(record_dir / "reactivity.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), fps,
                                  (width - width % 2, height - height % 2))
 
     fed = 0
@@ -181,7 +181,8 @@ def _onset_envelope(samples, rate: int):
 
     hop = 256
     y = samples if rate == 22050 else librosa.resample(samples, orig_sr=rate, target_sr=22050)
-    env = librosa.onset.onset_strength(y=y, sr=22050, hop_length=hop)
+    # librosa's stub imports its submodules without re-exporting them
+    env = librosa.onset.onset_strength(y=y, sr=22050, hop_length=hop)  # type: ignore[attr-defined]
     return np.asarray(env, dtype=np.float64), 22050 / hop
 
 
