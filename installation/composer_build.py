@@ -1,7 +1,12 @@
 """Builds the composer the config asks for: used by the composition root and the compose commands."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from models.composer import Composer
+    from models.composer_llm import LlmComposer
+    from models.composer_refine import RefiningComposer
 
 
 def refinement_callables(cfg, sample_rate_hz: int = 16000):
@@ -22,6 +27,7 @@ def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = F
     """The composer the config asks for: corpus or learned head, LLM backend, self-refinement.
     `live`: the LLM is asked in the background (a phrase never waits for it)."""
     from models.composer import Composer
+    composer: Composer | LlmComposer | RefiningComposer
     composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
     composer.wait_for_words = not live  # live, the first phrases never wait for the sentence model
     if cfg.compose.head == "learned":

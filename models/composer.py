@@ -24,11 +24,11 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from installation.errors import UserError
 from installation.records import ImageState, NoteEvent, Plan, clamp_va  # noqa: F401 (Plan re-exported)
-from models.corpus import METRES, PHRASE_BARS, CorpusTable, load_table
+from models.corpus import METRES, PHRASE_BARS, CorpusTable, Phrase, load_table
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class Composer:
         self._tune: tuple[str, int, bytes] | None = None  # (source, phrase number, picture key) now playing
         self._recent_tunes: list[str] = []
         self.last_retrieved = None
-        self.melody_source = None
+        self.melody_source: Callable[[Phrase, str, str, tuple[float, float]], tuple[Phrase, str] | None] | None = None
         """Optional `(retrieved Phrase, mode class, metre, (valence, arousal)) -> (Phrase, reason) | None`
         that writes the phrase's melody instead (the learned head, the LLM backend); None = corpus."""
         self.wait_for_words = True
@@ -365,7 +365,7 @@ class Composer:
     def _vary(self, events, mode_class: str, metre: str, density: float, variation: float):
         """Corpus phrase -> (onset16, dur16, degree) with Markov-step variations and density changes."""
         rng = self.rng
-        notes: list[tuple[int, int | None]] = list(events)
+        notes: list[tuple[int | None, int]] = list(events)
         sung = [d for d, _ in notes if d is not None]
         # Variations stay inside the phrase's own compass, as a folk singer's would.
         low, high = (min(sung), max(sung)) if sung else (-3, 10)

@@ -60,7 +60,9 @@ class Retrieved:
 
 
 def _contour(phrases) -> dict[str, float]:
-    steps, firsts, lasts = [], [], []
+    steps: list[int] = []
+    firsts: list[int] = []
+    lasts: list[int] = []
     for phrase in phrases:
         degrees = [d for d, _ in phrase.events if d is not None]
         if degrees:
@@ -252,7 +254,8 @@ def build_index(table, path: Path = INDEX_PATH, progress: Callable[[str], None] 
             "features": np.array([[r[1][k] for k in FEATURE_NAMES] for r in rows], dtype=np.float32),
             "embeddings": embeddings.astype(np.float16)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **data)
+    with open(path, "wb") as out:
+        # numpy's stub types **kwds as if an array could be named allow_pickle; none here is
+        np.savez_compressed(out, **data)  # type: ignore[arg-type]
     _cached.pop(Path(path), None)
     return data

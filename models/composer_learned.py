@@ -19,12 +19,15 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from installation.errors import UserError
 from models.corpus import METRES, PHRASE_BARS, Phrase
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def phrase_features(events: Sequence[tuple[int | None, int]], mode_class: str, m
     degrees = [d for d, _ in events if d is not None]
     steps = [b - a for a, b in zip(degrees, degrees[1:])]
     moving = [s for s in steps if s]
-    return {"major": float(mode_class == "major"), "mean_pitch": 66.0 + 1.7 * ((np.mean(degrees) if degrees else 3) - 3),
+    return {"major": float(mode_class == "major"), "mean_pitch": 66.0 + 1.7 * ((float(np.mean(degrees)) if degrees else 3) - 3),
             "notes_per_bar": len(degrees) / PHRASE_BARS, "pitch_range": float(np.ptp(degrees)) * 1.7 if degrees else 0.0,
             "mean_step": float(np.mean(np.abs(steps))) if steps else 0.0,
             "leaps": float(np.mean([abs(s) >= 3 for s in steps])) if steps else 0.0,
@@ -72,8 +75,9 @@ def _torch():
 def _modules(hidden: int):
     torch = _torch()
     nn = torch.nn
+    module: Any = nn.Module  # torch is untyped here
 
-    class MelodyModel(nn.Module):
+    class MelodyModel(module):
         def __init__(self) -> None:
             super().__init__()
             self.pitch_in = nn.Embedding(BOS + 1, 32)
@@ -93,7 +97,7 @@ def _modules(hidden: int):
             dur_logits = self.dur_out(torch.cat([out, onehot], dim=-1))
             return pitch_logits, dur_logits, out, h
 
-    class VaPredictor(nn.Module):
+    class VaPredictor(module):
         """Reads VA from soft (probability) sequences, so its gradient reaches the melody model."""
 
         def __init__(self) -> None:
@@ -115,12 +119,12 @@ def _modules(hidden: int):
 
 @dataclass
 class Batch:
-    pitch: object
-    dur: object
-    mask: object
-    cond_static: object
-    va: object
-    major: object
+    pitch: torch.Tensor
+    dur: torch.Tensor
+    mask: torch.Tensor
+    cond_static: torch.Tensor
+    va: torch.Tensor
+    major: torch.Tensor
 
 
 def _dataset(table) -> list[tuple[list[int], list[int], str, str, tuple[float, float]]]:

@@ -106,8 +106,8 @@ class RefiningComposer:
                 result.revisions.append(revision)
                 if r == self.rounds:
                     break
-                revision = tuple(float(np.clip(revision[k] + GAIN * (target[k] - rated[k]), -MAX_REVISION,
-                                               MAX_REVISION)) for k in (0, 1))
+                revision = (float(np.clip(revision[0] + GAIN * (target[0] - rated[0]), -MAX_REVISION, MAX_REVISION)),
+                            float(np.clip(revision[1] + GAIN * (target[1] - rated[1]), -MAX_REVISION, MAX_REVISION)))
         except Exception:  # a failing renderer or rater must not stop the music: plan unrefined
             log.exception("self-refinement failed; the phrase plays unrefined")
             composer.restore(saved)

@@ -264,7 +264,7 @@ def _phrases_from_tune(score, source: str) -> tuple[list[dict], str, str] | None
     if first_bar is None:
         return None
     phrase16 = bar16 * PHRASE_BARS
-    phrases = []
+    phrases: list[dict] = []
     start = first_bar
     end = max(e[1] + e[2] for e in events)
     while start + phrase16 <= end and len(phrases) < 4:
