@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -304,3 +305,26 @@ def test_caption_only_mode_words_the_music_caption():
     from models.caption_bench import sweep_state
     c = Director(config(mode="caption_only"), load_scene("nocturne")).update(sweep_state(-0.6, -0.6, 0.0), 0.0)
     assert c.facets["scene"] == "abstract mournful landscape" and c.hints["palette"]
+
+
+def test_eval_captions_compares_the_three_modes_side_by_side(tmp_path, monkeypatch):
+    import numpy as np
+
+    import models.caption_embed as embed
+    from installation.cli import main
+    shipped = embed._read(embed.SHIPPED)
+
+    def cached_or_hashed(texts):  # the shipped MiniLM vectors, so the test does not load the model (~15 s)
+        out = [shipped.get(t) if t in shipped else np.random.default_rng(abs(hash(t)) % 2**32).normal(size=embed.DIM)
+               for t in texts]
+        return np.stack([v / np.linalg.norm(v) for v in out]).astype(np.float32)
+
+    monkeypatch.setattr(embed, "embed_texts", cached_or_hashed)
+    out = tmp_path / "ablation.json"
+    assert main(["eval", "captions", "--duration", "60", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())["simulated_show"]
+    assert set(figures) == {"caption_only", "single_agent", "agents"}
+    for row in figures.values():
+        assert {"distinct_prompts", "top_phrase_share", "coherence", "valence_agreement", "arousal_agreement",
+                "changes_per_minute", "hold_s_median", "repeats_within_5"} <= set(row)
+    assert figures["agents"]["repeats_within_5"] == 0 and figures["caption_only"]["top_phrase_share"] > 0.3

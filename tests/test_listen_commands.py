@@ -85,3 +85,17 @@ def test_bench_listen_writes_the_agreed_keys(tmp_path, capsys):
     assert 0 < figures["rtf"]["features"] < 1 and figures["latency_ms_p95"] > 0
     assert figures["reaction_s"] is not None
     capsys.readouterr()
+
+
+def test_bench_valence_hold_reports_steadiness_and_followed_changes(tmp_path):
+    for k in range(2):  # minor-calm and major-lively recordings long enough for a steady part
+        sf.write(tmp_path / f"calm{k}.wav", synthetic_music(24, 22050, False, seed=k) * 0.7, 22050)
+        sf.write(tmp_path / f"lively{k}.wav", synthetic_music(24, 22050, True, seed=k) * 0.7, 22050)
+    (tmp_path / "moods.csv").write_text("song_id,valence,arousal\n" +
+                                        "".join(f"calm{k},-1,\nlively{k},1,\n" for k in range(2)))
+    out = tmp_path / "hold.json"
+    assert main(["bench", "valence-hold", "--labels", str(tmp_path / "moods.csv"), "--audio", str(tmp_path),
+                 "--sections", "3", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["section_changes"] == 2 and len(figures["changes"]) == 2
+    assert 0 <= figures["steady_p95_valence_change_per_s"] <= 0.1 + 1e-9  # the held valence's rate limit

@@ -490,6 +490,8 @@ def _bench_hold(args: argparse.Namespace) -> int:
         rows.append({"at_s": round(b, 1), "to": plan[k][2], "label": plan[k][1], "held_before": round(start, 3),
                      "short_median_after": round(target, 3), "held_after": round(reached, 3), "valence_followed": bool(moved),
                      "caption_within_s": bool(caption)})
+    if not mask.any():
+        raise UserError(f"no section lasted {STEADY_AFTER_S:.0f} s past its boundary; give recordings of 30 s or more.")
     figures = {
         "sections": len(plan), "section_changes": len(plan) - 1, "duration_s": round(float(t[-1]), 1),
         "steady_p95_valence_change_per_s": round(float(np.percentile(rate_held[mask], 95)), 4),
