@@ -137,7 +137,8 @@ def test_consecutive_frames_from_an_unchanged_input_do_not_flicker(tiny_model):
 
     steady = max(change(latents[i + 1], latents[i]) for i in range(3, 5))
     # What fresh noise every frame would do (the flicker StreamDiffusion users complain about):
-    renderer.engine.noise = torch.randn(renderer.engine.noise.shape, generator=torch.Generator().manual_seed(99))
+    with torch.inference_mode():
+        renderer.engine.noise.copy_(torch.randn(renderer.engine.noise.shape, generator=torch.Generator().manual_seed(99)))
     renderer.render(state(0.2), 0.2, init)
     fresh = change(renderer.engine.prev, latents[-1])
     assert steady < 0.02

@@ -17,7 +17,7 @@ import logging
 
 import numpy as np
 
-from .schedule import A, A_NEXT, B, B_NEXT, C_OUT, C_SKIP
+from .schedule import A, A_NEXT, B, B_NEXT, K_PRED, K_X
 
 log = logging.getLogger(__name__)
 STATUS_BYTES = 2
@@ -65,6 +65,11 @@ class StreamEngine:
         self.prev = torch.zeros((1, self.channels, latent_h, latent_w), device=dev, dtype=dt)
         self.feedback = torch.zeros((), device=dev, dtype=dt)
         self.coef = torch.zeros((self.steps, 6), device=dev, dtype=dt)
+        # Views of the constants in the shapes the maths needs, made once (they follow coef's contents).
+        self.k_x, self.k_pred = (self.coef[:, c].view(-1, 1, 1, 1) for c in (K_X, K_PRED))
+        self.a_next, self.b_next = (self.coef[:, c].view(-1, 1, 1, 1) for c in (A_NEXT, B_NEXT))
+        self.a0, self.b0 = self.coef[0, A], self.coef[0, B]
+        self.noise_rows = [self.noise[k:k + 1] for k in range(self.steps)]
         self.tsteps = torch.zeros((self.steps,), device=dev, dtype=torch.long)
         self.embeds = torch.zeros((batch, *embed_shape), device=dev, dtype=dt)
         self.pooled = torch.zeros((batch, pooled_dim), device=dev, dtype=dt) if pooled_dim else None
@@ -79,6 +84,9 @@ class StreamEngine:
         self.control = torch.zeros((height, width, 3), device=dev, dtype=torch.uint8)
         self.control_scale = torch.zeros((), device=dev, dtype=dt)
         self.out = torch.zeros((height * width * 3 + STATUS_BYTES,), device=dev, dtype=torch.uint8)
+        self.flat_frame = self.out[:-STATUS_BYTES]
+        self.frame = self.flat_frame.view(height, width, 3)
+        self.bad = self.out[-1:].view(torch.bool)
         if dev == "cuda":
             self.host_image = torch.empty((height, width, 3), dtype=torch.uint8).pin_memory()
             self.host_control = torch.empty((height, width, 3), dtype=torch.uint8).pin_memory()
@@ -175,48 +183,48 @@ class StreamEngine:
 
     def forward(self) -> None:
         torch = self.torch
-        image = self.image.permute(2, 0, 1)[None].to(self.dtype) / 127.5 - 1.0
-        latents = self._encode(image) * self.scaling
+        image = self.image.permute(2, 0, 1)[None].to(self.dtype).mul_(1 / 127.5).sub_(1.0)
+        latents = self._encode(image)
+        if self.scaling != 1.0:
+            latents = latents * self.scaling
         latents = torch.lerp(latents, self.prev, self.feedback)
-        coef, x = self.coef, self.x
-        noised = coef[0, A] * latents + coef[0, B] * self.noise[0:1]
+        x = self.x
+        noised = torch.addcmul(self.b0 * self.noise_rows[0], self.a0, latents)
         if self.stream_batch:
             x[0:1].copy_(noised)
-            x0 = self._denoise(x, self.tsteps, coef)
+            x0 = self._denoise(x, self.tsteps, self.k_x, self.k_pred)
             out = x0[-1:]
             if self.rows > 1:
-                renoised = coef[:-1, A_NEXT, None, None, None] * x0[:-1] + \
-                    coef[:-1, B_NEXT, None, None, None] * self.noise[1:]
+                renoised = torch.addcmul(self.b_next[:-1] * self.noise[1:], self.a_next[:-1], x0[:-1])
                 x[1:].copy_(renoised)
         else:
             sample = noised
             for k in range(self.steps):
-                x0 = self._denoise(sample, self.tsteps[k:k + 1], coef[k:k + 1])
+                x0 = self._denoise(sample, self.tsteps[k:k + 1], self.k_x[k:k + 1], self.k_pred[k:k + 1])
                 if k < self.steps - 1:
-                    sample = coef[k, A_NEXT] * x0 + coef[k, B_NEXT] * self.noise[k + 1:k + 2]
+                    sample = torch.addcmul(self.b_next[k] * self.noise_rows[k + 1], self.a_next[k], x0)
             out = x0
         self.prev.copy_(out)
-        decoded = self._decode(out / self.scaling)
-        pixels = ((decoded[0].clamp(-1.0, 1.0) + 1.0) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0)
-        frame = self.out[:-STATUS_BYTES].view(self.height, self.width, 3)
-        frame.copy_(pixels)
-        self.out[-2:-1].copy_(pixels.amax().view(1))
-        bad = torch.logical_not(torch.isfinite(out).all() & torch.isfinite(decoded).all())
-        self.out[-1:].copy_(bad.view(1))
+        decoded = self._decode(out if self.scaling == 1.0 else out / self.scaling)
+        # To uint8 in the output buffer: scale, round, clamp in place, then one cast-and-permute copy.
+        pixels = decoded[0].mul(127.5).add_(128.0).clamp_(0.0, 255.0)
+        self.frame.copy_(pixels.permute(1, 2, 0))
+        torch.amax(self.flat_frame, dim=0, keepdim=True, out=self.out[-2:-1])
+        # NaN or inf anywhere (latents included: they carry into the decoder) makes the sum non-finite.
+        torch.logical_not(torch.isfinite(decoded.sum(dtype=torch.float32)).view(1), out=self.bad)
 
-    def _denoise(self, x, tsteps, coef):
+    def _denoise(self, x, tsteps, k_x, k_pred):
         """One UNet call over the rows of `x` (each at its own timestep); returns x0 per row."""
         batch = torch_cat(self.torch, x, self.cfg)
         t = torch_cat(self.torch, tsteps, self.cfg)
         embeds = self.embeds      # rows of x == self.rows in both modes: one layout for the embeddings
         kwargs = {}
         if self.time_cond is not None:
-            kwargs["timestep_cond"] = self.time_cond[: batch.shape[0]]
+            kwargs["timestep_cond"] = self.time_cond
         if self.sdxl:
-            kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled[: batch.shape[0]],
-                                           "time_ids": self.time_ids[: batch.shape[0]]}
+            kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled, "time_ids": self.time_ids}
         if self.controlnet is not None:
-            control = self.control.permute(2, 0, 1)[None].to(self.dtype) / 255.0
+            control = self.control.permute(2, 0, 1)[None].to(self.dtype).mul_(1 / 255.0)
             control = control.expand(batch.shape[0], -1, -1, -1)
             cn_kwargs = dict(kwargs)
             if not getattr(self.controlnet.config, "time_cond_proj_dim", None):
@@ -228,16 +236,8 @@ class StreamEngine:
         pred = self.unet(batch, t, encoder_hidden_states=embeds, return_dict=False, **kwargs)[0]
         if self.cfg:
             uncond, text = pred.chunk(2)
-            pred = uncond + self.guidance * (text - uncond)
-        a = coef[:, A, None, None, None]
-        b = coef[:, B, None, None, None]
-        if self.prediction_type == "v_prediction":
-            x0 = a * x - b * pred
-        elif self.prediction_type == "sample":
-            x0 = pred
-        else:
-            x0 = (x - b * pred) / a
-        return coef[:, C_SKIP, None, None, None] * x + coef[:, C_OUT, None, None, None] * x0
+            pred = torch_lerp_guidance(uncond, text, self.guidance)
+        return torch_addcmul(self.torch, k_x * x, k_pred, pred, -1.0)
 
     def _encode(self, image):
         vae = self.vae
@@ -255,6 +255,14 @@ class StreamEngine:
         if getattr(vae, "post_quant_conv", None) is not None:
             latents = vae.post_quant_conv(latents)
         return vae.decoder(latents)
+
+
+def torch_addcmul(torch, base, factor, tensor, value: float):
+    return torch.addcmul(base, factor, tensor, value=value)
+
+
+def torch_lerp_guidance(uncond, text, guidance: float):
+    return uncond + guidance * (text - uncond)
 
 
 def torch_cat(torch, x, twice: bool):

@@ -335,12 +335,16 @@ class DiffusionRenderer:
             self.update_prompt(Caption(t_s=t_s, prompt=self._style or "abstract painting", transition_s=0.0))
 
         init = _as_uint8(init_rgb)
-        small = cv2.resize(init, (SIMILARITY_SIDE_PX, SIMILARITY_SIDE_PX), interpolation=cv2.INTER_AREA)
-        small = small.astype(np.float32).ravel()
-        if self._should_skip(small, blending):
-            self.stats.skipped += 1
-            return self._last_good  # type: ignore[return-value]
-        self._last_small = small
+        if self.similarity_skip > 0:
+            small = cv2.resize(init, (SIMILARITY_SIDE_PX, SIMILARITY_SIDE_PX), interpolation=cv2.INTER_AREA)
+            small = small.astype(np.float32).ravel()
+            if self._should_skip(small, blending):
+                self.stats.skipped += 1
+                return self._last_good  # type: ignore[return-value]
+            self._last_small = small
+            init_mean = float(small.mean())
+        else:
+            init_mean = float(init[::8, ::8].mean())
 
         engine = self.engine
         size = (engine.width, engine.height)
@@ -370,7 +374,7 @@ class DiffusionRenderer:
             return self._fallback(init_rgb)
         if host[-1]:
             return self._bad_frame(init_rgb, "latents or decoded image are not finite")
-        if host[-2] < 8 and small.mean() > 16:
+        if host[-2] < 8 and init_mean > 16:
             return self._bad_frame(init_rgb, "frame is black")
         out = host[:-STATUS_BYTES].reshape(engine.height, engine.width, 3)
         if (engine.width, engine.height) != (self.width, self.height):

@@ -1,8 +1,10 @@
 """Timestep plans with their constants worked out once, on the host, per (steps, strength).
 
 A frame's plan is a small table, one row per denoising step: sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t),
-the boundary-condition scalings c_skip and c_out, and the constants of the next step's timestep
-(used to re-noise the predicted x0 with the fixed noise). LCM-type families use LCM's timestep
+the two factors that give the step's x0 from the noisy sample and the model's prediction
+(x0 = K_X * x - K_PRED * prediction, with the boundary-condition scalings c_skip and c_out and the
+prediction type folded in), and the constants of the next step's timestep (used to re-noise the
+predicted x0 with the fixed noise). LCM-type families use LCM's timestep
 grid and boundary conditions; turbo-type families (SD-Turbo, SDXS, SDXL-Turbo) predict x0 directly
 (c_skip 0, c_out 1) on a trailing grid. Strength is quantised to the grid the schedule has anyway,
 so plans are cached and no scheduler code runs per frame.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-A, B, C_SKIP, C_OUT, A_NEXT, B_NEXT = range(6)
+A, B, K_X, K_PRED, A_NEXT, B_NEXT = range(6)
 COLUMNS = 6
 
 
@@ -62,10 +64,18 @@ class Schedule:
         out[:, A], out[:, B] = np.sqrt(alpha), np.sqrt(1.0 - alpha)
         if self.kind == "lcm":
             scaled = ts * self.timestep_scaling
-            out[:, C_SKIP] = self.sigma_data ** 2 / (scaled ** 2 + self.sigma_data ** 2)
-            out[:, C_OUT] = scaled / np.sqrt(scaled ** 2 + self.sigma_data ** 2)
+            c_skip = self.sigma_data ** 2 / (scaled ** 2 + self.sigma_data ** 2)
+            c_out = scaled / np.sqrt(scaled ** 2 + self.sigma_data ** 2)
         else:
-            out[:, C_SKIP], out[:, C_OUT] = 0.0, 1.0
+            c_skip, c_out = np.zeros(steps), np.ones(steps)
+        a, b = out[:, A], out[:, B]
+        # x0 = c_skip * x + c_out * x0_pred, where x0_pred is linear in x and the prediction:
+        if self.prediction_type == "v_prediction":        # x0_pred = a x - b v
+            out[:, K_X], out[:, K_PRED] = c_skip + c_out * a, c_out * b
+        elif self.prediction_type == "sample":            # x0_pred = prediction
+            out[:, K_X], out[:, K_PRED] = c_skip, -c_out
+        else:                                             # epsilon: x0_pred = (x - b eps) / a
+            out[:, K_X], out[:, K_PRED] = c_skip + c_out / a, c_out * b / a
         out[:-1, A_NEXT], out[:-1, B_NEXT] = out[1:, A], out[1:, B]
         self._tables[(steps, key)] = (ts, out)
         return ts, out
