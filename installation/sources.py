@@ -57,6 +57,8 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
                         "run `python run.py devices`, or set audio.source = \"auto\"")
     elif audio == "file" and not Path(cfg.audio.file).is_file():
         problems.append(f"audio.file '{cfg.audio.file}' does not exist; give the path of a wav/flac/ogg/mp3 file")
+    elif audio == "file" and not _audio_decodes(cfg.audio.file):
+        problems.append(f"audio.file '{cfg.audio.file}' cannot be decoded as audio; convert it to WAV, FLAC or Ogg")
 
     camera = cfg.camera.source
     if camera == "auto":
@@ -122,6 +124,14 @@ def describe_input(device: str) -> str:
     except UserError as exc:
         return str(exc)
     return f"input {d['index']} '{d['name']}' ({d['hostapi']})"
+
+
+def _audio_decodes(path: str) -> bool:
+    import soundfile as sf
+    try:
+        return sf.info(path).frames > 0
+    except Exception:
+        return False
 
 
 def _video_decodes(path: str) -> bool:

@@ -253,3 +253,13 @@ def test_device_that_vanishes_feeds_silence_and_comes_back(cls):
             os.environ.pop("JACK_DEFAULT_SERVER", None)
         else:
             os.environ["JACK_DEFAULT_SERVER"] = old
+
+
+def test_an_audio_file_that_does_not_decode_is_a_start_up_problem(tmp_path):
+    from installation.config import load_config
+    from installation.sources import choose_sources
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("not a sound\n")
+    cfg = load_config(None, ['audio.source="file"', f'audio.file="{not_audio}"', 'render.backend="procedural"'])
+    problems = choose_sources(cfg, headless=True).problems
+    assert any("audio.file" in p and "cannot be decoded" in p for p in problems), problems
