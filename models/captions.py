@@ -462,7 +462,7 @@ class Agents:
         return sorted(sims, key=lambda x: -x[1])[:n]
 
     def style_for(self, styles: tuple[SceneStyle, ...], va: VA, chosen: Mapping[str, int],
-                  is_blocked: Callable[[str], bool]) -> tuple[SceneStyle | None, float | None]:
+                  is_blocked: Callable[[str], tuple[str, ...]]) -> tuple[SceneStyle | None, float | None]:
         """The scene's own style nearest the mood, tilted to the one that fits the chosen phrases."""
         import numpy as np
 

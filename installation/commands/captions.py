@@ -74,6 +74,7 @@ def _caption(args: argparse.Namespace) -> int:
         import dataclasses
         state = dataclasses.replace(state, **changes)
     caption = Director(cfg.captions, _scene(cfg, args.scene)).update(state, 0.0)
+    assert caption is not None, "a new director captions the first state it hears"
     if args.json:
         print(json.dumps({"music": describe(state).text, **caption_record(caption)}, indent=1))
         return 0

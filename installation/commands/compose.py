@@ -144,7 +144,7 @@ def plans_to_midi(plans, path: Path) -> None:
         return int(round(tick0[i] + (t_s - plans[i].start_s) * plans[i].tempo_bpm / 60.0 * tpb))
 
     conductor: list[tuple[int, int, Any]] = []
-    last = (None, None, None)
+    last: tuple[float | None, str | None, str | None] = (None, None, None)
     for p in plans:
         num, den = (int(x) for x in p.metre.split("/"))
         key = _midi_key(p.key, p.mode)
@@ -404,7 +404,7 @@ def _eval_composer(args: argparse.Namespace) -> int:
         for i, (name, rgb) in enumerate(photos):
             state = ImageAnalyser(head).analyse(rgb, 0.0, source=name)
             composer = build_composer(cfg, scene, seed=cfg.compose.seed + i, table=table)
-            if args.refine:
+            if args.refine and render is not None and rate is not None:
                 fresh = build_composer(cfg, scene, seed=cfg.compose.seed + i, table=table)
                 refining = RefiningComposer(getattr(fresh, "composer", fresh), render, rate, args.refine)
                 refining.plan(state, 0.0)
@@ -473,9 +473,10 @@ def _eval_composer(args: argparse.Namespace) -> int:
         print(f"  {n:20s} median {paper[n]:.4f}   paper {paper_value:.4f}   ({PAPER_DEFINITIONS[n]})")
     refine = None
     if refinements:
-        moved = [r.moved_toward for r in refinements if r is not None]
-        before = float(np.mean([r.distance(0) for r in refinements]))
-        after = float(np.mean([r.distance(r.chosen) for r in refinements]))
+        done = [r for r in refinements if r is not None]  # a plan whose refinement failed has none
+        moved = [r.moved_toward for r in done]
+        before = float(np.mean([r.distance(0) for r in done]))
+        after = float(np.mean([r.distance(r.chosen) for r in done]))
         refine = {"plans": len(moved), "moved_toward": int(sum(moved)), "share": sum(moved) / max(1, len(moved)),
                   "mean_distance_before": before, "mean_distance_after": after, "rounds": args.refine}
         print(f"\nself-refinement ({args.refine} rounds, rater: listen.va_head = {cfg.listen.va_head}): rated VA moved "
@@ -516,7 +517,9 @@ def _measure(clock, seconds: float, rate: float, switch_interval_s: float, sende
 
     from hardware.midi import RecordingMidiOut
     from installation.records import NoteEvent
+    from hardware.base import Scheduler as SchedulerProtocol
     from installation.scheduler import ProcessScheduler, Scheduler
+    scheduler: SchedulerProtocol
     if sender == "process":
         scheduler = ProcessScheduler([("recording",)], switch_interval_s=switch_interval_s, clock=clock)
     else:

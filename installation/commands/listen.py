@@ -287,11 +287,11 @@ def synthetic_music(seconds: float, rate_hz: int, energetic: bool, seed: int = 0
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate_hz)) / rate_hz
     if not energetic:
-        tones = (220.0, 261.63, 329.63)  # A minor
+        tones: tuple[float, ...] = (220.0, 261.63, 329.63)  # A minor
         x = sum(np.sin(2 * np.pi * f * t) for f in tones) * 0.03 * (1 + 0.3 * np.sin(2 * np.pi * 0.2 * t))
         return x.astype(np.float32)
     tones = (261.63, 329.63, 392.0, 523.25)  # C major
-    x = sum(np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sign(np.sin(2 * np.pi * 2.5 * t))) for f in tones) * 0.08
+    x = np.asarray(sum(np.sin(2 * np.pi * f * t) * (1 + 0.5 * np.sign(np.sin(2 * np.pi * 2.5 * t))) for f in tones) * 0.08)
     beat = 60.0 / 150
     for b in np.arange(0, seconds, beat / 2):
         i = int(b * rate_hz)
@@ -453,21 +453,24 @@ def _bench_hold(args: argparse.Namespace) -> int:
     listener = build_listener(cfg.listen, rate, live=False)
     director = Director(cfg.captions, load_scene(cfg.installation.scene), seed=args.seed)
     hop = int(round(cfg.listen.hop_s * rate))
-    t, held, short, captions = [], [], [], []
+    times: list[float] = []
+    held_v: list[float] = []
+    short_v: list[float] = []
+    captions: list[float] = []
     for i in range(0, x.size - hop + 1, hop):
         listener.feed(x[i:i + hop])
         t_s = (i + hop) / rate
         s = listener.state(t_s)
-        t.append(t_s)
-        held.append(s.valence)
-        short.append(s.valence_short)
+        times.append(t_s)
+        held_v.append(s.valence)
+        short_v.append(s.valence_short)
         if director.update(s, t_s) is not None:
             captions.append(t_s)
     director.close()
-    t, held, short = np.array(t), np.array(held), np.array(short)
+    t, held, short = np.array(times), np.array(held_v), np.array(short_v)
     hop_s = cfg.listen.hop_s
     bounds = [p[0] for p in plan] + [t[-1] + hop_s]
-    steady = np.zeros(t.size, bool)
+    steady = np.zeros(t.size, dtype=np.bool_)
     for a, b in zip(bounds, bounds[1:]):
         steady |= (t >= a + STEADY_AFTER_S) & (t < b)
     steady[1:] &= steady[:-1]
