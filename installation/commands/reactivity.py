@@ -11,7 +11,8 @@ recording's own onsets:
   shuffled_p95          the same, with the onset curve circularly shifted by a random offset
                         (at least 2 s), 95th percentile of `draws` shifts: what chance gives
   lag_ms                the best lag: how long after an onset the frame changes most; frames are
-                        stamped when they are finished (render time included)
+                        stamped when they are finished (the renderer's CPU time per frame included,
+                        which is its latency on an idle core; the listener's hop and window too)
   laplacian_var_median  median variance of the Laplacian of the grey frames: sharpness
   va_error              mean |music VA - colour-head VA of the frame| per axis
 
@@ -147,9 +148,9 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
             caption = director.update(music, fed / rate)
             if caption is not None:
                 renderer.update_prompt(caption)
-        started = time.perf_counter()
+        started = time.thread_time()
         frame = renderer.render(music, t_s)
-        spent_s = time.perf_counter() - started
+        spent_s = time.thread_time() - started   # CPU time: the render latency of an idle core
         render_ms.append(spent_s * 1e3)
         frame_times.append(t_s + spent_s)
         grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
