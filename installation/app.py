@@ -276,8 +276,8 @@ class Installation:
         scene = life.scene
         send_programs(self.schedulers, [(scene.channels.get(v, 0), p) for v, p in scene.programs.items()])
         life.run_schedule(self.clock.now_s())  # closed hours decide before the first frame or note
+        self.rig.open()  # before the stages: the composer and renderer read an outside beat from the start
         self.supervisor.start()
-        self.rig.open()
         if self.show_log is not None:
             self.show_log.write("start", scene=scene.name, sources=vars(self.sources), **self.counts())
         status.start()

@@ -219,3 +219,17 @@ def test_a_required_virtual_camera_that_is_not_there_stops_the_start_with_one_se
     assert proc.returncode == 2
     lines = [line for line in err.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "modprobe v4l2loopback" in lines[0] and "Traceback" not in err
+
+
+def test_a_link_installation_starts_without_a_fault(tmp_path):
+    """The stages that read the Link timeline start only once the session is open."""
+    pytest.importorskip("link")
+    proc = start(tmp_path, "solo", ["osc.port=0", "tempo.source=\"link\""], duration_s=6.0)
+    try:
+        _, err = proc.communicate(timeout=240)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, err[-2000:]
+    log = tmp_path / "solo" / "show.jsonl"
+    assert records(log, "plan"), err[-2000:]
+    assert not records(log, "fault"), records(log, "fault")[0]
