@@ -54,6 +54,12 @@ def growth_mb_per_hour(times_s: np.ndarray, rss: np.ndarray) -> float:
     return float(slope_mb_per_s * 3600.0)
 
 
+def per_minute(times_s: np.ndarray, rss: np.ndarray) -> list[float]:
+    """Median RSS of each whole minute, in MB: the series behind the slope, for the record."""
+    minutes = (times_s // 60).astype(int)
+    return [round(float(np.median(rss[minutes == m])), 1) for m in np.unique(minutes)]
+
+
 def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: list[dict]) -> dict:
     t = np.asarray(times_s, float)
     r = np.asarray(rss, float)
@@ -71,6 +77,7 @@ def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: lis
         "rss_mb_end": round(float(r[-1]), 1) if len(r) else None,
         "rss_mb_max": round(float(r.max()), 1) if len(r) else None,
         "rss_growth_mb_per_hour": round(growth_mb_per_hour(t[after], r[after]), 2),
+        "rss_mb_per_minute": per_minute(t, r),
         "fps_median": round(float(np.median(fps)), 1) if fps else None,
         "fps_p5": round(float(np.percentile(fps, 5)), 1) if fps else None,
         "faults": sum(1 for r in show if r.get("kind") == "fault"),
