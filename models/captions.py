@@ -307,7 +307,7 @@ class FacetAgent:
     TAG_BONUS = 0.1
     PREFER_BONUS = 0.2
     SEMANTIC = 0.8
-    USE_PENALTY = 0.2
+    USE_PENALTY = 0.25
     JITTER = 0.05
 
     def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random) -> None:
