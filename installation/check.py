@@ -38,6 +38,12 @@ def check(cfg: Config) -> int:
     for wanted in cfg.midi.outputs:
         if not any(wanted.lower() in name.lower() for name in ports["outputs"]):
             sources.notes.append(f"MIDI: no output matches '{wanted}' now; it is opened when it appears")
+    from hardware.osc import parse_target
+    for target in (*cfg.osc.targets, *cfg.osc.out_targets):  # the run refuses these at start
+        try:
+            parse_target(target).close()
+        except UserError as exc:
+            sources.problems.append(str(exc).rstrip("."))
     console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
                   f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")

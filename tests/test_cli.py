@@ -75,3 +75,11 @@ def test_a_bad_value_before_or_after_check_exits_2_with_the_sentence(argv):
     assert done.stderr.strip().splitlines() == [
         f"error: {ROOT / 'config.toml'}: display.fps = -3 is not allowed (input should be greater than 0); "
         "fix it and start again."]
+
+
+@pytest.mark.parametrize("key", ["osc.targets", "osc.out_targets"])
+def test_check_refuses_an_osc_target_the_run_would_refuse(key, capsys):
+    from installation.cli import main
+    code = main(["check", "--set", f'{key}=["nohost"]', "--set", 'display.mode="headless"'])
+    assert code == 2
+    assert any("nohost" in line and "host:port" in line for line in capsys.readouterr().err.splitlines())
