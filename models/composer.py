@@ -293,10 +293,10 @@ class Composer:
             if written is not None:
                 source, why = written
                 reasons.append(why)
-                # A written melody keeps its notes; the learned model's is played as busily as the
-                # picture's drive asks (like a corpus phrase), an LLM's exactly as written.
-                variation = 0.0
-                density = density if source.source.startswith("learned:") else 0.5
+                # The learned model's melody is varied and played as busily as the picture asks,
+                # like a corpus phrase; an LLM's melody is sung exactly as written.
+                if not source.source.startswith("learned:"):
+                    variation, density = 0.0, 0.5
         melody, varied = self._vary(source.events, mode_class, metre, density, variation)
         reasons.append(f"melody: corpus phrase {source.source} ({source.mode_class}, {source.metre}), "
                        f"{varied} of {len(melody)} notes varied by learned steps, density {density:.2f}")
