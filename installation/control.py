@@ -26,7 +26,7 @@ from installation.showlog import ShowLog
 
 log = logging.getLogger(__name__)
 
-Effect = Callable[[Command, Any], None]
+Effect = Callable[[Command, Any], object]  # the result, if any, is ignored
 
 
 class Control:

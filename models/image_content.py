@@ -19,7 +19,7 @@ Called from the camera watcher thread.
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -120,7 +120,7 @@ class FaceCounter:
 
     def __init__(self, every_s: float = 1.0) -> None:
         self.every_s = every_s
-        self._cascade = None
+        self._cascade: Any = None  # skimage.feature.Cascade once loaded; skimage is untyped
         self._last_t_s = -1e9
         self._count = 0
         self.available = True

@@ -205,7 +205,7 @@ class VibenetHead:
         valence = float(np.clip((result.valence - VIBENET_VALENCE_CENTRE) / 0.3, -1, 1))
         arousal = float(np.clip(2.0 * result.energy - 1.0, -1, 1))
         confidence = float(np.clip(x.size / (self.seconds * VIBENET_RATE_HZ), 0, 1)) * 0.8
-        answer = tuple(float(np.nan_to_num(v)) for v in (valence, arousal, confidence))
+        answer = (float(np.nan_to_num(valence)), float(np.nan_to_num(arousal)), float(np.nan_to_num(confidence)))
         with self._lock:
             self._answer = answer
             self.runs += 1

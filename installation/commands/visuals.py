@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from installation.errors import UserError
 
@@ -66,7 +67,7 @@ def analyze_images(paths: list[Path], as_json: bool, cfg) -> int:
     results = []
     for path in paths:
         rgb = read_image(path)
-        row = {"file": str(path), "width": int(rgb.shape[1]), "height": int(rgb.shape[0])}
+        row: dict[str, Any] = {"file": str(path), "width": int(rgb.shape[1]), "height": int(rgb.shape[0])}
         for head in heads:
             row[head.name] = describe(head.estimate(rgb))
         features = heads[0].features(rgb)
@@ -221,7 +222,8 @@ def _procedural_fps(width: int, height: int, seconds: float) -> tuple[float, flo
                                    facets={"scene": "city lights in the rain under the stars", "motion": "drifting"},
                                    hints={"palette": ("#1b2a49", "#465881", "#c9a66b", "#f2d0a4"),
                                           "shapes": "orbs", "layout": "centre"}))
-    times, cpu = [], []
+    times: list[float] = []
+    cpu: list[float] = []
     t_s = 0.0
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 30:
@@ -274,7 +276,7 @@ def _diffusion_figures(cfg, frames: int) -> dict:
     import torch
 
     from installation.records import Caption, MusicState
-    from models.render_diffusion import check_weights, load_diffusion_renderer
+    from models.render_diffusion import DiffusionStats, check_weights, load_diffusion_renderer
     from models.render_procedural import ProceduralRenderer
 
     width, height = 512, 512
@@ -298,7 +300,7 @@ def _diffusion_figures(cfg, frames: int) -> dict:
     runs = []
     for steps in step_list:
         renderer.steps = steps
-        renderer.stats.__init__()
+        renderer.stats = DiffusionStats()
         base_text = renderer.stats.text_encoder_calls
         times = []
         for i in range(frames + 1):

@@ -16,7 +16,7 @@ import numpy as np
 from installation.records import Caption, MusicState
 
 from .architectures import random_components
-from .renderer import DiffusionRenderer
+from .renderer import DiffusionRenderer, DiffusionStats
 from .syncs import SyncCounter
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _mode_runs(components, device: str, dtype, mode: str, sizes, step_list, fram
             for stream in ((False,) if steps == 1 else (False, True)):
                 renderer.steps = steps
                 renderer.stream_batch = stream
-                renderer.stats.__init__()
+                renderer.stats = DiffusionStats()
                 state = MusicState(t_s=0.0, arousal=0.3)
                 renderer.render(state, 0.0, inits[0])          # warm-up (graph capture, compile)
                 if first_frame_s is None:

@@ -14,6 +14,7 @@ Called from the renderer thread only.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class StreamEngine:
         self.scaling = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
         self.channels = int(getattr(unet.config, "in_channels", 4))
         self.sdxl = getattr(unet.config, "addition_embed_type", None) == "text_time"
-        self._graph = None
+        self._graph: Any = None  # torch.cuda.CUDAGraph once captured; torch is untyped here
         self.graph_captures = 0
         self.height = self.width = 0
 

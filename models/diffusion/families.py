@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from installation.errors import UserError
 
@@ -93,14 +94,14 @@ def detect_family(folder: Path, lora: str = "", override: str = "auto") -> Famil
 @dataclass
 class Components:
     family: Family
-    unet: object
-    vae: object
-    text_encoder: object
-    tokenizer: object
+    unet: Any  # diffusers and transformers modules: untyped libraries
+    vae: Any
+    text_encoder: Any
+    tokenizer: Any
     scheduler_config: dict
-    text_encoder_2: object = None
-    tokenizer_2: object = None
-    controlnet: object = None
+    text_encoder_2: Any = None
+    tokenizer_2: Any = None
+    controlnet: Any = None
 
 
 def load_vae(folder: Path, dtype, variant: str | None = None, subfolder: str | None = None):

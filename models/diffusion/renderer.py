@@ -106,7 +106,7 @@ class DiffusionRenderer:
             self.unet = torch.compile(self.unet, mode=compile_mode, fullgraph=False)
         self.width, self.height = int(width), int(height)
         block_out = getattr(vae.config, "block_out_channels", None) or \
-            getattr(vae.config, "decoder_block_out_channels", (0, 0, 0, 0))
+            getattr(vae.config, "decoder_block_out_channels", None) or (0, 0, 0, 0)
         self.vae_scale = 2 ** (len(block_out) - 1)
         self.latent_w = max(1, round(self.width / self.vae_scale))
         self.latent_h = max(1, round(self.height / self.vae_scale))

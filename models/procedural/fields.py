@@ -90,8 +90,8 @@ def look_from_caption(caption: Caption, previous: Look | None = None) -> Look:
     motion = _unit(hints.get("motion_speed"), 0.15 + 0.7 * arousal01)
     turbulence = _unit(hints.get("turbulence"), 0.1 + 0.6 * arousal01)
     default = previous or Look(palette=palette)
-    layout = hints.get("layout") if hints.get("layout") in LAYOUTS else default.layout
-    shapes = hints.get("shapes") if hints.get("shapes") in SHAPES else default.shapes
+    layout = str(hints["layout"]) if hints.get("layout") in LAYOUTS else default.layout
+    shapes = str(hints["shapes"]) if hints.get("shapes") in SHAPES else default.shapes
     return Look(palette=palette, motion_speed=motion, turbulence=turbulence, layout=layout, shapes=shapes)
 
 
