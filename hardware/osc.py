@@ -12,6 +12,7 @@ is counted in `stats`.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -292,6 +293,10 @@ class OscControlServer:
         try:
             self._sock = open_udp_socket(self._cfg.host, self._cfg.port, self._rcvbuf_bytes)
         except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise UserError(f"OSC control cannot listen on {self._cfg.host}:{self._cfg.port} "
+                                f"({exc.strerror or exc}); set osc.host to an address of this machine "
+                                f"(127.0.0.1, or 0.0.0.0 for every network).") from None
             raise UserError(f"OSC control cannot listen on {self._cfg.host}:{self._cfg.port} "
                             f"({exc.strerror or exc}); another program (or a second copy of this one) is using it: "
                             f"stop it or choose another port with --set osc.port=N.") from None

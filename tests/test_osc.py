@@ -784,3 +784,13 @@ def test_the_running_installation_streams_analysis_answers_values_and_panics(tmp
         installation.request_stop("test over")
         listener.close()
         runner.join(30)
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1"])
+def test_a_host_that_is_not_this_machines_is_named_as_the_problem(host):
+    from installation.errors import UserError
+    server = OscControlServer(OscConfig(host=host, port=0), CommandInbox(16), MonotonicClock(), lambda: {})
+    with pytest.raises(UserError) as raised:
+        server.start()
+    message = str(raised.value)
+    assert "osc.host" in message and "is using it" not in message, message
