@@ -1,13 +1,14 @@
 """The renderer interface the renderer stage drives: a procedural source, or a diffusion pass over it."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from installation.records import Caption, MusicState
 
 
+@runtime_checkable
 class Renderer(Protocol):
     """Makes one RGB uint8 frame (H, W, 3) per call. Called from the renderer thread only.
 

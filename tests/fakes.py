@@ -309,3 +309,30 @@ class FlakySink:
 
     def close(self) -> None:
         pass
+
+
+# --- renderers -----------------------------------------------------------------------------------
+class FailingRenderer:
+    """A Renderer around a real one that raises on every `fail_every`-th frame: a stage with a real bug."""
+
+    name = "failing"
+
+    def __init__(self, inner, fail_every: int) -> None:
+        self.inner = inner
+        self.fail_every = fail_every
+        self.calls = 0
+
+    def prepare(self, scene) -> None:
+        self.inner.prepare(scene)
+
+    def update_prompt(self, caption) -> None:
+        self.inner.update_prompt(caption)
+
+    def render(self, music, t_s: float, init_rgb: np.ndarray | None = None) -> np.ndarray:
+        self.calls += 1
+        if self.calls % self.fail_every == 0:
+            raise RuntimeError(f"render failure {self.calls}")
+        return self.inner.render(music, t_s, init_rgb)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -331,3 +331,50 @@ def test_scheduler_contract(make, request):
     assert isinstance(scheduler.late_ms(), np.ndarray)
     scheduler.stop(timeout_s=2.0)
     scheduler.stop(timeout_s=2.0)
+
+
+# --- Renderer ------------------------------------------------------------------------------------
+def _procedural(tmp_path):
+    from models.render_procedural import ProceduralRenderer
+    return ProceduralRenderer(64, 36, seed=1)
+
+
+def _diffusion(tmp_path):
+    from installation.config import RenderConfig
+    from models.diffusion.load import load_diffusion_renderer
+    from tests.tiny_pipeline import write_tiny_family
+    folder, _ = write_tiny_family(tmp_path / "sd15-lcm", "sd15-lcm")
+    return load_diffusion_renderer(RenderConfig(model=str(folder), width=128, height=64), 128, 64)
+
+
+def _failing(tmp_path):
+    return fakes.FailingRenderer(_procedural(tmp_path), fail_every=1000)
+
+
+RENDERERS = {"ProceduralRenderer": _procedural, "DiffusionRenderer": _diffusion, "FailingRenderer": _failing}
+
+
+@pytest.mark.parametrize("make", RENDERERS.values(), ids=RENDERERS.keys())
+def test_renderer_contract(make, tmp_path, one_torch_thread):
+    from installation.records import Caption, MusicState
+    from models.render_procedural import ProceduralRenderer
+    from models.renderer import Renderer
+    from scenes.scene import load_scene
+    renderer = make(tmp_path)
+    assert isinstance(renderer, Renderer) and isinstance(renderer.name, str)
+    renderer.prepare(load_scene("nocturne"))
+    renderer.update_prompt(Caption(t_s=0.0, prompt="a lighthouse over a calm bay at night"))
+    init_source = ProceduralRenderer(renderer_size(renderer)[0], renderer_size(renderer)[1], seed=2)
+    for i, music in enumerate((MusicState(t_s=0.0, valence=0.4, arousal=0.2),
+                               MusicState(t_s=0.5, valence=math.nan, arousal=math.inf, beat_phase=math.nan))):
+        init = init_source.render(MusicState(t_s=0.0), float(i))
+        rgb = renderer.render(music, float(i) * 0.5, init)
+        assert rgb.dtype == np.uint8 and rgb.shape == init.shape  # at the render size, whatever the input
+    renderer.close()
+    renderer.close()
+
+
+def renderer_size(renderer) -> tuple[int, int]:
+    """(width, height) a renderer draws at."""
+    inner = getattr(renderer, "inner", renderer)
+    return int(inner.width), int(inner.height)

@@ -21,6 +21,7 @@ from installation.app import Devices, Installation, RunOptions
 from installation.config import load_config
 from installation.showlog import read_show_log
 from tests.waiting import wait_for
+from tests.fakes import FailingRenderer
 
 ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED = ["osc.enabled=false", "display.mode=\"headless\"", "audio.source=\"synth\"", "camera.source=\"photos\"",
@@ -121,27 +122,6 @@ def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path):
     assert show[-1]["kind"] == "stop" and show[-1]["reason"] == "SIGTERM"
 
 
-class FailingEveryFewFrames:
-    """A renderer stand-in that works, then raises now and then: a stage with a real bug."""
-
-    def __init__(self, inner, fail_every: int) -> None:
-        self.inner = inner
-        self.fail_every = fail_every
-        self.calls = 0
-
-    def prepare(self, scene) -> None:
-        self.inner.prepare(scene)
-
-    def update_prompt(self, caption) -> None:
-        self.inner.update_prompt(caption)
-
-    def render(self, state, t_s):
-        self.calls += 1
-        if self.calls % self.fail_every == 0:
-            raise RuntimeError(f"render failure {self.calls}")
-        return self.inner.render(state, t_s)
-
-
 @pytest.mark.slow
 def test_a_crashing_stage_is_restarted_and_the_projector_keeps_going(tmp_path):
     cfg = load_config(ROOT / "config.toml", EMBEDDED)
@@ -151,7 +131,7 @@ def test_a_crashing_stage_is_restarted_and_the_projector_keeps_going(tmp_path):
 
     procedural = ProceduralRenderer(cfg.render.width, cfg.render.height, seed=cfg.render.seed)
     procedural.prepare(load_scene(cfg.installation.scene))
-    failing = FailingEveryFewFrames(procedural, fail_every=40)
+    failing = FailingRenderer(procedural, fail_every=40)
     installation = Installation(cfg, RunOptions(duration_s=60.0, record_dir=tmp_path, headless=True, quiet=True),
                                 Devices(renderers=[failing]))
     import threading
