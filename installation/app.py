@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware.base import AudioInput, Camera, Display, MidiOut
+from hardware.base import AudioInput, Camera, Display, FrameSink, MidiOut
 from installation import stages
 from installation.stages import Stage
 from installation.bus import Bus
@@ -59,7 +59,7 @@ class Devices:
     """Outputs of the thread scheduler besides the built-in synth (recorder, OSC targets)."""
     schedule: object | None = None
     """installation.schedule.Schedule, or one that decides opening hours otherwise."""
-    sinks: list = field(default_factory=list)
+    sinks: list[FrameSink] = field(default_factory=list)
     """Extra frame sinks beside the window (NDI, virtual camera, preview)."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from hardware.base import Display, FrameSink
 from installation.bus import LiveSnapshot
 from installation.clock import Clock
 from installation.errors import UserError
@@ -75,7 +76,7 @@ class ThreadedSink:
     sink was too slow for are counted in `dropped`, failures in `failures` (and the sink goes on).
     """
 
-    def __init__(self, sink, name: str | None = None) -> None:
+    def __init__(self, sink: FrameSink, name: str | None = None) -> None:
         self.sink = sink
         self.name = name or type(sink).__name__
         self._box: Latest[np.ndarray] = Latest()
@@ -128,8 +129,8 @@ class Projector:
     """Main thread only. `open()` before the loop, `tick(now_s)` once a frame, `close()` at the end."""
 
     def __init__(self, frames: Latest[Frame], live: Latest[LiveSnapshot], projected_frames: Latest[np.ndarray],
-                 clock: Clock, fps: float, size: tuple[int, int], display=None, windowed: bool = False,
-                 recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence = (),
+                 clock: Clock, fps: float, size: tuple[int, int], display: Display | None = None, windowed: bool = False,
+                 recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence[FrameSink] = (),
                  guard: MainFaults | None = None, where: str = "the projector",
                  commands=None, scenes: Callable[[], Sequence[str]] = list) -> None:
         self.frames = frames

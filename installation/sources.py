@@ -8,11 +8,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from hardware.base import AudioInput, Camera, Display, MidiOut
 from hardware.base import Scheduler as SchedulerPort
 from models.renderer import Renderer
 from installation.config import Config
 from installation.errors import UserError
+
+if TYPE_CHECKING:
+    from hardware.synth import Synth
 
 log = logging.getLogger("chromesthesia")
 
@@ -152,7 +157,7 @@ def safe_devices(lister) -> list[dict]:
 
 
 # --- the concrete devices for the sources chosen above (called by the composition root) ------------
-def build_audio(cfg: Config, sources: Sources, clock, synth=None):
+def build_audio(cfg: Config, sources: Sources, clock, synth: Synth | None = None) -> tuple[AudioInput, int]:
     """The AudioInput the listener reads, and its analysis rate."""
     from installation.errors import UserError
     rate_hz = cfg.audio.sample_rate_hz or ANALYSIS_RATE_HZ
@@ -171,7 +176,7 @@ def build_audio(cfg: Config, sources: Sources, clock, synth=None):
     return cls(cfg.audio.device, rate_hz, cfg.audio.channels, cfg.audio.block_frames, clock), rate_hz
 
 
-def build_camera(cfg: Config, sources: Sources, clock):
+def build_camera(cfg: Config, sources: Sources, clock) -> Camera:
     from hardware import camera as cam
     if sources.camera == "opencv":
         return cam.OpenCvCamera(cfg.camera.device, cfg.camera.width, cfg.camera.height, cfg.camera.fps, clock)
@@ -180,7 +185,7 @@ def build_camera(cfg: Config, sources: Sources, clock):
     return cam.PhotoSlideshow(cfg.camera.photos_dir, cfg.camera.width, cfg.camera.height, cfg.camera.slide_s, clock)
 
 
-def build_display(cfg: Config, sources: Sources):
+def build_display(cfg: Config, sources: Sources) -> Display:
     from hardware.display import HeadlessDisplay, PygameDisplay
     if sources.display == "headless":
         return HeadlessDisplay(cfg.display.width, cfg.display.height)
@@ -188,7 +193,7 @@ def build_display(cfg: Config, sources: Sources):
                          cfg.installation.name)
 
 
-def build_synth(cfg: Config, sources: Sources):
+def build_synth(cfg: Config, sources: Sources) -> Synth | None:
     if not cfg.synth.enabled:
         return None
     from hardware.synth import Synth, output_rate_hz
@@ -196,9 +201,9 @@ def build_synth(cfg: Config, sources: Sources):
     return Synth(rate_hz, cfg.synth.gain)
 
 
-def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list:
+def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list[MidiOut]:
     """The outputs the thread scheduler sends to besides the synth: the MIDI recorder, OSC targets."""
-    outputs: list = []
+    outputs: list[MidiOut] = []
     if record_dir is not None:
         from hardware.midi import MidiFileRecorder
         from installation.projector import keep_previous
@@ -237,7 +242,7 @@ def render_param_specs(cfg: Config) -> dict:
     return {key: ParamSpec(*spec) for key, spec in live_param_specs(cfg.render).items()}
 
 
-def build_schedulers(cfg: Config, clock, outputs: list) -> list[SchedulerPort]:
+def build_schedulers(cfg: Config, clock, outputs: list[MidiOut]) -> list[SchedulerPort]:
     """Built-in synth, recorder and OSC on a thread scheduler; MIDI ports on a real-time process.
 
     bench midi measured a sending thread at p99 137 ms late while torch keeps both cores busy,

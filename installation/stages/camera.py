@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hardware.base import Camera
 from hardware.timeouts import call_abandoning
 from installation.clock import Clock
 from installation.mailbox import Latest
@@ -15,7 +16,7 @@ class CameraStage(Stage):
 
     name = "camera"
 
-    def __init__(self, camera, camera_frames: Latest[np.ndarray], clock: Clock, fps: float) -> None:
+    def __init__(self, camera: Camera, camera_frames: Latest[np.ndarray], clock: Clock, fps: float) -> None:
         super().__init__(clock)
         self.camera = camera
         self.camera_frames = camera_frames

@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Sequence
 
+from hardware.base import Scheduler
 from installation.bus import LiveSnapshot
 from installation.clock import Clock
 from installation.mailbox import Latest
@@ -14,7 +15,7 @@ LEAD_S = 1.0
 """A plan is composed this long before its phrase starts."""
 
 
-def send_programs(schedulers: Sequence, programs, at_s: float | None = None) -> None:
+def send_programs(schedulers: Sequence[Scheduler], programs, at_s: float | None = None) -> None:
     """Program changes to every scheduler now, or at `at_s` so the notes still sounding keep
     their instrument. `programs` is a sequence of (channel, program)."""
     import mido
@@ -46,7 +47,7 @@ class ComposerStage(Stage):
     name = "composer"
 
     def __init__(self, composer, images: Latest[ImageState], scene: Latest, live: Latest[LiveSnapshot],
-                 schedulers: Sequence, clock: Clock, dormant: threading.Event | None = None,
+                 schedulers: Sequence[Scheduler], clock: Clock, dormant: threading.Event | None = None,
                  on_plan: Callable[..., None] | None = None, show_log=None) -> None:
         super().__init__(clock)
         self.composer = composer

@@ -1,6 +1,7 @@
 """The listener stage: audio blocks in, a MusicState out every hop."""
 from __future__ import annotations
 
+from hardware.base import AudioInput
 from hardware.timeouts import call_abandoning
 from installation.clock import Clock
 from installation.mailbox import Latest
@@ -21,7 +22,7 @@ class ListenerStage(Stage):
 
     name = "listener"
 
-    def __init__(self, audio, listener, music: Latest[MusicState], clock: Clock, hop_s: float) -> None:
+    def __init__(self, audio: AudioInput, listener, music: Latest[MusicState], clock: Clock, hop_s: float) -> None:
         super().__init__(clock)
         self.audio = audio
         self.listener = listener

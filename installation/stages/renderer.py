@@ -10,6 +10,7 @@ from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.records import Caption, Frame, MusicState
 from installation.stages.base import Stage, VersionWatch
+from models.renderer import Renderer
 
 
 class RendererStage(Stage):
@@ -24,7 +25,7 @@ class RendererStage(Stage):
 
     name = "renderer"
 
-    def __init__(self, renderers: Sequence, music: Latest[MusicState], captions: Latest[Caption],
+    def __init__(self, renderers: Sequence[Renderer], music: Latest[MusicState], captions: Latest[Caption],
                  scene: Latest, live: Latest[LiveSnapshot], frames: Latest[Frame], clock: Clock, fps: float,
                  dormant: threading.Event | None = None,
                  display_size: Callable[[], tuple[int, int] | None] = lambda: None,
