@@ -20,6 +20,7 @@ demo: setup
 	$(PY) run.py $(DEMO_ARGS)
 
 test: setup
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider $(TEST_ARGS)
 
 setup: $(STAMP)
