@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hardware.base import FrameSink
 from installation.tempo import Tempo, TempoLockedComposer, TempoLockedMusic, build_tempo
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class Rig:
             self.midi_control.start()
             self.opened.append(self.midi_control)
 
-    def video_sinks(self, width: int, height: int, fps: float) -> list:
+    def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
         """The projector's extra frame sink for [video_out] (empty when none is asked for)."""
         from hardware.video_out import build_video_out
 
