@@ -40,13 +40,21 @@ class Sources:
 
 def choose_sources(cfg: Config, headless: bool = False) -> Sources:
     """Decide the embedded-default substitutions, probing devices without opening streams."""
-    from hardware.audio_in import has_input_device
-    from hardware.camera import camera_available
-    from hardware.display import display_available
-    from models.render_diffusion import check_weights
-
     notes: list[str] = []
     problems: list[str] = []
+    audio = _choose_audio(cfg, notes, problems)
+    camera = _choose_camera(cfg, notes, problems)
+    render = _choose_render(cfg, notes, problems)
+    display = _choose_display(cfg, headless, notes, problems)
+    speakers = _speakers_present(cfg, problems)
+    # The built-in synth reaches the speakers in the closed loop only: with a real input the room's
+    # own instruments are heard, and composed notes go to the configured MIDI and OSC outputs.
+    return Sources(audio, camera, render, display, speakers and audio == "synth", notes, problems)
+
+
+def _choose_audio(cfg: Config, notes: list[str], problems: list[str]) -> str:
+    """The audio source: "auto" resolves to the input device or the built-in synth; others are checked."""
+    from hardware.audio_in import has_input_device
 
     audio = cfg.audio.source
     if audio == "auto":
@@ -64,6 +72,12 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
         problems.append(f"audio.file '{cfg.audio.file}' does not exist; give the path of a wav/flac/ogg/mp3 file")
     elif audio == "file" and not _audio_decodes(cfg.audio.file):
         problems.append(f"audio.file '{cfg.audio.file}' cannot be decoded as audio; convert it to WAV, FLAC or Ogg")
+    return audio
+
+
+def _choose_camera(cfg: Config, notes: list[str], problems: list[str]) -> str:
+    """The camera source: "auto" resolves to the camera or the photo slideshow; others are checked."""
+    from hardware.camera import camera_available
 
     camera = cfg.camera.source
     if camera == "auto":
@@ -82,6 +96,12 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
                         "convert it to MP4 (H.264 or MPEG-4) or MJPEG")
     if camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).expanduser().is_dir():
         problems.append(f"camera.photos_dir '{cfg.camera.photos_dir}' is not a folder; give a folder of photographs or \"\"")
+    return camera
+
+
+def _choose_render(cfg: Config, notes: list[str], problems: list[str]) -> str:
+    """The renderer: "auto" picks diffusion when its weights check out, else procedural."""
+    from models.render_diffusion import check_weights
 
     render = cfg.render.backend
     weight_problems = check_weights(cfg.render)
@@ -96,29 +116,34 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
         if not cfg.render.model:
             problems.append("render.backend is 'diffusion' but render.model is empty; see docs/weights.md")
         problems.extend(weight_problems)
+    return render
+
+
+def _choose_display(cfg: Config, headless: bool, notes: list[str], problems: list[str]) -> str:
+    """The display mode: headless when asked or when "auto" finds no display."""
+    from hardware.display import display_available
 
     if headless or cfg.display.mode == "headless":
-        display = "headless"
-    elif display_available():
-        display = "fullscreen" if cfg.display.mode == "fullscreen" else "window"
-    elif cfg.display.mode == "auto":
-        display = "headless"
+        return "headless"
+    if display_available():
+        return "fullscreen" if cfg.display.mode == "fullscreen" else "window"
+    if cfg.display.mode == "auto":
         notes.append("display: no display found; running headless (use --record DIR to see the output)")
     else:
-        display = "headless"
         problems.append(f"display.mode is '{cfg.display.mode}' but no display is available (DISPLAY is unset); "
                         "set display.mode = \"auto\" or run with --headless")
+    return "headless"
 
-    speakers = False
-    if cfg.synth.enabled and cfg.synth.speakers != "off":
-        from hardware.audio_in import list_audio_devices
-        has_output = any(d.get("max_output_channels", 0) > 0 for d in safe_devices(list_audio_devices))
-        speakers = has_output
-        if cfg.synth.speakers == "on" and not has_output:
-            problems.append("synth.speakers is 'on' but there is no audio output device; set it to \"auto\"")
-    # The built-in synth reaches the speakers in the closed loop only: with a real input the room's
-    # own instruments are heard, and composed notes go to the configured MIDI and OSC outputs.
-    return Sources(audio, camera, render, display, speakers and audio == "synth", notes, problems)
+
+def _speakers_present(cfg: Config, problems: list[str]) -> bool:
+    """Whether the built-in synth may play to an audio output device."""
+    if not (cfg.synth.enabled and cfg.synth.speakers != "off"):
+        return False
+    from hardware.audio_in import list_audio_devices
+    has_output = any(d.get("max_output_channels", 0) > 0 for d in safe_devices(list_audio_devices))
+    if cfg.synth.speakers == "on" and not has_output:
+        problems.append("synth.speakers is 'on' but there is no audio output device; set it to \"auto\"")
+    return has_output
 
 
 def describe_input(device: str) -> str:
