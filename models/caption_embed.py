@@ -155,20 +155,3 @@ def bank_texts(banks: Mapping[str, Iterable], extra: Iterable[str] = ()) -> list
 
 def fingerprint(texts: Iterable[str]) -> str:
     return hashlib.sha1("\n".join(sorted(set(texts))).encode("utf-8")).hexdigest()[:12]
-
-
-def build_shipped(out: Path = SHIPPED) -> int:
-    """Embed the shipped banks, every preset's styles and the tag anchors into `out`; returns the count."""
-    import tomllib
-
-    from models.captions import load_phrase_banks
-
-    presets = Path(__file__).resolve().parent.parent / "scenes" / "presets"
-    styles = []
-    for path in sorted(presets.glob("*.toml")):
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("captions", {})
-        styles += [s["text"] for s in table.get("styles", []) if isinstance(s, dict) and isinstance(s.get("text"), str)]
-    texts = list(dict.fromkeys(bank_texts(load_phrase_banks(), styles)))
-    vectors = embed_texts(texts)
-    write_cache(out, dict(zip(texts, vectors)))
-    return len(texts)

@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 from installation.errors import UserError
 from installation.records import ImageState, NoteEvent, Plan, clamp_va  # noqa: F401 (Plan re-exported)
 from models.corpus import METRES, PHRASE_BARS, CorpusTable, Phrase, load_table
+from models.image_content import hue_name
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ def key_name(tonic_pc: int, mode: str) -> str:
     return SHARP_NAMES[tonic_pc] if parent in (0, 7, 2, 9, 4, 11, 6) else KEY_NAMES[tonic_pc]
 LETTERS = "CDEFGAB"
 NATURAL_PC = (0, 2, 4, 5, 7, 9, 11)
-HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
-             (290, "violet"), (335, "magenta"), (360, "red"))
 CHORD_QUALITY = {(4, 7): "maj", (3, 7): "min", (3, 6): "dim", (4, 8): "aug"}
 FOLD_LOW, FOLD_HIGH = -3, 9
 """Melody degrees outside (the fourth below the tonic .. the tenth above) move by octaves inside."""
@@ -118,10 +117,6 @@ def _settings(scene, compose_cfg) -> _Settings:
     s.percussion = percussion
     s.percussion_channel = int(getattr(compose_cfg, "percussion_channel", 9))
     return s
-
-
-def hue_name(hue_deg: float) -> str:
-    return next(name for limit, name in HUE_NAMES if hue_deg % 360 < limit)
 
 
 @dataclass

@@ -31,6 +31,8 @@ CONTENT_KEYS = ("texture", "edges_horizontal", "edges_vertical", "edges_diagonal
 TEXTURE_FULL = 0.5
 """Mean absolute Laplacian (0-1 grey) that counts as texture 1.0."""
 COMMENT_MAX_CHARS = 200
+HUE_NAMES = ((15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
+             (290, "violet"), (335, "magenta"), (360, "red"))
 
 SCENE_WORDS = ("a stormy sky", "a calm sea", "a sunny beach", "a forest", "a meadow with flowers", "mountains",
                "a desert", "a city at night", "a city street", "a portrait of a person", "a crowd of people",
@@ -40,6 +42,10 @@ MOOD_WORDS = ("joyful", "peaceful", "melancholic", "tense", "mysterious", "drama
               "majestic", "warm", "cold", "dreamy")
 """The zero-shot vocabulary: scene and mood words a CLIP model picks from (with user weights)."""
 
+
+def hue_name(hue_deg: float) -> str:
+    """The colour word for a hue in degrees (red at 0 and 360)."""
+    return next(name for limit, name in HUE_NAMES if hue_deg % 360 < limit)
 
 def _small(rgb: np.ndarray) -> np.ndarray:
     import cv2
@@ -209,7 +215,6 @@ def describe(valence: float, arousal: float, brightness: float, saturation: floa
     elif motion > 0.05:
         seen.append("gentle movement")
     if hues:
-        from models.composer import hue_name
         seen.append(hue_name(hues[0]) + " colours")
     text = f"A {', '.join(words)} picture of " + ", ".join(seen)
     if labels:

@@ -83,15 +83,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-EDGES_TO_CUT = {("models.image_content", "models.composer"), ("models.caption_embed", "models.captions")}
-"""Known import edges that close a circle (inside a function, so not at import time) and are to
-be cut; nothing may join them."""
-
-
 def test_no_import_cycle():
     graph = import_graph()
-    for name, dep in EDGES_TO_CUT:
-        graph.get(name, set()).discard(dep)
     # a package's __init__ that re-exports its modules is not an edge back into them
     graph = {n: {m for m in deps if not (n.startswith(m + ".") and m in PACKAGES + ("installation.stages",))}
              for n, deps in graph.items()}

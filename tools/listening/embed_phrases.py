@@ -12,7 +12,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.caption_embed import SHIPPED, build_shipped  # noqa: E402
+from models.caption_embed import SHIPPED, bank_texts, embed_texts, write_cache  # noqa: E402
+from models.captions import load_phrase_banks  # noqa: E402
+
+
+def build_shipped(out: Path = SHIPPED) -> int:
+    """Embed the shipped banks, every preset's styles and the tag anchors into `out`; returns the count."""
+    import tomllib
+
+    presets = Path(__file__).resolve().parents[2] / "scenes" / "presets"
+    styles = []
+    for path in sorted(presets.glob("*.toml")):
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("captions", {})
+        styles += [s["text"] for s in table.get("styles", []) if isinstance(s, dict) and isinstance(s.get("text"), str)]
+    texts = list(dict.fromkeys(bank_texts(load_phrase_banks(), styles)))
+    vectors = embed_texts(texts)
+    write_cache(out, dict(zip(texts, vectors)))
+    return len(texts)
+
 
 if __name__ == "__main__":
     print(f"{build_shipped()} texts embedded into {SHIPPED}")
