@@ -128,78 +128,109 @@ def run_web_bench(clients: int, seconds: float, fps: float, extra: list[str] | N
     """The installation (headless, procedural) in its own process with the dashboard on; its own
     projector fps sampled from /status for `seconds` with no dashboard open, then with `clients`
     dashboards open over websockets (each receiving status and preview pictures)."""
-    import secrets
-    import socket
-    import statistics
     import subprocess
-    import sys
-    import threading
 
-    import httpx
-    from websockets.sync.client import connect
-
-    root = Path(__file__).resolve().parent.parent.parent
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    token = secrets.token_urlsafe(8)
-    command = [sys.executable, str(root / "run.py"), "--headless", "--quiet", "--duration", str(2 * seconds + 120),
-               "--set", "web.enabled=true", "--set", f"web.port={port}", "--set", f'web.token="{token}"',
-               "--set", f"display.fps={int(fps)}", "--set", "osc.enabled=false", *(extra or [])]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-
-    def status() -> dict | None:
+    target = _WebBenchTarget(fps, seconds, extra)
+    try:
+        target.wait_until_projecting()
+        time.sleep(3.0)  # past start-up
+        alone = target.sample(seconds)
+        received, pictures, watched = _watch_with_viewers(target, clients, seconds)
+    finally:
+        target.proc.terminate()
         try:
-            return httpx.get(url + "/status", params={"token": token}, timeout=5).json()["status"]
+            target.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            target.proc.kill()
+    return _web_bench_figures(fps, seconds, clients, alone, watched, received, pictures)
+
+
+class _WebBenchTarget:
+    """The installation under the web bench: its process, its dashboard's address and token."""
+
+    def __init__(self, fps: float, seconds: float, extra: list[str] | None) -> None:
+        import secrets
+        import socket
+        import subprocess
+        import sys
+
+        root = Path(__file__).resolve().parent.parent.parent
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.token = secrets.token_urlsafe(8)
+        command = [sys.executable, str(root / "run.py"), "--headless", "--quiet", "--duration", str(2 * seconds + 120),
+                   "--set", "web.enabled=true", "--set", f"web.port={self.port}", "--set", f'web.token="{self.token}"',
+                   "--set", f"display.fps={int(fps)}", "--set", "osc.enabled=false", *(extra or [])]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def status(self) -> dict | None:
+        """The installation's /status, or None while it does not answer."""
+        import httpx
+
+        try:
+            return httpx.get(self.url + "/status", params={"token": self.token}, timeout=5).json()["status"]
         except (httpx.HTTPError, ValueError, KeyError):
             return None
 
-    def sample(window_s: float) -> list[float]:
+    def sample(self, window_s: float) -> list[float]:
+        """The projector fps read from /status every half second for `window_s`."""
         values, end = [], time.monotonic() + window_s
         while time.monotonic() < end:
-            s = status()
+            s = self.status()
             if s:
                 values.append(float(s.get("fps") or 0.0))
             time.sleep(0.5)
         return values
 
-    try:
+    def wait_until_projecting(self) -> None:
+        """Wait (up to 2 minutes) for a non-zero fps; raise if the installation ends first."""
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not ((s := status()) and (s.get("fps") or 0) > 0):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the installation ended: {(proc.stderr.read() if proc.stderr else '')[-2000:]}")
+        while time.monotonic() < deadline and not ((s := self.status()) and (s.get("fps") or 0) > 0):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the installation ended: {(self.proc.stderr.read() if self.proc.stderr else '')[-2000:]}")
             time.sleep(0.5)
-        time.sleep(3.0)  # past start-up
-        alone = sample(seconds)
-        stop = threading.Event()
-        received = [0] * clients
-        pictures = [0] * clients
 
-        def viewer(i: int) -> None:
-            try:
-                with connect(f"ws://127.0.0.1:{port}/ws?token={token}", open_timeout=20) as ws:
-                    while not stop.is_set():
-                        message = ws.recv(timeout=5)
-                        received[i] += 1
-                        pictures[i] += isinstance(message, bytes)
-            except Exception:  # noqa: BLE001 - a viewer that fails shows in the counts
-                pass
 
-        threads = [threading.Thread(target=viewer, args=(i,), daemon=True) for i in range(clients)]
-        for thread in threads:
-            thread.start()
-        time.sleep(2.0)
-        watched = sample(seconds)
-        stop.set()
-        for thread in threads:
-            thread.join(10)
-    finally:
-        proc.terminate()
+def _watch_with_viewers(target: _WebBenchTarget, clients: int,
+                        seconds: float) -> tuple[list[int], list[int], list[float]]:
+    """Open `clients` dashboards over websockets and sample fps while they receive; returns the
+    messages and pictures each viewer received, and the fps samples."""
+    import threading
+
+    from websockets.sync.client import connect
+
+    stop = threading.Event()
+    received = [0] * clients
+    pictures = [0] * clients
+
+    def viewer(i: int) -> None:
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            with connect(f"ws://127.0.0.1:{target.port}/ws?token={target.token}", open_timeout=20) as ws:
+                while not stop.is_set():
+                    message = ws.recv(timeout=5)
+                    received[i] += 1
+                    pictures[i] += isinstance(message, bytes)
+        except Exception:  # noqa: BLE001 - a viewer that fails shows in the counts
+            pass
+
+    threads = [threading.Thread(target=viewer, args=(i,), daemon=True) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    watched = target.sample(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    return received, pictures, watched
+
+
+def _web_bench_figures(fps: float, seconds: float, clients: int, alone: list[float], watched: list[float],
+                       received: list[int], pictures: list[int]) -> dict:
+    """The web bench's figures: fps alone and watched (mean and min), messages and pictures per viewer."""
+    import statistics
+
     return {"fps_asked": fps, "seconds_each": seconds, "clients": clients,
             "fps_0_clients": round(statistics.mean(alone), 2) if alone else None,
             "fps_0_clients_min": round(min(alone), 2) if alone else None,
