@@ -18,7 +18,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -272,8 +272,23 @@ def build_report(source: Path | list[Path], period: str = "show", date: _dt.date
         where = ", ".join(map(str, paths))
         raise UserError(f"{where} holds no records{' for ' + title if period != 'show' else ''}; "
                         f"was the show stopped before it started, or is the date wrong?")
-    records, when = timeline.records, timeline.when
+    records = timeline.records
     up, gaps, gap_s = downtime(timeline)
+
+    def clock(w: _dt.datetime) -> str:
+        return f"{w:%H:%M:%S}" if period == "day" else f"{w:%Y-%m-%d %H:%M:%S}"
+
+    svg, bin_name = _va_plot_svg(timeline, gaps, period)
+    name = html.escape(str(next((r["name"] for r in records if r.get("name")), "") or paths[-1].stem))
+    return _page(name=name, title=title, paths=paths, up=up, gaps=gaps, gap_s=gap_s, svg=svg, bin_name=bin_name,
+                 summary=_summary_rows(timeline, title, up, gaps), figures=_thumbnail_figures(timeline, clock),
+                 **_event_tables(timeline, clock))
+
+
+def _summary_rows(timeline: Timeline, title: str, up: float,
+                  gaps: list[tuple[_dt.datetime, _dt.datetime]]) -> list[list[Any]]:
+    """The summary table: period, span, uptime, counts of each kind, fps and the last status's drops and restarts."""
+    records, when = timeline.records, timeline.when
     kinds = Counter(r.get("kind", "?") for r in records)
     status = [r for r in records if r.get("kind") == "status"]
     fps = [r["fps"] for r in status if isinstance(r.get("fps"), (int, float))]
@@ -281,17 +296,8 @@ def build_report(source: Path | list[Path], period: str = "show", date: _dt.date
     drops = last.get("drops", "n/a")
     if isinstance(drops, dict):
         drops = sum(v for v in drops.values() if isinstance(v, (int, float)))
-
-    def clock(w: _dt.datetime) -> str:
-        return f"{w:%H:%M:%S}" if period == "day" else f"{w:%Y-%m-%d %H:%M:%S}"
-
-    faults = [(w, str(r.get("worker", "")), str(r.get("error", ""))) for w, r in zip(when, records) if r.get("kind") == "fault"]
-    refused = [(w, str(r.get("address", "")), f"{r.get('reason', '')} (from {r.get('sender', '?')})".strip())
-               for w, r in zip(when, records) if r.get("kind") == "command" and not r.get("ok")]
-    suppressed = sum(int(r.get("count", 0)) for r in records if r.get("kind") == "refusals_suppressed")
-    down_rows = [[f"{a:%Y-%m-%d %H:%M:%S}", f"{b:%Y-%m-%d %H:%M:%S}", _duration((b - a).total_seconds())] for a, b in gaps]
     starts = kinds.get("start", 0)
-    summary: list[list[Any]] = [
+    return [
         ["period", title], ["first record", f"{when[0]:%Y-%m-%d %H:%M:%S}"], ["last record", f"{when[-1]:%Y-%m-%d %H:%M:%S}"],
         ["duration", _duration((when[-1] - when[0]).total_seconds())], ["uptime", f"{up * 100:.2f} %"],
         ["downtime", f"{len(gaps)} gap(s), {_duration(sum((b - a).total_seconds() for a, b in gaps))} in all"],
@@ -301,24 +307,47 @@ def build_report(source: Path | list[Path], period: str = "show", date: _dt.date
         ["frames per second (median)", f"{statistics.median(fps):.1f}" if fps else "n/a"],
         ["dropped items (last status)", drops], ["worker restarts (last status)", last.get("restarts", "n/a")],
     ]
-    svg, bin_name = _va_plot_svg(timeline, gaps, period)
-    captions = [[clock(w), r.get("prompt", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "caption"]
-    plans = [[clock(w), r.get("abc", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "plan"]
-    scenes = [[clock(w), r.get("scene", ""), r.get("crossfade_s", ""), r.get("sender", "")]
-              for w, r in zip(when, records) if r.get("kind") == "scene"]
-    commands = [[clock(w), r.get("address", ""), " ".join(map(str, r.get("args", []))), r.get("sender", ""),
-                 "ok" if r.get("ok") else f"refused: {r.get('reason', '')}"]
-                for w, r in zip(when, records) if r.get("kind") == "command"]
+
+
+def _event_tables(timeline: Timeline, clock: Callable[[_dt.datetime], str]) -> dict[str, Any]:
+    """The rows of the event sections: faults, refused commands, captions, plans, scenes, commands, others."""
+    records, when = timeline.records, timeline.when
     known = {"status", "caption", "plan", "scene", "command", "fault", "thumbnail", "refusals_suppressed"}
-    others = [[clock(w), r.get("kind", "?"), ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("t_s", "time", "kind", "_log"))]
-              for w, r in zip(when, records) if r.get("kind") not in known]
+    return {
+        "faults": [(w, str(r.get("worker", "")), str(r.get("error", ""))) for w, r in zip(when, records) if r.get("kind") == "fault"],
+        "refused": [(w, str(r.get("address", "")), f"{r.get('reason', '')} (from {r.get('sender', '?')})".strip())
+                    for w, r in zip(when, records) if r.get("kind") == "command" and not r.get("ok")],
+        "suppressed": sum(int(r.get("count", 0)) for r in records if r.get("kind") == "refusals_suppressed"),
+        "captions": [[clock(w), r.get("prompt", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "caption"],
+        "plans": [[clock(w), r.get("abc", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "plan"],
+        "scenes": [[clock(w), r.get("scene", ""), r.get("crossfade_s", ""), r.get("sender", "")]
+                   for w, r in zip(when, records) if r.get("kind") == "scene"],
+        "commands": [[clock(w), r.get("address", ""), " ".join(map(str, r.get("args", []))), r.get("sender", ""),
+                      "ok" if r.get("ok") else f"refused: {r.get('reason', '')}"]
+                     for w, r in zip(when, records) if r.get("kind") == "command"],
+        "others": [[clock(w), r.get("kind", "?"), ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("t_s", "time", "kind", "_log"))]
+                   for w, r in zip(when, records) if r.get("kind") not in known],
+        "clock": clock,
+    }
+
+
+def _thumbnail_figures(timeline: Timeline, clock: Callable[[_dt.datetime], str]) -> list[str]:
+    """The lit projected-frame thumbnails as inline <figure> elements."""
     figures = []
     for w, image in _lit_thumbnails(timeline):
         data = base64.b64encode(image.read_bytes()).decode("ascii")
         figures.append(f'<figure><img src="data:image/jpeg;base64,{data}" alt="projected frame">'
                        f"<figcaption>{clock(w)}</figcaption></figure>")
+    return figures
 
-    name = html.escape(str(next((r["name"] for r in records if r.get("name")), "") or paths[-1].stem))
+
+def _page(*, name: str, title: str, paths: list[Path], up: float, gaps: list[tuple[_dt.datetime, _dt.datetime]],
+          gap_s: float, svg: str, bin_name: str, summary: list[list[Any]], figures: list[str],
+          faults: list[tuple[_dt.datetime, str, str]], refused: list[tuple[_dt.datetime, str, str]], suppressed: int,
+          captions: list[list[Any]], plans: list[list[Any]], scenes: list[list[Any]], commands: list[list[Any]],
+          others: list[list[Any]], clock: Callable[[_dt.datetime], str]) -> str:
+    """The report's HTML page from its parts."""
+    down_rows = [[f"{a:%Y-%m-%d %H:%M:%S}", f"{b:%Y-%m-%d %H:%M:%S}", _duration((b - a).total_seconds())] for a, b in gaps]
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     refused_note = f" ({suppressed} more not logged one by one)" if suppressed else ""
     return f"""<!doctype html>
