@@ -372,28 +372,55 @@ def _melody_signature(plans) -> tuple:
 
 
 def _eval_composer(args: argparse.Namespace) -> int:
-    import numpy as np
-    import soundfile
     from scipy.stats import spearmanr
 
     from installation.startup import load
-    from models.composer_refine import RefiningComposer
-    from models.corpus import load_table, music_metrics
-    from models.image_features import ImageAnalyser
+    from models.corpus import load_table
     cfg = load(args)
     if args.head:
         cfg = cfg.model_copy(update={"compose": cfg.compose.model_copy(update={"head": args.head})})
     scene = _scene(cfg, args.scene)
     table = load_table()
     head = _image_head(cfg)
-    if args.photos is not None:
-        photos = folder_photos(args.photos)
-        if len(photos) < 2:
-            raise UserError(f"--photos {args.photos} holds {len(photos)} photographs; give a folder of several "
-                            f"(tools/fetch_wallpapers.sh DIR fetches 24).")
-    else:
-        photos = evaluation_photos(args.images)
+    photos = _eval_photos(args)
+    rows, refinements, shared = _compose_and_rate(cfg, args, scene, table, head, photos)
+    rho_a = float(spearmanr([r["image_arousal"] for r in rows], [r["music_energy"] for r in rows]).statistic)
+    rho_v = float(spearmanr([r["image_valence"] for r in rows], [r["music_valence"] for r in rows]).statistic)
+    corpus = table.metrics
+    print(f"\nhead {cfg.compose.head}, renderer {args.renderer}, {len(rows)} photographs")
+    print(f"emotion alignment (Spearman, image head vs vibenet): arousal {rho_a:+.3f}, valence {rho_v:+.3f}")
+    print(f"melodies shared between photographs: {len(shared)}" + (f" ({shared})" if shared else ""))
+    generated, within = _print_metric_groups(rows, corpus)
+    paper = _print_paper_metrics(rows)
+    refine = _print_refinement(refinements, args.refine, cfg.listen.va_head) if refinements else None
+    result = {"photos": len(rows), "renderer": args.renderer, "head": cfg.compose.head, "spearman_arousal": rho_a,
+              "spearman_valence": rho_v, "shared_melodies": shared, "generated": generated, "corpus": corpus,
+              "targets_within_iqr": within, "paper": PAPER_I2M, "muspy": paper, "refinement": refine, "rows": rows}
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def _eval_photos(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """The photographs to evaluate: a folder's (--photos) or the built-in evaluation set."""
+    if args.photos is None:
+        return evaluation_photos(args.images)
+    photos = folder_photos(args.photos)
+    if len(photos) < 2:
+        raise UserError(f"--photos {args.photos} holds {len(photos)} photographs; give a folder of several "
+                        f"(tools/fetch_wallpapers.sh DIR fetches 24).")
+    return photos
+
+
+def _compose_and_rate(cfg: Any, args: argparse.Namespace, scene: Any, table: Any, head: Any,
+                      photos: list[tuple[str, Any]]) -> tuple[list[dict], list[Any], list[tuple[str, str]]]:
+    """Compose `args.seconds` of music for each photograph, render it and rate it with vibenet; returns
+    one row per audible rendering, the self-refinement results (with --refine), and the photographs
+    that share a melody."""
     import vibenet
+
+    from models.composer_refine import RefiningComposer
+    from models.image_features import ImageAnalyser
     rater = vibenet.load_model()
     rows = []
     refinements = []
@@ -414,42 +441,61 @@ def _eval_composer(args: argparse.Namespace) -> int:
             if signature in signatures:
                 shared.append((signatures[signature], name))
             signatures[signature] = name
-            mid, wav = Path(tmp) / f"{i}.mid", Path(tmp) / f"{i}.wav"
-            if args.renderer == "synth":
-                sr = 16000
-                mono = render_internal(plans, sr)
-            else:
-                plans_to_midi(plans, mid)
-                render_audio(mid, wav)
-                audio, sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
-                mono = audio.mean(axis=1)
-            rms_dbfs = float(20 * np.log10(max(1e-9, float(np.sqrt(np.mean(np.square(mono)))))))
-            if rms_dbfs < -60.0:  # the rater calls near-silence happy; a silent render says nothing
-                print(f"{name:34s} rendered near-silent ({rms_dbfs:.0f} dBFS); left out")
-                continue
-            rated = rater.predict(mono, sr=sr)[0]
-            beats_per_bar = 4.0 if plans[0].metre == "4/4" else 3.0
-            metrics = {f"{group}.{k}": v for group, (voices, _) in METRIC_GROUPS.items()
-                       for k, v in music_metrics(plans_to_notes(plans, voices), beats_per_bar).items()}
-            metrics.update({f"muspy.{k}": v for k, v in muspy_metrics(plans).items()})
-            tune = next((r.split(" ")[2] for r in plans[0].reasons if r.startswith("retrieved tune")), "")
-            rows.append({"photo": name, "image_valence": state.valence, "image_arousal": state.arousal,
-                         "music_valence": float(rated.valence), "music_energy": float(rated.energy), "rms_dbfs": rms_dbfs,
-                         "tempo_bpm": plans[0].tempo_bpm, "mode": plans[0].mode, "key": plans[0].key,
-                         "metre": plans[0].metre, "tune": tune, "description": state.description, **metrics})
-            print(f"{name:28s} V{state.valence:+.2f} A{state.arousal:+.2f} -> {plans[0].key:3s} {plans[0].mode:10s} "
-                  f"{plans[0].metre} {plans[0].tempo_bpm:4.0f} bpm {tune:28s} -> vibenet valence {rated.valence:.2f} "
-                  f"energy {rated.energy:.2f}")
-    rho_a = float(spearmanr([r["image_arousal"] for r in rows], [r["music_energy"] for r in rows]).statistic)
-    rho_v = float(spearmanr([r["image_valence"] for r in rows], [r["music_valence"] for r in rows]).statistic)
+            mono, sr = _render_plans(plans, args.renderer, Path(tmp), i)
+            row = _rate_rendering(name, state, plans, mono, sr, rater)
+            if row is not None:
+                rows.append(row)
+    return rows, refinements, shared
+
+
+def _render_plans(plans: list, renderer: str, tmp: Path, i: int) -> tuple[Any, int]:
+    """The plans rendered to mono audio, by the built-in synth or through MIDI; (samples, rate)."""
+    import soundfile
+
+    if renderer == "synth":
+        sr = 16000
+        return render_internal(plans, sr), sr
+    mid, wav = tmp / f"{i}.mid", tmp / f"{i}.wav"
+    plans_to_midi(plans, mid)
+    render_audio(mid, wav)
+    audio, sr = soundfile.read(str(wav), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), sr
+
+
+def _rate_rendering(name: str, state: Any, plans: list, mono: Any, sr: int, rater: Any) -> dict | None:
+    """One photograph's row: the picture's VA, vibenet's rating of the music, the plan and its metrics;
+    None (and a line saying so) when the rendering is near-silent."""
+    import numpy as np
+
+    from models.corpus import music_metrics
+    rms_dbfs = float(20 * np.log10(max(1e-9, float(np.sqrt(np.mean(np.square(mono)))))))
+    if rms_dbfs < -60.0:  # the rater calls near-silence happy; a silent render says nothing
+        print(f"{name:34s} rendered near-silent ({rms_dbfs:.0f} dBFS); left out")
+        return None
+    rated = rater.predict(mono, sr=sr)[0]
+    beats_per_bar = 4.0 if plans[0].metre == "4/4" else 3.0
+    metrics = {f"{group}.{k}": v for group, (voices, _) in METRIC_GROUPS.items()
+               for k, v in music_metrics(plans_to_notes(plans, voices), beats_per_bar).items()}
+    metrics.update({f"muspy.{k}": v for k, v in muspy_metrics(plans).items()})
+    tune = next((r.split(" ")[2] for r in plans[0].reasons if r.startswith("retrieved tune")), "")
+    print(f"{name:28s} V{state.valence:+.2f} A{state.arousal:+.2f} -> {plans[0].key:3s} {plans[0].mode:10s} "
+          f"{plans[0].metre} {plans[0].tempo_bpm:4.0f} bpm {tune:28s} -> vibenet valence {rated.valence:.2f} "
+          f"energy {rated.energy:.2f}")
+    return {"photo": name, "image_valence": state.valence, "image_arousal": state.arousal,
+            "music_valence": float(rated.valence), "music_energy": float(rated.energy), "rms_dbfs": rms_dbfs,
+            "tempo_bpm": plans[0].tempo_bpm, "mode": plans[0].mode, "key": plans[0].key,
+            "metre": plans[0].metre, "tune": tune, "description": state.description, **metrics}
+
+
+def _print_metric_groups(rows: list[dict], corpus: dict) -> tuple[dict[str, dict[str, list[float]]], dict[str, bool]]:
+    """Print each metric group's quartiles against its reference corpus; returns the generated
+    quartiles and, for each acceptance target, whether its median lies inside the corpus's IQR."""
+    import numpy as np
+
     names = ("pitch_entropy", "pitch_class_entropy", "polyphony", "polyphony_rate", "scale_consistency",
              "groove_consistency", "empty_beat_rate")
-    corpus = table.metrics
     generated: dict[str, dict[str, list[float]]] = {}
     within: dict[str, bool] = {}
-    print(f"\nhead {cfg.compose.head}, renderer {args.renderer}, {len(rows)} photographs")
-    print(f"emotion alignment (Spearman, image head vs vibenet): arousal {rho_a:+.3f}, valence {rho_v:+.3f}")
-    print(f"melodies shared between photographs: {len(shared)}" + (f" ({shared})" if shared else ""))
     for group, (voices, reference) in METRIC_GROUPS.items():
         generated[group] = {n: [float(np.percentile([r[f"{group}.{n}"] for r in rows], q)) for q in (25, 50, 75)]
                             for n in names}
@@ -464,6 +510,13 @@ def _eval_composer(args: argparse.Namespace) -> int:
                 within[f"{group}.{n}"] = inside
             print(f"{n:20s}{'*' if target else ' ':2s} {g[0]:7.3f} {g[1]:7.3f} {g[2]:7.3f}   "
                   f"{c[0]:7.3f} {c[1]:7.3f} {c[2]:7.3f}  {'yes' if inside else 'no'}")
+    return generated, within
+
+
+def _print_paper_metrics(rows: list[dict]) -> dict[str, float]:
+    """Print and return the medians of the paper's three muspy metrics beside the paper's figures."""
+    import numpy as np
+
     paper = {}
     print("\nthe paper's three metrics, computed by muspy 0.5 on melody, chords and bass (drums left out):")
     for n, paper_value in (("polyphony_rate", PAPER_I2M["polyphony"]), ("pitch_entropy", PAPER_I2M["pitch_entropy"]),
@@ -471,23 +524,23 @@ def _eval_composer(args: argparse.Namespace) -> int:
         values = [r[f"muspy.{n}"] for r in rows if np.isfinite(r[f"muspy.{n}"])]
         paper[n] = float(np.median(values)) if values else float("nan")
         print(f"  {n:20s} median {paper[n]:.4f}   paper {paper_value:.4f}   ({PAPER_DEFINITIONS[n]})")
-    refine = None
-    if refinements:
-        done = [r for r in refinements if r is not None]  # a plan whose refinement failed has none
-        moved = [r.moved_toward for r in done]
-        before = float(np.mean([r.distance(0) for r in done]))
-        after = float(np.mean([r.distance(r.chosen) for r in done]))
-        refine = {"plans": len(moved), "moved_toward": int(sum(moved)), "share": sum(moved) / max(1, len(moved)),
-                  "mean_distance_before": before, "mean_distance_after": after, "rounds": args.refine}
-        print(f"\nself-refinement ({args.refine} rounds, rater: listen.va_head = {cfg.listen.va_head}): rated VA moved "
-              f"toward the picture on {sum(moved)} of {len(moved)} plans ({refine['share']:.0%}); mean distance "
-              f"{before:.3f} -> {after:.3f}")
-    result = {"photos": len(rows), "renderer": args.renderer, "head": cfg.compose.head, "spearman_arousal": rho_a,
-              "spearman_valence": rho_v, "shared_melodies": shared, "generated": generated, "corpus": corpus,
-              "targets_within_iqr": within, "paper": PAPER_I2M, "muspy": paper, "refinement": refine, "rows": rows}
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
-    return 0
+    return paper
+
+
+def _print_refinement(refinements: list[Any], rounds: int, va_head: str) -> dict:
+    """Print and return how often self-refinement moved the rated VA toward the picture."""
+    import numpy as np
+
+    done = [r for r in refinements if r is not None]  # a plan whose refinement failed has none
+    moved = [r.moved_toward for r in done]
+    before = float(np.mean([r.distance(0) for r in done]))
+    after = float(np.mean([r.distance(r.chosen) for r in done]))
+    refine = {"plans": len(moved), "moved_toward": int(sum(moved)), "share": sum(moved) / max(1, len(moved)),
+              "mean_distance_before": before, "mean_distance_after": after, "rounds": rounds}
+    print(f"\nself-refinement ({rounds} rounds, rater: listen.va_head = {va_head}): rated VA moved "
+          f"toward the picture on {sum(moved)} of {len(moved)} plans ({refine['share']:.0%}); mean distance "
+          f"{before:.3f} -> {after:.3f}")
+    return refine
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Any]]:
