@@ -131,6 +131,7 @@ class Installation:
                                blocklist=cfg.captions.blocklist, clock=self.clock, snapshots=self.bus.live,
                                prompt_filter=prompt_filter(cfg.captions))
         from installation.rig import build_rig  # tempo, MIDI in and learn, video out, ensemble
+        from installation.check import running_scene_check
         self.rig = build_rig(cfg, self.clock, self.bus.commands, self.control, self.options.config_path, self.bus.music)
         watcher = None
         if cfg.control.reload and self.options.config_path is not None:
@@ -140,7 +141,7 @@ class Installation:
             self.clock, self.control, self.bus, scene, devices.schedule or Schedule(cfg.schedule), self.supervisor,
             SystemdNotifier(), cfg=cfg, show_log=self.show_log, watcher=watcher, config_path=self.options.config_path,
             load_config=self._load_config, on_fade=lambda fade_s: self.projector.start_fade(fade_s),
-            on_fault=self._fault, take_config=self.rig.take_config)
+            on_fault=self._fault, take_config=self.rig.take_config, check_scene=running_scene_check(cfg))
         self.control.effects.update(self.lifecycle.effects(), panic=lambda command, value: self._panic())
         self.control.publish()  # the scene's own parameters at their defaults
         from installation.web import build_web

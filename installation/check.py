@@ -71,6 +71,21 @@ def check(cfg: Config) -> int:
     return 0
 
 
+def running_scene_check(cfg: Config):
+    """What a running installation asks of a scene before it takes it (an edit, /scene): the
+    tables its renderer, captions and composer read; UserError naming the file and key. Cheap: it
+    runs on the main loop."""
+    def check_scene(scene) -> None:
+        from models.captions import scene_settings
+        from models.composer import Composer
+        from models.render_procedural import ProceduralRenderer
+
+        ProceduralRenderer(64, 64).prepare(scene)
+        scene_settings(scene)
+        Composer(cfg.compose, scene)
+    return check_scene
+
+
 def _check_scene_tables(cfg: Config, scene) -> None:
     """Each room validates its own table of the scene; raises UserError naming the file and key."""
     from installation.control import param_specs_for

@@ -40,8 +40,11 @@ class Lifecycle:
                  load_config: Callable[[Path], object] | None = None,
                  on_fade: Callable[[float], None] | None = None,
                  on_fault: Callable[[str, str], None] | None = None,
-                 take_config: Callable[[object, object], bool] | None = None) -> None:
+                 take_config: Callable[[object, object], bool] | None = None,
+                 check_scene: Callable[[object], None] | None = None) -> None:
         self.clock = clock
+        self.check_scene = check_scene
+        """Raises UserError for a scene whose tables a stage would refuse (render, captions, compose)."""
         self.control = control
         self.bus = bus
         self.scene = scene
@@ -155,8 +158,10 @@ class Lifecycle:
             return
         try:
             scene = load_scene(live.scene)
+            if self.check_scene is not None:
+                self.check_scene(scene)
             self.control.set_params(param_specs_for(scene))
-        except (SceneError, ValueError) as exc:
+        except (SceneError, ValueError, UserError) as exc:
             log.error("scene change refused: %s", exc)
             live.scene = self.scene.name
             self.control.publish()
@@ -248,8 +253,10 @@ class Lifecycle:
         scene, error = reload_scene(self.scene.name, self.scene)
         if error is None:
             try:
+                if self.check_scene is not None:
+                    self.check_scene(scene)
                 self.control.set_params(param_specs_for(scene))
-            except ValueError as exc:
+            except (ValueError, UserError) as exc:
                 error = str(exc)
         if error is not None:
             log.error("scene edit ignored, the running version stays: %s", error)

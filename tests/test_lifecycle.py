@@ -142,3 +142,28 @@ def test_shutdown_stops_what_started_and_closes_everything_even_when_one_fails()
     life.started.append(Scheduler())
     life.shutdown([Broken(), None], [lambda: closed.append(1), lambda: 1 / 0, lambda: closed.append(2)])
     assert len(stopped) == 1 and closed == [1, 2]
+
+
+def test_a_scene_whose_render_or_captions_table_a_stage_would_refuse_is_not_taken(tmp_path):
+    """Edited while running or chosen with /scene: the running scene stays, no stage is handed it."""
+    import tomllib
+
+    from installation.check import running_scene_check
+    from installation.config import load_config
+
+    presets = Path(__file__).resolve().parent.parent / "scenes" / "presets"
+    bad_render = tomllib.loads((presets / "pulse.toml").read_text())
+    bad_render["render"]["shapes"] = "blobs"
+    bad_captions = tomllib.loads((presets / "pulse.toml").read_text())
+    bad_captions["captions"]["weights"] = {"scene": "x"}
+    from scenes import scene as scenes
+    for data in (bad_render, bad_captions):
+        clock, bus, control, life, fades = rig(check_scene=running_scene_check(load_config(None, [])))
+        original = scenes.load_scene
+        scenes.load_scene = lambda name, *a, **k: scenes.parse_scene(data, tmp_path / "pulse.toml")
+        try:
+            control.apply(Command(0.0, "/scene", ("pulse", 3.0), "osc"))
+        finally:
+            scenes.load_scene = original
+        assert life.scene.name == "nocturne" and bus.scene.peek().name == "nocturne" and fades == []
+        assert control.live.scene == "nocturne"
