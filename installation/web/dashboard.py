@@ -52,62 +52,78 @@ def _networks(allow) -> list:
 
 def create_app(sources: DashboardSources, token: str, allow=("127.0.0.0/8",), status_hz: float = 2.0,
                preview_hz: float = 4.0):
-    networks = _networks(allow)
+    dashboard = _Dashboard(sources, token, _networks(allow), status_hz, preview_hz)
     app = FastAPI(title="Chromesthesia", docs_url=None, redoc_url=None, openapi_url=None)
-    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    app.middleware("http")(dashboard.gate)
+    app.get("/", response_class=HTMLResponse)(dashboard.index)
+    app.get("/status")(dashboard.status)
+    app.get("/preview.jpg")(dashboard.preview)
+    app.post("/command")(dashboard.command)
+    if sources.metrics is not None:
+        app.get("/metrics")(dashboard.metrics)
+    app.websocket("/ws")(dashboard.ws)
+    return app
 
-    def allowed_host(host: str | None) -> bool:
+
+class _Dashboard:
+    """The dashboard's access rules and route handlers over its sources."""
+
+    def __init__(self, sources: DashboardSources, token: str, networks, status_hz: float, preview_hz: float) -> None:
+        self.sources = sources
+        self.token = token
+        self.networks = networks
+        self.status_period_s, self.preview_period_s = 1.0 / status_hz, 1.0 / preview_hz
+        self.page = (STATIC / "index.html").read_text(encoding="utf-8")
+
+    def allowed_host(self, host: str | None) -> bool:
         try:
             address = ipaddress.ip_address((host or "").split("%")[0])
         except ValueError:
             return False
         if address.version == 6 and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
-        return any(address in network for network in networks)
+        return any(address in network for network in self.networks)
 
+    @staticmethod
     def token_of(query, headers, cookies) -> str:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             return auth[7:].strip()
         return query.get("token") or cookies.get(COOKIE) or ""
 
-    def token_ok(given: str) -> bool:
-        return bool(given) and hmac.compare_digest(given.encode(), token.encode())
+    def token_ok(self, given: str) -> bool:
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
 
-    @app.middleware("http")
-    async def gate(request: Request, call_next):
-        if not allowed_host(request.client.host if request.client else None):
+    async def gate(self, request: Request, call_next):
+        if not self.allowed_host(request.client.host if request.client else None):
             return PlainTextResponse("this address is not allowed (web.allow)\n", status_code=403)
-        if not token_ok(token_of(request.query_params, request.headers, request.cookies)):
+        if not self.token_ok(self.token_of(request.query_params, request.headers, request.cookies)):
             return PlainTextResponse("a token is required: open the address with ?token=... "
                                      "(web.token in the config)\n", status_code=401)
         return await call_next(request)
 
-    def full_status() -> dict:
+    def full_status(self) -> dict:
+        sources = self.sources
         return {"status": sources.status(), "uptime_s": round(time.monotonic() - sources.started_s, 1),
                 "scenes": sources.scenes(), "schedule": sources.schedule(), "faults": sources.faults(),
                 "time": time.strftime("%H:%M:%S")}
 
-    @app.get("/", response_class=HTMLResponse)
-    async def index(request: Request):
-        response = HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    async def index(self, request: Request):
+        response = HTMLResponse(self.page, headers={"Cache-Control": "no-store"})
         if request.query_params.get("token"):
             response.set_cookie(COOKIE, request.query_params["token"], httponly=True, samesite="strict")
         return response
 
-    @app.get("/status")
-    async def status():
-        return JSONResponse(await asyncio.to_thread(full_status))
+    async def status(self):
+        return JSONResponse(await asyncio.to_thread(self.full_status))
 
-    @app.get("/preview.jpg")
-    async def preview():
-        data = await asyncio.to_thread(sources.preview_jpeg)
+    async def preview(self):
+        data = await asyncio.to_thread(self.sources.preview_jpeg)
         if data is None:
             return Response(status_code=204)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
-    @app.post("/command")
-    async def command(request: Request):
+    async def command(self, request: Request):
         try:
             body = await request.json()
             address = str(body["address"])
@@ -123,42 +139,41 @@ def create_app(sources: DashboardSources, token: str, allow=("127.0.0.0/8",), st
         host = request.client.host if request.client else "?"
         cmd = Command(time.monotonic(), address, tuple(int(a) if isinstance(a, bool) else a for a in args),
                       sender=f"web:{host}")
-        return JSONResponse(sources.submit(cmd))
+        return JSONResponse(self.sources.submit(cmd))
 
-    if sources.metrics is not None:
-        @app.get("/metrics")
-        async def metrics():
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-            return Response(await asyncio.to_thread(generate_latest, sources.metrics), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self):
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        return Response(await asyncio.to_thread(generate_latest, self.sources.metrics), media_type=CONTENT_TYPE_LATEST)
 
-    @app.websocket("/ws")
-    async def ws(socket: WebSocket):
+    async def ws(self, socket: WebSocket):
         host = socket.client.host if socket.client else None
-        if not allowed_host(host) or not token_ok(token_of(socket.query_params, socket.headers, socket.cookies)):
+        if not self.allowed_host(host) or not self.token_ok(self.token_of(socket.query_params, socket.headers,
+                                                                          socket.cookies)):
             await socket.close(code=1008)
             return
         await socket.accept()
-        status_period_s, preview_period_s = 1.0 / status_hz, 1.0 / preview_hz
-        next_status_s = next_preview_s = 0.0
-        sent_seq = -1
         try:
-            while True:
-                now_s = time.monotonic()
-                if now_s >= next_status_s:
-                    next_status_s = now_s + status_period_s
-                    await socket.send_text(json.dumps(await asyncio.to_thread(full_status), default=str))
-                if now_s >= next_preview_s:
-                    next_preview_s = now_s + preview_period_s
-                    seq = sources.preview_sequence()
-                    if seq != sent_seq:
-                        data = await asyncio.to_thread(sources.preview_jpeg)
-                        if data:
-                            sent_seq = seq
-                            await socket.send_bytes(data)
-                await asyncio.sleep(max(0.01, min(next_status_s, next_preview_s) - time.monotonic()))
+            await self.stream(socket)
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
         except Exception as exc:  # noqa: BLE001 - one viewer's failure never reaches the others
             log.debug("dashboard websocket ended: %s", exc)
 
-    return app
+    async def stream(self, socket: WebSocket) -> None:
+        """Send the status at status_hz, and the preview picture at preview_hz whenever it is new."""
+        next_status_s = next_preview_s = 0.0
+        sent_seq = -1
+        while True:
+            now_s = time.monotonic()
+            if now_s >= next_status_s:
+                next_status_s = now_s + self.status_period_s
+                await socket.send_text(json.dumps(await asyncio.to_thread(self.full_status), default=str))
+            if now_s >= next_preview_s:
+                next_preview_s = now_s + self.preview_period_s
+                seq = self.sources.preview_sequence()
+                if seq != sent_seq:
+                    data = await asyncio.to_thread(self.sources.preview_jpeg)
+                    if data:
+                        sent_seq = seq
+                        await socket.send_bytes(data)
+            await asyncio.sleep(max(0.01, min(next_status_s, next_preview_s) - time.monotonic()))
