@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from installation.check import check
+    if getattr(args, "scene", None):  # `run.py --scene NAME check`: the scene the run would start with
+        args.overrides = [*args.overrides, f'installation.scene="{args.scene}"']
     return check(load(args))
 
 

@@ -83,3 +83,10 @@ def test_check_refuses_an_osc_target_the_run_would_refuse(key, capsys):
     code = main(["check", "--set", f'{key}=["nohost"]', "--set", 'display.mode="headless"'])
     assert code == 2
     assert any("nohost" in line and "host:port" in line for line in capsys.readouterr().err.splitlines())
+
+
+def test_check_checks_the_scene_named_with_scene(capsys):
+    from installation.cli import main
+    code = main(["--scene", "nosuch", "check", "--set", 'display.mode="headless"'])
+    assert code == 2
+    assert any("nosuch" in line for line in capsys.readouterr().err.splitlines())
