@@ -100,6 +100,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
     parser.add_argument("--frames", type=int, default=40, help="timed frames per round (default 40)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per configuration (default 3)")
+    parser.add_argument("--steps", default="1,2,4", help="step counts to compare, comma-separated (default 1,2,4)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -116,7 +117,7 @@ def main() -> int:
     pictures, np = frames(args.size, 8)
     pil = [PIL.Image.fromarray(p) for p in pictures]
     results = []
-    for steps in (1, 2, 4):
+    for steps in (int(n) for n in args.steps.split(",")):
         for batch in ((False,) if steps == 1 else (False, True)):
             ours = build_ours(folder, steps, args.size, batch)
             theirs = build_streamdiffusion(folder, steps, args.size, batch or steps == 1)

@@ -43,6 +43,8 @@ class StreamEngine:
         self.scaling = float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
         self.channels = int(getattr(unet.config, "in_channels", 4))
         self.sdxl = getattr(unet.config, "addition_embed_type", None) == "text_time"
+        # The models run channels-last on CUDA; on a CPU a permuted picture must not drag them there.
+        self.layout = torch.channels_last if device == "cuda" else torch.contiguous_format
         self._graph: Any = None  # torch.cuda.CUDAGraph once captured; torch is untyped here
         self.graph_captures = 0
         self.height = self.width = 0
@@ -184,7 +186,7 @@ class StreamEngine:
 
     def forward(self) -> None:
         torch = self.torch
-        image = self.image.permute(2, 0, 1)[None].to(self.dtype).mul_(1 / 127.5).sub_(1.0)
+        image = self.image.permute(2, 0, 1)[None].to(self.dtype, memory_format=self.layout).mul_(1 / 127.5).sub_(1.0)
         latents = self._encode(image)
         if self.scaling != 1.0:
             latents = latents * self.scaling
@@ -225,7 +227,7 @@ class StreamEngine:
         if self.sdxl:
             kwargs["added_cond_kwargs"] = {"text_embeds": self.pooled, "time_ids": self.time_ids}
         if self.controlnet is not None:
-            control = self.control.permute(2, 0, 1)[None].to(self.dtype).mul_(1 / 255.0)
+            control = self.control.permute(2, 0, 1)[None].to(self.dtype, memory_format=self.layout).mul_(1 / 255.0)
             control = control.expand(batch.shape[0], -1, -1, -1)
             cn_kwargs = dict(kwargs)
             if not getattr(self.controlnet.config, "time_cond_proj_dim", None):
