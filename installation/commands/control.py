@@ -289,26 +289,8 @@ def _drive(control, commands, clock, period_s: float, procs: list, on_apply=None
 
 def _bench(args: argparse.Namespace) -> int:
     import os
-    from hardware.osc_inbox import CommandInbox
-    from installation.startup import load
-    from installation.clock import MonotonicClock
-    from installation.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
-    from scenes.scene import available_scenes
 
-    cfg = load(args)
-    osc_cfg = cfg.osc.model_copy(update={"host": "127.0.0.1", "port": 0, "allow": ("127.0.0.0/8",)})
-    clock = MonotonicClock()
-    sys.setswitchinterval(0.0005)  # what the runtime sets: threads waiting on the GIL get it back quickly
-    live = LiveState(scene=cfg.installation.scene)
-    control = Control(live, available_scenes, None, clock=clock)
-    commands: CommandInbox = CommandInbox(4096)
-    server = OscControlServer(osc_cfg, commands, clock, live.snapshot, validate=control.check,
-                              realtime_priority=args.realtime, values=lambda a: live.params.get(param_key(a)))
-    if args.realtime:
-        from hardware.osc import set_realtime_priority
-        set_realtime_priority(args.realtime, "main loop")
-    server.start()
-    host, port = server.address
+    rig = _BenchRig(args)
     stop = threading.Event()
     iterations = [0]
     renderer = threading.Thread(target=_renderer_load, args=(stop, iterations), name="renderer", daemon=True)
@@ -316,121 +298,31 @@ def _bench(args: argparse.Namespace) -> int:
     warm_until = time.monotonic() + 30.0
     while iterations[0] < 20 and time.monotonic() < warm_until:  # torch's import holds the GIL for a while
         time.sleep(0.05)
-    period_s = 1.0 / args.fps
     load_at_start = round(os.getloadavg()[0], 2)
 
-    # --- phase 1: command-to-effect latency through the projector loop ---------------------------
-    end_to_end_ms: list[float] = []
-
-    def on_apply(command, result) -> None:
-        now = time.monotonic()
-        text = command.args[0] if command.args else ""
-        if result["ok"] and isinstance(text, str) and text.startswith("bench "):
-            end_to_end_ms.append((now - float(text.split()[-1])) * 1000.0)
-
-    sender = _spawn(SENDER, host, port, args.commands, args.rate_hz)
-    frames = _drive(control, commands, clock, period_s, [sender], on_apply)
-    server_to_effect = control.latency_ms()
-
+    end_to_end_ms, frames, server_to_effect = _latency_phase(rig)
     # --- phases 2-4: one host floods, another asks /status probe_hz times a second ---------------
-    def load_phase(name: str, flood_hz: float, bundle_hz: float) -> dict:
-        before = server.snapshot()
-        flood = _spawn(FLOOD, host, port, flood_hz, args.flood_s, bundle_hz, args.bundle_messages, stdout=subprocess.PIPE)
-        started_s = clock.now_s()  # the other host starts asking once the flood is arriving (not while
-        while server.snapshot()["received"] == before["received"] and clock.now_s() - started_s < 10.0:
-            control.apply_until(commands, clock.now_s() + period_s, clock)  # interpreters start)
-        probe = _spawn(PROBE, host, port, args.flood_s, args.probe_hz, args.realtime, stdout=subprocess.PIPE)
-        _drive(control, commands, clock, period_s, [flood, probe], server=server)
-        flooded = json.loads(flood.communicate()[0])
-        probed = json.loads(probe.communicate()[0])
-        after = server.snapshot()
-        rtts = probed["rtts"]
-        return {
-            "what": name,
-            "flood_msgs_per_s": flood_hz, "bundles_per_s": bundle_hz,
-            "bundle_messages": args.bundle_messages if bundle_hz else 0,
-            "flood_packets_sent": flooded["sent"] + flooded["bundles"],
-            "flood_messages_sent": flooded["sent"] + flooded["bundle_messages"],
-            "other_sender_asked": probed["sent"],
-            "other_sender_answered": len(rtts),
-            "other_sender_lost": probed["lost"],
-            "other_sender_p50_ms": round(percentile(rtts, 50), 3),
-            "other_sender_p99_ms": round(percentile(rtts, 99), 3),
-            "other_sender_p95_ms": round(percentile(rtts, 95), 3),
-            "other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
-            "other_sender_over_10ms": sum(1 for r in rtts if r > 10.0),
-            "other_sender_worst_question": probed["worst_index"],
-            **{key: after[key] - before[key] for key in ("accepted", "rate_limited", "coalesced", "superseded", "busy",
-                                                        "kernel_drops", "ring_drops")},
-            "flood_faders_final": {name: abs(live.params.get(name, -9.0) - flooded["last"][name]) < 1e-6
-                                   for name in ("brightness", "speed") if flooded["last"][name] is not None},
-        }
-
     phases = {
-        "flood": load_phase("10,000 msg/s of fader values from one host", 10000.0, 0.0),
-        "bundle_storm": load_phase(f"{args.bundle_hz:g} bundles/s of {args.bundle_messages} messages from one host",
-                                   0.0, args.bundle_hz),
-        "flood_and_bundles": load_phase("both at once from one host", 10000.0, args.bundle_hz),
+        "flood": _load_phase(rig, "10,000 msg/s of fader values from one host", 10000.0, 0.0),
+        "bundle_storm": _load_phase(rig, f"{args.bundle_hz:g} bundles/s of {args.bundle_messages} messages from one host",
+                                    0.0, args.bundle_hz),
+        "flood_and_bundles": _load_phase(rig, "both at once from one host", 10000.0, args.bundle_hz),
     }
-
-    # --- phase 5: a fader stream (TouchDesigner OSC Out CHOP), every final value applied --------
     fader_results: dict = {"fader_seconds": args.fader_seconds}
     if args.fader_seconds > 0:
-        applied: dict[tuple[str, float], float] = {}
-        order: list[tuple[str, float]] = []
-
-        def on_fader(command, result) -> None:
-            if result["ok"] and command.address.startswith("/param/"):
-                key = (command.address, round(float(command.args[0]), 6))
-                applied.setdefault(key, time.monotonic())
-                order.append(key)
-
-        before = server.snapshot()
-        latencies_before = len(control.latency_ms())
-        import tempfile
-        with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the report is larger than a pipe holds
-            faders = _spawn(FADERS, host, port, max(1, min(5, args.faders)), args.fader_hz, args.fader_seconds, stdout=out)
-            _drive(control, commands, clock, period_s, [faders], on_fader, server=server)
-            out.seek(0)
-            streamed = json.loads(out.read())
-        after = server.snapshot()
-        effect_ms = [(applied[(a, v)] - t) * 1000.0 for a, v, t in streamed["sent"] if (a, v) in applied]
-        finals = [tuple(f) for f in streamed["finals"]]
-        last_applied = {}
-        for address, value in order:
-            last_applied[address] = value
-        final_by_address = {}
-        for address, value in finals:
-            final_by_address[address] = value
-        fader_results.update({
-            "fader_addresses": max(1, min(5, args.faders)), "fader_hz": args.fader_hz,
-            "fader_values_sent": len(streamed["sent"]),
-            "fader_values_applied": len(effect_ms),
-            "fader_values_superseded": len(streamed["sent"]) - len(effect_ms),
-            "fader_moves": len(finals),
-            "fader_final_values_applied": sum(1 for f in finals if f in applied),
-            "fader_every_final_value_applied": all(f in applied for f in finals),
-            "fader_last_value_is_live": all(last_applied.get(a) == v for a, v in final_by_address.items()),
-            "fader_command_to_effect_ms_p50": round(percentile(effect_ms, 50), 3),
-            "fader_command_to_effect_ms_p99": round(percentile(effect_ms, 99), 3),
-            "fader_command_to_effect_ms_max": round(max(effect_ms), 3) if effect_ms else float("nan"),
-            "fader_server_to_effect_ms_p99": round(percentile(control.latency_ms()[latencies_before:], 99), 3),
-            "fader_rate_limited": after["rate_limited"] - before["rate_limited"],
-            "fader_coalesced_at_the_limit": after["coalesced"] - before["coalesced"],
-            "fader_kernel_drops": after["kernel_drops"] - before["kernel_drops"],
-        })
+        fader_results.update(_fader_phase(rig))
 
     stop.set()
     renderer.join()
-    stats = server.snapshot()
-    receive_buffer = server.receive_buffer_bytes
-    server.stop()
+    stats = rig.server.snapshot()
+    receive_buffer = rig.server.receive_buffer_bytes
+    rig.server.stop()
 
     results = {
-        **latency_summary(end_to_end_ms),
+        **rig.latency_summary(end_to_end_ms),
         "what": "send (operator's sendto) to effect (main thread changed LiveState), commands at "
                 f"{args.rate_hz:g}/s, projector loop at {args.fps:g} fps, a torch thread busy on one core",
-        "server_to_effect_ms_p99": round(percentile(server_to_effect, 99), 3),
+        "server_to_effect_ms_p99": round(rig.percentile(server_to_effect, 99), 3),
         "commands_applied": len(end_to_end_ms),
         "commands_sent": args.commands,
         "renderer_iterations": iterations[0],
@@ -443,8 +335,8 @@ def _bench(args: argparse.Namespace) -> int:
         "receive_buffer_bytes": receive_buffer,
         "phases": phases,
         **fader_results,
-        "inbox_dropped": commands.dropped,
-        "inbox_refused": commands.refused,
+        "inbox_dropped": rig.commands.dropped,
+        "inbox_refused": rig.commands.refused,
         "realtime_priority": args.realtime,
         "load_average_1min_at_start": load_at_start,
         "load_average_1min": round(os.getloadavg()[0], 2),
@@ -457,3 +349,140 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
+
+
+class _BenchRig:
+    """What every phase of the control bench drives: the live state, the control, the command inbox
+    and the OSC server listening on a free local port."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from hardware.osc_inbox import CommandInbox
+        from installation.clock import MonotonicClock
+        from installation.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
+        from installation.startup import load
+        from scenes.scene import available_scenes
+
+        self.args = args
+        self.latency_summary, self.percentile = latency_summary, percentile
+        cfg = load(args)
+        osc_cfg = cfg.osc.model_copy(update={"host": "127.0.0.1", "port": 0, "allow": ("127.0.0.0/8",)})
+        self.clock = clock = MonotonicClock()
+        sys.setswitchinterval(0.0005)  # what the runtime sets: threads waiting on the GIL get it back quickly
+        self.live = live = LiveState(scene=cfg.installation.scene)
+        self.control = Control(live, available_scenes, None, clock=clock)
+        self.commands: CommandInbox = CommandInbox(4096)
+        self.server = OscControlServer(osc_cfg, self.commands, clock, live.snapshot, validate=self.control.check,
+                                       realtime_priority=args.realtime, values=lambda a: live.params.get(param_key(a)))
+        if args.realtime:
+            from hardware.osc import set_realtime_priority
+            set_realtime_priority(args.realtime, "main loop")
+        self.server.start()
+        self.host, self.port = self.server.address
+        self.period_s = 1.0 / args.fps
+
+    def drive(self, procs: list, on_apply=None, server=None) -> int:
+        """Run the projector loop's command handling until `procs` have ended; returns the frames."""
+        return _drive(self.control, self.commands, self.clock, self.period_s, procs, on_apply, server=server)
+
+
+def _latency_phase(rig: _BenchRig) -> tuple[list[float], int, list[float]]:
+    """Phase 1: command-to-effect latency through the projector loop; returns the send-to-effect
+    latencies (ms), the frames driven and the server-to-effect latencies (ms)."""
+    end_to_end_ms: list[float] = []
+
+    def on_apply(command, result) -> None:
+        now = time.monotonic()
+        text = command.args[0] if command.args else ""
+        if result["ok"] and isinstance(text, str) and text.startswith("bench "):
+            end_to_end_ms.append((now - float(text.split()[-1])) * 1000.0)
+
+    sender = _spawn(SENDER, rig.host, rig.port, rig.args.commands, rig.args.rate_hz)
+    frames = rig.drive([sender], on_apply)
+    return end_to_end_ms, frames, rig.control.latency_ms()
+
+
+def _load_phase(rig: _BenchRig, name: str, flood_hz: float, bundle_hz: float) -> dict:
+    """Phases 2-4: one host floods (fader values at flood_hz, bundles at bundle_hz) while another asks
+    /status probe_hz times a second; returns how the other host was answered and what the server did."""
+    args, server, clock, percentile = rig.args, rig.server, rig.clock, rig.percentile
+    before = server.snapshot()
+    flood = _spawn(FLOOD, rig.host, rig.port, flood_hz, args.flood_s, bundle_hz, args.bundle_messages, stdout=subprocess.PIPE)
+    started_s = clock.now_s()  # the other host starts asking once the flood is arriving (not while
+    while server.snapshot()["received"] == before["received"] and clock.now_s() - started_s < 10.0:
+        rig.control.apply_until(rig.commands, clock.now_s() + rig.period_s, clock)  # interpreters start)
+    probe = _spawn(PROBE, rig.host, rig.port, args.flood_s, args.probe_hz, args.realtime, stdout=subprocess.PIPE)
+    rig.drive([flood, probe], server=server)
+    flooded = json.loads(flood.communicate()[0])
+    probed = json.loads(probe.communicate()[0])
+    after = server.snapshot()
+    rtts = probed["rtts"]
+    return {
+        "what": name,
+        "flood_msgs_per_s": flood_hz, "bundles_per_s": bundle_hz,
+        "bundle_messages": args.bundle_messages if bundle_hz else 0,
+        "flood_packets_sent": flooded["sent"] + flooded["bundles"],
+        "flood_messages_sent": flooded["sent"] + flooded["bundle_messages"],
+        "other_sender_asked": probed["sent"],
+        "other_sender_answered": len(rtts),
+        "other_sender_lost": probed["lost"],
+        "other_sender_p50_ms": round(percentile(rtts, 50), 3),
+        "other_sender_p99_ms": round(percentile(rtts, 99), 3),
+        "other_sender_p95_ms": round(percentile(rtts, 95), 3),
+        "other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
+        "other_sender_over_10ms": sum(1 for r in rtts if r > 10.0),
+        "other_sender_worst_question": probed["worst_index"],
+        **{key: after[key] - before[key] for key in ("accepted", "rate_limited", "coalesced", "superseded", "busy",
+                                                    "kernel_drops", "ring_drops")},
+        "flood_faders_final": {name: abs(rig.live.params.get(name, -9.0) - flooded["last"][name]) < 1e-6
+                               for name in ("brightness", "speed") if flooded["last"][name] is not None},
+    }
+
+
+def _fader_phase(rig: _BenchRig) -> dict:
+    """Phase 5: a fader stream (TouchDesigner OSC Out CHOP), every final value applied; returns the
+    fader figures."""
+    import tempfile
+
+    args, server, percentile = rig.args, rig.server, rig.percentile
+    applied: dict[tuple[str, float], float] = {}
+    order: list[tuple[str, float]] = []
+
+    def on_fader(command, result) -> None:
+        if result["ok"] and command.address.startswith("/param/"):
+            key = (command.address, round(float(command.args[0]), 6))
+            applied.setdefault(key, time.monotonic())
+            order.append(key)
+
+    before = server.snapshot()
+    latencies_before = len(rig.control.latency_ms())
+    with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the report is larger than a pipe holds
+        faders = _spawn(FADERS, rig.host, rig.port, max(1, min(5, args.faders)), args.fader_hz, args.fader_seconds, stdout=out)
+        rig.drive([faders], on_fader, server=server)
+        out.seek(0)
+        streamed = json.loads(out.read())
+    after = server.snapshot()
+    effect_ms = [(applied[(a, v)] - t) * 1000.0 for a, v, t in streamed["sent"] if (a, v) in applied]
+    finals = [tuple(f) for f in streamed["finals"]]
+    last_applied = {}
+    for address, value in order:
+        last_applied[address] = value
+    final_by_address = {}
+    for address, value in finals:
+        final_by_address[address] = value
+    return {
+        "fader_addresses": max(1, min(5, args.faders)), "fader_hz": args.fader_hz,
+        "fader_values_sent": len(streamed["sent"]),
+        "fader_values_applied": len(effect_ms),
+        "fader_values_superseded": len(streamed["sent"]) - len(effect_ms),
+        "fader_moves": len(finals),
+        "fader_final_values_applied": sum(1 for f in finals if f in applied),
+        "fader_every_final_value_applied": all(f in applied for f in finals),
+        "fader_last_value_is_live": all(last_applied.get(a) == v for a, v in final_by_address.items()),
+        "fader_command_to_effect_ms_p50": round(percentile(effect_ms, 50), 3),
+        "fader_command_to_effect_ms_p99": round(percentile(effect_ms, 99), 3),
+        "fader_command_to_effect_ms_max": round(max(effect_ms), 3) if effect_ms else float("nan"),
+        "fader_server_to_effect_ms_p99": round(percentile(rig.control.latency_ms()[latencies_before:], 99), 3),
+        "fader_rate_limited": after["rate_limited"] - before["rate_limited"],
+        "fader_coalesced_at_the_limit": after["coalesced"] - before["coalesced"],
+        "fader_kernel_drops": after["kernel_drops"] - before["kernel_drops"],
+    }
