@@ -509,7 +509,7 @@ class DiffusionRenderer:
         return init
 
 
-# --- helpers --------------------------------------------------------------------------------------
+# --- functions ------------------------------------------------------------------------------------
 def slerp(a, b, t: float):
     """Spherical interpolation per token vector, with linear interpolation of the norms; falls back to
     lerp where the two vectors are nearly parallel."""
