@@ -8,7 +8,7 @@ PY          := $(VENV)/bin/python
 # For another CUDA version or Windows, see README ("GPU and model weights").
 TORCH_SPEC  ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
-DEMO_ARGS   ?= --record out/demo
+DEMO_ARGS   ?=
 TEST_ARGS   ?=
 APT_PACKAGES := python3-venv python3-dev gcc make libportaudio2 portaudio19-dev libsndfile1 \
                 jackd2 xvfb fluidsynth timgm6mb-soundfont liblo-tools chromium chromium-driver tmux
@@ -17,7 +17,7 @@ STAMP       := $(VENV)/.setup-stamp
 .PHONY: demo test setup system-packages clean
 
 demo: setup
-	$(PY) run.py $(DEMO_ARGS)
+	$(PY) run.py --record out/demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m mypy

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,12 @@ def test_check_checks_the_scene_named_with_scene(capsys):
     code = main(["--scene", "nosuch", "check", "--set", 'display.mode="headless"'])
     assert code == 2
     assert any("nosuch" in line for line in capsys.readouterr().err.splitlines())
+
+
+def test_make_demo_with_other_options_still_records_to_out_demo():
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    done = subprocess.run(["make", "-n", "-o", "setup", "demo", "DEMO_ARGS=--scene pulse --duration 60"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    line = [l for l in done.stdout.splitlines() if "run.py" in l][-1]
+    assert "--record out/demo" in line and "--scene pulse --duration 60" in line, line
