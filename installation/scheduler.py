@@ -35,6 +35,57 @@ def _mido():
     return mido
 
 
+class _NoteLedger:
+    """Which (channel, note) keys sound, and which note_offs belong to a note_on skipped as too
+    late: the bookkeeping that leaves no note stuck and never cuts a retriggered pitch short.
+    Used by the scheduler thread (and by panics under the scheduler's lock)."""
+
+    def __init__(self) -> None:
+        self.sounding: dict[tuple[int, int], int] = {}
+        self.skipped_pairs: set[int] = set()
+
+    def skip(self, pair: int) -> None:
+        """A note_on was skipped: its note_off (same pair) is to be dropped too."""
+        self.skipped_pairs.add(pair)
+
+    def sounds(self, key: tuple[int, int]) -> bool:
+        return self.sounding.get(key, 0) > 0
+
+    def started(self, key: tuple[int, int]) -> None:
+        self.sounding[key] = self.sounding.get(key, 0) + 1
+
+    def ends(self, key: tuple[int, int], pair: int) -> bool:
+        """Whether this note_off is to be sent: not for a skipped note, nor while a retrigger of the
+        same pitch still sounds, nor after a panic silenced it."""
+        if pair in self.skipped_pairs:
+            self.skipped_pairs.discard(pair)
+            return False
+        count = self.sounding.get(key, 0) - 1
+        if count > 0:  # the same pitch was retriggered; its own note_off ends it
+            self.sounding[key] = count
+            return False
+        if count < 0:  # already silenced by a panic
+            return False
+        self.sounding.pop(key, None)
+        return True
+
+    def silence(self) -> list[tuple[int, int]]:
+        """Forget every sounding key and return them (the panic sends their note_offs)."""
+        sounding, self.sounding = list(self.sounding), {}
+        return sounding
+
+    def count(self) -> int:
+        return sum(self.sounding.values())
+
+
+def _lateness_figures(late: np.ndarray) -> dict[str, Any]:
+    """p50/p99/max lateness (ms) and how many sends were measured."""
+    return {"late_ms_p50": float(np.percentile(late, 50)) if late.size else 0.0,
+            "late_ms_p99": float(np.percentile(late, 99)) if late.size else 0.0,
+            "late_ms_max": float(late.max()) if late.size else 0.0,
+            "measured": int(late.size)}
+
+
 class ThreadScheduler:
     """A hardware.base.Scheduler that sends on its own thread, for in-process outputs (the
     built-in synth, the MIDI-file recorder, OSC). Every public method is safe from any thread."""
@@ -63,8 +114,7 @@ class ThreadScheduler:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._panic_requests: list[threading.Event] = []
-        self._sounding: dict[tuple[int, int], int] = {}
-        self._skipped_pairs: set[int] = set()
+        self._notes = _NoteLedger()
         self._horizon_s = 0.0
         self._late_ms: collections.deque[float] = collections.deque(maxlen=history)
         self._previous_switch_s: float | None = None
@@ -181,14 +231,11 @@ class ThreadScheduler:
         with self._cond:
             late = np.fromiter(self._late_ms, dtype=float) if self._late_ms else np.zeros(0)
             result: dict[str, Any] = dict(self._counts)
-            result["sounding"] = sum(self._sounding.values())
+            result["sounding"] = self._notes.count()
             result["queued"] = len(self._heap)
         lost_in_outputs = sum(int(getattr(o, "stats", {}).get("lost", 0)) for o in self.outputs)
         result["lost"] += lost_in_outputs
-        result["late_ms_p50"] = float(np.percentile(late, 50)) if late.size else 0.0
-        result["late_ms_p99"] = float(np.percentile(late, 99)) if late.size else 0.0
-        result["late_ms_max"] = float(late.max()) if late.size else 0.0
-        result["measured"] = int(late.size)
+        result.update(_lateness_figures(late))
         result["realtime"] = self.realtime
         return result
 
@@ -264,7 +311,7 @@ class ThreadScheduler:
         # Keep only the MIDI clock tick so clock out survives a panic.
         self._heap = [item for item in self._heap if item[2] == _TICK]
         heapq.heapify(self._heap)
-        self._skipped_pairs.clear()
+        self._notes.skipped_pairs.clear()
         self._horizon_s = 0.0
 
     def _fire(self, item: tuple[float, int, int, Any]) -> None:
@@ -275,25 +322,17 @@ class ThreadScheduler:
         if kind == _ON:
             (channel, note), velocity, pair = payload
             if late_s > self.max_late_s:
-                self._skipped_pairs.add(pair)
+                self._notes.skip(pair)
                 self._counts["skipped_late"] += 1
                 return
-            if self._sounding.get((channel, note), 0) > 0:
+            if self._notes.sounds((channel, note)):
                 self._dispatch(mido.Message("note_off", channel=channel, note=note, velocity=0))
             self._dispatch(mido.Message("note_on", channel=channel, note=note, velocity=velocity))
-            self._sounding[(channel, note)] = self._sounding.get((channel, note), 0) + 1
+            self._notes.started((channel, note))
         elif kind == _OFF:
             (channel, note), pair = payload
-            if pair in self._skipped_pairs:
-                self._skipped_pairs.discard(pair)
+            if not self._notes.ends((channel, note), pair):
                 return
-            count = self._sounding.get((channel, note), 0) - 1
-            if count > 0:  # the same pitch was retriggered; its own note_off ends it
-                self._sounding[(channel, note)] = count
-                return
-            if count < 0:  # already silenced by a panic
-                return
-            self._sounding.pop((channel, note), None)
             self._dispatch(mido.Message("note_off", channel=channel, note=note, velocity=0))
         elif kind == _CUE:
             self._dispatch(payload, cue=True)
@@ -323,7 +362,7 @@ class ThreadScheduler:
         with self._cond:
             if clear_queue:
                 self._clear_queue_locked()
-            sounding, self._sounding = list(self._sounding), {}
+            sounding = self._notes.silence()
             self._counts["panics"] += 1
         for channel, note in sounding:
             self._dispatch(mido.Message("note_off", channel=channel, note=note, velocity=0))
