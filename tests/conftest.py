@@ -82,6 +82,8 @@ def xvfb():
     """A real X server (Xvfb) for the duration of one test; DISPLAY points at it."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (Debian package xvfb); `make test` installs it")
+    from models.diffusion.load import preload_triton
+    preload_triton()  # before any window's GL, as the installation does (see preload_triton)
     display = f":{90 + os.getpid() % 100}"
     proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
