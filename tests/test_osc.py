@@ -794,3 +794,11 @@ def test_a_host_that_is_not_this_machines_is_named_as_the_problem(host):
         server.start()
     message = str(raised.value)
     assert "osc.host" in message and "is using it" not in message, message
+
+
+@pytest.mark.parametrize("argv", [["--port", "99999"], ["--host", "nohost.invalid", "--timeout-s", "1"]])
+def test_the_osc_command_answers_a_bad_host_or_port_with_one_sentence(argv, capsys):
+    from installation.cli import main
+    assert main(["osc", "/status", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err

@@ -85,8 +85,13 @@ def _osc(args: argparse.Namespace) -> int:
     port = args.port or cfg.port
     if not args.address.startswith("/"):
         raise UserError(f"OSC address {args.address!r} must start with '/', e.g. /blackout 1.")
-    client = SimpleUDPClient(host, port)
-    client.send_message(args.address, [_parse_arg(a) for a in args.args])
+    if not 0 < port <= 65535:
+        raise UserError(f"--port {port} is not a port; use 1-65535.")
+    try:
+        client = SimpleUDPClient(host, port)
+        client.send_message(args.address, [_parse_arg(a) for a in args.args])
+    except OSError as exc:
+        raise UserError(f"cannot send to {host}:{port} ({exc.strerror or exc}); check --host and --port.") from None
     for message in client.get_messages(args.timeout_s):
         print(message.address, *message.params)
         return 0 if '"status":"error"' not in str(message.params) else 1
