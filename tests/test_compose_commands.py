@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mido
+import pytest
 import skimage.data
 import skimage.io
 
@@ -109,3 +110,17 @@ def test_the_abc_has_every_voice_with_struck_chords_and_the_drums():
     assert len(score.parts[1].flatten().notes) == len(strikes)  # a chord written for every strike
     drums = [e for e in plan.events if e.voice == "drums"]
     assert len(score.parts[3].flatten().notes) == len({e.start_s for e in drums})
+
+
+@pytest.mark.parametrize("option", ["--out", "--wav"])
+def test_compose_to_a_path_that_cannot_be_written_is_one_sentence(tmp_path, capsys, option):
+    import cv2
+    import numpy as np
+    from installation.cli import main
+    image = tmp_path / "picture.png"
+    cv2.imwrite(str(image), np.full((32, 32, 3), 128, np.uint8))
+    (tmp_path / "a-file").write_text("")
+    args = ["compose", str(image), "--seconds", "1", "--out", str(tmp_path / "x.mid")]
+    assert main([*args, option, str(tmp_path / "a-file" / "inside")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write"), err

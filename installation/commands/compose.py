@@ -257,6 +257,12 @@ def _compose(args: argparse.Namespace) -> int:
         raise UserError(f"{args.source} does not exist; give an image or a video file.")
     if args.seconds <= 0:
         raise UserError(f"--seconds {args.seconds} must be positive.")
+    for out in (args.out, args.wav):  # before composing: a path that cannot be written is said at once
+        try:
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot write {out} ({exc.strerror or exc}); choose another path.") from None
     scene = _scene(cfg, args.scene)
     analyser = ImageAnalyser(_image_head(cfg))
     if args.comment:
