@@ -27,7 +27,7 @@ def jack_server():
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             # jack_wait -c exits 0 either way; its answer is in what it prints.
             check = subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True)
@@ -37,7 +37,7 @@ def jack_server():
                 pytest.fail(f"jackd exited with {proc.returncode}")
             time.sleep(0.1)
         else:
-            pytest.fail("jackd did not become ready within 10 s")
+            pytest.fail("jackd did not become ready within 30 s")
         yield name
     finally:
         proc.terminate()

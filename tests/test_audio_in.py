@@ -179,7 +179,7 @@ def test_jack_stream_delivers_the_played_tone(jack_server, cls):
     assert ts == sorted(ts)
 
 
-def _wait_for_jack(name: str, timeout_s: float = 10.0) -> bool:
+def _wait_for_jack(name: str, timeout_s: float = 30.0) -> bool:
     """True once server `name` answers; `jack_wait -c` exits 0 either way, so read what it says."""
     env = dict(os.environ, JACK_DEFAULT_SERVER=name)
     deadline = time.monotonic() + timeout_s

@@ -205,7 +205,7 @@ def jack_at_256_frames():
     try:
         ready = wait_for(lambda: proc.poll() is not None or subprocess.run(
             ["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True).stdout.strip() == "running",
-            timeout_s=10.0)
+            timeout_s=30.0)
         if not ready or proc.poll() is not None:
             pytest.fail("jackd at 256 frames did not start")
         yield name
@@ -240,7 +240,6 @@ def test_a_140_bpm_clock_over_jack_midi_reads_140_within_2_s(jack_at_256_frames)
     name = wait_for(lambda: next((n for n in backend.get_output_names() if "Chroma Clock In" in n), None))
     drummer = backend.open_output(name)
     stop = threading.Event()
-    first_s: list[float] = []
 
     def play_clock() -> None:  # a drum machine's clock: 24 ticks a beat at absolute deadlines
         interval_s = 60.0 / (24 * 140.0)
@@ -250,22 +249,28 @@ def test_a_140_bpm_clock_over_jack_midi_reads_140_within_2_s(jack_at_256_frames)
             drummer.send(mido.Message("clock"))
             tick += 1
 
+    readings: list[tuple[float, float]] = []  # (the clock's arrival stamp, the tempo read after it)
+    follow = tempo.on_message
+
+    def on_message(message):
+        bpm = follow(message)
+        if message.type == "clock":
+            readings.append((float(message.time), tempo.tempo_bpm()))
+        return bpm
+
+    tempo.on_message = on_message
     player = threading.Thread(target=play_clock, daemon=True)
     player.start()
     try:
-        assert wait_for(lambda: port.received > 0)
-        first_s.append(clock.now_s())
-        readings = []
-
-        def settled():
-            if port.received >= 48:
-                readings.append((clock.now_s() - first_s[0], tempo.tempo_bpm()))
-            return clock.now_s() - first_s[0] >= 2.0
-        assert wait_for(settled, timeout_s=30.0)
-        at_2_s = [bpm for t, bpm in readings if t <= 2.5][-1]
-        assert abs(at_2_s - 140.0) <= 1.0, readings[-5:]
-        bpms = [c.args[0] for c in commands.drain() if c.address == "/tempo"]
-        assert bpms and abs(bpms[-1] - 140.0) <= 1.0
+        # 2 s on the product's own clock: the stamps the MIDI input put on the clocks it received
+        assert wait_for(lambda: readings and readings[-1][0] - readings[0][0] >= 2.5, timeout_s=60.0), readings[-5:]
+        first_s = readings[0][0]
+        at_2_s = [bpm for t, bpm in readings if t - first_s <= 2.0][-1]
+        assert abs(at_2_s - 140.0) <= 1.0, [r for r in readings if r[0] - first_s <= 2.0][-5:]
+        # the /tempo commands out settle on 140 (a starved sender's late ticks may move them for a while)
+        bpms: list[float] = []
+        assert wait_for(lambda: bpms.extend(c.args[0] for c in commands.drain() if c.address == "/tempo")
+                        or (bpms and abs(bpms[-1] - 140.0) <= 1.0), timeout_s=30.0), bpms[-10:]
     finally:
         stop.set()
         player.join(5)
