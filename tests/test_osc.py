@@ -230,9 +230,11 @@ def test_fuzz_of_ten_thousand_packets_crashes_nothing(tmp_path):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         packets = _fuzz_packets(10_000)
+        sent = 0
         for i, packet in enumerate(packets):
             try:
                 sock.sendto(packet, rig.address)
+                sent += 1
             except OSError:
                 pass  # an empty datagram or a full buffer is the sender's problem
             if i % 100 == 99:  # let the server drain, so the kernel drops little of what we want it to see
@@ -240,11 +242,32 @@ def test_fuzz_of_ten_thousand_packets_crashes_nothing(tmp_path):
                 seen = -1
                 while time.monotonic() < deadline and seen != (seen := rig.server.snapshot()["received"]):
                     time.sleep(0.002)
+        # a loaded machine serves the backlog slowly: wait until the server has taken in and served
+        # all of it ("received" stops growing, nothing queued), then ask, asking again if need be
+        last = [-1]
+
+        def drained() -> bool:
+            stats = rig.server.snapshot()
+            settled = stats["received"] == last[0] and stats["queued_packets"] == 0
+            last[0] = stats["received"]
+            return settled
+        assert wait_for(drained, timeout_s=60.0, interval_s=0.2), rig.server.snapshot()
         c = client(rig)
-        reply_address, status = ask(c, "/status")
+        reply = None
+        for _ in range(5):
+            try:
+                reply = ask(c, "/status", timeout_s=5.0)
+                break
+            except AssertionError:
+                continue
+        assert reply is not None, f"no reply to /status: {rig.server.snapshot()}"
+        reply_address, status = reply
         assert reply_address == "/status" and "scene" in status
         stats = rig.server.snapshot()
-        assert stats["received"] >= 9000
+        # every datagram sent is accounted for: taken in, or counted as dropped by the kernel
+        # (a full receive buffer on a loaded machine); the /status asks add to "received"
+        assert stats["received"] + stats["kernel_drops"] >= sent, (sent, stats)
+        assert stats["received"] > 1000, stats
         assert stats["malformed"] > 1000 and stats["unknown"] > 100 and stats["rejected"] > 100
         assert stats["errors"] == 0
         # whatever got through validation applies cleanly on the main thread
