@@ -8,10 +8,10 @@ uint8 frames, similarity filters off. With tiny models the frame cost is almost 
 StreamDiffusion is not a project dependency. Install it into a scratch environment that sees the
 project's packages, then run this script with that interpreter:
 
-    python3 -m venv /tmp/sdvenv
-    echo "$PWD/.venv/lib/python3.11/site-packages" > /tmp/sdvenv/lib/python3.11/site-packages/base.pth
-    /tmp/sdvenv/bin/pip install --no-deps streamdiffusion==0.1.1
-    nice -n 10 /tmp/sdvenv/bin/python tools/compare_streamdiffusion.py --json out.json
+    python3 -m venv .sdvenv
+    echo "$PWD/.venv/lib/python3.11/site-packages" > .sdvenv/lib/python3.11/site-packages/base.pth
+    .sdvenv/bin/pip install --no-deps streamdiffusion==0.1.1
+    nice -n 10 .sdvenv/bin/python tools/compare_streamdiffusion.py --json out.json
 
 StreamDiffusion's `__call__` times itself with CUDA events and calls `torch.cuda.synchronize()`;
 on a machine without a GPU both are replaced by no-ops (they cost nothing on a GPU either).
