@@ -23,6 +23,7 @@ from installation.routes import (  # noqa: F401  (re-exported)
     BUILTIN_PARAMS, CROSSFADE_RANGE_S, LOCAL_SENDERS, PROMPT_MAX_CHARS, TEMPO_RANGE_BPM, ParamSpec, clean_prompt,
     param_key, param_specs_for)
 from installation.showlog import ShowLog
+from installation.tempo import ClockFollower
 
 log = logging.getLogger(__name__)
 
@@ -181,40 +182,6 @@ def _curve(x: float, curve: str) -> float:
     return x
 
 
-class MidiClockFollower:
-    """Tempo from MIDI clock (24 ticks a quarter note): the median tick interval of the last beats."""
-
-    def __init__(self, ticks_window: int = 48, min_change_bpm: float = 0.5) -> None:
-        self._ticks: list[float] = []
-        self._window = ticks_window
-        self._min_change_bpm = min_change_bpm
-        self.bpm: float | None = None
-
-    def tick(self, t_s: float) -> float | None:
-        """A clock tick at `t_s`; returns a new tempo when it moved by at least min_change_bpm."""
-        if self._ticks and t_s - self._ticks[-1] > 1.0:
-            self._ticks.clear()  # the clock paused: do not average across the gap
-        self._ticks.append(t_s)
-        del self._ticks[:-self._window - 1]
-        if len(self._ticks) < 25:
-            return None
-        intervals = [b - a for a, b in zip(self._ticks, self._ticks[1:])]
-        interval = statistics.median(intervals)
-        if interval <= 0:
-            return None
-        bpm = round(60.0 / (24.0 * interval), 1)
-        if not TEMPO_RANGE_BPM[0] <= bpm <= TEMPO_RANGE_BPM[1]:
-            return None
-        if self.bpm is None or abs(bpm - self.bpm) >= self._min_change_bpm:
-            self.bpm = bpm
-            return bpm
-        return None
-
-    def stop(self) -> None:
-        self._ticks.clear()
-        self.bpm = None
-
-
 class MidiMapper:
     """mido messages -> Commands, from the [control] table of the config (ControlConfig)."""
 
@@ -224,7 +191,7 @@ class MidiMapper:
         for mapping in control_cfg.midi_cc:
             self._cc.setdefault(mapping.cc, []).append(mapping)
         self._notes = {int(k): v for k, v in control_cfg.midi_notes.items()}
-        self._clock = MidiClockFollower()
+        self._clock = ClockFollower()  # the same least-squares follower the live tempo uses
 
     def map(self, message, sender: str) -> list[Command]:
         t_s = float(getattr(message, "time", 0.0) or 0.0)

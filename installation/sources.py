@@ -47,6 +47,7 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
     render = _choose_render(cfg, notes, problems)
     display = _choose_display(cfg, headless, notes, problems)
     speakers = _speakers_present(cfg, problems)
+    _check_midi_backend(cfg, problems)
     # The built-in synth reaches the speakers in the closed loop only: with a real input the room's
     # own instruments are heard, and composed notes go to the configured MIDI and OSC outputs.
     return Sources(audio, camera, render, display, speakers and audio == "synth", notes, problems)
@@ -133,6 +134,17 @@ def _choose_display(cfg: Config, headless: bool, notes: list[str], problems: lis
         problems.append(f"display.mode is '{cfg.display.mode}' but no display is available (DISPLAY is unset); "
                         "set display.mode = \"auto\" or run with --headless")
     return "headless"
+
+
+def _check_midi_backend(cfg: Config, problems: list[str]) -> None:
+    """A midi.backend that cannot load is a typo in the config, whether or not a port is named yet:
+    MIDI learn, a controller plugged in later and `check` all need it."""
+    if cfg.midi.backend:
+        from hardware.midi import load_backend
+        try:
+            load_backend(cfg.midi.backend)
+        except UserError as exc:
+            problems.append(str(exc).rstrip("."))
 
 
 def _speakers_present(cfg: Config, problems: list[str]) -> bool:

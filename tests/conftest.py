@@ -1,51 +1,105 @@
 """Shared fixtures: real servers (JACK dummy, Xvfb) started and stopped by the tests that need them."""
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
+from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+from tests.waiting import wait_for
 
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(scope="session")
-def jack_server():
-    """A real, clocked JACK server on the dummy driver: PortAudio devices and JACK MIDI ports.
+JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|vanish|vanishing)(\d+)$")
+"""Server names the tests give jackd: a prefix and the pid of the test process that started it."""
 
-    Yields the server name. Skips when jackd is not installed (make test installs it).
-    """
+
+def reap_orphaned_jackd() -> int:
+    """Kill jackd servers left by test processes that died (kill -9, a CI timeout): they stay
+    registered with JACK and, enough of them, make every new server fail ("too many servers")."""
+    reaped = 0
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc_dir / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith(b"jackd") or b"-n" not in argv[:-1]:
+            continue
+        match = JACKD_NAME.match(argv[argv.index(b"-n") + 1].decode(errors="replace"))
+        if match and not Path(f"/proc/{match.group(1)}").exists():
+            try:
+                os.kill(int(proc_dir.name), signal.SIGKILL)
+                reaped += 1
+            except OSError:
+                pass
+    return reaped
+
+
+def pytest_sessionstart(session) -> None:
+    reap_orphaned_jackd()
+
+
+def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -> subprocess.Popen:
+    """A real, clocked JACK server on the dummy driver at 48 kHz, answering under `name`; skips
+    when jackd is not installed (make test installs it), fails the test when it does not start."""
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
-    name = f"chroma{os.getpid()}"
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            # jack_wait -c exits 0 either way; its answer is in what it prints.
-            check = subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True)
-            if check.stdout.strip() == "running":
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"jackd exited with {proc.returncode}")
-            time.sleep(0.1)
-        else:
-            pytest.fail("jackd did not become ready within 30 s")
-        yield name
-    finally:
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000",
+                             "-p", str(period_frames)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def answering() -> bool:  # jack_wait -c exits 0 either way; its answer is in what it prints
+        return subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True,
+                              text=True).stdout.strip() == "running"
+    if wait_for(lambda: proc.poll() is not None or answering(), timeout_s) and proc.poll() is None:
+        return proc
+    stop_jackd(proc)
+    pytest.fail(f"jackd {name} did not become ready within {timeout_s:g} s (exit code {proc.returncode})")
+
+
+def stop_jackd(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGCONT)  # a test may have frozen it
         proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@contextlib.contextmanager
+def jackd_as_default(name: str, period_frames: int = 1024) -> Iterator[subprocess.Popen]:
+    """start_jackd, with JACK_DEFAULT_SERVER pointing at it while the block runs."""
+    before = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION")}
+    proc = start_jackd(name, period_frames)
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    try:
+        yield proc
+    finally:
+        stop_jackd(proc)
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A JACK server (1024 frames) for the session: PortAudio devices and JACK MIDI ports. Yields its name."""
+    name = f"chroma{os.getpid()}"
+    with jackd_as_default(name):
+        yield name
 
 
 def detach_portaudio_from_jack() -> None:

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
 import time
 
 import numpy as np
@@ -15,7 +13,7 @@ from hardware.audio_in import (FileInput, PyAudioInput, SoundDeviceInput, _Conve
                                find_input_device, reinitialize_portaudio)
 from installation.clock import ManualClock, MonotonicClock
 from installation.errors import UserError
-from tests.conftest import detach_portaudio_from_jack
+from tests.conftest import detach_portaudio_from_jack, jackd_as_default
 from tests.fakes import ToneInto
 
 DEVICES = [
@@ -153,7 +151,6 @@ def _samples(blocks) -> int:
 @pytest.mark.jack
 @pytest.mark.parametrize("cls", [SoundDeviceInput, PyAudioInput])
 def test_jack_stream_delivers_the_played_tone(jack_server, cls):
-    assert _wait_for_jack(jack_server)
     reinitialize_portaudio()  # PortAudio lists devices at initialisation: after jackd started
     inp = cls("system", 16000, 0, 1024, MonotonicClock())
     inp.open()
@@ -179,80 +176,38 @@ def test_jack_stream_delivers_the_played_tone(jack_server, cls):
     assert ts == sorted(ts)
 
 
-def _wait_for_jack(name: str, timeout_s: float = 30.0) -> bool:
-    """True once server `name` answers; `jack_wait -c` exits 0 either way, so read what it says."""
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        out = subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True).stdout
-        if out.strip() == "running":
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def _start_jackd(name: str) -> subprocess.Popen:
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if _wait_for_jack(name):
-        return proc
-    proc.kill()
-    pytest.fail("jackd did not start")
-
-
-def _stop_jackd(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.mark.jack
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", [SoundDeviceInput, PyAudioInput])
 def test_device_that_vanishes_feeds_silence_and_comes_back(cls):
     """Freeze the JACK server under a running stream (SIGSTOP), then let it go on (SIGCONT)."""
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2)")
-    name = f"vanish{os.getpid()}"
-    old = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    os.environ["JACK_NO_AUDIO_RESERVATION"] = "1"
-    proc = _start_jackd(name)
     inp = None
-    try:
-        reinitialize_portaudio()
-        inp = cls("system", 16000, 0, 1024, MonotonicClock())
-        inp.open()
-        assert _samples(_read_until(inp, lambda got: _samples(got) > 0.3 * 16000)) > 0.3 * 16000
-        proc.send_signal(signal.SIGSTOP)
+    with jackd_as_default(f"vanish{os.getpid()}") as proc:
+        try:
+            reinitialize_portaudio()
+            inp = cls("system", 16000, 0, 1024, MonotonicClock())
+            inp.open()
+            assert _samples(_read_until(inp, lambda got: _samples(got) > 0.3 * 16000)) > 0.3 * 16000
+            proc.send_signal(signal.SIGSTOP)
 
-        def silent_samples(got) -> int:
-            return _samples([b for b in got if not b.samples.any()])
-        gone = _read_until(inp, lambda got: inp.stats["stalls"] == 1 and silent_samples(got) >= 0.8 * 16000)
-        assert inp.stats["stalls"] == 1 and inp.stats["resumes"] == 0
-        assert silent_samples(gone) >= 0.8 * 16000  # fed on with silence while the device is gone
-        proc.send_signal(signal.SIGCONT)
-        _read_until(inp, lambda got: inp.stats["resumes"] + inp.stats["reopens"] > 0)
-        assert inp.stats["resumes"] + inp.stats["reopens"] == 1
-        blocks_before = inp.stats["blocks"]
-        back = _read_until(inp, lambda got: _samples(got) > 0.3 * 16000)
-        assert inp.stats["blocks"] > blocks_before and _samples(back) > 0.3 * 16000
-        ts = [b.t_s for b in gone + back]
-        assert ts == sorted(ts)
-    finally:
-        proc.send_signal(signal.SIGCONT)
-        if inp is not None:
-            inp.close()
-        detach_portaudio_from_jack()
-        _stop_jackd(proc)
-        if old is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = old
+            def silent_samples(got) -> int:
+                return _samples([b for b in got if not b.samples.any()])
+            gone = _read_until(inp, lambda got: inp.stats["stalls"] == 1 and silent_samples(got) >= 0.8 * 16000)
+            assert inp.stats["stalls"] == 1 and inp.stats["resumes"] == 0
+            assert silent_samples(gone) >= 0.8 * 16000  # fed on with silence while the device is gone
+            proc.send_signal(signal.SIGCONT)
+            _read_until(inp, lambda got: inp.stats["resumes"] + inp.stats["reopens"] > 0)
+            assert inp.stats["resumes"] + inp.stats["reopens"] == 1
+            blocks_before = inp.stats["blocks"]
+            back = _read_until(inp, lambda got: _samples(got) > 0.3 * 16000)
+            assert inp.stats["blocks"] > blocks_before and _samples(back) > 0.3 * 16000
+            ts = [b.t_s for b in gone + back]
+            assert ts == sorted(ts)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+            if inp is not None:
+                inp.close()
+            detach_portaudio_from_jack()
 
 
 def test_an_audio_file_that_does_not_decode_is_a_start_up_problem(tmp_path):

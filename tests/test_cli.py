@@ -100,3 +100,11 @@ def test_make_demo_with_other_options_still_records_to_out_demo():
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     line = [l for l in done.stdout.splitlines() if "run.py" in l][-1]
     assert "--record out/demo" in line and "--scene pulse --duration 60" in line, line
+
+
+def test_check_refuses_a_midi_backend_that_cannot_load_even_with_no_port_named(capsys):
+    from installation.cli import main
+    code = main(["check", "--set", 'midi.backend="mido.backends.nosuch"', "--set", 'display.mode="headless"'])
+    assert code == 2
+    assert any("midi.backend 'mido.backends.nosuch' cannot be loaded" in line
+               for line in capsys.readouterr().err.splitlines())

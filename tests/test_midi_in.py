@@ -9,8 +9,9 @@ import pytest
 from hardware.midi_in import MidoMidiIn, QueueMidiIn
 from installation.clock import ManualClock, MonotonicClock
 from installation.config import ControlConfig, MidiCcMap
-from installation.control import Control, LiveState, MidiClockFollower, MidiControlThread, MidiMapper
+from installation.control import Control, LiveState, MidiControlThread, MidiMapper
 from installation.mailbox import DropOldest
+from installation.tempo import ClockFollower
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 CFG = ControlConfig(midi_cc=(MidiCcMap(cc=74, param="brightness"),
@@ -35,7 +36,7 @@ def test_mapping_of_knobs_notes_programs_and_held_blackout():
 
 
 def test_midi_clock_follows_tempo_changes_and_stop():
-    follower = MidiClockFollower()
+    follower = ClockFollower()
     tempos = []
     t = 0.0
     for bpm, beats in ((120.0, 4), (90.0, 6)):

@@ -99,25 +99,20 @@ def test_music_va_keeps_moving_within_2_s_after_the_jack_server_goes_away(tmp_pa
     whose server has gone."""
     import json
     import os
-    import shutil
     import subprocess
     import sys
     import threading
     import time
 
+    from tests.conftest import start_jackd, stop_jackd
     from tests.waiting import wait_for
 
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
     name = f"vanishing{os.getpid()}"
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    jackd = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "1024"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    jackd = start_jackd(name)
     child = None
     lines: list[dict] = []
     try:
-        assert wait_for(lambda: subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True,
-                                               text=True).stdout.strip() == "running", 30)
         root = Path(__file__).resolve().parent.parent
         child = subprocess.Popen([sys.executable, "-c", VANISHING], cwd=root, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True)
@@ -132,10 +127,10 @@ def test_music_va_keeps_moving_within_2_s_after_the_jack_server_goes_away(tmp_pa
         gone_s = time.monotonic()
         assert wait_for(lambda: lines[-1]["t"] > gone_s + 4.0, 60)
     finally:
-        for proc in (child, jackd):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait(5)
+        stop_jackd(jackd)
     after = [x for x in lines if x["t"] > gone_s]
     assert not after[-1]["speaking"] and after[-1]["failures"] == 0
     # a state at least every 2 s from the moment the server went, and the VA moves again

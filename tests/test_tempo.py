@@ -3,6 +3,7 @@ between two processes."""
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import pytest
 from installation.clock import ManualClock, MonotonicClock
 from installation.records import MusicState
 from installation.tempo import ClockFollower, InternalTempo, MidiClockTempo, build_tempo, lock_music, next_bar_s
+from tests.conftest import jackd_as_default
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,34 +193,9 @@ def test_the_renderer_sees_the_music_with_the_shared_beat():
 @pytest.fixture
 def jack_at_256_frames():
     """Its own JACK server at 256 frames / 48 kHz: MIDI is delivered once a period, in 5.33 ms steps."""
-    import os
-    import shutil
-
-    if shutil.which("jackd") is None:
-        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
     name = f"chroma256x{os.getpid()}"
-    env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name
-    try:
-        ready = wait_for(lambda: proc.poll() is not None or subprocess.run(
-            ["jack_wait", "-c", "-s", name], env=env, capture_output=True, text=True).stdout.strip() == "running",
-            timeout_s=30.0)
-        if not ready or proc.poll() is not None:
-            pytest.fail("jackd at 256 frames did not start")
+    with jackd_as_default(name, period_frames=256):
         yield name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if before is None:
-            os.environ.pop("JACK_DEFAULT_SERVER", None)
-        else:
-            os.environ["JACK_DEFAULT_SERVER"] = before
 
 
 @pytest.mark.jack
