@@ -40,6 +40,17 @@ TAG_ANCHORS: Mapping[str, str] = {
 }
 
 
+# Two poles of pleasantness, in plain words, for reading where a phrase's imagery sits on valence
+# (the agents compare each phrase with both). Written for the agents; no evaluation lexicon was
+# consulted, and the phrases themselves never contain these words.
+VALENCE_ANCHORS: Mapping[str, tuple[str, ...]] = {
+    "positive": ("a happy, hopeful, pleasant scene", "warm sunshine, blossoming life and joy",
+                 "a delightful, beautiful, peaceful place"),
+    "negative": ("a sad, bleak, distressing scene", "cold darkness, decay and loss",
+                 "a grim, desolate, threatening place"),
+}
+
+
 def user_cache_path() -> Path:
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "chromesthesia" / "phrase-embeddings.npz"
@@ -148,9 +159,9 @@ class PhraseEmbeddings:
 
 
 def bank_texts(banks: Mapping[str, Iterable], extra: Iterable[str] = ()) -> list[str]:
-    """Every text the agents compare: phrases, scene styles given in `extra`, and the tag anchors."""
+    """Every text the agents compare: phrases, scene styles given in `extra`, the tag and valence anchors."""
     texts = [p.text for bank in banks.values() for p in bank]
-    return texts + list(extra) + list(TAG_ANCHORS.values())
+    return texts + list(extra) + list(TAG_ANCHORS.values()) + [t for pole in VALENCE_ANCHORS.values() for t in pole]
 
 
 def fingerprint(texts: Iterable[str]) -> str:

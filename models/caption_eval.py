@@ -12,6 +12,11 @@ the simulated show. `ablation()` drives one Director per mode over the same stat
   word score (`AROUSAL_HIGH` minus `AROUSAL_LOW` words, per word). Neither lexicon was used to write
   or tune the banks; the descriptor words the agents match on (TAG_WORDS) are removed from the text
   before scoring, so a caption is not rewarded for echoing the music description;
+- the same agreement with the words caption_only is written with also removed (`TEMPLATE_WORDS`:
+  "mournful", "radiant", "still", "turbulent" ... are the music's emotion and energy put into
+  words by a lookup table, which a lexicon then reads back): `*_fair`, the same exclusion for every
+  mode; and valence read by a second lexicon, AFINN-165 (`valence_agreement_afinn`, same exclusion),
+  so that no verdict rests on one word list;
 - changes per minute, hold times and facet repeats within 5 captions.
 """
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from installation.records import Caption, MusicState
-from models.captions import FACETS, MODES, TAG_WORDS, Director
+from models.captions import CAPTION_ONLY_FIXED, CAPTION_ONLY_WORDS, FACETS, MODES, TAG_WORDS, Director
 
 # Everyday words for high and low arousal (after the ANEW/Warriner arousal extremes), written for
 # this evaluation, not for the banks.
@@ -41,8 +46,13 @@ _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _TAG_WORDS = frozenset(w for text in TAG_WORDS.values() for w in text.split()) | frozenset(TAG_WORDS)
 
 
-def _words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _TAG_WORDS]
+TEMPLATE_WORDS = frozenset(w for table in CAPTION_ONLY_WORDS.values() for text in table.values()
+                           for w in text.split()) | frozenset(CAPTION_ONLY_FIXED)
+"""The caption_only vocabulary (besides the descriptors), left out of the `*_fair` scores for every mode."""
+
+
+def _words(text: str, drop: frozenset[str] = frozenset()) -> list[str]:
+    return [w for w in _WORD.findall(text.lower()) if w not in _TAG_WORDS and w not in drop]
 
 
 def arousal_score(text: str) -> float:
@@ -91,23 +101,34 @@ def measure(captions: list[Caption], duration_s: float, vectors: dict[str, Any])
     from scipy.stats import spearmanr
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+    from afinn import Afinn
+
     analyzer = SentimentIntensityAnalyzer()
+    afinn = Afinn(language="en")
     phrase_counts = collections.Counter(c.facets[f] for c in captions for f in FACETS)
     scene_counts = collections.Counter(c.facets["scene"] for c in captions)
-    coherences, compounds, arousals = [], [], []
+    coherences, compounds, arousals, fair_compounds, fair_arousals, afinns = [], [], [], [], [], []
     for c in captions:
         vecs = [vectors[c.facets[f]] for f in FACETS]
         coherences.append(float(np.mean([vecs[i] @ vecs[j] for i in range(5) for j in range(i + 1, 5)])))
-        body = " ".join(_words(", ".join(c.facets[f] for f in FACETS)))
+        text = ", ".join(c.facets[f] for f in FACETS)
+        body = " ".join(_words(text))
         compounds.append(analyzer.polarity_scores(body)["compound"])
         arousals.append(arousal_score(body))
+        fair = " ".join(_words(text, TEMPLATE_WORDS))
+        fair_compounds.append(analyzer.polarity_scores(fair)["compound"])
+        fair_arousals.append(arousal_score(fair))
+        afinns.append(float(afinn.score(fair)))
     times = [c.t_s for c in captions]
     holds = [b - a for a, b in zip(times, times[1:])]
     repeats = sum(1 for i, c in enumerate(captions) for prev in captions[max(0, i - 4):i] for f in FACETS
                   if prev.facets[f] == c.facets[f])
 
     def rho(a, b) -> float:
-        return round(float(spearmanr(a, b).statistic), 4) if len(set(a)) > 1 and len(set(b)) > 1 else float("nan")
+        """Spearman; 0 when the text scores never vary (the lexicon finds nothing to read: no agreement)."""
+        if len(set(a)) < 2:
+            return float("nan")
+        return round(float(spearmanr(a, b).statistic), 4) if len(set(b)) > 1 else 0.0
 
     return {
         "captions": len(captions), "distinct_prompts": len({c.prompt for c in captions}),
@@ -116,6 +137,9 @@ def measure(captions: list[Caption], duration_s: float, vectors: dict[str, Any])
         "coherence": round(float(np.mean(coherences)), 4),
         "valence_agreement": rho([c.valence for c in captions], compounds),
         "arousal_agreement": rho([c.arousal for c in captions], arousals),
+        "valence_agreement_fair": rho([c.valence for c in captions], fair_compounds),
+        "arousal_agreement_fair": rho([c.arousal for c in captions], fair_arousals),
+        "valence_agreement_afinn": rho([c.valence for c in captions], afinns),
         "changes_per_minute": round((len(captions) - 1) / (duration_s / 60.0), 3),
         "hold_s_median": round(statistics.median(holds), 2) if holds else 0.0,
         "repeats_within_5": repeats,

@@ -318,6 +318,14 @@ class FacetAgent:
         self._rng = rng
         self._va = np.array([p.va for p in phrases], np.float64)
         self._index = {p.text: i for i, p in enumerate(phrases)}
+        self._texts = [p.text for p in phrases]
+        self._tag_order = sorted(TAGS)
+        self._tags = np.array([[t in p.tags for t in self._tag_order] for p in phrases], np.float64)
+
+    def _tag_vector(self, tags: Collection[str]) -> Any:
+        import numpy as np
+
+        return np.array([t in tags for t in self._tag_order], np.float64)
 
     def scores(self, desc: MusicDescription, target_va: VA, semantic: Any, *, uses: Mapping[str, int],
                recent: Collection[str] = (), prefer: frozenset[str] = frozenset(), avoid: frozenset[str] = frozenset(),
@@ -325,19 +333,18 @@ class FacetAgent:
         """Score per phrase (-inf where ruled out). `semantic`: cosine of each phrase with the music."""
         import numpy as np
 
-        music_tags = set(desc.tags)
         score = -np.hypot(self._va[:, 0] - target_va[0], self._va[:, 1] - target_va[1])
-        score += np.array([self.TAG_BONUS * len(p.tags & music_tags) + self.PREFER_BONUS * len(p.tags & prefer)
-                           - self.USE_PENALTY * uses.get(p.text, 0) for p in self.phrases])
+        score += self._tags @ (self.TAG_BONUS * self._tag_vector(desc.tags) + self.PREFER_BONUS * self._tag_vector(prefer))
+        if uses:
+            score -= self.USE_PENALTY * np.array([uses.get(t, 0) for t in self._texts], np.float64)
         if semantic is not None:
             score += self.SEMANTIC * semantic
-        score += self.JITTER * np.array([self._rng.random() for _ in self.phrases])
-        allowed = np.array([not (p.tags & avoid) and not is_blocked(p.text) for p in self.phrases])
+        score += self.JITTER * np.array([self._rng.random() for _ in self._texts])
+        safe = np.array([not is_blocked(t) for t in self._texts])
+        allowed = safe & ~(self._tags @ self._tag_vector(avoid) > 0) if avoid else safe
         if not allowed.any():  # a blocklist or scene that rules out the whole bank: all that are safe
-            allowed = np.array([not is_blocked(p.text) for p in self.phrases])
-            if not allowed.any():
-                allowed[:] = True
-        fresh = allowed & np.array([p.text not in recent for p in self.phrases])
+            allowed = safe if safe.any() else np.ones(len(self._texts), bool)
+        fresh = allowed & np.array([t not in recent for t in self._texts])
         keep = fresh if fresh.any() else allowed
         return np.where(keep, score, -np.inf)
 
@@ -351,16 +358,35 @@ class FacetAgent:
 class Agents:
     """The five facet agents and how their candidates become one set of facets.
 
-    `agents`: each agent proposes its `TOP_K` best phrases; every combination (TOP_K ** 5) is scored
-    as the weighted sum of the agents' own scores plus `COHERENCE` x the mean pairwise MiniLM cosine
-    of its five phrases, and the best set wins. `single_agent`: each facet's best phrase on its own.
-    Phrase vectors come from `caption_embed.PhraseEmbeddings` (cached; nothing is embedded here).
+    `agents`, in two rounds:
+
+    1. **Drafts, chosen together.** Each agent proposes its `TOP_K` best phrases; every combination
+       (TOP_K ** 5) gets a *fit*: the weighted sum of the agents' own scores, minus `VALENCE` x how
+       far the set's mean text valence sits from the music's valence (a set may lean warm in the
+       colour and cold in the scene, but together it has to carry the mood). Only sets whose fit is
+       within `FIT_MARGIN` of the best are eligible; among those the mean pairwise MiniLM cosine of
+       the five phrases (x `COHERENCE`) decides. Cooperation is a tie-breaker: it never buys a set
+       that fits the music clearly worse.
+    2. **Revision.** Each agent in turn sees the other four drafts and may replace its own with any
+       phrase of its whole bank (not only its first proposals) when the set's fit plus coherence
+       rises, under the same fit bar. Up to `ROUNDS` passes, until nobody changes.
+
+    A phrase's *text valence* blends its curated `va[0]` with where its MiniLM vector sits between
+    two anchor poles (`caption_embed.VALENCE_ANCHORS`), rescaled to the bank's own spread: what the
+    words of the phrase say, not only what a curator meant. `single_agent`: each facet's best phrase
+    on its own score. Vectors come from `caption_embed.PhraseEmbeddings` (nothing is embedded here).
     """
 
     TOP_K = 6
     COHERENCE = 3.0
+    VALENCE = 1.5
+    FIT_MARGIN = 0.3
+    TEXT_VALENCE_BLEND = 0.5
+    ROUNDS = 2
 
     def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any) -> None:
+        import numpy as np
+
         self.banks = banks
         self.agents = {f: FacetAgent(f, banks[f], rng) for f in FACETS}
         self.embeddings = embeddings
@@ -369,16 +395,42 @@ class Agents:
         self._have: dict[str, Any] = {}
         self._anchors: Any = None
         self._anchor_have: Any = None
+        self._annotated = {f: np.array([p.va[0] for p in banks[f]], np.float64) for f in FACETS}
+        self.text_valence: dict[str, Any] = dict(self._annotated)
+        """Per facet, per phrase: the valence its words carry (curated va blended with MiniLM)."""
+        self.revisions: list[tuple[str, str, str]] = []
+        """The last choice's second-round revisions: (facet, draft text, revised text)."""
+        self._pair_tables: dict[tuple[str, str], Any] = {}
+        self.fit_gap = 0.0
+        """How much fit the last chosen set gave up against the best-fitting proposal set (<= FIT_MARGIN)."""
 
     def _refresh(self) -> None:
-        from models.caption_embed import TAG_ANCHORS
+        import numpy as np
+
+        from models.caption_embed import TAG_ANCHORS, VALENCE_ANCHORS
 
         if self.embeddings is None or self._version == self.embeddings.version:
             return
         self._version = self.embeddings.version
+        self._pair_tables.clear()
         for f in FACETS:
             self._vectors[f], self._have[f] = self.embeddings.matrix(p.text for p in self.banks[f])
         self._anchors, self._anchor_have = self.embeddings.matrix(TAG_ANCHORS[t] for t in sorted(TAGS))
+        poles = {}
+        for pole, texts in VALENCE_ANCHORS.items():
+            vecs, have = self.embeddings.matrix(texts)
+            poles[pole] = vecs[have].mean(axis=0) if have.any() else None
+        for f in FACETS:
+            annotated = self._annotated[f]
+            have = self._have[f]
+            if poles["positive"] is None or poles["negative"] is None or have.sum() < 3:
+                self.text_valence[f] = annotated
+                continue
+            lean = self._vectors[f] @ (poles["positive"] - poles["negative"])
+            z = (lean - lean[have].mean()) / max(float(lean[have].std()), 1e-6)
+            read = annotated[have].mean() + annotated[have].std() * z
+            blend = self.TEXT_VALENCE_BLEND
+            self.text_valence[f] = np.where(have, (1 - blend) * annotated + blend * np.clip(read, -1, 1), annotated)
 
     def music_vector(self, desc: MusicDescription) -> Any:
         """The music in embedding space: the mean of its tags' anchors, earlier (more salient) tags first."""
@@ -409,6 +461,29 @@ class Agents:
             return None
         return float(self._vectors[fa][ia] @ self._vectors[fb][ib])
 
+    def _pair_table(self, fa: str, fb: str) -> Any:
+        """Coherence of every phrase of facet fa with every phrase of facet fb: MiniLM cosines, and
+        for a pair not embedded yet VA closeness on a similar scale. Cached until the vectors change."""
+        import numpy as np
+
+        key = (fa, fb)
+        table = self._pair_tables.get(key)
+        if table is None:
+            va_a = np.array([p.va for p in self.banks[fa]], np.float64)
+            va_b = np.array([p.va for p in self.banks[fb]], np.float64)
+            table = 0.3 - 0.15 * np.hypot(va_a[:, None, 0] - va_b[None, :, 0], va_a[:, None, 1] - va_b[None, :, 1])
+            if fa in self._vectors:
+                have = self._have[fa][:, None] & self._have[fb][None, :]
+                table = np.where(have, self._vectors[fa] @ self._vectors[fb].T, table)
+            self._pair_tables[key] = table
+        return table
+
+    def pair_matrix(self, fa: str, ia: Any, fb: str, ib: Any) -> Any:
+        """Coherence of phrases `ia` of facet fa with phrases `ib` of facet fb (see `_pair_table`)."""
+        import numpy as np
+
+        return self._pair_table(fa, fb)[np.ix_(np.asarray(ia, int), np.asarray(ib, int))]
+
     def choose(self, mode: str, desc: MusicDescription, targets: Mapping[str, VA], weights: Mapping[str, float],
                recents: Mapping[str, Collection[str]] | None = None, **kw: Any) -> tuple[dict[str, int], dict[str, Any]]:
         """Indices of the chosen phrase per facet, and each facet's score array. `recents`: each
@@ -418,37 +493,70 @@ class Agents:
         import numpy as np
 
         recents = recents or {}
+        self.revisions = []
         music_vec = self.music_vector(desc) if mode == "agents" else None
         scores = {f: self.agents[f].scores(desc, targets[f], self.semantic(f, music_vec), recent=recents.get(f, ()), **kw)
                   for f in FACETS}
         if mode != "agents":
             return {f: self.agents[f].propose(scores[f], 1)[0] for f in FACETS}, scores
+        w = {f: max(0.2, weights.get(f, 1.0)) for f in FACETS}
+        w_sum = sum(w.values())
+        target_v = sum(w[f] * targets[f][0] for f in FACETS) / w_sum
+        tv = self.text_valence
         cands = {f: self.agents[f].propose(scores[f], self.TOP_K) for f in FACETS}
-        # Pairwise coherence between candidate lists, then every combination at once.
-        total = np.zeros([len(cands[f]) for f in FACETS])
+        # Round 1: every combination of the proposals at once.
+        own = np.zeros([len(cands[f]) for f in FACETS])
+        lean = np.zeros_like(own)
         for axis, f in enumerate(FACETS):
             shape = [1] * len(FACETS)
             shape[axis] = len(cands[f])
-            w = max(0.2, weights.get(f, 1.0))
-            total = total + w * scores[f][cands[f]].reshape(shape)
+            own = own + w[f] * scores[f][cands[f]].reshape(shape)
+            lean = lean + w[f] * tv[f][cands[f]].reshape(shape)
+        fit = own - self.VALENCE * np.abs(lean / w_sum - target_v)
         pairs = list(itertools.combinations(range(len(FACETS)), 2))
-        coherence = np.zeros_like(total)
+        coherence = np.zeros_like(fit)
         for i, j in pairs:
             fi, fj = FACETS[i], FACETS[j]
-            m = np.array([[self._pair(fi, a, fj, b) for b in cands[fj]] for a in cands[fi]])
             shape = [1] * len(FACETS)
-            shape[i], shape[j] = m.shape
-            coherence = coherence + m.reshape(shape)
-        total = total + self.COHERENCE * coherence / len(pairs)
+            shape[i], shape[j] = len(cands[fi]), len(cands[fj])
+            coherence = coherence + self.pair_matrix(fi, cands[fi], fj, cands[fj]).reshape(shape)
+        coherence = coherence / len(pairs)
+        bar = float(fit.max()) - self.FIT_MARGIN
+        total = np.where(fit >= bar, fit + self.COHERENCE * coherence, -np.inf)
         best = np.unravel_index(int(np.argmax(total)), total.shape)
-        return {f: cands[f][int(best[axis])] for axis, f in enumerate(FACETS)}, scores
+        chosen = {f: cands[f][int(best[axis])] for axis, f in enumerate(FACETS)}
+        drafts = dict(chosen)
+        # Round 2: each agent sees the others' drafts and may revise its own from its whole bank.
+        order = sorted(FACETS, key=lambda f: -w[f])
+        for _ in range(self.ROUNDS):
+            changed = False
+            for f in order:
+                others = [g for g in FACETS if g != f]
+                fixed_own = sum(w[g] * scores[g][chosen[g]] for g in others)
+                fixed_lean = sum(w[g] * tv[g][chosen[g]] for g in others)
+                fixed_coh = sum(float(self._pair_table(g, h)[chosen[g], chosen[h]])
+                                for g, h in itertools.combinations(others, 2))
+                with_others = sum(self._pair_table(f, g)[:, chosen[g]] for g in others)
+                fit_f = fixed_own + w[f] * scores[f] - self.VALENCE * np.abs((fixed_lean + w[f] * tv[f]) / w_sum - target_v)
+                total_f = fit_f + self.COHERENCE * (fixed_coh + with_others) / len(pairs)
+                total_f = np.where(np.isfinite(scores[f]) & (fit_f >= bar), total_f, -np.inf)
+                pick = int(np.argmax(total_f))
+                if pick != chosen[f] and total_f[pick] > total_f[chosen[f]] + 1e-9:
+                    chosen[f] = pick
+                    changed = True
+            if not changed:
+                break
+        self.revisions = [(f, self.banks[f][drafts[f]].text, self.banks[f][chosen[f]].text)
+                          for f in FACETS if chosen[f] != drafts[f]]
+        final_fit = (sum(w[f] * scores[f][chosen[f]] for f in FACETS)
+                     - self.VALENCE * abs(sum(w[f] * tv[f][chosen[f]] for f in FACETS) / w_sum - target_v))
+        self.fit_gap = float(fit.max() - final_fit)
+        return chosen, scores
 
-    def _pair(self, fa: str, ia: int, fb: str, ib: int) -> float:
-        c = self.cosine((fa, ia), (fb, ib))
-        if c is not None:
-            return c
-        # not embedded yet: VA closeness on a similar scale
-        return 0.3 - 0.15 * _distance(self.banks[fa][ia].va, self.banks[fb][ib].va)
+    def set_valence(self, chosen: Mapping[str, int], weights: Mapping[str, float]) -> float:
+        """The weighted mean text valence of a chosen set."""
+        w = {f: max(0.2, weights.get(f, 1.0)) for f in FACETS}
+        return float(sum(w[f] * self.text_valence[f][chosen[f]] for f in FACETS) / sum(w.values()))
 
     def neighbours(self, chosen: Mapping[str, int], facet: str, n: int = 2) -> list[tuple[str, float]]:
         """The other facets whose phrases sit closest to this facet's phrase, with their cosines."""
@@ -488,6 +596,10 @@ CAPTION_ONLY_WORDS: Mapping[str, Mapping[str, str]] = {
     "timbre": {"dark": "dark colours", "warm": "warm colours", "bright": "bright colours"},
     "texture": {"percussive": "sharp painting", "sustained": "smooth painting", "tonal": "painterly"},
 }
+
+
+CAPTION_ONLY_FIXED = ("abstract", "landscape", "motion", "composition", "key", "mood", "pulsing")
+"""The words every caption_only template holds besides CAPTION_ONLY_WORDS and the descriptors."""
 
 
 def caption_only_facets(desc: MusicDescription) -> dict[str, str]:
@@ -906,6 +1018,7 @@ class Director:
                                         prefer=s.prefer_tags, avoid=s.avoid_tags,
                                         is_blocked=self._blocked_phrases.__contains__)
         choices = {f: self._banks[f][picked[f]] for f in FACETS}
+        revised = {f: draft for f, draft, _ in self._agents.revisions} if self.mode == "agents" else {}
         ev = evidence(desc, state)
         reasons = {}
         for f in FACETS:
@@ -918,6 +1031,12 @@ class Director:
                 near = self._agents.neighbours(picked, f)
                 if near:
                     reason += "; fits " + ", ".join(f"{o} '{choices[o].text}' ({c:.2f})" for o, c in near)
+                if f == "scene":
+                    lean = self._agents.set_valence(picked, s.weights)
+                    reason += f"; the five lean V {lean:+.2f} for music V {va[0]:+.2f}"
+                draft = revised.get(f)
+                if draft:
+                    reason += f"; revised from '{draft}' after seeing the others' drafts"
             if notes.get(f):
                 reason += f"; {notes[f]}"
             reasons[f] = reason

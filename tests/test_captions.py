@@ -328,3 +328,82 @@ def test_eval_captions_compares_the_three_modes_side_by_side(tmp_path, monkeypat
         assert {"distinct_prompts", "top_phrase_share", "coherence", "valence_agreement", "arousal_agreement",
                 "changes_per_minute", "hold_s_median", "repeats_within_5"} <= set(row)
     assert figures["agents"]["repeats_within_5"] == 0 and figures["caption_only"]["top_phrase_share"] > 0.3
+
+
+def _chosen(director: Director, caption: Caption) -> dict[str, int]:
+    return {f: next(i for i, p in enumerate(director._banks[f]) if p.text == caption.facets[f]) for f in FACETS}
+
+
+@pytest.mark.parametrize("coherence", [3.0, 100.0])
+def test_agents_set_carries_the_music_valence_however_much_coherence_weighs(monkeypatch, coherence):
+    from models.caption_bench import sweep_state
+    from models.captions import Agents
+    monkeypatch.setattr(Agents, "COHERENCE", coherence)  # cooperation may break ties, never override fit
+    for a in (-0.6, 0.0, 0.7):
+        lean = {}
+        for v in (-0.8, 0.8):
+            director = Director(config(), load_scene("nocturne"))
+            caption = director.update(sweep_state(v, a), 0.0)
+            chosen = _chosen(director, caption)
+            lean[v] = sum(director._banks[f][chosen[f]].va[0] for f in FACETS) / len(FACETS)  # curated valence
+            assert 0.0 <= director._agents.fit_gap <= Agents.FIT_MARGIN + 1e-9
+            assert f"for music V {v:+.2f}" in caption.reasons["scene"]
+        assert lean[-0.8] < -0.2 < 0.2 < lean[0.8], (a, lean)
+
+
+def test_coherence_only_breaks_ties_when_the_fit_margin_is_zero(monkeypatch):
+    from models.caption_bench import sweep_state
+    from models.captions import Agents
+    monkeypatch.setattr(Agents, "FIT_MARGIN", 0.0)
+    monkeypatch.setattr(Agents, "ROUNDS", 0)
+    picks = {}
+    for coherence in (0.0, 100.0):
+        monkeypatch.setattr(Agents, "COHERENCE", coherence)
+        director = Director(config(min_hold_s=0), load_scene("nocturne"), seed=3)
+        picks[coherence] = [director.update(dataclasses.replace(sweep_state(v, a, k * 40.0), section_change=True,
+                                                                beat_confidence=0.0), k * 40.0).prompt
+                            for k, (v, a) in enumerate([(-0.7, -0.6), (0.7, 0.6), (-0.5, 0.8), (0.6, -0.5)])]
+    assert picks[0.0] == picks[100.0]
+
+
+def test_each_agent_revises_its_draft_after_seeing_the_others(monkeypatch):
+    from models.caption_bench import sweep_state
+    from models.captions import Agents
+    monkeypatch.setattr(Agents, "TOP_K", 1)  # drafts are each agent's own best: the second round must do the joining
+    revised = 0
+    coherence = {}
+    for rounds in (0, 2):
+        monkeypatch.setattr(Agents, "ROUNDS", rounds)
+        director = Director(config(min_hold_s=0), load_scene("nocturne"))
+        agents = director._agents
+        values = []
+        for k, (v, a) in enumerate([(-0.7, -0.6), (-0.6, 0.8), (0.7, 0.6), (0.6, -0.6), (0.0, 0.0)] * 2):
+            c = director.update(dataclasses.replace(sweep_state(v, a, k * 40.0), section_change=True,
+                                                    beat_confidence=0.0), k * 40.0)
+            chosen = _chosen(director, c)
+            values += [agents.cosine((f, chosen[f]), (g, chosen[g])) for f in FACETS for g in FACETS if f < g]
+            assert agents.fit_gap <= Agents.FIT_MARGIN + 1e-9
+            for facet, draft, final in agents.revisions:
+                assert rounds and draft != final == c.facets[facet]
+                assert f"revised from '{draft}'" in c.reasons[facet]
+                revised += 1
+        coherence[rounds] = sum(values) / len(values)
+    assert revised >= 3 and coherence[2] > coherence[0] + 0.02
+
+
+def test_fair_agreement_leaves_out_the_words_caption_only_is_written_with():
+    import numpy as np
+
+    from models.caption_eval import TEMPLATE_WORDS, measure
+    from models.captions import caption_only_facets
+    assert {"mournful", "radiant", "still", "turbulent"} <= TEMPLATE_WORDS
+    from models.caption_bench import sweep_state
+    captions = []
+    for k, v in enumerate((-0.8, -0.4, 0.4, 0.8)):
+        facets = caption_only_facets(describe(sweep_state(v, -0.5)))
+        captions.append(Caption(t_s=k * 20.0, prompt=", ".join(facets.values()), negative_prompt="", facets=facets,
+                                reasons={}, valence=v, arousal=-0.5, transition_s=1.0, source="agents", hints={}))
+    vectors = {t: np.ones(4) / 2 for c in captions for t in c.facets.values()}
+    row = measure(captions, 80.0, vectors)
+    assert row["valence_agreement"] > 0.5  # the lookup table's "mournful" ... "radiant", read back
+    assert row["valence_agreement_fair"] == 0.0 and row["valence_agreement_afinn"] == 0.0

@@ -155,11 +155,14 @@ def _eval(args: argparse.Namespace) -> int:
         figures[name] = ablation(cfg.captions, scene, states, seed=args.seed)
         minutes = (states[-1].t_s - states[0].t_s) / 60.0
         print(f"{name} ({minutes:.0f} min):")
-        keys = ("captions", "distinct_prompts", "top_phrase_share", "top_scene_share", "coherence",
-                "valence_agreement", "arousal_agreement", "changes_per_minute", "hold_s_median", "repeats_within_5")
-        print(f"  {'mode':14s}" + "".join(f"{k[:18]:>19s}" for k in keys))
+        columns = {"captions": "captions", "distinct_prompts": "distinct", "top_phrase_share": "top phrase",
+                   "top_scene_share": "top scene", "coherence": "coherence", "valence_agreement": "V vader",
+                   "valence_agreement_fair": "V vader fair", "valence_agreement_afinn": "V afinn fair",
+                   "arousal_agreement": "A words", "arousal_agreement_fair": "A words fair",
+                   "changes_per_minute": "changes/min", "hold_s_median": "median hold", "repeats_within_5": "repeats<5"}
+        print(f"  {'mode':13s}" + "".join(f"{label:>13s}" for label in columns.values()))
         for mode, row in figures[name].items():
-            print(f"  {mode:14s}" + "".join(f"{row[k]:>19}" for k in keys))
+            print(f"  {mode:13s}" + "".join(f"{row[k]:>13}" for k in columns))
     figures["eval_s"] = round(time.perf_counter() - start, 1)
     if args.json:
         try:
