@@ -208,18 +208,12 @@ def _bench_midi_in(args: argparse.Namespace) -> int:
         live_map: Any = LiveMidiMap(ControlConfig())  # mido messages -> commands, like MidiMapper
         thread = MidiControlThread(ports, live_map, DropOldest(64))
         thread.start()
-        period_s, shown, late = 1 / 30, 0, 0
-        start = deadline = time.monotonic()
+        shown, pacer = 0, _FramePacer(30.0)
+        start = time.monotonic()
         while time.monotonic() - start < args.seconds:
             shown += 1
-            deadline += period_s
-            remaining = deadline - time.monotonic()
-            if remaining > 0:
-                time.sleep(remaining)
-            else:
-                late += 1
-                deadline = time.monotonic()
-        elapsed = time.monotonic() - start
+            pacer.wait()
+        elapsed, late = time.monotonic() - start, pacer.late
         t0 = time.perf_counter()
         for _ in range(100):
             ports[1]._input_names()
@@ -239,6 +233,25 @@ def _bench_midi_in(args: argparse.Namespace) -> int:
 
 
 # --- video out ------------------------------------------------------------------------------------
+class _FramePacer:
+    """Frame deadlines at a fixed rate, as a projector loop keeps them: `wait` sleeps to the next
+    deadline; a frame that is already past it counts as late and the schedule restarts from now."""
+
+    def __init__(self, fps: float) -> None:
+        self.period_s = 1.0 / fps
+        self.deadline_s = time.monotonic()
+        self.late = 0
+
+    def wait(self) -> None:
+        self.deadline_s += self.period_s
+        remaining_s = self.deadline_s - time.monotonic()
+        if remaining_s > 0:
+            time.sleep(remaining_s)
+        else:
+            self.late += 1
+            self.deadline_s = time.monotonic()
+
+
 def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> dict:
     import os
 
@@ -254,11 +267,9 @@ def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> 
     frames = [np.stack([np.roll(base, i * 8, axis=1), base, np.roll(base, -i * 8, axis=0)], axis=-1) for i in range(16)]
     if out is not None:
         out.open()
-    period_s = 1.0 / fps
-    shown = late = 0
+    shown, pacer = 0, _FramePacer(fps)
     show_ms: list[float] = []
     start = time.monotonic()
-    deadline = start
     while time.monotonic() - start < seconds:
         rgb = frames[shown % len(frames)]
         t0 = time.perf_counter()
@@ -267,14 +278,8 @@ def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> 
             out.show(rgb)
         show_ms.append((time.perf_counter() - t0) * 1000.0)
         shown += 1
-        deadline += period_s
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
-        else:
-            late += 1
-            deadline = time.monotonic()
-    elapsed = time.monotonic() - start
+        pacer.wait()
+    elapsed, late = time.monotonic() - start, pacer.late
     stats = out.stats() if out is not None else []
     if out is not None:
         out.close()
