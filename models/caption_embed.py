@@ -41,14 +41,21 @@ TAG_ANCHORS: Mapping[str, str] = {
 
 
 # Two poles of pleasantness, in plain words, for reading where a phrase's imagery sits on valence
-# (the agents compare each phrase with both). Written for the agents; no evaluation lexicon was
-# consulted, and the phrases themselves never contain these words.
+# (the agents compare each phrase with both poles). Written for the agents; neither evaluation
+# lexicon (vaderSentiment, the arousal word list of caption_eval) was consulted.
 VALENCE_ANCHORS: Mapping[str, tuple[str, ...]] = {
-    "positive": ("a happy, hopeful, pleasant scene", "warm sunshine, blossoming life and joy",
+    "high": ("a happy, hopeful, pleasant scene", "warm sunshine, blossoming life and joy",
                  "a delightful, beautiful, peaceful place"),
-    "negative": ("a sad, bleak, distressing scene", "cold darkness, decay and loss",
+    "low": ("a sad, bleak, distressing scene", "cold darkness, decay and loss",
                  "a grim, desolate, threatening place"),
 }
+
+
+AROUSAL_ANCHORS: Mapping[str, tuple[str, ...]] = {
+    "high": ("a thrilling, frenzied moment of action", "everything moving at once, loud and fast"),
+    "low": ("a relaxed, motionless, drowsy lull", "nothing moving, a long pause"),
+}
+"""The same for arousal. Each table: the high pole first."""
 
 
 def user_cache_path() -> Path:
@@ -161,7 +168,8 @@ class PhraseEmbeddings:
 def bank_texts(banks: Mapping[str, Iterable], extra: Iterable[str] = ()) -> list[str]:
     """Every text the agents compare: phrases, scene styles given in `extra`, the tag and valence anchors."""
     texts = [p.text for bank in banks.values() for p in bank]
-    return texts + list(extra) + list(TAG_ANCHORS.values()) + [t for pole in VALENCE_ANCHORS.values() for t in pole]
+    return texts + list(extra) + list(TAG_ANCHORS.values()) + [
+        t for anchors in (VALENCE_ANCHORS, AROUSAL_ANCHORS) for pole in anchors.values() for t in pole]
 
 
 def fingerprint(texts: Iterable[str]) -> str:

@@ -380,8 +380,9 @@ class Agents:
     TOP_K = 6
     COHERENCE = 3.0
     VALENCE = 1.5
+    AROUSAL = 1.0
     FIT_MARGIN = 0.3
-    TEXT_VALENCE_BLEND = 0.5
+    TEXT_VA_BLEND = 0.5
     ROUNDS = 2
 
     def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any) -> None:
@@ -395,9 +396,9 @@ class Agents:
         self._have: dict[str, Any] = {}
         self._anchors: Any = None
         self._anchor_have: Any = None
-        self._annotated = {f: np.array([p.va[0] for p in banks[f]], np.float64) for f in FACETS}
-        self.text_valence: dict[str, Any] = dict(self._annotated)
-        """Per facet, per phrase: the valence its words carry (curated va blended with MiniLM)."""
+        self._annotated = {f: np.array([p.va for p in banks[f]], np.float64).reshape(-1, 2) for f in FACETS}
+        self.text_va: dict[str, Any] = {f: a.copy() for f, a in self._annotated.items()}
+        """Per facet, (phrases, 2): the valence and arousal its words carry (curated va blended with MiniLM)."""
         self.revisions: list[tuple[str, str, str]] = []
         """The last choice's second-round revisions: (facet, draft text, revised text)."""
         self._pair_tables: dict[tuple[str, str], Any] = {}
@@ -407,7 +408,7 @@ class Agents:
     def _refresh(self) -> None:
         import numpy as np
 
-        from models.caption_embed import TAG_ANCHORS, VALENCE_ANCHORS
+        from models.caption_embed import AROUSAL_ANCHORS, TAG_ANCHORS, VALENCE_ANCHORS
 
         if self.embeddings is None or self._version == self.embeddings.version:
             return
@@ -416,21 +417,30 @@ class Agents:
         for f in FACETS:
             self._vectors[f], self._have[f] = self.embeddings.matrix(p.text for p in self.banks[f])
         self._anchors, self._anchor_have = self.embeddings.matrix(TAG_ANCHORS[t] for t in sorted(TAGS))
-        poles = {}
-        for pole, texts in VALENCE_ANCHORS.items():
-            vecs, have = self.embeddings.matrix(texts)
-            poles[pole] = vecs[have].mean(axis=0) if have.any() else None
-        for f in FACETS:
-            annotated = self._annotated[f]
-            have = self._have[f]
-            if poles["positive"] is None or poles["negative"] is None or have.sum() < 3:
-                self.text_valence[f] = annotated
-                continue
-            lean = self._vectors[f] @ (poles["positive"] - poles["negative"])
-            z = (lean - lean[have].mean()) / max(float(lean[have].std()), 1e-6)
-            read = annotated[have].mean() + annotated[have].std() * z
-            blend = self.TEXT_VALENCE_BLEND
-            self.text_valence[f] = np.where(have, (1 - blend) * annotated + blend * np.clip(read, -1, 1), annotated)
+        for axis, anchors in enumerate((VALENCE_ANCHORS, AROUSAL_ANCHORS)):
+            poles = []
+            for texts in anchors.values():  # the high pole, then the low pole
+                vecs, have = self.embeddings.matrix(texts)
+                poles.append(vecs[have].mean(axis=0) if have.any() else None)
+            for f in FACETS:
+                annotated = self._annotated[f][:, axis]
+                have = self._have[f]
+                self.text_va[f][:, axis] = annotated
+                if poles[0] is None or poles[1] is None or have.sum() < 3:
+                    continue
+                lean = self._vectors[f] @ (poles[0] - poles[1])
+                z = (lean - lean[have].mean()) / max(float(lean[have].std()), 1e-6)
+                read = np.clip(annotated[have].mean() + annotated[have].std() * z, -1, 1)
+                blend = self.TEXT_VA_BLEND
+                self.text_va[f][:, axis] = np.where(have, (1 - blend) * annotated + blend * read, annotated)
+
+    def warm(self) -> None:
+        """Read the vectors and build the pair tables now, so that the first caption costs no more than the rest."""
+        self._refresh()
+        for fa in FACETS:
+            for fb in FACETS:
+                if fa != fb:
+                    self._pair_table(fa, fb)
 
     def music_vector(self, desc: MusicDescription) -> Any:
         """The music in embedding space: the mean of its tags' anchors, earlier (more salient) tags first."""
@@ -464,11 +474,14 @@ class Agents:
     def _pair_table(self, fa: str, fb: str) -> Any:
         """Coherence of every phrase of facet fa with every phrase of facet fb: MiniLM cosines, and
         for a pair not embedded yet VA closeness on a similar scale. Cached until the vectors change."""
-        import numpy as np
-
-        key = (fa, fb)
-        table = self._pair_tables.get(key)
+        table = self._pair_tables.get((fa, fb))
         if table is None:
+            import numpy as np
+
+            key = (fa, fb)
+            if (fb, fa) in self._pair_tables:
+                self._pair_tables[key] = self._pair_tables[(fb, fa)].T
+                return self._pair_tables[key]
             va_a = np.array([p.va for p in self.banks[fa]], np.float64)
             va_b = np.array([p.va for p in self.banks[fb]], np.float64)
             table = 0.3 - 0.15 * np.hypot(va_a[:, None, 0] - va_b[None, :, 0], va_a[:, None, 1] - va_b[None, :, 1])
@@ -501,18 +514,23 @@ class Agents:
             return {f: self.agents[f].propose(scores[f], 1)[0] for f in FACETS}, scores
         w = {f: max(0.2, weights.get(f, 1.0)) for f in FACETS}
         w_sum = sum(w.values())
-        target_v = sum(w[f] * targets[f][0] for f in FACETS) / w_sum
-        tv = self.text_valence
+        target = [sum(w[f] * targets[f][k] for f in FACETS) / w_sum for k in (0, 1)]
+        tva = self.text_va
+
+        def misfit(lean_v: Any, lean_a: Any) -> Any:
+            return self.VALENCE * np.abs(lean_v / w_sum - target[0]) + self.AROUSAL * np.abs(lean_a / w_sum - target[1])
         cands = {f: self.agents[f].propose(scores[f], self.TOP_K) for f in FACETS}
         # Round 1: every combination of the proposals at once.
         own = np.zeros([len(cands[f]) for f in FACETS])
-        lean = np.zeros_like(own)
+        lean_v = np.zeros_like(own)
+        lean_a = np.zeros_like(own)
         for axis, f in enumerate(FACETS):
             shape = [1] * len(FACETS)
             shape[axis] = len(cands[f])
             own = own + w[f] * scores[f][cands[f]].reshape(shape)
-            lean = lean + w[f] * tv[f][cands[f]].reshape(shape)
-        fit = own - self.VALENCE * np.abs(lean / w_sum - target_v)
+            lean_v = lean_v + w[f] * tva[f][cands[f], 0].reshape(shape)
+            lean_a = lean_a + w[f] * tva[f][cands[f], 1].reshape(shape)
+        fit = own - misfit(lean_v, lean_a)
         pairs = list(itertools.combinations(range(len(FACETS)), 2))
         coherence = np.zeros_like(fit)
         for i, j in pairs:
@@ -527,36 +545,47 @@ class Agents:
         chosen = {f: cands[f][int(best[axis])] for axis, f in enumerate(FACETS)}
         drafts = dict(chosen)
         # Round 2: each agent sees the others' drafts and may revise its own from its whole bank.
+        def pair_sums() -> Any:  # per facet: its coherence with the other four drafts
+            sums = np.zeros(len(FACETS))
+            for i, j in pairs:
+                c = self._pair_table(FACETS[i], FACETS[j])[chosen[FACETS[i]], chosen[FACETS[j]]]
+                sums[i] += c
+                sums[j] += c
+            return sums
+
         order = sorted(FACETS, key=lambda f: -w[f])
+        sums = pair_sums()
         for _ in range(self.ROUNDS):
             changed = False
             for f in order:
                 others = [g for g in FACETS if g != f]
                 fixed_own = sum(w[g] * scores[g][chosen[g]] for g in others)
-                fixed_lean = sum(w[g] * tv[g][chosen[g]] for g in others)
-                fixed_coh = sum(float(self._pair_table(g, h)[chosen[g], chosen[h]])
-                                for g, h in itertools.combinations(others, 2))
+                fixed_lean = sum(w[g] * tva[g][chosen[g]] for g in others)
+                fixed_coh = sums.sum() / 2 - sums[FACETS.index(f)]
                 with_others = sum(self._pair_table(f, g)[:, chosen[g]] for g in others)
-                fit_f = fixed_own + w[f] * scores[f] - self.VALENCE * np.abs((fixed_lean + w[f] * tv[f]) / w_sum - target_v)
+                fit_f = (fixed_own + w[f] * scores[f]
+                         - misfit(fixed_lean[0] + w[f] * tva[f][:, 0], fixed_lean[1] + w[f] * tva[f][:, 1]))
                 total_f = fit_f + self.COHERENCE * (fixed_coh + with_others) / len(pairs)
                 total_f = np.where(np.isfinite(scores[f]) & (fit_f >= bar), total_f, -np.inf)
                 pick = int(np.argmax(total_f))
                 if pick != chosen[f] and total_f[pick] > total_f[chosen[f]] + 1e-9:
                     chosen[f] = pick
+                    sums = pair_sums()
                     changed = True
             if not changed:
                 break
         self.revisions = [(f, self.banks[f][drafts[f]].text, self.banks[f][chosen[f]].text)
                           for f in FACETS if chosen[f] != drafts[f]]
-        final_fit = (sum(w[f] * scores[f][chosen[f]] for f in FACETS)
-                     - self.VALENCE * abs(sum(w[f] * tv[f][chosen[f]] for f in FACETS) / w_sum - target_v))
+        final_lean = sum(w[f] * tva[f][chosen[f]] for f in FACETS)
+        final_fit = sum(w[f] * scores[f][chosen[f]] for f in FACETS) - misfit(final_lean[0], final_lean[1])
         self.fit_gap = float(fit.max() - final_fit)
         return chosen, scores
 
-    def set_valence(self, chosen: Mapping[str, int], weights: Mapping[str, float]) -> float:
-        """The weighted mean text valence of a chosen set."""
+    def set_va(self, chosen: Mapping[str, int], weights: Mapping[str, float]) -> VA:
+        """The weighted mean text VA of a chosen set."""
         w = {f: max(0.2, weights.get(f, 1.0)) for f in FACETS}
-        return float(sum(w[f] * self.text_valence[f][chosen[f]] for f in FACETS) / sum(w.values()))
+        lean = sum(w[f] * self.text_va[f][chosen[f]] for f in FACETS) / sum(w.values())
+        return (float(lean[0]), float(lean[1]))
 
     def neighbours(self, chosen: Mapping[str, int], facet: str, n: int = 2) -> list[tuple[str, float]]:
         """The other facets whose phrases sit closest to this facet's phrase, with their cosines."""
@@ -660,6 +689,8 @@ class Director:
             embeddings = PhraseEmbeddings(bank_texts(self._banks, styles))
         self.embeddings = embeddings
         self._agents = Agents(self._banks, self._rng, embeddings)
+        if self.mode == "agents":
+            self._agents.warm()
         window = int(getattr(captions_cfg, "diversity_window", 5))
         self._recent: dict[str, collections.deque[str]] = {f: collections.deque(maxlen=max(0, window)) for f in FACETS}
         self._uses: collections.Counter[str] = collections.Counter()
@@ -1032,8 +1063,8 @@ class Director:
                 if near:
                     reason += "; fits " + ", ".join(f"{o} '{choices[o].text}' ({c:.2f})" for o, c in near)
                 if f == "scene":
-                    lean = self._agents.set_valence(picked, s.weights)
-                    reason += f"; the five lean V {lean:+.2f} for music V {va[0]:+.2f}"
+                    lean = self._agents.set_va(picked, s.weights)
+                    reason += f"; the five lean V {lean[0]:+.2f} A {lean[1]:+.2f} for music V {va[0]:+.2f} A {va[1]:+.2f}"
                 draft = revised.get(f)
                 if draft:
                     reason += f"; revised from '{draft}' after seeing the others' drafts"
