@@ -84,7 +84,10 @@ def music_states(paths: Iterable[Path], listen_cfg: Any, excerpt_s: float = 40.0
     return states
 
 
-def run_mode(captions_cfg: Any, scene: Any, mode: str, states: list[MusicState], seed: int = 0) -> list[Caption]:
+def run_mode(captions_cfg: Any, scene: Any, mode: str, states: list[MusicState], seed: int = 0,
+             revised: list[int] | None = None) -> list[Caption]:
+    """One director in `mode` over the states; the captions it published. `revised`, when given,
+    gets one entry per caption: how many facets the second round changed."""
     cfg = captions_cfg.model_copy(update={"mode": mode, "backend": "agents"})
     director = Director(cfg, scene, seed=seed)
     out = []
@@ -92,6 +95,8 @@ def run_mode(captions_cfg: Any, scene: Any, mode: str, states: list[MusicState],
         c = director.update(s, s.t_s)
         if c is not None:
             out.append(c)
+            if revised is not None:
+                revised.append(len(director._agents.revisions) if mode == "agents" else 0)
     director.close()
     return out
 
@@ -151,8 +156,12 @@ def ablation(captions_cfg: Any, scene: Any, states: list[MusicState], seed: int 
     """Every mode over the same states; figures per mode."""
     from models.caption_embed import embed_texts
 
-    runs = {m: run_mode(captions_cfg, scene, m, states, seed) for m in modes}
+    revised: dict[str, list[int]] = {m: [] for m in modes}
+    runs = {m: run_mode(captions_cfg, scene, m, states, seed, revised[m]) for m in modes}
     texts = sorted({c.facets[f] for caps in runs.values() for c in caps for f in FACETS})
     vectors = dict(zip(texts, embed_texts(texts)))
     duration = states[-1].t_s - states[0].t_s if states else 1.0
-    return {m: measure(caps, duration, vectors) for m, caps in runs.items()}
+    out = {m: measure(caps, duration, vectors) for m, caps in runs.items()}
+    for m, counts in revised.items():
+        out[m]["revised_share"] = round(sum(1 for n in counts if n) / max(1, len(counts)), 4)
+    return out

@@ -326,8 +326,10 @@ def test_eval_captions_compares_the_three_modes_side_by_side(tmp_path, monkeypat
     assert set(figures) == {"caption_only", "single_agent", "agents"}
     for row in figures.values():
         assert {"distinct_prompts", "top_phrase_share", "coherence", "valence_agreement", "arousal_agreement",
-                "changes_per_minute", "hold_s_median", "repeats_within_5"} <= set(row)
+                "changes_per_minute", "hold_s_median", "repeats_within_5", "valence_agreement_fair",
+                "arousal_agreement_fair", "valence_agreement_afinn", "revised_share"} <= set(row)
     assert figures["agents"]["repeats_within_5"] == 0 and figures["caption_only"]["top_phrase_share"] > 0.3
+    assert figures["single_agent"]["revised_share"] == 0.0
 
 
 def _chosen(director: Director, caption: Caption) -> dict[str, int]:

@@ -159,7 +159,8 @@ def _eval(args: argparse.Namespace) -> int:
                    "top_scene_share": "top scene", "coherence": "coherence", "valence_agreement": "V vader",
                    "valence_agreement_fair": "V vader fair", "valence_agreement_afinn": "V afinn fair",
                    "arousal_agreement": "A words", "arousal_agreement_fair": "A words fair",
-                   "changes_per_minute": "changes/min", "hold_s_median": "median hold", "repeats_within_5": "repeats<5"}
+                   "changes_per_minute": "changes/min", "hold_s_median": "median hold", "repeats_within_5": "repeats<5",
+                   "revised_share": "revised"}
         print(f"  {'mode':13s}" + "".join(f"{label:>13s}" for label in columns.values()))
         for mode, row in figures[name].items():
             print(f"  {mode:13s}" + "".join(f"{row[k]:>13}" for k in columns))
