@@ -100,7 +100,7 @@ class Installation:
 
     def _add(self, stage) -> Worker:
         worker = self.supervisor.add(Worker(stage.name, stage.step, open=stage.open, close=stage.close,
-                                            on_fault=self._fault))
+                                            on_fault=self._fault, nice=stage.nice))
         stage.cancel = worker.stopping
         return worker
 
@@ -191,7 +191,7 @@ class Installation:
                                   bus.captions, clock, show_log=self.show_log),
             stages.RendererStage(renderers, self.rig.music_view(bus.music), bus.captions, bus.scene, bus.live,
                                  bus.frames, clock, cfg.display.fps, dormant, lambda: self.projector.display_size, fit,
-                                 camera=bus.camera_frames),
+                                 camera=bus.camera_frames, nice=cfg.render.thread_nice),
             stages.CameraStage(devices.camera or build_camera(cfg, self.sources, clock), bus.camera_frames, clock,
                                cfg.camera.fps),
             stages.WatcherStage(analyser, image_va, bus.camera_frames, bus.projected_frames,

@@ -99,6 +99,7 @@ class RenderConfig(Section):
     controlnet_source: Literal["edges", "luminance", "camera"] = "edges"
     controlnet_strength: float = Field(1.0, ge=0, le=2.0)
     loras: tuple[str, ...] = ()
+    thread_nice: int = Field(10, ge=0, le=19)
 
 
 class DisplayConfig(Section):

@@ -8,6 +8,7 @@ the stage after an exponential backoff. `open`/`close` hooks own the stage's dev
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -15,6 +16,21 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 log = logging.getLogger("chromesthesia.workers")
+
+
+def lower_own_priority(steps: int, what: str) -> int | None:
+    """Lower the calling thread's CPU priority by `steps` nice steps (on Linux nice is per thread);
+    returns the thread's new nice value, None when nothing was changed."""
+    if steps <= 0:
+        return None
+    try:
+        tid = threading.get_native_id()
+        value = min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps)
+        os.setpriority(os.PRIO_PROCESS, tid, value)
+        return value
+    except (OSError, AttributeError) as exc:  # not Linux, or a sandbox that refuses it: run as is
+        log.debug("%s: could not lower its priority: %s", what, exc)
+        return None
 
 
 @dataclass
@@ -45,6 +61,8 @@ class Worker:
     """A run this long without failure resets the backoff."""
     on_fault: Callable[[str, str], None] | None = None
     """Called with (worker name, traceback text) after each failure, e.g. to write the show log."""
+    nice: int = 0
+    """Nice steps the thread runs below its parent's (lower_own_priority): a heavy stage gives way."""
     stats: WorkerStats = field(default_factory=WorkerStats)
 
     def __post_init__(self) -> None:
@@ -78,6 +96,7 @@ class Worker:
         self.stats.phase_since_s = time.monotonic()
 
     def _run(self) -> None:
+        lower_own_priority(self.nice, self.name)
         delay_s = self.backoff_s
         while not self._stop.is_set():
             started_s = time.monotonic()

@@ -71,3 +71,25 @@ def test_stalled_detection_in_a_step_in_open_and_a_dead_thread():
     watch = Supervisor()
     watch.add(dead)
     assert watch.stalled(time.monotonic(), max_silence_s=5) == [dead]
+
+
+def test_a_niced_worker_runs_below_the_thread_that_started_it_and_the_others_do_not_change():
+    import os
+
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def step_of(name: str):
+        def step():
+            seen[name] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            done.wait(0.01)
+        return step
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    sup = Supervisor()
+    sup.add(Worker("heavy", step_of("heavy"), nice=5))
+    sup.add(Worker("plain", step_of("plain")))
+    sup.start()
+    assert wait_for(lambda: len(seen) == 2, 10)
+    assert sup.stop(budget_s=1.0) == []
+    assert seen == {"heavy": min(19, base + 5), "plain": base}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

@@ -237,8 +237,11 @@ print(json.dumps({"sent": sent, "finals": finals}))
 """
 
 
-def _renderer_load(stop: threading.Event, counter: list[int]) -> None:
-    """Keeps one core busy the way the renderer does: torch kernels on one thread."""
+def _renderer_load(stop: threading.Event, counter: list[int], nice: int) -> None:
+    """Keeps one core busy the way the renderer does: torch kernels on one thread, at the render
+    thread's priority (render.thread_nice)."""
+    from installation.workers import lower_own_priority
+    lower_own_priority(nice, "bench renderer")
     try:
         import torch
         torch.set_num_threads(1)
@@ -298,7 +301,8 @@ def _bench(args: argparse.Namespace) -> int:
     rig = _BenchRig(args)
     stop = threading.Event()
     iterations = [0]
-    renderer = threading.Thread(target=_renderer_load, args=(stop, iterations), name="renderer", daemon=True)
+    renderer = threading.Thread(target=_renderer_load, args=(stop, iterations, rig.render_nice),
+                                name="renderer", daemon=True)
     renderer.start()
     warm_until = time.monotonic() + 30.0
     while iterations[0] < 20 and time.monotonic() < warm_until:  # torch's import holds the GIL for a while
@@ -343,6 +347,7 @@ def _bench(args: argparse.Namespace) -> int:
         "inbox_dropped": rig.commands.dropped,
         "inbox_refused": rig.commands.refused,
         "realtime_priority": args.realtime,
+        "render_thread_nice": rig.render_nice,
         "load_average_1min_at_start": load_at_start,
         "load_average_1min": round(os.getloadavg()[0], 2),
         "cpu_count": os.cpu_count(),
@@ -370,6 +375,7 @@ class _BenchRig:
         self.args = args
         self.latency_summary, self.percentile = latency_summary, percentile
         cfg = load(args)
+        self.render_nice = cfg.render.thread_nice
         osc_cfg = cfg.osc.model_copy(update={"host": "127.0.0.1", "port": 0, "allow": ("127.0.0.0/8",)})
         self.clock = clock = MonotonicClock()
         sys.setswitchinterval(0.0005)  # what the runtime sets: threads waiting on the GIL get it back quickly

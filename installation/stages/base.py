@@ -11,6 +11,8 @@ class Stage:
     """`step()` does one unit of work and returns, blocking at most a fraction of a second."""
 
     name = "stage"
+    nice = 0
+    """Nice steps below the other threads the stage's worker runs at (installation.workers.Worker.nice)."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock

@@ -29,8 +29,9 @@ class RendererStage(Stage):
                  scene: Latest, live: Latest[LiveSnapshot], frames: Latest[Frame], clock: Clock, fps: float,
                  dormant: threading.Event | None = None,
                  display_size: Callable[[], tuple[int, int] | None] = lambda: None,
-                 fit: Callable | None = None, camera: Latest | None = None) -> None:
+                 fit: Callable | None = None, camera: Latest | None = None, nice: int = 0) -> None:
         super().__init__(clock)
+        self.nice = nice
         self.renderers = list(renderers)
         self.camera = camera
         """The newest camera picture, for a pass that takes structure from it (ControlNet)."""
