@@ -361,12 +361,13 @@ class Agents:
     `agents`, in two rounds:
 
     1. **Drafts, chosen together.** Each agent proposes its `TOP_K` best phrases; every combination
-       (TOP_K ** 5) gets a *fit*: the weighted sum of the agents' own scores, minus `VALENCE` x how
-       far the set's mean text valence sits from the music's valence (a set may lean warm in the
-       colour and cold in the scene, but together it has to carry the mood). Only sets whose fit is
-       within `FIT_MARGIN` of the best are eligible; among those the mean pairwise MiniLM cosine of
-       the five phrases (x `COHERENCE`) decides. Cooperation is a tie-breaker: it never buys a set
-       that fits the music clearly worse.
+       (TOP_K ** 5) gets a *fit*: the weighted sum of the agents' own scores, each less
+       `PHRASE_VALENCE` / `PHRASE_AROUSAL` x how far its phrase's text VA is from the music's (every
+       phrase carries the mood), minus `VALENCE` / `AROUSAL` x how far the set's mean text VA is from
+       it (together the set carries it too). Only sets whose fit is within `FIT_MARGIN` of the best
+       are eligible; among those the mean pairwise MiniLM cosine of the five phrases
+       (x `COHERENCE`) decides. Cooperation is a tie-breaker: it never buys a set that fits the
+       music clearly worse.
     2. **Revision.** Each agent in turn sees the other four drafts and may replace its own with any
        phrase of its whole bank (not only its first proposals) when the set's fit plus coherence
        rises, under the same fit bar. Up to `ROUNDS` passes, until nobody changes.
@@ -381,6 +382,8 @@ class Agents:
     COHERENCE = 3.0
     VALENCE = 1.5
     AROUSAL = 1.0
+    PHRASE_VALENCE = 0.5
+    PHRASE_AROUSAL = 0.3
     FIT_MARGIN = 0.3
     TEXT_VA_BLEND = 0.5
     ROUNDS = 2
@@ -403,7 +406,8 @@ class Agents:
         """The last choice's second-round revisions: (facet, draft text, revised text)."""
         self._pair_tables: dict[tuple[str, str], Any] = {}
         self.fit_gap = 0.0
-        """How much fit the last chosen set gave up against the best-fitting proposal set (<= FIT_MARGIN)."""
+        """How much fit the last chosen set gave up against the best-fitting set of the first round
+        (at most FIT_MARGIN; negative when a revision found a set that fits better than any of them)."""
 
     def _refresh(self) -> None:
         import numpy as np
@@ -519,6 +523,12 @@ class Agents:
 
         def misfit(lean_v: Any, lean_a: Any) -> Any:
             return self.VALENCE * np.abs(lean_v / w_sum - target[0]) + self.AROUSAL * np.abs(lean_a / w_sum - target[1])
+
+        # each agent's own score, less how far its phrase's text VA is from the target: every phrase
+        # carries the mood, a set does not fit it by averaging a bright phrase with a dark one
+        own_f = {f: w[f] * (scores[f] - self.PHRASE_VALENCE * np.abs(tva[f][:, 0] - target[0])
+                            - self.PHRASE_AROUSAL * np.abs(tva[f][:, 1] - target[1]))
+                 for f in FACETS}
         cands = {f: self.agents[f].propose(scores[f], self.TOP_K) for f in FACETS}
         # Round 1: every combination of the proposals at once.
         own = np.zeros([len(cands[f]) for f in FACETS])
@@ -527,7 +537,7 @@ class Agents:
         for axis, f in enumerate(FACETS):
             shape = [1] * len(FACETS)
             shape[axis] = len(cands[f])
-            own = own + w[f] * scores[f][cands[f]].reshape(shape)
+            own = own + own_f[f][cands[f]].reshape(shape)
             lean_v = lean_v + w[f] * tva[f][cands[f], 0].reshape(shape)
             lean_a = lean_a + w[f] * tva[f][cands[f], 1].reshape(shape)
         fit = own - misfit(lean_v, lean_a)
@@ -559,11 +569,11 @@ class Agents:
             changed = False
             for f in order:
                 others = [g for g in FACETS if g != f]
-                fixed_own = sum(w[g] * scores[g][chosen[g]] for g in others)
+                fixed_own = sum(own_f[g][chosen[g]] for g in others)
                 fixed_lean = sum(w[g] * tva[g][chosen[g]] for g in others)
                 fixed_coh = sums.sum() / 2 - sums[FACETS.index(f)]
                 with_others = sum(self._pair_table(f, g)[:, chosen[g]] for g in others)
-                fit_f = (fixed_own + w[f] * scores[f]
+                fit_f = (fixed_own + own_f[f]
                          - misfit(fixed_lean[0] + w[f] * tva[f][:, 0], fixed_lean[1] + w[f] * tva[f][:, 1]))
                 total_f = fit_f + self.COHERENCE * (fixed_coh + with_others) / len(pairs)
                 total_f = np.where(np.isfinite(scores[f]) & (fit_f >= bar), total_f, -np.inf)
@@ -577,7 +587,7 @@ class Agents:
         self.revisions = [(f, self.banks[f][drafts[f]].text, self.banks[f][chosen[f]].text)
                           for f in FACETS if chosen[f] != drafts[f]]
         final_lean = sum(w[f] * tva[f][chosen[f]] for f in FACETS)
-        final_fit = sum(w[f] * scores[f][chosen[f]] for f in FACETS) - misfit(final_lean[0], final_lean[1])
+        final_fit = sum(own_f[f][chosen[f]] for f in FACETS) - misfit(final_lean[0], final_lean[1])
         self.fit_gap = float(fit.max() - final_fit)
         return chosen, scores
 

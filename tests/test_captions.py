@@ -348,7 +348,7 @@ def test_agents_set_carries_the_music_valence_however_much_coherence_weighs(monk
             caption = director.update(sweep_state(v, a), 0.0)
             chosen = _chosen(director, caption)
             lean[v] = sum(director._banks[f][chosen[f]].va[0] for f in FACETS) / len(FACETS)  # curated valence
-            assert 0.0 <= director._agents.fit_gap <= Agents.FIT_MARGIN + 1e-9
+            assert director._agents.fit_gap <= Agents.FIT_MARGIN + 1e-9
             assert f"for music V {v:+.2f} A {a:+.2f}" in caption.reasons["scene"]
         assert lean[-0.8] < -0.2 < 0.2 < lean[0.8], (a, lean)
 
