@@ -3,7 +3,9 @@
 Worker threads allocate and free numpy arrays and torch tensors all day; glibc keeps freed pages
 in per-thread arenas unless told to trim them, so the resident size creeps up although nothing
 leaks. `HeapTrimmer.maybe_trim` calls glibc's malloc_trim(0) at most once a period; on other C
-libraries it does nothing.
+libraries it does nothing. `limit_arenas` caps how many arenas glibc makes: by default a thread
+that finds the arenas busy gets a new one (up to 8 per core, each growing in 64 MB heaps), so the
+resident size steps up whenever the machine is loaded and never comes back down.
 """
 from __future__ import annotations
 
@@ -12,6 +14,23 @@ import ctypes.util
 import logging
 
 log = logging.getLogger(__name__)
+
+
+M_ARENA_MAX = -8
+"""glibc mallopt(3) parameter: the most arenas malloc may create."""
+
+
+def limit_arenas(count: int = 2) -> bool:
+    """Cap glibc's malloc arenas at `count`, before the worker threads start (threads already
+    attached to an arena keep it). True when glibc took the setting."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, int(count)))
 
 
 class HeapTrimmer:

@@ -134,6 +134,8 @@ def run_installation(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
     setup_logging(cfg.installation.log_level, quiet=args.quiet)
+    from installation.heap import limit_arenas
+    limit_arenas(2)  # before the stages' threads start: months of load spikes must not add arenas
     from installation.app import Installation, RunOptions
     config_path = args.config if args.config.exists() else None
     options = RunOptions(duration_s, record_dir, args.headless, args.quiet, config_path, overrides,

@@ -12,3 +12,12 @@ def test_trims_once_a_period_after_the_first_call():
     assert trimmer.maybe_trim(60.0) and trimmer.trims == 1
     assert not trimmer.maybe_trim(100.0)
     assert trimmer.maybe_trim(121.0) and trimmer.trims == 2
+
+
+def test_the_arena_cap_is_taken_by_glibc_in_a_fresh_process():
+    import subprocess
+    import sys
+    code = "from installation.heap import limit_arenas; print(limit_arenas(2))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=__import__("pathlib").Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0 and done.stdout.strip() == "True"
