@@ -12,9 +12,18 @@
   moods/    22 tracks of the same Debian package labelled for valence by the mood their titles name:
             victory, love, merry minstrels, homecoming, heroes, liberation, sanctuary +1; defeat,
             sadness, a king's death, a fallen city, casualties, suspense, shadows, revenge, a funeral
-            canticle -1. Held out: no weight of the valence head was set on these tracks.
+            canticle -1. The fitted valence head (models/data/valence_head.json) is tuned on it.
+  others/   51 tracks from eight other Debian packages (supertuxkart-data, singularity-music,
+            ufoai-music, extremetuxracer-data, naev-data, freeciv-data, hyperrogue-music,
+            warzone2100-music), labelled by the words of their titles or the game's folder for them:
+            valence +1 for win, victory, party, fair, dance, upbeat, eureka, peace, fanfare, dawn,
+            rewards; -1 for lose, lost, sad, fade, tension, threat, dark, sinister, graveyard, hell,
+            broken dreams, collapse (30 tracks); arousal +1 for combat, battle, fire fight, urban
+            warfare, spunky, -1 for ambient, peace, calm (23 tracks). Held out: the labels were
+            written from the titles before any head heard the tracks, and no weight was set on them.
 
-Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 3 minutes.
+Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 5 minutes
+(others/ downloads about 1.3 GB of packages, one at a time, and keeps about 150 MB).
 Then: python run.py eval music-va --labels DIR/arousal/labels.csv --audio DIR/arousal (and so on).
 """
 from __future__ import annotations
@@ -40,6 +49,79 @@ POSITIVE = ("victory", "victory2", "love_theme", "traveling_minstrels", "return_
 NEGATIVE = ("defeat", "defeat2", "sad", "the_king_is_dead", "the_city_falls", "casualties_of_war", "suspense",
             "into_the_shadows", "weight_of_revenge", "vengeful", "nunc_dimittis", "transience")
 RENDER_RATE_HZ = 22050
+
+# The held-out set: (id, Debian package, path inside it, valence, arousal, the words the label rests on).
+# A path "X.pk3:member" is a member of a zip archive inside the package. None = not labelled on that axis.
+_STK = "usr/share/games/supertuxkart/data/music/"
+_SING = "usr/share/games/singularity/music/"
+_UFO = "usr/share/games/ufoai/base/0music.pk3:music/"
+_ETR = "usr/share/games/etr/music/"
+_NAEV = "usr/share/naev/dat/snd/music/"
+_WZ = "usr/share/games/warzone2100/music/albums/"
+_HR = "usr/share/hyperrogue/music/"
+OTHERS: tuple[tuple[str, str, str, int | None, int | None, str], ...] = (
+    # valence +1
+    ("stk_win_theme", "supertuxkart-data", _STK + "win_theme.ogg", 1, None, "title 'Win Theme'"),
+    ("stk_race_win_theme", "supertuxkart-data", _STK + "race_win_theme.ogg", 1, None, "title 'Race Win Theme'"),
+    ("stk_penguin_party", "supertuxkart-data", _STK + "Penguin_Party.ogg", 1, None, "title 'Penguin Party'"),
+    ("stk_the_great_fair", "supertuxkart-data", _STK + "theGreatFair.ogg", 1, None, "title 'The Great Fair'"),
+    ("stk_klabauter_dance", "supertuxkart-data", _STK + "klabauter_dance.ogg", 1, None, "title 'Klabauter Dance'"),
+    ("singularity_apex_aleph", "singularity-music", _SING + "win/Apex Aleph.ogg", 1, None, "the game's win/ music"),
+    ("ufoai_win_game", "ufoai-music", _UFO + "Crystan-WinGame.ogg", 1, None, "title 'WinGame'"),
+    ("etr_won_race", "extremetuxracer-data", _ETR + "wonrace1-jt.ogg", 1, None, "title 'wonrace'"),
+    ("naev_upbeat", "naev-data", _NAEV + "upbeat.ogg", 1, None, "title 'upbeat'"),
+    ("naev_eureka", "naev-data", _NAEV + "eureka.ogg", 1, None, "title 'eureka'"),
+    ("naev_peace1", "naev-data", _NAEV + "peace1.ogg", 1, -1, "title 'peace'"),
+    ("naev_peace2", "naev-data", _NAEV + "peace2.ogg", 1, -1, "title 'peace'"),
+    ("freeciv_dawning_fanfare", "freeciv-data", "usr/share/games/freeciv/stdmusic/"
+     "CullamBruce-Lockhart--Dawning_Fanfare.ogg", 1, None, "title 'Dawning Fanfare'"),
+    ("wz_new_dawn", "warzone2100-music", _WZ + "legacy_soundtrack/track12.opus", 1, None, "title 'New Dawn'"),
+    ("wz_just_rewards", "warzone2100-music", _WZ + "aftermath_soundtrack/track26.opus", 1, None,
+     "title 'Just Rewards'"),
+    # valence -1
+    ("stk_lose_theme", "supertuxkart-data", _STK + "lose_theme.ogg", -1, None, "title 'Lose Theme'"),
+    ("singularity_chimes_they_fade", "singularity-music", _SING + "lose/Chimes They Fade.ogg", -1, None,
+     "the game's lose/ music"),
+    ("singularity_march_thee_to_dis", "singularity-music", _SING + "lose/March Thee to Dis.ogg", -1, None,
+     "the game's lose/ music"),
+    ("singularity_media_threat", "singularity-music", _SING + "Media Threat.ogg", -1, None, "title 'Media Threat'"),
+    ("ufoai_lose_game", "ufoai-music", _UFO + "Crystan-LooseGame.ogg", -1, None, "title 'LooseGame'"),
+    ("ufoai_intro_sad", "ufoai-music", _UFO + "Crystan-IntroSad.ogg", -1, None, "title 'IntroSad'"),
+    ("etr_lost_race", "extremetuxracer-data", _ETR + "lostrace-ks.ogg", -1, None, "title 'lostrace'"),
+    ("naev_tension", "naev-data", _NAEV + "tension.ogg", -1, None, "title 'tension'"),
+    ("naev_imminent_threat", "naev-data", _NAEV + "imminent_threat.ogg", -1, None, "title 'imminent threat'"),
+    ("naev_dark_city", "naev-data", _NAEV + "dark_city.ogg", -1, None, "title 'dark city'"),
+    ("naev_landing_sinister", "naev-data", _NAEV + "landing_sinister.ogg", -1, None, "title 'landing sinister'"),
+    ("hyperrogue_graveyard", "hyperrogue-music", _HR + "hr3-graveyard.ogg", -1, None, "title 'graveyard'"),
+    ("hyperrogue_hell", "hyperrogue-music", _HR + "hr3-hell.ogg", -1, None, "title 'hell'"),
+    ("wz_broken_dreams", "warzone2100-music", _WZ + "legacy_soundtrack/track13.opus", -1, None,
+     "title 'Broken Dreams'"),
+    ("wz_the_collapse", "warzone2100-music", _WZ + "aftermath_soundtrack/track21.opus", -1, None,
+     "title 'The Collapse'"),
+    # arousal +1
+    ("naev_combat1", "naev-data", _NAEV + "combat1.ogg", None, 1, "title 'combat'"),
+    ("naev_combat2", "naev-data", _NAEV + "combat2.ogg", None, 1, "title 'combat'"),
+    ("naev_combat3", "naev-data", _NAEV + "combat3.ogg", None, 1, "title 'combat'"),
+    ("naev_battlesomething1", "naev-data", _NAEV + "battlesomething1.ogg", None, 1, "title 'battle'"),
+    ("naev_battlesomething2", "naev-data", _NAEV + "battlesomething2.ogg", None, 1, "title 'battle'"),
+    ("naev_galacticbattle", "naev-data", _NAEV + "galacticbattle.ogg", None, 1, "title 'galactic battle'"),
+    ("naev_nebu_battle1", "naev-data", _NAEV + "nebu_battle1.ogg", None, 1, "title 'battle'"),
+    ("naev_flf_battle1", "naev-data", _NAEV + "flf_battle1.ogg", None, 1, "title 'battle'"),
+    ("ufoai_battlescape01", "ufoai-music", _UFO + "Crystan-Battlescape01.ogg", None, 1, "title 'Battlescape'"),
+    ("ufoai_fire_fight", "ufoai-music", _UFO + "MarineFireFight.ogg", None, 1, "title 'FireFight'"),
+    ("ufoai_urban_warfare", "ufoai-music", _UFO + "MarineUrbanWarfare.ogg", None, 1, "title 'UrbanWarfare'"),
+    ("etr_spunky_race", "extremetuxracer-data", _ETR + "spunkyrace-ks.ogg", None, 1, "title 'spunkyrace'"),
+    # arousal -1 (naev_peace1 and naev_peace2 above are calm too)
+    ("naev_ambient1", "naev-data", _NAEV + "ambient1.ogg", None, -1, "title 'ambient'"),
+    ("naev_ambient2", "naev-data", _NAEV + "ambient2.ogg", None, -1, "title 'ambient'"),
+    ("naev_ambient2_5", "naev-data", _NAEV + "ambient2_5.ogg", None, -1, "title 'ambient'"),
+    ("naev_ambient3", "naev-data", _NAEV + "ambient3.ogg", None, -1, "title 'ambient'"),
+    ("naev_ambient4", "naev-data", _NAEV + "ambient4.ogg", None, -1, "title 'ambient'"),
+    ("naev_ambiphonic", "naev-data", _NAEV + "ambiphonic.ogg", None, -1, "title 'ambiphonic'"),
+    ("naev_peace4", "naev-data", _NAEV + "peace4.ogg", None, -1, "title 'peace'"),
+    ("naev_peace6", "naev-data", _NAEV + "peace6.ogg", None, -1, "title 'peace'"),
+    ("etr_calm_race", "extremetuxracer-data", _ETR + "calmrace-ks.ogg", None, -1, "title 'calmrace'"),
+)
 
 
 def _copy_wesnoth(dest: Path, names: tuple[str, ...]) -> None:
@@ -78,6 +160,42 @@ def fetch_moods(out: Path) -> None:
             w.writerow([name, 1, ""])
         for name in NEGATIVE:
             w.writerow([name, -1, ""])
+
+
+def fetch_others(out: Path) -> None:
+    """The held-out set: tracks of several Debian packages, labelled by their titles (OTHERS)."""
+    import zipfile
+    dest = out / "others"
+    dest.mkdir(parents=True, exist_ok=True)
+    packages = sorted({row[1] for row in OTHERS})
+    with tempfile.TemporaryDirectory() as tmp:
+        for package in packages:
+            pdir = Path(tmp) / package
+            pdir.mkdir()
+            subprocess.run(["apt-get", "download", package], cwd=pdir, check=True)
+            deb = next(pdir.glob("*.deb"))
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(pdir / "x")], check=True)
+            deb.unlink()  # the largest is over 600 MB; keep one unpacked package at a time
+            licence = pdir / "x" / "usr/share/doc" / package / "copyright"
+            if licence.is_file():
+                shutil.copy(licence, dest / f"COPYRIGHT.{package}")
+            for ident, pkg, member, _, _, _ in OTHERS:
+                if pkg != package:
+                    continue
+                suffix = Path(member).suffix
+                if ".pk3:" in member:
+                    archive, inner = member.split(":", 1)
+                    with zipfile.ZipFile(pdir / "x" / archive) as z, (dest / f"{ident}{suffix}").open("wb") as f:
+                        f.write(z.read(inner))
+                else:
+                    shutil.copy(pdir / "x" / member, dest / f"{ident}{suffix}")
+            shutil.rmtree(pdir)
+    with (dest / "labels.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["song_id", "valence", "arousal", "package", "evidence"])
+        for ident, package, _, valence, arousal, evidence in OTHERS:
+            w.writerow([ident, "" if valence is None else valence, "" if arousal is None else arousal, package,
+                        evidence])
 
 
 def render(midi_path: Path, wav_path: Path) -> None:
@@ -193,14 +311,15 @@ def main() -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path("eval-data/listening"))
     parser.add_argument("--chorales", type=int, default=30, help="chorales per mode")
     parser.add_argument("--pairs", type=int, default=12, help="folk tunes rendered plain/faster/louder")
-    parser.add_argument("--only", choices=("arousal", "valence", "pairs", "moods"), action="append")
+    parser.add_argument("--only", choices=("arousal", "valence", "pairs", "moods", "others"),
+                        action="append")
     args = parser.parse_args()
     for tool in ("fluidsynth",):
         if shutil.which(tool) is None or not SOUNDFONT.is_file():
             print("error: needs fluidsynth and the TimGM6mb soundfont: apt-get install --no-install-recommends "
                   "fluidsynth timgm6mb-soundfont", file=sys.stderr)
             return 2
-    only = set(args.only or ("arousal", "valence", "pairs", "moods"))
+    only = set(args.only or ("arousal", "valence", "pairs", "moods", "others"))
     if "arousal" in only:
         fetch_wesnoth(args.dir)
     if "valence" in only:
@@ -209,6 +328,8 @@ def main() -> int:
         fetch_pairs(args.dir, args.pairs)
     if "moods" in only:
         fetch_moods(args.dir)
+    if "others" in only:
+        fetch_others(args.dir)
     print(f"evaluation sets written under {args.dir}")
     return 0
 
