@@ -10,6 +10,8 @@ Heads (chosen by `listen.va_head`):
 - `learned`: a ridge regressor on the descriptor vector, fitted with `run.py train music-va`
   and loaded from its .npz.
 - `blend`: the confidence-weighted mean of `features` and `vibenet`.
+- `fitted`: valence from a logistic model over the listener's cues whose weights ship in
+  models/data/valence_head.json (models/music_va_fitted.py); arousal from `features`.
 
 `Listener` owns one head, a FeatureTracker and the smoothing; it lives in the listener thread.
 """
@@ -29,7 +31,7 @@ from installation.records import MusicState, clamp_va
 from models.music_features import FEATURE_NAMES, Descriptors, FeatureTracker, sanitize
 
 log = logging.getLogger("chromesthesia.listen")
-HEADS = ("features", "vibenet", "learned", "blend")
+HEADS = ("features", "vibenet", "learned", "blend", "fitted")
 
 
 def _ramp(x: float, lo: float, hi: float) -> float:
@@ -336,6 +338,9 @@ def build_head(name: str, learned_head: str = "", background: bool = False) -> V
         return VibenetHead(background=background)
     if name == "learned":
         return LearnedHead.load(learned_head)
+    if name == "fitted":
+        from models.music_va_fitted import FittedHead
+        return FittedHead()
     if name == "blend":
         return BlendHead([FeaturesHead(), VibenetHead(background=background)], valence_weights=(3.0, 1.0),
                          arousal_weights=(1.0, 1.0))
@@ -402,8 +407,8 @@ class Listener:
         self.head = head
         self.tracker = FeatureTracker(self.sample_rate_hz, window_s, silence_dbfs)
         self.silence_dbfs = float(silence_dbfs)
-        self.recent = RecentAudio(self.sample_rate_hz, head_audio_s) if not isinstance(
-            head, (FeaturesHead, LearnedHead)) else RecentAudio(self.sample_rate_hz, 0.1)
+        descriptors_only = isinstance(head, (FeaturesHead, LearnedHead)) or not getattr(head, "needs_audio", True)
+        self.recent = RecentAudio(self.sample_rate_hz, 0.1 if descriptors_only else head_audio_s)
         self.smoothing_s = float(smoothing_s)
         self._va = np.zeros(2)
         self._confidence = 0.0

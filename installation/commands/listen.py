@@ -18,7 +18,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".op
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
     from installation.startup import config_options
     common = config_options()
-    heads = ("features", "vibenet", "learned", "blend")
+    heads = ("features", "vibenet", "learned", "blend", "fitted")
 
     bench = groups["bench"].add_parser("listen", parents=[common],
                                        help="CPU cost per head, update latency and reaction time of the listener")

@@ -13,6 +13,10 @@
             victory, love, merry minstrels, homecoming, heroes, liberation, sanctuary +1; defeat,
             sadness, a king's death, a fallen city, casualties, suspense, shadows, revenge, a funeral
             canticle -1. The fitted valence head (models/data/valence_head.json) is tuned on it.
+  0ad/      13 tracks of Debian's `0ad-data` (CC-BY-SA), tuning material for the fitted valence head
+            beside moods/: +1 the game's victory track and titles naming a festival, an idyll, pride,
+            sunrise, the Elysian fields; -1 its defeat track (Dried Tears) and titles naming sorrow, an
+            epitaph, a burning city, a point of no return, the last stand of 300.
   others/   51 tracks from eight other Debian packages (supertuxkart-data, singularity-music,
             ufoai-music, extremetuxracer-data, naev-data, freeciv-data, hyperrogue-music,
             warzone2100-music), labelled by the words of their titles or the game's folder for them:
@@ -49,6 +53,15 @@ POSITIVE = ("victory", "victory2", "love_theme", "traveling_minstrels", "return_
 NEGATIVE = ("defeat", "defeat2", "sad", "the_king_is_dead", "the_city_falls", "casualties_of_war", "suspense",
             "into_the_shadows", "weight_of_revenge", "vengeful", "nunc_dimittis", "transience")
 RENDER_RATE_HZ = 22050
+
+ZEROAD_PACKAGE = "0ad-data"
+ZEROAD_MUSIC = "audio/music/"
+# (file name in the game's public.zip, valence); the game plays You_are_Victorious! on victory and
+# Dried_Tears on defeat (gui/common/music.js); the others are labelled by the mood their titles name.
+ZEROAD = (("You_are_Victorious!", 1), ("Harvest_Festival", 1), ("Solstice_Festival", 1), ("Mountain_Idyll", 1),
+          ("Celtic_Pride", 1), ("Sunrise", 1), ("Elysian_Fields", 1),
+          ("Dried_Tears", -1), ("Hill_of_Sorrows", -1), ("Epitaph", -1), ("Alba_Longa_Burns", -1),
+          ("Point_of_No_Return", -1), ("Only_300_Stood", -1))
 
 # The held-out set: (id, Debian package, path inside it, valence, arousal, the words the label rests on).
 # A path "X.pk3:member" is a member of a zip archive inside the package. None = not labelled on that axis.
@@ -160,6 +173,35 @@ def fetch_moods(out: Path) -> None:
             w.writerow([name, 1, ""])
         for name in NEGATIVE:
             w.writerow([name, -1, ""])
+
+
+def copy_0ad(public_zip: Path, dest: Path) -> None:
+    """The ZEROAD tracks out of the game's public.zip, and their labels."""
+    import zipfile
+    dest.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(public_zip) as z:
+        for name, _ in ZEROAD:
+            (dest / f"{name.rstrip('!').lower()}.ogg").write_bytes(z.read(f"{ZEROAD_MUSIC}{name}.ogg"))
+    with (dest / "labels.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["song_id", "valence", "arousal", "title"])
+        for name, valence in ZEROAD:
+            w.writerow([name.rstrip("!").lower(), valence, "", name.replace("_", " ")])
+
+
+def fetch_0ad(out: Path) -> None:
+    """Tuning material from `0ad-data` (1.4 GB to download; its music sits inside public.zip)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["apt-get", "download", ZEROAD_PACKAGE], cwd=tmp, check=True)
+        deb = next(Path(tmp).glob("*.deb"))
+        member = "./usr/share/games/0ad/mods/public/public.zip"
+        licence = f"./usr/share/doc/{ZEROAD_PACKAGE}/copyright"
+        tar = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", tmp, member, licence], stdin=tar.stdout, check=True)
+        tar.wait()
+        deb.unlink()
+        copy_0ad(Path(tmp) / member, out / "0ad")
+        shutil.copy(Path(tmp) / licence, out / "0ad" / "COPYRIGHT")
 
 
 def fetch_others(out: Path) -> None:
@@ -311,7 +353,7 @@ def main() -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path("eval-data/listening"))
     parser.add_argument("--chorales", type=int, default=30, help="chorales per mode")
     parser.add_argument("--pairs", type=int, default=12, help="folk tunes rendered plain/faster/louder")
-    parser.add_argument("--only", choices=("arousal", "valence", "pairs", "moods", "others"),
+    parser.add_argument("--only", choices=("arousal", "valence", "pairs", "moods", "0ad", "others"),
                         action="append")
     args = parser.parse_args()
     for tool in ("fluidsynth",):
@@ -319,7 +361,7 @@ def main() -> int:
             print("error: needs fluidsynth and the TimGM6mb soundfont: apt-get install --no-install-recommends "
                   "fluidsynth timgm6mb-soundfont", file=sys.stderr)
             return 2
-    only = set(args.only or ("arousal", "valence", "pairs", "moods", "others"))
+    only = set(args.only or ("arousal", "valence", "pairs", "moods", "0ad", "others"))
     if "arousal" in only:
         fetch_wesnoth(args.dir)
     if "valence" in only:
@@ -328,6 +370,8 @@ def main() -> int:
         fetch_pairs(args.dir, args.pairs)
     if "moods" in only:
         fetch_moods(args.dir)
+    if "0ad" in only:
+        fetch_0ad(args.dir)
     if "others" in only:
         fetch_others(args.dir)
     print(f"evaluation sets written under {args.dir}")
