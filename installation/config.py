@@ -47,6 +47,7 @@ class ListenConfig(Section):
     window_s: float = Field(6.0, ge=1.0, le=30.0)
     va_head: Literal["features", "vibenet", "learned", "blend", "fitted"] = "features"
     learned_head: str = ""
+    fitted_weights: str = ""
     smoothing_s: float = Field(1.0, ge=0.0, le=30.0)
     silence_dbfs: float = Field(-55.0, ge=-120.0, le=0.0)
 

@@ -330,7 +330,7 @@ class BlendHead:
             getattr(h, "close", lambda: None)()
 
 
-def build_head(name: str, learned_head: str = "", background: bool = False) -> VAHead:
+def build_head(name: str, learned_head: str = "", background: bool = False, fitted_weights: str = "") -> VAHead:
     """The head called `name`; `background` runs vibenet on its own helper thread (live loop)."""
     if name == "features":
         return FeaturesHead()
@@ -339,8 +339,8 @@ def build_head(name: str, learned_head: str = "", background: bool = False) -> V
     if name == "learned":
         return LearnedHead.load(learned_head)
     if name == "fitted":
-        from models.music_va_fitted import FittedHead
-        return FittedHead()
+        from models.music_va_fitted import FittedHead, FittedValence
+        return FittedHead(FittedValence.load(fitted_weights) if fitted_weights else None, background=background)
     if name == "blend":
         return BlendHead([FeaturesHead(), VibenetHead(background=background)], valence_weights=(3.0, 1.0),
                          arousal_weights=(1.0, 1.0))
@@ -498,7 +498,9 @@ def build_listener(listen_cfg, sample_rate_hz: int, head: str | None = None, liv
         raise UserError(f"audio sample rate {sample_rate_hz} Hz is too low to listen to music; use at "
                         f"least 8000 Hz (audio.sample_rate_hz).")
     name = head or listen_cfg.va_head
-    return Listener(sample_rate_hz, build_head(name, listen_cfg.learned_head, background=live), window_s=listen_cfg.window_s,
+    head_ = build_head(name, listen_cfg.learned_head, background=live,
+                       fitted_weights=listen_cfg.fitted_weights)
+    return Listener(sample_rate_hz, head_, window_s=listen_cfg.window_s,
                     smoothing_s=listen_cfg.smoothing_s, silence_dbfs=listen_cfg.silence_dbfs)
 
 

@@ -20,10 +20,14 @@ from models.music_features import Descriptors
 from models.music_va import FeaturesHead, RecentAudio, _ramp
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "valence_head.json"
+VIBENET_WEIGHTS = Path(__file__).resolve().parent / "data" / "valence_head_vibenet.json"
 
 CUE_NAMES = ("mode", "chords", "consonance", "dissonance", "tempo", "register", "brightness", "loudness",
              "onsets", "flux", "percussive", "low_band", "key_confidence")
 """Each cue is the descriptor mapped to about [-1, 1] over the same range the features head uses."""
+VIBENET_CUES = ("vibenet_valence", "vibenet_energy")
+"""Optional: vibenet's answer (as the vibenet head maps it to [-1, 1]) as two more cues; a weights file
+fitted with them makes the head run vibenet on the last 10 s every 2 s (about 0.09 CPU s per s)."""
 
 
 def valence_cues(d: Descriptors) -> np.ndarray:
@@ -74,8 +78,9 @@ class FittedValence:
         except Exception as exc:
             raise UserError(f"fitted valence weights {p} cannot be read ({exc}); fit them again with "
                             f"`python tools/listening/fit_valence.py`.") from None
-        n = len(CUE_NAMES)
-        if model.cues != CUE_NAMES or any(a.shape != (n,) for a in (model.mean, model.scale, model.coef)):
+        n = len(model.cues)
+        if model.cues not in (CUE_NAMES, CUE_NAMES + VIBENET_CUES) or any(
+                a.shape != (n,) for a in (model.mean, model.scale, model.coef)):
             raise UserError(f"fitted valence weights {p} were fitted on other cues; fit them again with "
                             f"this version's `python tools/listening/fit_valence.py`.")
         if not (np.all(np.isfinite(model.coef)) and np.all(model.scale > 0) and math.isfinite(model.intercept)):
@@ -93,19 +98,44 @@ class FittedValence:
         z = np.clip((np.asarray(cues, np.float64) - self.mean) / self.scale, -5.0, 5.0)
         return z @ self.coef + self.intercept
 
-    def valence(self, d: Descriptors) -> float:
-        return float(np.tanh(self.gain * self.logit(valence_cues(d))))
+    @property
+    def uses_vibenet(self) -> bool:
+        return self.cues[-len(VIBENET_CUES):] == VIBENET_CUES
+
+    def valence(self, d: Descriptors, extra: tuple[float, ...] = ()) -> float:
+        cues = valence_cues(d)
+        if extra:
+            cues = np.concatenate([cues, np.asarray(extra, np.float64)])
+        return float(np.tanh(self.gain * self.logit(cues)))
 
 
 class FittedHead:
-    """Valence from the fitted logistic model, arousal and confidence from the transparent head."""
+    """Valence from the fitted logistic model, arousal and confidence from the transparent head.
+
+    A weights file fitted with vibenet's cues makes this head run vibenet (on its helper thread when
+    `background`), so the head then needs the recent audio and costs what vibenet costs.
+    """
 
     name = "fitted"
-    needs_audio = False
 
-    def __init__(self, model: FittedValence | None = None) -> None:
+    def __init__(self, model: FittedValence | None = None, background: bool = False) -> None:
         self.model = model or FittedValence.load()
         self.features = FeaturesHead()
+        self.vibenet = None
+        if self.model.uses_vibenet:
+            from models.music_va import VibenetHead
+            self.vibenet = VibenetHead(background=background)
+        self.needs_audio = self.vibenet is not None
 
     def predict(self, d: Descriptors, recent: RecentAudio | None = None) -> tuple[float, float, float]:
-        return self.model.valence(d), self.features.arousal(d), self.features.confidence(d)
+        extra: tuple[float, ...] = ()
+        if self.vibenet is not None and recent is not None:
+            vv, ve, _ = self.vibenet.predict(d, recent)
+            extra = (vv, ve)
+        elif self.vibenet is not None:
+            extra = (0.0, 0.0)
+        return self.model.valence(d, extra), self.features.arousal(d), self.features.confidence(d)
+
+    def close(self) -> None:
+        if self.vibenet is not None:
+            self.vibenet.close()

@@ -103,3 +103,22 @@ def test_on_a_rendered_chorale_the_fitted_head_changes_valence_only(tmp_path):
     short = np.array([runs["fitted"][k].valence_short for k in audible])
     assert np.all(np.isfinite(short)) and np.all(np.abs(short) <= 1.0)
     assert not np.allclose(short, [runs["features"][k].valence_short for k in audible])
+
+
+def test_weights_fitted_with_vibenet_cues_make_the_head_run_vibenet_on_recent_audio():
+    from installation.commands.listen import synthetic_music
+    from models.music_va_fitted import VIBENET_CUES, VIBENET_WEIGHTS
+    model = FittedValence.load(VIBENET_WEIGHTS)
+    assert model.uses_vibenet and model.cues[-2:] == VIBENET_CUES
+    assert not FittedValence.load().uses_vibenet  # the default file stays cheap: descriptors only
+    listener = build_listener(ListenConfig(va_head="fitted", fitted_weights=str(VIBENET_WEIGHTS)), RATE,
+                              live=False)
+    assert listener.recent.last().size == 0 and listener.recent._buf.size == 10 * RATE  # heard for vibenet
+    x = synthetic_music(4.0, RATE, True)
+    hop = int(0.1 * RATE)
+    for i in range(0, x.size - hop + 1, hop):
+        listener.feed(x[i:i + hop])
+        s = listener.state((i + hop) / RATE)
+        assert -1.0 <= s.valence_short <= 1.0 and s.head == "fitted"
+    assert listener.head.vibenet.runs >= 1
+    listener.close()

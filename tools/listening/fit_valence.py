@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from installation.commands.listen import quadrant_auc, read_labels  # noqa: E402
 from installation.config import ListenConfig  # noqa: E402
 from installation.errors import UserError  # noqa: E402
-from models.music_va import build_listener, load_audio  # noqa: E402
-from models.music_va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, FittedValence, valence_cues  # noqa: E402
+from models.music_va import Listener, VibenetHead, build_listener, load_audio  # noqa: E402
+from models.music_va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, VIBENET_CUES, FittedValence, valence_cues  # noqa: E402
 
 HOP_S = 0.5
 MEDIAN_VALENCE = 0.6
@@ -38,11 +38,17 @@ MEDIAN_VALENCE = 0.6
 the gain only how far the typical recording reaches."""
 
 
-def recording_cues(path: Path, offset_s: float, max_s: float) -> np.ndarray:
-    """(hops, cues): the cue vector at every audible hop once the listener's window has filled."""
+def recording_cues(path: Path, offset_s: float, max_s: float, vibenet: bool = False) -> np.ndarray:
+    """(hops, cues): the cue vector at every audible hop once the listener's window has filled; with
+    `vibenet`, vibenet's valence and energy (its last 10 s, every 2 s, as the head runs it) appended."""
     x, rate = load_audio(path, offset_s, max_s, fit_excerpt=True)
     cfg = ListenConfig(hop_s=HOP_S)
     listener = build_listener(cfg, rate, "features", live=False)
+    model = None
+    if vibenet:
+        model = VibenetHead(background=False)
+        listener = Listener(rate, model, window_s=cfg.window_s, smoothing_s=cfg.smoothing_s,
+                            silence_dbfs=cfg.silence_dbfs)
     hop = int(round(HOP_S * rate))
     settle_s = min(cfg.window_s, 0.5 * x.size / rate)
     rows = []
@@ -50,9 +56,13 @@ def recording_cues(path: Path, offset_s: float, max_s: float) -> np.ndarray:
         listener.feed(x[i:i + hop])
         t_s = (i + hop) / rate
         d = listener.tracker.snapshot()
+        extra: list[float] = []
+        if model is not None:
+            vv, ve, _ = model.predict(d, listener.recent)
+            extra = [vv, ve]
         if t_s >= settle_s and not d.silent:
-            rows.append(valence_cues(d))
-    return np.array(rows).reshape(-1, len(CUE_NAMES))
+            rows.append(np.concatenate([valence_cues(d), extra]))
+    return np.array(rows).reshape(-1, len(CUE_NAMES) + (len(VIBENET_CUES) if vibenet else 0))
 
 
 def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, c: float):
@@ -78,6 +88,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--offset-s", type=float, default=0.0)
     parser.add_argument("--max-s", type=float, default=150.0, help="seconds heard per recording")
+    parser.add_argument("--vibenet", action="store_true",
+                        help="add vibenet's valence and energy as cues (the head then runs vibenet: ~0.09 CPU s per s)")
     parser.add_argument("--cache", type=Path, help="keep the cue vectors here (.npz) and reuse them next time")
     parser.add_argument("--c", type=float, nargs="+", default=[0.003, 0.01, 0.03, 0.1, 0.3, 1.0],
                         help="inverse L2 strengths to choose from by cross-validation")
@@ -98,9 +110,9 @@ def main() -> int:
         with np.load(args.cache) as data:
             cache = {k: data[k] for k in data.files}
     for k, (lf, lab) in enumerate(labels):
-        key = f"{lab.path.resolve()}|{args.offset_s:g}|{args.max_s:g}"
+        key = f"{lab.path.resolve()}|{args.offset_s:g}|{args.max_s:g}" + ("|vibenet" if args.vibenet else "")
         if key not in cache:
-            cache[key] = recording_cues(lab.path, args.offset_s, args.max_s)
+            cache[key] = recording_cues(lab.path, args.offset_s, args.max_s, args.vibenet)
         cues = cache[key]
         if not len(cues):
             print(f"  {lab.id}: no audible hop, skipped", file=sys.stderr)
@@ -120,8 +132,9 @@ def main() -> int:
     keys = sorted(track_label)
 
     # Context: each cue alone (mean over the recording), AUC over recordings.
+    cue_names = CUE_NAMES + (VIBENET_CUES if args.vibenet else ())
     print("cue AUC over recordings (tuning set, each cue alone):")
-    for j, name in enumerate(CUE_NAMES):
+    for j, name in enumerate(cue_names):
         auc = quadrant_auc([float(x[g == t, j].mean()) for t in keys], [track_label[t] for t in keys])
         print(f"  {name:15s} {auc:.3f}")
 
@@ -151,7 +164,7 @@ def main() -> int:
         "fitted_by": "python tools/listening/fit_valence.py " + " ".join(
             f"--labels DIR/{lf.parent.name}/{lf.name} --audio DIR/{ad.name}" for lf, ad in zip(args.labels, args.audio))
         + (f" --offset-s {args.offset_s:g}" if args.offset_s else "") + f" --max-s {args.max_s:g}"
-        + " --c " + " ".join(f"{c:g}" for c in args.c),
+        + " --c " + " ".join(f"{c:g}" for c in args.c) + (" --vibenet" if args.vibenet else ""),
         "fitted_on": sorted({str(lf.parent.name) + "/" + lf.name for lf, _ in labels}),
         "recordings": len(keys), "positive": int(sum(v > 0 for v in track_label.values())),
         "hop_s": HOP_S, "offset_s": args.offset_s, "max_s": args.max_s, "c": best,
@@ -160,9 +173,9 @@ def main() -> int:
         "cv_auc_per_c": {f"{c:g}": round(a, 4) for c, a in cv.items()},
         "train_auc": round(quadrant_auc([fitted[t] for t in keys], [track_label[t] for t in keys]), 4),
     }
-    FittedValence(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), gain, CUE_NAMES,
+    FittedValence(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), gain, cue_names,
                   meta).save(args.out)
-    print("weights (per standardised cue): " + ", ".join(f"{n} {c:+.3f}" for n, c in zip(CUE_NAMES, model.coef_[0])))
+    print("weights (per standardised cue): " + ", ".join(f"{n} {c:+.3f}" for n, c in zip(cue_names, model.coef_[0])))
     print(f"chose C={best:g} (leave-one-recording-out AUC {cv[best]:.3f} on {len(keys)} recordings); "
           f"training AUC {meta['train_auc']:.3f}; gain {gain:.3f}; wrote {args.out}")
     return 0
