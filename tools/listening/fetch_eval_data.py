@@ -26,8 +26,8 @@
             warfare, spunky, -1 for ambient, peace, calm (23 tracks). Held out: the labels were
             written from the titles before any head heard the tracks, and no weight was set on them.
 
-Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 5 minutes
-(others/ downloads about 1.3 GB of packages, one at a time, and keeps about 150 MB).
+Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 15 minutes
+(0ad/ and others/ download about 2.7 GB of packages, one at a time, and keep about 200 MB).
 Then: python run.py eval music-va --labels DIR/arousal/labels.csv --audio DIR/arousal (and so on).
 """
 from __future__ import annotations
