@@ -47,6 +47,16 @@ RECENT_S = 1.5
 """Span of the fast descriptors (loudness, brightness, onset density) that arousal reacts to."""
 
 
+def ramp(x: float, lo: float, hi: float) -> float:
+    """Linear map of [lo, hi] to [-1, 1], clipped: how the VA heads turn a descriptor into a cue."""
+    return float(np.clip(2.0 * (x - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+
+
+def tempo_cue(d: Descriptors) -> float:
+    """Tempo as a cue in [-1, 1] (60..160 BPM), trusted by beat confidence; -0.3 when no beat is heard."""
+    return ramp(d.tempo_bpm, 60.0, 160.0) * min(1.0, d.beat_confidence * 2.0) if d.tempo_bpm else -0.3
+
+
 def sanitize(samples: np.ndarray) -> tuple[np.ndarray, int, int]:
     """Mono float32 with NaN/inf zeroed and clipped to [-1, 1]; returns (samples, bad, clipped)."""
     x = np.asarray(samples, dtype=np.float32).reshape(-1)

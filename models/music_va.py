@@ -28,15 +28,13 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.records import MusicState, clamp_va
-from models.music_features import FEATURE_NAMES, Descriptors, FeatureTracker, sanitize
+from models.music_features import FEATURE_NAMES, Descriptors, FeatureTracker, ramp, sanitize, tempo_cue
 
 log = logging.getLogger("chromesthesia.listen")
 HEADS = ("features", "vibenet", "learned", "blend", "fitted")
 
 
-def _ramp(x: float, lo: float, hi: float) -> float:
-    """Linear map of [lo, hi] to [-1, 1], clipped."""
-    return float(np.clip(2.0 * (x - lo) / (hi - lo) - 1.0, -1.0, 1.0))
+_ramp = ramp
 
 
 class VAHead(Protocol):
@@ -139,7 +137,7 @@ class FeaturesHead:
 
     @staticmethod
     def _tempo_cue(d: Descriptors) -> float:
-        return _ramp(d.tempo_bpm, 60.0, 160.0) * min(1.0, d.beat_confidence * 2.0) if d.tempo_bpm else -0.3
+        return tempo_cue(d)
 
     @staticmethod
     def confidence(d: Descriptors) -> float:
@@ -330,6 +328,35 @@ class BlendHead:
             getattr(h, "close", lambda: None)()
 
 
+class FittedHead:
+    """Valence from the fitted logistic model (models.music_va_fitted), arousal and confidence from the
+    transparent head.
+
+    A weights file fitted with vibenet's cues makes this head run vibenet (on its helper thread when
+    `background`), so the head then needs the recent audio and costs what vibenet costs.
+    """
+
+    name = "fitted"
+
+    def __init__(self, model=None, background: bool = False) -> None:
+        from models.music_va_fitted import FittedValence
+        self.model = model or FittedValence.load()
+        self.features = FeaturesHead()
+        self.vibenet: VibenetHead | None = VibenetHead(background=background) if self.model.uses_vibenet else None
+        self.needs_audio = self.vibenet is not None
+
+    def predict(self, d: Descriptors, recent: RecentAudio | None = None) -> tuple[float, float, float]:
+        extra: tuple[float, ...] = ()
+        if self.vibenet is not None:
+            vv, ve, _ = self.vibenet.predict(d, recent) if recent is not None else (0.0, 0.0, 0.0)
+            extra = (vv, ve)
+        return self.model.valence(d, extra), self.features.arousal(d), self.features.confidence(d)
+
+    def close(self) -> None:
+        if self.vibenet is not None:
+            self.vibenet.close()
+
+
 def build_head(name: str, learned_head: str = "", background: bool = False, fitted_weights: str = "") -> VAHead:
     """The head called `name`; `background` runs vibenet on its own helper thread (live loop)."""
     if name == "features":
@@ -339,7 +366,7 @@ def build_head(name: str, learned_head: str = "", background: bool = False, fitt
     if name == "learned":
         return LearnedHead.load(learned_head)
     if name == "fitted":
-        from models.music_va_fitted import FittedHead, FittedValence
+        from models.music_va_fitted import FittedValence
         return FittedHead(FittedValence.load(fitted_weights) if fitted_weights else None, background=background)
     if name == "blend":
         return BlendHead([FeaturesHead(), VibenetHead(background=background)], valence_weights=(3.0, 1.0),

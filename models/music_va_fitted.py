@@ -4,8 +4,9 @@ Valence (short-term) = tanh(gain * (coef . z + intercept)), z = the standardised
 coefficients come from a logistic regression of positive vs negative recordings (labelled by the mood
 their titles name), fitted by `tools/listening/fit_valence.py` and stored in
 models/data/valence_head.json with the command, the training set and its cross-validated figures.
-Arousal and confidence are the transparent `features` head's (its weights are not changed here), so
-arousal reacts as quickly as before. The cost is a few dozen arithmetic operations per hop.
+The head itself (`models.music_va.FittedHead`) takes arousal and confidence from the transparent
+`features` head (its weights are not changed here), so arousal reacts as quickly as before. The cost
+is a few dozen arithmetic operations per hop.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from installation.errors import UserError
-from models.music_features import Descriptors
-from models.music_va import FeaturesHead, RecentAudio, _ramp
+from models.music_features import Descriptors, tempo_cue
+from models.music_features import ramp as _ramp
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "data" / "valence_head.json"
 VIBENET_WEIGHTS = Path(__file__).resolve().parent / "data" / "valence_head_vibenet.json"
@@ -38,7 +39,7 @@ def valence_cues(d: Descriptors) -> np.ndarray:
         _ramp(d.major_chords - d.minor_chords, -0.4, 0.4),
         _ramp(d.consonance, 0.7, 0.95),
         _ramp(d.dissonance, 0.4, 0.6),
-        FeaturesHead._tempo_cue(d),
+        tempo_cue(d),
         float(np.clip(register, -1.0, 1.0)),
         _ramp(d.brightness, 0.25, 0.75),
         _ramp(d.loudness_lufs, -50.0, -14.0),
@@ -107,35 +108,3 @@ class FittedValence:
         if extra:
             cues = np.concatenate([cues, np.asarray(extra, np.float64)])
         return float(np.tanh(self.gain * self.logit(cues)))
-
-
-class FittedHead:
-    """Valence from the fitted logistic model, arousal and confidence from the transparent head.
-
-    A weights file fitted with vibenet's cues makes this head run vibenet (on its helper thread when
-    `background`), so the head then needs the recent audio and costs what vibenet costs.
-    """
-
-    name = "fitted"
-
-    def __init__(self, model: FittedValence | None = None, background: bool = False) -> None:
-        self.model = model or FittedValence.load()
-        self.features = FeaturesHead()
-        self.vibenet = None
-        if self.model.uses_vibenet:
-            from models.music_va import VibenetHead
-            self.vibenet = VibenetHead(background=background)
-        self.needs_audio = self.vibenet is not None
-
-    def predict(self, d: Descriptors, recent: RecentAudio | None = None) -> tuple[float, float, float]:
-        extra: tuple[float, ...] = ()
-        if self.vibenet is not None and recent is not None:
-            vv, ve, _ = self.vibenet.predict(d, recent)
-            extra = (vv, ve)
-        elif self.vibenet is not None:
-            extra = (0.0, 0.0)
-        return self.model.valence(d, extra), self.features.arousal(d), self.features.confidence(d)
-
-    def close(self) -> None:
-        if self.vibenet is not None:
-            self.vibenet.close()

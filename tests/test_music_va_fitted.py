@@ -12,8 +12,8 @@ import pytest
 from installation.config import ListenConfig
 from installation.errors import UserError
 from models.music_features import Descriptors
-from models.music_va import FeaturesHead, build_listener
-from models.music_va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, FittedHead, FittedValence, valence_cues
+from models.music_va import FeaturesHead, FittedHead, build_listener
+from models.music_va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, FittedValence, valence_cues
 
 RATE = 22050
 SOUNDFONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
