@@ -22,13 +22,16 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from installation.errors import UserError
 from installation.records import MusicState, clamp_va
 from models.music_features import FEATURE_NAMES, Descriptors, FeatureTracker, ramp, sanitize, tempo_cue
+
+if TYPE_CHECKING:
+    from models.music_va_fitted import FittedValence
 
 log = logging.getLogger("chromesthesia.listen")
 HEADS = ("features", "vibenet", "learned", "blend", "fitted")
@@ -338,7 +341,7 @@ class FittedHead:
 
     name = "fitted"
 
-    def __init__(self, model=None, background: bool = False) -> None:
+    def __init__(self, model: FittedValence | None = None, background: bool = False) -> None:
         from models.music_va_fitted import FittedValence
         self.model = model or FittedValence.load()
         self.features = FeaturesHead()

@@ -27,7 +27,8 @@
             written from the titles before any head heard the tracks, and no weight was set on them.
 
 Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 15 minutes
-(0ad/ and others/ download about 2.7 GB of packages, one at a time, and keep about 200 MB).
+(0ad/ and others/ download about 2.7 GB of packages, one at a time, and keep about 200 MB; 0ad/ needs
+up to 5 GB of temporary space while the game's archive is unpacked).
 Then: python run.py eval music-va --labels DIR/arousal/labels.csv --audio DIR/arousal (and so on).
 """
 from __future__ import annotations
