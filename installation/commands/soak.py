@@ -3,7 +3,9 @@
 The installation runs as its own process (`run.py --headless`), exactly as a museum starts it;
 this command samples the process's resident memory from /proc and reads its show log at the
 end. Growth is the slope of a least-squares line through the samples after the warm-up (caches,
-first allocations of numba, torch and the renderer), in MB per hour.
+first allocations of numba, torch and the renderer), in MB per hour. Samples end `--minutes` after
+the launch: what the process does once it stops (flushing the show log, joining its threads) is not
+growth over months.
 """
 from __future__ import annotations
 
@@ -111,8 +113,9 @@ def _soak(args: argparse.Namespace) -> int:
         try:
             while proc.poll() is None:
                 value = rss_mb(proc.pid)
-                if value is not None:
-                    times_s.append(time.monotonic() - started)
+                elapsed_s = time.monotonic() - started
+                if value is not None and elapsed_s < duration_s:
+                    times_s.append(elapsed_s)
                     rss.append(value)
                 time.sleep(SAMPLE_S)
         except KeyboardInterrupt:
