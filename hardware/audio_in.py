@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +210,7 @@ class _DeviceInput:
         self._silence_until_s = 0.0
         self._stalled = False
         self._reinit_hung = False
+        self._closing: list[threading.Event] = []  # closes still running on their helper threads
 
     # subclasses: _start(info, rate, channels), _stop_stream(stream), _alive(), _reinitialize()
     def _start(self, info: dict, rate: int, channels: int) -> None:
@@ -340,9 +342,9 @@ class _DeviceInput:
     def _reinitialize(self) -> None:
         pass
 
-    def _bounded(self, fn, what: str, timeout_s: float = 2.0) -> bool:
+    def _bounded(self, fn, what: str, timeout_s: float = 2.0, done: threading.Event | None = None) -> bool:
         """Run `fn` on a helper thread: PortAudio calls can hang when an audio server died under them."""
-        done = threading.Event()
+        done = done or threading.Event()
 
         def run():
             try:
@@ -362,13 +364,23 @@ class _DeviceInput:
     def _reinitialize_bounded(self) -> None:
         if self._reinit_hung:
             return  # a hung PortAudio stays hung; only reopening without re-initialising is left
+        if not self._closes_settled():
+            return  # terminating PortAudio under a stream still closing frees what that close is using
         if not self._bounded(self._reinitialize, "reinitialise"):
             self._reinit_hung = True
 
     def _abandon_stream(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            self._bounded(lambda: self._stop_stream(stream), "close", 1.0)
+            done = threading.Event()
+            if not self._bounded(lambda: self._stop_stream(stream), "close", 1.0, done):
+                self._closing.append(done)  # slow (a loaded machine) or hung: remembered until it returns
+
+    def _closes_settled(self, timeout_s: float = 2.0) -> bool:
+        """Whether every abandoned close has returned, waiting up to `timeout_s` in all for the late ones."""
+        deadline = time.monotonic() + timeout_s
+        self._closing = [d for d in self._closing if not d.wait(max(0.0, deadline - time.monotonic()))]
+        return not self._closing
 
     def _stop(self) -> None:
         self._stop_stream(self._stream)
@@ -495,7 +507,9 @@ class PyAudioInput(_DeviceInput):
 
     def close(self) -> None:
         super().close()
-        if self._pa is not None:
+        if self._pa is not None and self._closes_settled():
+            # A close still hung on its helper thread keeps PortAudio: terminating it under that
+            # close crashes the process, leaking it does not.
             self._pa.terminate()
             self._pa = None
 

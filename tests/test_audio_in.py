@@ -218,3 +218,34 @@ def test_an_audio_file_that_does_not_decode_is_a_start_up_problem(tmp_path):
     cfg = load_config(None, ['audio.source="file"', f'audio.file="{not_audio}"', 'render.backend="procedural"'])
     problems = choose_sources(cfg, headless=True).problems
     assert any("audio.file" in p and "cannot be decoded" in p for p in problems), problems
+
+
+class _SlowClosingStream:
+    """A stream whose close takes longer than the input's 1 s bound, as on a loaded machine."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def stop_stream(self) -> None:
+        time.sleep(1.3)
+
+    def close(self) -> None:
+        self.events.append("stream closed")
+
+
+class _RecordingPortAudio:
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def terminate(self) -> None:
+        self.events.append("portaudio terminated")
+
+
+def test_portaudio_is_not_terminated_under_a_stream_still_closing():
+    events: list[str] = []
+    source = PyAudioInput("dummy", 16000, 1, 256, ManualClock())
+    source._stream = _SlowClosingStream(events)
+    source._pa = _RecordingPortAudio(events)
+    source.close()
+    assert events == ["stream closed", "portaudio terminated"]
+    assert source.stats["hung_calls"] == 1  # the close overran its bound and was waited for, not raced
