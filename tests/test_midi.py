@@ -214,8 +214,9 @@ def test_midi_clock_out_from_the_sender_process_reaches_a_port(jack_server):
     finally:
         sender.stop()
         listener.close()
-    # tempo from the clocks' own spacing, past the first half second: the mean interval over
-    # three seconds of ticks, so one late delivery at either end moves it by a few percent only
+    # Which tempo the clocks carry, not how precisely they are spaced (the machine may be loaded;
+    # jitter is measured by the benchmarks): the mean rate over three seconds of ticks tells
+    # 120 BPM (48 a second) from half or double tempo, or a wrong count per quarter note.
     ticks = arrivals[24:168]
     per_s = (len(ticks) - 1) / (ticks[-1] - ticks[0])
-    assert 38 <= per_s <= 58, per_s
+    assert 32 <= per_s <= 72, per_s
