@@ -25,10 +25,19 @@
             broken dreams, collapse (30 tracks); arousal +1 for combat, battle, fire fight, urban
             warfare, spunky, -1 for ambient, peace, calm (23 tracks). Held out: the labels were
             written from the titles before any head heard the tracks, and no weight was set on them.
+  fresh/    46 tracks from eighteen Debian packages no other set uses (supertux-data, flare-game,
+            unknown-horizons, freedroidrpg-data, lordsawar-data, gigalomania-data, kgoldrunner,
+            starfighter-data, marsshooter-data, openclonk-data, powermanga-data, freecol, caveexpress-data,
+            btanks-data, triplea, asc-music, enigma-data, lincity-ng-data), labelled by the words of their
+            file names or the game's use of them: valence +1 for victory, win, level done, Christmas,
+            congratulations, sunrise, dance, glory, game won; -1 for defeat, lose, game over, game lost,
+            dark, death, fear, cruelty, misanthropy, unrest (24 tracks); arousal +1 for battle, fight, boss,
+            sprint, strike; -1 for ambient, ambience, safe room, meditation, contemplations, dream, breeze,
+            silence (22 tracks). The second held-out set, labelled the same way before any head heard it.
 
-Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 15 minutes
-(0ad/ and others/ download about 2.7 GB of packages, one at a time, and keep about 200 MB; 0ad/ needs
-up to 5 GB of temporary space while the game's archive is unpacked).
+Needs: apt-get (Debian), dpkg-deb, fluidsynth, timgm6mb-soundfont, music21, mido. About 20 minutes
+(0ad/, others/ and fresh/ download about 4 GB of packages, one at a time, and keep about 300 MB; 0ad/
+needs up to 5 GB of temporary space while the game's archive is unpacked).
 Then: python run.py eval music-va --labels DIR/arousal/labels.csv --audio DIR/arousal (and so on).
 """
 from __future__ import annotations
@@ -54,6 +63,7 @@ POSITIVE = ("victory", "victory2", "love_theme", "traveling_minstrels", "return_
 NEGATIVE = ("defeat", "defeat2", "sad", "the_king_is_dead", "the_city_falls", "casualties_of_war", "suspense",
             "into_the_shadows", "weight_of_revenge", "vengeful", "nunc_dimittis", "transience")
 RENDER_RATE_HZ = 22050
+SETS = ("arousal", "valence", "pairs", "moods", "0ad", "others", "fresh")
 
 ZEROAD_PACKAGE = "0ad-data"
 ZEROAD_MUSIC = "audio/music/"
@@ -138,6 +148,94 @@ OTHERS: tuple[tuple[str, str, str, int | None, int | None, str], ...] = (
 )
 
 
+# The second held-out set, from packages no other set uses; same columns as OTHERS. Labels written from the
+# file names (or the game's use of the file) before any head heard the tracks.
+_STX = "usr/share/games/supertux2/music/"
+_FLARE = "usr/share/games/flare/mods/fantasycore/music/"
+_FDRPG = "usr/share/freedroidrpg/data/"
+_LAW = "usr/share/games/lordsawar/music/"
+_GIGA = "usr/share/gigalomania/music/"
+_UH = "usr/share/unknown-horizons/content/audio/"
+_KGR = "usr/share/kgoldrunner/themes/default/"
+_SF = "usr/share/starfighter/music/"
+_MARS = "usr/share/games/marsshooter/audio/music/"
+_OC = "usr/share/games/openclonk/Music.ocg/"
+FRESH: tuple[tuple[str, str, str, int | None, int | None, str], ...] = (
+    # valence +1
+    ("lordsawar_victory", "lordsawar-data", _LAW + "victory.ogg", 1, None, "title 'victory'"),
+    ("gigalomania_victory", "gigalomania-data", _GIGA + "victory.ogg", 1, None, "title 'victory'"),
+    ("uh_scenario_win", "unknown-horizons", _UH + "sounds/events/scenario/win.ogg", 1, None,
+     "the game's scenario win event ('win')"),
+    ("kgoldrunner_victory", "kgoldrunner", _KGR + "victory.ogg", 1, None, "title 'victory'"),
+    ("supertux_leveldone", "supertux-data", _STX + "misc/leveldone.ogg", 1, None, "title 'level done'"),
+    ("supertux_christmas_theme", "supertux-data", _STX + "misc/christmas_theme.ogg", 1, None,
+     "title 'Christmas theme' (festival)"),
+    ("powermanga_congratulations", "powermanga-data",
+     "usr/share/games/powermanga/sound/handheld_console/music_congratulations.ogg", 1, None,
+     "title 'congratulations'"),
+    ("freecol_sunrise", "freecol", "usr/share/games/freecol/default/resources/music/default/sunrise.ogg", 1, None,
+     "title 'sunrise'"),
+    ("starfighter_last_cyber_dance", "starfighter-data", _SF + "last_cyber_dance.ogg", 1, None,
+     "title 'Last Cyber Dance'"),
+    ("caveexpress_music_win", "caveexpress-data", "usr/share/games/caveexpress/sounds/music-win.ogg", 1, None,
+     "title 'music win'"),
+    ("btanks_glory", "btanks-data", "usr/share/games/btanks/data/tunes/glory.ogg", 1, None, "title 'glory'"),
+    ("triplea_game_won", "triplea", "usr/share/games/triplea/assets/sounds/preindustrial/game_won/"
+     "game_won_01_end_of_1812_overture.mp3", 1, None, "the game's game_won/ music (end of the 1812 Overture)"),
+    # valence -1
+    ("lordsawar_defeat", "lordsawar-data", _LAW + "defeat.ogg", -1, None, "title 'defeat'"),
+    ("gigalomania_defeat", "gigalomania-data", _GIGA + "defeat.ogg", -1, None, "title 'defeat'"),
+    ("uh_scenario_lose", "unknown-horizons", _UH + "sounds/events/scenario/lose.ogg", -1, None,
+     "the game's scenario lose event ('lose')"),
+    ("kgoldrunner_gameover", "kgoldrunner", _KGR + "gameover.ogg", -1, None, "title 'game over'"),
+    ("freedroidrpg_game_lost", "freedroidrpg-data", _FDRPG + "base/titles/GameLost.ogg", -1, None,
+     "title 'Game Lost'"),
+    ("supertux_voc_dark", "supertux-data", _STX + "antarctic/voc-dark.ogg", -1, None, "title 'dark'"),
+    ("supertux_darkforestkeep", "supertux-data", _STX + "castle/darkforestkeep.ogg", -1, None,
+     "title 'dark forest keep'"),
+    ("starfighter_death", "starfighter-data", _SF + "death.ogg", -1, None, "title 'death'"),
+    ("mars_fear", "marsshooter-data", _MARS + "03_fear.ogg", -1, None, "title 'fear'"),
+    ("mars_wings_of_cruelty", "marsshooter-data", _MARS + "09_wings_of_cruelty.ogg", -1, None,
+     "title 'Wings of Cruelty'"),
+    ("mars_misanthropia", "marsshooter-data", _MARS + "12_-_Misanthropia.ogg", -1, None,
+     "title 'Misanthropia'"),
+    ("flare_unrest_theme", "flare-game", _FLARE + "unrest_theme.ogg", -1, None, "title 'unrest'"),
+    # arousal +1
+    ("lordsawar_battle", "lordsawar-data", _LAW + "battle.ogg", None, 1, "title 'battle'"),
+    ("uh_battle", "unknown-horizons", _UH + "music/battle.ogg", None, 1, "title 'battle'"),
+    ("uh_seafight", "unknown-horizons", _UH + "music/seafight.ogg", None, 1, "title 'sea fight'"),
+    ("supertux_battle_theme", "supertux-data", _STX + "misc/battle_theme.ogg", None, 1, "title 'battle theme'"),
+    ("supertux_bossattack", "supertux-data", _STX + "antarctic/bossattack.ogg", None, 1, "title 'boss attack'"),
+    ("supertux_forest_sprint", "supertux-data", _STX + "forest/forest-sprint.ogg", None, 1, "title 'sprint'"),
+    ("flare_battle_theme", "flare-game", _FLARE + "battle_theme.ogg", None, 1, "title 'battle theme'"),
+    ("flare_boss_theme", "flare-game", _FLARE + "boss_theme.ogg", None, 1, "title 'boss theme'"),
+    ("freedroidrpg_hyperbattle", "freedroidrpg-data", _FDRPG + "sound/music/Hyperbattle.ogg", None, 1,
+     "title 'Hyperbattle'"),
+    ("freedroidrpg_techbattle", "freedroidrpg-data", _FDRPG + "sound/music/TechBattle.ogg", None, 1,
+     "title 'Tech Battle'"),
+    ("asc_time_to_strike", "asc-music", "usr/share/games/asc/music/time_to_strike.mp3", None, 1,
+     "title 'Time to Strike'"),
+    # arousal -1
+    ("flare_wind_ambient", "flare-game", _FLARE + "wind_ambient.ogg", None, -1, "title 'wind ambient'"),
+    ("flare_safe_room_theme", "flare-game", _FLARE + "safe_room_theme.ogg", None, -1,
+     "title 'safe room theme' (the game's resting place)"),
+    ("freedroidrpg_ambience", "freedroidrpg-data", _FDRPG + "sound/music/Ambience.ogg", None, -1,
+     "title 'Ambience'"),
+    ("enigma_meditation", "enigma-data", "usr/share/games/enigma/music/game/meditation.ogg", None, -1,
+     "title 'meditation'"),
+    ("lincity_architectural_contemplations", "lincity-ng-data", "usr/share/games/lincity-ng/music/default/"
+     "03 - Robert van Herk - Architectural Contemplations.ogg", None, -1, "title 'Architectural Contemplations'"),
+    ("uh_nightdream", "unknown-horizons", _UH + "music/nightdream.ogg", None, -1, "title 'night dream'"),
+    ("openclonk_lucid_dream", "openclonk-data", _OC + "LucidDream.ogg", None, -1, "title 'Lucid Dream'"),
+    ("openclonk_island_dreams", "openclonk-data", _OC + "IslandDreams.ogg", None, -1, "title 'Island Dreams'"),
+    ("supertux_tropicalbreeze", "supertux-data", _STX + "tropical/tropicalbreeze.ogg", None, -1,
+     "title 'tropical breeze'"),
+    ("supertux_arctic_breeze", "supertux-data", _STX + "antarctic/arctic_breeze.ogg", None, -1,
+     "title 'arctic breeze'"),
+    ("starfighter_sound_and_silence", "starfighter-data", _SF + "sound_and_silence.ogg", None, -1,
+     "title 'Sound and Silence'"),
+)
+
 def _copy_wesnoth(dest: Path, names: tuple[str, ...]) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -205,12 +303,12 @@ def fetch_0ad(out: Path) -> None:
         shutil.copy(Path(tmp) / licence, out / "0ad" / "COPYRIGHT")
 
 
-def fetch_others(out: Path) -> None:
-    """The held-out set: tracks of several Debian packages, labelled by their titles (OTHERS)."""
+def fetch_debian_set(dest: Path, table: tuple[tuple[str, str, str, int | None, int | None, str], ...]) -> None:
+    """Download each package of `table` once (one at a time), copy its listed members and its copyright file
+    (COPYRIGHT.<package>) into dest, and write labels.csv: song_id, valence, arousal, package, evidence."""
     import zipfile
-    dest = out / "others"
     dest.mkdir(parents=True, exist_ok=True)
-    packages = sorted({row[1] for row in OTHERS})
+    packages = sorted({row[1] for row in table})
     with tempfile.TemporaryDirectory() as tmp:
         for package in packages:
             pdir = Path(tmp) / package
@@ -222,7 +320,7 @@ def fetch_others(out: Path) -> None:
             licence = pdir / "x" / "usr/share/doc" / package / "copyright"
             if licence.is_file():
                 shutil.copy(licence, dest / f"COPYRIGHT.{package}")
-            for ident, pkg, member, _, _, _ in OTHERS:
+            for ident, pkg, member, _, _, _ in table:
                 if pkg != package:
                     continue
                 suffix = Path(member).suffix
@@ -236,9 +334,19 @@ def fetch_others(out: Path) -> None:
     with (dest / "labels.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["song_id", "valence", "arousal", "package", "evidence"])
-        for ident, package, _, valence, arousal, evidence in OTHERS:
+        for ident, package, _, valence, arousal, evidence in table:
             w.writerow([ident, "" if valence is None else valence, "" if arousal is None else arousal, package,
                         evidence])
+
+
+def fetch_others(out: Path) -> None:
+    """The first held-out set: tracks of several Debian packages, labelled by their titles (OTHERS)."""
+    fetch_debian_set(out / "others", OTHERS)
+
+
+def fetch_fresh(out: Path) -> None:
+    """The second held-out set: tracks of Debian packages not used by any other set (FRESH)."""
+    fetch_debian_set(out / "fresh", FRESH)
 
 
 def render(midi_path: Path, wav_path: Path) -> None:
@@ -354,15 +462,14 @@ def main() -> int:
     parser.add_argument("dir", nargs="?", type=Path, default=Path("eval-data/listening"))
     parser.add_argument("--chorales", type=int, default=30, help="chorales per mode")
     parser.add_argument("--pairs", type=int, default=12, help="folk tunes rendered plain/faster/louder")
-    parser.add_argument("--only", choices=("arousal", "valence", "pairs", "moods", "0ad", "others"),
-                        action="append")
+    parser.add_argument("--only", choices=SETS, action="append")
     args = parser.parse_args()
     for tool in ("fluidsynth",):
         if shutil.which(tool) is None or not SOUNDFONT.is_file():
             print("error: needs fluidsynth and the TimGM6mb soundfont: apt-get install --no-install-recommends "
                   "fluidsynth timgm6mb-soundfont", file=sys.stderr)
             return 2
-    only = set(args.only or ("arousal", "valence", "pairs", "moods", "0ad", "others"))
+    only = set(args.only or SETS)
     if "arousal" in only:
         fetch_wesnoth(args.dir)
     if "valence" in only:
@@ -375,6 +482,8 @@ def main() -> int:
         fetch_0ad(args.dir)
     if "others" in only:
         fetch_others(args.dir)
+    if "fresh" in only:
+        fetch_fresh(args.dir)
     print(f"evaluation sets written under {args.dir}")
     return 0
 
