@@ -409,3 +409,30 @@ def test_fair_agreement_leaves_out_the_words_caption_only_is_written_with():
     row = measure(captions, 80.0, vectors)
     assert row["valence_agreement"] > 0.5  # the lookup table's "mournful" ... "radiant", read back
     assert row["valence_agreement_fair"] == 0.0 and row["valence_agreement_afinn"] == 0.0
+
+
+def test_every_phrase_of_the_set_carries_the_music_arousal():
+    from models.caption_bench import sweep_state
+    for v in (-0.6, 0.0, 0.6):
+        for a in (-0.8, 0.8):
+            director = Director(config(), load_scene("nocturne"))
+            chosen = _chosen(director, director.update(sweep_state(v, a), 0.0))
+            curated = [director._banks[f][chosen[f]].va[1] for f in FACETS]  # the curator's arousal of each phrase
+            wrong_side = [x for x in curated if x * a < 0]
+            assert len(wrong_side) <= 1, (v, a, curated)
+
+
+def test_the_weaker_minilm_reading_of_arousal_counts_for_less():
+    import numpy as np
+
+    from models.captions import Agents
+    agents = Director(config(), load_scene("nocturne"))._agents
+    agreement = agents.reading_agreement
+    assert {axis for _, axis in agreement} == {0, 1} and all(-1 <= r <= 1 for r in agreement.values())
+    mean = [np.mean([agreement[(f, axis)] for f in FACETS]) for axis in (0, 1)]
+    assert mean[1] < mean[0]  # the arousal poles read the banks less like their curators than the valence poles do
+    assert Agents.TEXT_VA_BLEND[1] < Agents.TEXT_VA_BLEND[0]
+    for f in FACETS:  # so a phrase's text arousal stays nearer its curated arousal than its text valence does
+        curated = np.array([p.va for p in agents.banks[f]])
+        gap = np.abs(agents.text_va[f] - curated).mean(axis=0)
+        assert gap[1] < gap[0] + 0.05, (f, gap)
