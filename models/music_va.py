@@ -300,13 +300,22 @@ class LearnedHead:
         return float(np.clip(v, -1, 1)), float(np.clip(a, -1, 1)), 0.0 if d.silent else 0.7
 
 
-class BlendHead:
-    """Per-axis, confidence-weighted mean of several heads.
+BLEND_VALENCE_WEIGHTS = (1.0, 1.0)
+"""features : vibenet valence. Harmony (features) orders major against minor, which vibenet does
+not; vibenet's valence, learnt from listeners' ratings of recorded music, orders mood-titled game
+music where harmony alone does not. Of the two mixes tried (4:3 and 1:1), 1:1 gave the better mean
+and worst-set AUC over the four tuning sets (docs/listening.md, "Choosing the blend")."""
+BLEND_AROUSAL_WEIGHTS = (1.0, 0.0)
+"""Arousal from the transparent head alone: it reacts within ~1 s and hears the same tune played
+faster or louder as livelier, which vibenet's energy does not; adding vibenet's energy did not raise
+the arousal AUC on the mood-titled tuning tracks (docs/listening.md)."""
+BLEND_VIBENET_EVERY_S = 4.0
+"""vibenet re-run every 4 s of new audio: the held valence it feeds moves over tens of seconds, and
+this halves its CPU cost against every 2 s."""
 
-    The default blend follows the evaluation (docs/listening.md): valence mostly from `features`
-    (mode is what separates major from minor; vibenet's valence is weakly ordered on instrumental
-    music), arousal half and half (vibenet's energy and the transparent cues err on different tracks).
-    """
+
+class BlendHead:
+    """Per-axis, confidence-weighted mean of several heads (weights above for the `blend` head)."""
 
     name = "blend"
 
@@ -372,8 +381,8 @@ def build_head(name: str, learned_head: str = "", background: bool = False, fitt
         from models.music_va_fitted import FittedValence
         return FittedHead(FittedValence.load(fitted_weights) if fitted_weights else None, background=background)
     if name == "blend":
-        return BlendHead([FeaturesHead(), VibenetHead(background=background)], valence_weights=(3.0, 1.0),
-                         arousal_weights=(1.0, 1.0))
+        return BlendHead([FeaturesHead(), VibenetHead(every_s=BLEND_VIBENET_EVERY_S, background=background)],
+                         valence_weights=BLEND_VALENCE_WEIGHTS, arousal_weights=BLEND_AROUSAL_WEIGHTS)
     raise UserError(f"listen.va_head = {name!r} is not a music VA head; choose one of {', '.join(HEADS)}.")
 
 
@@ -385,12 +394,15 @@ class SectionValence:
     (hysteresis), and then at most `rate_per_s`: a steady section's passing minor chord or fill
     cannot swing it. A section change (novelty peak) opens a short re-estimation (`fast_s` time
     constant for `reset_s` seconds) during which the held value may move at `change_rate_per_s`,
-    so a new section's mood is followed within a few seconds.
+    so a new section's mood is followed within a few seconds. Music starting (or resuming after
+    silence) opens the same re-estimation for `start_s`: the first hop's valence rests on a
+    descriptor window barely filled and a model that has heard a second, so it must not decide the
+    next half minute.
     """
 
     def __init__(self, slow_s: float = 8.0, fast_s: float = 1.5, reset_s: float = 5.0, band: float = 0.12,
-                 rate_per_s: float = 0.09, change_rate_per_s: float = 0.6) -> None:
-        self.slow_s, self.fast_s, self.reset_s = slow_s, fast_s, reset_s
+                 rate_per_s: float = 0.09, change_rate_per_s: float = 0.6, start_s: float = 10.0) -> None:
+        self.slow_s, self.fast_s, self.reset_s, self.start_s = slow_s, fast_s, reset_s, start_s
         self.band, self.rate_per_s, self.change_rate_per_s = band, rate_per_s, change_rate_per_s
         self.estimate: float | None = None
         self.held = 0.0
@@ -399,6 +411,11 @@ class SectionValence:
 
     def reset(self, valence: float) -> None:
         self.estimate = self.held = float(valence)
+
+    def start(self, t_s: float, valence: float) -> None:
+        """Music starts: begin at its first valence and re-estimate quickly while the evidence fills."""
+        self.reset(valence)
+        self._fast_until_s = t_s + self.start_s
 
     def update(self, t_s: float, dt: float, valence: float, confidence: float, section_change: bool) -> float:
         if self.estimate is None:
@@ -506,7 +523,7 @@ class Listener:
         if d.silent:
             self.section_valence.reset(0.0)
         elif self._last_t_s is None or self._was_silent:
-            self.section_valence.reset(short)
+            self.section_valence.start(t_s, short)
         held = self.section_valence.update(t_s, dt, short, self._confidence, d.section_change)
         self._last_t_s = t_s
         self._was_silent = d.silent

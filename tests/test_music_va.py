@@ -188,6 +188,22 @@ def test_music_resuming_after_silence_starts_at_its_own_level_not_from_neutral()
     assert abs(heard.arousal - first.arousal) < 0.5 * abs(first.arousal)
 
 
+def test_section_valence_at_music_start_follows_the_evidence_as_it_fills_then_holds():
+    from models.music_va import SectionValence
+    sv = SectionValence()
+    sv.start(0.0, -0.6)  # the first hop heard a barely filled window that sounded minor
+    t, value = 0.0, -0.6
+    while t < 8.0:  # the music's own valence once the window has filled
+        t += 0.1
+        value = sv.update(t, 0.1, 0.5, 0.8, False)
+    assert value > 0.3
+    held = []
+    for k in range(100):  # past the start: a passing minor phrase of 2 s moves it little
+        t += 0.1
+        held.append(sv.update(t, 0.1, -0.6 if 20 <= k < 40 else 0.5, 0.8, False))
+    assert min(held) > value - 0.2
+
+
 def test_section_valence_holds_through_a_steady_section_and_follows_a_change():
     import random
 
