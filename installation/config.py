@@ -45,7 +45,7 @@ class AudioConfig(Section):
 class ListenConfig(Section):
     hop_s: float = Field(0.1, gt=0, le=1.0)
     window_s: float = Field(6.0, ge=1.0, le=30.0)
-    va_head: Literal["features", "vibenet", "learned", "blend", "fitted"] = "features"
+    va_head: Literal["features", "vibenet", "learned", "blend", "fitted"] = "blend"
     learned_head: str = ""
     fitted_weights: str = ""
     smoothing_s: float = Field(1.0, ge=0.0, le=30.0)

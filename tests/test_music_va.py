@@ -30,7 +30,7 @@ def test_energetic_major_music_rates_higher_than_calm_minor_music():
     lively = run(build_listener(ListenConfig(), RATE), synthetic_music(10, RATE, True))[-1]
     assert lively.arousal > calm.arousal + 0.5
     assert lively.valence > calm.valence + 0.5
-    assert lively.head == "features" and lively.va_confidence > 0.3
+    assert lively.head == ListenConfig().va_head == "blend" and lively.va_confidence > 0.3
 
 
 def test_louder_and_busier_cues_raise_feature_arousal():
