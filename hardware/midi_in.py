@@ -20,6 +20,27 @@ import threading
 from hardware.midi import load_backend
 from installation.errors import UserError
 
+CALLBACK_DRAIN_S = 0.1
+"""How long a closing input lets a backend callback already under way finish (see close_input)."""
+
+
+def close_input(port) -> None:
+    """Close a mido input whose backend thread calls into Python (a callback port).
+
+    Closing an rtmidi port on JACK waits for the JACK process thread and cancels it when it does not
+    finish in time. If that thread is inside a callback, waiting for the interpreter lock that the
+    closing thread holds, it is cancelled while taking the lock and dies holding the lock's mutex:
+    every Python thread then hangs. So the backend stops calling into Python first, this thread lets
+    go of the interpreter for a moment so that a callback already under way finishes, and the port
+    is unregistered before mido closes it (mido re-registers its wrapper while closing).
+    """
+    rt = getattr(port, "_rt", None)  # mido's rtmidi backend; other backends have no such thread
+    if rt is not None:
+        rt.cancel_callback()
+        threading.Event().wait(CALLBACK_DRAIN_S)
+        rt.close_port()
+    port.close()
+
 log = logging.getLogger(__name__)
 
 
@@ -133,7 +154,7 @@ class MidoMidiIn:
             port, self._port = self._port, None
         if port is not None:
             try:
-                port.close()
+                close_input(port)
             except Exception as exc:
                 log.debug("MIDI in: closing %r: %s", self.port_name, exc)
 
@@ -195,7 +216,7 @@ class VirtualMidiIn:
         port, self._port = self._port, None
         if port is not None:
             try:
-                port.close()
+                close_input(port)
             except Exception as exc:
                 log.debug("MIDI in: closing virtual %r: %s", self.name, exc)
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from hardware import base
+from hardware.midi_in import close_input
 from installation.clock import ManualClock, MonotonicClock
 from installation.records import AudioBlock, Cue, NoteEvent
 from tests import fakes
@@ -207,7 +208,7 @@ def _jack_port(kind):
         mido_backend = mido.Backend(backend, load=True)
         received: list = []
         listener = mido_backend.open_input(f"contract-in-{kind}", virtual=True, callback=received.append)
-        request.addfinalizer(listener.close)
+        request.addfinalizer(lambda: close_input(listener))  # a callback port: see close_input
         if kind == "virtual":
             out = midi.VirtualMidiOut(f"contract-out-{server}", backend)
             import jack

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hardware.midi import MidiFileRecorder, MidoOut, OscEventOut, list_midi_ports
+from hardware.midi_in import close_input
 from installation.clock import ManualClock, MonotonicClock
 from installation.errors import UserError
 from installation.records import NoteEvent
@@ -213,7 +214,7 @@ def test_midi_clock_out_from_the_sender_process_reaches_a_port(jack_server):
         assert wait_for(lambda: len(arrivals) >= 168, timeout_s=60.0), len(arrivals)
     finally:
         sender.stop()
-        listener.close()
+        close_input(listener)  # a callback port receiving 48 clocks a second: see close_input
     # Which tempo the clocks carry, not how precisely they are spaced (the machine may be loaded;
     # jitter is measured by the benchmarks): the mean rate over three seconds of ticks tells
     # 120 BPM (48 a second) from half or double tempo, or a wrong count per quarter note.
