@@ -156,6 +156,27 @@ VIBENET_VALENCE_CENTRE = 0.3
 """vibenet's valence sits low on instrumental music (0-0.4); this maps 0.3 to neutral."""
 
 
+def _one_thread_session(model) -> None:
+    """Run vibenet's ONNX model on one thread, as its loader sets up but does not pass on.
+
+    The package builds one-thread session options and then opens the session without them, so
+    ONNX Runtime starts a thread per core whose spinning between runs roughly doubled the CPU
+    each inference costs here, taken from the render and control threads.
+    """
+    path = getattr(getattr(model, "ort_sess", None), "_model_path", None)
+    if not path:
+        return  # another vibenet version: keep its own session
+    try:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        model.ort_sess = ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # the package's own session still works, only dearer
+        log.warning("vibenet: keeping its own ONNX session (%s)", exc)
+
+
 class VibenetHead:
     """vibenet's pretrained model on the last `seconds`, re-run every `every_s` of new audio.
 
@@ -171,6 +192,7 @@ class VibenetHead:
         try:
             import vibenet
             self._model = vibenet.load_model()
+            _one_thread_session(self._model)
         except Exception as exc:  # a broken install is the user's to fix, in one sentence
             raise UserError(f"the vibenet music model could not be loaded ({exc}); reinstall the "
                             f"'vibenet' package or set listen.va_head = \"features\".") from None
