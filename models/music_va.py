@@ -156,6 +156,23 @@ VIBENET_VALENCE_CENTRE = 0.3
 """vibenet's valence sits low on instrumental music (0-0.4); this maps 0.3 to neutral."""
 
 
+_VIBENET_LOCK = threading.Lock()
+_VIBENET_MODEL: list = []
+
+
+def _shared_vibenet():
+    """vibenet's model, loaded once per process: every head (and each offline rating, such as the
+    composer's) would otherwise read and optimise the 18 MB network again. ONNX Runtime sessions may
+    be run from several threads at once."""
+    with _VIBENET_LOCK:
+        if not _VIBENET_MODEL:
+            import vibenet
+            model = vibenet.load_model()
+            _one_thread_session(model)
+            _VIBENET_MODEL.append(model)
+        return _VIBENET_MODEL[0]
+
+
 def _one_thread_session(model) -> None:
     """Run vibenet's ONNX model on one thread, as its loader sets up but does not pass on.
 
@@ -190,9 +207,7 @@ class VibenetHead:
 
     def __init__(self, seconds: float = 10.0, every_s: float = 2.0, background: bool = False) -> None:
         try:
-            import vibenet
-            self._model = vibenet.load_model()
-            _one_thread_session(self._model)
+            self._model = _shared_vibenet()
         except Exception as exc:  # a broken install is the user's to fix, in one sentence
             raise UserError(f"the vibenet music model could not be loaded ({exc}); reinstall the "
                             f"'vibenet' package or set listen.va_head = \"features\".") from None
