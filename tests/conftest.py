@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -46,6 +48,32 @@ def reap_orphaned_jackd() -> int:
 
 def pytest_sessionstart(session) -> None:
     reap_orphaned_jackd()
+
+
+_WATCHDOG_FILE = pytest.StashKey[object]()
+
+
+def pytest_configure(config) -> None:
+    # A copy of the terminal's stderr taken before any test runs: during a test pytest points
+    # descriptor 2 at its capture file, which an exiting process never shows.
+    config.stash[_WATCHDOG_FILE] = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+
+
+NATIVE_HANG_S = 360.0
+"""Past pytest-timeout's 300 s: a test still running then is stuck where Python cannot interrupt it."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A watchdog thread outside the interpreter for each test. pytest-timeout's alarm needs the
+    main thread back in Python; a hang inside a native library (a JACK or PortAudio close, a lock
+    left taken by a cancelled thread) never gets there and would stall the run until CI gives up
+    with no trace. This one prints every thread's stack (the test's own line among them) and ends the run."""
+    faulthandler.dump_traceback_later(NATIVE_HANG_S, exit=True, file=item.config.stash[_WATCHDOG_FILE])
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -> subprocess.Popen:
