@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import faulthandler
+import mmap
 import os
 import re
 import shutil
@@ -25,10 +27,18 @@ JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|vanish|vanishing)(\d+)$")
 """Server names the tests give jackd: a prefix and the pid of the test process that started it."""
 
 
+def is_jackd(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"jackd")
+    except OSError:
+        return False
+
+
 def reap_orphaned_jackd() -> int:
-    """Kill jackd servers left by test processes that died (kill -9, a CI timeout): they stay
-    registered with JACK and, enough of them, make every new server fail ("too many servers")."""
-    reaped = 0
+    """Stop jackd servers left by test processes that died (kill -9, a CI timeout). SIGTERM first:
+    a server that exits cleanly gives its slot in JACK's server registry back (see
+    reclaim_dead_jack_registrations); SIGKILL only for one that does not go within 5 s."""
+    orphans = []
     for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
             argv = (proc_dir / "cmdline").read_bytes().split(b"\0")
@@ -38,16 +48,98 @@ def reap_orphaned_jackd() -> int:
             continue
         match = JACKD_NAME.match(argv[argv.index(b"-n") + 1].decode(errors="replace"))
         if match and not Path(f"/proc/{match.group(1)}").exists():
-            try:
-                os.kill(int(proc_dir.name), signal.SIGKILL)
-                reaped += 1
-            except OSError:
-                pass
-    return reaped
+            orphans.append(int(proc_dir.name))
+    for pid in orphans:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not any(is_jackd(pid) for pid in orphans), timeout_s=5)
+    for pid in orphans:
+        if is_jackd(pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    return len(orphans)
+
+
+JACK_REGISTRY = Path("/dev/shm/jack-shm-registry")
+_REGISTRY_MAGIC = 0x4A41434B  # "JACK"
+_REGISTRY_SERVERS_AT = 24  # jack_shm_header_t in jackd2's common/shm.h: 8 x (pid_t pid, char name[257]), 264 bytes each
+_REGISTRY_SERVER_BYTES = 264
+_REGISTRY_SERVERS = 8
+_REGISTRY_LOCK_KEY = 0x282929  # the System V semaphore JACK takes around registry changes
+
+
+class _SemBuf(ctypes.Structure):
+    _fields_ = [("sem_num", ctypes.c_ushort), ("sem_op", ctypes.c_short), ("sem_flg", ctypes.c_short)]
+
+
+@contextlib.contextmanager
+def _jack_registry_locked() -> Iterator[bool]:
+    """JACK's own registry lock, as jackd takes it; yields False when it could not be had in 5 s."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    semid = libc.semget(_REGISTRY_LOCK_KEY, 0, 0)
+    if semid == -1:  # no server has run since boot: nothing to guard
+        yield True
+        return
+    sem_undo = 0x1000
+    timeout = (ctypes.c_long * 2)(5, 0)
+    if libc.semtimedop(semid, ctypes.byref(_SemBuf(0, -1, sem_undo)), 1, timeout) == -1:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        libc.semop(semid, ctypes.byref(_SemBuf(0, 1, sem_undo)), 1)
+
+
+def _registry_slots(registry: mmap.mmap) -> Iterator[tuple[int, int, str]]:
+    """(offset, pid, server name) of every taken slot; names are stored as "jack-<uid>:<name>:"."""
+    if int.from_bytes(registry[:4], "little") != _REGISTRY_MAGIC:
+        return
+    for i in range(_REGISTRY_SERVERS):
+        at = _REGISTRY_SERVERS_AT + i * _REGISTRY_SERVER_BYTES
+        pid = int.from_bytes(registry[at:at + 4], "little")
+        name = registry[at + 4:at + _REGISTRY_SERVER_BYTES].split(b"\0")[0].decode(errors="replace")
+        if pid:
+            yield at, pid, (name.split(":") + [""])[1]
+
+
+def jack_registrations() -> dict[str, int]:
+    """The servers JACK's registry holds a slot for: name -> pid (alive or not)."""
+    try:
+        with open(JACK_REGISTRY, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as registry:
+            return {name: pid for _, pid, name in _registry_slots(registry)}
+    except (OSError, ValueError):
+        return {}
+
+
+def reclaim_dead_jack_registrations() -> int:
+    """Free the slots of test servers that died without a clean exit in JACK's server registry.
+
+    JACK has 8 slots per machine and gives a dead server's slot back only to a new server of the same
+    name. The tests name servers after their process, so every test server killed rather than
+    stopped keeps a slot for good; after eight, no JACK server starts on the machine at all.
+    """
+    try:
+        fd = os.open(JACK_REGISTRY, os.O_RDWR)
+    except OSError:
+        return 0
+    reclaimed = 0
+    try:
+        with _jack_registry_locked() as locked, mmap.mmap(fd, 0) as registry:
+            if not locked:
+                return 0
+            for at, pid, name in list(_registry_slots(registry)):
+                if JACKD_NAME.match(name) and not is_jackd(pid):
+                    registry[at:at + _REGISTRY_SERVER_BYTES] = bytes(_REGISTRY_SERVER_BYTES)
+                    reclaimed += 1
+    finally:
+        os.close(fd)
+    return reclaimed
 
 
 def pytest_sessionstart(session) -> None:
     reap_orphaned_jackd()
+    reclaim_dead_jack_registrations()
 
 
 _WATCHDOG_FILE = pytest.StashKey[object]()

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -125,70 +130,170 @@ class DyingSpeakers:
         self.alive = False
 
 
-class ToneInto:
-    """A JACK client that plays a sine into every PortAudio input port while it is active."""
+_JACK_CHILD = r"""
+import os, sys, threading
+import jack, numpy as np
+role, name = sys.argv[1], sys.argv[2]
+client = jack.Client(name, no_start_server=True)
+rate = client.samplerate
+if role == "tone":
+    freq_hz, amplitude = float(sys.argv[3]), float(sys.argv[4])
+    port, phase = client.outports.register("out"), [0]
 
-    def __init__(self, freq_hz: float = 440.0, amplitude: float = 0.5) -> None:
+    @client.set_process_callback
+    def process(frames):
+        t = (phase[0] + np.arange(frames)) / rate
+        port.get_array()[:] = amplitude * np.sin(2 * np.pi * freq_hz * t)
+        phase[0] += frames
+else:
+    port, sink = client.inports.register("in"), open(sys.argv[3], "wb", buffering=0)
+
+    @client.set_process_callback
+    def process(frames):
+        sink.write(port.get_array().tobytes())
+client.activate()
+print("ready", rate, flush=True)
+sys.stdin.read()  # until the test closes the pipe, or dies
+os._exit(0)
+"""
+
+
+class _JackChild:
+    """A JACK client whose process callback runs Python in a child process.
+
+    Python on a JACK thread of the test process is what can hang a run: closing that client cancels
+    its thread, and one cancelled while waiting for the interpreter lock leaves the lock's mutex
+    taken. The test process only connects ports, through a client with no callbacks.
+    """
+
+    def __init__(self, role: str, *args: str) -> None:
         import jack
-        self.client = jack.Client(f"tone{os.getpid()}", no_start_server=True)
-        self.port = self.client.outports.register("out")
-        self.phase = 0
-        rate = self.client.samplerate
+        self.name = f"{role}{os.getpid()}"
+        self._proc = subprocess.Popen([sys.executable, "-c", _JACK_CHILD, role, self.name, *args],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        ready = self._proc.stdout.readline().split()
+        if ready[:1] != ["ready"]:
+            self.close()
+            raise RuntimeError(f"the JACK {role} client did not start")
+        self.rate_hz = int(ready[1])
+        self.client = jack.Client(f"{self.name}-connect", no_start_server=True)
 
-        @self.client.set_process_callback
-        def process(frames: int) -> None:
-            t = (self.phase + np.arange(frames)) / rate
-            self.port.get_array()[:] = amplitude * np.sin(2 * np.pi * freq_hz * t)
-            self.phase += frames
-
-        self.client.activate()
-
-    def connect_all(self) -> int:
-        n = 0
-        for port in self.client.get_ports("PortAudio", is_audio=True, is_input=True):
-            try:
-                self.client.connect(self.port, port)
-                n += 1
-            except Exception:  # noqa: BLE001 - already connected
-                pass
-        return n
+    def _connect(self, source: str, destination: str) -> bool:
+        try:
+            self.client.connect(source, destination)
+            return True
+        except Exception:  # noqa: BLE001 - already connected
+            return False
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()  # the child exits when its stdin closes
+        try:
+            self._proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)
+        if getattr(self, "client", None) is not None:
+            self.client.close()
+            self.client = None
 
 
-class CaptureFrom:
+class ToneInto(_JackChild):
+    """A JACK client that plays a sine into every PortAudio input port it is connected to."""
+
+    def __init__(self, freq_hz: float = 440.0, amplitude: float = 0.5) -> None:
+        super().__init__("tone", str(freq_hz), str(amplitude))
+
+    def connect_all(self) -> int:
+        """Connect to every PortAudio input port; returns how many were newly connected."""
+        ports = self.client.get_ports("PortAudio", is_audio=True, is_input=True)
+        return sum(self._connect(f"{self.name}:out", port.name) for port in ports)
+
+
+class CaptureFrom(_JackChild):
     """A JACK client recording whatever PortAudio plays."""
 
     def __init__(self) -> None:
-        import jack
-        self.client = jack.Client(f"capture{os.getpid()}", no_start_server=True)
-        self.port = self.client.inports.register("in")
-        self.chunks: list[np.ndarray] = []
-        self.lock = threading.Lock()
-        self.rate_hz = self.client.samplerate
-
-        @self.client.set_process_callback
-        def process(frames: int) -> None:
-            with self.lock:
-                self.chunks.append(self.port.get_array().copy())
-
-        self.client.activate()
+        self._fd, self._path = tempfile.mkstemp(suffix=".f32")
+        super().__init__("capture", self._path)
 
     def connect(self) -> bool:
         sources = self.client.get_ports("PortAudio", is_audio=True, is_output=True)
-        for port in sources[:1]:
-            self.client.connect(port, self.port)
-        return bool(sources)
+        return bool(sources) and self._connect(sources[0].name, f"{self.name}:in")
 
     def audio(self) -> np.ndarray:
-        with self.lock:
-            return np.concatenate(self.chunks) if self.chunks else np.zeros(0, np.float32)
+        """Everything recorded so far (whole samples only: the child may be mid-write)."""
+        data = Path(self._path).read_bytes()
+        return np.frombuffer(data[: len(data) // 4 * 4], np.float32).copy()
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        super().close()
+        os.close(self._fd)
+        Path(self._path).unlink(missing_ok=True)
+
+
+# --- MIDI ----------------------------------------------------------------------------------------
+class JackMidiMonitor:
+    """A JACK MIDI input port `<name>:input` that JACK's own monitor (jack_midi_dump) listens on.
+
+    The monitor runs in its own process, so no Python runs on a JACK thread of the test process:
+    closing a port there can never cancel such a thread while it waits for the interpreter lock,
+    which would leave the lock's mutex taken and hang the run. (Polling rtmidi's queue instead is
+    no answer: reading it while JACK writes it crashes.) `t_s` is the time JACK stamped on arrival.
+    """
+
+    def __init__(self, name: str, rate_hz: int = 48000, timeout_s: float = 10.0) -> None:
+        self.port = f"{name}:input"
+        self.rate_hz = rate_hz
+        self._lock = threading.Lock()
+        self._received: list[tuple[float, Any]] = []
+        self._proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], stdout=subprocess.PIPE,
+                                      stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, name="jack-midi-monitor", daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout_s
+        while self.port not in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n"):
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"jack_midi_dump did not register {self.port}")
+            time.sleep(0.05)
+
+    def _read(self) -> None:
+        import mido
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:  # "  70656: 90 3c 64 note on (channel 0): ..."
+            frames, _, rest = line.partition(":")
+            data = []
+            for token in rest.split():
+                if len(token) != 2:
+                    break
+                try:
+                    data.append(int(token, 16))
+                except ValueError:
+                    break
+            try:
+                message = mido.Message.from_bytes(data)
+            except ValueError:
+                continue
+            with self._lock:
+                self._received.append((int(frames) / self.rate_hz, message))
+
+    @property
+    def received(self) -> list[tuple[float, Any]]:
+        """(t_s, mido.Message) for everything that has arrived, in arrival order."""
+        with self._lock:
+            return list(self._received)
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        self._reader.join(5)
 
 
 # --- pictures ------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 from hardware import base
-from hardware.midi_in import close_input
 from installation.clock import ManualClock, MonotonicClock
 from installation.records import AudioBlock, Cue, NoteEvent
 from tests import fakes
@@ -205,25 +204,22 @@ def _jack_port(kind):
         server = request.getfixturevalue("jack_server")
         from hardware import midi
         backend = "mido.backends.rtmidi/UNIX_JACK"
-        mido_backend = mido.Backend(backend, load=True)
-        received: list = []
-        listener = mido_backend.open_input(f"contract-in-{kind}", virtual=True, callback=received.append)
-        request.addfinalizer(lambda: close_input(listener))  # a callback port: see close_input
+        listener = fakes.JackMidiMonitor(f"contract-in-{kind}")
+        request.addfinalizer(listener.close)
         if kind == "virtual":
             out = midi.VirtualMidiOut(f"contract-out-{server}", backend)
             import jack
             client = jack.Client("contract-connect", no_start_server=True)
             request.addfinalizer(client.close)
             sources = [p for p in client.get_ports(is_midi=True, is_output=True) if "contract-out" in p.name]
-            sinks = [p for p in client.get_ports(is_midi=True, is_input=True) if "contract-in-virtual" in p.name]
-            client.connect(sources[0], sinks[0])
+            client.connect(sources[0], listener.port)
         else:
             out = midi.MidoOut(f"contract-in-{kind}", backend, required=True)
 
         def sounding():
             from tests.waiting import wait_for
-            wait_for(lambda: len(received) >= 34, timeout_s=5)
-            return _sounding_after(received)
+            wait_for(lambda: len(listener.received) >= 34, timeout_s=5)
+            return _sounding_after([message for _, message in listener.received])
         return out, sounding
     return make
 

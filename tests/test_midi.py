@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from hardware.midi import MidiFileRecorder, MidoOut, OscEventOut, list_midi_ports
-from hardware.midi_in import close_input
 from installation.clock import ManualClock, MonotonicClock
 from installation.errors import UserError
 from installation.records import NoteEvent
 from installation.scheduler import Cue, Scheduler
+from tests import fakes
 from tests.waiting import wait_for
 
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
@@ -65,18 +65,17 @@ def test_an_absent_output_waits_unless_it_is_required():
 
 @pytest.mark.jack
 def test_an_output_absent_at_start_is_connected_when_it_appears(jack_server):
-    backend = mido.Backend(JACK_BACKEND)
     out = MidoOut("late-synth", backend=JACK_BACKEND)
     out.retry_s = 0.1
     assert out.stats["connected"] is False
-    synth = backend.open_input("late-synth", virtual=True)  # the synthesizer starts after us
+    synth = fakes.JackMidiMonitor("late-synth")  # the synthesizer starts after us
     try:
-        received = []
+        received: list = []
         deadline = time.monotonic() + 5
         while not received and time.monotonic() < deadline:
             out.send(mido.Message("note_on", note=64, velocity=90))
             time.sleep(0.15)
-            received += [m for m in synth.iter_pending() if m.type == "note_on"]
+            received = [m for _, m in synth.received if m.type == "note_on"]
         assert received and received[0].note == 64
         assert out.stats["connected"] is True and out.stats["reopens"] == 1
     finally:
@@ -198,26 +197,22 @@ def test_jack_midi_reaches_fluidsynth_and_panic_silences_it(jack_server):
 def test_midi_clock_out_from_the_sender_process_reaches_a_port(jack_server):
     from installation.scheduler import ProcessScheduler
 
-    arrivals: list[float] = []  # when each clock reached the port, on the monotonic clock
-
-    def on_message(message) -> None:
-        if message.type == "clock":
-            arrivals.append(time.monotonic())
-
-    backend = mido.Backend(JACK_BACKEND)
-    listener = backend.open_input("clock-listener", virtual=True, callback=on_message)
+    listener = fakes.JackMidiMonitor("clock-listener")
     sender = ProcessScheduler([("mido", "clock-listener", JACK_BACKEND)], realtime_priority=None, clock_out=True)
+
+    def arrivals() -> list[float]:  # when each clock reached the port, as JACK stamped it
+        return [t_s for t_s, message in listener.received if message.type == "clock"]
     try:
         sender.start()
         sender.set_tempo(120.0)
         # 24 clocks per quarter note at 120 bpm: 48 a second; wait for three seconds' worth
-        assert wait_for(lambda: len(arrivals) >= 168, timeout_s=60.0), len(arrivals)
+        assert wait_for(lambda: len(arrivals()) >= 168, timeout_s=60.0), len(arrivals())
     finally:
         sender.stop()
-        close_input(listener)  # a callback port receiving 48 clocks a second: see close_input
+        listener.close()
     # Which tempo the clocks carry, not how precisely they are spaced (the machine may be loaded;
     # jitter is measured by the benchmarks): the mean rate over three seconds of ticks tells
     # 120 BPM (48 a second) from half or double tempo, or a wrong count per quarter note.
-    ticks = arrivals[24:168]
+    ticks = arrivals()[24:168]
     per_s = (len(ticks) - 1) / (ticks[-1] - ticks[0])
     assert 32 <= per_s <= 72, per_s

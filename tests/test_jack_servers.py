@@ -1,0 +1,26 @@
+"""The test suite's own JACK servers: a server killed mid-run must not use up the machine's slots."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.conftest import JACKD_NAME, is_jackd, jack_registrations, reclaim_dead_jack_registrations, start_jackd, stop_jackd
+
+
+@pytest.mark.jack
+def test_a_killed_test_server_gives_its_registry_slot_back(jack_server):
+    name = f"vanish{os.getpid()}"
+    server = start_jackd(name)
+    try:
+        assert jack_registrations().get(name) == server.pid
+        server.kill()  # as a CI timeout or kill -9 leaves it: no clean exit, the slot stays taken
+        server.wait(5)
+        assert jack_registrations().get(name) == server.pid
+        assert reclaim_dead_jack_registrations() >= 1
+        assert name not in jack_registrations()
+        # what stays is live servers only, this run's own among them
+        assert all(is_jackd(pid) for other, pid in jack_registrations().items() if JACKD_NAME.match(other))
+        assert jack_registrations()[f"chroma{os.getpid()}"] > 0
+    finally:
+        stop_jackd(server)
