@@ -28,6 +28,7 @@ JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|vanish|vanishing)(\d+)$")
 
 
 def is_jackd(pid: int) -> bool:
+    """Whether `pid` is a running jackd (not a process that took a dead server's pid)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"jackd")
     except OSError:
@@ -174,15 +175,20 @@ def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000",
-                             "-p", str(period_frames)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def answering() -> bool:  # jack_wait -c exits 0 either way; its answer is in what it prints
         return subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True,
                               text=True).stdout.strip() == "running"
-    if wait_for(lambda: proc.poll() is not None or answering(), timeout_s) and proc.poll() is None:
-        return proc
-    stop_jackd(proc)
+    for attempt in range(2):
+        proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000",
+                                 "-p", str(period_frames)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if wait_for(lambda: proc.poll() is not None or answering(), timeout_s) and proc.poll() is None:
+            return proc
+        stop_jackd(proc)
+        # A server that exits at once may have found JACK's registry full of slots that servers
+        # killed meanwhile (another test run's) still hold: free those and try once more.
+        if attempt == 0 and not reclaim_dead_jack_registrations():
+            break
     pytest.fail(f"jackd {name} did not become ready within {timeout_s:g} s (exit code {proc.returncode})")
 
 

@@ -24,3 +24,19 @@ def test_a_killed_test_server_gives_its_registry_slot_back(jack_server):
         assert jack_registrations()[f"chroma{os.getpid()}"] > 0
     finally:
         stop_jackd(server)
+
+
+@pytest.mark.jack
+def test_a_registry_full_of_killed_servers_does_not_stop_the_next_one():
+    killed = 0
+    while len(jack_registrations()) < 8 and killed < 8:  # JACK's 8 slots, some held by live servers
+        server = start_jackd(f"vanish{os.getpid()}{killed}")
+        server.kill()
+        server.wait(5)
+        killed += 1
+    assert len(jack_registrations()) == 8
+    server = start_jackd(f"vanishing{os.getpid()}")  # frees the dead slots and starts
+    try:
+        assert jack_registrations()[f"vanishing{os.getpid()}"] == server.pid
+    finally:
+        stop_jackd(server)
