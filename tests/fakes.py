@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from installation.records import AudioBlock
+from tests.waiting import wait_for
 
 
 # --- an OpenAI-compatible chat server ------------------------------------------------------------
@@ -252,12 +252,12 @@ class JackMidiMonitor:
                                       stderr=subprocess.DEVNULL, text=True)
         self._reader = threading.Thread(target=self._read, name="jack-midi-monitor", daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + timeout_s
-        while self.port not in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n"):
-            if self._proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"jack_midi_dump did not register {self.port}")
-            time.sleep(0.05)
+
+        def registered() -> bool:
+            return self.port in subprocess.run(["jack_lsp"], capture_output=True, text=True).stdout.split("\n")
+        if not wait_for(lambda: self._proc.poll() is not None or registered(), timeout_s, 0.05) or not registered():
+            self.close()
+            raise RuntimeError(f"jack_midi_dump did not register {self.port}")
 
     def _read(self) -> None:
         import mido
