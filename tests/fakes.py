@@ -131,7 +131,7 @@ class DyingSpeakers:
 
 
 _JACK_CHILD = r"""
-import os, sys, threading
+import os, sys
 import jack, numpy as np
 role, name = sys.argv[1], sys.argv[2]
 client = jack.Client(name, no_start_server=True)
@@ -264,6 +264,8 @@ class JackMidiMonitor:
         assert self._proc.stdout is not None
         for line in self._proc.stdout:  # "  70656: 90 3c 64 note on (channel 0): ..."
             frames, _, rest = line.partition(":")
+            if not frames.strip().isdigit():
+                continue  # not an event line
             data = []
             for token in rest.split():
                 if len(token) != 2:
