@@ -15,6 +15,7 @@ from typing import Any, Callable
 from hardware.osc import OscControlServer, parse_target
 from hardware.osc_inbox import CommandInbox
 from hardware.osc_out import AnalysisOut
+from hardware.conn_gate import ConnectionLimits
 from hardware.osc_query import OscQueryServer, describe_space, live_value
 from installation import routes
 
@@ -125,13 +126,16 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
         targets.append((str(target._address[0]), int(target._address[1])))
         target.close()
     analysis = AnalysisOut(server, tuple(targets))
+    limits = ConnectionLimits(max_connections=osc.max_connections, max_per_host=osc.max_connections_per_host,
+                              header_timeout_s=osc.header_timeout_s, idle_timeout_s=osc.tcp_idle_timeout_s)
     query = None
     if osc.query_enabled:
         query = OscQueryServer(cfg.installation.name, osc.host, osc.query_port,
                                lambda: describe_space(routes, control.param_specs, scene_names()),
-                               values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns)
+                               values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns,
+                               limits=limits)
     tcp = None
     if osc.tcp_enabled:
         from hardware.osc_tcp import OscTcpServer
-        tcp = OscTcpServer(osc.host, osc.tcp_port, server, clock)
+        tcp = OscTcpServer(osc.host, osc.tcp_port, server, clock, limits)
     return OscPieces(server, query, analysis, tcp)
