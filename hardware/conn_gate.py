@@ -10,10 +10,17 @@ reloads fail with it.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
+
+log = logging.getLogger(__name__)
+
+WARN_EVERY_S = 60.0
+"""A refused host is named in the log at most this often (a flood must not become a log storm)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +51,11 @@ def host_key(host: str) -> str:
 class ConnectionGate:
     """Counts open connections per host; `admit` says whether a new one may stay. Thread-safe."""
 
-    def __init__(self, limits: ConnectionLimits, allowed: Callable[[str], bool] = lambda host: True) -> None:
+    def __init__(self, limits: ConnectionLimits, allowed: Callable[[str], bool] = lambda host: True,
+                 what: str = "a TCP server") -> None:
         self.limits = limits
+        self._what = what
+        self._warned_s: dict[tuple[str, str], float] = {}
         self._allowed = allowed
         self._lock = threading.Lock()
         self._open: Counter[str] = Counter()
@@ -74,6 +84,15 @@ class ConnectionGate:
                     return None
         with self._lock:
             self.stats[reason] += 1
+            now_s = time.monotonic()
+            if now_s - self._warned_s.get((key, reason), -WARN_EVERY_S) < WARN_EVERY_S:
+                return reason
+            if len(self._warned_s) >= 1024:
+                self._warned_s.clear()
+            self._warned_s[(key, reason)] = now_s
+        why = {"refused_host": "not in its allowlist", "refused_full": f"{self.limits.max_connections} connections open",
+               "refused_per_host": f"{self.limits.max_per_host} connections open from that host"}[reason]
+        log.warning("%s: closing connections from %s (%s)", self._what, key, why)
         return reason
 
     def release(self, host: str) -> None:

@@ -107,7 +107,7 @@ class HttpServer:
         self._app = app
         self._host = host
         self._port = port
-        self.gate = ConnectionGate(limits, allowed)
+        self.gate = ConnectionGate(limits, allowed, what)
         self._what = what
         self._port_key = port_key
         self._server: Any = None

@@ -71,7 +71,7 @@ class OscTcpServer:
         self._port = port
         self._control = control
         self._clock = clock
-        self.gate = ConnectionGate(limits, control.allowed)
+        self.gate = ConnectionGate(limits, control.allowed, "OSC over TCP")
         self._sock: socket.socket | None = None
         self._selector: selectors.DefaultSelector | None = None
         self._stop = threading.Event()

@@ -72,10 +72,15 @@ class OscPieces:
 
     def status(self) -> dict:
         """What operators see of the control port: drops in the kernel and in the per-host rings,
-        what the rate limit refused or coalesced, commands refused as busy."""
+        what the rate limit refused or coalesced, commands refused as busy, TCP connections
+        (OSC over TCP, OSCQuery) closed when accepted (outside osc.allow or over a cap)."""
         stats = self.server.snapshot()
-        return {key: stats[key] for key in ("kernel_drops", "ring_drops", "rate_limited", "coalesced", "busy",
-                                            "accepted", "subscribers")}
+        status = {key: stats[key] for key in ("kernel_drops", "ring_drops", "rate_limited", "coalesced", "busy",
+                                              "accepted", "subscribers")}
+        gates = [g for g in (getattr(self.tcp, "gate", None), getattr(self.query, "gate", None)) if g is not None]
+        if gates:
+            status["connections_refused"] = sum(v for g in gates for k, v in g.stats.items() if k != "admitted")
+        return status
 
     def stop(self, timeout_s: float = 2.0) -> None:
         for piece in reversed(self.started):
