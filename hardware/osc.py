@@ -13,6 +13,8 @@ is counted in `stats`.
 from __future__ import annotations
 
 import errno
+import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -173,6 +175,16 @@ def parse_target(text: str) -> UdpOscOut:
     return UdpOscOut(host.strip("[]") or "127.0.0.1", int(port))
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 def set_realtime_priority(priority: int, what: str) -> bool:
     """SCHED_FIFO for the calling thread (Linux), so a busy renderer cannot delay it by more
     than a GIL switch interval. Needs root or CAP_SYS_NICE (the systemd unit grants it)."""
@@ -248,6 +260,9 @@ class OscControlServer:
         """address -> True for a command (installation.routes.is_command is injected at the wiring)."""
         self._allow = Allowlist(osc_cfg.allow)
         self._admin_allow = Allowlist(getattr(osc_cfg, "admin_allow", ()), "osc.admin_allow")
+        self._admin_token = str(getattr(osc_cfg, "admin_token", ""))
+        self.source_is_local: Callable[[str], bool] = is_loopback
+        """Whether a UDP source address can only be this machine's (replaced in tests)."""
         self._rate_hz = float(getattr(osc_cfg, "rate_limit_hz", 200.0))
         self._burst = float(getattr(osc_cfg, "burst", 400))
         self._feedback_period_s = 1.0 / float(getattr(osc_cfg, "feedback_hz", 5.0))
@@ -485,11 +500,13 @@ class OscControlServer:
             self._reply(peer, reply_to, {"status": "error", "address": address,
                                          "reason": f"unknown address {address[:80]!r}; see docs/osc.md"})
             return
-        if address in ADMIN_ADDRESSES and packet.host not in self._admin_allow:
-            self._count("rejected")
-            self._reply(peer, reply_to, {"status": "error", "address": address,
-                                         "reason": f"{address} is only accepted from hosts in osc.admin_allow"})
-            return
+        if address in ADMIN_ADDRESSES:
+            refusal = self._admin_refusal(address, args, packet)
+            if refusal is not None:
+                self._count("rejected")
+                self._reply(peer, reply_to, {"status": "error", "address": address, "reason": refusal})
+                return
+            args = ()  # the token (when sent) is not part of the command
         sender = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         if address in ADMIN_ADDRESSES:
             sender = "admin " + sender  # installation.routes.ADMIN_SENDER: passed osc.admin_allow
@@ -515,6 +532,21 @@ class OscControlServer:
             return
         self._count("accepted")
         self._reply(peer, reply_to, {"status": "ok", "address": address})
+
+    def _admin_refusal(self, address: str, args: tuple, packet) -> str | None:
+        """None when `packet` may run an admin command, else why not. A UDP source address is
+        only believed for this machine's own (the kernel drops loopback-sourced packets that come
+        from outside); from any other host a datagram must carry osc.admin_token, since anyone
+        can forge its source. Over TCP the handshake has proved the address."""
+        if packet.host not in self._admin_allow:
+            return f"{address} is only accepted from hosts in osc.admin_allow"
+        if not isinstance(packet.peer, tuple) or self.source_is_local(packet.host):
+            return None
+        given = args[0] if args and isinstance(args[0], str) else ""
+        if self._admin_token and hmac.compare_digest(given.encode(), self._admin_token.encode()):
+            return None
+        return (f"{address} over UDP from another machine needs osc.admin_token as its argument "
+                f"(or send it over OSC TCP)")
 
     def _value_query(self, address: str, peer, reply_to: str) -> None:
         try:

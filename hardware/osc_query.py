@@ -1,36 +1,40 @@
 """OSCQuery: the address space over HTTP JSON, advertised over mDNS (zeroconf).
 
 TouchDesigner's OSCQuery COMPs, Chataigne and ossia score browse it: every address with its OSC
-type tags (TYPE), ranges (RANGE: MIN/MAX or VALS), a description, the access (1 read, 2 write,
-3 both) and, for what has one, the current VALUE. `GET /` is the whole tree, `GET /param/speed`
+type tags (TYPE), ranges (RANGE: MIN/MAX or VALS), a description, the access (0 no value, 1 read,
+2 write, 3 both) and, for what has one, the current VALUE. `GET /` is the whole tree, `GET /param/speed`
 one node, `GET /param/speed?VALUE` only `{"VALUE": [...]}`, `GET /?HOST_INFO` the server's
 name, OSC port and transport (the OSCQuery proposal, github.com/Vidvox/OSCQueryProposal).
 
 python-oscquery 0.4.0 was read before choosing: it has no RANGE attribute, keeps values in the
 tree (they would have to be copied in on every change), registers an atexit handler in its
-constructor and binds HTTP to every interface. So the JSON is served here with the standard
-library's HTTP server from `nodes()` and `values()` read at request time, and the mDNS part uses
-python-zeroconf (the library python-oscquery itself uses) to advertise `_oscjson._tcp` and
-`_osc._udp`.
+constructor and binds HTTP to every interface. So the JSON is served here from `nodes()` and
+`values()` read at request time, by the same bounded uvicorn server as the dashboard
+(hardware.http_server: allowlist and connection caps at accept, a header timeout, SO_REUSEADDR so
+a restart in place rebinds), and the mDNS part uses python-zeroconf (the library python-oscquery
+itself uses) to advertise `_oscjson._tcp` and `_osc._udp`.
 
-Threads: the HTTP server's own (one per request); `nodes` and `values` must only read.
+Methods that hold no value (/ping, /panic, /learn/<path>, and the one-shot messages /comment and
+/subscribe...) have ACCESS 0, as the proposal reserves for a node without a value; every readable
+node always has a VALUE. python-oscquery 0.4.0 refuses a tree with a value-less node claiming 1-3.
+
+Threads: the HTTP server's event loop (one thread) and a worker per request that reads the tree;
+`nodes` and `values` must only read.
 """
 from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 import urllib.parse
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Mapping
 
-from installation.errors import UserError
+from hardware.conn_gate import ConnectionLimits
+from hardware.http_server import HttpServer
 
 log = logging.getLogger(__name__)
 
-READ, WRITE, READ_WRITE = 1, 2, 3
+NO_VALUE, READ, WRITE, READ_WRITE = 0, 1, 2, 3
 ATTRIBUTES = frozenset({"FULL_PATH", "CONTENTS", "TYPE", "VALUE", "RANGE", "ACCESS", "DESCRIPTION", "HOST_INFO",
                         "CLIPMODE", "UNIT", "CRITICAL", "TAGS", "EXTENDED_TYPE", "OVERLOADS"})
 
@@ -59,12 +63,15 @@ def build_tree(nodes: Iterable[OscNode], values: Callable[[str], Any] | None = N
             container = container.setdefault("CONTENTS", {}).setdefault(
                 part, {"FULL_PATH": path, "ACCESS": 0, "CONTENTS": {}})
         entry = container.setdefault("CONTENTS", {}).setdefault(parts[-1], {})
-        entry.update({"FULL_PATH": node.address, "ACCESS": node.access, "DESCRIPTION": node.description})
+        access = node.access if node.types else NO_VALUE  # a method without arguments has no value to read or write
+        entry.update({"FULL_PATH": node.address, "ACCESS": access, "DESCRIPTION": node.description})
         if node.types:
             entry["TYPE"] = node.types
             entry["RANGE"] = [r if r else None for r in node.ranges] or [None] * len(node.types)
         if values is not None and node.access & READ:
             value = values(node.address)
+            if value is None and node.access == READ:
+                value = [0.0] * len(node.types)  # a stream before its first frame reads as 0
             if value is not None:
                 entry["VALUE"] = list(value) if isinstance(value, (list, tuple)) else [value]
     return root
@@ -79,78 +86,61 @@ def find_node(tree: dict, path: str) -> dict | None:
     return node
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: "_HttpServer"
+def _json_response(code: int, body: Any):
+    from starlette.responses import Response
+    if body is None:
+        return Response(status_code=code)
+    data = json.dumps(body, separators=(",", ":"), allow_nan=False, default=str).encode()
+    return Response(data, status_code=code, media_type="application/json")
 
-    def log_message(self, format: str, *args) -> None:  # the default writes every request to stderr
-        log.debug("OSCQuery %s: " + format, self.client_address[0], *args)
 
-    def _send(self, code: int, body: Any) -> None:
-        data = json.dumps(body, separators=(",", ":"), allow_nan=False, default=str).encode() if body is not None else b""
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def query_app(owner: "OscQueryServer"):
+    """The OSCQuery HTTP API as an ASGI app: GET any path, with an optional attribute query."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        owner = self.server.owner
+    def answer(request: Request):  # sync: Starlette runs it on its worker pool, off the event loop
+        client = request.client.host if request.client else ""
         try:
-            if not owner.allowed(self.client_address[0]):
-                self._send(403, {"error": "not in osc.allow"})
-                return
-            url = urllib.parse.urlsplit(self.path)
-            query = [q.split("=")[0].upper() for q in url.query.split("&") if q]
+            if not owner.allowed(client):
+                return _json_response(403, {"error": "not in osc.allow"})
+            query = [q.split("=")[0].upper() for q in request.url.query.split("&") if q]
             unknown = [q for q in query if q not in ATTRIBUTES]
             if unknown:
-                self._send(400, {"error": f"attribute {unknown[0]} not understood"})
-                return
+                return _json_response(400, {"error": f"attribute {unknown[0][:40]} not understood"})
             if "HOST_INFO" in query:
-                self._send(200, owner.host_info())
-                return
-            node = find_node(owner.tree(), urllib.parse.unquote(url.path))
+                return _json_response(200, owner.host_info())
+            path = request.url.path
+            node = find_node(owner.tree(), urllib.parse.unquote(path))
             if node is None:
-                self._send(404, {"error": f"no OSC address {url.path[:80]}"})
-                return
+                return _json_response(404, {"error": f"no OSC address {path[:80]}"})
             if query:
                 attribute = query[0]
                 if attribute == "VALUE" and "VALUE" not in node:
-                    self._send(204, None)
-                    return
-                self._send(200, {attribute: node.get(attribute)})
-                return
-            self._send(200, node)
+                    return _json_response(204, None)
+                return _json_response(200, {attribute: node.get(attribute)})
+            return _json_response(200, node)
         except Exception:  # a bad request or a bug: answer 500, never take the server down
             owner.errors += 1
-            log.exception("OSCQuery: GET %s failed", self.path[:200])
-            try:
-                self._send(500, {"error": "internal error"})
-            except OSError:
-                pass
+            log.exception("OSCQuery: GET %s failed", str(request.url)[:200])
+            return _json_response(500, {"error": "internal error"})
 
-
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = False  # a second instance must not share the port
-
-    def __init__(self, address, owner: "OscQueryServer") -> None:
-        self.owner = owner
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _Handler)
+    return Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
 
 
 class OscQueryServer:
     """Serves `nodes()` as OSCQuery JSON on `host:port` (0 = any free port) and advertises it.
 
-    `osc_port()` is the UDP control port the tree describes. `allowed(host)` gates requests
-    (the OSC allowlist). `advertise` registers `_oscjson._tcp.local.` and `_osc._udp.local.`
+    `osc_port()` is the UDP control port the tree describes. `allowed(host)` gates connections
+    (the OSC allowlist), `limits` bounds them. `advertise` registers `_oscjson._tcp.local.` and `_osc._udp.local.`
     with zeroconf; when multicast is unavailable it logs once and serves HTTP anyway.
     """
 
     def __init__(self, name: str, host: str, port: int, nodes: Callable[[], Iterable[OscNode]],
                  values: Callable[[str], Any] | None, osc_port: Callable[[], int],
-                 allowed: Callable[[str], bool] = lambda host: True, advertise: bool = True) -> None:
+                 allowed: Callable[[str], bool] = lambda host: True, advertise: bool = True,
+                 limits: ConnectionLimits = ConnectionLimits()) -> None:
         self.name = name
         self._host = host
         self._port = port
@@ -159,8 +149,8 @@ class OscQueryServer:
         self._osc_port = osc_port
         self.allowed = allowed
         self._advertise = advertise
-        self._http: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self._limits = limits
+        self._http: HttpServer | None = None
         self._zeroconf: Any = None
         self._services: list = []
         self.errors = 0
@@ -169,8 +159,7 @@ class OscQueryServer:
     def address(self) -> tuple[str, int]:
         if self._http is None:
             return (self._host, self._port)
-        host, port = self._http.server_address[:2]
-        return (str(host), int(port))
+        return self._http.address
 
     def tree(self) -> dict:
         return build_tree(self._nodes(), self._values)
@@ -181,14 +170,10 @@ class OscQueryServer:
                                "CLIPMODE": False, "UNIT": False, "TAGS": False, "LISTEN": False, "PATH_CHANGED": False}}
 
     def start(self) -> None:
-        try:
-            self._http = _HttpServer((self._host, self._port), self)
-        except OSError as exc:
-            raise UserError(f"OSCQuery cannot listen on {self._host}:{self._port} ({exc.strerror or exc}); "
-                            f"choose another port with --set osc.query_port=N or stop the program using it.") from None
-        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="oscquery-http", daemon=True)
-        self._thread.start()
+        http = HttpServer(query_app(self), self._host, self._port, self._limits, self.allowed, what="OSCQuery",
+                          port_key="port with --set osc.query_port=N")
+        http.start()
+        self._http = http
         log.info("OSCQuery on http://%s:%d/", *self.address)
         if self._advertise:
             self._register()
@@ -225,11 +210,13 @@ class OscQueryServer:
     def stop(self, timeout_s: float = 2.0) -> None:
         self._close_zeroconf()
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.stop(timeout_s)
             self._http = None
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_s)
+
+    @property
+    def gate(self):
+        """The HTTP server's ConnectionGate (its counters), None before start."""
+        return self._http.gate if self._http is not None else None
 
 
 # --- the installation's address space -----------------------------------------------------------
@@ -252,18 +239,18 @@ def describe_space(routes, params: Mapping[str, Any], scene_names: Iterable[str]
         OscNode("/prompt", "s", (None,), docs.get("/prompt", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
                 READ_WRITE),
         OscNode("/comment", "s", (None,), docs.get("/comment", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
-                WRITE),
+                NO_VALUE),
         OscNode("/tempo", "f", (_range(0.0, tempo[1]),),
                 docs.get("/tempo", "") + f" ({tempo[0]:g}-{tempo[1]:g}, or 0)", READ_WRITE),
         OscNode("/status", "", (), "answers /status <json> with the installation's state", WRITE),
         OscNode("/get_status", "", (), "the same as /status", WRITE),
         OscNode("/ping", "", (), "answers /reply/ping", WRITE),
         OscNode("/subscribe", "i", (_range(1, 65535),), "send /status to this host at that port a few times a second",
-                WRITE),
-        OscNode("/unsubscribe", "i", (_range(1, 65535),), "stop that feedback", WRITE),
+                NO_VALUE),
+        OscNode("/unsubscribe", "i", (_range(1, 65535),), "stop that feedback", NO_VALUE),
         OscNode("/subscribe/out", "i", (_range(1, 65535),), "send the analysis streams (/out/...) to this host at that port",
-                WRITE),
-        OscNode("/unsubscribe/out", "i", (_range(1, 65535),), "stop the analysis streams", WRITE),
+                NO_VALUE),
+        OscNode("/unsubscribe/out", "i", (_range(1, 65535),), "stop the analysis streams", NO_VALUE),
     ]
     if admin:
         nodes += [OscNode("/panic", "", (), "all notes off everywhere, now (osc.admin_allow hosts)", WRITE),

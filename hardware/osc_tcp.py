@@ -1,20 +1,23 @@
 """OSC over TCP (OSC 1.1: SLIP-framed packets) for operators who need delivery guaranteed.
 
-Each connection gets a reader thread that cuts the stream into SLIP frames (python-osc's `slip`
+One reader thread cuts every connection's stream into SLIP frames (python-osc's `slip`
 module decodes them) and hands every packet to the control server's per-host rings: the same
 allowlist, the same per-message limit, the same replies (sent back on the connection, SLIP
-framed). A host outside `osc.allow` is disconnected at once. Off unless `osc.tcp_enabled`.
+framed). A host outside `osc.allow` is disconnected at once, as is a host over its share of
+connections (hardware.conn_gate). Off unless `osc.tcp_enabled`.
 
-Threads: `osc-tcp-accept` and one `osc-tcp-<host>` per connection (at most `max_connections`).
+Threads: `osc-tcp` (accept and read, with a selector); replies are sent from the control thread.
 """
 from __future__ import annotations
 
 import logging
+import selectors
 import socket
 import threading
 
 from pythonosc import slip
 
+from hardware.conn_gate import ConnectionGate, ConnectionLimits
 from hardware.osc_ingress import Packet
 from installation.errors import UserError
 
@@ -56,20 +59,24 @@ def split_frames(buffer: bytearray) -> list[bytes]:
 
 
 class OscTcpServer:
-    """Accepts OSC 1.1 TCP connections and feeds their packets to `control` (OscControlServer)."""
+    """Accepts OSC 1.1 TCP connections and feeds their packets to `control` (OscControlServer).
 
-    def __init__(self, host: str, port: int, control, clock, max_connections: int = 16) -> None:
+    One thread (`osc-tcp`) accepts and reads every connection with a selector. Each connection
+    passes a ConnectionGate when accepted (osc.allow, a cap per server and per host, so one host's
+    idle connections never lock the others out) and is closed after `limits.idle_timeout_s`
+    without a byte."""
+
+    def __init__(self, host: str, port: int, control, clock, limits: ConnectionLimits = ConnectionLimits()) -> None:
         self._host = host
         self._port = port
         self._control = control
         self._clock = clock
-        self._max_connections = max_connections
+        self.gate = ConnectionGate(limits, control.allowed, "OSC over TCP")
         self._sock: socket.socket | None = None
+        self._selector: selectors.DefaultSelector | None = None
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._conns: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self.stats = {"connections": 0, "refused": 0, "frames": 0, "bad_frames": 0}
+        self._thread: threading.Thread | None = None
+        self.stats = {"connections": 0, "refused": 0, "frames": 0, "bad_frames": 0, "idle_closed": 0}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -81,87 +88,110 @@ class OscTcpServer:
             sock = socket.socket(info[0], socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TCP: rebinding after TIME_WAIT only
             sock.bind(info[4])
-            sock.listen(8)
+            sock.listen(64)
         except OSError as exc:
             raise UserError(f"OSC over TCP cannot listen on {self._host}:{self._port} ({exc.strerror or exc}); "
                             f"choose another port with --set osc.tcp_port=N or stop the program using it.") from None
-        sock.settimeout(0.2)
+        sock.setblocking(False)
         self._sock = sock
-        thread = threading.Thread(target=self._accept, name="osc-tcp-accept", daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(sock, selectors.EVENT_READ, None)
+        self._thread = threading.Thread(target=self._serve, name="osc-tcp", daemon=True)
+        self._thread.start()
         log.info("OSC over TCP (SLIP) listening on %s:%d", *self.address)
 
-    def _accept(self) -> None:
-        sock = self._sock
-        assert sock is not None
+    def _serve(self) -> None:
+        selector = self._selector
+        assert selector is not None
         while not self._stop.is_set():
+            for key, _ in selector.select(timeout=0.2):
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.fileobj, key.data)  # type: ignore[arg-type]
+            self._close_idle()
+        for key in list(selector.get_map().values()):
+            if key.data is not None:
+                self._drop(key.fileobj, key.data)  # type: ignore[arg-type]
+        selector.close()
+
+    def _accept(self) -> None:
+        sock, selector = self._sock, self._selector
+        assert sock is not None and selector is not None
+        while True:
             try:
                 conn, address = sock.accept()
-            except (TimeoutError, socket.timeout):
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                continue
-            with self._lock:
-                crowded = len(self._conns) >= self._max_connections
-            if crowded or not self._control.allowed(address[0]):
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors: the ones waiting stay in the backlog
+                log.warning("OSC over TCP: accept failed (%s)", exc)
+                return
+            if self.gate.admit(address[0]) is not None:
                 self.stats["refused"] += 1
                 conn.close()
                 continue
-            conn.settimeout(0.2)
-            with self._lock:
-                self._conns.add(conn)
+            conn.settimeout(0.2)  # replies: a stalled client loses them instead of holding the control thread
             self.stats["connections"] += 1
-            thread = threading.Thread(target=self._read, args=(conn, address), name=f"osc-tcp-{address[0]}",
-                                      daemon=True)
-            thread.start()
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            selector.register(conn, selectors.EVENT_READ, _Connection(TcpPeer(conn, address), self._clock.now_s()))
 
-    def _read(self, conn: socket.socket, address) -> None:
-        peer = TcpPeer(conn, address)
-        buffer = bytearray()
+    def _read(self, conn: socket.socket, state: "_Connection") -> None:
         try:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except (TimeoutError, socket.timeout):
-                    continue
-                if not data:
-                    return
-                buffer += data
-                if len(buffer) > 4 * MAX_FRAME and buffer.find(b"\xc0") < 0:
-                    self.stats["bad_frames"] += 1
-                    return  # no framing at all: not an OSC 1.1 client
-                for frame in split_frames(buffer):
-                    try:
-                        dgram = slip.decode(frame)
-                    except (slip.ProtocolError, ValueError):
-                        self.stats["bad_frames"] += 1
-                        continue
-                    if not dgram or len(dgram) > MAX_FRAME:
-                        self.stats["bad_frames"] += 1
-                        continue
-                    self.stats["frames"] += 1
-                    self._control.submit_packet(Packet(dgram, address[0], peer, self._clock.now_s()))
-        except OSError:
+            data = conn.recv(65536)
+        except (BlockingIOError, InterruptedError, TimeoutError, socket.timeout):
             return
-        finally:
-            with self._lock:
-                self._conns.discard(conn)
-            conn.close()
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn, state)
+            return
+        state.last_s = self._clock.now_s()
+        buffer = state.buffer
+        buffer += data
+        if len(buffer) > 4 * MAX_FRAME and buffer.find(b"\xc0") < 0:
+            self.stats["bad_frames"] += 1
+            self._drop(conn, state)  # no framing at all: not an OSC 1.1 client
+            return
+        for frame in split_frames(buffer):
+            try:
+                dgram = slip.decode(frame)
+            except (slip.ProtocolError, ValueError):
+                self.stats["bad_frames"] += 1
+                continue
+            if not dgram or len(dgram) > MAX_FRAME:
+                self.stats["bad_frames"] += 1
+                continue
+            self.stats["frames"] += 1
+            self._control.submit_packet(Packet(dgram, state.peer.address[0], state.peer, state.last_s))
+
+    def _close_idle(self) -> None:
+        selector = self._selector
+        assert selector is not None
+        deadline_s = self._clock.now_s() - self.gate.limits.idle_timeout_s
+        for key in list(selector.get_map().values()):
+            if key.data is not None and key.data.last_s < deadline_s:
+                self.stats["idle_closed"] += 1
+                self._drop(key.fileobj, key.data)  # type: ignore[arg-type]
+
+    def _drop(self, conn: socket.socket, state: "_Connection") -> None:
+        assert self._selector is not None
+        self._selector.unregister(conn)
+        conn.close()
+        self.gate.release(state.peer.address[0])
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self._stop.set()
-        with self._lock:
-            for conn in list(self._conns):
-                try:
-                    conn.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        for thread in self._threads:
-            thread.join(timeout=timeout_s)
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+class _Connection:
+    """What the reader keeps per connection."""
+    __slots__ = ("peer", "buffer", "last_s")
+
+    def __init__(self, peer: TcpPeer, now_s: float) -> None:
+        self.peer = peer
+        self.buffer = bytearray()
+        self.last_s = now_s

@@ -190,6 +190,13 @@ class OscConfig(Section):
     max_subscribers: int = Field(16, ge=1, le=256)
     realtime_priority: int = Field(0, ge=0, le=49)
     """Below the MIDI sender process (50): equal SCHED_FIFO priorities would not preempt it."""
+    admin_token: str = ""
+    """/panic, /restart, /stop over UDP from a host that is not this machine carry it as their argument."""
+    max_connections: int = Field(64, ge=1, le=4096)
+    """Per TCP server (OSC over TCP, OSCQuery)."""
+    max_connections_per_host: int = Field(8, ge=1, le=4096)
+    header_timeout_s: float = Field(5.0, gt=0, le=120)
+    tcp_idle_timeout_s: float = Field(600.0, gt=0, le=86400)
 
 
 class MidiCcMap(Section):
@@ -264,6 +271,12 @@ class WebConfig(Section):
     preview_hz: float = Field(4.0, gt=0, le=15)
     preview_width: int = Field(480, ge=64, le=1920)
     metrics: bool = True
+    max_connections: int = Field(64, ge=1, le=4096)
+    max_connections_per_host: int = Field(16, ge=1, le=4096)
+    header_timeout_s: float = Field(5.0, gt=0, le=120)
+    max_body_bytes: int = Field(16384, ge=1024, le=1 << 20)
+    host_names: tuple[str, ...] = ()
+    """Names a browser may use for the dashboard besides IP addresses, localhost and this machine's name."""
 
 
 class RecordConfig(Section):

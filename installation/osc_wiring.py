@@ -15,6 +15,7 @@ from typing import Any, Callable
 from hardware.osc import OscControlServer, parse_target
 from hardware.osc_inbox import CommandInbox
 from hardware.osc_out import AnalysisOut
+from hardware.conn_gate import ConnectionLimits
 from hardware.osc_query import OscQueryServer, describe_space, live_value
 from installation import routes
 
@@ -71,10 +72,15 @@ class OscPieces:
 
     def status(self) -> dict:
         """What operators see of the control port: drops in the kernel and in the per-host rings,
-        what the rate limit refused or coalesced, commands refused as busy."""
+        what the rate limit refused or coalesced, commands refused as busy, TCP connections
+        (OSC over TCP, OSCQuery) closed when accepted (outside osc.allow or over a cap)."""
         stats = self.server.snapshot()
-        return {key: stats[key] for key in ("kernel_drops", "ring_drops", "rate_limited", "coalesced", "busy",
-                                            "accepted", "subscribers")}
+        status = {key: stats[key] for key in ("kernel_drops", "ring_drops", "rate_limited", "coalesced", "busy",
+                                              "accepted", "subscribers")}
+        gates = [g for g in (getattr(self.tcp, "gate", None), getattr(self.query, "gate", None)) if g is not None]
+        if gates:
+            status["connections_refused"] = sum(v for g in gates for k, v in g.stats.items() if k != "admitted")
+        return status
 
     def stop(self, timeout_s: float = 2.0) -> None:
         for piece in reversed(self.started):
@@ -125,13 +131,16 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
         targets.append((str(target._address[0]), int(target._address[1])))
         target.close()
     analysis = AnalysisOut(server, tuple(targets))
+    limits = ConnectionLimits(max_connections=osc.max_connections, max_per_host=osc.max_connections_per_host,
+                              header_timeout_s=osc.header_timeout_s, idle_timeout_s=osc.tcp_idle_timeout_s)
     query = None
     if osc.query_enabled:
         query = OscQueryServer(cfg.installation.name, osc.host, osc.query_port,
                                lambda: describe_space(routes, control.param_specs, scene_names()),
-                               values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns)
+                               values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns,
+                               limits=limits)
     tcp = None
     if osc.tcp_enabled:
         from hardware.osc_tcp import OscTcpServer
-        tcp = OscTcpServer(osc.host, osc.tcp_port, server, clock)
+        tcp = OscTcpServer(osc.host, osc.tcp_port, server, clock, limits)
     return OscPieces(server, query, analysis, tcp)

@@ -443,3 +443,56 @@ class FailingRenderer:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class SlowClients:
+    """A child process that opens `count` connections to each "host:port" target from `source`
+    (a 127.0.0.x address), sends half a request head on each and then nothing, until `close()`:
+    slowloris, bounded (connects stop after 40 s, the child exits after 120 s or when the test
+    process goes). Its own descriptor limit is raised; the test process's table stays its own."""
+
+    SCRIPT = r"""
+import resource, signal, socket, sys, time
+signal.alarm(120)
+count, source, targets = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count * len(targets) + 256), hard))
+held, failed, deadline = [], 0, time.monotonic() + 40
+for target in targets:
+    host, port = target.rsplit(":", 1)
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            break
+        s = socket.socket()
+        s.settimeout(0.5)
+        try:
+            s.bind((source, 0))
+            s.connect((host, int(port)))
+            s.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            held.append(s)
+        except OSError:
+            failed += 1
+            s.close()
+print(len(held), failed, flush=True)
+sys.stdin.read()
+"""
+
+    def __init__(self, targets: list[tuple[str, int]], count: int, source: str = "127.0.0.2") -> None:
+        import subprocess
+        import sys
+        self._proc = subprocess.Popen([sys.executable, "-c", self.SCRIPT, str(count), source,
+                                       *(f"{h}:{p}" for h, p in targets)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()  # the child's connects are bounded by its 40 s deadline
+        self.opened, self.failed = (int(x) for x in (line.split() or ["0", "0"]))
+
+    def close(self) -> None:
+        import subprocess
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(5)

@@ -547,7 +547,7 @@ def test_oscquery_serves_every_documented_address_with_type_and_range(rig):
         served = {}
 
         def walk(node):
-            if "TYPE" in node or node.get("ACCESS"):
+            if "TYPE" in node or "CONTENTS" not in node:  # a method (a leaf, or one with children)
                 served[node["FULL_PATH"]] = node
             for child in node.get("CONTENTS", {}).values():
                 walk(child)

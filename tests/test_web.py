@@ -29,7 +29,7 @@ SCENES = ["nocturne", "gallery", "pulse"]
 class Room:
     """The parts of a running installation the dashboard talks to, on real threads."""
 
-    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0) -> None:
+    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0, settings: tuple[str, ...] = ()) -> None:
         from installation.web import build_web
         self.live = LiveState(scene="nocturne")
         self.clock = MonotonicClock()
@@ -37,7 +37,8 @@ class Room:
         self.commands: DropOldest[Command] = DropOldest(256)
         self.frames_shown = 0
         cfg = load_config(None, ["web.enabled=true", f'web.token="{TOKEN}"', f"web.port={port}",
-                                 f"web.allow={json.dumps(list(allow))}", "web.status_hz=10", "web.preview_hz=10"])
+                                 f"web.allow={json.dumps(list(allow))}", "web.status_hz=10", "web.preview_hz=10",
+                                 *settings])
         self.web = build_web(cfg, status=self.status, check=self.control.check, commands=self.commands,
                              scenes=lambda: SCENES, show_log=show_log)
         self.stop_event = threading.Event()
@@ -96,8 +97,13 @@ def test_token_is_required_everywhere(room):
 
 
 def test_addresses_outside_the_allowlist_are_refused():
+    """Closed when accepted, before a byte is read; the application's own check answers 403."""
+    from fastapi.testclient import TestClient
     with Room(allow=("10.0.0.0/8",)) as r:
-        reply = httpx.get(r.url + "/status", params={"token": TOKEN}, timeout=10)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(r.url + "/status", params={"token": TOKEN}, timeout=10)
+        assert r.web.server.gate.stats["refused_host"] >= 1
+        reply = TestClient(r.web.server._app, client=("127.0.0.1", 5000)).get("/status", params={"token": TOKEN})
         assert reply.status_code == 403 and "web.allow" in reply.text
 
 

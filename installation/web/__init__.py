@@ -70,7 +70,9 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
         return Web(audit)
     import datetime as dt
 
-    from installation.web.dashboard import DashboardSources, create_app
+    from hardware.conn_gate import ConnectionLimits
+    from hardware.osc_ingress import Allowlist
+    from installation.web.dashboard import DashboardSources, RequestLimits, create_app
     from installation.web.metrics import FaultLog, InstallationCollector, metrics_registry
     from installation.web.preview import PreviewSink
     from installation.web.server import WebServer
@@ -98,6 +100,9 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
         preview_jpeg=preview.jpeg, preview_sequence=lambda: preview.sequence, scenes=scenes,
         schedule=(lambda: calendar.describe(dt.datetime.now())) if hasattr(calendar, "describe") else (lambda: None),
         faults=faults.last, metrics=registry, started_s=started_s)
-    app = create_app(sources, token, web_cfg.allow, status_hz=web_cfg.status_hz, preview_hz=web_cfg.preview_hz)
-    server = WebServer(app, web_cfg.host, web_cfg.port)
+    app = create_app(sources, token, web_cfg.allow, status_hz=web_cfg.status_hz, preview_hz=web_cfg.preview_hz,
+                     limits=RequestLimits(web_cfg.max_body_bytes, web_cfg.header_timeout_s, web_cfg.host_names))
+    limits = ConnectionLimits(max_connections=web_cfg.max_connections,
+                              max_per_host=web_cfg.max_connections_per_host, header_timeout_s=web_cfg.header_timeout_s)
+    server = WebServer(app, web_cfg.host, web_cfg.port, limits, allowed=Allowlist(web_cfg.allow, "web.allow").__contains__)
     return Web(audit, server, preview, faults, f"http://{web_cfg.host}:{web_cfg.port}/")
