@@ -146,8 +146,10 @@ def run_installation(args: argparse.Namespace) -> int:
         installation.lifecycle.exit_action = ""  # a stop asked for during a restart wins over the restart
         installation.request_stop(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP (the ssh session that started the show closed) stops like SIGTERM: notes off, files closed.
+    for signum in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, on_signal)
     code = installation.run()
     life = installation.lifecycle
     if life.exit_action == "restart":
