@@ -109,6 +109,43 @@ def reinitialize_portaudio() -> None:
         sd._initialize()
 
 
+_JACK_SERVER_AT_OPEN: list[int | None] = []
+"""The JACK server PortAudio's streams joined (one entry, set by `note_portaudio_server`)."""
+
+
+def note_portaudio_server() -> None:
+    """Called where a PortAudio stream opens: remembers the JACK server it joined, if PortAudio is on JACK."""
+    from hardware.jack_server import server_identity
+    sd = sys.modules.get("sounddevice")
+    try:
+        on_jack = sd is not None and any("JACK" in str(h["name"]) for h in sd.query_hostapis())
+    except Exception:  # noqa: BLE001 - PortAudio not initialised: nothing joined
+        on_jack = False
+    _JACK_SERVER_AT_OPEN[:] = [server_identity()] if on_jack else []
+
+
+def release_portaudio(timeout_s: float = 1.0) -> bool:
+    """Terminate PortAudio now, bounded, before the interpreter's exit does it unbounded.
+
+    False when it cannot be: PortAudio's JACK host never hears that its server died, so
+    Pa_Terminate then waits up to 10 minutes for a stream to stop, or aborts the process on an
+    assertion. The caller must then leave with os._exit (nothing else is left open by then).
+    """
+    from hardware.jack_server import server_identity
+    from hardware.timeouts import call_abandoning
+    sd = sys.modules.get("sounddevice")
+    if sd is None or sd._initialized == 0:
+        return True
+    if _JACK_SERVER_AT_OPEN and server_identity() != _JACK_SERVER_AT_OPEN[0]:
+        log.info("PortAudio's JACK server has gone; PortAudio is left for the process exit")
+        return False
+
+    def terminate() -> None:
+        while sd._initialized > 0:
+            sd._terminate()
+    return call_abandoning(terminate, timeout_s, "releasing PortAudio")
+
+
 # --- shared machinery --------------------------------------------------------------------------
 class _Ring:
     """Preallocated interleaved ring; `write` runs on the audio thread and only copies."""
@@ -411,6 +448,7 @@ class SoundDeviceInput(_DeviceInput):
 
         stream = sd.InputStream(device=info["index"], samplerate=rate, channels=channels, dtype="float32",
                                 blocksize=self.block_frames, callback=callback)
+        note_portaudio_server()
         stream.start()
         self._stream = stream
 

@@ -590,10 +590,12 @@ class SynthSpeakers:
                 self._ring.append(AudioBlock(self.clock.now_s(), samples, self.synth.sample_rate_hz))
                 self._cond.notify()
 
+        from hardware.audio_in import note_portaudio_server
         info = sd.query_devices(self.device, kind="output")
         self._stream = sd.OutputStream(samplerate=self.synth.sample_rate_hz, blocksize=self.block_frames,
                                        device=self.device, channels=min(2, int(info["max_output_channels"])),
                                        dtype="float32", callback=callback)
+        note_portaudio_server()
         self._stream.start()
 
     def read(self, timeout_s: float) -> AudioBlock | None:

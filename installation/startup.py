@@ -166,6 +166,15 @@ def run_installation(args: argparse.Namespace) -> int:
         restart_in_place(life.stop_reason)
     if any(worker.alive() for worker in installation.supervisor.workers):
         leave_now(code)
+    return leave(code)
+
+
+def leave(code: int) -> int:
+    """The exit code for a normal exit, after PortAudio is released within a second; when it
+    cannot be (its JACK server died under it), the process leaves now instead of hanging in it."""
+    from hardware.audio_in import release_portaudio
+    if not release_portaudio():
+        leave_now(code)
     return code
 
 
@@ -173,7 +182,7 @@ def leave_now(code: int) -> None:
     """End the process without the interpreter's exit: a stage abandoned inside a library call
     (a first frame, a device open) would see that library's C++ destructors run under it, which
     aborts the process (std::terminate). Everything else has stopped and its files are closed."""
-    log.info("a stage is still inside a library call; leaving without waiting for it")
+    log.info("a stage or a device is still inside a library call; leaving without waiting for it")
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

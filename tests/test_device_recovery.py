@@ -73,3 +73,25 @@ def test_midi_out_and_in_come_back_after_a_power_cycle_and_a_jack_restart():
     assert (midi_in["state"], midi_in["losses"], midi_in["reopens"]) == ("open", 1, 1), midi_in
     lost_lines = [line for line in result["warnings"] if " lost (" in line]
     assert len(lost_lines) == 3, result["warnings"]  # each loss logged once
+
+
+@pytest.mark.jack
+def test_the_process_leaves_promptly_after_its_jack_server_died():
+    """PortAudio's JACK host waits up to 10 minutes (or aborts) at exit when its server died."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
+    import time
+    proc = subprocess.Popen([sys.executable, "-m", "tests.portaudio_exit_child"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "killed", proc.communicate(timeout=30)[1][-3000:]
+        killed_at = time.monotonic()
+        _, stderr = proc.communicate(timeout=30)
+        exit_s = time.monotonic() - killed_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert exit_s < 8.0, exit_s  # generous for a loaded machine; the hang it guards against is minutes
