@@ -124,6 +124,12 @@ def note_portaudio_server() -> None:
     _JACK_SERVER_AT_OPEN[:] = [server_identity()] if on_jack else []
 
 
+def portaudio_server_gone() -> bool:
+    """Whether the JACK server PortAudio's streams joined has stopped or been replaced since."""
+    from hardware.jack_server import server_identity
+    return bool(_JACK_SERVER_AT_OPEN) and server_identity() != _JACK_SERVER_AT_OPEN[0]
+
+
 def release_portaudio(timeout_s: float = 1.0) -> bool:
     """Terminate PortAudio now, bounded, before the interpreter's exit does it unbounded.
 
@@ -131,12 +137,11 @@ def release_portaudio(timeout_s: float = 1.0) -> bool:
     Pa_Terminate then waits up to 10 minutes for a stream to stop, or aborts the process on an
     assertion. The caller must then leave with os._exit (nothing else is left open by then).
     """
-    from hardware.jack_server import server_identity
     from hardware.timeouts import call_abandoning
     sd = sys.modules.get("sounddevice")
     if sd is None or sd._initialized == 0:
         return True
-    if _JACK_SERVER_AT_OPEN and server_identity() != _JACK_SERVER_AT_OPEN[0]:
+    if portaudio_server_gone():
         log.info("PortAudio's JACK server has gone; PortAudio is left for the process exit")
         return False
 
@@ -248,6 +253,8 @@ class _DeviceInput:
         self._stalled = False
         self._reinit_hung = False
         self._closing: list[threading.Event] = []  # closes still running on their helper threads
+        from hardware.recovery import DeviceHealth
+        self.health = DeviceHealth(self.name, "audio in", clock.now_s)
 
     # subclasses: _start(info, rate, channels), _stop_stream(stream), _alive(), _reinitialize()
     def _start(self, info: dict, rate: int, channels: int) -> None:
@@ -266,6 +273,7 @@ class _DeviceInput:
         self._silence_until_s = self.clock.now_s()
         self._stalled = False
         self._open = True
+        self.health.opened()
 
     def _start_device(self, info: dict) -> None:
         channels = self.requested_channels or min(2, info["max_input_channels"])
@@ -330,7 +338,7 @@ class _DeviceInput:
             self._silence_until_s = max(self._silence_until_s, t_s + x.size / self.sample_rate_hz)
             return AudioBlock(t_s=t_s, samples=x, sample_rate_hz=self.sample_rate_hz)
         if not self._alive():
-            log.warning("audio input %s stopped; feeding silence and reopening it", self.name)
+            self.health.lost("the stream stopped; feeding silence meanwhile")
             self.stats["stalls"] += 0 if self._stalled else 1
             self._stalled = False
             self._lost_since_s = now
@@ -353,10 +361,11 @@ class _DeviceInput:
                 self._start_device(find_input_device(self.device, self._devices()))
                 self.stats["reopens"] += 1
                 self._silence_until_s = self.clock.now_s()
-                log.info("audio input %s is back", self.name)
+                self.health.opened()
                 return None
             except Exception as exc:  # still gone: count, back off, keep feeding silence
                 self.stats["reopen_failures"] += 1
+                self.health.reopen_failed(str(exc))
                 self._next_retry_s = self.clock.now_s() + BACKOFF_S[min(self._retry, len(BACKOFF_S) - 1)]
                 self._retry += 1
                 log.debug("audio input %s still unavailable: %s", self.device, exc)
@@ -424,6 +433,7 @@ class _DeviceInput:
 
     def close(self) -> None:
         self._open = False
+        self.health.closed()
         self._abandon_stream()
 
 

@@ -95,3 +95,30 @@ def test_the_process_leaves_promptly_after_its_jack_server_died():
             proc.communicate()
     assert proc.returncode == 0, stderr[-3000:]
     assert exit_s < 8.0, exit_s  # generous for a loaded machine; the hang it guards against is minutes
+
+
+def test_the_board_reports_every_device_and_makes_each_new_loss_one_fault():
+    from installation.devices import DeviceBoard
+    from installation.web.metrics import InstallationCollector
+
+    clock = ManualClock()
+
+    class Port:
+        health = DeviceHealth("keys", "MIDI in", clock.now_s)
+
+    class Sender:  # the real-time sender process's scheduler, as it answers stats
+        output_specs = [("mido", "synth", "")]
+        stats = {"devices": {"synth": {"kind": "MIDI out", "state": "lost", "losses": 1, "reason": "synth is gone"}}}
+
+    faults: list[tuple[str, str]] = []
+    board = DeviceBoard([Port(), object()], [Sender()], on_loss=lambda name, text: faults.append((name, text)))
+    Port.health.opened()
+    board.refresh()
+    board.refresh()  # the same loss seen again is not a second fault
+    assert faults == [("MIDI out synth", "lost: synth is gone")]
+    assert board.states()["keys"]["state"] == "open" and board.losses() == 1
+    status = {"devices": board.states(), "device_losses": board.losses()}
+    metrics = {m.name: m for m in InstallationCollector(lambda: status, 0.0).collect()}
+    up = {s.labels["device"]: s.value for s in metrics["chromesthesia_device_up"].samples}
+    assert up == {"keys": 1.0, "synth": 0.0}
+    assert metrics["chromesthesia_faults"].samples[0].value == 1.0
