@@ -109,6 +109,48 @@ def reinitialize_portaudio() -> None:
         sd._initialize()
 
 
+_JACK_SERVER_AT_OPEN: list[int | None] = []
+"""The JACK server PortAudio's streams joined (one entry, set by `note_portaudio_server`)."""
+
+
+def note_portaudio_server() -> None:
+    """Called where a PortAudio stream opens: remembers the JACK server it joined, if PortAudio is on JACK."""
+    from hardware.jack_server import server_identity
+    sd = sys.modules.get("sounddevice")
+    try:
+        on_jack = sd is not None and any("JACK" in str(h["name"]) for h in sd.query_hostapis())
+    except Exception:  # noqa: BLE001 - PortAudio not initialised: nothing joined
+        on_jack = False
+    _JACK_SERVER_AT_OPEN[:] = [server_identity()] if on_jack else []
+
+
+def portaudio_server_gone() -> bool:
+    """Whether the JACK server PortAudio's streams joined has stopped or been replaced since."""
+    from hardware.jack_server import server_identity
+    return bool(_JACK_SERVER_AT_OPEN) and server_identity() != _JACK_SERVER_AT_OPEN[0]
+
+
+def release_portaudio(timeout_s: float = 1.0) -> bool:
+    """Terminate PortAudio now, bounded, before the interpreter's exit does it unbounded.
+
+    False when it cannot be: PortAudio's JACK host never hears that its server died, so
+    Pa_Terminate then waits up to 10 minutes for a stream to stop, or aborts the process on an
+    assertion. The caller must then leave with os._exit (nothing else is left open by then).
+    """
+    from hardware.timeouts import call_abandoning
+    sd = sys.modules.get("sounddevice")
+    if sd is None or sd._initialized == 0:
+        return True
+    if portaudio_server_gone():
+        log.info("PortAudio's JACK server has gone; PortAudio is left for the process exit")
+        return False
+
+    def terminate() -> None:
+        while sd._initialized > 0:
+            sd._terminate()
+    return call_abandoning(terminate, timeout_s, "releasing PortAudio")
+
+
 # --- shared machinery --------------------------------------------------------------------------
 class _Ring:
     """Preallocated interleaved ring; `write` runs on the audio thread and only copies."""
@@ -211,6 +253,8 @@ class _DeviceInput:
         self._stalled = False
         self._reinit_hung = False
         self._closing: list[threading.Event] = []  # closes still running on their helper threads
+        from hardware.recovery import DeviceHealth
+        self.health = DeviceHealth(self.name, "audio in", clock.now_s)
 
     # subclasses: _start(info, rate, channels), _stop_stream(stream), _alive(), _reinitialize()
     def _start(self, info: dict, rate: int, channels: int) -> None:
@@ -229,6 +273,7 @@ class _DeviceInput:
         self._silence_until_s = self.clock.now_s()
         self._stalled = False
         self._open = True
+        self.health.opened()
 
     def _start_device(self, info: dict) -> None:
         channels = self.requested_channels or min(2, info["max_input_channels"])
@@ -293,7 +338,7 @@ class _DeviceInput:
             self._silence_until_s = max(self._silence_until_s, t_s + x.size / self.sample_rate_hz)
             return AudioBlock(t_s=t_s, samples=x, sample_rate_hz=self.sample_rate_hz)
         if not self._alive():
-            log.warning("audio input %s stopped; feeding silence and reopening it", self.name)
+            self.health.lost("the stream stopped; feeding silence meanwhile")
             self.stats["stalls"] += 0 if self._stalled else 1
             self._stalled = False
             self._lost_since_s = now
@@ -316,10 +361,11 @@ class _DeviceInput:
                 self._start_device(find_input_device(self.device, self._devices()))
                 self.stats["reopens"] += 1
                 self._silence_until_s = self.clock.now_s()
-                log.info("audio input %s is back", self.name)
+                self.health.opened()
                 return None
             except Exception as exc:  # still gone: count, back off, keep feeding silence
                 self.stats["reopen_failures"] += 1
+                self.health.reopen_failed(str(exc))
                 self._next_retry_s = self.clock.now_s() + BACKOFF_S[min(self._retry, len(BACKOFF_S) - 1)]
                 self._retry += 1
                 log.debug("audio input %s still unavailable: %s", self.device, exc)
@@ -387,6 +433,7 @@ class _DeviceInput:
 
     def close(self) -> None:
         self._open = False
+        self.health.closed()
         self._abandon_stream()
 
 
@@ -411,6 +458,7 @@ class SoundDeviceInput(_DeviceInput):
 
         stream = sd.InputStream(device=info["index"], samplerate=rate, channels=channels, dtype="float32",
                                 blocksize=self.block_frames, callback=callback)
+        note_portaudio_server()
         stream.start()
         self._stream = stream
 

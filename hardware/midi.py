@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from hardware.base import CC_ALL_NOTES_OFF, BaseMidiOut
+from hardware.jack_server import server_identity, uses_jack
+from hardware.recovery import DeviceHealth
 from installation.errors import UserError
 from installation.records import Cue
 
@@ -54,65 +56,132 @@ class _NotConnected(ConnectionError):
 
 
 class _PortOut(BaseMidiOut):
-    """Port outputs: reopen with backoff when the port vanished or was absent at start."""
+    """Port outputs: loss found by probing, reopened with back-off when the port returns.
+
+    rtmidi does not raise when only the connection is gone (a synth power-cycled, a JACK server
+    restarted), so every `probe_s` a send first checks, through the port's own client, that the
+    destination is still listed, and that the JACK server is still the one the port joined. A port
+    of a JACK server that died is set aside, never closed: its client would wait for the dead server.
+    """
 
     retry_s = 1.0
+    probe_s = 0.5
 
     def __init__(self, name: str, backend: str) -> None:
         super().__init__(name)
         self.backend = backend
         self._port: Any = None
         self._retry_at_s = 0.0
+        self._probe_at_s = 0.0
+        self._server_id: int | None = None
+        self._stale: list[Any] = []  # ports of servers that died: kept, never closed
+        self.health = DeviceHealth(name, "MIDI out")
         self.stats.update(reopens=0, connected=False)
 
     def _open_port(self) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def _destination(self) -> str | None:
+        """The port name the connection goes to (None: nothing to look for, e.g. a virtual port)."""
+        return None
+
+    def _connect(self) -> None:
+        self._server_id = server_identity() if uses_jack(self.backend) else None
+        self._port = self._open_port()
+        self._probe_at_s = time.monotonic() + self.probe_s
+        self.stats["connected"] = True
+        self.health.opened()
+
     def open(self) -> None:
         """Open now; raises UserError if the port cannot be found (at start only)."""
         with self._send_lock:
-            self._port = self._open_port()
-            self.stats["connected"] = True
+            self._connect()
 
     def _try_reopen(self) -> None:
         now_s = time.monotonic()
-        if now_s < self._retry_at_s:
+        if now_s < self._retry_at_s or not self.health.reopen_due():
             return
         self._retry_at_s = now_s + self.retry_s
+        if uses_jack(self.backend) and server_identity() is None:
+            self.health.reopen_failed("no JACK server is running")  # a client now would only print noise
+            return
         try:
-            self._port = self._open_port()
+            self._connect()
         except Exception as exc:
+            self.health.reopen_failed(str(exc))
             log.debug("reopen of %s failed: %s", self.name, exc)
             return
         self.stats["reopens"] += 1
-        self.stats["connected"] = True
         log.info("MIDI output %s is back", self.name)
 
+    def _lost_because(self) -> str | None:
+        """Why the open port no longer reaches its destination, or None while it does."""
+        if uses_jack(self.backend) and server_identity() != self._server_id:
+            return "the JACK server stopped or restarted"
+        destination = self._destination()
+        rt = getattr(self._port, "_rt", None)
+        if destination is None or rt is None:
+            return None
+        try:
+            return None if destination in rt.get_ports() else f"{destination} is gone"
+        except Exception as exc:  # noqa: BLE001 - a broken client is a lost port too
+            return f"its MIDI client failed ({exc})"
+
+    def _probe(self) -> None:
+        """Under the send lock: drop the port when the probe finds it lost."""
+        now_s = time.monotonic()
+        if self._port is None or now_s < self._probe_at_s:
+            return
+        self._probe_at_s = now_s + self.probe_s
+        reason = self._lost_because()
+        if reason is not None:
+            self._drop(reason, server_gone=reason.startswith("the JACK server"))
+
+    def check(self) -> dict:
+        """Probe now (any thread) and return the health snapshot."""
+        with self._send_lock:
+            if not self.closed:
+                self._probe_at_s = 0.0
+                self._probe()
+                if self._port is None:
+                    self._try_reopen()
+        return self.health.snapshot()
+
     def _send(self, message) -> None:
+        self._probe()
         if self._port is None:
             self._try_reopen()
             if self._port is None:
                 raise _NotConnected(self.name)
         self._port.send(message)
 
+    def _drop(self, reason: str, server_gone: bool = False) -> None:
+        port, self._port = self._port, None
+        self.stats["connected"] = False
+        self._retry_at_s = 0.0
+        self.health.lost(reason)
+        if port is None:
+            return
+        if server_gone:
+            self._stale.append(port)
+            return
+        try:
+            port.close()
+        except Exception:  # noqa: BLE001 - the port is being given up anyway
+            pass
+
     def _on_error(self, exc: Exception) -> None:
         """rtmidi raises SystemError/OSError/RuntimeError when a port vanishes: close, retry later."""
         if isinstance(exc, _NotConnected):
             return
-        log.warning("MIDI output %s failed (%s); will reopen when it returns", self.name, exc)
-        try:
-            self._port.close()
-        except Exception:
-            pass
-        self._port = None
-        self.stats["connected"] = False
-        self._retry_at_s = time.monotonic() + self.retry_s
+        self._drop(f"sending failed ({exc})")
 
     def _close(self) -> None:
         if self._port is not None:
             self._port.close()
             self._port = None
         self.stats["connected"] = False
+        self.health.closed()
 
 
 class MidoOut(_PortOut):
@@ -132,7 +201,7 @@ class MidoOut(_PortOut):
             if required:
                 raise
             log.warning("%s; it will be connected when it appears", str(exc).rstrip("."))
-            self._retry_at_s = time.monotonic() + self.retry_s
+            self.health.reopen_failed(str(exc))
 
     def _open_port(self) -> Any:
         mod = load_backend(self.backend)
@@ -147,6 +216,9 @@ class MidoOut(_PortOut):
                             f"fix the name or connect the device.")
         self.port_name = matches[0]
         return mod.open_output(matches[0])
+
+    def _destination(self) -> str | None:
+        return self.port_name or None
 
 
 class VirtualMidiOut(_PortOut):

@@ -17,7 +17,9 @@ import logging
 import threading
 
 
+from hardware.jack_server import server_identity, uses_jack
 from hardware.midi import load_backend
+from hardware.recovery import DeviceHealth
 from installation.errors import UserError
 
 CALLBACK_DRAIN_S = 0.1
@@ -53,6 +55,10 @@ class MidoMidiIn:
         self.name = name
         self._clock = clock
         self._backend = load_backend(backend)
+        self._jack = uses_jack(backend)
+        self._server_id: int | None = None
+        self._stale: list = []  # clients of a JACK server that died: kept, never closed (they would wait for it)
+        self.health = DeviceHealth(name, "MIDI in", clock.now_s)
         self._retry_s = retry_s
         self._messages: collections.deque = collections.deque(maxlen=capacity)
         self._lock = threading.Lock()
@@ -74,6 +80,9 @@ class MidoMidiIn:
 
     def _input_names(self) -> list[str] | None:
         self.listings += 1
+        if self._jack and self._probe is not None and server_identity() != self._server_id:
+            self._stale.append(self._probe)  # the probe client joined a server that has gone
+            self._probe = None
         try:
             if self._probe is None:
                 self._probe = self._make_probe()
@@ -97,6 +106,8 @@ class MidoMidiIn:
 
     def _still_there(self) -> bool | None:
         """Whether the open port's peer still exists, from the port's own client; None if unknown."""
+        if self._jack and server_identity() != self._server_id:
+            return False  # its client's server died (or was replaced): that client never hears again
         rt = getattr(self._port, "_rt", None)
         if rt is None:
             names = self._input_names()
@@ -116,18 +127,26 @@ class MidoMidiIn:
     def open(self) -> None:
         """Open the port if it exists now; if not, `poll` keeps looking. Never raises for absence."""
         self._next_check_s = self._clock.now_s() + self._retry_s
+        if self._jack:
+            self._server_id = server_identity()
+            if self._server_id is None:
+                self.health.reopen_failed("no JACK server is running")  # a client now would only print noise
+                return
         names = self._input_names()
         match = next((n for n in names or [] if self.name.lower() in n.lower()), None)
         if match is None:
+            self.health.reopen_failed(f"no input matches {self.name!r}")
             return
         try:
             port = self._backend.open_input(match, callback=self._on_message)
         except Exception as exc:
             self.errors += 1
+            self.health.reopen_failed(str(exc))
             log.warning("MIDI in %r: opening %r failed (%s); retrying every %.0f s", self.name, match, exc, self._retry_s)
             return
         with self._lock:
             self._port, self.port_name = port, match
+        self.health.opened()
         log.info("MIDI in: %r opened", match)
 
     def poll(self) -> list:
@@ -141,26 +160,34 @@ class MidoMidiIn:
                     self.reopened += 1
             elif now_s - self._last_message_s >= self._retry_s:  # a controller that is talking is there
                 if self._still_there() is False:
-                    log.warning("MIDI in: %r vanished; reopening when it returns", self.port_name)
+                    server_gone = self._jack and server_identity() != self._server_id
+                    self.health.lost("the JACK server stopped or restarted" if server_gone else
+                                     f"{self.port_name} vanished")
                     self.vanished += 1
-                    self._close_port()
+                    self._close_port(abandon=server_gone)
         messages = []
         while self._messages:
             messages.append(self._messages.popleft())
         return messages
 
-    def _close_port(self) -> None:
+    def _close_port(self, abandon: bool = False) -> None:
         with self._lock:
             port, self._port = self._port, None
-        if port is not None:
+        if port is not None and abandon:
+            self._stale.append(port)
+        elif port is not None:
             try:
                 close_input(port)
             except Exception as exc:
                 log.debug("MIDI in: closing %r: %s", self.port_name, exc)
 
     def close(self) -> None:
-        self._close_port()
+        self._close_port(abandon=self._jack and server_identity() != self._server_id)
+        self.health.closed()
         probe, self._probe = self._probe, None
+        if probe is not None and self._jack and server_identity() != self._server_id:
+            self._stale.append(probe)
+            probe = None
         if probe is not None:
             try:
                 probe.delete()

@@ -436,6 +436,9 @@ class SynthLoopInput:
         self._retry_s = 0.0
         self._reopening = False
         self._reopened = threading.Event()
+        if tap is not None:
+            from hardware.recovery import DeviceHealth
+            self.health = DeviceHealth("speakers", "audio out", clock.now_s)
 
     def open(self) -> None:
         """Opens the speaker stream too; without it, listening runs on the clock and retries."""
@@ -447,9 +450,11 @@ class SynthLoopInput:
                 self.tap.open()
             except Exception as exc:  # noqa: BLE001 - PortAudio or the device gone since probing
                 log.warning("speakers cannot open (%s); listening to the synth without them", exc)
+                self.health.reopen_failed(str(exc))
                 self._retry_s = self.clock.now_s() + self.RETRY_S
                 return
             self._speaking = True
+            self.health.opened()
             self._last_block_s = self.clock.now_s()
 
     @property
@@ -477,8 +482,11 @@ class SynthLoopInput:
     def _let_speakers_go(self, now_s: float) -> None:
         from hardware.timeouts import call_abandoning
         log.warning("the speaker stream has delivered nothing for %.1f s; listening goes on without it", self.STALL_S)
+        from hardware.audio_in import portaudio_server_gone
         self._speaking = False
         self.stats["speaker_losses"] += 1
+        self.health.lost("PortAudio's JACK server stopped; PortAudio cannot join a new one in this process"
+                         if portaudio_server_gone() else "the stream stopped delivering")
         assert self.tap is not None
         call_abandoning(self.tap.close, self.CLOSE_TIMEOUT_S, "closing the speaker stream")
         self._restart_clock()
@@ -491,9 +499,15 @@ class SynthLoopInput:
             self._speaking = True
             self._last_block_s = self.clock.now_s()
             self.stats["speaker_reopens"] += 1
-            log.info("speakers are back")
+            self.health.opened()
             return
         if self._reopening or self.clock.now_s() < self._retry_s:
+            return
+        from hardware.audio_in import portaudio_server_gone
+        if portaudio_server_gone():
+            # Its JACK host waits for the dead server forever (a reopen fails with -9992, and
+            # re-initialising PortAudio crashes in libjack): no try would do anything but block.
+            self._retry_s = self.clock.now_s() + self.RETRY_S
             return
         self._reopening = True
         self._retry_s = self.clock.now_s() + self.RETRY_S
@@ -505,7 +519,7 @@ class SynthLoopInput:
             self.tap.open()
             self._reopened.set()
         except Exception as exc:  # noqa: BLE001 - still gone: the next try is RETRY_S later
-            log.info("speakers still cannot open (%s)", exc)
+            self.health.reopen_failed(str(exc))
         finally:
             self._reopening = False
 
@@ -590,10 +604,12 @@ class SynthSpeakers:
                 self._ring.append(AudioBlock(self.clock.now_s(), samples, self.synth.sample_rate_hz))
                 self._cond.notify()
 
+        from hardware.audio_in import note_portaudio_server
         info = sd.query_devices(self.device, kind="output")
         self._stream = sd.OutputStream(samplerate=self.synth.sample_rate_hz, blocksize=self.block_frames,
                                        device=self.device, channels=min(2, int(info["max_output_channels"])),
                                        dtype="float32", callback=callback)
+        note_portaudio_server()
         self._stream.start()
 
     def read(self, timeout_s: float) -> AudioBlock | None:

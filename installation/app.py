@@ -20,6 +20,7 @@ from installation.stages import Stage
 from installation.bus import Bus
 from installation.clock import Clock, MonotonicClock
 from installation.config import Config
+from installation.devices import DeviceBoard
 from installation.errors import UserError
 from installation.lifecycle import Lifecycle
 from installation.projector import MainFaults, Projector
@@ -203,6 +204,7 @@ class Installation:
                 bus.live, self.schedulers, clock, dormant, show_log=self.show_log))
         for stage in self.stages:
             self._add(stage)
+        self.devices = DeviceBoard([audio, *self.rig.midi_inputs()], self.schedulers, on_loss=self._fault)
 
     def _notes(self) -> int:
         """Notes the synth started (or, without it, notes planned)."""
@@ -217,7 +219,8 @@ class Installation:
         carried, totals = self.options.carried, self.supervisor.totals()
         return {"failures": carried.get("failures", 0) + totals["failures"],
                 "restarts": carried.get("restarts", 0) + totals["restarts"],
-                "restarts_in_place": carried.get("restarts_in_place", 0)}
+                "restarts_in_place": carried.get("restarts_in_place", 0),
+                "device_losses": self.devices.losses() if hasattr(self, "devices") else 0}
 
     def counters(self) -> dict[str, int]:
         composer = next((s for s in self.stages if isinstance(s, stages.ComposerStage)), None)
@@ -229,7 +232,8 @@ class Installation:
         """A thread-safe copy of what operators see; called from the OSC thread too."""
         return {**self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
                                   self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status(),
-                **({"osc": self.osc.status()} if self.osc is not None else {}), **self.stage("renderer").status()}
+                **({"osc": self.osc.status()} if self.osc is not None else {}), **self.stage("renderer").status(),
+                "devices": self.devices.states()}
 
     def _panic(self) -> None:
         """/panic: all notes off on every output, now (the schedulers' own panic)."""
@@ -249,8 +253,9 @@ class Installation:
         life = self.lifecycle
         try:
             self._start(status)
-            life.loop(self.projector, self.bus.commands, status, self.status_snapshot, self._notes,
-                      self.options.duration_s, detailed_log=self.options.record_dir is not None)
+            status_tick = self.devices.refreshing(self.status_snapshot, self.faults)  # devices probed first
+            life.loop(self.projector, self.bus.commands, status, status_tick, self._notes, self.options.duration_s,
+                      detailed_log=self.options.record_dir is not None)
         finally:
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
             life.shutdown([self.osc, self.rig, self.web],

@@ -57,6 +57,10 @@ class Rig:
             self.midi_control.start()
             self.opened.append(self.midi_control)
 
+    def midi_inputs(self) -> list:
+        """The MIDI inputs the control thread polls (their `health` goes to /status)."""
+        return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
+
     def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
         """The projector's extra frame sink for [video_out] (empty when none is asked for)."""
         from hardware.video_out import build_video_out

@@ -237,6 +237,8 @@ class ThreadScheduler:
         result["lost"] += lost_in_outputs
         result.update(_lateness_figures(late))
         result["realtime"] = self.realtime
+        # Ports probed now: a destination gone quiet is found even while no note is due.
+        result["devices"] = {o.name: o.check() for o in self.outputs if hasattr(o, "check")}
         return result
 
     def late_ms(self) -> np.ndarray:

@@ -146,8 +146,10 @@ def run_installation(args: argparse.Namespace) -> int:
         installation.lifecycle.exit_action = ""  # a stop asked for during a restart wins over the restart
         installation.request_stop(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP (the ssh session that started the show closed) stops like SIGTERM: notes off, files closed.
+    for signum in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if signum is not None:
+            signal.signal(signum, on_signal)
     code = installation.run()
     life = installation.lifecycle
     if life.exit_action == "restart":
@@ -164,6 +166,15 @@ def run_installation(args: argparse.Namespace) -> int:
         restart_in_place(life.stop_reason)
     if any(worker.alive() for worker in installation.supervisor.workers):
         leave_now(code)
+    return leave(code)
+
+
+def leave(code: int) -> int:
+    """The exit code for a normal exit, after PortAudio is released within a second; when it
+    cannot be (its JACK server died under it), the process leaves now instead of hanging in it."""
+    from hardware.audio_in import release_portaudio
+    if not release_portaudio():
+        leave_now(code)
     return code
 
 
@@ -171,7 +182,7 @@ def leave_now(code: int) -> None:
     """End the process without the interpreter's exit: a stage abandoned inside a library call
     (a first frame, a device open) would see that library's C++ destructors run under it, which
     aborts the process (std::terminate). Everything else has stopped and its files are closed."""
-    log.info("a stage is still inside a library call; leaving without waiting for it")
+    log.info("a stage or a device is still inside a library call; leaving without waiting for it")
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

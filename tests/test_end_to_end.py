@@ -90,7 +90,9 @@ def test_embedded_default_runs_the_whole_loop_in_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path, signum):
+    """SIGHUP (an ssh session closing) stops as cleanly as SIGTERM: panic, stop record, playable files."""
     args = [sys.executable, str(ROOT / "run.py"), "--headless", "--quiet", "--record", str(tmp_path)]
     for item in [*EMBEDDED, "osc.enabled=true", "osc.port=0"]:  # the default stop path, OSC server included
         args += ["--set", item]
@@ -101,7 +103,7 @@ def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path):
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert len(records(tmp_path / "show.jsonl", "plan")) >= 2, "no music was planned within 120 s"
         sent_at = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         proc.wait(10)
         elapsed_s = time.monotonic() - sent_at
     finally:
@@ -119,7 +121,7 @@ def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path):
     assert all_off == set(range(16))
     assert len(video_frames(tmp_path / "visuals.mp4")) > 10
     show = read_show_log(tmp_path / "show.jsonl")
-    assert show[-1]["kind"] == "stop" and show[-1]["reason"] == "SIGTERM"
+    assert show[-1]["kind"] == "stop" and show[-1]["reason"] == signal.Signals(signum).name
 
 
 @pytest.mark.slow

@@ -128,8 +128,18 @@ class InstallationCollector:
             drops.add_metric([str(name)], float(count))
         yield drops
         yield CounterMetricFamily("chromesthesia_restarts", "Worker restarts", value=float(status.get("restarts") or 0))
-        yield CounterMetricFamily("chromesthesia_faults", "Worker failures and main-loop faults",
-                                  value=float(status.get("failures") or 0) + float(status.get("main_faults") or 0))
+        yield CounterMetricFamily("chromesthesia_faults", "Worker failures, main-loop faults and device losses",
+                                  value=float(status.get("failures") or 0) + float(status.get("main_faults") or 0)
+                                  + float(status.get("device_losses") or 0))
+        up = GaugeMetricFamily("chromesthesia_device_up", "1 while a device is open, 0 while lost or waiting",
+                               labels=["device", "kind"])
+        losses = CounterMetricFamily("chromesthesia_device_losses", "Times a device was lost", labels=["device", "kind"])
+        for name, device in sorted((status.get("devices") or {}).items()):
+            labels = [str(name), str(device.get("kind", ""))]
+            up.add_metric(labels, 1.0 if device.get("state") == "open" else 0.0)
+            losses.add_metric(labels, float(device.get("losses") or 0))
+        yield up
+        yield losses
         commands = CounterMetricFamily("chromesthesia_commands", "Operator commands by source and result",
                                        labels=["source", "result"])
         for (source, result), count in sorted((self._audit.snapshot() if self._audit else {}).items()):
