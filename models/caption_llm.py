@@ -12,12 +12,11 @@ import logging
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from models.caption_safety import ContentFilter, clean_text
+from models.llm_http import post_json
 
 log = logging.getLogger(__name__)
 
@@ -226,21 +225,7 @@ class LlmFacets:
         payload = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
                    "response_format": {"type": "json_object"},
                    "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-        request = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode("utf-8"),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        deadline = time.monotonic() + self.timeout_s
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            chunks = []
-            while True:  # read in pieces so a server that trickles bytes still meets the deadline
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no complete answer within {self.timeout_s:.1f} s")
-                chunk = response.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                if sum(len(c) for c in chunks) > 1 << 20:
-                    raise ValueError("answer larger than 1 MiB")
-        return b"".join(chunks)
+        return post_json(self.endpoint, payload, self.timeout_s)
 
 
 class LlmAgents(LlmFacets):

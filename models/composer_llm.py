@@ -32,6 +32,7 @@ import numpy as np
 
 from installation.records import ImageState, clamp_va
 from models.corpus import METRES, PHRASE_BARS, Phrase
+from models.llm_http import post_json
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +235,8 @@ class LlmComposer:
             content = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": jpeg_data_url(frame)}}]
         payload = {"model": self.model, "temperature": 0.7, "max_tokens": 400,
                    "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]}
-        request = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode("utf-8"),
-                                         headers={"Content-Type": "application/json"}, method="POST")
         self.stats["requests"] += 1
-        with urllib.request.urlopen(request, timeout=max(0.05, timeout_s)) as response:
-            body = response.read()
+        body = post_json(self.endpoint, payload, max(0.05, timeout_s))
         try:
             return str(json.loads(body)["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
