@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from models.caption_safety import ContentFilter, clean_text
+from models.llm_checks import EchoCheck
 from models.llm_http import post_json
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,7 @@ def validate_facets(data: Any, content_filter: ContentFilter | None = None) -> d
         value = data.get(key)
         if not isinstance(value, str):
             raise ValueError(f"facet '{key}' is missing or not a string")
-        text = clean_text(value, max_chars=120).strip(" .")
-        if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
-            raise ValueError(f"facet '{key}' = {value[:60]!r} is empty, too long or has odd characters")
-        facets[key] = text
+        facets[key] = check_text(key, value)
     if content_filter is not None:
         terms = content_filter.refuse(" ".join(facets.values()), "llm")
         if terms:
@@ -101,6 +99,31 @@ DIRECTOR_PROMPT = (
 )
 
 
+USER_FRAMES = ("Music now:", "A curated suggestion you may improve on:", "The other agents' drafts:",
+               "Your own draft to improve on:", "The agents' proposals:", "Answer with the JSON object only.")
+_ECHO = EchoCheck([SYSTEM_PROMPT, DIRECTOR_PROMPT, AGENT_PROMPT, *FACET_ROLES.values(), *USER_FRAMES])
+
+
+def check_text(facet: str, value: str) -> str:
+    """A facet's text cleaned, or ValueError: empty, too long, odd characters, or the instructions echoed."""
+    text = clean_text(value, max_chars=120).strip(" .")
+    if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
+        raise ValueError(f"facet '{facet}' = {value[:60]!r} is empty, too long or has odd characters")
+    echoed = _ECHO.echo(text)
+    if echoed:
+        raise ValueError(f"facet '{facet}' = {value[:60]!r} echoes the instructions ('{echoed}')")
+    return text
+
+
+class Unchanged(ValueError):
+    """The answer hands back the drafts it was given: the caption is the agents', not the LLM's."""
+
+
+def check_changed(facets: Mapping[str, str], drafts: Mapping[str, str]) -> None:
+    if all(facets.get(f, "").strip().lower() == str(drafts.get(f, "")).strip(" .").lower() for f in FACET_KEYS):
+        raise Unchanged("the answer repeats the drafts unchanged")
+
+
 def parse_facet(body: bytes, facet: str, content_filter: ContentFilter | None = None) -> str:
     """One facet's text from a facet agent's chat completion; ValueError naming the problem."""
     try:
@@ -118,9 +141,7 @@ def parse_facet(body: bytes, facet: str, content_filter: ContentFilter | None = 
     value = data.get(facet) if isinstance(data, dict) else None
     if not isinstance(value, str):
         raise ValueError(f"facet '{facet}' is missing or not a string")
-    text = clean_text(value, max_chars=120).strip(" .")
-    if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
-        raise ValueError(f"facet '{facet}' = {value[:60]!r} is empty, too long or has odd characters")
+    text = check_text(facet, value)
     if content_filter is not None:
         terms = content_filter.refuse(text, "llm")
         if terms:
@@ -196,12 +217,13 @@ class LlmFacets:
                 self._cond.wait_for(lambda: self._closed or self._request is not None)
                 if self._closed:
                     return
-                request_id, user, _ = self._request  # type: ignore[misc]
+                request_id, user, drafts = self._request  # type: ignore[misc]
                 self._request = None
                 self.stats["requests"] += 1
             start = time.monotonic()
             try:
                 facets = self._ask(user)
+                check_changed(facets, drafts)
                 result = LlmResult(request_id, facets, latency_s=time.monotonic() - start)
             except Exception as exc:  # any failure at all means "use the agents"; the loop must not care why
                 result = LlmResult(request_id, None, error=str(exc) or type(exc).__name__, latency_s=time.monotonic() - start)
@@ -308,7 +330,10 @@ class LlmAgents(LlmFacets):
                               + [{"role": f, "error": errors[f]} for f in errors if f not in answered]
                               + [{"role": "director", **({"answer": json.dumps(final)} if final else {"error": director_error})}])
         if final is not None:
+            check_changed(final, drafts)  # the director handed back the bank's drafts: not the LLM's caption
             return final
         if answered:
-            return validate_facets(merged, self.filter)
+            merged_facets = validate_facets(merged, self.filter)
+            check_changed(merged_facets, drafts)
+            return merged_facets
         raise ValueError(f"no agent answered ({'; '.join(sorted(set(errors.values())))}) and the director failed ({director_error})")

@@ -32,6 +32,7 @@ import numpy as np
 
 from installation.records import ImageState, clamp_va
 from models.corpus import METRES, PHRASE_BARS, Phrase
+from models.llm_checks import TuneCopyCheck
 from models.llm_http import post_json
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class LlmComposer:
         self.vision = vision
         self.stats: dict[str, int] = {"phrases": 0, "written": 0, "fallbacks": 0, "requests": 0}
         self.last_error = ""
+        self._corpus: TuneCopyCheck | None = None
 
     def __getattr__(self, name):
         return getattr(self.composer, name)
@@ -191,6 +193,10 @@ class LlmComposer:
             try:
                 text = self._ask(image, frame, preview, example, left)
                 melody = abc_to_phrase(extract_abc(text), preview.key, preview.metre)
+                copied = self._copied(melody, example, preview)
+                if copied:
+                    melody = None
+                    raise InvalidAbc(f"it copies {copied}")
                 break
             except InvalidAbc as exc:
                 why = f"invalid ABC: {exc}"
@@ -201,6 +207,21 @@ class LlmComposer:
             except ValueError as exc:
                 why = f"unreadable answer ({exc})"
         return melody, why
+
+    def _copied(self, melody, example: str, preview) -> str:
+        """What the melody copies: the example in the prompt, or a phrase of the corpus ("" if neither)."""
+        try:
+            shown = abc_to_phrase(example, preview.key, preview.metre)
+        except InvalidAbc:
+            shown = ()
+        if shown and TuneCopyCheck([("the example in the prompt", shown)]).copied(melody):
+            return "the example in the prompt"
+        if self._corpus is None:
+            table = getattr(self.composer, "table", None)
+            by_source = getattr(table, "by_source", {}) if table is not None else {}
+            self._corpus = TuneCopyCheck((p.source, p.events) for phrases in by_source.values() for p in phrases)
+        source = self._corpus.copied(melody)
+        return f"the corpus tune {source}" if source else ""
 
     def _sing(self, image, start_s, tempo_bpm, melody, why: str, taken: float, frame):
         composer = self.composer

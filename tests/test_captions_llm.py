@@ -48,7 +48,12 @@ CONTENTS = {"good": answering(lambda f: {f: AGENT[f], "why": "fits the drafts"},
                                 "Here you go: ```json\n" + json.dumps(GOOD) + "\n```"),
             "schema": answering(lambda f: {"x": 1}, {"scene": "a castle", "motion": 3}),
             "blocked": answering(lambda f: {f: "a naked giant"}, {**GOOD, "scene": "a naked giant over a blood red sea"}),
-            "director_garbage": answering(lambda f: {f: AGENT[f]}, "I cannot decide.")}
+            "director_garbage": answering(lambda f: {f: AGENT[f]}, "I cannot decide."),
+            # the format hint answered as the facet, by every agent and the director
+            "echo": answering(lambda f: {f: "2 to 10 plain words"}, {**GOOD, "colour": "2 to 10 plain words, rose gold"}),
+            # agents with nothing to say, and a director that hands back the drafts it was shown
+            "unchanged": lambda body: (body["messages"][1]["content"].split("proposals: ")[1].split("\n")[0]
+                                       if role(body) == "director" else "no")}
 
 
 @pytest.fixture
@@ -123,7 +128,7 @@ def test_a_failing_director_leaves_the_agents_proposals(fake_llm):
     director.close()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "schema", "blocked", "fenced"])
+@pytest.mark.parametrize("mode", ["garbage", "schema", "blocked", "fenced", "echo", "unchanged"])
 def test_bad_answers_fall_back_to_the_agents(fake_llm, mode):
     fake_llm.mode = mode
     director = llm_director(fake_llm.url)
@@ -222,3 +227,11 @@ def test_an_answer_in_time_is_used_with_or_without_a_beat(beat):
     assert len(later) >= 3
     assert all(c.source == "llm" and c.facets["scene"] == GOOD["scene"] for c in later)
     assert llm.failures == [] and director.stats["llm_late"] == 0
+
+
+def test_echoes_of_the_instructions_are_refused():
+    from models.caption_llm import check_text
+    for echo in ("2 to 10 plain words", "rose gold and champagne, 2 to 10 plain words", "painting technique"):
+        with pytest.raises(ValueError, match="echoes the instructions"):
+            check_text("style", echo)
+    assert check_text("colour", "rose gold and champagne") == "rose gold and champagne"
