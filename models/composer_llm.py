@@ -133,6 +133,11 @@ class LlmComposer:
     def __getattr__(self, name):
         return getattr(self.composer, name)
 
+    @property
+    def wants_frame(self) -> bool:
+        """True when `plan` should be given the camera frame (`compose.llm_vision`)."""
+        return self.vision
+
     def plan(self, image: ImageState, start_s: float, tempo_bpm: float | None = None, frame: np.ndarray | None = None,
              deadline_s: float | None = None):
         composer = self.composer
