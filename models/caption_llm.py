@@ -115,6 +115,13 @@ def check_text(facet: str, value: str) -> str:
     return text
 
 
+def facet_schema(keys: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON schema for an answer with these string keys, each a few words (llama.cpp turns it into a grammar)."""
+    words = {"type": "string", "minLength": 3, "maxLength": 80}
+    return {"type": "object", "properties": {k: words for k in keys}, "required": list(keys),
+            "additionalProperties": False}
+
+
 class Unchanged(ValueError):
     """The answer hands back the drafts it was given: the caption is the agents', not the LLM's."""
 
@@ -243,11 +250,24 @@ class LlmFacets:
     def _ask(self, user: str) -> dict[str, str]:
         return parse_answer(self._post(SYSTEM_PROMPT, user), self.filter)
 
-    def _post(self, system: str, user: str) -> bytes:
-        payload = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
-                   "response_format": {"type": "json_object"},
-                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-        return post_json(self.endpoint, payload, self.timeout_s)
+    constrained = True
+    """Ask for JSON by schema; turned off for good when the server refuses such a request."""
+
+    def _post(self, system: str, user: str, keys: tuple[str, ...] = FACET_KEYS) -> bytes:
+        payload: dict[str, Any] = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
+                                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        if self.constrained:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "facets", "schema": facet_schema(keys)}}
+        try:
+            return post_json(self.endpoint, payload, self.timeout_s)
+        except ValueError as exc:
+            if not (self.constrained and str(exc).startswith("HTTP 4")):
+                raise
+            # The server does not take a schema (HTTP 400): free text from now on, validated as before.
+            log.info("LLM server %s refuses response_format json_schema (%s); asking for free text", self.endpoint, exc)
+            self.constrained = False
+            payload.pop("response_format")
+            return post_json(self.endpoint, payload, self.timeout_s)
 
 
 class LlmAgents(LlmFacets):
@@ -306,7 +326,8 @@ class LlmAgents(LlmFacets):
             user = (f"Music now: {music}.\nThe other agents' drafts: {json.dumps(others)}\n"
                     f"Your own draft to improve on: {json.dumps(drafts.get(facet, ''))}\nAnswer with the JSON object only.")
             try:
-                proposals[facet] = parse_facet(self._post(AGENT_PROMPT.format(role=FACET_ROLES[facet], facet=facet), user),
+                proposals[facet] = parse_facet(self._post(AGENT_PROMPT.format(role=FACET_ROLES[facet], facet=facet), user,
+                                                          (facet, "why")),
                                                facet, self.filter)
             except Exception as exc:
                 errors[facet] = str(exc) or type(exc).__name__

@@ -235,3 +235,13 @@ def test_echoes_of_the_instructions_are_refused():
         with pytest.raises(ValueError, match="echoes the instructions"):
             check_text("style", echo)
     assert check_text("colour", "rose gold and champagne") == "rose gold and champagne"
+
+
+def test_json_is_asked_for_by_schema(fake_llm):
+    director = llm_director(fake_llm.url)
+    drive(director, 1.5)
+    director.close()
+    formats = [r["response_format"] for r in fake_llm.requests]
+    assert formats and all(f["type"] == "json_schema" for f in formats)
+    director_schema = next(r["response_format"]["json_schema"]["schema"] for r in fake_llm.requests if role(r) == "director")
+    assert set(director_schema["required"]) == set(FACETS)
