@@ -201,7 +201,7 @@ class Installation:
             from installation.composer_build import build_composer
             self.stages.append(stages.ComposerStage(
                 self.rig.composer(build_composer(cfg, scene, cfg.compose.seed, live=True)), bus.images, bus.scene,
-                bus.live, self.schedulers, clock, dormant, show_log=self.show_log))
+                bus.live, self.schedulers, clock, dormant, show_log=self.show_log, camera=bus.camera_frames))
         for stage in self.stages:
             self._add(stage)
         self.devices = DeviceBoard([audio, *self.rig.midi_inputs()], self.schedulers, on_loss=self._fault)

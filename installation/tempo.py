@@ -106,11 +106,11 @@ class TempoLockedComposer:
         self._tempo = tempo
         self._proposed_bpm: float | None = None
 
-    def plan(self, image, start_s: float, tempo_bpm: float | None = None):
+    def plan(self, image, start_s: float, tempo_bpm: float | None = None, **picture):
         if tempo_bpm is not None and tempo_bpm != self._proposed_bpm:
             self._tempo.set_tempo(tempo_bpm)
         self._proposed_bpm = tempo_bpm
-        return self._composer.plan(image, bar_line_s(self._tempo, start_s), tempo_bpm=self._tempo.tempo_bpm())
+        return self._composer.plan(image, bar_line_s(self._tempo, start_s), tempo_bpm=self._tempo.tempo_bpm(), **picture)
 
     def __getattr__(self, name: str):
         return getattr(self._composer, name)

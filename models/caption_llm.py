@@ -12,12 +12,12 @@ import logging
 import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from models.caption_safety import ContentFilter, clean_text
+from models.llm_checks import EchoCheck
+from models.llm_http import post_json
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,7 @@ def validate_facets(data: Any, content_filter: ContentFilter | None = None) -> d
         value = data.get(key)
         if not isinstance(value, str):
             raise ValueError(f"facet '{key}' is missing or not a string")
-        text = clean_text(value, max_chars=120).strip(" .")
-        if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
-            raise ValueError(f"facet '{key}' = {value[:60]!r} is empty, too long or has odd characters")
-        facets[key] = text
+        facets[key] = check_text(key, value)
     if content_filter is not None:
         terms = content_filter.refuse(" ".join(facets.values()), "llm")
         if terms:
@@ -102,6 +99,38 @@ DIRECTOR_PROMPT = (
 )
 
 
+USER_FRAMES = ("Music now:", "A curated suggestion you may improve on:", "The other agents' drafts:",
+               "Your own draft to improve on:", "The agents' proposals:", "Answer with the JSON object only.")
+_ECHO = EchoCheck([SYSTEM_PROMPT, DIRECTOR_PROMPT, AGENT_PROMPT, *FACET_ROLES.values(), *USER_FRAMES])
+
+
+def check_text(facet: str, value: str) -> str:
+    """A facet's text cleaned, or ValueError: empty, too long, odd characters, or the instructions echoed."""
+    text = clean_text(value, max_chars=120).strip(" .")
+    if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
+        raise ValueError(f"facet '{facet}' = {value[:60]!r} is empty, too long or has odd characters")
+    echoed = _ECHO.echo(text)
+    if echoed:
+        raise ValueError(f"facet '{facet}' = {value[:60]!r} echoes the instructions ('{echoed}')")
+    return text
+
+
+def facet_schema(keys: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON schema for an answer with these string keys, each a few words (llama.cpp turns it into a grammar)."""
+    words = {"type": "string", "minLength": 3, "maxLength": 80}
+    return {"type": "object", "properties": {k: words for k in keys}, "required": list(keys),
+            "additionalProperties": False}
+
+
+class Unchanged(ValueError):
+    """The answer hands back the drafts it was given: the caption is the agents', not the LLM's."""
+
+
+def check_changed(facets: Mapping[str, str], drafts: Mapping[str, str]) -> None:
+    if all(facets.get(f, "").strip().lower() == str(drafts.get(f, "")).strip(" .").lower() for f in FACET_KEYS):
+        raise Unchanged("the answer repeats the drafts unchanged")
+
+
 def parse_facet(body: bytes, facet: str, content_filter: ContentFilter | None = None) -> str:
     """One facet's text from a facet agent's chat completion; ValueError naming the problem."""
     try:
@@ -119,9 +148,7 @@ def parse_facet(body: bytes, facet: str, content_filter: ContentFilter | None = 
     value = data.get(facet) if isinstance(data, dict) else None
     if not isinstance(value, str):
         raise ValueError(f"facet '{facet}' is missing or not a string")
-    text = clean_text(value, max_chars=120).strip(" .")
-    if not text or len(text.split()) > MAX_WORDS or not _ALLOWED.match(text):
-        raise ValueError(f"facet '{facet}' = {value[:60]!r} is empty, too long or has odd characters")
+    text = check_text(facet, value)
     if content_filter is not None:
         terms = content_filter.refuse(text, "llm")
         if terms:
@@ -197,12 +224,13 @@ class LlmFacets:
                 self._cond.wait_for(lambda: self._closed or self._request is not None)
                 if self._closed:
                     return
-                request_id, user, _ = self._request  # type: ignore[misc]
+                request_id, user, drafts = self._request  # type: ignore[misc]
                 self._request = None
                 self.stats["requests"] += 1
             start = time.monotonic()
             try:
                 facets = self._ask(user)
+                check_changed(facets, drafts)
                 result = LlmResult(request_id, facets, latency_s=time.monotonic() - start)
             except Exception as exc:  # any failure at all means "use the agents"; the loop must not care why
                 result = LlmResult(request_id, None, error=str(exc) or type(exc).__name__, latency_s=time.monotonic() - start)
@@ -222,25 +250,24 @@ class LlmFacets:
     def _ask(self, user: str) -> dict[str, str]:
         return parse_answer(self._post(SYSTEM_PROMPT, user), self.filter)
 
-    def _post(self, system: str, user: str) -> bytes:
-        payload = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
-                   "response_format": {"type": "json_object"},
-                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
-        request = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode("utf-8"),
-                                         headers={"Content-Type": "application/json"}, method="POST")
-        deadline = time.monotonic() + self.timeout_s
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            chunks = []
-            while True:  # read in pieces so a server that trickles bytes still meets the deadline
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no complete answer within {self.timeout_s:.1f} s")
-                chunk = response.read(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                if sum(len(c) for c in chunks) > 1 << 20:
-                    raise ValueError("answer larger than 1 MiB")
-        return b"".join(chunks)
+    constrained = True
+    """Ask for JSON by schema; turned off for good when the server refuses such a request."""
+
+    def _post(self, system: str, user: str, keys: tuple[str, ...] = FACET_KEYS) -> bytes:
+        payload: dict[str, Any] = {"model": self.model, "temperature": 0.7, "max_tokens": 200,
+                                   "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+        if self.constrained:
+            payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "facets", "schema": facet_schema(keys)}}
+        try:
+            return post_json(self.endpoint, payload, self.timeout_s)
+        except ValueError as exc:
+            if not (self.constrained and str(exc).startswith("HTTP 4")):
+                raise
+            # The server does not take a schema (HTTP 400): free text from now on, validated as before.
+            log.info("LLM server %s refuses response_format json_schema (%s); asking for free text", self.endpoint, exc)
+            self.constrained = False
+            payload.pop("response_format")
+            return post_json(self.endpoint, payload, self.timeout_s)
 
 
 class LlmAgents(LlmFacets):
@@ -299,7 +326,8 @@ class LlmAgents(LlmFacets):
             user = (f"Music now: {music}.\nThe other agents' drafts: {json.dumps(others)}\n"
                     f"Your own draft to improve on: {json.dumps(drafts.get(facet, ''))}\nAnswer with the JSON object only.")
             try:
-                proposals[facet] = parse_facet(self._post(AGENT_PROMPT.format(role=FACET_ROLES[facet], facet=facet), user),
+                proposals[facet] = parse_facet(self._post(AGENT_PROMPT.format(role=FACET_ROLES[facet], facet=facet), user,
+                                                          (facet, "why")),
                                                facet, self.filter)
             except Exception as exc:
                 errors[facet] = str(exc) or type(exc).__name__
@@ -323,7 +351,10 @@ class LlmAgents(LlmFacets):
                               + [{"role": f, "error": errors[f]} for f in errors if f not in answered]
                               + [{"role": "director", **({"answer": json.dumps(final)} if final else {"error": director_error})}])
         if final is not None:
+            check_changed(final, drafts)  # the director handed back the bank's drafts: not the LLM's caption
             return final
         if answered:
-            return validate_facets(merged, self.filter)
+            merged_facets = validate_facets(merged, self.filter)
+            check_changed(merged_facets, drafts)
+            return merged_facets
         raise ValueError(f"no agent answered ({'; '.join(sorted(set(errors.values())))}) and the director failed ({director_error})")

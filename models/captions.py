@@ -699,6 +699,10 @@ class _Pending:
     ready_s: float | None = None
     request_id: int | None = None
     request_deadline_s: float = 0.0
+    llm_done: bool = False
+    """The LLM request has ended (answered, failed or late): later hops must not poll or count it again."""
+    llm_facets: dict[str, str] | None = None
+    """The LLM's answer, kept while the caption waits for the bar line."""
 
 
 class Director:
@@ -820,11 +824,12 @@ class Director:
                 return None
             if pending.reason != "scene" and t_s - self._last_change_s < self.cfg.min_hold_s:
                 return None
-            llm_facets = None
-            if self._llm is not None:
-                llm_facets, waiting = self._poll_llm(pending, state, t_s)
+            if self._llm is not None and not pending.llm_done:
+                pending.llm_facets, waiting = self._poll_llm(pending, state, t_s)
                 if waiting:
                     return None
+                pending.llm_done = True
+            llm_facets = pending.llm_facets
             if pending.ready_s is None:
                 pending.ready_s = t_s
             if pending.reason != "scene" and self._beat_known(state) and not self._at_bar:

@@ -345,7 +345,7 @@ class Composer:
             if nxt < len(phrases):
                 self._tune = (self._tune[0], nxt, key)
                 return phrases[nxt], (f"melody: phrase {nxt + 1} of {len(phrases)} of the retrieved tune "
-                                      f"{self._tune[0]}, still the best match for the picture")
+                                      f"{self._tune[0]}, still the tune picked for the picture")
             ranked = index.rank(description, (v, a), mode_class, metre, key=key, exclude=self._recent_tunes)
         for found in ranked:
             phrases = [p for p in self.table.by_source.get(found.source, []) if p.metre == metre]

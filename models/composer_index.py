@@ -50,13 +50,27 @@ class Retrieved:
     tune_va: tuple[float, float]
     description: str
     rank: int
+    """0-based place by score among the candidates (0 = the top-scored tune), whatever order it is listed in."""
     candidates: int
+    chosen_among: int = 1
+    """How many near-best tunes the picture's hash chose this one from (1: no choice made)."""
+    best_score: float = 0.0
 
     def reason(self) -> str:
         name = f"'{self.title}' " if self.title else ""
-        return (f"retrieved tune {self.source} {name}(rank {self.rank + 1} of {self.candidates}, score {self.score:.2f}: "
-                f"text match {self.text_similarity:.2f}, VA distance {self.va_distance:.2f} to the tune's "
-                f"V{self.tune_va[0]:+.2f} A{self.tune_va[1]:+.2f}; the tune reads \"{self.description}\")")
+        place = f"{ordinal(self.rank + 1)} of {self.candidates} by score ({self.score:.2f}"
+        place += ")" if self.rank == 0 else f"; the best scored {self.best_score:.2f})"
+        if self.chosen_among > 1:
+            place += f", chosen among the {self.chosen_among} nearest for variety"
+        return (f"retrieved tune {self.source} {name}({place}; text match {self.text_similarity:.2f}, "
+                f"VA distance {self.va_distance:.2f} to the tune's V{self.tune_va[0]:+.2f} A{self.tune_va[1]:+.2f}; "
+                f"the tune reads \"{self.description}\")")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def _contour(phrases) -> dict[str, float]:
@@ -203,12 +217,16 @@ class CorpusIndex:
         order = candidates[np.lexsort((np.array([self.sources[i] for i in candidates]), -score[candidates]))]
         best = score[order[0]]
         near = [i for r, i in enumerate(order) if r < NEAR_MIN or score[i] >= best - TIE_MARGIN][:NEAR_MAX]
+        place = {int(i): r for r, i in enumerate(order)}  # the true rank by score, kept after the pick moves
+        among = 1
         if len(near) > 1 and key:
             pick = int.from_bytes(hashlib.sha256(key).digest()[:4], "big") % len(near)
             order = np.array([near[pick]] + [i for i in order if i != near[pick]])
+            among = len(near)
         return [Retrieved(self.sources[i], self.titles[i], float(score[i]), float(text_sim[i]), float(distance[i]),
-                          (float(self.va[i, 0]), float(self.va[i, 1])), self.texts[i], r, len(candidates))
-                for r, i in enumerate(order[:top])]
+                          (float(self.va[i, 0]), float(self.va[i, 1])), self.texts[i], place[int(i)], len(candidates),
+                          among if n == 0 else 1, float(best))
+                for n, i in enumerate(order[:top])]
 
 
 _cached: dict[Path, CorpusIndex] = {}

@@ -343,4 +343,5 @@ class LearnedMelody:
         return (Phrase(f"learned:{self.name}", mode_class, metre, events),
                 f"melody written by the learned composer {self.name} for V{va[0]:+.2f} A{va[1]:+.2f} "
                 f"({len([e for e in events if e[0] is not None])} notes; its features read V{got[0]:+.2f} "
-                f"A{got[1]:+.2f}); the retrieved tune {source.source} was the reference")
+                f"A{got[1]:+.2f}); conditioned on VA, metre and mode only: the retrieved tune {source.source} "
+                f"was not used")

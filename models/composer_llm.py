@@ -32,6 +32,8 @@ import numpy as np
 
 from installation.records import ImageState, clamp_va
 from models.corpus import METRES, PHRASE_BARS, Phrase
+from models.llm_checks import TuneCopyCheck
+from models.llm_http import post_json
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +128,15 @@ class LlmComposer:
         self.vision = vision
         self.stats: dict[str, int] = {"phrases": 0, "written": 0, "fallbacks": 0, "requests": 0}
         self.last_error = ""
+        self._corpus: TuneCopyCheck | None = None
 
     def __getattr__(self, name):
         return getattr(self.composer, name)
+
+    @property
+    def wants_frame(self) -> bool:
+        """True when `plan` should be given the camera frame (`compose.llm_vision`)."""
+        return self.vision
 
     def plan(self, image: ImageState, start_s: float, tempo_bpm: float | None = None, frame: np.ndarray | None = None,
              deadline_s: float | None = None):
@@ -190,6 +198,10 @@ class LlmComposer:
             try:
                 text = self._ask(image, frame, preview, example, left)
                 melody = abc_to_phrase(extract_abc(text), preview.key, preview.metre)
+                copied = self._copied(melody, example, preview)
+                if copied:
+                    melody = None
+                    raise InvalidAbc(f"it copies {copied}")
                 break
             except InvalidAbc as exc:
                 why = f"invalid ABC: {exc}"
@@ -200,6 +212,21 @@ class LlmComposer:
             except ValueError as exc:
                 why = f"unreadable answer ({exc})"
         return melody, why
+
+    def _copied(self, melody, example: str, preview) -> str:
+        """What the melody copies: the example in the prompt, or a phrase of the corpus ("" if neither)."""
+        try:
+            shown = abc_to_phrase(example, preview.key, preview.metre)
+        except InvalidAbc:
+            shown = ()
+        if shown and TuneCopyCheck([("the example in the prompt", shown)]).copied(melody):
+            return "the example in the prompt"
+        if self._corpus is None:
+            table = getattr(self.composer, "table", None)
+            by_source = getattr(table, "by_source", {}) if table is not None else {}
+            self._corpus = TuneCopyCheck((p.source, p.events) for phrases in by_source.values() for p in phrases)
+        source = self._corpus.copied(melody)
+        return f"the corpus tune {source}" if source else ""
 
     def _sing(self, image, start_s, tempo_bpm, melody, why: str, taken: float, frame):
         composer = self.composer
@@ -234,11 +261,8 @@ class LlmComposer:
             content = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": jpeg_data_url(frame)}}]
         payload = {"model": self.model, "temperature": 0.7, "max_tokens": 400,
                    "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]}
-        request = urllib.request.Request(self.endpoint, data=json.dumps(payload).encode("utf-8"),
-                                         headers={"Content-Type": "application/json"}, method="POST")
         self.stats["requests"] += 1
-        with urllib.request.urlopen(request, timeout=max(0.05, timeout_s)) as response:
-            body = response.read()
+        body = post_json(self.endpoint, payload, max(0.05, timeout_s))
         try:
             return str(json.loads(body)["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -79,6 +79,65 @@ class _LlmHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+class HostileLlm:
+    """A server on 127.0.0.1 that answers every request badly in one of two ways, for a bounded time.
+
+    "trickle": a valid-looking HTTP head, then one body byte every `interval_s`; "endless": a body
+    streamed as fast as the socket takes it. Each connection stops after `limit_s` so a reader
+    without a deadline fails its test instead of hanging it. `sent` counts the body bytes written;
+    `cut_off` says a reader hung up before that limit.
+    """
+
+    def __init__(self, mode: str, interval_s: float = 0.05, limit_s: float = 20.0) -> None:
+        import socket
+        self.mode, self.interval_s, self.limit_s = mode, interval_s, limit_s
+        self.sent = 0
+        self.cut_off = False
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self.thread = threading.Thread(target=self._accept, name="hostile-llm", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn) -> None:
+        import time
+        end = time.monotonic() + self.limit_s
+        try:
+            conn.settimeout(1.0)
+            conn.recv(65536)  # the request (small enough for one read here)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            block = b'{"choices": [{"message": {"content": "' + b"a" * 65536
+            while not self._stop.is_set() and time.monotonic() < end:
+                if self.mode == "trickle":
+                    conn.sendall(b" ")
+                    self.sent += 1
+                    self._stop.wait(self.interval_s)
+                else:
+                    conn.sendall(block)
+                    self.sent += len(block)
+        except OSError:
+            self.cut_off = True  # the reader hung up before the server's limit: its deadline or size cap held
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._sock.close()
+        self.thread.join(2)
+
+
 # --- audio ---------------------------------------------------------------------------------------
 class ArrayAudioInput:
     """An AudioInput that hands out a recording block by block on a ManualClock's time."""

@@ -48,7 +48,12 @@ CONTENTS = {"good": answering(lambda f: {f: AGENT[f], "why": "fits the drafts"},
                                 "Here you go: ```json\n" + json.dumps(GOOD) + "\n```"),
             "schema": answering(lambda f: {"x": 1}, {"scene": "a castle", "motion": 3}),
             "blocked": answering(lambda f: {f: "a naked giant"}, {**GOOD, "scene": "a naked giant over a blood red sea"}),
-            "director_garbage": answering(lambda f: {f: AGENT[f]}, "I cannot decide.")}
+            "director_garbage": answering(lambda f: {f: AGENT[f]}, "I cannot decide."),
+            # the format hint answered as the facet, by every agent and the director
+            "echo": answering(lambda f: {f: "2 to 10 plain words"}, {**GOOD, "colour": "2 to 10 plain words, rose gold"}),
+            # agents with nothing to say, and a director that hands back the drafts it was shown
+            "unchanged": lambda body: (body["messages"][1]["content"].split("proposals: ")[1].split("\n")[0]
+                                       if role(body) == "director" else "no")}
 
 
 @pytest.fixture
@@ -123,7 +128,7 @@ def test_a_failing_director_leaves_the_agents_proposals(fake_llm):
     director.close()
 
 
-@pytest.mark.parametrize("mode", ["garbage", "schema", "blocked", "fenced"])
+@pytest.mark.parametrize("mode", ["garbage", "schema", "blocked", "fenced", "echo", "unchanged"])
 def test_bad_answers_fall_back_to_the_agents(fake_llm, mode):
     fake_llm.mode = mode
     director = llm_director(fake_llm.url)
@@ -168,3 +173,75 @@ def test_llm_backend_without_an_address_is_a_user_error():
     from installation.errors import UserError
     with pytest.raises(UserError, match="llm_url"):
         Director(CaptionsConfig(backend="llm", llm_url=""), load_scene("nocturne"))
+
+
+class InstantLlm:
+    """An LLM backend that answers every request at once, in the caller's thread (the director's interface)."""
+
+    rounds = 1
+
+    def __init__(self, facets: dict[str, str]) -> None:
+        self.facets = facets
+        self.answers: dict[int, object] = {}
+        self.failures: list[str] = []
+
+    def available(self, t_s: float) -> bool:
+        return True
+
+    def submit(self, request_id: int, desc, suggestion) -> None:
+        from models.caption_llm import LlmResult
+        self.answers[request_id] = LlmResult(request_id, dict(self.facets))
+
+    def poll(self, request_id: int):
+        return self.answers.pop(request_id, None)
+
+    def note_failure(self, t_s: float, why: str) -> None:
+        self.failures.append(why)
+
+    def close(self) -> None:
+        pass
+
+
+def beat_music(t_s: float, v: float, bpm: float = 120.0) -> MusicState:
+    """A state with a known beat: the phase runs at `bpm`, so bar lines come every 2 s at 4/4."""
+    phase = (t_s * bpm / 60.0) % 1.0
+    return MusicState(t_s=t_s, valence=v, arousal=0.3, mode="major" if v > 0 else "minor", loudness_dbfs=-20,
+                      silent=False, section_change=True, tempo_bpm=bpm, beat_confidence=0.9, beat_phase=phase)
+
+
+@pytest.mark.parametrize("beat", [False, True])
+def test_an_answer_in_time_is_used_with_or_without_a_beat(beat):
+    """The answer is kept while the caption waits for the bar line; no hop counts it late."""
+    llm = InstantLlm(GOOD)
+    cfg = CaptionsConfig(backend="llm", llm_url="http://127.0.0.1:9/v1", llm_model="stub", llm_timeout_s=1.0,
+                         min_hold_s=0.3)
+    director = Director(cfg, load_scene("nocturne"), llm=llm)
+    state = beat_music if beat else music
+    captions = []
+    for hop in range(500):  # 10 s of simulated hops, 20 ms apart; the mood flips every 0.5 s
+        t_s = hop * 0.02
+        caption = director.update(state(t_s, 0.5 if int(t_s * 2) % 2 else -0.5), t_s)
+        if caption is not None:
+            captions.append(caption)
+    later = captions[1:]  # the first caption never waits for the LLM
+    assert len(later) >= 3
+    assert all(c.source == "llm" and c.facets["scene"] == GOOD["scene"] for c in later)
+    assert llm.failures == [] and director.stats["llm_late"] == 0
+
+
+def test_echoes_of_the_instructions_are_refused():
+    from models.caption_llm import check_text
+    for echo in ("2 to 10 plain words", "rose gold and champagne, 2 to 10 plain words", "painting technique"):
+        with pytest.raises(ValueError, match="echoes the instructions"):
+            check_text("style", echo)
+    assert check_text("colour", "rose gold and champagne") == "rose gold and champagne"
+
+
+def test_json_is_asked_for_by_schema(fake_llm):
+    director = llm_director(fake_llm.url)
+    drive(director, 1.5)
+    director.close()
+    formats = [r["response_format"] for r in fake_llm.requests]
+    assert formats and all(f["type"] == "json_schema" for f in formats)
+    director_schema = next(r["response_format"]["json_schema"]["schema"] for r in fake_llm.requests if role(r) == "director")
+    assert set(director_schema["required"]) == set(FACETS)

@@ -124,3 +124,25 @@ def test_compose_to_a_path_that_cannot_be_written_is_one_sentence(tmp_path, caps
     assert main([*args, option, str(tmp_path / "a-file" / "inside")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot write"), err
+
+
+@pytest.mark.parametrize("vision", [True, False])
+def test_compose_sends_the_picture_to_a_vision_llm_only_when_asked(tmp_path, vision):
+    from tests.fakes import FakeLlm
+    from tests.test_composer_llm import melody_for
+    photo = tmp_path / "coffee.png"
+    skimage.io.imsave(photo, skimage.data.coffee())
+    server = FakeLlm({"good": melody_for})
+    try:
+        args = ["compose", str(photo), "--seconds", "4", "--out", str(tmp_path / "c.mid"),
+                "--set", "compose.backend=llm", "--set", f"compose.llm_url={server.url}",
+                "--set", f"compose.llm_vision={'true' if vision else 'false'}", "--set", "compose.retrieval=false"]
+        assert main(args) == 0
+    finally:
+        server.stop()
+    assert server.requests
+    content = server.requests[0]["messages"][1]["content"]
+    if vision:
+        assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    else:
+        assert isinstance(content, str)

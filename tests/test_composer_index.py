@@ -96,3 +96,22 @@ def test_a_background_load_cut_short_by_the_programs_exit_is_not_reported_as_a_b
         monkeypatch.setattr(TextEncoder, "_model", None)
         TextEncoder._load_in_background()  # while the program runs, a broken package is reported
         assert any("reinstall" in r.getMessage() for r in caplog.records)
+
+
+def test_no_reason_says_first_unless_the_tune_is_the_top_scored_one():
+    """The hash's pick among the near-best is listed first but keeps its true rank by score."""
+    index = load_index()
+    seen_lower = False
+    for n in range(12):
+        found = index.rank("A calm picture of a grey sea under clouds.", (0.1 * (n % 5) - 0.2, -0.1),
+                           key=f"picture {n}".encode(), top=3)[0]
+        best = max(index.rank("A calm picture of a grey sea under clouds.", (0.1 * (n % 5) - 0.2, -0.1), top=1000),
+                   key=lambda r: r.score)
+        reason = found.reason()
+        if found.source == best.source:
+            assert found.rank == 0 and "(1st of" in reason
+        else:
+            seen_lower = True
+            assert found.rank > 0 and "(1st of" not in reason and "rank 1" not in reason
+            assert f"{found.rank + 1}" in reason and "chosen among the" in reason
+    assert seen_lower  # the picks did land below the top, so the check above was exercised

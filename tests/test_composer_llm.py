@@ -130,3 +130,26 @@ def test_live_the_request_runs_in_the_background_and_the_next_phrase_sings_its_a
     assert any(r.startswith("melody written by the LLM") for r in second.reasons)
     notes = melody(second)
     assert notes[:4] == [notes[0], notes[0] + 4, notes[0] + 7, notes[0] + 12]
+
+
+def test_a_copy_of_the_example_in_the_prompt_is_not_credited_to_the_llm(fake_llm):
+    def echo_example(body: dict) -> str:
+        text = body["messages"][1]["content"]
+        text = text if isinstance(text, str) else text[0]["text"]
+        return text[text.index("X:"):]  # the example tune, handed back as the answer
+    fake_llm.contents["copy"] = echo_example
+    fake_llm.mode = "copy"
+    llm = llm_composer(fake_llm.url, retries=0)
+    plan = llm.plan(PICTURE, 0.0)
+    assert llm.stats["written"] == 0 and "copies the example in the prompt" in llm.last_error
+    assert any("the corpus composer plays this phrase" in r for r in plan.reasons)
+
+
+def test_a_copy_of_a_corpus_tune_is_found():
+    from models.llm_checks import TuneCopyCheck
+    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=2)
+    tune = next(p for ps in composer.table.by_source.values() for p in ps if sum(d is not None for d, _ in p.events) >= 10)
+    check = TuneCopyCheck((p.source, p.events) for ps in composer.table.by_source.values() for p in ps)
+    assert check.copied(tune.events) == tune.source
+    assert check.copied(tuple((d if d is None else d + 0, r) for d, r in tune.events)) == tune.source
+    assert check.copied(((0, 4), (2, 4), (4, 4), (7, 4)) * 4) in ("", )  # an arpeggio is no tune of the corpus

@@ -301,3 +301,33 @@ def test_a_close_that_hangs_is_abandoned_and_the_listener_goes_on():
     stage.step()
     assert bus.music.peek() is not None
     audio.release.set()
+
+
+@pytest.mark.parametrize("vision", [True, False])
+def test_the_llm_composer_gets_the_camera_frame_live_only_with_vision_on(vision):
+    import numpy as np
+
+    from installation.config import ComposeConfig
+    from models.composer import Composer
+    from models.composer_llm import LlmComposer
+    from scenes.scene import load_scene
+    from tests.fakes import FakeLlm
+    from tests.test_composer_llm import melody_for
+    from tests.waiting import wait_for
+    server = FakeLlm({"good": melody_for})
+    try:
+        clock, bus = ManualClock(), Bus("nocturne")
+        composer = LlmComposer(Composer(ComposeConfig(retrieval=False, bars_ahead=4), load_scene("nocturne"), seed=2),
+                               server.url, "tiny-vision", timeout_s=10.0, vision=vision, background=True)
+        stage = ComposerStage(composer, bus.images, bus.scene, bus.live, [RecordingScheduler()], clock,
+                              camera=bus.camera_frames)
+        bus.camera_frames.put(np.full((120, 160, 3), 90, np.uint8))
+        stage.step()
+        wait_for(lambda: server.requests)
+    finally:
+        server.stop()
+    content = server.requests[0]["messages"][1]["content"]
+    if vision:
+        assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+    else:
+        assert isinstance(content, str)

@@ -112,12 +112,14 @@ def _read_image(path: Path):
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def compose_offline(composer, states, seconds: float) -> list:
-    """Plans from t = 0 until `seconds`; `states(t_s)` gives the ImageState at a time."""
+def compose_offline(composer, states, seconds: float, frames=None) -> list:
+    """Plans from t = 0 until `seconds`; `states(t_s)` gives the ImageState at a time, `frames(t_s)`
+    the picture itself, for a composer that looks at it (`wants_frame`)."""
     plans = []
     t_s = 0.0
+    look = frames is not None and getattr(composer, "wants_frame", False)
     while t_s < seconds:
-        plan = composer.plan(states(t_s), t_s)
+        plan = composer.plan(states(t_s), t_s, frame=frames(t_s)) if look else composer.plan(states(t_s), t_s)
         plans.append(plan)
         t_s = plan.end_s
     return plans
@@ -268,13 +270,16 @@ def _compose(args: argparse.Namespace) -> int:
     if args.comment:
         analyser.comment(args.comment, 0.0)
         analyser.comment_ttl_s = float("inf")
+    frames = None
     if args.source.suffix.lower() in VIDEO_SUFFIXES:
         states = _video_states(args.source, analyser, cfg.watch.rate_hz)
     else:
-        state = analyser.analyse(_read_image(args.source), 0.0, source=args.source.name)
+        picture = _read_image(args.source)
+        state = analyser.analyse(picture, 0.0, source=args.source.name)
         states = lambda t_s: state  # noqa: E731 - a still picture does not change
+        frames = lambda t_s: picture  # noqa: E731
     composer = build_composer(cfg, scene, seed=cfg.compose.seed if args.seed is None else args.seed)
-    plans = compose_offline(composer, states, args.seconds)
+    plans = compose_offline(composer, states, args.seconds, frames)
     plans_to_midi(plans, args.out)
     if args.wav:
         write_wav(plans, args.out, args.wav, args.renderer)

@@ -48,7 +48,8 @@ class ComposerStage(Stage):
 
     def __init__(self, composer, images: Latest[ImageState], scene: Latest, live: Latest[LiveSnapshot],
                  schedulers: Sequence[Scheduler], clock: Clock, dormant: threading.Event | None = None,
-                 on_plan: Callable[..., None] | None = None, show_log=None) -> None:
+                 on_plan: Callable[..., None] | None = None, show_log=None,
+                 camera: Latest | None = None) -> None:
         super().__init__(clock)
         self.composer = composer
         self.images = images
@@ -58,6 +59,8 @@ class ComposerStage(Stage):
         self.dormant = dormant or threading.Event()
         self.on_plan = on_plan
         self.show_log = show_log
+        self.camera = camera
+        """The camera's latest frame, for a composer that looks at the picture itself (`wants_frame`)."""
         self.next_start_s = 0.0
         self.programs = None
         self.last_plan = None
@@ -77,7 +80,10 @@ class ComposerStage(Stage):
         image = self.images.peek() or ImageState(t_s=now_s)
         live = self.live.peek() or LiveSnapshot(scene="")
         start_s = max(self.next_start_s, now_s + 0.1)
-        plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm)
+        if self.camera is not None and getattr(self.composer, "wants_frame", False):
+            plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm, frame=self.camera.peek())
+        else:
+            plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm)
         if plan.program_changes and plan.program_changes != self.programs:
             self.programs = plan.program_changes
             send_programs(self.schedulers, plan.program_changes, at_s=plan.start_s)
