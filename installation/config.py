@@ -259,6 +259,12 @@ class ShowLogConfig(Section):
     fsync_interval_s: float = Field(0.5, gt=0, le=1.0)
     thumbnail_interval_s: float = Field(60.0, ge=1, le=3600)
     thumbnail_width: int = Field(240, ge=32, le=1920)
+    max_file_mb: float = Field(50.0, gt=0, le=10_000)
+    max_total_mb: float = Field(2000.0, gt=0, le=1_000_000)
+    gesture_gap_s: float = Field(0.5, gt=0, le=10)
+    gesture_max_s: float = Field(10.0, gt=0, le=600)
+    tempo_min_change_bpm: float = Field(1.0, ge=0, le=50)
+    tempo_min_interval_s: float = Field(1.0, ge=0, le=60)
 
 
 class WebConfig(Section):
