@@ -225,6 +225,14 @@ def _reasons(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _arguments(record: dict) -> str:
+    """A command's arguments, or a fader gesture as "first -> last (count values in duration)"."""
+    if record.get("kind") == "gesture":
+        return (f"{record.get('first')} -> {record.get('last')} ({record.get('count')} values in "
+                f"{record.get('duration_s')} s)")
+    return " ".join(map(str, record.get("args", [])))
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     days, rest = divmod(seconds, 86400)
@@ -303,7 +311,7 @@ def _summary_rows(timeline: Timeline, title: str, up: float,
         ["downtime", f"{len(gaps)} gap(s), {_duration(sum((b - a).total_seconds() for a, b in gaps))} in all"],
         ["starts (incl. restarts in place)", starts], ["records", len(records)],
         ["scene changes", kinds.get("scene", 0)], ["captions", kinds.get("caption", 0)],
-        ["plans", kinds.get("plan", 0)], ["operator commands", kinds.get("command", 0)],
+        ["plans", kinds.get("plan", 0)], ["operator commands (a fader gesture counts once)", kinds.get("command", 0) + kinds.get("gesture", 0)],
         ["frames per second (median)", f"{statistics.median(fps):.1f}" if fps else "n/a"],
         ["dropped items (last status)", drops], ["worker restarts (last status)", last.get("restarts", "n/a")],
     ]
@@ -312,7 +320,7 @@ def _summary_rows(timeline: Timeline, title: str, up: float,
 def _event_tables(timeline: Timeline, clock: Callable[[_dt.datetime], str]) -> dict[str, Any]:
     """The rows of the event sections: faults, refused commands, captions, plans, scenes, commands, others."""
     records, when = timeline.records, timeline.when
-    known = {"status", "caption", "plan", "scene", "command", "fault", "thumbnail", "refusals_suppressed"}
+    known = {"status", "caption", "plan", "scene", "command", "gesture", "fault", "thumbnail", "refusals_suppressed"}
     return {
         "faults": [(w, str(r.get("worker", "")), str(r.get("error", ""))) for w, r in zip(when, records) if r.get("kind") == "fault"],
         "refused": [(w, str(r.get("address", "")), f"{r.get('reason', '')} (from {r.get('sender', '?')})".strip())
@@ -322,9 +330,9 @@ def _event_tables(timeline: Timeline, clock: Callable[[_dt.datetime], str]) -> d
         "plans": [[clock(w), r.get("abc", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "plan"],
         "scenes": [[clock(w), r.get("scene", ""), r.get("crossfade_s", ""), r.get("sender", "")]
                    for w, r in zip(when, records) if r.get("kind") == "scene"],
-        "commands": [[clock(w), r.get("address", ""), " ".join(map(str, r.get("args", []))), r.get("sender", ""),
-                      "ok" if r.get("ok") else f"refused: {r.get('reason', '')}"]
-                     for w, r in zip(when, records) if r.get("kind") == "command"],
+        "commands": [[clock(w), r.get("address", ""), _arguments(r), r.get("sender", ""),
+                      "ok" if r.get("ok") or r.get("kind") == "gesture" else f"refused: {r.get('reason', '')}"]
+                     for w, r in zip(when, records) if r.get("kind") in ("command", "gesture")],
         "others": [[clock(w), r.get("kind", "?"), ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("t_s", "time", "kind", "_log"))]
                    for w, r in zip(when, records) if r.get("kind") not in known],
         "clock": clock,

@@ -74,15 +74,17 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
              f"notes {summary.get('notes', 0)}  faults {summary.get('faults', 0)}  "
              f"restarts {summary.get('restarts', 0)}"]
     paths = [str(p) for p in summary.get("paths", ()) if p]
-    lines += [f"wrote {p}" for p in paths] or ["wrote nothing (no --record, no showlog.path)"]
+    problems = {str(p): why for p, why in (summary.get("problems") or {}).items()}
+    lines += [f"did not finish {p}: {problems[p]}" if p in problems else f"wrote {p}" for p in paths] \
+        or ["wrote nothing (no --record, no showlog.path)"]
     return lines
 
 
 def run_summary(counts: dict, notes: int, record_dir=None, show_log=None,
-                since_epoch_s: float | None = None) -> dict[str, Any]:
+                since_epoch_s: float | None = None, problems: dict | None = None) -> dict[str, Any]:
     """What `StatusLine.stop` prints: counts (frames_shown, failures, main_faults, restarts), notes,
     and the files this run wrote (the record folder's files changed since `since_epoch_s`, and
-    the always-on show log)."""
+    the always-on show log), each file that was not finished with why (`problems`: path -> sentence)."""
     from pathlib import Path
     paths: list[Path] = []
     if record_dir is not None and Path(record_dir).is_dir():
@@ -92,7 +94,8 @@ def run_summary(counts: dict, notes: int, record_dir=None, show_log=None,
     if log_path is not None and Path(log_path) not in paths:
         paths.append(Path(log_path))
     return {"frames": counts.get("frames_shown", 0), "notes": notes, "faults": counts.get("failures", 0) + counts.get("main_faults", 0),
-            "restarts": counts.get("restarts", 0), "paths": paths}
+            "restarts": counts.get("restarts", 0), "paths": paths,
+            "problems": {str(p): why for p, why in (problems or {}).items()}}
 
 
 class StatusLine:
