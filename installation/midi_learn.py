@@ -125,6 +125,8 @@ class LiveMidiMap:
             bpm = None
             if message.type == "start":
                 self._follower.start()
+            elif message.type == "continue":
+                self._follower.resume()
             elif message.type == "stop":
                 self._follower.stop()
         if message.type == "stop":
