@@ -231,7 +231,8 @@ class Installation:
     def status_snapshot(self) -> dict:
         """A thread-safe copy of what operators see; called from the OSC thread too."""
         return {**self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
-                                  self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status(),
+                                  self.counts(), self.stage("watcher").last_projected_va,
+                                  self.rig.tempo if self.rig.follows else None), "rig": self.rig.status(),
                 **({"osc": self.osc.status()} if self.osc is not None else {}), **self.stage("renderer").status(),
                 "devices": self.devices.states()}
 

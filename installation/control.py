@@ -107,6 +107,8 @@ class Control:
         if reason is None and route is not None:
             live = self.live
             route.apply(live, value)
+            if command.address == "/tempo":
+                live.tempo_sender = command.sender if value is not None else None
             live.version += 1
             self.applied += 1
             if self._clock is not None:

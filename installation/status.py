@@ -56,7 +56,9 @@ def status_lines(s: dict, uptime_s: float | None = None) -> list[str]:
     flags = "".join(f" {name}" for name, on in (("BLACKOUT", s.get("blackout")), ("FREEZE", s.get("freeze"))) if on)
     up = f"  up {_clock(uptime_s)}" if uptime_s is not None else ""
     first = f"{s.get('scene', '-')}{flags}  {s.get('fps', 0):4.1f} fps {s.get('render') or '-'}{up}"
-    second = (f"music {_va(s.get('music_va'))}  {s.get('tempo_bpm') or 0:3.0f} bpm {s.get('key') or '':<8} "
+    source = s.get("tempo_source") or ""
+    tempo = f"{s.get('tempo_bpm') or 0:3.0f} bpm" + (f" ({source.split(' (')[0]})" if source and source != "music" else "")
+    second = (f"music {_va(s.get('music_va'))}  {tempo} {s.get('key') or '':<8} "
               f"image {_va(s.get('image_va'))}  {s.get('notes_per_s', 0):4.1f} notes/s")
     third = (f"drops {drops} restarts {s.get('restarts', 0)} faults {s.get('failures', 0)}"
              f"  \u2502 {s.get('caption') or '-'}")

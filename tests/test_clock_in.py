@@ -75,3 +75,29 @@ def test_stop_releases_the_override_10_of_10_even_with_the_clock_running_on():
         released += live.tempo_bpm is None
         t0 += 10.0
     assert released == 10
+
+
+def test_one_tempo_in_force_with_its_source_in_status_and_the_terminal():
+    from installation.bus import LiveSnapshot, tempo_in_force
+    from installation.status import status_lines
+
+    clocked = LiveSnapshot(scene="nocturne", tempo_bpm=128.04, tempo_sender="midi:Clock Out")
+    assert tempo_in_force(clocked, 96.0) == {"tempo_bpm": 128.0, "tempo_source": "MIDI clock (Clock Out)"}
+    operator = LiveSnapshot(scene="nocturne", tempo_bpm=90.0, tempo_sender="dashboard")
+    assert tempo_in_force(operator, 96.0)["tempo_source"] == "operator (dashboard)"
+    follower = MidiClockTempo(ManualClock(), bpm=132.0)
+    assert tempo_in_force(LiveSnapshot(scene="n"), 96.0, follower) == {"tempo_bpm": 132.0, "tempo_source": "MIDI clock"}
+    assert tempo_in_force(LiveSnapshot(scene="n"), 96.0) == {"tempo_bpm": 96.0, "tempo_source": "music"}
+    line = status_lines({"scene": "n", "tempo_bpm": 128.0, "tempo_source": "MIDI clock (Clock Out)"})[1]
+    assert "128 bpm (MIDI clock)" in line
+
+
+def test_the_sender_of_a_tempo_is_kept_until_it_is_released():
+    from installation.records import Command
+
+    live = LiveState(scene="nocturne")
+    control = Control(live, lambda: ["nocturne"], None)
+    control.apply(Command(0.0, "/tempo", (128.0,), "midi:Clock Out"))
+    assert (live.tempo_bpm, live.frozen().tempo_sender) == (128.0, "midi:Clock Out")
+    control.apply(Command(1.0, "/tempo", (0,), "midi:Clock Out"))
+    assert (live.tempo_bpm, live.tempo_sender) == (None, None)

@@ -192,7 +192,7 @@ def test_midi_learn_and_mapping_edits_apply_while_the_installation_runs(jack_ser
         player = threading.Thread(target=play_clock, daemon=True)
         player.start()
         try:
-            assert wait_for(lambda: abs((operator.status(port, tries=20)["tempo_override_bpm"] or 0) - 140.0) <= 1.0,
+            assert wait_for(lambda: abs((operator.status(port, tries=20)["tempo_bpm"] or 0) - 140.0) <= 1.0,
                             timeout_s=30.0, interval_s=0.2)
         finally:
             stop_clock.set()
