@@ -205,7 +205,8 @@ class MidiCcMap(Section):
     min: float = 0.0
     max: float = 1.0
     curve: Literal["linear", "exp", "log"] = "linear"
-    channel: int = Field(-1, ge=-1, le=15)
+    channel: int = Field(0, ge=-1, le=16)
+    """MIDI channel 1-16 as a controller shows it; 0 (or -1) = any."""
 
 
 class ControlConfig(Section):
@@ -213,7 +214,8 @@ class ControlConfig(Section):
     midi_notes: dict[str, str] = {}
     midi_programs: tuple[str, ...] = ()
     midi_clock: bool = True
-    midi_channel: int = Field(-1, ge=-1, le=15)
+    midi_channel: int = Field(0, ge=-1, le=16)
+    """Listen to this MIDI channel only (1-16); 0 (or -1) = all."""
     blackout_note: int = Field(-1, ge=-1, le=127)
     freeze_note: int = Field(-1, ge=-1, le=127)
     reload: bool = True

@@ -15,7 +15,7 @@ from installation.tempo import ClockFollower
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 CFG = ControlConfig(midi_cc=(MidiCcMap(cc=74, param="brightness"),
-                             MidiCcMap(cc=71, param="speed", min=0.0, max=4.0, curve="exp", channel=2)),
+                             MidiCcMap(cc=71, param="speed", min=0.0, max=4.0, curve="exp", channel=3)),
                     midi_notes={"36": "pulse", "37": "nocturne"}, midi_programs=("nocturne", "pulse"),
                     blackout_note=48)
 
