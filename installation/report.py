@@ -26,7 +26,9 @@ from installation.errors import UserError
 from installation.showlog import iter_show_log
 
 MAX_THUMBNAILS = 120
-MAX_ROWS = 2000
+MAX_ROWS = 1000
+MAX_CELL_CHARS = 400
+"""A longer cell (a caption's reasons, a long ABC) is cut in the page; the show log keeps it whole."""
 MIN_GAP_S = 60.0
 """A silence in the log longer than this (or three status intervals, if longer) is downtime."""
 LIT_MIN = 16.0
@@ -179,8 +181,11 @@ def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
             xs = [_dt.datetime.fromtimestamp(t) for t in x]
             breaks = np.flatnonzero(np.diff(x) > bin_s * 1.5) + 1
             for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(x)]):
-                ax.fill_between(xs[a:b], low[a:b], high[a:b], color=colour, alpha=0.25, lw=0, step="post")
-                ax.step(xs[a:b], mid[a:b], where="post", color=colour, lw=1.0, label=name if a == 0 else None)
+                # Rasterised: a day of per-minute bands as vector paths was most of the page.
+                ax.fill_between(xs[a:b], low[a:b], high[a:b], color=colour, alpha=0.25, lw=0, step="post",
+                                rasterized=True)
+                ax.step(xs[a:b], mid[a:b], where="post", color=colour, lw=1.0, label=name if a == 0 else None,
+                        rasterized=len(xs) > 240)
         for start, end in gaps:
             ax.axvspan(start, end, color="#999", alpha=0.35, lw=0, hatch="//", label="down" if start == gaps[0][0] else None)
         ax.set_ylim(-1.05, 1.05)
@@ -212,9 +217,13 @@ def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     if not rows:
         return "<p class=none>none</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cut(str(c)))}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
     more = f"<p class=none>{len(rows) - MAX_ROWS} more rows not shown</p>" if len(rows) > MAX_ROWS else ""
     return f"<table class='{cls}'><tr>{head}</tr>{body}</table>{more}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "\u2026"
 
 
 def _reasons(value: Any) -> str:

@@ -342,14 +342,19 @@ class ShowLog:
 
 
 def iter_show_log(path: Path) -> Iterator[dict]:
-    """Records in order; lines that do not parse (a torn last line) are skipped."""
+    """Records in order; lines that do not parse (a torn line) are skipped. Parsed with orjson
+    where it is installed: a day's log reads several times faster."""
+    try:
+        from orjson import loads
+    except ImportError:  # the standard library reads the same records, slower
+        loads = json.loads
     with open(path, "rb") as f:
         for raw in f:
             raw = raw.strip()
             if not raw:
                 continue
             try:
-                record = json.loads(raw)
+                record = loads(raw)
             except (ValueError, UnicodeDecodeError):
                 continue
             if isinstance(record, dict):
