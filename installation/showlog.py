@@ -25,7 +25,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -344,6 +344,7 @@ class ShowLog:
 def iter_show_log(path: Path) -> Iterator[dict]:
     """Records in order; lines that do not parse (a torn line) are skipped. Parsed with orjson
     where it is installed: a day's log reads several times faster."""
+    loads: Callable[[bytes], Any]
     try:
         from orjson import loads
     except ImportError:  # the standard library reads the same records, slower
