@@ -265,14 +265,21 @@ class HeadlessDisplay:
 
 
 class VideoRecorder:
-    """Writes what was projected to an MP4 (mp4v) at the projector frame rate.
+    """Writes what was projected to a fragmented MP4 (MPEG-4 part 2) at the projector frame rate.
+
+    Fragmented: the file is a header followed by self-contained fragments of about `fragment_s`,
+    so a crash, a kill -9 or a full disk leaves a file that plays up to its last whole fragment
+    (a classic MP4 keeps its index for the end and is unplayable without it). A write that fails
+    (no space, a file-size limit) ends the recording, and `failure` says why and when, for the
+    exit summary.
 
     `show` only queues the frame (the same object the projector shows, no copy); a writer thread
     encodes, so a slow encoder never holds up the projector. When the writer falls behind by more
     than `max_queue_mb` of frames the oldest waiting frame is dropped and counted in stats["dropped"].
     """
 
-    def __init__(self, path: Path, fps: float, width: int, height: int, max_queue_mb: float = 128.0) -> None:
+    def __init__(self, path: Path, fps: float, width: int, height: int, max_queue_mb: float = 128.0,
+                 fragment_s: float = 1.0) -> None:
         self.path = Path(path)
         self.fps = fps
         self.width = width - width % 2
@@ -280,19 +287,32 @@ class VideoRecorder:
         self.name = f"video {self.path.name}"
         self.stats = {"frames": 0, "dropped": 0}
         self.max_queue = max(8, int(max_queue_mb * 1e6 / (3 * max(1, self.width * self.height))))
-        self._writer: cv2.VideoWriter | None = None
+        self.fragment_s = fragment_s
+        self.failure: str | None = None
+        """None while every frame reached the file; else one sentence for the exit summary."""
+        self._container: Any = None
+        self._stream: Any = None
         self._queue: deque = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closing = False
 
     def open(self) -> None:
-        import cv2
+        import av
+        from fractions import Fraction
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps,
-                                                (self.width, self.height))
-        if not writer.isOpened():
-            raise OSError(f"cannot write video to {self.path}")
+        try:
+            self._container = av.open(str(self.path), "w", format="mp4",
+                                      options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+            stream = self._container.add_stream("mpeg4", rate=Fraction(self.fps).limit_denominator(1001))
+        except (OSError, av.FFmpegError, ValueError) as exc:
+            raise OSError(f"cannot write video to {self.path} ({exc})") from None
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+        stream.gop_size = max(1, round(self.fps * self.fragment_s))  # a keyframe starts each fragment
+        stream.bit_rate = int(max(1_000_000, 0.15 * self.width * self.height * self.fps))
+        self._stream = stream
+        self.failure = None
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
         self._thread.start()
@@ -307,10 +327,8 @@ class VideoRecorder:
             self._cond.notify()
 
     def _run(self) -> None:
-        import cv2
-        writer = self._writer
-        if writer is None:
-            return
+        import av
+
         while True:
             with self._cond:
                 while not self._queue and not self._closing:
@@ -318,24 +336,55 @@ class VideoRecorder:
                 if not self._queue:
                     return
                 rgb = self._queue.popleft()
+            if self.failure is not None:
+                self.stats["dropped"] += 1
+                continue
             try:
-                frame = fit(rgb, self.width, self.height)
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-                self.stats["frames"] += 1
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(fit(rgb, self.width, self.height)),
+                                                   format="rgb24")
             except Exception:  # a bad frame is skipped, the recording goes on
-                log.exception("video recorder could not write a frame")
+                log.exception("video recorder could not convert a frame")
+                continue
+            frame.pts = self.stats["frames"]
+            try:
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+                self.stats["frames"] += 1
+            except (OSError, av.FFmpegError) as exc:  # a full disk: the file so far stays playable
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.failure is None:
+            at_s = self.stats["frames"] / self.fps if self.fps else 0.0
+            self.failure = (f"cut short at {at_s:.1f} s ({getattr(exc, 'strerror', None) or exc}); "
+                            f"it plays up to there")
+            log.error("video recorder: %s: %s", self.path, self.failure)
 
     def poll_quit(self) -> bool:
         return False
 
     def close(self) -> None:
-        """Write what is queued, then close the file."""
+        """Write what is queued, then finish and close the file (failures end up in `failure`)."""
+        import av
+
         if self._thread is not None:
             with self._cond:
                 self._closing = True
                 self._cond.notify()
             self._thread.join(timeout=30.0)
+            if self._thread.is_alive() and self.failure is None:
+                self.failure = "not finished: the writer was still encoding 30 s after the show stopped"
             self._thread = None
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        container, self._container = self._container, None
+        if container is None:
+            return
+        try:
+            if self.failure is None:
+                for packet in self._stream.encode(None):
+                    container.mux(packet)
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(exc)
+        try:
+            container.close()
+        except (OSError, av.FFmpegError) as exc:
+            self._fail(exc)

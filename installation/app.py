@@ -231,7 +231,8 @@ class Installation:
     def status_snapshot(self) -> dict:
         """A thread-safe copy of what operators see; called from the OSC thread too."""
         return {**self.bus.status(self.cfg.installation.name, self.projector.frame_rate, self.lifecycle.notes_per_s,
-                                  self.counts(), self.stage("watcher").last_projected_va), "rig": self.rig.status(),
+                                  self.counts(), self.stage("watcher").last_projected_va,
+                                  self.rig.tempo if self.rig.follows else None), "rig": self.rig.status(),
                 **({"osc": self.osc.status()} if self.osc is not None else {}), **self.stage("renderer").status(),
                 "devices": self.devices.states()}
 
@@ -260,8 +261,13 @@ class Installation:
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
             life.shutdown([self.osc, self.rig, self.web],
                           [*self._closers, *(o.close for o in self.midi_outputs), self.projector.close])
+            recorder = self.projector.recorder
+            problems = {recorder.path: recorder.failure} if getattr(recorder, "failure", None) else {}
+            if self.show_log is not None and self.show_log.torn:
+                problems[self.show_log.path] = (f"{self.show_log.torn} record(s) cut short by a failed write "
+                                                f"(each skipped by readers; every other record is whole)")
             status.stop(run_summary({**self.counts(), **self.counters()}, self._notes(), self.options.record_dir,
-                                    self.show_log, status.started_epoch_s))
+                                    self.show_log, status.started_epoch_s, problems))
             if self.show_log is not None:
                 self.show_log.write("stop", reason=life.stop_reason, counters=self.counters(), **self.counts())
                 self.show_log.close()

@@ -42,6 +42,8 @@ class LiveState:
     """"restart" or "stop" when a schedule (or systemd) asks the runtime to exit cleanly."""
     version: int = 0
     """Incremented on every change, so a consumer can tell cheaply that something moved."""
+    tempo_sender: str | None = None
+    """Who set `tempo_bpm` (an OSC address, "dashboard", "midi:<port>" for MIDI clock in)."""
 
     def snapshot(self) -> dict[str, Any]:
         return {"scene": self.scene, "blackout": self.blackout, "freeze": self.freeze,
@@ -51,7 +53,7 @@ class LiveState:
     def frozen(self) -> "LiveSnapshot":
         return LiveSnapshot(self.scene, self.blackout, self.freeze, self.crossfade_s,
                             types.MappingProxyType(dict(self.params)), self.prompt_override, self.tempo_bpm,
-                            self.scene_crossfade_s, self.version)
+                            self.scene_crossfade_s, self.version, tempo_sender=self.tempo_sender)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class LiveSnapshot:
     tempo_bpm: float | None = None
     scene_crossfade_s: float | None = None
     version: int = 0
+    tempo_sender: str | None = None
 
     def param(self, name: str, default: float = 0.0) -> float:
         return float(self.params.get(name, default))
@@ -130,14 +133,15 @@ class Bus:
         assert live is not None
         return live
 
-    def status(self, name: str, fps: float, notes_per_s: float, counts: dict, projected_va) -> dict:
-        """What operators see (status line, /status, show log); safe on any thread."""
+    def status(self, name: str, fps: float, notes_per_s: float, counts: dict, projected_va, timeline=None) -> dict:
+        """What operators see (status line, /status, show log); safe on any thread. `timeline`:
+        the outside beat the composer follows (MIDI clock, Link), if any."""
         music, image, caption, frame, live = (self.music.peek(), self.images.peek(), self.captions.peek(),
                                               self.frames.peek(), self.snapshot())
         return {
             "installation": name, "scene": live.scene,
             "music_va": [round(music.valence, 3), round(music.arousal, 3)] if music else None,
-            "tempo_bpm": round(music.tempo_bpm, 1) if music else None,
+            "heard_tempo_bpm": round(music.tempo_bpm, 1) if music else None,
             "key": f"{music.key} {music.mode}" if music else None,
             "image_va": [round(image.valence, 3), round(image.arousal, 3)] if image else None,
             "caption": caption.prompt if caption else None,
@@ -149,5 +153,22 @@ class Bus:
             "drops": {"music": self.music.dropped, "captions": self.captions.dropped,
                       "frames": self.frames.dropped, "commands": self.commands.dropped},
             **counts, "projected_va": list(projected_va),
-            "blackout": live.blackout, "freeze": live.freeze, "tempo_override_bpm": live.tempo_bpm,
+            "blackout": live.blackout, "freeze": live.freeze,
+            **tempo_in_force(live, music.tempo_bpm if music else None, timeline),
         }
+
+
+def tempo_in_force(live: LiveSnapshot, heard_bpm: float | None, timeline=None) -> dict[str, Any]:
+    """The one tempo the composer plays at now, and where it comes from: an operator's or MIDI
+    clock's /tempo, else the outside beat it follows (MIDI clock, Link), else the music heard."""
+    if live.tempo_bpm is not None:
+        sender = live.tempo_sender or "operator"
+        source = f"MIDI clock ({sender[5:]})" if sender.startswith("midi:") else f"operator ({sender})"
+        return {"tempo_bpm": round(live.tempo_bpm, 1), "tempo_source": source}
+    if timeline is not None:
+        try:
+            return {"tempo_bpm": round(timeline.tempo_bpm(), 1),
+                    "tempo_source": {"midi": "MIDI clock", "link": "Ableton Link"}.get(timeline.source, timeline.source)}
+        except Exception:  # Link closed during shutdown
+            pass
+    return {"tempo_bpm": round(heard_bpm, 1) if heard_bpm else None, "tempo_source": "music" if heard_bpm else None}

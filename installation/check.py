@@ -44,6 +44,8 @@ def check(cfg: Config) -> int:
             parse_target(target).close()
         except UserError as exc:
             sources.problems.append(str(exc).rstrip("."))
+    from installation.preflight import start_problems
+    sources.problems.extend(p.rstrip(".") for p in start_problems(cfg))  # what the start refuses, in its words
     console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
                   f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")

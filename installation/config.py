@@ -205,7 +205,8 @@ class MidiCcMap(Section):
     min: float = 0.0
     max: float = 1.0
     curve: Literal["linear", "exp", "log"] = "linear"
-    channel: int = Field(-1, ge=-1, le=15)
+    channel: int = Field(0, ge=-1, le=16)
+    """MIDI channel 1-16 as a controller shows it; 0 (or -1) = any."""
 
 
 class ControlConfig(Section):
@@ -213,7 +214,8 @@ class ControlConfig(Section):
     midi_notes: dict[str, str] = {}
     midi_programs: tuple[str, ...] = ()
     midi_clock: bool = True
-    midi_channel: int = Field(-1, ge=-1, le=15)
+    midi_channel: int = Field(0, ge=-1, le=16)
+    """Listen to this MIDI channel only (1-16); 0 (or -1) = all."""
     blackout_note: int = Field(-1, ge=-1, le=127)
     freeze_note: int = Field(-1, ge=-1, le=127)
     reload: bool = True
@@ -259,6 +261,12 @@ class ShowLogConfig(Section):
     fsync_interval_s: float = Field(0.5, gt=0, le=1.0)
     thumbnail_interval_s: float = Field(60.0, ge=1, le=3600)
     thumbnail_width: int = Field(240, ge=32, le=1920)
+    max_file_mb: float = Field(50.0, gt=0, le=10_000)
+    max_total_mb: float = Field(2000.0, gt=0, le=1_000_000)
+    gesture_gap_s: float = Field(0.5, gt=0, le=10)
+    gesture_max_s: float = Field(10.0, gt=0, le=600)
+    tempo_min_change_bpm: float = Field(1.0, ge=0, le=50)
+    tempo_min_interval_s: float = Field(1.0, ge=0, le=60)
 
 
 class WebConfig(Section):

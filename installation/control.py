@@ -107,6 +107,8 @@ class Control:
         if reason is None and route is not None:
             live = self.live
             route.apply(live, value)
+            if command.address == "/tempo":
+                live.tempo_sender = command.sender if value is not None else None
             live.version += 1
             self.applied += 1
             if self._clock is not None:
@@ -196,13 +198,15 @@ class MidiMapper:
     def map(self, message, sender: str) -> list[Command]:
         t_s = float(getattr(message, "time", 0.0) or 0.0)
         kind = message.type
+        # Channels are numbered 1-16 in the config (as controllers show them); mido counts from 0.
         channel = getattr(message, "channel", None)
-        if channel is not None and self._cfg.midi_channel >= 0 and channel != self._cfg.midi_channel:
+        channel = None if channel is None else channel + 1
+        if channel is not None and self._cfg.midi_channel > 0 and channel != self._cfg.midi_channel:
             return []
         if kind == "control_change":
             out = []
             for m in self._cc.get(message.control, ()):
-                if m.channel >= 0 and channel != m.channel:
+                if m.channel > 0 and channel != m.channel:
                     continue
                 value = m.min + (m.max - m.min) * _curve(message.value / 127.0, m.curve)
                 out.append(Command(t_s, "/param/" + m.param.replace(".", "/"), (round(value, 6),), sender))

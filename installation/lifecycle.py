@@ -102,7 +102,9 @@ class Lifecycle:
                 if self.show_log is not None and now_s >= next_log_s:
                     # A recording documents one show in detail; the always-on log keeps months.
                     next_log_s = now_s + (status_period_s if detailed_log else cfg.showlog.status_interval_s)
-                    self.show_log.write("status", **values)
+                    # The caption's reasons are in its own "caption" record; repeating them in
+                    # every status record made them most of a day's log.
+                    self.show_log.write("status", **{k: v for k, v in values.items() if k != "reasons"})
                     guard("thumbnail", self.show_log.thumbnail, shown)
                 self.watchdog(now_s)
                 guard("schedule", self.run_schedule, now_s)

@@ -99,17 +99,17 @@ class LiveMidiMap:
                 self._learning = None
                 log.info("MIDI learn for %s timed out", param)
                 return None
-            cc, channel = int(message.control), int(message.channel)
+            cc, channel = int(message.control), int(message.channel) + 1  # 1-16, as the config counts
             mapping: dict[str, Any] = {"cc": cc, "param": param, "min": low, "max": high, "curve": "linear",
                                        "channel": channel}
             kept = tuple(m for m in self._cfg.midi_cc
-                         if m.param != param and not (m.cc == cc and m.channel in (-1, channel)))
+                         if m.param != param and not (m.cc == cc and m.channel in (-1, 0, channel)))
             cc_type = type(self._cfg).model_fields["midi_cc"].annotation.__args__[0]
             cfg = self._cfg.model_copy(update={"midi_cc": kept + (cc_type(**mapping),)})
             self._cfg, self._mapper = cfg, MidiMapper(cfg.model_copy(update={"midi_clock": False}))
             self._learning = None
             self.learned.append(mapping)
-        log.info("MIDI learn: CC %d on channel %d now drives %s (%g..%g)", cc, channel + 1, param, low, high)
+        log.info("MIDI learn: CC %d on channel %d now drives %s (%g..%g)", cc, channel, param, low, high)
         return mapping
 
     def _clock_message(self, message, t_s: float, sender: str) -> list[Command]:
@@ -125,6 +125,8 @@ class LiveMidiMap:
             bpm = None
             if message.type == "start":
                 self._follower.start()
+            elif message.type == "continue":
+                self._follower.resume()
             elif message.type == "stop":
                 self._follower.stop()
         if message.type == "stop":
@@ -158,7 +160,7 @@ def save_cc_mapping(path: str | Path, mapping: dict) -> None:
     existing = control.get("midi_cc")
     entries = [dict(item) for item in existing] if existing is not None else []
     entries = [e for e in entries if e.get("param") != mapping["param"]
-               and not (e.get("cc") == mapping["cc"] and e.get("channel", -1) in (-1, mapping["channel"]))]
+               and not (e.get("cc") == mapping["cc"] and e.get("channel", 0) in (-1, 0, mapping["channel"]))]
     entries.append(dict(mapping))
     array = tomlkit.array()
     for entry in entries:

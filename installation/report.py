@@ -26,7 +26,9 @@ from installation.errors import UserError
 from installation.showlog import iter_show_log
 
 MAX_THUMBNAILS = 120
-MAX_ROWS = 2000
+MAX_ROWS = 1000
+MAX_CELL_CHARS = 400
+"""A longer cell (a caption's reasons, a long ABC) is cut in the page; the show log keeps it whole."""
 MIN_GAP_S = 60.0
 """A silence in the log longer than this (or three status intervals, if longer) is downtime."""
 LIT_MIN = 16.0
@@ -179,8 +181,11 @@ def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
             xs = [_dt.datetime.fromtimestamp(t) for t in x]
             breaks = np.flatnonzero(np.diff(x) > bin_s * 1.5) + 1
             for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(x)]):
-                ax.fill_between(xs[a:b], low[a:b], high[a:b], color=colour, alpha=0.25, lw=0, step="post")
-                ax.step(xs[a:b], mid[a:b], where="post", color=colour, lw=1.0, label=name if a == 0 else None)
+                # Rasterised: a day of per-minute bands as vector paths was most of the page.
+                ax.fill_between(xs[a:b], low[a:b], high[a:b], color=colour, alpha=0.25, lw=0, step="post",
+                                rasterized=True)
+                ax.step(xs[a:b], mid[a:b], where="post", color=colour, lw=1.0, label=name if a == 0 else None,
+                        rasterized=len(xs) > 240)
         for start, end in gaps:
             ax.axvspan(start, end, color="#999", alpha=0.35, lw=0, hatch="//", label="down" if start == gaps[0][0] else None)
         ax.set_ylim(-1.05, 1.05)
@@ -212,9 +217,13 @@ def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     if not rows:
         return "<p class=none>none</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cut(str(c)))}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
     more = f"<p class=none>{len(rows) - MAX_ROWS} more rows not shown</p>" if len(rows) > MAX_ROWS else ""
     return f"<table class='{cls}'><tr>{head}</tr>{body}</table>{more}"
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "\u2026"
 
 
 def _reasons(value: Any) -> str:
@@ -223,6 +232,14 @@ def _reasons(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "; ".join(map(str, value))
     return "" if value is None else str(value)
+
+
+def _arguments(record: dict) -> str:
+    """A command's arguments, or a fader gesture as "first -> last (count values in duration)"."""
+    if record.get("kind") == "gesture":
+        return (f"{record.get('first')} -> {record.get('last')} ({record.get('count')} values in "
+                f"{record.get('duration_s')} s)")
+    return " ".join(map(str, record.get("args", [])))
 
 
 def _duration(seconds: float) -> str:
@@ -303,7 +320,7 @@ def _summary_rows(timeline: Timeline, title: str, up: float,
         ["downtime", f"{len(gaps)} gap(s), {_duration(sum((b - a).total_seconds() for a, b in gaps))} in all"],
         ["starts (incl. restarts in place)", starts], ["records", len(records)],
         ["scene changes", kinds.get("scene", 0)], ["captions", kinds.get("caption", 0)],
-        ["plans", kinds.get("plan", 0)], ["operator commands", kinds.get("command", 0)],
+        ["plans", kinds.get("plan", 0)], ["operator commands (a fader gesture counts once)", kinds.get("command", 0) + kinds.get("gesture", 0)],
         ["frames per second (median)", f"{statistics.median(fps):.1f}" if fps else "n/a"],
         ["dropped items (last status)", drops], ["worker restarts (last status)", last.get("restarts", "n/a")],
     ]
@@ -312,7 +329,7 @@ def _summary_rows(timeline: Timeline, title: str, up: float,
 def _event_tables(timeline: Timeline, clock: Callable[[_dt.datetime], str]) -> dict[str, Any]:
     """The rows of the event sections: faults, refused commands, captions, plans, scenes, commands, others."""
     records, when = timeline.records, timeline.when
-    known = {"status", "caption", "plan", "scene", "command", "fault", "thumbnail", "refusals_suppressed"}
+    known = {"status", "caption", "plan", "scene", "command", "gesture", "fault", "thumbnail", "refusals_suppressed"}
     return {
         "faults": [(w, str(r.get("worker", "")), str(r.get("error", ""))) for w, r in zip(when, records) if r.get("kind") == "fault"],
         "refused": [(w, str(r.get("address", "")), f"{r.get('reason', '')} (from {r.get('sender', '?')})".strip())
@@ -322,9 +339,9 @@ def _event_tables(timeline: Timeline, clock: Callable[[_dt.datetime], str]) -> d
         "plans": [[clock(w), r.get("abc", ""), _reasons(r.get("reasons"))] for w, r in zip(when, records) if r.get("kind") == "plan"],
         "scenes": [[clock(w), r.get("scene", ""), r.get("crossfade_s", ""), r.get("sender", "")]
                    for w, r in zip(when, records) if r.get("kind") == "scene"],
-        "commands": [[clock(w), r.get("address", ""), " ".join(map(str, r.get("args", []))), r.get("sender", ""),
-                      "ok" if r.get("ok") else f"refused: {r.get('reason', '')}"]
-                     for w, r in zip(when, records) if r.get("kind") == "command"],
+        "commands": [[clock(w), r.get("address", ""), _arguments(r), r.get("sender", ""),
+                      "ok" if r.get("ok") or r.get("kind") == "gesture" else f"refused: {r.get('reason', '')}"]
+                     for w, r in zip(when, records) if r.get("kind") in ("command", "gesture")],
         "others": [[clock(w), r.get("kind", "?"), ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("t_s", "time", "kind", "_log"))]
                    for w, r in zip(when, records) if r.get("kind") not in known],
         "clock": clock,

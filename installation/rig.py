@@ -81,7 +81,11 @@ class Rig:
         now_s = self.clock.now_s()
         tempo: dict[str, Any] = {"source": self.tempo.source, "t_s": now_s}
         try:
-            tempo.update(bpm=round(self.tempo.tempo_bpm(), 3), beat=round(self.tempo.beat_at(now_s), 4))
+            # The beat clock; its tempo is the one in force only when it is followed (status
+            # "tempo_bpm" says which one is), so an internal clock nobody follows shows no bpm.
+            tempo.update(beat=round(self.tempo.beat_at(now_s), 4))
+            if self.follows:
+                tempo["bpm"] = round(self.tempo.tempo_bpm(), 3)
             if hasattr(self.tempo, "peers"):
                 tempo["peers"] = self.tempo.peers()
         except Exception as exc:  # Link closed during shutdown

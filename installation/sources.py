@@ -298,12 +298,14 @@ def build_schedulers(cfg: Config, clock, outputs: list[MidiOut]) -> list[Schedul
 def open_show_log(cfg: Config, record_dir: Path | None, clock):
     """A recording is one show in one file; the always-on log rotates daily and keeps keep_days."""
     from installation.showlog import ShowLog
+    from installation.showlog_fold import FoldSettings
     path = record_dir / "show.jsonl" if record_dir else (Path(cfg.showlog.path) if cfg.showlog.path else None)
     if path is None:
         return None
     return ShowLog(path, clock, fsync_interval_s=cfg.showlog.fsync_interval_s,
                    thumbnail_interval_s=cfg.showlog.thumbnail_interval_s, thumbnail_width=cfg.showlog.thumbnail_width,
-                   keep_days=None if record_dir else cfg.showlog.keep_days)
+                   keep_days=None if record_dir else cfg.showlog.keep_days, fold=FoldSettings.from_config(cfg.showlog),
+                   max_file_mb=cfg.showlog.max_file_mb, max_total_mb=cfg.showlog.max_total_mb)
 
 
 def recorder_factory(cfg: Config, record_dir: Path | None):

@@ -122,6 +122,8 @@ def run_installation(args: argparse.Namespace) -> int:
     cfg = load(args)
     if args.duration is not None and args.duration <= 0:
         raise UserError(f"--duration {args.duration} must be a positive number of seconds.")
+    from installation.preflight import refuse_start
+    refuse_start(cfg)  # what `check` says, in the same words, before anything opens
     # After the config is read (fast), so a bad config is answered by its one sentence alone.
     StatusLine(quiet=args.quiet).starting("starting Chromesthesia: loading models, opening devices")
     duration_s = inherited_duration_s(args.duration)

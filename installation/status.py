@@ -56,7 +56,9 @@ def status_lines(s: dict, uptime_s: float | None = None) -> list[str]:
     flags = "".join(f" {name}" for name, on in (("BLACKOUT", s.get("blackout")), ("FREEZE", s.get("freeze"))) if on)
     up = f"  up {_clock(uptime_s)}" if uptime_s is not None else ""
     first = f"{s.get('scene', '-')}{flags}  {s.get('fps', 0):4.1f} fps {s.get('render') or '-'}{up}"
-    second = (f"music {_va(s.get('music_va'))}  {s.get('tempo_bpm') or 0:3.0f} bpm {s.get('key') or '':<8} "
+    source = s.get("tempo_source") or ""
+    tempo = f"{s.get('tempo_bpm') or 0:3.0f} bpm" + (f" ({source.split(' (')[0]})" if source and source != "music" else "")
+    second = (f"music {_va(s.get('music_va'))}  {tempo} {s.get('key') or '':<8} "
               f"image {_va(s.get('image_va'))}  {s.get('notes_per_s', 0):4.1f} notes/s")
     third = (f"drops {drops} restarts {s.get('restarts', 0)} faults {s.get('failures', 0)}"
              f"  \u2502 {s.get('caption') or '-'}")
@@ -74,15 +76,17 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
              f"notes {summary.get('notes', 0)}  faults {summary.get('faults', 0)}  "
              f"restarts {summary.get('restarts', 0)}"]
     paths = [str(p) for p in summary.get("paths", ()) if p]
-    lines += [f"wrote {p}" for p in paths] or ["wrote nothing (no --record, no showlog.path)"]
+    problems = {str(p): why for p, why in (summary.get("problems") or {}).items()}
+    lines += [f"did not finish {p}: {problems[p]}" if p in problems else f"wrote {p}" for p in paths] \
+        or ["wrote nothing (no --record, no showlog.path)"]
     return lines
 
 
 def run_summary(counts: dict, notes: int, record_dir=None, show_log=None,
-                since_epoch_s: float | None = None) -> dict[str, Any]:
+                since_epoch_s: float | None = None, problems: dict | None = None) -> dict[str, Any]:
     """What `StatusLine.stop` prints: counts (frames_shown, failures, main_faults, restarts), notes,
     and the files this run wrote (the record folder's files changed since `since_epoch_s`, and
-    the always-on show log)."""
+    the always-on show log), each file that was not finished with why (`problems`: path -> sentence)."""
     from pathlib import Path
     paths: list[Path] = []
     if record_dir is not None and Path(record_dir).is_dir():
@@ -92,7 +96,8 @@ def run_summary(counts: dict, notes: int, record_dir=None, show_log=None,
     if log_path is not None and Path(log_path) not in paths:
         paths.append(Path(log_path))
     return {"frames": counts.get("frames_shown", 0), "notes": notes, "faults": counts.get("failures", 0) + counts.get("main_faults", 0),
-            "restarts": counts.get("restarts", 0), "paths": paths}
+            "restarts": counts.get("restarts", 0), "paths": paths,
+            "problems": {str(p): why for p, why in (problems or {}).items()}}
 
 
 class StatusLine:

@@ -2,7 +2,7 @@
 
 `tempo.source` in the config picks it:
   internal  a steady clock of our own (the /tempo command moves it; the music's own tempo otherwise)
-  midi      follows MIDI clock in (24 ticks a quarter note) with a least-squares line over tick times
+  midi      follows MIDI clock in (24 ticks a quarter note) with a robust line over tick times
   link      follows (and leads) an Ableton Link session: every peer shares tempo and bar phase
 
 Every source answers the same questions (`Tempo`): the tempo now, the beat at a time, the time of a
@@ -10,15 +10,20 @@ beat. Beat 0 is a bar line; bars are `quantum` beats long. Any thread may ask.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import threading
 from typing import Protocol
 
+import numpy as np
+
 from installation.records import MusicState
 
 TEMPO_RANGE_BPM = (20.0, 300.0)
 TICKS_PER_BEAT = 24
+OUTLIER_S = 0.012
+"""A tick further than this from the robust line is late (or early) and left out of the fit."""
 
 
 class Tempo(Protocol):
@@ -157,25 +162,41 @@ class InternalTempo:
 
 # --- MIDI clock -----------------------------------------------------------------------------------
 class ClockFollower:
-    """Tempo and beat position from MIDI clock ticks: a least-squares line through the tick times.
+    """Tempo and beat position from MIDI clock ticks, held against late and bunched ticks.
 
-    Messages arrive quantised to the audio period (JACK delivers MIDI once a period, 5.3 ms at
-    256 frames / 48 kHz), so single intervals swing by a whole period; a median of intervals is
-    biased by that. A line fitted through the last `window_ticks` timestamps (tick number ->
-    time) averages the quantisation out: its slope is the tick interval, its intercept the phase.
-    A tick far off the line (a tempo jump) restarts the fit from the recent ticks.
+    Messages arrive quantised to the audio period (JACK delivers MIDI once a period) and now and
+    then late: a sender that misses its deadline sends the late ticks in a burst. So the tick
+    interval is a robust fit, never one interval: the median over the last `window_ticks` of the
+    time one beat (24 ticks) took, and the phase the median offset of the ticks from that line.
+    A burst of late ticks moves few of those beat spans, and a median does not follow a few; a
+    whole beat of ticks off the line is a tempo change, and the fit starts again from them.
+
+    What the follower reports (the tempo in force, `exact_bpm`) then moves toward the fit by at
+    most `max_step_bpm_per_beat` each beat, and a change is said (`tick` returns it) once it is
+    `min_change_bpm` away from the last one said (a smaller one once the tempo held still for two
+    beats): a real tempo change goes through within a few beats, a late burst not at all.
+
+    After MIDI Stop the ticks a sender goes on sending are not followed (no tempo is said) until
+    Start or Continue: a stopped transport releases the tempo, and keeps it released.
     """
 
-    def __init__(self, window_ticks: int = 96, min_ticks: int = 24, min_change_bpm: float = 0.5) -> None:
-        self._window = window_ticks
-        self._min_ticks = min_ticks
+    def __init__(self, window_ticks: int = 192, min_ticks: int = 48, min_change_bpm: float = 1.0,
+                 max_step_bpm_per_beat: float = 8.0) -> None:
+        self._window = max(window_ticks, 2 * TICKS_PER_BEAT)
+        self._min_ticks = max(min_ticks, TICKS_PER_BEAT + 2)
         self._min_change_bpm = min_change_bpm
-        self._ticks: list[tuple[int, float]] = []  # (tick number since start, time)
+        self._max_step_per_tick = max_step_bpm_per_beat / TICKS_PER_BEAT
+        self._ticks: collections.deque[tuple[int, float]] = collections.deque(maxlen=self._window)
         self._count = 0
         self._fit: tuple[int, float, float] | None = None  # (reference tick, time at it, seconds per tick)
+        self._force_bpm: float | None = None
         self._off_line = 0
+        self._settled = 0
+        self._previous_bpm = 0.0
+        self._stopped = False
         self._lock = threading.Lock()
         self.bpm: float | None = None
+        """The tempo last said (what became a /tempo command); None when released."""
 
     def start(self) -> None:
         """MIDI Start: the next tick is beat 0."""
@@ -183,46 +204,70 @@ class ClockFollower:
             self._ticks.clear()
             self._count = 0
             self._fit = None
+            self._stopped = False
+
+    def resume(self) -> None:
+        """MIDI Continue: follow the ticks again from where they are."""
+        with self._lock:
+            self._stopped = False
 
     def stop(self) -> None:
         with self._lock:
             self._ticks.clear()
             self._fit = None
+            self._force_bpm = None
             self.bpm = None
+            self._stopped = True
 
     def tick(self, t_s: float) -> float | None:
-        """A clock tick at `t_s`; returns a new tempo when it moved by at least min_change_bpm."""
+        """A clock tick at `t_s`; returns the tempo in force when it moved by min_change_bpm."""
         with self._lock:
+            if self._stopped:
+                return None
             if self._ticks and t_s - self._ticks[-1][1] > 1.0:
                 self._ticks.clear()  # the clock paused: do not fit across the gap
                 self._fit = None
-            if self._fit is not None:
+            if self._fit is not None and len(self._ticks) >= self._min_ticks:  # not while refitting
                 ref, t_ref, period = self._fit
-                error_s = t_s - (t_ref + (self._count - ref) * period)
-                self._off_line = self._off_line + 1 if abs(error_s) > max(0.012, 0.5 * period) else 0
-                if self._off_line >= 3:  # three ticks in a row off the line: the tempo jumped
-                    del self._ticks[:-2]
+                off = abs(t_s - (t_ref + (self._count - ref) * period)) > OUTLIER_S
+                self._off_line = self._off_line + 1 if off else 0
+                if self._off_line >= TICKS_PER_BEAT:  # a whole beat off the line: the tempo changed
+                    for _ in range(len(self._ticks) - self._off_line + 1):
+                        self._ticks.popleft()
                     self._off_line = 0
+                    self._force_bpm = None  # proven by a whole beat: no slew toward it
             self._ticks.append((self._count, t_s))
             self._count += 1
-            del self._ticks[:-self._window]
-            if len(self._ticks) < self._min_ticks and self._fit is None:
+            if len(self._ticks) < (self._min_ticks if self._force_bpm is not None or self._fit is None
+                                   else TICKS_PER_BEAT + 2):
                 return None
-            fit = _line(self._ticks)
+            fit = _robust_line(self._ticks)
             if fit is None:
                 return None
-            self._fit = fit
-            bpm = round(60.0 / (TICKS_PER_BEAT * fit[2]), 1)
-            if not TEMPO_RANGE_BPM[0] <= bpm <= TEMPO_RANGE_BPM[1]:
+            fitted_bpm = 60.0 / (TICKS_PER_BEAT * fit[2])
+            if not TEMPO_RANGE_BPM[0] <= fitted_bpm <= TEMPO_RANGE_BPM[1]:
                 return None
-            if self.bpm is None or abs(bpm - self.bpm) >= self._min_change_bpm:
+            self._fit = fit
+            if self._force_bpm is None:
+                self._force_bpm = fitted_bpm
+            else:
+                step = self._max_step_per_tick
+                self._force_bpm += min(step, max(-step, fitted_bpm - self._force_bpm))
+            bpm = round(self._force_bpm, 1)
+            self._settled = self._settled + 1 if abs(self._force_bpm - self._previous_bpm) < 0.05 else 0
+            self._previous_bpm = self._force_bpm
+            # Hysteresis: a change of min_change_bpm is said at once; a smaller one only once the
+            # tempo has held still for two beats (so the value said ends up exact, without chatter).
+            if self.bpm is None or abs(bpm - self.bpm) >= self._min_change_bpm \
+                    or (abs(bpm - self.bpm) >= 0.2 and self._settled >= 2 * TICKS_PER_BEAT):
                 self.bpm = bpm
                 return bpm
             return None
 
     def exact_bpm(self) -> float | None:
+        """The tempo in force (limited in its change per beat); None before a fit or after Stop."""
         with self._lock:
-            return None if self._fit is None else 60.0 / (TICKS_PER_BEAT * self._fit[2])
+            return self._force_bpm
 
     def beat_at(self, t_s: float) -> float | None:
         """Beats since Start (or the first tick) at `t_s`, on the fitted line; None before a fit."""
@@ -240,24 +285,35 @@ class ClockFollower:
             return t_ref + (beat * TICKS_PER_BEAT - ref) * period
 
 
-def _line(ticks: list[tuple[int, float]]) -> tuple[int, float, float] | None:
-    """Least squares t = t_ref + (n - ref) * period; returns (ref, t_ref, period) at the newest tick."""
-    if len(ticks) < 2:
+def _robust_line(ticks) -> tuple[int, float, float] | None:
+    """t = t_ref + (n - ref) * period through the ticks, robust to a minority of late ones.
+
+    A first line from medians (the median beat span, the median offset) finds the late ticks: more
+    than `OUTLIER_S` off it. A least-squares line through the rest then averages the quantisation
+    of the arrival times out (a median of quantised spans would be biased by a whole period).
+    """
+    if len(ticks) < TICKS_PER_BEAT + 2:
         return None
-    n0, t0 = ticks[0]
-    xs = [n - n0 for n, _ in ticks]
-    ys = [t - t0 for _, t in ticks]
-    mean_x = sum(xs) / len(xs)
-    mean_y = sum(ys) / len(ys)
-    sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx <= 0:
+    n = np.fromiter((k for k, _ in ticks), dtype=np.float64, count=len(ticks))
+    t = np.fromiter((v for _, v in ticks), dtype=np.float64, count=len(ticks))
+    lag = TICKS_PER_BEAT
+    period = float(np.median((t[lag:] - t[:-lag]) / (n[lag:] - n[:-lag])))
+    if not period > 0:
         return None
-    period = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
-    if period <= 0:
-        return None
-    ref = ticks[-1][0]
-    t_ref = t0 + mean_y + (ref - n0 - mean_x) * period
-    return ref, t_ref, period
+    ref = int(n[-1])
+    x = n - ref
+    residual = t - x * period
+    keep = np.abs(residual - np.median(residual)) <= max(OUTLIER_S, 0.25 * period * TICKS_PER_BEAT / 4)
+    if keep.sum() >= TICKS_PER_BEAT:
+        x, t = x[keep], t[keep]
+        mean_x, mean_t = float(x.mean()), float(t.mean())
+        sxx = float(((x - mean_x) ** 2).sum())
+        if sxx > 0:
+            fitted = float(((x - mean_x) * (t - mean_t)).sum()) / sxx
+            if fitted > 0:
+                period = fitted
+        return ref, mean_t - mean_x * period, period
+    return ref, float(np.median(residual)), period
 
 
 class MidiClockTempo:
@@ -278,6 +334,8 @@ class MidiClockTempo:
             return self.follower.tick(float(message.time))
         if kind == "start":
             self.follower.start()
+        elif kind == "continue":
+            self.follower.resume()
         elif kind == "stop":
             bpm = self.follower.exact_bpm()
             if bpm is not None:

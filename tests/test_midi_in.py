@@ -15,7 +15,7 @@ from installation.tempo import ClockFollower
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 CFG = ControlConfig(midi_cc=(MidiCcMap(cc=74, param="brightness"),
-                             MidiCcMap(cc=71, param="speed", min=0.0, max=4.0, curve="exp", channel=2)),
+                             MidiCcMap(cc=71, param="speed", min=0.0, max=4.0, curve="exp", channel=3)),
                     midi_notes={"36": "pulse", "37": "nocturne"}, midi_programs=("nocturne", "pulse"),
                     blackout_note=48)
 
@@ -46,9 +46,11 @@ def test_midi_clock_follows_tempo_changes_and_stop():
                 tempos.append(new)
     assert tempos[0] == 120.0 and tempos[-1] == 90.0
     m = MidiMapper(CFG)
-    commands = [c for i in range(30) for c in m.map(mido.Message("clock", time=i * 60 / (24 * 100)), "s")]
-    assert [c.args for c in commands] == [(100.0,)]
+    commands = [c for i in range(60) for c in m.map(mido.Message("clock", time=i * 60 / (24 * 100)), "s")]
+    assert [c.args for c in commands] == [(100.0,)]  # two beats: the robust fit needs that many
     assert m.map(mido.Message("stop"), "s")[0].args == (0,)
+    # a sender that goes on clocking after Stop does not take the tempo back until Start
+    assert [c for i in range(60, 200) for c in m.map(mido.Message("clock", time=i * 60 / (24 * 100)), "s")] == []
 
 
 def test_control_thread_validates_and_enqueues():

@@ -30,7 +30,7 @@ def test_learn_maps_the_next_knob_moved_over_the_whole_range():
     assert live_map.learning == "brightness"
     commands = live_map.map(mido.Message("control_change", control=20, value=127, channel=3, time=1.0), "s")
     assert [(c.address, c.args) for c in commands] == [("/param/brightness", (1.0,))]  # acts at once
-    assert learned == [{"cc": 20, "param": "brightness", "min": 0.0, "max": 1.0, "curve": "linear", "channel": 3}]
+    assert learned == [{"cc": 20, "param": "brightness", "min": 0.0, "max": 1.0, "curve": "linear", "channel": 4}]  # mido 3 = channel 4
     assert live_map.learning is None
     assert [m.param for m in live_map.control_cfg.midi_cc] == ["brightness"]  # the knob moved over
     assert live_map.map(mido.Message("control_change", control=20, value=0, channel=3), "s")[0].args == (0.0,)
@@ -99,7 +99,7 @@ def test_a_performer_connects_to_the_virtual_input_and_learns_a_knob(jack_server
             control.apply_pending(queue)
             return bool(learned) and live.params["brightness"] == 0.0
         assert wait_for(moved)
-        assert learned[0]["cc"] == 30 and learned[0]["channel"] == 5
+        assert learned[0]["cc"] == 30 and learned[0]["channel"] == 6
     finally:
         thread.stop()
         performer.close()

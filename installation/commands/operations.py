@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     report.add_argument("--hours", type=float, default=24.0, help="hours of log (default 24)")
     report.add_argument("--status-s", type=float, default=5.0, help="seconds between status records (5 = the always-on log)")
     report.add_argument("--dir", type=Path, default=None, help="where to write the log and report (default: a temporary folder)")
+    report.add_argument("--tile", type=Path, default=None, metavar="LOG",
+                        help="make the day by repeating a real run's show log (and its thumbnails) instead of a synthetic one")
     report.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     report.set_defaults(handler=_bench_report)
     web = groups["bench"].add_parser("web", parents=[common],
@@ -102,6 +104,39 @@ def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status
     return path
 
 
+def tile_show_log(source: Path, folder: Path, day: _dt.date, hours: float = 24.0) -> Path:
+    """A day of show log from local midnight of `day`, made by repeating the records of a real
+    run's log (`source`) back to back, each copy shifted by the run's length; its thumbnails are
+    copied beside it. The records are the run's own: the day is as big as that run, repeated."""
+    import shutil
+
+    from installation.showlog import read_show_log
+
+    records = [r for r in read_show_log(source) if isinstance(r.get("t_s"), (int, float))]
+    if len(records) < 2:
+        raise ValueError(f"{source} holds too few records to tile")
+    first_s = float(records[0]["t_s"])
+    span_s = max(1.0, float(records[-1]["t_s"]) - first_s)
+    folder.mkdir(parents=True, exist_ok=True)
+    thumbs = source.parent / f"{source.stem}.thumbs"
+    if thumbs.is_dir():
+        shutil.copytree(thumbs, folder / thumbs.name, dirs_exist_ok=True)
+    start = _dt.datetime.combine(day, _dt.time()).astimezone()
+    path = folder / "show.jsonl"
+    with open(path, "w", encoding="utf-8") as out:
+        for copy in range(math.ceil(hours * 3600 / span_s)):
+            for record in records:
+                offset_s = copy * span_s + float(record["t_s"]) - first_s
+                if offset_s >= hours * 3600:
+                    break
+                when = start + _dt.timedelta(seconds=offset_s)
+                shifted = {**record, "t_s": round(offset_s + 3.0, 4), "time": when.isoformat(timespec="milliseconds")}
+                if shifted.get("kind") == "start" and copy:
+                    continue  # one start for the day, as a day without restarts has
+                out.write(json.dumps(shifted, separators=(",", ":")) + "\n")
+    return path
+
+
 def _bench_report(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -110,12 +145,16 @@ def _bench_report(args: argparse.Namespace) -> int:
     folder = args.dir or Path(tempfile.mkdtemp(prefix="chromesthesia-report-"))
     day = _dt.date(2026, 11, 30)
     started = time.perf_counter()
-    log = write_synthetic_day(folder, day, args.hours, args.status_s)
+    if args.tile is not None:
+        log = tile_show_log(args.tile, folder, day, args.hours)
+    else:
+        log = write_synthetic_day(folder, day, args.hours, args.status_s)
     made_s = time.perf_counter() - started
     started, cpu = time.perf_counter(), time.process_time()
     out = write_report(folder, folder / "day.html", period="day", date=day)
     day_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu
-    figures = {"hours": args.hours, "status_interval_s": args.status_s, "records": sum(1 for _ in open(log)),
+    figures = {"hours": args.hours, "tiled_from": str(args.tile) if args.tile else "synthetic",
+               "status_interval_s": args.status_s, "records": sum(1 for _ in open(log)),
                "log_mb": round(log.stat().st_size / 1e6, 2), "write_log_s": round(made_s, 2),
                "report_s": round(day_s, 2), "report_cpu_s": round(cpu_s, 2), "report_mb": round(out.stat().st_size / 1e6, 2), "report": str(out)}
     print(json.dumps(figures, indent=2))
