@@ -24,6 +24,9 @@ from installation.errors import UserError
 
 log = logging.getLogger(__name__)
 
+WEBSOCKET_CLOSE_GRACE_S = 5.0
+"""A websocket whose application has finished is aborted this long after if still open."""
+
 
 def guarded_protocols(gate: ConnectionGate) -> tuple[type, type]:
     """uvicorn's h11 HTTP protocol and sans-I/O websocket protocol, admitted by `gate`."""
@@ -46,6 +49,13 @@ def guarded_protocols(gate: ConnectionGate) -> tuple[type, type]:
             if self.gate_host is not None:
                 gate.release(self.gate_host)
                 self.gate_host = None
+
+        async def run_asgi(self) -> None:
+            await super().run_asgi()
+            # A graceful close waits for the peer to read what is buffered; one that never reads
+            # would keep its place in the gate for good, so it is cut off after a grace period.
+            transport = self.transport
+            self.loop.call_later(WEBSOCKET_CLOSE_GRACE_S, lambda: None if self.gate_host is None else transport.abort())
 
     class GuardedHttp(H11Protocol):
         gate_host: str | None = None

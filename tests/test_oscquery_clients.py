@@ -17,6 +17,7 @@ from hardware.osc_query_listen import ListenClient, ListenHub
 from installation import routes
 from installation.records import MusicState
 from tests import test_osc
+from tests.waiting import wait_for
 
 ws_sync = pytest.importorskip("websockets.sync.client")
 NODE_TOOL = test_osc.ROOT / "tools" / "oscquery-node"
@@ -97,6 +98,8 @@ def test_listeners_over_the_cap_are_refused_and_host_info_names_listen(served):
         with pytest.raises(InvalidStatus):  # max_listeners=2: closed before the handshake (403)
             listener(query)
         assert query.listen.stats["refused"] == 1
+        assert query.gate.open >= 2  # the websockets hold places in the connection gate
+    assert wait_for(lambda: query.gate.open == 0 and query.listen.clients == 0)  # and give them back
     with urllib_get(query, "/?HOST_INFO") as info:
         assert info["EXTENSIONS"]["LISTEN"] is True
 
