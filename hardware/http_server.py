@@ -24,6 +24,9 @@ from installation.errors import UserError
 
 log = logging.getLogger(__name__)
 
+WEBSOCKET_CLOSE_GRACE_S = 5.0
+"""A websocket whose application has finished is aborted this long after if still open."""
+
 
 def guarded_protocols(gate: ConnectionGate) -> tuple[type, type]:
     """uvicorn's h11 HTTP protocol and sans-I/O websocket protocol, admitted by `gate`."""
@@ -46,6 +49,13 @@ def guarded_protocols(gate: ConnectionGate) -> tuple[type, type]:
             if self.gate_host is not None:
                 gate.release(self.gate_host)
                 self.gate_host = None
+
+        async def run_asgi(self) -> None:
+            await super().run_asgi()
+            # A graceful close waits for the peer to read what is buffered; one that never reads
+            # would keep its place in the gate for good, so it is cut off after a grace period.
+            transport = self.transport
+            self.loop.call_later(WEBSOCKET_CLOSE_GRACE_S, lambda: None if self.gate_host is None else transport.abort())
 
     class GuardedHttp(H11Protocol):
         gate_host: str | None = None
@@ -99,17 +109,19 @@ def guarded_protocols(gate: ConnectionGate) -> tuple[type, type]:
 
 class HttpServer:
     """Serves `app` on `host:port` (0 = any free port) within `limits`; `allowed(host)` is the
-    allowlist applied at accept. `what` and `port_key` name it in a start-up error."""
+    allowlist applied at accept. `what` and `port_key` name it in a start-up error; a websocket
+    frame over `ws_max_bytes` closes its connection."""
 
     def __init__(self, app, host: str, port: int, limits: ConnectionLimits = ConnectionLimits(),
                  allowed: Callable[[str], bool] = lambda host: True, what: str = "the HTTP server",
-                 port_key: str = "the port") -> None:
+                 port_key: str = "the port", ws_max_bytes: int = 16 * 1024 * 1024) -> None:
         self._app = app
         self._host = host
         self._port = port
         self.gate = ConnectionGate(limits, allowed, what)
         self._what = what
         self._port_key = port_key
+        self._ws_max_bytes = ws_max_bytes
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -138,7 +150,7 @@ class HttpServer:
         self._socket = sock
         http, ws = guarded_protocols(self.gate)
         config = uvicorn.Config(self._app, log_level="warning", lifespan="off", access_log=False, http=http, ws=ws,
-                                proxy_headers=False, server_header=False, backlog=128,
+                                proxy_headers=False, server_header=False, backlog=128, ws_max_size=self._ws_max_bytes,
                                 timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name=f"http-{self.address[1]}", daemon=True)

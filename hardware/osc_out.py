@@ -1,6 +1,7 @@
 """Analysis out: what the installation hears, as plain-float OSC streams for other tools.
 
-Every frame (or every new music state) `AnalysisOut.publish(music)` sends one bundle holding
+`AnalysisOut.publish(music)` is called once a frame and sends one bundle per new music state (the
+listener makes one every `listen.hop_s`, so about 9 a second reach a receiver, not one a frame):
 
     /out/beat f      1 on a beat, falling to 0 just before the next (0 when no beat is heard)
     /out/onset f     onset strength 0..1

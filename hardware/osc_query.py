@@ -4,7 +4,9 @@ TouchDesigner's OSCQuery COMPs, Chataigne and ossia score browse it: every addre
 type tags (TYPE), ranges (RANGE: MIN/MAX or VALS), a description, the access (0 no value, 1 read,
 2 write, 3 both) and, for what has one, the current VALUE. `GET /` is the whole tree, `GET /param/speed`
 one node, `GET /param/speed?VALUE` only `{"VALUE": [...]}`, `GET /?HOST_INFO` the server's
-name, OSC port and transport (the OSCQuery proposal, github.com/Vidvox/OSCQueryProposal).
+name, OSC port and transport (the OSCQuery proposal, github.com/Vidvox/OSCQueryProposal). A
+websocket on the same port takes the proposal's LISTEN/IGNORE commands and streams value changes
+as binary OSC (hardware.osc_query_listen).
 
 python-oscquery 0.4.0 was read before choosing: it has no RANGE attribute, keeps values in the
 tree (they would have to be copied in on every change), registers an atexit handler in its
@@ -18,8 +20,8 @@ Methods that hold no value (/ping, /panic, /learn/<path>, and the one-shot messa
 /subscribe...) have ACCESS 0, as the proposal reserves for a node without a value; every readable
 node always has a VALUE. python-oscquery 0.4.0 refuses a tree with a value-less node claiming 1-3.
 
-Threads: the HTTP server's event loop (one thread) and a worker per request that reads the tree;
-`nodes` and `values` must only read.
+Threads: the HTTP server's event loop (one thread: websockets, LISTEN's looks) and a worker per
+request that reads the tree; `nodes` and `values` must only read.
 """
 from __future__ import annotations
 
@@ -31,12 +33,15 @@ from typing import Any, Callable, Iterable, Mapping
 
 from hardware.conn_gate import ConnectionLimits
 from hardware.http_server import HttpServer
+from hardware.osc_query_listen import ListenHub
 
 log = logging.getLogger(__name__)
 
 NO_VALUE, READ, WRITE, READ_WRITE = 0, 1, 2, 3
 ATTRIBUTES = frozenset({"FULL_PATH", "CONTENTS", "TYPE", "VALUE", "RANGE", "ACCESS", "DESCRIPTION", "HOST_INFO",
                         "CLIPMODE", "UNIT", "CRITICAL", "TAGS", "EXTENDED_TYPE", "OVERLOADS"})
+MAX_WEBSOCKET_FRAME_BYTES = 64 * 1024
+"""LISTEN/IGNORE commands are tiny: a larger frame closes the websocket before it is buffered."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ def query_app(owner: "OscQueryServer"):
     """The OSCQuery HTTP API as an ASGI app: GET any path, with an optional attribute query."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.routing import Route
+    from starlette.routing import Route, WebSocketRoute
 
     def answer(request: Request):  # sync: Starlette runs it on its worker pool, off the event loop
         client = request.client.host if request.client else ""
@@ -126,7 +131,8 @@ def query_app(owner: "OscQueryServer"):
             log.exception("OSCQuery: GET %s failed", str(request.url)[:200])
             return _json_response(500, {"error": "internal error"})
 
-    return Starlette(routes=[Route("/{path:path}", answer, methods=["GET"])])
+    return Starlette(routes=[Route("/{path:path}", answer, methods=["GET"]),
+                             WebSocketRoute("/{path:path}", owner.listen.serve)])
 
 
 class OscQueryServer:
@@ -140,7 +146,8 @@ class OscQueryServer:
     def __init__(self, name: str, host: str, port: int, nodes: Callable[[], Iterable[OscNode]],
                  values: Callable[[str], Any] | None, osc_port: Callable[[], int],
                  allowed: Callable[[str], bool] = lambda host: True, advertise: bool = True,
-                 limits: ConnectionLimits = ConnectionLimits()) -> None:
+                 limits: ConnectionLimits = ConnectionLimits(), listen_hz: float = 60.0,
+                 max_listeners: int = 16) -> None:
         self.name = name
         self._host = host
         self._port = port
@@ -151,6 +158,7 @@ class OscQueryServer:
         self._advertise = advertise
         self._limits = limits
         self._http: HttpServer | None = None
+        self.listen = ListenHub(nodes, values, listen_hz, max_listeners)
         self._zeroconf: Any = None
         self._services: list = []
         self.errors = 0
@@ -167,11 +175,11 @@ class OscQueryServer:
     def host_info(self) -> dict:
         return {"NAME": self.name, "OSC_PORT": self._osc_port(), "OSC_TRANSPORT": "UDP",
                 "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "TYPE": True,
-                               "CLIPMODE": False, "UNIT": False, "TAGS": False, "LISTEN": False, "PATH_CHANGED": False}}
+                               "CLIPMODE": False, "UNIT": False, "TAGS": False, "LISTEN": True, "PATH_CHANGED": False}}
 
     def start(self) -> None:
         http = HttpServer(query_app(self), self._host, self._port, self._limits, self.allowed, what="OSCQuery",
-                          port_key="port with --set osc.query_port=N")
+                          port_key="port with --set osc.query_port=N", ws_max_bytes=MAX_WEBSOCKET_FRAME_BYTES)
         http.start()
         self._http = http
         log.info("OSCQuery on http://%s:%d/", *self.address)

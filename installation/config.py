@@ -184,6 +184,10 @@ class OscConfig(Section):
     query_enabled: bool = False
     query_port: int = Field(7401, ge=0, le=65535)
     query_mdns: bool = True
+    query_listen_hz: float = Field(60.0, ge=1, le=240)
+    """OSCQuery LISTEN: how often listened values are looked at for changes."""
+    query_max_listeners: int = Field(16, ge=1, le=4096)
+    """OSCQuery LISTEN: websockets at once (each also counts against max_connections)."""
     tcp_enabled: bool = False
     tcp_port: int = Field(7400, ge=0, le=65535)
     subscribe_ttl_s: float = Field(60.0, ge=1, le=86400)

@@ -138,7 +138,7 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
         query = OscQueryServer(cfg.installation.name, osc.host, osc.query_port,
                                lambda: describe_space(routes, control.param_specs, scene_names()),
                                values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns,
-                               limits=limits)
+                               limits=limits, listen_hz=osc.query_listen_hz, max_listeners=osc.query_max_listeners)
     tcp = None
     if osc.tcp_enabled:
         from hardware.osc_tcp import OscTcpServer

@@ -59,10 +59,11 @@ def queue_submit(check: Callable[[Command], str | None], queue) -> Callable[[Com
 
 def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | None], commands,
               scenes: Callable[[], list[str]], show_log=None, schedule=None, osc_stats=None,
-              audit=None) -> Web:
+              audit=None, sources=None) -> Web:
     """The dashboard for `cfg.web` (a Web with no server when it is off). `check` is
     Control.check, `commands` the main thread's command queue, `schedule` the Schedule (its
-    calendar gives opening hours and the next change), `osc_stats` the OSC server's counters."""
+    calendar gives opening hours and the next change), `osc_stats` the OSC server's counters,
+    `sources` installation.sources.Sources (what runs, named in /metrics)."""
     from installation.web.metrics import CommandAudit
     audit = audit or CommandAudit(show_log)
     web_cfg = cfg.web
@@ -92,13 +93,16 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
     preview = PreviewSink(rate_hz=web_cfg.preview_hz, max_width=web_cfg.preview_width)
     started_s = time.monotonic()
     registry = None
-    if web_cfg.metrics:
-        registry = metrics_registry(InstallationCollector(status, started_s, audit, osc_stats))
     calendar = getattr(schedule, "calendar", schedule)
+    describe_schedule = (lambda: calendar.describe(dt.datetime.now())) if hasattr(calendar, "describe") else (lambda: None)
+    if web_cfg.metrics:
+        info = {f"{kind}_source": str(getattr(sources, kind)) for kind in ("audio", "camera") if sources is not None}
+        registry = metrics_registry(InstallationCollector(status, started_s, audit, osc_stats,
+                                                          schedule=describe_schedule, info=info))
     sources = DashboardSources(
         status=status, submit=queue_submit(audit.checked("web", check), commands),
         preview_jpeg=preview.jpeg, preview_sequence=lambda: preview.sequence, scenes=scenes,
-        schedule=(lambda: calendar.describe(dt.datetime.now())) if hasattr(calendar, "describe") else (lambda: None),
+        schedule=describe_schedule,
         faults=faults.last, metrics=registry, started_s=started_s)
     app = create_app(sources, token, web_cfg.allow, status_hz=web_cfg.status_hz, preview_hz=web_cfg.preview_hz,
                      limits=RequestLimits(web_cfg.max_body_bytes, web_cfg.header_timeout_s, web_cfg.host_names))

@@ -104,17 +104,32 @@ class InstallationCollector:
     """A prometheus_client collector over the status callable and the counters."""
 
     def __init__(self, status: Callable[[], dict], started_s: float, audit: CommandAudit | None = None,
-                 osc_stats: Callable[[], dict] | None = None, clock=time.monotonic) -> None:
+                 osc_stats: Callable[[], dict] | None = None, clock=time.monotonic,
+                 schedule: Callable[[], dict | None] = lambda: None, info: dict[str, str] | None = None) -> None:
         self._status = status
         self._started_s = started_s
         self._audit = audit
         self._osc_stats = osc_stats
         self._clock = clock
+        self._schedule = schedule
+        self._info = {"version": package_version(), **(info or {})}
 
     def collect(self):
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily,
+                                            StateSetMetricFamily)
 
         status: dict[str, Any] = self._status() or {}
+        yield InfoMetricFamily("chromesthesia", "The installation: version, scene and what it runs from",
+                               value={**self._info, "installation": str(status.get("installation") or ""),
+                                      "scene": str(status.get("scene") or ""), "render": str(status.get("render") or "")})
+        try:
+            schedule = self._schedule()
+        except Exception:  # a calendar fault must not cost the whole scrape
+            log.exception("metrics: reading the schedule failed")
+            schedule = None
+        state = room_state(schedule, bool(status.get("blackout")))
+        yield StateSetMetricFamily("chromesthesia_state", "open; closed by the schedule; blackout in open hours",
+                                   value={name: name == state for name in ROOM_STATES})
         yield GaugeMetricFamily("chromesthesia_fps", "Frames a second on the projector", value=float(status.get("fps") or 0))
         yield GaugeMetricFamily("chromesthesia_uptime_seconds", "Seconds since the installation started",
                                 value=self._clock() - self._started_s)
@@ -153,9 +168,33 @@ class InstallationCollector:
             yield osc
 
 
+ROOM_STATES = ("open", "closed", "blackout")
+
+
+def room_state(schedule: dict | None, blackout: bool) -> str:
+    """"closed" while the schedule says so (its blackout is the schedule's), else "blackout"
+    while the projector is black, else "open". `schedule` is Calendar.describe's answer or None."""
+    if schedule is not None and not schedule.get("open", True):
+        return "closed"
+    return "blackout" if blackout else "open"
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("chromesthesia")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def metrics_registry(collector: InstallationCollector):
-    """A registry of its own (never the process-global one), so a restart or a test can build another."""
-    from prometheus_client import CollectorRegistry
+    """A registry of its own (never the process-global one), so a restart or a test can build another;
+    with the process's CPU, memory, descriptors, Python version and garbage collector, as the
+    global registry has them."""
+    from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
     return registry
