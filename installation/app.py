@@ -248,7 +248,7 @@ class Installation:
 
     def run(self) -> int:
         """The main thread: the projector at the display rate, operator commands, supervision."""
-        from installation.status import StatusLine, input_silence_watch, run_summary
+        from installation.status import StatusLine, input_silence_watch, run_summary, unfinished_files
         for note in self.sources.notes:
             log.warning("embedded default: %s", note)
         status = StatusLine(self.options.quiet, silence=input_silence_watch(self.cfg, self.sources, self.bus.music))
@@ -262,13 +262,9 @@ class Installation:
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
             life.shutdown([self.osc, self.rig, self.web],
                           [*self._closers, *(o.close for o in self.midi_outputs), self.projector.close])
-            recorder = self.projector.recorder
-            problems = {recorder.path: recorder.failure} if getattr(recorder, "failure", None) else {}
-            if self.show_log is not None and self.show_log.torn:
-                problems[self.show_log.path] = (f"{self.show_log.torn} record(s) cut short by a failed write "
-                                                f"(each skipped by readers; every other record is whole)")
             status.stop(run_summary({**self.counts(), **self.counters()}, self._notes(), self.options.record_dir,
-                                    self.show_log, status.started_epoch_s, problems))
+                                    self.show_log, status.started_epoch_s,
+                                    unfinished_files(self.projector.recorder, self.show_log)))
             if self.show_log is not None:
                 self.show_log.write("stop", reason=life.stop_reason, counters=self.counters(), **self.counts())
                 self.show_log.close()

@@ -100,6 +100,15 @@ def run_summary(counts: dict, notes: int, record_dir=None, show_log=None,
             "problems": {str(p): why for p, why in (problems or {}).items()}}
 
 
+def unfinished_files(recorder, show_log) -> dict:
+    """path -> why, for each file this run did not finish whole: a recording cut short, torn show-log records."""
+    problems = {recorder.path: recorder.failure} if getattr(recorder, "failure", None) else {}
+    if show_log is not None and show_log.torn:
+        problems[show_log.path] = (f"{show_log.torn} record(s) cut short by a failed write "
+                                   f"(each skipped by readers; every other record is whole)")
+    return problems
+
+
 class StatusLine:
     def __init__(self, quiet: bool = False, stream=None, silence: "SilenceWatch | None" = None) -> None:
         self._silence = silence
