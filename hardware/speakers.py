@@ -36,16 +36,17 @@ def _speaker_main(conn, device: str | int | None, rate_hz: int, block_frames: in
     """The child: one PortAudio output stream playing the blocks the parent sends, in order."""
     import sounddevice as sd
     queue: collections.deque = collections.deque()
-    starved = [0]
+    starved = [0, 0]  # blocks of silence for want of a block; blocks played
 
     def callback(outdata, frames, time_info, status) -> None:
         try:
             t_render_s, samples = queue.popleft()
-        except IndexError:  # the parent is late: a block of silence, counted
+        except IndexError:  # the first callback (the parent renders from then on), or the parent is late
             outdata.fill(0)
-            starved[0] += 1
+            starved[0] += starved[1] > 0
             conn.send(("starved", starved[0]))
             return
+        starved[1] += 1
         n = min(frames, len(samples))
         outdata[:n, 0] = samples[:n]
         outdata[n:, 0] = 0
@@ -117,6 +118,8 @@ class SynthSpeakers:
         self._stop = threading.Event()
         self._playing = threading.Event()
         self._in_flight: collections.deque = collections.deque()
+        self._primed = False
+        self._underflows_before = 0  # those of children replaced
         self._latency_ms: collections.deque = collections.deque(maxlen=4096)
         self._ring: list[AudioBlock] = []
         self._cond = threading.Condition()
@@ -167,7 +170,7 @@ class SynthSpeakers:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._child is None and not self._try_start():
-                self._stop.wait(0.05)
+                self._stop.wait(self.PROBE_S)
                 continue
             reason = self._pump()
             if reason is not None:
@@ -179,8 +182,7 @@ class SynthSpeakers:
         if not self.health.reopen_due():
             return False
         if self._on_jack and server_identity() is None:
-            self.health.reopen_failed("no JACK server is running")  # a child now would only print noise
-            return False
+            return False  # a child now would only print noise; tried again PROBE_S later, not backed off
         try:
             self._start_child()
         except ChildFailed as exc:
@@ -195,12 +197,11 @@ class SynthSpeakers:
         self._jack_server = ready["jack_server"]
         self._on_jack = self._on_jack or self._jack_server is not None
         self._in_flight.clear()
+        self._primed = False
         self._playing.set()
         self.health.opened()
         log.info("speakers: playing on %s (%.0f ms of device latency, %d blocks queued)",
                  ready["device"], ready["latency_s"] * 1000, self.queue_blocks)
-        for _ in range(self.queue_blocks):
-            self._feed()
 
     def _feed(self) -> None:
         """Render the next block and send it to the child."""
@@ -238,8 +239,12 @@ class SynthSpeakers:
         """Handle one message from the child; a reason when it says it failed."""
         if kind == "error":
             return str(payload)
+        if not self._primed:  # the stream runs: blocks rendered from now on are played at once
+            self._primed = True
+            for _ in range(self.queue_blocks):
+                self._feed()
         if kind == "starved":
-            self.stats["underflows"] = payload
+            self.stats["underflows"] = self._underflows_before + payload
             return None
         if kind != "played" or not self._in_flight:
             return None
@@ -260,6 +265,7 @@ class SynthSpeakers:
         SIGKILL: closing a stream of a dead server waits for minutes."""
         child, self._child = self._child, None
         self._playing.clear()
+        self._underflows_before = self.stats["underflows"]
         if child is None:
             return
         server_gone = self._jack_server is not None and server_identity() != self._jack_server

@@ -217,6 +217,10 @@ os._exit(0)
 """
 
 
+_ABANDONED: list[Any] = []
+"""Clients of JACK servers that died, kept for the life of the process."""
+
+
 class _JackChild:
     """A JACK client whose process callback runs Python in a child process.
 
@@ -244,6 +248,14 @@ class _JackChild:
             return True
         except Exception:  # noqa: BLE001 - already connected
             return False
+
+    def abandon(self) -> None:
+        """After its JACK server died: end the child, and keep the connecting client unclosed
+        (closing a client of a dead server waits for it or crashes in libjack)."""
+        self._proc.kill()
+        self._proc.wait(5)
+        _ABANDONED.append(self.client)
+        self.client = None
 
     def close(self) -> None:
         if self._proc.stdin is not None and not self._proc.stdin.closed:
