@@ -100,6 +100,8 @@ class SynthSpeakers:
     """A child that says nothing for this long has a stream that stopped (its device went)."""
     PROBE_S = 0.1
     START_TIMEOUT_S = 10.0
+    child_main = staticmethod(_speaker_main)
+    """What the child runs (a module-level function: spawn imports it by name)."""
 
     def __init__(self, synth: Renders, clock, device: str | int | None = None, block_frames: int = 1024,
                  queue_blocks: int = 2) -> None:
@@ -191,7 +193,7 @@ class SynthSpeakers:
         return True
 
     def _start_child(self) -> None:
-        child = ChildProcess("speakers", _speaker_main, (self.device, self.synth.sample_rate_hz, self.block_frames))
+        child = ChildProcess("speakers", self.child_main, (self.device, self.synth.sample_rate_hz, self.block_frames))
         ready = child.start(self.START_TIMEOUT_S)
         self._child = child
         self._jack_server = ready["jack_server"]

@@ -168,14 +168,21 @@ class ArrayAudioInput:
 
 
 class DyingSpeakers:
-    """A speaker stream that delivers blocks until its device goes away; reopening revives it."""
+    """Speakers that play until their device goes away (`alive = False`) and come back by
+    themselves (`alive = True`), as hardware.speakers.SynthSpeakers does."""
 
     name = "dying speakers"
 
     def __init__(self, clock) -> None:
+        from hardware.recovery import DeviceHealth
         self.clock = clock
         self.alive = False
         self.opens = 0
+        self.health = DeviceHealth("speakers", "audio out", clock.now_s)
+
+    @property
+    def playing(self) -> bool:
+        return self.alive
 
     def open(self) -> None:
         self.opens += 1
@@ -189,32 +196,20 @@ class DyingSpeakers:
         self.alive = False
 
 
-_JACK_CHILD = r"""
-import os, sys
-import jack, numpy as np
-role, name = sys.argv[1], sys.argv[2]
-client = jack.Client(name, no_start_server=True)
-rate = client.samplerate
-if role == "tone":
-    freq_hz, amplitude = float(sys.argv[3]), float(sys.argv[4])
-    port, phase = client.outports.register("out"), [0]
-
-    @client.set_process_callback
-    def process(frames):
-        t = (phase[0] + np.arange(frames)) / rate
-        port.get_array()[:] = amplitude * np.sin(2 * np.pi * freq_hz * t)
-        phase[0] += frames
-else:
-    port, sink = client.inports.register("in"), open(sys.argv[3], "wb", buffering=0)
-
-    @client.set_process_callback
-    def process(frames):
-        sink.write(port.get_array().tobytes())
-client.activate()
-print("ready", rate, flush=True)
-sys.stdin.read()  # until the test closes the pipe, or dies
-os._exit(0)
-"""
+def hanging_speaker_main(conn, device, rate_hz: int, block_frames: int) -> None:
+    """A speakers' child (hardware.speakers) whose stream plays three blocks and then hangs as
+    PortAudio does on a dead JACK server: it answers nothing more and ignores SIGTERM."""
+    import signal
+    import time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn.send(("ready", {"jack_server": None, "device": "hanging", "latency_s": 0.0}))
+    conn.send(("starved", 0))
+    for _ in range(3):
+        conn.recv()
+        time.sleep(block_frames / rate_hz)
+        conn.send(("played", 0.0))
+    while True:
+        time.sleep(60)
 
 
 _ABANDONED: list[Any] = []
