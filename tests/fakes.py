@@ -212,6 +212,34 @@ def hanging_speaker_main(conn, device, rate_hz: int, block_frames: int) -> None:
         time.sleep(60)
 
 
+_JACK_CHILD = r"""
+import os, sys
+import jack, numpy as np
+role, name = sys.argv[1], sys.argv[2]
+client = jack.Client(name, no_start_server=True)
+rate = client.samplerate
+if role == "tone":
+    freq_hz, amplitude = float(sys.argv[3]), float(sys.argv[4])
+    port, phase = client.outports.register("out"), [0]
+
+    @client.set_process_callback
+    def process(frames):
+        t = (phase[0] + np.arange(frames)) / rate
+        port.get_array()[:] = amplitude * np.sin(2 * np.pi * freq_hz * t)
+        phase[0] += frames
+else:
+    port, sink = client.inports.register("in"), open(sys.argv[3], "wb", buffering=0)
+
+    @client.set_process_callback
+    def process(frames):
+        sink.write(port.get_array().tobytes())
+client.activate()
+print("ready", rate, flush=True)
+sys.stdin.read()  # until the test closes the pipe, or dies
+os._exit(0)
+"""
+
+
 _ABANDONED: list[Any] = []
 """Clients of JACK servers that died, kept for the life of the process."""
 

@@ -41,12 +41,13 @@ def sound_back(loop: SynthLoopInput, timeout_s: float = 15.0) -> tuple[float | N
     return None, capture
 
 
-def main() -> None:
+def run(servers: list) -> None:
     warnings = Warnings()
     logging.getLogger().addHandler(warnings)
     name = f"speakers{os.getpid()}"
     os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
     server = start_jackd(name)
+    servers.append(server)
     clock = MonotonicClock()
     synth = Synth(output_rate_hz(), gain=0.8)  # this process's PortAudio joins the first server, as the show's does
     speakers = SynthSpeakers(synth, clock, None, 1024)
@@ -65,6 +66,7 @@ def main() -> None:
         loop.read(0.1)
     result["while_gone"] = {"playing": speakers.playing, "state": speakers.health.snapshot()["state"]}
     server = start_jackd(name)
+    servers.append(server)
     result["restart_sound_s"], capture = sound_back(loop)
     time.sleep(1.0)
     heard = capture.audio()[-48000:]
@@ -81,6 +83,15 @@ def main() -> None:
     print(json.dumps(result), flush=True)
     stop_jackd(server)
     os._exit(0)  # this process's PortAudio client of the killed server is left as it is
+
+
+def main() -> None:
+    servers: list = []
+    try:
+        run(servers)
+    finally:  # a failure must not leave a server running
+        for server in servers:
+            stop_jackd(server)
 
 
 if __name__ == "__main__":
