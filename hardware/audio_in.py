@@ -113,9 +113,13 @@ _JACK_SERVER_AT_OPEN: list[int | None] = []
 """The JACK server PortAudio's streams joined (one entry, set by `note_portaudio_server`)."""
 
 
-def note_portaudio_server() -> None:
-    """Called where a PortAudio stream opens: remembers the JACK server it joined, if PortAudio is on JACK."""
+def note_portaudio_server(keep: bool = False) -> None:
+    """Called where a PortAudio stream opens: remembers the JACK server it joined, if PortAudio is on JACK.
+
+    `keep`: only when none is noted yet (PortAudio joined its server when it initialised, not since)."""
     from hardware.jack_server import server_identity
+    if keep and _JACK_SERVER_AT_OPEN:
+        return
     sd = sys.modules.get("sounddevice")
     try:
         on_jack = sd is not None and any("JACK" in str(h["name"]) for h in sd.query_hostapis())

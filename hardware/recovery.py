@@ -81,6 +81,12 @@ class DeviceHealth:
                 self.reason = reason
         log.debug("%s %s: reopen failed (%s)", self.kind, self.name, reason)
 
+    def waiting(self) -> None:
+        """Opened again after a close: tries are due at once, and the loss count goes on."""
+        with self._lock:
+            self._enter("waiting", "")
+            self._next_try_s = self._since_s
+
     def closed(self) -> None:
         with self._lock:
             self._enter("closed", "")

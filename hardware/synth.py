@@ -2,15 +2,16 @@
 
 `Synth` takes mido messages like any MIDI output and renders audio on demand. `SynthLoopInput` is
 an AudioInput that hands the listener what the synth played, paced by the clock, so the embedded
-default listens to its own music in a closed loop. `SynthSpeakers` plays the same signal to an
-output device when one exists; the loop input then taps that stream instead of rendering twice.
+default listens to its own music in a closed loop. `SynthSpeakers` (hardware.speakers) plays the
+same signal to an output device when one exists, from a child process that is replaced when its
+device or JACK server goes; the loop input then hears what it played instead of rendering twice.
 
 The instruments behave like real ones where it is cheap to: a harder key or bow gives a brighter
 tone (more upper harmonics: band-limited wavetables chosen by velocity), bowed pads start faster
 when played hard and are slightly detuned against a second oscillator (chorus), and channel 9 is a
 General MIDI drum kit by note number (pitched sine sweeps for kick and toms, filtered noise with
 short decays for snare, hi-hats and cymbals). All tonal voices render together as one array
-operation, with envelopes computed at a control rate, so the PortAudio callback stays cheap.
+operation, with envelopes computed at a control rate, so a block renders in well under its length.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from hardware.base import CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF, BaseMidiOut
+from hardware.speakers import SynthSpeakers
 from installation.records import AudioBlock
 
 log = logging.getLogger("chromesthesia.synth")
@@ -409,19 +410,13 @@ class Synth(BaseMidiOut):
 class SynthLoopInput:
     """AudioInput that hears the synth: each read renders the time elapsed since the last one.
 
-    With speakers attached (`tap` given) it returns what the speaker stream rendered instead.
-    When the speaker device goes away (the stream delivers nothing for STALL_S), listening goes
-    on at once on the clock: the stream is closed on a thread of its own and abandoned if the
-    close hangs (PortAudio on a vanished JACK server never returns), and it is reopened in the
-    background every RETRY_S until the device is back. Called from the listener thread.
+    With speakers attached (`tap` given) it returns what the speakers played instead, while they
+    play. When they are lost (their JACK server went, the stream stopped) listening goes on at once
+    on the clock, and switches back when the speakers do (they recover by themselves: see
+    hardware.speakers). Called from the listener thread.
     """
 
-    STALL_S = 0.5
-    """A speaker stream that delivers nothing for this long has died (device gone)."""
-    CLOSE_TIMEOUT_S = 1.0
-    RETRY_S = 5.0
-
-    def __init__(self, synth: Synth, clock, block_frames: int = 1024, tap: "SynthSpeakers | None" = None) -> None:
+    def __init__(self, synth: Synth, clock, block_frames: int = 1024, tap: SynthSpeakers | None = None) -> None:
         self.synth = synth
         self.clock = clock
         self.block_frames = block_frames
@@ -432,96 +427,37 @@ class SynthLoopInput:
         self._frames_done = 0
         self._stop = threading.Event()
         self._speaking = False
-        self._last_block_s = 0.0
-        self._retry_s = 0.0
-        self._reopening = False
-        self._reopened = threading.Event()
+        self._spoke = False
         if tap is not None:
-            from hardware.recovery import DeviceHealth
-            self.health = DeviceHealth("speakers", "audio out", clock.now_s)
+            self.health = tap.health
 
     def open(self) -> None:
-        """Opens the speaker stream too; without it, listening runs on the clock and retries."""
+        """Opens the speakers too; without them, listening runs on the clock until they come."""
         self._stop.clear()
         self._restart_clock()
-        self._speaking = False
+        self._speaking = self._spoke = False
         if self.tap is not None:
-            try:
-                self.tap.open()
-            except Exception as exc:  # noqa: BLE001 - PortAudio or the device gone since probing
-                log.warning("speakers cannot open (%s); listening to the synth without them", exc)
-                self.health.reopen_failed(str(exc))
-                self._retry_s = self.clock.now_s() + self.RETRY_S
-                return
-            self._speaking = True
-            self.health.opened()
-            self._last_block_s = self.clock.now_s()
+            self.tap.open()
 
     @property
     def speaking(self) -> bool:
-        """True while the speaker stream is what the listener hears."""
+        """True while the speakers' stream is what the listener hears."""
         return self._speaking
 
     def read(self, timeout_s: float) -> AudioBlock | None:
-        if self._speaking:
-            assert self.tap is not None
+        if self.tap is not None and self.tap.playing:
+            if not self._speaking:
+                self._speaking = True
+                self.stats["speaker_reopens"] += int(self._spoke)
+                self._spoke = True
             block = self.tap.read(timeout_s)
-            now_s = self.clock.now_s()
-            if block is not None:
-                self._last_block_s = now_s
+            if block is not None or self.tap.playing:
                 return block
-            if now_s - self._last_block_s <= self.STALL_S:
-                return None
-            self._let_speakers_go(now_s)
-        elif self.tap is not None:
-            self._maybe_reopen()
-            if self._speaking:
-                return None
+        if self._speaking:  # the speakers just went: the clock takes over from now
+            self._speaking = False
+            self.stats["speaker_losses"] += 1
+            self._restart_clock()
         return self._render(timeout_s)
-
-    def _let_speakers_go(self, now_s: float) -> None:
-        from hardware.timeouts import call_abandoning
-        log.warning("the speaker stream has delivered nothing for %.1f s; listening goes on without it", self.STALL_S)
-        from hardware.audio_in import portaudio_server_gone
-        self._speaking = False
-        self.stats["speaker_losses"] += 1
-        self.health.lost("PortAudio's JACK server stopped; PortAudio cannot join a new one in this process"
-                         if portaudio_server_gone() else "the stream stopped delivering")
-        assert self.tap is not None
-        call_abandoning(self.tap.close, self.CLOSE_TIMEOUT_S, "closing the speaker stream")
-        self._restart_clock()
-        self._retry_s = self.clock.now_s() + self.RETRY_S
-
-    def _maybe_reopen(self) -> None:
-        """Listener thread: switch back to the speakers once a background reopen succeeded."""
-        if self._reopened.is_set():
-            self._reopened.clear()
-            self._speaking = True
-            self._last_block_s = self.clock.now_s()
-            self.stats["speaker_reopens"] += 1
-            self.health.opened()
-            return
-        if self._reopening or self.clock.now_s() < self._retry_s:
-            return
-        from hardware.audio_in import portaudio_server_gone
-        if portaudio_server_gone():
-            # Its JACK host waits for the dead server forever (a reopen fails with -9992, and
-            # re-initialising PortAudio crashes in libjack): no try would do anything but block.
-            self._retry_s = self.clock.now_s() + self.RETRY_S
-            return
-        self._reopening = True
-        self._retry_s = self.clock.now_s() + self.RETRY_S
-        threading.Thread(target=self._reopen, name="speakers reopen", daemon=True).start()
-
-    def _reopen(self) -> None:
-        try:
-            assert self.tap is not None
-            self.tap.open()
-            self._reopened.set()
-        except Exception as exc:  # noqa: BLE001 - still gone: the next try is RETRY_S later
-            self.health.reopen_failed(str(exc))
-        finally:
-            self._reopening = False
 
     def _restart_clock(self) -> None:
         self._t0_s = self.clock.now_s()
@@ -548,12 +484,10 @@ class SynthLoopInput:
         return AudioBlock(t_s=start_s, samples=samples, sample_rate_hz=sr)
 
     def close(self) -> None:
-        from hardware.timeouts import call_abandoning
         self._stop.set()
-        if self.tap is not None and (self._speaking or self._reopened.is_set()):
-            call_abandoning(self.tap.close, self.CLOSE_TIMEOUT_S, "closing the speaker stream")
+        if self.tap is not None:
+            self.tap.close()
         self._speaking = False
-        self._reopened.clear()
 
 
 def output_rate_hz(device: str | int | None = None, fallback_hz: int = 22050) -> int:
@@ -565,66 +499,3 @@ def output_rate_hz(device: str | int | None = None, fallback_hz: int = 22050) ->
     except Exception as exc:  # noqa: BLE001 - PortAudio missing, or the device went away since probing
         log.warning("no output device rate (%s); the synth runs at %d Hz", exc, fallback_hz)
         return fallback_hz
-
-
-class SynthSpeakers:
-    """Plays the synth to an output device through a PortAudio callback and keeps a copy to read.
-
-    The synth must run at the device's rate (`output_rate_hz`): JACK and many interfaces accept
-    only their own.
-    """
-
-    def __init__(self, synth: Synth, clock, device: str | int | None = None, block_frames: int = 1024) -> None:
-        self.synth = synth
-        self.clock = clock
-        self.device = device
-        self.block_frames = block_frames
-        self.name = "synth speakers"
-        self._stream: Any = None
-        self._ring: list[AudioBlock] = []
-        self._cond = threading.Condition()
-        self.stats = {"underflows": 0, "dropped_blocks": 0}
-
-    def open(self) -> None:
-        import sounddevice as sd
-
-        self.close()  # reopening after a failure: never two streams on one device
-
-        def callback(outdata, frames, time_info, status) -> None:
-            if status.output_underflow:
-                self.stats["underflows"] += 1
-            samples = self.synth.render(frames)
-            outdata[:, 0] = samples
-            if outdata.shape[1] > 1:
-                outdata[:, 1:] = samples[:, None]
-            with self._cond:
-                if len(self._ring) >= 64:
-                    self._ring.pop(0)
-                    self.stats["dropped_blocks"] += 1
-                self._ring.append(AudioBlock(self.clock.now_s(), samples, self.synth.sample_rate_hz))
-                self._cond.notify()
-
-        from hardware.audio_in import note_portaudio_server
-        info = sd.query_devices(self.device, kind="output")
-        self._stream = sd.OutputStream(samplerate=self.synth.sample_rate_hz, blocksize=self.block_frames,
-                                       device=self.device, channels=min(2, int(info["max_output_channels"])),
-                                       dtype="float32", callback=callback)
-        note_portaudio_server()
-        self._stream.start()
-
-    def read(self, timeout_s: float) -> AudioBlock | None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: bool(self._ring), timeout_s):
-                return None
-            blocks, self._ring = self._ring, []
-        return AudioBlock(blocks[0].t_s, np.concatenate([b.samples for b in blocks]), blocks[0].sample_rate_hz)
-
-    def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()  # stop() would wait for buffers a vanished device never plays
-            finally:
-                stream.close()
-        with self._cond:
-            self._ring = []  # a reopened stream must not hand out blocks from before

@@ -457,49 +457,29 @@ class ProcessScheduler:
         self.realtime_priority = realtime_priority
         self.switch_interval_s = switch_interval_s
         self.clock = clock
-        self._conn: Any = None
-        self._process: Any = None
-        self._lock = threading.Lock()
+        self._child: Any = None
         self._horizon_s = 0.0
         self.realtime = False
 
     def start(self, timeout_s: float = 20.0) -> None:
-        import multiprocessing
+        from hardware.child_process import ChildFailed, ChildProcess
         from installation.errors import UserError
-        ctx = multiprocessing.get_context("spawn")  # never fork a process full of torch threads
-        parent, child = ctx.Pipe()
-        self._process = ctx.Process(target=_child_main, name="midi-sender", daemon=True,
-                                    args=(child, self.output_specs, self.realtime_priority, self.switch_interval_s,
-                                          self.clock_out))
-        self._process.start()
-        self._conn = parent
-        if not parent.poll(timeout_s):
-            raise UserError("the MIDI sender process did not start within "
-                            f"{timeout_s:.0f} s; check the MIDI outputs in config.toml.")
-        kind, payload = parent.recv()
-        if kind == "error":
-            self._process.join(2)
-            raise UserError(payload)
-        self.realtime = bool(payload)
+        self._child = ChildProcess("midi-sender", _child_main, (self.output_specs, self.realtime_priority,
+                                                                self.switch_interval_s, self.clock_out))
+        try:
+            self.realtime = bool(self._child.start(timeout_s))
+        except ChildFailed as exc:
+            if exc.timed_out:
+                raise UserError("the MIDI sender process did not start within "
+                                f"{timeout_s:.0f} s; check the MIDI outputs in config.toml.") from None
+            raise UserError(str(exc)) from None
 
     def _send(self, kind: str, payload: Any = None) -> None:
-        with self._lock:
-            try:
-                self._conn.send((kind, payload))
-            except (OSError, BrokenPipeError, AttributeError) as exc:
-                log.warning("MIDI sender process is gone (%s)", exc)
+        if self._child is not None:
+            self._child.send(kind, payload)
 
     def _ask(self, kind: str, payload: Any, answer: str, timeout_s: float = 2.0) -> Any:
-        with self._lock:
-            try:
-                self._conn.send((kind, payload))
-                while self._conn.poll(timeout_s):
-                    got, value = self._conn.recv()
-                    if got == answer:
-                        return value
-            except (OSError, BrokenPipeError, EOFError, AttributeError) as exc:
-                log.warning("MIDI sender process is gone (%s)", exc)
-        return None
+        return None if self._child is None else self._child.ask(kind, payload, answer, timeout_s)
 
     def submit(self, events: Iterable[NoteEvent | Cue]) -> None:
         items = [e for e in events if not isinstance(e, Cue)]  # cues belong to in-process outputs
@@ -541,13 +521,9 @@ class ProcessScheduler:
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Panic (in the sender), then end the process."""
-        if self._process is None:
-            return
-        self._ask("stop", None, "stopped", timeout_s)
-        self._process.join(0.1)
-        if self._process.is_alive():
-            self._process.terminate()
-        self._process = None
+        child, self._child = self._child, None
+        if child is not None:
+            child.stop(timeout_s)
 
 
 Scheduler = ThreadScheduler

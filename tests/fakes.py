@@ -168,14 +168,21 @@ class ArrayAudioInput:
 
 
 class DyingSpeakers:
-    """A speaker stream that delivers blocks until its device goes away; reopening revives it."""
+    """Speakers that play until their device goes away (`alive = False`) and come back by
+    themselves (`alive = True`), as hardware.speakers.SynthSpeakers does."""
 
     name = "dying speakers"
 
     def __init__(self, clock) -> None:
+        from hardware.recovery import DeviceHealth
         self.clock = clock
         self.alive = False
         self.opens = 0
+        self.health = DeviceHealth("speakers", "audio out", clock.now_s)
+
+    @property
+    def playing(self) -> bool:
+        return self.alive
 
     def open(self) -> None:
         self.opens += 1
@@ -187,6 +194,22 @@ class DyingSpeakers:
 
     def close(self) -> None:
         self.alive = False
+
+
+def hanging_speaker_main(conn, device, rate_hz: int, block_frames: int) -> None:
+    """A speakers' child (hardware.speakers) whose stream plays three blocks and then hangs as
+    PortAudio does on a dead JACK server: it answers nothing more and ignores SIGTERM."""
+    import signal
+    import time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    conn.send(("ready", {"jack_server": None, "device": "hanging", "latency_s": 0.0}))
+    conn.send(("starved", 0))
+    for _ in range(3):
+        conn.recv()
+        time.sleep(block_frames / rate_hz)
+        conn.send(("played", 0.0))
+    while True:
+        time.sleep(60)
 
 
 _JACK_CHILD = r"""
@@ -217,6 +240,10 @@ os._exit(0)
 """
 
 
+_ABANDONED: list[Any] = []
+"""Clients of JACK servers that died, kept for the life of the process."""
+
+
 class _JackChild:
     """A JACK client whose process callback runs Python in a child process.
 
@@ -244,6 +271,14 @@ class _JackChild:
             return True
         except Exception:  # noqa: BLE001 - already connected
             return False
+
+    def abandon(self) -> None:
+        """After its JACK server died: end the child, and keep the connecting client unclosed
+        (closing a client of a dead server waits for it or crashes in libjack)."""
+        self._proc.kill()
+        self._proc.wait(5)
+        _ABANDONED.append(self.client)
+        self.client = None
 
     def close(self) -> None:
         if self._proc.stdin is not None and not self._proc.stdin.closed:

@@ -122,3 +122,22 @@ def test_the_board_reports_every_device_and_makes_each_new_loss_one_fault():
     up = {s.labels["device"]: s.value for s in metrics["chromesthesia_device_up"].samples}
     assert up == {"keys": 1.0, "synth": 0.0}
     assert metrics["chromesthesia_faults"].samples[0].value == 1.0
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_the_speakers_come_back_after_the_jack_server_is_killed_and_started_again():
+    """kill -9 of jackd, then a new one: the synth is heard again on the speakers' JACK port within
+    5 s of the server's return, in the same process; the loss is logged once."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
+    result = run_child("tests.speaker_recovery_child")
+    assert result["first_sound_s"] is not None, result
+    assert result["while_gone"] == {"playing": False, "state": "lost"}, result
+    assert result["restart_sound_s"] is not None and result["restart_sound_s"] <= 5.0, result
+    assert abs(result["restart_peak_hz"] - 440.0) < 5, result  # the note that was sounding, not noise
+    health = result["health"]
+    assert (health["state"], health["losses"], health["reopens"]) == ("open", 1, 1), health
+    assert result["loop_stats"]["speaker_losses"] == 1 and result["loop_stats"]["speaker_reopens"] == 1, result
+    lost_lines = [line for line in result["warnings"] if " lost (" in line]
+    assert len(lost_lines) == 1, result["warnings"]
