@@ -23,9 +23,11 @@ from installation.config import Config
 from installation.devices import DeviceBoard
 from installation.errors import UserError
 from installation.lifecycle import Lifecycle
+from installation.compositor import Compositor
 from installation.projector import MainFaults, Projector
 from installation.sources import ANALYSIS_RATE_HZ, choose_sources, open_show_log
 from installation.stages.composer import send_programs
+from installation.stages.onsets import AudioQueue
 from installation.workers import Supervisor, Worker
 from models.renderer import Renderer
 
@@ -166,6 +168,7 @@ class Installation:
         from models.caption_critic import critic_for
         from models.image_va import build_image_va
         from models.music_va import build_listener
+        from models.onsets import onset_detector
         cfg, bus, clock, dormant = self.cfg, self.bus, self.clock, self.lifecycle.dormant
         audio, rate_hz = (devices.audio, cfg.audio.sample_rate_hz) if devices.audio is not None else \
             build_audio(cfg, self.sources, clock, self.synth)
@@ -185,9 +188,13 @@ class Installation:
             recorder_factory=recorder_factory(cfg, self.options.record_dir), guard=self.faults,
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
                    *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
-            where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names)
-        self.stages: list[stages.Stage] = [] if self.rig.music_in is not None else [  # a follower: the ensemble
-            stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
+            where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names,
+            compositor=Compositor(bus.onsets, bus.scene, 1.0 / cfg.display.fps))
+        self.stages: list[stages.Stage] = []
+        if self.rig.music_in is None:  # a follower takes its music from the ensemble
+            heard = AudioQueue(getattr(audio, "name", "audio"))
+            self.stages += [stages.OnsetStage(audio, onset_detector(cfg.listen), bus.onsets, heard, clock),
+                            stages.ListenerStage(heard, listener, bus.music, clock, cfg.listen.hop_s)]
         self.stages += [
             stages.CaptionerStage(director, bus.music, bus.scene, bus.prompt, bus.projected_va, bus.live,
                                   bus.captions, clock, show_log=self.show_log),

@@ -170,3 +170,14 @@ class OnsetDetector:
         """The hit's loudness against the loudest recent hit, in [0, 1]."""
         self._loudest_db = max(self._loudest_db, level_db)
         return float(min(1.0, max(0.05, 1.0 + (level_db - self._loudest_db) / self.s.strength_range_db)))
+
+
+def onset_detector(listen_cfg):
+    """(sample_rate_hz) -> OnsetDetector with the `[listen]` settings: the onset stage's factory."""
+    settings = OnsetSettings(hop=listen_cfg.onset_hop, window=2 * listen_cfg.onset_hop,
+                             silence_dbfs=listen_cfg.silence_dbfs, threshold=listen_cfg.onset_threshold,
+                             tempo_range_bpm=tuple(listen_cfg.beat_range_bpm))
+
+    def make(sample_rate_hz: int) -> OnsetDetector:
+        return OnsetDetector(sample_rate_hz, settings)
+    return make
