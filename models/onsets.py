@@ -34,6 +34,9 @@ class OnsetSettings:
     floor: float = 0.02
     """Flux (mean log-magnitude rise per bin) below which nothing counts, however quiet the room."""
     min_gap_s: float = 0.06
+    retrigger_s: float = 0.05
+    """After a hit the threshold starts at the hit's flux and falls back with this time constant, so a
+    ringing tail is not a second hit."""
     median_s: float = 0.5
     reference_decay_s: float = 8.0
     """How fast the recent hits' level forgets a loud hit, so the next passage sets its own scale."""
@@ -97,6 +100,7 @@ class OnsetDetector:
         self._reference = 0.0
         self._reference_t_s = 0.0
         self._loudest_db = -120.0
+        self._last_flux = 0.0
         self._refine = 0
         """Hops left in which a hit's strength may still rise (its attack can land late in a hop)."""
         self._quiet_since_s: float | None = 0.0
@@ -143,7 +147,8 @@ class OnsetDetector:
         self._reference_t_s = end_t_s
         level_db = 10.0 * math.log10(max(float(np.mean(self._frame[-hop:].astype(np.float64) ** 2)), 1e-12))
         state = self.state
-        threshold = median + max(s.floor, s.threshold * self._reference)
+        retrigger = self._last_flux * math.exp(-max(0.0, t_s - state.onset_t_s) / s.retrigger_s)
+        threshold = median + max(s.floor, s.threshold * self._reference, retrigger)
         onset = (loud and flux > threshold and flux > s.floor
                  and t_s - state.onset_t_s >= s.min_gap_s)
         beat_t_s, tempo_bpm, confidence = state.beat_t_s, state.tempo_bpm, state.beat_confidence
@@ -156,6 +161,7 @@ class OnsetDetector:
         if onset:
             self.count += 1
             self._reference = max(self._reference, flux)
+            self._last_flux = flux
             self._refine = 1
             onset_t_s = t_s
             strength = self._strength(level_db)

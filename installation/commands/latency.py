@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
         "latency", parents=[config_options()],
         help="play a kick track through the live installation and measure onset-to-photon latency")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
-    bench.add_argument("--seconds", type=float, default=45.0, metavar="S", help="run length (default 45)")
+    bench.add_argument("--seconds", type=float, default=60.0, metavar="S", help="run length (default 60)")
     bench.add_argument("--warmup", type=float, default=10.0, metavar="S", help="kicks not scored at first (default 10)")
     bench.add_argument("--scene", default="", help="scene preset (default installation.scene)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the gaps and kick strengths")
@@ -77,7 +77,7 @@ def kick_track(seconds: float, seed: int = 0, rate_hz: int = RATE_HZ) -> tuple[n
     every eighth gap a 3 s silence."""
     rng = np.random.default_rng(seed)
     x = np.zeros(int(seconds * rate_hz), np.float32)
-    k = np.arange(int(0.12 * rate_hz))
+    k = np.arange(int(0.35 * rate_hz))  # long enough to fade out: an abrupt end would be a click of its own
     starts = []
     t_s, n = 0.5, 0
     while t_s < seconds - 0.5:

@@ -1,7 +1,9 @@
-"""`bench reactivity`: does the picture move with the music?
+"""`bench reactivity`: does the picture move with the music? A simulation, on a simulated clock.
 
-Plays a recording through the listener hop by hop (the live code path, on a simulated clock so the
-figures do not depend on the machine's load), captions it with the scene's director, renders every
+It does not measure what a visitor sees: the live loop's latency (audio blocks, threads, the
+projector's refresh and its compositor) is not in it; `bench latency` measures that. It plays a
+recording through the listener hop by hop (the listener's code, on a simulated clock so the figures
+do not depend on the machine's load), captions it with the scene's director, renders every
 projector frame from the freshest music state at the output size, and compares the frames with the
 recording's own onsets:
 
@@ -36,7 +38,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
     bench = groups["bench"].add_parser(
         "reactivity", parents=[config_options()],
-        help="play a recording through the listener and measure how the projected frames follow its onsets")
+        help="simulation (simulated clock): play a recording through the listener and renderer and measure how "
+             "the frames follow its onsets")
     bench.add_argument("--audio", type=Path, required=True, metavar="FILE", help="a recording (wav, flac, ogg)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     bench.add_argument("--offset", type=float, default=30.0, metavar="S", help="start this far in (default 30)")
@@ -98,6 +101,8 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
                                      env_rate)[0] for _ in range(draws)]
     err = np.abs(np.asarray(va_music) - np.asarray(va_frame)) if va_music else np.zeros((1, 2))
     return {
+        "clock": "simulated: listener and procedural renderer stepped frame by frame, no live loop, no compositor; "
+                 "bench latency measures the live path",
         "audio": str(audio), "offset_s": offset_s, "seconds": round(duration_s, 2), "fps": fps,
         "width": width, "height": height, "scene": the_scene.name, "frames": n_frames,
         "onset_correlation": round(corr, 3), "shuffled_p95": round(float(np.percentile(shuffled, 95)), 3),

@@ -41,7 +41,9 @@ class OnsetStage(Stage):
     """Reads the audio input, detects hits per block, passes the block on to the listener."""
 
     CLOSE_TIMEOUT_S = 1.0
-    READ_TIMEOUT_S = 0.05
+    READ_TIMEOUT_S = 0.01
+    """A device delivers at its own block size; a file source releases what is due when asked, so
+    asking often keeps its blocks short (its latency is then about one onset hop)."""
 
     name = "onsets"
 
