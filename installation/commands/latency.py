@@ -12,6 +12,8 @@ the moment it is handed to the display. Per frame it keeps the change (mean |gre
   hit_rate           share of kicks with such a frame
   false_hit_rate     the same test at probe times in silence (no kick within 600 ms before or
                      300 ms after): share that fire
+  silence_to_kick_change_ratio   mean frame change in those silences over that in the 250 ms
+                     after the kicks: how still the picture is when the room is
   composite_ms       the compositor's cost per refresh at 1920x1080 with an accent drawn and in a
                      calm silence (a synthetic hit fed straight in: the drawing cost alone)
 
@@ -159,6 +161,14 @@ def score(frames: FrameLog, onsets_s: np.ndarray, start_s: float, end_s: float) 
     probes = silence_probes(onsets_s, start_s, end_s)
     false = [first_change(times, changes, t) is not None for t in probes]
     period = np.diff(times[(times >= start_s) & (times <= end_s)])
+    after_kick = np.zeros(times.size, bool)
+    for t_s in scored:
+        after_kick |= (times >= t_s) & (times < t_s + LOOK_S)
+    in_silence = np.zeros(times.size, bool)
+    for t_s in probes:
+        in_silence |= (times >= t_s) & (times < t_s + LOOK_S)
+    sound_change = float(changes[after_kick].mean()) if after_kick.any() else 0.0
+    silence_change = float(changes[in_silence].mean()) if in_silence.any() else 0.0
     return {
         "onsets": int(scored.size), "hits": int(hits.size),
         "hit_rate": round(hits.size / max(1, scored.size), 3),
@@ -166,6 +176,8 @@ def score(frames: FrameLog, onsets_s: np.ndarray, start_s: float, end_s: float) 
         "p95_ms": round(float(np.percentile(hits, 95)), 1) if hits.size else None,
         "max_ms": round(float(hits.max()), 1) if hits.size else None,
         "silence_probes": len(probes), "false_hit_rate": round(sum(false) / max(1, len(probes)), 3),
+        "change_after_kicks": round(sound_change, 2), "change_in_silence": round(silence_change, 2),
+        "silence_to_kick_change_ratio": round(silence_change / sound_change, 3) if sound_change > 0 else None,
         "frame_interval_ms_p50": round(float(np.median(period)) * 1e3, 1) if period.size else None,
         "frame_interval_ms_p95": round(float(np.percentile(period, 95)) * 1e3, 1) if period.size else None,
         "margin": f"change > {1 + MARGIN_RATIO:g} x the largest change in the {PRE_S * 1e3:.0f} ms before "
