@@ -7,9 +7,11 @@ second, procedural under load); the hits and beats come from the onset stage at 
   (a jolt in a direction chosen per hit) and palette kick (a hue turn); each scene weighs them in
   its `[compositor]` table and every one scales with the hit's strength;
 - between slow arrivals (diffusion) the base pictures are cross-faded instead of held;
-- in silence the picture eases towards the renderer's over `calm_s`, so only a slow drift is left.
+- the picture eases towards the renderer's (over `smooth_s` with sound, `calm_s` in silence), so in
+  silence only a slow drift is left and with sound only the hits change it at once.
 
-Main thread only; numpy/OpenCV into preallocated buffers.
+Main thread only; numpy/OpenCV. Every picture returned is a new array (sinks read it on their own
+threads); only intermediate buffers are reused.
 """
 from __future__ import annotations
 
@@ -41,12 +43,16 @@ class AccentSettings:
     decay_s: float = 0.12
     calm_s: float = 2.0
     """In silence the picture eases towards the renderer's with this time constant."""
+    smooth_s: float = 0.08
+    """With sound, it eases with this one (0: off): the renderer's own jumps (a grade correction, a
+    caption's new look) spread over a few refreshes, so only the hits change the picture at once."""
     blend: bool = True
     """Cross-fade slow base pictures (diffusion) between arrivals instead of holding each."""
 
 
 LIMITS: dict[str, tuple[float, float]] = {**{k: (0.0, 2.0) for k in ACCENT_KEYS}, "onset": (0.0, 2.0),
-                                          "beat": (0.0, 2.0), "decay_s": (0.02, 1.0), "calm_s": (0.1, 30.0)}
+                                          "beat": (0.0, 2.0), "decay_s": (0.02, 1.0), "calm_s": (0.1, 30.0),
+                                          "smooth_s": (0.0, 1.0)}
 
 
 def accent_settings(table: Mapping[str, Any], where: str = "scene") -> AccentSettings:
@@ -120,7 +126,7 @@ class Compositor:
         settings = self._settings()
         state = self.onsets.peek()
         picture = self._base(base, fresh, now_s, settings)
-        picture = self._quiet(picture, now_s, state, settings)
+        picture = self._ease(picture, now_s, state, settings)
         self.level, since_s = self._level(state, now_s, settings)
         if self.level < 0.02:
             self._shown = picture
@@ -146,22 +152,25 @@ class Compositor:
         if alpha >= 1.0:
             self._previous = None
             return base
-        return cv2.addWeighted(self._previous, 1.0 - alpha, base, alpha, 0.0, dst=self._buffer(0, base))
+        return cv2.addWeighted(self._previous, 1.0 - alpha, base, alpha, 0.0)
 
-    def _quiet(self, picture: np.ndarray, now_s: float, state: OnsetState | None,
-               settings: AccentSettings) -> np.ndarray:
-        """In silence, ease towards the renderer's picture slowly: a drift, never a jolt."""
+    def _ease(self, picture: np.ndarray, now_s: float, state: OnsetState | None,
+              settings: AccentSettings) -> np.ndarray:
+        """Follow the renderer's picture with a time constant: slow in silence (a drift, never a
+        jolt), short with sound."""
         import cv2
-        if state is None or not state.silent:
+        silent = state is not None and state.silent
+        tau_s = settings.calm_s if silent else settings.smooth_s
+        if tau_s <= 0:
             self._calm = None
             return picture
         if self._calm is None or self._calm.shape != picture.shape:
             shown = self._shown if self._shown is not None and self._shown.shape == picture.shape else picture
-            self._calm, self._calm_s = np.copy(shown), now_s
-            return self._calm
-        k = min(1.0, max(0.0, now_s - self._calm_s) / settings.calm_s)
+            self._calm, self._calm_s = shown, now_s
+            return shown
+        k = 1.0 - math.exp(-max(0.0, now_s - self._calm_s) / tau_s)
         self._calm_s = now_s
-        cv2.addWeighted(self._calm, 1.0 - k, picture, k, 0.0, dst=self._calm)
+        self._calm = cv2.addWeighted(self._calm, 1.0 - k, picture, k, 0.0)
         return self._calm
 
     @staticmethod
@@ -183,7 +192,7 @@ class Compositor:
         import cv2
         level = self.level
         h, w = picture.shape[:2]
-        out = self._buffer(1, picture)
+        out = np.empty_like(picture)
         src = picture
         zoom = 1.0 + 0.06 * settings.pulse * level
         angle = (state.count if state is not None else 0) * 2.399963  # the golden angle: each hit jolts elsewhere
