@@ -25,6 +25,7 @@ import argparse
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--warmup", type=float, default=10.0, metavar="S", help="kicks not scored at first (default 10)")
     bench.add_argument("--scene", default="", help="scene preset (default installation.scene)")
     bench.add_argument("--seed", type=int, default=0, help="seed of the gaps and kick strengths")
+    bench.add_argument("--audio", choices=("file", "jack"), default="file",
+                       help="file: audio.source = file (default); jack: a PortAudio input on a JACK dummy server "
+                            "fed by a loopback JACK client (needs jackd)")
     bench.set_defaults(handler=_bench_latency)
 
 
@@ -62,7 +66,7 @@ def _bench_latency(args: argparse.Namespace) -> int:
     if args.seconds <= args.warmup + 5:
         raise UserError(f"--seconds {args.seconds:g} must exceed --warmup {args.warmup:g} by more than 5 s.")
     cfg = load(args)
-    figures, stuck = bench_latency(cfg, args.seconds, args.warmup, args.scene, args.seed)
+    figures, stuck = bench_latency(cfg, args.seconds, args.warmup, args.scene, args.seed, args.audio)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:
@@ -185,41 +189,88 @@ def score(frames: FrameLog, onsets_s: np.ndarray, start_s: float, end_s: float) 
     }
 
 
-def bench_latency(cfg, seconds: float, warmup_s: float, scene: str = "", seed: int = 0) -> tuple[dict, bool]:
-    """(figures, a stage is still inside a library call)."""
+def bench_latency(cfg, seconds: float, warmup_s: float, scene: str = "", seed: int = 0,
+                  audio: str = "file") -> tuple[dict, bool]:
+    """(figures, a stage is still inside a library call). `audio`: "file" or "jack"."""
     import os
+    import shutil
     import tempfile
 
     import soundfile as sf
 
+    folder = Path(tempfile.mkdtemp(prefix="chromesthesia-latency-"))
+    try:
+        rate_hz = RATE_HZ if audio == "file" else 48000
+        samples, kicks_s = kick_track(seconds + 5.0, seed, rate_hz)
+        wav = folder / "kicks.wav"
+        sf.write(str(wav), samples, rate_hz)
+        overrides = ["osc.port=0", "web.enabled=false"] + ([f'installation.scene="{scene}"'] if scene else [])
+        if audio == "file":
+            installation, display = _run(cfg, overrides + ['audio.source="file"', f'audio.file="{wav}"'], seconds)
+            started_s = float(getattr(installation.stage("onsets").audio, "started_s"))
+            played_s = started_s + kicks_s
+            path = "live: audio.source=file on the monotonic clock, frames stamped at the display"
+        else:
+            installation, display, played_s, started_s = _run_on_jack(cfg, overrides, seconds, wav, kicks_s, folder)
+            path = ("live: a PortAudio input on a JACK dummy server, the kick track played into it by a JACK client "
+                    "(loopback), kicks dated on the monotonic clock, frames stamped at the display")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    last_frame_s = display.log.times_s[-1] if display.log.times_s else started_s
+    figures = score(display.log, played_s, started_s + warmup_s, min(started_s + seconds, last_frame_s) - 0.5)
+    stuck = any(worker.alive() for worker in installation.supervisor.workers)
+    cfg = installation.cfg
+    return {"bench": "latency", "path": path, "audio": audio, "block_frames": cfg.audio.block_frames,
+            "scene": cfg.installation.scene, "seconds": seconds, "warmup_s": warmup_s, "fps": cfg.display.fps,
+            "size": [cfg.render.width, cfg.render.height], **figures,
+            "frames_late": installation.lifecycle.frames_late, "load_average_1m": round(os.getloadavg()[0], 2),
+            "composite_ms": composite_cost(cfg.installation.scene)}, stuck
+
+
+def _run(cfg, overrides: list[str], seconds: float, before_run=None):
+    """Run the installation for `seconds` with a stamping display: (installation, display)."""
     from installation.app import Devices, Installation, RunOptions
     from installation.clock import MonotonicClock
     from installation.config import apply_overrides, validate
 
-    samples, kicks_s = kick_track(seconds + 5.0, seed)
-    folder = Path(tempfile.mkdtemp(prefix="chromesthesia-latency-"))
-    wav = folder / "kicks.wav"
-    sf.write(str(wav), samples, RATE_HZ)
-    overrides = ['audio.source="file"', f'audio.file="{wav}"', "osc.port=0", "web.enabled=false"]
-    if scene:
-        overrides.append(f'installation.scene="{scene}"')
     cfg = validate(apply_overrides(cfg.model_dump(mode="json"), overrides), "bench latency")
     clock = MonotonicClock()
     display = StampingDisplay(clock, cfg.render.width, cfg.render.height)
     installation = Installation(cfg, RunOptions(duration_s=seconds, headless=True, quiet=True),
                                 Devices(clock=clock, display=display))
+    if before_run is not None:
+        before_run(installation)
     installation.run()
-    audio = installation.stage("onsets").audio
-    started_s = float(getattr(audio, "started_s"))
-    figures = score(display.log, started_s + kicks_s, started_s + warmup_s, started_s + seconds - 1.0)
-    wav.unlink()
-    os.rmdir(folder)
-    stuck = any(worker.alive() for worker in installation.supervisor.workers)
-    return {"bench": "latency", "path": "live: audio.source=file on the monotonic clock, frames stamped at the display",
-            "scene": cfg.installation.scene, "seconds": seconds, "warmup_s": warmup_s, "fps": cfg.display.fps,
-            "size": [cfg.render.width, cfg.render.height], **figures,
-            "frames_late": installation.lifecycle.frames_late, "load_average_1m": round(os.getloadavg()[0], 2),
-            "composite_ms": composite_cost(cfg.installation.scene)}, stuck
+    return installation, display
+
+
+def _run_on_jack(cfg, overrides: list[str], seconds: float, wav: Path, kicks_s, folder: Path):
+    """The kick track played into PortAudio's input on a JACK dummy server: (installation, display,
+    kicks on the clock, when the track started)."""
+    from hardware.audio_in import reinitialize_portaudio
+    from installation.commands.latency_jack import KickPlayer, jack_server
+
+    with jack_server(cfg.audio.block_frames):
+        import sounddevice  # noqa: F401 - PortAudio lists devices at initialisation
+        reinitialize_portaudio()
+        player = KickPlayer(wav, kicks_s, folder)
+        try:
+            def start_when_heard(installation) -> None:
+                def go() -> None:
+                    deadline = time.monotonic() + 30
+                    while player.connect() == 0 and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    player.play()
+                threading.Thread(target=go, name="kick-player", daemon=True).start()
+            installation, display = _run(cfg, overrides + ['audio.source="device"', 'audio.device=""'], seconds,
+                                         before_run=start_when_heard)
+            played = np.asarray(player.kicks_s())
+        finally:
+            player.close()
+    if played.size == 0:
+        from installation.errors import UserError
+        raise UserError("no kick reached PortAudio's input on the JACK server; check that PortAudio has a JACK host API.")
+    return installation, display, played, float(played[0]) - float(kicks_s[0])
 
 
 def composite_cost(scene_name: str, width: int = 1920, height: int = 1080, frames: int = 60) -> dict:
