@@ -110,3 +110,10 @@ def test_the_onset_stage_publishes_hits_and_hands_every_block_to_the_listener():
     forwarded = heard.blocks.drain()
     assert sum(b.samples.size for b in forwarded) == x.size
     assert heard.read(timeout_s=0) is None
+
+
+def test_the_beat_range_must_span_an_octave():
+    from installation.config import ConfigError, load_config
+    assert load_config(None, ["listen.beat_range_bpm=[70.0, 140.0]"]).listen.beat_range_bpm == (70.0, 140.0)
+    with pytest.raises(ConfigError, match="beat_range_bpm"):
+        load_config(None, ["listen.beat_range_bpm=[100.0, 150.0]"])
