@@ -3,12 +3,14 @@
 Writes a kick track with random gaps (0.4-1.5 s, never periodic, a few long silences), plays it
 through the running installation (`audio.source = "file"` on the real clock: audio thread, onset
 stage, listener, renderer, projector with its compositor, all live, at the shipped config and scene
-unless --set/--scene say otherwise) and stamps every projected frame on the same clock as the audio
-the moment it is handed to the display. Per frame it keeps the change (mean |grey - previous grey|).
+unless --set/--scene say otherwise; `--audio jack`: a PortAudio input on a JACK dummy server fed
+by a loopback JACK client, commands/latency_jack.py) and stamps every projected frame on the same
+clock as the audio the moment it is handed to the display. Per frame it keeps the change (mean
+|grey - previous grey|).
 
   p50_ms, p95_ms     onset-to-photon: from the kick's first sample to the first frame whose change
                      exceeds the pre-onset level (the largest change in the 250 ms before) by the
-                     margin (x `margin_ratio` + `margin_grey`), looking up to 250 ms after
+                     margin (x 1.5 + 3 grey levels), looking up to 250 ms after
   hit_rate           share of kicks with such a frame
   false_hit_rate     the same test at probe times in silence (no kick within 600 ms before or
                      300 ms after): share that fire
