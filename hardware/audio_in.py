@@ -606,6 +606,11 @@ class FileInput:
         self._emitted = 0
         self._t0_s = self.clock.now_s()
 
+    @property
+    def started_s(self) -> float:
+        """When the file's first sample played, on the clock: sample i plays at started_s + i / rate."""
+        return self._t0_s
+
     def read(self, timeout_s: float) -> AudioBlock | None:
         if self._samples.size == 0:
             return None

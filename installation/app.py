@@ -23,8 +23,9 @@ from installation.config import Config
 from installation.devices import DeviceBoard
 from installation.errors import UserError
 from installation.lifecycle import Lifecycle
+from installation.compositor import Compositor
 from installation.projector import MainFaults, Projector
-from installation.sources import ANALYSIS_RATE_HZ, choose_sources, open_show_log
+from installation.sources import choose_sources, open_show_log
 from installation.stages.composer import send_programs
 from installation.workers import Supervisor, Worker
 from models.renderer import Renderer
@@ -160,16 +161,13 @@ class Installation:
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit
-        from installation.sources import build_audio, build_camera, build_display, build_renderers, recorder_factory
+        from installation.sources import build_camera, build_display, build_listening, build_renderers, recorder_factory
         from models.captions import Director
         from models.image_features import ImageAnalyser
         from models.caption_critic import critic_for
         from models.image_va import build_image_va
-        from models.music_va import build_listener
         cfg, bus, clock, dormant = self.cfg, self.bus, self.clock, self.lifecycle.dormant
-        audio, rate_hz = (devices.audio, cfg.audio.sample_rate_hz) if devices.audio is not None else \
-            build_audio(cfg, self.sources, clock, self.synth)
-        listener = build_listener(cfg.listen, rate_hz or ANALYSIS_RATE_HZ)
+        listener, listening = build_listening(cfg, self.sources, devices.audio, self.synth, bus, clock)
         director = Director(cfg.captions, scene, seed=cfg.compose.seed)
         self._closers += [listener.close, director.close]
         renderers = devices.renderers or build_renderers(cfg, self.sources, scene)
@@ -185,9 +183,9 @@ class Installation:
             recorder_factory=recorder_factory(cfg, self.options.record_dir), guard=self.faults,
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
                    *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
-            where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names)
-        self.stages: list[stages.Stage] = [] if self.rig.music_in is not None else [  # a follower: the ensemble
-            stages.ListenerStage(audio, listener, bus.music, clock, cfg.listen.hop_s)]
+            where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names,
+            compositor=Compositor(bus.onsets, bus.scene, 1.0 / cfg.display.fps))
+        self.stages: list[stages.Stage] = [] if self.rig.music_in is not None else listening  # a follower: the ensemble
         self.stages += [
             stages.CaptionerStage(director, bus.music, bus.scene, bus.prompt, bus.projected_va, bus.live,
                                   bus.captions, clock, show_log=self.show_log),
@@ -205,7 +203,7 @@ class Installation:
                 bus.live, self.schedulers, clock, dormant, show_log=self.show_log, camera=bus.camera_frames))
         for stage in self.stages:
             self._add(stage)
-        self.devices = DeviceBoard([audio, *self.rig.midi_inputs()], self.schedulers, on_loss=self._fault)
+        self.devices = DeviceBoard([listening[0].audio, *self.rig.midi_inputs()], self.schedulers, on_loss=self._fault)
 
     def _notes(self) -> int:
         """Notes the synth started (or, without it, notes planned)."""

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from installation.mailbox import DropOldest, Latest
-from installation.records import Caption, Command, Frame, ImageState, MusicState, clamp_va
+from installation.records import Caption, Command, Frame, ImageState, MusicState, OnsetState, clamp_va
 
 BUILTIN_DEFAULTS: dict[str, float] = {"brightness": 1.0, "speed": 1.0, "volume": 1.0,
                                       "valence_bias": 0.0, "arousal_bias": 0.0}
@@ -114,6 +114,8 @@ class Bus:
 
     def __init__(self, scene, live: LiveSnapshot | None = None) -> None:
         self.music: Latest[MusicState] = Latest()
+        self.onsets: Latest[OnsetState] = Latest()
+        """Hits and beats at audio-block rate; the projector reads the newest at every refresh."""
         self.captions: Latest[Caption] = Latest()
         self.frames: Latest[Frame] = Latest()
         self.camera_frames: Latest[np.ndarray] = Latest()

@@ -85,7 +85,17 @@ def running_scene_check(cfg: Config):
         ProceduralRenderer(64, 64).prepare(scene)
         scene_settings(scene)
         Composer(cfg.compose, scene)
+        check_compositor(scene)
     return check_scene
+
+
+def check_compositor(scene) -> None:
+    """The scene's `[compositor]` table; UserError naming the file and key."""
+    from installation.compositor import accent_settings
+    try:
+        accent_settings(scene.table("compositor"), str(scene.path or scene.name))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _check_scene_tables(cfg: Config, scene) -> None:
@@ -98,6 +108,7 @@ def _check_scene_tables(cfg: Config, scene) -> None:
     ProceduralRenderer(64, 64).prepare(scene)
     Composer(cfg.compose, scene)
     Director(cfg.captions, scene).close()
+    check_compositor(scene)
     try:
         param_specs_for(scene)
     except ValueError as exc:

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installation.errors import UserError
 
@@ -50,6 +50,17 @@ class ListenConfig(Section):
     fitted_weights: str = ""
     smoothing_s: float = Field(1.0, ge=0.0, le=30.0)
     silence_dbfs: float = Field(-55.0, ge=-120.0, le=0.0)
+    onset_hop: int = Field(256, ge=64, le=2048)
+    onset_threshold: float = Field(0.35, gt=0, le=2.0)
+    beat_range_bpm: tuple[float, float] = (80.0, 160.0)
+
+    @field_validator("beat_range_bpm")
+    @classmethod
+    def _one_octave_or_more(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not (20.0 <= low and high <= 400.0 and high >= 2.0 * low):
+            raise ValueError("give [low, high] in 20-400 BPM with high at least twice low (one octave)")
+        return value
 
 
 # --- captions (issue: captions) ---------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 from hardware.base import Display, FrameSink
 from installation.bus import LiveSnapshot
 from installation.clock import Clock
+from installation.compositor import Compositor
 from installation.errors import UserError
 from installation.mailbox import Latest
 from installation.records import Frame
@@ -132,11 +133,13 @@ class Projector:
                  clock: Clock, fps: float, size: tuple[int, int], display: Display | None = None, windowed: bool = False,
                  recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence[FrameSink] = (),
                  guard: MainFaults | None = None, where: str = "the projector",
-                 commands=None, scenes: Callable[[], Sequence[str]] = list) -> None:
+                 commands=None, scenes: Callable[[], Sequence[str]] = list, compositor: Compositor | None = None) -> None:
         self.frames = frames
         self.commands = commands
         """Where the window's operator keys (blackout, freeze, next/previous scene) go as commands."""
         self.scenes = scenes
+        self.compositor = compositor
+        """Draws the scene's accents from the newest hit over the picture at every refresh; None: none."""
         self.live = live
         self.projected_frames = projected_frames
         self.clock = clock
@@ -219,14 +222,18 @@ class Projector:
         return shown
 
     def next_picture(self, now_s: float) -> np.ndarray:
-        """The latest rendered frame (or the held one), with freeze, cross-fade, brightness, blackout."""
+        """The latest rendered frame (or the held one) with the accents, freeze, cross-fade, brightness, blackout."""
         live = self.live.peek() or LiveSnapshot(scene="")
         frame = self.frames.take(timeout_s=0)
-        if frame is not None and not live.freeze:
+        fresh = frame is not None and not live.freeze
+        if frame is not None and fresh:
             self.held = frame.display_rgb if frame.display_rgb is not None else frame.rgb
         if live.blackout:
             return self.black
-        shown = self._crossfaded(self.held, now_s)
+        picture = self.held
+        if self.compositor is not None and not live.freeze and picture is not self.black:
+            picture = self.compositor.compose(picture, fresh, now_s)
+        shown = self._crossfaded(picture, now_s)
         if live.brightness < 1.0:
             import cv2
             shown = cv2.convertScaleAbs(shown, alpha=live.brightness)

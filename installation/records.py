@@ -126,6 +126,27 @@ class MusicState:
 
 
 @dataclass(frozen=True, slots=True)
+class OnsetState:
+    """The newest hit and beat, at audio-block rate (models.onsets), for the projector's accents.
+
+    Every time is on the one clock. `count` grows by one per onset, so a reader tells a new hit from
+    the one it already drew; predicted beats fall at `beat_t_s + k * 60 / tempo_bpm`.
+    """
+
+    t_s: float
+    """End of the newest audio analysed."""
+    onset_t_s: float = -1e9
+    """Start of the hop the newest onset landed in."""
+    strength: float = 0.0
+    """That onset's strength in [0, 1], against the recent hits: a soft hit gives a soft accent."""
+    count: int = 0
+    silent: bool = True
+    tempo_bpm: float = 0.0
+    beat_t_s: float = -1e9
+    beat_confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Caption:
     """A prompt for the renderer with the facet phrases and the reasons behind each."""
 

@@ -213,6 +213,20 @@ def build_audio(cfg: Config, sources: Sources, clock, synth: Synth | None = None
     return cls(cfg.audio.device, rate_hz, cfg.audio.channels, cfg.audio.block_frames, clock), rate_hz
 
 
+def build_listening(cfg: Config, sources: Sources, audio: AudioInput | None, synth: Synth | None, bus, clock):
+    """(listener, stages): the audio input (`audio`, or the configured one), the onset stage on it and
+    the listener behind it, fed the same blocks (docs/listening.md)."""
+    from installation.stages import ListenerStage, OnsetStage
+    from installation.stages.onsets import AudioQueue
+    from models.music_va import build_listener
+    from models.onsets import onset_detector
+    audio, rate_hz = (audio, cfg.audio.sample_rate_hz) if audio is not None else build_audio(cfg, sources, clock, synth)
+    listener = build_listener(cfg.listen, rate_hz or ANALYSIS_RATE_HZ)
+    heard = AudioQueue(getattr(audio, "name", "audio"))
+    return listener, [OnsetStage(audio, onset_detector(cfg.listen), bus.onsets, heard, clock),
+                      ListenerStage(heard, listener, bus.music, clock, cfg.listen.hop_s)]
+
+
 def build_camera(cfg: Config, sources: Sources, clock) -> Camera:
     from hardware import camera as cam
     if sources.camera == "opencv":

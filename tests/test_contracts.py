@@ -54,6 +54,14 @@ def _array_input(request, tmp_path):
     return fakes.ArrayAudioInput(0.3 * np.sin(2 * np.pi * 220 * t), RATE_HZ, ManualClock(), 1024)
 
 
+def _audio_queue(request, tmp_path):
+    from installation.stages.onsets import AudioQueue
+    queue = AudioQueue("queue")
+    for i in range(8):
+        queue.blocks.put(AudioBlock(i * 0.05, np.zeros(1024, np.float32), RATE_HZ))
+    return queue
+
+
 def _device_input(cls_name):
     def make(request, tmp_path):
         request.getfixturevalue("portaudio_on_jack")
@@ -66,6 +74,7 @@ AUDIO_INPUTS = {
     "FileInput": _file_input,
     "SynthLoopInput": _synth_loop,
     "ArrayAudioInput": _array_input,
+    "AudioQueue": _audio_queue,
     "SoundDeviceInput": _device_input("SoundDeviceInput"),
     "PyAudioInput": _device_input("PyAudioInput"),
 }

@@ -1,7 +1,13 @@
-"""`bench reactivity`: does the picture move with the music?
+"""`bench reactivity`: does the picture move with the music? A simulation, on a simulated clock.
 
-Plays a recording through the listener hop by hop (the live code path, on a simulated clock so the
-figures do not depend on the machine's load), captions it with the scene's director, renders every
+Per frame: the listener's state at its hop, the block-rate onsets up to the frame's time, the
+renderer's picture and the compositor's accents over it (a new picture every frame, as the procedural
+renderer gives).
+
+It does not measure what a visitor sees: the live loop's latency (audio blocks, threads, the
+projector's refresh) is not in it; `bench latency` measures that. It plays a
+recording through the listener hop by hop (the listener's code, on a simulated clock so the figures
+do not depend on the machine's load), captions it with the scene's director, renders every
 projector frame from the freshest music state at the output size, and compares the frames with the
 recording's own onsets:
 
@@ -36,7 +42,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
     bench = groups["bench"].add_parser(
         "reactivity", parents=[config_options()],
-        help="play a recording through the listener and measure how the projected frames follow its onsets")
+        help="simulation (simulated clock): play a recording through the listener and renderer and measure how "
+             "the frames follow its onsets")
     bench.add_argument("--audio", type=Path, required=True, metavar="FILE", help="a recording (wav, flac, ogg)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     bench.add_argument("--offset", type=float, default=30.0, metavar="S", help="start this far in (default 30)")
@@ -98,6 +105,8 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
                                      env_rate)[0] for _ in range(draws)]
     err = np.abs(np.asarray(va_music) - np.asarray(va_frame)) if va_music else np.zeros((1, 2))
     return {
+        "clock": "simulated: listener, onsets, procedural renderer and compositor stepped frame by frame, "
+                 "no threads or audio device; bench latency measures the live path",
         "audio": str(audio), "offset_s": offset_s, "seconds": round(duration_s, 2), "fps": fps,
         "width": width, "height": height, "scene": the_scene.name, "frames": n_frames,
         "onset_correlation": round(corr, 3), "shuffled_p95": round(float(np.percentile(shuffled, 95)), 3),
@@ -115,8 +124,11 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
 
     import cv2
 
-    from installation.records import MusicState
+    from installation.compositor import Compositor
+    from installation.mailbox import Latest
+    from installation.records import AudioBlock, MusicState, OnsetState
     from models.captions import Director
+    from models.onsets import onset_detector
     from models.image_va import ColourVA
     from models.music_va import build_listener
     from models.render_procedural import ProceduralRenderer
@@ -127,6 +139,14 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
     renderer.prepare(the_scene)
     head = ColourVA()
     hop = max(1, int(round(cfg.listen.hop_s * rate)))
+    # The block-rate onset path and the projector's compositor, stepped on the same simulated clock.
+    detector = onset_detector(cfg.listen)(rate)
+    onsets: Latest[OnsetState] = Latest()
+    scenes: Latest = Latest()
+    scenes.put(the_scene)
+    compositor = Compositor(onsets, scenes, 1.0 / fps)
+    block = cfg.listen.onset_hop
+    heard = 0
     writer = None
     if record_dir is not None:
         record_dir.mkdir(parents=True, exist_ok=True)
@@ -148,8 +168,13 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
             caption = director.update(music, fed / rate)
             if caption is not None:
                 renderer.update_prompt(caption)
+        while heard + block <= samples.size and (heard + block) / rate <= t_s:
+            state = detector.push(AudioBlock(heard / rate, samples[heard:heard + block], rate))
+            if state is not None:
+                onsets.put(state)
+            heard += block
         started = time.thread_time()
-        frame = renderer.render(music, t_s)
+        frame = compositor.compose(renderer.render(music, t_s), True, t_s)
         spent_s = time.thread_time() - started   # CPU time: the render latency of an idle core
         render_ms.append(spent_s * 1e3)
         frame_times.append(t_s + spent_s)

@@ -10,8 +10,9 @@ from installation.stages.camera import CameraStage
 from installation.stages.captioner import CaptionerStage
 from installation.stages.composer import ComposerStage
 from installation.stages.listener import ListenerStage
+from installation.stages.onsets import OnsetStage
 from installation.stages.renderer import RendererStage
 from installation.stages.watcher import WatcherStage
 
-__all__ = ["Stage", "CameraStage", "CaptionerStage", "ComposerStage", "ListenerStage", "RendererStage",
+__all__ = ["Stage", "CameraStage", "CaptionerStage", "ComposerStage", "ListenerStage", "OnsetStage", "RendererStage",
            "WatcherStage"]

@@ -1,0 +1,77 @@
+"""The onset stage: the audio input's own thread, hits and beats out on every block.
+
+It owns the audio device: each block goes through the onset detector (models.onsets) the moment it
+arrives, the state goes on `onsets` (read by the projector at every refresh), and the block goes on
+to the listener through `AudioQueue`. The listener's slower descriptors and VA keep their hop and
+never hold up a hit.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from hardware.base import AudioInput
+from hardware.timeouts import call_abandoning
+from installation.clock import Clock
+from installation.mailbox import DropOldest, Latest
+from installation.records import AudioBlock, OnsetState
+from installation.stages.base import Stage
+
+QUEUE_BLOCKS = 256
+"""Blocks the listener may fall behind by (seconds of audio at any block size) before the oldest go."""
+
+
+class AudioQueue:
+    """An AudioInput over the blocks the onset stage passed on: what the listener reads."""
+
+    def __init__(self, name: str, capacity: int = QUEUE_BLOCKS) -> None:
+        self.name = name
+        self.blocks: DropOldest[AudioBlock] = DropOldest(capacity)
+
+    def open(self) -> None:
+        """The device is the onset stage's; nothing to open here."""
+
+    def read(self, timeout_s: float) -> AudioBlock | None:
+        return self.blocks.get(timeout_s)
+
+    def close(self) -> None:
+        """Blocks already queued stay for the listener's next open."""
+
+
+class OnsetStage(Stage):
+    """Reads the audio input, detects hits per block, passes the block on to the listener."""
+
+    CLOSE_TIMEOUT_S = 1.0
+    READ_TIMEOUT_S = 0.01
+    """A device delivers at its own block size; a file source releases what is due when asked, so
+    asking often keeps its blocks short (its latency is then about one onset hop)."""
+
+    name = "onsets"
+
+    def __init__(self, audio: AudioInput, detector_factory, onsets: Latest[OnsetState], forward: AudioQueue,
+                 clock: Clock) -> None:
+        super().__init__(clock)
+        self.audio = audio
+        self.detector_factory = detector_factory
+        """(sample_rate_hz) -> models.onsets.OnsetDetector; rebuilt when the input's rate changes."""
+        self.detector: Any = None
+        self.onsets = onsets
+        self.forward = forward
+        self.blocks = 0
+
+    def open(self) -> None:
+        self.audio.open()
+
+    def close(self) -> None:
+        call_abandoning(self.audio.close, self.CLOSE_TIMEOUT_S, f"closing {getattr(self.audio, 'name', 'the audio input')}")
+
+    def step(self) -> None:
+        block = self.audio.read(timeout_s=self.READ_TIMEOUT_S)
+        if block is None:
+            return
+        if self.detector is None or self.detector.rate_hz != block.sample_rate_hz:
+            self.detector = self.detector_factory(block.sample_rate_hz)
+        state = self.detector.push(block)
+        if state is not None:
+            self.onsets.put(state)
+        self.forward.blocks.put(block)
+        self.blocks += 1
