@@ -98,3 +98,24 @@ def test_a_native_crash_leaves_every_threads_stack_in_the_log_and_on_stderr(tmp_
     assert "installation/workers.py" in stacks  # the stages' threads, not only the one that crashed
     assert stacks.count("hread 0x") >= 3  # "Current thread" only when the signal landed on a Python thread
     assert "Fatal Python error: Segmentation fault" in stderr
+
+
+def test_the_soaks_virtual_x_server_picks_a_free_display_and_stops():
+    import shutil
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (Debian package xvfb); `make test` installs it")
+    from hardware.virtual_display import xvfb as virtual_x
+    with virtual_x(320, 240) as display:
+        socket = Path(f"/tmp/.X11-unix/X{display[1:]}")
+        assert display.startswith(":") and socket.exists()
+        with virtual_x(320, 240) as other:
+            assert other != display
+    assert wait_for(lambda: not socket.exists(), 10)
+
+
+def test_nothing_is_preloaded_for_a_driver_without_gl(monkeypatch):
+    from hardware.load_order import load_before_gl
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    assert load_before_gl(("json",)) == []
+    monkeypatch.setenv("SDL_VIDEODRIVER", "x11")
+    assert load_before_gl(("json", "no_such_module_here")) == ["json"]
