@@ -176,7 +176,8 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
         args.json.write_text(text + "\n", encoding="utf-8")
     if crash is not None:
         stacks = crash_log.read_text(errors="replace") if "crash_log" in figures else "(no crash.log)"
-        print(f"the installation crashed ({crash}) after {figures['run_seconds']} s; its stacks:\n{stacks[-6000:]}",
-              file=sys.stderr)
+        stacks = "\n".join(line for line in stacks.splitlines() if not line.startswith("Extension modules:"))
+        print(f"the installation crashed ({crash}) after {figures['run_seconds']} s; its stacks (the crashing "
+              f"thread last):\n{stacks[-8000:]}", file=sys.stderr)
         return 1
     return 0
