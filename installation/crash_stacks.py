@@ -38,31 +38,32 @@ class CrashStacks:
             except OSError as exc:
                 log.warning("crash stacks go to stderr only: cannot create %s (%s)", folder, exc.strerror)
                 folder = None
-        tee = shutil.which("tee") if folder is not None else None
-        if folder is None or tee is None:
-            if folder is not None:  # no tee (Windows): the file alone outlives the process
-                self.path = folder / CRASH_LOG_NAME
-                self._write_fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                faulthandler.enable(file=self._write_fd, all_threads=True)
-            else:
-                faulthandler.enable(file=sys.stderr, all_threads=True)
+        if folder is None:
+            faulthandler.enable(file=sys.stderr, all_threads=True)
             return
         self.path = folder / CRASH_LOG_NAME
+        tee = shutil.which("tee")
+        if tee is None:  # Windows: the file alone, which outlives the process
+            self._write_fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        else:
+            self._write_fd = self._start_copier(tee, self.path)
+        faulthandler.enable(file=self._write_fd if self._write_fd is not None else sys.stderr, all_threads=True)
+
+    def _start_copier(self, tee: str, path: Path) -> int | None:
+        """The write end of a pipe into `tee -a path` (which also writes to stderr); None if it cannot start."""
         read_fd, write_fd = os.pipe()
         try:
             # Its own session: a Ctrl-C at the terminal must not end the copier before the crash it copies.
-            self._tee = subprocess.Popen([tee, "-a", str(self.path)], stdin=read_fd, stdout=sys.stderr.fileno(),
+            self._tee = subprocess.Popen([tee, "-a", str(path)], stdin=read_fd, stdout=sys.stderr.fileno(),
                                          stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             os.close(write_fd)
             log.warning("crash stacks go to stderr only: cannot start tee (%s)", exc)
             self.path = None
-            faulthandler.enable(file=sys.stderr, all_threads=True)
-            return
+            return None
         finally:
             os.close(read_fd)
-        self._write_fd = write_fd
-        faulthandler.enable(file=write_fd, all_threads=True)
+        return write_fd
 
     def close(self) -> None:
         """Back to stderr alone; the copier sees the end of its pipe and exits."""
