@@ -167,6 +167,8 @@ class PygameDisplay:
     def open(self) -> None:
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")  # the display must not grab the sound card
         os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+        from hardware.load_order import load_before_gl
+        load_before_gl()  # before SDL loads Mesa's LLVM: see hardware/load_order.py
         import pygame
         self._pygame = pygame
         pygame.display.init()

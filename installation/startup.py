@@ -114,6 +114,9 @@ def inherited_counts(environ=os.environ) -> dict[str, int]:
 
 
 def run_installation(args: argparse.Namespace) -> int:
+    from installation.crash_stacks import CrashStacks, log_folder
+    crash_stacks = CrashStacks()
+    crash_stacks.enable()  # from the first moment: a crash while the config loads still leaves its stack
     overrides = list(args.overrides)
     if args.scene:
         overrides.append(f'installation.scene="{args.scene}"')
@@ -136,6 +139,7 @@ def run_installation(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
     setup_logging(cfg.installation.log_level, quiet=args.quiet)
+    crash_stacks.enable(log_folder(record_dir, cfg.showlog.path))
     from installation.heap import limit_arenas
     limit_arenas(2)  # before the stages' threads start: months of load spikes must not add arenas
     from installation.app import Installation, RunOptions
@@ -165,6 +169,7 @@ def run_installation(args: argparse.Namespace) -> int:
         counts = installation.counts()
         counts["restarts_in_place"] += 1
         os.environ[COUNTS_ENV] = json.dumps(counts)
+        crash_stacks.close()  # its copier would outlive the exec
         restart_in_place(life.stop_reason)
     if any(worker.alive() for worker in installation.supervisor.workers):
         leave_now(code)

@@ -262,8 +262,8 @@ def xvfb():
     """A real X server (Xvfb) for the duration of one test; DISPLAY points at it."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (Debian package xvfb); `make test` installs it")
-    from models.diffusion.load import preload_triton
-    preload_triton()  # before any window's GL, as the installation does (see preload_triton)
+    from hardware.load_order import load_before_gl
+    load_before_gl()  # this process may open windows: triton before Mesa's GL (see hardware/load_order.py)
     display = f":{90 + os.getpid() % 100}"
     proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -6,6 +6,11 @@ end. Growth is the slope of a least-squares line through the samples after the w
 first allocations of numba, torch and the renderer), in MB per hour. Samples end `--minutes` after
 the launch: what the process does once it stops (flushing the show log, joining its threads) is not
 growth over months.
+
+With `--window` it runs as a projector does, in a real window (display.mode = "window"), under a
+virtual X server it starts itself when there is no DISPLAY: a window on Mesa's GL is where native
+crashes come from, which a headless run never meets. A crash (the process ended by a signal) is
+counted and its stacks, which the installation writes to crash.log beside its show log, are shown.
 """
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--warmup-minutes", type=float, default=None,
                        help="samples before this are left out of the fit (default: a tenth of the run, at most 10)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    bench.add_argument("--window", action="store_true",
+                       help="run in a real window (under Xvfb, started here, when there is no DISPLAY); counts crashes")
     bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="config override passed to the installation (repeatable)")
     bench.set_defaults(handler=_soak)
@@ -92,15 +99,38 @@ def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: lis
 
 def _soak(args: argparse.Namespace) -> int:
     from installation.errors import UserError
-    from installation.showlog import read_show_log
 
     if args.minutes <= 0:
         raise UserError(f"--minutes {args.minutes} must be a positive number.")
+    if not args.window:
+        return _soak_in(args, ["--headless"])
+    window = ["--set", 'display.mode="window"']
+    if os.environ.get("DISPLAY"):
+        return _soak_in(args, window)
+    from hardware.virtual_display import xvfb
+    with xvfb() as display:
+        return _soak_in(args, window, {"DISPLAY": display})
+
+
+def crash_of(returncode: int | None) -> str | None:
+    """The signal that ended the process ("SIGSEGV"), None for an exit or a stop the soak asked for."""
+    if returncode is None or returncode >= 0 or returncode == -signal.SIGTERM:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | None = None) -> int:
+    from installation.errors import UserError
+    from installation.showlog import read_show_log
+
     duration_s = args.minutes * 60.0
     warmup_s = 60.0 * (args.warmup_minutes if args.warmup_minutes is not None else min(10.0, args.minutes / 10.0))
     folder = Path(tempfile.mkdtemp(prefix="chromesthesia-soak-"))
     log_path = folder / "show.jsonl"
-    command = [sys.executable, str(ROOT / "run.py"), "--headless", "--quiet", "--duration", f"{duration_s:g}",
+    command = [sys.executable, str(ROOT / "run.py"), *mode, "--quiet", "--duration", f"{duration_s:g}",
                "--set", f'showlog.path="{log_path}"', "--set", "showlog.status_interval_s=10"]
     for override in args.overrides:
         command += ["--set", override]
@@ -108,7 +138,8 @@ def _soak(args: argparse.Namespace) -> int:
     times_s: list[float] = []
     rss: list[float] = []
     with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+                                env={**os.environ, **(env or {})})
         started = time.monotonic()
         try:
             while proc.poll() is None:
@@ -121,16 +152,32 @@ def _soak(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGTERM)
             proc.wait(10)
-    if proc.returncode not in (0, -signal.SIGTERM) or len(rss) < 3:
+    crash = crash_of(proc.returncode)
+    if crash is None and (proc.returncode not in (0, -signal.SIGTERM) or len(rss) < 3):
         tail = stderr_path.read_text(errors="replace")[-2000:]
         raise UserError(f"the installation ended with code {proc.returncode} after {len(rss)} samples; "
                         f"its last words: {tail.strip().splitlines()[-1] if tail.strip() else 'none'}.")
     show = [r for path in sorted(folder.glob("show*.jsonl")) for r in read_show_log(path)]
-    figures = summarise(times_s, rss, warmup_s, show)
+    figures = summarise(times_s, rss, warmup_s, show) if len(rss) >= 1 else {"minutes": 0.0}
+    stop: dict = next((r for r in reversed(show) if r.get("kind") == "stop"), {})
+    figures["frames_shown"] = (stop.get("counters") or {}).get("frames_shown")
+    figures["display"] = "window" if args.window else "headless"
+    figures["crashes"] = int(crash is not None)
+    figures["crash_signal"] = crash
+    figures["run_seconds"] = round(time.monotonic() - started, 1)
     figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     figures["show_log"] = str(log_path)
+    crash_log = folder / "crash.log"
+    if crash_log.exists() and crash_log.stat().st_size:
+        figures["crash_log"] = str(crash_log)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json is not None:
         args.json.write_text(text + "\n", encoding="utf-8")
+    if crash is not None:
+        stacks = crash_log.read_text(errors="replace") if "crash_log" in figures else "(no crash.log)"
+        stacks = "\n".join(line for line in stacks.splitlines() if not line.startswith("Extension modules:"))
+        print(f"the installation crashed ({crash}) after {figures['run_seconds']} s; its stacks (the crashing "
+              f"thread last):\n{stacks[-8000:]}", file=sys.stderr)
+        return 1
     return 0

@@ -44,18 +44,6 @@ def check_size(width: int, height: int) -> None:
                         f"{width}x{height}); 512x512, 1024x576 and 1280x720 work.")
 
 
-def preload_triton() -> None:
-    """Import Triton (torch.compile's GPU compiler), when installed, before a projector window opens.
-
-    Triton bundles its own LLVM; an X window's GL loads Mesa's. Whichever comes second must not be
-    Triton: loading it after the window crashed the process (segmentation fault) on these machines.
-    """
-    try:
-        import triton  # noqa: F401
-    except Exception:  # noqa: BLE001 - not installed, or no GPU build: torch.compile then does without it
-        pass
-
-
 def load_diffusion_renderer(render_cfg, width: int, height: int) -> DiffusionRenderer:
     """Load the configured weights; UserError with one sentence when they are absent, partial,
     corrupt or of another architecture (the caller then falls back to procedural visuals)."""
@@ -68,7 +56,6 @@ def load_diffusion_renderer(render_cfg, width: int, height: int) -> DiffusionRen
         raise UserError(problems[0])
     import torch  # noqa: F401
 
-    preload_triton()
     device = pick_device(getattr(render_cfg, "device", "auto"))
     dtype = pick_dtype(getattr(render_cfg, "dtype", "auto"), device)
     path = Path(model).expanduser()
