@@ -229,7 +229,8 @@ class SceneCaptionSettings:
     """The scene's own styles, each at a VA point; the one nearest the mood goes with the style facet."""
 
 
-SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags", "styles")
+SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags", "styles", "phrases", "shared")
+"""`phrases` and `shared` (the scene's own phrase banks) are read by models/caption_scenes.py."""
 
 
 def scene_settings(scene: Any) -> SceneCaptionSettings:
@@ -320,10 +321,13 @@ class FacetAgent:
     USE_PENALTY = 0.25
     JITTER = 0.05
 
-    def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random) -> None:
+    def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random,
+                 prior: Collection[float] | None = None) -> None:
         import numpy as np
 
         self.facet = facet
+        self._prior = np.asarray(list(prior) if prior is not None else [0.0] * len(phrases), np.float64)
+        """Per phrase, a score offset from the scene (models/caption_scenes.py: shared phrases trail its own)."""
         self.phrases = phrases
         self._rng = rng
         self._va = np.array([p.va for p in phrases], np.float64)
@@ -343,7 +347,7 @@ class FacetAgent:
         """Score per phrase (-inf where ruled out). `semantic`: cosine of each phrase with the music."""
         import numpy as np
 
-        score = -np.hypot(self._va[:, 0] - target_va[0], self._va[:, 1] - target_va[1])
+        score = self._prior - np.hypot(self._va[:, 0] - target_va[0], self._va[:, 1] - target_va[1])
         score += self._tags @ (self.TAG_BONUS * self._tag_vector(desc.tags) + self.PREFER_BONUS * self._tag_vector(prefer))
         if uses:
             score -= self.USE_PENALTY * np.array([uses.get(t, 0) for t in self._texts], np.float64)
@@ -407,11 +411,12 @@ class Agents:
     agreement of the VA sweep (`bench captions`)."""
     ROUNDS = 2
 
-    def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any) -> None:
+    def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any,
+                 priors: Mapping[str, Collection[float]] | None = None) -> None:
         import numpy as np
 
         self.banks = banks
-        self.agents = {f: FacetAgent(f, banks[f], rng) for f in FACETS}
+        self.agents = {f: FacetAgent(f, banks[f], rng, (priors or {}).get(f)) for f in FACETS}
         self.embeddings = embeddings
         self._version = -1
         self._vectors: dict[str, Any] = {}
@@ -715,32 +720,20 @@ class Director:
         self.cfg = captions_cfg
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
-        self._banks = banks if banks is not None else load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
+        self._shared_banks = banks if banks is not None else load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
         self.mode = str(getattr(captions_cfg, "mode", "agents"))
         if self.mode not in MODES:
             raise UserError(f"captions.mode = {self.mode!r} is not a mode; choose one of {', '.join(MODES)}.")
-        if embeddings is None and self.mode == "agents":
-            from models.caption_embed import PhraseEmbeddings, bank_texts
-            styles = [st.text for st in scene_settings(scene).styles]
-            embeddings = PhraseEmbeddings(bank_texts(self._banks, styles))
+        self._own_embeddings = embeddings is None
         self.embeddings = embeddings
-        self._agents = Agents(self._banks, self._rng, embeddings)
-        if self.mode == "agents":
-            self._agents.warm()
+        self.filter = ContentFilter(captions_cfg.blocklist, captions_cfg.negative_prompt,
+                                    builtin=bool(getattr(captions_cfg, "default_blocklist", True)))
+        self._tokens = TokenCounter()
+        self._use_banks(scene)
         window = int(getattr(captions_cfg, "diversity_window", 5))
         self._recent: dict[str, collections.deque[str]] = {f: collections.deque(maxlen=max(0, window)) for f in FACETS}
         self._uses: collections.Counter[str] = collections.Counter()
         self._use_log: collections.deque[tuple[str, ...]] = collections.deque()
-        self.filter = ContentFilter(captions_cfg.blocklist, captions_cfg.negative_prompt,
-                                    builtin=bool(getattr(captions_cfg, "default_blocklist", True)))
-        self._tokens = TokenCounter()
-        # Phrases the filter refuses, and the BPE cache warmed with every bank word, so that a
-        # caption costs a few hundred microseconds from the first one on.
-        self._blocked_phrases = frozenset(p.text for bank in self._banks.values() for p in bank
-                                          if not self.filter.is_safe(p.text))
-        for bank in self._banks.values():
-            for p in bank:
-                self._tokens.count(p.text)
         self._negative_cache: tuple[Any, str] | None = None
         self.last_reason = ""
         """Why the current caption was published: start, section, va, hold, critic, scene, operator."""
@@ -902,9 +895,11 @@ class Director:
         self._open_corrections = keep
 
     def set_scene(self, scene: Any) -> None:
-        """Switch presets; the next `update` publishes a caption for the new scene without waiting."""
+        """Switch presets and their phrase banks; the next `update` publishes a caption for the new
+        scene without waiting."""
         settings = scene_settings(scene)  # validate before changing anything
         with self._lock:
+            self._use_banks(scene)
             self._scene = scene
             self._settings = settings
             self._scene_changed = True
@@ -945,6 +940,29 @@ class Director:
             self._llm.close()
 
     # -- internals -------------------------------------------------------------------------------
+    def _use_banks(self, scene: Any) -> None:
+        """The scene's banks (its own phrases, then the shared ones it lets in; models/caption_scenes.py)
+        and agents over them. Raises UserError before changing anything when the preset is bad."""
+        from models.caption_scenes import scene_banks
+
+        chosen = scene_banks(self._shared_banks, scene)
+        banks = dict(chosen.banks)
+        if self.mode == "agents":
+            from models.caption_embed import PhraseEmbeddings, bank_texts
+            texts = bank_texts(banks, [st.text for st in scene_settings(scene).styles])
+            if self.embeddings is None or (self._own_embeddings and not set(texts) <= set(self.embeddings.texts)):
+                self.embeddings = PhraseEmbeddings(texts)
+        self._banks = banks
+        self._agents = Agents(banks, self._rng, self.embeddings, chosen.priors)
+        if self.mode == "agents":
+            self._agents.warm()
+        # Phrases the filter refuses, and the BPE cache warmed with every bank word, so that a
+        # caption costs a few hundred microseconds from the first one on.
+        self._blocked_phrases = frozenset(p.text for bank in banks.values() for p in bank if not self.filter.is_safe(p.text))
+        for bank in banks.values():
+            for p in bank:
+                self._tokens.count(p.text)
+
     @property
     def _beats_per_bar(self) -> int:
         return int(getattr(self.cfg, "beats_per_bar", 4))
