@@ -79,12 +79,18 @@ class RendererStage(Stage):
         return next((r for r in self.renderers[1:] if hasattr(r, "status") and hasattr(r, "stats")), None)
 
     def status(self) -> dict:
-        """The diffusion pass's own figures (family, lag, frames) and `diffusion_new_fps`, the new
-        diffusion frames a second apart from the projector's refresh, for /status; any thread."""
+        """For /status, any thread: the procedural layer's composition of its last frame, the
+        diffusion pass's own figures (family, lag, frames) and `diffusion_new_fps`, the new
+        diffusion frames a second apart from the projector's refresh."""
+        out: dict = {}
+        composition = getattr(self.renderers[0], "composition", None)
+        if composition is not None:   # the procedural layer's last frame: families at full strength, parts
+            out["composition"] = dict(composition)
         for renderer in self.renderers[1:]:
             if hasattr(renderer, "status"):
-                return {"diffusion": renderer.status(), "diffusion_new_fps": round(self.new_frames.fps, 2)}
-        return {}
+                out.update(diffusion=renderer.status(), diffusion_new_fps=round(self.new_frames.fps, 2))
+                break
+        return out
 
     @property
     def source(self) -> str:

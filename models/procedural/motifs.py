@@ -79,11 +79,18 @@ class Ctx:
     light: tuple = (200, 200, 220)
     accent: tuple = (240, 180, 90)
     glow: tuple = (255, 240, 220)
+    focus: tuple[float, float] | None = None   # the composition's focal point (fractions) while drawing the focal motif
 
     @property
     def s(self) -> float:
         """Pixels per unit: 1.0 at 720 lines."""
         return self.h / 720.0
+
+    def place(self, x: float, y: float) -> tuple[float, float]:
+        """Where a single subject goes, in pixels: the composition's focal point when the motif
+        being drawn is the focal one, else its own spot (`x`, `y` as fractions of the frame)."""
+        fx, fy = self.focus if self.focus is not None else (x, y)
+        return fx * self.w, fy * self.h
 
 
 def _xf(ctx: Ctx, points: np.ndarray) -> np.ndarray:
@@ -187,8 +194,8 @@ class Moon(Motif):
     name, words, layer = "moon", ("moon", "moonlit", "lunar"), 0
 
     def draw(self, img, ctx):
-        x = ctx.w * (0.75 + 0.02 * math.sin(ctx.t * 0.05))
-        y = ctx.h * 0.22
+        x, y = ctx.place(0.75, 0.22)
+        x += 0.02 * ctx.w * math.sin(ctx.t * 0.05)
         r = 60 * ctx.s * ctx.amount * (1 + 0.05 * ctx.beat)
         circle(img, ctx, x, y, r * 1.25, mix(ctx.dark, ctx.light, 0.25))
         circle(img, ctx, x, y, r, ctx.glow)
@@ -199,7 +206,7 @@ class Sun(Motif):
     name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "golden", "summer", "radiant"), 0
 
     def draw(self, img, ctx):
-        x, y = ctx.w * 0.5, ctx.h * (ctx.horizon - 0.12)
+        x, y = ctx.place(0.5, ctx.horizon - 0.12)
         r = 80 * ctx.s * ctx.amount
         rays = []
         for i in range(24):
@@ -240,8 +247,9 @@ class Birds(Motif):
         for u, v, ph, size in self.p[:n]:
             if m.swirl > 0.5:   # circling a point above the horizon
                 a = ctx.t * (0.4 + 0.3 * size) + ph * 6.28
-                x = ctx.w * 0.5 + math.cos(a) * ctx.w * (0.12 + 0.2 * u)
-                y = ctx.h * 0.3 + math.sin(a) * ctx.h * (0.06 + 0.1 * v)
+                cx, cy = ctx.place(0.5, 0.3)
+                x = cx + math.cos(a) * ctx.w * (0.12 + 0.2 * u)
+                y = cy + math.sin(a) * ctx.h * (0.06 + 0.1 * v)
             else:
                 x = float(_wrap(u * ctx.w + ctx.t * (40 + 40 * size) * ctx.s, -50, ctx.w + 50))
                 y = ctx.h * (0.1 + 0.4 * v) + 15 * math.sin(ctx.t * 0.7 + ph * 6) * ctx.s
@@ -259,7 +267,7 @@ class Lightning(Motif):
         if ctx.beat < 0.35:
             return
         rng = np.random.default_rng(int(ctx.t * 3))
-        x = ctx.w * rng.uniform(0.2, 0.8)
+        x = ctx.place(float(rng.uniform(0.2, 0.8)), 0.0)[0] + (rng.uniform(-0.06, 0.06) * ctx.w if ctx.focus else 0.0)
         pts = [(x, 0.0)]
         y = 0.0
         while y < ctx.h * ctx.horizon:
@@ -376,6 +384,9 @@ class City(Motif):
         polys, roofs = [], []
         for i, (hgt, _) in enumerate(self.b):
             top = ground - (60 + 260 * hgt) * ctx.s * (0.4 + 0.6 * ctx.amount)
+            if ctx.focus is not None:   # the focal skyline rises around the focal point and leaves open sky elsewhere
+                near = 1.0 - abs((i + 0.5) * bw - ctx.focus[0] * ctx.w) / (0.4 * ctx.w)
+                top = ground - (ground - top) * min(1.0, max(0.12, near))
             x0, x1 = i * bw + 2, (i + 1) * bw - 2
             polys.append(np.array([[x0, top], [x1, top], [x1, ctx.h + 5], [x0, ctx.h + 5]], dtype=np.float32))
             roofs.append(top)
@@ -400,7 +411,7 @@ class Tower(Motif):
 
     def draw(self, img, ctx):
         import cv2
-        x = ctx.w * 0.62
+        x = ctx.place(0.62, 0.0)[0]
         base = ctx.h * (ctx.horizon + 0.1)
         top = base - 380 * ctx.s * (0.5 + 0.5 * ctx.amount)
         hw = 26 * ctx.s
@@ -616,7 +627,7 @@ class Rings(Motif):
     name, words, layer = "rings", ("ring", "ripple", "radial", "circular", "pulse", "echo", "halo", "centre"), 2
 
     def draw(self, img, ctx):
-        cx, cy = ctx.w / 2, ctx.h / 2
+        cx, cy = ctx.place(0.5, 0.5)
         for i in range(6):
             age = (ctx.t * 0.35 + i / 6) % 1.0
             r = (20 + age * 0.6 * ctx.w) * (1 + 0.15 * ctx.beat)
@@ -631,10 +642,11 @@ class Spiral(Motif):
     def draw(self, img, ctx):
         arms = []
         th = np.linspace(0, 4 * math.pi, 160, dtype=np.float32)
+        cx, cy = ctx.place(0.5, 0.5)
         for arm in range(3):
             a = th + ctx.t * 0.6 * (1 + ctx.motion.swirl) + arm * 2.094
             r = th / (4 * math.pi) * ctx.h * 0.45 * (1 + 0.12 * ctx.beat) * (0.3 + 0.7 * ctx.amount)
-            arms.append(np.stack([ctx.w / 2 + r * np.cos(a), ctx.h / 2 + r * np.sin(a)], 1))
+            arms.append(np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1))
         polylines(img, ctx, arms, mix(ctx.accent, ctx.glow, ctx.beat), max(2, int(4 * ctx.s)))
 
 
