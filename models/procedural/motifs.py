@@ -225,13 +225,23 @@ class Clouds(Motif):
         self.puffs = self.rng.uniform(-1, 1, (7, 6, 3)).astype(np.float32)
 
     def draw(self, img, ctx):
+        # Lit from above: a darker underside, the body, then lit tops; nearer (larger, lower)
+        # clouds drift faster than far ones (parallax) and far ones sink into the sky's haze.
         for (u, v, size), puffs in zip(self.c[:max(2, int(7 * ctx.amount))], self.puffs):
             cx = float(_wrap(u * ctx.w * 1.3 + ctx.t * (10 + 20 * size) * (1 + ctx.motion.dx) * ctx.s, -0.15 * ctx.w, 1.15 * ctx.w))
             cy = v * ctx.h * 0.4 + 40 * ctx.s
             base = (50 + 60 * size) * ctx.s
-            colour = mix(ctx.mid, ctx.light, 0.5 + 0.3 * size)
+            haze = 0.35 * (1.0 - size)
+            shade = mix(mix(ctx.dark, ctx.mid, 0.75), ctx.light, haze)
+            body = mix(mix(ctx.mid, ctx.light, 0.45 + 0.3 * size), ctx.light, haze)
+            top = mix(ctx.light, ctx.glow, 0.35 + 0.4 * ctx.beat)
+            for px, py, pr in puffs:   # the underside: the same puffs, lower and in shade
+                circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35 + 0.2 * base, base * (0.4 + 0.22 * pr), shade)
             for px, py, pr in puffs:
-                circle(img, ctx, cx + px * base * 1.4, cy + py * base * 0.3, base * (0.5 + 0.25 * pr), colour)
+                circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35, base * (0.42 + 0.22 * pr), body)
+            for px, py, pr in puffs[:3]:
+                r = base * (0.42 + 0.22 * pr)
+                circle(img, ctx, cx + px * base * 1.3 - 0.15 * r, cy - abs(py) * base * 0.35 - 0.3 * r, 0.55 * r, top)
 
 
 class Birds(Motif):
@@ -329,7 +339,8 @@ class Mountains(Motif):
                      * 0.18 + 0.05 * np.sin(xs / ctx.w * 11 + k[1])) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
             top = base - ridge
             poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + 20, ctx.h + 20], [-20, ctx.h + 20]]])
-            fill(img, ctx, [poly], mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer))
+            # Aerial perspective: the far ridges take the sky's light colour, the near ones stay dark.
+            fill(img, ctx, [poly], mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.3 * (2 - layer) / 2))
             if layer == 0:
                 polylines(img, ctx, [np.stack([xs, top], 1)], mix(ctx.light, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
 
@@ -665,24 +676,49 @@ class Grid(Motif):
         polylines(img, ctx, lines, mix(ctx.accent, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
 
 
+def _sign_shapes() -> list[list[np.ndarray]]:
+    """Neon tube pictograms in unit coordinates (-1..1): a framed bar, an arrow, a ring with a dot,
+    a wave, an equaliser, a diamond. Shapes, not letters: a sign reads as a sign in any language."""
+    a = np.linspace(0, 2 * math.pi, 25, dtype=np.float32)
+    ring = np.stack([np.cos(a), np.sin(a)], 1) * 0.8
+    wx = np.linspace(-1, 1, 17, dtype=np.float32)
+    frame = np.array([[-1, -0.6], [1, -0.6], [1, 0.6], [-1, 0.6]], dtype=np.float32)
+    return [
+        [np.vstack([frame, frame[:1]]), np.array([[-0.6, 0], [0.6, 0]], dtype=np.float32)],
+        [np.array([[-0.9, 0], [0.7, 0]], dtype=np.float32), np.array([[0.2, -0.5], [0.8, 0], [0.2, 0.5]], dtype=np.float32)],
+        [ring, ring[:2] * 0.08],
+        [np.stack([wx, 0.45 * np.sin(wx * 6.0)], 1)],
+        [np.array([[x, 0.8], [x, 0.8 - h]], dtype=np.float32) for x, h in ((-0.6, 0.9), (-0.2, 1.5), (0.2, 1.1), (0.6, 1.6))],
+        [np.array([[0, -0.9], [0.7, 0], [0, 0.9], [-0.7, 0], [0, -0.9]], dtype=np.float32)],
+    ]
+
+
 class Glyphs(Motif):
+    """Neon signs: glowing tube pictograms over the street, a few flickering, brighter on the beat."""
+
     name, words, layer = "glyphs", ("sign", "letter", "word", "text", "neon", "code", "poem", "glyph", "graffiti"), 2
 
-    CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789#*+"
-
     def setup(self):
-        self.p = self.rng.uniform(0, 1, (28, 4)).astype(np.float32)
+        self.p = self.rng.uniform(0, 1, (16, 4)).astype(np.float32)
+        self.shapes = _sign_shapes()
 
     def draw(self, img, ctx):
-        import cv2
-        step = math.floor(ctx.t * 2)
-        for u, v, size, ph in self.p[:max(5, int(28 * ctx.amount))]:
-            ch = self.CHARS[int(ph * 997 + step * (1 if ph > 0.5 else 0)) % len(self.CHARS)]
-            x, y = u * ctx.w, v * ctx.h
-            scale = (0.8 + 1.6 * size) * ctx.s * ctx.zoom * (1 + 0.3 * ctx.beat)
-            org = (int((x - ctx.w / 2) * ctx.zoom + ctx.w / 2 + ctx.ox), int((y - ctx.h / 2) * ctx.zoom + ctx.h / 2 + ctx.oy))
-            cv2.putText(img, ch, org, cv2.FONT_HERSHEY_SIMPLEX, scale, mix(ctx.light, ctx.glow, ctx.beat),
-                        max(1, int(2 * scale)), cv2.LINE_AA)
+        halo: dict[int, list] = {0: [], 1: []}
+        core: dict[int, list] = {0: [], 1: []}
+        for u, v, size, ph in self.p[:max(3, int(16 * ctx.amount))]:
+            # a few tubes stutter: dark for a moment every few seconds, each at its own time
+            if ph > 0.7 and (ph * 97 + ctx.t * (0.6 + ph)) % 1.0 < 0.12 + 0.2 * ctx.beat * (ph > 0.9):
+                continue
+            x, y = u * ctx.w, ctx.h * (0.25 + 0.5 * v)
+            r = (18 + 30 * size) * ctx.s
+            group = int(ph * 10) % 2
+            for line in self.shapes[int(ph * 60) % len(self.shapes)]:
+                pts = np.asarray(line) * r + np.asarray([x, y], dtype=np.float32)
+                halo[group].append(pts)
+                core[group].append(pts)
+        for group, colour in ((0, ctx.accent), (1, mix(ctx.light, ctx.accent, 0.3))):
+            polylines(img, ctx, halo[group], mix(ctx.mid, colour, 0.55), max(3, int(7 * ctx.s)))
+            polylines(img, ctx, core[group], mix(colour, ctx.glow, 0.35 + 0.5 * ctx.beat), max(1, int(2 * ctx.s)))
 
 
 class Kites(Motif):
