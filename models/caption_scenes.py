@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from installation.errors import UserError
-from models.captions import FACETS, Phrase, _parse_phrase
+from models.caption_banks import FACETS, Phrase, _parse_phrase
 
 SHARED_PENALTY = 0.6
 """Score a shared phrase loses at shared weight 0 (when it is let in at all); about the gap between

@@ -703,8 +703,8 @@ class Glyphs(Motif):
         self.shapes = _sign_shapes()
 
     def draw(self, img, ctx):
-        halo: dict[int, list] = {0: [], 1: []}
-        core: dict[int, list] = {0: [], 1: []}
+        halo = {0: [], 1: []}   # two colour groups, one halo and one core call each
+        core = {0: [], 1: []}
         for u, v, size, ph in self.p[:max(3, int(16 * ctx.amount))]:
             # a few tubes stutter: dark for a moment every few seconds, each at its own time
             if ph > 0.7 and (ph * 97 + ctx.t * (0.6 + ph)) % 1.0 < 0.12 + 0.2 * ctx.beat * (ph > 0.9):
