@@ -74,9 +74,7 @@ def parse_rules(table: Mapping[str, Any], where: str, motif_names: tuple[str, ..
 
 
 def plan(ranked: tuple[str, ...], rules: CompositionRules, layout: str, key: str = "") -> Plan:
-    """Roles for `ranked` (the caption's motifs first, in the order its words name them): the
-    first is focal unless the scene names a focal family the caption did not ask for, the next one
-    supports, the rest are texture. `key` (the caption's words) mirrors the thirds point left or
+    """Roles for `ranked` (see `rank`): the first is focal, the next one supports, the rest are texture. `key` (the caption's words) mirrors the thirds point left or
     right so that successive pictures do not all lean the same way."""
     order = list(dict.fromkeys(ranked))
     if not order:
@@ -96,8 +94,11 @@ def plan(ranked: tuple[str, ...], rules: CompositionRules, layout: str, key: str
 
 
 def rank(caption_motifs: tuple[str, ...], motif_set: tuple[str, ...], rules: CompositionRules) -> tuple[str, ...]:
-    """The set ordered for `plan`: the caption's own motifs, then the scene's focal preferences, then the rest."""
-    first = [m for m in caption_motifs if m in motif_set]
+    """The set ordered for `plan`: the caption's own motifs (those the scene prefers as focal first,
+    so "dappled light under old beech trees" puts grove's trees before the light), then the scene's
+    focal preferences, then the rest."""
+    named = [m for m in caption_motifs if m in motif_set]
+    first = [m for m in rules.focal if m in named] + named
     if not first:
         first = [m for m in rules.focal if m in motif_set]
     return tuple(dict.fromkeys([*first, *motif_set]))

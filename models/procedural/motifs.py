@@ -152,6 +152,8 @@ class Motif:
     name = "motif"
     words: tuple[str, ...] = ()
     layer = 1
+    backdrop = False
+    """A ground that fills its layer (sea, ridges): drawn first in the layer, so what stands on it stays in front."""
 
     def __init__(self, rng: np.random.Generator, w: int, h: int) -> None:
         self.rng = rng
@@ -326,6 +328,7 @@ class Lanterns(Motif):
 # --- land -----------------------------------------------------------------------------------------
 class Mountains(Motif):
     name, words, layer = "mountains", ("mountain", "peak", "ridge", "hill", "dune", "cliff", "valley", "alps"), 1
+    backdrop = True
 
     def setup(self):
         self.k = self.rng.uniform(0, 6.28, (3, 4)).astype(np.float32)
@@ -347,19 +350,26 @@ class Mountains(Motif):
 
 class Waves(Motif):
     name, words, layer = "waves", ("wave", "sea", "ocean", "shore", "tide", "coast", "water", "lake", "beach", "harbour", "surf"), 1
+    backdrop = True
 
     def draw(self, img, ctx):
+        # Seven crests from the horizon to the viewer: nearer ones larger, faster (parallax) and
+        # darker; the water between them takes the sky's light toward the horizon (haze).
         xs = np.linspace(-10, ctx.w + 10, 96, dtype=np.float32)
         lines = []
         for i in range(7):
             y0 = ctx.h * (ctx.horizon + 0.05 * i)
             amp = (6 + 5 * i) * ctx.s * (1 + (0.8 + ctx.motion.sway) * ctx.beat) * ctx.amount
             y = y0 + amp * np.sin(xs / ctx.w * (8 - 0.6 * i) * math.pi + ctx.t * (1.2 + 0.2 * i) + i)
-            if i == 0:
-                fill(img, ctx, [np.concatenate([np.stack([xs, y], 1), [[ctx.w + 10, ctx.h + 10], [-10, ctx.h + 10]]])],
-                     mix(ctx.dark, ctx.mid, 0.4))
             lines.append(np.stack([xs, y], 1))
-        polylines(img, ctx, lines, mix(ctx.light, ctx.glow, 0.5 * ctx.beat), max(1, int(2 * ctx.s)))
+        water = mix(ctx.dark, ctx.mid, 0.4)
+        bottom = np.asarray([[ctx.w + 10, ctx.h + 10], [-10, ctx.h + 10]], dtype=np.float32)
+        for i, line in enumerate(lines):
+            below = lines[i + 1][::-1] if i + 1 < len(lines) else bottom
+            fill(img, ctx, [np.concatenate([line, below])], mix(water, ctx.light, 0.3 * (1 - i / 6) ** 2))
+        crest = mix(ctx.light, ctx.glow, 0.5 * ctx.beat)
+        for i, line in enumerate(lines):
+            polylines(img, ctx, [line], mix(mix(water, ctx.light, 0.5), crest, 0.5 + i / 12), max(1, int((1 + i / 3) * ctx.s)))
 
 
 class Forest(Motif):
@@ -370,16 +380,21 @@ class Forest(Motif):
         self.rng.shuffle(self.p)
 
     def draw(self, img, ctx):
-        polys = []
+        # Two rows by distance (`lean` sets how low a tree stands): far trees smaller, hazier and
+        # stiller, drawn first; near ones larger and dark.
+        rows: tuple[list, list] = ([], [])
         for u, hgt, lean in self.p[:max(6, int(34 * ctx.amount))]:
             x = u * ctx.w
             base = ctx.h * (ctx.horizon + 0.12 + 0.15 * lean)
-            top = base - (80 + 180 * hgt) * ctx.s
-            sway = (6 * math.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s
-            wide = (18 + 22 * hgt) * ctx.s
-            polys.append(np.array([[x + sway, top], [x + wide, base], [x - wide, base]], dtype=np.float32))
-        fill(img, ctx, polys, mix(ctx.dark, ctx.mid, 0.15))
-        polylines(img, ctx, polys, mix(ctx.mid, ctx.light, 0.3), 1, closed=True)
+            near = 0.55 + 0.65 * float(lean)
+            top = base - (80 + 180 * hgt) * ctx.s * near
+            sway = (6 * math.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s * near
+            wide = (18 + 22 * hgt) * ctx.s * near
+            rows[int(lean >= 0.5)].append(np.array([[x + sway, top], [x + wide, base], [x - wide, base]], dtype=np.float32))
+        for row, polys in enumerate(rows):
+            body = mix(mix(ctx.dark, ctx.mid, 0.15), ctx.light, 0.28 * (1 - row))
+            fill(img, ctx, polys, body)
+            polylines(img, ctx, polys, mix(body, ctx.light, 0.3), 1, closed=True)
 
 
 class City(Motif):

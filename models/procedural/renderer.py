@@ -328,13 +328,15 @@ class ProceduralRenderer:
             now = new.strengths.get(n, 1.0)
             amounts[n] = now * fade if was is None or fade >= 1.0 else was + (now - was) * fade
         amounts = cap_full(amounts)
-        # Within a layer the motifs fading out go first, so a leaving sea never covers an arriving forest;
-        # then texture, support and the focal family, so the subject is never hidden behind background.
+        # Within a layer the grounds (sea, ridges) go first, then the motifs fading out, so a leaving sea
+        # never covers an arriving forest; then texture, support and the focal family, so the subject
+        # is never hidden behind background.
         order = {"texture": 1, "support": 2, "focal": 3}
 
-        def depth(job: tuple[str, float]) -> tuple[int, int]:
+        def depth(job: tuple[str, float]) -> tuple[int, bool, int]:
             name = job[0]
-            return BY_NAME[name].layer, order.get(new.roles.get(name, ""), 1) if name in self._motif_set else 0
+            motif = BY_NAME[name]
+            return motif.layer, not motif.backdrop, order.get(new.roles.get(name, ""), 1) if name in self._motif_set else 0
 
         jobs = sorted(amounts.items(), key=depth)
         drawn, full = [], 0
