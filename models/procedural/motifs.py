@@ -237,11 +237,11 @@ class Clouds(Motif):
             shade = mix(mix(ctx.dark, ctx.mid, 0.75), ctx.light, haze)
             body = mix(mix(ctx.mid, ctx.light, 0.45 + 0.3 * size), ctx.light, haze)
             top = mix(ctx.light, ctx.glow, 0.35 + 0.4 * ctx.beat)
-            for px, py, pr in puffs:   # the underside: the same puffs, lower and in shade
+            for px, py, pr in puffs[2:]:   # the underside: most of the same puffs, lower and in shade
                 circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35 + 0.2 * base, base * (0.4 + 0.22 * pr), shade)
             for px, py, pr in puffs:
                 circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35, base * (0.42 + 0.22 * pr), body)
-            for px, py, pr in puffs[:3]:
+            for px, py, pr in puffs[:2]:
                 r = base * (0.42 + 0.22 * pr)
                 circle(img, ctx, cx + px * base * 1.3 - 0.15 * r, cy - abs(py) * base * 0.35 - 0.3 * r, 0.55 * r, top)
 
