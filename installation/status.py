@@ -55,7 +55,9 @@ def status_lines(s: dict, uptime_s: float | None = None) -> list[str]:
     drops = sum((s.get("drops") or {}).values())
     flags = "".join(f" {name}" for name, on in (("BLACKOUT", s.get("blackout")), ("FREEZE", s.get("freeze"))) if on)
     up = f"  up {_clock(uptime_s)}" if uptime_s is not None else ""
-    first = f"{s.get('scene', '-')}{flags}  {s.get('fps', 0):4.1f} fps {s.get('render') or '-'}{up}"
+    # The projector refreshes at its own rate; a diffusion pass makes new pictures far more slowly.
+    new = f" {s['diffusion_new_fps']:.1f} new/s" if s.get("diffusion_new_fps") is not None else ""
+    first = f"{s.get('scene', '-')}{flags}  {s.get('fps', 0):4.1f} fps {s.get('render') or '-'}{new}{up}"
     source = s.get("tempo_source") or ""
     tempo = f"{s.get('tempo_bpm') or 0:3.0f} bpm" + (f" ({source.split(' (')[0]})" if source and source != "music" else "")
     second = (f"music {_va(s.get('music_va'))}  {tempo} {s.get('key') or '':<8} "

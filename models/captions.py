@@ -14,36 +14,17 @@ import logging
 import math
 import random
 import threading
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Collection, Mapping
 
 from installation.errors import UserError
 from installation.records import VA, Caption, MusicState, clamp_va
+from models.caption_banks import (FACETS, LAYOUTS, PHRASES_DIR, SHAPES, TAG_WORDS, TAGS, Phrase,  # noqa: F401
+                                  load_phrase_banks)
 from models.caption_safety import CLIP_MAX_TOKENS, ContentFilter, TokenCounter, clean_text
 
 log = logging.getLogger(__name__)
-
-FACETS = ("scene", "motion", "style", "colour", "composition")
-PHRASES_DIR = Path(__file__).resolve().parent.parent / "scenes" / "phrases"
-LAYOUTS = ("horizon", "centre", "diagonal", "radial", "scattered", "grid")
-SHAPES = ("waves", "mountains", "orbs", "stars", "forest", "city", "clouds", "particles", "ribbons", "crystals")
-
-TAG_WORDS: Mapping[str, str] = MappingProxyType({
-    "major": "major key", "minor": "minor key",
-    "slow": "slow", "moderate": "moderate tempo", "fast": "fast",
-    "hushed": "hushed", "soft": "soft", "full": "full", "loud": "loud",
-    "dark": "dark timbre", "warm": "warm timbre", "bright": "bright timbre",
-    "tonal": "tonal", "percussive": "percussive", "sustained": "sustained",
-    "sparse": "sparse", "flowing": "flowing", "busy": "busy", "pulsing": "steady beat",
-    "calm": "calm", "energetic": "energetic",
-    "joyful": "joyful", "serene": "serene", "melancholy": "melancholy", "tense": "tense",
-    "change": "new section", "silence": "silence",
-})
-"""Every descriptor tag a phrase may carry, with the words a reason shows for it."""
-TAGS = frozenset(TAG_WORDS)
 
 
 # --- 1. structured music caption ------------------------------------------------------------
@@ -126,87 +107,7 @@ def describe(state: MusicState) -> MusicDescription:
                             silent=bool(state.silent), valence=v, arousal=a, tempo_bpm=max(0.0, bpm), tags=tuple(tags))
 
 
-# --- 2. phrase banks ------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Phrase:
-    facet: str
-    text: str
-    va: VA
-    tags: frozenset[str]
-    hints: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _hex_ok(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 7 and value[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in value[1:])
-
-
-def _parse_phrase(facet: str, raw: Any, where: str) -> Phrase:
-    if not isinstance(raw, dict):
-        raise UserError(f"{where}: each phrase must be a table like {{ text = \"...\", va = [v, a], tags = [...] }}; fix that entry.")
-    text = raw.get("text")
-    if not isinstance(text, str) or not clean_text(text):
-        raise UserError(f"{where}: a phrase has no text ({raw!r}); give every phrase a non-empty text.")
-    label = f"{where}: phrase {text!r}"
-    va = raw.get("va")
-    if (not isinstance(va, list) or len(va) != 2 or not all(isinstance(x, (int, float)) and -1 <= x <= 1 for x in va)):
-        raise UserError(f"{label} has va = {va!r}; use [valence, arousal] with each in -1..1.")
-    tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise UserError(f"{label} has tags = {tags!r}; use a list of descriptor words.")
-    unknown = sorted(set(tags) - TAGS)
-    if unknown:
-        raise UserError(f"{label} has unknown tag '{unknown[0]}'; allowed tags: {', '.join(sorted(TAGS))}.")
-    hints: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in ("text", "va", "tags"):
-            continue
-        if key == "palette":
-            if not isinstance(value, list) or not 3 <= len(value) <= 5 or not all(_hex_ok(c) for c in value):
-                raise UserError(f"{label} has palette = {value!r}; use 3-5 colours written \"#rrggbb\".")
-            hints["palette"] = tuple(c.lower() for c in value)
-        elif key in ("motion_speed", "turbulence"):
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise UserError(f"{label} has {key} = {value!r}; use a number in 0..1.")
-            hints[key] = float(value)
-        elif key == "layout":
-            if value not in LAYOUTS:
-                raise UserError(f"{label} has layout = {value!r}; use one of {', '.join(LAYOUTS)}.")
-            hints["layout"] = value
-        elif key == "shapes":
-            if value not in SHAPES:
-                raise UserError(f"{label} has shapes = {value!r}; use one of {', '.join(SHAPES)}.")
-            hints["shapes"] = value
-        else:
-            raise UserError(f"{label} has unknown key '{key}'; allowed: text, va, tags, palette, motion_speed, "
-                            f"turbulence, layout, shapes.")
-    return Phrase(facet=facet, text=clean_text(text), va=(float(va[0]), float(va[1])), tags=frozenset(tags),
-                  hints=MappingProxyType(hints))
-
-
-def load_phrase_banks(directory: str | Path | None = None) -> dict[str, tuple[Phrase, ...]]:
-    """Read and validate scenes/phrases/{scene,motion,style,colour,composition}.toml (or `directory`)."""
-    base = Path(directory) if directory else PHRASES_DIR
-    banks: dict[str, tuple[Phrase, ...]] = {}
-    for facet in FACETS:
-        path = base / f"{facet}.toml"
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"phrase bank {path} is missing; restore it or set captions.phrases_dir to a folder "
-                            f"with {', '.join(f + '.toml' for f in FACETS)}.") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path} is not valid TOML ({exc}); fix that line.") from None
-        raw = data.get("phrases")
-        if not isinstance(raw, list) or len(raw) < 8:
-            raise UserError(f"{path}: 'phrases' must list at least 8 phrases so captions can vary; add more.")
-        phrases = tuple(_parse_phrase(facet, item, str(path)) for item in raw)
-        seen: set[str] = set()
-        for p in phrases:
-            if p.text.lower() in seen:
-                raise UserError(f"{path}: phrase {p.text!r} appears twice; remove one.")
-            seen.add(p.text.lower())
-        banks[facet] = phrases
-    return banks
+# --- 2. phrase banks: models/caption_banks.py ----------------------------------------------
 
 
 # --- scene settings --------------------------------------------------------------------------
@@ -229,7 +130,8 @@ class SceneCaptionSettings:
     """The scene's own styles, each at a VA point; the one nearest the mood goes with the style facet."""
 
 
-SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags", "styles")
+SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags", "styles", "phrases", "shared")
+"""`phrases` and `shared` (the scene's own phrase banks) are read by models/caption_scenes.py."""
 
 
 def scene_settings(scene: Any) -> SceneCaptionSettings:
@@ -320,10 +222,13 @@ class FacetAgent:
     USE_PENALTY = 0.25
     JITTER = 0.05
 
-    def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random) -> None:
+    def __init__(self, facet: str, phrases: tuple[Phrase, ...], rng: random.Random,
+                 prior: Collection[float] | None = None) -> None:
         import numpy as np
 
         self.facet = facet
+        self._prior = np.asarray(list(prior) if prior is not None else [0.0] * len(phrases), np.float64)
+        """Per phrase, a score offset from the scene (models/caption_scenes.py: shared phrases trail its own)."""
         self.phrases = phrases
         self._rng = rng
         self._va = np.array([p.va for p in phrases], np.float64)
@@ -343,7 +248,7 @@ class FacetAgent:
         """Score per phrase (-inf where ruled out). `semantic`: cosine of each phrase with the music."""
         import numpy as np
 
-        score = -np.hypot(self._va[:, 0] - target_va[0], self._va[:, 1] - target_va[1])
+        score = self._prior - np.hypot(self._va[:, 0] - target_va[0], self._va[:, 1] - target_va[1])
         score += self._tags @ (self.TAG_BONUS * self._tag_vector(desc.tags) + self.PREFER_BONUS * self._tag_vector(prefer))
         if uses:
             score -= self.USE_PENALTY * np.array([uses.get(t, 0) for t in self._texts], np.float64)
@@ -407,11 +312,12 @@ class Agents:
     agreement of the VA sweep (`bench captions`)."""
     ROUNDS = 2
 
-    def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any) -> None:
+    def __init__(self, banks: Mapping[str, tuple[Phrase, ...]], rng: random.Random, embeddings: Any,
+                 priors: Mapping[str, Collection[float]] | None = None) -> None:
         import numpy as np
 
         self.banks = banks
-        self.agents = {f: FacetAgent(f, banks[f], rng) for f in FACETS}
+        self.agents = {f: FacetAgent(f, banks[f], rng, (priors or {}).get(f)) for f in FACETS}
         self.embeddings = embeddings
         self._version = -1
         self._vectors: dict[str, Any] = {}
@@ -715,32 +621,20 @@ class Director:
         self.cfg = captions_cfg
         self._lock = threading.RLock()
         self._rng = random.Random(seed)
-        self._banks = banks if banks is not None else load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
+        self._shared_banks = banks if banks is not None else load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
         self.mode = str(getattr(captions_cfg, "mode", "agents"))
         if self.mode not in MODES:
             raise UserError(f"captions.mode = {self.mode!r} is not a mode; choose one of {', '.join(MODES)}.")
-        if embeddings is None and self.mode == "agents":
-            from models.caption_embed import PhraseEmbeddings, bank_texts
-            styles = [st.text for st in scene_settings(scene).styles]
-            embeddings = PhraseEmbeddings(bank_texts(self._banks, styles))
+        self._own_embeddings = embeddings is None
         self.embeddings = embeddings
-        self._agents = Agents(self._banks, self._rng, embeddings)
-        if self.mode == "agents":
-            self._agents.warm()
+        self.filter = ContentFilter(captions_cfg.blocklist, captions_cfg.negative_prompt,
+                                    builtin=bool(getattr(captions_cfg, "default_blocklist", True)))
+        self._tokens = TokenCounter()
+        self._use_banks(scene)
         window = int(getattr(captions_cfg, "diversity_window", 5))
         self._recent: dict[str, collections.deque[str]] = {f: collections.deque(maxlen=max(0, window)) for f in FACETS}
         self._uses: collections.Counter[str] = collections.Counter()
         self._use_log: collections.deque[tuple[str, ...]] = collections.deque()
-        self.filter = ContentFilter(captions_cfg.blocklist, captions_cfg.negative_prompt,
-                                    builtin=bool(getattr(captions_cfg, "default_blocklist", True)))
-        self._tokens = TokenCounter()
-        # Phrases the filter refuses, and the BPE cache warmed with every bank word, so that a
-        # caption costs a few hundred microseconds from the first one on.
-        self._blocked_phrases = frozenset(p.text for bank in self._banks.values() for p in bank
-                                          if not self.filter.is_safe(p.text))
-        for bank in self._banks.values():
-            for p in bank:
-                self._tokens.count(p.text)
         self._negative_cache: tuple[Any, str] | None = None
         self.last_reason = ""
         """Why the current caption was published: start, section, va, hold, critic, scene, operator."""
@@ -902,9 +796,11 @@ class Director:
         self._open_corrections = keep
 
     def set_scene(self, scene: Any) -> None:
-        """Switch presets; the next `update` publishes a caption for the new scene without waiting."""
+        """Switch presets and their phrase banks; the next `update` publishes a caption for the new
+        scene without waiting."""
         settings = scene_settings(scene)  # validate before changing anything
         with self._lock:
+            self._use_banks(scene)
             self._scene = scene
             self._settings = settings
             self._scene_changed = True
@@ -945,6 +841,29 @@ class Director:
             self._llm.close()
 
     # -- internals -------------------------------------------------------------------------------
+    def _use_banks(self, scene: Any) -> None:
+        """The scene's banks (its own phrases, then the shared ones it lets in; models/caption_scenes.py)
+        and agents over them. Raises UserError before changing anything when the preset is bad."""
+        from models.caption_scenes import scene_banks
+
+        chosen = scene_banks(self._shared_banks, scene)
+        banks = dict(chosen.banks)
+        if self.mode == "agents":
+            from models.caption_embed import PhraseEmbeddings, bank_texts
+            texts = bank_texts(banks, [st.text for st in scene_settings(scene).styles])
+            if self.embeddings is None or (self._own_embeddings and not set(texts) <= set(self.embeddings.texts)):
+                self.embeddings = PhraseEmbeddings(texts)
+        self._banks = banks
+        self._agents = Agents(banks, self._rng, self.embeddings, chosen.priors)
+        if self.mode == "agents":
+            self._agents.warm()
+        # Phrases the filter refuses, and the BPE cache warmed with every bank word, so that a
+        # caption costs a few hundred microseconds from the first one on.
+        self._blocked_phrases = frozenset(p.text for bank in banks.values() for p in bank if not self.filter.is_safe(p.text))
+        for bank in banks.values():
+            for p in bank:
+                self._tokens.count(p.text)
+
     @property
     def _beats_per_bar(self) -> int:
         return int(getattr(self.cfg, "beats_per_bar", 4))

@@ -615,3 +615,39 @@ def test_the_camera_gives_the_controlnet_its_structure_through_the_renderer_stag
     assert renderer.controlnet_strength == 2.0
     assert not bool((shown[0] == shown[1]).all())     # the ControlNet saw each camera picture's edges
     assert bus.frames.peek().source == "diffusion"
+
+
+@pytest.mark.parametrize("similarity_skip, new_fps", [(0.98, 2.0), (0.0, 10.0)])
+def test_status_counts_new_diffusion_frames_apart_from_the_refresh(tiny_model, similarity_skip, new_fps):
+    """A still source: with the similarity skip the pass makes a new frame every fifth refresh
+    (max_skip_frames = 4) and holds the last one between; only the new ones count."""
+    from installation.bus import Bus
+    from installation.clock import ManualClock
+    from installation.stages import RendererStage
+    class StillSource:
+        name = "procedural"
+        picture = init_picture()
+
+        def prepare(self, scene) -> None: ...
+
+        def update_prompt(self, caption) -> None: ...
+
+        def render(self, music, t_s, init_rgb=None):
+            return self.picture
+
+        def close(self) -> None: ...
+
+    renderer = load(tiny_model, similarity_skip=similarity_skip, steps=1)
+    renderer.max_skip_frames = 4
+    from scenes.scene import load_scene
+
+    clock, bus = ManualClock(), Bus("nocturne")
+    bus.scene.put(load_scene("nocturne"))
+    stage = RendererStage([StillSource(), renderer], bus.music, bus.captions, bus.scene, bus.live,
+                          bus.frames, clock, fps=10)
+    for _ in range(40):   # 4 s at 10 frames a second
+        stage.step()
+    status = stage.status()
+    assert stage.index == 40 and bus.frames.peek().source == "diffusion"
+    assert status["diffusion_new_fps"] == pytest.approx(new_fps, abs=0.3)
+    assert status["diffusion"]["frames"] + status["diffusion"]["skipped"] == 40

@@ -31,6 +31,8 @@ def test_status_lines_fit_80_columns_with_the_important_figures_first():
     assert second.startswith("music +0.12 -0.30   96 bpm A minor  image +0.30 +0.40   3.2 notes/s")
     assert len(first) <= 80 and len(second) <= 80
     assert third.startswith("drops 4 restarts 2 faults 1  \u2502 a slow blue tide")  # the caption is cut, not wrapped
+    with_diffusion = status_lines({**SNAPSHOT, "render": "diffusion", "fps": 26.5, "diffusion_new_fps": 2.1}, 3723)[0]
+    assert with_diffusion == "nocturne BLACKOUT  26.5 fps diffusion 2.1 new/s  up 1:02:03"
     empty = status_lines({})
     assert all(len(line) <= 80 for line in empty)
 

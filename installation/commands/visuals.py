@@ -140,6 +140,8 @@ def bench_render(cfg, seconds: float = 3.0, diffusion_frames: int = 2, diffusion
             figures[f"procedural_fps_{key}_cpu"] = round(cpu_fps, 1)
             figures[f"procedural_ms_p50_{key}"] = round(p50, 3)
             figures[f"procedural_ms_p99_{key}"] = round(p99, 3)
+            figures[f"procedural_cpu_ms_{key}"] = round(1000.0 / cpu_fps, 3)
+        figures["composition"] = _composition_figures()
         # The projector path for a frame already at 1920x1080 (upload, blit, flip), and for a 512x512
         # frame that the display scales first.
         p50, p99 = _display_ms(1920, 1080, frame_size=(1920, 1080))
@@ -238,6 +240,35 @@ def _procedural_fps(width: int, height: int, seconds: float) -> tuple[float, flo
     ms = np.asarray(times[5:]) * 1000.0
     cpu_ms = float(np.mean(cpu[5:])) * 1000.0
     return 1000.0 / float(ms.mean()), float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), 1000.0 / cpu_ms
+
+
+def _composition_figures(frames: int = 600) -> dict:
+    """Motif families at full strength per frame over 10 s (simulated clock, 60 frames a second) in
+    every scene, a dense caption naming seven motif families changing every 2.5 s."""
+    from installation.records import Caption, MusicState
+    from models.procedural.composition import MAX_FULL
+    from models.render_procedural import ProceduralRenderer
+    from scenes.scene import available_scenes, load_scene
+
+    words = ["city lights in the rain under the stars with birds over mountains", "rings of light over a grid",
+             "lightning over waves and boats under the moon", "forest and grass with petals in the wind"]
+    counts: list[int] = []
+    for name in available_scenes():
+        renderer = ProceduralRenderer(320, 180, seed=0)
+        renderer.prepare(load_scene(name))
+        for i in range(frames):
+            t_s = i / 60.0
+            if i % 150 == 0:
+                k = i // 150
+                renderer.update_prompt(Caption(t_s=t_s, prompt="dense", transition_s=1.0,
+                                               facets={"scene": words[k % 4], "composition": words[(k + 1) % 4]},
+                                               hints={"shapes": "orbs", "layout": ("diagonal", "centre", "horizon")[k % 3]}))
+            renderer.render(MusicState(t_s=t_s, valence=0.2, arousal=0.5, tempo_bpm=120.0, beat_phase=(t_s * 2.0) % 1.0,
+                                       beat_confidence=0.8, onset_strength=0.4, silent=False), t_s)
+            counts.append(int(renderer.composition["full_strength"]))
+    return {"clock": "simulated (60 frames a second of render time, not wall clock)", "frames": len(counts),
+            "full_strength_max": max(counts), "full_strength_mean": round(sum(counts) / len(counts), 3),
+            f"frames_with_at_most_{MAX_FULL}_share": round(sum(c <= MAX_FULL for c in counts) / len(counts), 4)}
 
 
 def _display_ms(width: int, height: int, frame_size: tuple[int, int]) -> tuple[float, float]:

@@ -1,6 +1,7 @@
 """The renderer stage: latest caption and music state in, frames out at the display rate."""
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from typing import Callable, Sequence
@@ -11,6 +12,29 @@ from installation.mailbox import Latest
 from installation.records import Caption, Frame, MusicState
 from installation.stages.base import Stage, VersionWatch
 from models.renderer import Renderer
+
+
+NEW_FPS_WINDOW_S = 2.0
+"""Seconds over which new diffusion frames a second are counted."""
+
+
+class NewFrameRate:
+    """New frames a second over the last `window_s`, from a counter that grows only on new frames
+    (a held or skipped frame does not count). Fed and read on one thread; `fps` is a plain float."""
+
+    def __init__(self, window_s: float = NEW_FPS_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self.fps = 0.0
+
+    def add(self, t_s: float, count: int) -> float:
+        samples = self._samples
+        samples.append((t_s, count))
+        while len(samples) > 2 and t_s - samples[0][0] > self.window_s + 1e-6:
+            samples.popleft()
+        (t0, c0), (t1, c1) = samples[0], samples[-1]
+        self.fps = (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+        return self.fps
 
 
 class RendererStage(Stage):
@@ -48,13 +72,25 @@ class RendererStage(Stage):
         self.next_s = 0.0
         self.last_s: float | None = None
         self.visual_s = 0.0
+        self.new_frames = NewFrameRate()
+        """New diffusion frames a second: the projector's fps counts held frames too."""
+
+    def _diffusion(self):
+        return next((r for r in self.renderers[1:] if hasattr(r, "status") and hasattr(r, "stats")), None)
 
     def status(self) -> dict:
-        """The diffusion pass's own figures (family, lag, frames), for /status; any thread."""
+        """For /status, any thread: the procedural layer's composition of its last frame, the
+        diffusion pass's own figures (family, lag, frames) and `diffusion_new_fps`, the new
+        diffusion frames a second apart from the projector's refresh."""
+        out: dict = {}
+        composition = getattr(self.renderers[0], "composition", None)
+        if composition is not None:   # the procedural layer's last frame: families at full strength, parts
+            out["composition"] = dict(composition)
         for renderer in self.renderers[1:]:
             if hasattr(renderer, "status"):
-                return {"diffusion": renderer.status()}
-        return {}
+                out.update(diffusion=renderer.status(), diffusion_new_fps=round(self.new_frames.fps, 2))
+                break
+        return out
 
     @property
     def source(self) -> str:
@@ -89,6 +125,9 @@ class RendererStage(Stage):
         for renderer in self.renderers[1:]:
             rgb = renderer.render(music, self.visual_s, rgb)
         self.index += 1
+        diffusion = self._diffusion()
+        if diffusion is not None:
+            self.new_frames.add(now_s, diffusion.stats.frames)
         size = self.display_size()
         display_rgb = None
         if size is not None and self.fit is not None and (rgb.shape[1], rgb.shape[0]) != size:

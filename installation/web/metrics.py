@@ -131,6 +131,9 @@ class InstallationCollector:
         yield StateSetMetricFamily("chromesthesia_state", "open; closed by the schedule; blackout in open hours",
                                    value={name: name == state for name in ROOM_STATES})
         yield GaugeMetricFamily("chromesthesia_fps", "Frames a second on the projector", value=float(status.get("fps") or 0))
+        if status.get("diffusion_new_fps") is not None:
+            yield GaugeMetricFamily("chromesthesia_diffusion_new_fps", "New diffusion frames a second (held frames not counted)",
+                                    value=float(status["diffusion_new_fps"]))
         yield GaugeMetricFamily("chromesthesia_uptime_seconds", "Seconds since the installation started",
                                 value=self._clock() - self._started_s)
         yield GaugeMetricFamily("chromesthesia_notes_per_second", "Notes played a second (5 s window)",

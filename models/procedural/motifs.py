@@ -79,11 +79,18 @@ class Ctx:
     light: tuple = (200, 200, 220)
     accent: tuple = (240, 180, 90)
     glow: tuple = (255, 240, 220)
+    focus: tuple[float, float] | None = None   # the composition's focal point (fractions) while drawing the focal motif
 
     @property
     def s(self) -> float:
         """Pixels per unit: 1.0 at 720 lines."""
         return self.h / 720.0
+
+    def place(self, x: float, y: float) -> tuple[float, float]:
+        """Where a single subject goes, in pixels: the composition's focal point when the motif
+        being drawn is the focal one, else its own spot (`x`, `y` as fractions of the frame)."""
+        fx, fy = self.focus if self.focus is not None else (x, y)
+        return fx * self.w, fy * self.h
 
 
 def _xf(ctx: Ctx, points: np.ndarray) -> np.ndarray:
@@ -145,6 +152,8 @@ class Motif:
     name = "motif"
     words: tuple[str, ...] = ()
     layer = 1
+    backdrop = False
+    """A ground that fills its layer (sea, ridges): drawn first in the layer, so what stands on it stays in front."""
 
     def __init__(self, rng: np.random.Generator, w: int, h: int) -> None:
         self.rng = rng
@@ -187,8 +196,8 @@ class Moon(Motif):
     name, words, layer = "moon", ("moon", "moonlit", "lunar"), 0
 
     def draw(self, img, ctx):
-        x = ctx.w * (0.75 + 0.02 * math.sin(ctx.t * 0.05))
-        y = ctx.h * 0.22
+        x, y = ctx.place(0.75, 0.22)
+        x += 0.02 * ctx.w * math.sin(ctx.t * 0.05)
         r = 60 * ctx.s * ctx.amount * (1 + 0.05 * ctx.beat)
         circle(img, ctx, x, y, r * 1.25, mix(ctx.dark, ctx.light, 0.25))
         circle(img, ctx, x, y, r, ctx.glow)
@@ -199,7 +208,7 @@ class Sun(Motif):
     name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "golden", "summer", "radiant"), 0
 
     def draw(self, img, ctx):
-        x, y = ctx.w * 0.5, ctx.h * (ctx.horizon - 0.12)
+        x, y = ctx.place(0.5, ctx.horizon - 0.12)
         r = 80 * ctx.s * ctx.amount
         rays = []
         for i in range(24):
@@ -218,13 +227,23 @@ class Clouds(Motif):
         self.puffs = self.rng.uniform(-1, 1, (7, 6, 3)).astype(np.float32)
 
     def draw(self, img, ctx):
+        # Lit from above: a darker underside, the body, then lit tops; nearer (larger, lower)
+        # clouds drift faster than far ones (parallax) and far ones sink into the sky's haze.
         for (u, v, size), puffs in zip(self.c[:max(2, int(7 * ctx.amount))], self.puffs):
             cx = float(_wrap(u * ctx.w * 1.3 + ctx.t * (10 + 20 * size) * (1 + ctx.motion.dx) * ctx.s, -0.15 * ctx.w, 1.15 * ctx.w))
             cy = v * ctx.h * 0.4 + 40 * ctx.s
             base = (50 + 60 * size) * ctx.s
-            colour = mix(ctx.mid, ctx.light, 0.5 + 0.3 * size)
+            haze = 0.35 * (1.0 - size)
+            shade = mix(mix(ctx.dark, ctx.mid, 0.75), ctx.light, haze)
+            body = mix(mix(ctx.mid, ctx.light, 0.45 + 0.3 * size), ctx.light, haze)
+            top = mix(ctx.light, ctx.glow, 0.35 + 0.4 * ctx.beat)
+            for px, py, pr in puffs[2:]:   # the underside: most of the same puffs, lower and in shade
+                circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35 + 0.2 * base, base * (0.4 + 0.22 * pr), shade)
             for px, py, pr in puffs:
-                circle(img, ctx, cx + px * base * 1.4, cy + py * base * 0.3, base * (0.5 + 0.25 * pr), colour)
+                circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35, base * (0.42 + 0.22 * pr), body)
+            for px, py, pr in puffs[:2]:
+                r = base * (0.42 + 0.22 * pr)
+                circle(img, ctx, cx + px * base * 1.3 - 0.15 * r, cy - abs(py) * base * 0.35 - 0.3 * r, 0.55 * r, top)
 
 
 class Birds(Motif):
@@ -240,8 +259,9 @@ class Birds(Motif):
         for u, v, ph, size in self.p[:n]:
             if m.swirl > 0.5:   # circling a point above the horizon
                 a = ctx.t * (0.4 + 0.3 * size) + ph * 6.28
-                x = ctx.w * 0.5 + math.cos(a) * ctx.w * (0.12 + 0.2 * u)
-                y = ctx.h * 0.3 + math.sin(a) * ctx.h * (0.06 + 0.1 * v)
+                cx, cy = ctx.place(0.5, 0.3)
+                x = cx + math.cos(a) * ctx.w * (0.12 + 0.2 * u)
+                y = cy + math.sin(a) * ctx.h * (0.06 + 0.1 * v)
             else:
                 x = float(_wrap(u * ctx.w + ctx.t * (40 + 40 * size) * ctx.s, -50, ctx.w + 50))
                 y = ctx.h * (0.1 + 0.4 * v) + 15 * math.sin(ctx.t * 0.7 + ph * 6) * ctx.s
@@ -259,7 +279,7 @@ class Lightning(Motif):
         if ctx.beat < 0.35:
             return
         rng = np.random.default_rng(int(ctx.t * 3))
-        x = ctx.w * rng.uniform(0.2, 0.8)
+        x = ctx.place(float(rng.uniform(0.2, 0.8)), 0.0)[0] + (rng.uniform(-0.06, 0.06) * ctx.w if ctx.focus else 0.0)
         pts = [(x, 0.0)]
         y = 0.0
         while y < ctx.h * ctx.horizon:
@@ -308,6 +328,7 @@ class Lanterns(Motif):
 # --- land -----------------------------------------------------------------------------------------
 class Mountains(Motif):
     name, words, layer = "mountains", ("mountain", "peak", "ridge", "hill", "dune", "cliff", "valley", "alps"), 1
+    backdrop = True
 
     def setup(self):
         self.k = self.rng.uniform(0, 6.28, (3, 4)).astype(np.float32)
@@ -321,26 +342,34 @@ class Mountains(Motif):
                      * 0.18 + 0.05 * np.sin(xs / ctx.w * 11 + k[1])) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
             top = base - ridge
             poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + 20, ctx.h + 20], [-20, ctx.h + 20]]])
-            fill(img, ctx, [poly], mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer))
+            # Aerial perspective: the far ridges take the sky's light colour, the near ones stay dark.
+            fill(img, ctx, [poly], mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.3 * (2 - layer) / 2))
             if layer == 0:
                 polylines(img, ctx, [np.stack([xs, top], 1)], mix(ctx.light, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
 
 
 class Waves(Motif):
     name, words, layer = "waves", ("wave", "sea", "ocean", "shore", "tide", "coast", "water", "lake", "beach", "harbour", "surf"), 1
+    backdrop = True
 
     def draw(self, img, ctx):
+        # Seven crests from the horizon to the viewer: nearer ones larger, faster (parallax) and
+        # darker; the water between them takes the sky's light toward the horizon (haze).
         xs = np.linspace(-10, ctx.w + 10, 96, dtype=np.float32)
         lines = []
         for i in range(7):
             y0 = ctx.h * (ctx.horizon + 0.05 * i)
             amp = (6 + 5 * i) * ctx.s * (1 + (0.8 + ctx.motion.sway) * ctx.beat) * ctx.amount
             y = y0 + amp * np.sin(xs / ctx.w * (8 - 0.6 * i) * math.pi + ctx.t * (1.2 + 0.2 * i) + i)
-            if i == 0:
-                fill(img, ctx, [np.concatenate([np.stack([xs, y], 1), [[ctx.w + 10, ctx.h + 10], [-10, ctx.h + 10]]])],
-                     mix(ctx.dark, ctx.mid, 0.4))
             lines.append(np.stack([xs, y], 1))
-        polylines(img, ctx, lines, mix(ctx.light, ctx.glow, 0.5 * ctx.beat), max(1, int(2 * ctx.s)))
+        water = mix(ctx.dark, ctx.mid, 0.4)
+        bottom = np.asarray([[ctx.w + 10, ctx.h + 10], [-10, ctx.h + 10]], dtype=np.float32)
+        for i, line in enumerate(lines):
+            below = lines[i + 1][::-1] if i + 1 < len(lines) else bottom
+            fill(img, ctx, [np.concatenate([line, below])], mix(water, ctx.light, 0.3 * (1 - i / 6) ** 2))
+        crest = mix(ctx.light, ctx.glow, 0.5 * ctx.beat)
+        for i, line in enumerate(lines):
+            polylines(img, ctx, [line], mix(mix(water, ctx.light, 0.5), crest, 0.5 + i / 12), max(1, int((1 + i / 3) * ctx.s)))
 
 
 class Forest(Motif):
@@ -351,16 +380,21 @@ class Forest(Motif):
         self.rng.shuffle(self.p)
 
     def draw(self, img, ctx):
-        polys = []
+        # Two rows by distance (`lean` sets how low a tree stands): far trees smaller, hazier and
+        # stiller, drawn first; near ones larger and dark.
+        rows: tuple[list, list] = ([], [])
         for u, hgt, lean in self.p[:max(6, int(34 * ctx.amount))]:
             x = u * ctx.w
             base = ctx.h * (ctx.horizon + 0.12 + 0.15 * lean)
-            top = base - (80 + 180 * hgt) * ctx.s
-            sway = (6 * math.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s
-            wide = (18 + 22 * hgt) * ctx.s
-            polys.append(np.array([[x + sway, top], [x + wide, base], [x - wide, base]], dtype=np.float32))
-        fill(img, ctx, polys, mix(ctx.dark, ctx.mid, 0.15))
-        polylines(img, ctx, polys, mix(ctx.mid, ctx.light, 0.3), 1, closed=True)
+            near = 0.55 + 0.65 * float(lean)
+            top = base - (80 + 180 * hgt) * ctx.s * near
+            sway = (6 * math.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s * near
+            wide = (18 + 22 * hgt) * ctx.s * near
+            rows[int(lean >= 0.5)].append(np.array([[x + sway, top], [x + wide, base], [x - wide, base]], dtype=np.float32))
+        for row, polys in enumerate(rows):
+            body = mix(mix(ctx.dark, ctx.mid, 0.15), ctx.light, 0.28 * (1 - row))
+            fill(img, ctx, polys, body)
+            polylines(img, ctx, polys, mix(body, ctx.light, 0.3), 1, closed=True)
 
 
 class City(Motif):
@@ -376,6 +410,9 @@ class City(Motif):
         polys, roofs = [], []
         for i, (hgt, _) in enumerate(self.b):
             top = ground - (60 + 260 * hgt) * ctx.s * (0.4 + 0.6 * ctx.amount)
+            if ctx.focus is not None:   # the focal skyline rises around the focal point and leaves open sky elsewhere
+                near = 1.0 - abs((i + 0.5) * bw - ctx.focus[0] * ctx.w) / (0.4 * ctx.w)
+                top = ground - (ground - top) * min(1.0, max(0.12, near))
             x0, x1 = i * bw + 2, (i + 1) * bw - 2
             polys.append(np.array([[x0, top], [x1, top], [x1, ctx.h + 5], [x0, ctx.h + 5]], dtype=np.float32))
             roofs.append(top)
@@ -400,7 +437,7 @@ class Tower(Motif):
 
     def draw(self, img, ctx):
         import cv2
-        x = ctx.w * 0.62
+        x = ctx.place(0.62, 0.0)[0]
         base = ctx.h * (ctx.horizon + 0.1)
         top = base - 380 * ctx.s * (0.5 + 0.5 * ctx.amount)
         hw = 26 * ctx.s
@@ -616,7 +653,7 @@ class Rings(Motif):
     name, words, layer = "rings", ("ring", "ripple", "radial", "circular", "pulse", "echo", "halo", "centre"), 2
 
     def draw(self, img, ctx):
-        cx, cy = ctx.w / 2, ctx.h / 2
+        cx, cy = ctx.place(0.5, 0.5)
         for i in range(6):
             age = (ctx.t * 0.35 + i / 6) % 1.0
             r = (20 + age * 0.6 * ctx.w) * (1 + 0.15 * ctx.beat)
@@ -631,10 +668,11 @@ class Spiral(Motif):
     def draw(self, img, ctx):
         arms = []
         th = np.linspace(0, 4 * math.pi, 160, dtype=np.float32)
+        cx, cy = ctx.place(0.5, 0.5)
         for arm in range(3):
             a = th + ctx.t * 0.6 * (1 + ctx.motion.swirl) + arm * 2.094
             r = th / (4 * math.pi) * ctx.h * 0.45 * (1 + 0.12 * ctx.beat) * (0.3 + 0.7 * ctx.amount)
-            arms.append(np.stack([ctx.w / 2 + r * np.cos(a), ctx.h / 2 + r * np.sin(a)], 1))
+            arms.append(np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1))
         polylines(img, ctx, arms, mix(ctx.accent, ctx.glow, ctx.beat), max(2, int(4 * ctx.s)))
 
 
@@ -653,24 +691,49 @@ class Grid(Motif):
         polylines(img, ctx, lines, mix(ctx.accent, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
 
 
+def _sign_shapes() -> list[list[np.ndarray]]:
+    """Neon tube pictograms in unit coordinates (-1..1): a framed bar, an arrow, a ring with a dot,
+    a wave, an equaliser, a diamond. Shapes, not letters: a sign reads as a sign in any language."""
+    a = np.linspace(0, 2 * math.pi, 25, dtype=np.float32)
+    ring = np.stack([np.cos(a), np.sin(a)], 1) * 0.8
+    wx = np.linspace(-1, 1, 17, dtype=np.float32)
+    frame = np.array([[-1, -0.6], [1, -0.6], [1, 0.6], [-1, 0.6]], dtype=np.float32)
+    return [
+        [np.vstack([frame, frame[:1]]), np.array([[-0.6, 0], [0.6, 0]], dtype=np.float32)],
+        [np.array([[-0.9, 0], [0.7, 0]], dtype=np.float32), np.array([[0.2, -0.5], [0.8, 0], [0.2, 0.5]], dtype=np.float32)],
+        [ring, ring[:2] * 0.08],
+        [np.stack([wx, 0.45 * np.sin(wx * 6.0)], 1)],
+        [np.array([[x, 0.8], [x, 0.8 - h]], dtype=np.float32) for x, h in ((-0.6, 0.9), (-0.2, 1.5), (0.2, 1.1), (0.6, 1.6))],
+        [np.array([[0, -0.9], [0.7, 0], [0, 0.9], [-0.7, 0], [0, -0.9]], dtype=np.float32)],
+    ]
+
+
 class Glyphs(Motif):
+    """Neon signs: glowing tube pictograms over the street, a few flickering, brighter on the beat."""
+
     name, words, layer = "glyphs", ("sign", "letter", "word", "text", "neon", "code", "poem", "glyph", "graffiti"), 2
 
-    CHARS = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789#*+"
-
     def setup(self):
-        self.p = self.rng.uniform(0, 1, (28, 4)).astype(np.float32)
+        self.p = self.rng.uniform(0, 1, (16, 4)).astype(np.float32)
+        self.shapes = _sign_shapes()
 
     def draw(self, img, ctx):
-        import cv2
-        step = math.floor(ctx.t * 2)
-        for u, v, size, ph in self.p[:max(5, int(28 * ctx.amount))]:
-            ch = self.CHARS[int(ph * 997 + step * (1 if ph > 0.5 else 0)) % len(self.CHARS)]
-            x, y = u * ctx.w, v * ctx.h
-            scale = (0.8 + 1.6 * size) * ctx.s * ctx.zoom * (1 + 0.3 * ctx.beat)
-            org = (int((x - ctx.w / 2) * ctx.zoom + ctx.w / 2 + ctx.ox), int((y - ctx.h / 2) * ctx.zoom + ctx.h / 2 + ctx.oy))
-            cv2.putText(img, ch, org, cv2.FONT_HERSHEY_SIMPLEX, scale, mix(ctx.light, ctx.glow, ctx.beat),
-                        max(1, int(2 * scale)), cv2.LINE_AA)
+        halo = {0: [], 1: []}   # two colour groups, one halo and one core call each
+        core = {0: [], 1: []}
+        for u, v, size, ph in self.p[:max(3, int(16 * ctx.amount))]:
+            # a few tubes stutter: dark for a moment every few seconds, each at its own time
+            if ph > 0.7 and (ph * 97 + ctx.t * (0.6 + ph)) % 1.0 < 0.12 + 0.2 * ctx.beat * (ph > 0.9):
+                continue
+            x, y = u * ctx.w, ctx.h * (0.25 + 0.5 * v)
+            r = (18 + 30 * size) * ctx.s
+            group = int(ph * 10) % 2
+            for line in self.shapes[int(ph * 60) % len(self.shapes)]:
+                pts = np.asarray(line) * r + np.asarray([x, y], dtype=np.float32)
+                halo[group].append(pts)
+                core[group].append(pts)
+        for group, colour in ((0, ctx.accent), (1, mix(ctx.light, ctx.accent, 0.3))):
+            polylines(img, ctx, halo[group], mix(ctx.mid, colour, 0.55), max(3, int(7 * ctx.s)))
+            polylines(img, ctx, core[group], mix(colour, ctx.glow, 0.35 + 0.5 * ctx.beat), max(1, int(2 * ctx.s)))
 
 
 class Kites(Motif):

@@ -25,10 +25,13 @@ import numpy as np
 from installation.errors import UserError
 from installation.records import Caption, MusicState, clamp_va
 from models.image_va import brightness_saturation_for, colour_features, colour_va
+from models.procedural import composition
 from models.procedural.accents import AccentTracker
+from models.procedural.composition import FULL_STRENGTH, TEXTURE_DIM, CompositionRules, cap_full, parse_rules
 from models.procedural.fields import (LAYOUTS, SHAPES, Field, Look, _scene_number, _smoothstep, look_from_caption,
                                       palette_from_va, palette_lut, parse_hex, _to_five)
-from models.procedural.motifs import BY_NAME, MOTIF_NAMES, Ctx, choose_motifs, mix, motion_from_text, motifs_named_in
+from models.procedural.motifs import (BY_NAME, MOTIF_NAMES, SHAPE_MOTIFS, Ctx, choose_motifs, mix, motion_from_text,
+                                      motifs_named_in)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,10 @@ SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes",
               "strength_min": "diffusion img2img strength, calm music",
               "strength_max": "diffusion img2img strength, aroused music",
               "feedback": "0-0.95, diffusion latent carry-over between frames",
-              "width": "diffusion render width", "height": "diffusion render height"}
-"""Keys a scene's `[render]` table may hold; the diffusion renderer reads the last five."""
+              "width": "diffusion render width", "height": "diffusion render height",
+              **composition.SCENE_KEYS}
+"""Keys a scene's `[render]` table may hold; the diffusion renderer reads strength_min ... height, and
+models/procedural/composition.py the composition rules."""
 _LUMA = np.asarray([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
@@ -98,6 +103,9 @@ class ProceduralRenderer:
         self._pending_blend_s: float | None = None
         self._motif_set: tuple[str, ...] = self._scene_motifs
         self._old_motif_set: tuple[str, ...] = ()
+        self._rules = CompositionRules()
+        self._plan = composition.plan(self._motif_set, self._rules, "horizon")
+        self._old_plan = self._plan
         self._motif_change_s: float | None = None
         self._pending_motif_change = False
         self._motion = motion_from_text("")
@@ -118,6 +126,8 @@ class ProceduralRenderer:
         """Names of the motifs drawn in the last frame."""
         self.last_accent: float = 0.0
         """The accent level (0..~2) of the last frame."""
+        self.composition: dict[str, Any] = {"full_strength": 0, "focal": None, "support": None, "texture": []}
+        """The last frame's composition: motif families at full strength (at most 2), and who plays which part."""
 
     # --- lifecycle ---------------------------------------------------------------------------
     def prepare(self, scene) -> None:
@@ -158,6 +168,7 @@ class ProceduralRenderer:
                 palette = _to_five(np.asarray([parse_hex(c) for c in table["palette"]], dtype=np.float32))
             except (TypeError, ValueError, AttributeError):
                 raise UserError(f"{where}: palette = {table['palette']!r}; use a list of \"#rrggbb\" colours.") from None
+        self._rules = parse_rules(table, where, MOTIF_NAMES)
         self._scene_palette_weight = _scene_number(table, "palette_weight", 0.5 if palette is not None else 0.0, 0.0, 1.0, where)
         self._scene_palette = palette
         self._accent_gain = gains
@@ -165,7 +176,8 @@ class ProceduralRenderer:
         self._from = self._to = Look(palette=self._to.palette, motion_speed=self._to.motion_speed,
                                      turbulence=self._to.turbulence, layout=layout, shapes=shapes)
         self._blend_start_s = None
-        self._set_motifs(tuple(sorted(self._scene_motifs[:4], key=lambda n: BY_NAME[n].layer)))
+        names = tuple(sorted(self._scene_motifs[:4], key=lambda n: BY_NAME[n].layer))
+        self._set_motifs(names, composition.plan(composition.rank((), names, self._rules), self._rules, layout))
 
     def update_prompt(self, caption: Caption) -> None:
         """Blend to the caption's look over caption.transition_s; its motifs grow in within MOTIF_FADE_S."""
@@ -177,7 +189,12 @@ class ProceduralRenderer:
         facets = caption.facets or {}
         motion_text = str(facets.get("motion", "")) if caption.source != "operator" else caption.prompt
         self._motion = motion_from_text(motion_text, self._to.motion_speed, self._to.turbulence)
-        self._set_motifs(self.motifs_for(caption))
+        names = self.motifs_for(caption)
+        words = caption.prompt if caption.source == "operator" or not facets else \
+            " ".join(str(facets.get(k, "")) for k in ("scene", "composition"))
+        lead = (*motifs_named_in(words), *SHAPE_MOTIFS.get(str((caption.hints or {}).get("shapes", "")), ()))
+        ranked = composition.rank(lead, names, self._rules)
+        self._set_motifs(names, composition.plan(ranked, self._rules, self._to.layout, key=words))
 
     def motifs_for(self, caption: Caption) -> tuple[str, ...]:
         """The motif set a caption calls up, with the scene's own first motifs kept so the scene stays
@@ -203,11 +220,15 @@ class ProceduralRenderer:
     def close(self) -> None:
         self._motifs.clear()
 
-    def _set_motifs(self, names: tuple[str, ...]) -> None:
-        if names == self._motif_set:
+    def _set_motifs(self, names: tuple[str, ...], plan: composition.Plan | None = None) -> None:
+        if plan is None:
+            plan = composition.plan(composition.rank((), names, self._rules), self._rules, self._to.layout)
+        if names == self._motif_set and plan == self._plan:
             return
         self._old_motif_set = tuple(n for n in self._motif_set if n not in names)
+        self._old_plan = self._plan
         self._motif_set = names
+        self._plan = plan
         self._pending_motif_change = True
 
     def _motif(self, name: str):
@@ -298,20 +319,52 @@ class ProceduralRenderer:
             fade = _smoothstep((t_s - self._motif_change_s) / MOTIF_FADE_S)
             if fade >= 1.0:
                 self._motif_change_s, self._old_motif_set = None, ()
-        # Within a layer the motifs fading out go first, so a leaving sea never covers an arriving forest.
-        jobs = [(n, 1.0 - fade, 0) for n in self._old_motif_set if fade < 1.0] + [(n, fade, 1) for n in self._motif_set]
-        jobs.sort(key=lambda job: (BY_NAME[job[0]].layer, job[2]))
-        drawn = []
-        for name, amount, _ in jobs:
+        # Each family at its part's strength (focal, supporting, texture); a family in both sets glides
+        # from its old part to its new one, the others fade out and in.
+        old, new = self._old_plan, self._plan
+        amounts = {n: (1.0 - fade) * old.strengths.get(n, 1.0) for n in self._old_motif_set if fade < 1.0}
+        for n in self._motif_set:
+            was = old.strengths.get(n)
+            now = new.strengths.get(n, 1.0)
+            amounts[n] = now * fade if was is None or fade >= 1.0 else was + (now - was) * fade
+        amounts = cap_full(amounts)
+        # Within a layer the grounds (sea, ridges) go first, then the motifs fading out, so a leaving sea
+        # never covers an arriving forest; then texture, support and the focal family, so the subject
+        # is never hidden behind background.
+        order = {"texture": 1, "support": 2, "focal": 3}
+
+        def depth(job: tuple[str, float]) -> tuple[int, bool, int]:
+            name = job[0]
+            motif = BY_NAME[name]
+            return motif.layer, not motif.backdrop, order.get(new.roles.get(name, ""), 1) if name in self._motif_set else 0
+
+        jobs = sorted(amounts.items(), key=depth)
+        drawn, full = [], 0
+        colours = (ctx.dark, ctx.mid, ctx.light, ctx.accent, ctx.glow)
+        dim = tuple(mix(c, colours[1], TEXTURE_DIM) for c in colours)
+        for name, amount in jobs:
             if amount <= 0.02:
                 continue
+            plan = new if name in self._motif_set else old
+            role = plan.roles.get(name, "texture")
             ctx.amount = amount
+            ctx.focus = plan.focus if role == "focal" else None
+            # Texture is background: sparse, and sunk toward the field's middle colour.
+            ctx.dark, ctx.mid, ctx.light, ctx.accent, ctx.glow = dim if role == "texture" else colours
             try:
                 self._motif(name).draw(frame, ctx)
                 drawn.append(name)
+                full += amount >= FULL_STRENGTH
             except Exception:   # one bad motif must not take the picture down
                 log.exception("motif %s failed; dropped from the set", name)
                 self._motif_set = tuple(n for n in self._motif_set if n != name)
+        ctx.dark, ctx.mid, ctx.light, ctx.accent, ctx.glow = colours
+        ctx.focus = None
+        roles = new.roles
+        self.composition = {"full_strength": full, "focal": next((n for n, r in roles.items() if r == "focal"), None),
+                            "support": next((n for n, r in roles.items() if r == "support"), None),
+                            "texture": [n for n, r in roles.items() if r == "texture"],
+                            "focus": [round(x, 3) for x in new.focus]}
         self.drawn = tuple(drawn)
 
     # --- look blending ------------------------------------------------------------------------
