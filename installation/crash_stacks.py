@@ -20,6 +20,14 @@ log = logging.getLogger("chromesthesia")
 CRASH_LOG_NAME = "crash.log"
 
 
+def _stderr_fd() -> int:
+    """stderr's descriptor; 2 when sys.stderr is a stream without one (captured output, an embedding host)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both OSError and ValueError
+        return 2
+
+
 class CrashStacks:
     """faulthandler, on for the life of the process; `close()` before an in-place restart.
     faulthandler is process-wide: one of these per process."""
@@ -39,7 +47,7 @@ class CrashStacks:
                 log.warning("crash stacks go to stderr only: cannot create %s (%s)", folder, exc.strerror)
                 folder = None
         if folder is None:
-            faulthandler.enable(file=sys.stderr, all_threads=True)
+            faulthandler.enable(file=_stderr_fd(), all_threads=True)
             return
         self.path = folder / CRASH_LOG_NAME
         tee = shutil.which("tee")
@@ -47,14 +55,14 @@ class CrashStacks:
             self._write_fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         else:
             self._write_fd = self._start_copier(tee, self.path)
-        faulthandler.enable(file=self._write_fd if self._write_fd is not None else sys.stderr, all_threads=True)
+        faulthandler.enable(file=self._write_fd if self._write_fd is not None else _stderr_fd(), all_threads=True)
 
     def _start_copier(self, tee: str, path: Path) -> int | None:
         """The write end of a pipe into `tee -a path` (which also writes to stderr); None if it cannot start."""
         read_fd, write_fd = os.pipe()
         try:
             # Its own session: a Ctrl-C at the terminal must not end the copier before the crash it copies.
-            self._tee = subprocess.Popen([tee, "-a", str(path)], stdin=read_fd, stdout=sys.stderr.fileno(),
+            self._tee = subprocess.Popen([tee, "-a", str(path)], stdin=read_fd, stdout=_stderr_fd(),
                                          stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as exc:
             os.close(write_fd)
@@ -69,7 +77,7 @@ class CrashStacks:
         """Back to stderr alone; the copier sees the end of its pipe and exits."""
         if self._write_fd is None:
             return
-        faulthandler.enable(file=sys.stderr, all_threads=True)
+        faulthandler.enable(file=_stderr_fd(), all_threads=True)
         os.close(self._write_fd)
         self._write_fd = None
         if self._tee is not None:
