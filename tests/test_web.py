@@ -29,7 +29,8 @@ SCENES = ["nocturne", "gallery", "pulse"]
 class Room:
     """The parts of a running installation the dashboard talks to, on real threads."""
 
-    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0, settings: tuple[str, ...] = ()) -> None:
+    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0, settings: tuple[str, ...] = (),
+                 schedule=None) -> None:
         from installation.web import build_web
         self.live = LiveState(scene="nocturne")
         self.clock = MonotonicClock()
@@ -40,7 +41,8 @@ class Room:
                                  f"web.allow={json.dumps(list(allow))}", "web.status_hz=10", "web.preview_hz=10",
                                  *settings])
         self.web = build_web(cfg, status=self.status, check=self.control.check, commands=self.commands,
-                             scenes=lambda: SCENES, show_log=show_log)
+                             scenes=lambda: SCENES, show_log=show_log, schedule=schedule,
+                             param_specs=lambda: self.control.param_specs, live=self.live.frozen)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._projector, name="projector", daemon=True)
 
@@ -49,7 +51,8 @@ class Room:
                 "fps": 30.0, "music_va": [0.1, -0.2], "image_va": [0.3, 0.4], "projected_va": [0.2, 0.1],
                 "tempo_bpm": 96.0, "notes_per_s": 3.5, "drops": {"frames": 2, "commands": 0},
                 "failures": 1, "restarts": 0, "caption": "a slow blue tide",
-                "reasons": {"mood": "calm", "tempo": "slow"}}
+                "reasons": {"mood": "calm", "tempo": "slow"}, "freeze": self.live.freeze,
+                "blackout_by": self.live.blackout_sender}
 
     def _projector(self) -> None:
         n = 0
@@ -90,10 +93,16 @@ def test_token_is_required_everywhere(room):
     assert httpx.get(room.url + "/status", params={"token": TOKEN}, timeout=10).status_code == 200
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     assert httpx.get(room.url + "/status", headers=bearer, timeout=10).json()["status"]["scene"] == "nocturne"
-    page = httpx.get(room.url + "/", params={"token": TOKEN}, timeout=10)
-    assert page.status_code == 200 and "Chromesthesia" in page.text
-    # The page sets a cookie, so a reload without ?token= still works.
-    assert httpx.get(room.url + "/status", cookies=page.cookies, timeout=10).status_code == 200
+    # A link with the token signs in once: a session cookie, and a redirect to the clean address.
+    link = httpx.get(room.url + "/", params={"token": TOKEN}, timeout=10)
+    assert link.status_code == 303 and link.headers["location"] == "/"
+    cookie = link.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN.lower() not in cookie
+    page = httpx.get(room.url + "/", cookies=link.cookies, timeout=10)
+    assert page.status_code == 200 and 'id="blackout"' in page.text
+    assert httpx.get(room.url + "/status", cookies=link.cookies, timeout=10).status_code == 200
+    # The token itself is not a cookie the dashboard takes.
+    assert httpx.get(room.url + "/status", cookies={"chromesthesia_token": TOKEN}, timeout=10).status_code == 401
 
 
 def test_addresses_outside_the_allowlist_are_refused():
