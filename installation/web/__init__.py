@@ -128,9 +128,9 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
                                                           schedule=describe_schedule, info=info))
     report = None
     if show_log is not None:
-        from installation.report import build_report
+        from installation.report import build_report, find_logs
         log_dir = Path(show_log.path).parent
-        report = lambda: build_report(log_dir, "day", dt.date.today())  # noqa: E731
+        report = lambda: build_report(find_logs(log_dir), "day", dt.date.today())  # noqa: E731
     sessions = Sessions(web_cfg.session_max_age_s)
     sources = DashboardSources(
         status=status, submit=queue_submit(audit.checked("web", check), commands),

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from installation.errors import UserError
 from installation.records import Command
 from installation.routes import ADMIN_SENDER, PROMPT_MAX_CHARS
 from installation.web.room import dark_reason
@@ -233,7 +234,10 @@ class _Dashboard:
     async def report(self):
         if self.sources.report is None:
             return PlainTextResponse("there is no show log to report on (showlog.enabled)\n", status_code=404)
-        page = await asyncio.to_thread(self.sources.report)
+        try:
+            page = await asyncio.to_thread(self.sources.report)
+        except UserError as exc:  # nothing recorded today yet
+            return PlainTextResponse(f"{exc}\n", status_code=404)
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     async def status(self):
