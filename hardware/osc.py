@@ -38,7 +38,7 @@ COMMAND_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "
 QUERY_ADDRESSES = frozenset({"/status", "/get_status", "/subscribe", "/unsubscribe", "/subscribe/out",
                              "/unsubscribe/out", "/ping"})
 """Addresses the server answers itself, without the main thread."""
-ADMIN_ADDRESSES = frozenset({"/panic", "/restart", "/stop"})
+ADMIN_ADDRESSES = frozenset({"/panic", "/restart", "/stop", "/web/revoke"})
 """Commands only hosts in osc.admin_allow may send."""
 VALUE_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "/prompt", "/tempo"})
 """Sent without arguments (like `/param/<path>`), these ask for the current value."""

@@ -149,7 +149,8 @@ class Installation:
         from installation.web import build_web
         self.web = build_web(cfg, self.status_snapshot, self.control.check, self.bus.commands, self.scene_names,
                              self.show_log, self.lifecycle.schedule, lambda: getattr(self.osc_server, "stats", {}),
-                             sources=self.sources)
+                             sources=self.sources, param_specs=lambda: self.control.param_specs, live=self.bus.snapshot)
+        self.control.effects["revoke_sessions"] = lambda command, value: self.web.revoke_sessions()
         self.osc = build_osc(cfg, self.bus.commands, self.clock, self.status_snapshot, self.control, self.bus.live,
                              self.scene_names, validate=self.web.audit.checked("osc", self.control.check)) \
             if cfg.osc.enabled else None

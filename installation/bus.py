@@ -44,6 +44,8 @@ class LiveState:
     """Incremented on every change, so a consumer can tell cheaply that something moved."""
     tempo_sender: str | None = None
     """Who set `tempo_bpm` (an OSC address, "dashboard", "midi:<port>" for MIDI clock in)."""
+    blackout_sender: str | None = None
+    """Who sent the last /blackout ("schedule", "web:<host>", an OSC address, ...): why it is black."""
 
     def snapshot(self) -> dict[str, Any]:
         return {"scene": self.scene, "blackout": self.blackout, "freeze": self.freeze,
@@ -53,7 +55,8 @@ class LiveState:
     def frozen(self) -> "LiveSnapshot":
         return LiveSnapshot(self.scene, self.blackout, self.freeze, self.crossfade_s,
                             types.MappingProxyType(dict(self.params)), self.prompt_override, self.tempo_bpm,
-                            self.scene_crossfade_s, self.version, tempo_sender=self.tempo_sender)
+                            self.scene_crossfade_s, self.version, tempo_sender=self.tempo_sender,
+                            blackout_sender=self.blackout_sender)
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class LiveSnapshot:
     scene_crossfade_s: float | None = None
     version: int = 0
     tempo_sender: str | None = None
+    blackout_sender: str | None = None
 
     def param(self, name: str, default: float = 0.0) -> float:
         return float(self.params.get(name, default))
@@ -155,7 +159,7 @@ class Bus:
             "drops": {"music": self.music.dropped, "captions": self.captions.dropped,
                       "frames": self.frames.dropped, "commands": self.commands.dropped},
             **counts, "projected_va": list(projected_va),
-            "blackout": live.blackout, "freeze": live.freeze,
+            "blackout": live.blackout, "blackout_by": live.blackout_sender, "freeze": live.freeze,
             **tempo_in_force(live, music.tempo_bpm if music else None, timeline),
         }
 

@@ -300,6 +300,8 @@ class WebConfig(Section):
     max_body_bytes: int = Field(16384, ge=1024, le=1 << 20)
     host_names: tuple[str, ...] = ()
     """Names a browser may use for the dashboard besides IP addresses, localhost and this machine's name."""
+    session_max_age_s: float = Field(7 * 86400.0, gt=0, le=366 * 86400.0)
+    """How long a dashboard sign-in lasts (a restart or the Revoke button ends every one sooner)."""
 
 
 class RecordConfig(Section):

@@ -109,6 +109,8 @@ class Control:
             route.apply(live, value)
             if command.address == "/tempo":
                 live.tempo_sender = command.sender if value is not None else None
+            elif command.address == "/blackout":
+                live.blackout_sender = command.sender
             live.version += 1
             self.applied += 1
             if self._clock is not None:

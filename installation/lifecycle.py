@@ -211,6 +211,7 @@ class Lifecycle:
         else:
             self.dormant.clear()
         self.control.live.blackout = dormant
+        self.control.live.blackout_sender = "schedule"
         self.control.publish()
         log.info("schedule: %s", "closed, resting until opening time" if dormant else "open again")
         if self.show_log is not None:

@@ -16,6 +16,7 @@ Addresses (docs/osc.md has the full table):
   /comment <text>               (a visitor's words joined to the picture the composer reads)
   /learn/<path>                 (MIDI learn: the next knob moved drives /param/<path>)
   /restart, /stop, /panic       (schedules, systemd and OSC hosts in osc.admin_allow only)
+  /web/revoke                   (as /panic: sign every dashboard out)
 """
 from __future__ import annotations
 
@@ -270,6 +271,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/stop", _local, _set("stop_requested"), "stop", "stop cleanly (schedule, service manager, osc.admin_allow hosts)"),
     Route("/panic", _local, lambda live, value: None, "panic",
           "all notes off on every output, now (schedule, service manager, osc.admin_allow hosts)"),
+    Route("/web/revoke", _local, lambda live, value: None, "revoke_sessions",
+          "sign every dashboard out (schedule, service manager, osc.admin_allow hosts)"),
 )
 _EXACT = {r.address: r for r in ROUTES if not r.prefix}
 _PREFIXES = tuple(r for r in ROUTES if r.prefix)

@@ -29,7 +29,8 @@ SCENES = ["nocturne", "gallery", "pulse"]
 class Room:
     """The parts of a running installation the dashboard talks to, on real threads."""
 
-    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0, settings: tuple[str, ...] = ()) -> None:
+    def __init__(self, show_log=None, allow=("127.0.0.0/8",), port: int = 0, settings: tuple[str, ...] = (),
+                 schedule=None) -> None:
         from installation.web import build_web
         self.live = LiveState(scene="nocturne")
         self.clock = MonotonicClock()
@@ -40,7 +41,8 @@ class Room:
                                  f"web.allow={json.dumps(list(allow))}", "web.status_hz=10", "web.preview_hz=10",
                                  *settings])
         self.web = build_web(cfg, status=self.status, check=self.control.check, commands=self.commands,
-                             scenes=lambda: SCENES, show_log=show_log)
+                             scenes=lambda: SCENES, show_log=show_log, schedule=schedule,
+                             param_specs=lambda: self.control.param_specs, live=self.live.frozen)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._projector, name="projector", daemon=True)
 
@@ -49,7 +51,8 @@ class Room:
                 "fps": 30.0, "music_va": [0.1, -0.2], "image_va": [0.3, 0.4], "projected_va": [0.2, 0.1],
                 "tempo_bpm": 96.0, "notes_per_s": 3.5, "drops": {"frames": 2, "commands": 0},
                 "failures": 1, "restarts": 0, "caption": "a slow blue tide",
-                "reasons": {"mood": "calm", "tempo": "slow"}}
+                "reasons": {"mood": "calm", "tempo": "slow"}, "freeze": self.live.freeze,
+                "blackout_by": self.live.blackout_sender}
 
     def _projector(self) -> None:
         n = 0
@@ -90,10 +93,16 @@ def test_token_is_required_everywhere(room):
     assert httpx.get(room.url + "/status", params={"token": TOKEN}, timeout=10).status_code == 200
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     assert httpx.get(room.url + "/status", headers=bearer, timeout=10).json()["status"]["scene"] == "nocturne"
-    page = httpx.get(room.url + "/", params={"token": TOKEN}, timeout=10)
-    assert page.status_code == 200 and "Chromesthesia" in page.text
-    # The page sets a cookie, so a reload without ?token= still works.
-    assert httpx.get(room.url + "/status", cookies=page.cookies, timeout=10).status_code == 200
+    # A link with the token signs in once: a session cookie, and a redirect to the clean address.
+    link = httpx.get(room.url + "/", params={"token": TOKEN}, timeout=10)
+    assert link.status_code == 303 and link.headers["location"] == "/"
+    cookie = link.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN.lower() not in cookie
+    page = httpx.get(room.url + "/", cookies=link.cookies, timeout=10)
+    assert page.status_code == 200 and 'id="blackout"' in page.text
+    assert httpx.get(room.url + "/status", cookies=link.cookies, timeout=10).status_code == 200
+    # The token itself is not a cookie the dashboard takes.
+    assert httpx.get(room.url + "/status", cookies={"chromesthesia_token": TOKEN}, timeout=10).status_code == 401
 
 
 def test_addresses_outside_the_allowlist_are_refused():
@@ -204,6 +213,172 @@ def test_dashboard_in_headless_chromium(room, browser, tmp_path):
     count = wait_for(frames, 20)
     assert wait_for(lambda: preview.get_attribute("src") != first and frames() > count, 20)
     assert 0 < browser.execute_script("return arguments[0].naturalWidth", preview) <= 480
+
+
+class ClosedCalendar:
+    """A calendar that has the room closed today (Calendar.describe's shape)."""
+
+    def describe(self, when) -> dict:
+        return {"open": False, "reason": "holiday: Christmas Day", "next_change": "2026-12-26T10:00",
+                "next_state": "open", "open_hours": ["10:00-18:00"]}
+
+
+def sign_in(browser, url: str, token: str = TOKEN) -> None:
+    """The login form, as a technician uses it."""
+    from selenium.webdriver.common.by import By
+    browser.get(url + "/")
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "sign-in").click()
+
+
+def text_of(browser, id_: str) -> str:
+    """An element's text; "" while the page it was on is being replaced."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    try:
+        return browser.find_element(By.ID, id_).text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
+def answer(browser, yes: bool) -> None:
+    from selenium.webdriver.common.by import By
+    dialog = browser.find_element(By.ID, "confirm")
+    assert wait_for(lambda: dialog.get_attribute("open") is not None, 20)
+    browser.find_element(By.ID, "confirm_yes" if yes else "confirm_no").click()
+    assert wait_for(lambda: browser.execute_script("const d = document.getElementById('confirm'); return !d || !d.open"), 20)
+
+
+def test_each_control_in_chromium(browser, tmp_path):
+    """Freeze, brightness and volume (to the route table's 2), prompt, blackout with its reason,
+    restart behind a confirm, warnings apart from faults, the log, today's report."""
+    import logging
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from installation.showlog import ShowLog
+    show_log = ShowLog(tmp_path / "show.jsonl", MonotonicClock())
+    with Room(show_log=show_log) as r:
+        sign_in(browser, r.url)
+        assert wait_for(lambda: text_of(browser, "name") == "Test room", 20)
+        assert browser.current_url == r.url + "/"
+        find = lambda id_: browser.find_element(By.ID, id_)  # noqa: E731
+
+        find("freeze").click()
+        assert wait_for(lambda: r.live.freeze is True, 20)
+        assert wait_for(lambda: "active" in find("freeze").get_attribute("class"), 20)
+
+        volume = wait_for(lambda: browser.find_elements(By.ID, "param-volume"), 20)[0]
+        assert (volume.get_attribute("min"), volume.get_attribute("max")) == ("0", "2")
+        volume.send_keys(Keys.END)
+        assert wait_for(lambda: r.live.params["volume"] == 2.0, 20)
+        brightness = find("param-brightness")
+        assert brightness.get_attribute("max") == "1"
+        brightness.send_keys(Keys.HOME)
+        assert wait_for(lambda: r.live.params["brightness"] == 0.0, 20)
+
+        find("prompt_text").send_keys("a lighthouse in fog")
+        find("prompt_send").click()
+        assert wait_for(lambda: r.live.prompt_override == "a lighthouse in fog", 20)
+        assert wait_for(lambda: "a lighthouse in fog" in find("prompt_now").text, 20)
+        find("prompt_clear").click()
+        assert wait_for(lambda: r.live.prompt_override is None, 20)
+
+        assert find("dark").is_displayed() is False
+        find("blackout").click()
+        assert wait_for(lambda: r.live.blackout is True, 20)
+        assert wait_for(lambda: "operator (web:127.0.0.1" in find("dark").text, 20)
+
+        find("restart").click()
+        answer(browser, yes=False)
+        assert wait_for(lambda: "not sent" in find("command_result").text, 20) and r.live.stop_requested is None
+        find("restart").click()
+        answer(browser, yes=True)
+        assert wait_for(lambda: r.live.stop_requested == "restart", 20)
+
+        logging.getLogger("chromesthesia.test").warning("embedded default: no camera, photos instead")
+        logging.getLogger("chromesthesia.test").error("renderer failed: out of memory")
+        assert wait_for(lambda: "no camera" in find("warnings").text, 20)
+        assert "out of memory" in find("faults").text and "no camera" not in find("faults").text
+        assert "out of memory" not in find("warnings").text
+        assert "1 since start" in find("faults_total").text
+        assert "no camera" in find("log").text
+
+        report = find("report_link")
+        assert report.is_displayed() and report.get_attribute("href") == r.url + "/report"
+        page = httpx.get(r.url + "/report", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        whole = httpx.get(r.url + "/log", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).text
+        assert "out of memory" in whole and "no camera" in whole
+    show_log.close()
+
+
+def test_lighting_up_in_closed_hours_asks_first(browser):
+    from selenium.webdriver.common.by import By
+    with Room(schedule=ClosedCalendar()) as r:
+        r.commands.put(Command(0.0, "/blackout", (1,), "schedule"))
+        assert wait_for(lambda: r.live.blackout is True, 20)
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        unasked = httpx.post(r.url + "/command", json={"address": "/blackout", "args": [0]}, headers=bearer, timeout=10)
+        assert unasked.status_code == 409 and "closed (holiday: Christmas Day)" in unasked.json()["confirm"]
+
+        sign_in(browser, r.url)
+        dark = browser.find_element(By.ID, "dark")
+        assert wait_for(lambda: "closed by the schedule (holiday: Christmas Day)" in dark.text, 20)
+        assert "2026-12-26 10:00" in dark.text
+        browser.find_element(By.ID, "blackout").click()
+        answer(browser, yes=False)
+        assert wait_for(lambda: "not sent" in browser.find_element(By.ID, "command_result").text, 20)
+        assert r.live.blackout is True
+        browser.find_element(By.ID, "blackout").click()
+        answer(browser, yes=True)
+        assert wait_for(lambda: r.live.blackout is False, 20)
+        assert wait_for(lambda: not dark.is_displayed(), 20)
+
+
+def test_login_form_and_revoking_sessions(browser):
+    from selenium.webdriver.common.by import By
+    with Room() as r:
+        sign_in(browser, r.url, "not-the-token")
+        assert wait_for(lambda: "not this room's" in text_of(browser, "message"), 20)
+        sign_in(browser, r.url)
+        assert wait_for(lambda: text_of(browser, "name") == "Test room", 20)
+        cookie = browser.get_cookie("chromesthesia_session")
+        assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+        assert "token" not in browser.current_url
+        # Another browser, signed in by a link with the token.
+        other = httpx.get(r.url + "/", params={"token": TOKEN}, timeout=10).cookies
+        assert httpx.get(r.url + "/status", cookies=other, timeout=10).status_code == 200
+
+        browser.find_element(By.ID, "revoke").click()
+        answer(browser, yes=True)
+        assert wait_for(lambda: browser.current_url == r.url + "/login", 20)
+        assert httpx.get(r.url + "/status", cookies=other, timeout=10).status_code == 401
+        browser.get(r.url + "/")
+        assert browser.find_elements(By.ID, "token")  # the login form again
+
+        # The OSC admin path (/web/revoke from an osc.admin_allow host) does the same.
+        sign_in(browser, r.url)
+        assert wait_for(lambda: text_of(browser, "connection") == "live", 20)
+        r.control.effects["revoke_sessions"] = lambda command, value: r.web.revoke_sessions()
+        r.commands.put(Command(0.0, "/web/revoke", (), "admin 10.0.0.9:9000"))
+        assert wait_for(lambda: browser.current_url == r.url + "/login", 20)  # its websocket was closed
+        refused = r.control.apply(Command(0.0, "/web/revoke", (), "10.0.0.9:9000"))
+        assert refused["ok"] is False and "osc.admin_allow" in refused["reason"]
+
+
+def test_phone_width_puts_scene_and_blackout_first(room, browser):
+    from selenium.webdriver.common.by import By
+    browser.set_window_size(390, 844)
+    sign_in(browser, room.url)
+    assert wait_for(lambda: text_of(browser, "caption") == "a slow blue tide", 20)
+    top = lambda id_: browser.find_element(By.ID, id_).rect["y"]  # noqa: E731
+    assert top("controls") < top("picture") < top("caption-card")
+    assert top("blackout") < 844 and top("scenes") < 844
+    reasons = browser.find_element(By.ID, "reasons-box")
+    assert reasons.get_attribute("open") is None and not browser.find_element(By.ID, "reasons").is_displayed()
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
 
 
 def test_osc_refusals_are_counted_and_logged_through_the_audited_control(tmp_path):

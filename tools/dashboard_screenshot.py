@@ -1,7 +1,9 @@
-"""Take docs/dashboard.png: the installation (headless, embedded default) with the dashboard on,
-photographed in headless Chromium after it has run for a while.
+"""Take docs/dashboard.png and docs/dashboard-phone.png: the installation (headless, embedded
+default) with the dashboard on, photographed in headless Chromium after it has run for a while,
+at desktop width and at a phone's 390 px.
 
-    .venv/bin/python tools/dashboard_screenshot.py [--out docs/dashboard.png] [--wait-s 20]
+    .venv/bin/python tools/dashboard_screenshot.py [--out docs/dashboard.png]
+        [--phone-out docs/dashboard-phone.png] [--wait-s 20]
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "dashboard.png")
+    parser.add_argument("--phone-out", type=Path, default=ROOT / "docs" / "dashboard-phone.png")
     parser.add_argument("--wait-s", type=float, default=20.0, help="seconds of running before the picture")
     args = parser.parse_args()
     from selenium import webdriver
@@ -53,6 +56,10 @@ def main() -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.out))
         print(args.out)
+        driver.set_window_size(390, 844)
+        time.sleep(2.0)
+        driver.save_screenshot(str(args.phone_out))
+        print(args.phone_out)
     finally:
         driver.quit()
         proc.terminate()

@@ -10,7 +10,8 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 from installation.errors import UserError
 from installation.records import Command
@@ -27,6 +28,13 @@ class Web:
     preview: Any = None
     faults: Any = None
     url: str = ""
+    sessions: Any = None
+
+    def revoke_sessions(self) -> None:
+        """Sign every dashboard out (OSC /web/revoke from an admin host; the page has a button)."""
+        if self.sessions is not None:
+            self.sessions.revoke_all()
+            log.warning("dashboard: every session revoked")
 
     @property
     def sinks(self) -> list:
@@ -37,7 +45,7 @@ class Web:
             return
         self.server.start()
         host, port = self.server.address
-        log.info("dashboard on http://%s:%d/?token=... (metrics at /metrics)", host, port)
+        log.info("dashboard on http://%s:%d/ (sign in with web.token; metrics at /metrics)", host, port)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         if self.server is not None:
@@ -57,13 +65,28 @@ def queue_submit(check: Callable[[Command], str | None], queue) -> Callable[[Com
     return submit
 
 
+def controls_of(param_specs: Callable[[], Mapping[str, Any]], live: Callable[[], Any]) -> Callable[[], dict]:
+    """The dashboard's controls now: each slider's value and the route table's range for it, the prompt."""
+    from installation.web.dashboard import DASHBOARD_PARAMS
+
+    def controls() -> dict:
+        specs, snapshot = param_specs(), live()
+        return {"params": {name: {"value": float(snapshot.params.get(name, spec.default)), "low": spec.low,
+                                  "high": spec.high, "default": spec.default, "doc": spec.doc}
+                           for name in DASHBOARD_PARAMS if (spec := specs.get(name)) is not None},
+                "prompt": snapshot.prompt_override}
+    return controls
+
+
 def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | None], commands,
               scenes: Callable[[], list[str]], show_log=None, schedule=None, osc_stats=None,
-              audit=None, sources=None) -> Web:
+              audit=None, sources=None, param_specs: Callable[[], Mapping[str, Any]] | None = None,
+              live: Callable[[], Any] | None = None) -> Web:
     """The dashboard for `cfg.web` (a Web with no server when it is off). `check` is
     Control.check, `commands` the main thread's command queue, `schedule` the Schedule (its
     calendar gives opening hours and the next change), `osc_stats` the OSC server's counters,
-    `sources` installation.sources.Sources (what runs, named in /metrics)."""
+    `sources` installation.sources.Sources (what runs, named in /metrics), `param_specs` the
+    Control's parameter table and `live` the newest LiveSnapshot (the sliders and the prompt)."""
     from installation.web.metrics import CommandAudit
     audit = audit or CommandAudit(show_log)
     web_cfg = cfg.web
@@ -74,9 +97,13 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
     from hardware.conn_gate import ConnectionLimits
     from hardware.osc_ingress import Allowlist
     from installation.web.dashboard import DashboardSources, RequestLimits, create_app
-    from installation.web.metrics import FaultLog, InstallationCollector, metrics_registry
+    from installation.bus import LiveSnapshot
+    from installation.routes import BUILTIN_PARAMS
+    from installation.web.metrics import InstallationCollector, metrics_registry
     from installation.web.preview import PreviewSink
+    from installation.web.room import LogTail
     from installation.web.server import WebServer
+    from installation.web.sessions import Sessions
 
     try:
         import ipaddress
@@ -88,7 +115,7 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
     if not token:
         token = secrets.token_urlsafe(16)
         log.warning("web.token is empty: this run's dashboard token is %s (set web.token to keep one)", token)
-    faults = FaultLog()
+    faults = LogTail()
     logging.getLogger().addHandler(faults)
     preview = PreviewSink(rate_hz=web_cfg.preview_hz, max_width=web_cfg.preview_width)
     started_s = time.monotonic()
@@ -99,14 +126,22 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
         info = {f"{kind}_source": str(getattr(sources, kind)) for kind in ("audio", "camera") if sources is not None}
         registry = metrics_registry(InstallationCollector(status, started_s, audit, osc_stats,
                                                           schedule=describe_schedule, info=info))
+    report = None
+    if show_log is not None:
+        from installation.report import build_report, find_logs
+        log_dir = Path(show_log.path).parent
+        report = lambda: build_report(find_logs(log_dir), "day", dt.date.today())  # noqa: E731
+    sessions = Sessions(web_cfg.session_max_age_s)
     sources = DashboardSources(
         status=status, submit=queue_submit(audit.checked("web", check), commands),
         preview_jpeg=preview.jpeg, preview_sequence=lambda: preview.sequence, scenes=scenes,
-        schedule=describe_schedule,
-        faults=faults.last, metrics=registry, started_s=started_s)
+        schedule=describe_schedule, faults=faults.faults, warnings=faults.warnings, log=faults.lines,
+        controls=controls_of(param_specs or (lambda: BUILTIN_PARAMS), live or (lambda: LiveSnapshot(""))),
+        report=report, metrics=registry, started_s=started_s)
     app = create_app(sources, token, web_cfg.allow, status_hz=web_cfg.status_hz, preview_hz=web_cfg.preview_hz,
-                     limits=RequestLimits(web_cfg.max_body_bytes, web_cfg.header_timeout_s, web_cfg.host_names))
+                     limits=RequestLimits(web_cfg.max_body_bytes, web_cfg.header_timeout_s, web_cfg.host_names),
+                     sessions=sessions)
     limits = ConnectionLimits(max_connections=web_cfg.max_connections,
                               max_per_host=web_cfg.max_connections_per_host, header_timeout_s=web_cfg.header_timeout_s)
     server = WebServer(app, web_cfg.host, web_cfg.port, limits, allowed=Allowlist(web_cfg.allow, "web.allow").__contains__)
-    return Web(audit, server, preview, faults, f"http://{web_cfg.host}:{web_cfg.port}/")
+    return Web(audit, server, preview, faults, f"http://{web_cfg.host}:{web_cfg.port}/", sessions)

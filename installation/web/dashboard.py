@@ -2,14 +2,17 @@
 without the rest of the installation.
 
 Every request passes two gates: the client's address must be in the allowlist (like OSC's; the
-server also applies it when a connection is accepted), and it must carry the token (`?token=`,
-the cookie the page sets, or `Authorization: Bearer`). What changes the show (POST /command, the
+server also applies it when a connection is accepted), and it must carry a session cookie (set by
+the login form, or by opening `/?token=...` once, which then redirects to the clean address) or
+the token itself (`Authorization: Bearer`, or `?token=` for scripts). What changes the show (POST /command, the
 websocket) must also name this server in its Host header (an IP address, localhost, this machine's
 name or `web.host_names`: a DNS-rebinding page names its own domain) and, when a browser sends an
 Origin, come from that same host and port (a cross-site page cannot drive the room). A command body
 is at most `web.max_body_bytes` and must arrive within `web.header_timeout_s`.
 Status and preview images are pushed over one websocket: JSON text messages for status, binary
-messages for JPEG previews. Commands go through `submit`, which validates before queuing.
+messages for JPEG previews. Commands go through `submit`, which validates before queuing;
+un-blacking in closed hours and /restart are queued only when the request says `"confirm": true`
+(the page asks the technician first).
 """
 from __future__ import annotations
 
@@ -26,16 +29,24 @@ from socket import gethostname
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from installation.errors import UserError
 from installation.records import Command
+from installation.routes import ADMIN_SENDER, PROMPT_MAX_CHARS
+from installation.web.room import dark_reason
+from installation.web.sessions import COOKIE, Sessions
 
 log = logging.getLogger("chromesthesia.web")
 
 STATIC = Path(__file__).resolve().parent / "static"
-COOKIE = "chromesthesia_token"
-ADDRESSES = ("/scene", "/blackout", "/freeze", "/param/volume", "/param/brightness", "/crossfade", "/tempo", "/prompt")
-"""What the dashboard may send; everything else (stop, restart) stays with the schedule and OSC."""
+ADDRESSES = ("/scene", "/blackout", "/freeze", "/param/volume", "/param/brightness", "/crossfade", "/tempo", "/prompt",
+             "/restart")
+"""What the dashboard may send; /stop stays with the schedule, the service manager and OSC admins."""
+DASHBOARD_PARAMS = ("brightness", "volume")
+"""The parameters the page has sliders for; their ranges come from the route table's ParamSpecs."""
+LOG_LINES_PUSHED = 60
+"""Log lines in each status message (the page's log view); /log has the rest."""
 
 
 @dataclass
@@ -47,6 +58,15 @@ class DashboardSources:
     scenes: Callable[[], list[str]] = lambda: []
     schedule: Callable[[], dict | None] = lambda: None
     faults: Callable[[], list[dict]] = lambda: []
+    """Errors, newest first."""
+    warnings: Callable[[], list[dict]] = lambda: []
+    """Warnings (start-up notices, fallbacks), newest first: apart from the faults."""
+    log: Callable[[int], list[dict]] = lambda limit: []
+    """The last log lines, newest first."""
+    controls: Callable[[], dict] = lambda: {}
+    """{"params": {name: {value, low, high, default, doc}}, "prompt": text or None}."""
+    report: Callable[[], str] | None = None
+    """Today's report as one HTML page; None when there is no show log."""
     preview_sequence: Callable[[], int] = lambda: 0
     metrics: Any = None
     """A prometheus_client registry for /metrics; None leaves /metrics out."""
@@ -66,13 +86,19 @@ class RequestLimits:
 
 
 def create_app(sources: DashboardSources, token: str, allow=("127.0.0.0/8",), status_hz: float = 2.0,
-               preview_hz: float = 4.0, limits: RequestLimits = RequestLimits()):
-    dashboard = _Dashboard(sources, token, _networks(allow), status_hz, preview_hz, limits)
+               preview_hz: float = 4.0, limits: RequestLimits = RequestLimits(), sessions: Sessions | None = None):
+    dashboard = _Dashboard(sources, token, _networks(allow), status_hz, preview_hz, limits,
+                           sessions or Sessions(7 * 86400.0))
     app = FastAPI(title="Chromesthesia", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(dashboard.gate)
     app.get("/", response_class=HTMLResponse)(dashboard.index)
+    app.get("/login", response_class=HTMLResponse)(dashboard.login_page)
+    app.post("/login")(dashboard.login)
+    app.post("/sessions/revoke")(dashboard.revoke)
     app.get("/status")(dashboard.status)
     app.get("/preview.jpg")(dashboard.preview)
+    app.get("/log")(dashboard.log)
+    app.get("/report")(dashboard.report)
     app.post("/command")(dashboard.command)
     if sources.metrics is not None:
         app.get("/metrics")(dashboard.metrics)
@@ -83,9 +109,13 @@ def create_app(sources: DashboardSources, token: str, allow=("127.0.0.0/8",), st
 class _Dashboard:
     """The dashboard's access rules and route handlers over its sources."""
 
+    PUBLIC = ("/login",)
+    """Paths open to an allowed address without a session: the login form and its answer."""
+
     def __init__(self, sources: DashboardSources, token: str, networks, status_hz: float, preview_hz: float,
-                 limits: RequestLimits = RequestLimits()) -> None:
+                 limits: RequestLimits, sessions: Sessions) -> None:
         self.sources = sources
+        self.sessions = sessions
         self.limits = limits
         hostname = gethostname().lower()
         self.host_names = {"localhost", hostname, hostname + ".local", *(n.lower() for n in limits.host_names)}
@@ -93,6 +123,7 @@ class _Dashboard:
         self.networks = networks
         self.status_period_s, self.preview_period_s = 1.0 / status_hz, 1.0 / preview_hz
         self.page = (STATIC / "index.html").read_text(encoding="utf-8")
+        self.login_html = (STATIC / "login.html").read_text(encoding="utf-8")
 
     def allowed_host(self, host: str | None) -> bool:
         try:
@@ -104,11 +135,14 @@ class _Dashboard:
         return any(address in network for network in self.networks)
 
     @staticmethod
-    def token_of(query, headers, cookies) -> str:
+    def token_of(query, headers) -> str:
         auth = headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
             return auth[7:].strip()
-        return query.get("token") or cookies.get(COOKIE) or ""
+        return query.get("token") or ""
+
+    def signed_in(self, query, headers, cookies) -> bool:
+        return self.sessions.valid(cookies.get(COOKIE)) or self.token_ok(self.token_of(query, headers))
 
     def same_site(self, headers) -> str | None:
         """None when the Host header names this server and any Origin is that same host; else why not."""
@@ -130,22 +164,81 @@ class _Dashboard:
     async def gate(self, request: Request, call_next):
         if not self.allowed_host(request.client.host if request.client else None):
             return PlainTextResponse("this address is not allowed (web.allow)\n", status_code=403)
-        if not self.token_ok(self.token_of(request.query_params, request.headers, request.cookies)):
-            return PlainTextResponse("a token is required: open the address with ?token=... "
-                                     "(web.token in the config)\n", status_code=401)
+        if request.url.path in self.PUBLIC:
+            return await call_next(request)
+        if not self.signed_in(request.query_params, request.headers, request.cookies):
+            if request.url.path == "/" and request.method == "GET":
+                wrong = "token" in request.query_params
+                return self.login_response("That token is not this room's." if wrong else "", 401)
+            return PlainTextResponse("a token is required: sign in at / (web.token in the config), "
+                                     "or send Authorization: Bearer ...\n", status_code=401)
         return await call_next(request)
 
     def full_status(self) -> dict:
         sources = self.sources
-        return {"status": sources.status(), "uptime_s": round(time.monotonic() - sources.started_s, 1),
-                "scenes": sources.scenes(), "schedule": sources.schedule(), "faults": sources.faults(),
-                "time": time.strftime("%H:%M:%S")}
+        status, schedule = sources.status(), sources.schedule()
+        uptime_s = round(time.monotonic() - sources.started_s, 1)
+        return {"status": status, "uptime_s": uptime_s, "scenes": sources.scenes(), "schedule": schedule,
+                "dark": dark_reason(status, schedule, uptime_s),
+                "faults": sources.faults(), "warnings": sources.warnings(),
+                "faults_total": sum(int(status.get(k) or 0) for k in ("failures", "main_faults", "device_losses")),
+                "log": sources.log(LOG_LINES_PUSHED), "controls": {**sources.controls(), "prompt_max_chars": PROMPT_MAX_CHARS},
+                "report": sources.report is not None, "time": time.strftime("%H:%M:%S")}
+
+    def login_response(self, message: str, status_code: int = 200) -> HTMLResponse:
+        import html
+        page = self.login_html.replace("{message}", html.escape(message))
+        return HTMLResponse(page, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+    def with_session(self, response: Response) -> Response:
+        response.set_cookie(COOKIE, self.sessions.issue(), max_age=int(self.sessions.max_age_s), httponly=True,
+                            samesite="strict", path="/")
+        return response
 
     async def index(self, request: Request):
-        response = HTMLResponse(self.page, headers={"Cache-Control": "no-store"})
         if request.query_params.get("token"):
-            response.set_cookie(COOKIE, request.query_params["token"], httponly=True, samesite="strict")
+            # A link with the token signs this browser in once, then leaves the address bar clean.
+            return self.with_session(RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store"}))
+        return HTMLResponse(self.page, headers={"Cache-Control": "no-store"})
+
+    async def login_page(self, request: Request):
+        if self.sessions.valid(request.cookies.get(COOKIE)):
+            return RedirectResponse("/", status_code=303)
+        return self.login_response("")
+
+    async def login(self, request: Request):
+        if self.same_site(request.headers) is not None:
+            return self.login_response("Sign in from this dashboard's own page.", 403)
+        data = await self.read_body(request)
+        given = urllib.parse.parse_qs((data or b"").decode("utf-8", "replace")).get("token", [""])[0].strip()
+        if not self.token_ok(given):
+            log.warning("dashboard: a wrong token from %s", request.client.host if request.client else "?")
+            return self.login_response("That token is not this room's.", 401)
+        return self.with_session(RedirectResponse("/", status_code=303))
+
+    async def revoke(self, request: Request):
+        refusal = self.same_site(request.headers)
+        if refusal is not None:
+            return JSONResponse({"ok": False, "reason": refusal}, status_code=403)
+        self.sessions.revoke_all()
+        log.warning("dashboard: every session revoked from %s", request.client.host if request.client else "?")
+        response = JSONResponse({"ok": True})
+        response.delete_cookie(COOKIE, path="/")
         return response
+
+    async def log(self, request: Request):
+        lines = await asyncio.to_thread(self.sources.log, 100_000)
+        text = "".join(f"{r['time']} {r['level']:<8} {r['where']}: {r['message']}\n" for r in reversed(lines))
+        return PlainTextResponse(text or "nothing logged yet\n", headers={"Cache-Control": "no-store"})
+
+    async def report(self):
+        if self.sources.report is None:
+            return PlainTextResponse("there is no show log to report on (showlog.enabled)\n", status_code=404)
+        try:
+            page = await asyncio.to_thread(self.sources.report)
+        except UserError as exc:  # nothing recorded today yet
+            return PlainTextResponse(f"{exc}\n", status_code=404)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     async def status(self):
         return JSONResponse(await asyncio.to_thread(self.full_status))
@@ -189,6 +282,7 @@ class _Dashboard:
             body = json.loads(data)
             address = str(body["address"])
             args = body.get("args", [])
+            confirmed = body.get("confirm") is True
             if not isinstance(args, list) or not all(isinstance(a, (int, float, str, bool)) for a in args):
                 raise ValueError("args")
         except (ValueError, KeyError, TypeError, RecursionError):
@@ -197,10 +291,27 @@ class _Dashboard:
         if address not in ADDRESSES:
             return JSONResponse({"ok": False, "reason": f"{address[:60]} is not available from the dashboard"},
                                 status_code=403)
+        question = None if confirmed else await asyncio.to_thread(self.needs_confirm, address, args)
+        if question is not None:
+            return JSONResponse({"ok": False, "confirm": question, "reason": "not confirmed"}, status_code=409)
         host = request.client.host if request.client else "?"
+        # The route table keeps /restart for admins; a signed-in technician who confirmed is one.
+        sender = f"{ADMIN_SENDER}web:{host}" if address == "/restart" else f"web:{host}"
         cmd = Command(time.monotonic(), address, tuple(int(a) if isinstance(a, bool) else a for a in args),
-                      sender=f"web:{host}")
+                      sender=sender)
         return JSONResponse(self.sources.submit(cmd))
+
+    def needs_confirm(self, address: str, args: list) -> str | None:
+        """The question to ask before a command that overrides the schedule or interrupts the show."""
+        if address == "/restart":
+            return "Restart the installation? The picture and music stop for a few seconds."
+        if address == "/blackout" and args and str(args[0]).lower() in ("0", "false", "off"):
+            schedule = self.sources.schedule()
+            if schedule is not None and not schedule.get("open", True):
+                opens = f" until {schedule['next_change'].replace('T', ' ')}" if schedule.get("next_change") else ""
+                return (f"The room is closed ({schedule.get('reason', 'closed')}){opens}. "
+                        "Light the projector anyway? The schedule takes over again at its next change.")
+        return None
 
     async def metrics(self):
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -209,25 +320,29 @@ class _Dashboard:
     async def ws(self, socket: WebSocket):
         host = socket.client.host if socket.client else None
         if not self.allowed_host(host) or self.same_site(socket.headers) is not None \
-                or not self.token_ok(self.token_of(socket.query_params, socket.headers, socket.cookies)):
+                or not self.signed_in(socket.query_params, socket.headers, socket.cookies):
             await socket.close(code=1008)
             return
         await socket.accept()
         try:
-            await self.stream(socket)
+            await self.stream(socket, lambda: self.signed_in(socket.query_params, socket.headers, socket.cookies))
         except (WebSocketDisconnect, RuntimeError, ConnectionError):
             return
         except Exception as exc:  # noqa: BLE001 - one viewer's failure never reaches the others
             log.debug("dashboard websocket ended: %s", exc)
 
-    async def stream(self, socket: WebSocket) -> None:
-        """Send the status at status_hz, and the preview picture at preview_hz whenever it is new."""
+    async def stream(self, socket: WebSocket, signed_in: Callable[[], bool] = lambda: True) -> None:
+        """Send the status at status_hz, and the preview picture at preview_hz whenever it is new;
+        close (1008) once the session is revoked or expired."""
         next_status_s = next_preview_s = 0.0
         sent_seq = -1
         while True:
             now_s = time.monotonic()
             if now_s >= next_status_s:
                 next_status_s = now_s + self.status_period_s
+                if not signed_in():
+                    await socket.close(code=1008)
+                    return
                 await socket.send_text(json.dumps(await asyncio.to_thread(self.full_status), default=str))
             if now_s >= next_preview_s:
                 next_preview_s = now_s + self.preview_period_s

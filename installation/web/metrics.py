@@ -81,25 +81,6 @@ class _AuditedControl:
         return getattr(self._control, name)
 
 
-class FaultLog(logging.Handler):
-    """The last warnings and errors, for the dashboard's "last faults" list."""
-
-    def __init__(self, keep: int = 20) -> None:
-        super().__init__(level=logging.WARNING)
-        self._records: deque[dict] = deque(maxlen=keep)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._records.append({"time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created)),
-                                  "level": record.levelname.lower(), "where": record.threadName,
-                                  "message": record.getMessage()[:300]})
-        except Exception:  # noqa: BLE001 - a log handler never raises
-            pass
-
-    def last(self) -> list[dict]:
-        return list(self._records)[::-1]
-
-
 class InstallationCollector:
     """A prometheus_client collector over the status callable and the counters."""
 
