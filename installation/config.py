@@ -148,6 +148,9 @@ class ComposeConfig(Section):
     seed: int = 0
     key_map: Literal["fifths", "chromatic"] = "fifths"
     variation: float = Field(0.3, ge=0.0, le=0.9)
+    comment_weight: float = Field(0.5, ge=0.0, le=1.0)
+    """How far a visitor's comment (/comment) pulls the picture's valence-arousal toward the mood it
+    reads as (models.comment_mood), moving tempo, mode and density; 0 = the comment picks the tune only."""
     percussion: bool = True
     percussion_channel: int = Field(9, ge=0, le=15)
     retrieval: bool = True

@@ -203,6 +203,8 @@ class ImageState:
     horizon, openness, sky/water/vegetation/storm shares, faces, people)."""
     description: str = ""
     """The picture in words (mood, content, zero-shot labels, a visitor's comment): the composer's query."""
+    comment: str = ""
+    """A visitor's words while they last (also inside `description`): the composer reads their mood."""
 
     @property
     def va(self) -> VA:

@@ -145,6 +145,7 @@ class Composer:
         self._index = index
         self._index_tried = index is not None
         self._tune: tuple[str, int, bytes] | None = None  # (source, phrase number, picture key) now playing
+        self._comment_pull: tuple[float, float, str] | None = None  # the comment's VA for this phrase
         self._recent_tunes: list[str] = []
         self.last_retrieved = None
         self.melody_source: Callable[[Phrase, str, str, tuple[float, float]], tuple[Phrase, str] | None] | None = None
@@ -168,7 +169,7 @@ class Composer:
 
     # --- public --------------------------------------------------------------------------------
     _STATE = ("melody_source", "_scene", "_settings", "_pending_scene", "_phrase", "_bar_in_phrase", "_phrase_count", "_tonic_pc",
-              "_send_programs", "_tune", "_recent_tunes", "last_retrieved", "revision")
+              "_send_programs", "_tune", "_recent_tunes", "last_retrieved", "revision", "_comment_pull")
 
     def snapshot(self) -> dict:
         """Everything `plan` changes, so a phrase can be tried, judged and planned again."""
@@ -206,8 +207,11 @@ class Composer:
         `tempo_bpm` is an outside tempo (an operator's /tempo, an external MIDI clock); it takes
         over from the next bar, because a band following a clock cannot wait for the phrase.
         """
-        v, a = clamp_va(image.valence, image.arousal)
+        picture_va = clamp_va(image.valence, image.arousal)
         new_phrase = self._phrase is None or self._bar_in_phrase >= PHRASE_BARS
+        if new_phrase:
+            self._comment_pull = self._read_comment(image, *picture_va)
+        v, a = self._pulled(picture_va)
         programs: tuple[tuple[int, int], ...] = ()
         if new_phrase:
             if self._pending_scene is not None:
@@ -215,6 +219,8 @@ class Composer:
                 self._settings = _settings(self._scene, self.cfg)
                 self._send_programs = True
             self._phrase = self._new_phrase(image, v, a)
+            if self._comment_pull is not None:
+                self._phrase.reasons.insert(0, self._comment_pull[2])
             self._bar_in_phrase = 0
         if self._send_programs:
             programs, self._send_programs = self.programs(), False
@@ -245,7 +251,29 @@ class Composer:
                     start_s=float(start_s), end_s=float(start_s + bars * bar16 * s16),
                     tempo_bpm=tempo, key=key, mode=phrase.mode, abc=abc, reasons=tuple(reasons),
                     metre=phrase.metre, bars=bars, phrase_start=new_phrase, chords=tuple(chord_cues),
-                    program_changes=programs, valence=v, arousal=a)
+                    program_changes=programs, valence=picture_va[0], arousal=picture_va[1])
+
+    # --- a visitor's comment ---------------------------------------------------------------------
+    def _read_comment(self, image: ImageState, v: float, a: float) -> tuple[float, float, str] | None:
+        """(valence, arousal, reason) a visitor's comment asks for, read once a phrase; None without
+        one, with `compose.comment_weight` 0, or while the sentence model loads in a live show."""
+        weight = float(getattr(self.cfg, "comment_weight", 0.5))
+        if not image.comment or weight <= 0:
+            return None
+        index = self.index()
+        if index is None or (not self.wait_for_words and not index.encoder.ready()):
+            return None
+        from models.comment_mood import comment_va
+        asked = comment_va(image.comment, index.encoder)
+        if asked is None:
+            return None
+        pv, pa = clamp_va(v + weight * (asked[0] - v), a + weight * (asked[1] - a))
+        return pv, pa, (f"comment \"{image.comment}\" reads as V{asked[0]:+.2f} A{asked[1]:+.2f}: the picture's "
+                        f"V{v:+.2f} A{a:+.2f} pulled {weight:.0%} of the way, to V{pv:+.2f} A{pa:+.2f} "
+                        f"(tempo, mode, density and dynamics follow)")
+
+    def _pulled(self, picture_va: tuple[float, float]) -> tuple[float, float]:
+        return picture_va if self._comment_pull is None else self._comment_pull[:2]
 
     # --- decisions per phrase ------------------------------------------------------------------
     def _drive(self, image: ImageState, arousal: float) -> float:

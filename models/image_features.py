@@ -151,13 +151,15 @@ class ImageAnalyser:
             except Exception:
                 log.exception("zero-shot labels failed")
         text, said_s = self._comment
+        text = text if t_s - said_s <= self.comment_ttl_s else ""
         hues = dominant_hues(hsv)
         description = describe(valence, arousal, brightness, saturation, contrast, features, hues, motion, people,
-                               labels, text if t_s - said_s <= self.comment_ttl_s else "")
+                               labels, text)
         self.stats["analysed"] += 1
         return ImageState(t_s=float(t_s), valence=valence, arousal=arousal,
                           va_confidence=float(np.clip(np.nan_to_num(confidence), 0.0, 1.0)),
                           brightness=brightness, saturation=saturation, contrast=contrast,
                           colourfulness=min(1.0, colourfulness / 150.0), edge_density=edge_density,
                           motion=motion, dominant_hues_deg=hues, regions_motion=regions,
-                          presence=bool(presence), source=source, content=features, description=description)
+                          presence=bool(presence), source=source, content=features, description=description,
+                          comment=text)

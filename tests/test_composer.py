@@ -162,3 +162,30 @@ def test_written_lengths_make_a_four_part_accompaniment_and_a_folk_like_melody()
         assert melody["polyphony"] == 1.0
         assert melody["scale_consistency"] >= folk["scale_consistency"][0]
         assert 2.0 < melody["pitch_entropy"] < 3.6
+
+
+def test_a_visitors_comment_moves_tempo_mode_and_density_not_only_the_tune():
+    from models.comment_mood import comment_va
+    from models.composer_index import TextEncoder
+    encoder = TextEncoder()
+    lively, sad = comment_va("joyful, lively dancing", encoder), comment_va("sad, gloomy and slow", encoder)
+    assert lively is not None and sad is not None
+    assert lively[0] > sad[0] + 0.5 and lively[1] > sad[1] + 0.5
+    picture = ImageState(t_s=0.0, valence=0.0, arousal=0.0, brightness=0.5, edge_density=0.3, dominant_hues_deg=(120.0,),
+                         description="A steady, plain, half-lit, muted picture of some texture.")
+
+    def first_plan(comment: str):
+        state = replace(picture, comment=comment, description=picture.description + f" A visitor says: {comment}.")
+        plan = Composer(ComposeConfig(), load_scene("nocturne"), seed=1).plan(state, 0.0)
+        notes = sum(1 for e in plan.events if e.channel == load_scene("nocturne").channels["melody"])
+        return plan, notes
+
+    happy_plan, happy_notes = first_plan("joyful, lively dancing")
+    sad_plan, sad_notes = first_plan("sad, gloomy and slow")
+    assert happy_plan.tempo_bpm > sad_plan.tempo_bpm
+    assert MODE_ORDER.index(happy_plan.mode) > MODE_ORDER.index(sad_plan.mode)
+    assert happy_notes >= sad_notes
+    assert any(r.startswith('comment "joyful, lively dancing" reads as') for r in happy_plan.reasons)
+    plain, _ = first_plan("")
+    assert not any(r.startswith("comment") for r in plain.reasons)
+    assert (happy_plan.valence, happy_plan.arousal) == (plain.valence, plain.arousal)  # the picture's own VA

@@ -115,3 +115,26 @@ def test_no_reason_says_first_unless_the_tune_is_the_top_scored_one():
             assert found.rank > 0 and "(1st of" not in reason and "rank 1" not in reason
             assert f"{found.rank + 1}" in reason and "chosen among the" in reason
     assert seen_lower  # the picks did land below the top, so the check above was exercised
+
+
+def test_tunes_share_what_the_picture_shows_more_than_a_mood_only_query_does():
+    from models.content_match import content_share, mood_only, picture_themes
+    from models.tune_imagery import imagery
+    assert set(imagery("Der Rheinschiffer").themes) >= {"river", "sea"}
+    assert "forest" in imagery("Das Waldvoegelein").themes and "birds" in imagery("Das Waldvoegelein").themes
+    assert imagery("The Girls of Banbridge", collection="oneills").region == "Ireland"
+    index = load_index()
+    assert sum("A song of" in text for text in index.texts) > len(index) // 2
+    mood = "A calm, peaceful, tender, bright, vivid"
+    pictures = {"sea": f"{mood} picture of open sky, water, a sea, a lake or a river, smooth surfaces, blue colours.",
+                "forest": f"{mood} picture of trees and plants, upright lines like buildings or trunks, some texture.",
+                "field": f"{mood} picture of trees and plants, a wide open view with a low horizon, green colours."}
+    full, bare = [], []
+    where = ("major", "3/4")  # as the composer searches for a calm, pleasant picture: its mode class and metre
+    for description in pictures.values():
+        themes = picture_themes(description)
+        assert themes
+        full.append(content_share([r.description for r in index.rank(description, (0.5, -0.5), *where, top=10)], themes))
+        bare.append(content_share([r.description for r in index.rank(mood_only(description), (0.5, -0.5), *where, top=10)],
+                                  themes))
+    assert sum(full) >= 2 * sum(bare) and sum(full) > 0
