@@ -49,6 +49,8 @@ class Lifecycle:
         self.bus = bus
         self.scene = scene
         self.schedule = schedule
+        self._schedule_logged = False
+        """Whether this run's show log has the schedule's state yet (written at the first tick)."""
         self.supervisor = supervisor
         self.notifier = notifier
         self.cfg = cfg
@@ -190,7 +192,13 @@ class Lifecycle:
         music, image = self.bus.music.peek(), self.bus.images.peek()
         silent = music.silent if music is not None else True
         present = image.presence if image is not None else False
-        for command in self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.control.live.scene):
+        before = self.schedule.state
+        commands = self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.control.live.scene)
+        if self.show_log is not None and (self.schedule.state != before or not self._schedule_logged):
+            # The report shades closed hours from these (a blackout in opening hours is another thing).
+            self._schedule_logged = True
+            self.show_log.write("schedule", state=self.schedule.state)
+        for command in commands:
             if command.address == "/stop":
                 # Closed hours with closed_action = "stop": rest in place rather than exit, which a
                 # supervisor (systemd Restart=always) would answer by starting it again all night.
