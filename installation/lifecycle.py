@@ -49,8 +49,10 @@ class Lifecycle:
         self.bus = bus
         self.scene = scene
         self.schedule = schedule
-        self._schedule_logged = False
-        """Whether this run's show log has the schedule's state yet (written at the first tick)."""
+        self._logged_state: str | None = None
+        """The state last written to the show log (each change is written once)."""
+        self._schedule_state: str | None = None
+        """The schedule's own state at its last tick."""
         self.supervisor = supervisor
         self.notifier = notifier
         self.cfg = cfg
@@ -192,12 +194,12 @@ class Lifecycle:
         music, image = self.bus.music.peek(), self.bus.images.peek()
         silent = music.silent if music is not None else True
         present = image.presence if image is not None else False
-        before = self.schedule.state
         commands = self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.control.live.scene)
-        if self.show_log is not None and (self.schedule.state != before or not self._schedule_logged):
+        state = getattr(self.schedule, "state", None)
+        if state is not None and state != self._schedule_state:
             # The report shades closed hours from these (a blackout in opening hours is another thing).
-            self._schedule_logged = True
-            self.show_log.write("schedule", state=self.schedule.state)
+            self._schedule_state = state
+            self._log_schedule(state)
         for command in commands:
             if command.address == "/stop":
                 # Closed hours with closed_action = "stop": rest in place rather than exit, which a
@@ -221,8 +223,14 @@ class Lifecycle:
         self.control.live.blackout = dormant
         self.control.publish()
         log.info("schedule: %s", "closed, resting until opening time" if dormant else "open again")
-        if self.show_log is not None:
-            self.show_log.write("schedule", state="dormant" if dormant else "open")
+        self._log_schedule("dormant" if dormant else "open")
+
+    def _log_schedule(self, state: str) -> None:
+        """A `schedule` record when the state changes: open, closed, idle, or dormant (closed with
+        closed_action = "stop")."""
+        if self.show_log is not None and state != self._logged_state:
+            self._logged_state = state
+            self.show_log.write("schedule", state=state)
 
     # --- live reload -----------------------------------------------------------------------------
     def reload_changed_files(self) -> None:
