@@ -258,6 +258,8 @@ class Installation:
             life.loop(self.projector, self.bus.commands, status, status_tick, self._notes, self.options.duration_s,
                       detailed_log=self.options.record_dir is not None)
         finally:
+            # Said before the summary, which is the last thing on the terminal.
+            log.info("stopping: %s", life.stop_reason or "done")
             (life.notifier.restarting if life.exit_action == "restart" else life.notifier.stopping)()
             life.shutdown([self.osc, self.rig, self.web],
                           [*self._closers, *(o.close for o in self.midi_outputs), self.projector.close])
@@ -267,7 +269,6 @@ class Installation:
             if self.show_log is not None:
                 self.show_log.write("stop", reason=life.stop_reason, counters=self.counters(), **self.counts())
                 self.show_log.close()
-        log.info("stopped: %s", life.stop_reason or "done")
         return 0
 
     def _start(self, status) -> None:

@@ -29,6 +29,28 @@ SHUTDOWN_BUDGET_S = 1.7
 """The whole stop, notes off first: SIGTERM to exit stays under 2 s."""
 
 
+class ScheduleRecords:
+    """`schedule` records in the show log, one per change: the schedule's own state (open, closed,
+    idle) and "dormant" (closed with closed_action = "stop"). The report shades closed hours from
+    them; a blackout in opening hours is another thing."""
+
+    def __init__(self, show_log) -> None:
+        self.show_log = show_log
+        self._written: str | None = None
+        self._ticked: str | None = None
+
+    def ticked(self, state: str | None) -> None:
+        """The schedule's state after a tick: written when the schedule itself changed."""
+        if state is not None and state != self._ticked:
+            self._ticked = state
+            self.write(state)
+
+    def write(self, state: str) -> None:
+        if self.show_log is not None and state != self._written:
+            self._written = state
+            self.show_log.write("schedule", state=state)
+
+
 class Lifecycle:
     """Main thread. `control` is installation.control.Control (it owns the live state), `bus`
     installation.bus.Bus, `scene` the running scene, `schedule` installation.schedule.Schedule,
@@ -53,6 +75,7 @@ class Lifecycle:
         self.notifier = notifier
         self.cfg = cfg
         self.show_log = show_log
+        self.schedule_records = ScheduleRecords(show_log)
         self.watcher = watcher
         self.config_path = config_path
         self.load_config = load_config
@@ -190,7 +213,9 @@ class Lifecycle:
         music, image = self.bus.music.peek(), self.bus.images.peek()
         silent = music.silent if music is not None else True
         present = image.presence if image is not None else False
-        for command in self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.control.live.scene):
+        commands = self.schedule.tick(dt.datetime.now(), now_s, silent, present, self.control.live.scene)
+        self.schedule_records.ticked(getattr(self.schedule, "state", None))
+        for command in commands:
             if command.address == "/stop":
                 # Closed hours with closed_action = "stop": rest in place rather than exit, which a
                 # supervisor (systemd Restart=always) would answer by starting it again all night.
@@ -214,8 +239,7 @@ class Lifecycle:
         self.control.live.blackout_sender = "schedule"
         self.control.publish()
         log.info("schedule: %s", "closed, resting until opening time" if dormant else "open again")
-        if self.show_log is not None:
-            self.show_log.write("schedule", state="dormant" if dormant else "open")
+        self.schedule_records.write("dormant" if dormant else "open")
 
     # --- live reload -----------------------------------------------------------------------------
     def reload_changed_files(self) -> None:

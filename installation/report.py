@@ -1,10 +1,13 @@
 """Show logs -> one self-contained HTML page for a show, a day or a week.
 
 At the top: faults and refused commands (grouped, with counts), uptime and the downtime bands
-(gaps in the log). Then valence and arousal on a time-of-day axis as per-minute bands (min,
-median, max) for the music, the camera's picture and the projected picture, with the downtime
-shaded; thumbnails chosen from lit frames; scenes, captions, plans and commands as tables.
-Plots are inline SVG and thumbnails base64 JPEG, so the page is one file.
+(gaps in the log), closed hours and blackouts. Then valence and arousal on a time-of-day axis as
+bands (min, median, max per minute; finer for a show under ten minutes, per 10 minutes for a
+week) for the music, the camera's picture and the projected picture, with downtime, closed hours
+and blackouts shaded and the black frames of those left out of the projected picture's bands;
+thumbnails chosen from lit frames; scenes, captions (their reasons folded behind a click), plans
+and commands as tables. Plots are inline SVG and thumbnails base64 JPEG, so the page is one file,
+named after the date and period it covers (`report-2026-11-30-day.html`).
 
 `python run.py report DIR|LOG [--period show|day|week] [--date YYYY-MM-DD] [-o FILE]`
 """
@@ -34,6 +37,10 @@ MIN_GAP_S = 60.0
 LIT_MIN = 16.0
 """Mean grey level (0-255) below which a thumbnail counts as dark (fade-in, blackout, closed)."""
 PERIODS = ("show", "day", "week")
+CLOSED_STATES = ("closed", "dormant")
+"""`schedule` record states that keep the room shut (closed hours; "dormant" with closed_action = "stop")."""
+SHORT_SHOW_S = 600.0
+"""A show shorter than this is binned in seconds, not minutes."""
 
 
 def find_logs(path: Path) -> list[Path]:
@@ -132,6 +139,79 @@ def downtime(timeline: Timeline) -> tuple[float, list[tuple[_dt.datetime, _dt.da
     return (1.0 - down_s / span_s) if span_s > 0 else 1.0, gaps, gap_s
 
 
+@dataclass(frozen=True)
+class DarkSpan:
+    """A stretch when the projector was black on purpose: closed hours or a blackout."""
+    start: _dt.datetime
+    end: _dt.datetime
+    why: str
+    """"closed" (the schedule keeps the room shut) or "blackout" (in opening hours)."""
+
+
+def darkness(timeline: Timeline) -> list[str | None]:
+    """Per record: "closed" or "blackout" for a status record of a black projector, else None.
+
+    Closed hours come from the `schedule` records (and, in logs older than those, the schedule's
+    own /blackout commands); a lit status in closed hours (an operator's override) is lit."""
+    closed = False
+    has_states = any(r.get("kind") == "schedule" for r in timeline.records)
+    out: list[str | None] = []
+    for record in timeline.records:
+        kind, dark = record.get("kind"), None
+        if kind == "schedule":
+            closed = record.get("state") in CLOSED_STATES
+        elif (kind == "command" and not has_states and record.get("address") == "/blackout" and record.get("ok")
+              and record.get("sender") == "schedule" and record.get("args")):
+            closed = bool(record["args"][0])
+        elif kind == "status" and record.get("blackout"):
+            dark = "closed" if closed else "blackout"
+        out.append(dark)
+    return out
+
+
+def dark_spans(timeline: Timeline, dark: list[str | None], gap_s: float) -> list[DarkSpan]:
+    """Runs of black status records, each until the next status record (or the last black one,
+    where the log stops or falls silent for longer than `gap_s`)."""
+    spans: list[DarkSpan] = []
+    status = [i for i, r in enumerate(timeline.records) if r.get("kind") == "status"]
+    run: tuple[int, str] | None = None
+    for here, after in zip(status, [*status[1:], None]):
+        why = dark[here]
+        if why is None:
+            continue
+        if run is None or run[1] != why:
+            run = (here, why)
+        if after is None or timeline.epoch[after] - timeline.epoch[here] > gap_s:
+            spans.append(DarkSpan(timeline.when[run[0]], timeline.when[here], why))
+            run = None
+        elif dark[after] != why:
+            spans.append(DarkSpan(timeline.when[run[0]], timeline.when[after], why))
+            run = None
+    return spans
+
+
+def bin_seconds(span_s: float) -> float:
+    """Band width: 10 minutes for more than two days, a minute down to ten minutes, and below
+    that the shortest of 1-30 s that keeps the plot to 120 bins (a 3-minute show: 2 s)."""
+    if span_s > 2 * 86400:
+        return 600.0
+    if span_s >= SHORT_SHOW_S:
+        return 60.0
+    return next(b for b in (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0) if span_s / b <= 120 or b == 60.0)
+
+
+def _bin_name(bin_s: float) -> str:
+    return {600.0: "10 minutes", 60.0: "minute"}.get(bin_s, f"{bin_s:g} s")
+
+
+def va_points(timeline: Timeline, key: str, dark: list[str | None]) -> list[tuple[float, tuple[float, float]]]:
+    """(epoch, (valence, arousal)) of each status record; the projected picture's black frames
+    (closed hours, blackouts) are not its mood and are left out."""
+    return [(t, va) for t, r, d in zip(timeline.epoch.tolist(), timeline.records, dark)
+            if r.get("kind") == "status" and not (d is not None and key == "projected_va")
+            and (va := _va(r, key)) is not None]
+
+
 def _va(record: dict, key: str) -> tuple[float, float] | None:
     value = record.get(key)
     if type(value) is list and len(value) == 2 and type(value[0]) in (int, float) and type(value[1]) in (int, float):
@@ -159,20 +239,19 @@ def bands(epoch_s: np.ndarray, values: np.ndarray, bin_s: float) -> tuple[np.nda
     return bins[starts] * bin_s, lows, medians, highs
 
 
-def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
+def _va_plot_svg(timeline: Timeline, gaps, dark: list[str | None], spans: list[DarkSpan]) -> tuple[str, str]:
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     span_s = (timeline.when[-1] - timeline.when[0]).total_seconds() if timeline.when else 0.0
-    bin_s = 600.0 if span_s > 2 * 86400 else 60.0
-    status = [(t, r) for t, r in zip(timeline.epoch.tolist(), timeline.records) if r.get("kind") == "status"]
+    bin_s = bin_seconds(span_s)
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, and a smaller page
     fig, axes = plt.subplots(3, 1, figsize=(11, 6.6), sharex=True, constrained_layout=True)
     for ax, key, title in zip(axes, ("music_va", "image_va", "projected_va"),
                               ("music", "camera's picture", "projected picture")):
-        points = [(t, va) for t, r in status if (va := _va(r, key)) is not None]
+        points = va_points(timeline, key, dark)
         for index, (name, colour) in enumerate((("valence", "#1f6fb2"), ("arousal", "#d2691e"))):
             if not points:
                 continue
@@ -188,6 +267,12 @@ def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
                         rasterized=len(xs) > 240)
         for start, end in gaps:
             ax.axvspan(start, end, color="#999", alpha=0.35, lw=0, hatch="//", label="down" if start == gaps[0][0] else None)
+        labelled = set()
+        for span in spans:
+            colour = "#3a3a55" if span.why == "closed" else "#6a3d9a"
+            ax.axvspan(span.start, span.end, color=colour, alpha=0.22 if span.why == "closed" else 0.16, lw=0,
+                       label=span.why if span.why not in labelled else None)
+            labelled.add(span.why)
         ax.set_ylim(-1.05, 1.05)
         ax.set_ylabel(title, fontsize=9)
         ax.axhline(0, color="#ccc", lw=0.6)
@@ -201,23 +286,31 @@ def _va_plot_svg(timeline: Timeline, gaps, period: str) -> tuple[str, str]:
                 ax.axvline(when, color="#888", lw=0.7, ls="--")
             axes[0].annotate(str(record.get("scene", "")), (when, 1.0), fontsize=7, color="#555",
                              xytext=(2, -9), textcoords="offset points")
-    axes[0].legend(loc="lower right", fontsize=8, ncols=3)
-    formatter = "%H:%M" if span_s <= 86400 * 1.05 else "%a %d %H:%M"
+    axes[0].legend(loc="lower right", fontsize=8, ncols=5)
+    # Seconds on the axis of a show under an hour: "%H:%M" read the same minute at every tick.
+    formatter = "%H:%M:%S" if span_s < 3600 else "%H:%M" if span_s <= 86400 * 1.05 else "%a %d %H:%M"
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter(formatter))
-    axes[-1].set_xlabel("local time" + (" (bands: min, median, max per minute)" if bin_s == 60
-                                         else " (bands: min, median, max per 10 minutes)"))
+    axes[-1].set_xlabel(f"local time (bands: min, median, max per {_bin_name(bin_s)})")
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
     plt.close(fig)
     svg = buffer.getvalue()
-    return svg[svg.find("<svg"):], "minute" if bin_s == 60 else "10 minutes"
+    return svg[svg.find("<svg"):], _bin_name(bin_s)
+
+
+class Markup(str):
+    """A table cell that is HTML already (escaped where it was made)."""
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, Markup) else html.escape(_cut(str(value)))
 
 
 def _table(headers: list[str], rows: list[list[Any]], cls: str = "") -> str:
     if not rows:
         return "<p class=none>none</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cut(str(c)))}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
+    body = "".join("<tr>" + "".join(f"<td>{_cell(c)}</td>" for c in row) + "</tr>" for row in rows[:MAX_ROWS])
     more = f"<p class=none>{len(rows) - MAX_ROWS} more rows not shown</p>" if len(rows) > MAX_ROWS else ""
     return f"<table class='{cls}'><tr>{head}</tr>{body}</table>{more}"
 
@@ -226,12 +319,20 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "\u2026"
 
 
-def _reasons(value: Any) -> str:
+def _reasons(value: Any) -> Markup:
+    """A caption's or plan's reasons folded behind a click: the first one shows, the rest open."""
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {v}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return "; ".join(map(str, value))
-    return "" if value is None else str(value)
+        items = [f"{k}: {v}" for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = [] if value is None or value == "" else [str(value)]
+    if not items:
+        return Markup("")
+    first = html.escape(items[0] if len(items[0]) <= 90 else items[0][:89] + "\u2026")
+    more = f" <span class=more>+{len(items) - 1}</span>" if len(items) > 1 else ""
+    body = "".join(f"<li>{html.escape(_cut(item))}</li>" for item in items)
+    return Markup(f"<details><summary>{first}{more}</summary><ul>{body}</ul></details>")
 
 
 def _arguments(record: dict) -> str:
@@ -281,6 +382,12 @@ def _lit_thumbnails(timeline: Timeline) -> list[tuple[_dt.datetime, Path]]:
 
 def build_report(source: Path | list[Path], period: str = "show", date: _dt.date | None = None) -> str:
     """The HTML page for a show log (or several daily logs) over `period`."""
+    return dated_report(source, period, date)[0]
+
+
+def dated_report(source: Path | list[Path], period: str = "show",
+                 date: _dt.date | None = None) -> tuple[str, _dt.date]:
+    """The page and the day it is named after: the show's first day, the day, or the week's last day."""
     paths = [Path(p) for p in source] if isinstance(source, (list, tuple)) else [Path(source)]
     if period not in PERIODS:
         raise UserError(f"--period {period!r} is not one of {', '.join(PERIODS)}.")
@@ -291,38 +398,60 @@ def build_report(source: Path | list[Path], period: str = "show", date: _dt.date
                         f"was the show stopped before it started, or is the date wrong?")
     records = timeline.records
     up, gaps, gap_s = downtime(timeline)
+    dark = darkness(timeline)
+    spans = dark_spans(timeline, dark, gap_s)
 
     def clock(w: _dt.datetime) -> str:
         return f"{w:%H:%M:%S}" if period == "day" else f"{w:%Y-%m-%d %H:%M:%S}"
 
-    svg, bin_name = _va_plot_svg(timeline, gaps, period)
+    svg, bin_name = _va_plot_svg(timeline, gaps, dark, spans)
     name = html.escape(str(next((r["name"] for r in records if r.get("name")), "") or paths[-1].stem))
-    return _page(name=name, title=title, paths=paths, up=up, gaps=gaps, gap_s=gap_s, svg=svg, bin_name=bin_name,
-                 summary=_summary_rows(timeline, title, up, gaps), figures=_thumbnail_figures(timeline, clock),
-                 **_event_tables(timeline, clock))
+    day = timeline.when[0].date() if period == "show" else (date or timeline.when[-1].date())
+    return _page(name=name, title=title, paths=paths, up=up, gaps=gaps, gap_s=gap_s, spans=spans, svg=svg,
+                 bin_name=bin_name, summary=_summary_rows(timeline, title, up, gaps, spans),
+                 figures=_thumbnail_figures(timeline, clock), **_event_tables(timeline, clock)), day
 
 
-def _summary_rows(timeline: Timeline, title: str, up: float,
-                  gaps: list[tuple[_dt.datetime, _dt.datetime]]) -> list[list[Any]]:
-    """The summary table: period, span, uptime, counts of each kind, fps and the last status's drops and restarts."""
+def _drop_rate(timeline: Timeline) -> str:
+    """Items dropped a minute over the period: each run's counts start at 0, so the drops are the
+    rises between consecutive status records of one run."""
+    total, last, seconds, previous_t = 0.0, None, 0.0, None
+    for t, record in zip(timeline.epoch.tolist(), timeline.records):
+        if record.get("kind") == "start":
+            last, previous_t = None, None
+        if record.get("kind") != "status" or not isinstance(record.get("drops"), dict):
+            continue
+        count = sum(v for v in record["drops"].values() if isinstance(v, (int, float)))
+        if last is not None and previous_t is not None and count >= last:
+            total += count - last
+            seconds += t - previous_t
+        last, previous_t = count, t
+    return f"{total * 60 / seconds:.2f} a minute ({total:.0f} in all)" if seconds > 0 else "n/a"
+
+
+def _summary_rows(timeline: Timeline, title: str, up: float, gaps: list[tuple[_dt.datetime, _dt.datetime]],
+                  spans: list[DarkSpan]) -> list[list[Any]]:
+    """The summary table: period, span, uptime, closed and blackout time, counts of each kind,
+    fps, the drop rate and the last status's restarts."""
     records, when = timeline.records, timeline.when
     kinds = Counter(r.get("kind", "?") for r in records)
     status = [r for r in records if r.get("kind") == "status"]
     fps = [r["fps"] for r in status if isinstance(r.get("fps"), (int, float))]
     last = status[-1] if status else {}
-    drops = last.get("drops", "n/a")
-    if isinstance(drops, dict):
-        drops = sum(v for v in drops.values() if isinstance(v, (int, float)))
     starts = kinds.get("start", 0)
+
+    def dark_s(why: str) -> str:
+        return _duration(sum((s.end - s.start).total_seconds() for s in spans if s.why == why))
     return [
         ["period", title], ["first record", f"{when[0]:%Y-%m-%d %H:%M:%S}"], ["last record", f"{when[-1]:%Y-%m-%d %H:%M:%S}"],
         ["duration", _duration((when[-1] - when[0]).total_seconds())], ["uptime", f"{up * 100:.2f} %"],
         ["downtime", f"{len(gaps)} gap(s), {_duration(sum((b - a).total_seconds() for a, b in gaps))} in all"],
+        ["closed (schedule)", dark_s("closed")], ["blackout in opening hours", dark_s("blackout")],
         ["starts (incl. restarts in place)", starts], ["records", len(records)],
         ["scene changes", kinds.get("scene", 0)], ["captions", kinds.get("caption", 0)],
         ["plans", kinds.get("plan", 0)], ["operator commands (a fader gesture counts once)", kinds.get("command", 0) + kinds.get("gesture", 0)],
         ["frames per second (median)", f"{statistics.median(fps):.1f}" if fps else "n/a"],
-        ["dropped items (last status)", drops], ["worker restarts (last status)", last.get("restarts", "n/a")],
+        ["dropped items", _drop_rate(timeline)], ["worker restarts (last status)", last.get("restarts", "n/a")],
     ]
 
 
@@ -359,12 +488,14 @@ def _thumbnail_figures(timeline: Timeline, clock: Callable[[_dt.datetime], str])
 
 
 def _page(*, name: str, title: str, paths: list[Path], up: float, gaps: list[tuple[_dt.datetime, _dt.datetime]],
-          gap_s: float, svg: str, bin_name: str, summary: list[list[Any]], figures: list[str],
+          gap_s: float, spans: list[DarkSpan], svg: str, bin_name: str, summary: list[list[Any]], figures: list[str],
           faults: list[tuple[_dt.datetime, str, str]], refused: list[tuple[_dt.datetime, str, str]], suppressed: int,
           captions: list[list[Any]], plans: list[list[Any]], scenes: list[list[Any]], commands: list[list[Any]],
           others: list[list[Any]], clock: Callable[[_dt.datetime], str]) -> str:
     """The report's HTML page from its parts."""
     down_rows = [[f"{a:%Y-%m-%d %H:%M:%S}", f"{b:%Y-%m-%d %H:%M:%S}", _duration((b - a).total_seconds())] for a, b in gaps]
+    dark_rows = [[f"{s.start:%Y-%m-%d %H:%M:%S}", f"{s.end:%Y-%m-%d %H:%M:%S}", _duration((s.end - s.start).total_seconds()),
+                  s.why] for s in spans]
     generated = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     refused_note = f" ({suppressed} more not logged one by one)" if suppressed else ""
     return f"""<!doctype html>
@@ -376,6 +507,7 @@ table {{ border-collapse: collapse; width: 100%; }} td, th {{ text-align: left; 
 th {{ background: #f6f6f6; }} .none {{ color: #888; }} .alert td {{ color: #8b1a10; }}
 .thumbs {{ display: flex; flex-wrap: wrap; gap: 8px; }} figure {{ margin: 0; }} figure img {{ width: 160px; display: block; }}
 figcaption {{ font-size: 11px; color: #666; }} svg {{ width: 100%; height: auto; }}
+details summary {{ cursor: pointer; }} details ul {{ margin: 0.3em 0; padding-left: 1.2em; }} .more {{ color: #888; }}
 @media print {{ h2 {{ break-after: avoid; }} table, figure {{ break-inside: avoid; }} }}
 </style></head><body>
 <h1>Chromesthesia report: {name}, {html.escape(title)}</h1>
@@ -386,8 +518,12 @@ figcaption {{ font-size: 11px; color: #666; }} svg {{ width: 100%; height: auto;
 <h2 id=uptime>Uptime {up * 100:.2f} %</h2>
 <p>Between the first and last record; a silence in the log longer than {gap_s:.0f} s counts as downtime.</p>
 {_table(["down from", "until", "for"], down_rows)}
+<h2 id=dark>Closed hours and blackouts</h2>
+<p>The projector black on purpose: the schedule's closed hours, or a blackout in opening hours (an
+operator, the idle mode). Its black frames are left out of the projected picture's bands.</p>
+{_table(["black from", "until", "for", "why"], dark_rows)}
 <h2>Summary</h2>{_table(["", ""], summary)}
-<h2>Valence and arousal (per {bin_name}; grey: downtime)</h2>{svg}
+<h2>Valence and arousal (per {bin_name}; hatched: downtime, shaded: closed and blackout)</h2>{svg}
 <h2>Projected frames</h2><div class=thumbs>{"".join(figures) or "<p class=none>none recorded</p>"}</div>
 <h2>Scenes</h2>{_table(["time", "scene", "cross-fade (s)", "sender"], scenes)}
 <h2>Captions</h2>{_table(["time", "prompt", "reasons"], captions)}
@@ -401,12 +537,12 @@ figcaption {{ font-size: 11px; color: #666; }} svg {{ width: 100%; height: auto;
 
 def write_report(source: Path, output: Path | None = None, period: str = "show", date: _dt.date | None = None) -> Path:
     """`period` "show": the newest log (a recording folder's show.jsonl); "day"/"week": every log
-    in the folder (the always-on log's daily files), cut to that day or the week ending on it."""
+    in the folder (the always-on log's daily files), cut to that day or the week ending on it.
+    Written beside the logs as `report-YYYY-MM-DD-PERIOD.html` (the week's last day) unless `output`."""
     paths = [find_log(Path(source))] if period == "show" else find_logs(Path(source))
+    page, day = dated_report(paths, period, date)
     if output is None:
-        suffix = "" if period == "show" else f"-{period}-{(date.isoformat() if date else 'last')}"
-        output = paths[-1].with_name(f"{paths[-1].stem}{suffix}.html")
-    page = build_report(paths, period, date)
+        output = paths[-1].with_name(f"report-{day.isoformat()}-{period}.html")
     try:
         Path(output).write_text(page, encoding="utf-8")
     except OSError as exc:

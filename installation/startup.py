@@ -81,7 +81,10 @@ def setup_logging(level: str = "info", quiet: bool = False) -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    for noisy in ("numba", "PIL", "matplotlib", "urllib3", "httpx"):
+    # Libraries that announce each model file they load (and torch its compile caches' statistics
+    # at exit): nothing an operator acts on.
+    for noisy in ("numba", "PIL", "matplotlib", "urllib3", "httpx", "sentence_transformers", "transformers",
+                  "huggingface_hub", "diffusers", "torch"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -114,6 +117,8 @@ def inherited_counts(environ=os.environ) -> dict[str, int]:
 
 
 def run_installation(args: argparse.Namespace) -> int:
+    from installation.quiet import quiet_third_parties
+    quiet_third_parties()  # before anything imports pydub or a model library
     from installation.crash_stacks import CrashStacks, log_folder
     crash_stacks = CrashStacks()
     crash_stacks.enable()  # from the first moment: a crash while the config loads still leaves its stack

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import deque
 from typing import Any
 
 log = logging.getLogger("chromesthesia.status")
@@ -50,9 +51,38 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def status_lines(s: dict, uptime_s: float | None = None) -> list[str]:
-    """Three lines, each under 80 columns for ordinary values; the caption takes what is left."""
-    drops = sum((s.get("drops") or {}).values())
+def total_drops(s: dict) -> int:
+    """Items lost at the hand-offs since the start (every mailbox together)."""
+    return int(sum(v for v in (s.get("drops") or {}).values() if isinstance(v, (int, float))))
+
+
+class DropRate:
+    """Drops per minute over the last `window_s`: a count since the start only ever climbs, and
+    says nothing of whether the machine is keeping up now."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_s = window_s
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def update(self, now_s: float, total: int) -> float:
+        samples = self._samples
+        if samples and total < samples[-1][1]:  # counters restarted (a restart in place)
+            samples.clear()
+        samples.append((now_s, total))
+        while len(samples) > 2 and now_s - samples[1][0] >= self.window_s:
+            samples.popleft()
+        (first_s, first), span_s = samples[0], now_s - samples[0][0]
+        return (total - first) * 60.0 / span_s if span_s > 0 else 0.0
+
+
+def _per_minute(rate: float) -> str:
+    return f"{rate:.1f}/min" if rate < 10 else f"{rate:.0f}/min"
+
+
+def status_lines(s: dict, uptime_s: float | None = None, drops_per_min: float | None = None) -> list[str]:
+    """Three lines, each under 80 columns for ordinary values; the caption takes what is left.
+    Drops are shown as a rate when `drops_per_min` is given, else as the count since the start."""
+    drops = _per_minute(drops_per_min) if drops_per_min is not None else str(total_drops(s))
     flags = "".join(f" {name}" for name, on in (("BLACKOUT", s.get("blackout")), ("FREEZE", s.get("freeze"))) if on)
     up = f"  up {_clock(uptime_s)}" if uptime_s is not None else ""
     # The projector refreshes at its own rate; a diffusion pass makes new pictures far more slowly.
@@ -67,9 +97,9 @@ def status_lines(s: dict, uptime_s: float | None = None) -> list[str]:
     return [first, second, third]
 
 
-def format_status(s: dict) -> str:
+def format_status(s: dict, drops_per_min: float | None = None) -> str:
     """One line for plain logs."""
-    return " | ".join(status_lines(s))
+    return " | ".join(status_lines(s, drops_per_min=drops_per_min))
 
 
 def format_summary(summary: dict[str, Any]) -> list[str]:
@@ -123,6 +153,8 @@ class StatusLine:
         self._started_s = time.monotonic()
         self.started_epoch_s = time.time()
         self._last: dict = {}
+        self._drop_rate = DropRate()
+        self._drops_per_min = 0.0
 
     def starting(self, text: str) -> None:
         """A first line at once, before models and devices load (they can take a while)."""
@@ -146,19 +178,20 @@ class StatusLine:
     def renderable(self, snapshot: dict):
         from rich.console import Group
         from rich.text import Text
-        lines = status_lines(snapshot, time.monotonic() - self._started_s)
+        lines = status_lines(snapshot, time.monotonic() - self._started_s, self._drops_per_min)
         styles = ("bold", "", "dim" if not snapshot.get("failures") else "yellow")
         return Group(*(Text(line, style=style, no_wrap=True, overflow="ellipsis") for line, style in zip(lines, styles)))
 
     def update(self, snapshot: dict) -> None:
         self._last = snapshot
+        self._drops_per_min = self._drop_rate.update(time.monotonic(), total_drops(snapshot))
         if self._silence is not None:
             self._silence.poll(time.monotonic())
         if self._live is not None:
             self._live.update(self.renderable(snapshot))
         elif time.monotonic() - self._last_plain_s >= PLAIN_PERIOD_S:
             self._last_plain_s = time.monotonic()
-            log.info("%s", format_status(snapshot))
+            log.info("%s", format_status(snapshot, self._drops_per_min))
 
     def stop(self, summary: dict[str, Any] | None = None) -> None:
         if self._live is not None:

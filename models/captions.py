@@ -758,8 +758,8 @@ class Director:
             drifting = max(abs(self._smoothed[0]), abs(self._smoothed[1])) > threshold
             if drifting != self._drifting:
                 self._drifting = drifting
-                log.info("critic: picture %s the music (music VA %+.2f %+.2f, image VA %+.2f %+.2f, nudge %+.2f %+.2f)",
-                         "drifts from" if drifting else "is back with", *music, *image, *self._nudge)
+                log.debug("critic: picture %s the music (music VA %+.2f %+.2f, image VA %+.2f %+.2f, nudge %+.2f %+.2f)",
+                          "drifts from" if drifting else "is back with", *music, *image, *self._nudge)
             self._drift = DriftRecord(t_s=t_s, music_va=music, image_va=image, drift_va=drift,
                                       smoothed_va=self._smoothed, nudge_va=self._nudge, samples=self._critic_samples,
                                       corrections=self._corrections)
@@ -791,8 +791,8 @@ class Director:
             event = {**c, "event": "effect", "drift_after": after,
                      "improved": math.hypot(*after) < math.hypot(*before)}
             self._critic_events.append(event)
-            log.info("critic (%s) correction at %.1f s: drift %+.2f %+.2f -> %+.2f %+.2f after %.0f s",
-                     self.critic_kind, c["at_s"], *before, *after, self.CORRECTION_EFFECT_S)
+            log.debug("critic (%s) correction at %.1f s: drift %+.2f %+.2f -> %+.2f %+.2f after %.0f s",
+                      self.critic_kind, c["at_s"], *before, *after, self.CORRECTION_EFFECT_S)
         self._open_corrections = keep
 
     def set_scene(self, scene: Any) -> None:
@@ -938,8 +938,8 @@ class Director:
                           "motion": caption.facets.get("motion", "")}
             self._open_corrections.append(correction)
             self._critic_events.append({**correction, "event": "correction"})
-            log.info("critic (%s) correction: drift %+.2f %+.2f, nudge %+.2f %+.2f -> colour %r, motion %r",
-                     self.critic_kind, *self._smoothed, *self._nudge, correction["colour"], correction["motion"])
+            log.debug("critic (%s) correction: drift %+.2f %+.2f, nudge %+.2f %+.2f -> colour %r, motion %r",
+                      self.critic_kind, *self._smoothed, *self._nudge, correction["colour"], correction["motion"])
         self._current = caption
         self._caption_va = clamp_va(*state.va)
         self._va_over_since = None

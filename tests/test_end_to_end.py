@@ -384,7 +384,7 @@ def test_closed_hours_with_stop_rest_in_place_and_resume_at_opening(tmp_path):
     assert not runner.is_alive()
 
     show = read_show_log(show_path)
-    assert [r["state"] for r in show if r["kind"] == "schedule"] == ["dormant", "open"]
+    assert [r["state"] for r in show if r["kind"] == "schedule"] == ["open", "closed", "dormant", "open"]
     plans = [r for r in show if r["kind"] == "plan"]
     assert not [p for p in plans if closed_s + 0.5 < p["start_s"] < reopened_s - 0.5]  # silence while closed
     assert [p for p in plans if p["start_s"] > reopened_s]  # music again after opening
@@ -392,6 +392,15 @@ def test_closed_hours_with_stop_rest_in_place_and_resume_at_opening(tmp_path):
     assert all(r["blackout"] for r in statuses if closed_s + 0.5 < r["t_s"] < reopened_s)
     assert not statuses[-1]["blackout"]
     assert not unmatched_notes(tmp_path / "midi.mid")
+    # The report shades the closed time, and its black frames are not the projected picture's mood.
+    from installation.report import dark_spans, darkness, downtime, load_timeline, va_points
+    timeline = load_timeline([show_path])
+    dark = darkness(timeline)
+    spans = dark_spans(timeline, dark, downtime(timeline)[2])
+    assert [s.why for s in spans] == ["closed"] and spans[0].end > spans[0].start
+    projected_times = {t for t, _ in va_points(timeline, "projected_va", dark)}
+    assert not [t for t, r in zip(timeline.epoch.tolist(), timeline.records)
+                if r["kind"] == "status" and r["blackout"] and t in projected_times]
 
 
 def test_a_stage_stuck_for_minutes_restarts_the_installation(tmp_path):

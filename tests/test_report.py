@@ -57,9 +57,9 @@ def test_report_page_holds_plots_captions_commands_faults_and_thumbnails(show):
     assert "src=\"http" not in page and "<link" not in page  # one file, nothing fetched
 
 
-def test_report_command_writes_beside_the_log(show, capsys):
+def test_report_command_writes_beside_the_log_named_by_date_and_period(show, capsys):
     assert main(["report", str(show)]) == 0
-    out = show / "show.html"
+    out = show / f"report-{dt.date.today().isoformat()}-show.html"  # the fixture's records are from today
     assert out.is_file() and str(out) in capsys.readouterr().out
     assert main(["report", str(show / "show.jsonl"), "-o", str(show / "x.html")]) == 0
     assert (show / "x.html").read_text().startswith("<!doctype html>")
@@ -143,6 +143,10 @@ def test_week_report_reads_daily_files_and_the_command_takes_a_period(tmp_path):
     assert "24 Nov - 30 Nov 2026" in page and "Uptime" in page
     # Two days apart: the night between them is downtime.
     assert "2026-11-29 01:59:30" in page and "2026-11-30 00:00:00" in page
+    assert main(["report", str(folder), "--period", "week", "--date", str(DAY)]) == 0
+    assert (folder / "report-2026-11-30-week.html").is_file()  # the week's last day, not the newest log's name
+    assert main(["report", str(folder), "--period", "day"]) == 0
+    assert (folder / "report-2026-11-30-day.html").is_file()  # the last day logged
 
 
 def test_a_field_named_like_a_record_key_never_breaks_the_show_log(tmp_path):
@@ -152,3 +156,66 @@ def test_a_field_named_like_a_record_key_never_breaks_the_show_log(tmp_path):
     log.close()
     record, = read_show_log(tmp_path / "show.jsonl")
     assert (record["kind"], record["kind_"], record["time_"], record["t_s"]) == ("critic", "colour", 3, 5.0)
+
+
+# --- a short show with a blackout and closed hours ----------------------------------------------
+@pytest.fixture
+def short_show(tmp_path):
+    """Three minutes as ShowLog writes them: lit, an operator's blackout at 60-80 s, closed hours
+    (the schedule's state and its /blackout) at 120-150 s, lit again; a status record a second."""
+    clock = ManualClock(50.0)
+    log = ShowLog(tmp_path / "show.jsonl", clock)
+    log.write("schedule", state="open")
+    log.write("start", name="Gallery 3", scene="nocturne")
+    log.write("caption", prompt="a harbour at dusk", reasons={"colour": "valence low", "motion": "arousal high",
+                                                              "scene": "nocturne"})
+    for second in range(180):
+        if second == 60:
+            log.write("command", address="/blackout", args=[1], sender="dashboard 10.0.0.5", ok=True)
+        if second == 80:
+            log.write("command", address="/blackout", args=[0], sender="dashboard 10.0.0.5", ok=True)
+        if second == 120:
+            log.write("schedule", state="closed")
+            log.write("command", address="/blackout", args=[1], sender="schedule", ok=True)
+        if second == 150:
+            log.write("schedule", state="open")
+            log.write("command", address="/blackout", args=[0], sender="schedule", ok=True)
+        black = 60 <= second < 80 or 120 <= second < 150
+        log.write("status", music_va=[0.2, 0.4], image_va=[0.1, 0.1],
+                  projected_va=[-0.93, -0.9] if black else [0.5 + second / 1000, 0.3], blackout=black, fps=30.0,
+                  drops={"frames": second // 10, "music": 0}, restarts=0, scene="nocturne")
+        clock.advance(1.0)
+    log.close()
+    return tmp_path / "show.jsonl"
+
+
+def test_closed_hours_and_blackouts_are_spans_and_their_black_frames_are_not_mood(short_show):
+    from installation.report import dark_spans, darkness, downtime, load_timeline, va_points
+    timeline = load_timeline([short_show])
+    _, gaps, gap_s = downtime(timeline)
+    dark = darkness(timeline)
+    spans = dark_spans(timeline, dark, gap_s)
+    assert not gaps
+    start = timeline.when[0]
+    assert [(s.why, round((s.start - start).total_seconds()), round((s.end - start).total_seconds())) for s in spans] \
+        == [("blackout", 60, 80), ("closed", 120, 150)]
+    projected = va_points(timeline, "projected_va", dark)
+    assert len(projected) == 130 and min(va[0] for _, va in projected) >= 0.5  # no -0.93 black frame
+    assert len(va_points(timeline, "music_va", dark)) == 180  # the music was still heard
+
+
+def test_a_short_show_gets_second_bins_a_seconds_axis_and_folded_reasons(short_show):
+    from installation.report import bin_seconds
+    assert bin_seconds(180) == 2.0 and bin_seconds(540) == 5.0 and bin_seconds(3600) == 60.0
+    assert bin_seconds(3 * 86400) == 600.0
+    page = build_report(short_show)
+    svg = page[page.index("<svg"):page.index("</svg>")]
+    ticks = re.findall(r">\s*(\d\d:\d\d:\d\d)\s*<", svg)
+    assert len(ticks) >= 4 and len(set(ticks)) == len(ticks)  # no minute read six times
+    assert "per 2 s" in page
+    for why in ("closed", "blackout"):  # in the legend and the table
+        assert svg.count(f">{why}<") == 1 and f"<td>{why}</td>" in page
+    assert "<td>0:00:30</td><td>closed</td>" in page and "<td>0:00:20</td><td>blackout</td>" in page
+    assert ("<details><summary>colour: valence low <span class=more>+2</span></summary>"
+            "<ul><li>colour: valence low</li><li>motion: arousal high</li><li>scene: nocturne</li></ul></details>") in page
+    assert "<tr><td>dropped items</td><td>5.70 a minute (17 in all)</td></tr>" in page

@@ -31,10 +31,76 @@ def test_status_lines_fit_80_columns_with_the_important_figures_first():
     assert second.startswith("music +0.12 -0.30   96 bpm A minor  image +0.30 +0.40   3.2 notes/s")
     assert len(first) <= 80 and len(second) <= 80
     assert third.startswith("drops 4 restarts 2 faults 1  \u2502 a slow blue tide")  # the caption is cut, not wrapped
+    assert status_lines(SNAPSHOT, 3723, drops_per_min=2.5)[2].startswith("drops 2.5/min restarts 2")
     with_diffusion = status_lines({**SNAPSHOT, "render": "diffusion", "fps": 26.5, "diffusion_new_fps": 2.1}, 3723)[0]
     assert with_diffusion == "nocturne BLACKOUT  26.5 fps diffusion 2.1 new/s  up 1:02:03"
     empty = status_lines({})
     assert all(len(line) <= 80 for line in empty)
+
+
+def test_drops_are_a_rate_over_the_last_minute_not_a_climbing_count():
+    from installation.status import DropRate
+    rate = DropRate(window_s=60.0)
+    assert rate.update(0.0, 100) == 0.0  # drops before the first look are not this minute's
+    assert rate.update(30.0, 110) == pytest.approx(20.0)  # 10 in 30 s
+    for t in range(31, 200):
+        last = rate.update(float(t), 110)  # none since: the rate falls back to 0 within the window
+    assert last == 0.0
+    assert rate.update(201.0, 5) == 0.0  # counts restarted with the process: no negative rate
+
+
+QUIET = textwrap.dedent("""
+    import logging, os, sys, warnings
+    sys.path.insert(0, {root!r})
+    os.environ["PATH"] = "/nonexistent"  # no ffmpeg: pydub warns on import
+    from installation.quiet import quiet_third_parties
+    from installation.startup import setup_logging
+    quiet_third_parties()
+    setup_logging("info")
+    from pydub import AudioSegment
+    from huggingface_hub.utils import tqdm as hub_tqdm
+    from transformers.utils.logging import tqdm as transformers_tqdm
+    for bar in (hub_tqdm, transformers_tqdm):
+        for _ in bar(range(50), desc="Loading weights"):
+            pass
+    warnings.warn("a library's own warning", UserWarning)
+    logging.getLogger("sentence_transformers.base.model").info("Loading SentenceTransformer model from /venv")
+    from models.captions import log as captions_log
+    captions_log.debug("critic: picture drifts from the music")
+    print("done", flush=True)
+""")
+
+
+def test_third_party_warnings_and_progress_bars_stay_off_the_console(tmp_path):
+    script = tmp_path / "quiet.py"
+    script.write_text(QUIET.format(root=str(ROOT)))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    console = done.stdout + done.stderr
+    for noise in ("ffmpeg", "Loading weights", "it/s]", "warning", "SentenceTransformer", "critic"):
+        assert noise not in console, console
+    assert console.strip() == "done"
+
+
+@pytest.mark.slow
+def test_a_short_start_shows_status_and_summary_and_nothing_else(tmp_path):
+    """A real start of the embedded default: no library warnings, bars or critic lines, drops as
+    a rate, and the summary is the last thing said."""
+    from tests.test_end_to_end import EMBEDDED
+    args = [sys.executable, str(ROOT / "run.py"), "--headless", "--duration", "12"]
+    for item in EMBEDDED:
+        args += ["--set", item]
+    done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    console = "\n".join(lines)
+    for noise in ("ffmpeg", "Loading weights", "it/s]", "Warning", "critic (", "critic: picture",
+                  "SentenceTransformer", "stopped:"):
+        assert noise not in console, console
+    assert any("/min restarts" in line for line in lines), console  # drops as a rate
+    summary = next(i for i, line in enumerate(lines) if " ran 0:00:" in line)
+    assert all(" chromesthesia.status: " in line for line in lines[summary:]), console  # nothing after it
+    assert "wrote nothing" in lines[-1]
 
 
 def test_summary_names_run_time_counts_and_paths(tmp_path):

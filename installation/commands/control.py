@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
     report = sub.add_parser("report", parents=[common], help="turn a show log into one HTML page (VA plots, captions, thumbnails)")
     report.add_argument("source", type=Path, metavar="DIR|LOG", help="a recording folder or its show.jsonl")
-    report.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write the page (default: beside the log)")
+    report.add_argument("-o", "--output", type=Path, metavar="FILE", help="where to write the page (default: report-YYYY-MM-DD-PERIOD.html beside the log)")
     report.add_argument("--period", choices=("show", "day", "week"), default="show",
                         help="show: the newest log; day or week: every daily log in the folder, cut to that period")
     report.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="the day (or a week's last day); default: the last day logged")

@@ -36,11 +36,13 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status_s: float = 5.0,
                         gap: tuple[_dt.time, float] | None = (_dt.time(13, 0), 20 * 60.0),
-                        thumbnail_width: int = 240, seed: int = 0) -> Path:
+                        thumbnail_width: int = 240, seed: int = 0,
+                        open_hours: tuple[_dt.time, _dt.time] | None = None) -> Path:
     """A show log as ShowLog writes it, for `hours` from local midnight of `day`: status records
     (music, camera and projected VA that drift through the day), captions, plans, scene changes,
     thumbnails (dark at the start, like a fade-in), commands (some refused), faults late in the
-    day, and a silence of `gap` (start time, seconds) as a power cut leaves it."""
+    day, and a silence of `gap` (start time, seconds) as a power cut leaves it. With `open_hours`
+    the rest of the day is closed: `schedule` records, the schedule's /blackout, black frames."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -61,8 +63,14 @@ def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status
     t_s, n = 0.0, 0
     scenes = ("nocturne", "pulse", "gallery")
     write(start, "start", name="Gallery 3", scene="nocturne")
+    was_open: bool | None = None
     while t_s < hours * 3600:
         when = start + _dt.timedelta(seconds=t_s)
+        is_open = open_hours is None or open_hours[0] <= when.time() < open_hours[1]
+        if open_hours is not None and is_open != was_open:
+            was_open = is_open
+            write(when, "schedule", state="open" if is_open else "closed")
+            write(when, "command", address="/blackout", args=[0 if is_open else 1], sender="schedule", ok=True)
         if gap_from is not None and gap_from <= when < gap_from + _dt.timedelta(seconds=gap_s):
             t_s = (gap_from - start).total_seconds() + gap_s
             write(start + _dt.timedelta(seconds=t_s), "start", name="Gallery 3", scene="nocturne")
@@ -71,6 +79,8 @@ def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status
         music = [math.sin(phase) + rng.normal(0, 0.15), math.cos(phase * 3) * 0.8 + rng.normal(0, 0.15)]
         camera = [0.5 * math.cos(phase) + rng.normal(0, 0.05), 0.3 + rng.normal(0, 0.05)]
         projected = [0.6 * music[0] + rng.normal(0, 0.05), 0.6 * music[1] + rng.normal(0, 0.05)]
+        if not is_open:
+            projected = [-0.93, -0.9]  # what the VA model makes of a black frame
         write(when, "status", installation="Gallery 3", scene=scenes[(n // 2000) % 3],
               music_va=[round(float(np.clip(v, -1, 1)), 3) for v in music],
               image_va=[round(float(np.clip(v, -1, 1)), 3) for v in camera],
@@ -78,13 +88,13 @@ def write_synthetic_day(folder: Path, day: _dt.date, hours: float = 24.0, status
               tempo_bpm=96.0, key="A minor", caption="a slow blue tide", reasons={"mood": "calm"},
               render="procedural", fps=29.8, notes_per_s=3.2,
               drops={"music": 0, "captions": 0, "frames": n // 500, "commands": 0}, failures=0, restarts=0,
-              blackout=False, freeze=False)
+              blackout=not is_open, freeze=False)
         if n % max(1, int(30 / status_s)) == 0:
             write(when, "caption", prompt=f"a slow blue tide, hour {int(t_s // 3600)}", reasons={"mood": "calm", "tempo": "slow"})
         if n % max(1, int(10 / status_s)) == 0:
             write(when, "plan", abc="X:1\nK:Am\nA2c2e2|", reasons=["image is calm"], start_s=t_s, end_s=t_s + 8)
         if n % max(1, int(60 / status_s)) == 0:
-            level = 0 if t_s < 120 else 60 + int(120 * (0.5 + 0.5 * math.sin(phase * 5)))
+            level = 0 if t_s < 120 or not is_open else 60 + int(120 * (0.5 + 0.5 * math.sin(phase * 5)))
             image = np.full((thumbnail_width * 9 // 16, thumbnail_width, 3), level, np.uint8)
             image[:, : thumbnail_width // 3, 2] = min(255, level + 80)
             name = f"{when:%Y%m%d-%H%M%S-%f}.jpg"
