@@ -13,7 +13,8 @@ from installation.records import ImageState, MusicState
 from models.caption_llm import _ECHO, LlmFacets
 from models.captions import FACETS, Director
 from models.composer import Composer
-from models.composer_llm import LlmComposer, abc_to_phrase, InvalidAbc
+from models.composer_llm import InvalidAbc, LlmComposer, abc_to_phrase
+from models.llm_probe import describe_llm_server
 from scenes.scene import load_scene
 from tests.waiting import wait_for
 
@@ -29,6 +30,11 @@ class Desc:
 
 DRAFTS = {"scene": "misty lake at dawn", "motion": "slow drifting mist", "style": "soft watercolour",
           "colour": "grey blue and silver", "composition": "wide low horizon"}
+
+
+def test_check_sees_that_the_server_takes_a_schema(real_llm):
+    line = describe_llm_server(real_llm, "SmolLM2-135M-Instruct.Q4_1", timeout_s=ANSWER_S)
+    assert "answers" in line and "JSON schema: taken" in line
 
 
 def test_one_caption_call_answers_or_fails_with_a_reason(real_llm):
@@ -116,6 +122,7 @@ def test_a_server_without_a_schema_gets_free_text(real_llm, request):
         pytest.skip("llama.cpp's server always takes a schema")
     from tests.conftest import _local_llm
     with _local_llm().serve("smollm2", "transformers", schema=False, max_tokens=60, ready_timeout_s=200) as url:
+        assert "JSON schema: refused (HTTP 400" in describe_llm_server(url, "smollm2", timeout_s=ANSWER_S)
         llm = LlmFacets(url, "smollm2", timeout_s=ANSWER_S)
         llm.submit(1, Desc(), DRAFTS)
         result = wait_for(lambda: llm.poll(1), ANSWER_S + 10, interval_s=0.2)

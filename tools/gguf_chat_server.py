@@ -30,6 +30,32 @@ from local_llm import CACHE_DIR, gguf_path  # noqa: E402
 log = logging.getLogger("gguf_chat_server")
 
 
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{% set first = messages[0]['content'] + '\n\n' %}"
+    "{% set rest = messages[1:] %}{% else %}{% set first = '' %}{% set rest = messages %}{% endif %}"
+    "{% for m in rest %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ (first if loop.first else '') + m['content'] }}<end_of_turn>\n{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+"""Gemma's turn format (the system prompt goes into the first user turn): its GGUF carries no template."""
+CHATML_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+"""What llama.cpp's server falls back to for a model without a template."""
+
+
+def with_template(model, tokenizer):
+    """The tokenizer with a chat template (the GGUF's, else the family's), and the ids that end a turn."""
+    if not tokenizer.chat_template:
+        gemma = str(getattr(model.config, "model_type", "")).startswith("gemma")
+        tokenizer.chat_template = GEMMA_TEMPLATE if gemma else CHATML_TEMPLATE
+    stops = {tokenizer.eos_token_id}
+    for marker in ("<end_of_turn>", "<|im_end|>"):
+        idx = tokenizer.convert_tokens_to_ids(marker)
+        if isinstance(idx, int) and idx != tokenizer.unk_token_id:
+            stops.add(idx)
+    return tokenizer, sorted(i for i in stops if i is not None)
+
+
 def load(gguf: Path):
     """(model, tokenizer) for the GGUF file, converted once and cached as a transformers folder."""
     import torch
@@ -101,6 +127,7 @@ def text_of(content: Any) -> str:
 
 
 def build_app(model, tokenizer, name: str, schema_ok: bool, max_tokens_cap: int):
+    tokenizer, stops = with_template(model, tokenizer)
     import torch
     from fastapi import FastAPI, HTTPException
     from transformers import LogitsProcessorList
@@ -149,12 +176,12 @@ def build_app(model, tokenizer, name: str, schema_ok: bool, max_tokens_cap: int)
             processors = LogitsProcessorList([SchemaMask(tokenizer, schema, prompt_len)] if schema is not None else [])
             with torch.inference_mode():
                 out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, logits_processor=processors,
-                                     pad_token_id=tokenizer.eos_token_id)
+                                     eos_token_id=stops, pad_token_id=tokenizer.eos_token_id)
             new = out[0][prompt_len:].tolist()
             stats["requests"] += 1
             stats["constrained"] += schema is not None
             text = tokenizer.decode(new, skip_special_tokens=True)
-            finish = "length" if len(new) >= max_new and (not new or new[-1] != tokenizer.eos_token_id) else "stop"
+            finish = "length" if len(new) >= max_new and (not new or new[-1] not in stops) else "stop"
             log.info("answered %d tokens in %.1f s (%s)", len(new), time.monotonic() - started,
                      "schema" if schema is not None else "free")
         return {"id": f"chatcmpl-{stats['requests']}", "object": "chat.completion", "created": int(time.time()),

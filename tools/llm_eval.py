@@ -20,6 +20,7 @@ import argparse
 import collections
 import logging
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ import local_llm  # noqa: E402
 
 def _reason(error: str) -> str:
     """A failure's kind, without the answer's own words."""
-    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(\.\d+)?", "…", error)[:80]
+    return re.sub(r"'[^']*'|\"[^\"]*\"|(?<!HTTP )\b\d+(\.\d+)?\b", "…", error)[:90]
 
 
 def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
@@ -62,6 +63,9 @@ def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
             latencies.append(result.latency_s)
             if result.facets is None:
                 errors[_reason(result.error)] += 1
+            if seen_results % 10 == 0:
+                print(f"    ... {seen_results} answers, {llm.stats['ok']} usable; published {dict(sources)}; "
+                      f"echoes {len(echoes)}", flush=True)
         return result
     llm.poll = counting_poll  # type: ignore[method-assign]
 
@@ -159,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=400, help="server-side cap on each answer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # A stopped run still stops its server (the context manager's exit runs on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     modes = {"on": [True], "off": [False], "both": [True, False]}[args.schema]
     print(f"# {args.model} via {args.route}; simulated clock for the director (it waits for each answer); "
           f"answer times are real", flush=True)
