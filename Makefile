@@ -26,7 +26,7 @@ test: setup
 # The `llm` tests against llama.cpp's llama-server as well as the transformers route. Builds the server
 # once (about 25 min on 2 cores; cached under ~/.cache/chromesthesia/llama.cpp, a rerun resumes).
 test-llm: setup
-	LLAMA_SERVER=$$(tools/build_llama_server.sh $(PY) | tail -n 1) CHROMESTHESIA_LLM_ROUTES=transformers,llama.cpp \
+	bin=$$(tools/build_llama_server.sh $(PY)) && LLAMA_SERVER=$$bin CHROMESTHESIA_LLM_ROUTES=transformers,llama.cpp \
 	  $(PY) -m pytest -q -p no:cacheprovider -m llm $(TEST_ARGS)
 
 setup: $(STAMP)
