@@ -102,11 +102,11 @@ def enforcer_data(tokenizer):
 class SchemaMask:
     """A logits processor that leaves only the tokens the JSON schema allows next."""
 
-    def __init__(self, tokenizer, schema: dict[str, Any], prompt_len: int) -> None:
+    def __init__(self, tokenizer, schema: dict[str, Any]) -> None:
         from lmformatenforcer import JsonSchemaParser, TokenEnforcer
 
+        # The enforcer takes the first sequence it sees as the prompt and parses only what follows.
         self.enforcer = TokenEnforcer(enforcer_data(tokenizer), JsonSchemaParser(schema))
-        self.prompt_len = prompt_len
 
     def __call__(self, input_ids, scores):
         import torch
@@ -173,7 +173,7 @@ def build_app(model, tokenizer, name: str, schema_ok: bool, max_tokens_cap: int)
             enc = tokenizer.apply_chat_template(chat_messages, add_generation_prompt=True, return_tensors="pt",
                                                 return_dict=True)
             prompt_len = int(enc["input_ids"].shape[1])
-            processors = LogitsProcessorList([SchemaMask(tokenizer, schema, prompt_len)] if schema is not None else [])
+            processors = LogitsProcessorList([SchemaMask(tokenizer, schema)] if schema is not None else [])
             with torch.inference_mode():
                 out = model.generate(**enc, max_new_tokens=max_new, do_sample=False, logits_processor=processors,
                                      eos_token_id=stops, pad_token_id=tokenizer.eos_token_id)
