@@ -63,9 +63,9 @@ def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
             latencies.append(result.latency_s)
             if result.facets is None:
                 errors[_reason(result.error)] += 1
-            if seen_results % 10 == 0:
+            if seen_results % 10 == 0:  # a running tally: a run stopped early still has its figures
                 print(f"    ... {seen_results} answers, {llm.stats['ok']} usable; published {dict(sources)}; "
-                      f"echoes {len(echoes)}", flush=True)
+                      f"echoes {len(echoes)}; failures {dict(errors.most_common())}", flush=True)
         return result
     llm.poll = counting_poll  # type: ignore[method-assign]
 
