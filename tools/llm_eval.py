@@ -141,7 +141,10 @@ def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
         while not composer.at_phrase_start:
             t_s = composer.plan(image, t_s).end_s
         plan = llm.plan(image, t_s)
-        written += any(r.startswith("melody written by the LLM") for r in plan.reasons)
+        credited = any(r.startswith("melody written by the LLM") for r in plan.reasons)
+        written += credited
+        print(f"    ... phrase {llm.stats['phrases']}: {written} credited so far; {len(copies)} credited copies; "
+              f"this one: {'credited' if credited else _reason(llm.last_error)}", flush=True)
         t_s = plan.end_s
     return {"phrases": llm.stats["phrases"], "written": written, "fallbacks": llm.stats["fallbacks"],
             "errors": dict(errors.most_common()), "copies_credited": copies, "latency_s": sorted(latencies)}
