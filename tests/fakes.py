@@ -37,6 +37,8 @@ class FakeLlm(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _LlmHandler)
         self.contents: dict[str, str | Callable[[dict], str]] = dict(contents or {})
         self.mode = mode
+        self.refuse_schema = False
+        """Answer HTTP 400 to a request with `response_format`, as a server without schema support does."""
         self.requests: list[dict] = []
         self.release = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, name="fake-llm", daemon=True)
@@ -66,6 +68,9 @@ class _LlmHandler(BaseHTTPRequestHandler):
         server.requests.append({"path": self.path, **body})
         if server.mode == "hang":
             server.release.wait(10)
+            return
+        if server.refuse_schema and "response_format" in body:
+            self.send_error(400, "response_format is not supported")
             return
         if server.mode == "garbage":
             payload = b"\x00\xffnot json at all"
