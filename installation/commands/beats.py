@@ -1,0 +1,81 @@
+"""`eval beats`: the block-rate beat tracker against each song's chart (notes.mid tempo map)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from installation.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
+    from installation.startup import config_options
+    ev = groups["eval"].add_parser(
+        "beats", parents=[config_options()],
+        help="tempo settling time and beat distance of the onset stage's beat tracker against charted songs")
+    ev.add_argument("--audio", type=Path, required=True, metavar="DIR",
+                    help="folder of song folders, each with notes.mid and its audio stems (song.ogg, guitar.ogg, ...)")
+    ev.add_argument("--tolerance", type=float, default=0.02, help="tempo band around the chart's (default 0.02 = 2 %%)")
+    ev.add_argument("--hold-s", type=float, default=10.0,
+                    help="seconds the tempo must stay in the band to count as settled (default 10)")
+    ev.add_argument("--block-s", type=float, default=0.01,
+                    help="audio per block fed to the detector (default 0.01: what the file source releases)")
+    ev.add_argument("--seconds", type=float, default=0.0, help="analyse only the first SECONDS of each song (0 = all)")
+    ev.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
+    ev.set_defaults(handler=_eval_beats)
+
+
+def _eval_beats(args: argparse.Namespace) -> int:
+    from installation.sources import ANALYSIS_RATE_HZ
+    from installation.startup import load
+    from models.beat_eval import mixed_stems, score, song_delay_s, song_folders, tempo_map, track_song
+    from models.onsets import onset_detector
+
+    cfg = load(args)
+    folders = song_folders(args.audio)
+    if not folders:
+        raise UserError(f"no notes.mid under {args.audio}: give a folder of charted songs (Frets on Fire layout).")
+    rate = cfg.audio.sample_rate_hz or ANALYSIS_RATE_HZ
+    block = max(1, int(round(args.block_s * rate)))
+    print(f"block-by-block feed of the onset stage's detector on the audio's clock (simulated, not real time): "
+          f"{block} samples a block at {rate} Hz, beat range {cfg.listen.beat_range_bpm} BPM", file=sys.stderr)
+    rows = []
+    for folder in folders:
+        try:
+            samples = mixed_stems(folder, rate)
+        except FileNotFoundError as exc:
+            print(f"skipped: {exc}", file=sys.stderr)
+            continue
+        if args.seconds > 0:
+            samples = samples[:int(args.seconds * rate)]
+        chart = tempo_map(folder / "notes.mid", samples.size / rate, song_delay_s(folder))
+        track, cpu_s = track_song(samples, rate, onset_detector(cfg.listen)(rate), block)
+        s = score(track, chart, args.tolerance, args.hold_s)
+        tempi = [p.tempo_bpm for p in track if p.tempo_bpm > 0]
+        rows.append({"song": folder.name, "chart_bpm": round(s.chart_bpm, 2),
+                     "tempo_changes": int(chart.change_bpm.size - 1),
+                     "median_bpm": round(float(sorted(tempi)[len(tempi) // 2]), 2) if tempi else None,
+                     "settle_s": None if s.settle_s is None else round(s.settle_s, 2),
+                     "in_band_after": _num(s.in_band_after), "octave_share": _num(s.octave_share),
+                     "beat_p50_ms": _num(s.beat_p50_ms, 1), "beat_p95_ms": _num(s.beat_p95_ms, 1),
+                     "beats": s.beats, "audio_s": round(samples.size / rate, 1),
+                     "rtf": round(cpu_s / max(samples.size / rate, 1e-9), 4)})
+        print(f"{folder.name}: done", file=sys.stderr)
+    cols = ("chart_bpm", "median_bpm", "settle_s", "in_band_after", "octave_share", "beat_p50_ms", "beat_p95_ms",
+            "beats", "rtf")
+    print(f"{'song':24s} " + " ".join(f"{c:>13s}" for c in cols))
+    for r in rows:
+        print(f"{r['song'][:24]:24s} " + " ".join(f"{'-' if r[c] is None else r[c]!s:>13s}" for c in cols))
+    print(f"settled = within {args.tolerance:.0%} of the chart's tempo for {args.hold_s:g} s (half or double time "
+          f"is a miss); beats = |predicted beat - nearest chart beat| after settling; rtf = CPU s per audio s")
+    if args.json:
+        args.json.write_text(json.dumps({"feed": "block-by-block, simulated clock", "block_samples": block,
+                                         "sample_rate_hz": rate, "tolerance": args.tolerance,
+                                         "hold_s": args.hold_s, "songs": rows}, indent=1))
+    return 0
+
+
+def _num(x: float, digits: int = 3) -> float | None:
+    return None if not math.isfinite(x) else round(x, digits)
