@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 from installation.errors import UserError
 
@@ -41,7 +42,7 @@ def _eval_beats(args: argparse.Namespace) -> int:
     block = max(1, int(round(args.block_s * rate)))
     print(f"block-by-block feed of the onset stage's detector on the audio's clock (simulated, not real time): "
           f"{block} samples a block at {rate} Hz, beat range {cfg.listen.beat_range_bpm} BPM", file=sys.stderr)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for folder in folders:
         try:
             samples = mixed_stems(folder, rate)
@@ -51,7 +52,7 @@ def _eval_beats(args: argparse.Namespace) -> int:
         if args.seconds > 0:
             samples = samples[:int(args.seconds * rate)]
         chart = tempo_map(folder / "notes.mid", samples.size / rate, song_delay_s(folder))
-        track, cpu_s = track_song(samples, rate, onset_detector(cfg.listen)(rate), block)
+        track, cpu_s, p99_s = track_song(samples, rate, onset_detector(cfg.listen)(rate), block)
         s = score(track, chart, args.tolerance, args.hold_s)
         tempi = [p.tempo_bpm for p in track if p.tempo_bpm > 0]
         rows.append({"song": folder.name, "chart_bpm": round(s.chart_bpm, 2),
@@ -61,15 +62,17 @@ def _eval_beats(args: argparse.Namespace) -> int:
                      "in_band_after": _num(s.in_band_after), "octave_share": _num(s.octave_share),
                      "beat_p50_ms": _num(s.beat_p50_ms, 1), "beat_p95_ms": _num(s.beat_p95_ms, 1),
                      "beats": s.beats, "audio_s": round(samples.size / rate, 1),
-                     "rtf": round(cpu_s / max(samples.size / rate, 1e-9), 4)})
+                     "rtf": round(cpu_s / max(samples.size / rate, 1e-9), 4),
+                     "p99_block_ms": round(p99_s * 1000, 2)})
         print(f"{folder.name}: done", file=sys.stderr)
     cols = ("chart_bpm", "median_bpm", "settle_s", "in_band_after", "octave_share", "beat_p50_ms", "beat_p95_ms",
-            "beats", "rtf")
+            "beats", "rtf", "p99_block_ms")
     print(f"{'song':24s} " + " ".join(f"{c:>13s}" for c in cols))
     for r in rows:
         print(f"{r['song'][:24]:24s} " + " ".join(f"{'-' if r[c] is None else r[c]!s:>13s}" for c in cols))
     print(f"settled = within {args.tolerance:.0%} of the chart's tempo for {args.hold_s:g} s (half or double time "
-          f"is a miss); beats = |predicted beat - nearest chart beat| after settling; rtf = CPU s per audio s")
+          f"is a miss); beats = |predicted beat - nearest chart beat| after settling; rtf = CPU s per audio s; p99_block_ms = CPU ms of a "
+          f"{block}-sample block (99th percentile)")
     if args.json:
         args.json.write_text(json.dumps({"feed": "block-by-block, simulated clock", "block_samples": block,
                                          "sample_rate_hz": rate, "tolerance": args.tolerance,

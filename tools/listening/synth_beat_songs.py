@@ -4,7 +4,9 @@ rendered by fluidsynth, each folder with notes.mid (the chart) and song.wav, lik
     python tools/listening/synth_beat_songs.py OUT [--seconds 40] [--soundfont FILE]
 
 Styles cover what trips an octave choice: straight rock, half-time feel, double-kick metal, a
-shuffle, sparse ballad drums, and a song whose tempo changes halfway. Tempi span 70-200 BPM.
+shuffle, sparse ballad drums, and a song whose tempo changes halfway. Tempi span 70-200 BPM. Like a
+band, each song opens with two bars of guitar alone, has a drum fill every eighth bar, drops the
+drums for two bars in its middle, and plays off the grid by a few milliseconds (`--jitter-ms`).
 """
 from __future__ import annotations
 
@@ -55,7 +57,8 @@ def drum_hits(style: str, beat: int, rng: random.Random) -> list[tuple[float, in
     return hits
 
 
-def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed: int) -> mido.MidiFile:
+def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed: int,
+          jitter_ms: float = 8.0) -> mido.MidiFile:
     """A type-1 file: tempo track, drums (channel 10), bass and chords (roots move every bar)."""
     rng = random.Random(seed)
     midi = mido.MidiFile(type=1, ticks_per_beat=PER_BEAT)
@@ -70,13 +73,24 @@ def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed
     midi.tracks.append(tempo)
     events: list[tuple[int, mido.Message]] = []
     roots = [40, 43, 45, 38, 41, 36]
+    jitter = jitter_ms / 1000.0 * bpm / 60.0 * PER_BEAT  # ticks
+    quiet = range((beats // 2) // 4 * 4, (beats // 2) // 4 * 4 + 8)  # two bars without drums
     for b in range(beats):
-        for offset, note, vel in drum_hits(style, b, rng):
-            at = b * PER_BEAT + int(offset * PER_BEAT)
+        bar = b // 4
+        drums = [] if b < 8 or b in quiet else drum_hits(style, b, rng)
+        if bar % 8 == 7 and b % 4 == 3 and b >= 8:  # a fill: sixteenth-note snare and toms into the next bar
+            drums = [(i / 4, (SNARE, 45, 47, 48)[i], 100) for i in range(4)]
+        for offset, note, vel in drums:
+            at = max(0, b * PER_BEAT + int(offset * PER_BEAT + rng.gauss(0.0, jitter)))
             vel = max(1, min(127, vel + rng.randint(-8, 8)))
             events += [(at, mido.Message("note_on", channel=9, note=note, velocity=vel)),
                        (at + PER_BEAT // 8, mido.Message("note_off", channel=9, note=note))]
         root = roots[(b // 4 + seed) % len(roots)]
+        for i in range(2):  # distorted guitar in eighths, accented on the beat
+            at = max(0, b * PER_BEAT + i * PER_BEAT // 2 + int(rng.gauss(0.0, jitter)))
+            for n in (root + 12, root + 19):
+                events += [(at, mido.Message("note_on", channel=2, note=n, velocity=100 if i == 0 else 80)),
+                           (at + PER_BEAT // 2 - 20, mido.Message("note_off", channel=2, note=n))]
         if style != "ballad" or b % 2 == 0:
             events += [(b * PER_BEAT, mido.Message("note_on", channel=0, note=root, velocity=90)),
                        (b * PER_BEAT + PER_BEAT * 3 // 4, mido.Message("note_off", channel=0, note=root))]
@@ -86,7 +100,8 @@ def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed
                            (b * PER_BEAT + 4 * PER_BEAT - 10, mido.Message("note_off", channel=1, note=n))]
     track = mido.MidiTrack()
     track += [mido.Message("program_change", channel=0, program=33), mido.Message("program_change", channel=1,
-                                                                                   program=29 if style != "ballad" else 48)]
+                                                                                   program=29 if style != "ballad" else 48),
+              mido.Message("program_change", channel=2, program=30 if style != "ballad" else 25)]
     now = 0
     for at, msg in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
         track.append(msg.copy(time=at - now))
@@ -99,6 +114,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--jitter-ms", type=float, default=8.0, help="timing spread of each note off the grid")
     ap.add_argument("--soundfont", type=Path, default=Path("/usr/share/sounds/sf2/TimGM6mb.sf2"))
     args = ap.parse_args()
     if shutil.which("fluidsynth") is None:
@@ -106,7 +122,7 @@ def main() -> int:
     for i, (name, style, bpm, change) in enumerate(SONGS):
         folder = args.out / name
         folder.mkdir(parents=True, exist_ok=True)
-        chart(style, bpm, change, args.seconds, seed=i).save(str(folder / "notes.mid"))
+        chart(style, bpm, change, args.seconds, seed=i, jitter_ms=args.jitter_ms).save(str(folder / "notes.mid"))
         subprocess.run(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", "22050", "-F", str(folder / "song.wav"),
                         str(args.soundfont), str(folder / "notes.mid")], check=True, capture_output=True)
         print(folder)
