@@ -81,20 +81,24 @@ def test_predicted_beats_are_the_projectors_and_stop_below_the_confidence_floor(
     assert predicted_beats(quiet) == []
 
 
-def test_eval_beats_on_a_charted_click_track(tmp_path, capsys):
+def click_song(tmp_path, seconds: int):
     rate = 22050
     song = tmp_path / "songs" / "clicks_150"
     song.mkdir(parents=True)
     write_chart(song / "notes.mid", [(0, 150.0)])
     # A quiet hum under the clicks, so the room is never silent between them.
-    x = (0.01 * np.sin(2 * np.pi * 220.0 * np.arange(14 * rate) / rate)).astype(np.float32)
+    x = (0.01 * np.sin(2 * np.pi * 220.0 * np.arange(seconds * rate) / rate)).astype(np.float32)
     rng = np.random.default_rng(0)
     n = np.arange(int(0.05 * rate))
-    for t_s in np.arange(0.0, 14.0, 0.4):
+    for t_s in np.arange(0.0, seconds, 0.4):
         i = int(t_s * rate)
         click = (0.6 * rng.standard_normal(n.size) * np.exp(-n / (0.005 * rate))).astype(np.float32)
         x[i:i + n.size] += click[:x.size - i]
     sf.write(song / "song.wav", x, rate)
+
+
+def test_eval_beats_on_a_charted_click_track(tmp_path, capsys):
+    click_song(tmp_path, 14)
     out = tmp_path / "beats.json"
     assert main(["eval", "beats", "--audio", str(tmp_path / "songs"), "--hold-s", "5", "--json", str(out)]) == 0
     assert "simulated" in capsys.readouterr().err
@@ -102,3 +106,14 @@ def test_eval_beats_on_a_charted_click_track(tmp_path, capsys):
     assert row["song"] == "clicks_150" and row["chart_bpm"] == pytest.approx(150.0)
     assert row["settle_s"] is not None and row["settle_s"] <= 8.0
     assert row["beat_p50_ms"] <= 30.0
+
+
+def test_eval_beats_live_plays_through_the_onset_stage(tmp_path, capsys):
+    click_song(tmp_path, 6)
+    out = tmp_path / "beats.json"
+    assert main(["eval", "beats", "--audio", str(tmp_path / "songs"), "--live", "--hold-s", "2",
+                 "--json", str(out)]) == 0
+    assert "live" in json.loads(out.read_text())["feed"]
+    row = json.loads(out.read_text())["songs"][0]
+    assert row["median_bpm"] == pytest.approx(150.0, rel=0.02)
+    assert row["beats"] > 0

@@ -25,7 +25,12 @@ SONGS = (  # (name, style, bpm, bpm after the halfway change or None)
     ("metal_185", "metal", 185.0, None), ("metal_196", "metal", 196.0, None), ("shuffle_96", "shuffle", 96.0, None),
     ("ballad_72", "ballad", 72.0, None), ("punk_164", "rock", 164.0, None), ("half_time_176", "half", 176.0, None),
     ("change_128_140", "rock", 128.0, 140.0), ("metal_162", "metal", 162.0, None), ("rock_138", "rock", 138.0, None),
+    ("sync_124", "sync", 124.0, None), ("sync_170", "sync", 170.0, None), ("sync_188", "sync", 188.0, None),
+    ("five_176", "five", 176.0, None), ("five_140", "five", 140.0, None),
 )
+ACCENTS = {"sync": (0, 3, 6), "five": (0, 5, 10, 15, 20, 25, 30)}
+"""Eighth notes (per bar, or per 4 bars for "five") the guitar and kick accent: riffs grouped 3+3+2
+(a dotted-quarter period) or in fives, whose own period competes with the beat's."""
 
 
 def drum_hits(style: str, beat: int, rng: random.Random) -> list[tuple[float, int, int]]:
@@ -51,6 +56,15 @@ def drum_hits(style: str, beat: int, rng: random.Random) -> list[tuple[float, in
     elif style == "shuffle":
         hits += [(0.0, HAT, 80), (2 / 3, HAT, 55)]
         hits += [(0.0, KICK, 105)] if bar_beat in (0, 2) else [(0.0, SNARE, 100)]
+    elif style in ACCENTS:  # kick on the riff's accents, snare on 2 and 4, a soft ride on the beat
+        cycle = 8 if style == "sync" else 32
+        hits.append((0.0, RIDE, 45))
+        for half in (0, 1):
+            eighth = (beat * 2 + half) % cycle
+            if eighth in ACCENTS[style]:
+                hits.append((half / 2, KICK, 115))
+        if bar_beat in (1, 3):
+            hits.append((0.0, SNARE, 105))
     elif style == "ballad":
         hits += [(0.0, RIDE, 55)]
         hits += [(0.0, KICK, 90)] if bar_beat == 0 else [(0.0, SNARE, 80)] if bar_beat == 2 else []
@@ -86,10 +100,15 @@ def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed
             events += [(at, mido.Message("note_on", channel=9, note=note, velocity=vel)),
                        (at + PER_BEAT // 8, mido.Message("note_off", channel=9, note=note))]
         root = roots[(b // 4 + seed) % len(roots)]
-        for i in range(2):  # distorted guitar in eighths, accented on the beat
+        for i in range(2):  # distorted guitar in eighths, accented on the beat or on the riff's accents
             at = max(0, b * PER_BEAT + i * PER_BEAT // 2 + int(rng.gauss(0.0, jitter)))
+            if style in ACCENTS:
+                accent = (b * 2 + i) % (8 if style == "sync" else 32) in ACCENTS[style]
+                vel = 115 if accent else 55
+            else:
+                vel = 100 if i == 0 else 80
             for n in (root + 12, root + 19):
-                events += [(at, mido.Message("note_on", channel=2, note=n, velocity=100 if i == 0 else 80)),
+                events += [(at, mido.Message("note_on", channel=2, note=n, velocity=vel)),
                            (at + PER_BEAT // 2 - 20, mido.Message("note_off", channel=2, note=n))]
         if style != "ballad" or b % 2 == 0:
             events += [(b * PER_BEAT, mido.Message("note_on", channel=0, note=root, velocity=90)),
@@ -99,8 +118,8 @@ def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed
                 events += [(b * PER_BEAT, mido.Message("note_on", channel=1, note=n, velocity=60)),
                            (b * PER_BEAT + 4 * PER_BEAT - 10, mido.Message("note_off", channel=1, note=n))]
     track = mido.MidiTrack()
-    track += [mido.Message("program_change", channel=0, program=33), mido.Message("program_change", channel=1,
-                                                                                   program=29 if style != "ballad" else 48),
+    track += [mido.Message("program_change", channel=0, program=33),
+              mido.Message("program_change", channel=1, program=29 if style != "ballad" else 48),
               mido.Message("program_change", channel=2, program=30 if style != "ballad" else 25)]
     now = 0
     for at, msg in sorted(events, key=lambda e: (e[0], e[1].type == "note_on")):
