@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 def _eval_beats(args: argparse.Namespace) -> int:
     from installation.sources import ANALYSIS_RATE_HZ
     from installation.startup import load
-    from models.beat_eval import mixed_stems, score, song_delay_s, song_folders, tempo_map, track_live, track_song
+    from models.beat_eval import mixed_stems, score, song_delay_s, song_folders, tempo_map, track_song
     from models.onsets import onset_detector
 
     cfg = load(args)
@@ -91,3 +91,50 @@ def _eval_beats(args: argparse.Namespace) -> int:
 
 def _num(x: float, digits: int = 3) -> float | None:
     return None if not math.isfinite(x) else round(x, digits)
+
+
+def track_live(samples, rate_hz: int, detector_factory):
+    """Play `samples` in real time through the onset stage (file source, the real clock), as the
+    installation runs it; every state it publishes, on the audio's clock. Same returns as `track_song`."""
+    import tempfile
+    import time
+
+    import numpy as np
+    import soundfile as sf
+
+    from hardware.audio_in import FileInput
+    from installation.clock import MonotonicClock
+    from installation.mailbox import Latest
+    from installation.records import OnsetState
+    from installation.stages.onsets import AudioQueue, OnsetStage
+    from models.beat_eval import TrackPoint
+
+    clock = MonotonicClock()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mix.wav"
+        sf.write(path, samples, rate_hz)
+        audio = FileInput(str(path), rate_hz, clock, loop=False)
+        onsets: Latest[OnsetState] = Latest()
+        stage = OnsetStage(audio, detector_factory, onsets, AudioQueue("eval"), clock)
+        stage.open()
+        track: list[TrackPoint] = []
+        costs_s: list[float] = []
+        end_s = samples.size / rate_hz
+        seen = None
+        try:
+            while True:
+                t0 = time.thread_time()
+                stage.step()
+                costs_s.append(time.thread_time() - t0)
+                state = onsets.peek()
+                if state is None or state is seen:
+                    continue
+                seen = state
+                t_s = state.t_s - audio.started_s
+                if t_s > end_s:
+                    break
+                track.append(TrackPoint(t_s, state.tempo_bpm, state.beat_t_s - audio.started_s,
+                                        state.beat_confidence, state.silent))
+        finally:
+            stage.close()
+    return track, float(np.sum(costs_s)), float(np.percentile(costs_s, 99)) if costs_s else 0.0
