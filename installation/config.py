@@ -52,7 +52,7 @@ class ListenConfig(Section):
     silence_dbfs: float = Field(-55.0, ge=-120.0, le=0.0)
     onset_hop: int = Field(256, ge=64, le=2048)
     onset_threshold: float = Field(0.35, gt=0, le=2.0)
-    beat_range_bpm: tuple[float, float] = (80.0, 160.0)
+    beat_range_bpm: tuple[float, float] = (70.0, 210.0)
 
     @field_validator("beat_range_bpm")
     @classmethod

@@ -7,9 +7,8 @@ reported in the hop where the hit lands: peak picking would wait for the flux to
 costs aubio's onset tracker 35-50 ms here. Its strength is the flux over the recent hits' level, so
 a soft hit gives a soft accent; hops below the silence level give none.
 
-`BeatTracker` runs aubio's tempo tracker on the same hops and keeps the tempo in one octave
-(`tempo_range_bpm`), so a tracker that locks onto half or double time still predicts the beats the
-room hears.
+The beat tracker (models.beat_tracker) follows tempo and phase on the same hops' flux, the tempo
+inside `tempo_range_bpm` with the octave chosen by what is played between the beats.
 """
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from installation.records import AudioBlock, OnsetState
+from models.beat_tracker import BeatSettings, BeatTracker
 
 
 @dataclass(frozen=True)
@@ -43,45 +43,7 @@ class OnsetSettings:
     strength_range_db: float = 24.0
     """A hit this much quieter than the loudest recent one gets no accent; as loud, full strength."""
     silent_after_s: float = 0.3
-    tempo_range_bpm: tuple[float, float] = (80.0, 160.0)
-
-
-class BeatTracker:
-    """aubio's tempo tracker on the detector's hops: tempo, a recent beat time, confidence."""
-
-    def __init__(self, sample_rate_hz: int, hop: int, tempo_range_bpm: tuple[float, float]) -> None:
-        import aubio
-
-        self._tempo = aubio.tempo("specflux", 4 * hop, hop, sample_rate_hz)
-        self.rate_hz = sample_rate_hz
-        self.low_bpm, self.high_bpm = tempo_range_bpm
-        self.beat_t_s = -math.inf
-        self.tempo_bpm = 0.0
-        self.confidence = 0.0
-        self._seen = 0
-
-    def push(self, hop_samples: np.ndarray, hop_end_t_s: float) -> bool:
-        """Feed one hop ending at `hop_end_t_s`; True when aubio marked a beat in it."""
-        self._seen += hop_samples.size
-        beat = bool(self._tempo(hop_samples)[0])
-        if beat:
-            # aubio dates the beat itself (it lags the sound by its analysis window).
-            behind = max(0, self._seen - int(self._tempo.get_last()))
-            self.beat_t_s = hop_end_t_s - behind / self.rate_hz
-            self.tempo_bpm = fold_octave(float(self._tempo.get_bpm()), self.low_bpm, self.high_bpm)
-            self.confidence = float(min(1.0, max(0.0, self._tempo.get_confidence())))
-        return beat
-
-
-def fold_octave(bpm: float, low_bpm: float, high_bpm: float) -> float:
-    """`bpm` doubled or halved into [low_bpm, high_bpm): half- and double-time locks read as the beat."""
-    if not math.isfinite(bpm) or bpm <= 0:
-        return 0.0
-    while bpm < low_bpm:
-        bpm *= 2.0
-    while bpm >= high_bpm:
-        bpm /= 2.0
-    return bpm
+    tempo_range_bpm: tuple[float, float] = (70.0, 210.0)
 
 
 class OnsetDetector:
@@ -105,7 +67,8 @@ class OnsetDetector:
         """Hops left in which a hit's strength may still rise (its attack can land late in a hop)."""
         self._quiet_since_s: float | None = 0.0
         self._silence_power = 10.0 ** (settings.silence_dbfs / 10.0)
-        self.beats = BeatTracker(self.rate_hz, settings.hop, settings.tempo_range_bpm) if beats else None
+        self.beats = (BeatTracker(self.rate_hz / settings.hop, BeatSettings(range_bpm=settings.tempo_range_bpm))
+                      if beats else None)
         self.state = OnsetState(t_s=0.0)
         self.count = 0
 
@@ -153,7 +116,7 @@ class OnsetDetector:
                  and t_s - state.onset_t_s >= s.min_gap_s)
         beat_t_s, tempo_bpm, confidence = state.beat_t_s, state.tempo_bpm, state.beat_confidence
         if self.beats is not None:
-            self.beats.push(x, end_t_s)
+            self.beats.push(flux, end_t_s)
             beat_t_s, tempo_bpm, confidence = self.beats.beat_t_s, self.beats.tempo_bpm, self.beats.confidence
         if silent:
             confidence = 0.0

@@ -6,4 +6,4 @@ Handlers import heavy libraries inside the function, so `run.py --help` stays fa
 A handler returns the process exit code.
 """
 
-MODULES = ("listen", "captions", "visuals", "compose", "control", "soak", "synth", "operations", "rig", "reactivity", "latency")
+MODULES = ("listen", "beats", "captions", "visuals", "compose", "control", "soak", "synth", "operations", "rig", "reactivity", "latency")
