@@ -149,7 +149,7 @@ class Installation:
         from installation.web import build_web
         self.web = build_web(cfg, self.status_snapshot, self.control.check, self.bus.commands, self.scene_names,
                              self.show_log, self.lifecycle.schedule, lambda: getattr(self.osc_server, "stats", {}),
-                             sources=self.sources)
+                             sources=self.sources, config_path=self.options.config_path)
         self.osc = build_osc(cfg, self.bus.commands, self.clock, self.status_snapshot, self.control, self.bus.live,
                              self.scene_names, validate=self.web.audit.checked("osc", self.control.check)) \
             if cfg.osc.enabled else None
@@ -157,7 +157,10 @@ class Installation:
 
     def _load_config(self, path: Path) -> Config:
         from installation.config import load_config
-        return load_config(path, self.options.overrides)
+        from installation.redact import remember
+        cfg = load_config(path, self.options.overrides)
+        remember(cfg)  # an edited token is masked in the log too
+        return cfg
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit

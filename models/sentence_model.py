@@ -31,7 +31,7 @@ DIM = 384
 LOAD_TIMEOUT_S = 300.0
 """Importing torch and reading the weights: ~10 s on 2 idle cores, far longer when they are loaded."""
 ENCODE_TIMEOUT_S = 120.0
-CHILD_NICE = 19
+CHILD_NICE = 10
 """How much lower than the installation the child runs (and as a batch job, which never preempts
 another thread on waking): the show's threads come first; the load takes what they leave."""
 
