@@ -38,17 +38,17 @@ class ChildProcess:
         import multiprocessing
         ctx = multiprocessing.get_context("spawn")  # never fork a process full of torch threads
         parent, child = ctx.Pipe()
-        process = self._process = ctx.Process(target=self._target, name=self.name, daemon=True, args=(child, *self._args))
-        process.start()
+        self._process = ctx.Process(target=self._target, name=self.name, daemon=True, args=(child, *self._args))
+        self._process.start()
         child.close()  # the parent keeps only its own end: EOF reaches it when the child dies
         self._conn = parent
         ready = False
         try:
             ready = parent.poll(timeout_s)
             kind, payload = parent.recv() if ready else ("error", None)
-        except (EOFError, OSError, ValueError):  # ValueError: another thread killed it (closed the pipe)
-            process.join(0.5)
-            kind, payload = "error", f"the {self.name} process ended at start (exit code {process.exitcode})"
+        except (EOFError, OSError):
+            self._process.join(0.5)
+            kind, payload = "error", f"the {self.name} process ended at start (exit code {self._process.exitcode})"
         if kind != "ready":
             self.kill()
             raise ChildFailed(payload or f"the {self.name} process did not start within {timeout_s:.0f} s",

