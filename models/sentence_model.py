@@ -190,7 +190,7 @@ class SentenceModel:
             starting.kill()
         child, self._child = self._child, None
         if child is not None:
-            child.stop(timeout_s=0.5)
+            child.stop(timeout_s=0.3)
 
 
 _shared: SentenceModel | None = None
