@@ -16,12 +16,12 @@ from typing import Any
 
 from hardware.base import AudioInput, Camera, Display, FrameSink, MidiOut
 from installation import stages
-from installation.stages import Stage
 from installation.bus import Bus
 from installation.clock import Clock, MonotonicClock
-from installation.config import Config
+from installation.config import Config, load_config
 from installation.devices import DeviceBoard
 from installation.errors import UserError
+from installation.redact import remembered
 from installation.lifecycle import Lifecycle
 from installation.compositor import Compositor
 from installation.projector import MainFaults, Projector
@@ -70,7 +70,7 @@ class Installation:
 
     projector: Projector
     osc_server: Any
-    stages: list[Stage]
+    stages: list[stages.Stage]
 
     def __init__(self, cfg: Config, options: RunOptions, devices: Devices | None = None) -> None:
         from scenes.scene import SceneError, available_scenes, load_scene
@@ -149,7 +149,8 @@ class Installation:
         from installation.web import build_web
         self.web = build_web(cfg, self.status_snapshot, self.control.check, self.bus.commands, self.scene_names,
                              self.show_log, self.lifecycle.schedule, lambda: getattr(self.osc_server, "stats", {}),
-                             sources=self.sources, param_specs=lambda: self.control.param_specs, live=self.bus.snapshot)
+                             sources=self.sources, param_specs=lambda: self.control.param_specs, live=self.bus.snapshot,
+                             config_path=self.options.config_path)
         self.control.effects["revoke_sessions"] = lambda command, value: self.web.revoke_sessions()
         self.osc = build_osc(cfg, self.bus.commands, self.clock, self.status_snapshot, self.control, self.bus.live,
                              self.scene_names, validate=self.web.audit.checked("osc", self.control.check)) \
@@ -157,8 +158,7 @@ class Installation:
         self.osc_server = self.osc.server if self.osc is not None else None
 
     def _load_config(self, path: Path) -> Config:
-        from installation.config import load_config
-        return load_config(path, self.options.overrides)
+        return remembered(load_config(path, self.options.overrides))  # an edited token is masked in the log too
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit

@@ -36,7 +36,8 @@ def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = F
     if cfg.compose.backend == "llm":
         from models.composer_llm import LlmComposer
         composer = LlmComposer(composer, cfg.compose.llm_url, cfg.compose.llm_model, cfg.compose.llm_timeout_s,
-                               cfg.compose.llm_retries, cfg.compose.llm_vision, background=live)
+                               cfg.compose.llm_retries, cfg.compose.llm_vision, background=live,
+                               api_key=cfg.compose.llm_api_key)
     if cfg.compose.refine_rounds > 0:
         from models.composer_refine import RefiningComposer
         render, rate = refinement_callables(cfg)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installation.errors import UserError
+from installation.redact import MASK, is_secret, redact_data
 
 
 class ConfigError(UserError):
@@ -69,6 +70,9 @@ class CaptionsConfig(Section):
     mode: Literal["caption_only", "single_agent", "agents"] = "agents"
     llm_url: str = ""
     llm_model: str = ""
+    llm_api_key: str = ""
+    """Sent as `Authorization: Bearer ...` to an OpenAI-compatible server that asks for one; empty:
+    the CHROMESTHESIA_LLM_API_KEY environment variable, or none. Never printed."""
     llm_timeout_s: float = Field(2.0, gt=0, le=30)
     va_threshold: float = Field(0.25, gt=0, le=2.0)
     min_hold_s: float = Field(4.0, ge=0, le=600)
@@ -159,6 +163,8 @@ class ComposeConfig(Section):
     backend: Literal["corpus", "llm"] = "corpus"
     llm_url: str = "http://127.0.0.1:11434/v1"
     llm_model: str = "llava"
+    llm_api_key: str = ""
+    """As captions.llm_api_key."""
     llm_vision: bool = True
     llm_timeout_s: float = Field(20.0, gt=0, le=600)
     llm_retries: int = Field(1, ge=0, le=5)
@@ -343,9 +349,10 @@ def _describe_error(err: dict[str, Any], source: str) -> str:
         where = ".".join(str(p) for p in err["loc"][:-1]) or "the top level"
         return (f"{source}: unknown key '{path}'; the keys allowed at {where} are: {known}; "
                 f"fix the spelling or remove it.")
-    value = err.get("input")
+    value = redact_data(err.get("input"), path)
     allowed = err["msg"][0].lower() + err["msg"][1:]
-    return f"{source}: {path} = {value!r} is not allowed ({allowed}); fix it and start again."
+    shown = value if value == MASK else repr(value)
+    return f"{source}: {path} = {shown} is not allowed ({allowed}); fix it and start again."
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
@@ -364,12 +371,13 @@ _TOML_OPENERS = ('"', "'", "[", "{")
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """`audio.device="USB"` -> (["audio", "device"], "USB"). A bare word is taken as a string."""
+    shown = _shown_override(text)
     if "=" not in text:
         raise ConfigError(f"--set {text!r} has no '='; write it as section.key=value, e.g. --set osc.port=9100.")
     key, raw = text.split("=", 1)
     parts = [p.strip() for p in key.strip().split(".") if p.strip()]
     if not parts:
-        raise ConfigError(f"--set {text!r} has no key before '='; write it as section.key=value.")
+        raise ConfigError(f"--set {shown} has no key before '='; write it as section.key=value.")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
@@ -379,10 +387,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             # text as a literal would run with a device name like '["USB"'.
             detail = str(exc).split(" (at ")[0].rstrip(".").lower()
             raise ConfigError(
-                f"--set {'.'.join(parts)}: the value {raw!r} is not valid TOML ({detail}); close the quote or "
+                f"--set {'.'.join(parts)}: the value {MASK if is_secret('.'.join(parts)) else repr(raw)} is not valid TOML ({detail}); close the quote or "
                 f"bracket, or write a plain word without quotes.") from None
         value = raw  # a bare word (--set installation.scene=nocturne) is text
     return parts, value
+
+
+def _shown_override(text: str) -> str:
+    """`--set key=value` as an error quotes it: the value masked when the key is a secret."""
+    key, sep, _ = text.partition("=")
+    return repr(f"{key}={MASK}") if sep and is_secret(key.strip()) else repr(text)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -392,7 +406,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {text!r}: '{part}' is a value, not a section.")
+                raise ConfigError(f"--set {_shown_override(text)}: '{part}' is a value, not a section.")
             node = child
         node[parts[-1]] = value
     return data

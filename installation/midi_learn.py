@@ -13,13 +13,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from installation.control import MidiMapper
+from installation.errors import UserError
 from installation.records import Command
 from installation.tempo import ClockFollower, MidiClockTempo
 
@@ -84,6 +83,8 @@ class LiveMidiMap:
             if learned is not None and self._on_learned is not None:
                 try:
                     self._on_learned(learned)
+                except UserError as exc:  # the file kept changing under the save: one sentence
+                    log.warning("MIDI learn: %s", exc)
                 except Exception:  # saving must never end MIDI control; the mapping works already
                     log.exception("MIDI learn: saving the mapping failed")
         with self._lock:
@@ -147,12 +148,18 @@ def save_cc_mapping(path: str | Path, mapping: dict) -> None:
     """Write a learned knob into [control] midi_cc of the config file, keeping its comments and layout.
 
     A mapping of the same parameter, or of the same knob on the same channel, is replaced. The file
-    is replaced atomically, so the reload check never reads half of it.
+    is replaced atomically and fsync'd, a symlink to it is kept, and an edit made meanwhile is kept
+    too (installation/config_file.py).
     """
+    from installation.config_file import rewrite
+    rewrite(path, lambda text: with_cc_mapping(text, mapping))
+
+
+def with_cc_mapping(text: str, mapping: dict) -> str:
+    """The config text with `mapping` in [control] midi_cc."""
     import tomlkit
 
-    path = Path(path)
-    document = tomlkit.parse(path.read_text(encoding="utf-8"))
+    document = tomlkit.parse(text)
     control = document.get("control")
     if control is None:
         control = tomlkit.table()
@@ -171,12 +178,4 @@ def save_cc_mapping(path: str | Path, mapping: dict) -> None:
         array.trivia.comment = existing.trivia.comment
         array.trivia.comment_ws = existing.trivia.comment_ws
     control["midi_cc"] = array
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(tomlkit.dumps(document))
-        os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return tomlkit.dumps(document)

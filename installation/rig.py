@@ -131,6 +131,10 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
         from installation.control import MidiControlThread
         from installation.midi_learn import LiveMidiMap, save_cc_mapping
 
+        if config_path is not None:
+            from installation.config_file import remove_stale_temps
+            remove_stale_temps(config_path)  # a save killed in a past run left its temporary file
+
         def save(mapping: dict) -> None:
             if config_path is not None:
                 save_cc_mapping(config_path, mapping)

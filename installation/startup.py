@@ -53,15 +53,18 @@ def load(args: argparse.Namespace):
         path = None
     last_good = os.environ.pop(LAST_GOOD_ENV, None)
     try:
-        return load_config(path, args.overrides)
+        cfg = load_config(path, args.overrides)
     except ConfigError as exc:
         if last_good is None or not Path(last_good).is_file():
             raise
         log.error("%s; running the version validated before the restart until the file is fixed", exc)
-        return load_config(Path(last_good), args.overrides)
+        cfg = load_config(Path(last_good), args.overrides)
     finally:
         if last_good is not None:
             Path(last_good).unlink(missing_ok=True)
+    from installation.redact import remember
+    remember(cfg)  # its secrets are masked in every log line from now on
+    return cfg
 
 
 def setup_logging(level: str = "info", quiet: bool = False) -> None:
@@ -184,9 +187,15 @@ def run_installation(args: argparse.Namespace) -> int:
 def leave(code: int) -> int:
     """The exit code for a normal exit, after PortAudio is released within a second; when it
     cannot be (its JACK server died under it), the process leaves now instead of hanging in it."""
+    import gc
+
     from hardware.audio_in import release_portaudio
     if not release_portaudio():
         leave_now(code)
+    # The interpreter's exit ends with a garbage collection over every object still alive (the
+    # corpus, the models, numba's caches): 2-3 s of the stop on two loaded cores, after the show
+    # has closed everything. Frozen objects are left out of it; atexit handlers still run.
+    gc.freeze()
     return code
 
 

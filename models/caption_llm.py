@@ -160,11 +160,13 @@ class LlmFacets:
     """One worker thread talking to `url` + /chat/completions. `submit`/`poll` never block."""
 
     def __init__(self, url: str, model: str, timeout_s: float, content_filter: ContentFilter | None = None,
-                 failures_before_rest: int = 2, rest_s: float = 30.0, max_rest_s: float = 300.0) -> None:
+                 failures_before_rest: int = 2, rest_s: float = 30.0, max_rest_s: float = 300.0,
+                 api_key: str = "") -> None:
         base = url.rstrip("/")
         self.endpoint = base if base.endswith("/chat/completions") else base + "/chat/completions"
         self.model = model
         self.timeout_s = float(timeout_s)
+        self.api_key = api_key
         self.filter = content_filter
         self._cond = threading.Condition()
         self._request: tuple[int, str, dict[str, str]] | None = None
@@ -259,7 +261,7 @@ class LlmFacets:
         if self.constrained:
             payload["response_format"] = {"type": "json_schema", "json_schema": {"name": "facets", "schema": facet_schema(keys)}}
         try:
-            return post_json(self.endpoint, payload, self.timeout_s)
+            return post_json(self.endpoint, payload, self.timeout_s, api_key=self.api_key)
         except ValueError as exc:
             if not (self.constrained and str(exc).startswith("HTTP 4")):
                 raise
@@ -267,7 +269,7 @@ class LlmFacets:
             log.info("LLM server %s refuses response_format json_schema (%s); asking for free text", self.endpoint, exc)
             self.constrained = False
             payload.pop("response_format")
-            return post_json(self.endpoint, payload, self.timeout_s)
+            return post_json(self.endpoint, payload, self.timeout_s, api_key=self.api_key)
 
 
 class LlmAgents(LlmFacets):

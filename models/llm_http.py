@@ -23,7 +23,21 @@ class AnswerTooLarge(ValueError):
     pass
 
 
-def post_json(url: str, payload: Any, timeout_s: float, max_bytes: int = MAX_ANSWER_BYTES) -> bytes:
+API_KEY_ENV = "CHROMESTHESIA_LLM_API_KEY"
+"""The key sent when the config gives none (captions.llm_api_key, compose.llm_api_key)."""
+
+
+def auth_headers(api_key: str = "") -> dict[str, str]:
+    """The request's headers: JSON, and `Authorization: Bearer` when a key is set or in API_KEY_ENV."""
+    import os
+    key = api_key or os.environ.get(API_KEY_ENV, "")
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def post_json(url: str, payload: Any, timeout_s: float, max_bytes: int = MAX_ANSWER_BYTES, api_key: str = "") -> bytes:
     """The body of a 2xx answer to POST `payload` at `url`, read within `timeout_s` in all.
 
     TimeoutError past the deadline, AnswerTooLarge past `max_bytes`, OSError for a refused or
@@ -52,7 +66,7 @@ def post_json(url: str, payload: Any, timeout_s: float, max_bytes: int = MAX_ANS
     try:
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         body = json.dumps(payload).encode("utf-8")
-        conn.request("POST", path or "/", body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", path or "/", body=body, headers=auth_headers(api_key))
         response = conn.getresponse()
         length = response.getheader("Content-Length")
         if length is not None and length.isdigit() and int(length) > max_bytes:

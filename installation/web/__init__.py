@@ -7,7 +7,6 @@ projected picture for it, `metrics` counts commands and serves /metrics.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,12 +80,13 @@ def controls_of(param_specs: Callable[[], Mapping[str, Any]], live: Callable[[],
 def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | None], commands,
               scenes: Callable[[], list[str]], show_log=None, schedule=None, osc_stats=None,
               audit=None, sources=None, param_specs: Callable[[], Mapping[str, Any]] | None = None,
-              live: Callable[[], Any] | None = None) -> Web:
+              live: Callable[[], Any] | None = None, config_path=None) -> Web:
     """The dashboard for `cfg.web` (a Web with no server when it is off). `check` is
     Control.check, `commands` the main thread's command queue, `schedule` the Schedule (its
     calendar gives opening hours and the next change), `osc_stats` the OSC server's counters,
     `sources` installation.sources.Sources (what runs, named in /metrics), `param_specs` the
-    Control's parameter table and `live` the newest LiveSnapshot (the sliders and the prompt)."""
+    Control's parameter table, `live` the newest LiveSnapshot (the sliders and the prompt) and
+    `config_path` where an empty web.token's kept token lies beside (installation/token_file.py)."""
     from installation.web.metrics import CommandAudit
     audit = audit or CommandAudit(show_log)
     web_cfg = cfg.web
@@ -113,8 +113,10 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
         raise UserError(f"web.allow has an invalid network ({exc}); use CIDR like \"192.168.1.0/24\".") from None
     token = web_cfg.token
     if not token:
-        token = secrets.token_urlsafe(16)
-        log.warning("web.token is empty: this run's dashboard token is %s (set web.token to keep one)", token)
+        from installation.token_file import persistent_token
+        token, token_file = persistent_token(config_path)
+        log.warning("web.token is empty: the dashboard's token is kept in %s (mode 0600; delete it for a new "
+                    "one, or set web.token)", token_file)
     faults = LogTail()
     logging.getLogger().addHandler(faults)
     preview = PreviewSink(rate_hz=web_cfg.preview_hz, max_width=web_cfg.preview_width)
