@@ -104,9 +104,9 @@ class OnsetDetector:
         self._previous = log_mag
         median = float(np.median(self._recent)) if self._recent else 0.0
         self._recent.append(flux)
-        forget = math.exp(-max(0.0, end_t_s - self._reference_t_s) / s.reference_decay_s)
-        self._reference *= forget
-        self._loudest_db += 20.0 * math.log10(forget)
+        forget_e = max(0.0, end_t_s - self._reference_t_s) / s.reference_decay_s  # in nepers; the first hop's
+        self._reference *= math.exp(-forget_e)  # gap from t = 0 can be hours, where exp() underflows to 0
+        self._loudest_db -= forget_e * 20.0 / math.log(10.0)
         self._reference_t_s = end_t_s
         level_db = 10.0 * math.log10(max(float(np.mean(self._frame[-hop:].astype(np.float64) ** 2)), 1e-12))
         state = self.state

@@ -126,3 +126,15 @@ def test_the_beat_range_must_span_an_octave():
     assert load_config(None, ["listen.beat_range_bpm=[70.0, 140.0]"]).listen.beat_range_bpm == (70.0, 140.0)
     with pytest.raises(ConfigError, match="beat_range_bpm"):
         load_config(None, ["listen.beat_range_bpm=[100.0, 150.0]"])
+
+
+def test_a_clock_that_starts_hours_in_finds_the_same_hits():
+    """Blocks stamped on a monotonic clock hours after boot: the first hop's gap from t = 0 must not
+    underflow the reference's decay (it raised a math domain error and restarted the stage forever)."""
+    x = track([0.5, 1.3], [0.8, 0.8], 2.0)
+    detector, hits = OnsetDetector(RATE_HZ), []
+    for start in range(0, x.size - BLOCK + 1, BLOCK):
+        state = detector.push(AudioBlock(6226.0 + start / RATE_HZ, x[start:start + BLOCK], RATE_HZ))
+        if state is not None and state.count > len(hits):
+            hits.append(state.onset_t_s - 6226.0)
+    assert [round(t, 1) for t in hits] == [0.5, 1.3]
