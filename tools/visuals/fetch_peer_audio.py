@@ -3,7 +3,8 @@
 
   nexuiz-music            Alientrap (Nexuiz), electronic and rock game music; GPL-2+. The first four
                           tracks in the package's alphabetical order, chosen before listening:
-                          beast-of-insanity, brainsukker, chaos-fog, infight.
+                          beast-of-insanity, brainsukker, chaos-fog, infight; 45 s of each from 30 s
+                          in, as nexuiz-NAME.wav (both systems play the same excerpt).
   avldrums.lv2-soundfont  Glen MacArthur's AVL Black Pearl drum kit (a SoundFont); CC BY-SA 3.0.
                           drums-and-silence.wav is made from it: a rock beat at 120 BPM in stretches
                           of 3-6 s with 3-5 s of silence between (seeded), rendered by fluidsynth;
@@ -29,6 +30,7 @@ import numpy as np
 MUSIC_PACKAGE = "nexuiz-music"
 MUSIC_ARCHIVE = "usr/share/games/nexuiz/data/music.pk3"
 MUSIC = ("beast-of-insanity", "brainsukker", "chaos-fog", "infight")
+OFFSET_S, EXCERPT_S = 30.0, 45.0
 DRUMS_PACKAGE = "avldrums.lv2-soundfont"
 DRUMS_FONT = "usr/share/sounds/sf2/Black_Pearl_4_LV2.sf2"
 DRUMS_SECONDS = 60.0
@@ -36,6 +38,17 @@ DRUMS_BPM = 120.0
 RATE_HZ = 44100
 # General MIDI percussion keys; the kit is preset 0 of bank 0, so it plays on channel 1
 KICK, SNARE, HAT = 36, 38, 42
+
+
+def excerpt(source: Path, out: Path) -> None:
+    """EXCERPT_S of `source` from OFFSET_S in, as WAV; `source` is removed."""
+    import soundfile as sf
+
+    with sf.SoundFile(str(source)) as f:
+        f.seek(int(OFFSET_S * f.samplerate))
+        x = f.read(int(EXCERPT_S * f.samplerate), dtype="float32", always_2d=True)
+        sf.write(str(out), x, f.samplerate)
+    source.unlink()
 
 
 def unpack(package: str, into: Path, out: Path) -> Path:
@@ -119,7 +132,7 @@ def main() -> int:
             subprocess.run(["unzip", "-o", "-j", "-q", str(root / MUSIC_ARCHIVE), *members, "-d", str(args.dir)],
                            check=True)
             for name in MUSIC:
-                (args.dir / f"{name}.ogg").rename(args.dir / f"nexuiz-{name}.ogg")
+                excerpt(args.dir / f"{name}.ogg", args.dir / f"nexuiz-{name}.wav")
             root = unpack(DRUMS_PACKAGE, Path(tmp), args.dir)
             make_drums(root / DRUMS_FONT, args.dir)
     except (subprocess.CalledProcessError, StopIteration, OSError) as exc:
