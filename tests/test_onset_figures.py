@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from installation.bus import Bus
 from installation.clock import ManualClock
@@ -99,3 +100,34 @@ def test_the_projector_stamps_each_frame_on_the_audio_clock(tmp_path):
     assert rows[0] == "t_s,audio_s,change" and len(rows) == 6
     times, change = figures.read_frames(tmp_path / "frames.csv")
     assert np.allclose(times, [-0.5, -0.4, -0.3, -0.2]) and np.allclose(change, [0, 40, 0, 60])
+
+
+def _projectm_ready() -> bool:
+    import shutil
+    import subprocess
+    if shutil.which("g++") is None or shutil.which("pkg-config") is None:
+        return False
+    return subprocess.run(["pkg-config", "--exists", "libprojectM"]).returncode == 0 and Path(
+        "/usr/share/projectM/presets/presets_milkdrop").is_dir()
+
+
+@pytest.mark.skipif(not _projectm_ready(), reason="needs libprojectm-dev, projectm-data, g++ (a documented tool)")
+def test_projectm_harness_renders_frame_exactly_and_reacts_to_a_kick(tmp_path):
+    spec = importlib.util.spec_from_file_location("projectm_render", ROOT / "tools/visuals/projectm_render.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    import soundfile as sf
+
+    rate, seconds = 44100, 3.0
+    t = np.arange(int(seconds * rate)) / rate
+    audio = np.where((t % 1.0) < 0.15, np.sin(2 * np.pi * 60 * t) * np.exp(-(t % 1.0) / 0.05), 0.0)
+    sf.write(str(tmp_path / "kicks.wav"), audio.astype(np.float32), rate)
+    binary = harness.build(tmp_path / "projectm_render")
+    pcm = tmp_path / "audio.s16"
+    assert harness.pcm16_stereo(tmp_path / "kicks.wav", pcm) == pytest.approx(seconds)
+    preset = harness.PRESETS_DIR / harness.PRESETS[0]
+    n = harness.render(binary, preset, pcm, 30.0, 160, 90, 2, tmp_path / "out", video=False)
+    assert n == 90
+    times, change = figures.read_frames(tmp_path / "out" / "frames.csv")
+    assert np.allclose(times, np.arange(1, 91) / 30.0, atol=1e-4) and change.max() > 0

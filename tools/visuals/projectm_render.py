@@ -38,17 +38,17 @@ PRESETS = ("Geiss - Bass Zoom.milk", "Aderrasi - Agitator.milk", "Geiss & Rovast
 RATE_HZ = 44100
 
 
-def build() -> Path:
+def build(binary: Path = BINARY) -> Path:
     """The renderer binary, compiled when missing or older than its source."""
-    if BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return BINARY
-    BINARY.parent.mkdir(parents=True, exist_ok=True)
+    if binary.exists() and binary.stat().st_mtime >= SOURCE.stat().st_mtime:
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libprojectM"], check=True, capture_output=True,
                            text=True).stdout.split()
     # -rdynamic: the binary's clock functions replace libc's for libprojectM (frame clock, not wall clock)
-    subprocess.run(["g++", "-O2", "-std=c++17", "-rdynamic", "-o", str(BINARY), str(SOURCE), *flags, "-lEGL", "-lGL"],
+    subprocess.run(["g++", "-O2", "-std=c++17", "-rdynamic", "-o", str(binary), str(SOURCE), *flags, "-lEGL", "-lGL"],
                    check=True)
-    return BINARY
+    return binary
 
 
 def pcm16_stereo(recording: Path, out: Path) -> float:
