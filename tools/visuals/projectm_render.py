@@ -121,7 +121,8 @@ def main() -> int:
         for preset in presets:
             n = render(binary, preset, pcm, args.fps, args.width, args.height, args.step, args.out / preset.stem,
                        args.video)
-            print(f"{preset.stem}: {n} frames ({seconds:.1f} s at {args.fps:g} fps) -> {args.out / preset.stem}/frames.csv")
+            print(f"{preset.stem}: {n} frames ({seconds:.1f} s at {args.fps:g} fps) -> {args.out / preset.stem}/frames.csv"
+                  " (simulated frame clock: frame k stamped (k + 1) / fps, no render or display latency)")
     return 0
 
 
