@@ -18,16 +18,33 @@ STEP = 4
 """Every STEP-th pixel of every STEP-th row: the change of a 1280x720 picture from 320x180 samples."""
 
 
+_THIRDS = np.full((1, 3), 1.0 / 3.0, np.float32)
+
+
 def frame_change(previous: np.ndarray | None, grey: np.ndarray) -> float:
     """Mean |grey - previous|; 0 for the first frame or after a change of size."""
+    import cv2
+
     if previous is None or previous.shape != grey.shape:
         return 0.0
-    return float(np.abs(grey - previous).mean())
+    return float(cv2.mean(cv2.absdiff(grey, previous))[0])
 
 
 def grey_samples(rgb: np.ndarray, step: int = STEP) -> np.ndarray:
-    """The grey level (mean of R, G, B) of every step-th pixel, as float32."""
-    return rgb[::step, ::step].mean(axis=2, dtype=np.float32)
+    """The grey level (mean of R, G, B) of every step-th pixel of every step-th row, as float32.
+
+    When the sides divide by step, OpenCV's nearest-neighbour resize picks the same pixels as
+    rgb[::step, ::step]: 0.4 ms at 1280x720 on the main thread, where numpy's strided mean took 4-10 ms."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    if step == 1:
+        small = rgb
+    elif height % step == 0 and width % step == 0:
+        small = cv2.resize(rgb, (width // step, height // step), interpolation=cv2.INTER_NEAREST)
+    else:
+        small = rgb[::step, ::step]
+    return cv2.transform(np.ascontiguousarray(small).astype(np.float32), _THIRDS)
 
 
 class FrameStamps:

@@ -131,3 +131,14 @@ def test_projectm_harness_renders_frame_exactly_and_reacts_to_a_kick(tmp_path):
     assert n == 90
     times, change = figures.read_frames(tmp_path / "out" / "frames.csv")
     assert np.allclose(times, np.arange(1, 91) / 30.0, atol=1e-4) and change.max() > 0
+
+
+def test_grey_samples_are_every_4th_pixel_at_any_size():
+    from installation.frame_stamps import frame_change, grey_samples
+
+    rng = np.random.default_rng(3)
+    for h, w in ((720, 1280), (7, 10), (36, 64)):
+        a, b = (rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2))
+        ref_a, ref_b = (x[::4, ::4].mean(axis=2) for x in (a, b))
+        assert np.allclose(grey_samples(a), ref_a, atol=1e-3)
+        assert abs(frame_change(grey_samples(a), grey_samples(b)) - np.abs(ref_a - ref_b).mean()) < 1e-3
