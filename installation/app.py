@@ -162,7 +162,8 @@ class Installation:
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit
-        from installation.sources import build_camera, build_display, build_listening, build_renderers, recorder_factory
+        from installation.sources import (build_camera, build_display, build_listening, build_renderers, frame_stamps,
+                                          recorder_factory)
         from models.captions import Director
         from models.image_features import ImageAnalyser
         from models.caption_critic import critic_for
@@ -185,7 +186,8 @@ class Installation:
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
                    *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
             where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names,
-            compositor=Compositor(bus.onsets, bus.scene, 1.0 / cfg.display.fps))
+            compositor=Compositor(bus.onsets, bus.scene, 1.0 / cfg.display.fps),
+            stamps=frame_stamps(self.options.record_dir, clock, listening[0].audio))
         self.stages: list[stages.Stage] = [] if self.rig.music_in is not None else listening  # a follower: the ensemble
         self.stages += [
             stages.CaptionerStage(director, bus.music, bus.scene, bus.prompt, bus.projected_va, bus.live,

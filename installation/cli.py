@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     parser.add_argument("--headless", action="store_true", help="no window, even if a display exists")
     parser.add_argument("--record", type=Path, metavar="DIR",
-                        help="write DIR/visuals.mp4, DIR/midi.mid and DIR/show.jsonl")
+                        help="write DIR/visuals.mp4, DIR/frames.csv (each frame's time and change), DIR/midi.mid "
+                             "and DIR/show.jsonl")
     parser.add_argument("--quiet", action="store_true", help="plain log lines instead of the status line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

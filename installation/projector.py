@@ -133,8 +133,11 @@ class Projector:
                  clock: Clock, fps: float, size: tuple[int, int], display: Display | None = None, windowed: bool = False,
                  recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence[FrameSink] = (),
                  guard: MainFaults | None = None, where: str = "the projector",
-                 commands=None, scenes: Callable[[], Sequence[str]] = list, compositor: Compositor | None = None) -> None:
+                 commands=None, scenes: Callable[[], Sequence[str]] = list, compositor: Compositor | None = None,
+                 stamps: Any = None) -> None:
         self.frames = frames
+        self.stamps = stamps
+        """Stamps each frame as it is handed to the display (`--record`: frames.csv); None: not stamped."""
         self.commands = commands
         """Where the window's operator keys (blackout, freeze, next/previous scene) go as commands."""
         self.scenes = scenes
@@ -186,6 +189,11 @@ class Projector:
             except OSError as exc:
                 raise UserError(f"cannot write {recorder.path} ({exc}); choose another --record DIR.") from None
             self.recorder = recorder
+        if self.stamps is not None:
+            try:
+                self.stamps.open()
+            except OSError as exc:
+                raise UserError(f"cannot write {self.stamps.path} ({exc}); choose another --record DIR.") from None
         for sink in self.sinks:
             sink.start()
         self.started_s = self.clock.now_s()
@@ -200,6 +208,8 @@ class Projector:
         shown = self.guard("picture", self.next_picture, now_s)
         if shown is None:
             shown = self.held
+        if self.stamps is not None:
+            self.guard("frame stamps", self.stamps.show, shown)
         self.show(shown, now_s)
         if self.recorder is not None:
             # A missed tick leaves the same picture on the projector: record it for that slot too.
@@ -292,7 +302,7 @@ class Projector:
     def close(self) -> None:
         for sink in self.sinks:
             sink.stop()
-        for thing in (self.recorder, self.display):
+        for thing in (self.recorder, self.stamps, self.display):
             if thing is not None:
                 try:
                     thing.close()

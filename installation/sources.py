@@ -322,6 +322,15 @@ def open_show_log(cfg: Config, record_dir: Path | None, clock):
                    max_file_mb=cfg.showlog.max_file_mb, max_total_mb=cfg.showlog.max_total_mb)
 
 
+def frame_stamps(record_dir: Path | None, clock, audio):
+    """With --record: DIR/frames.csv, each projected frame's time on the clock and on the audio's, and its change."""
+    if record_dir is None:
+        return None
+    from installation.frame_stamps import FrameStamps
+    from installation.projector import keep_previous
+    return FrameStamps(keep_previous(record_dir / "frames.csv"), clock, lambda: getattr(audio, "started_s", None))
+
+
 def recorder_factory(cfg: Config, record_dir: Path | None):
     """(width, height) -> the video recorder of the projected picture, or None without --record."""
     if record_dir is None:

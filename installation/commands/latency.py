@@ -123,10 +123,11 @@ class StampingDisplay:
         pass
 
     def show(self, rgb: np.ndarray) -> None:
+        from installation.frame_stamps import frame_change, grey_samples
+
         t_s = self.clock.now_s()
-        grey = rgb[::4, ::4].mean(axis=2, dtype=np.float32)
-        change = 0.0 if self._previous is None or self._previous.shape != grey.shape else \
-            float(np.abs(grey - self._previous).mean())
+        grey = grey_samples(rgb)
+        change = frame_change(self._previous, grey)
         self._previous = grey
         with self._lock:
             self.log.times_s.append(t_s)

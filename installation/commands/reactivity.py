@@ -95,7 +95,7 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
 
     run = _play(cfg, samples, rate, the_scene, fps, width, height, record_dir, seed)
     frame_times, changes, sharpness, va_music, va_frame, render_ms, n_frames = run
-    onset_env, env_rate = _onset_envelope(samples, rate)
+    onset_env, env_rate = onset_envelope(samples, rate)
     times = np.asarray(frame_times)
     change = np.asarray(changes)
     corr, lag_s = best_lag_correlation(change, times, onset_env, env_rate)
@@ -200,7 +200,7 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
     return frame_times, changes, sharpness, va_music, va_frame, render_ms, n_frames
 
 
-def _onset_envelope(samples, rate: int):
+def onset_envelope(samples, rate: int):
     """The recording's onset strength (librosa spectral flux) at ~86 Hz."""
     import librosa
     import numpy as np
@@ -212,9 +212,11 @@ def _onset_envelope(samples, rate: int):
     return np.asarray(env, dtype=np.float64), 22050 / hop
 
 
-def best_lag_correlation(change, frame_times, onset_env, env_rate: float, max_lag_s: float = MAX_LAG_S):
+def best_lag_correlation(change, frame_times, onset_env, env_rate: float, max_lag_s: float = MAX_LAG_S,
+                         min_lag_s: float | None = None):
     """(correlation, lag_s): the frame changes against the strongest onset inside each frame's interval,
-    the onsets shifted later by lag_s (a frame reacting lag_s after the sound), best over +-max_lag_s."""
+    the onsets shifted later by lag_s (a frame reacting lag_s after the sound), best over lags from
+    min_lag_s (default -max_lag_s) to max_lag_s."""
     import numpy as np
 
     times = np.asarray(frame_times, dtype=np.float64)
@@ -223,7 +225,8 @@ def best_lag_correlation(change, frame_times, onset_env, env_rate: float, max_la
     trailing_max = np.lib.stride_tricks.sliding_window_view(padded, width).max(axis=1)
     best = (-1.0, 0.0)
     n_lags = int(round(max_lag_s * env_rate))
-    for i in range(-n_lags, n_lags + 1):
+    first = -n_lags if min_lag_s is None else int(round(min_lag_s * env_rate))
+    for i in range(first, n_lags + 1):
         lag_s = i / env_rate
         idx = np.clip(((times - lag_s) * env_rate).astype(int), 0, onset_env.size - 1)
         c = _pearson(change[1:], trailing_max[idx][1:])
