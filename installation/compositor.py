@@ -39,7 +39,7 @@ class AccentSettings:
     onset: float = 1.0
     """Weight of detected hits."""
     beat: float = 0.3
-    """Weight of predicted beats (aubio's tempo and phase)."""
+    """Weight of predicted beats (models.beat_tracker's tempo and phase)."""
     decay_s: float = 0.12
     calm_s: float = 2.0
     """In silence the picture eases towards the renderer's with this time constant."""
