@@ -25,7 +25,8 @@ from installation.redact import remembered
 from installation.lifecycle import Lifecycle
 from installation.compositor import Compositor
 from installation.projector import MainFaults, Projector
-from installation.sources import choose_sources, open_show_log
+from installation.sources import (build_camera, build_display, build_listening, build_renderers, choose_sources,
+                                  frame_stamps, open_show_log, recorder_factory)
 from installation.stages.composer import send_programs
 from installation.workers import Supervisor, Worker
 from models.renderer import Renderer
@@ -162,8 +163,6 @@ class Installation:
 
     def _build_stages(self, scene, devices: Devices) -> None:
         from hardware.display import fit
-        from installation.sources import (build_camera, build_display, build_listening, build_renderers, frame_stamps,
-                                          recorder_factory)
         from models.captions import Director
         from models.image_features import ImageAnalyser
         from models.caption_critic import critic_for
@@ -219,8 +218,7 @@ class Installation:
     def counts(self) -> dict[str, int]:
         """Stage failures and restarts of the whole show, the parts before in-place restarts included."""
         carried, totals = self.options.carried, self.supervisor.totals()
-        return {"failures": carried.get("failures", 0) + totals["failures"],
-                "restarts": carried.get("restarts", 0) + totals["restarts"],
+        return {**{key: carried.get(key, 0) + totals[key] for key in ("failures", "restarts")},
                 "restarts_in_place": carried.get("restarts_in_place", 0),
                 "device_losses": self.devices.losses() if hasattr(self, "devices") else 0}
 

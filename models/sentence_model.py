@@ -92,6 +92,7 @@ class _Child:
         self.process = ctx.Process(target=serve, name="sentence-model", daemon=True, args=(child_end, module))
         self.process.start()
         child_end.close()  # EOF reaches the parent when the child dies
+        self._close_lock = threading.Lock()
 
     def wait_ready(self, timeout_s: float) -> float:
         """The load's seconds; UserError with the child's sentence, or when it says nothing in time."""
@@ -128,7 +129,9 @@ class _Child:
         if self.process.is_alive():
             self.process.kill()  # one still importing torch answers nothing else
         self.process.join(2.0)
-        self.conn.close()
+        with self._close_lock:  # `SentenceModel.close` and the loading thread's own clean-up may both get here
+            if not self.conn.closed:
+                self.conn.close()
 
 
 class SentenceModel:
