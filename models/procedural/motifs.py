@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.procedural.atmosphere import Soft
+from models.procedural.noise import Noise, smoothstep
+
 SHIFT = 4
 """Sub-pixel bits for cv2 drawing: coordinates are passed as integers times 16."""
 ONE = 1 << SHIFT
@@ -80,6 +83,9 @@ class Ctx:
     accent: tuple = (240, 180, 90)
     glow: tuple = (255, 240, 220)
     focus: tuple[float, float] | None = None   # the composition's focal point (fractions) while drawing the focal motif
+    cam: float = 0.0                   # camera sway, pixels at the nearest depth (parallax: far layers move less)
+    water: bool = False                # the sea is drawn: grounds stop at the horizon
+    glow_gain: float = 1.0             # the scene's halo strength
 
     @property
     def s(self) -> float:
@@ -164,7 +170,11 @@ class Motif:
         pass
 
     def draw(self, img: np.ndarray, ctx: Ctx) -> None:
+        """The sharp pass, on the full-size frame."""
         raise NotImplementedError
+
+    def soft(self, soft: Soft, ctx: Ctx) -> None:
+        """The soft pass (haze, texture, glow), on the coarse canvas before the sharp pass; most motifs have none."""
 
 
 def _wrap(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -173,7 +183,7 @@ def _wrap(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 # --- sky ------------------------------------------------------------------------------------------
 class Stars(Motif):
-    name, words, layer = "stars", ("star", "starry", "night sky", "constellation", "galaxy", "cosmos", "space"), 0
+    name, words, layer = "stars", ("star", "starry", "starlight", "night sky", "constellation", "galaxy", "cosmos", "space"), 0
 
     def setup(self):
         n = 160
@@ -193,7 +203,7 @@ class Stars(Motif):
 
 
 class Moon(Motif):
-    name, words, layer = "moon", ("moon", "moonlit", "lunar"), 0
+    name, words, layer = "moon", ("moon", "moonlit", "moonlight", "moonpath", "lunar"), 0
 
     def draw(self, img, ctx):
         x, y = ctx.place(0.75, 0.22)
@@ -205,7 +215,7 @@ class Moon(Motif):
 
 
 class Sun(Motif):
-    name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "golden", "summer", "radiant"), 0
+    name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "sunlight", "sunny", "sunbeam", "golden", "summer", "radiant"), 0
 
     def draw(self, img, ctx):
         x, y = ctx.place(0.5, ctx.horizon - 0.12)
@@ -220,7 +230,7 @@ class Sun(Motif):
 
 
 class Clouds(Motif):
-    name, words, layer = "clouds", ("cloud", "overcast", "sky", "fog", "mist"), 0
+    name, words, layer = "clouds", ("cloud", "cloudy", "thundercloud", "overcast", "sky", "fog", "mist"), 0
 
     def setup(self):
         self.c = self.rng.uniform(0, 1, (7, 3)).astype(np.float32)
@@ -273,7 +283,7 @@ class Birds(Motif):
 
 
 class Lightning(Motif):
-    name, words, layer = "lightning", ("lightning", "thunder", "storm", "electric"), 0
+    name, words, layer = "lightning", ("lightning", "thunder", "thunderhead", "thundercloud", "storm", "stormy", "electric"), 0
 
     def draw(self, img, ctx):
         if ctx.beat < 0.35:
@@ -309,7 +319,7 @@ class Fireworks(Motif):
 
 
 class Lanterns(Motif):
-    name, words, layer = "lanterns", ("lantern", "lamplight", "lamp", "candle", "glow", "firefl"), 0
+    name, words, layer = "lanterns", ("lantern", "lamplight", "lamp", "candle", "candlelit", "glow", "firefly"), 0
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (22, 3)).astype(np.float32)
@@ -349,7 +359,7 @@ class Mountains(Motif):
 
 
 class Waves(Motif):
-    name, words, layer = "waves", ("wave", "sea", "ocean", "shore", "tide", "coast", "water", "lake", "beach", "harbour", "surf"), 1
+    name, words, layer = "waves", ("wave", "sea", "seascape", "ocean", "shore", "tide", "coast", "water", "waterfall", "lake", "beach", "harbour", "surf", "swell"), 1
     backdrop = True
 
     def draw(self, img, ctx):
@@ -373,7 +383,7 @@ class Waves(Motif):
 
 
 class Forest(Motif):
-    name, words, layer = "forest", ("forest", "tree", "wood", "pine", "orchard", "garden", "willow", "jungle"), 1
+    name, words, layer = "forest", ("forest", "tree", "treeline", "wood", "woodland", "pine", "orchard", "garden", "willow", "jungle", "branch"), 1
 
     def setup(self):
         self.p = np.sort(self.rng.uniform(0, 1, (34, 3)).astype(np.float32), axis=0)
@@ -398,7 +408,7 @@ class Forest(Motif):
 
 
 class City(Motif):
-    name, words, layer = "city", ("city", "skyline", "street", "station", "square", "town", "building", "neon", "tunnel", "village"), 1
+    name, words, layer = "city", ("city", "cityscape", "skyline", "skyscraper", "street", "streetlamp", "station", "square", "town", "building", "neon", "tunnel", "village"), 1
 
     def setup(self):
         self.b = self.rng.uniform(0, 1, (22, 2)).astype(np.float32)
@@ -456,7 +466,7 @@ class Tower(Motif):
 
 
 class Boats(Motif):
-    name, words, layer = "boats", ("boat", "sail", "ship", "harbour", "fleet", "shore"), 1
+    name, words, layer = "boats", ("boat", "sail", "sailboat", "sailing", "ship", "harbour", "fleet", "shore"), 1
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (5, 2)).astype(np.float32)
@@ -512,7 +522,7 @@ class Crystals(Motif):
 
 # --- front ----------------------------------------------------------------------------------------
 class Rain(Motif):
-    name, words, layer = "rain", ("rain", "drizzle", "shower", "tears", "downpour", "wet"), 2
+    name, words, layer = "rain", ("rain", "rainy", "raining", "rainfall", "drizzle", "shower", "tears", "downpour", "wet"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (220, 2)).astype(np.float32)
@@ -529,7 +539,7 @@ class Rain(Motif):
 
 
 class Snow(Motif):
-    name, words, layer = "snow", ("snow", "winter", "frost", "blizzard", "flake"), 2
+    name, words, layer = "snow", ("snow", "snowy", "snowfall", "winter", "frost", "blizzard", "flake", "snowflake"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (160, 3)).astype(np.float32)
@@ -544,7 +554,7 @@ class Snow(Motif):
 
 
 class Petals(Motif):
-    name, words, layer = "petals", ("petal", "blossom", "flower", "leaves", "leaf", "cherry", "autumn"), 2
+    name, words, layer = "petals", ("petal", "blossom", "blossoming", "flower", "leaves", "leaf", "cherry", "autumn"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (60, 4)).astype(np.float32)
@@ -560,7 +570,7 @@ class Petals(Motif):
 
 
 class Sparks(Motif):
-    name, words, layer = "sparks", ("spark", "swarm", "particle", "ember", "dust", "confetti", "fountain"), 2
+    name, words, layer = "sparks", ("spark", "sparkling", "sparkler", "swarm", "particle", "ember", "dust", "confetti", "fountain"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (180, 3)).astype(np.float32)
@@ -586,7 +596,7 @@ class Sparks(Motif):
 
 
 class Ribbons(Motif):
-    name, words, layer = "ribbons", ("ribbon", "aurora", "light", "silk", "stream", "current", "thread"), 2
+    name, words, layer = "ribbons", ("ribbon", "aurora", "silk", "stream", "thread"), 2
 
     def draw(self, img, ctx):
         xs = np.linspace(-10, ctx.w + 10, 90, dtype=np.float32)
@@ -663,7 +673,7 @@ class Rings(Motif):
 
 
 class Spiral(Motif):
-    name, words, layer = "spiral", ("spiral", "vortex", "whirl", "swirl", "galaxy", "whirlpool"), 2
+    name, words, layer = "spiral", ("spiral", "spiralling", "vortex", "whirl", "whirling", "swirl", "swirling", "galaxy", "whirlpool"), 2
 
     def draw(self, img, ctx):
         arms = []
@@ -770,14 +780,36 @@ SHAPE_MOTIFS = {"waves": ("waves",), "mountains": ("mountains",), "orbs": ("orbs
 """What the caption's `shapes` hint (the scene facet's drawing) calls up when its words name nothing."""
 
 
+def _forms(word: str) -> list[str]:
+    """A word and its plural (the last word of a phrase): "tree" -> trees, "firefly" -> fireflies, "leaf" -> leaves."""
+    forms = [word, word + "s", word + "es"]
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        forms.append(word[:-1] + "ies")
+    if word.endswith("f"):
+        forms.append(word[:-1] + "ves")
+    return forms
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(motif: type[Motif]) -> re.Pattern[str]:
+    """Whole words only: "light" is not "lightning", "towering" is not a tower."""
+    pattern = _PATTERNS.get(motif.name)
+    if pattern is None:
+        forms = sorted({f for w in motif.words for f in _forms(w)}, key=len, reverse=True)
+        pattern = _PATTERNS[motif.name] = re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")\b")
+    return pattern
+
+
 def motifs_named_in(text: str) -> list[str]:
-    """Motif names whose words occur in `text`, in the order they first occur."""
-    low = " " + text.lower() + " "
+    """Motif names whose words (whole words, or their plurals) occur in `text`, in the order they first occur."""
+    low = text.lower()
     found: list[tuple[int, str]] = []
     for motif in MOTIFS:
-        positions = [m.start() for w in motif.words for m in re.finditer(r"\b" + re.escape(w), low)]
-        if positions:
-            found.append((min(positions), motif.name))
+        hit = _pattern(motif).search(low)
+        if hit:
+            found.append((hit.start(), motif.name))
     return [name for _, name in sorted(found)]
 
 
