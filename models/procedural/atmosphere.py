@@ -70,9 +70,9 @@ def horizon_haze(soft: Soft, horizon_px: float, colour, strength: float) -> None
     fading up into the sky and down toward the viewer; whatever stands far off sinks into it."""
     if strength <= 0.01:
         return
-    rows = slice(0, soft.h)
+    rows = soft.rows(horizon_px - 0.5 * soft.frame_h, horizon_px + 0.2 * soft.frame_h)   # where the band is visible
     y = soft.ys(rows)
     spread = np.where(y < horizon_px, 0.22, 0.09) * soft.frame_h
     alpha = (strength * 0.55 * np.exp(-((y - horizon_px) / spread) ** 2)).astype(np.float32)
-    region = soft.canvas
+    region = soft.canvas[rows]
     region += (np.asarray(colour, dtype=np.float32) - region) * alpha[:, None, None]
