@@ -744,15 +744,39 @@ class Sparks(Motif):
 
 
 class Ribbons(Motif):
-    name, words, layer = "ribbons", ("ribbon", "aurora", "silk", "stream", "thread"), 2
+    """Ribbons of light as aurora curtains: each a bright edge along a slow wave, with a veil of
+    vertical noise streaks hanging above it and fading upward (soft), and a thin sharp core."""
+
+    name, words, layer = "ribbons", ("ribbon", "aurora", "silk", "stream", "thread"), 0
+
+    def setup(self):
+        self.noise = Noise(self.rng, octaves=3)
+
+    def _curve(self, ctx: Ctx, xs: np.ndarray, i: int) -> np.ndarray:
+        # Curtains hang in the sky, above the ridges and roofs of the land layer.
+        amp = ctx.h * (0.05 + 0.02 * i) * (1 + 0.4 * ctx.beat)
+        return ctx.h * ctx.horizon * (0.3 + 0.14 * i) + amp * np.sin(xs / ctx.w * (1.6 + 0.5 * i) * math.pi + ctx.t * (0.3 + 0.12 * i) + 2.1 * i)
+
+    def soft(self, soft, ctx):
+        cols = slice(0, soft.w)
+        xs = soft.xs(cols)
+        n = max(1, int(round(3 * min(1.0, ctx.amount + 0.1))))
+        rows = soft.rows(0, ctx.h * ctx.horizon)
+        y = soft.ys(rows)[:, None]
+        streaks = self.noise.fbm(soft.w, rows.stop - rows.start, 9.0, dx=0.02 * ctx.t, dy=0.1 * ctx.t, stretch_y=0.08)
+        veil = smoothstep(0.35, 0.75, streaks)
+        for i in range(n):
+            edge = self._curve(ctx, xs, i)[None, :]
+            above = (edge - y) / (ctx.h * (0.16 + 0.04 * i))
+            curtain = np.where(above >= 0, np.exp(-above * 2.2), np.exp(-(above * 14.0) ** 2))
+            alpha = curtain * (0.35 + 0.65 * veil) * (0.65 - 0.12 * i) * min(1.0, ctx.amount * 1.3)
+            soft.screen(rows, cols, mix(ctx.accent, ctx.glow, 0.25 * i + 0.3 * ctx.beat), alpha.astype(np.float32))
 
     def draw(self, img, ctx):
         xs = np.linspace(-10, ctx.w + 10, 90, dtype=np.float32)
-        for i in range(4):
-            amp = ctx.h * (0.12 + 0.05 * i) * (1 + 0.4 * ctx.beat)
-            y = ctx.h * (0.3 + 0.12 * i) + amp * np.sin(xs / ctx.w * (2.5 + 0.7 * i) * math.pi + ctx.t * (0.5 + 0.2 * i) + 2.1 * i)
-            colour = mix(ctx.accent, ctx.glow, 0.2 * i + 0.4 * ctx.beat)
-            polylines(img, ctx, [np.stack([xs, y], 1)], colour, max(2, int((8 - 1.5 * i) * ctx.s * ctx.amount)))
+        n = max(1, int(round(3 * min(1.0, ctx.amount + 0.1))))
+        lines = [np.stack([xs, self._curve(ctx, xs, i)], 1) for i in range(n)]
+        polylines(img, ctx, lines, mix(ctx.glow, (255, 255, 255), 0.3 + 0.4 * ctx.beat), max(1, int(1.5 * ctx.s)))
 
 
 class Smoke(Motif):
