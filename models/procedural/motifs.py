@@ -341,16 +341,23 @@ class Fireworks(Motif):
                       0.5 * (1.0 - age) ** 2 * ctx.glow_gain)
 
     def draw(self, img, ctx):
-        lines = []
+        # Each burst: stars thrown out along uneven spokes, slowing (drag) and drooping (gravity),
+        # each with a trail of its last positions; bright and white-hot young, dim and sparse old.
+        k = np.arange(36, dtype=np.float32)
+        lag = np.asarray([0.0, 0.04, 0.09, 0.15], dtype=np.float32)[:, None]   # trail: earlier moments
         for i, (u, v, ph) in enumerate(self.c[:max(2, int(5 * ctx.amount))]):
             age = (ctx.t * 0.6 + ph) % 1.0
             x, y = ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v)
-            r = (30 + 150 * age + 40 * ctx.beat) * ctx.s
-            for k in range(16):
-                a = k / 16 * 2 * math.pi + i
-                lines.append(np.array([[x + 0.6 * r * math.cos(a), y + 0.6 * r * math.sin(a)],
-                                       [x + r * math.cos(a), y + r * math.sin(a) + 20 * age * age * ctx.s]]))
-        polylines(img, ctx, lines, mix(ctx.accent, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
+            a = k / 36 * 2 * math.pi + i + 0.15 * np.sin(k * 7.3 + i)
+            speed = (170 + 50 * np.sin(k * 3.1 + i * 2)) * ctx.s * (1 + 0.25 * ctx.beat)
+            tt = np.clip(age - lag, 0.0, None)
+            reach = speed * (1 - np.exp(-3.0 * tt)) / 3.0 * 3.0
+            px = x + reach * np.cos(a)
+            py = y + reach * np.sin(a) + 90 * ctx.s * tt * tt
+            trails = np.stack([px, py], -1).transpose(1, 0, 2)   # (36 stars, 4 moments, 2)
+            live = (k * 0.61 + i) % 1.0 > age * 0.9               # stars burn out as the burst ages
+            colour = mix(mix(ctx.glow, (255, 255, 255), 0.3), mix(ctx.accent, ctx.mid, 0.5), age)
+            polylines(img, ctx, trails[live], colour, max(1, int((2.5 - 1.5 * age) * ctx.s)))
 
 
 class Lanterns(Motif):
