@@ -75,4 +75,5 @@ def horizon_haze(soft: Soft, horizon_px: float, colour, strength: float) -> None
     spread = np.where(y < horizon_px, 0.22, 0.09) * soft.frame_h
     alpha = (strength * 0.55 * np.exp(-((y - horizon_px) / spread) ** 2)).astype(np.float32)
     region = soft.canvas[rows]
-    region += (np.asarray(colour, dtype=np.float32) - region) * alpha[:, None, None]
+    region *= (1.0 - alpha)[:, None, None]   # in place, row by row: no frame-sized temporaries
+    region += (alpha[:, None] * np.asarray(colour, dtype=np.float32))[:, None, :]

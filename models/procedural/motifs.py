@@ -397,6 +397,8 @@ class Mountains(Motif):
         margin = 0.1 * ctx.w
         xs = np.linspace(-margin, ctx.w + margin, 96, dtype=np.float32)
         horizon = ctx.h * ctx.horizon
+        floor = min(ctx.h + 20, horizon + 2) if ctx.water else ctx.h + 20   # the sea runs to the ridges' feet
+        tops = []
         for layer in range(3):   # far to near
             k = self.k[layer]
             par = 0.15 + 0.35 * layer   # parallax: the near ridge moves most with the camera
@@ -405,9 +407,11 @@ class Mountains(Motif):
             ridge = (np.abs(np.sin(u * (3 + layer) + k[0] + ctx.t * 0.02 * (layer + 1))) * 0.18
                      + 0.05 * np.sin(u * 11 + k[1]) + 0.012 * (1 + layer) * np.sin(u * 37 + k[2])
                      ) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
-            top = base - ridge
-            bottom = min(ctx.h + 20, horizon + 2) if ctx.water else ctx.h + 20   # the sea runs to the ridges' feet
-            top = np.minimum(top, bottom - 1)
+            tops.append(np.minimum(base - ridge, floor - 1))
+        for layer, top in enumerate(tops):
+            # Each ridge is filled down to the lowest point of the one in front only: no overdraw.
+            bottom = floor if layer == 2 else min(floor, float(tops[layer + 1].max()) + 2)
+            top = np.minimum(top, bottom - 1)   # below that it is hidden anyway
             poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + margin, bottom], [-margin, bottom]]])
             # Aerial perspective: the far ridges take the sky's light colour and lose their contrast.
             body = mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.42 * (2 - layer) / 2)

@@ -304,9 +304,8 @@ class ProceduralRenderer:
         ctx.water = any(name == "waves" and amount > 0.02 for name, amount, _ in jobs)
         horizon_haze(soft, ctx.h * ctx.horizon, mix(ctx.light, ctx.mid, 0.3), self._haze * (0.4 if look.layout == "radial" else 1.0))
         self._draw_jobs(jobs, ctx, lambda motif: motif.soft(soft, ctx))
-        np.nan_to_num(canvas, copy=False)   # a soft pass gone wrong costs its own layer, not the frame
-        np.clip(canvas, 0.0, 255.0, out=canvas)
-        frame = cv2.resize(canvas.astype(np.uint8), (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        # Saturating cast in one pass (a NaN from a soft pass gone wrong becomes black, not an error).
+        frame = cv2.resize(cv2.convertScaleAbs(canvas), (self.width, self.height), interpolation=cv2.INTER_LINEAR)
         self._draw_jobs(jobs, ctx, lambda motif: motif.draw(frame, ctx), record=True)
         if g["burst"] > 0 and level > 0.05 and self._accents.since_beat_s < 0.5:
             r = (0.05 + 1.6 * self._accents.since_beat_s) * self.width * 0.5
