@@ -42,13 +42,17 @@ class Soft:
     def screen(self, rows: slice, cols: slice, colour, alpha: np.ndarray) -> None:
         """Add light: `colour` screened over the region (brightens, never clips), a glow."""
         region = self.canvas[rows, cols]
-        region += np.asarray(colour, dtype=np.float32) * alpha[..., None] * (1.0 - region / 255.0)
+        light = region * np.float32(-1.0 / 255.0)   # one temporary, the rest in place
+        light += 1.0
+        light *= alpha[..., None]
+        light *= np.asarray(colour, dtype=np.float32)
+        region += light
 
     def halo(self, x_px: float, y_px: float, r_px: float, colour, strength: float) -> None:
         """A soft round glow (Gaussian fall-off, radius `r_px` at 1/e) centred on a frame point."""
         if strength <= 0.01 or r_px <= 0:
             return
-        reach = 2.5 * r_px
+        reach = 2.0 * r_px   # exp(-4): the glow is gone by there
         rows, cols = self.rows(y_px - reach, y_px + reach), self.cols(x_px - reach, x_px + reach)
         if rows.start >= rows.stop or cols.start >= cols.stop:
             return

@@ -805,15 +805,21 @@ class Smoke(Motif):
         h = rows.stop - rows.start
         if h < 4:
             return
-        x = soft.xs(cols)[None, :]
-        rise = ((ctx.h - soft.ys(rows)) / ctx.h)[:, None]   # 0 at the bottom, 1 near the top
-        mask = np.zeros((h, soft.w), dtype=np.float32)
+        # The plume mask is smooth: computed at half the canvas size and upscaled.
+        import cv2
+        hw, hh = max(2, soft.w // 2), max(2, h // 2)
+        x = np.linspace(0.0, ctx.w, hw, dtype=np.float32)[None, :]
+        rise = np.linspace((ctx.h - soft.ys(rows)[0]) / ctx.h, (ctx.h - soft.ys(rows)[-1]) / ctx.h, hh,
+                           dtype=np.float32)[:, None]   # 0 at the bottom, 1 near the top
+        mask = np.zeros((hh, hw), dtype=np.float32)
         for u, ph in self.p[:max(2, int(5 * ctx.amount))]:
             cx = u * ctx.w + 0.7 * ctx.cam + (50 * rise + 15) * np.sin(rise * 5 - ctx.t * 0.7 + ph * 6) * ctx.s
             width = (25 + 170 * rise) * ctx.s
             np.maximum(mask, np.exp(-((x - cx) / width) ** 2), out=mask)
+        mask *= smoothstep(1.0, 0.45, rise) * 0.8 * min(1.0, 1.4 * ctx.amount)
+        mask = cv2.resize(mask, (soft.w, h), interpolation=cv2.INTER_LINEAR)
         d = self.noise.fbm(soft.w, h, 4.0, dx=0.15 * math.sin(ctx.t * 0.1), dy=ctx.t * 0.35, stretch_y=0.7)
-        alpha = mask * smoothstep(0.3, 0.72, d) * smoothstep(1.0, 0.45, rise) * 0.8 * min(1.0, 1.4 * ctx.amount)
+        alpha = mask * smoothstep(0.3, 0.72, d)
         soft.over(rows, cols, mix(ctx.mid, ctx.light, 0.55 + 0.2 * ctx.beat), alpha.astype(np.float32))
 
     def draw(self, img, ctx):
@@ -838,7 +844,7 @@ class Fire(Motif):
 
     def soft(self, soft, ctx):
         x, base, size = self._where(ctx)
-        soft.halo(x, base - 0.5 * size, 2.2 * size, mix(ctx.accent, (255, 140, 50), 0.5), 0.55 * ctx.glow_gain)
+        soft.halo(x, base - 0.5 * size, 1.4 * size, mix(ctx.accent, (255, 140, 50), 0.5), 0.55 * ctx.glow_gain)
         rows, cols = soft.rows(base - 2.3 * size, base + 0.05 * size), soft.cols(x - 0.8 * size, x + 0.8 * size)
         h, w = rows.stop - rows.start, cols.stop - cols.start
         if h < 3 or w < 3:
