@@ -552,9 +552,13 @@ class City(Motif):
         bw = span / len(data)
         x0 = _wrap(np.arange(len(data), dtype=np.float32) * bw + ctx.cam * par, -0.1 * ctx.w, 1.1 * ctx.w)
         top = ground - (0.25 + 0.75 * data[:, 0]) * tall * (0.4 + 0.6 * ctx.amount)
-        polys = [np.array([[x, t], [x + bw - 1, t], [x + bw - 1, ground + 2], [x, ground + 2]], dtype=np.float32)
-                 for x, t in zip(x0, top)]
-        fill(img, ctx, polys, colour)
+        # One silhouette polygon per row (roof steps, then down to the ground): a far row is a shape, and
+        # one polygon fills faster than thirty.
+        order = np.argsort(x0)
+        x0, top = x0[order], top[order]
+        roofs = np.stack([np.stack([x0, top], 1), np.stack([x0 + bw, top], 1)], axis=1).reshape(-1, 2)
+        ends = np.asarray([[roofs[-1, 0], ground + 2], [roofs[0, 0], ground + 2]], dtype=np.float32)
+        fill(img, ctx, [np.concatenate([roofs, ends]).astype(np.float32)], colour)
 
     def draw(self, img, ctx):
         ground = ctx.h * (ctx.horizon + 0.1)
