@@ -1,8 +1,9 @@
 """The motif library: things a caption names (birds, towers, rain, city lights, ...), drawn sharp and
 anti-aliased at the output resolution with OpenCV (LINE_AA, sub-pixel coordinates).
 
-A motif is a class with a `name`, the `words` that call it up, a `layer` (0 sky, 1 land, 2 front) and
-`draw(img, ctx)`. Positions are precomputed from a seeded generator at construction, so a motif is
+A motif is a class with a `name`, the `words` that call it up, a `layer` (0 sky, 1 land, 2 front),
+`draw(img, ctx)` (the sharp pass) and optionally `soft(soft, ctx)` (texture and glow on the coarse
+canvas of models/procedural/atmosphere.py, painted before any sharp pass). Positions are precomputed from a seeded generator at construction, so a motif is
 stable from frame to frame and only its animation moves. Everything is drawn in the graded palette's
 colours from `ctx`, so the colour grade that carries the music's valence-arousal holds for motifs too.
 

@@ -4,9 +4,11 @@ and accents locked to the beat and the onsets.
 Always available, the embedded default's visuals, and the init picture of every img2img diffusion
 frame. Owned by the renderer thread (one instance, one thread).
 
-Per frame: the field is computed on a small grid, coloured through the graded palette and upscaled
-(it is smooth, nothing is lost); the caption's motifs are drawn on top with anti-aliased OpenCV
-primitives at the output size; then the accents (flash, scale pulse, shake, burst ring, palette
+Per frame: the field is computed on a small grid and coloured through the graded palette; the soft
+layers (haze, noise-textured clouds, water, smoke and flame, halos) are painted on a canvas twice
+that size, which is upscaled (it is smooth, nothing is lost); the caption's motifs are drawn on top
+with anti-aliased OpenCV primitives at the output size, in rows by distance that move against each
+other as the camera sways; then the accents (flash, scale pulse, shake, burst ring, palette
 kick) land on the frame the beat falls on.
 
 Colour carries the music's valence-arousal: the grade (brightness, saturation, contrast) is applied
