@@ -26,12 +26,14 @@ STILL = (400, 225)
 TILE = (320, 180)
 
 
-def frame_at(video: Path, t_s: float) -> np.ndarray:
-    """The frame shown at `t_s` seconds of the recording (by its frame rate)."""
+def frame_at(video: Path, t_s: float, run_s: float = RUN_S) -> np.ndarray:
+    """The frame shown about `t_s` seconds into a `run_s` run. The recording holds the frames the
+    projector showed, fewer than its nominal rate when the machine is loaded, so time maps to the
+    frames by their share of the run, not by the file's frame rate."""
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    index = min(max(0, n - 1), int(round(t_s * fps)))
+    index = min(max(0, n - 1), int(round(t_s / run_s * n)))
     cap.set(cv2.CAP_PROP_POS_FRAMES, index)
     ok, frame = cap.read()
     cap.release()
