@@ -262,7 +262,7 @@ class Clouds(Motif):
         y = (soft.ys(rows) / horizon)[:, None]   # 0 at the top, 1 at the horizon
         cover = 0.66 - 0.2 * min(1.0, ctx.amount)
         drift = ctx.t * 0.04 * (1.0 + ctx.motion.dx)
-        under = np.asarray(mix(mix(ctx.dark, ctx.mid, 0.6), ctx.light, 0.1), dtype=np.float32)
+        under = np.asarray(mix(ctx.dark, ctx.mid, 0.55), dtype=np.float32)
         lit = np.asarray(mix(mix(ctx.light, ctx.glow, 0.25 + 0.4 * ctx.beat), ctx.light, 0.0), dtype=np.float32)
         for cells, speed, par, height, haze in ((7.0, 0.5, 0.12, 0.8, 0.5), (2.6, 1.0, 0.3, 0.3, 0.0)):
             d = self.noise.fbm(soft.w, h, cells, dx=drift * speed + ctx.cam * par * cells / ctx.w, dy=0.37 * cells,
@@ -270,7 +270,7 @@ class Clouds(Motif):
             band = np.exp(-((y - height) / 0.3) ** 2)
             density = smoothstep(cover, cover + 0.16, d * (0.75 + 0.35 * band))
             # Lit from above: where the density grows downward the cloud faces the sky.
-            shade = np.clip(0.55 + 9.0 * (d - np.roll(d, 3, axis=0)), 0.0, 1.0)
+            shade = np.clip(0.3 + 9.0 * (d - np.roll(d, 3, axis=0)), 0.0, 1.0)   # mostly body, lit only at the tops
             colour = under + (lit - under) * shade[..., None]
             if haze:
                 colour += (np.asarray(ctx.light, dtype=np.float32) - colour) * haze
