@@ -1,8 +1,9 @@
 """The motif library: things a caption names (birds, towers, rain, city lights, ...), drawn sharp and
 anti-aliased at the output resolution with OpenCV (LINE_AA, sub-pixel coordinates).
 
-A motif is a class with a `name`, the `words` that call it up, a `layer` (0 sky, 1 land, 2 front) and
-`draw(img, ctx)`. Positions are precomputed from a seeded generator at construction, so a motif is
+A motif is a class with a `name`, the `words` that call it up, a `layer` (0 sky, 1 land, 2 front),
+`draw(img, ctx)` (the sharp pass) and optionally `soft(soft, ctx)` (texture and glow on the coarse
+canvas of models/procedural/atmosphere.py, painted before any sharp pass). Positions are precomputed from a seeded generator at construction, so a motif is
 stable from frame to frame and only its animation moves. Everything is drawn in the graded palette's
 colours from `ctx`, so the colour grade that carries the music's valence-arousal holds for motifs too.
 
@@ -16,6 +17,9 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from models.procedural.atmosphere import Soft
+from models.procedural.noise import Noise, smoothstep
 
 SHIFT = 4
 """Sub-pixel bits for cv2 drawing: coordinates are passed as integers times 16."""
@@ -80,6 +84,9 @@ class Ctx:
     accent: tuple = (240, 180, 90)
     glow: tuple = (255, 240, 220)
     focus: tuple[float, float] | None = None   # the composition's focal point (fractions) while drawing the focal motif
+    cam: float = 0.0                   # camera sway, pixels at the nearest depth (parallax: far layers move less)
+    water: bool = False                # the sea is drawn: grounds stop at the horizon
+    glow_gain: float = 1.0             # the scene's halo strength
 
     @property
     def s(self) -> float:
@@ -164,7 +171,11 @@ class Motif:
         pass
 
     def draw(self, img: np.ndarray, ctx: Ctx) -> None:
+        """The sharp pass, on the full-size frame."""
         raise NotImplementedError
+
+    def soft(self, soft: Soft, ctx: Ctx) -> None:
+        """The soft pass (haze, texture, glow), on the coarse canvas before the sharp pass; most motifs have none."""
 
 
 def _wrap(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -173,7 +184,7 @@ def _wrap(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 # --- sky ------------------------------------------------------------------------------------------
 class Stars(Motif):
-    name, words, layer = "stars", ("star", "starry", "night sky", "constellation", "galaxy", "cosmos", "space"), 0
+    name, words, layer = "stars", ("star", "starry", "starlight", "night sky", "constellation", "galaxy", "cosmos", "space"), 0
 
     def setup(self):
         n = 160
@@ -193,58 +204,80 @@ class Stars(Motif):
 
 
 class Moon(Motif):
-    name, words, layer = "moon", ("moon", "moonlit", "lunar"), 0
+    name, words, layer = "moon", ("moon", "moonlit", "moonlight", "moonpath", "lunar"), 0
+
+    def _where(self, ctx: Ctx) -> tuple[float, float, float]:
+        x, y = ctx.place(0.75, 0.22)
+        return x + 0.02 * ctx.w * math.sin(ctx.t * 0.05) + 0.1 * ctx.cam, y, 60 * ctx.s * ctx.amount * (1 + 0.05 * ctx.beat)
+
+    def soft(self, soft, ctx):
+        x, y, r = self._where(ctx)
+        soft.halo(x, y, 2.6 * r, mix(ctx.light, ctx.glow, 0.5), 0.55 * ctx.glow_gain * min(1.0, ctx.amount * 1.5))
+        soft.light_x = x
 
     def draw(self, img, ctx):
-        x, y = ctx.place(0.75, 0.22)
-        x += 0.02 * ctx.w * math.sin(ctx.t * 0.05)
-        r = 60 * ctx.s * ctx.amount * (1 + 0.05 * ctx.beat)
-        circle(img, ctx, x, y, r * 1.25, mix(ctx.dark, ctx.light, 0.25))
+        x, y, r = self._where(ctx)
+        circle(img, ctx, x, y, r * 1.12, mix(ctx.light, ctx.glow, 0.3))
         circle(img, ctx, x, y, r, ctx.glow)
         circle(img, ctx, x + 0.35 * r, y - 0.2 * r, 0.85 * r, mix(ctx.dark, ctx.mid, 0.5))
 
-
 class Sun(Motif):
-    name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "golden", "summer", "radiant"), 0
+    name, words, layer = "sun", ("sun", "sunrise", "sunset", "dawn", "sunlit", "sunlight", "sunny", "sunbeam", "golden", "summer", "radiant"), 0
+
+    def _where(self, ctx: Ctx) -> tuple[float, float, float]:
+        x, y = ctx.place(0.5, ctx.horizon - 0.12)
+        return x + 0.1 * ctx.cam, y, 80 * ctx.s * ctx.amount
+
+    def soft(self, soft, ctx):
+        x, y, r = self._where(ctx)
+        soft.halo(x, y, 4.0 * r, ctx.accent, 0.6 * ctx.glow_gain * min(1.0, ctx.amount * 1.5))
+        soft.halo(x, y, 1.6 * r, ctx.glow, 0.5 * ctx.glow_gain * min(1.0, ctx.amount * 1.5))
+        soft.light_x = x
 
     def draw(self, img, ctx):
-        x, y = ctx.place(0.5, ctx.horizon - 0.12)
-        r = 80 * ctx.s * ctx.amount
+        x, y, r = self._where(ctx)
         rays = []
         for i in range(24):
             a = i / 24 * 2 * math.pi + ctx.t * 0.1
             r0, r1 = r * 1.25, r * (1.6 + 0.5 * ctx.beat + 0.15 * math.sin(ctx.t * 2 + i))
             rays.append(np.array([[x + r0 * math.cos(a), y + r0 * math.sin(a)], [x + r1 * math.cos(a), y + r1 * math.sin(a)]]))
-        polylines(img, ctx, rays, ctx.accent, max(1, int(3 * ctx.s)))
+        polylines(img, ctx, rays, mix(ctx.accent, ctx.glow, 0.3), max(1, int(2 * ctx.s)))
         circle(img, ctx, x, y, r, ctx.glow)
 
-
 class Clouds(Motif):
-    name, words, layer = "clouds", ("cloud", "overcast", "sky", "fog", "mist"), 0
+    """Cloud banks from fBm noise, lit from above: a far bank, fine-grained, low and hazy, drifting
+    slowly; a near one, coarse and higher, faster (parallax). Soft only: nothing sharp."""
+
+    name, words, layer = "clouds", ("cloud", "cloudy", "thundercloud", "overcast", "sky", "fog", "mist"), 0
 
     def setup(self):
-        self.c = self.rng.uniform(0, 1, (7, 3)).astype(np.float32)
-        self.puffs = self.rng.uniform(-1, 1, (7, 6, 3)).astype(np.float32)
+        self.noise = Noise(self.rng)
+
+    def soft(self, soft, ctx):
+        horizon = ctx.h * ctx.horizon
+        rows, cols = soft.rows(0, horizon), slice(0, soft.w)
+        h = rows.stop - rows.start
+        if h < 4:
+            return
+        y = (soft.ys(rows) / horizon)[:, None]   # 0 at the top, 1 at the horizon
+        cover = 0.66 - 0.2 * min(1.0, ctx.amount)
+        drift = ctx.t * 0.04 * (1.0 + ctx.motion.dx)
+        under = np.asarray(mix(ctx.dark, ctx.mid, 0.55), dtype=np.float32)
+        lit = np.asarray(mix(mix(ctx.light, ctx.glow, 0.25 + 0.4 * ctx.beat), ctx.light, 0.0), dtype=np.float32)
+        for cells, speed, par, height, haze in ((7.0, 0.5, 0.12, 0.8, 0.5), (2.6, 1.0, 0.3, 0.3, 0.0)):
+            d = self.noise.fbm(soft.w, h, cells, dx=drift * speed + ctx.cam * par * cells / ctx.w, dy=0.37 * cells,
+                               stretch_y=2.4)
+            band = np.exp(-((y - height) / 0.3) ** 2)
+            density = smoothstep(cover, cover + 0.16, d * (0.75 + 0.35 * band))
+            # Lit from above: where the density grows downward the cloud faces the sky.
+            shade = np.clip(0.3 + 9.0 * (d - np.roll(d, 3, axis=0)), 0.0, 1.0)   # mostly body, lit only at the tops
+            colour = under + (lit - under) * shade[..., None]
+            if haze:
+                colour += (np.asarray(ctx.light, dtype=np.float32) - colour) * haze
+            soft.over(rows, cols, colour, density * 0.92)
 
     def draw(self, img, ctx):
-        # Lit from above: a darker underside, the body, then lit tops; nearer (larger, lower)
-        # clouds drift faster than far ones (parallax) and far ones sink into the sky's haze.
-        for (u, v, size), puffs in zip(self.c[:max(2, int(7 * ctx.amount))], self.puffs):
-            cx = float(_wrap(u * ctx.w * 1.3 + ctx.t * (10 + 20 * size) * (1 + ctx.motion.dx) * ctx.s, -0.15 * ctx.w, 1.15 * ctx.w))
-            cy = v * ctx.h * 0.4 + 40 * ctx.s
-            base = (50 + 60 * size) * ctx.s
-            haze = 0.35 * (1.0 - size)
-            shade = mix(mix(ctx.dark, ctx.mid, 0.75), ctx.light, haze)
-            body = mix(mix(ctx.mid, ctx.light, 0.45 + 0.3 * size), ctx.light, haze)
-            top = mix(ctx.light, ctx.glow, 0.35 + 0.4 * ctx.beat)
-            for px, py, pr in puffs[2:]:   # the underside: most of the same puffs, lower and in shade
-                circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35 + 0.2 * base, base * (0.4 + 0.22 * pr), shade)
-            for px, py, pr in puffs:
-                circle(img, ctx, cx + px * base * 1.3, cy - abs(py) * base * 0.35, base * (0.42 + 0.22 * pr), body)
-            for px, py, pr in puffs[:2]:
-                r = base * (0.42 + 0.22 * pr)
-                circle(img, ctx, cx + px * base * 1.3 - 0.15 * r, cy - abs(py) * base * 0.35 - 0.3 * r, 0.55 * r, top)
-
+        pass
 
 class Birds(Motif):
     name, words, layer = "birds", ("bird", "crow", "gull", "swallow", "wing", "flock", "flying", "raven", "kites"), 0
@@ -273,7 +306,14 @@ class Birds(Motif):
 
 
 class Lightning(Motif):
-    name, words, layer = "lightning", ("lightning", "thunder", "storm", "electric"), 0
+    name, words, layer = "lightning", ("lightning", "thunder", "thunderhead", "thundercloud", "storm", "stormy", "electric"), 0
+
+    def soft(self, soft, ctx):
+        if ctx.beat < 0.35:
+            return
+        rows = soft.rows(0, ctx.h * ctx.horizon)   # the whole sky lights up, most near the top
+        alpha = (0.35 * ctx.beat * ctx.glow_gain * np.linspace(1.0, 0.3, rows.stop - rows.start, dtype=np.float32))
+        soft.screen(rows, slice(0, soft.w), ctx.glow, np.broadcast_to(alpha[:, None], (alpha.size, soft.w)))
 
     def draw(self, img, ctx):
         if ctx.beat < 0.35:
@@ -295,24 +335,45 @@ class Fireworks(Motif):
     def setup(self):
         self.c = self.rng.uniform(0, 1, (5, 3)).astype(np.float32)
 
+    def soft(self, soft, ctx):
+        for u, v, ph in self.c[:max(2, int(5 * ctx.amount))]:
+            age = (ctx.t * 0.6 + ph) % 1.0
+            soft.halo(ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v), (60 + 120 * age) * ctx.s, ctx.accent,
+                      0.5 * (1.0 - age) ** 2 * ctx.glow_gain)
+
     def draw(self, img, ctx):
-        lines = []
+        # Each burst: stars thrown out along uneven spokes, slowing (drag) and drooping (gravity),
+        # each with a trail of its last positions; bright and white-hot young, dim and sparse old.
+        k = np.arange(36, dtype=np.float32)
+        lag = np.asarray([0.0, 0.04, 0.09, 0.15], dtype=np.float32)[:, None]   # trail: earlier moments
         for i, (u, v, ph) in enumerate(self.c[:max(2, int(5 * ctx.amount))]):
             age = (ctx.t * 0.6 + ph) % 1.0
             x, y = ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v)
-            r = (30 + 150 * age + 40 * ctx.beat) * ctx.s
-            for k in range(16):
-                a = k / 16 * 2 * math.pi + i
-                lines.append(np.array([[x + 0.6 * r * math.cos(a), y + 0.6 * r * math.sin(a)],
-                                       [x + r * math.cos(a), y + r * math.sin(a) + 20 * age * age * ctx.s]]))
-        polylines(img, ctx, lines, mix(ctx.accent, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
+            a = k / 36 * 2 * math.pi + i + 0.15 * np.sin(k * 7.3 + i)
+            speed = (170 + 50 * np.sin(k * 3.1 + i * 2)) * ctx.s * (1 + 0.25 * ctx.beat)
+            tt = np.clip(age - lag, 0.0, None)
+            reach = speed * (1 - np.exp(-3.0 * tt)) / 3.0 * 3.0
+            px = x + reach * np.cos(a)
+            py = y + reach * np.sin(a) + 90 * ctx.s * tt * tt
+            trails = np.stack([px, py], -1).transpose(1, 0, 2)   # (36 stars, 4 moments, 2)
+            live = (k * 0.61 + i) % 1.0 > age * 0.9               # stars burn out as the burst ages
+            colour = mix(mix(ctx.glow, (255, 255, 255), 0.3), mix(ctx.accent, ctx.mid, 0.5), age)
+            polylines(img, ctx, trails[live], colour, max(1, int((2.5 - 1.5 * age) * ctx.s)))
 
 
 class Lanterns(Motif):
-    name, words, layer = "lanterns", ("lantern", "lamplight", "lamp", "candle", "glow", "firefl"), 0
+    name, words, layer = "lanterns", ("lantern", "lamplight", "lamp", "candle", "candlelit", "glow", "firefly"), 0
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (22, 3)).astype(np.float32)
+
+    def soft(self, soft, ctx):
+        p = self.p[:max(4, int(22 * ctx.amount))]
+        x = p[:, 0] * ctx.w + 12 * np.sin(ctx.t * 0.8 + p[:, 1] * 9) * ctx.s
+        y = _wrap(p[:, 1] * ctx.h - ctx.t * (12 + 12 * p[:, 2]) * ctx.s, -20, ctx.h + 20)
+        for xi, yi, big in zip(x, y, p[:, 2]):
+            if big > 0.5:   # the nearer lamps light the air around them
+                soft.halo(float(xi), float(yi), 40 * ctx.s, ctx.accent, 0.35 * ctx.glow_gain * min(1.0, ctx.amount * 1.5))
 
     def draw(self, img, ctx):
         p = self.p[:max(4, int(22 * ctx.amount))]
@@ -334,97 +395,205 @@ class Mountains(Motif):
         self.k = self.rng.uniform(0, 6.28, (3, 4)).astype(np.float32)
 
     def draw(self, img, ctx):
-        xs = np.linspace(-20, ctx.w + 20, 72, dtype=np.float32)
-        for layer in range(3):
+        margin = 0.1 * ctx.w
+        xs = np.linspace(-margin, ctx.w + margin, 96, dtype=np.float32)
+        horizon = ctx.h * ctx.horizon
+        floor = min(ctx.h + 20, horizon + 2) if ctx.water else ctx.h + 20   # the sea runs to the ridges' feet
+        tops = []
+        for layer in range(3):   # far to near
             k = self.k[layer]
+            par = 0.15 + 0.35 * layer   # parallax: the near ridge moves most with the camera
+            u = (xs - ctx.cam * par) / ctx.w
             base = ctx.h * (ctx.horizon - 0.18 + 0.1 * layer)
-            ridge = (np.abs(np.sin(xs / ctx.w * (3 + layer) + k[0] + ctx.t * 0.02 * (layer + 1)))
-                     * 0.18 + 0.05 * np.sin(xs / ctx.w * 11 + k[1])) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
-            top = base - ridge
-            poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + 20, ctx.h + 20], [-20, ctx.h + 20]]])
-            # Aerial perspective: the far ridges take the sky's light colour, the near ones stay dark.
-            fill(img, ctx, [poly], mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.3 * (2 - layer) / 2))
-            if layer == 0:
-                polylines(img, ctx, [np.stack([xs, top], 1)], mix(ctx.light, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)))
+            ridge = (np.abs(np.sin(u * (3 + layer) + k[0] + ctx.t * 0.02 * (layer + 1))) * 0.18
+                     + 0.05 * np.sin(u * 11 + k[1]) + 0.012 * (1 + layer) * np.sin(u * 37 + k[2])
+                     ) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
+            tops.append(np.minimum(base - ridge, floor - 1))
+        for layer, top in enumerate(tops):
+            # Each ridge is filled down to the lowest point of the one in front only: no overdraw.
+            bottom = floor if layer == 2 else min(floor, float(tops[layer + 1].max()) + 2)
+            top = np.minimum(top, bottom - 1)   # below that it is hidden anyway
+            poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + margin, bottom], [-margin, bottom]]])
+            # Aerial perspective: the far ridges take the sky's light colour and lose their contrast.
+            body = mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.42 * (2 - layer) / 2)
+            fill(img, ctx, [poly], body)
+            # A lit rim on each ridge, fainter with distance.
+            rim = mix(body, mix(ctx.light, ctx.glow, ctx.beat), 0.25 + 0.3 * layer)
+            polylines(img, ctx, [np.stack([xs, top], 1)], rim, max(1, int((1 + 0.5 * layer) * ctx.s)))
 
 
 class Waves(Motif):
-    name, words, layer = "waves", ("wave", "sea", "ocean", "shore", "tide", "coast", "water", "lake", "beach", "harbour", "surf"), 1
+    """The sea: a noise-textured body on the soft canvas (streaks that flatten toward the horizon,
+    the sky's light at the far edge, a glitter path under the moon or sun), and crests drawn sharp on it."""
+
+    name, words, layer = "waves", ("wave", "sea", "seascape", "ocean", "shore", "tide", "coast", "water", "waterfall", "lake", "beach", "harbour", "surf", "swell"), 1
     backdrop = True
 
+    def setup(self):
+        self.noise = Noise(self.rng, octaves=3)
+
+    def soft(self, soft, ctx):
+        y0 = ctx.h * ctx.horizon
+        rows, cols = soft.rows(y0, ctx.h), slice(0, soft.w)
+        h = rows.stop - rows.start
+        if h < 2:
+            return
+        depth = np.clip((soft.ys(rows) - y0) / max(1.0, ctx.h - y0), 0.0, 1.0)[:, None]   # 0 at the horizon, 1 at the viewer
+        d = self.noise.fbm(soft.w, h, 2.5, dx=ctx.cam * 0.5 * 2.5 / ctx.w + 0.05 * math.sin(ctx.t * 0.2),
+                           dy=-ctx.t * 0.3, stretch_y=14.0)
+        far = np.asarray(mix(ctx.mid, ctx.light, 0.55), dtype=np.float32)
+        near = np.asarray(mix(ctx.dark, ctx.mid, 0.35), dtype=np.float32)
+        ramp = np.sqrt(depth)[..., None]
+        colour = far + (near - far) * ramp + ((d - 0.5) * (30.0 + 40.0 * depth))[..., None]
+        soft.over(rows, cols, colour, np.full((h, soft.w), min(1.0, 1.4 * ctx.amount), dtype=np.float32))
+        sheen = smoothstep(0.58, 0.78, d) * (1.0 - depth) * 0.5
+        if soft.light_x is not None:   # a glitter path under the light, widening toward the viewer
+            x = soft.xs(cols)[None, :]
+            path = np.exp(-((x - soft.light_x) / (ctx.w * (0.015 + 0.06 * depth))) ** 2)
+            sheen = sheen + path * smoothstep(0.4, 0.65, d) * (0.9 - 0.5 * depth)
+        soft.screen(rows, cols, mix(ctx.light, ctx.glow, 0.5), (sheen * min(1.0, ctx.amount * 1.4)).astype(np.float32))
+
     def draw(self, img, ctx):
-        # Seven crests from the horizon to the viewer: nearer ones larger, faster (parallax) and
-        # darker; the water between them takes the sky's light toward the horizon (haze).
+        # Seven crests from the horizon to the viewer: nearer ones larger, faster and thicker
+        # (parallax), farther ones sunk into the sky's light (haze).
         xs = np.linspace(-10, ctx.w + 10, 96, dtype=np.float32)
-        lines = []
-        for i in range(7):
-            y0 = ctx.h * (ctx.horizon + 0.05 * i)
-            amp = (6 + 5 * i) * ctx.s * (1 + (0.8 + ctx.motion.sway) * ctx.beat) * ctx.amount
-            y = y0 + amp * np.sin(xs / ctx.w * (8 - 0.6 * i) * math.pi + ctx.t * (1.2 + 0.2 * i) + i)
-            lines.append(np.stack([xs, y], 1))
         water = mix(ctx.dark, ctx.mid, 0.4)
-        bottom = np.asarray([[ctx.w + 10, ctx.h + 10], [-10, ctx.h + 10]], dtype=np.float32)
-        for i, line in enumerate(lines):
-            below = lines[i + 1][::-1] if i + 1 < len(lines) else bottom
-            fill(img, ctx, [np.concatenate([line, below])], mix(water, ctx.light, 0.3 * (1 - i / 6) ** 2))
         crest = mix(ctx.light, ctx.glow, 0.5 * ctx.beat)
-        for i, line in enumerate(lines):
-            polylines(img, ctx, [line], mix(mix(water, ctx.light, 0.5), crest, 0.5 + i / 12), max(1, int((1 + i / 3) * ctx.s)))
+        for i in range(7):
+            near = i / 6
+            y0 = ctx.h * (ctx.horizon + 0.008 + (1.0 - ctx.horizon) * near ** 1.6)
+            amp = (2 + 9 * near) * ctx.s * (1 + (0.8 + ctx.motion.sway) * ctx.beat) * ctx.amount
+            phase = (xs - ctx.cam * (0.2 + 0.8 * near)) / ctx.w * (10 - 5 * near) * math.pi + ctx.t * (1.0 + 0.3 * i) + i
+            y = y0 + amp * np.sin(phase)
+            colour = mix(mix(water, ctx.light, 0.45), crest, 0.2 + 0.5 * near)
+            polylines(img, ctx, [np.stack([xs, y], 1)], colour, max(1, int((1 + 2.5 * near) * ctx.s)))
 
 
 class Forest(Motif):
-    name, words, layer = "forest", ("forest", "tree", "wood", "pine", "orchard", "garden", "willow", "jungle"), 1
+    """Trees in three rows by distance, pines in tiers and broadleaves in clumps of foliage, each with
+    a lit side: far rows smaller, hazier, stiller and moving least with the camera."""
+
+    name, words, layer = "forest", ("forest", "tree", "treeline", "wood", "woodland", "pine", "orchard", "garden", "willow", "jungle", "branch"), 1
 
     def setup(self):
         self.p = np.sort(self.rng.uniform(0, 1, (34, 3)).astype(np.float32), axis=0)
         self.rng.shuffle(self.p)
+        self.kind = self.rng.uniform(0, 1, 34).astype(np.float32)
+        self.clumps = self.rng.uniform(-1, 1, (34, 5, 3)).astype(np.float32)
+        a = np.linspace(0, 2 * math.pi, 13, dtype=np.float32)[:-1]
+        self.unit = np.stack([np.cos(a), np.sin(a)], 1)
 
     def draw(self, img, ctx):
-        # Two rows by distance (`lean` sets how low a tree stands): far trees smaller, hazier and
-        # stiller, drawn first; near ones larger and dark.
-        rows: tuple[list, list] = ([], [])
-        for u, hgt, lean in self.p[:max(6, int(34 * ctx.amount))]:
-            x = u * ctx.w
-            base = ctx.h * (ctx.horizon + 0.12 + 0.15 * lean)
-            near = 0.55 + 0.65 * float(lean)
-            top = base - (80 + 180 * hgt) * ctx.s * near
-            sway = (6 * math.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s * near
-            wide = (18 + 22 * hgt) * ctx.s * near
-            rows[int(lean >= 0.5)].append(np.array([[x + sway, top], [x + wide, base], [x - wide, base]], dtype=np.float32))
-        for row, polys in enumerate(rows):
-            body = mix(mix(ctx.dark, ctx.mid, 0.15), ctx.light, 0.28 * (1 - row))
-            fill(img, ctx, polys, body)
-            polylines(img, ctx, polys, mix(body, ctx.light, 0.3), 1, closed=True)
+        n = max(6, int(34 * ctx.amount))
+        u, hgt, lean = self.p[:n, 0], self.p[:n, 1], self.p[:n, 2]
+        near = 0.45 + 0.75 * lean
+        x = _wrap(u * 1.2 * ctx.w + ctx.cam * (0.2 + 0.8 * lean), -0.1 * ctx.w, 1.1 * ctx.w)
+        base = ctx.h * (ctx.horizon + 0.1 + 0.17 * lean)
+        tall = (80 + 180 * hgt) * ctx.s * near
+        top = base - tall
+        sway = (6 * np.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s * near
+        wide = (18 + 22 * hgt) * ctx.s * near
+        row = np.minimum(2, (lean * 3).astype(int))
+        pine = self.kind[:n] < 0.5
+        # Pines: three tiers each, narrower and higher; the lit side is the left half of each tier.
+        tier = np.arange(3, dtype=np.float32)[None, :]
+        t0 = top[:, None] + tier * 0.24 * tall[:, None]
+        w0 = wide[:, None] * (0.55 + 0.3 * tier)
+        b0 = t0 + 0.42 * tall[:, None]
+        apex_x = x[:, None] + sway[:, None] * (1 - tier / 3)
+        tiers = np.stack([np.stack([apex_x, t0], -1), np.stack([x[:, None] + w0, b0], -1),
+                          np.stack([x[:, None] - w0, b0], -1)], axis=2)            # (n, 3 tiers, 3 points, 2)
+        lit_tiers = tiers.copy()
+        lit_tiers[:, :, 1, 0] = x[:, None] - 0.1 * w0
+        lit_tiers[:, :, 1, 1] = b0 - 0.1 * tall[:, None]
+        # Broadleaves: a crown of five overlapping clumps, each with a smaller lit clump up and to the left.
+        cl = self.clumps[:n]
+        rad = wide[:, None] * (0.55 + 0.2 * cl[:, :, 2])
+        cx = x[:, None] + sway[:, None] + cl[:, :, 0] * wide[:, None] * 0.7
+        cy = (top + 0.35 * tall)[:, None] + cl[:, :, 1] * tall[:, None] * 0.17
+        centre = np.stack([cx, cy], -1)[:, :, None, :]
+        crowns = centre + self.unit[None, None] * rad[..., None, None]                # (n, 5, 12, 2)
+        lit_crowns = centre + self.unit[None, None] * (0.55 * rad)[..., None, None] - (0.3 * rad)[..., None, None]
+        trunk_top = np.where(pine, top + 0.9 * tall, top + 0.35 * tall)
+        trunks = np.stack([np.stack([x, base], -1), np.stack([x + np.where(pine, 0.0, 0.5 * sway), trunk_top], -1)], 1)
+        for r in range(3):   # far to near
+            sel_p, sel_b = (row == r) & pine, (row == r) & ~pine
+            haze = (0.45, 0.22, 0.0)[r]
+            colour = mix(mix(ctx.dark, ctx.mid, 0.15), ctx.light, haze)
+            lit = mix(colour, mix(ctx.light, ctx.glow, ctx.beat), 0.22 - 0.05 * r)
+            polylines(img, ctx, trunks[row == r], mix(colour, ctx.dark, 0.3), max(1, int((1 + 2 * r) * ctx.s)))
+            fill(img, ctx, tiers[sel_p].reshape(-1, 3, 2), colour)
+            fill(img, ctx, crowns[sel_b].reshape(-1, 12, 2), colour)
+            fill(img, ctx, lit_tiers[sel_p].reshape(-1, 3, 2), lit)
+            fill(img, ctx, lit_crowns[sel_b].reshape(-1, 12, 2), lit)
 
 
 class City(Motif):
-    name, words, layer = "city", ("city", "skyline", "street", "station", "square", "town", "building", "neon", "tunnel", "village"), 1
+    """A skyline in three rows by distance: a far one pale with haze and barely moving, a middle one,
+    and the near one dark with lit windows, stepped roofs and masts; a glow of street light over it."""
+
+    name, words, layer = "city", ("city", "cityscape", "skyline", "skyscraper", "street", "streetlamp", "station", "square", "town", "building", "neon", "tunnel", "village"), 1
 
     def setup(self):
         self.b = self.rng.uniform(0, 1, (22, 2)).astype(np.float32)
         self.win = self.rng.uniform(0, 1, (400, 3)).astype(np.float32)
+        self.far = self.rng.uniform(0, 1, (3, 30, 2)).astype(np.float32)
+
+    def soft(self, soft, ctx):
+        ground = ctx.h * (ctx.horizon + 0.1)
+        rows = soft.rows(ground - 200 * ctx.s, ground)
+        if rows.stop - rows.start < 2:
+            return
+        y = soft.ys(rows)
+        alpha = (0.4 * ctx.glow_gain * min(1.0, ctx.amount * 1.4) * np.exp(-((ground - y) / (90 * ctx.s)) ** 2)).astype(np.float32)
+        soft.screen(rows, slice(0, soft.w), ctx.accent, np.broadcast_to(alpha[:, None], (alpha.size, soft.w)))
+
+    def _row(self, img: np.ndarray, ctx: Ctx, data: np.ndarray, ground: float, par: float, tall: float, colour) -> None:
+        span = 1.2 * ctx.w
+        bw = span / len(data)
+        x0 = _wrap(np.arange(len(data), dtype=np.float32) * bw + ctx.cam * par, -0.1 * ctx.w, 1.1 * ctx.w)
+        top = ground - (0.25 + 0.75 * data[:, 0]) * tall * (0.4 + 0.6 * ctx.amount)
+        # One silhouette polygon per row (roof steps, then down to the ground): a far row is a shape, and
+        # one polygon fills faster than thirty.
+        order = np.argsort(x0)
+        x0, top = x0[order], top[order]
+        roofs = np.stack([np.stack([x0, top], 1), np.stack([x0 + bw, top], 1)], axis=1).reshape(-1, 2)
+        ends = np.asarray([[roofs[-1, 0], ground + 2], [roofs[0, 0], ground + 2]], dtype=np.float32)
+        fill(img, ctx, [np.concatenate([roofs, ends]).astype(np.float32)], colour)
 
     def draw(self, img, ctx):
         ground = ctx.h * (ctx.horizon + 0.1)
-        bw = ctx.w / len(self.b)
-        polys, roofs = [], []
-        for i, (hgt, _) in enumerate(self.b):
+        # Far rows: pale with haze, moving least with the camera.
+        for row, (haze, par, tall, lift) in enumerate(((0.55, 0.15, 150.0, 0.045), (0.32, 0.35, 220.0, 0.02))):
+            self._row(img, ctx, self.far[row], ground - lift * ctx.h, par, tall * ctx.s, mix(mix(ctx.dark, ctx.mid, 0.4), ctx.light, haze))
+        bw = 1.2 * ctx.w / len(self.b)
+        polys, roofs, xs, masts = [], [], [], []
+        for i, (hgt, style) in enumerate(self.b):
+            x0 = float(_wrap(i * bw + ctx.cam * 0.8, -0.1 * ctx.w, 1.1 * ctx.w - bw))
             top = ground - (60 + 260 * hgt) * ctx.s * (0.4 + 0.6 * ctx.amount)
             if ctx.focus is not None:   # the focal skyline rises around the focal point and leaves open sky elsewhere
-                near = 1.0 - abs((i + 0.5) * bw - ctx.focus[0] * ctx.w) / (0.4 * ctx.w)
+                near = 1.0 - abs(x0 + 0.5 * bw - ctx.focus[0] * ctx.w) / (0.4 * ctx.w)
                 top = ground - (ground - top) * min(1.0, max(0.12, near))
-            x0, x1 = i * bw + 2, (i + 1) * bw - 2
+            x1 = x0 + bw - 4
             polys.append(np.array([[x0, top], [x1, top], [x1, ctx.h + 5], [x0, ctx.h + 5]], dtype=np.float32))
+            if style > 0.6 and ground - top > 80 * ctx.s:   # a stepped crown
+                inset = 0.25 * (x1 - x0)
+                polys.append(np.array([[x0 + inset, top - 22 * ctx.s], [x1 - inset, top - 22 * ctx.s],
+                                       [x1 - inset, top], [x0 + inset, top]], dtype=np.float32))
+                if style > 0.85:
+                    masts.append(np.array([[(x0 + x1) / 2, top - 22 * ctx.s], [(x0 + x1) / 2, top - 60 * ctx.s]], dtype=np.float32))
             roofs.append(top)
+            xs.append(x0)
         fill(img, ctx, polys, ctx.dark)
+        polylines(img, ctx, masts, ctx.dark, max(1, int(2 * ctx.s)))
         lit = mix(ctx.accent, ctx.glow, ctx.beat)
         on = 0.55 - 0.25 * ctx.beat
         u, v, k = self.win[:, 0], self.win[:, 1], self.win[:, 2]
         flick = (k * 97 + np.floor(ctx.t * 0.5 + k * 5)) % 1.0
         sel = flick >= on
-        i = (u[sel] * len(self.b)).astype(int)
+        i = np.minimum(len(self.b) - 1, (u[sel] * len(self.b)).astype(int))
         top = np.asarray(roofs, dtype=np.float32)[i]
-        x = i * bw + 6 + (v[sel] * 37 % 1.0) * (bw - 14)
+        x = np.asarray(xs, dtype=np.float32)[i] + 6 + (v[sel] * 37 % 1.0) * (bw - 18)
         y = top + 8 + k[sel] * (ground - top - 10)
         ww, wh = 4 * ctx.s, 6 * ctx.s
         windows = np.stack([np.stack([x, y], 1), np.stack([x + ww, y], 1), np.stack([x + ww, y + wh], 1),
@@ -435,9 +604,14 @@ class City(Motif):
 class Tower(Motif):
     name, words, layer = "tower", ("tower", "spire", "castle", "lighthouse", "steeple", "ruins", "cathedral"), 1
 
+    def soft(self, soft, ctx):
+        x = ctx.place(0.62, 0.0)[0] + 0.6 * ctx.cam
+        top = ctx.h * (ctx.horizon + 0.1) - 380 * ctx.s * (0.5 + 0.5 * ctx.amount)
+        soft.halo(x, top + 20 * ctx.s, (50 + 30 * ctx.beat) * ctx.s, ctx.accent, 0.6 * ctx.glow_gain)
+
     def draw(self, img, ctx):
         import cv2
-        x = ctx.place(0.62, 0.0)[0]
+        x = ctx.place(0.62, 0.0)[0] + 0.6 * ctx.cam
         base = ctx.h * (ctx.horizon + 0.1)
         top = base - 380 * ctx.s * (0.5 + 0.5 * ctx.amount)
         hw = 26 * ctx.s
@@ -456,7 +630,7 @@ class Tower(Motif):
 
 
 class Boats(Motif):
-    name, words, layer = "boats", ("boat", "sail", "ship", "harbour", "fleet", "shore"), 1
+    name, words, layer = "boats", ("boat", "sail", "sailboat", "sailing", "ship", "harbour", "fleet", "shore"), 1
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (5, 2)).astype(np.float32)
@@ -512,7 +686,7 @@ class Crystals(Motif):
 
 # --- front ----------------------------------------------------------------------------------------
 class Rain(Motif):
-    name, words, layer = "rain", ("rain", "drizzle", "shower", "tears", "downpour", "wet"), 2
+    name, words, layer = "rain", ("rain", "rainy", "raining", "rainfall", "drizzle", "shower", "tears", "downpour", "wet"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (220, 2)).astype(np.float32)
@@ -529,7 +703,7 @@ class Rain(Motif):
 
 
 class Snow(Motif):
-    name, words, layer = "snow", ("snow", "winter", "frost", "blizzard", "flake"), 2
+    name, words, layer = "snow", ("snow", "snowy", "snowfall", "winter", "frost", "blizzard", "flake", "snowflake"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (160, 3)).astype(np.float32)
@@ -544,7 +718,7 @@ class Snow(Motif):
 
 
 class Petals(Motif):
-    name, words, layer = "petals", ("petal", "blossom", "flower", "leaves", "leaf", "cherry", "autumn"), 2
+    name, words, layer = "petals", ("petal", "blossom", "blossoming", "flower", "leaves", "leaf", "cherry", "autumn"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (60, 4)).astype(np.float32)
@@ -560,7 +734,7 @@ class Petals(Motif):
 
 
 class Sparks(Motif):
-    name, words, layer = "sparks", ("spark", "swarm", "particle", "ember", "dust", "confetti", "fountain"), 2
+    name, words, layer = "sparks", ("spark", "sparkling", "sparkler", "swarm", "particle", "ember", "dust", "confetti", "fountain"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (180, 3)).astype(np.float32)
@@ -586,33 +760,123 @@ class Sparks(Motif):
 
 
 class Ribbons(Motif):
-    name, words, layer = "ribbons", ("ribbon", "aurora", "light", "silk", "stream", "current", "thread"), 2
+    """Ribbons of light as aurora curtains: each a bright edge along a slow wave, with a veil of
+    vertical noise streaks hanging above it and fading upward (soft), and a thin sharp core."""
+
+    name, words, layer = "ribbons", ("ribbon", "aurora", "silk", "stream", "thread"), 0
+
+    def setup(self):
+        self.noise = Noise(self.rng, octaves=3)
+
+    def _curve(self, ctx: Ctx, xs: np.ndarray, i: int) -> np.ndarray:
+        # Curtains hang in the sky, above the ridges and roofs of the land layer.
+        amp = ctx.h * (0.05 + 0.02 * i) * (1 + 0.4 * ctx.beat)
+        return ctx.h * ctx.horizon * (0.3 + 0.14 * i) + amp * np.sin(xs / ctx.w * (1.6 + 0.5 * i) * math.pi + ctx.t * (0.3 + 0.12 * i) + 2.1 * i)
+
+    def soft(self, soft, ctx):
+        cols = slice(0, soft.w)
+        xs = soft.xs(cols)
+        n = max(1, int(round(3 * min(1.0, ctx.amount + 0.1))))
+        rows = soft.rows(0, ctx.h * ctx.horizon)
+        y = soft.ys(rows)[:, None]
+        streaks = self.noise.fbm(soft.w, rows.stop - rows.start, 9.0, dx=0.02 * ctx.t, dy=0.1 * ctx.t, stretch_y=0.08)
+        veil = smoothstep(0.35, 0.75, streaks)
+        for i in range(n):
+            edge = self._curve(ctx, xs, i)[None, :]
+            above = (edge - y) / (ctx.h * (0.16 + 0.04 * i))
+            curtain = np.where(above >= 0, np.exp(-above * 2.2), np.exp(-(above * 14.0) ** 2))
+            alpha = curtain * (0.35 + 0.65 * veil) * (0.65 - 0.12 * i) * min(1.0, ctx.amount * 1.3)
+            soft.screen(rows, cols, mix(ctx.accent, ctx.glow, 0.25 * i + 0.3 * ctx.beat), alpha.astype(np.float32))
 
     def draw(self, img, ctx):
         xs = np.linspace(-10, ctx.w + 10, 90, dtype=np.float32)
-        for i in range(4):
-            amp = ctx.h * (0.12 + 0.05 * i) * (1 + 0.4 * ctx.beat)
-            y = ctx.h * (0.3 + 0.12 * i) + amp * np.sin(xs / ctx.w * (2.5 + 0.7 * i) * math.pi + ctx.t * (0.5 + 0.2 * i) + 2.1 * i)
-            colour = mix(ctx.accent, ctx.glow, 0.2 * i + 0.4 * ctx.beat)
-            polylines(img, ctx, [np.stack([xs, y], 1)], colour, max(2, int((8 - 1.5 * i) * ctx.s * ctx.amount)))
+        n = max(1, int(round(3 * min(1.0, ctx.amount + 0.1))))
+        lines = [np.stack([xs, self._curve(ctx, xs, i)], 1) for i in range(n)]
+        polylines(img, ctx, lines, mix(ctx.glow, (255, 255, 255), 0.3 + 0.4 * ctx.beat), max(1, int(1.5 * ctx.s)))
 
 
 class Smoke(Motif):
+    """Plumes rising from the ground: fBm noise scrolling upward, masked by columns that widen and
+    bend as they rise and thin out at the top. Soft only."""
+
     name, words, layer = "smoke", ("smoke", "vapour", "steam", "haze", "incense", "fumes", "fog"), 2
 
     def setup(self):
         self.p = self.rng.uniform(0, 1, (7, 2)).astype(np.float32)
+        self.noise = Noise(self.rng, octaves=3)
+
+    def soft(self, soft, ctx):
+        rows, cols = soft.rows(0.1 * ctx.h, ctx.h), slice(0, soft.w)
+        h = rows.stop - rows.start
+        if h < 4:
+            return
+        # The plume mask is smooth: computed at half the canvas size and upscaled.
+        import cv2
+        hw, hh = max(2, soft.w // 2), max(2, h // 2)
+        x = np.linspace(0.0, ctx.w, hw, dtype=np.float32)[None, :]
+        rise = np.linspace((ctx.h - soft.ys(rows)[0]) / ctx.h, (ctx.h - soft.ys(rows)[-1]) / ctx.h, hh,
+                           dtype=np.float32)[:, None]   # 0 at the bottom, 1 near the top
+        mask = np.zeros((hh, hw), dtype=np.float32)
+        for u, ph in self.p[:max(2, int(5 * ctx.amount))]:
+            cx = u * ctx.w + 0.7 * ctx.cam + (50 * rise + 15) * np.sin(rise * 5 - ctx.t * 0.7 + ph * 6) * ctx.s
+            width = (25 + 170 * rise) * ctx.s
+            np.maximum(mask, np.exp(-((x - cx) / width) ** 2), out=mask)
+        mask *= smoothstep(1.0, 0.45, rise) * 0.8 * min(1.0, 1.4 * ctx.amount)
+        mask = cv2.resize(mask, (soft.w, h), interpolation=cv2.INTER_LINEAR)
+        d = self.noise.fbm(soft.w, h, 4.0, dx=0.15 * math.sin(ctx.t * 0.1), dy=ctx.t * 0.35, stretch_y=0.7)
+        alpha = mask * smoothstep(0.3, 0.72, d)
+        soft.over(rows, cols, mix(ctx.mid, ctx.light, 0.55 + 0.2 * ctx.beat), alpha.astype(np.float32))
 
     def draw(self, img, ctx):
-        lines = []
-        for u, ph in self.p[:max(2, int(7 * ctx.amount))]:
-            x0 = u * ctx.w
-            ys = np.linspace(ctx.h + 10, ctx.h * 0.15, 50, dtype=np.float32)
-            k = (ctx.h - ys) / ctx.h
-            xs = x0 + (40 * k + 20) * np.sin(k * 7 - ctx.t * 1.3 + ph * 6) * ctx.s * (1 + 0.5 * ctx.beat)
-            lines.append(np.stack([xs, ys], 1))
-            lines.append(np.stack([xs + 14 * ctx.s * np.cos(k * 5 + ctx.t), ys], 1))
-        polylines(img, ctx, lines, mix(ctx.mid, ctx.light, 0.6), max(2, int(3 * ctx.s)))
+        pass
+
+
+class Fire(Motif):
+    """A fire on the ground: flames from fBm noise scrolling upward through a tapering mask, coloured
+    from ember red through the accent to a white-hot core, with a glow on the air around it; sharp
+    logs and rising embers on top."""
+
+    name, words, layer = "fire", ("fire", "flame", "bonfire", "campfire", "blaze", "burning", "inferno", "hearth", "torch"), 1
+
+    def setup(self):
+        self.noise = Noise(self.rng)
+        self.embers = self.rng.uniform(0, 1, (40, 3)).astype(np.float32)
+
+    def _where(self, ctx: Ctx) -> tuple[float, float, float]:
+        x = ctx.place(0.5, 0.0)[0] + (0.0 if ctx.focus is not None else 0.8 * ctx.cam)
+        base = ctx.h * min(0.95, ctx.horizon + 0.16)
+        return x, base, 150 * ctx.s * (0.45 + 0.55 * ctx.amount) * (1 + 0.15 * ctx.beat)
+
+    def soft(self, soft, ctx):
+        x, base, size = self._where(ctx)
+        soft.halo(x, base - 0.5 * size, 1.4 * size, mix(ctx.accent, (255, 140, 50), 0.5), 0.55 * ctx.glow_gain)
+        rows, cols = soft.rows(base - 2.3 * size, base + 0.05 * size), soft.cols(x - 0.8 * size, x + 0.8 * size)
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        if h < 3 or w < 3:
+            return
+        u = ((soft.xs(cols) - x) / (0.6 * size))[None, :]
+        v = np.clip((base - soft.ys(rows)) / (2.2 * size), 0.0, 1.0)[:, None]   # 0 at the base, 1 at the tips
+        d = self.noise.fbm(w, h, 5.0 * w / max(1.0, 1.6 * size * soft.k), dy=ctx.t * 1.6, stretch_y=0.55)
+        # Tongues: the noise, in full contrast, eats the tapering body more the higher it climbs.
+        taper = np.clip(1.0 - np.abs(u) / (0.1 + 0.95 * (1.0 - v) ** 0.7), 0.0, 1.0)
+        heat = np.clip(taper * 1.4 - 0.75 * v + (d - 0.5) * (0.6 + 2.4 * v), 0.0, 1.0)
+        ember = np.asarray(mix(ctx.dark, (200, 40, 20), 0.7), dtype=np.float32)
+        hot = np.asarray(mix(ctx.accent, (255, 150, 40), 0.6), dtype=np.float32)
+        core = np.asarray(mix(ctx.glow, (255, 245, 210), 0.6), dtype=np.float32)
+        k = heat[..., None]
+        colour = np.where(k < 0.5, ember + (hot - ember) * (k * 2.0), hot + (core - hot) * (k * 2.0 - 1.0))
+        soft.over(rows, cols, colour, smoothstep(0.03, 0.3, heat).astype(np.float32))
+
+    def draw(self, img, ctx):
+        x, base, size = self._where(ctx)
+        logs = [np.array([[x - 0.7 * size, base + 0.02 * size], [x + 0.6 * size, base - 0.12 * size]], dtype=np.float32),
+                np.array([[x + 0.7 * size, base + 0.03 * size], [x - 0.55 * size, base - 0.1 * size]], dtype=np.float32)]
+        polylines(img, ctx, logs, mix(ctx.dark, (0, 0, 0), 0.4), max(2, int(0.12 * size)))
+        e = self.embers[:max(8, int(40 * ctx.amount))]
+        age = (ctx.t * (0.25 + 0.3 * e[:, 2]) + e[:, 1]) % 1.0
+        ex = x + (e[:, 0] - 0.5) * size * (0.8 + 1.2 * age) + 20 * np.sin(ctx.t * 2 + e[:, 2] * 9) * ctx.s * age
+        ey = base - 0.3 * size - age * 3.0 * size
+        dots(img, ctx, ex, ey, (1.2 + ctx.beat) * ctx.s, mix(ctx.glow, (255, 200, 120), 0.5))
 
 
 class Orbs(Motif):
@@ -663,7 +927,7 @@ class Rings(Motif):
 
 
 class Spiral(Motif):
-    name, words, layer = "spiral", ("spiral", "vortex", "whirl", "swirl", "galaxy", "whirlpool"), 2
+    name, words, layer = "spiral", ("spiral", "spiralling", "vortex", "whirl", "whirling", "swirl", "swirling", "galaxy", "whirlpool"), 2
 
     def draw(self, img, ctx):
         arms = []
@@ -759,7 +1023,7 @@ class Kites(Motif):
 MOTIFS: tuple[type[Motif], ...] = (
     Stars, Moon, Sun, Clouds, Birds, Lightning, Fireworks, Lanterns, Kites,
     Mountains, Waves, Forest, City, Tower, Boats, Grass, Crystals,
-    Rain, Snow, Petals, Sparks, Ribbons, Smoke, Orbs, Fish, Rings, Spiral, Grid, Glyphs,
+    Rain, Snow, Petals, Sparks, Ribbons, Smoke, Orbs, Fish, Rings, Spiral, Grid, Glyphs, Fire,
 )
 MOTIF_NAMES: tuple[str, ...] = tuple(m.name for m in MOTIFS)
 BY_NAME = {m.name: m for m in MOTIFS}
@@ -770,14 +1034,36 @@ SHAPE_MOTIFS = {"waves": ("waves",), "mountains": ("mountains",), "orbs": ("orbs
 """What the caption's `shapes` hint (the scene facet's drawing) calls up when its words name nothing."""
 
 
+def _forms(word: str) -> list[str]:
+    """A word and its plural (the last word of a phrase): "tree" -> trees, "firefly" -> fireflies, "leaf" -> leaves."""
+    forms = [word, word + "s", word + "es"]
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        forms.append(word[:-1] + "ies")
+    if word.endswith("f"):
+        forms.append(word[:-1] + "ves")
+    return forms
+
+
+_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
+def _pattern(motif: type[Motif]) -> re.Pattern[str]:
+    """Whole words only: "light" is not "lightning", "towering" is not a tower."""
+    pattern = _PATTERNS.get(motif.name)
+    if pattern is None:
+        forms = sorted({f for w in motif.words for f in _forms(w)}, key=len, reverse=True)
+        pattern = _PATTERNS[motif.name] = re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")\b")
+    return pattern
+
+
 def motifs_named_in(text: str) -> list[str]:
-    """Motif names whose words occur in `text`, in the order they first occur."""
-    low = " " + text.lower() + " "
+    """Motif names whose words (whole words, or their plurals) occur in `text`, in the order they first occur."""
+    low = text.lower()
     found: list[tuple[int, str]] = []
     for motif in MOTIFS:
-        positions = [m.start() for w in motif.words for m in re.finditer(r"\b" + re.escape(w), low)]
-        if positions:
-            found.append((min(positions), motif.name))
+        hit = _pattern(motif).search(low)
+        if hit:
+            found.append((hit.start(), motif.name))
     return [name for _, name in sorted(found)]
 
 

@@ -4,9 +4,11 @@ and accents locked to the beat and the onsets.
 Always available, the embedded default's visuals, and the init picture of every img2img diffusion
 frame. Owned by the renderer thread (one instance, one thread).
 
-Per frame: the field is computed on a small grid, coloured through the graded palette and upscaled
-(it is smooth, nothing is lost); the caption's motifs are drawn on top with anti-aliased OpenCV
-primitives at the output size; then the accents (flash, scale pulse, shake, burst ring, palette
+Per frame: the field is computed on a small grid and coloured through the graded palette; the soft
+layers (haze, noise-textured clouds, water, smoke and flame, halos) are painted on a canvas twice
+that size, which is upscaled (it is smooth, nothing is lost); the caption's motifs are drawn on top
+with anti-aliased OpenCV primitives at the output size, in rows by distance that move against each
+other as the camera sways; then the accents (flash, scale pulse, shake, burst ring, palette
 kick) land on the frame the beat falls on.
 
 Colour carries the music's valence-arousal: the grade (brightness, saturation, contrast) is applied
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -27,6 +29,7 @@ from installation.records import Caption, MusicState, clamp_va
 from models.image_va import brightness_saturation_for, colour_features, colour_va
 from models.procedural import composition
 from models.procedural.accents import AccentTracker
+from models.procedural.atmosphere import SOFT_SCALE, Soft, horizon_haze
 from models.procedural.composition import FULL_STRENGTH, TEXTURE_DIM, CompositionRules, cap_full, parse_rules
 from models.procedural.fields import (LAYOUTS, SHAPES, Field, Look, _scene_number, _smoothstep, look_from_caption,
                                       palette_from_va, palette_lut, parse_hex, _to_five)
@@ -52,6 +55,11 @@ KICK_HUE = 0.7
 """Radians a full-strength hit turns the palette's hues (accent `kick`)."""
 HUE_RELAX_S = 1.5
 """Seconds of animation a full-strength hit jumps ahead (accent `jump`): motion surges on the beat."""
+DEFAULT_HAZE = 0.5
+"""Mist over the horizon when the scene sets no `haze`."""
+CAMERA_PAN = 0.03
+"""How far the camera sways sideways, as a fraction of the width at the nearest depth: the layers
+move against each other by their distance (parallax)."""
 HORIZONS = {"horizon": 0.68, "centre": 0.62, "diagonal": 0.6, "radial": 0.62, "scattered": 0.7, "grid": 0.66}
 SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes",
               "motifs": "list of motif names the scene draws when captions name none",
@@ -65,6 +73,8 @@ SCENE_KEYS = {"layout": "one of the layouts", "shapes": "one of the shapes",
               "strength_max": "diffusion img2img strength, aroused music",
               "feedback": "0-0.95, diffusion latent carry-over between frames",
               "width": "diffusion render width", "height": "diffusion render height",
+              "haze": "0-1, mist over the horizon: far layers sink into the sky's light",
+              "glow": "0-2, halos around light sources (moon, sun, lamps, flames, lit windows)",
               **composition.SCENE_KEYS}
 """Keys a scene's `[render]` table may hold; the diffusion renderer reads strength_min ... height, and
 models/procedural/composition.py the composition rules."""
@@ -92,6 +102,8 @@ class ProceduralRenderer:
         self._onset_gain = 1.0
         self._beat_gain = BEAT_WEIGHT
         self._motion_scale = 1.0
+        self._haze = DEFAULT_HAZE
+        self._glow = 1.0
         self._palette_bias = (0.0, 0.0)
         self._scene_palette: np.ndarray | None = None
         self._scene_palette_weight = 0.0
@@ -142,6 +154,8 @@ class ProceduralRenderer:
         self._onset_gain = _scene_number(table, "onset", 1.0, 0.0, 2.0, where)
         self._beat_gain = _scene_number(table, "beat", BEAT_WEIGHT, 0.0, 2.0, where)
         self._motion_scale = _scene_number(table, "motion_scale", 1.0, 0.0, 4.0, where)
+        self._haze = _scene_number(table, "haze", DEFAULT_HAZE, 0.0, 1.0, where)
+        self._glow = _scene_number(table, "glow", 1.0, 0.0, 2.0, where)
         layout = table.get("layout", self._to.layout)
         shapes = table.get("shapes", self._to.shapes)
         if layout not in LAYOUTS:
@@ -282,10 +296,19 @@ class ProceduralRenderer:
         idx = (field * 255.0).astype(np.uint8)
         small = lut[idx] * self._field.vignette[..., None]
         small8 = (np.clip(small, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-        frame = cv2.resize(small8, (self.width, self.height), interpolation=cv2.INTER_LINEAR)
-
+        # The soft layers (haze, cloud banks, water, smoke, flame, halos) on a canvas twice the field's
+        # grid, upscaled once; the sharp motifs are drawn on the full-size frame on top of them.
+        f = self._field
+        canvas = cv2.resize(small8, (f.w * SOFT_SCALE, f.h * SOFT_SCALE), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        soft = Soft(canvas, self.width, self.height)
         ctx = self._ctx(palette, look, level, beat, onset)
-        self._draw_motifs(frame, ctx, t_s)
+        jobs = self._jobs(t_s)
+        ctx.water = any(name == "waves" and amount > 0.02 for name, amount, _ in jobs)
+        horizon_haze(soft, ctx.h * ctx.horizon, mix(ctx.light, ctx.mid, 0.3), self._haze * (0.4 if look.layout == "radial" else 1.0))
+        self._draw_jobs(jobs, ctx, lambda motif: motif.soft(soft, ctx))
+        # Saturating cast in one pass (a NaN from a soft pass gone wrong becomes black, not an error).
+        frame = cv2.resize(cv2.convertScaleAbs(canvas), (self.width, self.height), interpolation=cv2.INTER_LINEAR)
+        self._draw_jobs(jobs, ctx, lambda motif: motif.draw(frame, ctx), record=True)
         if g["burst"] > 0 and level > 0.05 and self._accents.since_beat_s < 0.5:
             r = (0.05 + 1.6 * self._accents.since_beat_s) * self.width * 0.5
             colour = mix(ctx.light, ctx.glow, 0.5)
@@ -308,12 +331,15 @@ class ProceduralRenderer:
         g = self._accent_gain
         shake = g["shake"] * level * 10.0 * self.height / 720.0
         jig = math.sin(self._phase * 91.0), math.cos(self._phase * 77.0)
-        return Ctx(w=self.width, h=self.height, t=self._phase, beat=min(1.0, level), onset=onset,
+        # A slow camera sway, slower than the motion itself: near layers cross the frame, far ones barely move.
+        cam = CAMERA_PAN * self.width * (math.sin(0.11 * self._phase) + 0.4 * math.sin(0.047 * self._phase + 1.3))
+        return Ctx(cam=cam, glow_gain=self._glow, w=self.width, h=self.height, t=self._phase, beat=min(1.0, level), onset=onset,
                    energy=(self._va_smooth[1] + 1.0) / 2.0, zoom=1.0 + 0.05 * g["pulse"] * level,
                    ox=shake * jig[0], oy=shake * jig[1], horizon=HORIZONS.get(look.layout, 0.68), motion=self._motion,
                    dark=rgb[0], mid=rgb[2], light=rgb[3], accent=mix(rgb[3], rgb[4], 0.5), glow=glow)
 
-    def _draw_motifs(self, frame: np.ndarray, ctx: Ctx, t_s: float) -> None:
+    def _jobs(self, t_s: float) -> list[tuple[str, float, str]]:
+        """This frame's (motif, strength, part), in drawing order."""
         fade = 1.0
         if self._motif_change_s is not None:
             fade = _smoothstep((t_s - self._motif_change_s) / MOTIF_FADE_S)
@@ -338,21 +364,28 @@ class ProceduralRenderer:
             motif = BY_NAME[name]
             return motif.layer, not motif.backdrop, order.get(new.roles.get(name, ""), 1) if name in self._motif_set else 0
 
-        jobs = sorted(amounts.items(), key=depth)
+        jobs = []
+        for name, amount in sorted(amounts.items(), key=depth):
+            if amount > 0.02:
+                plan = new if name in self._motif_set else old
+                jobs.append((name, amount, plan.roles.get(name, "texture")))
+        return jobs
+
+    def _draw_jobs(self, jobs: list[tuple[str, float, str]], ctx: Ctx, paint: Callable[[Any], None],
+                   record: bool = False) -> None:
+        """Paint each job's motif (its soft pass or its sharp pass) at its part's strength and colours."""
+        new = self._plan
         drawn, full = [], 0
         colours = (ctx.dark, ctx.mid, ctx.light, ctx.accent, ctx.glow)
         dim = tuple(mix(c, colours[1], TEXTURE_DIM) for c in colours)
-        for name, amount in jobs:
-            if amount <= 0.02:
-                continue
-            plan = new if name in self._motif_set else old
-            role = plan.roles.get(name, "texture")
+        for name, amount, role in jobs:
+            plan = new if name in self._motif_set else self._old_plan
             ctx.amount = amount
             ctx.focus = plan.focus if role == "focal" else None
             # Texture is background: sparse, and sunk toward the field's middle colour.
             ctx.dark, ctx.mid, ctx.light, ctx.accent, ctx.glow = dim if role == "texture" else colours
             try:
-                self._motif(name).draw(frame, ctx)
+                paint(self._motif(name))
                 drawn.append(name)
                 full += amount >= FULL_STRENGTH
             except Exception:   # one bad motif must not take the picture down
@@ -360,6 +393,8 @@ class ProceduralRenderer:
                 self._motif_set = tuple(n for n in self._motif_set if n != name)
         ctx.dark, ctx.mid, ctx.light, ctx.accent, ctx.glow = colours
         ctx.focus = None
+        if not record:
+            return
         roles = new.roles
         self.composition = {"full_strength": full, "focal": next((n for n, r in roles.items() if r == "focal"), None),
                             "support": next((n for n, r in roles.items() if r == "support"), None),

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
 """Stills and a contact sheet of the scenes from real runs.
 
-For each scene: `python run.py --headless --duration 14 --record RUNS/NAME --set installation.scene="NAME"`,
-then this script takes the frame at 80 % of RUNS/NAME/visuals.mp4, writes docs/scenes/NAME.png (small)
-and docs/scenes/contact-sheet.png (four by two, labelled).
+For each scene: `python run.py --headless --scene NAME --duration 13 --record RUNS/NAME` (with
+`--run` this script starts them, one after another), then it takes the frames at 4, 8 and 12 s of
+RUNS/NAME/visuals.mp4 and writes docs/scenes/NAME.png (the 8 s frame, small) and
+docs/scenes/contact-sheet.png: one row per scene, three frames a row, labelled with the scene and
+the time.
 
-    python tools/visuals/contact_sheet.py RUNS [--out docs/scenes]
+    python tools/visuals/contact_sheet.py RUNS [--run] [--out docs/scenes] [--scenes a,b]
 """
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,36 +20,65 @@ import cv2
 import numpy as np
 
 SCENES = ("nocturne", "pulse", "tide", "metropolis", "storm", "festival", "grove", "cosmos")
+TIMES_S = (4.0, 8.0, 12.0)
+RUN_S = 13
 STILL = (400, 225)
+TILE = (320, 180)
 
 
-def still(video: Path, at: float = 0.8) -> np.ndarray:
+def frame_at(video: Path, t_s: float, run_s: float = RUN_S) -> np.ndarray:
+    """The frame shown about `t_s` seconds into a `run_s` run. The recording holds the frames the
+    projector showed, fewer than its nominal rate when the machine is loaded, so time maps to the
+    frames by their share of the run, not by the file's frame rate."""
     cap = cv2.VideoCapture(str(video))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, max(0, int(n * at)))
+    index = min(max(0, n - 1), int(round(t_s / run_s * n)))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
     ok, frame = cap.read()
     cap.release()
     if not ok:
-        raise SystemExit(f"{video}: no frame at {at:.0%}")
-    return cv2.resize(frame, STILL, interpolation=cv2.INTER_AREA)
+        raise SystemExit(f"{video}: no frame at {t_s:g} s ({n} frames at {fps:g} fps)")
+    return frame
+
+
+def label(tile: np.ndarray, text: str) -> np.ndarray:
+    tile = tile.copy()
+    cv2.rectangle(tile, (0, 0), (10 + 10 * len(text), 22), (0, 0, 0), -1)
+    cv2.putText(tile, text, (5, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def record(runs: Path, name: str) -> None:
+    """One real run of the scene, as a visitor would see it (the shipped config, headless)."""
+    command = [sys.executable, "run.py", "--headless", "--quiet", "--scene", name, "--duration", str(RUN_S),
+               "--record", str(runs / name)]
+    print(" ".join(command), flush=True)
+    subprocess.run(command, check=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path)
+    parser.add_argument("--run", action="store_true", help="record the runs first (13 s each, one after another)")
     parser.add_argument("--out", type=Path, default=Path("docs/scenes"))
+    parser.add_argument("--scenes", default=",".join(SCENES), help="comma-separated scene names")
     args = parser.parse_args()
+    scenes = [s.strip() for s in args.scenes.split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
-    tiles = []
-    for name in SCENES:
-        frame = still(args.runs / name / "visuals.mp4")
-        cv2.imwrite(str(args.out / f"{name}.png"), frame, [cv2.IMWRITE_PNG_COMPRESSION, 9])
-        tile = frame.copy()
-        cv2.rectangle(tile, (0, 0), (12 + 13 * len(name), 26), (0, 0, 0), -1)
-        cv2.putText(tile, name, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(tile)
-    rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]
-    cv2.imwrite(str(args.out / "contact-sheet.png"), np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    rows = []
+    for name in scenes:
+        video = args.runs / name / "visuals.mp4"
+        if args.run or not video.exists():
+            record(args.runs, name)
+        frames = [frame_at(video, t) for t in TIMES_S]
+        still = cv2.resize(frames[1], STILL, interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(args.out / f"{name}.png"), still, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        tiles = [label(cv2.resize(f, TILE, interpolation=cv2.INTER_AREA), f"{name} {t:g} s") for f, t in zip(frames, TIMES_S)]
+        rows.append(np.hstack(tiles))
+    sheet = np.vstack(rows)
+    cv2.imwrite(str(args.out / "contact-sheet.png"), sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    print(f"{args.out / 'contact-sheet.png'}: {len(scenes)} scenes x {len(TIMES_S)} frames", flush=True)
     return 0
 
 
