@@ -228,6 +228,14 @@ def jack_server():
         yield name
 
 
+@pytest.fixture
+def jack_at_256_frames():
+    """Its own JACK server at 256 frames / 48 kHz: MIDI is delivered once a period, in 5.33 ms steps."""
+    name = f"chroma256x{os.getpid()}"
+    with jackd_as_default(name, period_frames=256):
+        yield name
+
+
 def detach_portaudio_from_jack() -> None:
     """Re-initialise PortAudio away from JACK while the server still runs: its JACK host aborts
     the whole process at exit when the server it joined has gone."""

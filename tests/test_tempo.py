@@ -3,7 +3,6 @@ between two processes."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -15,7 +14,6 @@ import pytest
 from installation.clock import ManualClock, MonotonicClock
 from installation.records import MusicState
 from installation.tempo import ClockFollower, InternalTempo, MidiClockTempo, build_tempo, lock_music, next_bar_s
-from tests.conftest import jackd_as_default
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,14 +186,6 @@ def test_the_renderer_sees_the_music_with_the_shared_beat():
     music = view.peek()
     assert (music.valence, music.tempo_bpm, music.beat_phase) == (0.5, 120.0, pytest.approx(0.5))
     assert view.version == 1
-
-
-@pytest.fixture
-def jack_at_256_frames():
-    """Its own JACK server at 256 frames / 48 kHz: MIDI is delivered once a period, in 5.33 ms steps."""
-    name = f"chroma256x{os.getpid()}"
-    with jackd_as_default(name, period_frames=256):
-        yield name
 
 
 @pytest.mark.jack
