@@ -31,6 +31,7 @@ from installation.showlog import iter_show_log
 MAX_THUMBNAILS = 120
 MAX_ROWS = 1000
 MAX_CELL_CHARS = 400
+MAX_REASONS_CHARS = 600  # all of one caption's or plan's folded reasons: a day has 2,000 of them on the page
 """A longer cell (a caption's reasons, a long ABC) is cut in the page; the show log keeps it whole."""
 MIN_GAP_S = 60.0
 """A silence in the log longer than this (or three status intervals, if longer) is downtime."""
@@ -331,7 +332,14 @@ def _reasons(value: Any) -> Markup:
         return Markup("")
     first = html.escape(items[0] if len(items[0]) <= 90 else items[0][:89] + "\u2026")
     more = f" <span class=more>+{len(items) - 1}</span>" if len(items) > 1 else ""
-    body = "".join(f"<li>{html.escape(_cut(item))}</li>" for item in items)
+    kept, left = [], MAX_REASONS_CHARS
+    for item in items:
+        if left <= 0:
+            kept.append(f"\u2026 {len(items) - len(kept)} more")
+            break
+        kept.append(item if len(item) <= left else item[:left - 1] + "\u2026")
+        left -= len(item)
+    body = "".join(f"<li>{html.escape(item)}</li>" for item in kept)
     return Markup(f"<details><summary>{first}{more}</summary><ul>{body}</ul></details>")
 
 
