@@ -332,7 +332,8 @@ def _reasons(value: Any) -> Markup:
         return Markup("")
     first = html.escape(items[0] if len(items[0]) <= 90 else items[0][:89] + "\u2026")
     more = f" <span class=more>+{len(items) - 1}</span>" if len(items) > 1 else ""
-    kept, left = [], MAX_REASONS_CHARS
+    kept: list[str] = []
+    left = MAX_REASONS_CHARS
     for item in items:
         if left <= 0:
             kept.append(f"\u2026 {len(items) - len(kept)} more")
