@@ -316,7 +316,7 @@ def _local_llm():
 
 
 @pytest.fixture(scope="session", params=LLM_ROUTES)
-def real_llm(request) -> Iterator[str]:
+def real_llm(request, tmp_path_factory) -> Iterator[str]:
     """SmolLM2-135M served on 127.0.0.1 by a real OpenAI-compatible server (the route is the
     parameter); yields the base URL (".../v1"). Answers are capped at 160 tokens to bound the cost;
     greedy decoding on one thread. Skips when the model wheel or the llama.cpp build is missing."""
@@ -327,7 +327,7 @@ def real_llm(request) -> Iterator[str]:
             pytest.skip("llama-server is not built: `make test-llm` builds it (tools/build_llama_server.sh)")
     except local_llm.ModelMissing as exc:
         pytest.skip(f"no local model: {exc}")
-    log_path = Path(f"/tmp/chromesthesia-llm-{request.param}-{os.getpid()}.log")
+    log_path = tmp_path_factory.mktemp("llm") / f"server-{request.param}.log"
     # The first start converts the GGUF (about 1.5 min on a busy machine); later ones load the cache.
     with local_llm.serve("smollm2", request.param, max_tokens=160, ready_timeout_s=200, log_path=log_path) as url:
         yield url

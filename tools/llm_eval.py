@@ -22,6 +22,7 @@ import logging
 import re
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
           f"answer times are real", flush=True)
     for schema in modes:
         with local_llm.serve(args.model, args.route, schema=schema, max_tokens=args.max_tokens,
-                             log_path=Path(f"/tmp/llm_eval_{args.model}_{args.route}.log")) as url:
+                             log_path=Path(tempfile.gettempdir()) / f"llm_eval_{args.model}_{args.route}.log") as url:
             label = f"{args.model} schema={'on' if schema else 'off'}"
             if args.captions:
                 c = caption_figures(url, args.model, args.captions, args.timeout_s)
