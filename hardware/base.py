@@ -1,6 +1,6 @@
 """The interfaces of devices and senders, used in annotations where the installation wires them.
 
-Every implementation is checked by tests/test_contracts.py; the working fakes in tests/fakes.py
+Every implementation is checked by tests/hardware/test_contracts.py; the working fakes in tests/fakes.py
 implement them too. `BaseMidiOut` is the one shared body of MIDI outputs, after mido's
 `BaseOutput`: `send` validates, locks and delegates to `_send`; `panic` is written once.
 """

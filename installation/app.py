@@ -2,9 +2,9 @@
 concrete hardware and model classes (with the builders in installation.sources).
 
 The stages (installation.stages) run on supervised worker threads and talk through the bus
-(installation.bus); the main thread runs the projector (installation.projector) and applies
-operator commands (installation.control over installation.routes) between frames; the show's
-life (opening hours, reload, watchdog, shutdown) is installation.lifecycle. Devices can be
+(installation.bus); the main thread runs the projector (installation.projection.projector) and applies
+operator commands (installation.operators.control over installation.operators.routes) between frames; the show's
+life (opening hours, reload, watchdog, shutdown) is installation.show.lifecycle. Devices can be
 injected (`Devices`), so tests pass fakes instead of patching attributes.
 """
 from __future__ import annotations
@@ -21,10 +21,10 @@ from installation.clock import Clock, MonotonicClock
 from installation.config import Config, load_config
 from installation.devices import DeviceBoard
 from installation.errors import UserError
-from installation.redact import remembered
-from installation.lifecycle import Lifecycle
-from installation.compositor import Compositor
-from installation.projector import MainFaults, Projector
+from installation.showlog.redact import remembered
+from installation.show.lifecycle import Lifecycle
+from installation.projection.compositor import Compositor
+from installation.projection.projector import MainFaults, Projector
 from installation.sources import (build_camera, build_display, build_listening, build_renderers, choose_sources,
                                   frame_stamps, open_show_log, recorder_factory)
 from installation.stages.composer import send_programs
@@ -61,7 +61,7 @@ class Devices:
     midi_outputs: list[MidiOut] | None = None
     """Outputs of the thread scheduler besides the built-in synth (recorder, OSC targets)."""
     schedule: object | None = None
-    """installation.schedule.Schedule, or one that decides opening hours otherwise."""
+    """installation.show.schedule.Schedule, or one that decides opening hours otherwise."""
     sinks: list[FrameSink] = field(default_factory=list)
     """Extra frame sinks beside the window (NDI, virtual camera, preview)."""
 
@@ -117,11 +117,11 @@ class Installation:
         self.schedulers = build_schedulers(self.cfg, self.clock, self.midi_outputs)
 
     def _build_control(self, scene, devices: Devices) -> None:
-        from installation import routes
+        from installation.operators import routes
         from installation.bus import LiveState
-        from installation.control import Control
-        from installation.osc_wiring import build_osc, command_inbox, prompt_filter
-        from installation.schedule import Schedule, SystemdNotifier
+        from installation.operators.control import Control
+        from installation.operators.osc_wiring import build_osc, command_inbox, prompt_filter
+        from installation.show.schedule import Schedule, SystemdNotifier
         cfg = self.cfg
         try:
             params = routes.param_specs_for(scene)
@@ -162,11 +162,11 @@ class Installation:
         return remembered(load_config(path, self.options.overrides))  # an edited token is masked in the log too
 
     def _build_stages(self, scene, devices: Devices) -> None:
-        from hardware.display import fit
-        from models.captions import Director
-        from models.image_features import ImageAnalyser
-        from models.caption_critic import critic_for
-        from models.image_va import build_image_va
+        from hardware.video.display import fit
+        from models.captions.director import Director
+        from models.seeing.features import ImageAnalyser
+        from models.captions.critic import critic_for
+        from models.seeing.va import build_image_va
         cfg, bus, clock, dormant = self.cfg, self.bus, self.clock, self.lifecycle.dormant
         listener, listening = build_listening(cfg, self.sources, devices.audio, self.synth, bus, clock)
         director = Director(cfg.captions, scene, seed=cfg.compose.seed)
@@ -294,7 +294,7 @@ class Installation:
             # Commands are applied on this thread between frames: with SCHED_FIFO a busy renderer
             # cannot delay them (bench control: p99 1.0 ms instead of 4.6 ms). Raised after every
             # other thread has started, so none of them inherits it.
-            from hardware.osc import set_realtime_priority
+            from hardware.osc.server import set_realtime_priority
             set_realtime_priority(cfg.osc.realtime_priority, "main loop")
         life.notifier.ready()
         life.notifier.restore_watchdog()  # after an in-place restart widened it

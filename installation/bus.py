@@ -1,7 +1,7 @@
 """The hand-offs between threads, in one place, and the operators' parameters as frozen snapshots.
 
 `LiveState` is what operators control; only the main thread writes it (through
-installation.control.Control, which reads installation.routes). After every change the main
+installation.operators.control.Control, which reads installation.operators.routes). After every change the main
 thread publishes a `LiveSnapshot` on `Bus.live`; worker threads read snapshots only.
 
 Each operator parameter is applied in one place: the valence/arousal bias in the captioner
@@ -22,7 +22,7 @@ from installation.records import Caption, Command, Frame, ImageState, MusicState
 
 BUILTIN_DEFAULTS: dict[str, float] = {"brightness": 1.0, "speed": 1.0, "volume": 1.0,
                                       "valence_bias": 0.0, "arousal_bias": 0.0}
-"""Defaults of the parameters every scene has (their ranges live in installation.routes)."""
+"""Defaults of the parameters every scene has (their ranges live in installation.operators.routes)."""
 
 
 @dataclass

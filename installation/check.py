@@ -13,8 +13,8 @@ def check(cfg: Config) -> int:
     """Say what exists and what will run; 0 when the configured installation can start."""
     from rich.console import Console
 
-    from hardware.audio_in import list_audio_devices
-    from hardware.midi import list_midi_ports
+    from hardware.sound.audio_in import list_audio_devices
+    from hardware.midi.output import list_midi_ports
     from scenes.scene import SceneError, load_scene
 
     console = Console(highlight=False, soft_wrap=True)
@@ -38,7 +38,7 @@ def check(cfg: Config) -> int:
     for wanted in cfg.midi.outputs:
         if not any(wanted.lower() in name.lower() for name in ports["outputs"]):
             sources.notes.append(f"MIDI: no output matches '{wanted}' now; it is opened when it appears")
-    from hardware.osc import parse_target
+    from hardware.osc.server import parse_target
     for target in (*cfg.osc.targets, *cfg.osc.out_targets):  # the run refuses these at start
         try:
             parse_target(target).close()
@@ -49,16 +49,16 @@ def check(cfg: Config) -> int:
     console.print(f"will run: audio in: {sources.audio}; camera: {sources.camera}; visuals: {sources.render}; "
                   f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")
-    from models.caption_critic import critic_kind
+    from models.captions.critic import critic_kind
     console.print(f"caption critic: {critic_kind(cfg.watch)[1]}")
     if cfg.captions.backend == "llm" or cfg.compose.backend == "llm":
-        from models.llm_probe import describe_llm_server
+        from models.language.probe import describe_llm_server
         if cfg.captions.backend == "llm" and cfg.captions.llm_url.strip():
             console.print(f"caption LLM: {describe_llm_server(cfg.captions.llm_url, cfg.captions.llm_model)}")
         if cfg.compose.backend == "llm":
             console.print(f"composer LLM: {describe_llm_server(cfg.compose.llm_url, cfg.compose.llm_model)}")
     if cfg.render.model:
-        from models.render_diffusion import check_weights, describe_model
+        from models.diffusion import check_weights, describe_model
         weight_problems = check_weights(cfg.render)
         console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
         if not weight_problems:
@@ -84,9 +84,9 @@ def running_scene_check(cfg: Config):
     tables its renderer, captions and composer read; UserError naming the file and key. Cheap: it
     runs on the main loop."""
     def check_scene(scene) -> None:
-        from models.captions import scene_settings
-        from models.composer import Composer
-        from models.render_procedural import ProceduralRenderer
+        from models.captions.director import scene_settings
+        from models.composing.composer import Composer
+        from models.procedural import ProceduralRenderer
 
         ProceduralRenderer(64, 64).prepare(scene)
         scene_settings(scene)
@@ -97,7 +97,7 @@ def running_scene_check(cfg: Config):
 
 def check_compositor(scene) -> None:
     """The scene's `[compositor]` table; UserError naming the file and key."""
-    from installation.compositor import accent_settings
+    from installation.projection.compositor import accent_settings
     try:
         accent_settings(scene.table("compositor"), str(scene.path or scene.name))
     except ValueError as exc:
@@ -106,10 +106,10 @@ def check_compositor(scene) -> None:
 
 def _check_scene_tables(cfg: Config, scene) -> None:
     """Each room validates its own table of the scene; raises UserError naming the file and key."""
-    from installation.control import param_specs_for
-    from models.captions import Director
-    from models.composer import Composer
-    from models.render_procedural import ProceduralRenderer
+    from installation.operators.control import param_specs_for
+    from models.captions.director import Director
+    from models.composing.composer import Composer
+    from models.procedural import ProceduralRenderer
 
     ProceduralRenderer(64, 64).prepare(scene)
     Composer(cfg.compose, scene)
@@ -150,10 +150,10 @@ def list_devices(cfg: Config) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from hardware.audio_in import list_audio_devices
-    from hardware.camera import list_cameras
-    from hardware.display import display_available
-    from hardware.midi import list_midi_ports
+    from hardware.sound.audio_in import list_audio_devices
+    from hardware.video.camera import list_cameras
+    from hardware.video.display import display_available
+    from hardware.midi.output import list_midi_ports
 
     console = Console(highlight=False, soft_wrap=True)
     audio = Table(title="Audio devices")

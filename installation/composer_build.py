@@ -4,15 +4,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from models.composer import Composer
-    from models.composer_llm import LlmComposer
-    from models.composer_refine import RefiningComposer
+    from models.composing.composer import Composer
+    from models.composing.llm import LlmComposer
+    from models.composing.refine import RefiningComposer
 
 
 def refinement_callables(cfg, sample_rate_hz: int = 16000):
-    """(render, rate) for models.composer_refine: the built-in synth and the configured music VA head
-    (listen.va_head) through models.music_va's offline path, as the listener would hear it."""
-    from models.music_va import analyze_signal
+    """(render, rate) for models.composing.refine: the built-in synth and the configured music VA head
+    (listen.va_head) through models.listening.va's offline path, as the listener would hear it."""
+    from models.listening.va import analyze_signal
 
     def render(plans):
         return render_internal(plans, sample_rate_hz, offset_s=plans[0].start_s)
@@ -26,32 +26,32 @@ def refinement_callables(cfg, sample_rate_hz: int = 16000):
 def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = False):
     """The composer the config asks for: corpus or learned head, LLM backend, self-refinement.
     `live`: the LLM is asked in the background (a phrase never waits for it)."""
-    from models.composer import Composer
+    from models.composing.composer import Composer
     composer: Composer | LlmComposer | RefiningComposer
     composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
     composer.wait_for_words = not live  # live, the first phrases never wait for the sentence model
     if cfg.compose.head == "learned":
-        from models.composer_learned import LearnedMelody
+        from models.composing.learned import LearnedMelody
         composer.melody_source = LearnedMelody(cfg.compose.learned_weights, seed=seed)
     if cfg.compose.backend == "llm":
-        from models.composer_llm import LlmComposer
+        from models.composing.llm import LlmComposer
         composer = LlmComposer(composer, cfg.compose.llm_url, cfg.compose.llm_model, cfg.compose.llm_timeout_s,
                                cfg.compose.llm_retries, cfg.compose.llm_vision, background=live,
                                api_key=cfg.compose.llm_api_key)
     if cfg.compose.refine_rounds > 0:
-        from models.composer_refine import RefiningComposer
+        from models.composing.refine import RefiningComposer
         render, rate = refinement_callables(cfg)
         composer = RefiningComposer(composer, render, rate, cfg.compose.refine_rounds)
     return composer
 
 
 def render_internal(plans, sample_rate_hz: int = 16000, offset_s: float = 0.0):
-    """Mono float32 audio of the plans played by the built-in synth (hardware.synth.Synth), offline;
+    """Mono float32 audio of the plans played by the built-in synth (hardware.sound.synth.Synth), offline;
     `offset_s` is the time that becomes the first sample."""
     import mido
     import numpy as np
 
-    from hardware.synth import Synth
+    from hardware.sound.synth import Synth
     synth = Synth(sample_rate_hz=sample_rate_hz, gain=0.5)
     timed: list[tuple[float, int, Any]] = []
     for plan in plans:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installation.errors import UserError
-from installation.redact import MASK, is_secret, redact_data
+from installation.showlog.redact import MASK, is_secret, redact_data
 
 
 class ConfigError(UserError):
@@ -154,7 +154,7 @@ class ComposeConfig(Section):
     variation: float = Field(0.3, ge=0.0, le=0.9)
     comment_weight: float = Field(0.5, ge=0.0, le=1.0)
     """How far a visitor's comment (/comment) pulls the picture's valence-arousal toward the mood it
-    reads as (models.comment_mood), moving tempo, mode and density; 0 = the comment picks the tune only."""
+    reads as (models.composing.comment_mood), moving tempo, mode and density; 0 = the comment picks the tune only."""
     percussion: bool = True
     percussion_channel: int = Field(9, ge=0, le=15)
     retrieval: bool = True

@@ -2,7 +2,7 @@
 
 No protocol of our own: tempo and bar phase come from one Ableton Link session (`tempo.source =
 "link"` on every machine), and the music state travels as the analysis streams every installation
-can send anyway (`/out/*`, hardware.osc_out): the listening installation names the followers in
+can send anyway (`/out/*`, hardware.osc.out): the listening installation names the followers in
 `osc.out_targets`; a follower sets `ensemble.music_from` to the address it receives them on and
 takes its music state from there instead of its own microphone.
 
@@ -31,7 +31,7 @@ def parse_host_port(text: str, key: str = "ensemble.music_from") -> tuple[str, i
 
 
 def music_from_values(values: dict[str, tuple[float, ...]], t_s: float) -> MusicState:
-    """The inverse of hardware.osc_out.analysis_values: a MusicState from the plain-float streams."""
+    """The inverse of hardware.osc.out.analysis_values: a MusicState from the plain-float streams."""
     beat = values.get("/out/beat", (0.0,))[0]
     low, mid, high = (tuple(values.get("/out/bands", ())) + (0.0, 0.0, 0.0))[:3]
     valence, arousal = (tuple(values.get("/out/va", ())) + (0.0, 0.0))[:2]

@@ -42,7 +42,7 @@ def _sentences(*checks: Callable[[], object]) -> list[str]:
 
 
 def _calendar(cfg: Config) -> list[str]:
-    from installation.schedule import Schedule
+    from installation.show.schedule import Schedule
 
     return _sentences(lambda: Schedule(cfg.schedule))
 
@@ -53,7 +53,7 @@ def _extras(cfg: Config) -> list[str]:
         from hardware.link import load_link_module
         checks.append(load_link_module)
     if cfg.video_out.required:  # otherwise the show goes on without the sink (a warning)
-        from hardware.video_out import NdiSink, VirtualCameraSink
+        from hardware.video.output import NdiSink, VirtualCameraSink
         if cfg.video_out.ndi:
             checks.append(NdiSink.check_available)
         if cfg.video_out.virtual_camera:

@@ -22,6 +22,13 @@ def clamp_va(valence: float, arousal: float) -> VA:
     return v, a
 
 
+def _clamp_fields(record: Any) -> None:
+    """A record's VA is in [-1, 1] once built (NaN -> 0), so no consumer clamps again."""
+    valence, arousal = clamp_va(record.valence, record.arousal)
+    object.__setattr__(record, "valence", valence)
+    object.__setattr__(record, "arousal", arousal)
+
+
 @dataclass(frozen=True, slots=True)
 class AudioBlock:
     """Mono float32 samples in [-1, 1]; `t_s` is the capture time of the first sample."""
@@ -33,7 +40,7 @@ class AudioBlock:
 
 @dataclass(frozen=True, slots=True)
 class Descriptors:
-    """One summary of the listener's rolling window (models.music_features). Every value is finite."""
+    """One summary of the listener's rolling window (models.listening.features). Every value is finite."""
 
     loudness_dbfs: float = -120.0
     loudness_lufs: float = -120.0
@@ -109,9 +116,11 @@ class MusicState:
         d = descriptors if descriptors is not None else Descriptors()
         if descriptor_fields:
             d = replace(d, **descriptor_fields)
+        valence, arousal = clamp_va(valence, arousal)
+        short = valence if valence_short is None else clamp_va(valence_short, 0.0)[0]
         for name, value in (("t_s", t_s), ("valence", valence), ("arousal", arousal),
                             ("va_confidence", va_confidence), ("descriptors", d), ("head", head),
-                            ("valence_short", valence if valence_short is None else valence_short)):
+                            ("valence_short", short)):
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
@@ -127,7 +136,7 @@ class MusicState:
 
 @dataclass(frozen=True, slots=True)
 class OnsetState:
-    """The newest hit and beat, at audio-block rate (models.onsets), for the projector's accents.
+    """The newest hit and beat, at audio-block rate (models.listening.onsets), for the projector's accents.
 
     Every time is on the one clock. `count` grows by one per onset, so a reader tells a new hit from
     the one it already drew; predicted beats fall at `beat_t_s + k * 60 / tempo_bpm`.
@@ -165,6 +174,9 @@ class Caption:
     layout: horizon | centre | diagonal | radial | scattered | grid;
     shapes: waves | mountains | orbs | stars | forest | city | clouds | particles | ribbons | crystals."""
 
+    def __post_init__(self) -> None:
+        _clamp_fields(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Frame:
@@ -199,12 +211,15 @@ class ImageState:
     presence: bool = False
     source: str = ""
     content: Mapping[str, float] = field(default_factory=dict)
-    """What the picture shows (models.image_content.CONTENT_KEYS: texture, edge orientation,
+    """What the picture shows (models.seeing.content.CONTENT_KEYS: texture, edge orientation,
     horizon, openness, sky/water/vegetation/storm shares, faces, people)."""
     description: str = ""
     """The picture in words (mood, content, zero-shot labels, a visitor's comment): the composer's query."""
     comment: str = ""
     """A visitor's words while they last (also inside `description`): the composer reads their mood."""
+
+    def __post_init__(self) -> None:
+        _clamp_fields(self)
 
     @property
     def va(self) -> VA:
@@ -225,7 +240,7 @@ class NoteEvent:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An operator command after parsing; validated by installation.control."""
+    """An operator command after parsing; validated by installation.operators.control."""
 
     t_s: float
     address: str
@@ -257,6 +272,9 @@ class Plan:
     notated_s: tuple[float, ...] = ()
     """Written length of each event in `events` (same order), before articulation shortens it:
     the score the corpus metrics compare, as muspy reads a score."""
+
+    def __post_init__(self) -> None:
+        _clamp_fields(self)
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,14 +63,14 @@ class Rig:
 
     def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
         """The projector's extra frame sink for [video_out] (empty when none is asked for)."""
-        from hardware.video_out import build_video_out
+        from hardware.video.output import build_video_out
 
         self.video_out = build_video_out(self.video_cfg, width, height, fps, self.clock)
         return [self.video_out] if self.video_out is not None else []
 
     def take_config(self, old_cfg, new_cfg) -> bool:
         """A config edit that only changes MIDI mappings is taken over here (no restart)."""
-        from installation.midi_learn import only_mappings_changed
+        from installation.operators.midi_learn import only_mappings_changed
 
         if self.midi_map is None or not only_mappings_changed(old_cfg, new_cfg):
             return False
@@ -122,14 +122,14 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
     rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out)
     inputs: list[Any] = []
     if cfg.midi.inputs or cfg.midi.virtual_input:
-        from hardware.midi_in import MidoMidiIn, VirtualMidiIn
+        from hardware.midi.input import MidoMidiIn, VirtualMidiIn
 
         inputs = [MidoMidiIn(name, clock, cfg.midi.backend) for name in cfg.midi.inputs]
         if cfg.midi.virtual_input:
             inputs.append(VirtualMidiIn(cfg.midi.virtual_input, clock, cfg.midi.backend))
     if inputs:
-        from installation.control import MidiControlThread
-        from installation.midi_learn import LiveMidiMap, save_cc_mapping
+        from installation.operators.control import MidiControlThread
+        from installation.operators.midi_learn import LiveMidiMap, save_cc_mapping
 
         if config_path is not None:
             from installation.config_file import remove_stale_temps

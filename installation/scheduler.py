@@ -392,7 +392,7 @@ def _child_main(conn, specs: list[tuple], priority: int | None, switch_interval_
             realtime = True
         except (PermissionError, OSError):
             pass
-    from hardware.midi import output_from_spec
+    from hardware.midi.output import output_from_spec
     from installation.clock import MonotonicClock
     outputs = []
     for spec in specs:
@@ -445,7 +445,7 @@ class ProcessScheduler:
 
     The renderer's torch threads share the GIL and both cores with any thread here; a process
     of its own with SCHED_FIFO (Linux, root or CAP_SYS_NICE) keeps deadlines to a fraction of a
-    millisecond under load. Outputs are given as specs (hardware.midi.output_from_spec) because
+    millisecond under load. Outputs are given as specs (hardware.midi.output.output_from_spec) because
     ports are opened in the sender process; in-process outputs (built-in synth, OSC) stay on a
     thread Scheduler. If the parent dies, the sender panics and exits.
     """

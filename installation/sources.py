@@ -17,7 +17,7 @@ from installation.config import Config
 from installation.errors import UserError
 
 if TYPE_CHECKING:
-    from hardware.synth import Synth
+    from hardware.sound.synth import Synth
 
 log = logging.getLogger("chromesthesia")
 
@@ -55,7 +55,7 @@ def choose_sources(cfg: Config, headless: bool = False) -> Sources:
 
 def _choose_audio(cfg: Config, notes: list[str], problems: list[str]) -> str:
     """The audio source: "auto" resolves to the input device or the built-in synth; others are checked."""
-    from hardware.audio_in import has_input_device
+    from hardware.sound.audio_in import has_input_device
 
     audio = cfg.audio.source
     if audio == "auto":
@@ -78,7 +78,7 @@ def _choose_audio(cfg: Config, notes: list[str], problems: list[str]) -> str:
 
 def _choose_camera(cfg: Config, notes: list[str], problems: list[str]) -> str:
     """The camera source: "auto" resolves to the camera or the photo slideshow; others are checked."""
-    from hardware.camera import camera_available
+    from hardware.video.camera import camera_available
 
     camera = cfg.camera.source
     if camera == "auto":
@@ -102,7 +102,7 @@ def _choose_camera(cfg: Config, notes: list[str], problems: list[str]) -> str:
 
 def _choose_render(cfg: Config, notes: list[str], problems: list[str]) -> str:
     """The renderer: "auto" picks diffusion when its weights check out, else procedural."""
-    from models.render_diffusion import check_weights
+    from models.diffusion import check_weights
 
     render = cfg.render.backend
     weight_problems = check_weights(cfg.render)
@@ -122,7 +122,7 @@ def _choose_render(cfg: Config, notes: list[str], problems: list[str]) -> str:
 
 def _choose_display(cfg: Config, headless: bool, notes: list[str], problems: list[str]) -> str:
     """The display mode: headless when asked or when "auto" finds no display."""
-    from hardware.display import display_available
+    from hardware.video.display import display_available
 
     if headless or cfg.display.mode == "headless":
         return "headless"
@@ -140,7 +140,7 @@ def _check_midi_backend(cfg: Config, problems: list[str]) -> None:
     """A midi.backend that cannot load is a typo in the config, whether or not a port is named yet:
     MIDI learn, a controller plugged in later and `check` all need it."""
     if cfg.midi.backend:
-        from hardware.midi import load_backend
+        from hardware.midi.output import load_backend
         try:
             load_backend(cfg.midi.backend)
         except UserError as exc:
@@ -151,7 +151,7 @@ def _speakers_present(cfg: Config, problems: list[str]) -> bool:
     """Whether the built-in synth may play to an audio output device."""
     if not (cfg.synth.enabled and cfg.synth.speakers != "off"):
         return False
-    from hardware.audio_in import list_audio_devices
+    from hardware.sound.audio_in import list_audio_devices
     has_output = any(d.get("max_output_channels", 0) > 0 for d in safe_devices(list_audio_devices))
     if cfg.synth.speakers == "on" and not has_output:
         problems.append("synth.speakers is 'on' but there is no audio output device; set it to \"auto\"")
@@ -160,7 +160,7 @@ def _speakers_present(cfg: Config, problems: list[str]) -> bool:
 
 def describe_input(device: str) -> str:
     """Which input device `device` resolves to, in words: "input 3 'USB Audio' (ALSA)"."""
-    from hardware.audio_in import find_input_device
+    from hardware.sound.audio_in import find_input_device
     try:
         d = find_input_device(device)
     except UserError as exc:
@@ -199,16 +199,16 @@ def build_audio(cfg: Config, sources: Sources, clock, synth: Synth | None = None
     from installation.errors import UserError
     rate_hz = cfg.audio.sample_rate_hz or ANALYSIS_RATE_HZ
     if sources.audio == "synth":
-        from hardware.synth import SynthLoopInput, SynthSpeakers
+        from hardware.sound.synth import SynthLoopInput, SynthSpeakers
         if synth is None:
             raise UserError("audio.source is 'synth' but synth.enabled is false; enable the synth or choose another source.")
         tap = SynthSpeakers(synth, clock, None, cfg.audio.block_frames) if sources.speakers else None
         # The speaker stream opens and closes with the listener, which reopens it if the device goes.
         return SynthLoopInput(synth, clock, cfg.audio.block_frames, tap=tap), synth.sample_rate_hz
     if sources.audio == "file":
-        from hardware.audio_in import FileInput
+        from hardware.sound.audio_in import FileInput
         return FileInput(cfg.audio.file, rate_hz, clock), rate_hz
-    from hardware.audio_in import PyAudioInput, SoundDeviceInput
+    from hardware.sound.audio_in import PyAudioInput, SoundDeviceInput
     cls = PyAudioInput if cfg.audio.backend == "pyaudio" else SoundDeviceInput
     return cls(cfg.audio.device, rate_hz, cfg.audio.channels, cfg.audio.block_frames, clock), rate_hz
 
@@ -218,8 +218,8 @@ def build_listening(cfg: Config, sources: Sources, audio: AudioInput | None, syn
     the listener behind it, fed the same blocks (docs/listening.md)."""
     from installation.stages import ListenerStage, OnsetStage
     from installation.stages.onsets import AudioQueue
-    from models.music_va import build_listener
-    from models.onsets import onset_detector
+    from models.listening.va import build_listener
+    from models.listening.onsets import onset_detector
     audio, rate_hz = (audio, cfg.audio.sample_rate_hz) if audio is not None else build_audio(cfg, sources, clock, synth)
     listener = build_listener(cfg.listen, rate_hz or ANALYSIS_RATE_HZ)
     heard = AudioQueue(getattr(audio, "name", "audio"))
@@ -228,7 +228,7 @@ def build_listening(cfg: Config, sources: Sources, audio: AudioInput | None, syn
 
 
 def build_camera(cfg: Config, sources: Sources, clock) -> Camera:
-    from hardware import camera as cam
+    from hardware.video import camera as cam
     if sources.camera == "opencv":
         return cam.OpenCvCamera(cfg.camera.device, cfg.camera.width, cfg.camera.height, cfg.camera.fps, clock)
     if sources.camera == "file":
@@ -237,7 +237,7 @@ def build_camera(cfg: Config, sources: Sources, clock) -> Camera:
 
 
 def build_display(cfg: Config, sources: Sources) -> Display:
-    from hardware.display import HeadlessDisplay, PygameDisplay
+    from hardware.video.display import HeadlessDisplay, PygameDisplay
     if sources.display == "headless":
         return HeadlessDisplay(cfg.display.width, cfg.display.height)
     return PygameDisplay(sources.display, cfg.display.width, cfg.display.height, cfg.display.screen,
@@ -247,7 +247,7 @@ def build_display(cfg: Config, sources: Sources) -> Display:
 def build_synth(cfg: Config, sources: Sources) -> Synth | None:
     if not cfg.synth.enabled:
         return None
-    from hardware.synth import Synth, output_rate_hz
+    from hardware.sound.synth import Synth, output_rate_hz
     rate_hz = output_rate_hz(fallback_hz=cfg.synth.sample_rate_hz) if sources.speakers else cfg.synth.sample_rate_hz
     return Synth(rate_hz, cfg.synth.gain)
 
@@ -256,12 +256,12 @@ def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list[Midi
     """The outputs the thread scheduler sends to besides the synth: the MIDI recorder, OSC targets."""
     outputs: list[MidiOut] = []
     if record_dir is not None:
-        from hardware.midi import MidiFileRecorder
-        from installation.projector import keep_previous
+        from hardware.midi.output import MidiFileRecorder
+        from installation.projection.projector import keep_previous
         outputs.append(MidiFileRecorder(keep_previous(record_dir / "midi.mid"), clock))
     if cfg.osc.targets:
-        from hardware.midi import OscEventOut
-        from hardware.osc import parse_target
+        from hardware.midi.output import OscEventOut
+        from hardware.osc.server import parse_target
         outputs.extend(OscEventOut(parse_target(target)) for target in cfg.osc.targets)
     return outputs
 
@@ -269,12 +269,12 @@ def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list[Midi
 def build_renderers(cfg: Config, sources: Sources, scene) -> list[Renderer]:
     """The renderer chain: the procedural source, then diffusion over it when weights are there."""
     from installation.errors import UserError
-    from models.render_procedural import ProceduralRenderer
+    from models.procedural import ProceduralRenderer
     procedural = ProceduralRenderer(cfg.render.width, cfg.render.height, seed=cfg.render.seed)
     procedural.prepare(scene)  # a bad [render] table in the scene is a start-up error, not a crash loop
     if sources.render != "diffusion":
         return [procedural]
-    from models.render_diffusion import load_diffusion_renderer
+    from models.diffusion import load_diffusion_renderer
     try:
         diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
     except UserError as exc:
@@ -288,8 +288,8 @@ def build_renderers(cfg: Config, sources: Sources, scene) -> list[Renderer]:
 
 def render_param_specs(cfg: Config) -> dict:
     """Live parameters of the diffusion renderer (/param/lora/<name>, /param/controlnet/strength)."""
-    from installation.routes import ParamSpec
-    from models.render_diffusion import live_param_specs
+    from installation.operators.routes import ParamSpec
+    from models.diffusion import live_param_specs
     return {key: ParamSpec(*spec) for key, spec in live_param_specs(cfg.render).items()}
 
 
@@ -311,8 +311,8 @@ def build_schedulers(cfg: Config, clock, outputs: list[MidiOut]) -> list[Schedul
 
 def open_show_log(cfg: Config, record_dir: Path | None, clock):
     """A recording is one show in one file; the always-on log rotates daily and keeps keep_days."""
-    from installation.showlog import ShowLog
-    from installation.showlog_fold import FoldSettings
+    from installation.showlog.writer import ShowLog
+    from installation.showlog.fold import FoldSettings
     path = record_dir / "show.jsonl" if record_dir else (Path(cfg.showlog.path) if cfg.showlog.path else None)
     if path is None:
         return None
@@ -326,8 +326,8 @@ def frame_stamps(record_dir: Path | None, clock, audio):
     """With --record: DIR/frames.csv, each projected frame's time on the clock and on the audio's, and its change."""
     if record_dir is None:
         return None
-    from installation.frame_stamps import FrameStamps
-    from installation.projector import keep_previous
+    from installation.projection.frame_stamps import FrameStamps
+    from installation.projection.projector import keep_previous
     return FrameStamps(keep_previous(record_dir / "frames.csv"), clock, lambda: getattr(audio, "started_s", None))
 
 
@@ -335,7 +335,7 @@ def recorder_factory(cfg: Config, record_dir: Path | None):
     """(width, height) -> the video recorder of the projected picture, or None without --record."""
     if record_dir is None:
         return None
-    from hardware.display import VideoRecorder
-    from installation.projector import keep_previous
+    from hardware.video.display import VideoRecorder
+    from installation.projection.projector import keep_previous
     path = record_dir / "visuals.mp4"
     return lambda width, height: VideoRecorder(keep_previous(path), cfg.display.fps, width, height)

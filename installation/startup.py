@@ -62,7 +62,7 @@ def load(args: argparse.Namespace):
     finally:
         if last_good is not None:
             Path(last_good).unlink(missing_ok=True)
-    from installation.redact import remember
+    from installation.showlog.redact import remember
     remember(cfg)  # its secrets are masked in every log line from now on
     return cfg
 
@@ -122,7 +122,7 @@ def inherited_counts(environ=os.environ) -> dict[str, int]:
 def run_installation(args: argparse.Namespace) -> int:
     from installation.quiet import quiet_third_parties
     quiet_third_parties()  # before anything imports pydub or a model library
-    from installation.crash_stacks import CrashStacks, log_folder
+    from installation.showlog.crash_stacks import CrashStacks, log_folder
     crash_stacks = CrashStacks()
     crash_stacks.enable()  # from the first moment: a crash while the config loads still leaves its stack
     overrides = list(args.overrides)
@@ -148,7 +148,7 @@ def run_installation(args: argparse.Namespace) -> int:
             raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
     setup_logging(cfg.installation.log_level, quiet=args.quiet)
     crash_stacks.enable(log_folder(record_dir, cfg.showlog.path))
-    from installation.heap import limit_arenas
+    from installation.show.heap import limit_arenas
     limit_arenas(2)  # before the stages' threads start: months of load spikes must not add arenas
     from installation.app import Installation, RunOptions
     config_path = args.config if args.config.exists() else None
@@ -189,7 +189,7 @@ def leave(code: int) -> int:
     cannot be (its JACK server died under it), the process leaves now instead of hanging in it."""
     import gc
 
-    from hardware.audio_in import release_portaudio
+    from hardware.sound.audio_in import release_portaudio
     if not release_portaudio():
         leave_now(code)
     # The interpreter's exit ends with a garbage collection over every object still alive (the

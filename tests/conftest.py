@@ -239,7 +239,7 @@ def jack_at_256_frames():
 def detach_portaudio_from_jack() -> None:
     """Re-initialise PortAudio away from JACK while the server still runs: its JACK host aborts
     the whole process at exit when the server it joined has gone."""
-    from hardware.audio_in import reinitialize_portaudio
+    from hardware.sound.audio_in import reinitialize_portaudio
 
     old = os.environ.get("JACK_DEFAULT_SERVER")
     os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
@@ -258,7 +258,7 @@ def portaudio_on_jack(jack_server):
     initialisation), and detached again afterwards."""
     import sounddevice  # noqa: F401 - reinitialize_portaudio works on the imported module
 
-    from hardware.audio_in import reinitialize_portaudio
+    from hardware.sound.audio_in import reinitialize_portaudio
 
     reinitialize_portaudio()
     yield jack_server
@@ -270,8 +270,8 @@ def xvfb():
     """A real X server (Xvfb) for the duration of one test; DISPLAY points at it."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (Debian package xvfb); `make test` installs it")
-    from hardware.load_order import load_before_gl
-    load_before_gl()  # this process may open windows: triton before Mesa's GL (see hardware/load_order.py)
+    from hardware.video.load_order import load_before_gl
+    load_before_gl()  # this process may open windows: triton before Mesa's GL (see hardware/video/load_order.py)
     display = f":{90 + os.getpid() % 100}"
     proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

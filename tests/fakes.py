@@ -1,7 +1,7 @@
 """The working fakes every test shares: small classes that really do their job, in one place.
 
 Each implements the interface it stands in for (hardware.base, models.renderer), so the contract
-tests in tests/test_contracts.py run over them as over the real implementations. Servers bind
+tests in tests/hardware/test_contracts.py run over them as over the real implementations. Servers bind
 127.0.0.1 on a port the OS chooses, so parallel test runs never collide.
 """
 from __future__ import annotations
@@ -174,7 +174,7 @@ class ArrayAudioInput:
 
 class DyingSpeakers:
     """Speakers that play until their device goes away (`alive = False`) and come back by
-    themselves (`alive = True`), as hardware.speakers.SynthSpeakers does."""
+    themselves (`alive = True`), as hardware.sound.speakers.SynthSpeakers does."""
 
     name = "dying speakers"
 
@@ -202,7 +202,7 @@ class DyingSpeakers:
 
 
 def hanging_speaker_main(conn, device, rate_hz: int, block_frames: int) -> None:
-    """A speakers' child (hardware.speakers) whose stream plays three blocks and then hangs as
+    """A speakers' child (hardware.sound.speakers) whose stream plays three blocks and then hangs as
     PortAudio does on a dead JACK server: it answers nothing more and ignores SIGTERM."""
     import signal
     import time

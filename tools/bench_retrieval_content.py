@@ -1,11 +1,11 @@
 """Content meets content: on photographs, do retrieved tunes share what the picture shows?
 
-For each photograph: the live analyser's description and VA (models.image_features.ImageAnalyser),
+For each photograph: the live analyser's description and VA (models.seeing.features.ImageAnalyser),
 the composer's first phrase (its metre and mode class, and the tune it sings, twice with different
 seeds), then the best TOP tunes of the index in that metre and mode class for the full description
 and for the mood-only description (mood, light and colour words: no content). Prints, per picture
 and in total, the share of those tunes whose description carries a theme of what the picture shows
-(models.content_match). Offline; about a minute on 2 cores.
+(models.evaluation.content_match). Offline; about a minute on 2 cores.
 
 Usage: python tools/bench_retrieval_content.py DIR [DIR ...] [--skimage NAME ...] [--top 10]
 """
@@ -24,11 +24,11 @@ def main() -> int:
     import skimage.data
 
     from installation.config import ComposeConfig
-    from models.composer import Composer
-    from models.composer_index import load_index
-    from models.content_match import content_share, mood_only, picture_themes
-    from models.image_content import mood_words
-    from models.image_features import ImageAnalyser
+    from models.composing.composer import Composer
+    from models.composing.index import load_index
+    from models.evaluation.content_match import content_share, mood_only, picture_themes
+    from models.seeing.content import mood_words
+    from models.seeing.features import ImageAnalyser
     from scenes.scene import load_scene
 
     parser = argparse.ArgumentParser()
@@ -58,7 +58,7 @@ def main() -> int:
             plan = composer.plan(state, 0.0)
             tunes.append(composer.last_retrieved.source if composer.last_retrieved else "")
         same += tunes[0] == tunes[1] != ""
-        from models.composer import MODE_CLASS
+        from models.composing.composer import MODE_CLASS
         mode_class = MODE_CLASS[plan.mode]
         themes = picture_themes(state.description)
         full = index.rank(state.description, state.va, mode_class, plan.metre, top=args.top)

@@ -89,7 +89,7 @@ def frames(size: int, count: int):
     import numpy as np
 
     from installation.records import MusicState
-    from models.render_procedural import ProceduralRenderer
+    from models.procedural import ProceduralRenderer
 
     procedural = ProceduralRenderer(size, size)
     return [procedural.render(MusicState(t_s=i / 30, arousal=0.3), i / 30) for i in range(count)], np

@@ -1,6 +1,6 @@
 """Figures for the LLM captions and composer against a real small model on a real local server.
 
-Captions: the real director (models/captions.py) with the one-call LLM backend (`LlmFacets`, the
+Captions: the real director (models/captions/director.py) with the one-call LLM backend (`LlmFacets`, the
 director's own prompt and checks) over real HTTP, on changing music; counts the captions credited to
 the LLM, the failures by reason, and projected captions whose facets echo the prompt's instructions
 (must be 0). Composer: `LlmComposer` phrase requests for the skimage pictures; counts melodies
@@ -40,8 +40,8 @@ def _reason(error: str) -> str:
 def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
     from installation.config import CaptionsConfig
     from installation.records import MusicState
-    from models.caption_llm import _ECHO, LlmFacets
-    from models.captions import FACETS, Director
+    from models.captions.llm import _ECHO, LlmFacets
+    from models.captions.director import FACETS, Director
     from scenes.scene import load_scene
 
     llm = LlmFacets(url, model, timeout_s)
@@ -100,9 +100,9 @@ def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
 
     from installation.config import ComposeConfig
     from installation.records import ImageState
-    from models.composer import Composer
-    from models.composer_llm import LlmComposer
-    from models.llm_checks import TuneCopyCheck
+    from models.composing.composer import Composer
+    from models.composing.llm import LlmComposer
+    from models.language.checks import TuneCopyCheck
     from scenes.scene import load_scene
 
     pictures = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "camera", "moon", "coins",
@@ -119,7 +119,7 @@ def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
         melody, why = write(image, frame, preview, example, started, budget)
         latencies.append(time.monotonic() - started)
         if melody is not None:  # credited to the LLM: checked again here, against the example and the corpus
-            from models.composer_llm import InvalidAbc, abc_to_phrase
+            from models.composing.llm import InvalidAbc, abc_to_phrase
             try:
                 shown = abc_to_phrase(example, preview.key, preview.metre)
             except InvalidAbc:

@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 def _eval_beats(args: argparse.Namespace) -> int:
     from installation.sources import ANALYSIS_RATE_HZ
     from installation.startup import load
-    from models.beat_eval import mixed_stems, score, song_delay_s, song_folders, tempo_map, track_song
-    from models.onsets import onset_detector
+    from models.evaluation.beats import mixed_stems, score, song_delay_s, song_folders, tempo_map, track_song
+    from models.listening.onsets import onset_detector
 
     cfg = load(args)
     folders = song_folders(args.audio)
@@ -102,12 +102,12 @@ def track_live(samples, rate_hz: int, detector_factory):
     import numpy as np
     import soundfile as sf
 
-    from hardware.audio_in import FileInput
+    from hardware.sound.audio_in import FileInput
     from installation.clock import MonotonicClock
     from installation.mailbox import Latest
     from installation.records import OnsetState
     from installation.stages.onsets import AudioQueue, OnsetStage
-    from models.beat_eval import TrackPoint
+    from models.evaluation.beats import TrackPoint
 
     clock = MonotonicClock()
     with tempfile.TemporaryDirectory() as tmp:

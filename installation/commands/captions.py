@@ -58,8 +58,8 @@ def _scene(cfg, name: str | None):
 
 def _caption(args: argparse.Namespace) -> int:
     from installation.startup import load
-    from models.caption_bench import sweep_state
-    from models.captions import Director, caption_record, describe
+    from models.evaluation.caption_bench import sweep_state
+    from models.captions.director import Director, caption_record, describe
     for name in ("valence", "arousal"):
         if not -1.0 <= getattr(args, name) <= 1.0:
             raise UserError(f"--{name} {getattr(args, name)} is outside -1..1; give a value between -1 and 1.")
@@ -89,7 +89,7 @@ def _caption(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from installation.startup import load
-    from models.caption_bench import latency_bench, lexicon_sweep, simulated_run
+    from models.evaluation.caption_bench import latency_bench, lexicon_sweep, simulated_run
     if args.steps < 3:
         raise UserError(f"--steps {args.steps} is too small for a correlation; use 3 or more.")
     if args.duration < 60:
@@ -131,8 +131,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from installation.commands.listen import AUDIO_SUFFIXES
     from installation.startup import load
-    from models.caption_bench import synthetic_show
-    from models.caption_eval import ablation, music_states
+    from models.evaluation.caption_bench import synthetic_show
+    from models.evaluation.captions import ablation, music_states
     if args.duration < 60:
         raise UserError(f"--duration {args.duration} is too short for a show; use 60 s or more.")
     cfg = load(args)

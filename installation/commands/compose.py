@@ -97,9 +97,9 @@ def _scene(cfg, name: str | None):
 def _image_head(cfg):
     """The configured image VA head, or the built-in colour-emotion model if that room's module is absent."""
     try:
-        from models.image_va import build_image_va
+        from models.seeing.va import build_image_va
     except ImportError:
-        from models.image_features import ColourEmotionVA
+        from models.seeing.features import ColourEmotionVA
         return ColourEmotionVA()
     return build_image_va(cfg.watch)
 
@@ -199,7 +199,7 @@ def _midi_key(key: str, mode: str) -> str | None:
         return None
     if mode == "minor":
         return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")[pc] + "m"  # as mido spells them
-    from models.composer import MODE_OFFSET
+    from models.composing.composer import MODE_OFFSET
     return names[(pc - MODE_OFFSET.get(mode, 0)) % 12]  # a church mode: its parent major's signature
 
 
@@ -215,7 +215,7 @@ TARGETS = (("melody", "pitch_entropy"), ("melody", "scale_consistency"), ("accom
 def plans_to_notes(plans, voices=PITCHED_VOICES):
     """The plans' written notes (before articulation shortens them) in `voices` as corpus.Note lists,
     in beats at each plan's tempo, for metrics. Drums are never pitched material."""
-    from models.corpus import Note
+    from models.composing.corpus import Note
     notes = []
     beat0 = 0.0
     for plan in plans:
@@ -252,8 +252,8 @@ def write_wav(plans, midi_path: Path, wav_path: Path, renderer: str, sample_rate
 # --- compose --------------------------------------------------------------------------------------------
 def _compose(args: argparse.Namespace) -> int:
     from installation.startup import load
-    from models.composer import Composer
-    from models.image_features import ImageAnalyser
+    from models.composing.composer import Composer
+    from models.seeing.features import ImageAnalyser
     cfg = load(args)
     if not args.source.is_file():
         raise UserError(f"{args.source} does not exist; give an image or a video file.")
@@ -335,7 +335,7 @@ def evaluation_photos(extra_dir: Path | None = None) -> list[tuple[str, Any]]:
 
     import skimage.data
 
-    from hardware.camera import SKIMAGE_PHOTOS, _as_rgb
+    from hardware.video.camera import SKIMAGE_PHOTOS, _as_rgb
     photos = [(f"skimage:{name}", _as_rgb(getattr(skimage.data, name)())) for name in SKIMAGE_PHOTOS]
     photos += [("skimage:cell", _as_rgb(skimage.data.cell())), ("skimage:page", _as_rgb(skimage.data.page()))]
     for package, relative in (("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
@@ -348,7 +348,7 @@ def evaluation_photos(extra_dir: Path | None = None) -> list[tuple[str, Any]]:
         if path.is_file():
             photos.append((f"{package}:{path.name}", _read_image(path)))
     if extra_dir is not None:
-        from hardware.camera import PHOTO_SUFFIXES
+        from hardware.video.camera import PHOTO_SUFFIXES
         if not extra_dir.is_dir():
             raise UserError(f"--images {extra_dir} is not a folder of photographs.")
         for path in sorted(p for p in extra_dir.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES):
@@ -386,7 +386,7 @@ def _eval_composer(args: argparse.Namespace) -> int:
     from scipy.stats import spearmanr
 
     from installation.startup import load
-    from models.corpus import load_table
+    from models.composing.corpus import load_table
     cfg = load(args)
     if args.head:
         cfg = cfg.model_copy(update={"compose": cfg.compose.model_copy(update={"head": args.head})})
@@ -430,8 +430,8 @@ def _compose_and_rate(cfg: Any, args: argparse.Namespace, scene: Any, table: Any
     that share a melody."""
     import vibenet
 
-    from models.composer_refine import RefiningComposer
-    from models.image_features import ImageAnalyser
+    from models.composing.refine import RefiningComposer
+    from models.seeing.features import ImageAnalyser
     rater = vibenet.load_model()
     rows = []
     refinements = []
@@ -478,7 +478,7 @@ def _rate_rendering(name: str, state: Any, plans: list, mono: Any, sr: int, rate
     None (and a line saying so) when the rendering is near-silent."""
     import numpy as np
 
-    from models.corpus import music_metrics
+    from models.composing.corpus import music_metrics
     rms_dbfs = float(20 * np.log10(max(1e-9, float(np.sqrt(np.mean(np.square(mono)))))))
     if rms_dbfs < -60.0:  # the rater calls near-silence happy; a silent render says nothing
         print(f"{name:34s} rendered near-silent ({rms_dbfs:.0f} dBFS); left out")
@@ -555,7 +555,7 @@ def _print_refinement(refinements: list[Any], rounds: int, va_head: str) -> dict
 
 
 def folder_photos(folder: Path) -> list[tuple[str, Any]]:
-    from hardware.camera import PHOTO_SUFFIXES
+    from hardware.video.camera import PHOTO_SUFFIXES
     if not folder.is_dir():
         raise UserError(f"{folder} is not a folder of photographs.")
     return [(f"file:{path.name}", _read_image(path)) for path in sorted(folder.iterdir())
@@ -579,7 +579,7 @@ def _torch_load(stop: threading.Event, threads: int) -> None:
 def _measure(clock, seconds: float, rate: float, switch_interval_s: float, sender: str) -> dict:
     import numpy as np
 
-    from hardware.midi import RecordingMidiOut
+    from hardware.midi.output import RecordingMidiOut
     from installation.records import NoteEvent
     from hardware.base import Scheduler as SchedulerProtocol
     from installation.scheduler import ProcessScheduler, Scheduler
@@ -641,8 +641,8 @@ def _bench_midi(args: argparse.Namespace) -> int:
 
 # --- train corpus ---------------------------------------------------------------------------------------
 def _train_corpus(args: argparse.Namespace) -> int:
-    from models.composer_index import INDEX_PATH, build_index
-    from models.corpus import TABLE_PATH, CorpusTable, build_table, load_table
+    from models.composing.index import INDEX_PATH, build_index
+    from models.composing.corpus import TABLE_PATH, CorpusTable, build_table, load_table
     path = args.out or TABLE_PATH
     started = time.monotonic()
     if args.index_only:
@@ -661,8 +661,8 @@ def _train_corpus(args: argparse.Namespace) -> int:
 def _train_composer(args: argparse.Namespace) -> int:
     import torch
 
-    from models.composer_learned import train
-    from models.corpus import load_table
+    from models.composing.learned import train
+    from models.composing.corpus import load_table
     torch.set_num_threads(1)  # a shared machine: one core for training
     if args.minutes <= 0:
         raise UserError(f"--minutes {args.minutes} must be positive.")

@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 
 
 def _report(args: argparse.Namespace) -> int:
-    from installation.report import write_report
+    from installation.showlog.report import write_report
     out = write_report(args.source, args.output, args.period, args.date)
     print(out)
     return 0
@@ -105,7 +105,7 @@ def _osc(args: argparse.Namespace) -> int:
 
 SENDER = r"""
 import json, random, socket, sys, time
-from hardware.osc import build_message
+from hardware.osc.server import build_message
 host, port, n, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 rng = random.Random(1)
@@ -119,7 +119,7 @@ FLOOD = r"""
 import json, socket, sys, time
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
-from hardware.osc import build_message
+from hardware.osc.server import build_message
 # host port flood_msgs_per_s seconds [bundles_per_s bundle_messages]: one host floods fader values
 # (/param/brightness, a new value each time) and, when asked, bundles of fader values and commands
 # (/param/speed and /crossfade); prints what it sent and the last value of each fader.
@@ -173,7 +173,7 @@ import json, selectors, socket, sys, time
 # than 2 s counts as lost.
 host, port, seconds, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
 priority = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-from hardware.osc import build_message, set_realtime_priority
+from hardware.osc.server import build_message, set_realtime_priority
 if priority:  # the other host is another machine: its own scheduling must not be what is measured
     set_realtime_priority(priority, "probe")
 ask = build_message("/status")
@@ -210,7 +210,7 @@ print(json.dumps({"sent": n, "rtts": rtts, "lost": n - len(rtts), "worst_index":
 
 FADERS = r"""
 import json, socket, sys, time
-from hardware.osc import build_message
+from hardware.osc.server import build_message
 # host port faders hz seconds: a TouchDesigner OSC Out CHOP: each fader sends hz values a second
 # while it moves (1 s moves, 0.2 s holds, when nothing is sent); every value is new, so each
 # application can be matched to its sending. Prints every value with its send time and the
@@ -371,9 +371,9 @@ class _BenchRig:
     and the OSC server listening on a free local port."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from hardware.osc_inbox import CommandInbox
+        from hardware.osc.inbox import CommandInbox
         from installation.clock import MonotonicClock
-        from installation.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
+        from installation.operators.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
         from installation.startup import load
         from scenes.scene import available_scenes
 
@@ -390,7 +390,7 @@ class _BenchRig:
         self.server = OscControlServer(osc_cfg, self.commands, clock, live.snapshot, validate=self.control.check,
                                        realtime_priority=args.realtime, values=lambda a: live.params.get(param_key(a)))
         if args.realtime:
-            from hardware.osc import set_realtime_priority
+            from hardware.osc.server import set_realtime_priority
             set_realtime_priority(args.realtime, "main loop")
         self.server.start()
         self.host, self.port = self.server.address
@@ -421,7 +421,7 @@ def _start_phase(rig: _BenchRig) -> dict:
     """Phase 0, before the renderer's load starts: another host asks /status from the first second
     after the server started, while the composer's sentence model loads the way a live show starts
     it (TextEncoder.warm_up, on the first retrieval); returns how that host was answered."""
-    from models.composer_index import TextEncoder
+    from models.composing.index import TextEncoder
 
     args, percentile = rig.args, rig.percentile
     started = time.monotonic()

@@ -123,7 +123,7 @@ class StampingDisplay:
         pass
 
     def show(self, rgb: np.ndarray) -> None:
-        from installation.frame_stamps import frame_change, grey_samples
+        from installation.projection.frame_stamps import frame_change, grey_samples
 
         t_s = self.clock.now_s()
         grey = grey_samples(rgb)
@@ -250,7 +250,7 @@ def _run(cfg, overrides: list[str], seconds: float, before_run=None):
 def _run_on_jack(cfg, overrides: list[str], seconds: float, wav: Path, kicks_s, folder: Path):
     """The kick track played into PortAudio's input on a JACK dummy server: (installation, display,
     kicks on the clock, when the track started)."""
-    from hardware.audio_in import reinitialize_portaudio
+    from hardware.sound.audio_in import reinitialize_portaudio
     from installation.commands.latency_jack import KickPlayer, jack_server
 
     with jack_server(cfg.audio.block_frames):
@@ -280,7 +280,7 @@ def composite_cost(scene_name: str, width: int = 1920, height: int = 1080, frame
     """ms per composite at width x height: with a hit's accents drawn, and easing in silence."""
     import time
 
-    from installation.compositor import Compositor
+    from installation.projection.compositor import Compositor
     from installation.mailbox import Latest
     from installation.records import OnsetState
     from scenes.scene import load_scene

@@ -87,7 +87,7 @@ def jack_server(period_frames: int) -> Iterator[str]:
     try:
         yield name
     finally:
-        from hardware.audio_in import reinitialize_portaudio
+        from hardware.sound.audio_in import reinitialize_portaudio
         # PortAudio's JACK host aborts the process at exit when its server has gone: let go first.
         os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
         reinitialize_portaudio()

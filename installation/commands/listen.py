@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 # --- analyze ---------------------------------------------------------------------------------
 def analyze_audio(paths: list[Path], as_json: bool, cfg) -> int:
     """`run.py analyze FILE...`: the live listener over each file; a table or JSON on stdout."""
-    from models.music_va import analyze_file
+    from models.listening.va import analyze_file
     results = []
     failed = 0
     for path in paths:
@@ -198,7 +198,7 @@ def pair_accuracy(pred: list[float], label: list[float], pairs: list[str]) -> tu
 # --- eval ------------------------------------------------------------------------------------
 def _eval(args: argparse.Namespace) -> int:
     from installation.startup import load
-    from models.music_va import analyze_signal, build_listener, load_audio
+    from models.listening.va import analyze_signal, build_listener, load_audio
     cfg = load(args)
     labels = read_labels(args.labels, args.audio)
     heads = args.head or (["features", "vibenet", "blend"] + (["learned"] if cfg.listen.learned_head else []))
@@ -258,7 +258,7 @@ def _train(args: argparse.Namespace) -> int:
     import numpy as np
 
     from installation.startup import load
-    from models.music_va import LearnedHead, analyze_file
+    from models.listening.va import LearnedHead, analyze_file
     cfg = load(args)
     labels = [l for l in read_labels(args.annotations, args.audio) if l.valence is not None and l.arousal is not None]
     if len(labels) < 4:
@@ -304,7 +304,7 @@ def _bench(args: argparse.Namespace) -> int:
     import numpy as np
 
     from installation.startup import load
-    from models.music_va import build_listener, load_audio
+    from models.listening.va import build_listener, load_audio
     cfg = load(args)
     rate = 44100
     if args.calm and args.energetic:
@@ -414,7 +414,7 @@ def valence_hold_show(labels: list, audio_dir: Path, sections: int, seed: int, r
     import numpy as np
     import soxr
 
-    from models.music_va import load_audio
+    from models.listening.va import load_audio
     rng = random.Random(seed)
     pos = [l for l in labels if l.valence is not None and l.valence > 0]
     neg = [l for l in labels if l.valence is not None and l.valence < 0]
@@ -441,8 +441,8 @@ def _bench_hold(args: argparse.Namespace) -> int:
     import numpy as np
 
     from installation.startup import load
-    from models.captions import Director
-    from models.music_va import build_listener
+    from models.captions.director import Director
+    from models.listening.va import build_listener
     from scenes.scene import load_scene
     cfg = load(args)
     labels = read_labels(args.labels, args.audio)

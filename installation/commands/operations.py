@@ -120,7 +120,7 @@ def tile_show_log(source: Path, folder: Path, day: _dt.date, hours: float = 24.0
     copied beside it. The records are the run's own: the day is as big as that run, repeated."""
     import shutil
 
-    from installation.showlog import read_show_log
+    from installation.showlog.writer import read_show_log
 
     records = [r for r in read_show_log(source) if isinstance(r.get("t_s"), (int, float))]
     if len(records) < 2:
@@ -150,7 +150,7 @@ def tile_show_log(source: Path, folder: Path, day: _dt.date, hours: float = 24.0
 def _bench_report(args: argparse.Namespace) -> int:
     import tempfile
 
-    from installation.report import write_report
+    from installation.showlog.report import write_report
 
     folder = args.dir or Path(tempfile.mkdtemp(prefix="chromesthesia-report-"))
     day = _dt.date(2026, 11, 30)

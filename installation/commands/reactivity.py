@@ -79,7 +79,7 @@ def bench_reactivity(cfg, audio: Path, offset_s: float = 30.0, seconds: float = 
     import numpy as np
 
     from installation.errors import UserError
-    from models.music_va import load_audio
+    from models.listening.va import load_audio
     from scenes.scene import SceneError, load_scene
 
     fps = fps or float(cfg.display.fps)
@@ -124,14 +124,14 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
 
     import cv2
 
-    from installation.compositor import Compositor
+    from installation.projection.compositor import Compositor
     from installation.mailbox import Latest
     from installation.records import AudioBlock, MusicState, OnsetState
-    from models.captions import Director
-    from models.onsets import onset_detector
-    from models.image_va import ColourVA
-    from models.music_va import build_listener
-    from models.render_procedural import ProceduralRenderer
+    from models.captions.director import Director
+    from models.listening.onsets import onset_detector
+    from models.seeing.va import ColourVA
+    from models.listening.va import build_listener
+    from models.procedural import ProceduralRenderer
 
     listener = build_listener(cfg.listen, rate, live=False)
     director = Director(cfg.captions, the_scene, seed=seed)

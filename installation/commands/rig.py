@@ -175,12 +175,12 @@ def _bench_midi_in(args: argparse.Namespace) -> int:
 
     import mido
 
-    from hardware.midi_in import MidoMidiIn
+    from hardware.midi.input import MidoMidiIn
     from installation.clock import MonotonicClock
     from installation.config import ControlConfig
-    from installation.control import MidiControlThread
+    from installation.operators.control import MidiControlThread
     from installation.mailbox import DropOldest
-    from installation.midi_learn import LiveMidiMap
+    from installation.operators.midi_learn import LiveMidiMap
 
     if shutil.which("jackd") is None:
         print("bench midi-in needs jackd (Debian package jackd2)", file=sys.stderr)
@@ -258,7 +258,7 @@ def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> 
     import numpy as np
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from hardware.display import PygameDisplay
+    from hardware.video.display import PygameDisplay
 
     display = PygameDisplay("window", width, height)
     display.open()
@@ -290,7 +290,7 @@ def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> 
 
 
 def _bench_video_out(args: argparse.Namespace) -> int:
-    from hardware.video_out import build_video_out
+    from hardware.video.output import build_video_out
     from installation.clock import MonotonicClock
     from installation.config import VideoOutConfig
 

@@ -107,7 +107,7 @@ def _soak(args: argparse.Namespace) -> int:
     window = ["--set", 'display.mode="window"']
     if os.environ.get("DISPLAY"):
         return _soak_in(args, window)
-    from hardware.virtual_display import xvfb
+    from hardware.video.virtual_display import xvfb
     with xvfb() as display:
         return _soak_in(args, window, {"DISPLAY": display})
 
@@ -137,7 +137,7 @@ def installation_command(args: argparse.Namespace, mode: list[str], duration_s: 
 
 def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | None = None) -> int:
     from installation.errors import UserError
-    from installation.showlog import read_show_log
+    from installation.showlog.writer import read_show_log
 
     duration_s = args.minutes * 60.0
     warmup_s = 60.0 * (args.warmup_minutes if args.warmup_minutes is not None else min(10.0, args.minutes / 10.0))

@@ -23,7 +23,7 @@ def render_cost_ms_per_s(rate_hz: int, seconds: float) -> dict:
     """12 tonal voices (lead, strings, bass) and 4 drums struck every 8 blocks, in callback-sized blocks."""
     import mido
 
-    from hardware.synth import Synth
+    from hardware.sound.synth import Synth
     synth = Synth(rate_hz)
     for channel, program in ((0, 0), (1, 48), (2, 32)):
         synth.send(mido.Message("program_change", channel=channel, program=program))

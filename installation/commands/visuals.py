@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
 # --- analyze -------------------------------------------------------------------------------------
 def analyze_images(paths: list[Path], as_json: bool, cfg) -> int:
     """Print image VA from each head that can run here (colour always; CLIP when its checkpoint exists)."""
-    from models.image_va import ClipVA, ColourVA, describe
+    from models.seeing.va import ClipVA, ColourVA, describe
 
     heads: list = [ColourVA()]
     notes: list[str] = []
@@ -217,7 +217,7 @@ def _procedural_fps(width: int, height: int, seconds: float) -> tuple[float, flo
     import numpy as np
 
     from installation.records import Caption, MusicState
-    from models.render_procedural import ProceduralRenderer
+    from models.procedural import ProceduralRenderer
 
     renderer = ProceduralRenderer(width, height)
     renderer.update_prompt(Caption(t_s=0.0, prompt="bench", valence=0.3, arousal=0.5, transition_s=1.0,
@@ -247,7 +247,7 @@ def _composition_figures(frames: int = 600) -> dict:
     every scene, a dense caption naming seven motif families changing every 2.5 s."""
     from installation.records import Caption, MusicState
     from models.procedural.composition import MAX_FULL
-    from models.render_procedural import ProceduralRenderer
+    from models.procedural import ProceduralRenderer
     from scenes.scene import available_scenes, load_scene
 
     words = ["city lights in the rain under the stars with birds over mountains", "rings of light over a grid",
@@ -280,7 +280,7 @@ def _display_ms(width: int, height: int, frame_size: tuple[int, int]) -> tuple[f
     import numpy as np
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from hardware.display import PygameDisplay
+    from hardware.video.display import PygameDisplay
 
     display = PygameDisplay("window", width, height)
     display.open()
@@ -307,8 +307,8 @@ def _diffusion_figures(cfg, frames: int) -> dict:
     import torch
 
     from installation.records import Caption, MusicState
-    from models.render_diffusion import DiffusionStats, check_weights, load_diffusion_renderer
-    from models.render_procedural import ProceduralRenderer
+    from models.diffusion import DiffusionStats, check_weights, load_diffusion_renderer
+    from models.procedural import ProceduralRenderer
 
     width, height = 512, 512
     source = "configured weights"
@@ -367,7 +367,7 @@ def _random_sd15_renderer(render_cfg, width: int, height: int):
     from diffusers import AutoencoderTiny, LCMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from models.render_diffusion import DiffusionRenderer, pick_device
+    from models.diffusion import DiffusionRenderer, pick_device
 
     device = pick_device(render_cfg.device)
     dtype = torch.float16 if device == "cuda" else torch.float32
@@ -432,7 +432,7 @@ def _train_image_va(args: argparse.Namespace) -> int:
     import numpy as np
 
     from installation.startup import load
-    from models.image_va import ClipVA, fit_linear_head
+    from models.seeing.va import ClipVA, fit_linear_head
 
     cfg = load(args)
     if not cfg.watch.clip_checkpoint:

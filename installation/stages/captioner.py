@@ -11,7 +11,7 @@ from installation.stages.base import Stage, VersionWatch
 
 
 class CaptionerStage(Stage):
-    """Asks the director (models.captions) for a caption when the music moves.
+    """Asks the director (models.captions.director) for a caption when the music moves.
 
     The operators' valence/arousal bias is applied here, and only here (LiveSnapshot.biased).
     `on_caption(caption)` is told of each new caption; with a `show_log`, each is written there.

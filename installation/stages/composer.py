@@ -35,7 +35,7 @@ def plan_record(plan, image: ImageState) -> dict:
 
 
 class ComposerStage(Stage):
-    """Plans the next phrase from the picture (models.composer) and submits it to every scheduler.
+    """Plans the next phrase from the picture (models.composing.composer) and submits it to every scheduler.
 
     The operators' volume is applied here, and only here (LiveSnapshot.with_volume: note
     velocities). A scene's program changes are sent to the schedulers when they change. While

@@ -12,7 +12,7 @@ from installation.stages.base import Stage
 class ListenerStage(Stage):
     """Feeds each audio block to the listener model; every `hop_s` puts its state on `music`.
 
-    `listener` has `feed(samples)` and `state(now_s) -> MusicState` (models.music_va).
+    `listener` has `feed(samples)` and `state(now_s) -> MusicState` (models.listening.va).
     The audio input opens and closes with the stage, so the worker reopens it after a failure.
     A close that hangs (a driver waiting on a device that went away) is abandoned after
     CLOSE_TIMEOUT_S, so the stage goes on.

@@ -1,6 +1,6 @@
 """The onset stage: the audio input's own thread, hits and beats out on every block.
 
-It owns the audio device: each block goes through the onset detector (models.onsets) the moment it
+It owns the audio device: each block goes through the onset detector (models.listening.onsets) the moment it
 arrives, the state goes on `onsets` (read by the projector at every refresh), and the block goes on
 to the listener through `AudioQueue`. The listener's slower descriptors and VA keep their hop and
 never hold up a hit.
@@ -52,7 +52,7 @@ class OnsetStage(Stage):
         super().__init__(clock)
         self.audio = audio
         self.detector_factory = detector_factory
-        """(sample_rate_hz) -> models.onsets.OnsetDetector; rebuilt when the input's rate changes."""
+        """(sample_rate_hz) -> models.listening.onsets.OnsetDetector; rebuilt when the input's rate changes."""
         self.detector: Any = None
         self.onsets = onsets
         self.forward = forward

@@ -86,7 +86,7 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
     calendar gives opening hours and the next change), `osc_stats` the OSC server's counters,
     `sources` installation.sources.Sources (what runs, named in /metrics), `param_specs` the
     Control's parameter table, `live` the newest LiveSnapshot (the sliders and the prompt) and
-    `config_path` where an empty web.token's kept token lies beside (installation/token_file.py)."""
+    `config_path` where an empty web.token's kept token lies beside (installation/operators/token_file.py)."""
     from installation.web.metrics import CommandAudit
     audit = audit or CommandAudit(show_log)
     web_cfg = cfg.web
@@ -94,11 +94,11 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
         return Web(audit)
     import datetime as dt
 
-    from hardware.conn_gate import ConnectionLimits
-    from hardware.osc_ingress import Allowlist
+    from hardware.net.conn_gate import ConnectionLimits
+    from hardware.osc.ingress import Allowlist
     from installation.web.dashboard import DashboardSources, RequestLimits, create_app
     from installation.bus import LiveSnapshot
-    from installation.routes import BUILTIN_PARAMS
+    from installation.operators.routes import BUILTIN_PARAMS
     from installation.web.metrics import InstallationCollector, metrics_registry
     from installation.web.preview import PreviewSink
     from installation.web.room import LogTail
@@ -113,7 +113,7 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
         raise UserError(f"web.allow has an invalid network ({exc}); use CIDR like \"192.168.1.0/24\".") from None
     token = web_cfg.token
     if not token:
-        from installation.token_file import persistent_token
+        from installation.operators.token_file import persistent_token
         token, token_file = persistent_token(config_path)
         log.warning("web.token is empty: the dashboard's token is kept in %s (mode 0600; delete it for a new "
                     "one, or set web.token)", token_file)
@@ -130,7 +130,7 @@ def build_web(cfg, status: Callable[[], dict], check: Callable[[Command], str | 
                                                           schedule=describe_schedule, info=info))
     report = None
     if show_log is not None:
-        from installation.report import build_report, find_logs
+        from installation.showlog.report import build_report, find_logs
         log_dir = Path(show_log.path).parent
         report = lambda: build_report(find_logs(log_dir), "day", dt.date.today())  # noqa: E731
     sessions = Sessions(web_cfg.session_max_age_s)

@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 
 from installation.errors import UserError
 from installation.records import Command
-from installation.routes import ADMIN_SENDER, PROMPT_MAX_CHARS
+from installation.operators.routes import ADMIN_SENDER, PROMPT_MAX_CHARS
 from installation.web.room import dark_reason
 from installation.web.sessions import COOKIE, Sessions
 

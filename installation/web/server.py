@@ -1,12 +1,12 @@
-"""The dashboard's HTTP server: hardware.http_server's bounded uvicorn on a thread of its own, so
+"""The dashboard's HTTP server: hardware.net.http_server's bounded uvicorn on a thread of its own, so
 the projector's main thread never runs web code. The socket is bound on the calling thread, so a
 taken port is a start-up error."""
 from __future__ import annotations
 
 from typing import Callable
 
-from hardware.conn_gate import ConnectionLimits
-from hardware.http_server import HttpServer
+from hardware.net.conn_gate import ConnectionLimits
+from hardware.net.http_server import HttpServer
 
 
 class WebServer(HttpServer):

@@ -13,7 +13,7 @@ kick) land on the frame the beat falls on.
 
 Colour carries the music's valence-arousal: the grade (brightness, saturation, contrast) is applied
 to the palette, so field and motifs share it, and every few frames the renderer measures its own
-output with the colour head (models.image_va, Valdez & Mehrabian 1994) and corrects the grade.
+output with the colour head (models.seeing.va, Valdez & Mehrabian 1994) and corrects the grade.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.records import Caption, MusicState, clamp_va
-from models.image_va import brightness_saturation_for, colour_features, colour_va
+from models.seeing.va import brightness_saturation_for, colour_features, colour_va
 from models.procedural import composition
 from models.procedural.accents import AccentTracker
 from models.procedural.atmosphere import SOFT_SCALE, Soft, horizon_haze

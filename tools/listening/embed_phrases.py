@@ -12,8 +12,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.caption_embed import SHIPPED, bank_texts, embed_texts, write_cache  # noqa: E402
-from models.captions import load_phrase_banks  # noqa: E402
+from models.captions.embed import SHIPPED, bank_texts, embed_texts, write_cache  # noqa: E402
+from models.captions.director import load_phrase_banks  # noqa: E402
 
 
 def build_shipped(out: Path = SHIPPED) -> int:
@@ -25,7 +25,7 @@ def build_shipped(out: Path = SHIPPED) -> int:
     for path in sorted(presets.glob("*.toml")):
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("captions", {})
         styles += [s["text"] for s in table.get("styles", []) if isinstance(s, dict) and isinstance(s.get("text"), str)]
-    from models.caption_scenes import own_phrases
+    from models.captions.scenes import own_phrases
     from scenes.scene import available_scenes, load_scene
     own = [p.text for name in available_scenes() for bank in own_phrases(load_scene(name)).values() for p in bank]
     texts = list(dict.fromkeys(bank_texts(load_phrase_banks(), styles + own)))

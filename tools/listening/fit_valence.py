@@ -6,7 +6,7 @@
 
 Each recording with a valence label (+1 / -1) is played through the live listener (features head,
 hop 0.5 s) for up to --max-s seconds from --offset-s; once the descriptor window has filled, every
-hop's cue vector (models.music_va_fitted.CUE_NAMES) is one sample, weighted so that every recording
+hop's cue vector (models.listening.va_fitted.CUE_NAMES) is one sample, weighted so that every recording
 of a set counts the same, and every set as much as another. A logistic regression (scikit-learn, L2, balanced classes) on the standardised cues
 is chosen among --c values by leave-one-recording-out cross-validation on these recordings only:
 each left-out recording is scored by its mean log-odds, and the AUC over recordings is reported (with
@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 from installation.commands.listen import quadrant_auc, read_labels  # noqa: E402
 from installation.config import ListenConfig  # noqa: E402
 from installation.errors import UserError  # noqa: E402
-from models.music_va import Listener, VibenetHead, build_listener, load_audio  # noqa: E402
-from models.music_va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, VIBENET_CUES, FittedValence, valence_cues  # noqa: E402
+from models.listening.va import Listener, VibenetHead, build_listener, load_audio  # noqa: E402
+from models.listening.va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, VIBENET_CUES, FittedValence, valence_cues  # noqa: E402
 
 HOP_S = 0.5
 MEDIAN_VALENCE = 0.6

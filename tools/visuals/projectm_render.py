@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from installation.frame_stamps import frame_change, grey_samples  # noqa: E402
+from installation.projection.frame_stamps import frame_change, grey_samples  # noqa: E402
 
 SOURCE = Path(__file__).with_suffix(".cpp")
 BINARY = Path.home() / ".cache/chromesthesia/projectm_render"

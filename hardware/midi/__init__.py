@@ -1,0 +1,1 @@
+"""MIDI: outputs (ports, files, OSC events) and inputs (controllers, clock)."""

@@ -1,0 +1,1 @@
+"""Network serving: the bounded HTTP server and the connection gate in front of every TCP server."""

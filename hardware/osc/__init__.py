@@ -1,0 +1,1 @@
+"""OSC: the control server, its ingress and TCP transport, OSCQuery, the analysis streams out."""

@@ -1,0 +1,1 @@
+"""The operators' doors: the route table, control, MIDI learn, OSC wiring, the dashboard token."""

@@ -1,0 +1,1 @@
+"""The show log and what is read from it: records, folding, the day's report, redaction, crash stacks."""

@@ -1,0 +1,347 @@
+"""The learned composer (`compose.head = "learned"`): a small VA-conditioned melody model.
+
+The Emotion-Guided Image-to-Music mechanism at this machine's scale: a GRU writes a four-bar
+melody token by token (scale degree or rest, and duration in sixteenths), conditioned on the
+target (valence, arousal), the metre and the mode class. Training (`python run.py train composer`,
+CPU, one thread) minimises the token cross-entropy on the corpus phrases (models/data/corpus_table.json)
+plus a VA loss: the mean absolute error between the target VA and what a differentiable VA
+predictor reads from the model's own output distributions. The predictor is trained first, on the
+same phrases, to reproduce the rule-of-thumb VA of a melody (models.composing.index.tune_va: mode,
+register, density, leaps, rising lines); it is frozen while the melody model learns, so the model
+learns to write melodies whose features carry the asked-for mood.
+Weights are the user's file (`compose.learned_weights`); nothing is downloaded.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+from installation.errors import UserError
+from models.composing.corpus import METRES, PHRASE_BARS, Phrase
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEGREES = tuple(range(-7, 15))  # scale degrees the model writes; index len(DEGREES) = rest
+REST = len(DEGREES)
+DURATIONS = (1, 2, 3, 4, 6, 8, 12, 16)
+METRE_NAMES = tuple(METRES)
+MAX_EVENTS = 40
+BOS = REST + 1  # start token on the pitch stream
+WEIGHTS_VERSION = 1
+
+
+def phrase_features(events: Sequence[tuple[int | None, int]], mode_class: str, metre: str) -> dict[str, float]:
+    degrees = [d for d, _ in events if d is not None]
+    steps = [b - a for a, b in zip(degrees, degrees[1:])]
+    moving = [s for s in steps if s]
+    return {"major": float(mode_class == "major"), "mean_pitch": 66.0 + 1.7 * ((float(np.mean(degrees)) if degrees else 3) - 3),
+            "notes_per_bar": len(degrees) / PHRASE_BARS, "pitch_range": float(np.ptp(degrees)) * 1.7 if degrees else 0.0,
+            "mean_step": float(np.mean(np.abs(steps))) if steps else 0.0,
+            "leaps": float(np.mean([abs(s) >= 3 for s in steps])) if steps else 0.0,
+            "rising": float(np.mean([s > 0 for s in moving])) if moving else 0.5,
+            "rise": float(degrees[-1] - degrees[0]) if degrees else 0.0}
+
+
+def phrase_va(events, mode_class: str, metre: str) -> tuple[float, float]:
+    from models.composing.index import tune_va
+    return tune_va(phrase_features(events, mode_class, metre), metre)
+
+
+def encode(events) -> tuple[list[int], list[int]] | None:
+    pitches, durations = [], []
+    for d, r in events:
+        if r not in DURATIONS or (d is not None and d not in DEGREES):
+            return None
+        pitches.append(REST if d is None else DEGREES.index(d))
+        durations.append(DURATIONS.index(r))
+    return (pitches, durations) if 4 <= len(pitches) <= MAX_EVENTS else None
+
+
+def _torch():
+    import torch
+    return torch
+
+
+def _modules(hidden: int):
+    torch = _torch()
+    nn = torch.nn
+    module: Any = nn.Module  # torch is untyped here
+
+    class MelodyModel(module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pitch_in = nn.Embedding(BOS + 1, 32)
+            self.dur_in = nn.Embedding(len(DURATIONS) + 1, 16)
+            self.cond = nn.Linear(2 + len(METRE_NAMES) + 1 + 1, hidden)  # VA, metre, major, position share
+            self.gru = nn.GRU(48 + hidden, hidden, batch_first=True)
+            self.pitch_out = nn.Linear(hidden, REST + 1)
+            self.dur_out = nn.Linear(hidden + REST + 1, len(DURATIONS))
+
+        def forward(self, pitch_prev, dur_prev, cond, pitch_now, h=None):
+            """Teacher-forced step(s): logits of the next pitch, then of its duration given the pitch."""
+            c = torch.tanh(self.cond(cond))
+            x = torch.cat([self.pitch_in(pitch_prev), self.dur_in(dur_prev), c], dim=-1)
+            out, h = self.gru(x, h)
+            pitch_logits = self.pitch_out(out)
+            onehot = torch.nn.functional.one_hot(pitch_now, REST + 1).float()
+            dur_logits = self.dur_out(torch.cat([out, onehot], dim=-1))
+            return pitch_logits, dur_logits, out, h
+
+    class VaPredictor(module):
+        """Reads VA from soft (probability) sequences, so its gradient reaches the melody model."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pitch = nn.Linear(REST + 1, 24)
+            self.dur = nn.Linear(len(DURATIONS), 8)
+            self.mlp = nn.Sequential(nn.Linear(2 * 32 + 1 + REST, 64), nn.Tanh(), nn.Linear(64, 2))
+
+        def forward(self, pitch_p, dur_p, mask, major):
+            x = torch.cat([self.pitch(pitch_p), self.dur(dur_p)], dim=-1) * mask[..., None]
+            n = mask.sum(1, keepdim=True).clamp(min=1)
+            mean = x.sum(1) / n
+            var = ((x - mean[:, None]) ** 2 * mask[..., None]).sum(1) / n
+            steps = (pitch_p[:, 1:, :REST] - pitch_p[:, :-1, :REST]).abs() * mask[:, 1:, None]
+            return torch.tanh(self.mlp(torch.cat([mean, var, major[:, None], steps.sum(1) / n], dim=-1)))
+
+    return MelodyModel(), VaPredictor()
+
+
+@dataclass
+class Batch:
+    pitch: torch.Tensor
+    dur: torch.Tensor
+    mask: torch.Tensor
+    cond_static: torch.Tensor
+    va: torch.Tensor
+    major: torch.Tensor
+
+
+def _dataset(table) -> list[tuple[list[int], list[int], str, str, tuple[float, float]]]:
+    rows = []
+    for phrases in table.phrases.values():
+        for ph in phrases:
+            enc = encode(ph.events)
+            if enc is not None:
+                rows.append((enc[0], enc[1], ph.mode_class, ph.metre, phrase_va(ph.events, ph.mode_class, ph.metre)))
+    return rows
+
+
+def _batch(rows, va_override=None) -> Batch:
+    torch = _torch()
+    n, t = len(rows), max(len(r[0]) for r in rows)
+    pitch = torch.full((n, t), REST, dtype=torch.long)
+    dur = torch.zeros((n, t), dtype=torch.long)
+    mask = torch.zeros((n, t))
+    cond = torch.zeros((n, 2 + len(METRE_NAMES) + 1))
+    for i, (p, d, mode_class, metre, va) in enumerate(rows):
+        pitch[i, :len(p)] = torch.tensor(p)
+        dur[i, :len(d)] = torch.tensor(d)
+        mask[i, :len(p)] = 1
+        v, a = va if va_override is None else va_override[i]
+        cond[i, 0], cond[i, 1] = v, a
+        cond[i, 2 + METRE_NAMES.index(metre)] = 1
+        cond[i, -1] = float(mode_class == "major")
+    return Batch(pitch, dur, mask, cond, cond[:, :2].clone(), cond[:, -1].clone())
+
+
+def _step_inputs(b: Batch, durations_t):
+    """Previous tokens (shifted right, BOS first) and the per-step condition with the position share."""
+    torch = _torch()
+    n, t = b.pitch.shape
+    pitch_prev = torch.cat([torch.full((n, 1), BOS, dtype=torch.long), b.pitch[:, :-1]], dim=1)
+    dur_prev = torch.cat([torch.full((n, 1), len(DURATIONS), dtype=torch.long), b.dur[:, :-1]], dim=1)
+    lengths = durations_t[b.dur] * b.mask
+    elapsed = torch.cumsum(lengths, dim=1) - lengths
+    bar_total = torch.tensor([[METRES[m] * PHRASE_BARS] for m in (METRE_NAMES[int(i)] for i in
+                                                                  b.cond_static[:, 2:2 + len(METRE_NAMES)].argmax(1))],
+                             dtype=torch.float32)
+    position = (elapsed / bar_total)[..., None]
+    cond = torch.cat([b.cond_static[:, None, :].expand(n, t, -1), position], dim=-1)
+    return pitch_prev, dur_prev, cond
+
+
+def train(table, out: Path, minutes: float = 10.0, max_epochs: int = 200, hidden: int = 96, va_weight: float = 1.0,
+          seed: int = 0, progress: Callable[[str], None] | None = None, eval_n: int = 48,
+          max_phrases: int | None = None) -> dict:
+    """Train the predictor, then the melody model; save to `out`; return the figures."""
+    torch = _torch()
+    say = progress or log.info
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    rows = _dataset(table)
+    if len(rows) < 20:
+        raise UserError("the corpus table has too few phrases to learn from; rebuild it with `python run.py train corpus`.")
+    rng.shuffle(rows)
+    rows = rows[:max_phrases] if max_phrases else rows
+    held = rows[: max(8, len(rows) // 10)]
+    rows = rows[len(held):]
+    model, predictor = _modules(hidden)
+    durations_t = torch.tensor(DURATIONS, dtype=torch.float32)
+    started = time.monotonic()
+    budget_s = minutes * 60.0
+
+    # 1) the VA predictor, on one-hot sequences with their rule-of-thumb VA
+    opt = torch.optim.Adam(predictor.parameters(), lr=3e-3)
+    pred_s = 0.25 * budget_s
+    epochs_p = 0
+    while epochs_p < min(3, max_epochs) or (time.monotonic() - started < pred_s and epochs_p < max_epochs):
+        rng.shuffle(rows)
+        for i in range(0, len(rows), 64):
+            b = _batch(rows[i:i + 64])
+            est = predictor(torch.nn.functional.one_hot(b.pitch, REST + 1).float(),
+                            torch.nn.functional.one_hot(b.dur, len(DURATIONS)).float(), b.mask, b.major)
+            loss = (est - b.va).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        epochs_p += 1
+    with torch.no_grad():
+        b = _batch(held)
+        est = predictor(torch.nn.functional.one_hot(b.pitch, REST + 1).float(),
+                        torch.nn.functional.one_hot(b.dur, len(DURATIONS)).float(), b.mask, b.major)
+        predictor_mae = float((est - b.va).abs().mean())
+    say(f"VA predictor: {epochs_p} epochs, held-out MAE {predictor_mae:.3f}")
+    for p in predictor.parameters():
+        p.requires_grad_(False)
+
+    # 2) the melody model: token loss + VA loss through the frozen predictor
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    epochs = 0
+    history = []
+    while epochs < 1 or (time.monotonic() - started < budget_s and epochs < max_epochs):
+        rng.shuffle(rows)
+        total = [0.0, 0.0, 0]
+        for i in range(0, len(rows), 32):
+            chunk = rows[i:i + 32]
+            # Half the batch asks for a different mood than the phrase has: only the VA loss speaks there.
+            asked = [r[4] if rng.random() < 0.5 else (rng.uniform(-1, 1), rng.uniform(-1, 1)) for r in chunk]
+            b = _batch(chunk, asked)
+            own = torch.tensor([[float(asked[k] == chunk[k][4])] for k in range(len(chunk))])
+            pitch_prev, dur_prev, cond = _step_inputs(b, durations_t)
+            pl, dl, _, _ = model(pitch_prev, dur_prev, cond, b.pitch)
+            ce_p = torch.nn.functional.cross_entropy(pl.transpose(1, 2), b.pitch, reduction="none")
+            ce_d = torch.nn.functional.cross_entropy(dl.transpose(1, 2), b.dur, reduction="none")
+            token = (((ce_p + ce_d) * b.mask).sum(1) / b.mask.sum(1) * own[:, 0]).sum() / own.sum().clamp(min=1)
+            est = predictor(torch.softmax(pl, -1), torch.softmax(dl, -1), b.mask, b.major)
+            va_loss = (est - b.va).abs().mean()
+            loss = token + va_weight * va_loss
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            total[0] += float(token.detach()) * len(chunk)
+            total[1] += float(va_loss.detach()) * len(chunk)
+            total[2] += len(chunk)
+        epochs += 1
+        history.append((total[0] / total[2], total[1] / total[2]))
+        if epochs % 5 == 1:
+            say(f"epoch {epochs}: token loss {history[-1][0]:.3f}, VA loss {history[-1][1]:.3f}, "
+                f"{time.monotonic() - started:.0f} s")
+    state = {"version": WEIGHTS_VERSION, "hidden": hidden, "model": model.state_dict(),
+             "predictor": predictor.state_dict(), "epochs": epochs, "predictor_mae": predictor_mae}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, str(out))
+    figures = {"phrases": len(rows), "held_out": len(held), "epochs": epochs, "predictor_epochs": epochs_p,
+               "predictor_mae": predictor_mae, "token_loss": history[-1][0] if history else None,
+               "va_loss": history[-1][1] if history else None, "seconds": time.monotonic() - started}
+    figures.update(evaluate(LearnedMelody(out, seed=seed), n=eval_n, seed=seed))
+    return figures
+
+
+def evaluate(melody: "LearnedMelody", n: int = 48, seed: int = 0) -> dict:
+    """How well the written melodies carry the asked-for mood: MAE between the target VA and the
+    rule-of-thumb VA of what was written, against the same melodies scored on shuffled targets."""
+    rng = random.Random(seed)
+    targets = [(rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)) for _ in range(n)]
+    written = []
+    for i, (v, a) in enumerate(targets):
+        metre = METRE_NAMES[i % len(METRE_NAMES)]
+        mode_class = "major" if v > 0 else "minor"
+        events = melody.write(mode_class, metre, (v, a))
+        written.append(phrase_va(events, mode_class, metre))
+    got = np.array(written)
+    want = np.array(targets)
+    shuffled = want[np.random.default_rng(seed).permutation(n)]
+
+    def spearman(x, y) -> float:  # rank correlation (continuous values: no ties)
+        rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+        return float(np.corrcoef(rx, ry)[0, 1]) if np.ptp(rx) and np.ptp(ry) else 0.0
+    return {"va_mae": float(np.abs(got - want).mean()), "va_mae_shuffled": float(np.abs(got - shuffled).mean()),
+            "arousal_spearman": spearman(want[:, 1], got[:, 1]), "valence_spearman": spearman(want[:, 0], got[:, 0])}
+
+
+class LearnedMelody:
+    """The trained model as a Composer.melody_source. Owned by the composer thread."""
+
+    def __init__(self, path: str | Path, seed: int = 0, temperature: float = 0.9) -> None:
+        torch = _torch()
+        p = Path(path).expanduser()
+        if not str(path) or not p.is_file():
+            raise UserError(f"learned composer weights '{path}' (compose.learned_weights) do not exist; train them "
+                            f"with `python run.py train composer` or set compose.head = \"corpus\".")
+        try:
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
+            if state.get("version") != WEIGHTS_VERSION:
+                raise ValueError(f"version {state.get('version')}")
+            self.model, _ = _modules(int(state["hidden"]))
+            self.model.load_state_dict(state["model"])
+        except Exception as exc:
+            raise UserError(f"learned composer weights {p} do not load ({type(exc).__name__}: {str(exc)[:100]}); "
+                            f"train them again with `python run.py train composer`.") from None
+        self.model.eval()
+        self.name = p.name
+        self.temperature = temperature
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def write(self, mode_class: str, metre: str, va: tuple[float, float]) -> tuple[tuple[int | None, int], ...]:
+        """Four bars of (degree or None, sixteenths), sampled token by token; durations that would run
+        past the phrase are masked out, so the phrase always fills exactly four bars."""
+        torch = _torch()
+        want = METRES[metre] * PHRASE_BARS
+        cond_static = torch.zeros(2 + len(METRE_NAMES) + 1)
+        cond_static[0], cond_static[1] = float(va[0]), float(va[1])
+        cond_static[2 + METRE_NAMES.index(metre)] = 1
+        cond_static[-1] = float(mode_class == "major")
+        events: list[tuple[int | None, int]] = []
+        pitch_prev, dur_prev, h, at = BOS, len(DURATIONS), None, 0
+        with torch.inference_mode():
+            while at < want and len(events) < MAX_EVENTS:
+                cond = torch.cat([cond_static, torch.tensor([at / want])])[None, None]
+                x_p, x_d = torch.tensor([[pitch_prev]]), torch.tensor([[dur_prev]])
+                c = torch.tanh(self.model.cond(cond))
+                out, h_next = self.model.gru(torch.cat([self.model.pitch_in(x_p), self.model.dur_in(x_d), c], -1), h)
+                logits = self.model.pitch_out(out)[0, 0] / self.temperature
+                if not events:
+                    logits[REST] = -1e9  # a phrase starts on a note
+                pitch = int(torch.multinomial(torch.softmax(logits, -1), 1, generator=self.generator))
+                onehot = torch.nn.functional.one_hot(torch.tensor([[pitch]]), REST + 1).float()
+                dl = self.model.dur_out(torch.cat([out, onehot], -1))[0, 0] / self.temperature
+                fits = torch.tensor([at + d <= want for d in DURATIONS])
+                dl = torch.where(fits, dl, torch.full_like(dl, -1e9))
+                dur = int(torch.multinomial(torch.softmax(dl, -1), 1, generator=self.generator))
+                events.append((None if pitch == REST else DEGREES[pitch], DURATIONS[dur]))
+                at += DURATIONS[dur]
+                pitch_prev, dur_prev, h = pitch, dur, h_next
+        if at < want:
+            events.append((None, want - at))
+        return tuple(events)
+
+    def __call__(self, source: Phrase, mode_class: str, metre: str, va: tuple[float, float]):
+        events = self.write(mode_class, metre, va)
+        got = phrase_va(events, mode_class, metre)
+        return (Phrase(f"learned:{self.name}", mode_class, metre, events),
+                f"melody written by the learned composer {self.name} for V{va[0]:+.2f} A{va[1]:+.2f} "
+                f"({len([e for e in events if e[0] is not None])} notes; its features read V{got[0]:+.2f} "
+                f"A{got[1]:+.2f}); conditioned on VA, metre and mode only: the retrieved tune {source.source} "
+                f"was not used")

@@ -1,0 +1,1 @@
+"""Listening: live audio -> onsets, beats, rolling descriptors and valence-arousal."""

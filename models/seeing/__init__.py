@@ -1,0 +1,1 @@
+"""Seeing: camera frames -> content descriptors, words and valence-arousal."""

@@ -1,0 +1,1 @@
+"""End-to-end, soak and whole-house tests."""
