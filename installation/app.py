@@ -173,7 +173,7 @@ class Installation:
         self._closers += [listener.close, director.close]
         renderers = devices.renderers or build_renderers(cfg, self.sources, scene)
         self._closers += [r.close for r in renderers if hasattr(r, "close")]
-        image_va = build_image_va(cfg.watch)
+        image_va = build_image_va(cfg.watch.settings())
         critic_va = critic_for(director, cfg.watch, image_va, self.show_log)
         analyser = ImageAnalyser(image_va)  # a visitor's /comment joins the picture's words
         self.control.effects["comment"] = lambda command, text: analyser.comment(text or "", clock.now_s())

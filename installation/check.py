@@ -90,7 +90,7 @@ def running_scene_check(cfg: Config):
 
         ProceduralRenderer(64, 64).prepare(scene)
         scene_settings(scene)
-        Composer(cfg.compose, scene)
+        Composer(cfg.compose.settings(), scene)
         check_compositor(scene)
     return check_scene
 
@@ -112,7 +112,7 @@ def _check_scene_tables(cfg: Config, scene) -> None:
     from models.procedural import ProceduralRenderer
 
     ProceduralRenderer(64, 64).prepare(scene)
-    Composer(cfg.compose, scene)
+    Composer(cfg.compose.settings(), scene)
     Director(cfg.captions, scene).close()
     check_compositor(scene)
     try:

@@ -18,7 +18,7 @@ def refinement_callables(cfg, sample_rate_hz: int = 16000):
         return render_internal(plans, sample_rate_hz, offset_s=plans[0].start_s)
 
     def rate(audio):
-        analysis = analyze_signal(audio, sample_rate_hz, cfg.listen)
+        analysis = analyze_signal(audio, sample_rate_hz, cfg.listen.settings())
         return analysis.valence, analysis.arousal
     return render, rate
 
@@ -28,7 +28,7 @@ def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = F
     `live`: the LLM is asked in the background (a phrase never waits for it)."""
     from models.composing.composer import Composer
     composer: Composer | LlmComposer | RefiningComposer
-    composer = Composer(cfg.compose, scene, seed=seed, table=table, index=index)
+    composer = Composer(cfg.compose.settings(), scene, seed=seed, table=table, index=index)
     composer.wait_for_words = not live  # live, the first phrases never wait for the sentence model
     if cfg.compose.head == "learned":
         from models.composing.learned import LearnedMelody

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from installation.errors import UserError
 from installation.showlog.redact import MASK, is_secret, redact_data
+
+if TYPE_CHECKING:
+    from models.composing.settings import ComposeSettings
+    from models.listening.settings import ListenSettings
+    from models.seeing.settings import WatchSettings
 
 
 class ConfigError(UserError):
@@ -62,6 +67,14 @@ class ListenConfig(Section):
         if not (20.0 <= low and high <= 400.0 and high >= 2.0 * low):
             raise ValueError("give [low, high] in 20-400 BPM with high at least twice low (one octave)")
         return value
+
+    def settings(self) -> ListenSettings:
+        """What the listener, the onset detector and the offline analysis (models.listening) take."""
+        from models.listening.settings import ListenSettings
+        return ListenSettings(hop_s=self.hop_s, window_s=self.window_s, va_head=self.va_head,
+                              learned_head=self.learned_head, fitted_weights=self.fitted_weights,
+                              smoothing_s=self.smoothing_s, silence_dbfs=self.silence_dbfs, onset_hop=self.onset_hop,
+                              onset_threshold=self.onset_threshold, beat_range_bpm=self.beat_range_bpm)
 
 
 # --- captions (issue: captions) ---------------------------------------------------------------
@@ -145,6 +158,12 @@ class WatchConfig(Section):
     clip_checkpoint: str = ""
     clip_head: str = ""
 
+    def settings(self) -> WatchSettings:
+        """What the image VA head (models.seeing.va.build_image_va) takes."""
+        from models.seeing.settings import WatchSettings
+        return WatchSettings(image_va_head=self.image_va_head, clip_model=self.clip_model,
+                             clip_checkpoint=self.clip_checkpoint, clip_head=self.clip_head)
+
 
 class ComposeConfig(Section):
     enabled: bool = True
@@ -169,6 +188,13 @@ class ComposeConfig(Section):
     llm_timeout_s: float = Field(20.0, gt=0, le=600)
     llm_retries: int = Field(1, ge=0, le=5)
     refine_rounds: int = Field(0, ge=0, le=8)
+
+    def settings(self) -> ComposeSettings:
+        """What the corpus composer (models.composing.composer.Composer) takes."""
+        from models.composing.settings import ComposeSettings
+        return ComposeSettings(bars_ahead=self.bars_ahead, variation=self.variation, key_map=self.key_map,
+                               comment_weight=self.comment_weight, percussion=self.percussion,
+                               percussion_channel=self.percussion_channel, retrieval=self.retrieval)
 
 
 class MidiConfig(Section):

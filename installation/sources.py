@@ -221,9 +221,9 @@ def build_listening(cfg: Config, sources: Sources, audio: AudioInput | None, syn
     from models.listening.va import build_listener
     from models.listening.onsets import onset_detector
     audio, rate_hz = (audio, cfg.audio.sample_rate_hz) if audio is not None else build_audio(cfg, sources, clock, synth)
-    listener = build_listener(cfg.listen, rate_hz or ANALYSIS_RATE_HZ)
+    listener = build_listener(cfg.listen.settings(), rate_hz or ANALYSIS_RATE_HZ)
     heard = AudioQueue(getattr(audio, "name", "audio"))
-    return listener, [OnsetStage(audio, onset_detector(cfg.listen), bus.onsets, heard, clock),
+    return listener, [OnsetStage(audio, onset_detector(cfg.listen.settings()), bus.onsets, heard, clock),
                       ListenerStage(heard, listener, bus.music, clock, cfg.listen.hop_s)]
 
 

@@ -54,11 +54,11 @@ def main() -> int:
         state = ImageAnalyser().analyse(rgb, 0.0)
         tunes = []
         for seed in (0, 7):
-            composer = Composer(ComposeConfig(), load_scene("nocturne"), seed=seed)
+            composer = Composer(ComposeConfig().settings(), load_scene("nocturne"), seed=seed)
             plan = composer.plan(state, 0.0)
             tunes.append(composer.last_retrieved.source if composer.last_retrieved else "")
         same += tunes[0] == tunes[1] != ""
-        from models.composing.composer import MODE_CLASS
+        from models.composing.theory import MODE_CLASS
         mode_class = MODE_CLASS[plan.mode]
         themes = picture_themes(state.description)
         full = index.rank(state.description, state.va, mode_class, plan.metre, top=args.top)

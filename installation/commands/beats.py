@@ -58,9 +58,9 @@ def _eval_beats(args: argparse.Namespace) -> int:
             samples = samples[:int(args.seconds * rate)]
         chart = tempo_map(folder / "notes.mid", samples.size / rate, song_delay_s(folder))
         if args.live:
-            track, cpu_s, p99_s = track_live(samples, rate, onset_detector(cfg.listen))
+            track, cpu_s, p99_s = track_live(samples, rate, onset_detector(cfg.listen.settings()))
         else:
-            track, cpu_s, p99_s = track_song(samples, rate, onset_detector(cfg.listen)(rate), block)
+            track, cpu_s, p99_s = track_song(samples, rate, onset_detector(cfg.listen.settings())(rate), block)
         s = score(track, chart, args.tolerance, args.hold_s)
         tempi = [p.tempo_bpm for p in track if p.tempo_bpm > 0]
         rows.append({"song": folder.name, "chart_bpm": round(s.chart_bpm, 2),

@@ -149,7 +149,7 @@ def _eval(args: argparse.Namespace) -> int:
     _, stream = synthetic_show(args.duration, cfg.listen.hop_s, args.seed)
     sets = {"simulated_show": list(stream)}
     if files:
-        sets["recordings"] = music_states(files, cfg.listen, args.excerpt_s)
+        sets["recordings"] = music_states(files, cfg.listen.settings(), args.excerpt_s)
     figures: dict = {"scene": scene.name, "seed": args.seed, "recordings": [str(f) for f in files]}
     for name, states in sets.items():
         figures[name] = ablation(cfg.captions, scene, states, seed=args.seed)

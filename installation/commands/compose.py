@@ -101,7 +101,7 @@ def _image_head(cfg):
     except ImportError:
         from models.seeing.features import ColourEmotionVA
         return ColourEmotionVA()
-    return build_image_va(cfg.watch)
+    return build_image_va(cfg.watch.settings())
 
 
 def _read_image(path: Path):
@@ -199,7 +199,7 @@ def _midi_key(key: str, mode: str) -> str | None:
         return None
     if mode == "minor":
         return ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "G#", "A", "Bb", "B")[pc] + "m"  # as mido spells them
-    from models.composing.composer import MODE_OFFSET
+    from models.composing.theory import MODE_OFFSET
     return names[(pc - MODE_OFFSET.get(mode, 0)) % 12]  # a church mode: its parent major's signature
 
 

@@ -75,7 +75,7 @@ def analyze_audio(paths: list[Path], as_json: bool, cfg) -> int:
     failed = 0
     for path in paths:
         try:
-            results.append(analyze_file(path, cfg.listen))
+            results.append(analyze_file(path, cfg.listen.settings()))
         except UserError as exc:
             if len(paths) == 1:
                 raise
@@ -203,7 +203,7 @@ def _eval(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels, args.audio)
     heads = args.head or (["features", "vibenet", "blend"] + (["learned"] if cfg.listen.learned_head else []))
     for h in heads:
-        build_listener(cfg.listen, 22050, h)  # fail fast (e.g. no learned head) before the long run
+        build_listener(cfg.listen.settings(), 22050, h)  # fail fast (e.g. no learned head) before the long run
     duration = args.excerpt_s or None
     preds: dict[str, list[tuple[float, float]]] = {h: [] for h in heads}
     cpu_s = {h: 0.0 for h in heads}
@@ -216,7 +216,7 @@ def _eval(args: argparse.Namespace) -> int:
             seen[lab.path] = {}
             for h in heads:
                 t0 = time.process_time()
-                a = analyze_signal(samples, rate, cfg.listen, h, path=str(lab.path))
+                a = analyze_signal(samples, rate, cfg.listen.settings(), h, path=str(lab.path))
                 cpu_s[h] += time.process_time() - t0
                 seen[lab.path][h] = (a.valence, a.arousal)
         for h in heads:
@@ -266,7 +266,7 @@ def _train(args: argparse.Namespace) -> int:
                         f"label at least 4 (tens are better) and train again.")
     xs, ys = [], []
     for k, lab in enumerate(labels):
-        a = analyze_file(lab.path, cfg.listen, head="features", duration_s=args.excerpt_s or None)
+        a = analyze_file(lab.path, cfg.listen.settings(), head="features", duration_s=args.excerpt_s or None)
         xs.append(a.descriptors)
         ys.append((lab.valence, lab.arousal))
         print(f"[{k + 1}/{len(labels)}] {lab.id}", file=sys.stderr)
@@ -323,7 +323,7 @@ def _bench(args: argparse.Namespace) -> int:
     signal = np.concatenate([calm, energetic])
     for head in args.heads:
         # CPU per second of audio: every model run counted, as fast as the machine goes.
-        lst = build_listener(cfg.listen, rate, head, live=False)
+        lst = build_listener(cfg.listen.settings(), rate, head, live=False)
         lst.feed(np.zeros(hop, np.float32))
         lst.state(0.0)  # first call pays one-off set-up (numba, model warm-up)
         sig = np.tile(signal, int(math.ceil(args.seconds * rate / signal.size)))[:int(args.seconds * rate)]
@@ -333,11 +333,11 @@ def _bench(args: argparse.Namespace) -> int:
             lst.state((i + hop) / rate)
         result["rtf"][head] = round((time.process_time() - cpu0) / (sig.size / rate), 4)
         # Latency: the live listener (model heads on their helper thread), blocks paced in real time.
-        latencies = paced_latencies_ms(build_listener(cfg.listen, rate, head, live=True), signal, rate, hop,
+        latencies = paced_latencies_ms(build_listener(cfg.listen.settings(), rate, head, live=True), signal, rate, hop,
                                        args.latency_seconds)
         result["latency_ms_p95"][head] = round(float(np.percentile(latencies, 95)), 2)
         result["latency_ms_p50"][head] = round(float(np.percentile(latencies, 50)), 2)
-        result["reaction_s"][head] = reaction_time(build_listener(cfg.listen, rate, head, live=False), calm,
+        result["reaction_s"][head] = reaction_time(build_listener(cfg.listen.settings(), rate, head, live=False), calm,
                                                    energetic, rate, cfg.listen.hop_s)
         print(f"{head:9s} rtf {result['rtf'][head]:.4f}  latency p95 {result['latency_ms_p95'][head]:.1f} ms  "
               f"reaction {result['reaction_s'][head]} s", file=sys.stderr)
@@ -450,7 +450,7 @@ def _bench_hold(args: argparse.Namespace) -> int:
         raise UserError(f"--sections {args.sections} gives no section change; use 2 or more.")
     rate = 22050
     x, plan = valence_hold_show(labels, args.audio, args.sections, args.seed, rate)
-    listener = build_listener(cfg.listen, rate, live=False)
+    listener = build_listener(cfg.listen.settings(), rate, live=False)
     director = Director(cfg.captions, load_scene(cfg.installation.scene), seed=args.seed)
     hop = int(round(cfg.listen.hop_s * rate))
     times: list[float] = []

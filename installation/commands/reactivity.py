@@ -133,14 +133,14 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
     from models.listening.va import build_listener
     from models.procedural import ProceduralRenderer
 
-    listener = build_listener(cfg.listen, rate, live=False)
+    listener = build_listener(cfg.listen.settings(), rate, live=False)
     director = Director(cfg.captions, the_scene, seed=seed)
     renderer = ProceduralRenderer(width, height, seed=seed)
     renderer.prepare(the_scene)
     head = ColourVA()
     hop = max(1, int(round(cfg.listen.hop_s * rate)))
     # The block-rate onset path and the projector's compositor, stepped on the same simulated clock.
-    detector = onset_detector(cfg.listen)(rate)
+    detector = onset_detector(cfg.listen.settings())(rate)
     onsets: Latest[OnsetState] = Latest()
     scenes: Latest = Latest()
     scenes.put(the_scene)

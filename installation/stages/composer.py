@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from hardware.base import Scheduler
 from installation.bus import LiveSnapshot
@@ -10,6 +10,7 @@ from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.records import ImageState
 from installation.stages.base import Stage, VersionWatch
+from models.composing import Planner
 
 LEAD_S = 1.0
 """A plan is composed this long before its phrase starts."""
@@ -46,7 +47,7 @@ class ComposerStage(Stage):
 
     name = "composer"
 
-    def __init__(self, composer, images: Latest[ImageState], scene: Latest, live: Latest[LiveSnapshot],
+    def __init__(self, composer: Planner, images: Latest[ImageState], scene: Latest, live: Latest[LiveSnapshot],
                  schedulers: Sequence[Scheduler], clock: Clock, dormant: threading.Event | None = None,
                  on_plan: Callable[..., None] | None = None, show_log=None,
                  camera: Latest | None = None) -> None:
@@ -81,7 +82,8 @@ class ComposerStage(Stage):
         live = self.live.peek() or LiveSnapshot(scene="")
         start_s = max(self.next_start_s, now_s + 0.1)
         if self.camera is not None and getattr(self.composer, "wants_frame", False):
-            plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm, frame=self.camera.peek())
+            looking: Any = self.composer  # a planner that looks at the picture itself also takes the frame
+            plan = looking.plan(image, start_s, tempo_bpm=live.tempo_bpm, frame=self.camera.peek())
         else:
             plan = self.composer.plan(image, start_s, tempo_bpm=live.tempo_bpm)
         if plan.program_changes and plan.program_changes != self.programs:

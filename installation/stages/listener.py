@@ -7,12 +7,13 @@ from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.records import MusicState
 from installation.stages.base import Stage
+from models.listening import Listener
 
 
 class ListenerStage(Stage):
     """Feeds each audio block to the listener model; every `hop_s` puts its state on `music`.
 
-    `listener` has `feed(samples)` and `state(now_s) -> MusicState` (models.listening.va).
+    `listener` is a models.listening.Listener (models.listening.va.Listener live).
     The audio input opens and closes with the stage, so the worker reopens it after a failure.
     A close that hangs (a driver waiting on a device that went away) is abandoned after
     CLOSE_TIMEOUT_S, so the stage goes on.
@@ -22,7 +23,7 @@ class ListenerStage(Stage):
 
     name = "listener"
 
-    def __init__(self, audio: AudioInput, listener, music: Latest[MusicState], clock: Clock, hop_s: float) -> None:
+    def __init__(self, audio: AudioInput, listener: Listener, music: Latest[MusicState], clock: Clock, hop_s: float) -> None:
         super().__init__(clock)
         self.audio = audio
         self.listener = listener

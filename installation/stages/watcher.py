@@ -7,6 +7,7 @@ from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.records import ImageState
 from installation.stages.base import Stage
+from models.seeing import ImageAnalyser, ImageVaHead
 
 
 class WatcherStage(Stage):
@@ -16,9 +17,10 @@ class WatcherStage(Stage):
 
     name = "watcher"
 
-    def __init__(self, analyser, image_va, camera_frames: Latest[np.ndarray], projected_frames: Latest[np.ndarray],
-                 images: Latest[ImageState], projected_va: Latest[tuple[float, float]], clock: Clock,
-                 rate_hz: float, critic_va=None) -> None:
+    def __init__(self, analyser: ImageAnalyser, image_va: ImageVaHead, camera_frames: Latest[np.ndarray],
+                 projected_frames: Latest[np.ndarray], images: Latest[ImageState],
+                 projected_va: Latest[tuple[float, float]], clock: Clock, rate_hz: float,
+                 critic_va: ImageVaHead | None = None) -> None:
         super().__init__(clock)
         self.analyser = analyser
         self.image_va = image_va

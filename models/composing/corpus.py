@@ -17,7 +17,7 @@ import logging
 import math
 import random
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -317,19 +317,53 @@ def _bass_degrees(score, k) -> list[int]:
     return degrees
 
 
+@dataclass
+class _Counts:
+    """What the corpus scan gathers for the table."""
+
+    phrases: list[dict] = field(default_factory=list)
+    steps: dict[str, Counter] = field(default_factory=lambda: {"major": Counter(), "minor": Counter()})
+    rhythms: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    bass: dict[str, Counter] = field(default_factory=lambda: {"major": Counter(), "minor": Counter()})
+    metrics: dict[str, list[dict[str, float]]] = field(default_factory=lambda: {"folk": [], "chorales": []})
+    sources: Counter = field(default_factory=Counter)
+    tunes: list[dict[str, Any]] = field(default_factory=list)
+
+
 def build_table(max_folk_tunes: int = 900, max_chorales: int = 150, progress: Callable[[str], None] | None = None,
                 path: Path = TABLE_PATH) -> dict[str, Any]:
     """Parse the corpus and write the table. `progress` receives one line per source file."""
-    from music21 import corpus
     say = progress or (lambda text: log.info(text))
-    phrases: list[dict] = []
-    step_counts: dict[str, Counter] = {"major": Counter(), "minor": Counter()}
-    rhythm_counts: dict[str, Counter] = defaultdict(Counter)
-    bass_counts: dict[str, Counter] = {"major": Counter(), "minor": Counter()}
-    metrics: dict[str, list[dict[str, float]]] = {"folk": [], "chorales": []}
-    sources: Counter = Counter()
-    tunes: list[dict[str, Any]] = []
+    counts = _Counts()
+    _scan_folk(counts, max_folk_tunes, say)
+    _scan_chorales(counts, max_chorales, say)
+    data = {
+        "version": TABLE_VERSION,
+        "built_by": "python run.py train corpus",
+        "sources": dict(counts.sources),
+        "phrases": counts.phrases,
+        "tunes": counts.tunes,
+        "step_markov": {k: _nested(v) for k, v in counts.steps.items()},
+        "rhythm_markov": {k: _nested(v) for k, v in counts.rhythms.items()},
+        "bass_markov": {k: _nested(v) for k, v in counts.bass.items()},
+        "metrics": {group: {name: quartiles([m[name] for m in rows]) for name in (rows[0] if rows else {})}
+                    for group, rows in counts.metrics.items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+    _cached.pop(Path(path), None)
+    return data
 
+
+def _nested(counter: Counter) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = defaultdict(dict)
+    for (a, b), c in counter.items():
+        out[str(a)][str(b)] = int(c)
+    return dict(out)
+
+
+def _scan_folk(counts: _Counts, max_folk_tunes: int, say: Callable[[str], None]) -> None:
+    from music21 import corpus
     folk_files = []
     essen = sorted(corpus.getComposer("essenFolksong"))
     oneills = sorted(corpus.getComposer("oneills1850"))
@@ -356,32 +390,36 @@ def build_table(max_folk_tunes: int = 900, max_chorales: int = 150, progress: Ca
             except Exception as exc:  # one odd tune must not stop the scan
                 log.debug("tune %s#%d skipped: %s", file_path, i, exc)
                 continue
-            if not result:
+            if not result or not result[0]:
                 continue
-            tune_phrases, mode_class, metre = result
-            if not tune_phrases:
-                continue
-            phrases.extend(tune_phrases)
-            for ph in tune_phrases:
-                degrees = [d for d, _ in ph["events"] if d is not None]
-                steps = [max(-7, min(7, b - a)) for a, b in zip(degrees, degrees[1:])]
-                step_counts[mode_class].update(zip(steps, steps[1:]))
-                rhythms = [r for _, r in ph["events"]]
-                rhythm_counts[metre].update(zip(rhythms, rhythms[1:]))
-            notes, beats_per_bar = _score_notes(score)
-            metrics["folk"].append(music_metrics(notes, beats_per_bar))
-            pitches = [n.pitch for n in notes]
-            length_beats = max((n.onset_beats + n.duration_beats for n in notes), default=0.0)
-            title = (getattr(score.metadata, "title", "") or "") if score.metadata is not None else ""
-            tunes.append({"source": tune_phrases[0]["source"], "title": str(title)[:80], "mode_class": mode_class,
-                          "metre": metre, "mean_pitch": float(np.mean(pitches)) if pitches else 60.0,
-                          "pitch_range": int(max(pitches) - min(pitches)) if pitches else 0,
-                          "notes_per_bar": len(notes) / max(1.0, length_beats / beats_per_bar)})
-            sources[collection] += 1
+            _add_tune(counts, score, *result)
+            counts.sources[collection] += 1
             tunes_seen += 1
             taken += 1
-        say(f"{Path(file_path).name}: {taken} tunes, {len(phrases)} phrases so far")
+        say(f"{Path(file_path).name}: {taken} tunes, {len(counts.phrases)} phrases so far")
 
+
+def _add_tune(counts: _Counts, score, tune_phrases: list[dict], mode_class: str, metre: str) -> None:
+    counts.phrases.extend(tune_phrases)
+    for ph in tune_phrases:
+        degrees = [d for d, _ in ph["events"] if d is not None]
+        steps = [max(-7, min(7, b - a)) for a, b in zip(degrees, degrees[1:])]
+        counts.steps[mode_class].update(zip(steps, steps[1:]))
+        rhythms = [r for _, r in ph["events"]]
+        counts.rhythms[metre].update(zip(rhythms, rhythms[1:]))
+    notes, beats_per_bar = _score_notes(score)
+    counts.metrics["folk"].append(music_metrics(notes, beats_per_bar))
+    pitches = [n.pitch for n in notes]
+    length_beats = max((n.onset_beats + n.duration_beats for n in notes), default=0.0)
+    title = (getattr(score.metadata, "title", "") or "") if score.metadata is not None else ""
+    counts.tunes.append({"source": tune_phrases[0]["source"], "title": str(title)[:80], "mode_class": mode_class,
+                         "metre": metre, "mean_pitch": float(np.mean(pitches)) if pitches else 60.0,
+                         "pitch_range": int(max(pitches) - min(pitches)) if pitches else 0,
+                         "notes_per_bar": len(notes) / max(1.0, length_beats / beats_per_bar)})
+
+
+def _scan_chorales(counts: _Counts, max_chorales: int, say: Callable[[str], None]) -> None:
+    from music21 import corpus
     chorale_paths = [p for p in sorted(corpus.getComposer("bach")) if "bwv" in Path(p).name.lower()]
     for file_path in chorale_paths[:max_chorales]:
         try:
@@ -390,33 +428,10 @@ def build_table(max_folk_tunes: int = 900, max_chorales: int = 150, progress: Ca
                 continue
             k = _score_key(score)
             degrees = _bass_degrees(score, k)
-            bass_counts[_mode_class(k.mode)].update(zip(degrees, degrees[1:]))
+            counts.bass[_mode_class(k.mode)].update(zip(degrees, degrees[1:]))
             notes, beats_per_bar = _score_notes(score)
-            metrics["chorales"].append(music_metrics(notes, beats_per_bar))
-            sources["bach_chorales"] += 1
+            counts.metrics["chorales"].append(music_metrics(notes, beats_per_bar))
+            counts.sources["bach_chorales"] += 1
         except Exception as exc:
             log.debug("chorale %s skipped: %s", file_path, exc)
-    say(f"chorales: {sources['bach_chorales']}")
-
-    def nested(counter: Counter) -> dict[str, dict[str, int]]:
-        out: dict[str, dict[str, int]] = defaultdict(dict)
-        for (a, b), c in counter.items():
-            out[str(a)][str(b)] = int(c)
-        return dict(out)
-
-    data = {
-        "version": TABLE_VERSION,
-        "built_by": "python run.py train corpus",
-        "sources": dict(sources),
-        "phrases": phrases,
-        "tunes": tunes,
-        "step_markov": {k: nested(v) for k, v in step_counts.items()},
-        "rhythm_markov": {k: nested(v) for k, v in rhythm_counts.items()},
-        "bass_markov": {k: nested(v) for k, v in bass_counts.items()},
-        "metrics": {group: {name: quartiles([m[name] for m in rows]) for name in (rows[0] if rows else {})}
-                    for group, rows in metrics.items()},
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
-    _cached.pop(Path(path), None)
-    return data
+    say(f"chorales: {counts.sources['bach_chorales']}")

@@ -192,25 +192,7 @@ def train(table, out: Path, minutes: float = 10.0, max_epochs: int = 200, hidden
     budget_s = minutes * 60.0
 
     # 1) the VA predictor, on one-hot sequences with their rule-of-thumb VA
-    opt = torch.optim.Adam(predictor.parameters(), lr=3e-3)
-    pred_s = 0.25 * budget_s
-    epochs_p = 0
-    while epochs_p < min(3, max_epochs) or (time.monotonic() - started < pred_s and epochs_p < max_epochs):
-        rng.shuffle(rows)
-        for i in range(0, len(rows), 64):
-            b = _batch(rows[i:i + 64])
-            est = predictor(torch.nn.functional.one_hot(b.pitch, REST + 1).float(),
-                            torch.nn.functional.one_hot(b.dur, len(DURATIONS)).float(), b.mask, b.major)
-            loss = (est - b.va).abs().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        epochs_p += 1
-    with torch.no_grad():
-        b = _batch(held)
-        est = predictor(torch.nn.functional.one_hot(b.pitch, REST + 1).float(),
-                        torch.nn.functional.one_hot(b.dur, len(DURATIONS)).float(), b.mask, b.major)
-        predictor_mae = float((est - b.va).abs().mean())
+    epochs_p, predictor_mae = _train_predictor(predictor, rows, held, rng, started + 0.25 * budget_s, max_epochs)
     say(f"VA predictor: {epochs_p} epochs, held-out MAE {predictor_mae:.3f}")
     for p in predictor.parameters():
         p.requires_grad_(False)
@@ -220,31 +202,8 @@ def train(table, out: Path, minutes: float = 10.0, max_epochs: int = 200, hidden
     epochs = 0
     history = []
     while epochs < 1 or (time.monotonic() - started < budget_s and epochs < max_epochs):
-        rng.shuffle(rows)
-        total = [0.0, 0.0, 0]
-        for i in range(0, len(rows), 32):
-            chunk = rows[i:i + 32]
-            # Half the batch asks for a different mood than the phrase has: only the VA loss speaks there.
-            asked = [r[4] if rng.random() < 0.5 else (rng.uniform(-1, 1), rng.uniform(-1, 1)) for r in chunk]
-            b = _batch(chunk, asked)
-            own = torch.tensor([[float(asked[k] == chunk[k][4])] for k in range(len(chunk))])
-            pitch_prev, dur_prev, cond = _step_inputs(b, durations_t)
-            pl, dl, _, _ = model(pitch_prev, dur_prev, cond, b.pitch)
-            ce_p = torch.nn.functional.cross_entropy(pl.transpose(1, 2), b.pitch, reduction="none")
-            ce_d = torch.nn.functional.cross_entropy(dl.transpose(1, 2), b.dur, reduction="none")
-            token = (((ce_p + ce_d) * b.mask).sum(1) / b.mask.sum(1) * own[:, 0]).sum() / own.sum().clamp(min=1)
-            est = predictor(torch.softmax(pl, -1), torch.softmax(dl, -1), b.mask, b.major)
-            va_loss = (est - b.va).abs().mean()
-            loss = token + va_weight * va_loss
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            total[0] += float(token.detach()) * len(chunk)
-            total[1] += float(va_loss.detach()) * len(chunk)
-            total[2] += len(chunk)
+        history.append(_melody_epoch(model, predictor, opt, rows, rng, durations_t, va_weight))
         epochs += 1
-        history.append((total[0] / total[2], total[1] / total[2]))
         if epochs % 5 == 1:
             say(f"epoch {epochs}: token loss {history[-1][0]:.3f}, VA loss {history[-1][1]:.3f}, "
                 f"{time.monotonic() - started:.0f} s")
@@ -257,6 +216,59 @@ def train(table, out: Path, minutes: float = 10.0, max_epochs: int = 200, hidden
                "va_loss": history[-1][1] if history else None, "seconds": time.monotonic() - started}
     figures.update(evaluate(LearnedMelody(out, seed=seed), n=eval_n, seed=seed))
     return figures
+
+
+def _train_predictor(predictor, rows, held, rng: random.Random, until: float, max_epochs: int) -> tuple[int, float]:
+    """Trains the VA predictor at least three epochs, then until the monotonic time `until`;
+    (epochs, held-out mean absolute error)."""
+    torch = _torch()
+    opt = torch.optim.Adam(predictor.parameters(), lr=3e-3)
+    epochs = 0
+    while epochs < min(3, max_epochs) or (time.monotonic() < until and epochs < max_epochs):
+        rng.shuffle(rows)
+        for i in range(0, len(rows), 64):
+            b = _batch(rows[i:i + 64])
+            est = predictor(torch.nn.functional.one_hot(b.pitch, REST + 1).float(),
+                            torch.nn.functional.one_hot(b.dur, len(DURATIONS)).float(), b.mask, b.major)
+            loss = (est - b.va).abs().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        epochs += 1
+    with torch.no_grad():
+        b = _batch(held)
+        est = predictor(torch.nn.functional.one_hot(b.pitch, REST + 1).float(),
+                        torch.nn.functional.one_hot(b.dur, len(DURATIONS)).float(), b.mask, b.major)
+        return epochs, float((est - b.va).abs().mean())
+
+
+def _melody_epoch(model, predictor, opt, rows, rng: random.Random, durations_t, va_weight: float) -> tuple[float, float]:
+    """One epoch of the melody model; its mean (token loss, VA loss)."""
+    torch = _torch()
+    rng.shuffle(rows)
+    total = [0.0, 0.0, 0]
+    for i in range(0, len(rows), 32):
+        chunk = rows[i:i + 32]
+        # Half the batch asks for a different mood than the phrase has: only the VA loss speaks there.
+        asked = [r[4] if rng.random() < 0.5 else (rng.uniform(-1, 1), rng.uniform(-1, 1)) for r in chunk]
+        b = _batch(chunk, asked)
+        own = torch.tensor([[float(asked[k] == chunk[k][4])] for k in range(len(chunk))])
+        pitch_prev, dur_prev, cond = _step_inputs(b, durations_t)
+        pl, dl, _, _ = model(pitch_prev, dur_prev, cond, b.pitch)
+        ce_p = torch.nn.functional.cross_entropy(pl.transpose(1, 2), b.pitch, reduction="none")
+        ce_d = torch.nn.functional.cross_entropy(dl.transpose(1, 2), b.dur, reduction="none")
+        token = (((ce_p + ce_d) * b.mask).sum(1) / b.mask.sum(1) * own[:, 0]).sum() / own.sum().clamp(min=1)
+        est = predictor(torch.softmax(pl, -1), torch.softmax(dl, -1), b.mask, b.major)
+        va_loss = (est - b.va).abs().mean()
+        loss = token + va_weight * va_loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        total[0] += float(token.detach()) * len(chunk)
+        total[1] += float(va_loss.detach()) * len(chunk)
+        total[2] += len(chunk)
+    return total[0] / total[2], total[1] / total[2]
 
 
 def evaluate(melody: "LearnedMelody", n: int = 48, seed: int = 0) -> dict:

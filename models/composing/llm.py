@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from installation.records import ImageState, clamp_va
+from installation.records import ImageState
 from models.composing.corpus import METRES, PHRASE_BARS, Phrase
 from models.language.checks import TuneCopyCheck
 from models.language.client import post_json
@@ -251,7 +251,7 @@ class LlmComposer:
             composer.melody_source = previous
 
     def _ask(self, image: ImageState, frame: np.ndarray | None, preview, example: str, timeout_s: float) -> str:
-        v, a = clamp_va(image.valence, image.arousal)
+        v, a = image.valence, image.arousal
         prompt = (f"Write a new four-bar melody for this picture: {image.description or 'no description'}\n"
                   f"Target mood: valence {v:+.2f}, arousal {a:+.2f} (both -1..1).\n"
                   f"Keep M:{preview.metre}, L:1/16, K:{preview.key}{'' if preview.mode == 'major' else ' ' + preview.mode}, "

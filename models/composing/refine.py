@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from installation.records import ImageState, clamp_va
+from installation.records import ImageState
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class RefiningComposer:
         composer = self.composer
         if self.rounds <= 0 or not composer.at_phrase_start:
             return composer.plan(image, start_s, tempo_bpm)
-        target = clamp_va(image.valence, image.arousal)
+        target = (image.valence, image.arousal)
         saved = composer.snapshot()
         revision = (0.0, 0.0)
         result = Refinement(target)
@@ -101,7 +101,7 @@ class RefiningComposer:
                 composer.restore(saved)
                 composer.revision = revision
                 audio = self.render(self._preview(image, start_s, tempo_bpm))
-                rated = clamp_va(*self.rate(audio))
+                rated = self.rate(audio)
                 result.rated.append(rated)
                 result.revisions.append(revision)
                 if r == self.rounds:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from installation.records import AudioBlock, OnsetState
 from models.listening.beat_tracker import BeatSettings, BeatTracker
+from models.listening.settings import ListenSettings
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,12 @@ class OnsetDetector:
         return float(min(1.0, max(0.05, 1.0 + (level_db - self._loudest_db) / self.s.strength_range_db)))
 
 
-def onset_detector(listen_cfg):
+def onset_detector(settings: ListenSettings) -> Callable[[int], OnsetDetector]:
     """(sample_rate_hz) -> OnsetDetector with the `[listen]` settings: the onset stage's factory."""
-    settings = OnsetSettings(hop=listen_cfg.onset_hop, window=2 * listen_cfg.onset_hop,
-                             silence_dbfs=listen_cfg.silence_dbfs, threshold=listen_cfg.onset_threshold,
-                             tempo_range_bpm=tuple(listen_cfg.beat_range_bpm))
+    onset = OnsetSettings(hop=settings.onset_hop, window=2 * settings.onset_hop,
+                          silence_dbfs=settings.silence_dbfs, threshold=settings.onset_threshold,
+                          tempo_range_bpm=settings.beat_range_bpm)
 
     def make(sample_rate_hz: int) -> OnsetDetector:
-        return OnsetDetector(sample_rate_hz, settings)
+        return OnsetDetector(sample_rate_hz, onset)
     return make

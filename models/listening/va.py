@@ -29,6 +29,7 @@ import numpy as np
 from installation.errors import UserError
 from installation.records import MusicState, clamp_va
 from models.listening.features import FEATURE_NAMES, Descriptors, FeatureTracker, ramp, sanitize, tempo_cue
+from models.listening.settings import ListenSettings
 
 if TYPE_CHECKING:
     from models.listening.va_fitted import FittedValence
@@ -542,7 +543,7 @@ class Listener:
         # confidence must not: a room that just fell silent is no evidence for the last VA, so the
         # momentary level scales it from the moment the sound stops.
         conf *= float(np.clip((d.loudness_dbfs - self.silence_dbfs) / AUDIBLE_RANGE_DB, 0.0, 1.0))
-        target = np.array(clamp_va(v, a))
+        target = np.array(clamp_va(v, a))  # a head's NaN must not stay in the smoother
         dt = 0.0 if self._last_t_s is None else max(0.0, t_s - self._last_t_s)
         if (self._last_t_s is None or self._was_silent) and not d.silent:
             # Music starting (or resuming after the gate was closed) needs no ramp from neutral:
@@ -556,7 +557,7 @@ class Listener:
             self._confidence = conf
         else:
             self._confidence += (1.0 - math.exp(-dt / self.smoothing_s)) * (conf - self._confidence)
-        short, arousal = clamp_va(float(self._va[0]), float(self._va[1]))
+        short, arousal = float(self._va[0]), float(self._va[1])  # a blend of clamped targets: in bounds
         if d.silent:
             self.section_valence.reset(0.0)
         elif self._last_t_s is None or self._was_silent:
@@ -564,14 +565,13 @@ class Listener:
         held = self.section_valence.update(t_s, dt, short, self._confidence, d.section_change)
         self._last_t_s = t_s
         self._was_silent = d.silent
-        valence = clamp_va(held, arousal)[0]
-        return MusicState(t_s=float(t_s), valence=valence, arousal=arousal,
+        return MusicState(t_s=float(t_s), valence=held, arousal=arousal,
                           va_confidence=float(np.clip(np.nan_to_num(self._confidence), 0, 1)),
                           descriptors=d, head=self.head.name, valence_short=short)
 
 
-def build_listener(listen_cfg, sample_rate_hz: int, head: str | None = None, live: bool = True) -> Listener:
-    """A Listener for `listen_cfg` (a ListenConfig); `head` overrides listen_cfg.va_head.
+def build_listener(settings: ListenSettings, sample_rate_hz: int, head: str | None = None, live: bool = True) -> Listener:
+    """A Listener for `settings`; `head` overrides settings.va_head.
 
     `live`: model heads run on their own helper thread so a hop never waits for them; offline
     analysis passes False so results do not depend on timing. Call `close()` when done.
@@ -581,11 +581,11 @@ def build_listener(listen_cfg, sample_rate_hz: int, head: str | None = None, liv
     if sample_rate_hz < 4000:
         raise UserError(f"audio sample rate {sample_rate_hz} Hz is too low to listen to music; use at "
                         f"least 8000 Hz (audio.sample_rate_hz).")
-    name = head or listen_cfg.va_head
-    head_ = build_head(name, listen_cfg.learned_head, background=live,
-                       fitted_weights=listen_cfg.fitted_weights)
-    return Listener(sample_rate_hz, head_, window_s=listen_cfg.window_s,
-                    smoothing_s=listen_cfg.smoothing_s, silence_dbfs=listen_cfg.silence_dbfs)
+    name = head or settings.va_head
+    head_ = build_head(name, settings.learned_head, background=live,
+                       fitted_weights=settings.fitted_weights)
+    return Listener(sample_rate_hz, head_, window_s=settings.window_s,
+                    smoothing_s=settings.smoothing_s, silence_dbfs=settings.silence_dbfs)
 
 
 # --- offline analysis ------------------------------------------------------------------------
@@ -651,11 +651,11 @@ def load_audio(path: str | Path, offset_s: float = 0.0, duration_s: float | None
     return x.mean(axis=1).astype(np.float32), int(rate)
 
 
-def analyze_signal(samples: np.ndarray, sample_rate_hz: int, listen_cfg, head: str | None = None,
+def analyze_signal(samples: np.ndarray, sample_rate_hz: int, settings: ListenSettings, head: str | None = None,
                    path: str = "", listener: Listener | None = None) -> Analysis:
     """Feed a whole signal hop by hop through a Listener, as the live loop would."""
-    lst = listener or build_listener(listen_cfg, sample_rate_hz, head, live=False)
-    hop = max(1, int(round(listen_cfg.hop_s * sample_rate_hz)))
+    lst = listener or build_listener(settings, sample_rate_hz, head, live=False)
+    hop = max(1, int(round(settings.hop_s * sample_rate_hz)))
     states: list[MusicState] = []
     vectors: list[np.ndarray] = []
     for i in range(0, samples.size - hop + 1, hop):
@@ -667,14 +667,14 @@ def analyze_signal(samples: np.ndarray, sample_rate_hz: int, listen_cfg, head: s
             vectors.append(lst.tracker.snapshot().vector())
     audible = [s for s in states if not s.silent] or states or [MusicState(t_s=0.0)]
     # Skip the first window while the descriptors fill, unless that is all there is.
-    settled = [s for s in audible if s.t_s >= min(listen_cfg.window_s, 0.5 * samples.size / sample_rate_hz)] or audible
+    settled = [s for s in audible if s.t_s >= min(settings.window_s, 0.5 * samples.size / sample_rate_hz)] or audible
     valence = float(np.mean([s.valence for s in settled]))
     arousal = float(np.mean([s.arousal for s in settled]))
     tempos = [s.tempo_bpm for s in settled if s.tempo_bpm > 0]
     modes = [s.mode for s in settled]
     keys = [f"{s.key} {s.mode}" for s in settled]
     top_key = max(set(keys), key=keys.count)
-    step = max(1, int(round(1.0 / listen_cfg.hop_s)))
+    step = max(1, int(round(1.0 / settings.hop_s)))
     curve = [(s.t_s, s.valence, s.arousal) for s in states[step - 1::step]]
     lufs = [s.loudness_lufs for s in audible]
     desc = np.mean(vectors, axis=0) if vectors else np.zeros(len(FEATURE_NAMES))
@@ -685,7 +685,7 @@ def analyze_signal(samples: np.ndarray, sample_rate_hz: int, listen_cfg, head: s
                     clipped_samples=lst.clipped_samples)
 
 
-def analyze_file(path: str | Path, listen_cfg, head: str | None = None, offset_s: float = 0.0,
+def analyze_file(path: str | Path, settings: ListenSettings, head: str | None = None, offset_s: float = 0.0,
                  duration_s: float | None = None) -> Analysis:
     samples, rate = load_audio(path, offset_s, duration_s)
-    return analyze_signal(samples, rate, listen_cfg, head, path=str(path))
+    return analyze_signal(samples, rate, settings, head, path=str(path))

@@ -7,11 +7,12 @@ milliseconds and 5+ Hz is cheap on two cores.
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from installation.records import ImageState, clamp_va
+from models.seeing import ImageVaHead
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,6 @@ GRID = 3  # regions_motion is a GRID x GRID grid, row-major from the top left
 EDGE_FRACTION_FULL = 0.2  # this fraction of edge pixels counts as edge_density 1.0
 MOTION_FULL = 0.12  # this mean absolute frame difference (0-1) counts as motion 1.0
 PRESENCE_MOTION = 0.15  # a region moving at least this much counts as someone there
-
-
-class ImageVaHead(Protocol):
-    def estimate(self, rgb: np.ndarray) -> tuple[float, float, float]:
-        """(valence, arousal, confidence) of an RGB uint8 picture."""
-        ...
 
 
 class ColourEmotionVA:
@@ -44,8 +39,7 @@ class ColourEmotionVA:
         arousal = -0.31 * b + 0.60 * s  # -0.31 .. 0.60
         v = 2.0 * pleasure / 0.91 - 1.0
         a = 2.0 * (arousal + 0.31) / 0.91 - 1.0 + 0.6 * (edges - 0.35)
-        v, a = clamp_va(v, a)
-        return v, a, 0.3
+        return v, a, 0.3  # may leave [-1, 1]: the analyser bounds every head's answer
 
 
 def _downscale(rgb: np.ndarray) -> np.ndarray:

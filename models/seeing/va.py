@@ -19,6 +19,7 @@ import numpy as np
 
 from installation.errors import UserError
 from installation.records import clamp_va
+from models.seeing.settings import WatchSettings
 
 # Means and standard deviations of the per-image statistics over the photographs scikit-image ships
 # (astronaut, chelsea, coffee, rocket, hubble, ...): they turn raw values into the standardised
@@ -115,7 +116,7 @@ def colour_va(features: ColourFeatures) -> tuple[float, float]:
     t = tension(features)
     pleasure = sum(PLEASURE_FROM[k] * z[k] for k in z) - TENSION_PLEASURE * t
     arousal = sum(AROUSAL_FROM[k] * z[k] for k in z) + TENSION_AROUSAL * t
-    return clamp_va(math.tanh(VA_GAIN * pleasure), math.tanh(VA_GAIN * arousal))
+    return math.tanh(VA_GAIN * pleasure), math.tanh(VA_GAIN * arousal)  # tanh keeps both in [-1, 1]
 
 
 def brightness_saturation_for(valence: float, arousal: float) -> tuple[float, float]:
@@ -244,7 +245,7 @@ class ClipVA:
         if self._head is not None:
             weight, bias = self._head
             v, a = np.tanh(emb @ weight + bias)
-            return (*clamp_va(float(v), float(a)), 0.7)
+            return float(v), float(a), 0.7  # tanh keeps both in [-1, 1]
         sims = self._anchor_embeddings.cpu().numpy() @ emb
         logits = self._temperature * (sims - sims.max())
         probs = np.exp(logits)
@@ -252,7 +253,8 @@ class ClipVA:
         v, a = probs @ self._anchor_va
         entropy = -float(np.sum(probs * np.log(probs + 1e-12)))
         confidence = 1.0 - entropy / math.log(len(ANCHORS))
-        return (*clamp_va(float(v), float(a)), float(max(0.0, min(1.0, confidence))))
+        # a weighted mean of the anchors' VA, so in [-1, 1]
+        return float(v), float(a), float(max(0.0, min(1.0, confidence)))
 
 
 def load_linear_head(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -283,11 +285,10 @@ def fit_linear_head(embeddings: np.ndarray, va: np.ndarray, ridge: float = 1.0) 
     return weight.astype(np.float32), bias.astype(np.float32)
 
 
-def build_image_va(watch_cfg):
-    """The head watch_cfg.image_va_head names; UserError when the CLIP checkpoint is missing."""
-    head = getattr(watch_cfg, "image_va_head", "colour")
-    if head == "clip":
-        return ClipVA(watch_cfg.clip_checkpoint, watch_cfg.clip_model, head=getattr(watch_cfg, "clip_head", ""))
+def build_image_va(settings: WatchSettings) -> ColourVA | ClipVA:
+    """The head settings.image_va_head names; UserError when the CLIP checkpoint is missing."""
+    if settings.image_va_head == "clip":
+        return ClipVA(settings.clip_checkpoint, settings.clip_model, head=settings.clip_head)
     return ColourVA()
 
 

@@ -70,7 +70,7 @@ clock = MonotonicClock()
 synth = Synth(output_rate_hz(), gain=0.8)
 loop = SynthLoopInput(synth, clock, 1024, tap=SynthSpeakers(synth, clock, None, 1024))
 music = Latest()
-stage = ListenerStage(loop, build_listener(load_config(None, []).listen, synth.sample_rate_hz), music, clock, 0.1)
+stage = ListenerStage(loop, build_listener(load_config(None, []).listen.settings(), synth.sample_rate_hz), music, clock, 0.1)
 worker = Worker(stage.name, stage.step, open=stage.open, close=stage.close)
 worker.start()
 

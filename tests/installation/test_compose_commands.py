@@ -33,7 +33,7 @@ def test_a_composed_file_has_the_plans_tempo_metre_voices_and_audible_velocities
     from models.composing.composer import Composer
     from scenes.scene import load_scene
     dark = ImageState(t_s=0.0, valence=-0.8, arousal=-0.9, brightness=0.15, dominant_hues_deg=(230.0,))
-    plans = compose_offline(Composer(ComposeConfig(retrieval=False), load_scene("nocturne")), lambda t_s: dark, 8.0)
+    plans = compose_offline(Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne")), lambda t_s: dark, 8.0)
     out = tmp_path / "dark.mid"
     plans_to_midi(plans, out)
     mid = mido.MidiFile(out)
@@ -75,7 +75,7 @@ def test_the_built_in_synth_renders_plans_louder_when_the_picture_is_lively():
     rms = {}
     for name, arousal in (("calm", -0.8), ("lively", 0.8)):
         state = ImageState(t_s=0.0, valence=0.0, arousal=arousal, brightness=0.5, dominant_hues_deg=(30.0,))
-        plans = compose_offline(Composer(ComposeConfig(), load_scene("nocturne")), lambda t_s: state, 6.0)
+        plans = compose_offline(Composer(ComposeConfig().settings(), load_scene("nocturne")), lambda t_s: state, 6.0)
         audio = render_internal(plans, 16000)
         assert audio.dtype == np.float32 and np.isfinite(audio).all()
         last_off_s = max(e.start_s + e.duration_s for p in plans for e in p.events)
@@ -88,7 +88,7 @@ def test_every_key_and_mode_gets_a_key_signature_mido_accepts():
     from mido.midifiles.meta import _key_signature_encode
 
     from installation.commands.compose import _midi_key
-    from models.composing.composer import KEY_NAMES, MODES, key_name
+    from models.composing.theory import KEY_NAMES, MODES, key_name
     for pc in range(12):
         for mode in MODES:
             assert _midi_key(key_name(pc, mode), mode) in _key_signature_encode, (pc, mode)
@@ -102,7 +102,7 @@ def test_the_abc_has_every_voice_with_struck_chords_and_the_drums():
     from models.composing.composer import Composer
     from scenes.scene import load_scene
     lively = ImageState(t_s=0.0, valence=0.5, arousal=0.8, brightness=0.6, dominant_hues_deg=(40.0,))
-    plan = Composer(ComposeConfig(retrieval=False), load_scene("nocturne")).plan(lively, 0.0)
+    plan = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne")).plan(lively, 0.0)
     score = converter.parse(plan.abc, format="abc")
     assert len(score.parts) == 4 and [line for line in plan.abc.splitlines() if line.startswith("V:")] == [
         'V:1 name="melody"', 'V:2 name="chords"', 'V:3 name="bass" clef=bass', 'V:4 name="drums" clef=perc']

@@ -317,7 +317,7 @@ def test_the_llm_composer_gets_the_camera_frame_live_only_with_vision_on(vision)
     server = FakeLlm({"good": melody_for})
     try:
         clock, bus = ManualClock(), Bus("nocturne")
-        composer = LlmComposer(Composer(ComposeConfig(retrieval=False, bars_ahead=4), load_scene("nocturne"), seed=2),
+        composer = LlmComposer(Composer(ComposeConfig(retrieval=False, bars_ahead=4).settings(), load_scene("nocturne"), seed=2),
                                server.url, "tiny-vision", timeout_s=10.0, vision=vision, background=True)
         stage = ComposerStage(composer, bus.images, bus.scene, bus.live, [RecordingScheduler()], clock,
                               camera=bus.camera_frames)

@@ -9,7 +9,8 @@ from music21 import converter
 from installation.config import ComposeConfig
 from installation.errors import UserError
 from installation.records import ImageState
-from models.composing.composer import MODE_ORDER, Composer
+from models.composing.composer import Composer
+from models.composing.theory import MODE_ORDER
 from scenes.scene import load_scene, parse_scene
 
 CALM = ImageState(t_s=0.0, valence=-0.7, arousal=-0.8, brightness=0.3, edge_density=0.1, dominant_hues_deg=(230.0,))
@@ -28,8 +29,8 @@ def run(composer, state, seconds):
 
 def test_same_seed_same_music_and_plans_are_contiguous():
     scene = load_scene("nocturne")
-    a = run(Composer(ComposeConfig(), scene, seed=3), LIVELY, 20)
-    b = run(Composer(ComposeConfig(), scene, seed=3), LIVELY, 20)
+    a = run(Composer(ComposeConfig().settings(), scene, seed=3), LIVELY, 20)
+    b = run(Composer(ComposeConfig().settings(), scene, seed=3), LIVELY, 20)
     assert [p.events for p in a] == [p.events for p in b]
     for p, q in zip(a, a[1:]):
         assert q.start_s == p.end_s
@@ -42,7 +43,7 @@ def test_same_seed_same_music_and_plans_are_contiguous():
 
 
 def test_key_mode_and_tempo_change_only_at_phrase_boundaries():
-    composer = Composer(ComposeConfig(bars_ahead=1), load_scene("nocturne"))
+    composer = Composer(ComposeConfig(bars_ahead=1).settings(), load_scene("nocturne"))
     plans = [composer.plan(CALM if i < 2 else LIVELY, float(i)) for i in range(8)]
     assert [p.phrase_start for p in plans] == [True, False, False, False] * 2
     assert len({(p.key, p.mode, p.tempo_bpm) for p in plans[:4]}) == 1  # the picture changed at bar 3
@@ -51,8 +52,8 @@ def test_key_mode_and_tempo_change_only_at_phrase_boundaries():
 
 def test_the_picture_drives_tempo_mode_key_and_density():
     scene = load_scene("nocturne")
-    calm = run(Composer(ComposeConfig(), scene), CALM, 30)
-    lively = run(Composer(ComposeConfig(), scene), LIVELY, 30)
+    calm = run(Composer(ComposeConfig().settings(), scene), CALM, 30)
+    lively = run(Composer(ComposeConfig().settings(), scene), LIVELY, 30)
     assert lively[0].tempo_bpm > calm[0].tempo_bpm + 30
     assert MODE_ORDER.index(lively[0].mode) > MODE_ORDER.index(calm[0].mode)
     assert lively[0].key == "C"  # red on the circle-of-fifths wheel
@@ -64,7 +65,7 @@ def test_the_picture_drives_tempo_mode_key_and_density():
 
 
 def test_every_plan_is_valid_abc_matching_its_melody():
-    composer = Composer(ComposeConfig(bars_ahead=2), load_scene("nocturne"), seed=5)
+    composer = Composer(ComposeConfig(bars_ahead=2).settings(), load_scene("nocturne"), seed=5)
     for state in (CALM, LIVELY, replace(CALM, valence=0.0, dominant_hues_deg=(100.0,))):
         plan = composer.plan(state, 0.0)
         score = converter.parse(plan.abc, format="abc")
@@ -74,7 +75,7 @@ def test_every_plan_is_valid_abc_matching_its_melody():
 
 
 def test_scene_change_waits_for_the_phrase_boundary_and_bad_tables_are_user_errors():
-    composer = Composer(ComposeConfig(), load_scene("nocturne"))
+    composer = Composer(ComposeConfig().settings(), load_scene("nocturne"))
     first = composer.plan(CALM, 0.0)
     composer.set_scene(load_scene("pulse"))
     second = composer.plan(CALM, first.end_s)
@@ -103,8 +104,8 @@ def _sounding_share(plans, voice):
 
 def test_arousal_brings_loudness_struck_chords_and_a_drum_kit():
     scene = load_scene("nocturne")
-    calm = run(Composer(ComposeConfig(), scene), CALM, 20)
-    lively = run(Composer(ComposeConfig(), scene), LIVELY, 20)
+    calm = run(Composer(ComposeConfig().settings(), scene), CALM, 20)
+    lively = run(Composer(ComposeConfig().settings(), scene), LIVELY, 20)
     assert _voice(calm, "drums") == []
     drums = _voice(lively, "drums")
     assert drums and {e.channel for e in drums} == {9}
@@ -113,7 +114,7 @@ def test_arousal_brings_loudness_struck_chords_and_a_drum_kit():
     beats_per_s = lively[0].tempo_bpm / 60.0
     assert hats_per_s >= 2 * beats_per_s  # eighths in the lively 6/8
     common_time = parse_scene({"name": "four", "compose": {"metre": "4/4"}})
-    straight = _voice(run(Composer(ComposeConfig(), common_time), LIVELY, 10), "drums")
+    straight = _voice(run(Composer(ComposeConfig().settings(), common_time), LIVELY, 10), "drums")
     assert sum(e.note == 42 for e in straight) / 10.0 > 3 * beats_per_s  # sixteenths in 4/4
     mean = lambda es: sum(e.velocity for e in es) / len(es)  # noqa: E731
     assert mean(_voice(lively, "chords")) > mean(_voice(calm, "chords")) + 30
@@ -127,12 +128,12 @@ def test_valence_sets_articulation_and_a_dark_lively_picture_gets_strings_not_dr
     scene = load_scene("nocturne")
     happy = replace(CALM, valence=0.6, arousal=-0.2)
     sad = replace(CALM, valence=-0.7, arousal=-0.2)
-    happy_plans = run(Composer(ComposeConfig(), scene), happy, 16)
-    sad_plans = run(Composer(ComposeConfig(), scene), sad, 16)
+    happy_plans = run(Composer(ComposeConfig().settings(), scene), happy, 16)
+    sad_plans = run(Composer(ComposeConfig().settings(), scene), sad, 16)
     assert _sounding_share(sad_plans, "melody") > 0.97
     assert _sounding_share(happy_plans, "melody") < 0.8
     assert _sounding_share(happy_plans, "chords") < 0.8 < _sounding_share(sad_plans, "chords")
-    storm = run(Composer(ComposeConfig(), scene), replace(LIVELY, valence=-0.7), 12)
+    storm = run(Composer(ComposeConfig().settings(), scene), replace(LIVELY, valence=-0.7), 12)
     assert _voice(storm, "drums") == []
     chord_onsets = sorted({e.start_s for e in _voice(storm, "chords")})
     eighth_s = 30.0 / storm[0].tempo_bpm
@@ -140,12 +141,12 @@ def test_valence_sets_articulation_and_a_dark_lively_picture_gets_strings_not_dr
 
 
 def test_percussion_can_be_switched_off_by_config_or_scene():
-    lively = run(Composer(ComposeConfig(percussion=False), load_scene("nocturne")), LIVELY, 8)
+    lively = run(Composer(ComposeConfig(percussion=False).settings(), load_scene("nocturne")), LIVELY, 8)
     assert _voice(lively, "drums") == [] and all(ch != 9 for ch, _ in lively[0].program_changes)
     quiet = parse_scene({"name": "quiet", "compose": {"percussion": False}})
-    assert _voice(run(Composer(ComposeConfig(), quiet), LIVELY, 8), "drums") == []
+    assert _voice(run(Composer(ComposeConfig().settings(), quiet), LIVELY, 8), "drums") == []
     with pytest.raises(UserError, match="percussion"):
-        Composer(ComposeConfig(), parse_scene({"name": "bad", "compose": {"percussion": "loud"}}))
+        Composer(ComposeConfig().settings(), parse_scene({"name": "bad", "compose": {"percussion": "loud"}}))
 
 
 def test_written_lengths_make_a_four_part_accompaniment_and_a_folk_like_melody():
@@ -153,7 +154,7 @@ def test_written_lengths_make_a_four_part_accompaniment_and_a_folk_like_melody()
     from models.composing.corpus import load_table, music_metrics
     folk = load_table().metrics["folk"]
     for state in (CALM, LIVELY, replace(LIVELY, valence=-0.6)):
-        plans = run(Composer(ComposeConfig(), load_scene("nocturne"), seed=1), state, 20)
+        plans = run(Composer(ComposeConfig().settings(), load_scene("nocturne"), seed=1), state, 20)
         assert all(len(p.notated_s) == len(p.events) for p in plans)
         assert all(w >= e.duration_s - 1e-9 for p in plans for e, w in zip(p.events, p.notated_s))
         accompaniment = music_metrics(plans_to_notes(plans, ("chords", "bass")))
@@ -176,7 +177,7 @@ def test_a_visitors_comment_moves_tempo_mode_and_density_not_only_the_tune():
 
     def first_plan(comment: str):
         state = replace(picture, comment=comment, description=picture.description + f" A visitor says: {comment}.")
-        plan = Composer(ComposeConfig(), load_scene("nocturne"), seed=1).plan(state, 0.0)
+        plan = Composer(ComposeConfig().settings(), load_scene("nocturne"), seed=1).plan(state, 0.0)
         notes = sum(1 for e in plan.events if e.channel == load_scene("nocturne").channels["melody"])
         return plan, notes
 

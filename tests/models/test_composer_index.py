@@ -12,7 +12,7 @@ from scenes.scene import load_scene
 
 def first_tune(picture, seed: int = 0) -> tuple[str, tuple[str, ...]]:
     state = ImageAnalyser().analyse(picture, 0.0)
-    plan = Composer(ComposeConfig(), load_scene("nocturne"), seed=seed).plan(state, 0.0)
+    plan = Composer(ComposeConfig().settings(), load_scene("nocturne"), seed=seed).plan(state, 0.0)
     found = [r for r in plan.reasons if r.startswith("retrieved tune")]
     assert found, plan.reasons
     return found[0].split()[2], plan.reasons

@@ -37,15 +37,15 @@ def test_written_melodies_fill_four_bars_and_the_composer_sings_them(weights):
     for metre in METRES:
         events = melody.write("major", metre, (0.5, 0.5))
         assert sum(r for _, r in events) == METRES[metre] * PHRASE_BARS and events[0][0] is not None
-    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=1)
+    composer = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=1)
     composer.melody_source = LearnedMelody(path, seed=1)
     plan = composer.plan(ImageState(t_s=0.0, valence=0.4, arousal=0.3, dominant_hues_deg=(50.0,)), 0.0)
     assert any(r.startswith("melody written by the learned composer") for r in plan.reasons)
     assert any(e.voice == "melody" for e in plan.events)
     # Same seed, same melody; another seed, another.
-    again = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=1)
+    again = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=1)
     again.melody_source = LearnedMelody(path, seed=1)
-    other = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=1)
+    other = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=1)
     other.melody_source = LearnedMelody(path, seed=2)
     picture = ImageState(t_s=0.0, valence=0.4, arousal=0.3, dominant_hues_deg=(50.0,))
     notes = lambda c: [e.note for e in c.plan(picture, 0.0).events if e.voice == "melody"]  # noqa: E731

@@ -50,7 +50,7 @@ def fake_llm():
 
 
 def llm_composer(url: str, timeout_s: float = 10.0, retries: int = 1) -> LlmComposer:
-    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=2)
+    composer = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=2)
     return LlmComposer(composer, url, "tiny-vision", timeout_s=timeout_s, retries=retries)
 
 
@@ -121,7 +121,7 @@ def test_abc_checks():
 def test_live_the_request_runs_in_the_background_and_the_next_phrase_sings_its_answer(fake_llm):
     from tests.waiting import wait_for
     fake_llm.mode = "good"
-    composer = Composer(ComposeConfig(retrieval=False, bars_ahead=4), load_scene("nocturne"), seed=2)
+    composer = Composer(ComposeConfig(retrieval=False, bars_ahead=4).settings(), load_scene("nocturne"), seed=2)
     llm = LlmComposer(composer, fake_llm.url, "tiny-vision", timeout_s=10.0, background=True)
     first = llm.plan(PICTURE, 0.0)  # nothing ready yet: the corpus phrase plays at once
     assert any("no melody ready yet" in r for r in first.reasons)
@@ -147,7 +147,7 @@ def test_a_copy_of_the_example_in_the_prompt_is_not_credited_to_the_llm(fake_llm
 
 def test_a_copy_of_a_corpus_tune_is_found():
     from models.language.checks import TuneCopyCheck
-    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=2)
+    composer = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=2)
     tune = next(p for ps in composer.table.by_source.values() for p in ps if sum(d is not None for d, _ in p.events) >= 10)
     check = TuneCopyCheck((p.source, p.events) for ps in composer.table.by_source.values() for p in ps)
     assert check.copied(tune.events) == tune.source

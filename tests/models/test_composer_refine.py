@@ -31,8 +31,8 @@ def render(plans):
 def test_refinement_moves_the_rated_va_toward_the_picture_and_says_so():
     scene = load_scene("nocturne")
     picture = ImageState(t_s=0.0, valence=0.2, arousal=0.9, brightness=0.5, dominant_hues_deg=(40.0,))
-    plain = Composer(ComposeConfig(retrieval=False), scene, seed=1)
-    refining = RefiningComposer(Composer(ComposeConfig(retrieval=False), scene, seed=1), render, loudness_rater, rounds=2)
+    plain = Composer(ComposeConfig(retrieval=False).settings(), scene, seed=1)
+    refining = RefiningComposer(Composer(ComposeConfig(retrieval=False).settings(), scene, seed=1), render, loudness_rater, rounds=2)
     first_plain, first = plain.plan(picture, 0.0), refining.plan(picture, 0.0)
     result = refining.last
     assert result is not None and len(result.rated) == 3
@@ -52,7 +52,7 @@ def test_a_failing_renderer_leaves_the_phrase_unrefined():
     def broken(plans):
         raise RuntimeError("no synth")
     picture = ImageState(t_s=0.0, valence=0.2, arousal=0.9)
-    composer = RefiningComposer(Composer(ComposeConfig(retrieval=False), load_scene("nocturne")), broken,
+    composer = RefiningComposer(Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne")), broken,
                                 loudness_rater, rounds=2)
     plan = composer.plan(picture, 0.0)
     assert plan.events and not any("self-refinement" in r for r in plan.reasons)

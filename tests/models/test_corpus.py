@@ -50,7 +50,7 @@ def test_the_papers_metrics_come_from_muspy_on_the_plans_written_notes():
     from models.composing.corpus import music_metrics
     from scenes.scene import load_scene
     state = ImageState(t_s=0.0, valence=0.3, arousal=0.2, dominant_hues_deg=(120.0,))
-    plans = compose_offline(Composer(ComposeConfig(retrieval=False), load_scene("nocturne")), lambda t: state, 12.0)
+    plans = compose_offline(Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne")), lambda t: state, 12.0)
     got = muspy_metrics(plans)
     notes = plans_to_notes(plans)
     # muspy's pitch entropy is the Shannon entropy of the pitch histogram, as the corpus table's.

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import skimage.data
 
+from installation.config import WatchConfig
 from installation.errors import UserError
 from models.seeing.va import (ClipVA, ColourVA, brightness_saturation_for, build_image_va, colour_features,
                              fit_linear_head, load_linear_head)
@@ -145,7 +145,7 @@ def test_clip_head_zero_shot_and_linear(clip_checkpoint, tmp_path):
         got = fitted.estimate(picture)
         assert abs(got[0] - v) < 0.05 and abs(got[1] - a) < 0.05
 
-    cfg = SimpleNamespace(image_va_head="clip", clip_checkpoint=str(clip_checkpoint), clip_model=TINY_CLIP, clip_head="")
+    cfg = WatchConfig(image_va_head="clip", clip_checkpoint=str(clip_checkpoint), clip_model=TINY_CLIP).settings()
     assert isinstance(build_image_va(cfg), ClipVA)
 
 
@@ -157,10 +157,10 @@ def test_missing_or_corrupt_clip_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not load") as info:
         ClipVA(str(corrupt), TINY_CLIP)
     assert "\n" not in str(info.value)
-    cfg = SimpleNamespace(image_va_head="clip", clip_checkpoint="", clip_model="ViT-B-32", clip_head="")
+    cfg = WatchConfig(image_va_head="clip", clip_checkpoint="").settings()
     with pytest.raises(UserError, match="watch.clip_checkpoint"):
         build_image_va(cfg)
-    assert isinstance(build_image_va(SimpleNamespace(image_va_head="colour")), ColourVA)
+    assert isinstance(build_image_va(WatchConfig(image_va_head="colour").settings()), ColourVA)
 
 
 def test_linear_head_file_errors(tmp_path):

@@ -60,7 +60,7 @@ def test_the_composer_falls_back_against_an_endless_stream(endless):
     from models.composing.composer import Composer
     from models.composing.llm import LlmComposer
     from scenes.scene import load_scene
-    composer = LlmComposer(Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=2), endless.url, "m",
+    composer = LlmComposer(Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=2), endless.url, "m",
                            timeout_s=15.0, retries=0)
     plan = composer.plan(ImageState(t_s=0.0, valence=0.2, arousal=0.1), 0.0)
     assert composer.stats["fallbacks"] == 1 and "larger than" in composer.last_error

@@ -26,8 +26,8 @@ def run(listener: Listener, x: np.ndarray, hop_s: float = 0.1):
 
 
 def test_energetic_major_music_rates_higher_than_calm_minor_music():
-    calm = run(build_listener(ListenConfig(), RATE), synthetic_music(10, RATE, False))[-1]
-    lively = run(build_listener(ListenConfig(), RATE), synthetic_music(10, RATE, True))[-1]
+    calm = run(build_listener(ListenConfig().settings(), RATE), synthetic_music(10, RATE, False))[-1]
+    lively = run(build_listener(ListenConfig().settings(), RATE), synthetic_music(10, RATE, True))[-1]
     assert lively.arousal > calm.arousal + 0.5
     assert lively.valence > calm.valence + 0.5
     assert lively.head == ListenConfig().va_head == "blend" and lively.va_confidence > 0.3
@@ -57,7 +57,7 @@ def melody(notes_per_s: float, amplitude: float, seconds: float = 14.0, rate: in
 
 
 def mean_arousal(x: np.ndarray) -> float:
-    states = run(build_listener(ListenConfig(), RATE, live=False), x)
+    states = run(build_listener(ListenConfig().settings(), RATE, live=False), x)
     return float(np.mean([s.arousal for s in states[60:]]))
 
 
@@ -68,7 +68,7 @@ def test_the_same_tune_faster_or_louder_rates_higher_arousal():
 
 
 def test_every_field_is_finite_under_nan_inf_and_clipping():
-    lst = build_listener(ListenConfig(), 8000)
+    lst = build_listener(ListenConfig().settings(), 8000)
     x = synthetic_music(4, 8000, True) * 3.0  # heavily clipped
     x[::50] = np.nan
     x[7::50] = np.inf
@@ -81,7 +81,7 @@ def test_every_field_is_finite_under_nan_inf_and_clipping():
 
 
 def test_silence_drifts_to_neutral_with_the_smoothing_time_constant():
-    lst = build_listener(ListenConfig(smoothing_s=1.0), RATE)
+    lst = build_listener(ListenConfig(smoothing_s=1.0).settings(), RATE)
     loud = run(lst, synthetic_music(6, RATE, True))[-1]
     assert loud.arousal > 0.2
     after = run(lst, np.zeros(int(3 * RATE), np.float32))
@@ -96,7 +96,7 @@ def test_silence_drifts_to_neutral_with_the_smoothing_time_constant():
 
 def test_reaction_to_an_abrupt_switch_is_quick_at_default_smoothing():
     cfg = ListenConfig()
-    r = reaction_time(build_listener(cfg, RATE), synthetic_music(10, RATE, False),
+    r = reaction_time(build_listener(cfg.settings(), RATE), synthetic_music(10, RATE, False),
                       synthetic_music(10, RATE, True), RATE, cfg.hop_s)
     assert r is not None and 0.1 < r <= 1.5
 
@@ -112,23 +112,23 @@ def test_learned_head_fits_saves_and_loads(tmp_path):
     d = Descriptors(**dict(zip(FEATURE_NAMES, x[3])), silent=False)
     v, a, c = loaded.predict(d)
     assert v == pytest.approx(y[3, 0], abs=0.2) and a == pytest.approx(y[3, 1], abs=0.2) and c > 0
-    lst = build_listener(ListenConfig(va_head="learned", learned_head=str(path)), RATE)
+    lst = build_listener(ListenConfig(va_head="learned", learned_head=str(path)).settings(), RATE)
     assert lst.head.name == "learned"
 
 
 def test_missing_or_broken_learned_head_is_one_user_sentence(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        build_listener(ListenConfig(va_head="learned", learned_head=str(tmp_path / "nope.npz")), RATE)
+        build_listener(ListenConfig(va_head="learned", learned_head=str(tmp_path / "nope.npz")).settings(), RATE)
     with pytest.raises(UserError, match="learned_head is empty"):
-        build_listener(ListenConfig(va_head="learned"), RATE)
+        build_listener(ListenConfig(va_head="learned").settings(), RATE)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"nonsense")
     with pytest.raises(UserError, match="cannot be read"):
-        build_listener(ListenConfig(va_head="learned", learned_head=str(bad)), RATE)
+        build_listener(ListenConfig(va_head="learned", learned_head=str(bad)).settings(), RATE)
 
 
 def test_vibenet_head_runs_on_the_last_seconds_and_gates_silence():
-    lst = build_listener(ListenConfig(va_head="vibenet"), 16000, live=False)
+    lst = build_listener(ListenConfig(va_head="vibenet").settings(), 16000, live=False)
     assert isinstance(lst.head, VibenetHead) and not lst.head.background
     states = run(lst, synthetic_music(4, 16000, True))
     assert states[-1].head == "vibenet" and states[-1].va_confidence > 0
@@ -137,7 +137,7 @@ def test_vibenet_head_runs_on_the_last_seconds_and_gates_silence():
 
 
 def test_live_vibenet_runs_on_its_helper_thread_and_its_answer_arrives():
-    lst = build_listener(ListenConfig(va_head="vibenet"), 16000)
+    lst = build_listener(ListenConfig(va_head="vibenet").settings(), 16000)
     try:
         assert lst.head.background
         x = synthetic_music(3, 16000, True)
@@ -179,7 +179,7 @@ def test_a_failing_head_is_counted_and_the_listener_goes_on():
 
 
 def test_music_resuming_after_silence_starts_at_its_own_level_not_from_neutral():
-    lst = build_listener(ListenConfig(), RATE, live=False)
+    lst = build_listener(ListenConfig().settings(), RATE, live=False)
     first = run(lst, synthetic_music(8, RATE, False))[-1]
     gap = run(lst, np.zeros(4 * RATE, np.float32))
     resumed = run(lst, synthetic_music(8, RATE, False))

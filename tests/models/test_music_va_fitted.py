@@ -90,7 +90,7 @@ def test_on_a_rendered_chorale_the_fitted_head_changes_valence_only(tmp_path):
     hop = int(0.25 * RATE)
     runs = {}
     for head in ("features", "fitted"):
-        listener = build_listener(ListenConfig(va_head=head, hop_s=0.25), RATE, live=False)
+        listener = build_listener(ListenConfig(va_head=head, hop_s=0.25).settings(), RATE, live=False)
         states = []
         for i in range(0, x.size - hop + 1, hop):
             listener.feed(x[i:i + hop])
@@ -111,7 +111,7 @@ def test_weights_fitted_with_vibenet_cues_make_the_head_run_vibenet_on_recent_au
     model = FittedValence.load(VIBENET_WEIGHTS)
     assert model.uses_vibenet and model.cues[-2:] == VIBENET_CUES
     assert not FittedValence.load().uses_vibenet  # the default file stays cheap: descriptors only
-    listener = build_listener(ListenConfig(va_head="fitted", fitted_weights=str(VIBENET_WEIGHTS)), RATE,
+    listener = build_listener(ListenConfig(va_head="fitted", fitted_weights=str(VIBENET_WEIGHTS)).settings(), RATE,
                               live=False)
     assert listener.recent.last().size == 0 and listener.recent._buf.size == 10 * RATE  # heard for vibenet
     x = synthetic_music(4.0, RATE, True)

@@ -88,7 +88,7 @@ def test_the_director_publishes_only_clean_captions_from_a_real_model(real_llm):
 
 
 def test_the_composer_sings_the_models_melody_or_falls_back_with_a_reason(real_llm):
-    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=2)
+    composer = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=2)
     llm = LlmComposer(composer, real_llm, "smollm2", timeout_s=ANSWER_S, retries=0, vision=False)
     picture = ImageState(t_s=0.0, valence=0.5, arousal=-0.3, brightness=0.6, dominant_hues_deg=(200.0,),
                          description="A calm picture of the sea under an open sky.")

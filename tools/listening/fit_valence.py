@@ -43,7 +43,7 @@ def recording_cues(path: Path, offset_s: float, max_s: float, vibenet: bool = Fa
     `vibenet`, vibenet's valence and energy (its last 10 s, every 2 s, as the head runs it) appended."""
     x, rate = load_audio(path, offset_s, max_s, fit_excerpt=True)
     cfg = ListenConfig(hop_s=HOP_S)
-    listener = build_listener(cfg, rate, "features", live=False)
+    listener = build_listener(cfg.settings(), rate, "features", live=False)
     model = None
     if vibenet:
         model = VibenetHead(background=False)
