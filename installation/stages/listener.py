@@ -23,7 +23,8 @@ class ListenerStage(Stage):
 
     name = "listener"
 
-    def __init__(self, audio: AudioInput, listener: Listener, music: Latest[MusicState], clock: Clock, hop_s: float) -> None:
+    def __init__(self, audio: AudioInput, listener: Listener, music: Latest[MusicState], clock: Clock,
+                 hop_s: float) -> None:
         super().__init__(clock)
         self.audio = audio
         self.listener = listener

@@ -63,7 +63,7 @@ class Composer:
         and energy for articulation, register, groove and tempo, density, loudness; mode and key stay."""
         self.rng = random.Random(seed)
         self._scene = scene
-        self._settings = scene_compose_settings(scene, settings)
+        self._scene_settings = scene_compose_settings(scene, settings)
         self._pending_scene = None
         self._phrase: HeldPhrase | None = None
         self._bar_in_phrase = 0
@@ -72,8 +72,9 @@ class Composer:
         self._send_programs = True
 
     # --- public --------------------------------------------------------------------------------
-    _STATE = ("melody_source", "_scene", "_settings", "_pending_scene", "_phrase", "_bar_in_phrase", "_phrase_count", "_tonic_pc",
-              "_send_programs", "_tune", "_recent_tunes", "last_retrieved", "revision", "_comment_pull")
+    _STATE = ("melody_source", "_scene", "_scene_settings", "_pending_scene", "_phrase", "_bar_in_phrase",
+              "_phrase_count", "_tonic_pc", "_send_programs", "_tune", "_recent_tunes", "last_retrieved", "revision",
+              "_comment_pull")
 
     def snapshot(self) -> dict:
         """Everything `plan` changes, so a phrase can be tried, judged and planned again."""
@@ -101,8 +102,9 @@ class Composer:
     def programs(self) -> tuple[tuple[int, int], ...]:
         """(channel, program) for each voice of the current scene."""
         scene = self._scene
-        kit = ((self._settings.percussion_channel, 0),) if self._settings.percussion else ()  # GM standard kit
-        return tuple((int(scene.channels[v]), int(scene.programs[v])) for v in self._settings.voices) + kit
+        settings = self._scene_settings
+        kit = ((settings.percussion_channel, 0),) if settings.percussion else ()  # GM standard kit
+        return tuple((int(scene.channels[v]), int(scene.programs[v])) for v in settings.voices) + kit
 
     def plan(self, image: ImageState, start_s: float, tempo_bpm: float | None = None) -> Plan:
         """The next bar(s) from `start_s`, never crossing a phrase boundary.
@@ -119,7 +121,7 @@ class Composer:
         if new_phrase:
             if self._pending_scene is not None:
                 self._scene, self._pending_scene = self._pending_scene, None
-                self._settings = scene_compose_settings(self._scene, self.settings)
+                self._scene_settings = scene_compose_settings(self._scene, self.settings)
                 self._send_programs = True
             self._phrase = self._new_phrase(image, v, a)
             if self._comment_pull is not None:
@@ -137,7 +139,7 @@ class Composer:
         last16 = first16 + bars * bar16
         drive = self._drive(image, a)
         lift = max(-1.0, min(1.0, v + self.revision[0]))
-        played = realise(phrase, image, drive, lift, first16, last16, start_s, s16, self._settings,
+        played = realise(phrase, image, drive, lift, first16, last16, start_s, s16, self._scene_settings,
                          self._scene.channels, register_lift=self.revision[0])
         events, notated = played.events, played.notated
         self._bar_in_phrase += bars
@@ -149,7 +151,7 @@ class Composer:
         if tempo != phrase.tempo_bpm:
             reasons.append(f"tempo {tempo:g} bpm from outside (operator or MIDI clock) instead of {phrase.tempo_bpm:g}")
         reasons.extend(played.texture if new_phrase else [])
-        abc = phrase_abc(phrase, played.abc, played.tonics, played.drums, self._settings.percussion_channel)
+        abc = phrase_abc(phrase, played.abc, played.tonics, played.drums, self._scene_settings.percussion_channel)
         order = sorted(range(len(events)), key=lambda i: (events[i].start_s, events[i].channel, events[i].note))
         return Plan(events=tuple(events[i] for i in order), notated_s=tuple(notated[i] for i in order),
                     start_s=float(start_s), end_s=float(start_s + bars * bar16 * s16),
@@ -199,21 +201,21 @@ class Composer:
         reasons.append(f"mode {mode}: valence {v:+.2f} (modes darkest to brightest: {', '.join(MODE_ORDER)})")
         if image.dominant_hues_deg:
             hue = image.dominant_hues_deg[0]
-            self._tonic_pc = self._settings.key_map[int((hue % 360) // 30)]
+            self._tonic_pc = self._scene_settings.key_map[int((hue % 360) // 30)]
             reasons.append(f"key {key_name(self._tonic_pc, mode)}: dominant hue {hue:.0f} deg ({hue_name(hue)}) "
-                           f"on the {self._settings.key_map_name} colour wheel")
+                           f"on the {self._scene_settings.key_map_name} colour wheel")
         else:
             reasons.append(f"key {key_name(self._tonic_pc, mode)}: no dominant colour, key kept")
-        metre = self._settings.metre
+        metre = self._scene_settings.metre
         if metre == "auto":
             metre = "3/4" if drive < -0.35 else ("6/8" if v > 0.2 and drive > 0.35 else "4/4")
-        reasons.append(f"metre {metre}" + (" (scene)" if self._settings.metre != "auto" else
+        reasons.append(f"metre {metre}" + (" (scene)" if self._scene_settings.metre != "auto" else
                                            f" from drive {drive:+.2f} and valence {v:+.2f}"))
         mode_class = MODE_CLASS[mode]
         source, why = self._retrieve(image, v, a, mode_class, metre)
         reasons.append(why)
         density = max(0.0, min(1.0, 0.5 + 0.5 * drive + 0.1 * (image.edge_density - 0.35)))
-        variation = max(0.0, min(0.9, self._settings.variation + 0.4 * image.motion))
+        variation = max(0.0, min(0.9, self._scene_settings.variation + 0.4 * image.motion))
         melody_source = self.melody_source
         if melody_source is not None:
             written = melody_source(source, mode_class, metre, (v, a))
@@ -232,7 +234,8 @@ class Composer:
                    for i, (_, _, d) in enumerate(chords)]
         reasons.append(f"harmony: {' '.join(symbols)} ({'half' if index % 2 == 0 else 'authentic'} cadence; "
                        f"chorale bass statistics)")
-        return HeldPhrase(index, float(tempo), self._tonic_pc, mode, metre, melody, chords, source.source, varied, reasons)
+        return HeldPhrase(index, float(tempo), self._tonic_pc, mode, metre, melody, chords, source.source, varied,
+                          reasons)
 
     def index(self):
         """The corpus index (loaded on first use), or None when it is missing or switched off."""

@@ -242,7 +242,8 @@ def _train_predictor(predictor, rows, held, rng: random.Random, until: float, ma
         return epochs, float((est - b.va).abs().mean())
 
 
-def _melody_epoch(model, predictor, opt, rows, rng: random.Random, durations_t, va_weight: float) -> tuple[float, float]:
+def _melody_epoch(model, predictor, opt, rows, rng: random.Random, durations_t,
+                  va_weight: float) -> tuple[float, float]:
     """One epoch of the melody model; its mean (token loss, VA loss)."""
     torch = _torch()
     rng.shuffle(rows)

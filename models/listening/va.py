@@ -570,7 +570,8 @@ class Listener:
                           descriptors=d, head=self.head.name, valence_short=short)
 
 
-def build_listener(settings: ListenSettings, sample_rate_hz: int, head: str | None = None, live: bool = True) -> Listener:
+def build_listener(settings: ListenSettings, sample_rate_hz: int, head: str | None = None,
+                   live: bool = True) -> Listener:
     """A Listener for `settings`; `head` overrides settings.va_head.
 
     `live`: model heads run on their own helper thread so a hop never waits for them; offline
