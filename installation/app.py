@@ -169,12 +169,12 @@ class Installation:
         from models.seeing.va import build_image_va
         cfg, bus, clock, dormant = self.cfg, self.bus, self.clock, self.lifecycle.dormant
         listener, listening = build_listening(cfg, self.sources, devices.audio, self.synth, bus, clock)
-        director = Director(cfg.captions, scene, seed=cfg.compose.seed)
+        director = Director(cfg.captions.settings(), scene, seed=cfg.compose.seed)
         self._closers += [listener.close, director.close]
         renderers = devices.renderers or build_renderers(cfg, self.sources, scene)
         self._closers += [r.close for r in renderers if hasattr(r, "close")]
         image_va = build_image_va(cfg.watch.settings())
-        critic_va = critic_for(director, cfg.watch, image_va, self.show_log)
+        critic_va = critic_for(director, cfg.watch.settings(), image_va, self.show_log)
         analyser = ImageAnalyser(image_va)  # a visitor's /comment joins the picture's words
         self.control.effects["comment"] = lambda command, text: analyser.comment(text or "", clock.now_s())
         windowed = self.sources.display != "headless"

@@ -50,7 +50,7 @@ def check(cfg: Config) -> int:
                   f"display: {sources.display}; built-in synth to speakers: {'yes' if sources.speakers else 'no'}")
     console.print(f"GPU: {_gpu_description()}")
     from models.captions.critic import critic_kind
-    console.print(f"caption critic: {critic_kind(cfg.watch)[1]}")
+    console.print(f"caption critic: {critic_kind(cfg.watch.settings())[1]}")
     if cfg.captions.backend == "llm" or cfg.compose.backend == "llm":
         from models.language.probe import describe_llm_server
         if cfg.captions.backend == "llm" and cfg.captions.llm_url.strip():
@@ -84,7 +84,7 @@ def running_scene_check(cfg: Config):
     tables its renderer, captions and composer read; UserError naming the file and key. Cheap: it
     runs on the main loop."""
     def check_scene(scene) -> None:
-        from models.captions.director import scene_settings
+        from models.captions.scenes import scene_settings
         from models.composing.composer import Composer
         from models.procedural import ProceduralRenderer
 
@@ -113,7 +113,7 @@ def _check_scene_tables(cfg: Config, scene) -> None:
 
     ProceduralRenderer(64, 64).prepare(scene)
     Composer(cfg.compose.settings(), scene)
-    Director(cfg.captions, scene).close()
+    Director(cfg.captions.settings(), scene).close()
     check_compositor(scene)
     try:
         param_specs_for(scene)

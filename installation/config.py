@@ -16,6 +16,7 @@ from installation.errors import UserError
 from installation.showlog.redact import MASK, is_secret, redact_data
 
 if TYPE_CHECKING:
+    from models.captions.settings import CaptionSettings
     from models.composing.settings import ComposeSettings
     from models.listening.settings import ListenSettings
     from models.seeing.settings import WatchSettings
@@ -101,6 +102,11 @@ class CaptionsConfig(Section):
     critic_gain: float = Field(1.0, ge=0, le=10.0)
     critic_tau_s: float = Field(8.0, gt=0, le=120)
     override_hold_s: float = Field(60.0, ge=0, le=3600)
+
+    def settings(self) -> CaptionSettings:
+        """What the Director (models.captions.director) takes: every key of the section."""
+        from models.captions.settings import CaptionSettings
+        return CaptionSettings(**self.model_dump())
 
 
 # --- rendering (issue: visuals) ---------------------------------------------------------------

@@ -41,11 +41,12 @@ def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
     from installation.config import CaptionsConfig
     from installation.records import MusicState
     from models.captions.llm import _ECHO, LlmFacets
-    from models.captions.director import FACETS, Director
+    from models.captions.banks import FACETS
+    from models.captions.director import Director
     from scenes.scene import load_scene
 
     llm = LlmFacets(url, model, timeout_s)
-    cfg = CaptionsConfig(backend="llm", llm_url=url, llm_model=model, llm_timeout_s=min(30.0, timeout_s), min_hold_s=0.3)
+    cfg = CaptionsConfig(backend="llm", llm_url=url, llm_model=model, llm_timeout_s=min(30.0, timeout_s), min_hold_s=0.3).settings()
     director = Director(cfg, load_scene("nocturne"), llm=llm)
     # Never rest: every request is a sample.
     llm._failures_before_rest = 10 ** 9

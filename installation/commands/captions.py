@@ -59,7 +59,8 @@ def _scene(cfg, name: str | None):
 def _caption(args: argparse.Namespace) -> int:
     from installation.startup import load
     from models.evaluation.caption_bench import sweep_state
-    from models.captions.director import Director, caption_record, describe
+    from models.captions.describe import describe
+    from models.captions.director import Director, caption_record
     for name in ("valence", "arousal"):
         if not -1.0 <= getattr(args, name) <= 1.0:
             raise UserError(f"--{name} {getattr(args, name)} is outside -1..1; give a value between -1 and 1.")
@@ -73,7 +74,7 @@ def _caption(args: argparse.Namespace) -> int:
     if changes:
         import dataclasses
         state = dataclasses.replace(state, **changes)
-    caption = Director(cfg.captions, _scene(cfg, args.scene)).update(state, 0.0)
+    caption = Director(cfg.captions.settings(), _scene(cfg, args.scene)).update(state, 0.0)
     assert caption is not None, "a new director captions the first state it hears"
     if args.json:
         print(json.dumps({"music": describe(state).text, **caption_record(caption)}, indent=1))
@@ -97,9 +98,9 @@ def _bench(args: argparse.Namespace) -> int:
     cfg = load(args)
     scene = _scene(cfg, args.scene)
     start = time.perf_counter()
-    latency = latency_bench(cfg.captions, scene, captions=max(10, args.captions), seed=args.seed)
-    sweep = lexicon_sweep(cfg.captions, scene, steps=args.steps, seed=args.seed)
-    show = simulated_run(cfg.captions, scene, duration_s=args.duration, seed=args.seed)
+    latency = latency_bench(cfg.captions.settings(), scene, captions=max(10, args.captions), seed=args.seed)
+    sweep = lexicon_sweep(cfg.captions.settings(), scene, steps=args.steps, seed=args.seed)
+    show = simulated_run(cfg.captions.settings(), scene, duration_s=args.duration, seed=args.seed)
     figures = {
         "latency_ms_p95": latency["p95"], "latency_ms": latency, "lexicon_spearman": round(sweep["spearman"], 4),
         "lexicon_spearman_vs_arousal": round(sweep["spearman_vs_arousal"], 4), "sweep_points": sweep["points"],
@@ -152,7 +153,7 @@ def _eval(args: argparse.Namespace) -> int:
         sets["recordings"] = music_states(files, cfg.listen.settings(), args.excerpt_s)
     figures: dict = {"scene": scene.name, "seed": args.seed, "recordings": [str(f) for f in files]}
     for name, states in sets.items():
-        figures[name] = ablation(cfg.captions, scene, states, seed=args.seed)
+        figures[name] = ablation(cfg.captions.settings(), scene, states, seed=args.seed)
         minutes = (states[-1].t_s - states[0].t_s) / 60.0
         print(f"{name} ({minutes:.0f} min):")
         columns = {"captions": "captions", "distinct_prompts": "distinct", "top_phrase_share": "top phrase",

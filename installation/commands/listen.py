@@ -451,7 +451,7 @@ def _bench_hold(args: argparse.Namespace) -> int:
     rate = 22050
     x, plan = valence_hold_show(labels, args.audio, args.sections, args.seed, rate)
     listener = build_listener(cfg.listen.settings(), rate, live=False)
-    director = Director(cfg.captions, load_scene(cfg.installation.scene), seed=args.seed)
+    director = Director(cfg.captions.settings(), load_scene(cfg.installation.scene), seed=args.seed)
     hop = int(round(cfg.listen.hop_s * rate))
     times: list[float] = []
     held_v: list[float] = []

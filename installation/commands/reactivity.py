@@ -134,7 +134,7 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
     from models.procedural import ProceduralRenderer
 
     listener = build_listener(cfg.listen.settings(), rate, live=False)
-    director = Director(cfg.captions, the_scene, seed=seed)
+    director = Director(cfg.captions.settings(), the_scene, seed=seed)
     renderer = ProceduralRenderer(width, height, seed=seed)
     renderer.prepare(the_scene)
     head = ColourVA()

@@ -8,10 +8,11 @@ from installation.clock import Clock
 from installation.mailbox import Latest
 from installation.records import Caption, MusicState
 from installation.stages.base import Stage, VersionWatch
+from models.captions import Captioner
 
 
 class CaptionerStage(Stage):
-    """Asks the director (models.captions.director) for a caption when the music moves.
+    """Asks a captioner (the Director, models/captions/director.py) for a caption when the music moves.
 
     The operators' valence/arousal bias is applied here, and only here (LiveSnapshot.biased).
     `on_caption(caption)` is told of each new caption; with a `show_log`, each is written there.
@@ -19,7 +20,7 @@ class CaptionerStage(Stage):
 
     name = "captioner"
 
-    def __init__(self, director, music: Latest[MusicState], scene: Latest, prompt: Latest[str],
+    def __init__(self, director: Captioner, music: Latest[MusicState], scene: Latest, prompt: Latest[str],
                  projected_va: Latest[tuple[float, float]], live: Latest[LiveSnapshot],
                  captions: Latest[Caption], clock: Clock,
                  on_caption: Callable[[Caption], None] | None = None, show_log=None) -> None:

@@ -1,5 +1,5 @@
 """The phrase banks (scenes/phrases/*.toml): the facets, the descriptor tags and renderer hints a
-phrase may carry, and their validation. Read by models/captions/director.py (the agents) and
+phrase may carry, and their validation. Read by models/captions/agents.py and writer.py (the agents) and
 models/captions/scenes.py (a scene's own phrases)."""
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""A scene's own phrase banks: the phrases a preset brings in `[captions.phrases]`, merged with the
-shared banks of scenes/phrases/ by the preset's `[captions] shared` weights.
+"""What a scene preset's `[captions]` table says: its settings for the agents (`scene_settings`:
+facet weights, preferred and avoided tags, its own styles) and its own phrase banks, merged with the
+shared banks of scenes/phrases/ by the preset's `[captions] shared` weights (`scene_banks`).
 
 Each facet's bank for a scene is the scene's own phrases first, then the shared phrases that the
 scene's weight lets in: `shared.FACET = 0` leaves the shared bank out (the scene speaks only in its
@@ -10,12 +11,14 @@ shared banks as they are.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from installation.errors import UserError
-from models.captions.banks import FACETS, Phrase, _parse_phrase
+from installation.records import VA
+from models.captions.banks import FACETS, TAGS, Phrase, _parse_phrase
+from models.captions.safety import clean_text
 
 SHARED_PENALTY = 0.6
 """Score a shared phrase loses at shared weight 0 (when it is let in at all); about the gap between
@@ -102,3 +105,66 @@ def scene_banks(shared: Mapping[str, tuple[Phrase, ...]], scene: Any) -> SceneBa
                             f"{MIN_PHRASES} of its own or raise shared.{facet} above 0.")
     return SceneBanks(banks=MappingProxyType(banks), priors=MappingProxyType(priors),
                       own=MappingProxyType({f: len(own.get(f, ())) for f in FACETS}))
+
+
+@dataclass(frozen=True, slots=True)
+class SceneStyle:
+    """One entry of a scene preset's `[captions] styles` list."""
+
+    text: str
+    va: VA
+
+
+@dataclass(frozen=True, slots=True)
+class SceneCaptionSettings:
+    """The `[captions]` table of a scene preset."""
+
+    weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({f: 1.0 for f in FACETS}))
+    prefer_tags: frozenset[str] = frozenset()
+    avoid_tags: frozenset[str] = frozenset()
+    styles: tuple[SceneStyle, ...] = ()
+    """The scene's own styles, each at a VA point; the one nearest the mood goes with the style facet."""
+
+
+SCENE_KEYS = ("weights", "prefer_tags", "avoid_tags", "styles", "phrases", "shared")
+"""`phrases` and `shared` (the scene's own phrase banks) are read by `scene_banks`."""
+
+
+def scene_settings(scene: Any) -> SceneCaptionSettings:
+    """Validate `scene.table("captions")`; a bad value is a UserError naming the preset and key."""
+    table = dict(scene.table("captions")) if scene is not None else {}
+    where = _where(scene)
+    unknown = sorted(set(table) - set(SCENE_KEYS))
+    if unknown:
+        raise UserError(f"{where}: unknown key '{unknown[0]}'; allowed: {', '.join(SCENE_KEYS)}.")
+    weights = {f: 1.0 for f in FACETS}
+    raw_weights = table.get("weights", {})
+    if not isinstance(raw_weights, Mapping):
+        raise UserError(f"{where}: weights must be a table like {{ scene = 1.2, style = 0.8 }}.")
+    for facet, value in raw_weights.items():
+        if facet not in FACETS:
+            raise UserError(f"{where}: weights.{facet} is not a facet; facets are {', '.join(FACETS)}.")
+        if not isinstance(value, (int, float)) or not 0 <= value <= 2:
+            raise UserError(f"{where}: weights.{facet} = {value!r}; use a number in 0..2 (0 leaves the facet out).")
+        weights[facet] = float(value)
+    sets = {}
+    for key in ("prefer_tags", "avoid_tags"):
+        raw = table.get(key, [])
+        if not isinstance(raw, (list, tuple)) or not all(isinstance(t, str) for t in raw):
+            raise UserError(f"{where}: {key} must be a list of descriptor tags.")
+        bad = sorted(set(raw) - TAGS)
+        if bad:
+            raise UserError(f"{where}: {key} has unknown tag '{bad[0]}'; allowed tags: {', '.join(sorted(TAGS))}.")
+        sets[key] = frozenset(raw)
+    styles = []
+    raw_styles = table.get("styles", [])
+    if not isinstance(raw_styles, (list, tuple)):
+        raise UserError(f"{where}: styles must be a list like [{{ text = \"ink wash\", va = [-0.3, -0.5] }}].")
+    for item in raw_styles:
+        text = item.get("text") if isinstance(item, Mapping) else None
+        va = item.get("va") if isinstance(item, Mapping) else None
+        if (not isinstance(text, str) or not clean_text(text) or not isinstance(va, (list, tuple)) or len(va) != 2
+                or not all(isinstance(x, (int, float)) and -1 <= x <= 1 for x in va)):
+            raise UserError(f"{where}: styles entry {item!r} needs text = \"...\" and va = [valence, arousal] in -1..1.")
+        styles.append(SceneStyle(clean_text(text), (float(va[0]), float(va[1]))))
+    return SceneCaptionSettings(weights=MappingProxyType(weights), styles=tuple(styles), **sets)

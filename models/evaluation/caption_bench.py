@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import math
+import dataclasses
 import random
 import statistics
 import time
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from installation.records import Caption, MusicState
-from models.captions.director import FACETS, Director, load_phrase_banks
+from models.captions.banks import FACETS, load_phrase_banks
+from models.captions.director import Director
+from models.captions.settings import CaptionSettings
 
 
 def sweep_state(valence: float, arousal: float, t_s: float = 0.0) -> MusicState:
@@ -28,7 +31,7 @@ def sweep_state(valence: float, arousal: float, t_s: float = 0.0) -> MusicState:
         brightness=min(1.0, max(0.0, 0.48 + 0.3 * valence)), harmonic_ratio=0.6 - 0.25 * arousal, silent=False)
 
 
-def lexicon_sweep(captions_cfg: Any, scene: Any, steps: int = 9, seed: int = 0) -> dict[str, Any]:
+def lexicon_sweep(captions_cfg: CaptionSettings, scene: Any, steps: int = 9, seed: int = 0) -> dict[str, Any]:
     """Spearman correlation between music valence and vaderSentiment's compound score of the prompt,
     over a `steps` x `steps` grid of the VA plane in [-0.9, 0.9]; one fresh director per point so
     each caption is chosen for its own point, not for diversity."""
@@ -36,7 +39,7 @@ def lexicon_sweep(captions_cfg: Any, scene: Any, steps: int = 9, seed: int = 0) 
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
-    banks = load_phrase_banks(getattr(captions_cfg, "phrases_dir", "") or None)
+    banks = load_phrase_banks(captions_cfg.phrases_dir or None)
     grid = [-0.9 + 1.8 * i / (steps - 1) for i in range(steps)]
     rows = []
     for i, v in enumerate(grid):
@@ -112,7 +115,7 @@ def synthetic_show(duration_s: float = 600.0, hop_s: float = 0.1, seed: int = 0)
     return sections, stream()
 
 
-def simulated_run(captions_cfg: Any, scene: Any, duration_s: float = 600.0, hop_s: float = 0.1, seed: int = 0) -> dict[str, Any]:
+def simulated_run(captions_cfg: CaptionSettings, scene: Any, duration_s: float = 600.0, hop_s: float = 0.1, seed: int = 0) -> dict[str, Any]:
     """Drive one director through `synthetic_show` and measure what a visitor would see."""
     sections, states = synthetic_show(duration_s, hop_s, seed)
     director = Director(captions_cfg, scene, seed=seed)
@@ -157,10 +160,10 @@ def simulated_run(captions_cfg: Any, scene: Any, duration_s: float = 600.0, hop_
     }
 
 
-def latency_bench(captions_cfg: Any, scene: Any, captions: int = 1000, seed: int = 0) -> dict[str, float]:
+def latency_bench(captions_cfg: CaptionSettings, scene: Any, captions: int = 1000, seed: int = 0) -> dict[str, float]:
     """Milliseconds per published caption: `update()` calls that each compose a new caption
     (min_hold 0, VA jumping across the plane, no beat so no bar wait)."""
-    cfg = captions_cfg.model_copy(update={"min_hold_s": 0.0}) if hasattr(captions_cfg, "model_copy") else captions_cfg
+    cfg = dataclasses.replace(captions_cfg, min_hold_s=0.0)
     director = Director(cfg, scene, seed=seed)
     rng = random.Random(seed)
     timings: list[float] = []

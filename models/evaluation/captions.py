@@ -24,12 +24,17 @@ from __future__ import annotations
 import collections
 import math
 import re
+import dataclasses
 import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
 from installation.records import Caption, MusicState
-from models.captions.director import CAPTION_ONLY_FIXED, CAPTION_ONLY_WORDS, FACETS, MODES, TAG_WORDS, Director
+from models.captions.agents import MODES
+from models.captions.banks import FACETS, TAG_WORDS
+from models.captions.describe import CAPTION_ONLY_FIXED, CAPTION_ONLY_WORDS
+from models.captions.director import Director
+from models.captions.settings import CaptionSettings
 
 # Everyday words for high and low arousal (after the ANEW/Warriner arousal extremes), written for
 # this evaluation, not for the banks.
@@ -84,11 +89,11 @@ def music_states(paths: Iterable[Path], listen_cfg: Any, excerpt_s: float = 40.0
     return states
 
 
-def run_mode(captions_cfg: Any, scene: Any, mode: str, states: list[MusicState], seed: int = 0,
+def run_mode(captions_cfg: CaptionSettings, scene: Any, mode: str, states: list[MusicState], seed: int = 0,
              revised: list[int] | None = None) -> list[Caption]:
     """One director in `mode` over the states; the captions it published. `revised`, when given,
     gets one entry per caption: how many facets the second round changed."""
-    cfg = captions_cfg.model_copy(update={"mode": mode, "backend": "agents"})
+    cfg = dataclasses.replace(captions_cfg, mode=mode, backend="agents")
     director = Director(cfg, scene, seed=seed)
     out = []
     for s in states:
@@ -96,7 +101,7 @@ def run_mode(captions_cfg: Any, scene: Any, mode: str, states: list[MusicState],
         if c is not None:
             out.append(c)
             if revised is not None:
-                revised.append(len(director._agents.revisions) if mode == "agents" else 0)
+                revised.append(len(director.writer.agents.revisions) if mode == "agents" else 0)
     director.close()
     return out
 
@@ -151,7 +156,7 @@ def measure(captions: list[Caption], duration_s: float, vectors: dict[str, Any])
     }
 
 
-def ablation(captions_cfg: Any, scene: Any, states: list[MusicState], seed: int = 0,
+def ablation(captions_cfg: CaptionSettings, scene: Any, states: list[MusicState], seed: int = 0,
              modes: tuple[str, ...] = MODES) -> dict[str, dict[str, Any]]:
     """Every mode over the same states; figures per mode."""
     from models.captions.embed import embed_texts

@@ -65,7 +65,7 @@ QUIET = textwrap.dedent("""
             pass
     warnings.warn("a library's own warning", UserWarning)
     logging.getLogger("sentence_transformers.base.model").info("Loading SentenceTransformer model from /venv")
-    from models.captions.director import log as captions_log
+    from models.captions.drift import log as captions_log
     captions_log.debug("critic: picture drifts from the music")
     print("done", flush=True)
 """)

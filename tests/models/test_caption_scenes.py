@@ -12,7 +12,8 @@ from installation.config import CaptionsConfig
 from installation.errors import UserError
 from models.evaluation.caption_bench import sweep_state
 from models.captions.scenes import SHARED_PENALTY, scene_banks
-from models.captions.director import FACETS, Director, load_phrase_banks
+from models.captions.banks import FACETS, load_phrase_banks
+from models.captions.director import Director
 from scenes.scene import Scene, available_scenes, load_scene
 
 MOODS = [(-0.6, 0.7), (0.6, 0.6), (0.5, -0.6), (-0.5, -0.5), (0.0, 0.2), (-0.7, -0.1)]
@@ -28,7 +29,7 @@ def sixty_seconds():
 
 
 def scene_captions(name: str) -> list:
-    director = Director(CaptionsConfig(), load_scene(name))
+    director = Director(CaptionsConfig().settings(), load_scene(name))
     return [c for s in sixty_seconds() if (c := director.update(s, s.t_s)) is not None]
 
 
@@ -80,7 +81,7 @@ def test_a_bad_scene_bank_is_one_sentence_naming_the_preset(captions, words):
 
 
 def test_switching_scene_switches_the_banks_and_keeps_the_old_on_a_bad_preset():
-    director = Director(CaptionsConfig(min_hold_s=0), load_scene("nocturne"))
+    director = Director(CaptionsConfig(min_hold_s=0).settings(), load_scene("nocturne"))
     director.update(sweep_state(-0.5, 0.6, 0.0), 0.0)
     director.set_scene(load_scene("storm"))
     caption = director.update(sweep_state(-0.5, 0.6, 0.1), 0.1)

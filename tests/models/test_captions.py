@@ -10,7 +10,10 @@ import pytest
 from installation.config import CaptionsConfig
 from installation.records import Caption, MusicState
 from models.captions.safety import TokenCounter
-from models.captions.director import FACETS, LAYOUTS, SHAPES, Director, describe, load_phrase_banks
+from models.captions.banks import FACETS, LAYOUTS, SHAPES, load_phrase_banks
+from models.captions.describe import describe
+from models.captions.director import Director
+from models.captions.settings import CaptionSettings
 from scenes.scene import load_scene
 
 
@@ -31,7 +34,7 @@ def test_banks_load_and_every_phrase_has_renderer_hints():
 
 
 def test_first_update_returns_a_caption_that_fits_clip():
-    director = Director(CaptionsConfig(), load_scene("nocturne"))
+    director = Director(CaptionsConfig().settings(), load_scene("nocturne"))
     caption = director.update(state(0.0, -0.5, -0.6, tempo_bpm=70), 0.0)
     assert isinstance(caption, Caption)
     assert set(caption.facets) == set(FACETS) and set(caption.reasons) == set(FACETS)
@@ -51,8 +54,13 @@ def test_describe_words_follow_the_state():
     assert math.isfinite(nan.valence) and math.isfinite(nan.arousal)
 
 
-def config(**kw) -> CaptionsConfig:
-    return CaptionsConfig(**kw)
+def config(**kw) -> CaptionSettings:
+    return CaptionsConfig(**kw).settings()
+
+
+def test_settings_carry_every_captions_key():
+    section = CaptionsConfig(mode="single_agent", blocklist=("sea",), critic_gain=2.0)
+    assert dataclasses.asdict(section.settings()) == section.model_dump()  # no key lost, no second default
 
 
 def run(director: Director, states) -> list[tuple[float, Caption]]:
@@ -159,18 +167,16 @@ def test_critic_brightens_a_picture_that_is_too_dark():
 
 
 def test_critic_uses_clip_when_its_weights_are_there(tmp_path):
-    from types import SimpleNamespace
-
+    from installation.config import WatchConfig
     from models.captions.critic import build_critic_va, critic_kind
     from models.seeing.va import ColourVA
     colour = ColourVA()
-    cfg = SimpleNamespace(image_va_head="colour", clip_checkpoint="", clip_model="ViT-B-32", clip_head="")
+    cfg = WatchConfig(image_va_head="colour", clip_checkpoint="", clip_model="ViT-B-32", clip_head="").settings()
     head, kind, why = build_critic_va(cfg, colour)
     assert head is colour and kind == "colour" and "colour-only" in why
     weights = tmp_path / "clip.pt"
     weights.write_bytes(b"not really weights")
-    cfg.clip_checkpoint = str(weights)
-    assert critic_kind(cfg)[0] == "clip"  # check and the show log say CLIP when weights are present
+    assert critic_kind(dataclasses.replace(cfg, clip_checkpoint=str(weights)))[0] == "clip"  # check and the show log say CLIP when weights are present
 
 
 def test_blocklist_keeps_listed_words_out_of_every_prompt():
@@ -223,7 +229,7 @@ def test_bad_scene_table_and_bad_bank_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="unknown tag 'groovy'"):
         Director(config(), parse_scene({"name": "x", "captions": {"prefer_tags": ["groovy"]}}))
     import shutil
-    from models.captions.director import PHRASES_DIR
+    from models.captions.banks import PHRASES_DIR
     for facet in FACETS:
         shutil.copy(PHRASES_DIR / f"{facet}.toml", tmp_path / f"{facet}.toml")
     text = (tmp_path / "colour.toml").read_text().replace('"#f6c945"', '"#f6c94"', 1)
@@ -263,7 +269,7 @@ def test_shipped_embeddings_cover_every_phrase_style_and_anchor():
     import tomllib
 
     from models.captions.embed import PhraseEmbeddings, bank_texts
-    from models.captions.director import scene_settings
+    from models.captions.scenes import scene_settings
     styles = [s.text for name in ("nocturne", "pulse") for s in scene_settings(load_scene(name)).styles]
     assert styles
     emb = PhraseEmbeddings(bank_texts(load_phrase_banks(), styles), compute_missing=False)
@@ -274,7 +280,7 @@ def test_shipped_embeddings_cover_every_phrase_style_and_anchor():
 def test_agents_choose_facets_that_cohere_better_than_a_single_agent():
     from models.evaluation.caption_bench import sweep_state
     coherence = {}
-    emb = Director(config(), load_scene("nocturne"))._agents  # MiniLM cosines from the cached vectors
+    emb = Director(config(), load_scene("nocturne")).writer.agents  # MiniLM cosines from the cached vectors
     emb._refresh()
     for mode in ("single_agent", "agents"):
         director = Director(config(mode=mode, min_hold_s=0), load_scene("nocturne"))
@@ -282,7 +288,7 @@ def test_agents_choose_facets_that_cohere_better_than_a_single_agent():
         for k, (v, a) in enumerate([(-0.7, -0.6), (-0.6, 0.8), (0.7, 0.6), (0.6, -0.6), (0.0, 0.0)] * 3):
             state = dataclasses.replace(sweep_state(v, a, k * 40.0), section_change=True, beat_confidence=0.0)
             c = director.update(state, k * 40.0)
-            chosen = {f: next(i for i, p in enumerate(director._banks[f]) if p.text == c.facets[f]) for f in FACETS}
+            chosen = {f: next(i for i, p in enumerate(director.writer.banks[f]) if p.text == c.facets[f]) for f in FACETS}
             values += [emb.cosine((f, chosen[f]), (g, chosen[g])) for f in FACETS for g in FACETS if f < g]
             if mode == "agents":  # reasons name the music's evidence and the neighbouring facets
                 evidence, _, rest = c.reasons["scene"].partition(" -> ")
@@ -333,13 +339,13 @@ def test_eval_captions_compares_the_three_modes_side_by_side(tmp_path, monkeypat
 
 
 def _chosen(director: Director, caption: Caption) -> dict[str, int]:
-    return {f: next(i for i, p in enumerate(director._banks[f]) if p.text == caption.facets[f]) for f in FACETS}
+    return {f: next(i for i, p in enumerate(director.writer.banks[f]) if p.text == caption.facets[f]) for f in FACETS}
 
 
 @pytest.mark.parametrize("coherence", [3.0, 100.0])
 def test_agents_set_carries_the_music_valence_however_much_coherence_weighs(monkeypatch, coherence):
     from models.evaluation.caption_bench import sweep_state
-    from models.captions.director import Agents
+    from models.captions.agents import Agents
     monkeypatch.setattr(Agents, "COHERENCE", coherence)  # cooperation may break ties, never override fit
     for a in (-0.6, 0.0, 0.7):
         lean = {}
@@ -347,15 +353,15 @@ def test_agents_set_carries_the_music_valence_however_much_coherence_weighs(monk
             director = Director(config(), load_scene("nocturne"))
             caption = director.update(sweep_state(v, a), 0.0)
             chosen = _chosen(director, caption)
-            lean[v] = sum(director._banks[f][chosen[f]].va[0] for f in FACETS) / len(FACETS)  # curated valence
-            assert director._agents.fit_gap <= Agents.FIT_MARGIN + 1e-9
+            lean[v] = sum(director.writer.banks[f][chosen[f]].va[0] for f in FACETS) / len(FACETS)  # curated valence
+            assert director.writer.agents.fit_gap <= Agents.FIT_MARGIN + 1e-9
             assert f"for music V {v:+.2f} A {a:+.2f}" in caption.reasons["scene"]
         assert lean[-0.8] < -0.2 < 0.2 < lean[0.8], (a, lean)
 
 
 def test_coherence_only_breaks_ties_when_the_fit_margin_is_zero(monkeypatch):
     from models.evaluation.caption_bench import sweep_state
-    from models.captions.director import Agents
+    from models.captions.agents import Agents
     monkeypatch.setattr(Agents, "FIT_MARGIN", 0.0)
     monkeypatch.setattr(Agents, "ROUNDS", 0)
     picks = {}
@@ -370,14 +376,14 @@ def test_coherence_only_breaks_ties_when_the_fit_margin_is_zero(monkeypatch):
 
 def test_each_agent_revises_its_draft_after_seeing_the_others(monkeypatch):
     from models.evaluation.caption_bench import sweep_state
-    from models.captions.director import Agents
+    from models.captions.agents import Agents
     monkeypatch.setattr(Agents, "TOP_K", 1)  # drafts are each agent's own best: the second round must do the joining
     revised = 0
     coherence = {}
     for rounds in (0, 2):
         monkeypatch.setattr(Agents, "ROUNDS", rounds)
         director = Director(config(min_hold_s=0), load_scene("nocturne"))
-        agents = director._agents
+        agents = director.writer.agents
         values = []
         for k, (v, a) in enumerate([(-0.7, -0.6), (-0.6, 0.8), (0.7, 0.6), (0.6, -0.6), (0.0, 0.0)] * 2):
             c = director.update(dataclasses.replace(sweep_state(v, a, k * 40.0), section_change=True,
@@ -397,7 +403,7 @@ def test_fair_agreement_leaves_out_the_words_caption_only_is_written_with():
     import numpy as np
 
     from models.evaluation.captions import TEMPLATE_WORDS, measure
-    from models.captions.director import caption_only_facets
+    from models.captions.describe import caption_only_facets
     assert {"mournful", "radiant", "still", "turbulent"} <= TEMPLATE_WORDS
     from models.evaluation.caption_bench import sweep_state
     captions = []
@@ -417,7 +423,7 @@ def test_every_phrase_of_the_set_carries_the_music_arousal():
         for a in (-0.8, 0.8):
             director = Director(config(), load_scene("nocturne"))
             chosen = _chosen(director, director.update(sweep_state(v, a), 0.0))
-            curated = [director._banks[f][chosen[f]].va[1] for f in FACETS]  # the curator's arousal of each phrase
+            curated = [director.writer.banks[f][chosen[f]].va[1] for f in FACETS]  # the curator's arousal of each phrase
             wrong_side = [x for x in curated if x * a < 0]
             assert len(wrong_side) <= 1, (v, a, curated)
 
@@ -425,8 +431,8 @@ def test_every_phrase_of_the_set_carries_the_music_arousal():
 def test_the_weaker_minilm_reading_of_arousal_counts_for_less():
     import numpy as np
 
-    from models.captions.director import Agents
-    agents = Director(config(), load_scene("nocturne"))._agents
+    from models.captions.agents import Agents
+    agents = Director(config(), load_scene("nocturne")).writer.agents
     agreement = agents.reading_agreement
     assert {axis for _, axis in agreement} == {0, 1} and all(-1 <= r <= 1 for r in agreement.values())
     mean = [np.mean([agreement[(f, axis)] for f in FACETS]) for axis in (0, 1)]

@@ -14,7 +14,8 @@ import pytest
 from installation.config import CaptionsConfig
 from installation.records import MusicState
 from models.captions.safety import TokenCounter
-from models.captions.director import FACETS, Director
+from models.captions.banks import FACETS
+from models.captions.director import Director
 from scenes.scene import load_scene
 from tests.fakes import FakeLlm
 
@@ -84,7 +85,7 @@ def drive(director: Director, seconds: float, v: float = 0.5):
 
 
 def llm_director(url: str, timeout_s: float = 0.6) -> Director:
-    cfg = CaptionsConfig(backend="llm", llm_url=url, llm_model="fake", llm_timeout_s=timeout_s, min_hold_s=0.3)
+    cfg = CaptionsConfig(backend="llm", llm_url=url, llm_model="fake", llm_timeout_s=timeout_s, min_hold_s=0.3).settings()
     director = Director(cfg, load_scene("nocturne"))
     first = director.update(music(time.monotonic(), -0.5), time.monotonic())
     assert first is not None and first.source == "agents"  # the first caption never waits for the LLM
@@ -172,7 +173,7 @@ def test_unreachable_endpoint_rests_and_agents_carry_on():
 def test_llm_backend_without_an_address_is_a_user_error():
     from installation.errors import UserError
     with pytest.raises(UserError, match="llm_url"):
-        Director(CaptionsConfig(backend="llm", llm_url=""), load_scene("nocturne"))
+        Director(CaptionsConfig(backend="llm", llm_url="").settings(), load_scene("nocturne"))
 
 
 class InstantLlm:
@@ -214,7 +215,7 @@ def test_an_answer_in_time_is_used_with_or_without_a_beat(beat):
     """The answer is kept while the caption waits for the bar line; no hop counts it late."""
     llm = InstantLlm(GOOD)
     cfg = CaptionsConfig(backend="llm", llm_url="http://127.0.0.1:9/v1", llm_model="stub", llm_timeout_s=1.0,
-                         min_hold_s=0.3)
+                         min_hold_s=0.3).settings()
     director = Director(cfg, load_scene("nocturne"), llm=llm)
     state = beat_music if beat else music
     captions = []

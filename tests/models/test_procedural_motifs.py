@@ -130,7 +130,7 @@ def test_scene_motifs_and_accents_are_validated():
 
 
 def test_eight_scenes_each_a_distinct_look_and_sound():
-    from models.captions.director import scene_settings
+    from models.captions.scenes import scene_settings
     from scenes.scene import available_scenes, load_scene
 
     names = available_scenes()

@@ -11,7 +11,8 @@ import pytest
 from installation.config import CaptionsConfig, ComposeConfig
 from installation.records import ImageState, MusicState
 from models.captions.llm import _ECHO, LlmFacets
-from models.captions.director import FACETS, Director
+from models.captions.banks import FACETS
+from models.captions.director import Director
 from models.composing.composer import Composer
 from models.composing.llm import InvalidAbc, LlmComposer, abc_to_phrase
 from models.language.probe import describe_llm_server
@@ -56,7 +57,7 @@ def test_the_director_publishes_only_clean_captions_from_a_real_model(real_llm):
     """The director and the one-call backend, on a clock that waits for each answer."""
     llm = LlmFacets(real_llm, "smollm2", timeout_s=ANSWER_S)
     llm._failures_before_rest = 100  # every request is a sample here, not a reason to rest
-    cfg = CaptionsConfig(backend="llm", llm_url=real_llm, llm_model="smollm2", llm_timeout_s=30.0, min_hold_s=0.3)
+    cfg = CaptionsConfig(backend="llm", llm_url=real_llm, llm_model="smollm2", llm_timeout_s=30.0, min_hold_s=0.3).settings()
     director = Director(cfg, load_scene("nocturne"), llm=llm)
     captions, t_s = [], 0.0
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from models.captions.embed import SHIPPED, bank_texts, embed_texts, write_cache  # noqa: E402
-from models.captions.director import load_phrase_banks  # noqa: E402
+from models.captions.banks import load_phrase_banks  # noqa: E402
 
 
 def build_shipped(out: Path = SHIPPED) -> int:
