@@ -59,10 +59,10 @@ def check(cfg: Config) -> int:
             console.print(f"composer LLM: {describe_llm_server(cfg.compose.llm_url, cfg.compose.llm_model)}")
     if cfg.render.model:
         from models.diffusion import check_weights, describe_model
-        weight_problems = check_weights(cfg.render)
+        weight_problems = check_weights(cfg.render.settings())
         console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
         if not weight_problems:
-            console.print(f"diffusion: {describe_model(cfg.render)}")
+            console.print(f"diffusion: {describe_model(cfg.render.settings())}")
         # The run would fall back to procedural visuals, but weights the operator configured and
         # that cannot load are a fault to fix before the show.
         if cfg.render.backend == "auto":

@@ -18,6 +18,7 @@ from installation.showlog.redact import MASK, is_secret, redact_data
 if TYPE_CHECKING:
     from models.captions.settings import CaptionSettings
     from models.composing.settings import ComposeSettings
+    from models.diffusion.settings import RenderSettings
     from models.listening.settings import ListenSettings
     from models.seeing.settings import WatchSettings
 
@@ -135,6 +136,18 @@ class RenderConfig(Section):
     controlnet_strength: float = Field(1.0, ge=0, le=2.0)
     loras: tuple[str, ...] = ()
     thread_nice: int = Field(10, ge=0, le=19)
+
+    def settings(self) -> RenderSettings:
+        """The diffusion wing's typed settings (models.diffusion.settings); paths stripped."""
+        from models.diffusion.settings import RenderSettings
+
+        return RenderSettings(
+            width=self.width, height=self.height, seed=self.seed, model=self.model.strip(), vae=self.vae.strip(),
+            lora=self.lora.strip(), loras=self.loras, family=self.family, controlnet=self.controlnet.strip(),
+            controlnet_source=self.controlnet_source, controlnet_strength=self.controlnet_strength,
+            steps=self.steps, guidance=self.guidance, similarity_skip=self.similarity_skip, device=self.device,
+            dtype=self.dtype, stream_batch=self.stream_batch, cuda_graphs=self.cuda_graphs, compile=self.compile,
+            compile_mode=self.compile_mode, tensorrt=self.tensorrt)
 
 
 class DisplayConfig(Section):

@@ -105,7 +105,7 @@ def _choose_render(cfg: Config, notes: list[str], problems: list[str]) -> str:
     from models.diffusion import check_weights
 
     render = cfg.render.backend
-    weight_problems = check_weights(cfg.render)
+    weight_problems = check_weights(cfg.render.settings())
     if render == "auto":
         if cfg.render.model and not weight_problems:
             render = "diffusion"
@@ -276,7 +276,7 @@ def build_renderers(cfg: Config, sources: Sources, scene) -> list[Renderer]:
         return [procedural]
     from models.diffusion import load_diffusion_renderer
     try:
-        diffusion = load_diffusion_renderer(cfg.render, cfg.render.width, cfg.render.height)
+        diffusion = load_diffusion_renderer(cfg.render.settings())
     except UserError as exc:
         if cfg.render.backend == "diffusion":
             raise
@@ -290,7 +290,7 @@ def render_param_specs(cfg: Config) -> dict:
     """Live parameters of the diffusion renderer (/param/lora/<name>, /param/controlnet/strength)."""
     from installation.operators.routes import ParamSpec
     from models.diffusion import live_param_specs
-    return {key: ParamSpec(*spec) for key, spec in live_param_specs(cfg.render).items()}
+    return {key: ParamSpec(*spec) for key, spec in live_param_specs(cfg.render.settings()).items()}
 
 
 def build_schedulers(cfg: Config, clock, outputs: list[MidiOut]) -> list[SchedulerPort]:

@@ -80,7 +80,7 @@ def build_ours(folder: Path, steps: int, size: int, batch: bool):
 
     cfg = RenderConfig(model=str(folder), width=size, height=size, steps=steps, stream_batch=batch,
                        similarity_skip=0.0, device="cpu")
-    renderer = load_diffusion_renderer(cfg, size, size)
+    renderer = load_diffusion_renderer(cfg.settings())
     renderer.update_prompt(Caption(t_s=0.0, prompt="a lighthouse on a cliff at dusk", transition_s=0.0))
     return renderer
 

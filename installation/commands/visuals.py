@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -312,16 +313,16 @@ def _diffusion_figures(cfg, frames: int) -> dict:
 
     width, height = 512, 512
     source = "configured weights"
-    if cfg.render.model and not check_weights(cfg.render):
-        renderer = load_diffusion_renderer(cfg.render, width, height)
+    settings = replace(cfg.render.settings(), width=width, height=height, similarity_skip=0.0)
+    if settings.model and not check_weights(settings):
+        renderer = load_diffusion_renderer(settings)
     else:
         source = "random-weight SD1.5 UNet + TAESD layout (no weights configured)"
-        renderer = _random_sd15_renderer(cfg.render, width, height)
+        renderer = _random_sd15_renderer(settings)
     unet_params = sum(p.numel() for p in renderer.unet.parameters())
     procedural = ProceduralRenderer(width, height)
     caption = Caption(t_s=0.0, prompt="a lighthouse on a cliff at dusk, oil painting", transition_s=0.0)
     renderer.update_prompt(caption)
-    renderer.similarity_skip = 0.0
     flops = _count_gflops(renderer, procedural)
     results: dict = {"device": renderer.device, "dtype": str(renderer.dtype).replace("torch.", ""),
                      "weights": source, "unet_params_m": round(unet_params / 1e6, 1),
@@ -360,16 +361,16 @@ def _diffusion_figures(cfg, frames: int) -> dict:
     return results
 
 
-def _random_sd15_renderer(render_cfg, width: int, height: int):
+def _random_sd15_renderer(settings):
     """The real SD1.5 architecture (859M UNet, CLIP ViT-L text encoder, TAESD-layout VAE) with
-    random weights, built offline."""
+    random weights, built offline; of the settings only size, steps, guidance, seed and device count."""
     import torch
     from diffusers import AutoencoderTiny, LCMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from models.diffusion import DiffusionRenderer, pick_device
 
-    device = pick_device(render_cfg.device)
+    device = pick_device(settings.device)
     dtype = torch.float16 if device == "cuda" else torch.float32
     torch.manual_seed(0)
     unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, time_cond_proj_dim=256)
@@ -382,9 +383,9 @@ def _random_sd15_renderer(render_cfg, width: int, height: int):
                              set_alpha_to_one=False, clip_sample=False)
     # Random weights may overflow fp16 into NaN on CUDA: the renderer then counts bad frames (reported)
     # and shows the last good one, and every UNet/VAE call still runs, so the timing stays real.
-    return DiffusionRenderer(unet, vae, text_encoder, tokenizer, scheduler, width=width, height=height,
-                             steps=render_cfg.steps, guidance=render_cfg.guidance, device=device, dtype=dtype,
-                             similarity_skip=0.0, seed=render_cfg.seed)
+    plain = replace(settings, stream_batch=False, cuda_graphs=False, compile=False, tensorrt=False,
+                    controlnet_source="edges", controlnet_strength=1.0)
+    return DiffusionRenderer(unet, vae, text_encoder, tokenizer, scheduler, plain, device=device, dtype=dtype)
 
 
 def _offline_clip_tokenizer():

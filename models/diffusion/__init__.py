@@ -1,18 +1,30 @@
 """Streaming diffusion over the procedural layer: families, stream batch, ControlNet, runtime LoRAs.
 
+settings.py  the wing's door: RenderSettings, built by installation.config from [render]
 weights.py   which file is missing or damaged (one sentence each)
 families.py  which family a folder is, and the one load path for all of them
 schedule.py  timestep plans and their constants, worked out once on the host
 engine.py    device buffers and the frame's forward pass (eager or a CUDA graph)
-renderer.py  the Renderer: prompts and their blends, strength, skip, last good frame
-load.py      configured weights -> a renderer; LCM-LoRA fusion; runtime LoRAs
+stream.py    the frames in flight: their plans on the device, the fill, the latent history
+prompts.py   text encoders and the slerp between captions' embeddings
+skip.py      the similarity skip
+control.py   the ControlNet's structure picture
+scene.py     what a scene's [render] table sets (strength, feedback, size)
+modules.py   modules onto the device; torch.compile and TensorRT
+loras.py     LCM-LoRA fusion and runtime LoRAs with live weights
+stats.py     the counters the status line and the benchmark read
+renderer.py  the Renderer: prompts, strength, skip, last good frame, stepping down on OOM
+load.py      configured weights -> a renderer
 syncs.py     counting host-device synchronisations per frame
 """
 from .families import FAMILIES, describe_model, detect_family, frames_of_lag
-from .load import add_lora, live_param_specs, load_diffusion_renderer, pick_device, pick_dtype
-from .renderer import DiffusionRenderer, DiffusionStats, slerp
+from .load import live_param_specs, load_diffusion_renderer, pick_device, pick_dtype
+from .prompts import slerp
+from .renderer import DiffusionRenderer
+from .settings import RenderSettings
+from .stats import DiffusionStats
 from .weights import WEIGHTS_DOC, check_weights, safetensors_problem
 
-__all__ = ["FAMILIES", "DiffusionRenderer", "DiffusionStats", "WEIGHTS_DOC", "add_lora", "check_weights",
+__all__ = ["FAMILIES", "DiffusionRenderer", "DiffusionStats", "RenderSettings", "WEIGHTS_DOC", "check_weights",
            "describe_model", "detect_family", "frames_of_lag", "live_param_specs", "load_diffusion_renderer",
            "pick_device", "pick_dtype", "safetensors_problem", "slerp"]

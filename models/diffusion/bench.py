@@ -16,7 +16,9 @@ import numpy as np
 from installation.records import Caption, MusicState
 
 from .architectures import random_components
-from .renderer import DiffusionRenderer, DiffusionStats
+from .renderer import DiffusionRenderer
+from .settings import RenderSettings
+from .stats import DiffusionStats
 from .syncs import SyncCounter
 
 log = logging.getLogger(__name__)
@@ -61,17 +63,22 @@ def family_figures(device: str, families=ALL_FAMILIES, sizes=None, modes=("eager
 
 
 def _mode_runs(components, device: str, dtype, mode: str, sizes, step_list, frames: int) -> list[dict]:
+    """One mode's runs; the settings are the benchmark's own, not the configured ones."""
     import torch
 
     runs = []
     width, height = sizes[0]
     first_started = time.perf_counter()
+    settings = RenderSettings(
+        width=width, height=height, seed=0, model="", vae="", lora="", loras=(), family=components.family.name,
+        controlnet="", controlnet_source="edges", controlnet_strength=1.0, steps=step_list[0], guidance=1.0,
+        similarity_skip=0.0, device=device, dtype="auto", stream_batch=False, cuda_graphs=mode == "graphs",
+        compile=mode == "compile", compile_mode="max-autotune-no-cudagraphs" if mode == "compile" else "reduce-overhead",
+        tensorrt=False)
     renderer = DiffusionRenderer(
         components.unet, components.vae, components.text_encoder, components.tokenizer,
-        components.scheduler_config, width=width, height=height, steps=step_list[0], guidance=1.0, device=device,
-        dtype=dtype, similarity_skip=0.0, family=components.family, text_encoder_2=components.text_encoder_2,
-        tokenizer_2=components.tokenizer_2, cuda_graphs=mode == "graphs", compile_unet=mode == "compile",
-        compile_mode="max-autotune-no-cudagraphs" if mode == "compile" else "reduce-overhead")
+        components.scheduler_config, settings, device=device, dtype=dtype, family=components.family,
+        text_encoder_2=components.text_encoder_2, tokenizer_2=components.tokenizer_2)
     renderer.update_prompt(Caption(t_s=0.0, prompt="a lighthouse on a cliff at dusk, oil painting", transition_s=0.0))
     rng = np.random.default_rng(0)
     first_frame_s = None

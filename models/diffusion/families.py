@@ -26,6 +26,7 @@ from typing import Any
 
 from installation.errors import UserError
 
+from .settings import RenderSettings
 from .weights import WEIGHTS_DOC, _weight_file
 
 
@@ -149,28 +150,24 @@ def load_components(path: Path, family: Family, dtype, vae_folder: str = "", con
     return Components(family, unet, vae, text_encoder, tokenizer, scheduler_config, text_encoder_2, tokenizer_2, net)
 
 
-def describe_model(render_cfg) -> str:
+def describe_model(settings: RenderSettings) -> str:
     """What `check` prints about the configured diffusion model: family, lag, options."""
-    model = (getattr(render_cfg, "model", "") or "").strip()
-    if not model:
+    if not settings.model:
         return "none configured (render.model); procedural visuals"
-    path = Path(model).expanduser()
+    path = Path(settings.model).expanduser()
     if not path.is_dir():
         return f"single-file checkpoint {path.name} (loaded as SD1.5)"
     try:
-        family = detect_family(path, getattr(render_cfg, "lora", "") or "", getattr(render_cfg, "family", "auto"))
+        family = detect_family(path, settings.lora, settings.family)
     except UserError as exc:
         return str(exc).rstrip(".")
-    steps = int(getattr(render_cfg, "steps", 1))
-    stream = bool(getattr(render_cfg, "stream_batch", False))
-    lag = frames_of_lag(steps, stream)
-    parts = [f"family {family.name} ({family.description})", f"{steps} step(s)",
-             f"stream batch {'on' if stream else 'off'}: {lag} frame(s) of lag"]
-    if getattr(render_cfg, "controlnet", ""):
-        parts.append(f"ControlNet from {getattr(render_cfg, 'controlnet_source', 'edges')}")
-    loras = getattr(render_cfg, "loras", ()) or ()
-    if loras:
-        parts.append(f"{len(loras)} runtime LoRA(s)")
+    lag = frames_of_lag(settings.steps, settings.stream_batch)
+    parts = [f"family {family.name} ({family.description})", f"{settings.steps} step(s)",
+             f"stream batch {'on' if settings.stream_batch else 'off'}: {lag} frame(s) of lag"]
+    if settings.controlnet:
+        parts.append(f"ControlNet from {settings.controlnet_source}")
+    if settings.loras:
+        parts.append(f"{len(settings.loras)} runtime LoRA(s)")
     return "; ".join(parts)
 
 
@@ -180,7 +177,11 @@ def frames_of_lag(steps: int, stream_batch: bool) -> int:
 
 
 def not_loadable(path: Path, family: Family, exc: Exception) -> UserError:
+    return UserError(f"render.model {path} does not load as {family.description} ({type(exc).__name__}: "
+                     f"{short_error(exc)}); check render.family and download it again as {WEIGHTS_DOC} describes.")
+
+
+def short_error(exc: Exception) -> str:
+    """A library's error on one line, at most 160 characters."""
     text = " ".join(str(exc).split())
-    text = text[:160] + ("..." if len(text) > 160 else "")
-    return UserError(f"render.model {path} does not load as {family.description} ({type(exc).__name__}: {text}); "
-                     f"check render.family and download it again as {WEIGHTS_DOC} describes.")
+    return text[:160] + ("..." if len(text) > 160 else "")

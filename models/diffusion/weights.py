@@ -8,6 +8,8 @@ import json
 import struct
 from pathlib import Path
 
+from .settings import RenderSettings
+
 WEIGHTS_DOC = "docs/weights.md"
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 SDXL_COMPONENTS = ("text_encoder_2", "tokenizer_2")
@@ -111,10 +113,10 @@ def _folder_problems(folder: Path, components: tuple[str, ...], key: str) -> lis
     return problems
 
 
-def check_weights(render_cfg) -> list[str]:
+def check_weights(settings: RenderSettings) -> list[str]:
     """One sentence per problem with the configured weights; [] when no model is configured or all
     files are there and intact (headers and sizes; loading can still fail on a wrong architecture)."""
-    model = (getattr(render_cfg, "model", "") or "").strip()
+    model = settings.model
     if not model:
         return []
     problems: list[str] = []
@@ -134,12 +136,12 @@ def check_weights(render_cfg) -> list[str]:
         if not (path / "model_index.json").is_file():
             problems.append(f"render.model: {path / 'model_index.json'} is missing, so {path} is not a diffusers "
                             f"folder; download the whole model folder as {WEIGHTS_DOC} describes.")
-        own_vae = not (getattr(render_cfg, "vae", "") or "").strip()
+        own_vae = not settings.vae
         components = COMPONENTS if own_vae else tuple(c for c in COMPONENTS if c != "vae")
         if _lists_second_text_encoder(path):
             components += SDXL_COMPONENTS
         problems.extend(_folder_problems(path, components, "render.model"))
-    vae = (getattr(render_cfg, "vae", "") or "").strip()
+    vae = settings.vae
     if vae:
         vae_path = Path(vae).expanduser()
         if not vae_path.is_dir():
@@ -148,7 +150,7 @@ def check_weights(render_cfg) -> list[str]:
         else:
             problems.extend(p.replace(f"{vae_path / 'vae'}", str(vae_path))
                             for p in _vae_folder_problems(vae_path))
-    lora = (getattr(render_cfg, "lora", "") or "").strip()
+    lora = settings.lora
     if lora:
         lora_path = Path(lora).expanduser()
         if not lora_path.is_file():
@@ -158,7 +160,7 @@ def check_weights(render_cfg) -> list[str]:
             problem = _file_problem(lora_path)
             if problem:
                 problems.append(f"render.lora: {problem}; download it again as {WEIGHTS_DOC} describes.")
-    controlnet = (getattr(render_cfg, "controlnet", "") or "").strip()
+    controlnet = settings.controlnet
     if controlnet:
         cn_path = Path(controlnet).expanduser()
         weights, _ = _weight_file(cn_path, "controlnet") if cn_path.is_dir() else (None, None)
@@ -170,7 +172,7 @@ def check_weights(render_cfg) -> list[str]:
             problem = _file_problem(weights)
             if problem:
                 problems.append(f"render.controlnet: {problem}; download it again as {WEIGHTS_DOC} describes.")
-    for entry in getattr(render_cfg, "loras", ()) or ():
+    for entry in settings.loras:
         lora_path, _ = split_lora_entry(entry)
         if not lora_path.is_file():
             problems.append(f"render.loras: {lora_path} does not exist; copy the LoRA file there or remove it "

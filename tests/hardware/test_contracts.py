@@ -350,7 +350,7 @@ def _diffusion(tmp_path):
     from models.diffusion.load import load_diffusion_renderer
     from tests.tiny_pipeline import write_tiny_family
     folder, _ = write_tiny_family(tmp_path / "sd15-lcm", "sd15-lcm")
-    return load_diffusion_renderer(RenderConfig(model=str(folder), width=128, height=64), 128, 64)
+    return load_diffusion_renderer(RenderConfig(model=str(folder), width=128, height=64).settings())
 
 
 def _failing(tmp_path):

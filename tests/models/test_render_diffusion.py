@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ class CallCounter:
 
 def load(model: Path, **overrides) -> DiffusionRenderer:
     cfg = RenderConfig(model=str(model), width=SIZE, height=SIZE, **overrides)
-    return load_diffusion_renderer(cfg, SIZE, SIZE)
+    return load_diffusion_renderer(cfg.settings())
 
 
 def counted(renderer: DiffusionRenderer) -> CallCounter:
@@ -111,8 +112,8 @@ def test_classifier_free_guidance_is_one_batched_unet_call(tiny_model):
                                 norm_num_groups=8)
     tokenizer = CLIPTokenizer.from_pretrained(tiny_model / "tokenizer")
     scheduler = LCMScheduler.from_pretrained(tiny_model / "scheduler")
-    renderer = DiffusionRenderer(unet, vae, text_encoder, tokenizer, scheduler, width=SIZE, height=SIZE, steps=2,
-                                 guidance=4.0, similarity_skip=0.0)
+    settings = RenderConfig(width=SIZE, height=SIZE, steps=2, guidance=4.0, similarity_skip=0.0).settings()
+    renderer = DiffusionRenderer(unet, vae, text_encoder, tokenizer, scheduler, settings)
     calls = counted(renderer)
     renderer.update_prompt(Caption(t_s=0.0, prompt="a city at night", negative_prompt="blurry"))
     assert calls.counts["text_encoder"] == 2      # prompt and negative prompt, once
@@ -152,20 +153,20 @@ def test_a_prompt_change_blends_over_frames(tiny_model):
     renderer.update_prompt(Caption(t_s=0.0, prompt="a red desert"))
     init = init_picture()
     renderer.render(state(0.0), 0.0, init)
-    old = renderer._embeds.clone()
+    old = renderer.prompts.embeds.clone()
     renderer.update_prompt(Caption(t_s=1.0, prompt="a blue glacier under stars", transition_s=2.0))
-    new = renderer._to.clone()
+    new = renderer.prompts.target.clone()
     distances = []
     for i in range(11):
         t_s = 1.0 + i * 0.25
         renderer.render(state(t_s), t_s, init)
-        distances.append(float((renderer._embeds - new).norm() / (old - new).norm()))
+        distances.append(float((renderer.prompts.embeds - new).norm() / (old - new).norm()))
     assert distances[0] > 0.95                      # starts at the old prompt
     assert 0.2 < distances[4] < 0.8                 # halfway through: in between
     assert distances[-1] < 1e-4                     # ends at the new prompt
     assert all(b <= a + 1e-6 for a, b in zip(distances, distances[1:]))
     assert max(a - b for a, b in zip(distances, distances[1:])) < 0.35   # no jump
-    assert torch.isfinite(renderer._embeds).all()
+    assert torch.isfinite(renderer.prompts.embeds).all()
 
 
 def test_slerp_keeps_norms_between_the_ends():
@@ -227,7 +228,7 @@ def test_similarity_skip_reuses_the_last_frame(tiny_model):
     different = renderer.render(state(0.2), 0.2, flipped)
     assert calls.counts["unet"] == 2 * renderer.steps and different is not first
     assert renderer.stats.skipped == 1
-    renderer.max_skip_frames = 2
+    renderer.skip.max_frames = 2
     for i in range(4):
         renderer.render(state(0.3 + i / 10), 0.3 + i / 10, flipped)
     # skip, skip, refresh (at most 2 skips in a row), skip
@@ -236,7 +237,7 @@ def test_similarity_skip_reuses_the_last_frame(tiny_model):
 
 def test_frames_come_back_at_the_render_size(tiny_model):
     cfg = RenderConfig(model=str(tiny_model), width=100, height=76, similarity_skip=0.0)
-    renderer = load_diffusion_renderer(cfg, 100, 76)
+    renderer = load_diffusion_renderer(cfg.settings())
     renderer.update_prompt(Caption(t_s=0.0, prompt="mountains"))
     frame = renderer.render(state(), 0.0, init_picture(size=128))
     assert frame.shape == (76, 100, 3) and frame.dtype == np.uint8
@@ -261,8 +262,8 @@ def test_a_separate_tiny_vae_is_used(tiny_model, tmp_path):
 
 # --- weights on disk ---------------------------------------------------------------------------
 def test_complete_weights_have_no_problems(tiny_model):
-    assert check_weights(RenderConfig()) == []
-    assert check_weights(RenderConfig(model=str(tiny_model))) == []
+    assert check_weights(RenderConfig().settings()) == []
+    assert check_weights(RenderConfig(model=str(tiny_model)).settings()) == []
 
 
 def assert_one_sentence(message: str, *words: str):
@@ -273,36 +274,36 @@ def assert_one_sentence(message: str, *words: str):
 
 def test_absent_weights(tmp_path):
     cfg = RenderConfig(model=str(tmp_path / "lcm-dreamshaper-v7"))
-    problems = check_weights(cfg)
+    problems = check_weights(cfg.settings())
     assert len(problems) == 1
     assert_one_sentence(problems[0], "lcm-dreamshaper-v7", "does not exist", "docs/weights.md")
     with pytest.raises(UserError) as info:
-        load_diffusion_renderer(cfg, SIZE, SIZE)
+        load_diffusion_renderer(cfg.settings())
     assert str(info.value) == problems[0]
     with pytest.raises(UserError, match="render.model is empty"):
-        load_diffusion_renderer(RenderConfig(), SIZE, SIZE)
+        load_diffusion_renderer(RenderConfig(width=SIZE, height=SIZE).settings())
 
 
 def test_partial_weights_name_the_missing_file(model_copy):
     (model_copy / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     shutil.rmtree(model_copy / "tokenizer")
-    problems = check_weights(RenderConfig(model=str(model_copy)))
+    problems = check_weights(RenderConfig(model=str(model_copy)).settings())
     assert len(problems) == 2
     assert_one_sentence(problems[0], "unet", "diffusion_pytorch_model.safetensors")
     assert_one_sentence(problems[1], "tokenizer")
     with pytest.raises(UserError, match="unet"):
-        load_diffusion_renderer(RenderConfig(model=str(model_copy)), SIZE, SIZE)
+        load_diffusion_renderer(RenderConfig(model=str(model_copy), width=SIZE, height=SIZE).settings())
 
 
 def test_truncated_weights_are_called_corrupt(model_copy):
     weights = model_copy / "text_encoder" / "model.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
-    problems = check_weights(RenderConfig(model=str(model_copy)))
+    problems = check_weights(RenderConfig(model=str(model_copy)).settings())
     assert len(problems) == 1
     assert_one_sentence(problems[0], "text_encoder", "truncated or corrupt", "download it again")
     with pytest.raises(UserError, match="truncated"):
-        load_diffusion_renderer(RenderConfig(model=str(model_copy)), SIZE, SIZE)
+        load_diffusion_renderer(RenderConfig(model=str(model_copy), width=SIZE, height=SIZE).settings())
 
 
 def test_weights_that_pass_the_header_check_but_do_not_load(model_copy):
@@ -313,21 +314,21 @@ def test_weights_that_pass_the_header_check_but_do_not_load(model_copy):
     config = json.loads(config_path.read_text())
     config["block_out_channels"] = [64, 128]
     config_path.write_text(json.dumps(config))
-    assert check_weights(RenderConfig(model=str(model_copy))) == []
+    assert check_weights(RenderConfig(model=str(model_copy)).settings()) == []
     with pytest.raises(UserError) as info:
-        load_diffusion_renderer(RenderConfig(model=str(model_copy)), SIZE, SIZE)
+        load_diffusion_renderer(RenderConfig(model=str(model_copy), width=SIZE, height=SIZE).settings())
     assert_one_sentence(str(info.value), "does not load")
 
 
 def test_missing_vae_and_lora_files(tiny_model, tmp_path):
     problems = check_weights(RenderConfig(model=str(tiny_model), vae=str(tmp_path / "taesd"),
-                                          lora=str(tmp_path / "lcm-lora.safetensors")))
+                                          lora=str(tmp_path / "lcm-lora.safetensors")).settings())
     assert len(problems) == 2
     assert_one_sentence(problems[0], "render.vae", "taesd")
     assert_one_sentence(problems[1], "render.lora", "lcm-lora.safetensors")
     not_a_model = tmp_path / "notes.txt"
     not_a_model.write_text("hello")
-    assert_one_sentence(check_weights(RenderConfig(model=str(not_a_model)))[0], "neither a diffusers folder")
+    assert_one_sentence(check_weights(RenderConfig(model=str(not_a_model)).settings())[0], "neither a diffusers folder")
 
 
 def test_scene_sets_strength_and_feedback(tiny_model):
@@ -375,7 +376,7 @@ class OutOfMemoryError(RuntimeError):
 def test_out_of_gpu_memory_steps_down_steps_then_resolution(tiny_model):
     size = 512
     cfg = RenderConfig(model=str(tiny_model), width=size, height=size, steps=2, similarity_skip=0.0)
-    renderer = load_diffusion_renderer(cfg, size, size)
+    renderer = load_diffusion_renderer(cfg.settings())
     renderer.update_prompt(Caption(t_s=0.0, prompt="waves"))
     good = renderer.render(state(), 0.0, init_picture(size=size)).copy()
     real_forward = renderer.unet.forward
@@ -407,7 +408,7 @@ def load_family(family_models, family: str, size: tuple[int, int] = (SIZE, SIZE)
     folder, lora = family_models[family]
     cfg = RenderConfig(model=str(folder), lora=str(lora or ""), width=size[0], height=size[1],
                        similarity_skip=0.0, **overrides)
-    return load_diffusion_renderer(cfg, *size)
+    return load_diffusion_renderer(cfg.settings())
 
 
 @pytest.mark.parametrize("family", ["sd15-lcm", "sd15-lcm-lora", "sd-turbo", "sdxs-512", "sdxl-turbo",
@@ -417,7 +418,7 @@ def test_every_family_is_recognised_and_renders_with_one_sync_at_most(family_mod
     from models.diffusion.syncs import SyncCounter
 
     folder, lora = family_models[family]
-    assert describe_model(RenderConfig(model=str(folder), lora=str(lora or ""))).startswith(f"family {family} ")
+    assert describe_model(RenderConfig(model=str(folder), lora=str(lora or "")).settings()).startswith(f"family {family} ")
     for stream in (False, True):
         renderer = load_family(family_models, family, steps=2, stream_batch=stream)
         assert renderer.family.name == family
@@ -501,8 +502,8 @@ def test_a_lora_weight_change_alters_the_output_without_a_reload(family_models, 
     ink = write_tiny_lora_for(_tiny_unet(time_cond=True), tmp_path / "loras", seed=11, name="Ink Wash")
     folder, _ = family_models["sd15-lcm"]
     cfg = RenderConfig(model=str(folder), width=SIZE, height=SIZE, similarity_skip=0.0, loras=(f"{ink}:0.0",))
-    assert live_param_specs(cfg) == {"lora.ink_wash": (0.0, 2.0, 0.0, "weight of the LoRA Ink Wash.safetensors")}
-    renderer = load_diffusion_renderer(cfg, SIZE, SIZE)
+    assert live_param_specs(cfg.settings()) == {"lora.ink_wash": (0.0, 2.0, 0.0, "weight of the LoRA Ink Wash.safetensors")}
+    renderer = load_diffusion_renderer(cfg.settings())
     renderer.feedback = 0.0
     unet, text_calls = renderer.unet, CallCounter(text_encoder=renderer.text_encoder)
     renderer.update_prompt(Caption(t_s=0.0, prompt="mist"))
@@ -563,7 +564,7 @@ def test_lora_weights_and_controlnet_strength_are_live_parameters(family_models,
     assert not control.apply(Command(0.0, "/param/lora/ink", (7.0,), "test"))["ok"]     # out of range
     control.set_params(param_specs_for(None))                                          # a scene change
     assert control.apply(Command(0.0, "/param/controlnet/strength", (0.3,), "test"))["ok"]
-    renderer = load_diffusion_renderer(cfg.render, SIZE, SIZE)
+    renderer = load_diffusion_renderer(replace(cfg.render.settings(), width=SIZE, height=SIZE))
     renderer.apply_params(control.live.params)
     assert renderer.lora_weights == {"ink": 1.25} and renderer.controlnet_strength == 0.3
 
@@ -620,7 +621,7 @@ def test_the_camera_gives_the_controlnet_its_structure_through_the_renderer_stag
 @pytest.mark.parametrize("similarity_skip, new_fps", [(0.98, 2.0), (0.0, 10.0)])
 def test_status_counts_new_diffusion_frames_apart_from_the_refresh(tiny_model, similarity_skip, new_fps):
     """A still source: with the similarity skip the pass makes a new frame every fifth refresh
-    (max_skip_frames = 4) and holds the last one between; only the new ones count."""
+    (skip.max_frames = 4) and holds the last one between; only the new ones count."""
     from installation.bus import Bus
     from installation.clock import ManualClock
     from installation.stages import RendererStage
@@ -638,7 +639,7 @@ def test_status_counts_new_diffusion_frames_apart_from_the_refresh(tiny_model, s
         def close(self) -> None: ...
 
     renderer = load(tiny_model, similarity_skip=similarity_skip, steps=1)
-    renderer.max_skip_frames = 4
+    renderer.skip.max_frames = 4
     from scenes.scene import load_scene
 
     clock, bus = ManualClock(), Bus("nocturne")
