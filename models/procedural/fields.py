@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from installation.errors import UserError
-from installation.records import Caption, clamp_va
+from installation.records import Caption
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,8 @@ def parse_hex(colour: str) -> tuple[float, float, float]:
 
 def palette_from_va(valence: float, arousal: float, count: int = 5) -> np.ndarray:
     """A palette when the caption gives none: warm and light for positive valence, cool and deep
-    for negative; arousal widens the hue spread and raises saturation."""
-    v, a = clamp_va(valence, arousal)
+    for negative; arousal widens the hue spread and raises saturation. VA in [-1, 1], as records hold it."""
+    v, a = valence, arousal
     base_hue = _circumplex_hue(v, a)
     spread = 0.05 + 0.12 * (a + 1.0) / 2.0
     sat = 0.35 + 0.45 * (a + 1.0) / 2.0
@@ -86,7 +86,7 @@ def look_from_caption(caption: Caption, previous: Look | None = None) -> Look:
     if palette is None:
         palette = palette_from_va(caption.valence, caption.arousal)
     palette = _to_five(palette)
-    arousal01 = (clamp_va(0.0, caption.arousal)[1] + 1.0) / 2.0
+    arousal01 = (caption.arousal + 1.0) / 2.0
     motion = _unit(hints.get("motion_speed"), 0.15 + 0.7 * arousal01)
     turbulence = _unit(hints.get("turbulence"), 0.1 + 0.6 * arousal01)
     default = previous or Look(palette=palette)

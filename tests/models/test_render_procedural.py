@@ -166,7 +166,7 @@ def test_scene_render_table_is_applied_and_validated():
     scene = parse_scene({"name": "test", "render": {"shapes": "stars", "layout": "radial", "pulse": 2.0}})
     renderer.prepare(scene)
     renderer.render(MusicState(t_s=0.0), 0.0)
-    assert renderer._to.shapes == "stars" and renderer._to.layout == "radial"
+    assert renderer.looks.target.shapes == "stars" and renderer.looks.target.layout == "radial"
     with pytest.raises(UserError, match="shapes"):
         renderer.prepare(parse_scene({"name": "bad", "render": {"shapes": "teapots"}}))
     with pytest.raises(UserError, match="pulse"):
