@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hardware.osc.settings import OscSettings
 from installation.errors import UserError
 from installation.showlog.redact import MASK, is_secret, redact_data
 
@@ -253,6 +254,11 @@ class OscConfig(Section):
     max_connections_per_host: int = Field(8, ge=1, le=4096)
     header_timeout_s: float = Field(5.0, gt=0, le=120)
     tcp_idle_timeout_s: float = Field(600.0, gt=0, le=86400)
+
+    def settings(self) -> OscSettings:
+        """What the OSC control server takes at its door (hardware.osc.settings)."""
+        import dataclasses
+        return OscSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(OscSettings)})
 
 
 class MidiCcMap(Section):

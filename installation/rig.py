@@ -57,6 +57,12 @@ class Rig:
             self.midi_control.start()
             self.opened.append(self.midi_control)
 
+    @property
+    def learn(self):
+        """The "learn" route effect (/learn/<path> arms MIDI learn); None without a MIDI input."""
+        midi_map = self.midi_map
+        return None if midi_map is None else (lambda command, value: midi_map.learn(*value))
+
     def midi_inputs(self) -> list:
         """The MIDI inputs the control thread polls (their `health` goes to /status)."""
         return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
@@ -114,8 +120,8 @@ class Rig:
 def build_rig(cfg, clock, commands, control, config_path: Path | None = None, music=None) -> Rig:
     """Everything [tempo], [midi] inputs, [video_out] and [ensemble] ask for (nothing opened yet).
 
-    `control` gets the "learn" effect (/learn/<path> arms MIDI learn); a learned knob is saved into
-    `config_path` when there is one. `music` is the listener's Latest, which the ensemble's music
+    `control` checks the MIDI commands; `Rig.learn` is the "learn" effect (/learn/<path> arms MIDI
+    learn); a learned knob is saved into `config_path` when there is one. `music` is the listener's Latest, which the ensemble's music
     input feeds when `ensemble.music_from` is set.
     """
     tempo = build_tempo(cfg.tempo, clock)
@@ -141,7 +147,6 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
 
         rig.midi_map = LiveMidiMap(cfg.control, tempo=tempo, on_learned=save, clock=clock)
         rig.midi_control = MidiControlThread(inputs, rig.midi_map, commands, check=control.check)
-        control.effects["learn"] = lambda command, value: rig.midi_map.learn(*value)
     if cfg.ensemble.music_from:
         from installation.ensemble import OscMusicIn
 

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from hardware.video.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit, key_commands
+from hardware.video.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit
+from installation.operators.control import key_commands
 from hardware.video.display import test_card as draw_test_card
 
 

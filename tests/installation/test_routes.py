@@ -91,6 +91,6 @@ def test_bias_and_volume_each_apply_in_one_place():
 
 
 def test_the_live_state_starts_at_the_parameter_tables_defaults():
-    from installation.bus import BUILTIN_DEFAULTS
-    assert BUILTIN_DEFAULTS == {name: spec.default for name, spec in routes.BUILTIN_PARAMS.items()}
-    assert LiveState(scene="s").frozen().params == BUILTIN_DEFAULTS
+    defaults = {name: spec.default for name, spec in routes.BUILTIN_PARAMS.items()}
+    assert LiveState(scene="s").params == defaults
+    assert LiveState(scene="s").frozen().params == defaults == LiveSnapshot(scene="s").params
