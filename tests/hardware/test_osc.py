@@ -827,3 +827,9 @@ def test_the_osc_command_answers_a_bad_host_or_port_with_one_sentence(argv, caps
     assert main(["osc", "/status", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_oscquery_describes_each_of_the_servers_own_methods():
+    from hardware.osc.query import SERVER_NODES
+    from hardware.osc.server import QUERY_ADDRESSES
+    assert {node.address for node in SERVER_NODES} == QUERY_ADDRESSES
