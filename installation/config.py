@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hardware.osc.settings import OscSettings
+from hardware.video.settings import VideoOutSettings
 from installation.errors import UserError
 from installation.showlog.redact import MASK, is_secret, redact_data
 
@@ -298,6 +299,11 @@ class VideoOutConfig(Section):
     virtual_camera_device: str = ""
     required: bool = False
     fps: float = Field(0.0, ge=0.0, le=240.0)
+
+    def settings(self) -> VideoOutSettings:
+        """What hardware.video.output.build_video_out takes at its door."""
+        import dataclasses
+        return VideoOutSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VideoOutSettings)})
 
 
 class EnsembleConfig(Section):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.base import FrameSink
+from hardware.video.settings import VideoOutSettings
 from installation.tempo import Tempo, TempoLockedComposer, TempoLockedMusic, build_tempo
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class Rig:
     tempo: Tempo
     clock: Any
-    video_cfg: Any
+    video_cfg: VideoOutSettings
     midi_map: Any = None
     midi_control: Any = None
     music_in: Any = None
@@ -125,7 +126,7 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
     input feeds when `ensemble.music_from` is set.
     """
     tempo = build_tempo(cfg.tempo, clock)
-    rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out)
+    rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out.settings())
     inputs: list[Any] = []
     if cfg.midi.inputs or cfg.midi.virtual_input:
         from hardware.midi.input import MidoMidiIn, VirtualMidiIn
