@@ -152,3 +152,18 @@ def test_every_effect_is_a_route_effect_and_bound_once():
         control.bind_effects({"sceen": lambda c, v: None})
     control.bind_effects({"learn": None, "panic": lambda c, v: None})
     assert set(control.effects) == {"panic"}
+
+
+def test_midi_controllers_send_only_routes_of_the_midi_channel():
+    import mido
+
+    from installation.config import ControlConfig, MidiCcMap
+    from installation.operators.control import MidiMapper
+    mapper = MidiMapper(ControlConfig(midi_cc=(MidiCcMap(cc=7, param="volume"),), midi_notes={"36": "pulse"},
+                                      midi_programs=("pulse",), blackout_note=40, freeze_note=41))
+    messages = [mido.Message("control_change", control=7, value=64), mido.Message("note_on", note=36, velocity=9),
+                mido.Message("note_on", note=40, velocity=9), mido.Message("note_off", note=41),
+                mido.Message("program_change", program=0), mido.Message("stop")]
+    addresses = {c.address for m in messages for c in mapper.map(m, "midi:test")}
+    assert addresses == {"/param/volume", "/scene", "/blackout", "/freeze", "/tempo"}
+    assert all(routes.TABLE.in_channel(a, routes.MIDI) for a in addresses)
