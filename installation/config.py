@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hardware.osc.settings import OscSettings
-from hardware.video.settings import VideoOutSettings
 from installation.errors import UserError
 from installation.showlog.redact import MASK, is_secret, redact_data
 
 if TYPE_CHECKING:
+    from hardware.osc.settings import OscSettings
+    from hardware.video.settings import VideoOutSettings
     from models.captions.settings import CaptionSettings
     from models.composing.settings import ComposeSettings
     from models.listening.settings import ListenSettings
@@ -259,6 +259,8 @@ class OscConfig(Section):
     def settings(self) -> OscSettings:
         """What the OSC control server takes at its door (hardware.osc.settings)."""
         import dataclasses
+
+        from hardware.osc.settings import OscSettings
         return OscSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(OscSettings)})
 
 
@@ -303,6 +305,8 @@ class VideoOutConfig(Section):
     def settings(self) -> VideoOutSettings:
         """What hardware.video.output.build_video_out takes at its door."""
         import dataclasses
+
+        from hardware.video.settings import VideoOutSettings
         return VideoOutSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VideoOutSettings)})
 
 
