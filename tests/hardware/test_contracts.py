@@ -8,6 +8,7 @@ the fixtures in conftest.py.
 from __future__ import annotations
 
 import math
+import threading
 import wave
 from pathlib import Path
 
@@ -417,6 +418,11 @@ def _jack_midi_in(kind):
             port = MidoMidiIn("contract-knobs", MonotonicClock(), JACK_MIDI, retry_s=0.05)
             port.open()
         request.addfinalizer(controller.close)
+        probe = mido.Message("control_change", channel=15, control=119, value=0)
+        # JACK connects a port a moment after it opens: what is sent before is lost, so wait until a probe lands
+        assert wait_for(lambda: (controller.send(probe), port.poll())[1], timeout_s=10)
+        threading.Event().wait(0.1)
+        port.poll()
         return port, lambda messages: [controller.send(m) for m in messages]
     return make
 
