@@ -446,8 +446,7 @@ def test_midi_in_contract(make, request):
     assert all(isinstance(t, float) and math.isfinite(t) for t in times) and times == sorted(times)
     assert port.poll() == [], "a message is handed out once"
     port.close()
-    port.close()
-    assert isinstance(port.poll(), list)  # after close: nothing raises
+    port.close()  # twice: nothing raises
 
 
 # --- OscIn ---------------------------------------------------------------------------------------
