@@ -95,6 +95,9 @@ class Installation:
         self._build_outputs(devices)
         self._build_control(scene, devices)
         self._build_stages(scene, devices)
+        self.control.bind_effects({**self.lifecycle.effects(), "panic": lambda *_: self._panic(),  # every effect, here
+                                   "revoke_sessions": lambda *_: self.web.revoke_sessions(), "learn": self.rig.learn,
+                                   "comment": lambda c, text: self.analyser.comment(text or "", self.clock.now_s())})
 
     # --- wiring -------------------------------------------------------------------------------
     def _fault(self, worker: str, text: str) -> None:
@@ -145,14 +148,12 @@ class Installation:
             SystemdNotifier(), cfg=cfg, show_log=self.show_log, watcher=watcher, config_path=self.options.config_path,
             load_config=self._load_config, on_fade=lambda fade_s: self.projector.start_fade(fade_s),
             on_fault=self._fault, take_config=self.rig.take_config, check_scene=running_scene_check(cfg))
-        self.control.effects.update(self.lifecycle.effects(), panic=lambda command, value: self._panic())
         self.control.publish()  # the scene's own parameters at their defaults
         from installation.web import build_web
         self.web = build_web(cfg, self.status_snapshot, self.control.check, self.bus.commands, self.scene_names,
                              self.show_log, self.lifecycle.schedule, lambda: getattr(self.osc_server, "stats", {}),
                              sources=self.sources, param_specs=lambda: self.control.param_specs, live=self.bus.snapshot,
                              config_path=self.options.config_path)
-        self.control.effects["revoke_sessions"] = lambda command, value: self.web.revoke_sessions()
         self.osc = build_osc(cfg, self.bus.commands, self.clock, self.status_snapshot, self.control, self.bus.live,
                              self.scene_names, validate=self.web.audit.checked("osc", self.control.check)) \
             if cfg.osc.enabled else None
@@ -175,8 +176,7 @@ class Installation:
         self._closers += [r.close for r in renderers if hasattr(r, "close")]
         image_va = build_image_va(cfg.watch.settings())
         critic_va = critic_for(director, cfg.watch.settings(), image_va, self.show_log)
-        analyser = ImageAnalyser(image_va)  # a visitor's /comment joins the picture's words
-        self.control.effects["comment"] = lambda command, text: analyser.comment(text or "", clock.now_s())
+        self.analyser = analyser = ImageAnalyser(image_va)  # a visitor's /comment joins the picture's words
         windowed = self.sources.display != "headless"
         self.projector = Projector(
             bus.frames, bus.live, bus.projected_frames, clock, cfg.display.fps, (cfg.render.width, cfg.render.height),

@@ -18,11 +18,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from installation.mailbox import DropOldest, Latest
+from installation.operators.routes import BUILTIN_PARAMS
 from installation.records import Caption, Command, Frame, ImageState, MusicState, OnsetState, clamp_va
 
-BUILTIN_DEFAULTS: dict[str, float] = {"brightness": 1.0, "speed": 1.0, "volume": 1.0,
-                                      "valence_bias": 0.0, "arousal_bias": 0.0}
-"""Defaults of the parameters every scene has (their ranges live in installation.operators.routes)."""
+
+def builtin_defaults() -> dict[str, float]:
+    """The parameters every scene has, at their defaults (the route table's ParamSpecs)."""
+    return {name: spec.default for name, spec in BUILTIN_PARAMS.items()}
 
 
 @dataclass
@@ -33,7 +35,7 @@ class LiveState:
     blackout: bool = False
     freeze: bool = False
     crossfade_s: float = 2.0
-    params: dict[str, float] = field(default_factory=lambda: dict(BUILTIN_DEFAULTS))
+    params: dict[str, float] = field(default_factory=builtin_defaults)
     prompt_override: str | None = None
     tempo_bpm: float | None = None
     scene_crossfade_s: float | None = None
@@ -67,7 +69,7 @@ class LiveSnapshot:
     blackout: bool = False
     freeze: bool = False
     crossfade_s: float = 2.0
-    params: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType(dict(BUILTIN_DEFAULTS)))
+    params: Mapping[str, float] = field(default_factory=lambda: types.MappingProxyType(builtin_defaults()))
     prompt_override: str | None = None
     tempo_bpm: float | None = None
     scene_crossfade_s: float | None = None
@@ -80,15 +82,15 @@ class LiveSnapshot:
 
     @property
     def brightness(self) -> float:
-        return self.param("brightness", 1.0)
+        return self.param("brightness", BUILTIN_PARAMS["brightness"].default)
 
     @property
     def speed(self) -> float:
-        return self.param("speed", 1.0)
+        return self.param("speed", BUILTIN_PARAMS["speed"].default)
 
     @property
     def volume(self) -> float:
-        return self.param("volume", 1.0)
+        return self.param("volume", BUILTIN_PARAMS["volume"].default)
 
     def biased(self, state: MusicState) -> MusicState:
         """The operators' valence/arousal bias (/param/valence_bias, /param/arousal_bias) applied."""

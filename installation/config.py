@@ -16,6 +16,8 @@ from installation.errors import UserError
 from installation.showlog.redact import MASK, is_secret, redact_data
 
 if TYPE_CHECKING:
+    from hardware.osc.settings import OscSettings
+    from hardware.video.settings import VideoOutSettings
     from models.captions.settings import CaptionSettings
     from models.composing.settings import ComposeSettings
     from models.diffusion.settings import RenderSettings
@@ -267,6 +269,13 @@ class OscConfig(Section):
     header_timeout_s: float = Field(5.0, gt=0, le=120)
     tcp_idle_timeout_s: float = Field(600.0, gt=0, le=86400)
 
+    def settings(self) -> OscSettings:
+        """What the OSC control server takes at its door (hardware.osc.settings)."""
+        import dataclasses
+
+        from hardware.osc.settings import OscSettings
+        return OscSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(OscSettings)})
+
 
 class MidiCcMap(Section):
     cc: int = Field(ge=0, le=127)
@@ -305,6 +314,13 @@ class VideoOutConfig(Section):
     virtual_camera_device: str = ""
     required: bool = False
     fps: float = Field(0.0, ge=0.0, le=240.0)
+
+    def settings(self) -> VideoOutSettings:
+        """What hardware.video.output.build_video_out takes at its door."""
+        import dataclasses
+
+        from hardware.video.settings import VideoOutSettings
+        return VideoOutSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VideoOutSettings)})
 
 
 class EnsembleConfig(Section):

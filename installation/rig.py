@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hardware.base import FrameSink
+from hardware.video.settings import VideoOutSettings
 from installation.tempo import Tempo, TempoLockedComposer, TempoLockedMusic, build_tempo
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 class Rig:
     tempo: Tempo
     clock: Any
-    video_cfg: Any
+    video_cfg: VideoOutSettings
     midi_map: Any = None
     midi_control: Any = None
     music_in: Any = None
@@ -56,6 +57,12 @@ class Rig:
         if self.midi_control is not None:
             self.midi_control.start()
             self.opened.append(self.midi_control)
+
+    @property
+    def learn(self):
+        """The "learn" route effect (/learn/<path> arms MIDI learn); None without a MIDI input."""
+        midi_map = self.midi_map
+        return None if midi_map is None else (lambda command, value: midi_map.learn(*value))
 
     def midi_inputs(self) -> list:
         """The MIDI inputs the control thread polls (their `health` goes to /status)."""
@@ -114,12 +121,12 @@ class Rig:
 def build_rig(cfg, clock, commands, control, config_path: Path | None = None, music=None) -> Rig:
     """Everything [tempo], [midi] inputs, [video_out] and [ensemble] ask for (nothing opened yet).
 
-    `control` gets the "learn" effect (/learn/<path> arms MIDI learn); a learned knob is saved into
-    `config_path` when there is one. `music` is the listener's Latest, which the ensemble's music
+    `control` checks the MIDI commands; `Rig.learn` is the "learn" effect (/learn/<path> arms MIDI
+    learn); a learned knob is saved into `config_path` when there is one. `music` is the listener's Latest, which the ensemble's music
     input feeds when `ensemble.music_from` is set.
     """
     tempo = build_tempo(cfg.tempo, clock)
-    rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out)
+    rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out.settings())
     inputs: list[Any] = []
     if cfg.midi.inputs or cfg.midi.virtual_input:
         from hardware.midi.input import MidoMidiIn, VirtualMidiIn
@@ -141,7 +148,6 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
 
         rig.midi_map = LiveMidiMap(cfg.control, tempo=tempo, on_learned=save, clock=clock)
         rig.midi_control = MidiControlThread(inputs, rig.midi_map, commands, check=control.check)
-        control.effects["learn"] = lambda command, value: rig.midi_map.learn(*value)
     if cfg.ensemble.music_from:
         from installation.ensemble import OscMusicIn
 

@@ -595,3 +595,51 @@ sys.stdin.read()
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(5)
+
+
+# --- operators' inputs: a MIDI controller and an OSC port without devices -------------------------
+class ScriptedMidiIn:
+    """hardware.base.MidiIn played from a script: `play(messages)` as a controller would send them;
+    `poll` hands them out once, in order, stamped with the clock (like a real port)."""
+
+    def __init__(self, clock, name: str = "scripted") -> None:
+        self.name = name
+        self._clock = clock
+        self._waiting: list = []
+        self._lock = threading.Lock()
+
+    def play(self, messages) -> None:
+        with self._lock:
+            self._waiting += [m.copy(time=self._clock.now_s()) for m in messages]
+
+    def poll(self) -> list:
+        with self._lock:
+            messages, self._waiting = self._waiting, []
+        return messages
+
+    def close(self) -> None:
+        with self._lock:
+            self._waiting = []
+
+
+class LoopbackOscIn:
+    """hardware.base.OscIn without a socket: while started, `receive(address, *args)` is a message
+    from an allowed host, handed to `commands` as a Command (what the real ports do after their rules)."""
+
+    def __init__(self, commands, clock, sender: str = "127.0.0.1:9000") -> None:
+        self._commands = commands
+        self._clock = clock
+        self._sender = sender
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def receive(self, address: str, *args: Any) -> bool:
+        from installation.records import Command
+        if not self.started:
+            return False
+        return self._commands.put(Command(self._clock.now_s(), address, tuple(args), self._sender)) is not False
+
+    def stop(self, timeout_s: float = 2.0) -> None:
+        self.started = False

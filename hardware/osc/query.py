@@ -29,7 +29,7 @@ import json
 import logging
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable
 
 from hardware.net.conn_gate import ConnectionLimits
 from hardware.net.http_server import HttpServer
@@ -227,84 +227,37 @@ class OscQueryServer:
         return self._http.gate if self._http is not None else None
 
 
-# --- the installation's address space -----------------------------------------------------------
-def _range(low: float, high: float) -> dict:
+# --- the address space ---------------------------------------------------------------------------
+def value_range(low: float, high: float) -> dict:
     return {"MIN": low, "MAX": high}
 
 
-def describe_space(routes, params: Mapping[str, Any], scene_names: Iterable[str],
-                   admin: bool = True) -> list[OscNode]:
-    """Every address of docs/osc.md as OscNodes. `routes` is installation.operators.routes (its ranges and
-    route docs), `params` its ParamSpecs by name (low, high, doc)."""
-    fade, tempo = routes.CROSSFADE_RANGE_S, routes.TEMPO_RANGE_BPM
-    docs = {r.address: r.doc for r in getattr(routes, "ROUTES", ())}
-    nodes = [
-        OscNode("/scene", "sf", ({"VALS": list(scene_names)}, _range(*fade)),
-                docs.get("/scene", "change scene") + " (the seconds are optional)", READ_WRITE),
-        OscNode("/crossfade", "f", (_range(*fade),), docs.get("/crossfade", ""), READ_WRITE),
-        OscNode("/blackout", "i", (_range(0, 1),), docs.get("/blackout", ""), READ_WRITE),
-        OscNode("/freeze", "i", (_range(0, 1),), docs.get("/freeze", ""), READ_WRITE),
-        OscNode("/prompt", "s", (None,), docs.get("/prompt", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
-                READ_WRITE),
-        OscNode("/comment", "s", (None,), docs.get("/comment", "") + f" (at most {routes.PROMPT_MAX_CHARS} characters)",
-                NO_VALUE),
-        OscNode("/tempo", "f", (_range(0.0, tempo[1]),),
-                docs.get("/tempo", "") + f" ({tempo[0]:g}-{tempo[1]:g}, or 0)", READ_WRITE),
-        OscNode("/status", "", (), "answers /status <json> with the installation's state", WRITE),
-        OscNode("/get_status", "", (), "the same as /status", WRITE),
-        OscNode("/ping", "", (), "answers /reply/ping", WRITE),
-        OscNode("/subscribe", "i", (_range(1, 65535),), "send /status to this host at that port a few times a second",
-                NO_VALUE),
-        OscNode("/unsubscribe", "i", (_range(1, 65535),), "stop that feedback", NO_VALUE),
-        OscNode("/subscribe/out", "i", (_range(1, 65535),), "send the analysis streams (/out/...) to this host at that port",
-                NO_VALUE),
-        OscNode("/unsubscribe/out", "i", (_range(1, 65535),), "stop the analysis streams", NO_VALUE),
-    ]
-    if admin:
-        nodes += [OscNode("/panic", "", (), "all notes off everywhere, now (osc.admin_allow hosts)", WRITE),
-                  OscNode("/restart", "", (), "restart cleanly (osc.admin_allow hosts)", WRITE),
-                  OscNode("/stop", "", (), "stop cleanly (osc.admin_allow hosts)", WRITE)]
-    for name, spec in sorted(params.items()):
-        nodes.append(OscNode("/param/" + name.replace(".", "/"), "f", (_range(spec.low, spec.high),),
-                             spec.doc or f"live parameter {name}", READ_WRITE))
-    known = {node.address for node in nodes} | {"/param/"}
-    for route in getattr(routes, "ROUTES", ()):  # routes added to the table later: described from it
-        if route.address in known or not getattr(route, "network", True):
-            continue
-        if route.prefix:  # e.g. /learn/<path>: one node per parameter
-            nodes += [OscNode(route.address + name.replace(".", "/"), "", (), route.doc, WRITE)
-                      for name in sorted(params)]
-        else:
-            nodes.append(OscNode(route.address, "", (), route.doc, WRITE))
-    nodes += [OscNode(address, types, ranges, doc, READ) for address, types, ranges, doc in OUT_NODES]
-    return nodes
+def describe_space(commands: Iterable[OscNode]) -> list[OscNode]:
+    """The whole tree's nodes: the operators' commands (built from their route table at the
+    wiring), then the server's own methods and the analysis streams."""
+    return [*commands, *SERVER_NODES, *(OscNode(address, types, ranges, doc, READ)
+                                        for address, types, ranges, doc in OUT_NODES)]
+
+
+_PORT = (value_range(1, 65535),)
+SERVER_NODES = (
+    OscNode("/status", "", (), "answers /status <json> with the installation's state", WRITE),
+    OscNode("/get_status", "", (), "the same as /status", WRITE),
+    OscNode("/ping", "", (), "answers /reply/ping", WRITE),
+    OscNode("/subscribe", "i", _PORT, "send /status to this host at that port a few times a second", NO_VALUE),
+    OscNode("/unsubscribe", "i", _PORT, "stop that feedback", NO_VALUE),
+    OscNode("/subscribe/out", "i", _PORT, "send the analysis streams (/out/...) to this host at that port", NO_VALUE),
+    OscNode("/unsubscribe/out", "i", _PORT, "stop the analysis streams", NO_VALUE),
+)
+"""The control server's own methods (hardware.osc.server.QUERY_ADDRESSES), answered without the main thread."""
 
 
 OUT_NODES = (
-    ("/out/beat", "f", (_range(0.0, 1.0),), "1 on a beat, falling to 0 before the next"),
-    ("/out/onset", "f", (_range(0.0, 1.0),), "onset strength"),
-    ("/out/loudness", "f", (_range(0.0, 1.0),), "loudness, 0 = silence (-60 dBFS or less), 1 = full scale"),
-    ("/out/bands", "fff", (_range(0.0, 1.0),) * 3, "low, mid and high band energy"),
-    ("/out/va", "ff", (_range(-1.0, 1.0),) * 2, "the music's valence and arousal"),
-    ("/out/tempo", "f", (_range(0.0, 300.0),), "tempo in bpm (0 = none heard)"),
+    ("/out/beat", "f", (value_range(0.0, 1.0),), "1 on a beat, falling to 0 before the next"),
+    ("/out/onset", "f", (value_range(0.0, 1.0),), "onset strength"),
+    ("/out/loudness", "f", (value_range(0.0, 1.0),), "loudness, 0 = silence (-60 dBFS or less), 1 = full scale"),
+    ("/out/bands", "fff", (value_range(0.0, 1.0),) * 3, "low, mid and high band energy"),
+    ("/out/va", "ff", (value_range(-1.0, 1.0),) * 2, "the music's valence and arousal"),
+    ("/out/tempo", "f", (value_range(0.0, 300.0),), "tempo in bpm (0 = none heard)"),
 )
 """The analysis streams (hardware.osc.out): read-only nodes whose VALUE is the latest sent."""
-
-
-def live_value(address: str, live) -> list | None:
-    """The current value of a settable address from a LiveSnapshot-like object, or None."""
-    if address.startswith("/param/"):
-        value = live.params.get(address[7:].replace("/", "."))
-        return None if value is None else [float(value)]
-    if address == "/scene":
-        fade = live.scene_crossfade_s
-        return [live.scene, float(live.crossfade_s if fade is None else fade)]
-    if address == "/crossfade":
-        return [float(live.crossfade_s)]
-    if address in ("/blackout", "/freeze"):
-        return [int(bool(getattr(live, address[1:])))]
-    if address == "/prompt":
-        return [live.prompt_override or ""]
-    if address == "/tempo":
-        return [float(live.tempo_bpm or 0.0)]
-    return None

@@ -28,29 +28,18 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message import ParseError as OscParseError
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from hardware.osc.limits import MAX_SENDERS, HostLimits
+from hardware.osc.replies import Feedback, to_json
+from hardware.osc.settings import CommandSpace, OscSettings
 from installation.errors import UserError
 from installation.records import Command
 
 log = logging.getLogger(__name__)
 
-COMMAND_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "/prompt", "/tempo"})
-"""Addresses that become Commands; `/param/<path>` is one too. Semantics live in installation.operators.control."""
 QUERY_ADDRESSES = frozenset({"/status", "/get_status", "/subscribe", "/unsubscribe", "/subscribe/out",
                              "/unsubscribe/out", "/ping"})
-"""Addresses the server answers itself, without the main thread."""
-ADMIN_ADDRESSES = frozenset({"/panic", "/restart", "/stop", "/web/revoke"})
-"""Commands only hosts in osc.admin_allow may send."""
-VALUE_ADDRESSES = frozenset({"/scene", "/crossfade", "/blackout", "/freeze", "/prompt", "/tempo"})
-"""Sent without arguments (like `/param/<path>`), these ask for the current value."""
-
-
-def _known_command(address: str) -> bool:
-    """The default command addresses when no route table is injected."""
-    return address in COMMAND_ADDRESSES or address in ADMIN_ADDRESSES or (address.startswith("/param/") and len(address) > 7)
-
-
-MAX_SENDERS = 4096
-"""Rate-limit buckets kept; the least recently seen sender is forgotten first."""
+"""Addresses the server answers itself, without the main thread (the operators' commands come
+from the route table, as a CommandSpace)."""
 
 
 def build_message(address: str, *args: Any) -> bytes:
@@ -130,10 +119,6 @@ def split_packet(dgram: bytes) -> list[bytes]:
     return list(iter_packet(dgram))
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
-
-
 class UdpOscOut:
     """Sends OSC messages to one host:port (implements hardware.base.OscOut). Thread-safe.
 
@@ -196,35 +181,41 @@ def set_realtime_priority(priority: int, what: str) -> bool:
         return False
 
 
-class _TokenBucket:
-    __slots__ = ("tokens", "t_s")
-
-    def __init__(self, tokens: float, t_s: float) -> None:
-        self.tokens = tokens
-        self.t_s = t_s
-
-    def refill(self, now_s: float, rate_hz: float, burst: float) -> float:
-        self.tokens = min(burst, self.tokens + (now_s - self.t_s) * rate_hz)
-        self.t_s = now_s
-        return self.tokens
-
-
 def valid_address(address: str) -> bool:
     """An OSC address with no empty part: "/param//x" and "/param/x/" are not "/param/x"."""
     return address.startswith("/") and len(address) > 1 and "//" not in address and not address.endswith("/")
 
 
-def _is_fader(dgram: bytes) -> bool:
-    """A `/param/<path>` message with arguments (a value, not a value query), read without parsing."""
-    if not dgram.startswith(b"/param/"):
+def _is_fader(dgram: bytes, prefixes: tuple[bytes, ...]) -> bool:
+    """A fader message with arguments (a value, not a value query), read without parsing."""
+    if not dgram.startswith(prefixes):
         return False
     start = (dgram.find(b"\x00") + 4) & ~3
     return dgram[start:start + 1] == b"," and dgram[start + 1:start + 2] not in (b"", b"\x00")
 
 
+def admin_refusal(address: str, args: tuple, packet, admin_allow, token: str,
+                  source_is_local: Callable[[str], bool]) -> str | None:
+    """None when `packet` may run an admin command, else why not. A UDP source address is only
+    believed for this machine's own (the kernel drops loopback-sourced packets that come from
+    outside); from any other host a datagram must carry osc.admin_token, since anyone can forge
+    its source. Over TCP the handshake has proved the address."""
+    if packet.host not in admin_allow:
+        return f"{address} is only accepted from hosts in osc.admin_allow"
+    if not isinstance(packet.peer, tuple) or source_is_local(packet.host):
+        return None
+    given = args[0] if args and isinstance(args[0], str) else ""
+    if token and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    return f"{address} over UDP from another machine needs osc.admin_token as its argument (or send it over OSC TCP)"
+
+
+STATS = ("received", "messages", "accepted", "rejected", "unknown", "malformed", "rate_limited", "coalesced",
+         "superseded", "busy", "denied", "queries", "replies", "feedback_sent", "feedback_capped", "send_errors",
+         "errors", "subscribers", "kernel_drops", "ring_drops")
+"""The server's counters (`stats`, `snapshot()`)."""
 BUNDLE_QUANTUM = 16
 """Messages of one bundle handled per turn before every other waiting host gets its turn."""
-MAX_PENDING_FADERS = 4096
 
 
 class OscControlServer:
@@ -233,70 +224,49 @@ class OscControlServer:
     Threads: `osc-reader` only drains the socket into per-host rings (hardware.osc.ingress);
     `osc-control` takes packets host by host in turn, limits per message (a bundle's messages
     count one by one), parses, validates and hands commands to `commands` (a CommandInbox: `put`
-    returns False when full, then the sender hears "busy", never "ok"). Fader messages
-    (`/param/<path> <value>`) over the limit are coalesced: the newest value per address and
-    sender waits and is applied when the host's budget allows, so a fader's final value always
-    lands. Replies, /status feedback and value answers leave from the control port.
+    returns False when full, then the sender hears "busy", never "ok"). Fader messages over the
+    limit are coalesced (hardware.osc.limits). Replies, /status feedback and value answers leave
+    from the control port (hardware.osc.replies).
 
-    `osc_cfg` is installation.config.OscConfig. `validate(command)` returns None when acceptable
-    or one sentence why not; it runs on the control thread and must only read.
-    `values(address)` answers a value query (a `/param/<path>` with no arguments): the current
-    value, or None when there is none.
+    `space` says which addresses are commands (built from the operators' route table).
+    `validate(command)` returns None when acceptable or one sentence why not; it runs on the
+    control thread and must only read. `values(address)` answers a value query (an address of
+    `space.has_value` sent without arguments): the current value, or None when there is none.
     """
 
-    def __init__(self, osc_cfg, commands, clock, status_fn: Callable[[], dict],
-                 validate: Callable[[Command], str | None] | None = None, realtime_priority: int = 0,
-                 values: Callable[[str], Any] | None = None, accepts: Callable[[str], bool] | None = None) -> None:
+    def __init__(self, settings: OscSettings, commands, clock, status_fn: Callable[[], dict],
+                 space: CommandSpace = CommandSpace(), validate: Callable[[Command], str | None] | None = None,
+                 values: Callable[[str], Any] | None = None) -> None:
         from hardware.osc.ingress import Allowlist, HostRings
-        self._cfg = osc_cfg
-        self._realtime_priority = realtime_priority or int(getattr(osc_cfg, "realtime_priority", 0))
+        self.settings = settings
         self._commands = commands
-        self._put_latest = getattr(commands, "put_latest", None)
+        self._put_latest = getattr(commands, "put_latest", None)  # a CommandInbox coalesces faders; a plain queue does not
         self._clock = clock
-        self._status_fn = status_fn
+        self._space = space
+        self._faders = tuple(prefix.encode() for prefix in space.fader_prefixes)
         self._validate = validate or (lambda command: None)
         self._values = values
-        self._accepts = accepts or _known_command
-        """address -> True for a command (installation.operators.routes.is_command is injected at the wiring)."""
-        self._allow = Allowlist(osc_cfg.allow)
-        self._admin_allow = Allowlist(getattr(osc_cfg, "admin_allow", ()), "osc.admin_allow")
-        self._admin_token = str(getattr(osc_cfg, "admin_token", ""))
+        self._allow = Allowlist(settings.allow)
+        self._admin_allow = Allowlist(settings.admin_allow, "osc.admin_allow")
         self.source_is_local: Callable[[str], bool] = is_loopback
         """Whether a UDP source address can only be this machine's (replaced in tests)."""
-        self._rate_hz = float(getattr(osc_cfg, "rate_limit_hz", 200.0))
-        self._burst = float(getattr(osc_cfg, "burst", 400))
-        self._feedback_period_s = 1.0 / float(getattr(osc_cfg, "feedback_hz", 5.0))
-        self._feedback_max_per_s = float(getattr(osc_cfg, "feedback_max_per_s", 200.0))
-        self._subscribe_ttl_s = float(getattr(osc_cfg, "subscribe_ttl_s", 60.0))
-        self._max_subscribers = int(getattr(osc_cfg, "max_subscribers", 16))
-        self._rcvbuf_bytes = int(getattr(osc_cfg, "receive_buffer_bytes", 8 << 20))
         self._rings = HostRings()
-        self._buckets: dict[str, _TokenBucket] = {}
-        self._feedback_bucket = _TokenBucket(self._feedback_max_per_s, 0.0)
-        self._pending: dict[tuple, tuple[bytes, Any]] = {}
-        """Coalesced fader messages over the limit: (address bytes, peer) -> (datagram, packet)."""
-        self._subscribers: dict[tuple[str, int, str], float] = {}
-        """(host, port, "status" or "out") -> expiry; changed on the control thread under _sub_lock."""
-        self._sub_lock = threading.Lock()
-        self._feedback_lock = threading.Lock()
-        self._next_feedback_s = 0.0
+        self._limits = HostLimits(settings.rate_limit_hz, settings.burst)
         self._last_warning_s: dict[str, float] = {}
         self._sock: socket.socket | None = None
         self._reader: Any = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stats_lock = threading.Lock()
-        self.stats: dict[str, int] = dict.fromkeys(
-            ("received", "messages", "accepted", "rejected", "unknown", "malformed", "rate_limited", "coalesced",
-             "superseded", "busy", "denied", "queries", "replies", "feedback_sent", "feedback_capped",
-             "send_errors", "errors", "subscribers", "kernel_drops", "ring_drops"), 0)
+        self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
+        self._feedback = Feedback(settings, clock, status_fn, build_message, self._send, self._reply, self.stats)
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     @property
     def address(self) -> tuple[str, int]:
         """The bound (host, port); useful with port 0, which picks a free port."""
         if self._sock is None:
-            return (self._cfg.host, self._cfg.port)
+            return (self.settings.host, self.settings.port)
         return self._sock.getsockname()[:2]
 
     @property
@@ -305,25 +275,25 @@ class OscControlServer:
 
     def start(self) -> None:
         from hardware.osc.ingress import UdpReader, open_udp_socket
+        where = f"{self.settings.host}:{self.settings.port}"
         try:
-            self._sock = open_udp_socket(self._cfg.host, self._cfg.port, self._rcvbuf_bytes)
+            self._sock = open_udp_socket(self.settings.host, self.settings.port, self.settings.receive_buffer_bytes)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
-                raise UserError(f"OSC control cannot listen on {self._cfg.host}:{self._cfg.port} "
-                                f"({exc.strerror or exc}); set osc.host to an address of this machine "
-                                f"(127.0.0.1, or 0.0.0.0 for every network).") from None
-            raise UserError(f"OSC control cannot listen on {self._cfg.host}:{self._cfg.port} "
-                            f"({exc.strerror or exc}); another program (or a second copy of this one) is using it: "
-                            f"stop it or choose another port with --set osc.port=N.") from None
+                raise UserError(f"OSC control cannot listen on {where} ({exc.strerror or exc}); set osc.host to an "
+                                f"address of this machine (127.0.0.1, or 0.0.0.0 for every network).") from None
+            raise UserError(f"OSC control cannot listen on {where} ({exc.strerror or exc}); another program (or a "
+                            f"second copy of this one) is using it: stop it or choose another port with "
+                            f"--set osc.port=N.") from None
         self._stop.clear()
-        priority = self._realtime_priority
+        priority = self.settings.realtime_priority
         self._reader = UdpReader(self._sock, self._rings, self._clock, self._allow.__contains__, self._on_denied,
                                  (lambda: set_realtime_priority(priority, "OSC reader")) if priority else None)
         self._reader.start()
         self._thread = threading.Thread(target=self._serve, name="osc-control", daemon=True)
         self._thread.start()
         log.info("OSC control listening on %s:%d (allow %s; receive buffer %d bytes)", *self.address,
-                 ", ".join(self._cfg.allow), self.receive_buffer_bytes)
+                 ", ".join(self.settings.allow), self.receive_buffer_bytes)
 
     def stop(self, timeout_s: float = 2.0) -> None:
         if self._sock is None:
@@ -346,7 +316,7 @@ class OscControlServer:
             stats["denied"] = reader.denied
             stats["kernel_drops"] = reader.kernel_drops
         stats["ring_drops"] = self._rings.dropped
-        stats["pending_faders"] = len(self._pending)
+        stats["pending_faders"] = len(self._limits.pending)
         stats["queued_packets"] = len(self._rings)
         return stats
 
@@ -358,27 +328,36 @@ class OscControlServer:
     def allowed(self, host: str) -> bool:
         return host in self._allow
 
+    def send_out(self, dgram: bytes, targets: tuple = ()) -> int:
+        """Any thread: the analysis streams (hardware.osc.replies.Feedback.send_out)."""
+        return self._feedback.send_out(dgram, targets)
+
+    def feedback_allowed(self, n: int = 1) -> bool:
+        return self._feedback.allowed(n)
+
     # --- control thread -------------------------------------------------------------------------
     def _serve(self) -> None:
-        if self._realtime_priority:
-            set_realtime_priority(self._realtime_priority, "OSC control")
+        if self.settings.realtime_priority:
+            set_realtime_priority(self.settings.realtime_priority, "OSC control")
+        feedback, limits = self._feedback, self._limits
         while not self._stop.is_set():
             try:
-                timeout_s = 0.005 if self._pending else min(0.05, max(0.0, self._next_feedback_s - self._clock.now_s())) \
-                    if self._subscribers else 0.05
+                timeout_s = 0.005 if limits.pending else min(0.05, max(0.0, feedback.next_s - self._clock.now_s())) \
+                    if len(feedback) else 0.05
                 packet = self._rings.take(timeout_s)
                 if packet is not None:
                     self._handle(packet)
-                if self._pending:
-                    self._release_pending()
-                if self._subscribers:
-                    self._feedback()
+                if limits.pending:
+                    for dgram, waiting in limits.release(self._clock.now_s()):
+                        self._message(dgram, waiting)
+                if len(feedback):
+                    feedback.tick()
             except Exception:  # a bug must not close the operators' port: count, keep serving
                 self._count("errors")
                 log.exception("OSC control loop failed; continuing")
 
     def _count(self, key: str, n: int = 1) -> None:
-        self.stats[key] += n  # one writer (the control thread; feedback_allowed's callers hold _feedback_lock)
+        self.stats[key] += n  # one writer (the control thread; Feedback.allowed's callers hold its lock)
 
     def _on_denied(self, host: str) -> None:
         self._warn(host, "OSC: ignoring packets from %s (not in osc.allow)")
@@ -392,16 +371,6 @@ class OscControlServer:
             log.warning(message, host)
             return True
         return False
-
-    def _bucket(self, host: str, now_s: float) -> _TokenBucket:
-        bucket = self._buckets.pop(host, None)  # pop + set keeps the dict in least-recently-seen order
-        if bucket is None:
-            bucket = _TokenBucket(self._burst, now_s)
-            if len(self._buckets) >= MAX_SENDERS:
-                del self._buckets[next(iter(self._buckets))]
-        self._buckets[host] = bucket
-        bucket.refill(now_s, self._rate_hz, self._burst)
-        return bucket
 
     def _handle(self, packet) -> None:
         """One turn of one host: a message, or up to BUNDLE_QUANTUM messages of a bundle (the
@@ -419,54 +388,33 @@ class OscControlServer:
                     break
         except (ParseError, ValueError, struct.error):
             self._count("malformed")
-            self._limited_reply(packet, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
+            if self._limits.take(packet.host, self._clock.now_s()):  # a flood of bad packets gets no flood of replies
+                self._reply(packet.peer, "/reply/error", {"status": "error", "reason": "malformed OSC packet"})
+            else:
+                self._count("rate_limited")
         if not messages:
             return
         self._count("messages", len(messages))
-        bucket = self._bucket(packet.host, self._clock.now_s())
+        now_s = self._clock.now_s()
         for dgram in messages:
             key = (dgram[:dgram.find(b"\x00")], packet.peer)
-            fader = _is_fader(dgram)
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                if fader and self._pending.pop(key, None) is not None:
+            fader = _is_fader(dgram, self._faders)
+            if self._limits.take(packet.host, now_s):
+                if fader and self._limits.pending.pop(key, None) is not None:
                     self._count("superseded")  # a newer value of the same fader: the waiting one is stale
                 self._message(dgram, packet)
             elif fader:
-                if self._pending.pop(key, None) is not None:
-                    self._count("superseded")
-                elif len(self._pending) >= MAX_PENDING_FADERS:
-                    self._count("rate_limited")
-                    continue
-                self._pending[key] = (dgram, packet)
-                self._count("coalesced")
+                held = self._limits.hold(key, dgram, packet)
+                self._count("rate_limited" if held == "full" else held)
+                if held == "superseded":
+                    self._count("coalesced")
             else:
                 self._count("rate_limited")
                 if self._warn(packet.host, "OSC: rate-limiting %s (more than osc.rate_limit_hz messages a second)"):
                     self._reply(packet.peer, "/reply/error", {
-                        "status": "error", "reason": f"rate limited: more than {self._rate_hz:g} messages a second "
-                                                     "from this host; messages over the limit are dropped "
+                        "status": "error", "reason": f"rate limited: more than {self._limits.rate_hz:g} messages a "
+                                                     "second from this host; messages over the limit are dropped "
                                                      "(fader values are kept, newest first)"})
-
-    def _release_pending(self) -> None:
-        """Coalesced fader values whose host has budget again, oldest first."""
-        now_s = self._clock.now_s()
-        for key in list(self._pending):
-            dgram, packet = self._pending[key]
-            bucket = self._bucket(packet.host, now_s)
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                del self._pending[key]
-                self._message(dgram, packet)
-
-    def _limited_reply(self, packet, address: str, body: dict) -> None:
-        """An error reply that a flood of bad packets cannot turn into a flood of replies."""
-        bucket = self._bucket(packet.host, self._clock.now_s())
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            self._reply(packet.peer, address, body)
-        else:
-            self._count("rate_limited")
 
     def _message(self, dgram: bytes, packet) -> None:
         try:
@@ -479,36 +427,37 @@ class OscControlServer:
             return
         self._dispatch(address, args, packet)
 
+    def _refuse(self, peer, reply_to: str, address: str, reason: str, counter: str = "rejected") -> None:
+        self._count(counter)
+        self._reply(peer, reply_to, {"status": "error", "address": address, "reason": reason})
+
     def _dispatch(self, address: str, args: tuple, packet) -> None:
-        peer = packet.peer
+        peer, space = packet.peer, self._space
         reply_to = "/reply" + address if address.startswith("/") else "/reply/error"
         if not valid_address(address):
-            self._count("malformed")
-            self._reply(peer, reply_to, {"status": "error", "address": address[:80],
-                                         "reason": "address has an empty part (a double or trailing '/')"})
-            return
-        if address in QUERY_ADDRESSES:
+            self._refuse(peer, reply_to, address[:80], "address has an empty part (a double or trailing '/')",
+                         "malformed")
+        elif address in QUERY_ADDRESSES:
             self._count("queries")
             self._query(address, args, packet, reply_to)
-            return
-        if not args and self._values is not None and (address.startswith("/param/") or address in VALUE_ADDRESSES):
+        elif not args and self._values is not None and space.has_value(address):
             self._count("queries")
             self._value_query(address, peer, reply_to)
-            return
-        if not self._accepts(address):
-            self._count("unknown")
-            self._reply(peer, reply_to, {"status": "error", "address": address,
-                                         "reason": f"unknown address {address[:80]!r}; see docs/osc.md"})
-            return
-        if address in ADMIN_ADDRESSES:
-            refusal = self._admin_refusal(address, args, packet)
+        elif not space.is_command(address):
+            self._refuse(peer, reply_to, address, f"unknown address {address[:80]!r}; see docs/osc.md", "unknown")
+        else:
+            self._command(address, args, packet, reply_to)
+
+    def _command(self, address: str, args: tuple, packet, reply_to: str) -> None:
+        peer = packet.peer
+        sender = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if self._space.is_admin(address):
+            refusal = admin_refusal(address, args, packet, self._admin_allow, self.settings.admin_token,
+                                    self.source_is_local)
             if refusal is not None:
-                self._count("rejected")
-                self._reply(peer, reply_to, {"status": "error", "address": address, "reason": refusal})
+                self._refuse(peer, reply_to, address, refusal)
                 return
             args = ()  # the token (when sent) is not part of the command
-        sender = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if address in ADMIN_ADDRESSES:
             sender = "admin " + sender  # installation.operators.routes.ADMIN_SENDER: passed osc.admin_allow
         command = Command(t_s=packet.t_s, address=address, args=args, sender=sender)
         try:
@@ -518,35 +467,17 @@ class OscControlServer:
             log.exception("OSC: validating %s failed", address)
             reason = f"internal error while validating ({type(exc).__name__})"
         if reason:
-            self._count("rejected")
-            self._reply(peer, reply_to, {"status": "error", "address": address, "reason": reason})
+            self._refuse(peer, reply_to, address, reason)
             return
-        if address.startswith("/param/") and self._put_latest is not None:
+        if self._put_latest is not None and address.startswith(self._space.fader_prefixes):
             queued = self._put_latest((address, sender), command)
         else:
             queued = self._commands.put(command)
         if queued is False:
-            self._count("busy")
-            self._reply(peer, reply_to, {"status": "error", "address": address,
-                                         "reason": "busy: too many commands waiting; send it again"})
+            self._refuse(peer, reply_to, address, "busy: too many commands waiting; send it again", "busy")
             return
         self._count("accepted")
         self._reply(peer, reply_to, {"status": "ok", "address": address})
-
-    def _admin_refusal(self, address: str, args: tuple, packet) -> str | None:
-        """None when `packet` may run an admin command, else why not. A UDP source address is
-        only believed for this machine's own (the kernel drops loopback-sourced packets that come
-        from outside); from any other host a datagram must carry osc.admin_token, since anyone
-        can forge its source. Over TCP the handshake has proved the address."""
-        if packet.host not in self._admin_allow:
-            return f"{address} is only accepted from hosts in osc.admin_allow"
-        if not isinstance(packet.peer, tuple) or self.source_is_local(packet.host):
-            return None
-        given = args[0] if args and isinstance(args[0], str) else ""
-        if self._admin_token and hmac.compare_digest(given.encode(), self._admin_token.encode()):
-            return None
-        return (f"{address} over UDP from another machine needs osc.admin_token as its argument "
-                f"(or send it over OSC TCP)")
 
     def _value_query(self, address: str, peer, reply_to: str) -> None:
         try:
@@ -558,133 +489,21 @@ class OscControlServer:
         else:
             reason = f"no parameter {address[7:][:60]!r}; see docs/osc.md"
         if value is None:
-            self._count("rejected")
-            self._reply(peer, reply_to, {"status": "error", "address": address, "reason": reason})
+            self._refuse(peer, reply_to, address, reason)
             return
         values = value if isinstance(value, (list, tuple)) else [value]
         self._send(peer, build_message(address, *values), "replies")  # plain values: an OSC In CHOP reads them
 
     def _query(self, address: str, args: tuple, packet, reply_to: str) -> None:
-        peer = packet.peer
         if address in ("/status", "/get_status"):
-            self._send_status([peer], reply=True)
-            return
-        if address == "/ping":
-            self._reply(peer, reply_to, {"status": "ok", "address": address})
-            return
-        if not isinstance(peer, tuple):
-            self._count("rejected")
-            self._reply(peer, reply_to, {"status": "error", "address": address,
-                                         "reason": "subscribe over UDP: feedback is sent as UDP datagrams"})
-            return
-        port = peer[1]
-        if args:
-            value = args[0]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer() \
-                    or not 1 <= int(value) <= 65535:
-                self._count("rejected")
-                self._reply(peer, reply_to, {"status": "error", "address": address,
-                                             "reason": f"port must be an integer 1-65535, not {value!r}"})
-                return
-            port = int(value)
-        key = (peer[0], port, "out" if address.endswith("/out") else "status")
-        if address.startswith("/unsubscribe"):
-            with self._sub_lock:
-                self._subscribers.pop(key, None)
+            self._feedback.send_status([packet.peer], reply=True)
+        elif address == "/ping":
+            self._reply(packet.peer, reply_to, {"status": "ok", "address": address})
         else:
-            if self._is_own_address(key):
-                self._count("rejected")
-                self._reply(peer, reply_to, {"status": "error", "address": address,
-                                             "reason": "that is this installation's own control port; "
-                                                       "subscribe a port your program listens on"})
-                return
-            now_s = self._clock.now_s()
-            self._expire(now_s)
-            if key not in self._subscribers and len(self._subscribers) >= self._max_subscribers:
-                self._count("rejected")
-                self._reply(peer, reply_to, {"status": "error", "address": address,
-                                             "reason": f"too many subscribers ({self._max_subscribers})"})
-                return
-            with self._sub_lock:
-                self._subscribers[key] = now_s + self._subscribe_ttl_s
-            self._next_feedback_s = min(self._next_feedback_s, now_s)
-        self.stats["subscribers"] = len(self._subscribers)
-        self._reply(peer, reply_to, {"status": "ok", "address": address, "host": key[0], "port": port,
-                                     "hz": round(1.0 / self._feedback_period_s, 3),
-                                     "ttl_s": self._subscribe_ttl_s})
-
-    def _is_own_address(self, key: tuple) -> bool:
-        """True when (host, port) is this server's own socket: feedback would loop back in."""
-        host, port = key[:2]
-        own_host, own_port = self.address
-        if port != own_port:
-            return False
-        if host == own_host:
-            return True
-        if own_host not in ("0.0.0.0", "::", ""):
-            return False
-        try:  # a wildcard bind hears on every local address: is `host` one of ours?
-            with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.bind((host.split("%")[0], 0))
-            return True
-        except OSError:
-            return False
-
-    def _expire(self, now_s: float) -> None:
-        with self._sub_lock:
-            for key in [k for k, until in self._subscribers.items() if until <= now_s]:
-                del self._subscribers[key]
-
-    def _feedback(self) -> None:
-        now_s = self._clock.now_s()
-        if now_s < self._next_feedback_s:
-            return
-        self._next_feedback_s = max(self._next_feedback_s + self._feedback_period_s, now_s)
-        self._expire(now_s)
-        self.stats["subscribers"] = len(self._subscribers)
-        with self._sub_lock:
-            destinations = [key[:2] for key in self._subscribers if key[2] == "status"]
-        if destinations:
-            self._send_status(destinations, reply=False)
-
-    def send_out(self, dgram: bytes, targets: tuple = ()) -> int:
-        """Any thread: `dgram` to every /subscribe/out subscriber and to `targets` ((host, port)
-        pairs from config), within the total feedback budget. Returns how many were sent."""
-        with self._sub_lock:
-            destinations = [key[:2] for key in self._subscribers if key[2] == "out"]
-        destinations += [t for t in targets if t not in destinations]
-        if not destinations or not self.feedback_allowed(len(destinations)):
-            return 0
-        for destination in destinations:
-            self._send(destination, dgram, "feedback_sent")
-        return len(destinations)
-
-    def feedback_allowed(self, n: int = 1) -> bool:
-        """The total feedback budget (osc.feedback_max_per_s datagrams a second over all
-        subscribers and streams); False, counted, when it is spent."""
-        with self._feedback_lock:
-            bucket = self._feedback_bucket
-            if bucket.refill(self._clock.now_s(), self._feedback_max_per_s, self._feedback_max_per_s) >= n:
-                bucket.tokens -= n
-                return True
-            self.stats["feedback_capped"] += n
-            return False
-
-    def _send_status(self, destinations: list, reply: bool) -> None:
-        if not reply and not self.feedback_allowed(len(destinations)):
-            return
-        try:
-            status = self._status_fn()
-            payload = _json(status)
-        except Exception as exc:
-            self._count("errors")
-            log.exception("OSC: status_fn failed")
-            payload = _json({"status": "error", "reason": f"status unavailable ({type(exc).__name__})"})
-        for destination in destinations:
-            self._send(destination, build_message("/status", payload), "replies" if reply else "feedback_sent")
+            self._feedback.subscribe(address, args, packet.peer, reply_to, self.address)
 
     def _reply(self, peer, address: str, body: dict) -> None:
-        self._send(peer, build_message(address[:200], _json(body)), "replies")
+        self._send(peer, build_message(address[:200], to_json(body)), "replies")
 
     def _send(self, peer, dgram: bytes, counter: str) -> None:
         try:

@@ -61,26 +61,9 @@ KEYS: tuple[tuple[str, str, str], ...] = (
 )
 """The technician's keys in the projector window."""
 OPERATOR_ACTIONS = ("blackout", "freeze", "next_scene", "previous_scene")
-"""Key actions that change the show (the projector turns them into operator commands); the others
+"""Key actions that change the show (installation.operators.control.key_commands turns them into
+operator commands); the others
 (help, test card, fullscreen, quit) belong to the window."""
-
-
-def key_commands(actions, t_s: float, blackout: bool, freeze: bool, scene: str, scenes) -> list:
-    """Operator commands for the window's key actions, given the live state and the scene names."""
-    from installation.records import Command
-
-    out = []
-    for action in actions:
-        if action == "blackout":
-            out.append(Command(t_s, "/blackout", (0 if blackout else 1,), "window"))
-        elif action == "freeze":
-            out.append(Command(t_s, "/freeze", (0 if freeze else 1,), "window"))
-        elif action in ("next_scene", "previous_scene") and scenes:
-            names = list(scenes)
-            i = names.index(scene) if scene in names else -1
-            step = 1 if action == "next_scene" else -1
-            out.append(Command(t_s, "/scene", (names[(i + step) % len(names)],), "window"))
-    return out
 
 
 def test_card(width: int, height: int, fps: float = 0.0, title: str = "Chromesthesia") -> np.ndarray:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hardware.video.settings import VideoOutSettings
 from installation.errors import UserError
 from installation.mailbox import Latest
 
@@ -284,7 +285,7 @@ class VideoOut:
         return [thread.stats() for thread in self.threads]
 
 
-def build_video_out(cfg, width: int, height: int, fps: float, clock=None) -> VideoOut | None:
+def build_video_out(cfg: VideoOutSettings, width: int, height: int, fps: float, clock=None) -> VideoOut | None:
     """The sinks [video_out] asks for, or None when it asks for none.
 
     With `required = true` each sink is opened here and a failure is one UserError sentence (exit 2);

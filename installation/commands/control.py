@@ -373,7 +373,9 @@ class _BenchRig:
     def __init__(self, args: argparse.Namespace) -> None:
         from hardware.osc.inbox import CommandInbox
         from installation.clock import MonotonicClock
-        from installation.operators.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
+        from hardware.osc.server import OscControlServer
+        from installation.operators.control import Control, LiveState, latency_summary, param_key, percentile
+        from installation.operators.osc_wiring import command_space
         from installation.startup import load
         from scenes.scene import available_scenes
 
@@ -381,14 +383,15 @@ class _BenchRig:
         self.latency_summary, self.percentile = latency_summary, percentile
         cfg = load(args)
         self.render_nice = cfg.render.thread_nice
-        osc_cfg = cfg.osc.model_copy(update={"host": "127.0.0.1", "port": 0, "allow": ("127.0.0.0/8",)})
+        osc_cfg = cfg.osc.model_copy(update={"host": "127.0.0.1", "port": 0, "allow": ("127.0.0.0/8",),
+                                             "realtime_priority": args.realtime or cfg.osc.realtime_priority})
         self.clock = clock = MonotonicClock()
         sys.setswitchinterval(0.0005)  # what the runtime sets: threads waiting on the GIL get it back quickly
         self.live = live = LiveState(scene=cfg.installation.scene)
         self.control = Control(live, available_scenes, None, clock=clock)
         self.commands: CommandInbox = CommandInbox(4096)
-        self.server = OscControlServer(osc_cfg, self.commands, clock, live.snapshot, validate=self.control.check,
-                                       realtime_priority=args.realtime, values=lambda a: live.params.get(param_key(a)))
+        self.server = OscControlServer(osc_cfg.settings(), self.commands, clock, live.snapshot, command_space(),
+                                       validate=self.control.check, values=lambda a: live.params.get(param_key(a)))
         if args.realtime:
             from hardware.osc.server import set_realtime_priority
             set_realtime_priority(args.realtime, "main loop")

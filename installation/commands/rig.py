@@ -296,7 +296,7 @@ def _bench_video_out(args: argparse.Namespace) -> int:
 
     wanted = {name.strip() for name in args.sinks.split(",") if name.strip()}
     name = "Chromesthesia bench"
-    cfg = VideoOutConfig(ndi="ndi" in wanted, virtual_camera="virtual_camera" in wanted, ndi_name=name)
+    cfg = VideoOutConfig(ndi="ndi" in wanted, virtual_camera="virtual_camera" in wanted, ndi_name=name).settings()
     results = {"size": f"{args.width}x{args.height}", "target_fps": args.fps,
                "sinks_off": _projector_run(args.seconds, args.width, args.height, args.fps, None),
                "sinks_on_nobody_watching": _projector_run(args.seconds, args.width, args.height, args.fps,

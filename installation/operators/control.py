@@ -14,7 +14,6 @@ import statistics
 import threading
 from typing import Any, Callable, Iterable, Mapping
 
-from hardware.osc.server import OscControlServer, UdpOscOut  # noqa: F401  (re-exported for the runtime)
 from installation.operators import routes
 from installation.bus import LiveSnapshot, LiveState  # noqa: F401  (re-exported)
 from installation.mailbox import DropOldest, Latest
@@ -89,6 +88,15 @@ class Control:
             return list(self._latencies_ms)
 
     # --- main thread ----------------------------------------------------------------------------
+    def bind_effects(self, effects: Mapping[str, Effect | None]) -> None:
+        """Bind what the main thread does for each route effect (the composition root does it once).
+        Every name must be an effect of the route table; None leaves that effect unbound (e.g. MIDI
+        learn without a MIDI input)."""
+        unknown = set(effects) - routes.TABLE.effects()
+        if unknown:
+            raise ValueError(f"no route has the effect {sorted(unknown)[0]!r}")
+        self.effects.update({name: effect for name, effect in effects.items() if effect is not None})
+
     def set_params(self, specs: Mapping[str, ParamSpec]) -> None:
         """New parameter table (after a scene change): new keys start at their default, values
         outside a new range are clamped, keys the scene no longer has are dropped."""
@@ -107,9 +115,9 @@ class Control:
         if reason is None and route is not None:
             live = self.live
             route.apply(live, value)
-            if command.address == "/tempo":
+            if command.address == routes.TEMPO:
                 live.tempo_sender = command.sender if value is not None else None
-            elif command.address == "/blackout":
+            elif command.address == routes.BLACKOUT:
                 live.blackout_sender = command.sender
             live.version += 1
             self.applied += 1
@@ -123,7 +131,7 @@ class Control:
         if self._log is not None:
             self._log.write("command", address=command.address, args=list(command.args), sender=command.sender,
                             ok=reason is None, **({"reason": reason} if reason else {}))
-            if reason is None and command.address == "/scene":
+            if reason is None and command.address == routes.SCENE:
                 fade = self.live.scene_crossfade_s
                 self._log.write("scene", scene=self.live.scene, crossfade_s=self.live.crossfade_s if fade is None else fade,
                                 sender=command.sender)
@@ -211,34 +219,51 @@ class MidiMapper:
                 if m.channel > 0 and channel != m.channel:
                     continue
                 value = m.min + (m.max - m.min) * _curve(message.value / 127.0, m.curve)
-                out.append(Command(t_s, "/param/" + m.param.replace(".", "/"), (round(value, 6),), sender))
+                out.append(Command(t_s, routes.PARAM + m.param.replace(".", "/"), (round(value, 6),), sender))
             return out
         if kind == "note_on" and message.velocity > 0:
             if message.note == self._cfg.blackout_note:
-                return [Command(t_s, "/blackout", (1,), sender)]
+                return [Command(t_s, routes.BLACKOUT, (1,), sender)]
             if message.note == self._cfg.freeze_note:
-                return [Command(t_s, "/freeze", (1,), sender)]
+                return [Command(t_s, routes.FREEZE, (1,), sender)]
             scene = self._notes.get(message.note)
-            return [Command(t_s, "/scene", (scene,), sender)] if scene else []
+            return [Command(t_s, routes.SCENE, (scene,), sender)] if scene else []
         if kind == "note_off" or (kind == "note_on" and message.velocity == 0):
             if message.note == self._cfg.blackout_note:
-                return [Command(t_s, "/blackout", (0,), sender)]
+                return [Command(t_s, routes.BLACKOUT, (0,), sender)]
             if message.note == self._cfg.freeze_note:
-                return [Command(t_s, "/freeze", (0,), sender)]
+                return [Command(t_s, routes.FREEZE, (0,), sender)]
             return []
         if kind == "program_change":
             programs = self._cfg.midi_programs
             if message.program < len(programs) and programs[message.program]:
-                return [Command(t_s, "/scene", (programs[message.program],), sender)]
+                return [Command(t_s, routes.SCENE, (programs[message.program],), sender)]
             return []
         if self._cfg.midi_clock:
             if kind == "clock":
                 bpm = self._clock.tick(t_s)
-                return [Command(t_s, "/tempo", (bpm,), sender)] if bpm is not None else []
+                return [Command(t_s, routes.TEMPO, (bpm,), sender)] if bpm is not None else []
             if kind == "stop":
                 self._clock.stop()
-                return [Command(t_s, "/tempo", (0,), sender)]
+                return [Command(t_s, routes.TEMPO, (0,), sender)]
         return []
+
+
+def key_commands(actions, t_s: float, blackout: bool, freeze: bool, scene: str, scenes) -> list[Command]:
+    """Operator commands for the projector window's key actions (hardware.video.display.KEYS),
+    given the live state and the scene names."""
+    out = []
+    for action in actions:
+        if action == "blackout":
+            out.append(Command(t_s, routes.BLACKOUT, (0 if blackout else 1,), "window"))
+        elif action == "freeze":
+            out.append(Command(t_s, routes.FREEZE, (0 if freeze else 1,), "window"))
+        elif action in ("next_scene", "previous_scene") and scenes:
+            names = list(scenes)
+            i = names.index(scene) if scene in names else -1
+            step = 1 if action == "next_scene" else -1
+            out.append(Command(t_s, routes.SCENE, (names[(i + step) % len(names)],), "window"))
+    return out
 
 
 class MidiControlThread:

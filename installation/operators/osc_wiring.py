@@ -16,10 +16,55 @@ from hardware.osc.server import OscControlServer, parse_target
 from hardware.osc.inbox import CommandInbox
 from hardware.osc.out import AnalysisOut
 from hardware.net.conn_gate import ConnectionLimits
-from hardware.osc.query import OscQueryServer, describe_space, live_value
+from hardware.osc.query import NO_VALUE, READ_WRITE, WRITE, OscNode, OscQueryServer, describe_space, value_range
+from hardware.osc.settings import CommandSpace
 from installation.operators import routes
+from installation.operators.routes import Route, RouteTable
 
 log = logging.getLogger(__name__)
+
+
+def command_space(table: RouteTable = routes.TABLE) -> CommandSpace:
+    """What the OSC server knows of the operators' addresses, from the route table: OSC and admin
+    routes are commands, admin routes need osc.admin_allow, readable routes answer their value,
+    numeric prefix routes (/param/<path>) are faders."""
+    return CommandSpace(is_command=lambda address: table.in_channel(address, routes.OSC, routes.ADMIN),
+                        is_admin=table.is_admin, has_value=table.has_value,
+                        fader_prefixes=tuple(r.address for r in table.routes if r.prefix and r.types == "f"))
+
+
+def _node(route: Route, address: str, doc: str, low_high: tuple[float, float] | None, scenes: list[str]) -> OscNode:
+    ranges: list[dict | None] = []
+    for spec in route.ranges:
+        if spec == routes.SCENE_NAMES:
+            ranges.append({"VALS": scenes})
+        elif spec == routes.PARAM_RANGE:
+            ranges.append(value_range(*low_high) if low_high else None)
+        else:
+            ranges.append(value_range(*spec) if isinstance(spec, tuple) else None)
+    access = READ_WRITE if route.access == "rw" else (NO_VALUE if route.types else WRITE)
+    return OscNode(address, route.types, tuple(ranges), doc, access)
+
+
+def command_nodes(params, scene_names, table: RouteTable = routes.TABLE) -> list[OscNode]:
+    """OSCQuery's nodes of every route OSC may use (osc and admin channels): a prefix route has one
+    node per parameter in `params` (ParamSpecs by name)."""
+    scenes, nodes = list(scene_names), []
+    for route in table.routes:
+        if route.channels.isdisjoint((routes.OSC, routes.ADMIN)):
+            continue
+        if not route.prefix:
+            nodes.append(_node(route, route.address, route.doc, None, scenes))
+            continue
+        for name, spec in sorted(params.items()):
+            doc = (spec.doc or f"live parameter {name}") if route.read is not None else route.doc
+            nodes.append(_node(route, route.address + name.replace(".", "/"), doc, (spec.low, spec.high), scenes))
+    return nodes
+
+
+def address_space(params, scene_names, table: RouteTable = routes.TABLE) -> list[OscNode]:
+    """Everything OSCQuery describes: the route table's commands, the server's own methods, the streams."""
+    return describe_space(command_nodes(params, scene_names, table))
 
 
 def command_inbox(capacity: int = 4096) -> CommandInbox:
@@ -121,10 +166,10 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
         if address.startswith("/out/"):
             return analysis.value(address)
         live = live_box.peek() if live_box is not None else None
-        return live_value(address, live if live is not None else control.live)
+        return routes.TABLE.value(address, live if live is not None else control.live)
 
-    server = OscControlServer(osc, commands, clock, status_fn, validate=validate or control.check,
-                              realtime_priority=osc.realtime_priority, values=values, accepts=routes.is_command)
+    server = OscControlServer(osc.settings(), commands, clock, status_fn, command_space(),
+                              validate=validate or control.check, values=values)
     targets: list[tuple[str, int]] = []
     for text in osc.out_targets:
         target = parse_target(text)  # UserError on a bad host:port
@@ -136,7 +181,7 @@ def build_osc(cfg, commands, clock, status_fn: Callable[[], dict], control, live
     query = None
     if osc.query_enabled:
         query = OscQueryServer(cfg.installation.name, osc.host, osc.query_port,
-                               lambda: describe_space(routes, control.param_specs, scene_names()),
+                               lambda: address_space(control.param_specs, scene_names()),
                                values, lambda: server.address[1], allowed=server.allowed, advertise=osc.query_mdns,
                                limits=limits, listen_hz=osc.query_listen_hz, max_listeners=osc.query_max_listeners)
     tcp = None

@@ -1,6 +1,8 @@
-"""The operators' command table: address -> parse, validate, apply, effect. Read by the OSC
-server (which addresses are commands), the MIDI mapping and the schedules (they build Commands
-for these addresses), installation.operators.control (parse and apply) and the main thread (effects).
+"""The operators' address space, in one table: address -> OSC type tags, ranges, access, the
+channels that may use it, parse, validate, apply, effect. Everything else is derived from it: the
+OSC server's commands, admin commands and value queries (installation.operators.osc_wiring builds
+its CommandSpace), OSCQuery's tree, the dashboard's controls, and the MIDI mapping, the projector's
+keys and the schedules build Commands for its addresses (the constants below).
 
 Like python-osc's dispatcher, routing is separate from sockets: `find`, `parse` and `apply`
 are plain functions over a `Command`, tested without a network.
@@ -25,8 +27,18 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
-from installation.bus import LiveState
 from installation.records import Command
+
+SCENE, CROSSFADE, BLACKOUT, FREEZE, TEMPO = "/scene", "/crossfade", "/blackout", "/freeze", "/tempo"
+PROMPT, COMMENT, PARAM, LEARN = "/prompt", "/comment", "/param/", "/learn/"
+RESTART, STOP, PANIC, WEB_REVOKE = "/restart", "/stop", "/panic", "/web/revoke"
+OSC, WEB, MIDI, ADMIN = "osc", "web", "midi", "admin"
+"""Channels: OSC from osc.allow hosts, the dashboard, MIDI controllers, OSC from osc.admin_allow hosts
+(and the schedule, the service manager)."""
+SCENE_NAMES = "scenes"
+"""An argument's range that is the scene names (OSCQuery VALS)."""
+PARAM_RANGE = "param"
+"""An argument's range that is the parameter's own (its ParamSpec)."""
 
 CROSSFADE_RANGE_S = (0.0, 60.0)
 TEMPO_RANGE_BPM = (20.0, 300.0)
@@ -226,19 +238,57 @@ def _local(command: Command, ctx: RouteContext) -> Parsed:
     return command.address[1:], None
 
 
-def _set(name: str) -> Callable[[LiveState, Any], None]:
-    def apply(live: LiveState, value: Any) -> None:
+Live = Any
+"""installation.bus.LiveState to apply to, or a LiveSnapshot to read (the bus reads this table's
+parameter defaults, so this module does not import it)."""
+
+
+def _set(name: str) -> Callable[[Live, Any], None]:
+    def apply(live: Live, value: Any) -> None:
         setattr(live, name, value)
     return apply
 
 
-def _apply_scene(live: LiveState, value: Any) -> None:
+def _apply_scene(live: Live, value: Any) -> None:
     live.scene, live.scene_crossfade_s = value
 
 
-def _apply_param(live: LiveState, value: Any) -> None:
+def _apply_param(live: Live, value: Any) -> None:
     key, new = value
     live.params[key] = new
+
+
+def _unchanged(live: Live, value: Any) -> None:
+    """A command that changes no state: its effect is all it does."""
+
+
+def _read(name: str, kind: type) -> Callable[[Live, str], list | None]:
+    def read(live: Live, address: str) -> list | None:
+        return [kind(getattr(live, name))]
+    return read
+
+
+def _read_scene(live: Live, address: str) -> list | None:
+    fade = live.scene_crossfade_s
+    return [live.scene, float(live.crossfade_s if fade is None else fade)]
+
+
+def _read_param(live: Live, address: str) -> list | None:
+    value = live.params.get(param_key(address))
+    return None if value is None else [float(value)]
+
+
+def _read_text(live: Live, address: str) -> list | None:
+    return [live.prompt_override or ""]
+
+
+def _read_tempo(live: Live, address: str) -> list | None:
+    return [float(live.tempo_bpm or 0.0)]
+
+
+Range = tuple[float, float] | str | None
+"""One argument's range: (low, high), SCENE_NAMES, PARAM_RANGE, or None (text)."""
+FLAG: tuple[Range, ...] = ((0, 1),)
 
 
 @dataclass(frozen=True)
@@ -246,61 +296,119 @@ class Route:
     address: str
     """The address, or for a prefix route the prefix ending in '/' (e.g. /param/)."""
     parse: Callable[[Command, RouteContext], Parsed]
-    apply: Callable[[LiveState, Any], None]
+    apply: Callable[[Live, Any], None]
     effect: str | None = None
     doc: str = ""
     prefix: bool = False
-    network: bool = True
-    """False for routes only the schedule or the service manager may use."""
+    types: str = ""
+    """OSC type tags of its arguments ("" when it takes none)."""
+    ranges: tuple[Range, ...] = ()
+    """One per type tag."""
+    read: Callable[[Live, str], list | None] | None = None
+    """The current value (what an argument-less OSC message, OSCQuery and LISTEN answer); None: write only."""
+    channels: frozenset[str] = frozenset({OSC})
+
+    @property
+    def access(self) -> str:
+        """"rw" when its value can be read as well as set, "w" when it can only be sent."""
+        return "rw" if self.read is not None else "w"
 
 
+def _route(address: str, parse, apply, effect: str | None, doc: str, *channels: str, **kw) -> Route:
+    return Route(address, parse, apply, effect, doc, channels=frozenset(channels), **kw)
+
+
+_ADMIN_DOC = " (schedule, service manager, osc.admin_allow hosts)"
+_CROSSFADE_RANGE: tuple[Range, ...] = (CROSSFADE_RANGE_S,)
 ROUTES: tuple[Route, ...] = (
-    Route("/scene", _scene, _apply_scene, "scene", "change scene, optionally with a cross-fade in seconds"),
-    Route("/crossfade", _crossfade, _set("crossfade_s"), None, "default scene cross-fade in seconds"),
-    Route("/blackout", _flag, _set("blackout"), "blackout", "projector black (1) or lit (0)"),
-    Route("/freeze", _flag, _set("freeze"), None, "hold the current picture (1) or follow again (0)"),
-    Route("/tempo", _tempo, _set("tempo_bpm"), None, "composer tempo in bpm; 0 follows the music again"),
-    Route("/prompt", _prompt, _set("prompt_override"), "prompt", "override the caption; empty text clears it"),
-    Route("/comment", _comment, lambda live, value: None, "comment",
-          "a visitor's words, joined to the picture's description the composer searches with"),
-    Route("/param/", _param, _apply_param, None, "set a live parameter of the scene", prefix=True),
-    Route("/learn/", _learn, lambda live, value: None, "learn",
-          "MIDI learn: the next knob or fader moved drives this parameter (saved into config.toml)", prefix=True),
-    Route("/restart", _local, _set("stop_requested"), "stop",
-          "restart cleanly (schedule, service manager, osc.admin_allow hosts)"),
-    Route("/stop", _local, _set("stop_requested"), "stop", "stop cleanly (schedule, service manager, osc.admin_allow hosts)"),
-    Route("/panic", _local, lambda live, value: None, "panic",
-          "all notes off on every output, now (schedule, service manager, osc.admin_allow hosts)"),
-    Route("/web/revoke", _local, lambda live, value: None, "revoke_sessions",
-          "sign every dashboard out (schedule, service manager, osc.admin_allow hosts)"),
+    _route(SCENE, _scene, _apply_scene, "scene", "change scene, optionally with a cross-fade in seconds",
+           OSC, WEB, MIDI, types="sf", ranges=(SCENE_NAMES, CROSSFADE_RANGE_S), read=_read_scene),
+    _route(CROSSFADE, _crossfade, _set("crossfade_s"), None, "default scene cross-fade in seconds", OSC, WEB,
+           types="f", ranges=_CROSSFADE_RANGE, read=_read("crossfade_s", float)),
+    _route(BLACKOUT, _flag, _set("blackout"), "blackout", "projector black (1) or lit (0)", OSC, WEB, MIDI,
+           types="i", ranges=FLAG, read=_read("blackout", int)),
+    _route(FREEZE, _flag, _set("freeze"), None, "hold the current picture (1) or follow again (0)", OSC, WEB, MIDI,
+           types="i", ranges=FLAG, read=_read("freeze", int)),
+    _route(PROMPT, _prompt, _set("prompt_override"), "prompt",
+           f"override the caption; empty text clears it (at most {PROMPT_MAX_CHARS} characters)", OSC, WEB,
+           types="s", ranges=(None,), read=_read_text),
+    _route(COMMENT, _comment, _unchanged, "comment", "a visitor's words, joined to the picture's description the "
+           f"composer searches with (at most {PROMPT_MAX_CHARS} characters)", OSC, types="s", ranges=(None,)),
+    _route(TEMPO, _tempo, _set("tempo_bpm"), None, f"composer tempo in bpm ({TEMPO_RANGE_BPM[0]:g}-"
+           f"{TEMPO_RANGE_BPM[1]:g}); 0 follows the music again", OSC, WEB, MIDI,
+           types="f", ranges=((0.0, TEMPO_RANGE_BPM[1]),), read=_read_tempo),
+    _route(PANIC, _local, _unchanged, "panic", "all notes off on every output, now" + _ADMIN_DOC, ADMIN),
+    _route(RESTART, _local, _set("stop_requested"), "stop", "restart cleanly" + _ADMIN_DOC, ADMIN, WEB),
+    _route(STOP, _local, _set("stop_requested"), "stop", "stop cleanly" + _ADMIN_DOC, ADMIN),
+    _route(PARAM, _param, _apply_param, None, "set a live parameter of the scene", OSC, WEB, MIDI, prefix=True,
+           types="f", ranges=(PARAM_RANGE,), read=_read_param),
+    _route(LEARN, _learn, _unchanged, "learn",
+           "MIDI learn: the next knob or fader moved drives this parameter (saved into config.toml)", OSC, prefix=True),
+    _route(WEB_REVOKE, _local, _unchanged, "revoke_sessions", "sign every dashboard out" + _ADMIN_DOC, ADMIN),
 )
-_EXACT = {r.address: r for r in ROUTES if not r.prefix}
-_PREFIXES = tuple(r for r in ROUTES if r.prefix)
+"""Order: as OSCQuery lists them."""
 
 
-def find(address: str) -> Route | None:
-    """The route of `address`, or None."""
-    route = _EXACT.get(address)
-    if route is not None:
-        return route
-    for candidate in _PREFIXES:
-        if address.startswith(candidate.address) and len(address) > len(candidate.address):
-            return candidate
-    return None
+class RouteTable:
+    """Finds the route of an address (exact, else the longest matching prefix route) and
+    answers what the doors ask of the address space."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(routes)
+        self._exact = {r.address: r for r in self.routes if not r.prefix}
+        self._prefixes = tuple(r for r in self.routes if r.prefix)
+
+    def find(self, address: str) -> Route | None:
+        """The route of `address`, or None."""
+        route = self._exact.get(address)
+        if route is not None:
+            return route
+        for candidate in self._prefixes:
+            if address.startswith(candidate.address) and len(address) > len(candidate.address):
+                return candidate
+        return None
+
+    def is_command(self, address: str) -> bool:
+        """True when `address` names a command (what the OSC server enqueues)."""
+        return self.find(address) is not None
+
+    def in_channel(self, address: str, *channels: str) -> bool:
+        """True when `address` has a route that any of `channels` may use."""
+        route = self.find(address)
+        return route is not None and not route.channels.isdisjoint(channels)
+
+    def is_admin(self, address: str) -> bool:
+        return self.in_channel(address, ADMIN)
+
+    def has_value(self, address: str) -> bool:
+        route = self.find(address)
+        return route is not None and route.read is not None
+
+    def value(self, address: str, live: Live) -> list | None:
+        """The current value of a readable address from a LiveState or LiveSnapshot, or None."""
+        route = self.find(address)
+        return route.read(live, address) if route is not None and route.read is not None else None
+
+    def channel(self, name: str) -> tuple[Route, ...]:
+        """The routes `name` may use, in table order."""
+        return tuple(r for r in self.routes if name in r.channels)
+
+    def effects(self) -> frozenset[str]:
+        return frozenset(r.effect for r in self.routes if r.effect)
+
+    def parse(self, command: Command, ctx: RouteContext) -> tuple[Route | None, Any, str | None]:
+        """(route, value, None) for a command to apply, or (route or None, None, why not)."""
+        route = self.find(command.address)
+        if route is None:
+            return None, None, f"unknown address {command.address[:80]!r}"
+        try:
+            value, reason = route.parse(command, ctx)
+        except Exception as exc:  # a bad argument shape must never escape to the caller's thread
+            return route, None, f"cannot read the arguments ({type(exc).__name__})"
+        return route, (value if reason is None else None), reason
 
 
-def is_command(address: str) -> bool:
-    """True when `address` names a command (what the OSC server enqueues)."""
-    return find(address) is not None
-
-
-def parse(command: Command, ctx: RouteContext) -> tuple[Route | None, Any, str | None]:
-    """(route, value, None) for a command to apply, or (route or None, None, why not)."""
-    route = find(command.address)
-    if route is None:
-        return None, None, f"unknown address {command.address[:80]!r}"
-    try:
-        value, reason = route.parse(command, ctx)
-    except Exception as exc:  # a bad argument shape must never escape to the caller's thread
-        return route, None, f"cannot read the arguments ({type(exc).__name__})"
-    return route, (value if reason is None else None), reason
+TABLE = RouteTable(ROUTES)
+find = TABLE.find
+is_command = TABLE.is_command
+parse = TABLE.parse

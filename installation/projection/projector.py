@@ -293,7 +293,7 @@ class Projector:
         closed = bool(self.display.poll_quit())
         take = getattr(self.display, "take_actions", None)
         if take is not None and self.commands is not None:
-            from hardware.video.display import key_commands
+            from installation.operators.control import key_commands
             live = self.live.peek() or LiveSnapshot(scene="")
             for command in key_commands(take(), self.clock.now_s(), live.blackout, live.freeze, live.scene, self.scenes()):
                 self.commands.put(command)

@@ -33,18 +33,26 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 
 from installation.errors import UserError
 from installation.records import Command
-from installation.operators.routes import ADMIN_SENDER, PROMPT_MAX_CHARS
+from installation.operators import routes
+from installation.operators.routes import ADMIN_SENDER, PROMPT_MAX_CHARS, RouteTable
 from installation.web.room import dark_reason
 from installation.web.sessions import COOKIE, Sessions
 
 log = logging.getLogger("chromesthesia.web")
 
 STATIC = Path(__file__).resolve().parent / "static"
-ADDRESSES = ("/scene", "/blackout", "/freeze", "/param/volume", "/param/brightness", "/crossfade", "/tempo", "/prompt",
-             "/restart")
-"""What the dashboard may send; /stop stays with the schedule, the service manager and OSC admins."""
 DASHBOARD_PARAMS = ("brightness", "volume")
 """The parameters the page has sliders for; their ranges come from the route table's ParamSpecs."""
+
+
+def web_controls(table: RouteTable = routes.TABLE) -> dict[str, dict]:
+    """What the dashboard may send: the routes of the web channel (a prefix route once per
+    DASHBOARD_PARAMS entry), each with its OSC types, access and description."""
+    controls = {}
+    for route in table.channel(routes.WEB):
+        for address in [route.address + p for p in DASHBOARD_PARAMS] if route.prefix else [route.address]:
+            controls[address] = {"types": route.types, "access": route.access, "doc": route.doc}
+    return controls
 LOG_LINES_PUSHED = 60
 """Log lines in each status message (the page's log view); /log has the rest."""
 
@@ -86,9 +94,10 @@ class RequestLimits:
 
 
 def create_app(sources: DashboardSources, token: str, allow=("127.0.0.0/8",), status_hz: float = 2.0,
-               preview_hz: float = 4.0, limits: RequestLimits = RequestLimits(), sessions: Sessions | None = None):
+               preview_hz: float = 4.0, limits: RequestLimits = RequestLimits(), sessions: Sessions | None = None,
+               table: RouteTable = routes.TABLE):
     dashboard = _Dashboard(sources, token, _networks(allow), status_hz, preview_hz, limits,
-                           sessions or Sessions(7 * 86400.0))
+                           sessions or Sessions(7 * 86400.0), table)
     app = FastAPI(title="Chromesthesia", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(dashboard.gate)
     app.get("/", response_class=HTMLResponse)(dashboard.index)
@@ -113,8 +122,10 @@ class _Dashboard:
     """Paths open to an allowed address without a session: the login form and its answer."""
 
     def __init__(self, sources: DashboardSources, token: str, networks, status_hz: float, preview_hz: float,
-                 limits: RequestLimits, sessions: Sessions) -> None:
+                 limits: RequestLimits, sessions: Sessions, table: RouteTable = routes.TABLE) -> None:
         self.sources = sources
+        self.table = table
+        self.controls = web_controls(table)
         self.sessions = sessions
         self.limits = limits
         hostname = gethostname().lower()
@@ -182,7 +193,8 @@ class _Dashboard:
                 "dark": dark_reason(status, schedule, uptime_s),
                 "faults": sources.faults(), "warnings": sources.warnings(),
                 "faults_total": sum(int(status.get(k) or 0) for k in ("failures", "main_faults", "device_losses")),
-                "log": sources.log(LOG_LINES_PUSHED), "controls": {**sources.controls(), "prompt_max_chars": PROMPT_MAX_CHARS},
+                "log": sources.log(LOG_LINES_PUSHED), "controls": {**sources.controls(), "prompt_max_chars": PROMPT_MAX_CHARS,
+                                                                 "addresses": self.controls},
                 "report": sources.report is not None, "time": time.strftime("%H:%M:%S")}
 
     def login_response(self, message: str, status_code: int = 200) -> HTMLResponse:
@@ -288,7 +300,7 @@ class _Dashboard:
         except (ValueError, KeyError, TypeError, RecursionError):
             return JSONResponse({"ok": False, "reason": 'send JSON {"address": "/scene", "args": ["name"]}'},
                                 status_code=400)
-        if address not in ADDRESSES:
+        if address not in self.controls:
             return JSONResponse({"ok": False, "reason": f"{address[:60]} is not available from the dashboard"},
                                 status_code=403)
         question = None if confirmed else await asyncio.to_thread(self.needs_confirm, address, args)
@@ -296,16 +308,16 @@ class _Dashboard:
             return JSONResponse({"ok": False, "confirm": question, "reason": "not confirmed"}, status_code=409)
         host = request.client.host if request.client else "?"
         # The route table keeps /restart for admins; a signed-in technician who confirmed is one.
-        sender = f"{ADMIN_SENDER}web:{host}" if address == "/restart" else f"web:{host}"
+        sender = f"{ADMIN_SENDER}web:{host}" if self.table.is_admin(address) else f"web:{host}"
         cmd = Command(time.monotonic(), address, tuple(int(a) if isinstance(a, bool) else a for a in args),
                       sender=sender)
         return JSONResponse(self.sources.submit(cmd))
 
     def needs_confirm(self, address: str, args: list) -> str | None:
         """The question to ask before a command that overrides the schedule or interrupts the show."""
-        if address == "/restart":
+        if address == routes.RESTART:
             return "Restart the installation? The picture and music stop for a few seconds."
-        if address == "/blackout" and args and str(args[0]).lower() in ("0", "false", "off"):
+        if address == routes.BLACKOUT and args and str(args[0]).lower() in ("0", "false", "off"):
             schedule = self.sources.schedule()
             if schedule is not None and not schedule.get("open", True):
                 opens = f" until {schedule['next_change'].replace('T', ' ')}" if schedule.get("next_change") else ""

@@ -8,6 +8,7 @@ the fixtures in conftest.py.
 from __future__ import annotations
 
 import math
+import threading
 import wave
 from pathlib import Path
 
@@ -384,3 +385,132 @@ def renderer_size(renderer) -> tuple[int, int]:
     """(width, height) a renderer draws at."""
     inner = getattr(renderer, "inner", renderer)
     return int(inner.width), int(inner.height)
+
+
+# --- MidiIn --------------------------------------------------------------------------------------
+JACK_MIDI = "mido.backends.rtmidi/UNIX_JACK"
+
+
+def _queue_midi_in(request):
+    from hardware.midi.input import QueueMidiIn
+    port = QueueMidiIn("queue", MonotonicClock())
+    return port, lambda messages: [port.push(m) for m in messages]
+
+
+def _scripted_midi_in(request):
+    port = fakes.ScriptedMidiIn(MonotonicClock())
+    return port, port.play
+
+
+def _jack_midi_in(kind):
+    def make(request):
+        request.getfixturevalue("jack_server")
+        from hardware.midi.input import MidoMidiIn, VirtualMidiIn
+        from tests.waiting import wait_for
+        backend = mido.Backend(JACK_MIDI)
+        if kind == "virtual":
+            port = VirtualMidiIn("contract-midi-in", MonotonicClock(), JACK_MIDI)
+            port.open()
+            name = wait_for(lambda: next((n for n in backend.get_output_names() if "contract-midi-in" in n), None))
+            controller = backend.open_output(name)
+        else:
+            controller = backend.open_output("contract-knobs", virtual=True)
+            port = MidoMidiIn("contract-knobs", MonotonicClock(), JACK_MIDI, retry_s=0.05)
+            port.open()
+        request.addfinalizer(controller.close)
+        probe = mido.Message("control_change", channel=15, control=119, value=0)
+        # JACK connects a port a moment after it opens: what is sent before is lost, so wait until a probe lands
+        assert wait_for(lambda: (controller.send(probe), port.poll())[1], timeout_s=10)
+        threading.Event().wait(0.1)
+        port.poll()
+        return port, lambda messages: [controller.send(m) for m in messages]
+    return make
+
+
+MIDI_INS = {"QueueMidiIn": _queue_midi_in, "ScriptedMidiIn": _scripted_midi_in,
+            "MidoMidiIn": _jack_midi_in("port"), "VirtualMidiIn": _jack_midi_in("virtual")}
+
+
+@pytest.mark.parametrize("make", MIDI_INS.values(), ids=MIDI_INS.keys())
+def test_midi_in_contract(make, request):
+    from tests.waiting import wait_for
+    port, play = make(request)
+    assert isinstance(port, base.MidiIn) and isinstance(port.name, str)
+    sent = [mido.Message("control_change", channel=2, control=7, value=1), mido.Message("note_on", note=60, velocity=90),
+            mido.Message("control_change", channel=2, control=7, value=2)]
+    play(sent)
+    got: list = []
+    assert wait_for(lambda: len(got.__iadd__(port.poll())) >= len(sent), timeout_s=5)
+    assert [m.bytes() for m in got] == [m.bytes() for m in sent], "every message, once, in order"
+    times = [m.time for m in got]
+    assert all(isinstance(t, float) and math.isfinite(t) for t in times) and times == sorted(times)
+    assert port.poll() == [], "a message is handed out once"
+    port.close()
+    port.close()  # twice: nothing raises
+
+
+# --- OscIn ---------------------------------------------------------------------------------------
+def _udp_sender(address):
+    from pythonosc.udp_client import SimpleUDPClient
+    client = SimpleUDPClient(*address)
+    return lambda path, *args: client.send_message(path, list(args))
+
+
+def _control_server(request, commands, clock):
+    from hardware.osc.server import OscControlServer
+    from installation.config import OscConfig
+    from installation.operators.osc_wiring import command_space
+    return OscControlServer(OscConfig(port=0).settings(), commands, clock, lambda: {}, command_space())
+
+
+def _osc_udp(request, commands, clock):
+    server = _control_server(request, commands, clock)
+    return server, lambda: _udp_sender(server.address)
+
+
+def _osc_tcp(request, commands, clock):
+    from pythonosc import slip
+
+    from hardware.osc.server import build_message
+    from hardware.osc.tcp import OscTcpServer
+    server = _control_server(request, commands, clock)
+    server.start()
+    request.addfinalizer(server.stop)
+    tcp = OscTcpServer("127.0.0.1", 0, server, clock)
+
+    def sender():
+        import socket
+        conn = socket.create_connection(tcp.address, timeout=5)
+        request.addfinalizer(conn.close)
+        return lambda path, *args: conn.sendall(slip.encode(build_message(path, *args)))
+    return tcp, sender
+
+
+def _osc_loopback(request, commands, clock):
+    port = fakes.LoopbackOscIn(commands, clock)
+    return port, lambda: port.receive
+
+
+OSC_INS = {"OscControlServer": _osc_udp, "OscTcpServer": _osc_tcp, "LoopbackOscIn": _osc_loopback}
+
+
+@pytest.mark.parametrize("make", OSC_INS.values(), ids=OSC_INS.keys())
+def test_osc_in_contract(make, request):
+    from hardware.osc.inbox import CommandInbox
+    from installation.operators import routes
+    from tests.waiting import wait_for
+    commands: CommandInbox = CommandInbox(16)
+    port, connect = make(request, commands, MonotonicClock())
+    assert isinstance(port, base.OscIn)
+    port.start()
+    try:
+        send = connect()
+        send(routes.FREEZE, 1)
+        send(routes.PARAM + "volume", 0.5)
+        assert wait_for(lambda: len(commands) >= 2, timeout_s=5), "a message from an allowed host becomes a Command"
+        got = commands.drain()
+        assert [(c.address, c.args) for c in got] == [(routes.FREEZE, (1,)), (routes.PARAM + "volume", (0.5,))]
+        assert all(isinstance(c.sender, str) and c.sender and math.isfinite(c.t_s) for c in got)
+    finally:
+        port.stop()
+    port.stop()  # twice: nothing raises

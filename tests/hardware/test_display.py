@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hardware.video.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit, key_commands
+from hardware.video.display import HeadlessDisplay, PygameDisplay, VideoRecorder, fit
 from hardware.video.display import test_card as draw_test_card
 
 
@@ -144,17 +144,6 @@ def test_key_f_toggles_fullscreen(window):
 def test_escape_and_q_quit(window):
     assert press(window, "q") is True
     assert press(window, "escape") is True
-
-
-def test_key_actions_become_operator_commands():
-    scenes = ["cosmos", "nocturne", "pulse"]
-    cmds = key_commands(["blackout", "freeze", "next_scene", "previous_scene"], 5.0, blackout=False, freeze=True,
-                        scene="nocturne", scenes=scenes)
-    assert [(c.address, c.args) for c in cmds] == [("/blackout", (1,)), ("/freeze", (0,)), ("/scene", ("pulse",)),
-                                                  ("/scene", ("cosmos",))]
-    wrap = key_commands(["next_scene"], 0.0, blackout=True, freeze=False, scene="pulse", scenes=scenes)
-    assert wrap[0].args == ("cosmos",)
-    assert key_commands(["blackout"], 0.0, blackout=True, freeze=False, scene="x", scenes=scenes)[0].args == (0,)
 
 
 def test_projector_turns_window_keys_into_operator_commands(window):

@@ -20,6 +20,7 @@ from hardware.osc.inbox import CommandInbox
 from installation.clock import MonotonicClock
 from installation.config import OscConfig
 from installation.operators.control import Control, LiveState, param_key
+from installation.operators.osc_wiring import command_space
 from installation.showlog.writer import ShowLog, read_show_log
 from installation.commands.control import FLOOD  # the same flood the bench sends
 from tests.waiting import wait_for
@@ -38,10 +39,9 @@ class Rig:
         self.live = LiveState(scene="nocturne")
         self.control = Control(self.live, lambda: SCENES, self.log, blocklist=("gore",), clock=self.clock)
         self.commands: CommandInbox = CommandInbox(4096)
-        cfg = OscConfig(port=0, **osc)
-        self.server = OscControlServer(cfg, self.commands, self.clock,
+        self.server = OscControlServer(OscConfig(port=0, **osc).settings(), self.commands, self.clock,
                                        lambda: {"scene": self.live.scene, "blackout": self.live.blackout},
-                                       validate=self.control.check,
+                                       command_space(), validate=self.control.check,
                                        values=lambda address: self.live.params.get(param_key(address)))
         self.server.start()
         self.address = self.server.address
@@ -528,13 +528,14 @@ def test_oscquery_serves_every_documented_address_with_type_and_range(rig):
     import urllib.request
 
     from hardware.osc.out import AnalysisOut
-    from hardware.osc.query import OscQueryServer, describe_space, live_value
+    from hardware.osc.query import OscQueryServer
+    from installation.operators.osc_wiring import address_space
     from installation.operators import routes
 
     out = AnalysisOut(rig.server)
     query = OscQueryServer("test", "127.0.0.1", 0,
-                           lambda: describe_space(routes, rig.control.param_specs, SCENES),
-                           lambda a: out.value(a) if a.startswith("/out/") else live_value(a, rig.live),
+                           lambda: address_space(rig.control.param_specs, SCENES),
+                           lambda a: out.value(a) if a.startswith("/out/") else routes.TABLE.value(a, rig.live),
                            lambda: rig.address[1], allowed=rig.server.allowed, advertise=False)
     query.start()
     try:
@@ -713,11 +714,11 @@ def test_osc_over_tcp_with_slip_framing_gets_the_same_rules_and_replies(rig):
 def test_oscquery_is_found_over_mdns(rig, tmp_path):
     from zeroconf import ServiceBrowser, ServiceListener, Zeroconf
 
-    from hardware.osc.query import OscQueryServer, describe_space
-    from installation.operators import routes
+    from hardware.osc.query import OscQueryServer
+    from installation.operators.osc_wiring import address_space
 
     name = f"chromesthesia-{tmp_path.name[-20:]}-{rig.address[1]}"
-    query = OscQueryServer(name, "127.0.0.1", 0, lambda: describe_space(routes, rig.control.param_specs, SCENES),
+    query = OscQueryServer(name, "127.0.0.1", 0, lambda: address_space(rig.control.param_specs, SCENES),
                            None, lambda: rig.address[1], advertise=True)
     query.start()
     found = {}
@@ -813,7 +814,7 @@ def test_the_running_installation_streams_analysis_answers_values_and_panics(tmp
 @pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1"])
 def test_a_host_that_is_not_this_machines_is_named_as_the_problem(host):
     from installation.errors import UserError
-    server = OscControlServer(OscConfig(host=host, port=0), CommandInbox(16), MonotonicClock(), lambda: {})
+    server = OscControlServer(OscConfig(host=host, port=0).settings(), CommandInbox(16), MonotonicClock(), lambda: {})
     with pytest.raises(UserError) as raised:
         server.start()
     message = str(raised.value)
@@ -826,3 +827,9 @@ def test_the_osc_command_answers_a_bad_host_or_port_with_one_sentence(argv, caps
     assert main(["osc", "/status", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_oscquery_describes_each_of_the_servers_own_methods():
+    from hardware.osc.query import SERVER_NODES
+    from hardware.osc.server import QUERY_ADDRESSES
+    assert {node.address for node in SERVER_NODES} == QUERY_ADDRESSES

@@ -58,14 +58,14 @@ def test_a_failing_sink_is_reopened_with_backoff_and_sends_again():
 
 def test_virtual_camera_absent_is_one_sentence_when_required_and_a_warning_when_not(caplog):
     pytest.importorskip("pyvirtualcam")
-    required = VideoOutConfig(virtual_camera=True, required=True)
+    required = VideoOutConfig(virtual_camera=True, required=True).settings()
     with pytest.raises(UserError) as err:
         build_video_out(required, 64, 48, 30.0)
     message = str(err.value)
     assert message.startswith("video_out.virtual_camera: the virtual camera cannot open (")
     assert "modprobe v4l2loopback" in message and message.count("\n") == 0
 
-    out = build_video_out(VideoOutConfig(virtual_camera=True), 64, 48, 30.0)
+    out = build_video_out(VideoOutConfig(virtual_camera=True).settings(), 64, 48, 30.0)
     out.open()
     try:
         with caplog.at_level(logging.WARNING, logger="hardware.video.output"):
@@ -81,13 +81,13 @@ def test_a_missing_package_is_one_sentence_when_required_and_skipped_when_not(mo
     monkeypatch.setitem(sys.modules, "pyvirtualcam", None)
     monkeypatch.setitem(sys.modules, "cyndilib.sender", None)
     with pytest.raises(UserError, match=r"needs the pyvirtualcam package.*video-out.*virtual_camera = false"):
-        build_video_out(VideoOutConfig(virtual_camera=True, required=True), 64, 48, 30.0)
+        build_video_out(VideoOutConfig(virtual_camera=True, required=True).settings(), 64, 48, 30.0)
     with pytest.raises(UserError, match=r"needs the cyndilib package"):
-        build_video_out(VideoOutConfig(ndi=True, required=True), 64, 48, 30.0)
+        build_video_out(VideoOutConfig(ndi=True, required=True).settings(), 64, 48, 30.0)
     with caplog.at_level(logging.WARNING, logger="hardware.video.output"):
-        assert build_video_out(VideoOutConfig(ndi=True, virtual_camera=True), 64, 48, 30.0) is None
+        assert build_video_out(VideoOutConfig(ndi=True, virtual_camera=True).settings(), 64, 48, 30.0) is None
     assert "The show goes on without it." in caplog.text
-    assert build_video_out(VideoOutConfig(), 64, 48, 30.0) is None
+    assert build_video_out(VideoOutConfig().settings(), 64, 48, 30.0) is None
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_fram
     from cyndilib.wrapper.ndi_recv import RecvBandwidth, RecvColorFormat
 
     width, height = 160, 90
-    out = build_video_out(VideoOutConfig(ndi=True, ndi_name="Chromesthesia test", required=True), width, height, 30.0,
+    out = build_video_out(VideoOutConfig(ndi=True, ndi_name="Chromesthesia test", required=True).settings(), width, height, 30.0,
                           MonotonicClock())  # frames are encoded only while a receiver is connected
     shown = frame(7, width, height)
     finder = Finder()

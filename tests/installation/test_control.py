@@ -116,3 +116,15 @@ def test_live_reload_keeps_the_running_scene_on_a_bad_edit(tmp_path):
     assert watcher.changed() == [preset]
     kept, error = reload_scene("gallery", running, tmp_path)
     assert kept is running and "palette_bias" in error
+
+
+def test_key_actions_become_operator_commands():
+    from installation.operators.control import key_commands
+    scenes = ["cosmos", "nocturne", "pulse"]
+    cmds = key_commands(["blackout", "freeze", "next_scene", "previous_scene"], 5.0, blackout=False, freeze=True,
+                        scene="nocturne", scenes=scenes)
+    assert [(c.address, c.args) for c in cmds] == [("/blackout", (1,)), ("/freeze", (0,)), ("/scene", ("pulse",)),
+                                                  ("/scene", ("cosmos",))]
+    wrap = key_commands(["next_scene"], 0.0, blackout=True, freeze=False, scene="pulse", scenes=scenes)
+    assert wrap[0].args == ("cosmos",)
+    assert key_commands(["blackout"], 0.0, blackout=True, freeze=False, scene="x", scenes=scenes)[0].args == (0,)

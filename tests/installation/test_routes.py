@@ -91,6 +91,79 @@ def test_bias_and_volume_each_apply_in_one_place():
 
 
 def test_the_live_state_starts_at_the_parameter_tables_defaults():
-    from installation.bus import BUILTIN_DEFAULTS
-    assert BUILTIN_DEFAULTS == {name: spec.default for name, spec in routes.BUILTIN_PARAMS.items()}
-    assert LiveState(scene="s").frozen().params == BUILTIN_DEFAULTS
+    defaults = {name: spec.default for name, spec in routes.BUILTIN_PARAMS.items()}
+    assert LiveState(scene="s").params == defaults
+    assert LiveState(scene="s").frozen().params == defaults == LiveSnapshot(scene="s").params
+
+
+# --- what the doors derive from the table -----------------------------------------------------------
+STROBE = routes.Route("/strobe", lambda command, ctx: (command.args[0], None), routes._set("strobe_hz"), None,
+                      "strobe rate in hertz", types="f", ranges=((0.0, 12.0),),
+                      read=lambda live, address: [1.5], channels=frozenset({routes.OSC, routes.WEB}))
+
+
+def test_a_route_added_to_the_table_appears_in_oscquery_and_on_the_dashboard():
+    from hardware.osc.query import READ_WRITE, build_tree, find_node
+    from installation.operators.osc_wiring import address_space, command_space
+    from installation.web.dashboard import web_controls
+
+    table = routes.RouteTable((*routes.ROUTES, STROBE))
+    tree = build_tree(address_space(routes.BUILTIN_PARAMS, ["nocturne"], table), lambda a: table.value(a, LiveState(scene="nocturne")))
+    node = find_node(tree, "/strobe")
+    assert node == {"FULL_PATH": "/strobe", "ACCESS": READ_WRITE, "DESCRIPTION": "strobe rate in hertz", "TYPE": "f",
+                    "RANGE": [{"MIN": 0.0, "MAX": 12.0}], "VALUE": [1.5]}
+    assert web_controls(table)["/strobe"] == {"types": "f", "access": "rw", "doc": "strobe rate in hertz"}
+    space = command_space(table)
+    assert space.is_command("/strobe") and space.has_value("/strobe") and not space.is_admin("/strobe")
+    assert find_node(build_tree(address_space(routes.BUILTIN_PARAMS, ["nocturne"])), "/strobe") is None
+    assert "/strobe" not in web_controls()
+
+
+def test_the_doors_read_the_default_table():
+    from hardware.osc.query import NO_VALUE, READ_WRITE, build_tree, find_node
+    from installation.operators.osc_wiring import address_space, command_space
+    from installation.web.dashboard import web_controls
+
+    assert set(web_controls()) == {"/scene", "/blackout", "/freeze", "/param/volume", "/param/brightness", "/crossfade",
+                                   "/tempo", "/prompt", "/restart"}
+    tree = build_tree(address_space(routes.BUILTIN_PARAMS, ["nocturne", "pulse"]))
+    for route in routes.ROUTES:
+        path = route.address + ("speed" if route.prefix else "")
+        node = find_node(tree, path)
+        assert node is not None and node["DESCRIPTION"], path
+        assert node["ACCESS"] == (READ_WRITE if route.read else NO_VALUE), path
+        assert node.get("TYPE", "") == route.types, path
+    assert find_node(tree, "/scene")["RANGE"] == [{"VALS": ["nocturne", "pulse"]}, {"MIN": 0.0, "MAX": 60.0}]
+    assert find_node(tree, "/param/speed")["RANGE"] == [{"MIN": 0.0, "MAX": 4.0}]
+    space = command_space()
+    assert [a for a in ("/panic", "/restart", "/stop", "/web/revoke", "/freeze") if space.is_admin(a)] == \
+        ["/panic", "/restart", "/stop", "/web/revoke"]
+    assert space.is_command("/comment") and space.is_command("/learn/speed") and not space.is_command("/status")
+    assert space.has_value("/freeze") and space.has_value("/param/x") and not space.has_value("/comment")
+    assert space.fader_prefixes == ("/param/",)
+    live = LiveState(scene="nocturne", freeze=True, tempo_bpm=None)
+    assert [routes.TABLE.value(a, live) for a in ("/freeze", "/tempo", "/scene", "/param/speed", "/comment")] == \
+        [[1], [0.0], ["nocturne", 2.0], [1.0], None]
+
+
+def test_every_effect_is_a_route_effect_and_bound_once():
+    control = Control(LiveState(scene="s"), lambda: ["s"], None)
+    with pytest.raises(ValueError, match="no route has the effect"):
+        control.bind_effects({"sceen": lambda c, v: None})
+    control.bind_effects({"learn": None, "panic": lambda c, v: None})
+    assert set(control.effects) == {"panic"}
+
+
+def test_midi_controllers_send_only_routes_of_the_midi_channel():
+    import mido
+
+    from installation.config import ControlConfig, MidiCcMap
+    from installation.operators.control import MidiMapper
+    mapper = MidiMapper(ControlConfig(midi_cc=(MidiCcMap(cc=7, param="volume"),), midi_notes={"36": "pulse"},
+                                      midi_programs=("pulse",), blackout_note=40, freeze_note=41))
+    messages = [mido.Message("control_change", control=7, value=64), mido.Message("note_on", note=36, velocity=9),
+                mido.Message("note_on", note=40, velocity=9), mido.Message("note_off", note=41),
+                mido.Message("program_change", program=0), mido.Message("stop")]
+    addresses = {c.address for m in messages for c in mapper.map(m, "midi:test")}
+    assert addresses == {"/param/volume", "/scene", "/blackout", "/freeze", "/tempo"}
+    assert all(routes.TABLE.in_channel(a, routes.MIDI) for a in addresses)

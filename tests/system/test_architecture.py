@@ -94,9 +94,9 @@ def test_models_and_hardware_take_only_the_ground_floor_from_installation():
     assert not wrong, sorted(wrong)
 
 
-def sizes(kind) -> list[tuple[int, str]]:
+def sizes(kind, package: str = "installation") -> list[tuple[int, str]]:
     found = []
-    for path in (ROOT / "installation").rglob("*.py"):
+    for path in (ROOT / package).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, kind):
                 found.append((node.end_lineno - node.lineno + 1, f"{path.relative_to(ROOT)}:{node.name}"))
@@ -113,3 +113,21 @@ def test_no_class_over_300_lines_and_no_function_over_80_in_installation():
     assert not over, over
     app_lines = len((ROOT / "installation" / "app.py").read_text(encoding="utf-8").splitlines())
     assert app_lines <= 300, f"installation/app.py has {app_lines} lines; the composition root stays <= 300"
+
+
+def test_no_class_over_300_lines_and_no_function_over_80_in_hardware():
+    over = [f"{name} ({lines} lines)" for lines, name in sizes(ast.ClassDef, "hardware") if lines > MAX_CLASS_LINES] + [
+        f"{name} ({lines} lines)" for lines, name in sizes((ast.FunctionDef, ast.AsyncFunctionDef), "hardware")
+        if lines > MAX_FUNCTION_LINES]
+    assert not over, over
+
+
+def test_no_config_default_read_twice_in_hardware():
+    """A wing takes its frozen settings type: no `getattr(cfg, "key", default)` keeps a second copy."""
+    found = []
+    for path in (ROOT / "hardware").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr" \
+                    and len(node.args) == 3 and "cfg" in ast.unparse(node.args[0]).lower():
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found

@@ -16,7 +16,8 @@ from pythonosc import slip
 
 from hardware.net.conn_gate import ConnectionLimits
 from hardware.osc.server import build_message
-from hardware.osc.query import OscQueryServer, describe_space, live_value
+from hardware.osc.query import OscQueryServer
+from installation.operators.osc_wiring import address_space
 from installation.operators import routes
 from installation.errors import UserError
 from tests.hardware import test_osc
@@ -36,8 +37,8 @@ def rig(tmp_path):
 
 def oscquery(rig, port: int = 0, limits: ConnectionLimits = ConnectionLimits()) -> OscQueryServer:
     return OscQueryServer("test", "127.0.0.1", port,
-                          lambda: describe_space(routes, rig.control.param_specs, test_osc.SCENES),
-                          lambda a: live_value(a, rig.live), lambda: rig.address[1],
+                          lambda: address_space(rig.control.param_specs, test_osc.SCENES),
+                          lambda a: routes.TABLE.value(a, rig.live), lambda: rig.address[1],
                           allowed=rig.server.allowed, advertise=False, limits=limits)
 
 

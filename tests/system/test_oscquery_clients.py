@@ -12,7 +12,8 @@ import pytest
 from pythonosc.osc_message import OscMessage
 
 from hardware.osc.out import AnalysisOut
-from hardware.osc.query import OscQueryServer, describe_space, live_value
+from hardware.osc.query import OscQueryServer
+from installation.operators.osc_wiring import address_space
 from hardware.osc.query_listen import ListenClient, ListenHub
 from installation.operators import routes
 from installation.records import MusicState
@@ -29,8 +30,8 @@ def served(tmp_path):
     rig = test_osc.Rig(tmp_path)
     out = AnalysisOut(rig.server)
     query = OscQueryServer("test", "127.0.0.1", 0,
-                           lambda: describe_space(routes, rig.control.param_specs, test_osc.SCENES),
-                           lambda a: out.value(a) if a.startswith("/out/") else live_value(a, rig.live),
+                           lambda: address_space(rig.control.param_specs, test_osc.SCENES),
+                           lambda a: out.value(a) if a.startswith("/out/") else routes.TABLE.value(a, rig.live),
                            lambda: rig.address[1], allowed=rig.server.allowed, advertise=False, listen_hz=100.0,
                            max_listeners=2)
     query.start()

@@ -56,6 +56,7 @@ def test_learn_over_the_command_table_saves_the_knob_and_an_edit_is_taken_over_w
     control = control_for(live)
     commands: DropOldest = DropOldest(64)
     rig = build_rig(cfg, MonotonicClock(), commands, control, path)
+    control.bind_effects({"learn": rig.learn})  # as the composition root binds it
     rig.open()
     backend = mido.Backend(JACK)
     name = wait_for(lambda: next((n for n in backend.get_output_names() if "Chroma Rig In" in n), None))
