@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from installation.errors import UserError
+from models.stats import latency_summary, percentile
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -332,10 +333,11 @@ def _bench(args: argparse.Namespace) -> int:
     rig.server.stop()
 
     results = {
-        **rig.latency_summary(end_to_end_ms),
+        "count": len(end_to_end_ms),
+        **{f"latency_ms_{k}": v for k, v in latency_summary(end_to_end_ms).items() if k != "p95"},
         "what": "send (operator's sendto) to effect (main thread changed LiveState), commands at "
                 f"{args.rate_hz:g}/s, projector loop at {args.fps:g} fps, a torch thread busy on one core",
-        "server_to_effect_ms_p99": round(rig.percentile(server_to_effect, 99), 3),
+        "server_to_effect_ms_p99": round(percentile(server_to_effect, 99), 3),
         "commands_applied": len(end_to_end_ms),
         "commands_sent": args.commands,
         "renderer_iterations": iterations[0],
@@ -373,12 +375,11 @@ class _BenchRig:
     def __init__(self, args: argparse.Namespace) -> None:
         from hardware.osc.inbox import CommandInbox
         from installation.clock import MonotonicClock
-        from installation.operators.control import Control, LiveState, OscControlServer, latency_summary, param_key, percentile
+        from installation.operators.control import Control, LiveState, OscControlServer, param_key
         from installation.startup import load
         from scenes.scene import available_scenes
 
         self.args = args
-        self.latency_summary, self.percentile = latency_summary, percentile
         cfg = load(args)
         self.render_nice = cfg.render.thread_nice
         osc_cfg = cfg.osc.model_copy(update={"host": "127.0.0.1", "port": 0, "allow": ("127.0.0.0/8",)})
@@ -423,7 +424,7 @@ def _start_phase(rig: _BenchRig) -> dict:
     it (TextEncoder.warm_up, on the first retrieval); returns how that host was answered."""
     from models.composing.index import TextEncoder
 
-    args, percentile = rig.args, rig.percentile
+    args = rig.args
     started = time.monotonic()
     probe = _spawn(PROBE, rig.host, rig.port, args.start_s, args.probe_hz, args.realtime, stdout=subprocess.PIPE)
     ready_after: list[float] = []
@@ -455,7 +456,7 @@ def _start_phase(rig: _BenchRig) -> dict:
 def _load_phase(rig: _BenchRig, name: str, flood_hz: float, bundle_hz: float) -> dict:
     """Phases 2-4: one host floods (fader values at flood_hz, bundles at bundle_hz) while another asks
     /status probe_hz times a second; returns how the other host was answered and what the server did."""
-    args, server, clock, percentile = rig.args, rig.server, rig.clock, rig.percentile
+    args, server, clock = rig.args, rig.server, rig.clock
     before = server.snapshot()
     flood = _spawn(FLOOD, rig.host, rig.port, flood_hz, args.flood_s, bundle_hz, args.bundle_messages, stdout=subprocess.PIPE)
     started_s = clock.now_s()  # the other host starts asking once the flood is arriving (not while
@@ -494,7 +495,7 @@ def _fader_phase(rig: _BenchRig) -> dict:
     fader figures."""
     import tempfile
 
-    args, server, percentile = rig.args, rig.server, rig.percentile
+    args, server = rig.args, rig.server
     applied: dict[tuple[str, float], float] = {}
     order: list[tuple[str, float]] = []
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installation.errors import UserError
+from models.stats import auc, rank_correlation
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".opus")
 
@@ -162,23 +163,6 @@ def read_labels(labels_path: Path, audio_dir: Path) -> list[Label]:
 
 
 # --- metrics ---------------------------------------------------------------------------------
-def spearman(x: list[float], y: list[float]) -> float:
-    from scipy.stats import spearmanr
-    if len(x) < 3 or len(set(y)) < 2 or len(set(x)) < 2:
-        return float("nan")
-    return float(spearmanr(x, y).statistic)
-
-
-def quadrant_auc(pred: list[float], label: list[float]) -> float:
-    """AUC of `pred` separating positive from negative labels (ties count half); NaN if one side is empty."""
-    pos = [p for p, l in zip(pred, label) if l > 0]
-    neg = [p for p, l in zip(pred, label) if l < 0]
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
-
-
 def pair_accuracy(pred: list[float], label: list[float], pairs: list[str]) -> tuple[float, int]:
     """Share of within-group pairs (different labels) whose predicted order matches the labels."""
     groups: dict[str, list[int]] = {}
@@ -230,8 +214,8 @@ def _eval(args: argparse.Namespace) -> int:
             sel = [(p[i], getattr(l, axis), l.pair) for p, l in zip(preds[h], labels) if getattr(l, axis) is not None]
             p_ = [s[0] for s in sel]
             l_ = [s[1] for s in sel]
-            row[f"{axis}_spearman"] = spearman(p_, l_)
-            row[f"{axis}_auc"] = quadrant_auc(p_, l_)
+            row[f"{axis}_spearman"] = rank_correlation(p_, l_)
+            row[f"{axis}_auc"] = auc(p_, l_)
             acc, n = pair_accuracy(p_, l_, [s[2] for s in sel])
             row[f"{axis}_pair_accuracy"] = acc
             row[f"{axis}_pairs"] = n

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from models.stats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -57,11 +59,6 @@ def _write(results: dict, path: Path | None) -> int:
     if path is not None:
         path.write_text(json.dumps(results, indent=2) + "\n")
     return 0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 # --- link -------------------------------------------------------------------------------------------
@@ -117,7 +114,7 @@ def _bench_link(args: argparse.Namespace) -> int:
     return _write({
         "samples": len(differences_ms),
         "phase_difference_ms_p50": round(statistics.median(differences_ms), 4),
-        "phase_difference_ms_p99": round(_percentile(differences_ms, 99), 4),
+        "phase_difference_ms_p99": round(percentile(differences_ms, 99), 4),
         "phase_difference_ms_max": round(max(differences_ms), 4),
         "tempo_changes": len(delays_ms),
         "tempo_change_reached_peer_ms_p50": round(statistics.median(delays_ms), 2),
@@ -285,7 +282,7 @@ def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> 
         out.close()
     display.close()
     return {"fps": round(shown / elapsed, 2), "late_frames": late, "show_ms_p50": round(statistics.median(show_ms), 3),
-            "show_ms_p99": round(_percentile(show_ms, 99), 3),
+            "show_ms_p99": round(percentile(show_ms, 99), 3),
             "sinks": [{**s, "sent_fps": round(s["sent"] / elapsed, 2)} for s in stats]}
 
 
