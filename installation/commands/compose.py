@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from installation.composer_build import build_composer, refinement_callables, render_internal  # noqa: F401
+from installation.composer_build import build_composer, refinement_callables, render_internal
 from installation.errors import UserError
 
 log = logging.getLogger(__name__)

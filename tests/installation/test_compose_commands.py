@@ -67,7 +67,8 @@ def test_compose_on_a_missing_file_is_a_user_error(tmp_path, capsys):
 def test_the_built_in_synth_renders_plans_louder_when_the_picture_is_lively():
     import numpy as np
 
-    from installation.commands.compose import compose_offline, render_internal
+    from installation.commands.compose import compose_offline
+    from installation.composer_build import render_internal
     from installation.config import ComposeConfig
     from installation.records import ImageState
     from models.composing.composer import Composer

@@ -11,7 +11,7 @@ import pytest
 
 from installation.config import ListenConfig
 from installation.errors import UserError
-from models.listening.features import Descriptors
+from installation.records import Descriptors
 from models.listening.va import FeaturesHead, FittedHead, build_listener
 from models.listening.va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, FittedValence, valence_cues
 
