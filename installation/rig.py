@@ -30,7 +30,8 @@ class Rig:
     midi_map: Any = None
     midi_control: Any = None
     music_in: Any = None
-    video_out: Any = None
+    video_out: list = field(default_factory=list)
+    """[video_out]'s sinks, each a hardware.video.sink_thread.SinkThread."""
     opened: list = field(default_factory=list)
 
     @property
@@ -62,11 +63,11 @@ class Rig:
         return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
 
     def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
-        """The projector's extra frame sink for [video_out] (empty when none is asked for)."""
+        """The projector's extra frame sinks for [video_out], each on its own thread (none when none is asked for)."""
         from hardware.video.output import build_video_out
 
         self.video_out = build_video_out(self.video_cfg, width, height, fps, self.clock)
-        return [self.video_out] if self.video_out is not None else []
+        return list(self.video_out)
 
     def take_config(self, old_cfg, new_cfg) -> bool:
         """A config edit that only changes MIDI mappings is taken over here (no restart)."""
@@ -91,8 +92,8 @@ class Rig:
         except Exception as exc:  # Link closed during shutdown
             tempo["error"] = str(exc)
         out: dict[str, Any] = {"tempo": tempo}
-        if self.video_out is not None:
-            out["video_out"] = self.video_out.stats()
+        if self.video_out:
+            out["video_out"] = [sink.stats() for sink in self.video_out]
         if self.midi_map is not None:
             out["midi_learn"] = self.midi_map.learning
         if self.music_in is not None:

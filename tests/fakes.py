@@ -472,7 +472,7 @@ class RecordingDisplay:
 
 
 class BlockingSink:
-    """A sink whose send hangs until released (a stalled network peer)."""
+    """A sink whose show hangs until released (a stalled network peer)."""
 
     name = "blocking"
 
@@ -480,10 +480,10 @@ class BlockingSink:
         self.release = threading.Event()
         self.frames: list[np.ndarray] = []
 
-    def open(self, width, height, fps) -> None:
+    def open(self) -> None:
         pass
 
-    def send(self, rgb) -> None:
+    def show(self, rgb) -> None:
         self.release.wait()
         self.frames.append(rgb)
 
@@ -492,7 +492,7 @@ class BlockingSink:
 
 
 class FlakySink:
-    """Fails to open `fail_opens` times, then fails one send after `fail_after` frames."""
+    """Fails to open `fail_opens` times, then fails one show after `fail_after` frames."""
 
     name = "flaky"
 
@@ -502,12 +502,12 @@ class FlakySink:
         self.opens = 0
         self.frames: list[np.ndarray] = []
 
-    def open(self, width, height, fps) -> None:
+    def open(self) -> None:
         self.opens += 1
         if self.opens <= self.fail_opens:
             raise OSError("device not there yet")
 
-    def send(self, rgb) -> None:
+    def show(self, rgb) -> None:
         if len(self.frames) == self.fail_after:
             self.fail_after = -1
             raise OSError("connection reset")
