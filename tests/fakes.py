@@ -587,11 +587,28 @@ sys.stdin.read()
         self.opened, self.failed = (int(x) for x in (line.split() or ["0", "0"]))
 
     def close(self) -> None:
-        import subprocess
+        from hardware.child_process import end_process
         if self._proc.stdin is not None:
             self._proc.stdin.close()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        end_process(self._proc, 10, terminate=False)
+
+
+# --- MIDI in -------------------------------------------------------------------------------------
+class QueueMidiIn:
+    """A controller made of a list (hardware.base.MidiIn): a test pushes messages into it."""
+
+    def __init__(self, name: str = "queue", clock=None) -> None:
+        self.name = name
+        self._clock = clock
+        self._messages: list = []
+
+    def push(self, message) -> None:
+        t_s = self._clock.now_s() if self._clock is not None else message.time
+        self._messages.append(message.copy(time=t_s))
+
+    def poll(self) -> list:
+        messages, self._messages = self._messages, []
+        return messages
+
+    def close(self) -> None:
+        self._messages = []

@@ -15,6 +15,7 @@ the routes to them (NDI or the virtual camera into Spout/Syphon bridges).
 """
 from __future__ import annotations
 
+import importlib
 import logging
 from fractions import Fraction
 from typing import Any
@@ -27,6 +28,15 @@ from installation.errors import UserError
 log = logging.getLogger(__name__)
 
 EXTRA = "pip install 'chromesthesia[video-out]'"
+
+
+def _require(module: str, package: str, option: str) -> None:
+    """UserError (one sentence) when the package a sink needs is not installed."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"video_out.{option} needs the {package} package, which is not installed; run `{EXTRA}` "
+                        f"or set video_out.{option} = false.") from None
 
 
 def _to_rgba(rgb: np.ndarray, rgba: np.ndarray) -> None:
@@ -60,11 +70,7 @@ class NdiSink:
 
     @staticmethod
     def check_available() -> None:
-        try:
-            import cyndilib.sender  # noqa: F401
-        except ImportError:
-            raise UserError(f"video_out.ndi needs the cyndilib package, which is not installed; run `{EXTRA}` "
-                            f"or set video_out.ndi = false.") from None
+        _require("cyndilib.sender", "cyndilib", "ndi")
 
     def open(self) -> None:
         """The sender is made at the size of the first frame shown."""
@@ -120,11 +126,7 @@ class VirtualCameraSink:
 
     @staticmethod
     def check_available() -> None:
-        try:
-            import pyvirtualcam  # noqa: F401
-        except ImportError:
-            raise UserError(f"video_out.virtual_camera needs the pyvirtualcam package, which is not installed; "
-                            f"run `{EXTRA}` or set video_out.virtual_camera = false.") from None
+        _require("pyvirtualcam", "pyvirtualcam", "virtual_camera")
 
     def open(self) -> None:
         """The camera is made at the size of the first frame shown."""

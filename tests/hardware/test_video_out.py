@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 
 import numpy as np
 import pytest
 
-from hardware.video.output import NdiSink, build_video_out
+from hardware.video.output import build_video_out
 from hardware.video.sink_thread import SinkThread
 from installation.clock import MonotonicClock
 from installation.config import VideoOutConfig

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from installation.cli import main
-from installation.commands.listen import pair_accuracy, read_labels, synthetic_music
+from models.evaluation.listening import pair_accuracy, read_labels, synthetic_music
 from installation.errors import UserError
 
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from installation.commands.listen import reaction_time, synthetic_music
+from models.evaluation.listening import reaction_time, synthetic_music
 from installation.config import ListenConfig
 from installation.errors import UserError
 from installation.records import FEATURE_NAMES, Descriptors

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from installation.commands.listen import read_labels  # noqa: E402
+from models.evaluation.listening import read_labels  # noqa: E402
 from models import stats  # noqa: E402
 from installation.config import ListenConfig  # noqa: E402
 from installation.errors import UserError  # noqa: E402
