@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware.base import FrameSink
+from hardware.base import FrameSink, MidiIn
 from installation.tempo import Tempo, TempoLockedComposer, TempoLockedMusic, build_tempo
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Rig:
             self.midi_control.start()
             self.opened.append(self.midi_control)
 
-    def midi_inputs(self) -> list:
+    def midi_inputs(self) -> list[MidiIn]:
         """The MIDI inputs the control thread polls (their `health` goes to /status)."""
         return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
 
@@ -121,7 +121,7 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
     """
     tempo = build_tempo(cfg.tempo, clock)
     rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out)
-    inputs: list[Any] = []
+    inputs: list[MidiIn] = []
     if cfg.midi.inputs or cfg.midi.virtual_input:
         from hardware.midi.input import MidoMidiIn, VirtualMidiIn
 

@@ -254,6 +254,68 @@ def test_midi_out_contract(make, request, tmp_path):
     assert out.stats["lost"] >= 1
 
 
+# --- MidiIn and OscIn -----------------------------------------------------------------------------
+def _queue_midi_in(request):
+    port = fakes.QueueMidiIn("pads", MonotonicClock())
+    return port, port.push
+
+
+def _virtual_midi_in(request):
+    request.getfixturevalue("jack_server")
+    from hardware.midi.input import VirtualMidiIn
+    from tests.waiting import wait_for
+    jack = "mido.backends.rtmidi/UNIX_JACK"
+    backend = mido.Backend(jack)
+    port = VirtualMidiIn("contract-midi-in", MonotonicClock(), jack)
+    port.open()
+    request.addfinalizer(port.close)
+    name = wait_for(lambda: next((n for n in backend.get_output_names() if "contract-midi-in" in n), None))
+    assert name is not None
+    sender = backend.open_output(name)
+    request.addfinalizer(sender.close)
+    return port, sender.send
+
+
+MIDI_INS = {"QueueMidiIn": _queue_midi_in, "VirtualMidiIn": _virtual_midi_in}
+
+
+@pytest.mark.parametrize("make", MIDI_INS.values(), ids=MIDI_INS.keys())
+def test_midi_in_contract(make, request):
+    from tests.waiting import wait_for
+    port, deliver = make(request)
+    assert isinstance(port, base.MidiIn)
+    deliver(mido.Message("note_on", note=60, velocity=100))
+    received: list = []
+    assert wait_for(lambda: received.extend(port.poll()) or received, timeout_s=5)
+    assert received[0].type == "note_on" and isinstance(received[0].time, float)  # stamped by the one clock
+    assert port.poll() == []  # a poll drains
+    port.close()
+    port.close()
+    assert port.poll() == []
+
+
+def test_osc_in_contract():
+    from hardware.osc.inbox import CommandInbox
+    from hardware.osc.server import OscControlServer
+    from installation.config import OscConfig
+    from installation.errors import UserError
+
+    def server(port: int) -> OscControlServer:
+        return OscControlServer(OscConfig(host="127.0.0.1", port=port), CommandInbox(16), MonotonicClock(), dict)
+
+    first = server(0)
+    assert isinstance(first, base.OscIn)
+    first.start()
+    try:
+        second = server(first.address[1])
+        with pytest.raises(UserError, match="is using it"):  # a port taken is one sentence
+            second.start()
+        second.stop()  # never started: nothing to stop
+    finally:
+        first.stop()
+        first.stop()
+
+
 # --- Display and frame sinks ---------------------------------------------------------------------
 def _headless(request, tmp_path):
     from hardware.video.display import HeadlessDisplay
