@@ -237,7 +237,9 @@ class _BenchRig:
     def __init__(self, args: argparse.Namespace) -> None:
         from hardware.osc.inbox import CommandInbox
         from installation.clock import MonotonicClock
-        from installation.operators.control import Control, LiveState, OscControlServer, param_key
+        from hardware.osc.server import OscControlServer
+        from installation.operators.control import Control, LiveState
+        from installation.operators.routes import param_key
         from installation.startup import load
         from scenes.scene import available_scenes
 

@@ -13,14 +13,11 @@ import math
 import threading
 from typing import Any, Callable, Iterable, Mapping
 
-from hardware.osc.server import OscControlServer, UdpOscOut  # noqa: F401  (re-exported for the runtime)
 from installation.operators import routes
-from installation.bus import LiveSnapshot, LiveState  # noqa: F401  (re-exported)
+from installation.bus import LiveSnapshot, LiveState
 from installation.mailbox import DropOldest, Latest
 from installation.records import Command
-from installation.operators.routes import (  # noqa: F401  (re-exported)
-    BUILTIN_PARAMS, CROSSFADE_RANGE_S, LOCAL_SENDERS, PROMPT_MAX_CHARS, TEMPO_RANGE_BPM, ParamSpec, clean_prompt,
-    param_key, param_specs_for)
+from installation.operators.routes import BUILTIN_PARAMS, ParamSpec
 from installation.showlog.writer import ShowLog
 from installation.tempo import ClockFollower
 
