@@ -14,7 +14,6 @@ Weights are the user's file (`compose.learned_weights`); nothing is downloaded.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
