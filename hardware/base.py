@@ -92,7 +92,7 @@ class OscIn(Protocol):
     """The operators' control port: a reader thread that turns packets into Commands."""
 
     def start(self) -> None:
-        """Bind and start reading; raises OSError when the port is taken."""
+        """Bind and start reading; UserError (one sentence) when it cannot listen, e.g. the port is taken."""
         ...
 
     def stop(self, timeout_s: float = 2.0) -> None: ...

@@ -8,6 +8,7 @@ inside a native library whose server died (PortAudio on a dead JACK server) answ
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 from typing import Any, Callable
 
@@ -112,3 +113,15 @@ class ChildProcess:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+def end_process(proc: subprocess.Popen, timeout_s: float = 5.0, terminate: bool = True) -> None:
+    """End a program started with Popen: SIGTERM (unless `terminate` is False: it was asked to end
+    another way), then SIGKILL when it has not ended within `timeout_s`."""
+    if terminate and proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

@@ -96,11 +96,6 @@ class AbletonLink:
         peer = self._peer()
         return float(peer.captureAppSessionState().beatAtTime(self.link_us(t_s), self.quantum))
 
-    def phase_at(self, t_s: float) -> float:
-        """Position in the bar, 0 <= phase < quantum: the same on every peer at the same moment."""
-        peer = self._peer()
-        return float(peer.captureAppSessionState().phaseAtTime(self.link_us(t_s), self.quantum))
-
     def time_at_beat(self, beat: float) -> float:
         peer = self._peer()
         return self.runtime_s(peer.captureAppSessionState().timeAtBeat(float(beat), self.quantum))

@@ -106,7 +106,7 @@ def check_compositor(scene) -> None:
 
 def _check_scene_tables(cfg: Config, scene) -> None:
     """Each room validates its own table of the scene; raises UserError naming the file and key."""
-    from installation.operators.control import param_specs_for
+    from installation.operators.routes import param_specs_for
     from models.captions.director import Director
     from models.composing.composer import Composer
     from models.procedural import ProceduralRenderer

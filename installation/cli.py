@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from installation.errors import UserError
-from installation.startup import DEFAULT_CONFIG, config_options, load  # noqa: F401  (commands read these)
+from installation.startup import config_options, load
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 

@@ -1,7 +1,7 @@
 """Builds the composer the config asks for: used by the composition root and the compose commands."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from models.composing.composer import Composer
@@ -10,8 +10,10 @@ if TYPE_CHECKING:
 
 
 def refinement_callables(cfg, sample_rate_hz: int = 16000):
-    """(render, rate) for models.composing.refine: the built-in synth and the configured music VA head
-    (listen.va_head) through models.listening.va's offline path, as the listener would hear it."""
+    """(render, rate) for models.composing.refine: the built-in synth (hardware.sound.offline) and the
+    configured music VA head (listen.va_head) through models.listening.va's offline path, as the
+    listener would hear it."""
+    from hardware.sound.offline import render_internal
     from models.listening.va import analyze_signal
 
     def render(plans):
@@ -43,30 +45,3 @@ def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = F
         render, rate = refinement_callables(cfg)
         composer = RefiningComposer(composer, render, rate, cfg.compose.refine_rounds)
     return composer
-
-
-def render_internal(plans, sample_rate_hz: int = 16000, offset_s: float = 0.0):
-    """Mono float32 audio of the plans played by the built-in synth (hardware.sound.synth.Synth), offline;
-    `offset_s` is the time that becomes the first sample."""
-    import mido
-    import numpy as np
-
-    from hardware.sound.synth import Synth
-    synth = Synth(sample_rate_hz=sample_rate_hz, gain=0.5)
-    timed: list[tuple[float, int, Any]] = []
-    for plan in plans:
-        for channel, program in plan.program_changes:
-            timed.append((plan.start_s, 0, mido.Message("program_change", channel=channel, program=program)))
-        for e in plan.events:
-            timed.append((e.start_s, 2, mido.Message("note_on", channel=e.channel, note=e.note, velocity=e.velocity)))
-            timed.append((e.start_s + e.duration_s, 1, mido.Message("note_off", channel=e.channel, note=e.note)))
-    timed.sort(key=lambda x: (x[0], x[1]))
-    blocks, frame = [], 0
-    for t_s, _, message in timed:
-        target = int(round((t_s - offset_s) * sample_rate_hz))
-        if target > frame:
-            blocks.append(synth.render(target - frame))
-            frame = target
-        synth.send(message)
-    blocks.append(synth.render(sample_rate_hz))  # one second of release tails
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardware.base import FrameSink
+from hardware.base import FrameSink, MidiIn
 from hardware.video.settings import VideoOutSettings
 from installation.tempo import Tempo, TempoLockedComposer, TempoLockedMusic, build_tempo
 
@@ -31,7 +31,8 @@ class Rig:
     midi_map: Any = None
     midi_control: Any = None
     music_in: Any = None
-    video_out: Any = None
+    video_out: list = field(default_factory=list)
+    """[video_out]'s sinks, each a hardware.video.sink_thread.SinkThread."""
     opened: list = field(default_factory=list)
 
     @property
@@ -64,16 +65,16 @@ class Rig:
         midi_map = self.midi_map
         return None if midi_map is None else (lambda command, value: midi_map.learn(*value))
 
-    def midi_inputs(self) -> list:
+    def midi_inputs(self) -> list[MidiIn]:
         """The MIDI inputs the control thread polls (their `health` goes to /status)."""
         return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
 
     def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
-        """The projector's extra frame sink for [video_out] (empty when none is asked for)."""
+        """The projector's extra frame sinks for [video_out], each on its own thread (none when none is asked for)."""
         from hardware.video.output import build_video_out
 
         self.video_out = build_video_out(self.video_cfg, width, height, fps, self.clock)
-        return [self.video_out] if self.video_out is not None else []
+        return list(self.video_out)
 
     def take_config(self, old_cfg, new_cfg) -> bool:
         """A config edit that only changes MIDI mappings is taken over here (no restart)."""
@@ -98,8 +99,8 @@ class Rig:
         except Exception as exc:  # Link closed during shutdown
             tempo["error"] = str(exc)
         out: dict[str, Any] = {"tempo": tempo}
-        if self.video_out is not None:
-            out["video_out"] = self.video_out.stats()
+        if self.video_out:
+            out["video_out"] = [sink.stats() for sink in self.video_out]
         if self.midi_map is not None:
             out["midi_learn"] = self.midi_map.learning
         if self.music_in is not None:
@@ -127,7 +128,7 @@ def build_rig(cfg, clock, commands, control, config_path: Path | None = None, mu
     """
     tempo = build_tempo(cfg.tempo, clock)
     rig = Rig(tempo=tempo, clock=clock, video_cfg=cfg.video_out.settings())
-    inputs: list[Any] = []
+    inputs: list[MidiIn] = []
     if cfg.midi.inputs or cfg.midi.virtual_input:
         from hardware.midi.input import MidoMidiIn, VirtualMidiIn
 

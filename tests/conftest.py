@@ -193,31 +193,22 @@ def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -
 
 
 def stop_jackd(proc: subprocess.Popen) -> None:
+    from hardware.child_process import end_process
     if proc.poll() is None:
         proc.send_signal(signal.SIGCONT)  # a test may have frozen it
-        proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    end_process(proc)
 
 
 @contextlib.contextmanager
 def jackd_as_default(name: str, period_frames: int = 1024) -> Iterator[subprocess.Popen]:
     """start_jackd, with JACK_DEFAULT_SERVER pointing at it while the block runs."""
-    before = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION")}
+    from hardware.sound.jack_server import default_server
     proc = start_jackd(name, period_frames)
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    try:
-        yield proc
-    finally:
-        stop_jackd(proc)
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with default_server(name):
+        try:
+            yield proc
+        finally:
+            stop_jackd(proc)
 
 
 @pytest.fixture(scope="session")

@@ -472,7 +472,7 @@ class RecordingDisplay:
 
 
 class BlockingSink:
-    """A sink whose send hangs until released (a stalled network peer)."""
+    """A sink whose show hangs until released (a stalled network peer)."""
 
     name = "blocking"
 
@@ -480,10 +480,10 @@ class BlockingSink:
         self.release = threading.Event()
         self.frames: list[np.ndarray] = []
 
-    def open(self, width, height, fps) -> None:
+    def open(self) -> None:
         pass
 
-    def send(self, rgb) -> None:
+    def show(self, rgb) -> None:
         self.release.wait()
         self.frames.append(rgb)
 
@@ -492,7 +492,7 @@ class BlockingSink:
 
 
 class FlakySink:
-    """Fails to open `fail_opens` times, then fails one send after `fail_after` frames."""
+    """Fails to open `fail_opens` times, then fails one show after `fail_after` frames."""
 
     name = "flaky"
 
@@ -502,12 +502,12 @@ class FlakySink:
         self.opens = 0
         self.frames: list[np.ndarray] = []
 
-    def open(self, width, height, fps) -> None:
+    def open(self) -> None:
         self.opens += 1
         if self.opens <= self.fail_opens:
             raise OSError("device not there yet")
 
-    def send(self, rgb) -> None:
+    def show(self, rgb) -> None:
         if len(self.frames) == self.fail_after:
             self.fail_after = -1
             raise OSError("connection reset")
@@ -587,41 +587,13 @@ sys.stdin.read()
         self.opened, self.failed = (int(x) for x in (line.split() or ["0", "0"]))
 
     def close(self) -> None:
-        import subprocess
+        from hardware.child_process import end_process
         if self._proc.stdin is not None:
             self._proc.stdin.close()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        end_process(self._proc, 10, terminate=False)
 
 
-# --- operators' inputs: a MIDI controller and an OSC port without devices -------------------------
-class ScriptedMidiIn:
-    """hardware.base.MidiIn played from a script: `play(messages)` as a controller would send them;
-    `poll` hands them out once, in order, stamped with the clock (like a real port)."""
-
-    def __init__(self, clock, name: str = "scripted") -> None:
-        self.name = name
-        self._clock = clock
-        self._waiting: list = []
-        self._lock = threading.Lock()
-
-    def play(self, messages) -> None:
-        with self._lock:
-            self._waiting += [m.copy(time=self._clock.now_s()) for m in messages]
-
-    def poll(self) -> list:
-        with self._lock:
-            messages, self._waiting = self._waiting, []
-        return messages
-
-    def close(self) -> None:
-        with self._lock:
-            self._waiting = []
-
-
+# --- operators' inputs: an OSC port without a socket -------------------------
 class LoopbackOscIn:
     """hardware.base.OscIn without a socket: while started, `receive(address, *args)` is a message
     from an allowed host, handed to `commands` as a Command (what the real ports do after their rules)."""
@@ -643,3 +615,24 @@ class LoopbackOscIn:
 
     def stop(self, timeout_s: float = 2.0) -> None:
         self.started = False
+
+
+# --- MIDI in -------------------------------------------------------------------------------------
+class QueueMidiIn:
+    """A controller made of a list (hardware.base.MidiIn): a test pushes messages into it."""
+
+    def __init__(self, name: str = "queue", clock=None) -> None:
+        self.name = name
+        self._clock = clock
+        self._messages: list = []
+
+    def push(self, message) -> None:
+        t_s = self._clock.now_s() if self._clock is not None else message.time
+        self._messages.append(message.copy(time=t_s))
+
+    def poll(self) -> list:
+        messages, self._messages = self._messages, []
+        return messages
+
+    def close(self) -> None:
+        self._messages = []

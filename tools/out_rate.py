@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 import socket
-import statistics
+import sys
 import time
+from pathlib import Path
 
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.stats import latency_summary  # noqa: E402
 
 
 def main() -> None:
@@ -43,9 +48,9 @@ def main() -> None:
     gaps_ms = [1000 * (b - a) for a, b in zip(arrivals, arrivals[1:])]
     span_s = arrivals[-1] - arrivals[0]
     changes = sum(1 for a, b in zip(beats, beats[1:]) if a != b)
+    gap = latency_summary(gaps_ms, 1)
     print(f"{len(arrivals)} bundles over {span_s:.1f} s: {(len(arrivals) - 1) / span_s:.2f} a second; gap ms "
-          f"median {statistics.median(gaps_ms):.1f}, p95 {sorted(gaps_ms)[int(0.95 * (len(gaps_ms) - 1))]:.1f}, "
-          f"max {max(gaps_ms):.1f}; /out/beat changed {changes} times")
+          f"median {gap['p50']}, p95 {gap['p95']}, max {gap['max']}; /out/beat changed {changes} times")
 
 
 if __name__ == "__main__":

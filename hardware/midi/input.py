@@ -246,25 +246,3 @@ class VirtualMidiIn:
                 close_input(port)
             except Exception as exc:
                 log.debug("MIDI in: closing virtual %r: %s", self.name, exc)
-
-
-class QueueMidiIn:
-    """A controller made of a list: tests and the `osc`-less demo push messages into it."""
-
-    def __init__(self, name: str = "queue", clock=None) -> None:
-        self.name = name
-        self._clock = clock
-        self._messages: collections.deque = collections.deque()
-
-    def push(self, message) -> None:
-        t_s = self._clock.now_s() if self._clock is not None else message.time
-        self._messages.append(message.copy(time=t_s))
-
-    def poll(self) -> list:
-        messages = []
-        while self._messages:
-            messages.append(self._messages.popleft())
-        return messages
-
-    def close(self) -> None:
-        self._messages.clear()

@@ -114,9 +114,6 @@ def iter_packet(dgram: bytes, depth: int = 0) -> Iterator[bytes]:
         index += size
 
 
-def split_packet(dgram: bytes) -> list[bytes]:
-    """All message datagrams of a packet (see iter_packet); ParseError if any part is bad."""
-    return list(iter_packet(dgram))
 
 
 class UdpOscOut:

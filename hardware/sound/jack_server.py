@@ -7,9 +7,11 @@ server is gone, and the socket's inode changes when a new server starts under th
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
+from typing import Iterator
 
 SOCKET_DIR = Path("/dev/shm")
 
@@ -35,3 +37,20 @@ def server_identity(name: str | None = None) -> int | None:
 def uses_jack(backend: str) -> bool:
     """Whether a mido backend string names rtmidi's JACK API."""
     return "jack" in backend.lower()
+
+
+@contextlib.contextmanager
+def default_server(name: str) -> Iterator[str]:
+    """JACK clients of this process (PortAudio's included) join server `name` while the block runs,
+    without asking for the audio device; the environment is as it was afterwards."""
+    keys = ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION")
+    before = {key: os.environ.get(key) for key in keys}
+    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
+    try:
+        yield name
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from installation.commands.shared import scene_named, write_json
 from installation.errors import UserError
 
 
@@ -48,14 +49,6 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     show.set_defaults(handler=_caption)
 
 
-def _scene(cfg, name: str | None):
-    from scenes.scene import SceneError, load_scene
-    try:
-        return load_scene(name or cfg.installation.scene)
-    except SceneError as exc:
-        raise UserError(str(exc)) from None
-
-
 def _caption(args: argparse.Namespace) -> int:
     from installation.startup import load
     from models.evaluation.caption_bench import sweep_state
@@ -74,7 +67,7 @@ def _caption(args: argparse.Namespace) -> int:
     if changes:
         import dataclasses
         state = dataclasses.replace(state, **changes)
-    caption = Director(cfg.captions.settings(), _scene(cfg, args.scene)).update(state, 0.0)
+    caption = Director(cfg.captions.settings(), scene_named(cfg, args.scene)).update(state, 0.0)
     assert caption is not None, "a new director captions the first state it hears"
     if args.json:
         print(json.dumps({"music": describe(state).text, **caption_record(caption)}, indent=1))
@@ -96,7 +89,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.duration < 60:
         raise UserError(f"--duration {args.duration} is too short for a show; use 60 s or more.")
     cfg = load(args)
-    scene = _scene(cfg, args.scene)
+    scene = scene_named(cfg, args.scene)
     start = time.perf_counter()
     latency = latency_bench(cfg.captions.settings(), scene, captions=max(10, args.captions), seed=args.seed)
     sweep = lexicon_sweep(cfg.captions.settings(), scene, steps=args.steps, seed=args.seed)
@@ -120,24 +113,20 @@ def _bench(args: argparse.Namespace) -> int:
           f"facet repeats within 5 captions: {show['repeats_within_5']}; longest prompt {show['max_tokens']} CLIP tokens; "
           f"update() p95 {show['update_ms']['p95']:.3f} ms")
     if args.json:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.json} ({exc}); choose a writable path for --json.") from None
+        write_json(args.json, figures, indent=1)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from installation.commands.listen import AUDIO_SUFFIXES
+    from models.evaluation.listening import AUDIO_SUFFIXES
     from installation.startup import load
     from models.evaluation.caption_bench import synthetic_show
     from models.evaluation.captions import ablation, music_states
     if args.duration < 60:
         raise UserError(f"--duration {args.duration} is too short for a show; use 60 s or more.")
     cfg = load(args)
-    scene = _scene(cfg, args.scene)
+    scene = scene_named(cfg, args.scene)
     files = []
     for p in args.audio:
         if p.is_dir():
@@ -167,10 +156,6 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"  {mode:13s}" + "".join(f"{row[k]:>13}" for k in columns))
     figures["eval_s"] = round(time.perf_counter() - start, 1)
     if args.json:
-        try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(figures, indent=1), encoding="utf-8")
-        except OSError as exc:
-            raise UserError(f"cannot write {args.json} ({exc}); choose a writable path for --json.") from None
+        write_json(args.json, figures, indent=1)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from hardware.child_process import end_process
+from hardware.sound.jack_server import default_server
 from installation.errors import UserError
 
 RATE_HZ = 48000
@@ -79,34 +81,18 @@ def jack_server(period_frames: int) -> Iterator[str]:
             break
         time.sleep(0.2)
     if proc.poll() is not None or time.monotonic() >= deadline:
-        _stop(proc)
+        end_process(proc)
         raise UserError(f"the JACK dummy server {name} did not start (exit code {proc.returncode}); JACK's "
                         "registry may be full of servers that were killed: stop stray jackd processes and try again.")
-    before = {key: os.environ.get(key) for key in ("JACK_DEFAULT_SERVER", "JACK_NO_AUDIO_RESERVATION")}
-    os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
-    try:
-        yield name
-    finally:
-        from hardware.sound.audio_in import reinitialize_portaudio
-        # PortAudio's JACK host aborts the process at exit when its server has gone: let go first.
-        os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
-        reinitialize_portaudio()
-        _stop(proc)
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+    with default_server(name):
+        try:
+            yield name
+        finally:
+            from hardware.sound.audio_in import reinitialize_portaudio
+            # PortAudio's JACK host aborts the process at exit when its server has gone: let go first.
+            os.environ["JACK_DEFAULT_SERVER"] = f"none{os.getpid()}"
+            reinitialize_portaudio()
+            end_process(proc)
 
 
 class KickPlayer:
@@ -149,8 +135,4 @@ class KickPlayer:
     def close(self) -> None:
         if self._proc.stdin is not None and not self._proc.stdin.closed:
             self._proc.stdin.close()
-        try:
-            self._proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(5)
+        end_process(self._proc, terminate=False)  # closing its input ends the player

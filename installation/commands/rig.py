@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from installation.commands.shared import print_figures
+from models.stats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -50,18 +53,6 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     video.add_argument("--sinks", default="ndi", help="comma-separated: ndi, virtual_camera")
     video.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     video.set_defaults(handler=_bench_video_out)
-
-
-def _write(results: dict, path: Path | None) -> int:
-    print(json.dumps(results, indent=2))
-    if path is not None:
-        path.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
 # --- link -------------------------------------------------------------------------------------------
@@ -114,10 +105,10 @@ def _bench_link(args: argparse.Namespace) -> int:
         stdin.close()
         peer.wait(10)
         ours.close()
-    return _write({
+    return print_figures({
         "samples": len(differences_ms),
         "phase_difference_ms_p50": round(statistics.median(differences_ms), 4),
-        "phase_difference_ms_p99": round(_percentile(differences_ms, 99), 4),
+        "phase_difference_ms_p99": round(percentile(differences_ms, 99), 4),
         "phase_difference_ms_max": round(max(differences_ms), 4),
         "tempo_changes": len(delays_ms),
         "tempo_change_reached_peer_ms_p50": round(statistics.median(delays_ms), 2),
@@ -164,7 +155,7 @@ def _bench_midi_clock(args: argparse.Namespace) -> int:
                 marks.pop(0)
             n += 1
         results["tempos"].append({"bpm": bpm, **readings})
-    return _write(results, args.json)
+    return print_figures(results, args.json)
 
 
 # --- MIDI in ---------------------------------------------------------------------------------------
@@ -224,7 +215,7 @@ def _bench_midi_in(args: argparse.Namespace) -> int:
     finally:
         server.terminate()
         server.wait(5)
-    return _write({"seconds": round(elapsed, 1), "target_fps": 30, "fps": round(shown / elapsed, 2), "late_frames": late,
+    return print_figures({"seconds": round(elapsed, 1), "target_fps": 30, "fps": round(shown / elapsed, 2), "late_frames": late,
                    "listings_connected_port": listings[0] - 1 if listings[0] else 0,
                    "listings_absent_port": listings[1],
                    "backend_listing_ms": round(backend_listing_ms, 2), "probe_listing_ms": round(probe_listing_ms, 3),
@@ -285,7 +276,7 @@ def _projector_run(seconds: float, width: int, height: int, fps: float, out) -> 
         out.close()
     display.close()
     return {"fps": round(shown / elapsed, 2), "late_frames": late, "show_ms_p50": round(statistics.median(show_ms), 3),
-            "show_ms_p99": round(_percentile(show_ms, 99), 3),
+            "show_ms_p99": round(percentile(show_ms, 99), 3),
             "sinks": [{**s, "sent_fps": round(s["sent"] / elapsed, 2)} for s in stats]}
 
 
@@ -313,4 +304,4 @@ def _bench_video_out(args: argparse.Namespace) -> int:
             receiver.kill()
             lines = receiver.communicate()[0]
         results["receiver"] = [json.loads(line) for line in lines.splitlines() if line.strip()]
-    return _write(results, args.json)
+    return print_figures(results, args.json)

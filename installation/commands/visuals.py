@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from installation.commands.shared import print_figures
 from installation.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,7 @@ def _bench_render(args: argparse.Namespace) -> int:
                                diffusion=not args.no_diffusion)
         if not args.no_diffusion and args.families != "none":
             figures["diffusion_families"] = _family_figures(cfg, args)
-    text = json.dumps(figures, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    print_figures(figures, args.json)
     return 0
 
 

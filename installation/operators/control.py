@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import threading
 from typing import Any, Callable, Iterable, Mapping
 
 from installation.operators import routes
-from installation.bus import LiveSnapshot, LiveState  # noqa: F401  (re-exported)
+from installation.bus import LiveSnapshot, LiveState
 from installation.mailbox import DropOldest, Latest
 from installation.records import Command
-from installation.operators.routes import (  # noqa: F401  (re-exported)
-    BUILTIN_PARAMS, CROSSFADE_RANGE_S, LOCAL_SENDERS, PROMPT_MAX_CHARS, TEMPO_RANGE_BPM, ParamSpec, clean_prompt,
-    param_key, param_specs_for)
+from installation.operators.routes import BUILTIN_PARAMS, ParamSpec
 from installation.showlog.writer import ShowLog
 from installation.tempo import ClockFollower
 
@@ -166,22 +163,6 @@ class Control:
     def apply_pending(self, commands: DropOldest[Command]) -> list[dict]:
         """Drain the queue and apply each command in order (main thread, once per frame)."""
         return [self.apply(command) for command in commands.drain()]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100.0 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def latency_summary(latencies_ms: list[float]) -> dict[str, float]:
-    return {"count": len(latencies_ms),
-            "latency_ms_p50": round(statistics.median(latencies_ms), 3) if latencies_ms else float("nan"),
-            "latency_ms_p99": round(percentile(latencies_ms, 99), 3),
-            "latency_ms_max": round(max(latencies_ms), 3) if latencies_ms else float("nan")}
-
 
 
 # --- MIDI controllers ---------------------------------------------------------------------------

@@ -69,10 +69,6 @@ class LiveMidiMap:
         with self._lock:
             return self._learning[0] if self._learning else None
 
-    def cancel_learn(self) -> None:
-        with self._lock:
-            self._learning = None
-
     def map(self, message, sender: str) -> list[Command]:
         kind = message.type
         t_s = float(getattr(message, "time", 0.0) or 0.0)

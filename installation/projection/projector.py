@@ -7,18 +7,19 @@ the watcher's critic. It never waits on a stage: between frames it waits by appl
 commands (`wait(deadline_s)`).
 
 Extra frame sinks (NDI, a virtual camera, a dashboard preview) are added as a list: each runs
-on its own thread behind a Latest slot, so a slow or failing sink never stalls the projector.
+on its own thread (hardware.video.sink_thread.SinkThread), so a slow or failing sink never stalls
+the projector.
 """
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from hardware.base import Display, FrameSink
+from hardware.video.sink_thread import SinkThread
 from installation.bus import LiveSnapshot
 from installation.clock import Clock
 from installation.projection.compositor import Compositor
@@ -70,62 +71,6 @@ def keep_previous(path: Path) -> Path:
     return path
 
 
-class ThreadedSink:
-    """An extra frame sink (open/show/close, like hardware.base.Display) on its own thread.
-
-    `offer` only overwrites a Latest slot, so the projector never waits for the sink; frames the
-    sink was too slow for are counted in `dropped`, failures in `failures` (and the sink goes on).
-    """
-
-    def __init__(self, sink: FrameSink, name: str | None = None) -> None:
-        self.sink = sink
-        self.name = name or type(sink).__name__
-        self._box: Latest[np.ndarray] = Latest()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.shown = 0
-        self.failures = 0
-
-    @property
-    def dropped(self) -> int:
-        return self._box.dropped
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"sink:{self.name}", daemon=True)
-        self._thread.start()
-
-    def offer(self, rgb: np.ndarray) -> None:
-        self._box.put(rgb)
-
-    def _run(self) -> None:
-        try:
-            self.sink.open()
-        except Exception:  # noqa: BLE001 - a sink that cannot open must not end the show
-            self.failures += 1
-            log.exception("frame sink %s cannot open; it stays off", self.name)
-            return
-        while not self._stop.is_set():
-            rgb = self._box.take(timeout_s=0.2)
-            if rgb is None:
-                continue
-            try:
-                self.sink.show(rgb)
-                self.shown += 1
-            except Exception:  # noqa: BLE001
-                self.failures += 1
-                if self.failures <= 5:
-                    log.exception("frame sink %s failed; it goes on", self.name)
-
-    def stop(self, timeout_s: float = 0.3) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        try:
-            self.sink.close()
-        except Exception:  # noqa: BLE001
-            log.exception("closing frame sink %s failed", self.name)
-
-
 class Projector:
     """Main thread only. `open()` before the loop, `tick(now_s)` once a frame, `close()` at the end."""
 
@@ -153,7 +98,8 @@ class Projector:
         self.windowed = windowed
         self.recorder_factory = recorder_factory
         self.recorder: Any = None
-        self.sinks = [ThreadedSink(s) for s in sinks]
+        self.sinks = [s if isinstance(s, SinkThread) else SinkThread(s, stop_timeout_s=0.3) for s in sinks]
+        """Each extra sink on its own thread (one that already is a SinkThread is taken as it is)."""
         self.guard = guard or MainFaults()
         self.where = where
         self.display_size: tuple[int, int] | None = None
@@ -195,7 +141,7 @@ class Projector:
             except OSError as exc:
                 raise UserError(f"cannot write {self.stamps.path} ({exc}); choose another --record DIR.") from None
         for sink in self.sinks:
-            sink.start()
+            sink.open()
         self.started_s = self.clock.now_s()
         self._next_critic_s = self.started_s + 0.5
 
@@ -218,7 +164,7 @@ class Projector:
                 self.guard("recorder", self.recorder.show, shown)
                 self.written += 1
         for sink in self.sinks:
-            sink.offer(shown)
+            sink.show(shown)
         self.shown += 1
         self._fps_window.append(now_s)
         while now_s - self._fps_window[0] > 2.0:
@@ -301,7 +247,7 @@ class Projector:
 
     def close(self) -> None:
         for sink in self.sinks:
-            sink.stop()
+            sink.close()
         for thing in (self.recorder, self.stamps, self.display):
             if thing is not None:
                 try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 
+from hardware.base import AudioInput
+from hardware.timeouts import call_abandoning
 from installation.clock import Clock
 from installation.mailbox import Latest
 
@@ -31,6 +33,24 @@ class Stage:
     def wait_until(self, deadline_s: float) -> bool:
         """Sleep on the stage's clock until `deadline_s`; False when cancelled first."""
         return self.clock.sleep_until(deadline_s, self.cancel)
+
+
+class AudioStage(Stage):
+    """A stage that owns an audio input: it opens and closes with the stage, so the worker reopens it
+    after a failure. A close that hangs (a driver waiting on a device that went away) is abandoned
+    after CLOSE_TIMEOUT_S, so the stage goes on."""
+
+    CLOSE_TIMEOUT_S = 1.0
+
+    def __init__(self, audio: AudioInput, clock: Clock) -> None:
+        super().__init__(clock)
+        self.audio = audio
+
+    def open(self) -> None:
+        self.audio.open()
+
+    def close(self) -> None:
+        call_abandoning(self.audio.close, self.CLOSE_TIMEOUT_S, f"closing {getattr(self.audio, 'name', 'the audio input')}")
 
 
 class VersionWatch:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from hardware.base import AudioInput
-from hardware.timeouts import call_abandoning
 from installation.clock import Clock
 from installation.mailbox import DropOldest, Latest
 from installation.records import AudioBlock, OnsetState
-from installation.stages.base import Stage
+from installation.stages.base import AudioStage
 
 QUEUE_BLOCKS = 256
 """Blocks the listener may fall behind by (seconds of audio at any block size) before the oldest go."""
@@ -37,10 +36,9 @@ class AudioQueue:
         """Blocks already queued stay for the listener's next open."""
 
 
-class OnsetStage(Stage):
+class OnsetStage(AudioStage):
     """Reads the audio input, detects hits per block, passes the block on to the listener."""
 
-    CLOSE_TIMEOUT_S = 1.0
     READ_TIMEOUT_S = 0.01
     """A device delivers at its own block size; a file source releases what is due when asked, so
     asking often keeps its blocks short (its latency is then about one onset hop)."""
@@ -49,20 +47,13 @@ class OnsetStage(Stage):
 
     def __init__(self, audio: AudioInput, detector_factory, onsets: Latest[OnsetState], forward: AudioQueue,
                  clock: Clock) -> None:
-        super().__init__(clock)
-        self.audio = audio
+        super().__init__(audio, clock)
         self.detector_factory = detector_factory
         """(sample_rate_hz) -> models.listening.onsets.OnsetDetector; rebuilt when the input's rate changes."""
         self.detector: Any = None
         self.onsets = onsets
         self.forward = forward
         self.blocks = 0
-
-    def open(self) -> None:
-        self.audio.open()
-
-    def close(self) -> None:
-        call_abandoning(self.audio.close, self.CLOSE_TIMEOUT_S, f"closing {getattr(self.audio, 'name', 'the audio input')}")
 
     def step(self) -> None:
         block = self.audio.read(timeout_s=self.READ_TIMEOUT_S)

@@ -11,6 +11,7 @@ from installation.records import VA
 from models.captions.banks import FACETS, TAGS, Phrase
 from models.captions.describe import MusicDescription
 from models.captions.scenes import SceneStyle
+from models.stats import rank_correlation
 
 MODES = ("caption_only", "single_agent", "agents")
 """captions.mode: the structured music caption alone; one agent choosing each facet on its own;
@@ -19,16 +20,6 @@ five agents whose candidates are chosen jointly for fit and coherence."""
 
 _PAIRS = tuple(itertools.combinations(range(len(FACETS)), 2))
 """Every pair of facets, by index."""
-
-
-def _rank_correlation(x: Any, y: Any) -> float:
-    """Spearman's rho of two 1-d arrays (ties ranked by position; 0 when either is constant)."""
-    import numpy as np
-
-    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return 0.0
-    rx, ry = np.argsort(np.argsort(x)).astype(float), np.argsort(np.argsort(y)).astype(float)
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def va_distance(a: VA, b: VA) -> float:
@@ -185,7 +176,7 @@ class Agents:
                 lean = self._vectors[f] @ (poles[0] - poles[1])
                 z = (lean - lean[have].mean()) / max(float(lean[have].std()), 1e-6)
                 read = np.clip(annotated[have].mean() + annotated[have].std() * z, -1, 1)
-                self.reading_agreement[(f, axis)] = _rank_correlation(lean[have], annotated[have])
+                self.reading_agreement[(f, axis)] = rank_correlation(lean[have], annotated[have])
                 blend = self.TEXT_VA_BLEND[axis]
                 self.text_va[f][:, axis] = np.where(have, (1 - blend) * annotated + blend * read, annotated)
 

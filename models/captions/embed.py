@@ -10,7 +10,6 @@ Refresh the shipped file after editing the banks: `python tools/listening/embed_
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -168,7 +167,3 @@ def bank_texts(banks: Mapping[str, Iterable], extra: Iterable[str] = ()) -> list
     texts = [p.text for bank in banks.values() for p in bank]
     return texts + list(extra) + list(TAG_ANCHORS.values()) + [
         t for anchors in (VALENCE_ANCHORS, AROUSAL_ANCHORS) for pole in anchors.values() for t in pole]
-
-
-def fingerprint(texts: Iterable[str]) -> str:
-    return hashlib.sha1("\n".join(sorted(set(texts))).encode("utf-8")).hexdigest()[:12]

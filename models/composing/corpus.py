@@ -163,10 +163,6 @@ class CorpusTable:
         table = self.step_markov.get(mode_class) or self.step_markov["major"]
         return self._sample(table.get(max(-7, min(7, previous_step))), rng, 0)
 
-    def next_rhythm(self, metre: str, previous_sixteenths: int, rng: random.Random) -> int:
-        table = self.rhythm_markov.get(metre) or self.rhythm_markov["4/4"]
-        return self._sample(table.get(previous_sixteenths), rng, 4)
-
     def bass_weights(self, mode_class: str, previous_degree: int) -> dict[int, float]:
         """P(next bass degree | previous), from the chorales' bass lines beat by beat."""
         table = self.bass_markov.get(mode_class) or self.bass_markov["major"]

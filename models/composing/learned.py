@@ -14,7 +14,6 @@ Weights are the user's file (`compose.learned_weights`); nothing is downloaded.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -286,10 +285,7 @@ def evaluate(melody: "LearnedMelody", n: int = 48, seed: int = 0) -> dict:
     got = np.array(written)
     want = np.array(targets)
     shuffled = want[np.random.default_rng(seed).permutation(n)]
-
-    def spearman(x, y) -> float:  # rank correlation (continuous values: no ties)
-        rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-        return float(np.corrcoef(rx, ry)[0, 1]) if np.ptp(rx) and np.ptp(ry) else 0.0
+    from models.stats import rank_correlation as spearman
     return {"va_mae": float(np.abs(got - want).mean()), "va_mae_shuffled": float(np.abs(got - shuffled).mean()),
             "arousal_spearman": spearman(want[:, 1], got[:, 1]), "valence_spearman": spearman(want[:, 0], got[:, 0])}
 

@@ -18,6 +18,7 @@ from installation.records import Caption, MusicState
 from models.captions.banks import FACETS, load_phrase_banks
 from models.captions.director import Director
 from models.captions.settings import CaptionSettings
+from models.stats import latency_summary, percentile, rank_correlation
 
 
 def sweep_state(valence: float, arousal: float, t_s: float = 0.0) -> MusicState:
@@ -35,7 +36,6 @@ def lexicon_sweep(captions_cfg: CaptionSettings, scene: Any, steps: int = 9, see
     """Spearman correlation between music valence and vaderSentiment's compound score of the prompt,
     over a `steps` x `steps` grid of the VA plane in [-0.9, 0.9]; one fresh director per point so
     each caption is chosen for its own point, not for diversity."""
-    from scipy.stats import spearmanr
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     analyzer = SentimentIntensityAnalyzer()
@@ -50,9 +50,9 @@ def lexicon_sweep(captions_cfg: CaptionSettings, scene: Any, steps: int = 9, see
             body = ", ".join(caption.facets[f] for f in FACETS)  # the music-derived words, without the scene's fixed style
             rows.append({"valence": round(v, 3), "arousal": round(a, 3), "compound": analyzer.polarity_scores(body)["compound"],
                          "scene": caption.facets["scene"]})
-    rho = spearmanr([r["valence"] for r in rows], [r["compound"] for r in rows]).statistic
-    rho_arousal = spearmanr([r["arousal"] for r in rows], [r["compound"] for r in rows]).statistic
-    return {"spearman": float(rho), "spearman_vs_arousal": float(rho_arousal), "points": len(rows), "rows": rows}
+    rho = rank_correlation([r["valence"] for r in rows], [r["compound"] for r in rows])
+    rho_arousal = rank_correlation([r["arousal"] for r in rows], [r["compound"] for r in rows])
+    return {"spearman": rho, "spearman_vs_arousal": rho_arousal, "points": len(rows), "rows": rows}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ def simulated_run(captions_cfg: CaptionSettings, scene: Any, duration_s: float =
         "hold_s": {"min": min(holds), "median": statistics.median(holds), "max": max(holds)} if holds else {},
         "reasons": reasons, "section_changes_followed": followed, "section_changes": len(boundaries),
         "repeats_within_5": repeats,
-        "update_ms": _percentiles(update_ms), "caption_ms": _percentiles(caption_ms),
+        "update_ms": latency_summary(update_ms, 4), "caption_ms": latency_summary(caption_ms, 4),
         "max_tokens": max(director.count_tokens(c.prompt) for c, _ in captions),
     }
 
@@ -180,15 +180,4 @@ def latency_bench(captions_cfg: CaptionSettings, scene: Any, captions: int = 100
             timings.append(elapsed_ms)
             cpu.append((time.thread_time() - start_cpu) * 1000.0)
     # CPU time beside wall time: on a shared machine the wall figure includes time the thread waited
-    return {"n": len(timings), **_percentiles(timings), "cpu_p95": _percentiles(cpu)["p95"]}
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-
-    def pick(q: float) -> float:
-        return ordered[min(len(ordered) - 1, int(math.ceil(q * len(ordered))) - 1)]
-
-    return {"p50": round(pick(0.5), 4), "p95": round(pick(0.95), 4), "p99": round(pick(0.99), 4), "max": round(ordered[-1], 4)}
+    return {"n": len(timings), **latency_summary(timings, 4), "cpu_p95": round(percentile(cpu, 95), 4)}

@@ -35,6 +35,7 @@ from models.captions.banks import FACETS, TAG_WORDS
 from models.captions.describe import CAPTION_ONLY_FIXED, CAPTION_ONLY_WORDS
 from models.captions.director import Director
 from models.captions.settings import CaptionSettings
+from models.stats import rank_correlation
 
 # Everyday words for high and low arousal (after the ANEW/Warriner arousal extremes), written for
 # this evaluation, not for the banks.
@@ -108,7 +109,6 @@ def run_mode(captions_cfg: CaptionSettings, scene: Any, mode: str, states: list[
 
 def measure(captions: list[Caption], duration_s: float, vectors: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
-    from scipy.stats import spearmanr
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     from afinn import Afinn
@@ -135,10 +135,7 @@ def measure(captions: list[Caption], duration_s: float, vectors: dict[str, Any])
                   if prev.facets[f] == c.facets[f])
 
     def rho(a, b) -> float:
-        """Spearman; 0 when the text scores never vary (the lexicon finds nothing to read: no agreement)."""
-        if len(set(a)) < 2:
-            return float("nan")
-        return round(float(spearmanr(a, b).statistic), 4) if len(set(b)) > 1 else 0.0
+        return round(rank_correlation(a, b), 4)
 
     return {
         "captions": len(captions), "distinct_prompts": len({c.prompt for c in captions}),

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 # Descriptors live on the ground floor (installation.records): MusicState carries them.
-from installation.records import FEATURE_NAMES, Descriptors  # noqa: F401
+from installation.records import Descriptors
 
 # Triad templates (root, third, fifth) and interval-class weights for dissonance: seconds and the
 # tritone rough, thirds/sixths and fourths/fifths smooth (after Huron 1994's consonance ranking).

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from installation.errors import UserError
-from installation.records import MusicState, clamp_va
-from models.listening.features import FEATURE_NAMES, Descriptors, FeatureTracker, ramp, sanitize, tempo_cue
+from installation.records import FEATURE_NAMES, Descriptors, MusicState, clamp_va
+from models.listening.features import FeatureTracker, ramp, sanitize, tempo_cue
 from models.listening.settings import ListenSettings
 
 if TYPE_CHECKING:

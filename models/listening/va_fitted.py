@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from installation.errors import UserError
-from models.listening.features import Descriptors, tempo_cue
+from installation.records import Descriptors
+from models.listening.features import tempo_cue
 from models.listening.features import ramp as _ramp
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "valence_head.json"

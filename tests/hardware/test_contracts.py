@@ -255,6 +255,28 @@ def test_midi_out_contract(make, request, tmp_path):
     assert out.stats["lost"] >= 1
 
 
+def test_osc_in_port_taken_is_one_sentence():
+    from hardware.osc.inbox import CommandInbox
+    from hardware.osc.server import OscControlServer
+    from installation.config import OscConfig
+    from installation.errors import UserError
+
+    def server(port: int) -> OscControlServer:
+        return OscControlServer(OscConfig(host="127.0.0.1", port=port), CommandInbox(16), MonotonicClock(), dict)
+
+    first = server(0)
+    assert isinstance(first, base.OscIn)
+    first.start()
+    try:
+        second = server(first.address[1])
+        with pytest.raises(UserError, match="is using it"):  # a port taken is one sentence
+            second.start()
+        second.stop()  # never started: nothing to stop
+    finally:
+        first.stop()
+        first.stop()
+
+
 # --- Display and frame sinks ---------------------------------------------------------------------
 def _headless(request, tmp_path):
     from hardware.video.display import HeadlessDisplay
@@ -392,14 +414,8 @@ JACK_MIDI = "mido.backends.rtmidi/UNIX_JACK"
 
 
 def _queue_midi_in(request):
-    from hardware.midi.input import QueueMidiIn
-    port = QueueMidiIn("queue", MonotonicClock())
+    port = fakes.QueueMidiIn("queue", MonotonicClock())
     return port, lambda messages: [port.push(m) for m in messages]
-
-
-def _scripted_midi_in(request):
-    port = fakes.ScriptedMidiIn(MonotonicClock())
-    return port, port.play
 
 
 def _jack_midi_in(kind):
@@ -427,8 +443,7 @@ def _jack_midi_in(kind):
     return make
 
 
-MIDI_INS = {"QueueMidiIn": _queue_midi_in, "ScriptedMidiIn": _scripted_midi_in,
-            "MidoMidiIn": _jack_midi_in("port"), "VirtualMidiIn": _jack_midi_in("virtual")}
+MIDI_INS = {"QueueMidiIn": _queue_midi_in, "MidoMidiIn": _jack_midi_in("port"), "VirtualMidiIn": _jack_midi_in("virtual")}
 
 
 @pytest.mark.parametrize("make", MIDI_INS.values(), ids=MIDI_INS.keys())

@@ -6,12 +6,13 @@ import time
 import mido
 import pytest
 
-from hardware.midi.input import MidoMidiIn, QueueMidiIn
+from hardware.midi.input import MidoMidiIn
 from installation.clock import ManualClock, MonotonicClock
 from installation.config import ControlConfig, MidiCcMap
 from installation.operators.control import Control, LiveState, MidiControlThread, MidiMapper
 from installation.mailbox import DropOldest
 from installation.tempo import ClockFollower
+from tests.fakes import QueueMidiIn
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 CFG = ControlConfig(midi_cc=(MidiCcMap(cc=74, param="brightness"),

@@ -19,10 +19,11 @@ from hardware.osc.server import OscControlServer, UdpOscOut, build_message
 from hardware.osc.inbox import CommandInbox
 from installation.clock import MonotonicClock
 from installation.config import OscConfig
-from installation.operators.control import Control, LiveState, param_key
+from installation.operators.control import Control, LiveState
+from installation.operators.routes import param_key
 from installation.operators.osc_wiring import command_space
 from installation.showlog.writer import ShowLog, read_show_log
-from installation.commands.control import FLOOD  # the same flood the bench sends
+from models.evaluation.control_load import FLOOD  # the same flood the bench sends
 from tests.waiting import wait_for
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]

@@ -193,6 +193,6 @@ def test_loud_drums_and_chords_stay_finite_and_below_full_scale():
 
 
 def test_bench_synth_reports_its_cost_per_second_of_audio():
-    from installation.commands.synth import render_cost_ms_per_s
+    from hardware.sound.offline import render_cost_ms_per_s
     figures = render_cost_ms_per_s(22050, 0.5)
     assert figures["ms_per_s_median"] > 0 and figures["block_budget_ms"] == round(1000 * 1024 / 22050, 2)

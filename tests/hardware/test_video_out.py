@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 
 import numpy as np
 import pytest
 
-from hardware.video.output import NdiSink, SinkThread, VideoOut, build_video_out
+from hardware.video.output import build_video_out
+from hardware.video.sink_thread import SinkThread
 from installation.clock import MonotonicClock
 from installation.config import VideoOutConfig
 from installation.errors import UserError
@@ -26,34 +26,32 @@ def frame(i: int, width: int = 64, height: int = 48) -> np.ndarray:
 
 def test_a_stalled_sink_never_holds_up_the_projector_and_keeps_only_the_newest_frame():
     sink = BlockingSink()
-    out = VideoOut([SinkThread(sink, fps=30.0)])
-    out.open()
+    thread = SinkThread(sink)
+    thread.open()
     try:
         for i in range(500):  # the projector goes on while the sink is stuck in its first send
-            out.show(frame(i))
-        thread = out.threads[0]
+            thread.show(frame(i))
         assert wait_for(lambda: thread.dropped >= 498)
         sink.release.set()
         assert wait_for(lambda: len(sink.frames) == 2)
         assert np.array_equal(sink.frames[-1], frame(499))  # the newest, not a queue of old ones
     finally:
-        out.close()
+        thread.close()
 
 
 def test_a_failing_sink_is_reopened_with_backoff_and_sends_again():
     sink = FlakySink()
-    thread = SinkThread(sink, fps=30.0, backoff_s=0.01)
-    out = VideoOut([thread])
-    out.open()
+    thread = SinkThread(sink, backoff_s=0.01)
+    thread.open()
     try:
         def shown():
-            out.show(frame(len(sink.frames)))
+            thread.show(frame(len(sink.frames)))
             return len(sink.frames) >= 6
         assert wait_for(shown, timeout_s=20.0)
         assert thread.errors == 3 and thread.reopened >= 1 and sink.opens == 4
         assert thread.stats()["last_error"] == "OSError: connection reset"
     finally:
-        out.close()
+        thread.close()
 
 
 def test_virtual_camera_absent_is_one_sentence_when_required_and_a_warning_when_not(caplog):
@@ -65,12 +63,12 @@ def test_virtual_camera_absent_is_one_sentence_when_required_and_a_warning_when_
     assert message.startswith("video_out.virtual_camera: the virtual camera cannot open (")
     assert "modprobe v4l2loopback" in message and message.count("\n") == 0
 
-    out = build_video_out(VideoOutConfig(virtual_camera=True).settings(), 64, 48, 30.0)
+    [out] = build_video_out(VideoOutConfig(virtual_camera=True).settings(), 64, 48, 30.0)
     out.open()
     try:
-        with caplog.at_level(logging.WARNING, logger="hardware.video.output"):
+        with caplog.at_level(logging.WARNING, logger="hardware.video.sink_thread"):
             out.show(frame(0))
-            assert wait_for(lambda: out.threads[0].errors >= 1)
+            assert wait_for(lambda: out.errors >= 1)
         assert "modprobe v4l2loopback" in caplog.text
         out.show(frame(1))  # the show goes on
     finally:
@@ -85,9 +83,9 @@ def test_a_missing_package_is_one_sentence_when_required_and_skipped_when_not(mo
     with pytest.raises(UserError, match=r"needs the cyndilib package"):
         build_video_out(VideoOutConfig(ndi=True, required=True).settings(), 64, 48, 30.0)
     with caplog.at_level(logging.WARNING, logger="hardware.video.output"):
-        assert build_video_out(VideoOutConfig(ndi=True, virtual_camera=True).settings(), 64, 48, 30.0) is None
+        assert build_video_out(VideoOutConfig(ndi=True, virtual_camera=True).settings(), 64, 48, 30.0) == []
     assert "The show goes on without it." in caplog.text
-    assert build_video_out(VideoOutConfig().settings(), 64, 48, 30.0) is None
+    assert build_video_out(VideoOutConfig().settings(), 64, 48, 30.0) == []
 
 
 @pytest.fixture
@@ -107,8 +105,8 @@ def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_fram
     from cyndilib.wrapper.ndi_recv import RecvBandwidth, RecvColorFormat
 
     width, height = 160, 90
-    out = build_video_out(VideoOutConfig(ndi=True, ndi_name="Chromesthesia test", required=True).settings(), width, height, 30.0,
-                          MonotonicClock())  # frames are encoded only while a receiver is connected
+    [out] = build_video_out(VideoOutConfig(ndi=True, ndi_name="Chromesthesia test", required=True).settings(), width, height,
+                            30.0, MonotonicClock())  # frames are encoded only while a receiver is connected
     shown = frame(7, width, height)
     finder = Finder()
     receiver = Receiver(color_format=RecvColorFormat.RGBX_RGBA, bandwidth=RecvBandwidth.highest)
@@ -138,20 +136,20 @@ def test_an_ndi_receiver_finds_the_named_source_and_receives_the_projectors_fram
             errors.append((np.abs(picture - shown).mean(), np.abs(picture - frame(20, width, height)).mean()))
             return sum(1 for error, other in errors if error < 6.0 and other > 5 * error) >= 3
         assert wait_for(matching, timeout_s=30.0), errors[-3:]
-        assert receiver.is_connected() and out.threads[0].errors == 0
-        assert out.threads[0].sink.skipped >= 1  # nothing was encoded before the receiver came
+        assert receiver.is_connected() and out.errors == 0
+        assert out.sink.skipped >= 1  # nothing was encoded before the receiver came
     finally:
         receiver.disconnect()
         finder.close()
         out.close()
 
 
-def test_video_out_is_a_frame_sink_that_follows_size_changes_and_closes_twice():
+def test_a_sink_thread_is_a_frame_sink_that_follows_size_changes_and_closes_twice():
     from hardware import base
     from tests.fakes import FlakySink
 
     sink = FlakySink(fail_opens=0, fail_after=-1)
-    out = VideoOut([SinkThread(sink, fps=30.0)])
+    out = SinkThread(sink)
     assert isinstance(out, base.FrameSink)
     out.open()
     out.show(frame(0, 64, 48))

@@ -27,10 +27,11 @@ def test_a_composed_file_has_the_plans_tempo_metre_voices_and_audible_velocities
     import soundfile
     from music21 import converter, meter, tempo
 
-    from installation.commands.compose import compose_offline, plans_to_midi, write_wav
+    from hardware.sound.offline import write_wav
     from installation.config import ComposeConfig
     from installation.records import ImageState
     from models.composing.composer import Composer
+    from models.evaluation.composing import compose_offline, plans_to_midi
     from scenes.scene import load_scene
     dark = ImageState(t_s=0.0, valence=-0.8, arousal=-0.9, brightness=0.15, dominant_hues_deg=(230.0,))
     plans = compose_offline(Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne")), lambda t_s: dark, 8.0)
@@ -67,10 +68,11 @@ def test_compose_on_a_missing_file_is_a_user_error(tmp_path, capsys):
 def test_the_built_in_synth_renders_plans_louder_when_the_picture_is_lively():
     import numpy as np
 
-    from installation.commands.compose import compose_offline, render_internal
+    from hardware.sound.offline import render_internal
     from installation.config import ComposeConfig
     from installation.records import ImageState
     from models.composing.composer import Composer
+    from models.evaluation.composing import compose_offline
     from scenes.scene import load_scene
     rms = {}
     for name, arousal in (("calm", -0.8), ("lively", 0.8)):
@@ -87,8 +89,8 @@ def test_the_built_in_synth_renders_plans_louder_when_the_picture_is_lively():
 def test_every_key_and_mode_gets_a_key_signature_mido_accepts():
     from mido.midifiles.meta import _key_signature_encode
 
-    from installation.commands.compose import _midi_key
     from models.composing.theory import KEY_NAMES, MODES, key_name
+    from models.evaluation.composing import _midi_key
     for pc in range(12):
         for mode in MODES:
             assert _midi_key(key_name(pc, mode), mode) in _key_signature_encode, (pc, mode)

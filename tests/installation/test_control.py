@@ -7,7 +7,8 @@ import time
 import pytest
 
 from installation.clock import ManualClock, MonotonicClock
-from installation.operators.control import BUILTIN_PARAMS, Control, LiveState, param_specs_for
+from installation.operators.control import Control, LiveState
+from installation.operators.routes import BUILTIN_PARAMS, param_specs_for
 from installation.mailbox import DropOldest
 from installation.records import Command
 from installation.showlog.writer import ShowLog, read_show_log

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from installation.commands.latency import FrameLog, kick_track, score, silence_probes
+from models.evaluation.latency import FrameLog, kick_track, score, silence_probes
 
 
 def frame_log(onsets_s, lag_s: float, seconds: float, fps: float = 60.0, spikes_s=()) -> FrameLog:

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from installation.commands.reactivity import best_lag_correlation
+from models.evaluation.reactivity import best_lag_correlation
 
 
 def test_best_lag_finds_a_delayed_copy_and_a_shift_breaks_it():

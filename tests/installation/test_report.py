@@ -78,7 +78,7 @@ DAY = dt.date(2026, 11, 30)
 
 @pytest.fixture(scope="module")
 def day_log(tmp_path_factory):
-    from installation.commands.operations import write_synthetic_day
+    from installation.showlog.synthetic_day import write_synthetic_day
     folder = tmp_path_factory.mktemp("day")
     write_synthetic_day(folder, DAY, hours=24, status_s=10.0, thumbnail_width=32)
     return folder
@@ -129,7 +129,7 @@ def test_thumbnails_are_lit_frames(day_page):
 
 
 def test_week_report_reads_daily_files_and_the_command_takes_a_period(tmp_path):
-    from installation.commands.operations import write_synthetic_day
+    from installation.showlog.synthetic_day import write_synthetic_day
     folder = tmp_path / "week"
     folder.mkdir()
     for back in (1, 0):

@@ -150,7 +150,7 @@ def test_percussion_can_be_switched_off_by_config_or_scene():
 
 
 def test_written_lengths_make_a_four_part_accompaniment_and_a_folk_like_melody():
-    from installation.commands.compose import plans_to_notes
+    from models.evaluation.composing import plans_to_notes
     from models.composing.corpus import load_table, music_metrics
     folk = load_table().metrics["folk"]
     for state in (CALM, LIVELY, replace(LIVELY, valence=-0.6)):

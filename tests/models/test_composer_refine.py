@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from installation.commands.compose import render_internal
+from hardware.sound.offline import render_internal
 from installation.config import ComposeConfig
 from installation.records import ImageState
 from models.composing.composer import Composer

@@ -43,7 +43,7 @@ def test_metrics_of_a_known_example():
 def test_the_papers_metrics_come_from_muspy_on_the_plans_written_notes():
     import muspy
 
-    from installation.commands.compose import compose_offline, muspy_metrics, plans_to_notes
+    from models.evaluation.composing import compose_offline, muspy_metrics, plans_to_notes
     from installation.config import ComposeConfig
     from installation.records import ImageState
     from models.composing.composer import Composer

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from installation.commands.listen import reaction_time, synthetic_music
+from models.evaluation.listening import reaction_time, synthetic_music
 from installation.config import ListenConfig
 from installation.errors import UserError
-from models.listening.features import FEATURE_NAMES, Descriptors
+from installation.records import FEATURE_NAMES, Descriptors
 from models.listening.va import BlendHead, FeaturesHead, LearnedHead, Listener, VibenetHead, build_listener
 
 RATE = 22050

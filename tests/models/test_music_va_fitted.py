@@ -11,7 +11,7 @@ import pytest
 
 from installation.config import ListenConfig
 from installation.errors import UserError
-from models.listening.features import Descriptors
+from installation.records import Descriptors
 from models.listening.va import FeaturesHead, FittedHead, build_listener
 from models.listening.va_fitted import CUE_NAMES, DEFAULT_WEIGHTS, FittedValence, valence_cues
 
@@ -106,7 +106,7 @@ def test_on_a_rendered_chorale_the_fitted_head_changes_valence_only(tmp_path):
 
 
 def test_weights_fitted_with_vibenet_cues_make_the_head_run_vibenet_on_recent_audio():
-    from installation.commands.listen import synthetic_music
+    from models.evaluation.listening import synthetic_music
     from models.listening.va_fitted import VIBENET_CUES, VIBENET_WEIGHTS
     model = FittedValence.load(VIBENET_WEIGHTS)
     assert model.uses_vibenet and model.cues[-2:] == VIBENET_CUES

@@ -35,7 +35,7 @@ def test_the_default_rig_is_an_internal_tempo_and_nothing_else():
     assert rig.video_sinks(64, 48, 30.0) == []
     rig.open()
     # an internal beat clock nobody follows is not a tempo in force: status "tempo_bpm" says which one is
-    assert rig.video_out is None and "bpm" not in rig.status()["tempo"]
+    assert not rig.video_out and "bpm" not in rig.status()["tempo"]
     rig.close()
 
 

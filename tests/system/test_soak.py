@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from installation.commands.soak import growth_mb_per_hour, summarise
+from models.evaluation.soak import growth_mb_per_hour, summarise
 
 
 def test_growth_is_the_slope_after_warm_up_in_mb_per_hour():
@@ -26,7 +26,7 @@ def test_too_few_samples_give_no_slope():
 def test_a_crash_is_a_process_ended_by_a_signal_the_soak_did_not_send():
     import signal
 
-    from installation.commands.soak import crash_of
+    from models.evaluation.soak import crash_of
     assert crash_of(-signal.SIGSEGV) == "SIGSEGV"
     assert crash_of(-signal.SIGABRT) == "SIGABRT"
     assert crash_of(0) is None and crash_of(2) is None  # an exit, however bad, is not a crash

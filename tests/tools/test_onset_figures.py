@@ -10,7 +10,7 @@ import pytest
 
 from installation.bus import Bus
 from installation.clock import ManualClock
-from installation.commands.reactivity import best_lag_correlation
+from models.evaluation.reactivity import best_lag_correlation
 from installation.projection.frame_stamps import FrameStamps
 from installation.projection.projector import Projector
 from installation.records import Frame

@@ -26,7 +26,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from installation.commands.listen import quadrant_auc, read_labels  # noqa: E402
+from models.evaluation.listening import read_labels  # noqa: E402
+from models import stats  # noqa: E402
 from installation.config import ListenConfig  # noqa: E402
 from installation.errors import UserError  # noqa: E402
 from models.listening.va import Listener, VibenetHead, build_listener, load_audio  # noqa: E402
@@ -135,7 +136,7 @@ def main() -> int:
     cue_names = CUE_NAMES + (VIBENET_CUES if args.vibenet else ())
     print("cue AUC over recordings (tuning set, each cue alone):")
     for j, name in enumerate(cue_names):
-        auc = quadrant_auc([float(x[g == t, j].mean()) for t in keys], [track_label[t] for t in keys])
+        auc = stats.auc([float(x[g == t, j].mean()) for t in keys], [track_label[t] for t in keys])
         print(f"  {name:15s} {auc:.3f}")
 
     # Leave one recording out, for each C; with several sets, the AUC within each set and their mean.
@@ -149,7 +150,7 @@ def main() -> int:
             train = g != t
             scaler, model = fit(x[train], y[train], w[train], c)
             scores.update({t: recording_scores(scaler, model, x[~train], g[~train])[t]})
-        cv_sets[c] = {sname: quadrant_auc([scores[t] for t in keys if set_of[t] == sname],
+        cv_sets[c] = {sname: stats.auc([scores[t] for t in keys if set_of[t] == sname],
                                           [track_label[t] for t in keys if set_of[t] == sname]) for sname in sets}
         cv[c] = float(np.mean(list(cv_sets[c].values())))
         print(f"C={c:<6g} leave-one-recording-out AUC {cv[c]:.3f}"
@@ -171,7 +172,7 @@ def main() -> int:
         "cv_auc_leave_one_recording_out": round(cv[best], 4),
         "cv_auc_per_set": {Path(n).parent.name: round(a, 4) for n, a in cv_sets[best].items()},
         "cv_auc_per_c": {f"{c:g}": round(a, 4) for c, a in cv.items()},
-        "train_auc": round(quadrant_auc([fitted[t] for t in keys], [track_label[t] for t in keys]), 4),
+        "train_auc": round(stats.auc([fitted[t] for t in keys], [track_label[t] for t in keys]), 4),
     }
     FittedValence(scaler.mean_, scaler.scale_, model.coef_[0], float(model.intercept_[0]), gain, cue_names,
                   meta).save(args.out)

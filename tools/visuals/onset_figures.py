@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from installation.commands.reactivity import best_lag_correlation, onset_envelope  # noqa: E402
+from models.evaluation.reactivity import best_lag_correlation, onset_envelope  # noqa: E402
 
 MAX_LAG_S = 0.15
 WINDOW_S = 0.15
