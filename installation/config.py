@@ -6,9 +6,10 @@ allowed; run.py turns it into exit code 2 with no traceback.
 """
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,8 +30,17 @@ class ConfigError(UserError):
     """A user error in configuration: one sentence, shown without traceback."""
 
 
+SettingsT = TypeVar("SettingsT")
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def typed(self, settings_type: type[SettingsT], **changed: Any) -> SettingsT:
+        """A wing's frozen settings (a dataclass with no defaults of its own) from this section: each
+        field read from the key of the same name, or taken from `changed`."""
+        names = [f.name for f in dataclasses.fields(settings_type)]  # type: ignore[arg-type]
+        return settings_type(**{name: getattr(self, name) for name in names if name not in changed}, **changed)
 
 
 # --- installation -----------------------------------------------------------------------------
@@ -75,10 +85,7 @@ class ListenConfig(Section):
     def settings(self) -> ListenSettings:
         """What the listener, the onset detector and the offline analysis (models.listening) take."""
         from models.listening.settings import ListenSettings
-        return ListenSettings(hop_s=self.hop_s, window_s=self.window_s, va_head=self.va_head,
-                              learned_head=self.learned_head, fitted_weights=self.fitted_weights,
-                              smoothing_s=self.smoothing_s, silence_dbfs=self.silence_dbfs, onset_hop=self.onset_hop,
-                              onset_threshold=self.onset_threshold, beat_range_bpm=self.beat_range_bpm)
+        return self.typed(ListenSettings)
 
 
 # --- captions (issue: captions) ---------------------------------------------------------------
@@ -109,7 +116,7 @@ class CaptionsConfig(Section):
     def settings(self) -> CaptionSettings:
         """What the Director (models.captions.director) takes: every key of the section."""
         from models.captions.settings import CaptionSettings
-        return CaptionSettings(**self.model_dump())
+        return self.typed(CaptionSettings)
 
 
 # --- rendering (issue: visuals) ---------------------------------------------------------------
@@ -142,14 +149,8 @@ class RenderConfig(Section):
     def settings(self) -> RenderSettings:
         """The diffusion wing's typed settings (models.diffusion.settings); paths stripped."""
         from models.diffusion.settings import RenderSettings
-
-        return RenderSettings(
-            width=self.width, height=self.height, seed=self.seed, model=self.model.strip(), vae=self.vae.strip(),
-            lora=self.lora.strip(), loras=self.loras, family=self.family, controlnet=self.controlnet.strip(),
-            controlnet_source=self.controlnet_source, controlnet_strength=self.controlnet_strength,
-            steps=self.steps, guidance=self.guidance, similarity_skip=self.similarity_skip, device=self.device,
-            dtype=self.dtype, stream_batch=self.stream_batch, cuda_graphs=self.cuda_graphs, compile=self.compile,
-            compile_mode=self.compile_mode, tensorrt=self.tensorrt)
+        return self.typed(RenderSettings, model=self.model.strip(), vae=self.vae.strip(), lora=self.lora.strip(),
+                          controlnet=self.controlnet.strip())
 
 
 class DisplayConfig(Section):
@@ -182,8 +183,7 @@ class WatchConfig(Section):
     def settings(self) -> WatchSettings:
         """What the image VA head (models.seeing.va.build_image_va) takes."""
         from models.seeing.settings import WatchSettings
-        return WatchSettings(image_va_head=self.image_va_head, clip_model=self.clip_model,
-                             clip_checkpoint=self.clip_checkpoint, clip_head=self.clip_head)
+        return self.typed(WatchSettings)
 
 
 class ComposeConfig(Section):
@@ -213,9 +213,7 @@ class ComposeConfig(Section):
     def settings(self) -> ComposeSettings:
         """What the corpus composer (models.composing.composer.Composer) takes."""
         from models.composing.settings import ComposeSettings
-        return ComposeSettings(bars_ahead=self.bars_ahead, variation=self.variation, key_map=self.key_map,
-                               comment_weight=self.comment_weight, percussion=self.percussion,
-                               percussion_channel=self.percussion_channel, retrieval=self.retrieval)
+        return self.typed(ComposeSettings)
 
 
 class MidiConfig(Section):
@@ -271,10 +269,8 @@ class OscConfig(Section):
 
     def settings(self) -> OscSettings:
         """What the OSC control server takes at its door (hardware.osc.settings)."""
-        import dataclasses
-
         from hardware.osc.settings import OscSettings
-        return OscSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(OscSettings)})
+        return self.typed(OscSettings)
 
 
 class MidiCcMap(Section):
@@ -317,10 +313,8 @@ class VideoOutConfig(Section):
 
     def settings(self) -> VideoOutSettings:
         """What hardware.video.output.build_video_out takes at its door."""
-        import dataclasses
-
         from hardware.video.settings import VideoOutSettings
-        return VideoOutSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(VideoOutSettings)})
+        return self.typed(VideoOutSettings)
 
 
 class EnsembleConfig(Section):
