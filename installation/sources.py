@@ -69,10 +69,9 @@ def _choose_audio(cfg: Config, notes: list[str], problems: list[str]) -> str:
     elif audio == "device" and not has_input_device(cfg.audio.device):
         problems.append(f"audio.source is 'device' but no input device matches '{cfg.audio.device or 'default'}'; "
                         "run `python run.py devices`, or set audio.source = \"auto\"")
-    elif audio == "file" and not Path(cfg.audio.file).is_file():
-        problems.append(f"audio.file '{cfg.audio.file}' does not exist; give the path of a wav/flac/ogg/mp3 file")
-    elif audio == "file" and not _audio_decodes(cfg.audio.file):
-        problems.append(f"audio.file '{cfg.audio.file}' cannot be decoded as audio; convert it to WAV, FLAC or Ogg")
+    elif audio == "file":
+        problems.extend(_media_file_problems("audio.file", cfg.audio.file, _audio_decodes, "a wav/flac/ogg/mp3 file",
+                                             "audio; convert it to WAV, FLAC or Ogg"))
     return audio
 
 
@@ -90,11 +89,9 @@ def _choose_camera(cfg: Config, notes: list[str], problems: list[str]) -> str:
     elif camera == "opencv" and not camera_available(cfg.camera.device):
         problems.append(f"camera.source is 'opencv' but camera '{cfg.camera.device}' does not open; "
                         "check the cable and `python run.py devices`, or set camera.source = \"auto\"")
-    elif camera == "file" and not Path(cfg.camera.file).is_file():
-        problems.append(f"camera.file '{cfg.camera.file}' does not exist; give the path of a video file")
-    elif camera == "file" and not _video_decodes(cfg.camera.file):
-        problems.append(f"camera.file '{cfg.camera.file}' cannot be decoded as video; "
-                        "convert it to MP4 (H.264 or MPEG-4) or MJPEG")
+    elif camera == "file":
+        problems.extend(_media_file_problems("camera.file", cfg.camera.file, _video_decodes, "a video file",
+                                             "video; convert it to MP4 (H.264 or MPEG-4) or MJPEG"))
     if camera == "photos" and cfg.camera.photos_dir and not Path(cfg.camera.photos_dir).expanduser().is_dir():
         problems.append(f"camera.photos_dir '{cfg.camera.photos_dir}' is not a folder; give a folder of photographs or \"\"")
     return camera
@@ -166,6 +163,15 @@ def describe_input(device: str) -> str:
     except UserError as exc:
         return str(exc)
     return f"input {d['index']} '{d['name']}' ({d['hostapi']})"
+
+
+def _media_file_problems(key: str, path: str, decodes, kind: str, as_what: str) -> list[str]:
+    """At most one sentence: the file is missing, or it does not decode."""
+    if not Path(path).is_file():
+        return [f"{key} '{path}' does not exist; give the path of {kind}"]
+    if not decodes(path):
+        return [f"{key} '{path}' cannot be decoded as {as_what}"]
+    return []
 
 
 def _audio_decodes(path: str) -> bool:

@@ -193,23 +193,24 @@ def _tempo(command: Command, ctx: RouteContext) -> Parsed:
     return (None if bpm == 0 else bpm), None
 
 
-def _prompt(command: Command, ctx: RouteContext) -> Parsed:
+def _text(command: Command, ctx: RouteContext, needs: str) -> Parsed:
+    """A text argument, cleaned and run past the blocklist and the prompt filter."""
     args = command.args
     if not args or not isinstance(args[0], str):
-        return None, "/prompt needs text (an empty string clears the override)"
+        return None, needs
     text, reason = clean_prompt(args[0], ctx.blocklist)
     if reason is None and text and ctx.prompt_filter is not None:
         reason = ctx.prompt_filter(text)
+    return text, reason
+
+
+def _prompt(command: Command, ctx: RouteContext) -> Parsed:
+    text, reason = _text(command, ctx, "/prompt needs text (an empty string clears the override)")
     return (text or None), reason
 
 
 def _comment(command: Command, ctx: RouteContext) -> Parsed:
-    args = command.args
-    if not args or not isinstance(args[0], str):
-        return None, "/comment needs text (a visitor's words for the music; an empty string clears it)"
-    text, reason = clean_prompt(args[0], ctx.blocklist)
-    if reason is None and text and ctx.prompt_filter is not None:
-        reason = ctx.prompt_filter(text)
+    text, reason = _text(command, ctx, "/comment needs text (a visitor's words for the music; an empty string clears it)")
     return text, reason and reason.replace("prompt", "comment", 1)
 
 
