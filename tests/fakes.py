@@ -39,6 +39,8 @@ class FakeLlm(ThreadingHTTPServer):
         self.mode = mode
         self.refuse_schema = False
         """Answer HTTP 400 to a request with `response_format`, as a server without schema support does."""
+        self.refuse_grammar = False
+        """Answer HTTP 400 to a request with a GBNF `grammar`, as a strict OpenAI-style server does."""
         self.requests: list[dict] = []
         self.release = threading.Event()
         self.thread = threading.Thread(target=self.serve_forever, name="fake-llm", daemon=True)
@@ -71,6 +73,9 @@ class _LlmHandler(BaseHTTPRequestHandler):
             return
         if server.refuse_schema and "response_format" in body:
             self.send_error(400, "response_format is not supported")
+            return
+        if server.refuse_grammar and "grammar" in body:
+            self.send_error(400, "grammar is not supported")
             return
         if server.mode == "garbage":
             payload = b"\x00\xffnot json at all"

@@ -5,20 +5,22 @@ director's own prompt and checks) over real HTTP, on changing music; counts the 
 the LLM, the failures by reason, and projected captions whose facets echo the prompt's instructions
 (must be 0). Composer: `LlmComposer` phrase requests for the skimage pictures; counts melodies
 credited to the LLM, the fallbacks by reason, and credited melodies that copy the prompt's example or
-a corpus tune (must be 0). Schema "on" asks for JSON by `response_format` json_schema; "off" runs
-the server without it, so the client falls back to free text (the composer asks for ABC as free text
-either way).
+a corpus tune (must be 0). Schema "on" asks for JSON by `response_format` json_schema, "off" asks
+for free text (on the transformers route "off" also runs the server without schema support, so the
+refusal is exercised); grammar "on" asks for ABC by a GBNF grammar (taken by llama.cpp, refused by
+the transformers route, which then gets free ABC), "off" asks for free ABC. One server per model.
 
 The director runs on a simulated clock that stands still while an answer is awaited: the figures are
 about what the model answers, not how fast (the answer times are printed as measured).
 
-    python tools/llm_eval.py --model smollm2 --captions 50 --phrases 11 --schema both
+    python tools/llm_eval.py --model smollm2 --route llama.cpp --captions 50 --phrases 20 --schema both --grammar both
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import logging
+import os
 import re
 import signal
 import sys
@@ -37,7 +39,7 @@ def _reason(error: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"|(?<!HTTP )\b\d+(\.\d+)?\b", "…", error)[:90]
 
 
-def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
+def caption_figures(url: str, model: str, count: int, timeout_s: float, schema: bool = True) -> dict:
     from installation.config import CaptionsConfig
     from installation.records import MusicState
     from models.captions.llm import _ECHO, LlmFacets
@@ -46,6 +48,7 @@ def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
     from scenes.scene import load_scene
 
     llm = LlmFacets(url, model, timeout_s)
+    llm.constrained = schema
     cfg = CaptionsConfig(backend="llm", llm_url=url, llm_model=model, llm_timeout_s=min(30.0, timeout_s), min_hold_s=0.3).settings()
     director = Director(cfg, load_scene("nocturne"), llm=llm)
     # Never rest: every request is a sample.
@@ -96,7 +99,7 @@ def caption_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
             "constrained": llm.constrained}
 
 
-def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
+def phrase_figures(url: str, model: str, count: int, timeout_s: float, grammar: bool = True) -> dict:
     import skimage.data
 
     from installation.config import ComposeConfig
@@ -107,11 +110,11 @@ def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
     from scenes.scene import load_scene
 
     pictures = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "camera", "moon", "coins",
-                "horse", "brick", "grass"][:count]
+                "horse", "brick", "grass"]
     moods = [(0.6, 0.4), (0.3, -0.4), (0.5, 0.0), (0.7, 0.8), (-0.2, -0.6), (-0.4, 0.2), (-0.5, -0.7), (0.1, 0.5),
              (0.4, 0.6), (-0.3, 0.0), (0.2, -0.3)]
     composer = Composer(ComposeConfig().settings(), load_scene("nocturne"), seed=3)
-    llm = LlmComposer(composer, url, model, timeout_s=timeout_s, retries=0, vision=False)
+    llm = LlmComposer(composer, url, model, timeout_s=timeout_s, retries=0, vision=False, grammar=grammar)
     written, errors, copies, latencies = 0, collections.Counter(), [], []
     corpus = TuneCopyCheck((p.source, p.events) for ps in composer.table.by_source.values() for p in ps)
     write = llm._write
@@ -136,7 +139,8 @@ def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
     llm._write = checked_write  # type: ignore[method-assign]
 
     t_s = 0.0
-    for name, (v, a) in zip(pictures, moods):
+    for i in range(count):
+        name, (v, a) = pictures[i % len(pictures)], moods[(i * 5) % len(moods)]
         getattr(skimage.data, name)()  # the picture exists; the text model gets its description
         image = ImageState(t_s=t_s, valence=v, arousal=a, brightness=0.5, dominant_hues_deg=(30.0 * len(name),),
                            description=f"A photograph: {name.replace('_', ' ')}.")
@@ -149,6 +153,7 @@ def phrase_figures(url: str, model: str, count: int, timeout_s: float) -> dict:
               f"this one: {'credited' if credited else _reason(llm.last_error)}", flush=True)
         t_s = plan.end_s
     return {"phrases": llm.stats["phrases"], "written": written, "fallbacks": llm.stats["fallbacks"],
+            "constrained": llm.stats["constrained"], "grammar_kept": llm.grammar,
             "errors": dict(errors.most_common()), "copies_credited": copies, "latency_s": sorted(latencies)}
 
 
@@ -160,43 +165,53 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="smollm2", help="smollm2, gemma3 or a .gguf path")
     parser.add_argument("--route", default="transformers", choices=local_llm.ROUTES)
-    parser.add_argument("--url", default="", help="use this running server instead of starting one")
     parser.add_argument("--captions", type=int, default=50)
     parser.add_argument("--phrases", type=int, default=11)
     parser.add_argument("--schema", default="both", choices=["on", "off", "both"])
+    parser.add_argument("--grammar", default="both", choices=["on", "off", "both"])
     parser.add_argument("--timeout-s", type=float, default=300.0, help="per answer; generous: quality, not speed")
-    parser.add_argument("--max-tokens", type=int, default=400, help="server-side cap on each answer")
+    parser.add_argument("--max-tokens", type=int, default=400, help="server-side default cap on each answer")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     # A stopped run still stops its server (the context manager's exit runs on SystemExit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    modes = {"on": [True], "off": [False], "both": [True, False]}[args.schema]
-    print(f"# {args.model} via {args.route}; simulated clock for the director (it waits for each answer); "
-          f"answer times are real", flush=True)
-    for schema in modes:
-        with local_llm.serve(args.model, args.route, schema=schema, max_tokens=args.max_tokens,
-                             log_path=Path(tempfile.gettempdir()) / f"llm_eval_{args.model}_{args.route}.log") as url:
-            label = f"{args.model} schema={'on' if schema else 'off'}"
-            if args.captions:
-                c = caption_figures(url, args.model, args.captions, args.timeout_s)
-                published = sum(c["published"].values())
-                print(f"{label} captions: {c['llm_ok']}/{c['requests']} LLM answers usable "
-                      f"({100 * c['llm_ok'] / max(1, c['requests']):.0f} %); published {published}: {c['published']}; "
-                      f"projected facets echoing the instructions: {len(c['echoes'])}; "
-                      f"answer time median {_median(c['latency_s']):.1f} s; schema sent: {c['constrained']}", flush=True)
-                for why, n in c["errors"].items():
-                    print(f"    {n:3d} x {why}", flush=True)
-                for e in c["echoes"]:
-                    print(f"    ECHO {e}", flush=True)
-            if args.phrases and schema == modes[0]:
-                p = phrase_figures(url, args.model, args.phrases, args.timeout_s)
-                print(f"{args.model} phrases: {p['written']}/{p['phrases']} melodies credited to the LLM "
-                      f"({100 * p['written'] / max(1, p['phrases']):.0f} %); credited copies of the example or a "
-                      f"corpus tune: {len(p['copies_credited'])}; answer time median {_median(p['latency_s']):.1f} s",
-                      flush=True)
+    modes = {"on": [True], "off": [False], "both": [True, False]}
+    threads = "1 thread" if args.route == "llama.cpp" else "1 torch thread"
+    print(f"# {args.model} via {args.route} ({threads}); the director's clock is simulated (it stands still while "
+          f"an answer is awaited); answer times are real; load average at start "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    for schema in modes[args.schema] if args.captions else []:
+        # On the transformers route "off" is a server without schema support: the refusal is exercised too.
+        with local_llm.serve(args.model, args.route, schema=schema or args.route != "transformers",
+                             max_tokens=args.max_tokens, log_path=_log(args)) as url:
+            c = caption_figures(url, args.model, args.captions, args.timeout_s, schema)
+        published = sum(c["published"].values())
+        print(f"{args.model} schema={'on' if schema else 'off'} captions: {c['llm_ok']}/{c['requests']} LLM answers "
+              f"usable ({100 * c['llm_ok'] / max(1, c['requests']):.0f} %); published {published}: {c['published']} "
+              f"(llm share {100 * c['published'].get('llm', 0) / max(1, published):.0f} %); "
+              f"projected facets echoing the instructions: {len(c['echoes'])}; "
+              f"answer time median {_median(c['latency_s']):.1f} s; schema sent at the end: {c['constrained']}",
+              flush=True)
+        for why, n in c["errors"].items():
+            print(f"    {n:3d} x {why}", flush=True)
+        for e in c["echoes"]:
+            print(f"    ECHO {e}", flush=True)
+    if args.phrases:
+        with local_llm.serve(args.model, args.route, max_tokens=args.max_tokens, log_path=_log(args)) as url:
+            for grammar in modes[args.grammar]:
+                p = phrase_figures(url, args.model, args.phrases, args.timeout_s, grammar)
+                print(f"{args.model} grammar={'on' if grammar else 'off'} phrases: {p['written']}/{p['phrases']} "
+                      f"melodies credited to the LLM ({100 * p['written'] / max(1, p['phrases']):.0f} %); answers "
+                      f"shaped by the grammar: {p['constrained']}; credited copies of the example or a corpus tune: "
+                      f"{len(p['copies_credited'])}; answer time median {_median(p['latency_s']):.1f} s", flush=True)
                 for why, n in p["errors"].items():
                     print(f"    {n:3d} x {why}", flush=True)
+    print(f"# load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     return 0
+
+
+def _log(args) -> Path:
+    return Path(tempfile.gettempdir()) / f"llm_eval_{Path(args.model).stem}_{args.route}.log"
 
 
 if __name__ == "__main__":

@@ -5,8 +5,11 @@ usual; its phrase, in ABC, is the example. The server (Ollama, llama.cpp server,
 POST {url}/chat/completions) gets the camera picture (vision models, as a JPEG data URL) or its
 description, the example, the target valence-arousal and the frame it must keep (key, metre, four
 bars), and answers ABC. music21 parses it; it must be one voice of four bars in the metre, on a
-sixteenth grid, within two octaves of the tonic. A valid melody is sung in the composer's harmony
-and texture; anything else (garbage, prose, a wrong metre, no answer in time, no server) is retried
+sixteenth grid, within two octaves of the tonic, with at least three different pitches. Where the
+server takes a GBNF grammar (llama.cpp's `grammar` field) the answer is constrained to such ABC under
+a fixed header (models/composing/abc_grammar.py); a server that refuses it (HTTP 4xx) or ignores it
+(the answer does not start with that header) gets free text from then on, validated the same way.
+A valid melody is sung in the composer's harmony and texture; anything else (garbage, prose, a wrong metre, no answer in time, no server) is retried
 while time and `llm_retries` allow, then the corpus composer's own phrase plays. No answer may delay
 the music beyond `llm_timeout_s` (the caller may pass a shorter deadline per phrase).
 
@@ -31,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from installation.records import ImageState
+from models.composing.abc_grammar import abc_grammar, abc_header
 from models.composing.corpus import METRES, PHRASE_BARS, Phrase
 from models.language.checks import TuneCopyCheck
 from models.language.client import post_json
@@ -88,6 +92,8 @@ def abc_to_phrase(abc: str, tonic: str, metre: str) -> tuple[tuple[int | None, i
     want = METRES[metre] * PHRASE_BARS
     if sum(1 for d, _ in events if d is not None) < 4:
         raise InvalidAbc("fewer than four notes")
+    if len({d for d, _ in events if d is not None}) < 3:
+        raise InvalidAbc("fewer than three different pitches")
     if total < want * 3 // 4 or total > want * 5 // 4:
         raise InvalidAbc(f"{total / METRES[metre]:.1f} bars, not {PHRASE_BARS}")
     out, at = [], 0
@@ -115,7 +121,7 @@ class LlmComposer:
     """Wraps a models.composing.composer.Composer; `plan` has the same call plus the picture and a deadline."""
 
     def __init__(self, composer, url: str, model: str, timeout_s: float = 20.0, retries: int = 1,
-                 vision: bool = True, background: bool = False, api_key: str = "") -> None:
+                 vision: bool = True, background: bool = False, api_key: str = "", grammar: bool = True) -> None:
         self.composer = composer
         self.background = background
         self._lock = threading.Lock()
@@ -127,7 +133,9 @@ class LlmComposer:
         self.timeout_s = float(timeout_s)
         self.retries = int(retries)
         self.vision = vision
-        self.stats: dict[str, int] = {"phrases": 0, "written": 0, "fallbacks": 0, "requests": 0}
+        self.grammar = grammar
+        """Ask for ABC by grammar; turned off for good when the server refuses or ignores it."""
+        self.stats: dict[str, int] = {"phrases": 0, "written": 0, "fallbacks": 0, "requests": 0, "constrained": 0}
         self.last_error = ""
         self._corpus: TuneCopyCheck | None = None
 
@@ -197,12 +205,14 @@ class LlmComposer:
                 why = why or "no time left"
                 break
             try:
-                text = self._ask(image, frame, preview, example, left)
+                text, constrained = self._ask(image, frame, preview, example, left)
+                self.stats["constrained"] += constrained
                 melody = abc_to_phrase(extract_abc(text), preview.key, preview.metre)
                 copied = self._copied(melody, example, preview)
                 if copied:
                     melody = None
                     raise InvalidAbc(f"it copies {copied}")
+                why = "ABC constrained by grammar" if constrained else "free ABC, validated"
                 break
             except InvalidAbc as exc:
                 why = f"invalid ABC: {exc}"
@@ -242,7 +252,7 @@ class LlmComposer:
         def written(source: Phrase, mode_class: str, metre: str, va):
             return (Phrase(f"llm:{self.model}", mode_class, metre, melody),
                     f"melody written by the LLM {self.model} in {taken:.1f} s (example: {source.source}; "
-                    f"{'picture' if self.vision and frame is not None else 'description'} and target VA sent)")
+                    f"{'picture' if self.vision and frame is not None else 'description'} and target VA sent; {why})")
         previous = composer.melody_source
         composer.melody_source = written
         try:
@@ -250,7 +260,9 @@ class LlmComposer:
         finally:
             composer.melody_source = previous
 
-    def _ask(self, image: ImageState, frame: np.ndarray | None, preview, example: str, timeout_s: float) -> str:
+    def _ask(self, image: ImageState, frame: np.ndarray | None, preview, example: str,
+             timeout_s: float) -> tuple[str, bool]:
+        """(the answer's text, whether the grammar shaped it)."""
         v, a = image.valence, image.arousal
         prompt = (f"Write a new four-bar melody for this picture: {image.description or 'no description'}\n"
                   f"Target mood: valence {v:+.2f}, arousal {a:+.2f} (both -1..1).\n"
@@ -262,9 +274,29 @@ class LlmComposer:
             content = [{"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": jpeg_data_url(frame)}}]
         payload = {"model": self.model, "temperature": 0.7, "max_tokens": 400,
                    "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": content}]}
+        header = abc_header(preview.metre, preview.key, preview.mode)
+        if self.grammar:
+            payload["grammar"] = abc_grammar(preview.metre, preview.key, preview.mode)
         self.stats["requests"] += 1
-        body = post_json(self.endpoint, payload, max(0.05, timeout_s), api_key=self.api_key)
+        started = time.monotonic()
         try:
-            return str(json.loads(body)["choices"][0]["message"]["content"])
+            body = post_json(self.endpoint, payload, max(0.05, timeout_s), api_key=self.api_key)
+        except ValueError as exc:
+            if not (self.grammar and str(exc).startswith("HTTP 4")):
+                raise
+            log.info("LLM server %s refuses a grammar (%s); asking for free ABC", self.endpoint, exc)
+            self.grammar = False
+            payload.pop("grammar")
+            self.stats["requests"] += 1
+            left = timeout_s - (time.monotonic() - started)
+            body = post_json(self.endpoint, payload, max(0.05, left), api_key=self.api_key)
+        try:
+            text = str(json.loads(body)["choices"][0]["message"]["content"])
         except (KeyError, IndexError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not an OpenAI chat answer: {type(exc).__name__}") from None
+        constrained = "grammar" in payload and text.startswith(header)
+        if "grammar" in payload and not constrained:
+            log.info("LLM server %s ignores the grammar (the answer does not start with its header); "
+                     "asking for free ABC", self.endpoint)
+            self.grammar = False
+        return text, constrained

@@ -153,3 +153,76 @@ def test_a_copy_of_a_corpus_tune_is_found():
     assert check.copied(tune.events) == tune.source
     assert check.copied(tuple((d if d is None else d + 0, r) for d, r in tune.events)) == tune.source
     assert check.copied(((0, 4), (2, 4), (4, 4), (7, 4)) * 4) in ("", )  # an arpeggio is no tune of the corpus
+
+
+def grammar_melody(body: dict) -> str:
+    """What a server that honours the grammar answers: the grammar's fixed header, then notes."""
+    header = body["grammar"].split('"', 2)[1].encode().decode("unicode_escape")
+    metre = header.split("M:")[1].split("\n")[0]
+    bar = {"4/4": "C4 E4 G4 c4 |", "3/4": "C4 E4 G4 |", "6/8": "C2 E2 G2 c4 z2 |"}[metre]
+    return header + " ".join([bar] * 4)[:-1] + "|]"
+
+
+def test_abc_is_asked_for_by_grammar_and_a_server_that_takes_it_is_credited(fake_llm):
+    fake_llm.contents["grammar"] = grammar_melody
+    fake_llm.mode = "grammar"
+    llm = llm_composer(fake_llm.url, retries=0)
+    plan = llm.plan(PICTURE, 0.0)
+    grammar = fake_llm.requests[0]["grammar"]
+    assert grammar.startswith('root ::= "X:1\\nM:4/4\\nL:1/16\\nK:C\\n" bar') and "r12 ::=" in grammar
+    assert any("ABC constrained by grammar" in r for r in plan.reasons)
+    assert llm.stats["written"] == 1 and llm.stats["constrained"] == 1 and llm.grammar
+
+
+def test_a_server_that_refuses_the_grammar_gets_free_abc_at_once(fake_llm):
+    fake_llm.refuse_grammar = True
+    llm = llm_composer(fake_llm.url, retries=0)
+    plan = llm.plan(PICTURE, 0.0)
+    assert [("grammar" in r) for r in fake_llm.requests] == [True, False]  # asked again within the same try
+    assert llm.stats["written"] == 1 and not llm.grammar and any("free ABC, validated" in r for r in plan.reasons)
+    llm.plan(PICTURE, plan.end_s + 100.0)
+    assert "grammar" not in fake_llm.requests[-1]
+
+
+def test_a_server_that_ignores_the_grammar_is_asked_for_free_abc_from_then_on(fake_llm):
+    fake_llm.mode = "fenced"  # prose around the tune: the grammar's header does not open the answer
+    llm = llm_composer(fake_llm.url, retries=0)
+    plan = llm.plan(PICTURE, 0.0)
+    assert "grammar" in fake_llm.requests[0] and not llm.grammar and llm.stats["constrained"] == 0
+    assert any("free ABC, validated" in r for r in plan.reasons)  # still valid, still sung
+
+
+def test_every_bar_the_grammar_allows_fills_its_metre():
+    """The grammar's bar rules, walked at random, give ABC the validator takes."""
+    import random
+    import re
+    from models.composing.abc_grammar import abc_grammar
+    rng = random.Random(3)
+    for metre, key, mode in [("4/4", "C", "major"), ("3/4", "G", "minor"), ("6/8", "D", "dorian")]:
+        rules = dict(line.split(" ::= ", 1) for line in abc_grammar(metre, key, mode).splitlines())
+        pitches = ["C,", "D,", "G,", "A,", "C", "E", "G", "B", "c", "e", "g", "b"]
+
+        def expand(symbol: str) -> str:
+            tokens = re.findall(r'"(?:[^"\\]|\\.)*"|\S+', rules[symbol])
+            cuts = [-1] + [i for i, t in enumerate(tokens) if t == "|"] + [len(tokens)]
+            at = rng.randrange(len(cuts) - 1)
+            out = []
+            for token in tokens[cuts[at] + 1:cuts[at + 1]]:
+                if token.startswith('"'):
+                    out.append(token[1:-1].encode().decode("unicode_escape"))
+                elif token in ("pitch", "note"):
+                    out.append(rng.choice(pitches + (["z"] if token == "note" else [])))
+                elif token == "sep":
+                    out.append(rng.choice(["", " "]))
+                else:
+                    out.append(expand(token))
+            return "".join(out)
+        for _ in range(20):
+            abc = expand("root")
+            try:
+                phrase = abc_to_phrase(abc, key, metre)
+            except ValueError as exc:
+                assert "different pitches" in str(exc), abc  # the only check a grammar cannot make
+                continue
+            assert sum(r for _, r in phrase) == 4 * {"4/4": 16, "3/4": 12, "6/8": 12}[metre]
+            assert abc.startswith(f"X:1\nM:{metre}\nL:1/16\nK:{key}") and abc.endswith("|]")

@@ -28,6 +28,16 @@ def test_a_server_that_refuses_the_schema(fake_llm):
     assert "JSON schema: refused (HTTP 400" in describe_llm_server(fake_llm.url, "tiny")
 
 
+def test_check_names_whether_the_server_takes_a_grammar(fake_llm):
+    from models.language.probe import PROBE_WORD
+    assert "ABC grammar: ignored" in describe_llm_server(fake_llm.url, "tiny")  # it answered the JSON, not the word
+    fake_llm.contents["grammar"] = lambda body: PROBE_WORD if "grammar" in body else '{"ok": "yes"}'
+    fake_llm.mode = "grammar"
+    assert "ABC grammar: taken" in describe_llm_server(fake_llm.url, "tiny")
+    fake_llm.refuse_grammar = True
+    assert "ABC grammar: refused (HTTP 400" in describe_llm_server(fake_llm.url, "tiny")
+
+
 def test_nobody_listening():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

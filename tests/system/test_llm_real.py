@@ -33,9 +33,13 @@ DRAFTS = {"scene": "misty lake at dawn", "motion": "slow drifting mist", "style"
           "colour": "grey blue and silver", "composition": "wide low horizon"}
 
 
-def test_check_sees_that_the_server_takes_a_schema(real_llm):
+def test_check_sees_that_the_server_takes_a_schema(real_llm, request):
     line = describe_llm_server(real_llm, "SmolLM2-135M-Instruct.Q4_1", timeout_s=ANSWER_S)
     assert "answers" in line and "JSON schema: taken" in line
+    if request.node.callspec.params.get("real_llm", "transformers") == "llama.cpp":
+        assert "ABC grammar: taken" in line
+    else:
+        assert "ABC grammar: refused (HTTP 400" in line  # tools/gguf_chat_server.py has no GBNF
 
 
 def test_one_caption_call_answers_or_fails_with_a_reason(real_llm):
@@ -130,3 +134,20 @@ def test_a_server_without_a_schema_gets_free_text(real_llm, request):
         llm.close()
     assert result is not None and llm.constrained is False
     assert "refuses" not in (result.error or "")  # the refusal itself is not the failure
+
+
+def test_abc_by_grammar_from_a_real_llama_server_is_valid(real_llm, request):
+    """Where the grammar is taken every answer is four bars of ABC in the metre; what may still fail
+    is what a grammar cannot judge (a copy, fewer than three pitches)."""
+    if request.node.callspec.params.get("real_llm", "transformers") != "llama.cpp":
+        pytest.skip("the transformers route refuses a grammar (the free-text test above covers it)")
+    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=5)
+    llm = LlmComposer(composer, real_llm, "smollm2", timeout_s=ANSWER_S, retries=0, vision=False)
+    picture = ImageState(t_s=0.0, valence=-0.4, arousal=0.3, brightness=0.4, dominant_hues_deg=(120.0,),
+                         description="A dark forest path after rain.")
+    plan = llm.plan(picture, 0.0)
+    assert llm.grammar and llm.stats["requests"] == 1 and llm.stats["constrained"] == 1, llm.last_error
+    if llm.stats["written"]:
+        assert any("ABC constrained by grammar" in r for r in plan.reasons)
+    else:
+        assert "copies" in llm.last_error or "different pitches" in llm.last_error, llm.last_error
