@@ -141,7 +141,7 @@ def test_abc_by_grammar_from_a_real_llama_server_is_valid(real_llm, request):
     is what a grammar cannot judge (a copy, fewer than three pitches)."""
     if request.node.callspec.params.get("real_llm", "transformers") != "llama.cpp":
         pytest.skip("the transformers route refuses a grammar (the free-text test above covers it)")
-    composer = Composer(ComposeConfig(retrieval=False), load_scene("nocturne"), seed=5)
+    composer = Composer(ComposeConfig(retrieval=False).settings(), load_scene("nocturne"), seed=5)
     llm = LlmComposer(composer, real_llm, "smollm2", timeout_s=ANSWER_S, retries=0, vision=False)
     picture = ImageState(t_s=0.0, valence=-0.4, arousal=0.3, brightness=0.4, dominant_hues_deg=(120.0,),
                          description="A dark forest path after rain.")
