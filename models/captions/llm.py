@@ -169,7 +169,7 @@ class LlmFacets:
         self.api_key = api_key
         self.filter = content_filter
         self._cond = threading.Condition()
-        self._request: tuple[int, str, dict[str, str]] | None = None
+        self._request: tuple[int, str, dict[str, str], str] | None = None
         self._results: dict[int, LlmResult] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -192,7 +192,7 @@ class LlmFacets:
         with self._cond:
             if self._closed:
                 return
-            self._request = (request_id, user, dict(suggestion))
+            self._request = (request_id, user, dict(suggestion), desc.text)
             self._results = {k: v for k, v in self._results.items() if k >= request_id - 2}
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="caption-llm", daemon=True)
@@ -220,20 +220,21 @@ class LlmFacets:
             self._closed = True
             self._cond.notify_all()
 
+    unusable = "LLM answer unusable (%s); the agents' caption is used"
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._closed or self._request is not None)
                 if self._closed:
                     return
-                request_id, user, drafts = self._request  # type: ignore[misc]
-                self._request = None
+                request, self._request = self._request, None
+                assert request is not None
+                request_id, user, drafts, music = request
                 self.stats["requests"] += 1
             start = time.monotonic()
             try:
-                facets = self._ask(user)
-                check_changed(facets, drafts)
-                result = LlmResult(request_id, facets, latency_s=time.monotonic() - start)
+                result = LlmResult(request_id, self._answer(user, drafts, music), latency_s=time.monotonic() - start)
             except Exception as exc:  # any failure at all means "use the agents"; the loop must not care why
                 result = LlmResult(request_id, None, error=str(exc) or type(exc).__name__, latency_s=time.monotonic() - start)
             with self._cond:
@@ -244,7 +245,12 @@ class LlmFacets:
                 else:
                     self.stats["failed"] += 1
             if result.facets is None:
-                log.info("LLM answer unusable (%s); the agents' caption is used", result.error)
+                log.info(self.unusable, result.error)
+
+    def _answer(self, user: str, drafts: Mapping[str, str], music: str) -> dict[str, str]:
+        facets = self._ask(user)
+        check_changed(facets, drafts)
+        return facets
 
     rounds = 1
     """Calls one after another per caption: the director waits at most rounds x timeout_s."""
@@ -289,35 +295,10 @@ class LlmAgents(LlmFacets):
         super().__init__(*args, **kwargs)
         self.exchanges: list[dict[str, str]] = []
 
-    def submit(self, request_id: int, desc, suggestion) -> None:
-        self._desc_text = desc.text
-        super().submit(request_id, desc, suggestion)
+    unusable = "LLM agents gave nothing usable (%s); the bank agents' caption is used"
 
-    def _run(self) -> None:  # same loop as LlmFacets, with the suggestion passed on
-        while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._request is not None)
-                if self._closed:
-                    return
-                request_id, _, suggestion = self._request  # type: ignore[misc]
-                music = self._desc_text
-                self._request = None
-                self.stats["requests"] += 1
-            start = time.monotonic()
-            try:
-                facets = self._round(music, suggestion)
-                result = LlmResult(request_id, facets, latency_s=time.monotonic() - start)
-            except Exception as exc:
-                result = LlmResult(request_id, None, error=str(exc) or type(exc).__name__, latency_s=time.monotonic() - start)
-            with self._cond:
-                self._results[request_id] = result
-                if result.facets is not None:
-                    self.stats["ok"] += 1
-                    self._failures = 0
-                else:
-                    self.stats["failed"] += 1
-            if result.facets is None:
-                log.info("LLM agents gave nothing usable (%s); the bank agents' caption is used", result.error)
+    def _answer(self, user: str, drafts: Mapping[str, str], music: str) -> dict[str, str]:
+        return self._round(music, drafts)  # the agents read the music's words, not the one-call prompt
 
     def _round(self, music: str, drafts: Mapping[str, str]) -> dict[str, str]:
         proposals: dict[str, str] = {}
