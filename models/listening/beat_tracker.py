@@ -188,7 +188,3 @@ class BeatTracker:
         a, b, c = acf[lag - 1], acf[lag], acf[lag + 1]
         denom = a - 2 * b + c
         return lag + (min(0.5, max(-0.5, 0.5 * (a - c) / denom)) if denom < 0 else 0.0)
-
-    @staticmethod
-    def _height(acf: np.ndarray, lag: float) -> float:
-        return float(acf[min(max(int(round(lag)), 0), acf.size - 1)])
