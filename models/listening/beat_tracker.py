@@ -5,10 +5,15 @@ aubio's tempo tracker (used before) read its tempo about 1.5 % fast here (118 BP
 folding its tempo into a fixed octave made every song outside that octave an octave error; and it
 sometimes locked onto the off-beat. This tracker takes the onset detector's flux per hop,
 autocorrelates the last `window_s` (unbiased, with parabolic interpolation between lags, so the
-period is exact to a fraction of a hop) and chooses the octave from the music: from the slowest
-candidate inside the range it moves up an octave while the half period's peak holds at least
-`faster_share` of the period's own. A pulse with hits between the beats (eighth-note hi-hats,
-double kicks) reads at its faster octave; one whose in-between hits are weak reads slower.
+period is exact to a fraction of a hop) and scores each period by its metrical family: the mean
+autocorrelation at the period, twice it and four times it (the bar). A riff grouped 3+3+2 or in
+fives repeats at its own period as strongly as the beat does, but its four periods are not a bar,
+so the beat's family wins where the period alone would not. The family scores are smoothed over
+estimates (`family_gain`) and the family now followed gets a margin (`hold`), so a related period
+must win for seconds before the tempo moves to it. The octave comes from the music: from the
+family's slowest member inside the range it moves up an octave while the half period's peak holds
+at least `faster_share` of the period's own. A pulse with hits between the beats (eighth-note
+hi-hats, double kicks) reads at its faster octave; one whose in-between hits are weak reads slower.
 
 The phase is the offset of a comb at that period that collects the most onset flux over the last
 `phase_s` (newer beats weigh more), so the beat sits on the strong hits, not between them. A new
@@ -33,12 +38,19 @@ class BeatSettings:
     """Envelope needed before the first estimate."""
     every: int = 8
     """Hops between estimates (8 x 11.6 ms)."""
-    faster_share: float = 0.5
+    faster_share: float = 0.3
+    """Half period's autocorrelation, as a share of the period's, that moves the tempo up an octave."""
     smooth: int = 5
     """Tempo estimates the published tempo is the median of."""
     phase_s: float = 4.0
     phase_gain: float = 0.5
     jump_after: int = 3
+    family_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Weights of the period, twice it and four times it in a period's metrical score."""
+    family_gain: float = 0.1
+    """Share of a new estimate's family scores taken into the running ones (about 1 s at `every`)."""
+    hold: float = 0.3
+    """Relative margin of the family now followed over any other."""
     lag_s: float = 0.0
     """Time from a hit's attack to the hop its flux peaks in, taken off every beat time."""
 
@@ -56,6 +68,8 @@ class BeatTracker:
         self._since = 0
         self._recent: collections.deque[float] = collections.deque(maxlen=settings.smooth)
         self._jumps = 0
+        self._family: np.ndarray | None = None
+        self._base: float | None = None
         self.tempo_bpm = 0.0
         self.beat_t_s = -math.inf
         self.confidence = 0.0
@@ -82,34 +96,43 @@ class BeatTracker:
         if acf is None:
             return None
         lag_of = lambda bpm: 60.0 * self.frame_rate_hz / bpm  # noqa: E731
-        # The strongest period an octave either side of the range, under a broad prior on tempo
-        # (one octave = 1 sigma), then moved into the range by octaves.
-        lags = np.arange(max(2, int(lag_of(2 * self.high_bpm))),
-                         min(acf.size - 2, int(math.ceil(lag_of(self.low_bpm / 2))) + 1))
-        if lags.size == 0:
+        # The metrical family (a period with its double and its quadruple, the bar) that the envelope
+        # repeats at most strongly, its base inside the range's fastest octave; a riff grouped 3+3+2
+        # or in fives repeats at its own period, but not at four of them.
+        top = acf.size - 2
+        fast, slow = lag_of(self.high_bpm), min(2.0 * lag_of(self.high_bpm), lag_of(self.low_bpm))
+        if slow >= top:
             return None
-        prior = np.exp(-0.5 * np.log2(lag_of(120.0) / lags) ** 2)
-        lag = self._refine(acf, int(lags[int(np.argmax(acf[lags] * prior))]))
-        for _ in range(3):
-            if lag > lag_of(self.low_bpm):
-                lag /= 2  # exact: the half period need not be a peak of its own
-            elif lag < lag_of(self.high_bpm):
-                lag *= 2
-        # Down to the slowest octave still inside the range, then up while the half period holds.
-        for _ in range(3):
-            if not (lag_of(self.low_bpm) >= 2 * lag and 2 * lag + 2 < acf.size):
-                break
-            lag = self._refine(acf, int(round(2 * lag)))
-        for _ in range(3):
-            if lag / 2 < lag_of(self.high_bpm):
-                break
-            half = self._refine(acf, int(round(lag / 2)))
-            if self._height(acf, half) < self.s.faster_share * self._height(acf, lag):
-                break
-            lag = half
+        peaks = np.maximum(np.maximum(acf[:-2], acf[1:-1]), acf[2:])  # a hop either side: 4 periods drift
+        grid = np.arange(fast, slow, 0.25)
+        family, weight = np.zeros(grid.size), np.zeros(grid.size)
+        for k, w in zip((1, 2, 4), self.s.family_weights):
+            seen = k * grid < top  # a young envelope does not reach four periods yet
+            family += np.where(seen, w * np.interp(k * grid - 1.0, np.arange(peaks.size), peaks), 0.0)
+            weight += np.where(seen, w, 0.0)
+        family /= np.maximum(weight, 1e-9)
+        if self._family is None or self._family.size != family.size:
+            self._family = family
+        else:
+            self._family += self.s.family_gain * (family - self._family)
+        held = self._family
+        if self._base is not None:  # the family now followed keeps a margin: a switch needs sustained evidence
+            held = held * (1.0 + self.s.hold * np.exp(-0.5 * (np.log(grid / self._base) / 0.02) ** 2))
+        base = float(grid[int(np.argmax(held))])
+        self._base = base
+        # The period exact to a fraction of a hop from its longest multiple the envelope reaches (the
+        # base need not be a peak of its own: kicks on the beat alone show none at half the period);
+        # then its slowest octave inside the range, and up an octave while the half period holds.
+        m = next(m for m in (4, 2, 1) if m * base + 2 < acf.size)
+        period = self._refine(acf, int(round(m * base))) / m
+        near = lambda x: float(peaks[min(max(int(round(x)) - 1, 0), peaks.size - 1)])  # noqa: E731
+        k = next(k for k in (4, 2, 1) if k == 1 or k * period <= lag_of(self.low_bpm))
+        while k > 1 and near(k * period / 2) >= self.s.faster_share * near(k * period):
+            k //= 2
+        lag = k * period
         if not lag_of(self.high_bpm) <= lag <= lag_of(self.low_bpm):
             return None
-        return lag, float(min(1.0, max(0.0, self._height(acf, lag))))
+        return lag, float(min(1.0, max(0.0, near(lag))))
 
     def _phase(self, period: float, hop_end_t_s: float) -> float:
         """Time of the newest beat of the comb at `period` (hops) that collects the most flux."""
@@ -151,7 +174,7 @@ class BeatTracker:
             return None
         size = 1 << int(math.ceil(math.log2(2 * e.size)))
         spec = np.fft.rfft(e, size)
-        acf = np.fft.irfft(spec * np.conj(spec), size)[:e.size // 2]
+        acf = np.fft.irfft(spec * np.conj(spec), size)[:e.size * 3 // 4]
         acf /= (e.size - np.arange(acf.size))  # unbiased: long lags are not penalised for overlapping less
         return acf / acf[0] if acf[0] > 0 else None
 
@@ -165,7 +188,3 @@ class BeatTracker:
         a, b, c = acf[lag - 1], acf[lag], acf[lag + 1]
         denom = a - 2 * b + c
         return lag + (min(0.5, max(-0.5, 0.5 * (a - c) / denom)) if denom < 0 else 0.0)
-
-    @staticmethod
-    def _height(acf: np.ndarray, lag: float) -> float:
-        return float(acf[min(max(int(round(lag)), 0), acf.size - 1)])

@@ -4,7 +4,8 @@ rendered by fluidsynth, each folder with notes.mid (the chart) and song.wav, lik
     python tools/listening/synth_beat_songs.py OUT [--seconds 40] [--soundfont FILE]
 
 Styles cover what trips an octave choice: straight rock, half-time feel, double-kick metal, a
-shuffle, sparse ballad drums, and a song whose tempo changes halfway. Tempi span 70-200 BPM. Like a
+shuffle, sparse ballad drums, and a song whose tempo changes halfway; and what trips a metrical one:
+riffs in eighths or palm-muted sixteenths accented 3+3+2 or in fives, the kick on the accents. Tempi span 70-200 BPM. Like a
 band, each song opens with two bars of guitar alone, has a drum fill every eighth bar, drops the
 drums for two bars in its middle, and plays off the grid by a few milliseconds (`--jitter-ms`).
 """
@@ -27,10 +28,15 @@ SONGS = (  # (name, style, bpm, bpm after the halfway change or None)
     ("change_128_140", "rock", 128.0, 140.0), ("metal_162", "metal", 162.0, None), ("rock_138", "rock", 138.0, None),
     ("sync_124", "sync", 124.0, None), ("sync_170", "sync", 170.0, None), ("sync_188", "sync", 188.0, None),
     ("five_176", "five", 176.0, None), ("five_140", "five", 140.0, None),
+    ("chug_180", "chug", 180.0, None), ("chug_152", "chug", 152.0, None), ("fives16_170", "fives16", 170.0, None),
+    ("fives16_190", "fives16", 190.0, None), ("chug_half_170", "chug_half", 170.0, None),
 )
 ACCENTS = {"sync": (0, 3, 6), "five": (0, 5, 10, 15, 20, 25, 30)}
 """Eighth notes (per bar, or per 4 bars for "five") the guitar and kick accent: riffs grouped 3+3+2
 (a dotted-quarter period) or in fives, whose own period competes with the beat's."""
+SIXTEENTHS = {"chug": (16, (0, 6, 12)), "chug_half": (16, (0, 6, 12)), "fives16": (80, tuple(range(0, 80, 5)))}
+"""(cycle, accented sixteenths) of palm-muted riffs in sixteenths: 3+3+2 eighths, or a group of five sixteenths
+(a period of 5/4 beats) running across the bar lines; the kick doubles the accents and no cymbal keeps the beat."""
 
 
 def drum_hits(style: str, beat: int, rng: random.Random) -> list[tuple[float, int, int]]:
@@ -65,6 +71,17 @@ def drum_hits(style: str, beat: int, rng: random.Random) -> list[tuple[float, in
                 hits.append((half / 2, KICK, 115))
         if bar_beat in (1, 3):
             hits.append((0.0, SNARE, 105))
+    elif style in SIXTEENTHS:
+        cycle, accents = SIXTEENTHS[style]
+        for q in range(4):
+            if (beat * 4 + q) % cycle in accents:
+                hits.append((q / 4, KICK, 118))
+        if style == "chug_half":
+            hits += [(0.0, SNARE, 112)] if bar_beat == 2 else []
+        else:
+            hits += [(0.0, SNARE, 100)] if bar_beat in (1, 3) else []
+        if beat % 8 == 0:
+            hits.append((0.0, CRASH, 95))
     elif style == "ballad":
         hits += [(0.0, RIDE, 55)]
         hits += [(0.0, KICK, 90)] if bar_beat == 0 else [(0.0, SNARE, 80)] if bar_beat == 2 else []
@@ -100,16 +117,19 @@ def chart(style: str, bpm: float, change_bpm: float | None, seconds: float, seed
             events += [(at, mido.Message("note_on", channel=9, note=note, velocity=vel)),
                        (at + PER_BEAT // 8, mido.Message("note_off", channel=9, note=note))]
         root = roots[(b // 4 + seed) % len(roots)]
-        for i in range(2):  # distorted guitar in eighths, accented on the beat or on the riff's accents
-            at = max(0, b * PER_BEAT + i * PER_BEAT // 2 + int(rng.gauss(0.0, jitter)))
-            if style in ACCENTS:
+        per_beat = 4 if style in SIXTEENTHS else 2
+        for i in range(per_beat):  # distorted guitar in eighths or sixteenths, accented on the beat or the riff's accents
+            at = max(0, b * PER_BEAT + i * PER_BEAT // per_beat + int(rng.gauss(0.0, jitter)))
+            if style in SIXTEENTHS:
+                vel = 118 if (b * 4 + i) % SIXTEENTHS[style][0] in SIXTEENTHS[style][1] else 50
+            elif style in ACCENTS:
                 accent = (b * 2 + i) % (8 if style == "sync" else 32) in ACCENTS[style]
                 vel = 115 if accent else 55
             else:
                 vel = 100 if i == 0 else 80
             for n in (root + 12, root + 19):
                 events += [(at, mido.Message("note_on", channel=2, note=n, velocity=vel)),
-                           (at + PER_BEAT // 2 - 20, mido.Message("note_off", channel=2, note=n))]
+                           (at + PER_BEAT // per_beat - 20, mido.Message("note_off", channel=2, note=n))]
         if style != "ballad" or b % 2 == 0:
             events += [(b * PER_BEAT, mido.Message("note_on", channel=0, note=root, velocity=90)),
                        (b * PER_BEAT + PER_BEAT * 3 // 4, mido.Message("note_off", channel=0, note=root))]
