@@ -60,8 +60,8 @@ def validate_facets(data: Any, content_filter: ContentFilter | None = None) -> d
     return facets
 
 
-def parse_answer(body: bytes, content_filter: ContentFilter | None = None) -> dict[str, str]:
-    """Facets from an OpenAI-style chat completion response body."""
+def answer_json(body: bytes) -> Any:
+    """The JSON object inside an OpenAI-style chat completion's answer; ValueError naming the problem."""
     try:
         reply = json.loads(body.decode("utf-8", errors="replace"))
         content = reply["choices"][0]["message"]["content"]
@@ -73,10 +73,14 @@ def parse_answer(body: bytes, content_filter: ContentFilter | None = None) -> di
     if match is None:
         raise ValueError("no JSON object in the answer")
     try:
-        data = json.loads(match.group(0))
+        return json.loads(match.group(0))
     except ValueError:
         raise ValueError("the answer's JSON does not parse") from None
-    return validate_facets(data, content_filter)
+
+
+def parse_answer(body: bytes, content_filter: ContentFilter | None = None) -> dict[str, str]:
+    """Facets from an OpenAI-style chat completion response body."""
+    return validate_facets(answer_json(body), content_filter)
 
 
 FACET_ROLES = {
@@ -133,18 +137,7 @@ def check_changed(facets: Mapping[str, str], drafts: Mapping[str, str]) -> None:
 
 def parse_facet(body: bytes, facet: str, content_filter: ContentFilter | None = None) -> str:
     """One facet's text from a facet agent's chat completion; ValueError naming the problem."""
-    try:
-        reply = json.loads(body.decode("utf-8", errors="replace"))
-        content = reply["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        raise ValueError("response is not an OpenAI chat completion") from None
-    match = re.search(r"\{.*\}", content if isinstance(content, str) else "", re.DOTALL)
-    if match is None:
-        raise ValueError("no JSON object in the answer")
-    try:
-        data = json.loads(match.group(0))
-    except ValueError:
-        raise ValueError("the answer's JSON does not parse") from None
+    data = answer_json(body)
     value = data.get(facet) if isinstance(data, dict) else None
     if not isinstance(value, str):
         raise ValueError(f"facet '{facet}' is missing or not a string")
