@@ -43,12 +43,17 @@ def late_burst_sender(bpm: float, seconds: float, start_s: float = 0.0, burst_ev
         n += 1
 
 
-def test_a_120_ms_late_burst_every_10_s_keeps_the_tempo_in_force_within_2_bpm_of_128():
+def follower_on_a_manual_clock():
+    """(clock, tempo, MIDI map, live state, control): MIDI clock in as the show wires it."""
     clock = ManualClock()
     tempo = MidiClockTempo(clock, bpm=100.0)
     live_map = LiveMidiMap(ControlConfig(midi_clock=True), tempo=tempo, clock=clock)
     live = LiveState(scene="nocturne")
-    control = Control(live, lambda: ["nocturne"], None)
+    return clock, tempo, live_map, live, Control(live, lambda: ["nocturne"], None)
+
+
+def test_a_120_ms_late_burst_every_10_s_keeps_the_tempo_in_force_within_2_bpm_of_128():
+    clock, tempo, live_map, live, control = follower_on_a_manual_clock()
     said, in_force = [], []
     for seen_s in late_burst_sender(128.0, 60.0):
         for command in live_map.map(mido.Message("clock", time=seen_s), "midi:sender"):
@@ -63,11 +68,7 @@ def test_a_120_ms_late_burst_every_10_s_keeps_the_tempo_in_force_within_2_bpm_of
 
 
 def test_stop_releases_the_override_10_of_10_even_with_the_clock_running_on():
-    clock = ManualClock()
-    tempo = MidiClockTempo(clock, bpm=100.0)
-    live_map = LiveMidiMap(ControlConfig(midi_clock=True), tempo=tempo, clock=clock)
-    live = LiveState(scene="nocturne")
-    control = Control(live, lambda: ["nocturne"], None)
+    clock, tempo, live_map, live, control = follower_on_a_manual_clock()
     released = 0
     t0 = 0.0
     for attempt in range(10):
