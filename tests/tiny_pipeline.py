@@ -12,18 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte-level alphabet: every byte gets a printable character."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    chars = printable[:]
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + extra)
-            extra += 1
-    return {b: chr(c) for b, c in zip(printable, chars)}
+from models.captions.safety import bytes_to_unicode
 
 
 def write_tokenizer(folder: Path, max_length: int = 16) -> None:
@@ -32,7 +21,7 @@ def write_tokenizer(folder: Path, max_length: int = 16) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab: dict[str, int] = {}
-    for ch in _bytes_to_unicode().values():
+    for ch in bytes_to_unicode().values():
         vocab[ch] = len(vocab)
         vocab[ch + "</w>"] = len(vocab)
     vocab["<|startoftext|>"] = len(vocab)

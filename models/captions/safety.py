@@ -90,7 +90,8 @@ class ContentFilter:
 
 
 # --- CLIP token counting ---------------------------------------------------------------------
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte-level alphabet: every byte gets a printable character."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
     n = 0
@@ -128,7 +129,7 @@ class TokenCounter:
         path = vocab_path or _clip_vocab_path()
         self.exact = path is not None
         self._ranks = _merge_ranks(path) if path is not None else {}
-        self._byte_encoder = _bytes_to_unicode()
+        self._byte_encoder = bytes_to_unicode()
         try:
             import regex
             self._pattern = regex.compile(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
