@@ -25,7 +25,7 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
     """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up."""
     import sounddevice as sd
 
-    from hardware.sound.audio_in import find_input_device, list_audio_devices
+    from hardware.sound.devices import find_input_device, list_audio_devices
 
     def callback(indata, frames, time_info, status) -> None:
         try:
