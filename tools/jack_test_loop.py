@@ -51,6 +51,8 @@ def main() -> int:
     for i in range(args.runs):
         runs.append(one_run(args.timeout_s))
         print(f"run {i + 1}: {runs[-1]['outcome']} in {runs[-1]['seconds']} s ({runs[-1]['summary']})", flush=True)
+        if "tail" in runs[-1]:
+            print(runs[-1]["tail"], flush=True)
     seconds = sorted(r["seconds"] for r in runs)
     figures = {"runs": len(runs), **{k: sum(r["outcome"] == k for r in runs) for k in ("pass", "fail", "hang")},
                "seconds_median": seconds[len(seconds) // 2] if seconds else None,
