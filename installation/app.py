@@ -205,7 +205,7 @@ class Installation:
                 bus.live, self.schedulers, clock, dormant, show_log=self.show_log, camera=bus.camera_frames))
         for stage in self.stages:
             self._add(stage)
-        self.devices = DeviceBoard([listening[0].audio, *self.rig.midi_inputs()], self.schedulers, on_loss=self._fault)
+        self.devices = DeviceBoard([listening[0].audio, *self.rig.devices(), *self.stages], self.schedulers, self._fault)
 
     def _notes(self) -> int:
         """Notes the synth started (or, without it, notes planned)."""

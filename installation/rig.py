@@ -69,6 +69,10 @@ class Rig:
         """The MIDI inputs the control thread polls (their `health` goes to /status)."""
         return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
 
+    def devices(self) -> list:
+        """The devices this rig opens that report a `health` for /status (the MIDI inputs)."""
+        return self.midi_inputs()
+
     def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
         """The projector's extra frame sinks for [video_out], each on its own thread (none when none is asked for)."""
         from hardware.video.output import build_video_out

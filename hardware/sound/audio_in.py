@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from hardware.sound.devices import find_input_device, has_input_device, list_audio_devices  # noqa: F401 - their home for callers
 from installation.errors import UserError
 from installation.records import AudioBlock
 
@@ -26,71 +27,8 @@ RING_S = 4.0
 STALL_MIN_S = 0.5
 """No callback for this long (or 8 blocks, if longer) means the device has gone."""
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-# --- device listing ----------------------------------------------------------------------------
-def list_audio_devices() -> list[dict]:
-    """Every PortAudio device: index, name, hostapi, channel counts, default rate. [] without PortAudio."""
-    try:
-        import sounddevice as sd
-        devices = sd.query_devices()
-        hostapis = sd.query_hostapis()
-    except Exception:  # no PortAudio library at all
-        return []
-    out = []
-    for d in devices:
-        out.append({"index": int(d["index"]), "name": str(d["name"]),
-                    "hostapi": str(hostapis[d["hostapi"]]["name"]),
-                    "max_input_channels": int(d["max_input_channels"]),
-                    "max_output_channels": int(d["max_output_channels"]),
-                    "default_samplerate": float(d["default_samplerate"])})
-    return out
-
-
-def _describe(devices: list[dict]) -> str:
-    inputs = [f"{d['index']}: {d['name']}" for d in devices if d["max_input_channels"] > 0]
-    return "; ".join(inputs) if inputs else "none"
-
-
-def find_input_device(device: str, devices: list[dict] | None = None) -> dict:
-    """The input device named by index or name substring ("" = the default input); UserError listing them."""
-    devices = list_audio_devices() if devices is None else devices
-    inputs = [d for d in devices if d["max_input_channels"] > 0]
-    if not inputs:
-        raise UserError("no audio input device was found; connect one, or set audio.source = \"file\" or \"synth\".")
-    text = str(device).strip()
-    if text == "":
-        default = _default_input_index()
-        for d in inputs:
-            if d["index"] == default:
-                return d
-        return inputs[0]
-    if text.lstrip("-").isdigit():
-        for d in inputs:
-            if d["index"] == int(text):
-                return d
-    else:
-        matches = [d for d in inputs if text.lower() in d["name"].lower()]
-        if matches:
-            return matches[0]
-    raise UserError(f"audio input device {text!r} was not found; the input devices are: {_describe(devices)} "
-                    f"(set audio.device to a name substring or index).")
-
-
-def _default_input_index() -> int:
-    try:
-        import sounddevice as sd
-        return int(sd.default.device[0] if sd.default.device[0] is not None else -1)
-    except Exception:
-        return -1
-
-
-def has_input_device(device: str = "") -> bool:
-    try:
-        find_input_device(device)
-        return True
-    except UserError:
-        return False
+RECOVERY_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
+"""A child stream is tried again sooner: it is only tried while its JACK server answers."""
 
 
 def reinitialize_portaudio() -> None:
@@ -231,6 +169,7 @@ class _DeviceInput:
     """Common behaviour of the PortAudio inputs; subclasses open and close the stream."""
 
     backend = "portaudio"
+    backoff_s: tuple[float, ...] = BACKOFF_S
 
     def __init__(self, device: str, sample_rate_hz: int, channels: int, block_frames: int, clock) -> None:
         self.device = str(device)
@@ -246,7 +185,7 @@ class _DeviceInput:
                                       "hung_calls": 0}
         self._ring: _Ring | None = None
         self._convert: _Converter | None = None
-        self._stream = None
+        self._stream: Any = None
         self._device_rate_hz = 0
         self._channels = 0
         self._open = False
@@ -346,7 +285,7 @@ class _DeviceInput:
             self.stats["stalls"] += 0 if self._stalled else 1
             self._stalled = False
             self._lost_since_s = now
-            self._next_retry_s = now + BACKOFF_S[0]
+            self._next_retry_s = now + self.backoff_s[0]
             self._retry = 0
             self._abandon_stream()
             return self._silence(now)
@@ -357,8 +296,14 @@ class _DeviceInput:
             log.warning("audio input %s delivers nothing; feeding silence until it does", self.name)
         return self._silence(now) if self._stalled else None
 
+    def _server_absent(self) -> bool:
+        """Whether the JACK server the stream was on is still away (a try now would only fail)."""
+        return False
+
     def _recover(self, now: float, timeout_s: float) -> AudioBlock | None:
-        if now >= self._next_retry_s:
+        if now >= self._next_retry_s and self._server_absent():
+            self.clock.sleep_until(now + min(timeout_s, 0.1))  # probed again soon, not backed off
+        elif now >= self._next_retry_s:
             try:
                 if self._retry >= 1:
                     self._reinitialize_bounded()
@@ -370,7 +315,7 @@ class _DeviceInput:
             except Exception as exc:  # still gone: count, back off, keep feeding silence
                 self.stats["reopen_failures"] += 1
                 self.health.reopen_failed(str(exc))
-                self._next_retry_s = self.clock.now_s() + BACKOFF_S[min(self._retry, len(BACKOFF_S) - 1)]
+                self._next_retry_s = self.clock.now_s() + self.backoff_s[min(self._retry, len(self.backoff_s) - 1)]
                 self._retry += 1
                 log.debug("audio input %s still unavailable: %s", self.device, exc)
         else:
@@ -442,29 +387,49 @@ class _DeviceInput:
 
 
 class SoundDeviceInput(_DeviceInput):
-    """A PortAudio input through python-sounddevice (the default backend)."""
+    """A PortAudio input through python-sounddevice (the default backend), its stream in a child
+    process (hardware.sound.input_child): after its JACK server dies, a new child with a fresh
+    PortAudio joins the next server, without restarting the show."""
 
     backend = "sounddevice"
+    backoff_s = RECOVERY_BACKOFF_S
+
+    def __init__(self, device: str, sample_rate_hz: int, channels: int, block_frames: int, clock) -> None:
+        super().__init__(device, sample_rate_hz, channels, block_frames, clock)
+        self._device_list: list[dict] | None = None
+        self._supported: dict[tuple[int, int, int], bool] = {}
+        self._on_jack = False
+
+    def _devices(self) -> list[dict]:
+        # Listed once: this process's PortAudio may be a client of a JACK server that died since,
+        # and the child finds the device again by name in its own fresh PortAudio.
+        if self._device_list is None:
+            self._device_list = list_audio_devices()
+        return self._device_list
 
     def _supports(self, info: dict, rate: int, channels: int) -> bool:
-        import sounddevice as sd
-        try:
-            sd.check_input_settings(device=info["index"], channels=channels, samplerate=rate, dtype="float32")
-            return True
-        except Exception:
-            return False
+        key = (int(info["index"]), rate, channels)
+        if key not in self._supported:
+            import sounddevice as sd
+            try:
+                sd.check_input_settings(device=info["index"], channels=channels, samplerate=rate, dtype="float32")
+                self._supported[key] = True
+            except Exception:
+                self._supported[key] = False
+        return self._supported[key]
 
     def _start(self, info: dict, rate: int, channels: int) -> None:
-        import sounddevice as sd
-
-        def callback(indata, frames, time_info, status):
-            self._callback_copy(indata, 1 if status else 0)
-
-        stream = sd.InputStream(device=info["index"], samplerate=rate, channels=channels, dtype="float32",
-                                blocksize=self.block_frames, callback=callback)
-        note_portaudio_server()
+        from hardware.sound.input_child import InputChild
+        stream = InputChild(info["name"], rate, channels, self.block_frames,
+                            lambda data, flags: self._callback_copy(data, flags))
         stream.start()
+        note_portaudio_server(keep=True)  # this process's own PortAudio (device listing) joined it
+        self._on_jack = self._on_jack or stream.jack_server is not None
         self._stream = stream
+
+    def _server_absent(self) -> bool:
+        from hardware.sound.jack_server import server_identity
+        return self._on_jack and server_identity() is None
 
     def _alive(self) -> bool:
         return self._stream is not None and bool(self._stream.active)
@@ -472,11 +437,7 @@ class SoundDeviceInput(_DeviceInput):
     @staticmethod
     def _stop_stream(stream) -> None:
         if stream is not None:
-            stream.abort()
             stream.close()
-
-    def _reinitialize(self) -> None:
-        reinitialize_portaudio()
 
 
 class PyAudioInput(_DeviceInput):

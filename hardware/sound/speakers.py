@@ -96,8 +96,10 @@ class SynthSpeakers:
     retried); from then on a thread of its own feeds the child and replaces it when it is lost.
     """
 
-    STALL_S = 0.5
-    """A child that says nothing for this long has a stream that stopped (its device went)."""
+    STALL_S = 2.0
+    """A child that says nothing for this long has a stream that stopped (its device went). A JACK
+    server that goes is found sooner by the socket probe; shorter than this, a loaded machine's
+    late callbacks replace a working stream, and a new child costs more silence than the wait."""
     PROBE_S = 0.1
     START_TIMEOUT_S = 10.0
     child_main = staticmethod(_speaker_main)

@@ -10,6 +10,7 @@ import glob
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -151,15 +152,21 @@ class OpenCvCamera:
 
     A lost camera does not stop the show: `read()` keeps returning the last good frame (paced at
     the capture rate), reopens the device with exponential backoff and counts every loss and
-    reconnection in `stats`. `open_capture` exists so a test can put a real fake device in place.
+    reconnection in `stats` and `health` (hardware.recovery.DeviceHealth, for /status). Loss is
+    found by probing as well as by failed reads: a local device whose node (/dev/videoN) is gone is
+    lost at once, and is tried again only once its node is back. `open_capture` and `node_exists`
+    exist so a test can put a real fake device in place.
     """
 
     fail_reads_before_lost = 5
     backoff_min_s = 0.5
     backoff_max_s = 10.0
+    probe_s = 0.5
 
     def __init__(self, device: str, width: int, height: int, fps: float, clock,
-                 open_capture: Callable[[int | str], Any] | None = None) -> None:
+                 open_capture: Callable[[int | str], Any] | None = None,
+                 node_exists: Callable[[str], bool] = os.path.exists) -> None:
+        from hardware.recovery import DeviceHealth
         self.device = _parse_device(device)
         self.width, self.height, self.fps = int(width), int(height), float(fps)
         self.clock = clock
@@ -174,6 +181,17 @@ class OpenCvCamera:
         self._last_read_s = -1e9
         self.stats: dict[str, Any] = {"frames": 0, "failed_reads": 0, "losses": 0, "reconnects": 0,
                                       "held_reads": 0, "lost": False}
+        self.health = DeviceHealth(self.name, "camera", clock.now_s)
+        self._node: str | None = None  # probed only when the camera was found through it
+        self._node_exists = node_exists
+        self._probed_s = -1e9
+
+    def _node_gone(self, now_s: float, every_s: float) -> bool:
+        """Whether the device's node has gone (probed at most every `every_s`; a URL is never gone)."""
+        if self._node is None or now_s - self._probed_s < every_s:
+            return False
+        self._probed_s = now_s
+        return not self._node_exists(self._node)
 
     def _open_cv_capture(self, device: int | str) -> Any:
         cv2 = _quiet_opencv()
@@ -191,11 +209,16 @@ class OpenCvCamera:
             raise UserError(f"camera.device {self.device!r} cannot be opened; check `python run.py devices` "
                             f"for cameras, or set camera.source = \"photos\".")
         self._cap = cap
+        node = device_node(self.device)
+        self._node = node if node is not None and self._node_exists(node) else None
+        self.health.opened()
 
-    def _mark_lost(self, now_s: float) -> None:
-        if not self._lost:
-            log.warning("camera %s lost; holding the last frame and reconnecting", self.device)
+    def _mark_lost(self, now_s: float, reason: str = "it stopped delivering frames") -> None:
+        if not self._lost:  # one warning, the state machine's; the show holds the last frame meanwhile
             self.stats["losses"] += 1
+            self.health.lost(reason)
+        else:
+            self.health.reopen_failed(reason)
         self._lost = True
         self.stats["lost"] = True
         self._release()
@@ -220,8 +243,8 @@ class OpenCvCamera:
     def read(self) -> np.ndarray | None:
         now_s = self.clock.now_s()
         if self._lost:
-            if now_s < self._retry_at_s:
-                return self._hold()
+            if now_s < self._retry_at_s or self._node_gone(now_s, 0.0):
+                return self._hold()  # a node still gone is not a try: none is made until it is back
             try:
                 cap = self._open_capture(self.device)
             except Exception:
@@ -236,9 +259,12 @@ class OpenCvCamera:
             self.stats["reconnects"] += 1
             self._backoff_s = self.backoff_min_s
             self._fails = 0
-            log.info("camera %s is back", self.device)
+            self.health.opened()
         if self._cap is None:
             return None
+        if self._node_gone(now_s, self.probe_s):
+            self._mark_lost(now_s, f"{self._node} is gone")
+            return self._hold()
         try:
             ok, bgr = self._cap.read()
         except Exception:
@@ -260,6 +286,14 @@ class OpenCvCamera:
 
     def close(self) -> None:
         self._release()
+        self.health.closed()
+
+
+def device_node(device: int | str) -> str | None:
+    """The device node a local camera is read through (/dev/video0 for 0), None for a stream URL."""
+    if isinstance(device, int):
+        return f"/dev/video{device}" if device >= 0 and sys.platform.startswith("linux") else None
+    return device if device.startswith("/dev/") else None
 
 
 class VideoFileCamera:

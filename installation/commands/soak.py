@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     bench.add_argument("--window", action="store_true",
                        help="run in a real window (under Xvfb, started here, when there is no DISPLAY); counts crashes")
+    bench.add_argument("--jack-restart-every-min", type=float, default=0.0, metavar="MIN",
+                       help="play through a JACK dummy server the soak starts, kills (-9) and starts again every MIN "
+                            "minutes; the speakers and MIDI out use it (0 = no JACK, the default)")
+    bench.add_argument("--midi-cycle-every-min", type=float, default=0.0, metavar="MIN",
+                       help="with JACK: the MIDI synth's port goes for 2 s and returns every MIN minutes, halfway "
+                            "between the server's restarts (0 = never)")
     bench.set_defaults(handler=_soak)
 
 
@@ -78,6 +84,10 @@ def installation_command(args: argparse.Namespace, mode: list[str], duration_s: 
     if config is not None:
         command += ["--config", str(Path(config).resolve())]
     command += ["--set", f'showlog.path="{log_path}"', "--set", "showlog.status_interval_s=10"]
+    if getattr(args, "jack_restart_every_min", 0.0) or getattr(args, "midi_cycle_every_min", 0.0):
+        from installation.commands.soak_jack import SYNTH_NAME
+        command += ["--set", 'synth.speakers="on"', "--set", 'audio.source="synth"',
+                    "--set", f'midi.outputs=["{SYNTH_NAME}"]', "--set", 'midi.backend="mido.backends.rtmidi/UNIX_JACK"']
     for override in args.overrides:
         command += ["--set", override]
     return command
@@ -95,21 +105,37 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
     stderr_path = folder / "stderr.txt"
     times_s: list[float] = []
     rss: list[float] = []
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
-                                env={**os.environ, **(env or {})})
-        started = time.monotonic()
-        try:
-            while proc.poll() is None:
-                value = rss_mb(proc.pid)
-                elapsed_s = time.monotonic() - started
-                if value is not None and elapsed_s < duration_s:
-                    times_s.append(elapsed_s)
-                    rss.append(value)
-                time.sleep(SAMPLE_S)
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
+    studio = None
+    if args.jack_restart_every_min or args.midi_cycle_every_min:
+        from installation.commands.soak_jack import FailingStudio
+        studio = FailingStudio(args.jack_restart_every_min, args.midi_cycle_every_min)
+        env = {**(env or {}), **studio.start()}
+    try:
+        with open(stderr_path, "wb") as stderr:
+            proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+                                    env={**os.environ, **(env or {})})
+            started = time.monotonic()
+            if studio is not None:
+                studio.began(started, duration_s)
+            sampled_s = -SAMPLE_S
+            try:
+                while proc.poll() is None:
+                    elapsed_s = time.monotonic() - started
+                    if elapsed_s - sampled_s >= SAMPLE_S:
+                        sampled_s = elapsed_s
+                        value = rss_mb(proc.pid)
+                        if value is not None and elapsed_s < duration_s:
+                            times_s.append(elapsed_s)
+                            rss.append(value)
+                    if studio is not None:
+                        studio.step(time.monotonic())
+                    time.sleep(SAMPLE_S if studio is None else 0.25)
+            except KeyboardInterrupt:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(10)
+    finally:
+        if studio is not None:
+            studio.close()
     crash = crash_of(proc.returncode)
     if crash is None and (proc.returncode not in (0, -signal.SIGTERM) or len(rss) < 3):
         tail = stderr_path.read_text(errors="replace")[-2000:]
@@ -123,6 +149,8 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
     figures["crashes"] = int(crash is not None)
     figures["crash_signal"] = crash
     figures["run_seconds"] = round(time.monotonic() - started, 1)
+    if studio is not None:
+        figures["studio"] = studio.figures(started + duration_s)
     figures["load_average_1m"] = round(os.getloadavg()[0], 2)
     figures["show_log"] = str(log_path)
     crash_log = folder / "crash.log"

@@ -23,6 +23,11 @@ class CameraStage(Stage):
         self.period_s = 1.0 / fps
         self.next_s = 0.0
 
+    @property
+    def health(self):
+        """The camera's hardware.recovery.DeviceHealth, None for a camera without one (photos, a file)."""
+        return getattr(self.camera, "health", None)
+
     def open(self) -> None:
         self.camera.open()
 

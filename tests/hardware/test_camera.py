@@ -109,3 +109,38 @@ def test_a_missing_photos_folder_is_a_start_up_problem_when_auto_falls_back_to_t
     sources = choose_sources(cfg, headless=True)
     assert sources.camera == "photos"
     assert any("camera.photos_dir" in p and str(missing) in p for p in sources.problems), sources.problems
+
+
+def test_a_camera_whose_device_node_goes_is_lost_at_once_and_tried_again_only_when_it_is_back(caplog):
+    """The probe (its /dev/videoN) finds the loss before five failed reads do; the state machine
+    reports it once, and no reopen is tried while the node is absent."""
+    clock = ManualClock()
+    device = {"plugged": True, "node": True, "frame": solid((220, 30, 30))}
+    opens: list[int] = []
+
+    def open_capture(d):
+        opens.append(1)
+        return UnpluggableCapture(device)
+    cam = OpenCvCamera("/dev/video7", 64, 48, 10.0, clock, open_capture=open_capture,
+                       node_exists=lambda path: device["node"])
+    cam.open()
+    assert cam.read() is not None and cam.health.snapshot()["state"] == "open"
+    device["node"] = False  # unplugged: its node goes; the driver may still hand out a stale frame
+    with caplog.at_level("WARNING"):
+        for _ in range(20):
+            clock.advance(0.1)
+            cam.read()
+    snap = cam.health.snapshot()
+    assert (snap["state"], snap["losses"]) == ("lost", 1) and "/dev/video7 is gone" in snap["reason"]
+    assert len(opens) == 1  # nothing tried while the node is absent
+    assert sum(" lost" in r.getMessage() for r in caplog.records) == 1  # logged once
+    device["node"], device["frame"] = True, solid((30, 30, 220))
+    for _ in range(40):
+        clock.advance(0.5)
+        frame = cam.read()
+        if frame is not None and frame[..., 2].mean() > 200:
+            break
+    snap = cam.health.snapshot()
+    assert (snap["state"], snap["losses"], snap["reopens"]) == ("open", 1, 1)
+    cam.close()
+    assert cam.health.snapshot()["state"] == "closed"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hardware.recovery import DeviceHealth
@@ -144,3 +145,47 @@ def test_the_speakers_come_back_after_the_jack_server_is_killed_and_started_agai
     assert result["loop_stats"]["speaker_losses"] == 1 and result["loop_stats"]["speaker_reopens"] == 1, result
     lost_lines = [line for line in result["warnings"] if " lost (" in line]
     assert len(lost_lines) == 1, result["warnings"]
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_audio_in_comes_back_after_the_jack_server_is_killed_and_started_again():
+    """kill -9 of jackd, then a new one: the sounddevice input delivers the played tone again in the
+    same process (within the child's 15 s watch; the seconds are a figure the scenario prints,
+    docs/museum.md, not an assert on a loaded machine); silence is fed meanwhile; the loss logged once."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
+    result = run_child("tests.hardware.audio_in_recovery_child")
+    assert result["first_tone_s"] is not None, result
+    assert result["while_gone"]["state"] == "lost" and result["while_gone"]["silent_samples"] > 0, result
+    assert result["restart_blocks_s"] is not None and result["restart_tone_s"] is not None, result
+    health = result["health"]
+    assert (health["state"], health["losses"], health["reopens"]) == ("open", 1, 1), health
+    lost_lines = [line for line in result["warnings"] if " lost (" in line]
+    assert len(lost_lines) == 1, result["warnings"]
+
+
+def test_the_board_reports_the_camera_and_its_loss_is_a_fault():
+    from hardware.video.camera import OpenCvCamera
+    from installation.devices import DeviceBoard
+    from installation.mailbox import Latest
+    from installation.stages.camera import CameraStage
+    from tests.fakes import UnpluggableCapture
+
+    clock = ManualClock()
+    device = {"plugged": True, "node": True, "frame": np.zeros((48, 64, 3), np.uint8)}
+    camera = OpenCvCamera("/dev/video7", 64, 48, 10.0, clock, open_capture=lambda d: UnpluggableCapture(device),
+                          node_exists=lambda path: device["node"])
+    stage = CameraStage(camera, Latest(), clock, 10.0)
+    faults: list[tuple[str, str]] = []
+    board = DeviceBoard([stage, object()], [], on_loss=lambda name, text: faults.append((name, text)))
+    camera.open()
+    board.refresh()
+    assert {name: s["state"] for name, s in board.states().items()} == {"opencv:/dev/video7": "open"}
+    device["node"] = False
+    clock.advance(1.0)
+    camera.read()
+    board.refresh()
+    board.refresh()
+    assert faults == [("camera opencv:/dev/video7", "lost: /dev/video7 is gone")]
+    assert board.losses() == 1

@@ -44,3 +44,20 @@ def test_the_soak_runs_the_installation_with_its_own_config(tmp_path, monkeypatc
         command = installation_command(parse(argv), ["--headless"], 60.0, tmp_path / "show.jsonl")
         at = command.index("--config")
         assert command[at + 1] == str(tmp_path / "museum.toml") and "osc.port=9" in command
+
+
+def test_the_failing_studio_restarts_and_power_cycles_on_its_schedule_and_times_each_return():
+    from installation.commands.soak_jack import FailingStudio
+
+    studio = FailingStudio(restart_min=10.0, cycle_min=10.0)
+    studio.began(1000.0, 3600.0)
+    plan = studio._plan
+    assert [kind for _, kind in plan[:3]] == ["midi power-cycle", "jack restart", "midi power-cycle"]
+    assert [t for t, _ in plan[:3]] == [300.0, 600.0, 900.0] and plan[-1] == (3300.0, "midi power-cycle")
+    # a restart back at 1600 s: sound 1.5 s later and then every 10 s; notes at 1602 and 1770 s only
+    studio.events = [{"kind": "jack restart", "at_min": 10.0, "back_s": 1600.0}]
+    studio.studio.loud_s = [1601.5 + 10.0 * i for i in range(30)]
+    studio.studio.notes_s = [1602.0, 1770.0]
+    figures = studio.figures(end_s=1900.0)["returns"][0]
+    assert (figures["sound_back_s"], figures["notes_back_s"]) == (1.5, 2.0)
+    assert figures["silent_sound_minutes"] == 0 and figures["silent_note_minutes"] == 3  # of 5 whole minutes

@@ -1,0 +1,117 @@
+"""A PortAudio input stream in a child process of its own, replaced whole when its server dies.
+
+PortAudio cannot outlive its JACK server in one process (a stream close waits minutes, Pa_Terminate
+aborts, re-initialising crashes in libjack's clean-up of the dead client), so the sounddevice input
+runs its stream in a child (hardware.child_process) with a fresh PortAudio each time. The child's
+callback sends each block down the pipe; a reader thread here hands it to the input's ring. The
+stream is inactive when the child dies or its JACK server stopped or was replaced (the socket probe
+of hardware.sound.jack_server); closing it then SIGKILLs the child, since a polite close would wait
+on the dead server.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+from hardware.child_process import ChildProcess
+from hardware.sound.jack_server import server_identity
+
+START_TIMEOUT_S = 10.0
+
+
+def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int) -> None:
+    """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up."""
+    import sounddevice as sd
+
+    from hardware.sound.devices import find_input_device, list_audio_devices
+
+    def callback(indata, frames, time_info, status) -> None:
+        try:
+            conn.send(("block", (indata.copy(), 1 if status else 0)))
+        except OSError:  # the parent has gone
+            pass
+
+    try:
+        devices = list_audio_devices()
+        exact = [d for d in devices if d["name"] == device_name and d["max_input_channels"] > 0]
+        info = exact[0] if exact else find_input_device(device_name, devices)
+        on_jack = "JACK" in info["hostapi"]
+        stream = sd.InputStream(device=info["index"], samplerate=rate_hz, channels=channels, dtype="float32",
+                                blocksize=block_frames, callback=callback)
+    except Exception as exc:  # noqa: BLE001 - no device, a server gone since probing, a rate refused
+        conn.send(("error", f"the audio input cannot open ({exc})"))
+        return
+    conn.send(("ready", {"jack_server": server_identity() if on_jack else None, "device": str(info["name"])}))
+    try:
+        stream.start()
+    except Exception as exc:  # noqa: BLE001 - the device went in between
+        conn.send(("error", f"the audio input stream cannot start ({exc})"))
+        return
+    while True:
+        try:
+            kind, _ = conn.recv()
+        except (EOFError, OSError):  # the parent died
+            break
+        if kind == "stop":
+            break
+    stream.abort()
+    stream.close()
+    try:
+        conn.send(("stopped", None))
+    except OSError:
+        pass
+
+
+class InputChild:
+    """The parent's handle on one child stream: `on_block(data, status_flags)` runs on its reader thread."""
+
+    child_main = staticmethod(_input_main)
+
+    def __init__(self, device_name: str, rate_hz: int, channels: int, block_frames: int,
+                 on_block: Callable[[np.ndarray, int], None]) -> None:
+        self._child = ChildProcess("audio in", self.child_main, (device_name, rate_hz, channels, block_frames))
+        self._on_block = on_block
+        self._reader: threading.Thread | None = None
+        self._ended = threading.Event()
+        self.jack_server: int | None = None
+        self.device = device_name
+
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Start the child and its stream; ChildFailed (with the child's reason) when it cannot."""
+        ready: dict[str, Any] = self._child.start(timeout_s)
+        self.jack_server = ready["jack_server"]
+        self.device = ready["device"]
+        self._reader = threading.Thread(target=self._read, name="audio-in-child", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        conn = self._child.conn
+        try:
+            while True:
+                kind, payload = conn.recv()
+                if kind == "block":
+                    self._on_block(*payload)
+                elif kind in ("error", "stopped"):
+                    break
+        except (EOFError, OSError, TypeError, AttributeError):  # the child ended or was killed
+            pass
+        finally:
+            self._ended.set()
+
+    def server_gone(self) -> bool:
+        return self.jack_server is not None and server_identity() != self.jack_server
+
+    @property
+    def active(self) -> bool:
+        """Whether the child still runs its stream on the server it joined."""
+        return not self._ended.is_set() and self._child.alive() and not self.server_gone()
+
+    def close(self) -> None:
+        """Stop the stream: politely (bounded) while its server runs, else SIGKILL."""
+        if not self.server_gone() and not self._ended.is_set() and self._child.send("stop"):
+            self._ended.wait(0.5)  # the reader sees "stopped" (the pipe has one reader: that thread)
+            self._child.stop(0.1, ask=None)
+        self._child.kill()
+        self._ended.wait(1.0)
