@@ -23,7 +23,7 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|chromalatency|vanish|vanishing|audioin|speakers|pax|pay)(\d+)$")
+JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|chromalatency|vanish|vanishing|audioin|speakers)(\d+)$")
 """Server names the tests give jackd: a prefix and the pid of the test process that started it."""
 
 
