@@ -70,8 +70,9 @@ class Rig:
         return list(getattr(self.midi_control, "_inputs", [])) if self.midi_control is not None else []
 
     def devices(self) -> list:
-        """The devices this rig opens that report a `health` for /status (the MIDI inputs)."""
-        return self.midi_inputs()
+        """The devices this rig opens that report a `health` for /status: the MIDI inputs and the
+        video-out sinks (once `video_sinks` built them)."""
+        return [*self.midi_inputs(), *self.video_out]
 
     def video_sinks(self, width: int, height: int, fps: float) -> list[FrameSink]:
         """The projector's extra frame sinks for [video_out], each on its own thread (none when none is asked for)."""

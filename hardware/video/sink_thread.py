@@ -3,17 +3,20 @@
 `SinkThread` is itself a hardware.base.FrameSink: `show` (main thread) only overwrites a Latest
 slot and never waits; the thread hands the newest frame to the wrapped sink, counts the frames it
 skipped, reopens the sink when the frame size changes, and closes and reopens a failing one with a
-growing back-off.
+growing back-off. Its `health` (hardware.recovery.DeviceHealth) says open, lost or closed for
+/status, /metrics and the dashboard: the first failure after working is one loss, logged once.
 """
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 
 import numpy as np
 
 from hardware.base import FrameSink
+from hardware.recovery import DeviceHealth
 from installation.mailbox import Latest
 
 log = logging.getLogger(__name__)
@@ -24,9 +27,10 @@ class SinkThread:
     at `nice`, which the sink's own threads inherit on Linux)."""
 
     def __init__(self, sink: FrameSink, max_fps: float = 0.0, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-                 nice: int = 0, stop_timeout_s: float = 2.0) -> None:
+                 nice: int = 0, stop_timeout_s: float = 2.0, kind: str = "video out") -> None:
         self.sink = sink
         self.name: str = getattr(sink, "name", type(sink).__name__)
+        self.health = DeviceHealth(self.name, kind, time.monotonic)
         self._nice = nice
         self._min_interval_s = 1.0 / max_fps if max_fps > 0 else 0.0
         self._latest: Latest[np.ndarray] = Latest()
@@ -63,6 +67,7 @@ class SinkThread:
         if self._thread is not None:
             self._thread.join(self._stop_timeout_s)
         self._close_sink()
+        self.health.closed()
 
     # --- the sink's thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -82,7 +87,10 @@ class SinkThread:
             except Exception as exc:
                 self.errors += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
-                if self.errors in (1, 10) or self.errors % 1000 == 0:
+                said = self.health.lost(self.last_error)  # one warning when a working sink fails
+                if not said:
+                    self.health.reopen_failed(self.last_error)
+                if (self.errors == 1 and not said) or self.errors == 10 or self.errors % 1000 == 0:
                     log.warning("frame sink %s failed (%s); retrying in %.1f s", self.name, self.last_error, delay_s)
                 self._close_sink()
                 if self._stop.wait(delay_s):
@@ -103,6 +111,7 @@ class SinkThread:
                 self.reopened += 1
                 log.info("frame sink %s open again", self.name)
             self.opened = True
+            self.health.opened()
         self.sink.show(rgb)
         self.sent += 1
 

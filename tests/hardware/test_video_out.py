@@ -50,8 +50,12 @@ def test_a_failing_sink_is_reopened_with_backoff_and_sends_again():
         assert wait_for(shown, timeout_s=20.0)
         assert thread.errors == 3 and thread.reopened >= 1 and sink.opens == 4
         assert thread.stats()["last_error"] == "OSError: connection reset"
+        # the device's health: two failed first opens are no loss; the reset after working is one, and it is back
+        health = thread.health.snapshot()
+        assert (health["state"], health["losses"]) == ("open", 1) and health["reopens"] >= 1, health
     finally:
         thread.close()
+    assert thread.health.snapshot()["state"] == "closed"
 
 
 def test_virtual_camera_absent_is_one_sentence_when_required_and_a_warning_when_not(caplog):
