@@ -28,7 +28,9 @@ SCENE_KEYS = {"focal": "list of motif names the scene puts first when a caption 
               "supporting": "0 or 1, how many supporting families beside the focal one",
               "support_strength": "0.6-1, strength of the supporting family",
               "texture": "0-0.55, strength of every other family (0 leaves them out)",
-              "focus": "[x, y] in 0..1, the focal point (default: the rule-of-thirds point [0.667, 0.333])"}
+              "focus": "[x, y] in 0..1, the focal point (default: the rule-of-thirds point [0.667, 0.333])",
+              "shadow": "0-1, soft shadows under what stands on the ground or floats before the sky (default 0.5)"}
+DEFAULT_SHADOW = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class CompositionRules:
     support_strength: float = 0.75
     texture: float = 0.3
     focus: tuple[float, float] = THIRDS
+    shadow: float = DEFAULT_SHADOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,8 @@ def parse_rules(table: Mapping[str, Any], where: str, motif_names: tuple[str, ..
     if supporting not in (0, 1) or isinstance(supporting, bool):
         raise UserError(f"{where}: supporting = {supporting!r}; use 0 or 1.")
     numbers = {}
-    for key, default, low, high in (("support_strength", 0.75, FULL_STRENGTH, 1.0), ("texture", 0.3, 0.0, 0.55)):
+    for key, default, low, high in (("support_strength", 0.75, FULL_STRENGTH, 1.0), ("texture", 0.3, 0.0, 0.55),
+                                      ("shadow", DEFAULT_SHADOW, 0.0, 1.0)):
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise UserError(f"{where}: {key} = {value!r}; use a number in {low:g}..{high:g}.")
