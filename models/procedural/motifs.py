@@ -358,13 +358,13 @@ class Fireworks(Motif):
             fall = np.linspace(0.85, 0.3, rows.stop - rows.start, dtype=np.float32) * min(1.0, ctx.amount)
             soft.over(rows, slice(0, soft.w), ctx.dark, np.broadcast_to(fall[:, None], (fall.size, soft.w)))
         for x, y, age, size in self._bursts(ctx):
-            soft.halo(x, y, (60 + 120 * age) * ctx.s * size, ctx.accent, 0.5 * (1.0 - age) ** 2 * ctx.glow_gain * size)
+            soft.halo(x, y, (60 + 120 * age) * ctx.s * size, ctx.accent, 0.4 * (1.0 - age) ** 2 * ctx.glow_gain)
 
     def draw(self, img, ctx):
         # Each burst: stars thrown out along uneven spokes, slowing (drag) and drooping (gravity),
         # each with a trail of its last positions; bright and white-hot young, dim and sparse old.
         k = np.arange(36, dtype=np.float32)
-        lag = np.asarray([0.0, 0.04, 0.09, 0.15], dtype=np.float32)[:, None]   # trail: earlier moments
+        lag = np.asarray([0.0, 0.06, 0.13, 0.22], dtype=np.float32)[:, None]   # trail: earlier moments
         rising = []
         for i, (x, y, age, size) in enumerate(self._bursts(ctx)):
             if age < 0.12:   # the rocket still climbing from the ground to where it will burst
@@ -455,7 +455,8 @@ class Mountains(Motif):
             body = mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.42 * (2 - layer) / 2)
             fill(img, ctx, [poly], body)
             bodies.append(body)
-        self._texture(img, ctx, xs, tops, bodies, min(float(ctx.h), bottoms[-1]))
+        if ctx.amount >= 0.45:   # as background texture (dim, low) the ridges stay plain: the detail belongs to a subject
+            self._texture(img, ctx, xs, tops, bodies, min(float(ctx.h), bottoms[-1]))
         for layer, (top, body) in enumerate(zip(tops, bodies)):
             rim = mix(body, mix(ctx.light, ctx.glow, ctx.beat), 0.25 + 0.3 * layer)
             polylines(img, ctx, [np.stack([xs, top], 1)], rim, max(1, int((1 + 0.5 * layer) * ctx.s)))
@@ -490,7 +491,8 @@ class Mountains(Motif):
         snowline = t.min(axis=1) + 0.3 * relief
         # snow only on ridges with some height to them: a low rolling line gets none
         cap = (np.clip(snowline[:, None] - t, 0.0, None) * np.clip(relief / (0.1 * ctx.h) - 0.5, 0.0, 1.0)[:, None])[idx, cols]
-        snow = np.clip((cap - d) / (8.0 * ctx.s), 0.0, 1.0) * np.clip(cap / (6.0 * ctx.s), 0.0, 1.0) * covered
+        # down to about half way to the snowline, so its lower edge follows the ridge, softly
+        snow = np.clip((0.55 * cap - d) / (14.0 * ctx.s), 0.0, 1.0) * np.clip(cap / (10.0 * ctx.s), 0.0, 1.0) * covered
         n = self.noise.fbm(tw, th, 7.0, dx=ctx.cam * 0.01 / ctx.s, stretch_y=2.0)
         # starting a map pixel below the ridge line, so the upscale never spills it into the sky
         fade = smoothstep(step, step + 16.0 * ctx.s, d) * np.clip((r1 - y) / (0.04 * ctx.h), 0.0, 1.0)
@@ -501,7 +503,7 @@ class Mountains(Motif):
         dark = np.clip(body * np.clip(fade, 0.0, 0.8)[..., None], 0, 255).astype(np.uint8)
         region = img[r0:r1]
         cv2.subtract(region, cv2.resize(dark, (ctx.w, r1 - r0), interpolation=cv2.INTER_LINEAR), dst=region)
-        lift = np.clip((snow - 0.9 + 1.6 * n) * 2.0, 0.0, 1.0) * (snow > 0.02) * (1.0 - 0.6 * smoothstep(0.05, 0.7, slope))
+        lift = np.clip(snow * (0.4 + 1.2 * n), 0.0, 1.0) * (1.0 - 0.6 * smoothstep(0.05, 0.7, slope))
         rows = np.flatnonzero(lift.max(axis=1) > 0.02)
         if len(rows):   # snow: light added where it lies, only over the rows it reaches
             a, b = int(rows[0]), int(rows[-1]) + 2
@@ -672,6 +674,8 @@ class City(Motif):
         return np.stack([x0, top], 1)
 
     def draw(self, img, ctx):
+        import cv2
+
         ground = ctx.h * (ctx.horizon + 0.1)
         # Far rows: pale with haze, moving least with the camera; the middle one with a few lights.
         middle = None
@@ -708,18 +712,21 @@ class City(Motif):
         # The side toward the light (upper left), and the facade: floor bands on some, ribs on others.
         side = mix(ctx.dark, ctx.mid, 0.28)
         lit_w = np.where(self.kind[:, 3] > 0.5, 0.2, 0.12) * (x1 - x0)
-        fill(img, ctx, np.stack([np.stack([x0, top], 1), np.stack([x0 + lit_w, top], 1), np.stack([x0 + lit_w, bottom], 1),
-                                 np.stack([x0, bottom], 1)], axis=1), side)
+        strips = np.stack([np.stack([x0, top], 1), np.stack([x0 + lit_w, top], 1), np.stack([x0 + lit_w, bottom], 1),
+                           np.stack([x0, bottom], 1)], axis=1)
+        cv2.fillPoly(img, list(_xf(ctx, strips)), side, cv2.LINE_8, SHIFT)   # upright edges: no anti-aliasing needed
         pitch = 15.0 * ctx.s
-        facade = []
-        for i in range(n):
-            if self.kind[i, 2] < 0.35:    # ribs: vertical lines down the face
-                for k in range(1, 4):
-                    fx = x0[i] + lit_w[i] + k * (x1[i] - x0[i] - lit_w[i]) / 4
-                    facade.append(np.array([[fx, top[i] + 3], [fx, ground]], dtype=np.float32))
-            elif self.kind[i, 2] > 0.7:   # bands every third floor
-                for fy in np.arange(top[i] + 3 * pitch, ground, 3 * pitch):
-                    facade.append(np.array([[x0[i] + lit_w[i], fy], [x1[i], fy]], dtype=np.float32))
+        face = x0 + lit_w
+        ribs = np.flatnonzero(self.kind[:, 2] < 0.35)   # ribs: three lines down the face
+        fx = face[ribs, None] + np.arange(1, 4, dtype=np.float32)[None, :] * ((x1 - face)[ribs, None] / 4)
+        rib_lines = np.stack([np.stack([fx, np.broadcast_to(top[ribs, None] + 3, fx.shape)], -1),
+                              np.stack([fx, np.full(fx.shape, ground, dtype=np.float32)], -1)], 2).reshape(-1, 2, 2)
+        bands = np.flatnonzero(self.kind[:, 2] > 0.7)    # bands: a line every third floor
+        fy = top[bands, None] + 3 * pitch * np.arange(1, self.FLOORS // 3, dtype=np.float32)[None, :]
+        keep = fy < ground
+        band_lines = np.stack([np.stack([np.broadcast_to(face[bands, None], fy.shape), fy], -1),
+                               np.stack([np.broadcast_to(x1[bands, None], fy.shape), fy], -1)], 2)[keep]
+        facade = np.concatenate([rib_lines, band_lines]).astype(np.float32)
         polylines(img, ctx, facade, mix(ctx.dark, ctx.mid, 0.16), 1)
         self._windows(img, ctx, x0 + lit_w, x1, top, ground, pitch)
 
