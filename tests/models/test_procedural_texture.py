@@ -106,3 +106,19 @@ def test_a_whirlpool_lies_on_the_sea():
     spiral.draw(frame, ctx)
     rows = np.flatnonzero(frame.any(axis=(1, 2)))
     assert rows.min() >= H * ctx.horizon - 2    # below the horizon: on the water, not in the sky
+
+
+def test_the_scene_shadow_reaches_the_drawing():
+    from installation.records import MusicState
+    from models.procedural import ProceduralRenderer
+    from scenes.scene import parse_scene
+
+    means = []
+    for shadow in (0.0, 1.0):
+        renderer = ProceduralRenderer(320, 180, seed=3)
+        renderer.prepare(parse_scene({"name": "t", "render": {"motifs": ["forest"], "shadow": shadow}}))
+        assert renderer.scene.rules.shadow == shadow
+        for t_s in (0.0, 0.5, 1.0, 1.5, 2.0):   # the motif set grows in over MOTIF_FADE_S
+            frame = renderer.render(MusicState(t_s=t_s, valence=0.2, arousal=0.0, silent=False), t_s)
+        means.append(float(frame.mean()))
+    assert means[1] < means[0] - 0.2, means
