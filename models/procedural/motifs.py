@@ -510,6 +510,10 @@ class Mountains(Motif):
             colour = np.asarray(mix(ctx.light, ctx.glow, 0.6), dtype=np.float32) * 0.85
             y0, y1 = r0 + int(a * (r1 - r0) / th), min(r1, r0 + int(b * (r1 - r0) / th))
             add = cv2.resize((lift[a:b, :, None] * colour).astype(np.uint8), (ctx.w, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            # nothing above the skyline of the ridges: the upscale would spill a map pixel's snow into the sky
+            line = np.stack([xs, np.min(top, axis=0) - y0], 1)
+            sky = np.concatenate([line, [[xs[-1], -1.0], [xs[0], -1.0]]])
+            cv2.fillPoly(add, [(sky * ONE).astype(np.int32)], (0, 0, 0), cv2.LINE_AA, SHIFT)
             cv2.add(img[y0:y1], add, dst=img[y0:y1])
 
 class Waves(Motif):
