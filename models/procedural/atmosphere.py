@@ -61,6 +61,26 @@ class Soft:
         d2 = (ys[:, None] ** 2 + xs[None, :] ** 2) / (r_px * r_px)
         self.screen(rows, cols, colour, (min(1.0, strength) * np.exp(-d2)).astype(np.float32))
 
+    def shadows(self, ellipses: np.ndarray, strength: float, blur_px: float) -> None:
+        """Soft shadows: the canvas darkened under `ellipses` (rows of frame x, y, half-width,
+        half-height), blurred by `blur_px` (frame pixels) so their edges fade; all of them in one
+        mask, one blur and one multiply, whatever their number. The sharp shapes drawn later stand on them."""
+        import cv2
+
+        if strength <= 0.01 or not len(ellipses):
+            return
+        mask = np.zeros((self.h, self.w), dtype=np.float32)
+        k = self.k * (1 << 4)
+        for x, y, rx, ry in np.asarray(ellipses, dtype=np.float32):
+            if ry > 0 and rx > 0:
+                cv2.ellipse(mask, (int(x * k), int(y * k)), (int(rx * k) + 1, int(ry * k) + 1), 0, 0, 360, 1.0, -1,
+                            cv2.LINE_AA, 4)
+        sigma = max(0.5, blur_px * self.k)
+        cv2.GaussianBlur(mask, (0, 0), sigma, dst=mask)
+        mask *= -min(1.0, strength)
+        mask += 1.0
+        self.canvas *= mask[..., None]
+
     def xs(self, cols: slice) -> np.ndarray:
         """Frame x of each canvas column in `cols`."""
         return (np.arange(cols.start, cols.stop, dtype=np.float32) + 0.5) / self.k

@@ -24,11 +24,16 @@ LAYOUT_FOCUS = {"centre": (0.5, 0.45), "radial": (0.5, 0.5)}
 TEXTURE_DIM = 0.55
 """How far a texture family's colours sink toward the field's middle colour: background, not subject."""
 ROLES = ("focal", "support", "texture")
+ATMOSPHERE = ("rain", "snow", "petals", "sparks", "smoke")
+"""Families that fill the frame or drift through it: texture or support, a subject only when the
+scene says so (its `focal` list) or nothing else is drawn."""
 SCENE_KEYS = {"focal": "list of motif names the scene puts first when a caption names none of its own",
               "supporting": "0 or 1, how many supporting families beside the focal one",
               "support_strength": "0.6-1, strength of the supporting family",
               "texture": "0-0.55, strength of every other family (0 leaves them out)",
-              "focus": "[x, y] in 0..1, the focal point (default: the rule-of-thirds point [0.667, 0.333])"}
+              "focus": "[x, y] in 0..1, the focal point (default: the rule-of-thirds point [0.667, 0.333])",
+              "shadow": "0-1, soft shadows under what stands on the ground or floats before the sky (default 0.5)"}
+DEFAULT_SHADOW = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class CompositionRules:
     support_strength: float = 0.75
     texture: float = 0.3
     focus: tuple[float, float] = THIRDS
+    shadow: float = DEFAULT_SHADOW
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,8 @@ def parse_rules(table: Mapping[str, Any], where: str, motif_names: tuple[str, ..
     if supporting not in (0, 1) or isinstance(supporting, bool):
         raise UserError(f"{where}: supporting = {supporting!r}; use 0 or 1.")
     numbers = {}
-    for key, default, low, high in (("support_strength", 0.75, FULL_STRENGTH, 1.0), ("texture", 0.3, 0.0, 0.55)):
+    for key, default, low, high in (("support_strength", 0.75, FULL_STRENGTH, 1.0), ("texture", 0.3, 0.0, 0.55),
+                                      ("shadow", DEFAULT_SHADOW, 0.0, 1.0)):
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             raise UserError(f"{where}: {key} = {value!r}; use a number in {low:g}..{high:g}.")
@@ -96,12 +103,13 @@ def plan(ranked: tuple[str, ...], rules: CompositionRules, layout: str, key: str
 def rank(caption_motifs: tuple[str, ...], motif_set: tuple[str, ...], rules: CompositionRules) -> tuple[str, ...]:
     """The set ordered for `plan`: the caption's own motifs (those the scene prefers as focal first,
     so "dappled light under old beech trees" puts grove's trees before the light), then the scene's
-    focal preferences, then the rest."""
+    focal preferences, then the rest. Weather and drifting particles (ATMOSPHERE) name no place to
+    look, so unless the scene prefers them they come after the scene's preferences: "a torrent in
+    slanting rain" puts the water first and the rain behind it."""
     named = [m for m in caption_motifs if m in motif_set]
-    first = [m for m in rules.focal if m in named] + named
-    if not first:
-        first = [m for m in rules.focal if m in motif_set]
-    return tuple(dict.fromkeys([*first, *motif_set]))
+    preferred = [m for m in rules.focal if m in motif_set]
+    first = [m for m in preferred if m in named] + [m for m in named if m not in ATMOSPHERE]
+    return tuple(dict.fromkeys([*first, *preferred, *named, *motif_set]))
 
 
 def cap_full(amounts: dict[str, float], limit: int = MAX_FULL) -> dict[str, float]:

@@ -15,10 +15,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from models.procedural.atmosphere import Soft
+from models.procedural.composition import DEFAULT_SHADOW
 from models.procedural.noise import Noise, smoothstep
 
 SHIFT = 4
@@ -87,6 +89,7 @@ class Ctx:
     cam: float = 0.0                   # camera sway, pixels at the nearest depth (parallax: far layers move less)
     water: bool = False                # the sea is drawn: grounds stop at the horizon
     glow_gain: float = 1.0             # the scene's halo strength
+    shadow: float = DEFAULT_SHADOW     # the scene's soft shadows 0-1
 
     @property
     def s(self) -> float:
@@ -330,27 +333,48 @@ class Lightning(Motif):
 
 
 class Fireworks(Motif):
-    name, words, layer = "fireworks", ("firework", "festival", "celebration", "jubilant", "explosion", "burst"), 0
+    name, words, layer = "fireworks", ("firework", "festival", "celebration", "jubilant", "explosion", "burst", "rocket", "firecracker"), 0
 
     def setup(self):
         self.c = self.rng.uniform(0, 1, (5, 3)).astype(np.float32)
 
-    def soft(self, soft, ctx):
-        for u, v, ph in self.c[:max(2, int(5 * ctx.amount))]:
+    def _bursts(self, ctx: Ctx) -> list[tuple[float, float, float, float]]:
+        """(x, y, age 0..1, size) of each burst; the focal one, the largest, on the focal point."""
+        out = []
+        for i, (u, v, ph) in enumerate(self.c[:max(2, int(5 * ctx.amount))]):
             age = (ctx.t * 0.6 + ph) % 1.0
-            soft.halo(ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v), (60 + 120 * age) * ctx.s, ctx.accent,
-                      0.5 * (1.0 - age) ** 2 * ctx.glow_gain)
+            x, y = ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v)
+            size = 1.0
+            if i == 0 and ctx.focus is not None:
+                x, y = ctx.place(0.5, 0.3)
+                size = 1.8
+            out.append((x, y, age, size))
+        return out
+
+    def soft(self, soft, ctx):
+        # Bursts need a night: at full strength the sky above the horizon darkens toward the top.
+        rows = soft.rows(0, ctx.h * ctx.horizon)
+        if ctx.amount >= 0.6 and rows.stop - rows.start > 1:
+            fall = np.linspace(0.85, 0.3, rows.stop - rows.start, dtype=np.float32) * min(1.0, ctx.amount)
+            soft.over(rows, slice(0, soft.w), ctx.dark, np.broadcast_to(fall[:, None], (fall.size, soft.w)))
+        for x, y, age, size in self._bursts(ctx):
+            soft.halo(x, y, (60 + 120 * age) * ctx.s * size, ctx.accent, 0.4 * (1.0 - age) ** 2 * ctx.glow_gain)
 
     def draw(self, img, ctx):
         # Each burst: stars thrown out along uneven spokes, slowing (drag) and drooping (gravity),
         # each with a trail of its last positions; bright and white-hot young, dim and sparse old.
         k = np.arange(36, dtype=np.float32)
-        lag = np.asarray([0.0, 0.04, 0.09, 0.15], dtype=np.float32)[:, None]   # trail: earlier moments
-        for i, (u, v, ph) in enumerate(self.c[:max(2, int(5 * ctx.amount))]):
-            age = (ctx.t * 0.6 + ph) % 1.0
-            x, y = ctx.w * (0.15 + 0.7 * u), ctx.h * (0.12 + 0.35 * v)
+        lag = np.asarray([0.0, 0.06, 0.13, 0.22], dtype=np.float32)[:, None]   # trail: earlier moments
+        rising = []
+        for i, (x, y, age, size) in enumerate(self._bursts(ctx)):
+            if age < 0.12:   # the rocket still climbing from the ground to where it will burst
+                climb = age / 0.12
+                y1 = ctx.h * ctx.horizon + (y - ctx.h * ctx.horizon) * climb
+                rising.append(np.array([[x, y1 + 40 * ctx.s], [x, y1]], dtype=np.float32))
+                continue
+            age = (age - 0.12) / 0.88
             a = k / 36 * 2 * math.pi + i + 0.15 * np.sin(k * 7.3 + i)
-            speed = (170 + 50 * np.sin(k * 3.1 + i * 2)) * ctx.s * (1 + 0.25 * ctx.beat)
+            speed = (170 + 50 * np.sin(k * 3.1 + i * 2)) * ctx.s * (1 + 0.25 * ctx.beat) * size
             tt = np.clip(age - lag, 0.0, None)
             reach = speed * (1 - np.exp(-3.0 * tt)) / 3.0 * 3.0
             px = x + reach * np.cos(a)
@@ -358,7 +382,8 @@ class Fireworks(Motif):
             trails = np.stack([px, py], -1).transpose(1, 0, 2)   # (36 stars, 4 moments, 2)
             live = (k * 0.61 + i) % 1.0 > age * 0.9               # stars burn out as the burst ages
             colour = mix(mix(ctx.glow, (255, 255, 255), 0.3), mix(ctx.accent, ctx.mid, 0.5), age)
-            polylines(img, ctx, trails[live], colour, max(1, int((2.5 - 1.5 * age) * ctx.s)))
+            polylines(img, ctx, trails[live], colour, max(1, int((3.0 - 1.8 * age) * ctx.s * size)))
+        polylines(img, ctx, rising, mix(ctx.accent, ctx.glow, 0.6), max(1, int(2 * ctx.s)))
 
 
 class Lanterns(Motif):
@@ -388,11 +413,21 @@ class Lanterns(Motif):
 
 # --- land -----------------------------------------------------------------------------------------
 class Mountains(Motif):
+    """Three ridges by distance, far ones hazed toward the sky, a lit rim on each, and textured:
+    the flanks turned from the light (upper left) in shade, rock strata that follow the ridge line,
+    broken by noise, and snow on the highest stretch. The texture is a coarse map (an eighth of the
+    frame's size) darkening the ridges and the snow added, so it costs two small-array passes
+    and one upscale, whatever the number of peaks; it fades in below each ridge line, so the
+    silhouettes stay sharp."""
+
     name, words, layer = "mountains", ("mountain", "peak", "ridge", "hill", "dune", "cliff", "valley", "alps"), 1
     backdrop = True
+    TEXTURE_STEP = 8
+    """Frame pixels (at 720 lines) per texture-map pixel."""
 
     def setup(self):
         self.k = self.rng.uniform(0, 6.28, (3, 4)).astype(np.float32)
+        self.noise = Noise(self.rng, octaves=3)
 
     def draw(self, img, ctx):
         margin = 0.1 * ctx.w
@@ -409,18 +444,77 @@ class Mountains(Motif):
                      + 0.05 * np.sin(u * 11 + k[1]) + 0.012 * (1 + layer) * np.sin(u * 37 + k[2])
                      ) * ctx.h * (1.0 - 0.25 * layer) * ctx.amount
             tops.append(np.minimum(base - ridge, floor - 1))
+        bottoms, bodies = [], []
         for layer, top in enumerate(tops):
             # Each ridge is filled down to the lowest point of the one in front only: no overdraw.
             bottom = floor if layer == 2 else min(floor, float(tops[layer + 1].max()) + 2)
-            top = np.minimum(top, bottom - 1)   # below that it is hidden anyway
+            top = tops[layer] = np.minimum(top, bottom - 1)   # below that it is hidden anyway
+            bottoms.append(bottom)
             poly = np.concatenate([np.stack([xs, top], 1), [[ctx.w + margin, bottom], [-margin, bottom]]])
             # Aerial perspective: the far ridges take the sky's light colour and lose their contrast.
             body = mix(mix(ctx.mid, ctx.dark, 0.3 + 0.35 * layer), ctx.light, 0.42 * (2 - layer) / 2)
             fill(img, ctx, [poly], body)
-            # A lit rim on each ridge, fainter with distance.
+            bodies.append(body)
+        if ctx.amount >= 0.45:   # as background texture (dim, low) the ridges stay plain: the detail belongs to a subject
+            self._texture(img, ctx, xs, tops, bodies, min(float(ctx.h), bottoms[-1]))
+        for layer, (top, body) in enumerate(zip(tops, bodies)):
             rim = mix(body, mix(ctx.light, ctx.glow, ctx.beat), 0.25 + 0.3 * layer)
             polylines(img, ctx, [np.stack([xs, top], 1)], rim, max(1, int((1 + 0.5 * layer) * ctx.s)))
 
+    def _texture(self, img, ctx: Ctx, xs: np.ndarray, tops: list[np.ndarray], bodies: list[tuple], bottom: float) -> None:
+        import cv2
+
+        # From the highest ridge line to a little below the near ridge's lowest: the foreground under
+        # that is left plain (it is mostly hidden by what stands in front, and it is the costly part).
+        r0 = max(0, int(min(float(t.min()) for t in tops)))
+        r1 = min(img.shape[0], int(math.ceil(min(bottom, float(tops[-1].max()) + 0.12 * ctx.h))))
+        step = self.TEXTURE_STEP * ctx.s
+        tw, th = max(2, int(ctx.w / step)), max(2, int((r1 - r0) / step))
+        if r1 - r0 < 2 * step:
+            return
+        x = (np.arange(tw, dtype=np.float32) + 0.5) * (ctx.w / tw)
+        y = r0 + (np.arange(th, dtype=np.float32)[:, None] + 0.5) * ((r1 - r0) / th)
+        # For each map pixel, the nearest ridge that covers it: its depth below its own ridge line,
+        # the slope of that line (a flank falling to the right faces away from the light), its colour.
+        top = np.stack(tops)
+        t = np.stack([np.interp(x, xs, r) for r in top]).astype(np.float32)                     # (3, tw)
+        # the slope from the ridge's own points, interpolated: continuous, so no seams between columns
+        g = np.stack([np.interp(x, xs, r) for r in np.gradient(top, axis=1) / (xs[1] - xs[0])]).astype(np.float32)
+        front = (y[None] >= t[:, None, :]).astype(np.int8)                                       # (3, th, tw)
+        covered = front.any(axis=0)
+        idx = 2 - np.argmax(front[::-1], axis=0)                                                 # nearest covering ridge
+        cols = np.arange(tw)[None, :]
+        d = np.where(covered, y - t[idx, cols], -1.0).astype(np.float32)
+        slope = g[idx, cols]
+        body = np.asarray(bodies, dtype=np.float32)[idx]
+        relief = np.ptp(t, axis=1)
+        snowline = t.min(axis=1) + 0.3 * relief
+        # snow only on ridges with some height to them: a low rolling line gets none
+        cap = (np.clip(snowline[:, None] - t, 0.0, None) * np.clip(relief / (0.1 * ctx.h) - 0.5, 0.0, 1.0)[:, None])[idx, cols]
+        # down to about half way to the snowline, so its lower edge follows the ridge, softly
+        snow = np.clip((0.55 * cap - d) / (14.0 * ctx.s), 0.0, 1.0) * np.clip(cap / (10.0 * ctx.s), 0.0, 1.0) * covered
+        n = self.noise.fbm(tw, th, 7.0, dx=ctx.cam * 0.01 / ctx.s, stretch_y=2.0)
+        # starting a map pixel below the ridge line, so the upscale never spills it into the sky
+        fade = smoothstep(step, step + 16.0 * ctx.s, d) * np.clip((r1 - y) / (0.04 * ctx.h), 0.0, 1.0)
+        fade *= smoothstep(0.05, 0.7, slope) * 0.32 + 0.1 * np.sin(d / (9.0 * ctx.s) + 6.0 * n) * smoothstep(0.4, 0.6, n) \
+            + 0.35 * (n - 0.45) - 0.16 * smoothstep(0.05, 0.7, -slope)
+        # The ridges are flat fills here, so darkening each by a fraction is subtracting that
+        # fraction of its colour: a saturating uint8 subtract of the upscaled map.
+        dark = np.clip(body * np.clip(fade, 0.0, 0.8)[..., None], 0, 255).astype(np.uint8)
+        region = img[r0:r1]
+        cv2.subtract(region, cv2.resize(dark, (ctx.w, r1 - r0), interpolation=cv2.INTER_LINEAR), dst=region)
+        lift = np.clip(snow * (0.4 + 1.2 * n), 0.0, 1.0) * (1.0 - 0.6 * smoothstep(0.05, 0.7, slope))
+        rows = np.flatnonzero(lift.max(axis=1) > 0.02)
+        if len(rows):   # snow: light added where it lies, only over the rows it reaches
+            a, b = int(rows[0]), int(rows[-1]) + 2
+            colour = np.asarray(mix(ctx.light, ctx.glow, 0.6), dtype=np.float32) * 0.85
+            y0, y1 = r0 + int(a * (r1 - r0) / th), min(r1, r0 + int(b * (r1 - r0) / th))
+            add = cv2.resize((lift[a:b, :, None] * colour).astype(np.uint8), (ctx.w, y1 - y0), interpolation=cv2.INTER_LINEAR)
+            # nothing above the skyline of the ridges: the upscale would spill a map pixel's snow into the sky
+            line = np.stack([xs, np.min(top, axis=0) - y0], 1)
+            sky = np.concatenate([line, [[xs[-1], -1.0], [xs[0], -1.0]]])
+            cv2.fillPoly(add, [(sky * ONE).astype(np.int32)], (0, 0, 0), cv2.LINE_AA, SHIFT)
+            cv2.add(img[y0:y1], add, dst=img[y0:y1])
 
 class Waves(Motif):
     """The sea: a noise-textured body on the soft canvas (streaks that flatten toward the horizon,
@@ -483,12 +577,23 @@ class Forest(Motif):
         a = np.linspace(0, 2 * math.pi, 13, dtype=np.float32)[:-1]
         self.unit = np.stack([np.cos(a), np.sin(a)], 1)
 
-    def draw(self, img, ctx):
+    def _feet(self, ctx: Ctx) -> tuple[Any, ...]:
         n = max(6, int(34 * ctx.amount))
         u, hgt, lean = self.p[:n, 0], self.p[:n, 1], self.p[:n, 2]
         near = 0.45 + 0.75 * lean
         x = _wrap(u * 1.2 * ctx.w + ctx.cam * (0.2 + 0.8 * lean), -0.1 * ctx.w, 1.1 * ctx.w)
         base = ctx.h * (ctx.horizon + 0.1 + 0.17 * lean)
+        return n, u, hgt, lean, near, x, base
+
+    def soft(self, soft, ctx):
+        # Each tree's soft shadow on the ground, thrown right, away from the light, nearer ones darker.
+        n, u, hgt, lean, near, x, base = self._feet(ctx)
+        wide = (18 + 22 * hgt) * ctx.s * near
+        soft.shadows(np.stack([x + 0.9 * wide, base + 0.1 * wide, 2.2 * wide, 0.35 * wide], 1),
+                     0.9 * ctx.shadow * min(1.0, 1.5 * ctx.amount), 10 * ctx.s)
+
+    def draw(self, img, ctx):
+        n, u, hgt, lean, near, x, base = self._feet(ctx)
         tall = (80 + 180 * hgt) * ctx.s * near
         top = base - tall
         sway = (6 * np.sin(ctx.t * 0.9 + u * 10) * ctx.motion.sway + 8 * ctx.beat * (lean - 0.5)) * ctx.s * near
@@ -529,15 +634,25 @@ class Forest(Motif):
 
 
 class City(Motif):
-    """A skyline in three rows by distance: a far one pale with haze and barely moving, a middle one,
-    and the near one dark with lit windows, stepped roofs and masts; a glow of street light over it."""
+    """A skyline in three rows by distance: a far one pale with haze and barely moving, a middle one
+    with a few lights, and the near one dark with a lit side on each building, a facade (floor bands
+    or ribs), stepped roofs, masts, and windows on a grid per building, lit in that building's way
+    (whole floors of an office, scattered homes, strips), a few switching; a glow of street light."""
 
     name, words, layer = "city", ("city", "cityscape", "skyline", "skyscraper", "street", "streetlamp", "station", "square", "town", "building", "neon", "tunnel", "village"), 1
+    FLOORS, BAYS = 40, 5
+    """The window grid of each building, at most: floors by bays."""
 
     def setup(self):
         self.b = self.rng.uniform(0, 1, (22, 2)).astype(np.float32)
-        self.win = self.rng.uniform(0, 1, (400, 3)).astype(np.float32)
         self.far = self.rng.uniform(0, 1, (3, 30, 2)).astype(np.float32)
+        n = len(self.b)
+        # Each building's way of being lit: how many of its windows are, whether whole floors go
+        # together (offices) and which of two window shapes and tints it has.
+        self.kind = self.rng.uniform(0, 1, (n, 4)).astype(np.float32)
+        self.cell = self.rng.uniform(0, 1, (n, self.FLOORS, self.BAYS)).astype(np.float32)
+        self.floor = self.rng.uniform(0, 1, (n, self.FLOORS)).astype(np.float32)
+        self.mid_lights = self.rng.uniform(0, 1, (60, 3)).astype(np.float32)
 
     def soft(self, soft, ctx):
         ground = ctx.h * (ctx.horizon + 0.1)
@@ -548,7 +663,7 @@ class City(Motif):
         alpha = (0.4 * ctx.glow_gain * min(1.0, ctx.amount * 1.4) * np.exp(-((ground - y) / (90 * ctx.s)) ** 2)).astype(np.float32)
         soft.screen(rows, slice(0, soft.w), ctx.accent, np.broadcast_to(alpha[:, None], (alpha.size, soft.w)))
 
-    def _row(self, img: np.ndarray, ctx: Ctx, data: np.ndarray, ground: float, par: float, tall: float, colour) -> None:
+    def _row(self, img: np.ndarray, ctx: Ctx, data: np.ndarray, ground: float, par: float, tall: float, colour) -> np.ndarray:
         span = 1.2 * ctx.w
         bw = span / len(data)
         x0 = _wrap(np.arange(len(data), dtype=np.float32) * bw + ctx.cam * par, -0.1 * ctx.w, 1.1 * ctx.w)
@@ -560,45 +675,97 @@ class City(Motif):
         roofs = np.stack([np.stack([x0, top], 1), np.stack([x0 + bw, top], 1)], axis=1).reshape(-1, 2)
         ends = np.asarray([[roofs[-1, 0], ground + 2], [roofs[0, 0], ground + 2]], dtype=np.float32)
         fill(img, ctx, [np.concatenate([roofs, ends]).astype(np.float32)], colour)
+        return np.stack([x0, top], 1)
 
     def draw(self, img, ctx):
+        import cv2
+
         ground = ctx.h * (ctx.horizon + 0.1)
-        # Far rows: pale with haze, moving least with the camera.
+        # Far rows: pale with haze, moving least with the camera; the middle one with a few lights.
+        middle = None
         for row, (haze, par, tall, lift) in enumerate(((0.55, 0.15, 150.0, 0.045), (0.32, 0.35, 220.0, 0.02))):
-            self._row(img, ctx, self.far[row], ground - lift * ctx.h, par, tall * ctx.s, mix(mix(ctx.dark, ctx.mid, 0.4), ctx.light, haze))
-        bw = 1.2 * ctx.w / len(self.b)
-        polys, roofs, xs, masts = [], [], [], []
-        for i, (hgt, style) in enumerate(self.b):
-            x0 = float(_wrap(i * bw + ctx.cam * 0.8, -0.1 * ctx.w, 1.1 * ctx.w - bw))
-            top = ground - (60 + 260 * hgt) * ctx.s * (0.4 + 0.6 * ctx.amount)
-            if ctx.focus is not None:   # the focal skyline rises around the focal point and leaves open sky elsewhere
-                near = 1.0 - abs(x0 + 0.5 * bw - ctx.focus[0] * ctx.w) / (0.4 * ctx.w)
-                top = ground - (ground - top) * min(1.0, max(0.12, near))
-            x1 = x0 + bw - 4
-            polys.append(np.array([[x0, top], [x1, top], [x1, ctx.h + 5], [x0, ctx.h + 5]], dtype=np.float32))
-            if style > 0.6 and ground - top > 80 * ctx.s:   # a stepped crown
-                inset = 0.25 * (x1 - x0)
-                polys.append(np.array([[x0 + inset, top - 22 * ctx.s], [x1 - inset, top - 22 * ctx.s],
-                                       [x1 - inset, top], [x0 + inset, top]], dtype=np.float32))
-                if style > 0.85:
-                    masts.append(np.array([[(x0 + x1) / 2, top - 22 * ctx.s], [(x0 + x1) / 2, top - 60 * ctx.s]], dtype=np.float32))
-            roofs.append(top)
-            xs.append(x0)
+            middle = self._row(img, ctx, self.far[row], ground - lift * ctx.h, par, tall * ctx.s, mix(mix(ctx.dark, ctx.mid, 0.4), ctx.light, haze))
+        if middle is not None:
+            bw_mid = 1.2 * ctx.w / len(middle)
+            j = (self.mid_lights[:, 0] * len(middle)).astype(int)
+            on = self.mid_lights[:, 2] > 0.35 + 0.3 * np.sin(ctx.t * 0.05 + self.mid_lights[:, 1] * 9) ** 2
+            mx = middle[j, 0] + 4 + self.mid_lights[:, 1] * (bw_mid - 8)
+            my = middle[j, 1] + 6 + self.mid_lights[:, 2] * (ground - 0.02 * ctx.h - middle[j, 1] - 8)
+            dots(img, ctx, mx[on], my[on], 1.3 * ctx.s, mix(mix(ctx.dark, ctx.mid, 0.4), ctx.accent, 0.55))
+        n = len(self.b)
+        bw = 1.2 * ctx.w / n
+        x0 = _wrap(np.arange(n, dtype=np.float32) * bw + ctx.cam * 0.8, -0.1 * ctx.w, 1.1 * ctx.w - bw)
+        top = ground - (60 + 260 * self.b[:, 0]) * ctx.s * (0.4 + 0.6 * ctx.amount)
+        if ctx.focus is not None:   # the focal skyline rises around the focal point and leaves open sky elsewhere
+            near = 1.0 - np.abs(x0 + 0.5 * bw - ctx.focus[0] * ctx.w) / (0.4 * ctx.w)
+            top = ground - (ground - top) * np.clip(near, 0.12, 1.0)
+        x1 = x0 + bw - 4
+        style = self.b[:, 1]
+        bottom = np.full(n, ctx.h + 5, dtype=np.float32)
+        polys = list(np.stack([np.stack([x0, top], 1), np.stack([x1, top], 1), np.stack([x1, bottom], 1),
+                               np.stack([x0, bottom], 1)], axis=1))
+        crown = (style > 0.6) & (ground - top > 80 * ctx.s)   # stepped crowns, some with a mast
+        inset = 0.25 * (x1 - x0)
+        for i in np.flatnonzero(crown):
+            polys.append(np.array([[x0[i] + inset[i], top[i] - 22 * ctx.s], [x1[i] - inset[i], top[i] - 22 * ctx.s],
+                                   [x1[i] - inset[i], top[i]], [x0[i] + inset[i], top[i]]], dtype=np.float32))
+        masts = [np.array([[(x0[i] + x1[i]) / 2, top[i] - 22 * ctx.s], [(x0[i] + x1[i]) / 2, top[i] - 60 * ctx.s]], dtype=np.float32)
+                 for i in np.flatnonzero(crown & (style > 0.85))]
         fill(img, ctx, polys, ctx.dark)
         polylines(img, ctx, masts, ctx.dark, max(1, int(2 * ctx.s)))
-        lit = mix(ctx.accent, ctx.glow, ctx.beat)
-        on = 0.55 - 0.25 * ctx.beat
-        u, v, k = self.win[:, 0], self.win[:, 1], self.win[:, 2]
-        flick = (k * 97 + np.floor(ctx.t * 0.5 + k * 5)) % 1.0
-        sel = flick >= on
-        i = np.minimum(len(self.b) - 1, (u[sel] * len(self.b)).astype(int))
-        top = np.asarray(roofs, dtype=np.float32)[i]
-        x = np.asarray(xs, dtype=np.float32)[i] + 6 + (v[sel] * 37 % 1.0) * (bw - 18)
-        y = top + 8 + k[sel] * (ground - top - 10)
-        ww, wh = 4 * ctx.s, 6 * ctx.s
-        windows = np.stack([np.stack([x, y], 1), np.stack([x + ww, y], 1), np.stack([x + ww, y + wh], 1),
-                            np.stack([x, y + wh], 1)], axis=1)
-        fill(img, ctx, windows, lit)
+        # The side toward the light (upper left), and the facade: floor bands on some, ribs on others.
+        side = mix(ctx.dark, ctx.mid, 0.28)
+        lit_w = np.where(self.kind[:, 3] > 0.5, 0.2, 0.12) * (x1 - x0)
+        strips = np.stack([np.stack([x0, top], 1), np.stack([x0 + lit_w, top], 1), np.stack([x0 + lit_w, bottom], 1),
+                           np.stack([x0, bottom], 1)], axis=1)
+        cv2.fillPoly(img, list(_xf(ctx, strips)), side, cv2.LINE_8, SHIFT)   # upright edges: no anti-aliasing needed
+        pitch = 15.0 * ctx.s
+        face = x0 + lit_w
+        ribs = np.flatnonzero(self.kind[:, 2] < 0.35)   # ribs: three lines down the face
+        fx = face[ribs, None] + np.arange(1, 4, dtype=np.float32)[None, :] * ((x1 - face)[ribs, None] / 4)
+        rib_lines = np.stack([np.stack([fx, np.broadcast_to(top[ribs, None] + 3, fx.shape)], -1),
+                              np.stack([fx, np.full(fx.shape, ground, dtype=np.float32)], -1)], 2).reshape(-1, 2, 2)
+        bands = np.flatnonzero(self.kind[:, 2] > 0.7)    # bands: a line every third floor
+        fy = top[bands, None] + 3 * pitch * np.arange(1, self.FLOORS // 3, dtype=np.float32)[None, :]
+        keep = fy < ground
+        band_lines = np.stack([np.stack([np.broadcast_to(face[bands, None], fy.shape), fy], -1),
+                               np.stack([np.broadcast_to(x1[bands, None], fy.shape), fy], -1)], 2)[keep]
+        facade = np.concatenate([rib_lines, band_lines]).astype(np.float32)
+        polylines(img, ctx, facade, mix(ctx.dark, ctx.mid, 0.16), 1)
+        self._windows(img, ctx, x0 + lit_w, x1, top, ground, pitch)
+
+    def _windows(self, img, ctx: Ctx, left: np.ndarray, right: np.ndarray, top: np.ndarray, ground: float, pitch: float) -> None:
+        import cv2
+
+        floors = np.arange(self.FLOORS, dtype=np.float32)
+        bays = np.arange(self.BAYS, dtype=np.float32)
+        kind = self.kind
+        nbays = np.clip(((right - left - 6) / (11.0 * ctx.s)).astype(int), 1, self.BAYS)            # (n,)
+        fy = top[:, None] + 8 * ctx.s + floors[None, :] * pitch                                    # (n, floors)
+        inside = (fy + 7 * ctx.s < ground)[:, :, None] & (bays[None, None, :] < nbays[:, None, None])
+        # Offices light whole floors together, homes one window at a time; a few switch every few seconds.
+        share = 0.15 + 0.5 * kind[:, 0] + 0.25 * ctx.beat
+        floor_on = self.floor < share[:, None]
+        office = kind[:, 1] > 0.55
+        p = np.where(office[:, None, None], np.where(floor_on[:, :, None], 0.9, 0.04), share[:, None, None])
+        slow = np.floor(ctx.t * 0.12 + self.cell * 40.0)
+        flick = np.mod(self.cell * 7.3 + 0.13 * (np.mod(slow * 0.618, 1.0) > 0.92), 1.0)
+        lit = inside & (flick < p)
+        i, f, b = np.nonzero(lit)
+        if not len(i):
+            return
+        bay_w = (right - left) / nbays
+        strip = kind[i, 3] > 0.75   # ribbon windows across the whole bay
+        ww = np.where(strip, bay_w[i] - 1.0, np.minimum(5.0 * ctx.s, bay_w[i] * 0.6))
+        wh = np.where(strip, 3.0 * ctx.s, 6.5 * ctx.s)
+        x = left[i] + b * bay_w[i] + 0.5 * (bay_w[i] - ww)
+        y = fy[i, f]
+        warm = kind[i, 0] > 0.4
+        for sel, colour in ((warm, mix(ctx.accent, ctx.glow, ctx.beat)), (~warm, mix(mix(ctx.light, ctx.glow, 0.5), ctx.accent, 0.25))):
+            quads = np.stack([np.stack([x, y], 1), np.stack([x + ww, y], 1), np.stack([x + ww, y + wh], 1),
+                              np.stack([x, y + wh], 1)], axis=1)[sel]
+            if len(quads):   # small and many: no anti-aliasing, one call per tint
+                cv2.fillPoly(img, list(_xf(ctx, quads)), colour, cv2.LINE_8, SHIFT)
 
 
 class Tower(Motif):
@@ -635,12 +802,22 @@ class Boats(Motif):
     def setup(self):
         self.p = self.rng.uniform(0, 1, (5, 2)).astype(np.float32)
 
-    def draw(self, img, ctx):
-        polys = []
+    def _hulls(self, ctx: Ctx) -> list[tuple[float, float, float]]:
+        out = []
         for u, size in self.p[:max(1, int(5 * ctx.amount))]:
             x = float(_wrap(u * ctx.w + ctx.t * 8 * ctx.s, -60, ctx.w + 60))
             s = (0.6 + 0.6 * size) * ctx.s
-            y = ctx.h * ctx.horizon + 8 * s + 5 * math.sin(ctx.t * 1.5 + u * 9) * s * (1 + 2 * ctx.beat)
+            out.append((x, ctx.h * ctx.horizon + 8 * s + 5 * math.sin(ctx.t * 1.5 + u * 9) * s * (1 + 2 * ctx.beat), s))
+        return out
+
+    def soft(self, soft, ctx):
+        # Each hull darkens the water under it: a soft shadow stretched along the swell.
+        soft.shadows(np.asarray([[x + 6 * s, y + 16 * s, 46 * s, 7 * s] for x, y, s in self._hulls(ctx)]),
+                     0.8 * ctx.shadow, 5 * ctx.s)
+
+    def draw(self, img, ctx):
+        polys = []
+        for x, y, s in self._hulls(ctx):
             polys.append(np.array([[x - 40 * s, y], [x + 40 * s, y], [x + 28 * s, y + 14 * s], [x - 28 * s, y + 14 * s]]))
             polys.append(np.array([[x - 2 * s, y - 4 * s], [x - 2 * s, y - 70 * s], [x + 32 * s, y - 6 * s]]))
         fill(img, ctx, polys, mix(ctx.dark, ctx.light, 0.15))
@@ -666,22 +843,52 @@ class Grass(Motif):
 
 
 class Crystals(Motif):
+    """Clusters of shards growing out of the ground, in rows by distance (far ones smaller, hazier):
+    each shard a tall point with a lit face and a shaded one, an edge catching the light, a soft
+    shadow thrown to the right and a glow around the largest; the focal cluster on the focal point."""
+
     name, words, layer = "crystals", ("crystal", "shard", "gem", "ice", "cavern", "geometry", "prism", "facet"), 1
 
     def setup(self):
-        self.p = self.rng.uniform(0, 1, (16, 4)).astype(np.float32)
+        self.p = self.rng.uniform(0, 1, (7, 5, 4)).astype(np.float32)   # clusters x shards x (lean, height, width, phase)
+        self.c = self.rng.uniform(0, 1, (7, 2)).astype(np.float32)       # cluster x, distance
+
+    def _clusters(self, ctx: Ctx) -> list[tuple[float, float, float]]:
+        """(x, ground y, scale) per cluster, far to near; with a focal point the first is there and largest."""
+        n = max(2, int(7 * ctx.amount))
+        out = []
+        for i, (u, dist) in enumerate(self.c[:n]):
+            x = float(_wrap(u * 1.1 * ctx.w + ctx.cam * (0.3 + 0.7 * dist), -0.05 * ctx.w, 1.05 * ctx.w))
+            scale = (0.45 + 0.6 * dist) * ctx.s
+            ground = ctx.h * (ctx.horizon + 0.06 + 0.22 * dist)
+            if i == 0 and ctx.focus is not None:
+                x, scale, ground = ctx.place(0.5, 0.0)[0] + 0.8 * ctx.cam, 1.5 * ctx.s, ctx.h * (ctx.horizon + 0.2)
+            out.append((x, ground, scale))
+        return sorted(out, key=lambda c: c[1])
+
+    def soft(self, soft, ctx):
+        clusters = self._clusters(ctx)
+        soft.shadows(np.asarray([[x + 60 * k, g + 6 * k, 90 * k, 14 * k] for x, g, k in clusters]), 0.8 * ctx.shadow, 8 * ctx.s)
+        x, g, k = max(clusters, key=lambda c: c[2])
+        soft.halo(x, g - 90 * k, 110 * k, mix(ctx.accent, ctx.glow, 0.5), 0.35 * ctx.glow_gain * (1 + 0.5 * ctx.beat))
 
     def draw(self, img, ctx):
-        polys = []
-        for u, v, size, ph in self.p[:max(4, int(16 * ctx.amount))]:
-            cx, cy = u * ctx.w, ctx.h * (0.25 + 0.6 * v)
-            r = (25 + 60 * size) * ctx.s * (1 + 0.25 * ctx.beat)
-            a0 = ph * 6.28 + ctx.t * 0.2 * (1 + ctx.motion.swirl)
-            pts = [(cx + r * math.cos(a0 + k * 2.1) * (1.0 if k % 2 else 0.45), cy + r * 1.6 * math.sin(a0 + k * 2.1))
-                   for k in range(3)]
-            polys.append(np.array(pts + [(cx, cy - 1.8 * r)], dtype=np.float32))
-        fill(img, ctx, polys, mix(ctx.mid, ctx.accent, 0.3))
-        polylines(img, ctx, polys, mix(ctx.light, ctx.glow, ctx.beat), max(1, int(2 * ctx.s)), closed=True)
+        lit_faces, dark_faces, edges = [], [], []
+        for ci, (x, ground, k) in enumerate(self._clusters(ctx)):
+            for lean, hgt, wid, ph in self.p[ci]:
+                h = (50 + 150 * hgt) * k * (1 + 0.15 * ctx.beat)
+                w = (16 + 22 * wid) * k
+                tilt = (lean - 0.5) * 1.1 + 0.05 * math.sin(ctx.t * 0.4 + ph * 6)
+                bx = x + (lean - 0.5) * 70 * k
+                tip = (bx + math.sin(tilt) * h, ground - math.cos(tilt) * h)
+                ridge = (bx + math.sin(tilt) * 0.8 * h + 0.15 * w, ground - math.cos(tilt) * 0.8 * h)
+                lit_faces.append(np.array([[bx - w, ground], [ridge[0] - 0.6 * w, ridge[1]], tip, ridge, [bx + 0.2 * w, ground]], dtype=np.float32))
+                dark_faces.append(np.array([[bx + 0.2 * w, ground], ridge, tip, [ridge[0] + 0.6 * w, ridge[1]], [bx + w, ground]], dtype=np.float32))
+                edges.append(np.array([[bx + 0.2 * w, ground], ridge, tip], dtype=np.float32))
+        body = mix(ctx.mid, ctx.accent, 0.3)
+        fill(img, ctx, lit_faces, mix(body, ctx.light, 0.45))
+        fill(img, ctx, dark_faces, mix(body, ctx.dark, 0.45))
+        polylines(img, ctx, edges, mix(ctx.light, ctx.glow, 0.4 + 0.6 * ctx.beat), max(1, int(2 * ctx.s)))
 
 
 # --- front ----------------------------------------------------------------------------------------
@@ -929,15 +1136,38 @@ class Rings(Motif):
 class Spiral(Motif):
     name, words, layer = "spiral", ("spiral", "spiralling", "vortex", "whirl", "whirling", "swirl", "swirling", "galaxy", "whirlpool"), 2
 
+    def _where(self, ctx: Ctx) -> tuple[float, float, float, float]:
+        """Centre, radius and vertical squash: over the sea a whirlpool lies flat on the water,
+        in perspective, below the focal point; elsewhere a spiral stands in the sky."""
+        cx, cy = ctx.place(0.5, 0.5)
+        r = ctx.h * 0.45 * (1 + 0.12 * ctx.beat) * (0.3 + 0.7 * ctx.amount)
+        if ctx.water:
+            horizon = ctx.h * ctx.horizon
+            cy = horizon + 0.45 * (ctx.h - horizon)
+            return cx + 0.5 * ctx.cam, cy, 1.5 * r, min(0.28, 0.9 * (cy - horizon) / (1.5 * r))
+        return cx, cy, r, 1.0
+
+    def soft(self, soft, ctx):
+        if ctx.water:   # the funnel: a dark hollow in the water, deepest at the centre
+            cx, cy, r, squash = self._where(ctx)
+            soft.shadows(np.asarray([[cx, cy, 0.35 * r, 0.35 * r * squash], [cx, cy, 0.12 * r, 0.12 * r * squash]]),
+                         0.5 * min(1.0, 1.5 * ctx.amount), 0.12 * r)
+
     def draw(self, img, ctx):
         arms = []
         th = np.linspace(0, 4 * math.pi, 160, dtype=np.float32)
-        cx, cy = ctx.place(0.5, 0.5)
+        cx, cy, rr, squash = self._where(ctx)
         for arm in range(3):
             a = th + ctx.t * 0.6 * (1 + ctx.motion.swirl) + arm * 2.094
-            r = th / (4 * math.pi) * ctx.h * 0.45 * (1 + 0.12 * ctx.beat) * (0.3 + 0.7 * ctx.amount)
-            arms.append(np.stack([cx + r * np.cos(a), cy + r * np.sin(a)], 1))
-        polylines(img, ctx, arms, mix(ctx.accent, ctx.glow, ctx.beat), max(2, int(4 * ctx.s)))
+            r = th / (4 * math.pi) * rr
+            arms.append(np.stack([cx + r * np.cos(a), cy + r * np.sin(a) * squash], 1))
+        colour = mix(ctx.accent, ctx.glow, ctx.beat)
+        if ctx.water:   # foam: thick and bright at the rim, thin toward the eye
+            arms = [a_[i:i + 60] for a_ in arms for i in (0, 50, 100)]
+            for j, k in enumerate((0.4, 0.7, 1.0)):
+                polylines(img, ctx, arms[j::3], mix(mix(ctx.mid, ctx.light, 0.5), colour, 0.5 * k), max(1, int((1 + 3 * k) * ctx.s)))
+            return
+        polylines(img, ctx, arms, colour, max(2, int(4 * ctx.s)))
 
 
 class Grid(Motif):
@@ -1020,10 +1250,116 @@ class Kites(Motif):
         polylines(img, ctx, strings, ctx.light, 1)
 
 
+class Crowd(Motif):
+    """People seen from behind along the bottom edge, two rows (the far one smaller and hazier):
+    heads and shoulders, a few arms raised, bobbing on the beat, their heads rimmed by the light
+    of what they watch."""
+
+    name, words, layer = "crowd", ("crowd", "dancer", "audience", "parade", "procession", "reveller", "spectator", "onlooker"), 2
+
+    def setup(self):
+        self.p = self.rng.uniform(0, 1, (46, 4)).astype(np.float32)
+        a = np.linspace(0, 2 * math.pi, 11, dtype=np.float32)[:-1]
+        self.head = np.stack([np.cos(a), np.sin(a)], 1)
+        b = np.linspace(math.pi, 2 * math.pi, 9, dtype=np.float32)
+        self.shoulders = np.concatenate([np.stack([np.cos(b), 0.55 * np.sin(b)], 1), [[1.0, 3.0], [-1.0, 3.0]]])
+
+    def draw(self, img, ctx):
+        n = max(12, int(len(self.p) * min(1.0, 0.4 + ctx.amount)))
+        p = self.p[:n]
+        far = p[:, 3] < 0.45
+        scale = np.where(far, 0.6, 1.0) * (0.85 + 0.3 * p[:, 1]) * ctx.s
+        x = _wrap(p[:, 0] * 1.1 * ctx.w + ctx.cam * np.where(far, 0.9, 1.2), -0.05 * ctx.w, 1.05 * ctx.w)
+        bob = (4 * np.sin(ctx.t * 2.0 + p[:, 2] * 20) + 10 * ctx.beat * (p[:, 2] > 0.5)) * scale
+        base = ctx.h - np.where(far, 62, 28) * ctx.s - bob
+        head_r = 13 * scale
+        heads = self.head[None] * head_r[:, None, None] + np.stack([x, base - 30 * scale], 1)[:, None, :]
+        bodies = self.shoulders[None] * (34 * scale)[:, None, None] + np.stack([x, base + 4 * scale], 1)[:, None, :]
+        up = p[:, 2] > 0.78   # arms raised, waving
+        wave = 10 * np.sin(ctx.t * 3.0 + p[:, 1] * 9) * scale
+        arms = np.stack([np.stack([x + 22 * scale, base - 10 * scale], 1), np.stack([x + 34 * scale + wave, base - 62 * scale], 1)], 1)[up]
+        for sel, colour in ((far, mix(ctx.dark, ctx.mid, 0.35)), (~far, ctx.dark)):
+            fill(img, ctx, bodies[sel], colour)
+            fill(img, ctx, heads[sel], colour)
+            if (sel & up).any():
+                polylines(img, ctx, arms[sel[up]], colour, max(2, int(7 * ctx.s)))
+        rim = heads[:, 5:10] + np.asarray([0.0, -1.0], dtype=np.float32) * ctx.s   # the upper arc of each head
+        polylines(img, ctx, rim[~far], mix(ctx.dark, mix(ctx.accent, ctx.glow, 0.3 + 0.5 * ctx.beat), 0.6), 1)
+
+
+class Fairground(Motif):
+    """A big wheel turning over tents strung with lights: its rim, spokes and gondolas sharp, lamps
+    along the rim chasing round, a glow behind the hub and soft shadows under the tents."""
+
+    name, words, layer = "fairground", ("fairground", "fair", "funfair", "carnival", "ferris", "amusement", "big wheel"), 1
+
+    def setup(self):
+        self.tents = self.rng.uniform(0, 1, (5, 3)).astype(np.float32)
+
+    def _where(self, ctx: Ctx) -> tuple[float, float, float, float]:
+        ground = ctx.h * min(0.95, ctx.horizon + 0.14)
+        x = ctx.place(0.33, 0.4)[0] + 0.5 * ctx.cam
+        r = ctx.h * 0.24 * (0.5 + 0.5 * ctx.amount)
+        return x, ground - r - 0.09 * ctx.h, r, ground
+
+    def _tent_feet(self, ctx: Ctx, ground: float) -> np.ndarray:
+        u, size, _ = self.tents.T
+        return np.stack([_wrap(u * 1.1 * ctx.w + 0.5 * ctx.cam, -0.05 * ctx.w, 1.05 * ctx.w), (60 + 50 * size) * ctx.s], 1)
+
+    def soft(self, soft, ctx):
+        x, y, r, ground = self._where(ctx)
+        soft.halo(x, y, 1.3 * r, mix(ctx.accent, ctx.glow, 0.4), 0.45 * ctx.glow_gain * min(1.0, 1.5 * ctx.amount))
+        feet = self._tent_feet(ctx, ground)
+        soft.shadows(np.stack([feet[:, 0] + 0.4 * feet[:, 1], np.full(len(feet), ground + 4 * ctx.s),
+                               1.3 * feet[:, 1], np.full(len(feet), 9 * ctx.s)], 1), 0.8 * ctx.shadow, 8 * ctx.s)
+
+    def draw(self, img, ctx):
+        x, y, r, ground = self._where(ctx)
+        frame_c = mix(ctx.dark, ctx.mid, 0.25)
+        turn = ctx.t * 0.15
+        k = np.arange(16, dtype=np.float32)
+        a = k / 16 * 2 * math.pi + turn
+        rim = np.stack([x + r * np.cos(a), y + r * np.sin(a)], 1)
+        legs = [np.array([[x, y], [x - 0.55 * r, ground]]), np.array([[x, y], [x + 0.55 * r, ground]])]
+        polylines(img, ctx, legs, frame_c, max(2, int(6 * ctx.s)))
+        polylines(img, ctx, [np.array([[x, y], p]) for p in rim], frame_c, max(1, int(2 * ctx.s)))
+        circle(img, ctx, x, y, r, frame_c, max(2, int(5 * ctx.s)))
+        circle(img, ctx, x, y, 0.93 * r, frame_c, max(1, int(2 * ctx.s)))
+        circle(img, ctx, x, y, 0.1 * r, frame_c)
+        g = 0.07 * r   # gondolas hang below the rim, level whatever the wheel's turn
+        cars = np.stack([rim + [-g, 0.2 * g], rim + [g, 0.2 * g], rim + [0.8 * g, 1.6 * g], rim + [-0.8 * g, 1.6 * g]], 1)
+        fill(img, ctx, cars, mix(ctx.dark, ctx.accent, 0.35))
+        # Lamps on the rim, a wave of light chasing round, brighter on the beat.
+        b = np.arange(48, dtype=np.float32) / 48 * 2 * math.pi + turn
+        on = np.cos(b * 3 - ctx.t * 2.5) > 0.2 - 0.5 * ctx.beat
+        dots(img, ctx, (x + r * np.cos(b))[on], (y + r * np.sin(b))[on], 2.6 * ctx.s, mix(ctx.accent, ctx.glow, 0.6))
+        dots(img, ctx, (x + r * np.cos(b))[~on], (y + r * np.sin(b))[~on], 1.6 * ctx.s, mix(ctx.accent, ctx.mid, 0.4))
+        # Tents, striped roofs in two tones, strung together with lights.
+        feet = self._tent_feet(ctx, ground)
+        bodies, roofs, stripes, strings = [], [], [], []
+        for fx, w in feet:
+            bodies.append(np.array([[fx - 0.5 * w, ground], [fx - 0.5 * w, ground - 0.45 * w], [fx + 0.5 * w, ground - 0.45 * w],
+                                    [fx + 0.5 * w, ground]], dtype=np.float32))
+            roofs.append(np.array([[fx - 0.62 * w, ground - 0.42 * w], [fx, ground - 1.05 * w], [fx + 0.62 * w, ground - 0.42 * w]], dtype=np.float32))
+            stripes += [np.array([[fx, ground - 1.05 * w], [fx + c * 0.62 * w, ground - 0.42 * w]], dtype=np.float32) for c in (-0.5, 0.0, 0.5)]
+        order = np.argsort(feet[:, 0])
+        for i, j in zip(order[:-1], order[1:]):
+            (xa, wa), (xb, wb) = feet[i], feet[j]
+            s_ = np.linspace(0.0, 1.0, 9, dtype=np.float32)
+            strings.append(np.stack([xa + (xb - xa) * s_, ground - 1.0 * wa + (wa - wb) * s_ * 0 + 30 * ctx.s * np.sin(s_ * math.pi)], 1))
+        fill(img, ctx, bodies, mix(ctx.dark, ctx.mid, 0.2))
+        fill(img, ctx, roofs, mix(ctx.mid, ctx.accent, 0.45))
+        polylines(img, ctx, stripes, mix(ctx.light, ctx.glow, 0.3), max(2, int(5 * ctx.s)))
+        if strings:
+            polylines(img, ctx, strings, frame_c, 1)
+            bulbs = np.concatenate(strings)
+            dots(img, ctx, bulbs[:, 0], bulbs[:, 1], 2.2 * ctx.s, mix(ctx.accent, ctx.glow, 0.5 + 0.5 * ctx.beat))
+
+
 MOTIFS: tuple[type[Motif], ...] = (
     Stars, Moon, Sun, Clouds, Birds, Lightning, Fireworks, Lanterns, Kites,
     Mountains, Waves, Forest, City, Tower, Boats, Grass, Crystals,
-    Rain, Snow, Petals, Sparks, Ribbons, Smoke, Orbs, Fish, Rings, Spiral, Grid, Glyphs, Fire,
+    Rain, Snow, Petals, Sparks, Ribbons, Smoke, Orbs, Fish, Rings, Spiral, Grid, Glyphs, Fire, Crowd, Fairground,
 )
 MOTIF_NAMES: tuple[str, ...] = tuple(m.name for m in MOTIFS)
 BY_NAME = {m.name: m for m in MOTIFS}
@@ -1048,11 +1384,12 @@ _PATTERNS: dict[str, re.Pattern[str]] = {}
 
 
 def _pattern(motif: type[Motif]) -> re.Pattern[str]:
-    """Whole words only: "light" is not "lightning", "towering" is not a tower."""
+    """Whole words only: "light" is not "lightning", "towering" is not a tower, and a word that
+    opens a compound ("bird's-eye") is not the thing."""
     pattern = _PATTERNS.get(motif.name)
     if pattern is None:
         forms = sorted({f for w in motif.words for f in _forms(w)}, key=len, reverse=True)
-        pattern = _PATTERNS[motif.name] = re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")\b")
+        pattern = _PATTERNS[motif.name] = re.compile(r"\b(?:" + "|".join(re.escape(f) for f in forms) + r")\b(?!['’]s-)")
     return pattern
 
 

@@ -242,7 +242,7 @@ class ProceduralRenderer:
         jig = math.sin(self._phase * 91.0), math.cos(self._phase * 77.0)
         # A slow camera sway, slower than the motion itself: near layers cross the frame, far ones barely move.
         cam = CAMERA_PAN * self.width * (math.sin(0.11 * self._phase) + 0.4 * math.sin(0.047 * self._phase + 1.3))
-        return Ctx(cam=cam, glow_gain=self.scene.glow, w=self.width, h=self.height, t=self._phase, beat=min(1.0, level),
+        return Ctx(cam=cam, glow_gain=self.scene.glow, shadow=self.scene.rules.shadow, w=self.width, h=self.height, t=self._phase, beat=min(1.0, level),
                    onset=onset, energy=(self._va_smooth[1] + 1.0) / 2.0, zoom=1.0 + 0.05 * g["pulse"] * level,
                    ox=shake * jig[0], oy=shake * jig[1], horizon=HORIZONS.get(look.layout, 0.68), motion=self._motion,
                    dark=rgb[0], mid=rgb[2], light=rgb[3], accent=mix(rgb[3], rgb[4], 0.5), glow=glow)

@@ -46,8 +46,12 @@ def test_a_dense_caption_keeps_at_most_two_families_at_full_strength(scene):
 def test_roles_follow_the_captions_words_and_the_scenes_rules():
     rules = CompositionRules(focal=("lightning",), supporting=0, texture=0.2)
     assert rank((), ("clouds", "lightning", "rain"), rules)[0] == "lightning"   # the scene's choice when the caption names none
-    p = plan(rank(("rain",), ("clouds", "lightning", "rain"), rules), rules, "diagonal", key="x")
-    assert p.roles == {"rain": "focal", "lightning": "texture", "clouds": "texture"}
+    p = plan(rank(("clouds",), ("clouds", "lightning", "rain"), rules), rules, "diagonal", key="x")
+    assert p.roles == {"clouds": "focal", "lightning": "texture", "rain": "texture"}
+    # weather names no place to look: the scene's choice leads, the rain stays behind it
+    assert rank(("rain",), ("clouds", "lightning", "rain"), rules)[:2] == ("lightning", "rain")
+    assert rank(("rain", "waves"), ("rain", "waves", "mountains"), CompositionRules(focal=("moon",)))[:2] == ("waves", "rain")
+    assert rank(("rain",), ("rain",), rules) == ("rain",)
     assert rank(("rain", "lightning"), ("clouds", "lightning", "rain"), rules)[:2] == ("lightning", "rain")
     assert p.focus in (THIRDS, (1 - THIRDS[0], THIRDS[1]))
     assert cap_full({"a": 1.0, "b": 0.9, "c": 0.7}) == {"a": 1.0, "b": 0.9, "c": FULL_STRENGTH - 0.01}
