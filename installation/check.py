@@ -58,7 +58,8 @@ def check(cfg: Config) -> int:
         if cfg.compose.backend == "llm":
             console.print(f"composer LLM: {describe_llm_server(cfg.compose.llm_url, cfg.compose.llm_model)}")
     if cfg.render.model:
-        from models.diffusion import check_weights, describe_model
+        from models.diffusion.families import describe_model
+        from models.diffusion.weights import check_weights
         weight_problems = check_weights(cfg.render.settings())
         console.print("model weights: " + ("found" if not weight_problems else "; ".join(weight_problems)))
         if not weight_problems:
@@ -86,7 +87,7 @@ def running_scene_check(cfg: Config):
     def check_scene(scene) -> None:
         from models.captions.scenes import scene_settings
         from models.composing.composer import Composer
-        from models.procedural import ProceduralRenderer
+        from models.procedural.renderer import ProceduralRenderer
 
         ProceduralRenderer(64, 64).prepare(scene)
         scene_settings(scene)
@@ -109,7 +110,7 @@ def _check_scene_tables(cfg: Config, scene) -> None:
     from installation.operators.routes import param_specs_for
     from models.captions.director import Director
     from models.composing.composer import Composer
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
 
     ProceduralRenderer(64, 64).prepare(scene)
     Composer(cfg.compose.settings(), scene)

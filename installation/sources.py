@@ -99,7 +99,7 @@ def _choose_camera(cfg: Config, notes: list[str], problems: list[str]) -> str:
 
 def _choose_render(cfg: Config, notes: list[str], problems: list[str]) -> str:
     """The renderer: "auto" picks diffusion when its weights check out, else procedural."""
-    from models.diffusion import check_weights
+    from models.diffusion.weights import check_weights
 
     render = cfg.render.backend
     weight_problems = check_weights(cfg.render.settings())
@@ -275,12 +275,12 @@ def build_midi_outputs(cfg: Config, record_dir: Path | None, clock) -> list[Midi
 def build_renderers(cfg: Config, sources: Sources, scene) -> list[Renderer]:
     """The renderer chain: the procedural source, then diffusion over it when weights are there."""
     from installation.errors import UserError
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
     procedural = ProceduralRenderer(cfg.render.width, cfg.render.height, seed=cfg.render.seed)
     procedural.prepare(scene)  # a bad [render] table in the scene is a start-up error, not a crash loop
     if sources.render != "diffusion":
         return [procedural]
-    from models.diffusion import load_diffusion_renderer
+    from models.diffusion.load import load_diffusion_renderer
     try:
         diffusion = load_diffusion_renderer(cfg.render.settings())
     except UserError as exc:
@@ -295,7 +295,7 @@ def build_renderers(cfg: Config, sources: Sources, scene) -> list[Renderer]:
 def render_param_specs(cfg: Config) -> dict:
     """Live parameters of the diffusion renderer (/param/lora/<name>, /param/controlnet/strength)."""
     from installation.operators.routes import ParamSpec
-    from models.diffusion import live_param_specs
+    from models.diffusion.load import live_param_specs
     return {key: ParamSpec(*spec) for key, spec in live_param_specs(cfg.render.settings()).items()}
 
 

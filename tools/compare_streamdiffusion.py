@@ -76,7 +76,7 @@ def build_streamdiffusion(folder: Path, steps: int, size: int, batch: bool):
 def build_ours(folder: Path, steps: int, size: int, batch: bool):
     from installation.config import RenderConfig
     from installation.records import Caption
-    from models.diffusion import load_diffusion_renderer
+    from models.diffusion.load import load_diffusion_renderer
 
     cfg = RenderConfig(model=str(folder), width=size, height=size, steps=steps, stream_batch=batch,
                        similarity_skip=0.0, device="cpu")
@@ -89,7 +89,7 @@ def frames(size: int, count: int):
     import numpy as np
 
     from installation.records import MusicState
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
 
     procedural = ProceduralRenderer(size, size)
     return [procedural.render(MusicState(t_s=i / 30, arousal=0.3), i / 30) for i in range(count)], np

@@ -128,7 +128,7 @@ def _play(cfg, samples, rate: int, the_scene, fps: float, width: int, height: in
     from models.listening.onsets import onset_detector
     from models.seeing.va import ColourVA
     from models.listening.va import build_listener
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
 
     listener = build_listener(cfg.listen.settings(), rate, live=False)
     director = Director(cfg.captions.settings(), the_scene, seed=seed)

@@ -215,7 +215,7 @@ def _procedural_fps(width: int, height: int, seconds: float) -> tuple[float, flo
     import numpy as np
 
     from installation.records import Caption, MusicState
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
 
     renderer = ProceduralRenderer(width, height)
     renderer.update_prompt(Caption(t_s=0.0, prompt="bench", valence=0.3, arousal=0.5, transition_s=1.0,
@@ -245,7 +245,7 @@ def _composition_figures(frames: int = 600) -> dict:
     every scene, a dense caption naming seven motif families changing every 2.5 s."""
     from installation.records import Caption, MusicState
     from models.procedural.composition import MAX_FULL
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
     from scenes.scene import available_scenes, load_scene
 
     words = ["city lights in the rain under the stars with birds over mountains", "rings of light over a grid",
@@ -305,8 +305,10 @@ def _diffusion_figures(cfg, frames: int) -> dict:
     import torch
 
     from installation.records import Caption, MusicState
-    from models.diffusion import DiffusionStats, check_weights, load_diffusion_renderer
-    from models.procedural import ProceduralRenderer
+    from models.diffusion.load import load_diffusion_renderer
+    from models.diffusion.stats import DiffusionStats
+    from models.diffusion.weights import check_weights
+    from models.procedural.renderer import ProceduralRenderer
 
     width, height = 512, 512
     source = "configured weights"
@@ -365,7 +367,8 @@ def _random_sd15_renderer(settings):
     from diffusers import AutoencoderTiny, LCMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from models.diffusion import DiffusionRenderer, pick_device
+    from models.diffusion.load import pick_device
+    from models.diffusion.renderer import DiffusionRenderer
 
     device = pick_device(settings.device)
     dtype = torch.float16 if device == "cuda" else torch.float32

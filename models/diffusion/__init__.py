@@ -17,14 +17,3 @@ renderer.py  the Renderer: prompts, strength, skip, last good frame, stepping do
 load.py      configured weights -> a renderer
 syncs.py     counting host-device synchronisations per frame
 """
-from .families import FAMILIES, describe_model, detect_family, frames_of_lag
-from .load import live_param_specs, load_diffusion_renderer, pick_device, pick_dtype
-from .prompts import slerp
-from .renderer import DiffusionRenderer
-from .settings import RenderSettings
-from .stats import DiffusionStats
-from .weights import WEIGHTS_DOC, check_weights, safetensors_problem
-
-__all__ = ["FAMILIES", "DiffusionRenderer", "DiffusionStats", "RenderSettings", "WEIGHTS_DOC", "check_weights",
-           "describe_model", "detect_family", "frames_of_lag", "live_param_specs", "load_diffusion_renderer",
-           "pick_device", "pick_dtype", "safetensors_problem", "slerp"]

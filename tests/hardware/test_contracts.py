@@ -364,7 +364,7 @@ def test_scheduler_contract(make, request):
 
 # --- Renderer ------------------------------------------------------------------------------------
 def _procedural(tmp_path):
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
     return ProceduralRenderer(64, 36, seed=1)
 
 
@@ -386,7 +386,7 @@ RENDERERS = {"ProceduralRenderer": _procedural, "DiffusionRenderer": _diffusion,
 @pytest.mark.parametrize("make", RENDERERS.values(), ids=RENDERERS.keys())
 def test_renderer_contract(make, tmp_path, one_torch_thread):
     from installation.records import Caption, MusicState
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
     from models.renderer import Renderer
     from scenes.scene import load_scene
     renderer = make(tmp_path)

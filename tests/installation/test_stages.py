@@ -10,8 +10,12 @@ import pytest
 from installation.bus import Bus, LiveSnapshot
 from installation.clock import ManualClock
 from installation.records import AudioBlock, Caption, ImageState, MusicState, NoteEvent
-from installation.stages import (CameraStage, CaptionerStage, ComposerStage, ListenerStage, RendererStage,
-                                 WatcherStage)
+from installation.stages.camera import CameraStage
+from installation.stages.captioner import CaptionerStage
+from installation.stages.composer import ComposerStage
+from installation.stages.listener import ListenerStage
+from installation.stages.renderer import RendererStage
+from installation.stages.watcher import WatcherStage
 
 
 def live(**params) -> LiveSnapshot:

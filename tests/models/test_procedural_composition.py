@@ -7,7 +7,7 @@ from installation.errors import UserError
 from installation.records import Caption, MusicState
 from models.procedural.composition import FULL_STRENGTH, THIRDS, CompositionRules, cap_full, parse_rules, plan, rank
 from models.procedural.motifs import MOTIF_NAMES
-from models.procedural import ProceduralRenderer
+from models.procedural.renderer import ProceduralRenderer
 from scenes.scene import available_scenes, load_scene, parse_scene
 
 DENSE = Caption(t_s=0.0, prompt="dense", transition_s=1.0, source="agents",
@@ -69,7 +69,7 @@ def test_bad_rules_are_one_sentence_naming_the_key():
 def test_the_renderer_stage_puts_the_composition_in_status():
     from installation.bus import Bus
     from installation.clock import ManualClock
-    from installation.stages import RendererStage
+    from installation.stages.renderer import RendererStage
 
     clock, bus = ManualClock(), Bus("storm")
     bus.scene.put(load_scene("storm"))

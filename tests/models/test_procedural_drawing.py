@@ -11,7 +11,7 @@ from models.procedural.atmosphere import SOFT_SCALE, Soft, horizon_haze
 from models.procedural.fields import Field
 from models.procedural.motifs import BY_NAME, MOTIF_NAMES, Ctx, motifs_named_in
 from models.procedural.noise import Noise
-from models.procedural import ProceduralRenderer
+from models.procedural.renderer import ProceduralRenderer
 from scenes.scene import parse_scene
 
 SIZES = ((320, 180), (1280, 720), (1920, 1080))

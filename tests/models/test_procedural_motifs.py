@@ -10,7 +10,7 @@ import pytest
 from installation.errors import UserError
 from installation.records import Caption, MusicState
 from models.procedural.motifs import BY_NAME, MOTIF_NAMES, choose_motifs, motion_from_text
-from models.procedural import ProceduralRenderer
+from models.procedural.renderer import ProceduralRenderer
 from models.renderer import Renderer
 from scenes.scene import parse_scene
 

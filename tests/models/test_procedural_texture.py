@@ -110,7 +110,7 @@ def test_a_whirlpool_lies_on_the_sea():
 
 def test_the_scene_shadow_reaches_the_drawing():
     from installation.records import MusicState
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
     from scenes.scene import parse_scene
 
     means = []

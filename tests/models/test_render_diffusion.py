@@ -11,8 +11,11 @@ import pytest
 from installation.config import RenderConfig
 from installation.errors import UserError
 from installation.records import Caption, MusicState
-from models.diffusion import DiffusionRenderer, check_weights, load_diffusion_renderer, slerp
-from models.procedural import ProceduralRenderer
+from models.diffusion.load import load_diffusion_renderer
+from models.diffusion.prompts import slerp
+from models.diffusion.renderer import DiffusionRenderer
+from models.diffusion.weights import check_weights
+from models.procedural.renderer import ProceduralRenderer
 from tests.tiny_pipeline import build_tiny_components, mid_grey, write_tiny_family, write_tiny_vae
 
 SIZE = 64
@@ -414,7 +417,7 @@ def load_family(family_models, family: str, size: tuple[int, int] = (SIZE, SIZE)
 @pytest.mark.parametrize("family", ["sd15-lcm", "sd15-lcm-lora", "sd-turbo", "sdxs-512", "sdxl-turbo",
                                     "sdxl-lcm-lora"])
 def test_every_family_is_recognised_and_renders_with_one_sync_at_most(family_models, family):
-    from models.diffusion import describe_model
+    from models.diffusion.families import describe_model
     from models.diffusion.syncs import SyncCounter
 
     folder, lora = family_models[family]
@@ -496,7 +499,7 @@ def test_controlnet_is_called_once_per_unet_call_and_its_strength_is_live(family
 
 
 def test_a_lora_weight_change_alters_the_output_without_a_reload(family_models, tmp_path):
-    from models.diffusion import live_param_specs
+    from models.diffusion.load import live_param_specs
     from tests.tiny_pipeline import _tiny_unet, write_tiny_lora_for
 
     ink = write_tiny_lora_for(_tiny_unet(time_cond=True), tmp_path / "loras", seed=11, name="Ink Wash")
@@ -593,7 +596,7 @@ def test_the_camera_gives_the_controlnet_its_structure_through_the_renderer_stag
 
     from installation.bus import Bus, LiveSnapshot
     from installation.clock import ManualClock
-    from installation.stages import RendererStage
+    from installation.stages.renderer import RendererStage
     from tests.tiny_pipeline import write_tiny_controlnet
 
     net = write_tiny_controlnet(tmp_path / "controlnet")
@@ -624,7 +627,7 @@ def test_status_counts_new_diffusion_frames_apart_from_the_refresh(tiny_model, s
     (skip.max_frames = 4) and holds the last one between; only the new ones count."""
     from installation.bus import Bus
     from installation.clock import ManualClock
-    from installation.stages import RendererStage
+    from installation.stages.renderer import RendererStage
     class StillSource:
         name = "procedural"
         picture = init_picture()

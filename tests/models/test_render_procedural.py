@@ -9,7 +9,7 @@ import pytest
 from installation.errors import UserError
 from installation.records import Caption, MusicState
 from models.seeing.va import ColourVA
-from models.procedural import ProceduralRenderer
+from models.procedural.renderer import ProceduralRenderer
 from models.procedural.fields import LAYOUTS, SHAPES, look_from_caption
 from scenes.scene import available_scenes, parse_scene
 

@@ -127,7 +127,7 @@ def test_sigterm_stops_promptly_with_notes_off_and_files_readable(tmp_path, sign
 @pytest.mark.slow
 def test_a_crashing_stage_is_restarted_and_the_projector_keeps_going(tmp_path):
     cfg = load_config(ROOT / "config.toml", EMBEDDED)
-    from models.procedural import ProceduralRenderer
+    from models.procedural.renderer import ProceduralRenderer
 
     from scenes.scene import load_scene
 
