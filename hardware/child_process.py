@@ -125,3 +125,28 @@ def end_process(proc: subprocess.Popen, timeout_s: float = 5.0, terminate: bool 
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+def serve_stream(conn: Any, stream: Any, what: str, on_message: Callable[[str, Any], None] | None = None) -> None:
+    """In a device child: start a PortAudio stream, hand the parent's messages to `on_message` until
+    "stop" or the parent is gone, then abort and close the stream and say "stopped"."""
+    try:
+        stream.start()
+    except Exception as exc:  # noqa: BLE001 - the device went in between
+        conn.send(("error", f"{what} cannot start ({exc})"))
+        return
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError):  # the parent died
+            break
+        if kind == "stop":
+            break
+        if on_message is not None:
+            on_message(kind, payload)
+    stream.abort()
+    stream.close()
+    try:
+        conn.send(("stopped", None))
+    except OSError:
+        pass

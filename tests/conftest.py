@@ -113,6 +113,17 @@ def jack_registrations() -> dict[str, int]:
         return {}
 
 
+def with_jack_servers(run) -> None:
+    """`run(servers)` in a child scenario; every server it appended to `servers` is stopped after,
+    a failure included, so none is left running."""
+    servers: list = []
+    try:
+        run(servers)
+    finally:
+        for server in servers:
+            stop_jackd(server)
+
+
 def reclaim_dead_jack_registrations() -> int:
     """Free the slots of test servers that died without a clean exit in JACK's server registry.
 

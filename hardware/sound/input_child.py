@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hardware.child_process import ChildProcess
+from hardware.child_process import ChildProcess, serve_stream
 from hardware.sound.jack_server import server_identity
 
 START_TIMEOUT_S = 10.0
@@ -44,24 +44,7 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
         conn.send(("error", f"the audio input cannot open ({exc})"))
         return
     conn.send(("ready", {"jack_server": server_identity() if on_jack else None, "device": str(info["name"])}))
-    try:
-        stream.start()
-    except Exception as exc:  # noqa: BLE001 - the device went in between
-        conn.send(("error", f"the audio input stream cannot start ({exc})"))
-        return
-    while True:
-        try:
-            kind, _ = conn.recv()
-        except (EOFError, OSError):  # the parent died
-            break
-        if kind == "stop":
-            break
-    stream.abort()
-    stream.close()
-    try:
-        conn.send(("stopped", None))
-    except OSError:
-        pass
+    serve_stream(conn, stream, "the audio input stream")
 
 
 class InputChild:

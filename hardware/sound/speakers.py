@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from hardware.child_process import ChildFailed, ChildProcess
+from hardware.child_process import ChildFailed, ChildProcess, serve_stream
 from hardware.sound.jack_server import server_identity
 from hardware.recovery import DeviceHealth
 from installation.records import AudioBlock
@@ -66,26 +66,7 @@ def _speaker_main(conn, device: str | int | None, rate_hz: int, block_frames: in
     # ready before the first callback, so the parent's first blocks are on their way when it comes
     conn.send(("ready", {"jack_server": server_identity() if on_jack else None, "device": str(info["name"]),
                          "latency_s": float(stream.latency)}))
-    try:
-        stream.start()
-    except Exception as exc:  # noqa: BLE001 - the device went in between
-        conn.send(("error", f"the speaker stream cannot start ({exc})"))
-        return
-    while True:
-        try:
-            kind, payload = conn.recv()
-        except (EOFError, OSError):  # the parent died
-            break
-        if kind == "block":
-            queue.append(payload)
-        elif kind == "stop":
-            break
-    stream.abort()
-    stream.close()
-    try:
-        conn.send(("stopped", None))
-    except OSError:
-        pass
+    serve_stream(conn, stream, "the speaker stream", lambda kind, payload: queue.append(payload) if kind == "block" else None)
 
 
 class SynthSpeakers:

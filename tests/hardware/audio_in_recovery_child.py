@@ -20,7 +20,7 @@ faulthandler.dump_traceback_later(float(sys.argv[1]) if len(sys.argv) > 1 else 1
 import numpy as np  # noqa: E402
 
 from installation.clock import MonotonicClock  # noqa: E402
-from tests.conftest import start_jackd, stop_jackd  # noqa: E402
+from tests.conftest import start_jackd, stop_jackd, with_jack_servers  # noqa: E402
 from tests.fakes import ToneInto  # noqa: E402
 from tests.hardware.device_recovery_child import Warnings  # noqa: E402
 
@@ -82,12 +82,7 @@ def run(servers: list) -> None:
 
 
 def main() -> None:
-    servers: list = []
-    try:
-        run(servers)
-    finally:  # a failure must not leave a server running
-        for server in servers:
-            stop_jackd(server)
+    with_jack_servers(run)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from hardware.sound.synth import Synth, SynthLoopInput, SynthSpeakers, output_ra
 from installation.clock import MonotonicClock  # noqa: E402
 from tests.hardware.device_recovery_child import Warnings  # noqa: E402
 from tests.fakes import CaptureFrom  # noqa: E402
-from tests.conftest import start_jackd, stop_jackd  # noqa: E402
+from tests.conftest import start_jackd, stop_jackd, with_jack_servers  # noqa: E402
 
 LOUD = 0.05
 
@@ -86,12 +86,7 @@ def run(servers: list) -> None:
 
 
 def main() -> None:
-    servers: list = []
-    try:
-        run(servers)
-    finally:  # a failure must not leave a server running
-        for server in servers:
-            stop_jackd(server)
+    with_jack_servers(run)
 
 
 if __name__ == "__main__":
