@@ -24,6 +24,8 @@ TEMPO_RANGE_BPM = (20.0, 300.0)
 TICKS_PER_BEAT = 24
 OUTLIER_S = 0.012
 """A tick further than this from the robust line is late (or early) and left out of the fit."""
+LOST_TICKS_GAP = (1.6, 3.5)
+"""A gap between two ticks of this many fitted periods means one or two ticks were lost."""
 
 
 class Tempo(Protocol):
@@ -236,6 +238,7 @@ class ClockFollower:
                         self._ticks.popleft()
                     self._off_line = 0
                     self._force_bpm = None  # proven by a whole beat: no slew toward it
+            self._count += self._lost_before(t_s)
             self._ticks.append((self._count, t_s))
             self._count += 1
             if len(self._ticks) < (self._min_ticks if self._force_bpm is not None or self._fit is None
@@ -263,6 +266,15 @@ class ClockFollower:
                 self.bpm = bpm
                 return bpm
             return None
+
+    def _lost_before(self, t_s: float) -> int:
+        """Ticks the MIDI transport dropped just before this one: a gap of about two or three of the
+        fitted periods (a stall longer than that is a late burst, whose ticks come after it).
+        Without this a dropped tick shifts the count of every later one off the line."""
+        if self._fit is None or not self._ticks:
+            return 0
+        periods = (t_s - self._ticks[-1][1]) / self._fit[2]
+        return int(round(periods)) - 1 if LOST_TICKS_GAP[0] <= periods < LOST_TICKS_GAP[1] else 0
 
     def exact_bpm(self) -> float | None:
         """The tempo in force (limited in its change per beat); None before a fit or after Stop."""

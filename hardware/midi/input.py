@@ -16,6 +16,7 @@ import collections
 import logging
 import threading
 
+import mido
 
 from hardware.sound.jack_server import server_identity, uses_jack
 from hardware.midi.output import load_backend
@@ -46,6 +47,47 @@ def close_input(port) -> None:
 log = logging.getLogger(__name__)
 
 
+class EventStamps:
+    """A message's time from the MIDI driver's own event times, anchored to the clock.
+
+    rtmidi measures each event's delta from the previous one in the driver's thread (JACK's frame
+    time); the callback into Python may then wait for the interpreter, on a loaded machine for tens
+    of milliseconds, which would move a clock tick's stamp. Stamps follow the deltas from the first
+    message on and are never later than now; where there is no delta, the time of arrival.
+    """
+
+    def __init__(self, clock) -> None:
+        self._clock = clock
+        self._last_s: float | None = None
+
+    def stamp(self, delta_s: float | None = None) -> float:
+        now_s = self._clock.now_s()
+        if delta_s is None or delta_s < 0 or self._last_s is None:
+            t_s = now_s
+        else:
+            t_s = min(now_s, self._last_s + delta_s)
+        self._last_s = t_s
+        return t_s
+
+
+def take_event_times(port, on_event) -> None:
+    """Route an rtmidi port's events (bytes, delta) to `on_event(message, delta_s)` instead of mido's
+    wrapper, which drops the delta; ports of other backends keep calling back without one."""
+    rt = getattr(port, "_rt", None)
+    if rt is None:
+        return
+
+    def on_rtmidi(event, _data=None) -> None:
+        data, delta_s = event
+        try:
+            message = mido.Message.from_bytes(data)
+        except ValueError:  # as mido does: an invalid message is dropped
+            return
+        on_event(message, delta_s)
+
+    rt.set_callback(on_rtmidi)
+
+
 class MidoMidiIn:
     """One controller, found by name substring among the backend's input ports."""
 
@@ -61,6 +103,7 @@ class MidoMidiIn:
         self.health = DeviceHealth(name, "MIDI in", clock.now_s)
         self._retry_s = retry_s
         self._messages: collections.deque = collections.deque(maxlen=capacity)
+        self._stamps = EventStamps(clock)
         self._lock = threading.Lock()
         self._port = None
         self.port_name: str | None = None
@@ -117,9 +160,9 @@ class MidoMidiIn:
         except Exception:
             return None
 
-    def _on_message(self, message) -> None:
+    def _on_message(self, message, delta_s: float | None = None) -> None:
         """Backend thread: stamp and store, nothing else."""
-        t_s = self._clock.now_s()
+        t_s = self._stamps.stamp(delta_s)
         self._messages.append(message.copy(time=t_s))
         self._last_message_s = t_s
         self.received += 1
@@ -138,7 +181,9 @@ class MidoMidiIn:
             self.health.reopen_failed(f"no input matches {self.name!r}")
             return
         try:
+            self._stamps = EventStamps(self._clock)  # a new port's first delta counts from nothing
             port = self._backend.open_input(match, callback=self._on_message)
+            take_event_times(port, self._on_message)
         except Exception as exc:
             self.errors += 1
             self.health.reopen_failed(str(exc))
@@ -210,6 +255,7 @@ class VirtualMidiIn:
         self._backend_name = backend
         self._backend = load_backend(backend)
         self._messages: collections.deque = collections.deque(maxlen=capacity)
+        self._stamps = EventStamps(clock)
         self._port = None
         self.received = 0
 
@@ -217,9 +263,9 @@ class VirtualMidiIn:
     def connected(self) -> bool:
         return self._port is not None
 
-    def _on_message(self, message) -> None:
+    def _on_message(self, message, delta_s: float | None = None) -> None:
         """Backend thread: stamp and store, nothing else."""
-        self._messages.append(message.copy(time=self._clock.now_s()))
+        self._messages.append(message.copy(time=self._stamps.stamp(delta_s)))
         self.received += 1
 
     def open(self) -> None:
@@ -227,6 +273,7 @@ class VirtualMidiIn:
             return
         try:
             self._port = self._backend.open_input(self.name, virtual=True, callback=self._on_message)
+            take_event_times(self._port, self._on_message)
         except Exception as exc:  # rtmidi: SystemError without ALSA, NotImplementedError on Windows MME
             raise UserError(f"midi.virtual_input {self.name!r} cannot be opened ({type(exc).__name__}: {exc}); "
                             f"check midi.backend (e.g. \"mido.backends.rtmidi/UNIX_JACK\" with a JACK server "

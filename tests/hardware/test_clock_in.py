@@ -67,6 +67,24 @@ def test_a_120_ms_late_burst_every_10_s_keeps_the_tempo_in_force_within_2_bpm_of
     assert len(said) <= 3  # the first reading (and perhaps a settling step), nothing per burst
 
 
+def test_one_tick_in_a_hundred_lost_keeps_the_tempo_in_force_within_2_bpm_of_128():
+    """A loaded machine's MIDI transport drops a tick now and then (1-3 % measured over JACK at load 17):
+    the gap counts as the ticks it stands for, so later ticks stay on the line."""
+    from installation.tempo import ClockFollower
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        follower, worst = ClockFollower(), 0.0
+        for seen_s in late_burst_sender(128.0, 60.0, seed=seed):
+            if rng.random() < 0.01:
+                continue
+            follower.tick(seen_s)
+            bpm = follower.exact_bpm()
+            if bpm is not None and seen_s > 2.0:
+                worst = max(worst, abs(bpm - 128.0))
+        assert worst <= 2.0, (seed, worst)  # 2.9-16 bpm when a lost tick shifted the count
+
+
 def test_stop_releases_the_override_10_of_10_even_with_the_clock_running_on():
     clock, tempo, live_map, live, control = follower_on_a_manual_clock()
     released = 0

@@ -126,3 +126,17 @@ def test_an_absent_controller_does_not_stop_the_show():
     port.open()
     assert not port.connected and port.poll() == []
     port.close()
+
+
+def test_event_stamps_follow_the_drivers_deltas_and_are_never_later_than_now():
+    """A callback that waited for the interpreter keeps its event's time: the driver's delta counts."""
+    from hardware.midi.input import EventStamps
+
+    clock = ManualClock()
+    stamps = EventStamps(clock)
+    clock.advance(1.0)
+    assert stamps.stamp(0.0) == 1.0  # the first message: its time of arrival
+    clock.advance(0.05)  # two ticks 20 ms apart reach Python together, 50 ms after the first
+    assert stamps.stamp(0.02) == pytest.approx(1.02) and stamps.stamp(0.02) == pytest.approx(1.04)
+    assert stamps.stamp(0.5) == pytest.approx(1.05)  # never later than now
+    assert stamps.stamp(None) == pytest.approx(1.05)  # no delta (another backend): arrival
