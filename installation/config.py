@@ -51,7 +51,7 @@ class InstallationConfig(Section):
     status_hz: float = Field(2.0, gt=0, le=30)
 
 
-# --- audio in and listening (issue: listening) --------------------------------------------------
+# --- audio in and listening --------------------------------------------------
 class AudioConfig(Section):
     source: Literal["auto", "device", "file", "synth"] = "auto"
     backend: Literal["sounddevice", "pyaudio"] = "sounddevice"
@@ -88,7 +88,7 @@ class ListenConfig(Section):
         return self.typed(ListenSettings)
 
 
-# --- captions (issue: captions) ---------------------------------------------------------------
+# --- captions ---------------------------------------------------------------
 class CaptionsConfig(Section):
     backend: Literal["agents", "llm"] = "agents"
     mode: Literal["caption_only", "single_agent", "agents"] = "agents"
@@ -119,7 +119,7 @@ class CaptionsConfig(Section):
         return self.typed(CaptionSettings)
 
 
-# --- rendering (issue: visuals) ---------------------------------------------------------------
+# --- rendering ---------------------------------------------------------------
 class RenderConfig(Section):
     backend: Literal["auto", "procedural", "diffusion"] = "auto"
     width: int = Field(1280, ge=64, le=4096)
@@ -161,7 +161,7 @@ class DisplayConfig(Section):
     fps: int = Field(30, gt=0, le=240)
 
 
-# --- camera, composer, MIDI (issue: camera to music) --------------------------------------------
+# --- camera, composer, MIDI --------------------------------------------
 class CameraConfig(Section):
     source: Literal["auto", "opencv", "file", "photos"] = "auto"
     device: str = "0"
@@ -232,7 +232,7 @@ class SynthConfig(Section):
     sample_rate_hz: int = Field(22050, ge=8000, le=96000)
 
 
-# --- operators (issue: control) ---------------------------------------------------------------
+# --- operators ---------------------------------------------------------------
 class OscConfig(Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -296,7 +296,7 @@ class ControlConfig(Section):
     reload_check_s: float = Field(1.0, gt=0, le=60)
 
 
-# --- tempo, video out (issue: rigs) ------------------------------------------------------------
+# --- tempo, video out ------------------------------------------------------------
 class TempoConfig(Section):
     source: Literal["internal", "midi", "link"] = "internal"
     bpm: float = Field(120.0, ge=20.0, le=300.0)
