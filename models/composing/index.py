@@ -42,7 +42,7 @@ VA_WEIGHT = 0.6
 CONTENT_FLOOR = 0.35
 """Cosine of a picture's content phrase and a tune theme's phrase below which they share nothing (unrelated
 phrases of the sentence model lie at 0.1-0.3, a phrase and its own theme at 0.6-0.75)."""
-CONTENT_VA_RADIUS = 0.75
+CONTENT_VA_RADIUS = 0.6
 """VA distance at which the content match stops counting (it counts fully at distance 0)."""
 TIE_MARGIN = 0.05
 NEAR_MIN, NEAR_MAX = 6, 12
