@@ -173,7 +173,8 @@ MOODS = {(-1, -1): "sad, gloomy, slow", (-1, 0): "melancholic, sombre", (-1, 1):
 
 
 SEEN_CONTENT = ("a stormy, clouded sky", "open sky", "water, a sea, a lake or a river", "trees and plants",
-                "a wide open view of land, hills or sea", "a person", "people", "upright lines like buildings or trunks")
+                "a wide open view of land, hills or sea", "a person", "people",
+                "upright lines like buildings or trunks")
 """The phrases of `describe` that name a thing seen (not a texture, a line, a colour or movement)."""
 
 
@@ -217,7 +218,8 @@ def describe(valence: float, arousal: float, brightness: float, saturation: floa
     if f.get("vegetation", 0) > 0.15:
         seen.append("trees and plants")
     if f.get("openness", 0) > 0.5:
-        seen.append("a wide open view of land, hills or sea" + (" with a low horizon" if f.get("horizon_y", 0.5) > 0.6 else ""))
+        low = " with a low horizon" if f.get("horizon_y", 0.5) > 0.6 else ""
+        seen.append("a wide open view of land, hills or sea" + low)
     if f.get("faces", 0) >= 1 or people:
         n = max(int(f.get("faces", 0)), people)
         seen.append("a person" if n == 1 else "people")
