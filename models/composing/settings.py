@@ -23,6 +23,7 @@ class ComposeSettings:
     percussion: bool
     percussion_channel: int
     retrieval: bool
+    content_weight: float
 
 
 @dataclass(frozen=True)

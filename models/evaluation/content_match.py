@@ -17,7 +17,7 @@ SEEN_THEMES: dict[str, tuple[str, ...]] = {
     "trees and plants": ("forest", "flowers", "field", "spring", "birds"),
     "open sky": ("sky", "morning", "birds"),
     "a stormy, clouded sky": ("storm", "rain", "sky"),
-    "a wide open view": ("field", "mountain", "sea"),
+    "a wide open view of land, hills or sea": ("field", "mountain", "sea"),
     "a person": ("person", "love", "child", "wedding"),
     "people": ("person", "dance", "wedding", "drink"),
     "upright lines like buildings or trunks": ("town", "castle", "home", "forest"),

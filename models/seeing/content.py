@@ -172,6 +172,26 @@ MOODS = {(-1, -1): "sad, gloomy, slow", (-1, 0): "melancholic, sombre", (-1, 1):
 """Mood words on a 3 x 3 valence-arousal grid, shared by pictures and tunes so their texts meet."""
 
 
+SEEN_CONTENT = ("a stormy, clouded sky", "open sky", "water, a sea, a lake or a river", "trees and plants",
+                "a wide open view of land, hills or sea", "a person", "people",
+                "upright lines like buildings or trunks")
+"""The phrases of `describe` that name a thing seen (not a texture, a line, a colour or movement)."""
+
+
+def content_phrases(description: str) -> tuple[str, ...]:
+    """What a description (`describe`) says is seen, as separate phrases for retrieval: its content
+    phrases (SEEN_CONTENT), the zero-shot labels and a visitor's comment; () for a mood-only text."""
+    if " picture of " not in description:
+        return ()
+    seen, _, comment = description.split(" picture of ", 1)[1].partition(". A visitor says: ")
+    seen, _, labels = seen.partition("; it looks like ")
+    found = [p for p in SEEN_CONTENT if p in seen]
+    found += [label.strip(" .") for label in labels.split(", ") if label.strip(" .")]
+    if comment.strip(" ."):
+        found.append(comment.strip(" ."))
+    return tuple(found)
+
+
 def mood_words(valence: float, arousal: float) -> str:
     def third(x: float) -> int:
         return -1 if x < -0.33 else (1 if x > 0.33 else 0)
@@ -198,7 +218,8 @@ def describe(valence: float, arousal: float, brightness: float, saturation: floa
     if f.get("vegetation", 0) > 0.15:
         seen.append("trees and plants")
     if f.get("openness", 0) > 0.5:
-        seen.append("a wide open view" + (" with a low horizon" if f.get("horizon_y", 0.5) > 0.6 else ""))
+        low = " with a low horizon" if f.get("horizon_y", 0.5) > 0.6 else ""
+        seen.append("a wide open view of land, hills or sea" + low)
     if f.get("faces", 0) >= 1 or people:
         n = max(int(f.get("faces", 0)), people)
         seen.append("a person" if n == 1 else "people")
