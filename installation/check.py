@@ -57,6 +57,12 @@ def check(cfg: Config) -> int:
             console.print(f"caption LLM: {describe_llm_server(cfg.captions.llm_url, cfg.captions.llm_model)}")
         if cfg.compose.backend == "llm":
             console.print(f"composer LLM: {describe_llm_server(cfg.compose.llm_url, cfg.compose.llm_model)}")
+    if cfg.compose.head == "learned":
+        from models.composing.learned import describe_weights
+        try:
+            console.print(f"learned composer: {describe_weights(cfg.compose.learned_weights)}")
+        except UserError as exc:
+            sources.problems.append(str(exc).rstrip("."))
     if cfg.render.model:
         from models.diffusion.families import describe_model
         from models.diffusion.weights import check_weights

@@ -34,7 +34,7 @@ def build_composer(cfg, scene, seed: int, table=None, index=None, live: bool = F
     composer.wait_for_words = not live  # live, the first phrases never wait for the sentence model
     if cfg.compose.head == "learned":
         from models.composing.learned import LearnedMelody
-        composer.melody_source = LearnedMelody(cfg.compose.learned_weights, seed=seed)
+        composer.melody_source = LearnedMelody(cfg.compose.learned_weights, seed=seed, wait_for_words=not live)
     if cfg.compose.backend == "llm":
         from models.composing.llm import LlmComposer
         composer = LlmComposer(composer, cfg.compose.llm_url, cfg.compose.llm_model, cfg.compose.llm_timeout_s,

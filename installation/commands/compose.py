@@ -506,6 +506,11 @@ def _train_composer(args: argparse.Namespace) -> int:
           f"{figures['token_loss']:.3f}; VA predictor held-out MAE {figures['predictor_mae']:.3f}; written melodies' VA "
           f"MAE {figures['va_mae']:.3f} to their targets ({figures['va_mae_shuffled']:.3f} to shuffled targets); "
           f"Spearman target vs written: valence {figures['valence_spearman']:+.2f}, arousal {figures['arousal_spearman']:+.2f}")
+    c = figures["content"]
+    print(f"content: {c['changed']:.0%} of melodies change with it; a theme's share of the nearest corpus phrases "
+          f"{c['share_asked']:.3f} when asked for it, {c['share_other']:.3f} when asked for another; nearest theme "
+          f"centroid right {c['centroid_hits']:.0%} (chance {c['centroid_chance']:.0%}, corpus phrases "
+          f"{c['centroid_hits_corpus']:.0%})")
     print(f'use it with: compose.head = "learned", compose.learned_weights = "{args.out}"')
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))

@@ -52,9 +52,11 @@ class Composer:
         self._comment_pull: tuple[float, float, str] | None = None  # the comment's VA for this phrase
         self._recent_tunes: list[str] = []
         self.last_retrieved = None
-        self.melody_source: Callable[[Phrase, str, str, tuple[float, float]], tuple[Phrase, str] | None] | None = None
-        """Optional `(retrieved Phrase, mode class, metre, (valence, arousal)) -> (Phrase, reason) | None`
-        that writes the phrase's melody instead (the learned head, the LLM backend); None = corpus."""
+        self.melody_source: Callable[[Phrase, str, str, tuple[float, float], str],
+                                     tuple[Phrase, str] | None] | None = None
+        """Optional `(retrieved Phrase, mode class, metre, (valence, arousal), the picture's description)
+        -> (Phrase, reason) | None` that writes the phrase's melody instead (the learned head, the LLM
+        backend); None = corpus."""
         self.wait_for_words = True
         """False in a live installation: until the sentence model has loaded (seconds, in the
         background), melodies are drawn by mode class and metre instead of waiting for it."""
@@ -218,7 +220,7 @@ class Composer:
         variation = max(0.0, min(0.9, self._scene_settings.variation + 0.4 * image.motion))
         melody_source = self.melody_source
         if melody_source is not None:
-            written = melody_source(source, mode_class, metre, (v, a))
+            written = melody_source(source, mode_class, metre, (v, a), self.picture_words(image, v, a))
             if written is not None:
                 source, why = written
                 reasons.append(why)
@@ -250,6 +252,13 @@ class Composer:
         return self._index
 
     @staticmethod
+    def picture_words(image: ImageState, v: float, a: float) -> str:
+        """The picture's description, as retrieval and a melody source read it."""
+        from models.seeing.content import describe
+        return image.description or describe(v, a, image.brightness, image.saturation, image.contrast,
+                                             image.content, image.dominant_hues_deg, image.motion)
+
+    @staticmethod
     def picture_key(image: ImageState) -> bytes:
         """The picture's own numbers, rounded, as bytes: equal for one picture, different for another."""
         numbers = (image.valence, image.arousal, image.brightness, image.saturation, image.contrast,
@@ -269,9 +278,7 @@ class Composer:
             source = self.table.choose_phrase(mode_class, metre, self.rng)
             return source, "melody drawn at random by mode class and metre while the sentence model loads"
         key = self.picture_key(image)
-        from models.seeing.content import describe
-        description = image.description or describe(v, a, image.brightness, image.saturation, image.contrast,
-                                                    image.content, image.dominant_hues_deg, image.motion)
+        description = self.picture_words(image, v, a)
         ranked = index.rank(description, (v, a), mode_class, metre, key=key,
                             content_weight=self.settings.content_weight)
         if ranked and self._tune is not None and ranked[0].source == self._tune[0]:

@@ -1,15 +1,21 @@
-"""The learned composer (`compose.head = "learned"`): a small VA-conditioned melody model.
+"""The learned composer (`compose.head = "learned"`): a small melody model conditioned on mood and content.
 
 The Emotion-Guided Image-to-Music mechanism at this machine's scale: a GRU writes a four-bar
 melody token by token (scale degree or rest, and duration in sixteenths), conditioned on the
-target (valence, arousal), the metre and the mode class. Training (`python run.py train composer`,
-CPU, one thread) minimises the token cross-entropy on the corpus phrases (models/data/corpus_table.json)
-plus a VA loss: the mean absolute error between the target VA and what a differentiable VA
+target (valence, arousal), the metre, the mode class and a content vector: what the tune is about
+(its imagery themes, models.composing.tune_imagery) in training, what the picture shows (the
+content words of its description) when playing. Both texts are embedded with the sentence model the
+corpus index uses and reduced to CONTENT_DIM numbers by a projection (the principal axes of the
+tunes' imagery texts) saved with the weights; a tune without imagery has the zero vector, which
+the model also sees for a fifth of the others, so zero means "content unknown". Training
+(`python run.py train composer`, CPU, one thread) minimises the token cross-entropy on the corpus
+phrases (models/data/corpus_table.json) plus a VA loss: the mean absolute error between the target VA and what a differentiable VA
 predictor reads from the model's own output distributions. The predictor is trained first, on the
 same phrases, to reproduce the rule-of-thumb VA of a melody (models.composing.index.tune_va: mode,
 register, density, leaps, rising lines); it is frozen while the melody model learns, so the model
 learns to write melodies whose features carry the asked-for mood.
-Weights are the user's file (`compose.learned_weights`); nothing is downloaded.
+Weights are the user's file (`compose.learned_weights`); nothing is downloaded. Weights written
+before the content vector (version 1) still load and write melodies from VA, metre and mode alone.
 """
 from __future__ import annotations
 
@@ -36,7 +42,14 @@ DURATIONS = (1, 2, 3, 4, 6, 8, 12, 16)
 METRE_NAMES = tuple(METRES)
 MAX_EVENTS = 40
 BOS = REST + 1  # start token on the pitch stream
-WEIGHTS_VERSION = 1
+WEIGHTS_VERSION = 2
+OLD_VERSIONS = (1,)
+"""Versions that still load: 1 has no content vector (conditioned on VA, metre and mode only)."""
+CONTENT_DIM = 16
+CONTENT_DROP = 0.2
+"""Share of training phrases whose content vector is zeroed, so zero reads as "content unknown"."""
+STATIC = 2 + len(METRE_NAMES) + 1
+"""The condition before the content vector: valence, arousal, metre one-hot, major."""
 
 
 def phrase_features(events: Sequence[tuple[int | None, int]], mode_class: str, metre: str) -> dict[str, float]:
@@ -71,7 +84,7 @@ def _torch():
     return torch
 
 
-def _modules(hidden: int):
+def _modules(hidden: int, content_dim: int = CONTENT_DIM):
     torch = _torch()
     nn = torch.nn
     module: Any = nn.Module  # torch is untyped here
@@ -81,7 +94,8 @@ def _modules(hidden: int):
             super().__init__()
             self.pitch_in = nn.Embedding(BOS + 1, 32)
             self.dur_in = nn.Embedding(len(DURATIONS) + 1, 16)
-            self.cond = nn.Linear(2 + len(METRE_NAMES) + 1 + 1, hidden)  # VA, metre, major, position share
+            self.content_dim = content_dim
+            self.cond = nn.Linear(STATIC + content_dim + 1, hidden)  # VA, metre, major, content, position share
             self.gru = nn.GRU(48 + hidden, hidden, batch_first=True)
             self.pitch_out = nn.Linear(hidden, REST + 1)
             self.dur_out = nn.Linear(hidden + REST + 1, len(DURATIONS))
@@ -126,32 +140,95 @@ class Batch:
     major: torch.Tensor
 
 
-def _dataset(table) -> list[tuple[list[int], list[int], str, str, tuple[float, float]]]:
+def tune_themes(source: str) -> tuple[str, ...]:
+    """A corpus tune's imagery themes (keys of tune_imagery.IMAGERY) from its title and `R:` header."""
+    from models.composing.tune_imagery import headers, themes_of
+    heads = headers(source)
+    return themes_of(heads.get("T", ""), heads.get("R", ""), source.split("/")[0])
+
+
+def themes_text(themes: Sequence[str]) -> str:
+    """The text a tune's content vector is made from: its themes in the descriptions' words ("" for none)."""
+    from models.composing.tune_imagery import IMAGERY
+    return ("A song of " + "; ".join(IMAGERY[t] for t in themes[:4]) + ".") if themes else ""
+
+
+def content_text(description: str) -> str:
+    """The content words of a picture's description (models.seeing.content.describe): what follows
+    "picture of", the mood words before it being the VA the model is given apart."""
+    _, found, seen = description.partition(" picture of ")
+    return seen.strip() if found else description.strip()
+
+
+@dataclass(frozen=True)
+class ContentProjection:
+    """Sentence embedding (384) -> content vector: (embedding - mean) @ axes, the principal axes of
+    the training tunes' imagery texts, scaled so the vectors' entries have unit spread."""
+
+    mean: np.ndarray
+    axes: np.ndarray
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, dim: int) -> "ContentProjection":
+        mean = embeddings.mean(0)
+        _, _, vt = np.linalg.svd(embeddings - mean, full_matrices=False)
+        axes = vt[:dim].T
+        if axes.shape[1] < dim:  # fewer distinct texts than dimensions: pad with silent axes
+            axes = np.pad(axes, ((0, 0), (0, dim - axes.shape[1])))
+        spread = float(((embeddings - mean) @ axes).std()) or 1.0
+        return cls(mean.astype(np.float32), (axes / spread).astype(np.float32))
+
+    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        return ((np.asarray(embeddings, dtype=np.float32) - self.mean) @ self.axes).astype(np.float32)
+
+
+def _embed(encoder, texts: Sequence[str]) -> np.ndarray:
+    if encoder is None:
+        from models.composing.index import TextEncoder
+        encoder = TextEncoder()
+    return np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+
+
+def _dataset(table, encoder=None, dim: int = CONTENT_DIM) -> tuple[list[tuple], ContentProjection]:
+    """(rows of (pitches, durations, mode class, metre, VA, content vector, themes), the projection)."""
+    themes = {src: tune_themes(src) for src in {ph.source for phrases in table.phrases.values() for ph in phrases}}
+    texts = sorted({themes_text(t) for t in themes.values()} - {""})
+    if not texts:
+        raise UserError("no corpus tune has imagery to learn content from (music21's corpus files are missing?); "
+                        "reinstall music21 and rebuild the table with `python run.py train corpus`.")
+    embedded = _embed(encoder, texts)
+    projection = ContentProjection.fit(embedded, dim)
+    vectors = dict(zip(texts, projection(embedded)))
+    zero = np.zeros(dim, dtype=np.float32)
     rows = []
     for phrases in table.phrases.values():
         for ph in phrases:
             enc = encode(ph.events)
             if enc is not None:
-                rows.append((enc[0], enc[1], ph.mode_class, ph.metre, phrase_va(ph.events, ph.mode_class, ph.metre)))
-    return rows
+                own = themes.get(ph.source, ())
+                rows.append((enc[0], enc[1], ph.mode_class, ph.metre, phrase_va(ph.events, ph.mode_class, ph.metre),
+                             vectors.get(themes_text(own), zero), own))
+    return rows, projection
 
 
-def _batch(rows, va_override=None) -> Batch:
+def _batch(rows, va_override=None, content_override=None) -> Batch:
     torch = _torch()
     n, t = len(rows), max(len(r[0]) for r in rows)
+    dim = len(rows[0][5])
     pitch = torch.full((n, t), REST, dtype=torch.long)
     dur = torch.zeros((n, t), dtype=torch.long)
     mask = torch.zeros((n, t))
-    cond = torch.zeros((n, 2 + len(METRE_NAMES) + 1))
-    for i, (p, d, mode_class, metre, va) in enumerate(rows):
+    cond = torch.zeros((n, STATIC + dim))
+    for i, (p, d, mode_class, metre, va, content, _) in enumerate(rows):
         pitch[i, :len(p)] = torch.tensor(p)
         dur[i, :len(d)] = torch.tensor(d)
         mask[i, :len(p)] = 1
         v, a = va if va_override is None else va_override[i]
         cond[i, 0], cond[i, 1] = v, a
         cond[i, 2 + METRE_NAMES.index(metre)] = 1
-        cond[i, -1] = float(mode_class == "major")
-    return Batch(pitch, dur, mask, cond, cond[:, :2].clone(), cond[:, -1].clone())
+        cond[i, STATIC - 1] = float(mode_class == "major")
+        cond[i, STATIC:] = torch.from_numpy(np.asarray(content if content_override is None else content_override[i]))
+    return Batch(pitch, dur, mask, cond, cond[:, :2].clone(), cond[:, STATIC - 1].clone())
 
 
 def _step_inputs(b: Batch, durations_t):
@@ -172,13 +249,14 @@ def _step_inputs(b: Batch, durations_t):
 
 def train(table, out: Path, minutes: float = 10.0, max_epochs: int = 200, hidden: int = 96, va_weight: float = 1.0,
           seed: int = 0, progress: Callable[[str], None] | None = None, eval_n: int = 48,
-          max_phrases: int | None = None) -> dict:
-    """Train the predictor, then the melody model; save to `out`; return the figures."""
+          max_phrases: int | None = None, encoder=None, content_per_theme: int = 24) -> dict:
+    """Train the predictor, then the melody model; save to `out`; return the figures (`content`:
+    evaluate_content's). `encoder` embeds texts (models.composing.index.TextEncoder by default)."""
     torch = _torch()
     say = progress or log.info
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    rows = _dataset(table)
+    rows, projection = _dataset(table, encoder)
     if len(rows) < 20:
         raise UserError("the corpus table has too few phrases to learn from; rebuild it with `python run.py train corpus`.")
     rng.shuffle(rows)
@@ -207,13 +285,18 @@ def train(table, out: Path, minutes: float = 10.0, max_epochs: int = 200, hidden
             say(f"epoch {epochs}: token loss {history[-1][0]:.3f}, VA loss {history[-1][1]:.3f}, "
                 f"{time.monotonic() - started:.0f} s")
     state = {"version": WEIGHTS_VERSION, "hidden": hidden, "model": model.state_dict(),
-             "predictor": predictor.state_dict(), "epochs": epochs, "predictor_mae": predictor_mae}
+             "predictor": predictor.state_dict(), "epochs": epochs, "predictor_mae": predictor_mae,
+             "content_dim": CONTENT_DIM, "content_mean": torch.from_numpy(projection.mean),
+             "content_axes": torch.from_numpy(projection.axes)}
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, str(out))
-    figures = {"phrases": len(rows), "held_out": len(held), "epochs": epochs, "predictor_epochs": epochs_p,
+    figures: dict[str, Any] = {"phrases": len(rows), "held_out": len(held), "with_imagery": sum(bool(r[6]) for r in rows),
+               "epochs": epochs, "predictor_epochs": epochs_p,
                "predictor_mae": predictor_mae, "token_loss": history[-1][0] if history else None,
                "va_loss": history[-1][1] if history else None, "seconds": time.monotonic() - started}
-    figures.update(evaluate(LearnedMelody(out, seed=seed), n=eval_n, seed=seed))
+    melody = LearnedMelody(out, seed=seed, encoder=encoder)
+    figures.update(evaluate(melody, n=eval_n, seed=seed))
+    figures["content"] = evaluate_content(melody, table, per_theme=content_per_theme, seed=seed)
     return figures
 
 
@@ -251,7 +334,8 @@ def _melody_epoch(model, predictor, opt, rows, rng: random.Random, durations_t,
         chunk = rows[i:i + 32]
         # Half the batch asks for a different mood than the phrase has: only the VA loss speaks there.
         asked = [r[4] if rng.random() < 0.5 else (rng.uniform(-1, 1), rng.uniform(-1, 1)) for r in chunk]
-        b = _batch(chunk, asked)
+        content = [r[5] * 0.0 if rng.random() < CONTENT_DROP else r[5] for r in chunk]
+        b = _batch(chunk, asked, content)
         own = torch.tensor([[float(asked[k] == chunk[k][4])] for k in range(len(chunk))])
         pitch_prev, dur_prev, cond = _step_inputs(b, durations_t)
         pl, dl, _, _ = model(pitch_prev, dur_prev, cond, b.pitch)
@@ -290,10 +374,88 @@ def evaluate(melody: "LearnedMelody", n: int = 48, seed: int = 0) -> dict:
             "arousal_spearman": spearman(want[:, 1], got[:, 1]), "valence_spearman": spearman(want[:, 0], got[:, 0])}
 
 
-class LearnedMelody:
-    """The trained model as a Composer.melody_source. Owned by the composer thread."""
+CONTENT_THEMES = ("sea", "forest", "dance", "night", "field", "mountain", "love", "death")
+"""Themes the content check asks for: corpus themes with enough tunes and clearly different imagery."""
+FEATURE_KEYS = ("major", "mean_pitch", "notes_per_bar", "pitch_range", "mean_step", "leaps", "rising", "rise")
 
-    def __init__(self, path: str | Path, seed: int = 0, temperature: float = 0.9) -> None:
+
+def evaluate_content(melody: "LearnedMelody", table, themes: Sequence[str] = CONTENT_THEMES, per_theme: int = 24,
+                     k: int = 15, seed: int = 0) -> dict:
+    """Does the content vector steer the melody towards tunes of that theme? For each theme, melodies
+    are written from the theme's imagery text on one shared list of (VA, metre, mode) targets and
+    seeds; each is compared (standardised phrase features) with the corpus phrases of its metre and
+    mode class. Figures: `share_asked` / `share_other` = share of a theme's phrases among the k nearest
+    corpus phrases of melodies asked for that theme / for the other themes (`share_corpus`: the
+    theme's share of the corpus); `centroid_hits` = share of melodies whose nearest theme centroid is
+    the theme asked (chance 1 / len(themes); `centroid_hits_corpus`: the corpus phrases' own score);
+    `changed` = share of melodies that differ from the same seed's melody without content."""
+    if melody.projection is None:
+        raise UserError(f"learned composer weights {melody.name} have no content vector; train them again with "
+                        f"`python run.py train composer`.")
+    corpus = [(ph, tune_themes(ph.source)) for phrases in table.phrases.values() for ph in phrases
+              if encode(ph.events) is not None]
+    feats = np.array([[phrase_features(ph.events, ph.mode_class, ph.metre)[f] for f in FEATURE_KEYS]
+                      for ph, _ in corpus])
+    mu, sd = feats.mean(0), feats.std(0) + 1e-6
+    z = (feats - mu) / sd
+    has = {t: np.array([t in th for _, th in corpus]) for t in themes}
+    centroids = np.stack([z[has[t]].mean(0) if has[t].any() else np.full(len(FEATURE_KEYS), np.inf) for t in themes])
+    rng = random.Random(seed)
+    targets = []
+    for i in range(per_theme):
+        v, a = rng.uniform(-0.9, 0.9), rng.uniform(-0.9, 0.9)
+        targets.append((v, a, METRE_NAMES[i % len(METRE_NAMES)], "major" if v > 0 else "minor"))
+
+    def written(content):
+        out = []
+        for i, (v, a, metre, mode_class) in enumerate(targets):
+            melody.generator.manual_seed(seed + i)
+            out.append((melody.write(mode_class, metre, (v, a), content), metre, mode_class))
+        return out
+    plain = written(None)
+    # theme -> [its shares when asked for it, its shares when asked for another]
+    shares: dict[str, list[list[float]]] = {t: [[], []] for t in themes}
+    hits, changed = 0, 0
+    for ti, asked in enumerate(themes):
+        content = melody.text_content(themes_text((asked,)))
+        for (events, metre, mode_class), (bare, _, _) in zip(written(content), plain):
+            changed += events != bare
+            f = (np.array([phrase_features(events, mode_class, metre)[f] for f in FEATURE_KEYS]) - mu) / sd
+            pool = np.flatnonzero([ph.metre == metre and ph.mode_class == mode_class for ph, _ in corpus])
+            near = pool[np.argsort(np.linalg.norm(z[pool] - f, axis=1))[:k]]
+            for t in themes:
+                shares[t][0 if t == asked else 1].append(float(has[t][near].mean()))
+            hits += int(np.argmin(np.linalg.norm(centroids - f, axis=1)) == ti)
+    total = len(themes) * per_theme
+    tagged = [i for i in range(len(corpus)) if any(has[t][i] for t in themes)]
+    own_hits = [has[themes[int(np.argmin(np.linalg.norm(centroids - z[i], axis=1)))]][i] for i in tagged]
+    return {"themes": {t: {"share_asked": float(np.mean(shares[t][0])), "share_other": float(np.mean(shares[t][1])),
+                           "share_corpus": float(has[t].mean()), "tunes_phrases": int(has[t].sum())} for t in themes},
+            "share_asked": float(np.mean([np.mean(shares[t][0]) for t in themes])),
+            "share_other": float(np.mean([np.mean(shares[t][1]) for t in themes])),
+            "centroid_hits": hits / total, "centroid_chance": 1 / len(themes),
+            "centroid_hits_corpus": float(np.mean(own_hits)) if own_hits else 0.0,
+            "changed": changed / total, "melodies": total}
+
+
+def describe_weights(path: str | Path) -> str:
+    """What `run.py check` says of the learned composer's weights; UserError when they do not load."""
+    melody = LearnedMelody(path)
+    if melody.projection is None:
+        return (f"weights {path} are the old format without a content vector: melodies follow VA, metre and mode "
+                f"only; train them again with `python run.py train composer --out {path}` to condition them on the "
+                f"picture's content")
+    return f"weights {path} conditioned on VA, metre, mode and the picture's content ({melody.content_dim} numbers)"
+
+
+class LearnedMelody:
+    """The trained model as a Composer.melody_source. Owned by the composer thread.
+    `encoder` embeds the picture's words (models.composing.index.TextEncoder by default); with
+    `wait_for_words` False (live) a phrase never waits for the sentence model to load: it is written
+    without content until then."""
+
+    def __init__(self, path: str | Path, seed: int = 0, temperature: float = 0.9, encoder=None,
+                 wait_for_words: bool = True) -> None:
         torch = _torch()
         p = Path(path).expanduser()
         if not str(path) or not p.is_file():
@@ -301,10 +463,13 @@ class LearnedMelody:
                             f"with `python run.py train composer` or set compose.head = \"corpus\".")
         try:
             state = torch.load(str(p), map_location="cpu", weights_only=True)
-            if state.get("version") != WEIGHTS_VERSION:
+            if state.get("version") != WEIGHTS_VERSION and state.get("version") not in OLD_VERSIONS:
                 raise ValueError(f"version {state.get('version')}")
-            self.model, _ = _modules(int(state["hidden"]))
+            self.content_dim = int(state.get("content_dim", 0))
+            self.model, _ = _modules(int(state["hidden"]), self.content_dim)
             self.model.load_state_dict(state["model"])
+            self.projection = (ContentProjection(state["content_mean"].numpy(), state["content_axes"].numpy())
+                               if self.content_dim else None)
         except Exception as exc:
             raise UserError(f"learned composer weights {p} do not load ({type(exc).__name__}: {str(exc)[:100]}); "
                             f"train them again with `python run.py train composer`.") from None
@@ -312,16 +477,48 @@ class LearnedMelody:
         self.name = p.name
         self.temperature = temperature
         self.generator = torch.Generator().manual_seed(int(seed))
+        self.encoder = encoder
+        self.wait_for_words = wait_for_words
 
-    def write(self, mode_class: str, metre: str, va: tuple[float, float]) -> tuple[tuple[int | None, int], ...]:
+    def text_content(self, text: str) -> np.ndarray | None:
+        """The content vector of a text (None for weights without one, or an empty text)."""
+        if self.projection is None or not text:
+            return None
+        if self.encoder is None:
+            from models.composing.index import TextEncoder
+            self.encoder = TextEncoder()
+        return self.projection(self.encoder.encode([text]))[0]
+
+    def picture_content(self, description: str) -> tuple[np.ndarray | None, str]:
+        """The content vector of a picture's description, and what the melody was conditioned on, in words."""
+        if self.projection is None:
+            return None, ("conditioned on VA, metre and mode only (weights without a content vector: train them "
+                          "again to follow the picture's content)")
+        words = content_text(description)
+        if not words:
+            return None, "conditioned on VA, metre and mode (no picture words, so no content)"
+        if not self.wait_for_words:
+            from models.composing.index import TextEncoder
+            if self.encoder is None:
+                self.encoder = TextEncoder()
+            if isinstance(self.encoder, TextEncoder) and not self.encoder.ready():
+                self.encoder.warm_up()
+                return None, "conditioned on VA, metre and mode (no content while the sentence model loads)"
+        return self.text_content(words), f"conditioned on VA, metre, mode and the picture's content \"{words}\""
+
+    def write(self, mode_class: str, metre: str, va: tuple[float, float],
+              content: np.ndarray | None = None) -> tuple[tuple[int | None, int], ...]:
         """Four bars of (degree or None, sixteenths), sampled token by token; durations that would run
-        past the phrase are masked out, so the phrase always fills exactly four bars."""
+        past the phrase are masked out, so the phrase always fills exactly four bars. `content`: the
+        content vector (None = unknown, the zero vector)."""
         torch = _torch()
         want = METRES[metre] * PHRASE_BARS
-        cond_static = torch.zeros(2 + len(METRE_NAMES) + 1)
+        cond_static = torch.zeros(STATIC + self.content_dim)
         cond_static[0], cond_static[1] = float(va[0]), float(va[1])
         cond_static[2 + METRE_NAMES.index(metre)] = 1
-        cond_static[-1] = float(mode_class == "major")
+        cond_static[STATIC - 1] = float(mode_class == "major")
+        if content is not None and self.content_dim:
+            cond_static[STATIC:] = torch.from_numpy(np.asarray(content, dtype=np.float32))
         events: list[tuple[int | None, int]] = []
         pitch_prev, dur_prev, h, at = BOS, len(DURATIONS), None, 0
         with torch.inference_mode():
@@ -346,11 +543,11 @@ class LearnedMelody:
             events.append((None, want - at))
         return tuple(events)
 
-    def __call__(self, source: Phrase, mode_class: str, metre: str, va: tuple[float, float]):
-        events = self.write(mode_class, metre, va)
+    def __call__(self, source: Phrase, mode_class: str, metre: str, va: tuple[float, float], words: str = ""):
+        content, conditioned = self.picture_content(words)
+        events = self.write(mode_class, metre, va, content)
         got = phrase_va(events, mode_class, metre)
         return (Phrase(f"learned:{self.name}", mode_class, metre, events),
                 f"melody written by the learned composer {self.name} for V{va[0]:+.2f} A{va[1]:+.2f} "
                 f"({len([e for e in events if e[0] is not None])} notes; its features read V{got[0]:+.2f} "
-                f"A{got[1]:+.2f}); conditioned on VA, metre and mode only: the retrieved tune {source.source} "
-                f"was not used")
+                f"A{got[1]:+.2f}); {conditioned}; the retrieved tune {source.source} was not used")

@@ -249,7 +249,7 @@ class LlmComposer:
                                                          f"this phrase",))
         self.stats["written"] += 1
 
-        def written(source: Phrase, mode_class: str, metre: str, va):
+        def written(source: Phrase, mode_class: str, metre: str, va, words: str = ""):
             return (Phrase(f"llm:{self.model}", mode_class, metre, melody),
                     f"melody written by the LLM {self.model} in {taken:.1f} s (example: {source.source}; "
                     f"{'picture' if self.vision and frame is not None else 'description'} and target VA sent; {why})")
