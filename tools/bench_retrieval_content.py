@@ -8,7 +8,7 @@ and for the mood-only description (mood, light and colour words: no content), bo
 carries a theme of what the picture shows (models.evaluation.content_match), and the mean VA distance
 of the tunes the composer sings (the mood fit). Offline; about a minute on 2 cores.
 
-Usage: python tools/bench_retrieval_content.py DIR [DIR ...] [--skimage NAME ...] [--top 10]
+Usage: python tools/bench_retrieval_content.py DIR [DIR ...] [--skimage NAME ...] [--top 10] [--labels FILE.json]
 """
 from __future__ import annotations
 
@@ -36,7 +36,13 @@ def main() -> int:
     parser.add_argument("dirs", nargs="*", type=Path)
     parser.add_argument("--skimage", nargs="*", default=[])
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--labels", type=Path, help="JSON: picture name -> the tune themes a person sees in it; "
+                        "scored against those instead of the analyser's own themes")
     args = parser.parse_args()
+    labels: dict[str, set[str]] | None = None
+    if args.labels:
+        import json
+        labels = {k: set(v) for k, v in json.loads(args.labels.read_text()).items() if not k.startswith("_")}
     pictures: list[tuple[str, np.ndarray]] = []
     for folder in args.dirs:
         for path in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png")):
@@ -65,7 +71,7 @@ def main() -> int:
         same += tunes[0] == tunes[1] != ""
         from models.composing.theory import MODE_CLASS
         mode_class = MODE_CLASS[plan.mode]
-        themes = picture_themes(state.description)
+        themes = picture_themes(state.description) if labels is None else labels.get(name, set())
         weight = settings.content_weight
         full = index.rank(state.description, state.va, mode_class, plan.metre, top=args.top, content_weight=weight)
         bare = index.rank(mood_only(state.description), state.va, mode_class, plan.metre, top=args.top,
@@ -83,6 +89,8 @@ def main() -> int:
     print(f"\n{len(pictures)} pictures; same tune with two seeds: {same} of {len(pictures)}; mean VA distance "
           f"of the tunes sung {float(np.mean(va_distances)) if va_distances else float('nan'):.3f} "
           f"(content_weight {settings.content_weight})")
+    seen_by = "the analyser's themes" if labels is None else f"themes from {args.labels.name}"
+    print(f"scored against {seen_by}")
     print(f"share of the top {args.top} tunes carrying a theme of what is seen ({n} pictures that show something): "
           f"full description {mc:.3f}, mood-only {mm:.3f}, ratio {mc / mm if mm else float('inf'):.2f}")
     # Pairs of the same mood (one cell of the 3 x 3 grid) that show different things: each side's
