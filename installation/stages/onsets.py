@@ -54,15 +54,25 @@ class OnsetStage(AudioStage):
         self.onsets = onsets
         self.forward = forward
         self.blocks = 0
+        if hasattr(audio, "detect_onsets"):
+            # The device's own process detects on each block as it arrives (hardware.sound.input_child);
+            # this stage detects only while that one does not publish (stream lost, stalled).
+            audio.detect_onsets(detector_factory, self.publish)
+
+    def publish(self, state: OnsetState) -> None:
+        self.onsets.put(state)
 
     def step(self) -> None:
         block = self.audio.read(timeout_s=self.READ_TIMEOUT_S)
         if block is None:
             return
-        if self.detector is None or self.detector.rate_hz != block.sample_rate_hz:
-            self.detector = self.detector_factory(block.sample_rate_hz)
-        state = self.detector.push(block)
-        if state is not None:
-            self.onsets.put(state)
+        if getattr(self.audio, "onsets_live", False):
+            self.detector = None  # started afresh when it is needed again: its history is stale by then
+        else:
+            if self.detector is None or self.detector.rate_hz != block.sample_rate_hz:
+                self.detector = self.detector_factory(block.sample_rate_hz)
+            state = self.detector.push(block)
+            if state is not None:
+                self.publish(state)
         self.forward.blocks.put(block)
         self.blocks += 1
