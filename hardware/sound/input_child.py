@@ -3,8 +3,8 @@
 PortAudio cannot outlive its JACK server in one process (a stream close waits minutes, Pa_Terminate
 aborts, re-initialising crashes in libjack's clean-up of the dead client), so the sounddevice input
 runs its stream in a child (hardware.child_process) with a fresh PortAudio each time. The child's
-callback sends each block down the pipe with the time its first sample reached the converter (PortAudio's
-ADC time, on the monotonic clock); a reader thread here hands it to the input's ring. Given an onset
+callback sends each block down the pipe with the time its first sample was captured (PortAudio's
+ADC time on the monotonic clock, `BlockDates`); a reader thread here hands it to the input's ring. Given an onset
 detector's factory, the child also runs the detector on each block as it arrives, at the device's
 rate, and sends the state with the block: a hit then reaches the parent without waiting for its
 interpreter lock twice, for resampling, or for a part-filled hop. The
@@ -34,6 +34,29 @@ def adc_time_s(time_info, frames: int, rate_hz: int, now_s: float) -> float:
     return now_s - frames / rate_hz
 
 
+class BlockDates:
+    """Each block's first sample on the monotonic clock, counted in frames from the last: the ADC
+    time of one callback jitters with the callback's wake-up, so it only steers the count slowly
+    (keeping up with a device clock that drifts), and takes over after a gap (an overrun, a stall)."""
+
+    STEER = 0.02
+    """Share of the difference to the ADC time taken per block."""
+    JUMP_S = 0.05
+
+    def __init__(self, rate_hz: int) -> None:
+        self.rate_hz = rate_hz
+        self._next_s: float | None = None
+
+    def __call__(self, adc_s: float, frames: int) -> float:
+        expected_s = self._next_s
+        if expected_s is None or abs(adc_s - expected_s) > self.JUMP_S:
+            t_s = adc_s
+        else:
+            t_s = expected_s + self.STEER * (adc_s - expected_s)
+        self._next_s = t_s + frames / self.rate_hz
+        return t_s
+
+
 def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int,
                 onsets: tuple[Any, int] | None = None) -> None:
     """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up.
@@ -46,9 +69,10 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
     from installation.records import AudioBlock
 
     detectors = [] if onsets is None else [onsets[0].at_device_rate(rate_hz, block_frames, onsets[1])]
+    dates = BlockDates(rate_hz)
 
     def callback(indata, frames, time_info, status) -> None:
-        t_s = adc_time_s(time_info, frames, rate_hz, time.monotonic())
+        t_s = dates(adc_time_s(time_info, frames, rate_hz, time.monotonic()), frames)
         state = None
         for detector in detectors:
             mono = np.nan_to_num(indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], posinf=0.0, neginf=0.0)
