@@ -36,11 +36,13 @@ def adc_time_s(time_info, frames: int, rate_hz: int, now_s: float) -> float:
 
 class BlockDates:
     """Each block's first sample on the monotonic clock, counted in frames from the last: the ADC
-    time of one callback jitters with the callback's wake-up, so it only steers the count slowly
-    (keeping up with a device clock that drifts), and takes over after a gap (an overrun, a stall)."""
+    time of one callback jitters with the callback's wake-up, so it steers the count (keeping up with
+    a device clock that drifts), and takes over after a gap (an overrun, a stall)."""
 
-    STEER = 0.02
-    """Share of the difference to the ADC time taken per block."""
+    STEER = 0.25
+    """Share of the difference to the ADC time taken per block: a callback's wake-up jitter (a few
+    ms) moves a date by a quarter of it, a clock that falls behind (a JACK server running late) is
+    caught up within a few blocks."""
     JUMP_S = 0.05
 
     def __init__(self, rate_hz: int) -> None:

@@ -275,8 +275,8 @@ def test_onsets_detected_in_the_input_process_arrive_with_their_adc_time(jack_se
     inp.open()
     tone = None
     try:
-        _read_until(inp, lambda got: _samples(got) >= 0.3 * 22050)  # silence first
-        assert inp.onsets_live
+        _read_until(inp, lambda got: inp.onsets_live and len(arrivals) >= 30)  # silence first: a loaded
+        assert inp.onsets_live  # machine may start the stream late (the input feeds silence meanwhile)
         tone = ToneInto(440.0, 0.5)  # the tone starting is a hit
         deadline = time.monotonic() + 3
         while tone.connect_all() == 0 and time.monotonic() < deadline:
@@ -288,7 +288,7 @@ def test_onsets_detected_in_the_input_process_arrive_with_their_adc_time(jack_se
             tone.close()
         inp.close()
         detach_portaudio_from_jack()
-    assert len(arrivals) > 20  # a state for every block the child analysed
+    assert len(arrivals) > 30  # a state for every block the child analysed
     hits = [(arrived_s, s) for arrived_s, s in arrivals if s.count > 0]
     arrived_s, first = hits[0]
     assert first.count == 1 and not first.silent
@@ -302,6 +302,8 @@ def test_block_dates_count_frames_steered_by_the_adc_time_and_follow_a_gap():
     from hardware.sound.input_child import BlockDates
     dates = BlockDates(48000)
     jitter = [0.0, 0.004, -0.003, 0.006, 0.0, -0.005]
-    got = [dates(10.0 + n * 256 / 48000 + j, 256) for n, j in enumerate(jitter)]
-    assert np.all(np.diff(got) > 0) and np.allclose(np.diff(got), 256 / 48000, atol=2e-4)
+    true = [10.0 + n * 256 / 48000 for n in range(len(jitter))]
+    got = [dates(t_s + j, 256) for t_s, j in zip(true, jitter)]
+    assert np.all(np.diff(got) > 0)
+    assert np.abs(np.subtract(got, true)).max() <= 0.5 * np.abs(jitter).max()  # the jitter damped
     assert dates(20.0, 256) == 20.0  # after an overrun or a stall, the ADC time again
