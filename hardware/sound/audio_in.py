@@ -403,7 +403,14 @@ class SoundDeviceInput(_DeviceInput):
 
     def detect_onsets(self, detector_factory, publish) -> None:
         """Run the onset detector in the stream's own process on each device block as it arrives;
-        `publish(state)` gets each state on the reader thread. `onsets_live` says when it does."""
+        `publish(state)` gets each state on the reader thread. `onsets_live` says when it does.
+        A factory that cannot travel to that process (not picklable) leaves detection to the caller."""
+        import pickle
+        try:
+            pickle.dumps(detector_factory)
+        except Exception as exc:  # noqa: BLE001 - a lambda, a closure: whatever pickle refuses
+            log.debug("onsets stay in this process (%s)", exc)
+            return
         self._onsets = (detector_factory, publish)
 
     @property

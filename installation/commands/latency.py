@@ -16,6 +16,11 @@ clock as the audio the moment it is handed to the display. Per frame it keeps th
                      300 ms after): share that fire
   silence_to_kick_change_ratio   mean frame change in those silences over that in the 250 ms
                      after the kicks: how still the picture is when the room is
+  where              where each kick's time goes, from every onset state as it reaches the
+                     projector's mailbox: detect_ms (kick to its state there), onset_dated_ms (the
+                     state's onset time minus the kick's), detect_to_photon_ms (the wait for a frame
+                     showing it), and the misses split into kicks no onset state followed within
+                     250 ms and kicks detected with no frame showing them in time
   composite_ms       the compositor's cost per refresh at 1920x1080 with an accent drawn and in a
                      calm silence (a synthetic hit fed straight in: the drawing cost alone)
 

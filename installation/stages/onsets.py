@@ -2,7 +2,9 @@
 
 It owns the audio device: each block goes through the onset detector (models.listening.onsets) the moment it
 arrives, the state goes on `onsets` (read by the projector at every refresh), and the block goes on
-to the listener through `AudioQueue`. The listener's slower descriptors and VA keep their hop and
+to the listener through `AudioQueue`. An input that can detect in its own process (the sounddevice
+input's child, on each PortAudio block) publishes there itself; this stage then detects only while
+that one does not. The listener's slower descriptors and VA keep their hop and
 never hold up a hit.
 """
 from __future__ import annotations

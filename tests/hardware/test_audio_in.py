@@ -307,3 +307,9 @@ def test_block_dates_count_frames_steered_by_the_adc_time_and_follow_a_gap():
     assert np.all(np.diff(got) > 0)
     assert np.abs(np.subtract(got, true)).max() <= 0.5 * np.abs(jitter).max()  # the jitter damped
     assert dates(20.0, 256) == 20.0  # after an overrun or a stall, the ADC time again
+
+
+def test_a_detector_factory_that_cannot_reach_the_child_leaves_detection_to_the_stage():
+    inp = SoundDeviceInput("system", 22050, 0, 512, MonotonicClock())
+    inp.detect_onsets(lambda rate: None, lambda state: None)  # a lambda cannot be pickled to the child
+    assert inp._onsets is None and not inp.onsets_live
