@@ -59,7 +59,7 @@ class AudioConfig(Section):
     file: str = ""
     sample_rate_hz: int = Field(0, ge=0, le=384000)
     channels: int = Field(0, ge=0, le=64)
-    block_frames: int = Field(1024, ge=32, le=16384)
+    block_frames: int = Field(512, ge=32, le=16384)
 
 
 class ListenConfig(Section):

@@ -399,6 +399,26 @@ class SoundDeviceInput(_DeviceInput):
         self._device_list: list[dict] | None = None
         self._supported: dict[tuple[int, int, int], bool] = {}
         self._on_jack = False
+        self._onsets: tuple[Any, Any] | None = None
+
+    def detect_onsets(self, detector_factory, publish) -> None:
+        """Run the onset detector in the stream's own process on each device block as it arrives;
+        `publish(state)` gets each state on the reader thread. `onsets_live` says when it does.
+        A factory that cannot travel to that process (not picklable) leaves detection to the caller."""
+        import pickle
+        try:
+            pickle.dumps(detector_factory)
+        except Exception as exc:  # noqa: BLE001 - a lambda, a closure: whatever pickle refuses
+            log.debug("onsets stay in this process (%s)", exc)
+            return
+        self._onsets = (detector_factory, publish)
+
+    @property
+    def onsets_live(self) -> bool:
+        """Whether the child's detector is publishing now (not while the stream is lost or stalled)."""
+        stream = self._stream
+        return (self._onsets is not None and stream is not None and stream.detecting and self._open
+                and self._lost_since_s is None and not self._stalled and bool(stream.active))
 
     def _devices(self) -> list[dict]:
         # Listed once: this process's PortAudio may be a client of a JACK server that died since,
@@ -420,8 +440,10 @@ class SoundDeviceInput(_DeviceInput):
 
     def _start(self, info: dict, rate: int, channels: int) -> None:
         from hardware.sound.input_child import InputChild
+        factory, publish = self._onsets if self._onsets is not None else (None, None)
         stream = InputChild(info["name"], rate, channels, self.block_frames,
-                            lambda data, flags: self._callback_copy(data, flags))
+                            lambda data, flags: self._callback_copy(data, flags),
+                            None if factory is None else (factory, self.sample_rate_hz), publish)
         stream.start()
         note_portaudio_server(keep=True)  # this process's own PortAudio (device listing) joined it
         self._on_jack = self._on_jack or stream.jack_server is not None

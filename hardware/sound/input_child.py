@@ -3,7 +3,11 @@
 PortAudio cannot outlive its JACK server in one process (a stream close waits minutes, Pa_Terminate
 aborts, re-initialising crashes in libjack's clean-up of the dead client), so the sounddevice input
 runs its stream in a child (hardware.child_process) with a fresh PortAudio each time. The child's
-callback sends each block down the pipe; a reader thread here hands it to the input's ring. The
+callback sends each block down the pipe with the time its first sample was captured (PortAudio's
+ADC time on the monotonic clock, `BlockDates`); a reader thread here hands it to the input's ring. Given an onset
+detector's factory, the child also runs the detector on each block as it arrives, at the device's
+rate, and sends the state with the block: a hit then reaches the parent without waiting for its
+interpreter lock twice, for resampling, or for a part-filled hop. The
 stream is inactive when the child dies or its JACK server stopped or was replaced (the socket probe
 of hardware.sound.jack_server); closing it then SIGKILLs the child, since a polite close would wait
 on the dead server.
@@ -21,15 +25,66 @@ from hardware.sound.jack_server import server_identity
 START_TIMEOUT_S = 10.0
 
 
-def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int) -> None:
-    """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up."""
+def adc_time_s(time_info, frames: int, rate_hz: int, now_s: float) -> float:
+    """When the block's first sample was captured, on the monotonic clock: PortAudio's ADC time
+    moved from its stream clock by the callback's own `currentTime`; without one, a block ago."""
+    adc_s, current_s = float(time_info.inputBufferAdcTime), float(time_info.currentTime)
+    if adc_s > 0.0 and current_s > 0.0 and 0.0 <= current_s - adc_s < 1.0:
+        return now_s - (current_s - adc_s)
+    return now_s - frames / rate_hz
+
+
+class BlockDates:
+    """Each block's first sample on the monotonic clock, counted in frames from the last: the ADC
+    time of one callback jitters with the callback's wake-up, so it steers the count (keeping up with
+    a device clock that drifts), and takes over after a gap (an overrun, a stall)."""
+
+    STEER = 0.25
+    """Share of the difference to the ADC time taken per block: a callback's wake-up jitter (a few
+    ms) moves a date by a quarter of it, a clock that falls behind (a JACK server running late) is
+    caught up within a few blocks."""
+    JUMP_S = 0.05
+
+    def __init__(self, rate_hz: int) -> None:
+        self.rate_hz = rate_hz
+        self._next_s: float | None = None
+
+    def __call__(self, adc_s: float, frames: int) -> float:
+        expected_s = self._next_s
+        if expected_s is None or abs(adc_s - expected_s) > self.JUMP_S:
+            t_s = adc_s
+        else:
+            t_s = expected_s + self.STEER * (adc_s - expected_s)
+        self._next_s = t_s + frames / self.rate_hz
+        return t_s
+
+
+def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int,
+                onsets: tuple[Any, int] | None = None) -> None:
+    """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up.
+    `onsets`: (detector factory, the analysis rate its hop is given at), or None."""
+    import time
+
     import sounddevice as sd
 
     from hardware.sound.devices import find_input_device, list_audio_devices
+    from installation.records import AudioBlock
+
+    detectors = [] if onsets is None else [onsets[0].at_device_rate(rate_hz, block_frames, onsets[1])]
+    dates = BlockDates(rate_hz)
 
     def callback(indata, frames, time_info, status) -> None:
+        t_s = dates(adc_time_s(time_info, frames, rate_hz, time.monotonic()), frames)
+        state = None
+        for detector in detectors:
+            mono = np.nan_to_num(indata.mean(axis=1) if indata.shape[1] > 1 else indata[:, 0], posinf=0.0, neginf=0.0)
+            try:
+                state = detector.push(AudioBlock(t_s=t_s, samples=np.clip(mono, -1.0, 1.0), sample_rate_hz=rate_hz))
+            except Exception:  # noqa: BLE001 - a detector fault must not stop the stream: the parent detects instead
+                detectors.clear()
+                state = False
         try:
-            conn.send(("block", (indata.copy(), 1 if status else 0)))
+            conn.send(("block", (indata.copy(), 1 if status else 0, t_s, state)))
         except OSError:  # the parent has gone
             pass
 
@@ -48,14 +103,21 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
 
 
 class InputChild:
-    """The parent's handle on one child stream: `on_block(data, status_flags)` runs on its reader thread."""
+    """The parent's handle on one child stream: `on_block(data, status_flags)` runs on its reader
+    thread; so does `on_onset(state)` (first) for each block the child's detector analysed, given
+    `onsets` = (detector factory, analysis rate)."""
 
     child_main = staticmethod(_input_main)
 
     def __init__(self, device_name: str, rate_hz: int, channels: int, block_frames: int,
-                 on_block: Callable[[np.ndarray, int], None]) -> None:
-        self._child = ChildProcess("audio in", self.child_main, (device_name, rate_hz, channels, block_frames))
+                 on_block: Callable[[np.ndarray, int], None], onsets: tuple[Any, int] | None = None,
+                 on_onset: Callable[[Any], None] | None = None) -> None:
+        self._child = ChildProcess("audio in", self.child_main,
+                                   (device_name, rate_hz, channels, block_frames, onsets))
         self._on_block = on_block
+        self._on_onset = on_onset
+        self.detecting = onsets is not None
+        """Whether the child's detector runs (False after it failed: the parent then detects)."""
         self._reader: threading.Thread | None = None
         self._ended = threading.Event()
         self.jack_server: int | None = None
@@ -75,7 +137,12 @@ class InputChild:
             while True:
                 kind, payload = conn.recv()
                 if kind == "block":
-                    self._on_block(*payload)
+                    data, flags, _, state = payload
+                    if state is False:
+                        self.detecting = False
+                    elif state is not None and self._on_onset is not None:
+                        self._on_onset(state)
+                    self._on_block(data, flags)
                 elif kind in ("error", "stopped"):
                     break
         except (EOFError, OSError, TypeError, AttributeError):  # the child ended or was killed

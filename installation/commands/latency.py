@@ -16,6 +16,11 @@ clock as the audio the moment it is handed to the display. Per frame it keeps th
                      300 ms after): share that fire
   silence_to_kick_change_ratio   mean frame change in those silences over that in the 250 ms
                      after the kicks: how still the picture is when the room is
+  where              where each kick's time goes, from every onset state as it reaches the
+                     projector's mailbox: detect_ms (kick to its state there), onset_dated_ms (the
+                     state's onset time minus the kick's), detect_to_photon_ms (the wait for a frame
+                     showing it), and the misses split into kicks no onset state followed within
+                     250 ms and kicks detected with no frame showing them in time
   composite_ms       the compositor's cost per refresh at 1920x1080 with an accent drawn and in a
                      calm silence (a synthetic hit fed straight in: the drawing cost alone)
 
@@ -32,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from installation.commands.shared import print_figures
-from models.evaluation.latency import RATE_HZ, FrameLog, kick_track, score
+from models.evaluation.latency import RATE_HZ, FrameLog, OnsetLog, detection_figures, kick_track, score
 
 log = logging.getLogger(__name__)
 
@@ -114,20 +119,25 @@ def bench_latency(cfg, seconds: float, warmup_s: float, scene: str = "", seed: i
         samples, kicks_s = kick_track(seconds + 5.0, seed, rate_hz)
         wav = folder / "kicks.wav"
         sf.write(str(wav), samples, rate_hz)
+        onset_log = OnsetLog()
         overrides = ["osc.port=0", "web.enabled=false"] + ([f'installation.scene="{scene}"'] if scene else [])
         if audio == "file":
-            installation, display = _run(cfg, overrides + ['audio.source="file"', f'audio.file="{wav}"'], seconds)
+            installation, display = _run(cfg, overrides + ['audio.source="file"', f'audio.file="{wav}"'], seconds,
+                                         onset_log=onset_log)
             started_s = float(getattr(installation.stage("onsets").audio, "started_s"))
             played_s = started_s + kicks_s
             path = "live: audio.source=file on the monotonic clock, frames stamped at the display"
         else:
-            installation, display, played_s, started_s = _run_on_jack(cfg, overrides, seconds, wav, kicks_s, folder)
+            installation, display, played_s, started_s = _run_on_jack(cfg, overrides, seconds, wav, kicks_s, folder,
+                                                                          onset_log)
             path = ("live: a PortAudio input on a JACK dummy server, the kick track played into it by a JACK client "
                     "(loopback), kicks dated on the monotonic clock, frames stamped at the display")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     last_frame_s = display.log.times_s[-1] if display.log.times_s else started_s
-    figures = score(display.log, played_s, started_s + warmup_s, min(started_s + seconds, last_frame_s) - 0.5)
+    scored_s = (started_s + warmup_s, min(started_s + seconds, last_frame_s) - 0.5)
+    figures = score(display.log, played_s, *scored_s)
+    figures["where"] = detection_figures(onset_log, display.log, played_s, *scored_s)
     stuck = any(worker.alive() for worker in installation.supervisor.workers)
     cfg = installation.cfg
     return {"bench": "latency", "path": path, "audio": audio, "block_frames": cfg.audio.block_frames,
@@ -137,7 +147,20 @@ def bench_latency(cfg, seconds: float, warmup_s: float, scene: str = "", seed: i
             "composite_ms": composite_cost(cfg.installation.scene)}, stuck
 
 
-def _run(cfg, overrides: list[str], seconds: float, before_run=None):
+def log_onsets(installation, log: OnsetLog) -> None:
+    """Note every onset state as it reaches the projector's mailbox, on the installation's clock."""
+    mailbox, clock = installation.bus.onsets, installation.clock
+    put = mailbox.put
+
+    def logged_put(state) -> None:
+        put(state)
+        log.arrived_s.append(clock.now_s())
+        log.counts.append(state.count)
+        log.onsets_s.append(state.onset_t_s)
+    mailbox.put = logged_put
+
+
+def _run(cfg, overrides: list[str], seconds: float, before_run=None, onset_log: OnsetLog | None = None):
     """Run the installation for `seconds` with a stamping display: (installation, display)."""
     from installation.app import Devices, Installation, RunOptions
     from installation.clock import MonotonicClock
@@ -148,13 +171,15 @@ def _run(cfg, overrides: list[str], seconds: float, before_run=None):
     display = StampingDisplay(clock, cfg.render.width, cfg.render.height)
     installation = Installation(cfg, RunOptions(duration_s=seconds, headless=True, quiet=True),
                                 Devices(clock=clock, display=display))
+    if onset_log is not None:
+        log_onsets(installation, onset_log)
     if before_run is not None:
         before_run(installation)
     installation.run()
     return installation, display
 
 
-def _run_on_jack(cfg, overrides: list[str], seconds: float, wav: Path, kicks_s, folder: Path):
+def _run_on_jack(cfg, overrides: list[str], seconds: float, wav: Path, kicks_s, folder: Path, onset_log: OnsetLog):
     """The kick track played into PortAudio's input on a JACK dummy server: (installation, display,
     kicks on the clock, when the track started)."""
     from hardware.sound.audio_in import reinitialize_portaudio
@@ -173,7 +198,7 @@ def _run_on_jack(cfg, overrides: list[str], seconds: float, wav: Path, kicks_s, 
                     player.play()
                 threading.Thread(target=go, name="kick-player", daemon=True).start()
             installation, display = _run(cfg, overrides + ['audio.source="device"', 'audio.device=""'], seconds,
-                                         before_run=start_when_heard)
+                                         before_run=start_when_heard, onset_log=onset_log)
             played = np.asarray(player.kicks_s())
         finally:
             player.close()

@@ -2,7 +2,9 @@
 
 It owns the audio device: each block goes through the onset detector (models.listening.onsets) the moment it
 arrives, the state goes on `onsets` (read by the projector at every refresh), and the block goes on
-to the listener through `AudioQueue`. The listener's slower descriptors and VA keep their hop and
+to the listener through `AudioQueue`. An input that can detect in its own process (the sounddevice
+input's child, on each PortAudio block) publishes there itself; this stage then detects only while
+that one does not. The listener's slower descriptors and VA keep their hop and
 never hold up a hit.
 """
 from __future__ import annotations
@@ -54,15 +56,25 @@ class OnsetStage(AudioStage):
         self.onsets = onsets
         self.forward = forward
         self.blocks = 0
+        if hasattr(audio, "detect_onsets"):
+            # The device's own process detects on each block as it arrives (hardware.sound.input_child);
+            # this stage detects only while that one does not publish (stream lost, stalled).
+            audio.detect_onsets(detector_factory, self.publish)
+
+    def publish(self, state: OnsetState) -> None:
+        self.onsets.put(state)
 
     def step(self) -> None:
         block = self.audio.read(timeout_s=self.READ_TIMEOUT_S)
         if block is None:
             return
-        if self.detector is None or self.detector.rate_hz != block.sample_rate_hz:
-            self.detector = self.detector_factory(block.sample_rate_hz)
-        state = self.detector.push(block)
-        if state is not None:
-            self.onsets.put(state)
+        if getattr(self.audio, "onsets_live", False):
+            self.detector = None  # started afresh when it is needed again: its history is stale by then
+        else:
+            if self.detector is None or self.detector.rate_hz != block.sample_rate_hz:
+                self.detector = self.detector_factory(block.sample_rate_hz)
+            state = self.detector.push(block)
+            if state is not None:
+                self.publish(state)
         self.forward.blocks.put(block)
         self.blocks += 1

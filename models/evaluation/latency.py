@@ -58,6 +58,52 @@ class FrameLog:
     changes: list[float] = field(default_factory=list)
 
 
+@dataclass
+class OnsetLog:
+    """(time the state reached the projector's mailbox, its onset count, its onset time) of every
+    onset state published: where a kick's time goes, detection or the wait for a frame."""
+
+    arrived_s: list[float] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    onsets_s: list[float] = field(default_factory=list)
+
+
+def detection_lags(log: OnsetLog, kicks_s: np.ndarray) -> list[tuple[float, float] | None]:
+    """Per kick: (s from the kick to the first new onset's state in the mailbox, that onset's own
+    date minus the kick), or None when no new onset arrived within LOOK_S."""
+    arrived = np.asarray(log.arrived_s, np.float64)
+    counts = np.asarray(log.counts, np.int64)
+    dated = np.asarray(log.onsets_s, np.float64)
+    out: list[tuple[float, float] | None] = []
+    for t_s in kicks_s:
+        before = np.flatnonzero(arrived < t_s)
+        count_before = int(counts[before[-1]]) if before.size else -1
+        new = np.flatnonzero((arrived >= t_s) & (arrived <= t_s + LOOK_S) & (counts != count_before))
+        out.append((float(arrived[new[0]] - t_s), float(dated[new[0]] - t_s)) if new.size else None)
+    return out
+
+
+def detection_figures(log: OnsetLog, frames: FrameLog, onsets_s: np.ndarray, start_s: float, end_s: float) -> dict:
+    """Where the time and the misses go: kick to onset state (detection), state to photon, and
+    kicks missed by the detector against kicks detected but with no frame showing them in time."""
+    times = np.asarray(frames.times_s, np.float64)
+    changes = np.asarray(frames.changes, np.float64)
+    scored = onsets_s[(onsets_s >= start_s) & (onsets_s <= end_s - LOOK_S)]
+    detected = detection_lags(log, scored)
+    photon = [first_change(times, changes, t) for t in scored]
+    detect_ms = np.asarray([d[0] for d in detected if d is not None]) * 1e3
+    dated_ms = np.asarray([d[1] for d in detected if d is not None]) * 1e3
+    to_photon_ms = np.asarray([(p - d[0]) for d, p in zip(detected, photon) if d is not None and p is not None]) * 1e3
+
+    def pct(x: np.ndarray, q: float) -> float | None:
+        return round(float(np.percentile(x, q)), 1) if x.size else None
+    return {"detected": len(detect_ms), "detect_ms_p50": pct(detect_ms, 50), "detect_ms_p95": pct(detect_ms, 95),
+            "onset_dated_ms_p50": pct(dated_ms, 50),
+            "detect_to_photon_ms_p50": pct(to_photon_ms, 50), "detect_to_photon_ms_p95": pct(to_photon_ms, 95),
+            "missed_not_detected": sum(d is None for d in detected),
+            "missed_detected_no_frame": sum(d is not None and p is None for d, p in zip(detected, photon))}
+
+
 def first_change(times_s: np.ndarray, changes: np.ndarray, t_s: float) -> float | None:
     """Seconds from `t_s` to the first frame within LOOK_S whose change beats the pre-onset level by the margin."""
     before = changes[(times_s >= t_s - PRE_S) & (times_s < t_s)]

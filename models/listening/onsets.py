@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import collections
 import math
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -143,12 +142,28 @@ class OnsetDetector:
         return float(min(1.0, max(0.05, 1.0 + (level_db - self._loudest_db) / self.s.strength_range_db)))
 
 
-def onset_detector(settings: ListenSettings) -> Callable[[int], OnsetDetector]:
-    """(sample_rate_hz) -> OnsetDetector with the `[listen]` settings: the onset stage's factory."""
-    onset = OnsetSettings(hop=settings.onset_hop, window=2 * settings.onset_hop,
-                          silence_dbfs=settings.silence_dbfs, threshold=settings.onset_threshold,
-                          tempo_range_bpm=settings.beat_range_bpm)
+@dataclass(frozen=True)
+class DetectorFactory:
+    """(sample_rate_hz) -> OnsetDetector with these settings. Picklable, so an audio input's own
+    process can build one at its device's rate (`at_device_rate`)."""
 
-    def make(sample_rate_hz: int) -> OnsetDetector:
-        return OnsetDetector(sample_rate_hz, onset)
-    return make
+    settings: OnsetSettings
+
+    def __call__(self, sample_rate_hz: int) -> OnsetDetector:
+        return OnsetDetector(sample_rate_hz, self.settings)
+
+    def at_device_rate(self, rate_hz: int, block_frames: int, analysis_rate_hz: int) -> OnsetDetector:
+        """A detector on the device's own blocks: the hop lasts about as long as `settings.hop` at
+        `analysis_rate_hz`, rounded to a divisor or multiple of the block, so every block ends on a
+        hop boundary and no hit waits in a part-filled hop for the next block."""
+        hop = self.settings.hop * rate_hz / analysis_rate_hz
+        block = max(1, int(block_frames))
+        hop_frames = block // max(1, round(block / hop)) if block >= hop else block * max(1, round(hop / block))
+        return OnsetDetector(rate_hz, replace(self.settings, hop=hop_frames, window=2 * hop_frames))
+
+
+def onset_detector(settings: ListenSettings) -> DetectorFactory:
+    """The onset detector's factory with the `[listen]` settings: the onset stage's."""
+    return DetectorFactory(OnsetSettings(hop=settings.onset_hop, window=2 * settings.onset_hop,
+                                         silence_dbfs=settings.silence_dbfs, threshold=settings.onset_threshold,
+                                         tempo_range_bpm=settings.beat_range_bpm))

@@ -249,3 +249,67 @@ def test_portaudio_is_not_terminated_under_a_stream_still_closing():
     source.close()
     assert events == ["stream closed", "portaudio terminated"]
     assert source.stats["hung_calls"] == 1  # the close overran its bound and was waited for, not raced
+
+
+class _TimeInfo:
+    def __init__(self, adc_s: float, current_s: float) -> None:
+        self.inputBufferAdcTime, self.currentTime = adc_s, current_s
+
+
+def test_a_block_is_dated_by_portaudios_adc_time_on_the_monotonic_clock():
+    from hardware.sound.input_child import adc_time_s
+    # PortAudio's stream clock reads 12.0 now; the block's first sample was captured at 11.97.
+    assert adc_time_s(_TimeInfo(11.97, 12.0), 256, 48000, now_s=500.0) == pytest.approx(499.97)
+    # A host that gives no ADC time (or nonsense): a block's length before now.
+    assert adc_time_s(_TimeInfo(0.0, 0.0), 480, 48000, now_s=500.0) == pytest.approx(499.99)
+    assert adc_time_s(_TimeInfo(15.0, 12.0), 480, 48000, now_s=500.0) == pytest.approx(499.99)
+
+
+@pytest.mark.jack
+def test_onsets_detected_in_the_input_process_arrive_with_their_adc_time(jack_server):
+    from models.listening.onsets import DetectorFactory, OnsetSettings
+    reinitialize_portaudio()
+    inp = SoundDeviceInput("system", 22050, 0, 256, MonotonicClock())
+    arrivals: list = []
+    inp.detect_onsets(DetectorFactory(OnsetSettings()), lambda state: arrivals.append((time.monotonic(), state)))
+    inp.open()
+    tone = None
+    try:
+        _read_until(inp, lambda got: inp.onsets_live and len(arrivals) >= 30)  # silence first: a loaded
+        assert inp.onsets_live  # machine may start the stream late (the input feeds silence meanwhile)
+        tone = ToneInto(440.0, 0.5)  # the tone starting is a hit
+        deadline = time.monotonic() + 3
+        while tone.connect_all() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        connected_s = time.monotonic()
+        _read_until(inp, lambda got: any(s.count > 0 for _, s in arrivals) and _samples(got) >= 0.3 * 22050)
+    finally:
+        if tone is not None:
+            tone.close()
+        inp.close()
+        detach_portaudio_from_jack()
+    assert len(arrivals) > 30  # a state for every block the child analysed
+    hits = [(arrived_s, s) for arrived_s, s in arrivals if s.count > 0]
+    arrived_s, first = hits[0]
+    assert first.count == 1 and not first.silent
+    # Dated on the monotonic clock when the audio was captured: after the connection, before arrival.
+    assert connected_s - 0.1 <= first.onset_t_s <= first.t_s <= arrived_s
+    assert arrived_s - first.t_s < 0.5
+    assert [s.t_s for _, s in arrivals] == sorted(s.t_s for _, s in arrivals)
+
+
+def test_block_dates_count_frames_steered_by_the_adc_time_and_follow_a_gap():
+    from hardware.sound.input_child import BlockDates
+    dates = BlockDates(48000)
+    jitter = [0.0, 0.004, -0.003, 0.006, 0.0, -0.005]
+    true = [10.0 + n * 256 / 48000 for n in range(len(jitter))]
+    got = [dates(t_s + j, 256) for t_s, j in zip(true, jitter)]
+    assert np.all(np.diff(got) > 0)
+    assert np.abs(np.subtract(got, true)).max() <= 0.5 * np.abs(jitter).max()  # the jitter damped
+    assert dates(20.0, 256) == 20.0  # after an overrun or a stall, the ADC time again
+
+
+def test_a_detector_factory_that_cannot_reach_the_child_leaves_detection_to_the_stage():
+    inp = SoundDeviceInput("system", 22050, 0, 512, MonotonicClock())
+    inp.detect_onsets(lambda rate: None, lambda state: None)  # a lambda cannot be pickled to the child
+    assert inp._onsets is None and not inp.onsets_live

@@ -42,3 +42,20 @@ def test_the_kick_track_is_never_periodic():
     gaps = np.diff(starts)
     assert samples.dtype == np.float32 and np.abs(samples).max() <= 1.0
     assert gaps.min() >= 0.4 and np.unique(np.round(gaps, 3)).size > 0.8 * gaps.size
+
+
+def test_each_kick_is_split_into_detection_and_the_wait_for_a_frame_and_misses_are_told_apart():
+    from models.evaluation.latency import OnsetLog, detection_figures
+    onsets = np.array([1.0, 2.1, 3.5, 4.2])
+    frames = frame_log(onsets[:3], 0.030, 6.0)  # the fourth kick is detected but never shown
+    log = OnsetLog()
+    for t_s in np.arange(0.0, 6.0, 0.01):  # a state every 10 ms; the second kick is never detected
+        count = int(np.sum(onsets[[0, 2, 3]] + 0.012 <= t_s))
+        log.arrived_s.append(float(t_s))
+        log.counts.append(count)
+        log.onsets_s.append(float(onsets[[0, 2, 3]][count - 1] - 0.004) if count else -1e9)
+    figures = detection_figures(log, frames, onsets, 0.5, 5.5)
+    assert figures["detected"] == 3 and figures["missed_not_detected"] == 1
+    assert figures["missed_detected_no_frame"] == 1
+    assert 12.0 <= figures["detect_ms_p50"] <= 22.0 and figures["onset_dated_ms_p50"] == -4.0
+    assert 0.0 <= figures["detect_to_photon_ms_p50"] <= 30.0

@@ -138,3 +138,71 @@ def test_a_clock_that_starts_hours_in_finds_the_same_hits():
         if state is not None and state.count > len(hits):
             hits.append(state.onset_t_s - 6226.0)
     assert [round(t, 1) for t in hits] == [0.5, 1.3]
+
+
+def test_a_device_rate_detector_keeps_the_hop_length_and_ends_each_block_on_a_hop():
+    import pickle
+
+    from models.listening.onsets import DetectorFactory
+    factory = pickle.loads(pickle.dumps(DetectorFactory(OnsetSettings(hop=256, window=512))))  # goes to a child
+    for block, hop in ((1024, 512), (512, 512), (256, 512), (2048, 512), (128, 512)):
+        detector = factory.at_device_rate(48000, block, 22050)
+        assert (detector.s.hop, detector.s.window, detector.rate_hz) == (hop, 2 * hop, 48000)
+    assert factory.at_device_rate(22050, 256, 22050).s.hop == 256
+
+
+def test_clicks_are_found_at_the_device_rate_too():
+    from models.listening.onsets import DetectorFactory
+    rate_hz, block = 48000, 256
+    times = [0.5, 1.13, 1.9, 2.41]
+    x = np.interp(np.arange(int(3.0 * rate_hz)) / rate_hz, np.arange(int(3.0 * RATE_HZ)) / RATE_HZ,
+                  track(times, [0.8] * len(times), 3.0)).astype(np.float32)
+    detector = DetectorFactory(OnsetSettings()).at_device_rate(rate_hz, block, RATE_HZ)
+    found = []
+    for start in range(0, x.size, block):
+        state = detector.push(AudioBlock(start / rate_hz, x[start:start + block], rate_hz))
+        if state is not None and state.count > len(found):
+            found.append((start / rate_hz, state))
+    assert len(found) == len(times)
+    for t_s, (pushed_s, state) in zip(times, found):
+        assert abs(state.onset_t_s - t_s) <= 512 / rate_hz
+        assert pushed_s - t_s <= 2 * 512 / rate_hz  # reported within a hop of landing (a hop: two blocks)
+
+
+class _DetectingInput:
+    """An input whose own process detects onsets, publishing while `onsets_live`."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.onsets_live, self.publish = inner, True, None
+        self.name, self.sample_rate_hz = inner.name, inner.sample_rate_hz
+
+    def detect_onsets(self, factory, publish) -> None:
+        self.publish = publish
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def read(self, timeout_s: float):
+        return self.inner.read(timeout_s)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_the_onset_stage_detects_only_while_the_input_does_not():
+    clock = ManualClock()
+    x = track([0.3, 0.9], [0.8, 0.8], 1.5)
+    audio = _DetectingInput(ArrayAudioInput(x, RATE_HZ, clock, BLOCK))
+    onsets: Latest[OnsetState] = Latest()
+    stage = OnsetStage(audio, lambda rate: OnsetDetector(rate, beats=False), onsets, AudioQueue("array"), clock)
+    assert audio.publish is not None  # the input was handed the stage's publisher
+    audio.publish(OnsetState(t_s=0.01, onset_t_s=0.005, count=7, silent=False))
+    stage.open()
+    for n in range(x.size // BLOCK + 1):
+        audio.onsets_live = n * BLOCK / RATE_HZ < 0.6  # the input's detector stops (its stream was lost)
+        stage.step()
+        clock.advance(BLOCK / RATE_HZ)
+    stage.close()
+    state = onsets.peek()
+    assert state is not None and state.count == 1  # the stage's own detector heard the second kick only
+    assert state.onset_t_s > 0.85
