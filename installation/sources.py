@@ -199,6 +199,11 @@ def safe_devices(lister) -> list[dict]:
         return []
 
 
+SYNTH_BLOCK_FRAMES = 1024
+"""The synth loop's and speakers' block: their queue of blocks must outlast a stall of the feeding thread,
+so they keep a long block; `audio.block_frames` sizes the capture, where a short block brings onsets sooner."""
+
+
 # --- the concrete devices for the sources chosen above (called by the composition root) ------------
 def build_audio(cfg: Config, sources: Sources, clock, synth: Synth | None = None) -> tuple[AudioInput, int]:
     """The AudioInput the listener reads, and its analysis rate."""
@@ -208,9 +213,9 @@ def build_audio(cfg: Config, sources: Sources, clock, synth: Synth | None = None
         from hardware.sound.synth import SynthLoopInput, SynthSpeakers
         if synth is None:
             raise UserError("audio.source is 'synth' but synth.enabled is false; enable the synth or choose another source.")
-        tap = SynthSpeakers(synth, clock, None, cfg.audio.block_frames) if sources.speakers else None
+        tap = SynthSpeakers(synth, clock, None, SYNTH_BLOCK_FRAMES) if sources.speakers else None
         # The speaker stream opens and closes with the listener, which reopens it if the device goes.
-        return SynthLoopInput(synth, clock, cfg.audio.block_frames, tap=tap), synth.sample_rate_hz
+        return SynthLoopInput(synth, clock, SYNTH_BLOCK_FRAMES, tap=tap), synth.sample_rate_hz
     if sources.audio == "file":
         from hardware.sound.audio_in import FileInput
         return FileInput(cfg.audio.file, rate_hz, clock), rate_hz
