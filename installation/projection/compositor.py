@@ -15,6 +15,7 @@ threads); only intermediate buffers are reused.
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
@@ -25,6 +26,8 @@ from installation.mailbox import Latest
 from installation.records import OnsetState
 
 ACCENT_KEYS = ("flash", "pulse", "ring", "shake", "kick")
+RING_DECAYS = 2.0
+"""A ring grows for this many `decay_s` (0.45 s at most)."""
 
 
 @dataclass(frozen=True)
@@ -40,19 +43,28 @@ class AccentSettings:
     """Weight of detected hits."""
     beat: float = 0.3
     """Weight of predicted beats (models.listening.beat_tracker's tempo and phase)."""
-    decay_s: float = 0.12
-    calm_s: float = 2.0
-    """In silence the picture eases towards the renderer's with this time constant."""
-    smooth_s: float = 0.08
-    """With sound, it eases with this one (0: off): the renderer's own jumps (a grade correction, a
-    caption's new look) spread over a few refreshes, so only the hits change the picture at once."""
+    decay_s: float = 0.06
+    calm_s: float = 8.0
+    """In silence the held picture cross-fades to the renderer's over at least this long ..."""
+    drift_per_s: float = 0.05
+    """... and at most this fast: grey levels a second, mean over the picture (0: held still)."""
+    smooth_s: float = 1.0
+    """With sound, between hits, the picture eases towards the renderer's with this time constant
+    (0: follows it at once): its own motion and jumps spread out, so the hits lead."""
+    catch: float = 1.0
+    """Share of the way to the renderer's picture a full accent closes at once (0: none)."""
+    contrast: float = 1.0
+    """A hit's accent is its strength times (strength / the recent hits' mean) ** contrast (0: off)."""
+    recent_s: float = 1.5
+    """The hits of this many seconds before set the level a new hit is weighed against."""
     blend: bool = True
     """Cross-fade slow base pictures (diffusion) between arrivals instead of holding each."""
 
 
 LIMITS: dict[str, tuple[float, float]] = {**{k: (0.0, 2.0) for k in ACCENT_KEYS}, "onset": (0.0, 2.0),
-                                          "beat": (0.0, 2.0), "decay_s": (0.02, 1.0), "calm_s": (0.1, 30.0),
-                                          "smooth_s": (0.0, 1.0)}
+                                          "beat": (0.0, 2.0), "decay_s": (0.02, 1.0), "calm_s": (0.1, 120.0),
+                                          "drift_per_s": (0.0, 50.0), "smooth_s": (0.0, 2.0), "catch": (0.0, 1.0),
+                                          "contrast": (0.0, 3.0), "recent_s": (0.1, 10.0)}
 
 
 def accent_settings(table: Mapping[str, Any], where: str = "scene") -> AccentSettings:
@@ -99,8 +111,17 @@ class Compositor:
         self._arrived_s = 0.0
         self._interval_s = 0.0
         self._shown: np.ndarray | None = None
-        self._calm: np.ndarray | None = None
-        self._calm_s = 0.0
+        self._held: np.ndarray | None = None
+        """The base picture on the wall, following the renderer's."""
+        self._held_s = 0.0
+        self._drift: tuple[np.ndarray, np.ndarray, float, float] | None = None
+        """In silence: (from, to, start_s, duration_s) of the cross-fade under way."""
+        self._count = 0
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()
+        """(t_s, strength) of the recent hits."""
+        self._accent = 0.0
+        self._seen_s = -1e9
+        """When the newest hit was first drawn: its accent decays from there, whatever the latency."""
         self.level = 0.0
         """The accent level of the last composite (0..1.5), for status and tests."""
 
@@ -125,8 +146,13 @@ class Compositor:
     def compose(self, base: np.ndarray, fresh: bool, now_s: float) -> np.ndarray:
         settings = self._settings()
         state = self.onsets.peek()
+        hit = state is not None and state.count != self._count
+        if hit and state is not None:
+            self._count = state.count
+            self._accent = self._weigh(state.strength, state.onset_t_s, settings)
+            self._seen_s = now_s
         picture = self._base(base, fresh, now_s, settings)
-        picture = self._ease(picture, now_s, state, settings)
+        picture = self._follow(picture, now_s, state, hit, settings)
         self.level, since_s = self._level(state, now_s, settings)
         if self.level < 0.02:
             self._shown = picture
@@ -154,32 +180,63 @@ class Compositor:
             return base
         return cv2.addWeighted(self._previous, 1.0 - alpha, base, alpha, 0.0)
 
-    def _ease(self, picture: np.ndarray, now_s: float, state: OnsetState | None,
-              settings: AccentSettings) -> np.ndarray:
-        """Follow the renderer's picture with a time constant: slow in silence (a drift, never a
-        jolt), short with sound."""
-        import cv2
-        silent = state is not None and state.silent
-        tau_s = settings.calm_s if silent else settings.smooth_s
-        if tau_s <= 0:
-            self._calm = None
-            return picture
-        if self._calm is None or self._calm.shape != picture.shape:
-            shown = self._shown if self._shown is not None and self._shown.shape == picture.shape else picture
-            self._calm, self._calm_s = shown, now_s
-            return shown
-        k = 1.0 - math.exp(-max(0.0, now_s - self._calm_s) / tau_s)
-        self._calm_s = now_s
-        self._calm = cv2.addWeighted(self._calm, 1.0 - k, picture, k, 0.0)
-        return self._calm
+    def _weigh(self, strength: float, t_s: float, settings: AccentSettings) -> float:
+        """A new hit's accent: its strength against the mean of the hits of the last `recent_s`."""
+        while self._recent and self._recent[0][0] < t_s - settings.recent_s:
+            self._recent.popleft()
+        reference = max(0.2, sum(v for _, v in self._recent) / len(self._recent)) if self._recent else 0.2
+        self._recent.append((t_s, strength))
+        return min(1.0, strength * min(2.0, max(0.25, strength / reference)) ** settings.contrast)
 
-    @staticmethod
-    def _level(state: OnsetState | None, now_s: float, settings: AccentSettings) -> tuple[float, float]:
-        """(accent level 0..1.5, seconds since the hit) at `now_s`: the hit's decay plus the predicted beat's."""
+    def _follow(self, picture: np.ndarray, now_s: float, state: OnsetState | None, hit: bool,
+                settings: AccentSettings) -> np.ndarray:
+        """The base picture on the wall: held in silence (a capped drift), with sound easing towards
+        the renderer's between hits and catching up on each."""
+        import cv2
+        if self._held is None or self._held.shape != picture.shape:
+            shown = self._shown if self._shown is not None and self._shown.shape == picture.shape else picture
+            self._held, self._held_s, self._drift = shown, now_s, None
+            return shown
+        dt_s, self._held_s = max(0.0, now_s - self._held_s), now_s
+        if state is not None and state.silent and not hit:
+            return self._settle(picture, now_s, settings)
+        self._drift = None
+        k = 1.0 - math.exp(-dt_s / settings.smooth_s) if settings.smooth_s > 0 else 1.0
+        if hit:
+            k = max(k, settings.catch * min(1.0, self._accent))
+        if k >= 0.995:
+            self._held = picture
+        elif k > 0.002:
+            self._held = cv2.addWeighted(self._held, 1.0 - k, picture, k, 0.0)
+        return self._held
+
+    def _settle(self, picture: np.ndarray, now_s: float, settings: AccentSettings) -> np.ndarray:
+        """In silence: cross-fade from the held picture to a copy of the renderer's, over `calm_s` or
+        longer where the two differ so much that `drift_per_s` would be exceeded; then the next."""
+        import cv2
+        held = self._held
+        assert held is not None
+        if self._drift is not None:
+            source, target, start_s, duration_s = self._drift
+            alpha = (now_s - start_s) / duration_s
+            if alpha < 1.0:
+                self._held = cv2.addWeighted(source, 1.0 - alpha, target, alpha, 0.0)
+                return self._held
+            held = self._held = target
+        if settings.drift_per_s <= 0:
+            return held
+        target = np.copy(picture)
+        gap = float(np.abs(target[::4, ::4].astype(np.int16) - held[::4, ::4]).mean())
+        self._drift = (held, target, now_s, max(settings.calm_s, gap / settings.drift_per_s))
+        return held
+
+    def _level(self, state: OnsetState | None, now_s: float, settings: AccentSettings) -> tuple[float, float]:
+        """(accent level 0..1.5, seconds since the hit was first drawn) at `now_s`: the hit's decay plus the
+        predicted beat's."""
         if state is None or state.silent and now_s - state.onset_t_s > 1.0:
             return 0.0, 1e9
-        since_s = now_s - state.onset_t_s
-        hit = state.strength * math.exp(-since_s / settings.decay_s) if since_s >= -0.05 else 0.0
+        since_s = now_s - self._seen_s
+        hit = self._accent * math.exp(-since_s / settings.decay_s)
         beat = 0.0
         if state.tempo_bpm > 0 and state.beat_confidence > 0.05 and not state.silent:
             period_s = 60.0 / state.tempo_bpm
@@ -211,9 +268,10 @@ class Compositor:
             cv2.transform(src, hue_matrix(turn, 1.0 + 0.5 * flash, 60.0 * flash), dst=out)
         else:
             np.copyto(out, src)
-        ring = settings.ring * (state.strength if state is not None else 0.0)
-        if ring > 0.02 and since_s < 0.45:
-            fade = 1.0 - since_s / 0.45
+        ring = settings.ring * min(1.0, self._accent)
+        life_s = min(0.45, RING_DECAYS * settings.decay_s)
+        if ring > 0.02 and since_s < life_s:
+            fade = 1.0 - since_s / life_s
             radius = int((0.08 + 1.6 * since_s) * 0.5 * h)
             tone = int(255 * min(1.0, 0.4 + 0.6 * ring) * fade)
             cv2.circle(out, (w // 2, h // 2), radius, (tone, tone, tone), max(1, int(0.012 * h * ring * fade)),

@@ -1,5 +1,6 @@
-"""The compositor at the projector's refresh: a hit shows on the next composite, its strength sets the
-accent's size, silence shows none and eases, slow pictures are cross-faded, scene tables are checked."""
+"""The compositor at the projector's refresh: a hit shows on the next composite, its strength against the
+recent hits sets the accent's size, silence shows none and settles, slow pictures are cross-faded,
+scene tables are checked."""
 from __future__ import annotations
 
 import numpy as np
@@ -56,8 +57,52 @@ def test_silence_draws_no_accent_and_only_drifts():
     assert comp.level == 0.0
 
 
-def test_slow_pictures_are_cross_faded_between_arrivals():
+def moving(k: int, w: int = 64, h: int = 36) -> np.ndarray:
+    """The renderer's picture at frame k: a bright bar sweeping across, a new place every frame."""
+    rgb = np.full((h, w, 3), 40, np.uint8)
+    x = (3 * k) % w
+    rgb[:, x:x + 6] = 220
+    return rgb
+
+
+def test_silence_settles_to_still_and_the_first_hit_brings_the_picture_back():
     comp, onsets = compositor()
+    fps = 30
+    onsets.put(OnsetState(t_s=0.0, silent=True))
+    shown = [comp.compose(moving(k), True, k / fps).copy() for k in range(10 * fps)]
+    changes = [change(a, b) for a, b in zip(shown[fps:], shown[fps + 1:])]
+    renderer = change(moving(0), moving(1))
+    # The renderer moves every frame; the wall drifts at most drift_per_s (grey levels a second)
+    assert max(changes) < 0.05 * renderer
+    assert np.mean(changes) <= comp.settings.drift_per_s / fps + 0.01
+    # Sound and a hit: the wall is the renderer's picture again on the next refresh (plus the accent)
+    onsets.put(OnsetState(t_s=9.99, onset_t_s=9.98, strength=0.8, count=1, silent=False))
+    back = comp.compose(moving(300), True, 300 / fps)
+    assert change(back, shown[-1]) > 5.0
+    unaccented = comp._held
+    assert unaccented is not None and change(unaccented, moving(300)) < 1.0
+
+
+def test_a_strong_hit_after_weak_ones_stands_out_more_than_one_in_a_run_of_equals():
+    def last_accent(strengths: list[float]) -> float:
+        comp, onsets = compositor()
+        for i, strength in enumerate(strengths):  # eighths at 120 BPM
+            t_s = 1.0 + 0.25 * i
+            onsets.put(OnsetState(t_s=t_s, onset_t_s=t_s, strength=strength, count=i + 1, silent=False))
+            comp.compose(picture(), True, t_s + 0.01)
+        return comp.level
+
+    after_weak = last_accent([0.3, 0.3, 0.3, 0.3, 0.6])
+    in_a_run = last_accent([0.6, 0.6, 0.6, 0.6, 0.6])
+    assert after_weak > 1.5 * in_a_run
+    assert last_accent([0.6, 0.6, 0.6, 0.6, 0.3]) < 0.5 * in_a_run  # a soft hit after loud ones: a soft accent
+
+
+def test_slow_pictures_are_cross_faded_between_arrivals():
+    onsets: Latest[OnsetState] = Latest()
+    scenes: Latest = Latest()
+    scenes.put(parse_scene({"name": "x", "compositor": {"smooth_s": 0.0}}))  # the cross-fade alone
+    comp = Compositor(onsets, scenes, 1 / 60)
     onsets.put(OnsetState(t_s=0.0, silent=False))
     for k, value in enumerate((40, 80, 120, 160)):  # a picture every half second (a slow diffusion renderer)
         for i in range(30):  # the projector composes at every refresh in between

@@ -81,6 +81,19 @@ def test_silence_to_drums_ratio_counts_the_silence_after_the_tail():
     assert figures.silence_to_drums(times, restless, drums, 0.0, 30.0) == 1.0
 
 
+def test_return_ms_is_the_first_moving_frame_after_each_stretch_after_a_silence():
+    times = np.arange(1, int(30 * FPS) + 1) / FPS
+    drums = [(2.0, 6.0), (12.0, 16.0), (22.0, 26.0)]
+    change = np.full(times.size, 0.01)
+    for a, _ in drums:
+        change[times >= a + 0.05] = 5.0   # moves again 50 ms (and the frame after) into each stretch
+        change[times >= a + 1.0] = 0.01
+    assert figures.return_ms(times, change, drums, start_s=0.0, end_s=30.0) == [pytest.approx(1e3 * (
+        times[times >= a + 0.05][0] - a), abs=0.1) for a, _ in drums[1:]]
+    assert figures.return_ms(times, change, drums, start_s=15.0, end_s=30.0) == [pytest.approx(
+        1e3 * (times[times >= 22.05][0] - 22.0), abs=0.1)]
+
+
 def test_the_projector_stamps_each_frame_on_the_audio_clock(tmp_path):
     class File:   # an audio.source = "file" input that started 2.5 s into the run
         started_s = 2.5

@@ -18,6 +18,8 @@ the loudness) and after the recording's end (the file source loops) are not scor
   silence_to_drums    with --drums (stretches of drumming, as tools/visuals/fetch_peer_audio.py
                       writes them): mean change in the silences (from 1 s after a stretch ends to
                       the next) over mean change during the drumming
+  return_ms           with --drums: for each stretch after a silence, from its first hit to the first
+                      frame that changes by more than RETURN_GREY: how fast the picture moves again
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ MAX_LAG_S = 0.15
 WINDOW_S = 0.15
 TAIL_S = 1.0
 """A drum stretch rings on this long after its last hit; the silence is counted after it."""
+RETURN_GREY = 1.0
 
 
 def read_frames(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +101,18 @@ def silence_to_drums(times_s: np.ndarray, change: np.ndarray, drums_s: list[tupl
     return float(change[silent].mean() / change[during].mean())
 
 
+def return_ms(times_s: np.ndarray, change: np.ndarray, drums_s: list[tuple[float, float]],
+              start_s: float, end_s: float, grey: float = RETURN_GREY) -> list[float]:
+    """Per stretch after a silence (inside the scored span): ms from its start to the first frame whose
+    change exceeds `grey`."""
+    out = []
+    for a, _ in drums_s[1:]:
+        moved = times_s[(times_s >= a) & (change > grey)]
+        if start_s <= a <= end_s and moved.size:
+            out.append(round(float(moved[0] - a) * 1e3, 1))
+    return out
+
+
 def figures(recording: Path, times_s: np.ndarray, change: np.ndarray, skip_s: float = 5.0,
             drums_s: list[tuple[float, float]] | None = None) -> dict:
     """The figures of one frame sequence against one recording."""
@@ -120,7 +135,8 @@ def figures(recording: Path, times_s: np.ndarray, change: np.ndarray, skip_s: fl
            "mean_change": round(float(c.mean()), 2)}
     if drums_s is not None:
         ratio = silence_to_drums(t, c, drums_s, skip_s, duration_s)
-        out["silence_to_drums"] = round(ratio, 3) if ratio is not None else None
+        out["silence_to_drums"] = round(ratio, 5) if ratio is not None else None
+        out["return_ms"] = return_ms(t, c, drums_s, skip_s, duration_s)
     return out
 
 
