@@ -9,15 +9,11 @@ period is exact to a fraction of a hop) and scores each period by its metrical f
 autocorrelation at the period, twice it and four times it (the bar). A riff grouped 3+3+2 or in
 fives repeats at its own period as strongly as the beat does, but its four periods are not a bar,
 so the beat's family wins where the period alone would not. The family scores are smoothed over
-estimates (`family_gain`), and the family now followed is kept until another has led it by `hold`
-for `switch_s` on end: a related period must win for a while before the tempo moves to it, yet a
-wrong first estimate (from the first `min_s` of envelope) is left as soon as the evidence is clear,
-where a fixed margin over the followed family would have held it. The octave comes from the music: from the
+estimates (`family_gain`) and the family now followed gets a margin (`hold`), so a related period
+must win for seconds before the tempo moves to it. The octave comes from the music: from the
 family's slowest member inside the range it moves up an octave while the half period's peak holds
 at least `faster_share` of the period's own. A pulse with hits between the beats (eighth-note
 hi-hats, double kicks) reads at its faster octave; one whose in-between hits are weak reads slower.
-The octave now followed keeps a margin too (`octave_hold`): a half period near that share would
-otherwise flip the tempo between octaves from one estimate to the next as the hi-hats come and go.
 
 The phase is the offset of a comb at that period that collects the most onset flux over the last
 `phase_s` (newer beats weigh more), so the beat sits on the strong hits, not between them. A new
@@ -38,7 +34,7 @@ import numpy as np
 class BeatSettings:
     range_bpm: tuple[float, float] = (70.0, 210.0)
     window_s: float = 8.0
-    min_s: float = 2.0
+    min_s: float = 2.5
     """Envelope needed before the first estimate."""
     every: int = 8
     """Hops between estimates (8 x 11.6 ms)."""
@@ -53,13 +49,8 @@ class BeatSettings:
     """Weights of the period, twice it and four times it in a period's metrical score."""
     family_gain: float = 0.1
     """Share of a new estimate's family scores taken into the running ones (about 1 s at `every`)."""
-    hold: float = 0.05
-    """Relative lead over the family now followed that counts towards a switch."""
-    switch_s: float = 1.0
-    """How long another family must lead the one followed, on end, before the tempo moves to it."""
-    octave_hold: float = 0.5
-    """Relative margin of the octave now followed: moving up one takes `faster_share * (1 + octave_hold)`,
-    moving down a share below `faster_share / (1 + octave_hold)`."""
+    hold: float = 0.3
+    """Relative margin of the family now followed over any other."""
     lag_s: float = 0.0
     """Time from a hit's attack to the hop its flux peaks in, taken off every beat time."""
 
@@ -79,10 +70,6 @@ class BeatTracker:
         self._jumps = 0
         self._family: np.ndarray | None = None
         self._base: float | None = None
-        self._lag: float | None = None
-        self._lead = 0
-        """Estimates in a row in which another family has led the one followed."""
-        """The beat period (hops) last estimated: the octave followed."""
         self.tempo_bpm = 0.0
         self.beat_t_s = -math.inf
         self.confidence = 0.0
@@ -128,7 +115,11 @@ class BeatTracker:
             self._family = family
         else:
             self._family += self.s.family_gain * (family - self._family)
-        self._base = base = self._follow_family(grid, self._family)
+        held = self._family
+        if self._base is not None:  # the family now followed keeps a margin: a switch needs sustained evidence
+            held = held * (1.0 + self.s.hold * np.exp(-0.5 * (np.log(grid / self._base) / 0.02) ** 2))
+        base = float(grid[int(np.argmax(held))])
+        self._base = base
         # The period exact to a fraction of a hop from its longest multiple the envelope reaches (the
         # base need not be a peak of its own: kicks on the beat alone show none at half the period);
         # then its slowest octave inside the range, and up an octave while the half period holds.
@@ -136,40 +127,12 @@ class BeatTracker:
         period = self._refine(acf, int(round(m * base))) / m
         near = lambda x: float(peaks[min(max(int(round(x)) - 1, 0), peaks.size - 1)])  # noqa: E731
         k = next(k for k in (4, 2, 1) if k == 1 or k * period <= lag_of(self.low_bpm))
-        while k > 1 and near(k * period / 2) >= self._faster_share(k * period) * near(k * period):
+        while k > 1 and near(k * period / 2) >= self.s.faster_share * near(k * period):
             k //= 2
         lag = k * period
-        self._lag = lag
         if not lag_of(self.high_bpm) <= lag <= lag_of(self.low_bpm):
             return None
         return lag, float(min(1.0, max(0.0, near(lag))))
-
-    def _follow_family(self, grid: np.ndarray, family: np.ndarray) -> float:
-        """The base period (hops) to follow: the one followed (tracking drift within 2 %) until another
-        family has led it by `hold` for `switch_s` on end; the strongest at the first estimate."""
-        best = int(np.argmax(family))
-        if self._base is None:
-            return float(grid[best])
-        near = np.abs(np.log(grid / self._base)) <= 0.02
-        kept = int(np.argmax(np.where(near, family, -np.inf)))
-        if near[best] or family[best] <= (1.0 + self.s.hold) * family[kept]:
-            self._lead = 0
-            return float(grid[kept])
-        self._lead += 1
-        if self._lead * self.s.every / self.frame_rate_hz < self.s.switch_s:
-            return float(grid[kept])
-        self._lead = 0
-        return float(grid[best])
-
-    def _faster_share(self, lag: float) -> float:
-        """Share of `lag`'s autocorrelation its half must hold to move the tempo up an octave from `lag`."""
-        share = self.s.faster_share
-        if self._lag is not None:
-            if abs(lag / 2 / self._lag - 1.0) <= 0.05:  # the faster octave is the one followed
-                share /= 1.0 + self.s.octave_hold
-            elif abs(lag / self._lag - 1.0) <= 0.05:  # the slower one is
-                share *= 1.0 + self.s.octave_hold
-        return share
 
     def _phase(self, period: float, hop_end_t_s: float) -> float:
         """Time of the newest beat of the comb at `period` (hops) that collects the most flux."""
