@@ -269,6 +269,8 @@ class OscConfig(Section):
     max_connections_per_host: int = Field(8, ge=1, le=4096)
     header_timeout_s: float = Field(5.0, gt=0, le=120)
     tcp_idle_timeout_s: float = Field(600.0, gt=0, le=86400)
+    wakeup_slice_ms: float = Field(0.1, ge=0, le=100)
+    """The CPU slice the OSC threads ask of the kernel (hardware.osc.wakeup); 0 = the kernel's default."""
 
     def settings(self) -> OscSettings:
         """What the OSC control server takes at its door (hardware.osc.settings)."""

@@ -176,6 +176,11 @@ class HostRings:
             ring.bytes += len(packet.data)
             self._cond.notify()
 
+    def waiting(self, host: str) -> bool:
+        """Whether `host` has packets waiting."""
+        with self._cond:
+            return host in self._rings
+
     def wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
@@ -279,7 +284,8 @@ class _BatchReceiver:
 
 
 class UdpReader:
-    """The reader thread: `recvmsg` into `HostRings`, nothing else.
+    """The reader thread: `recvmsg` into `HostRings`, nothing else but the questions
+    `answer_now` answers on the spot (the server's ready /status).
 
     `admit(host)` (an Allowlist) is asked once per packet; refused packets are only counted.
     `kernel_drops` is the kernel's count of datagrams it dropped on this socket because the
@@ -288,8 +294,12 @@ class UdpReader:
 
     def __init__(self, sock: socket.socket, rings: HostRings, clock, admit: Callable[[str], bool],
                  on_denied: Callable[[str], None] | None = None,
-                 on_thread_start: Callable[[], Any] | None = None) -> None:
+                 on_thread_start: Callable[[], Any] | None = None,
+                 answer_now: Callable[[bytes, Any, float, Callable[[bytes, Any], Any]], bool] | None = None) -> None:
         self._sock = sock
+        self._answer_now = answer_now
+        """(datagram, peer, arrival time, sendto) -> True when it answered the datagram itself, at
+        once (with the socket's `sendto(data, peer)`)."""
         self._rings = rings
         self._clock = clock
         self._admit = admit
@@ -372,6 +382,8 @@ class UdpReader:
             self.denied += 1
             if self._on_denied is not None:
                 self._on_denied(host)
+            return
+        if self._answer_now is not None and self._answer_now(data, address, now_s, self._sock.sendto):
             return
         rings.put(Packet(data, host, address, now_s))
 

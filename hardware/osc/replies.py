@@ -165,14 +165,19 @@ class Feedback:
             self._stats["feedback_capped"] += n
             return False
 
-    def send_status(self, destinations: list, reply: bool) -> None:
-        if not reply and not self.allowed(len(destinations)):
-            return
+    def status_dgram(self) -> bytes:
+        """/status with `status_fn()` as JSON (control thread)."""
         try:
             payload = to_json(self._status_fn())
         except Exception as exc:
             self._stats["errors"] += 1
             log.exception("OSC: status_fn failed")
             payload = to_json({"status": "error", "reason": f"status unavailable ({type(exc).__name__})"})
+        return self._build("/status", payload)
+
+    def send_status(self, destinations: list, reply: bool, dgram: bytes | None = None) -> None:
+        if not reply and not self.allowed(len(destinations)):
+            return
+        dgram = dgram if dgram is not None else self.status_dgram()
         for destination in destinations:
-            self._send(destination, self._build("/status", payload), "replies" if reply else "feedback_sent")
+            self._send(destination, dgram, "replies" if reply else "feedback_sent")

@@ -5,7 +5,8 @@ the control thread serves the hosts in turn, limits each host per message (a bun
 count one by one), parses with python-osc, validates each message (the injected `validate` says
 yes or why not), hands it on as a `Command` and answers `/reply/<address> <json>` (the QLab
 convention) only once the command is queued. Fader values over the limit are coalesced (newest
-per address and sender), never dropped. `/status` is answered from `status_fn()`;
+per address and sender), never dropped. `/status` is answered from `status_fn()`, by the reader
+thread itself from an answer kept ready while anyone asks (hardware.osc.ready_status);
 `/subscribe <port>` sends `/status` to the sender's host at that port `feedback_hz` times a
 second until the subscription expires. Nothing a sender does can stop the threads: every failure
 is counted in `stats`.
@@ -29,8 +30,10 @@ from pythonosc.osc_message import ParseError as OscParseError
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from hardware.osc.limits import MAX_SENDERS, HostLimits
+from hardware.osc.ready_status import ReadyStatus
 from hardware.osc.replies import Feedback, to_json
 from hardware.osc.settings import CommandSpace, OscSettings
+from hardware.osc.wakeup import request_short_slice
 from installation.errors import UserError
 from installation.records import Command
 
@@ -178,6 +181,13 @@ def set_realtime_priority(priority: int, what: str) -> bool:
         return False
 
 
+def prompt_thread(settings: OscSettings, what: str) -> None:
+    """On each OSC thread: SCHED_FIFO when osc.realtime_priority asks for it and is allowed, else a
+    short CPU slice, so the thread runs the moment a datagram wakes it."""
+    if not (settings.realtime_priority and set_realtime_priority(settings.realtime_priority, what)):
+        request_short_slice(settings.wakeup_slice_ms / 1000.0, what)
+
+
 def valid_address(address: str) -> bool:
     """An OSC address with no empty part: "/param//x" and "/param/x/" are not "/param/x"."""
     return address.startswith("/") and len(address) > 1 and "//" not in address and not address.endswith("/")
@@ -210,7 +220,8 @@ def admin_refusal(address: str, args: tuple, packet, admin_allow, token: str,
 STATS = ("received", "messages", "accepted", "rejected", "unknown", "malformed", "rate_limited", "coalesced",
          "superseded", "busy", "denied", "queries", "replies", "feedback_sent", "feedback_capped", "send_errors",
          "errors", "subscribers", "kernel_drops", "ring_drops")
-"""The server's counters (`stats`, `snapshot()`)."""
+"""The server's counters (`stats`, `snapshot()`); `snapshot()` adds "status_at_once", the /status
+questions the reader thread answered from the ready answer (not in "queries" and "replies")."""
 BUNDLE_QUANTUM = 16
 """Messages of one bundle handled per turn before every other waiting host gets its turn."""
 
@@ -257,6 +268,7 @@ class OscControlServer:
         self._stats_lock = threading.Lock()
         self.stats: dict[str, int] = dict.fromkeys(STATS, 0)
         self._feedback = Feedback(settings, clock, status_fn, build_message, self._send, self._reply, self.stats)
+        self._ready = ReadyStatus(self._feedback.status_dgram, settings.rate_limit_hz, settings.burst, self._rings.waiting)
 
     # --- lifecycle (main thread) ---------------------------------------------------------------
     @property
@@ -283,9 +295,8 @@ class OscControlServer:
                             f"second copy of this one) is using it: stop it or choose another port with "
                             f"--set osc.port=N.") from None
         self._stop.clear()
-        priority = self.settings.realtime_priority
         self._reader = UdpReader(self._sock, self._rings, self._clock, self._allow.__contains__, self._on_denied,
-                                 (lambda: set_realtime_priority(priority, "OSC reader")) if priority else None)
+                                 lambda: prompt_thread(self.settings, "OSC reader"), self._ready.answer)
         self._reader.start()
         self._thread = threading.Thread(target=self._serve, name="osc-control", daemon=True)
         self._thread.start()
@@ -312,7 +323,7 @@ class OscControlServer:
             stats["received"] = reader.received
             stats["denied"] = reader.denied
             stats["kernel_drops"] = reader.kernel_drops
-        stats["ring_drops"] = self._rings.dropped
+        stats["ring_drops"], stats["status_at_once"] = self._rings.dropped, self._ready.answered
         stats["pending_faders"] = len(self._limits.pending)
         stats["queued_packets"] = len(self._rings)
         return stats
@@ -334,13 +345,12 @@ class OscControlServer:
 
     # --- control thread -------------------------------------------------------------------------
     def _serve(self) -> None:
-        if self.settings.realtime_priority:
-            set_realtime_priority(self.settings.realtime_priority, "OSC control")
-        feedback, limits = self._feedback, self._limits
+        prompt_thread(self.settings, "OSC control")
+        feedback, limits, ready = self._feedback, self._limits, self._ready
         while not self._stop.is_set():
             try:
-                timeout_s = 0.005 if limits.pending else min(0.05, max(0.0, feedback.next_s - self._clock.now_s())) \
-                    if len(feedback) else 0.05
+                due_s = min(feedback.next_s if len(feedback) else math.inf, ready.due_s())
+                timeout_s = min(0.005 if limits.pending else 0.05, max(0.0, due_s - self._clock.now_s()))
                 packet = self._rings.take(timeout_s)
                 if packet is not None:
                     self._handle(packet)
@@ -349,6 +359,7 @@ class OscControlServer:
                         self._message(dgram, waiting)
                 if len(feedback):
                     feedback.tick()
+                ready.refresh(self._clock.now_s())
             except Exception:  # a bug must not close the operators' port: count, keep serving
                 self._count("errors")
                 log.exception("OSC control loop failed; continuing")
@@ -493,7 +504,7 @@ class OscControlServer:
 
     def _query(self, address: str, args: tuple, packet, reply_to: str) -> None:
         if address in ("/status", "/get_status"):
-            self._feedback.send_status([packet.peer], reply=True)
+            self._feedback.send_status([packet.peer], reply=True, dgram=self._ready.build_now(self._clock.now_s()))
         elif address == "/ping":
             self._reply(packet.peer, reply_to, {"status": "ok", "address": address})
         else:

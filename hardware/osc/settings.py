@@ -27,6 +27,7 @@ class OscSettings:
     max_subscribers: int = 16
     receive_buffer_bytes: int = 8 << 20
     realtime_priority: int = 0
+    wakeup_slice_ms: float = 0.1
 
 
 def _never(address: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--probe-hz", type=float, default=20.0, help="/status questions a second from the other host")
     bench.add_argument("--start-s", type=float, default=15.0,
                        help="seconds of the start phase: /status asked from the first second after the server "
-                            "starts, while the sentence model loads as in a live show (0 = skip)")
+                            "starts, while the sentence model loads as in a live show, and of the same questions "
+                            "again after the renderer's warm-up (0 = skip both)")
     bench.add_argument("--bundle-hz", type=float, default=2.0, help="bundles a second in the bundle storm")
     bench.add_argument("--bundle-messages", type=int, default=2000, help="messages in each bundle of the storm")
     bench.add_argument("--fader-seconds", type=float, default=60.0, help="seconds of the fader stream (0 = skip)")
@@ -130,7 +132,6 @@ def _spawn(script: str, *args, stdout=None) -> subprocess.Popen:
     """A helper process started with posix_spawn (no cwd, no fd closing: what lets subprocess use
     it), so this torch-sized process is not forked: a fork copies its page tables and stalls
     every thread of the process under test for 100 ms or more, which is the bench, not the product."""
-    import os
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], stdout=stdout, text=True,
                             close_fds=False, env=env)
@@ -165,8 +166,6 @@ def _drive(control, commands, clock, period_s: float, procs: list, on_apply=None
 
 
 def _bench(args: argparse.Namespace) -> int:
-    import os
-
     rig = _BenchRig(args)
     start_results = _start_phase(rig) if args.start_s > 0 else {}
     stop = threading.Event()
@@ -178,6 +177,7 @@ def _bench(args: argparse.Namespace) -> int:
     while iterations[0] < 20 and time.monotonic() < warm_until:  # torch's import holds the GIL for a while
         time.sleep(0.05)
     load_at_start = round(os.getloadavg()[0], 2)
+    warm_results = _probe_phase(rig, "warm", "after warm-up, the renderer busy") if args.start_s > 0 else {}
 
     end_to_end_ms, frames, server_to_effect = _latency_phase(rig)
     # --- phases 2-4: one host floods, another asks /status probe_hz times a second ---------------
@@ -215,6 +215,7 @@ def _bench(args: argparse.Namespace) -> int:
         "receive_buffer_bytes": receive_buffer,
         "phases": phases,
         **start_results,
+        **warm_results,
         **fader_results,
         "inbox_dropped": rig.commands.dropped,
         "inbox_refused": rig.commands.refused,
@@ -302,20 +303,29 @@ def _start_phase(rig: _BenchRig) -> dict:
 
     TextEncoder.warm_up()
     threading.Thread(target=watch, name="bench-model-watch", daemon=True).start()
+    results = _probe_phase(rig, "start", "from the server's start (the probe's interpreter takes ~0.5 s to begin), "
+                                         "the sentence model loading", probe)
+    return {**results, "start_sentence_model_ready_after_s": round(ready_after[0], 1) if ready_after else None,
+            "start_torch_in_this_process": "torch" in sys.modules}
+
+
+def _probe_phase(rig: _BenchRig, name: str, when: str, probe: subprocess.Popen | None = None) -> dict:
+    """Another host asks /status probe_hz times a second for start_s seconds while the projector
+    loop runs; returns how it was answered, as `<name>_*` figures."""
+    args = rig.args
+    if probe is None:
+        probe = _spawn(PROBE, rig.host, rig.port, args.start_s, args.probe_hz, args.realtime, stdout=subprocess.PIPE)
     rig.drive([probe])
     probed = json.loads(probe.communicate()[0])
     rtts = probed["rtts"]
     return {
-        "start_what": f"/status from 127.0.0.2 at {args.probe_hz:g}/s for {args.start_s:g} s from the server's "
-                      f"start (the probe's interpreter takes ~0.5 s to begin), the sentence model loading",
-        "start_other_sender_asked": probed["sent"],
-        "start_other_sender_lost": probed["lost"],
-        "start_other_sender_p50_ms": round(percentile(rtts, 50), 3),
-        "start_other_sender_p99_ms": round(percentile(rtts, 99), 3),
-        "start_other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
-        "start_other_sender_over_10ms": sum(1 for r in rtts if r > 10.0),
-        "start_sentence_model_ready_after_s": round(ready_after[0], 1) if ready_after else None,
-        "start_torch_in_this_process": "torch" in sys.modules,
+        f"{name}_what": f"/status from 127.0.0.2 at {args.probe_hz:g}/s for {args.start_s:g} s {when}",
+        f"{name}_other_sender_asked": probed["sent"],
+        f"{name}_other_sender_lost": probed["lost"],
+        **{f"{name}_other_sender_p{q}_ms": round(percentile(rtts, q), 3) for q in (50, 95, 99)},
+        f"{name}_other_sender_max_ms": round(max(rtts), 3) if rtts else float("nan"),
+        f"{name}_other_sender_over_10ms": sum(1 for r in rtts if r > 10.0),
+        f"{name}_load_average_1min": round(os.getloadavg()[0], 2),
     }
 
 

@@ -834,3 +834,78 @@ def test_oscquery_describes_each_of_the_servers_own_methods():
     from hardware.osc.query import SERVER_NODES
     from hardware.osc.server import QUERY_ADDRESSES
     assert {node.address for node in SERVER_NODES} == QUERY_ADDRESSES
+
+
+def test_status_is_answered_at_once_while_gathering_it_is_slow_and_the_main_thread_computes(tmp_path):
+    """/status comes from the answer kept ready (the reader thread sends it), not from a
+    `status_fn()` that takes 80 ms, while the main thread holds the GIL in a pure-Python loop."""
+    rig = Rig(tmp_path)
+    rig.server._feedback._status_fn = lambda: (time.sleep(0.08), {"scene": rig.live.scene})[1]
+    c = client(rig)
+    try:
+        assert ask(c, "/status", timeout_s=5.0)[1] == {"scene": "nocturne"}  # the first is gathered
+        answers_ms: list[float] = []
+
+        def asking() -> None:
+            for _ in range(20):
+                started = time.perf_counter()
+                c.send_message("/status", [])
+                for message in c.get_messages(2.0):
+                    assert json.loads(message.params[0]) == {"scene": "nocturne"}
+                    answers_ms.append((time.perf_counter() - started) * 1000.0)
+                    break
+                time.sleep(0.05)
+
+        import threading
+        asker = threading.Thread(target=asking)
+        asker.start()
+        busy = 0
+        while asker.is_alive():  # the main thread's long computation
+            busy = (busy * 31 + 7) % 1000003
+        asker.join()
+        assert len(answers_ms) == 20
+        fast = [ms for ms in answers_ms if ms < 40.0]
+        assert len(fast) >= 15, sorted(answers_ms)  # gathering takes 80 ms: an answer under 40 ms was ready
+        assert rig.server.snapshot()["status_at_once"] >= 15
+    finally:
+        rig.close()
+
+
+def test_the_ready_status_is_fresh_within_budget_and_forgotten_when_nobody_asks():
+    from hardware.osc.ready_status import FRESH_S, REFRESH_S, WANTED_S, ReadyStatus
+    built: list[int] = []
+    ready = ReadyStatus(lambda: (built.append(1), b"/status %d" % len(built))[1], rate_hz=1.0, burst=2)
+    assert ready.take("10.0.0.1", 0.0) is None and ready.due_s() == -1e9 + REFRESH_S  # wanted, nothing built
+    ready.refresh(0.0)
+    assert ready.take("10.0.0.1", 0.01) == b"/status 1"
+    assert ready.take("10.0.0.1", 0.02) == b"/status 1"
+    assert ready.take("10.0.0.1", 0.03) is None  # over this host's budget: the control thread answers
+    assert ready.take("10.0.0.2", 0.03) == b"/status 1"
+    assert ready.take("10.0.0.2", FRESH_S + 0.01) is None  # stale
+    ready.refresh(REFRESH_S)
+    assert ready.take("10.0.0.2", REFRESH_S + 0.01) == b"/status 2"
+    ready.refresh(REFRESH_S + WANTED_S + 1.0)  # nobody asked for a minute: no more gathering
+    assert ready.due_s() == float("inf") and ready.take("10.0.0.3", REFRESH_S + WANTED_S + 1.0) is None
+
+
+def test_osc_threads_ask_for_a_short_cpu_slice_and_keep_their_nice_value():
+    import os
+    import threading
+    from hardware.osc.wakeup import request_short_slice
+    result: list = []
+
+    def thread() -> None:
+        os.setpriority(os.PRIO_PROCESS, 0, 3)  # this thread only (Linux)
+        held = request_short_slice(0.0002, "test")
+        sched = f"/proc/self/task/{threading.get_native_id()}/sched"
+        line = next((l for l in open(sched) if l.startswith("se.slice")), "") if os.path.exists(sched) else ""
+        result.append((held, os.getpriority(os.PRIO_PROCESS, 0), line))
+
+    t = threading.Thread(target=thread)
+    t.start()
+    t.join()
+    held, nice, line = result[0]
+    assert nice == 3
+    if held:  # Linux 6.12+: the kernel reports the slice it holds
+        assert line.split(":")[1].strip() == "200000"
+    assert request_short_slice(0.0, "test") is False
