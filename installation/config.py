@@ -159,6 +159,7 @@ class DisplayConfig(Section):
     width: int = Field(1280, ge=64, le=8192)
     height: int = Field(720, ge=64, le=8192)
     fps: int = Field(30, gt=0, le=240)
+    wake_on_onset: bool = True
 
 
 # --- camera, composer, MIDI --------------------------------------------

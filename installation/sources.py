@@ -229,12 +229,14 @@ def build_listening(cfg: Config, sources: Sources, audio: AudioInput | None, syn
     the listener behind it, fed the same blocks (docs/listening.md)."""
     from installation.stages import ListenerStage, OnsetStage
     from installation.stages.onsets import AudioQueue
+    from installation.operators.control import wake
     from models.listening.va import build_listener
     from models.listening.onsets import onset_detector
     audio, rate_hz = (audio, cfg.audio.sample_rate_hz) if audio is not None else build_audio(cfg, sources, clock, synth)
     listener = build_listener(cfg.listen.settings(), rate_hz or ANALYSIS_RATE_HZ)
     heard = AudioQueue(getattr(audio, "name", "audio"))
-    return listener, [OnsetStage(audio, onset_detector(cfg.listen.settings()), bus.onsets, heard, clock),
+    on_hit = (lambda: wake(bus.commands)) if cfg.display.wake_on_onset else None  # bus.commands: read at the hit
+    return listener, [OnsetStage(audio, onset_detector(cfg.listen.settings()), bus.onsets, heard, clock, on_hit),
                       ListenerStage(heard, listener, bus.music, clock, cfg.listen.hop_s)]
 
 

@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 
 Effect = Callable[[Command, Any], object]  # the result, if any, is ignored
 
+WAKE = Command(0.0, "/wake", (), "onsets")
+"""Not an operator's command: on the commands queue it ends the main loop's wait between frames
+(`Control.wait_frame`), so a hit is drawn at once (display.wake_on_onset). Put it with `wake`."""
+
+
+def wake(commands: DropOldest[Command]) -> None:
+    """Any thread: end the main loop's wait now. Wakes not yet taken share one place in the queue."""
+    put_latest = getattr(commands, "put_latest", None)  # hardware.osc.inbox.CommandInbox
+    if put_latest is not None:
+        put_latest(WAKE.address, WAKE)
+    else:
+        commands.put(WAKE)
+
 
 class Control:
     """Validated state changes. `check` may run on any thread; `apply` only on the main thread."""
@@ -145,16 +158,29 @@ class Control:
 
         Use it as the wait between frames (instead of sleep), so a command takes effect within
         a millisecond or two rather than at the next frame. Returns how many were applied.
+        A WAKE on the queue is passed over (`wait_frame` ends at one).
         """
+        return self._apply_until(commands, deadline_s, clock, on_apply, stop_at_wake=False)[0]
+
+    def wait_frame(self, commands: DropOldest[Command], deadline_s: float, clock=None) -> bool:
+        """`apply_until` that also ends at a WAKE on the queue (a hit to draw now): True when it did."""
+        return self._apply_until(commands, deadline_s, clock, None, stop_at_wake=True)[1]
+
+    def _apply_until(self, commands: DropOldest[Command], deadline_s: float, clock,
+                     on_apply: Callable[[Command, dict], None] | None, stop_at_wake: bool) -> tuple[int, bool]:
         clock = clock or self._clock
         applied = 0
         while True:
             remaining_s = deadline_s - clock.now_s()
             if remaining_s <= 0:
-                return applied
+                return applied, False
             command = commands.get(timeout_s=remaining_s)
             if command is None:
-                return applied
+                return applied, False
+            if command is WAKE:
+                if stop_at_wake:
+                    return applied, True
+                continue
             result = self.apply(command)
             applied += 1
             if on_apply is not None:
@@ -162,7 +188,7 @@ class Control:
 
     def apply_pending(self, commands: DropOldest[Command]) -> list[dict]:
         """Drain the queue and apply each command in order (main thread, once per frame)."""
-        return [self.apply(command) for command in commands.drain()]
+        return [self.apply(command) for command in commands.drain() if command is not WAKE]
 
 
 # --- MIDI controllers ---------------------------------------------------------------------------

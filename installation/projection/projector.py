@@ -112,6 +112,7 @@ class Projector:
         self._backoff_s = 1.0
         self.started_s = 0.0
         self.written = 0
+        self._recorded_s = -1e9
         self.shown = 0
         self.frame_rate = 0.0
         self._fps_window: list[float] = []
@@ -158,9 +159,13 @@ class Projector:
             self.guard("frame stamps", self.stamps.show, shown)
         self.show(shown, now_s)
         if self.recorder is not None:
-            # A missed tick leaves the same picture on the projector: record it for that slot too.
+            # A missed tick leaves the same picture on the projector: record it for that slot too. A
+            # frame drawn between refreshes for a hit (display.wake_on_onset) takes a slot only when
+            # one is due, so the recording keeps the display rate.
             due = int((now_s - self.started_s) * self.fps) + 1
-            for _ in range(min(max(1, due - self.written), 5)):
+            least = 1 if now_s - self._recorded_s >= 0.75 / self.fps else 0
+            self._recorded_s = now_s
+            for _ in range(min(max(least, due - self.written), 5)):
                 self.guard("recorder", self.recorder.show, shown)
                 self.written += 1
         for sink in self.sinks:

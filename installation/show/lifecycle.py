@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 from installation.clock import Clock
 from installation.errors import UserError
+from installation.show.frame_wait import FrameWait
 from installation.show.heap import HeapTrimmer
 from installation.records import Command
 
@@ -102,12 +103,14 @@ class Lifecycle:
     # --- the main loop ---------------------------------------------------------------------------
     def loop(self, projector, commands, status, snapshot: Callable[[], dict], notes: Callable[[], int],
              duration_s: float | None = None, detailed_log: bool = False) -> None:
-        """The main thread until a stop: a projector frame at the display rate; between frames,
-        operator commands the moment they arrive; at the status rate the status line, the show
-        log, the watchdog and the opening hours; now and then the live-reload check."""
+        """The main thread until a stop: a projector frame at the display rate, and one at once for a
+        new hit (display.wake_on_onset, installation.show.frame_wait); between frames, operator
+        commands the moment they arrive; at the status rate the status line, the show log, the
+        watchdog and the opening hours; now and then the live-reload check."""
         cfg, guard = self.cfg, projector.guard
         started_s = next_s = next_log_s = self.clock.now_s()
         period_s = 1.0 / cfg.display.fps
+        wait = FrameWait(self.control, commands, self.clock, self.stop_event, guard, period_s, cfg.display.wake_on_onset)
         status_period_s = 1.0 / cfg.installation.status_hz
         next_status_s = started_s + status_period_s
         next_reload_s = started_s + cfg.control.reload_check_s
@@ -142,10 +145,7 @@ class Lifecycle:
             if next_s < self.clock.now_s() - period_s:
                 self.frames_late += 1
                 next_s = self.clock.now_s()
-            # Wait for the next frame by applying operator commands the moment they arrive.
-            guard("control", self.control.apply_until, commands, next_s, self.clock)
-            if self.clock.now_s() < next_s:  # apply_until failed early: still keep the frame rate
-                self.clock.sleep_until(next_s, self.stop_event)
+            next_s = wait.until(next_s, now_s)
 
     def _count_notes(self, now_s: float, notes: int) -> None:
         """Notes over the last 5 s: plans arrive in bursts a phrase ahead, so a shorter window

@@ -9,7 +9,7 @@ never hold up a hit.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from hardware.base import AudioInput
 from installation.clock import Clock
@@ -17,6 +17,8 @@ from installation.mailbox import DropOldest, Latest
 from installation.records import AudioBlock, OnsetState
 from installation.stages.base import AudioStage
 
+WAKE_STRENGTH = 0.05
+"""A new hit at least this strong wakes the projector (`on_hit`); a softer one draws next to nothing."""
 QUEUE_BLOCKS = 256
 """Blocks the listener may fall behind by (seconds of audio at any block size) before the oldest go."""
 
@@ -48,8 +50,12 @@ class OnsetStage(AudioStage):
     name = "onsets"
 
     def __init__(self, audio: AudioInput, detector_factory, onsets: Latest[OnsetState], forward: AudioQueue,
-                 clock: Clock) -> None:
+                 clock: Clock, on_hit: Callable[[], None] | None = None) -> None:
         super().__init__(audio, clock)
+        self.on_hit = on_hit
+        """Called on the publishing thread for each new hit of at least WAKE_STRENGTH, after it is on
+        `onsets` (display.wake_on_onset: the projector draws it now instead of at its next refresh)."""
+        self._hits = 0
         self.detector_factory = detector_factory
         """(sample_rate_hz) -> models.listening.onsets.OnsetDetector; rebuilt when the input's rate changes."""
         self.detector: Any = None
@@ -63,6 +69,10 @@ class OnsetStage(AudioStage):
 
     def publish(self, state: OnsetState) -> None:
         self.onsets.put(state)
+        if state.count != self._hits:
+            self._hits = state.count
+            if self.on_hit is not None and state.strength >= WAKE_STRENGTH:
+                self.on_hit()
 
     def step(self) -> None:
         block = self.audio.read(timeout_s=self.READ_TIMEOUT_S)
