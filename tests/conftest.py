@@ -182,7 +182,11 @@ def pytest_runtest_protocol(item, nextitem):
 
 def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -> subprocess.Popen:
     """A real, clocked JACK server on the dummy driver at 48 kHz, answering under `name`; skips
-    when jackd is not installed (make test installs it), fails the test when it does not start."""
+    when jackd is not installed (make test installs it), fails the test when it does not start.
+
+    Real-time scheduling, as on a rig, where the system grants it (jackd goes on without it where it
+    does not): a server at normal priority on a loaded machine stalls its whole graph for hundreds of
+    milliseconds at a time, and its clients' MIDI comes late, bunched or not at all (docs/rig.md)."""
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
     env = dict(os.environ, JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
@@ -191,7 +195,7 @@ def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -
         return subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True,
                               text=True).stdout.strip() == "running"
     for attempt in range(2):
-        proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000",
+        proc = subprocess.Popen(["jackd", "-n", name, "--realtime", "-d", "dummy", "-r", "48000",
                                  "-p", str(period_frames)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if wait_for(lambda: proc.poll() is not None or answering(), timeout_s) and proc.poll() is None:
             return proc
