@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -194,17 +195,22 @@ def start_jackd(name: str, period_frames: int = 1024, timeout_s: float = 30.0) -
     def answering() -> bool:  # jack_wait -c exits 0 either way; its answer is in what it prints
         return subprocess.run(["jack_wait", "-c", "-s", name], env=env, capture_output=True,
                               text=True).stdout.strip() == "running"
+    said = ""
     for attempt in range(2):
-        proc = subprocess.Popen(["jackd", "-n", name, "--realtime", "-d", "dummy", "-r", "48000",
-                                 "-p", str(period_frames)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if wait_for(lambda: proc.poll() is not None or answering(), timeout_s) and proc.poll() is None:
-            return proc
-        stop_jackd(proc)
+        with tempfile.TemporaryFile() as output:  # what jackd says, kept to say why it did not start
+            proc = subprocess.Popen(["jackd", "-n", name, "--realtime", "-d", "dummy", "-r", "48000",
+                                     "-p", str(period_frames)], env=env, stdout=output, stderr=subprocess.STDOUT)
+            if wait_for(lambda: proc.poll() is not None or answering(), timeout_s) and proc.poll() is None:
+                return proc
+            stop_jackd(proc)
+            output.seek(0)
+            said = output.read().decode(errors="replace")[-3000:]
         # A server that exits at once may have found JACK's registry full of slots that servers
         # killed meanwhile (another test run's) still hold: free those and try once more.
         if attempt == 0 and not reclaim_dead_jack_registrations():
             break
-    pytest.fail(f"jackd {name} did not become ready within {timeout_s:g} s (exit code {proc.returncode})")
+    pytest.fail(f"jackd {name} did not become ready within {timeout_s:g} s (exit code {proc.returncode}); "
+                f"JACK's registry: {jack_registrations()}; jackd said:\n{said}")
 
 
 def stop_jackd(proc: subprocess.Popen) -> None:
