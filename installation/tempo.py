@@ -236,8 +236,9 @@ class ClockFollower:
                 ref, t_ref, period = self._fit
                 off = abs(t_s - (t_ref + (self._count - ref) * period)) > OUTLIER_S
                 self._off_line = self._off_line + 1 if off else 0
-                beat = [v for _, v in list(self._ticks)[1 - TICKS_PER_BEAT:]] + [t_s]
-                if self._off_line >= TICKS_PER_BEAT and _steady(beat):  # a whole beat off the line: the tempo changed
+                # a whole beat off the line, at a steady pace: the tempo changed
+                if self._off_line >= TICKS_PER_BEAT and \
+                        _steady([v for _, v in list(self._ticks)[1 - TICKS_PER_BEAT:]] + [t_s]):
                     for _ in range(len(self._ticks) - TICKS_PER_BEAT + 1):
                         self._ticks.popleft()
                     self._off_line = 0
