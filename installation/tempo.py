@@ -25,7 +25,10 @@ TICKS_PER_BEAT = 24
 OUTLIER_S = 0.012
 """A tick further than this from the robust line is late (or early) and left out of the fit."""
 LOST_TICKS_GAP = (1.6, 3.5)
-"""A gap between two ticks of this many fitted periods means one or two ticks were lost."""
+"""A gap between two ticks of this many fitted periods may mean one or two ticks were lost."""
+LOST_TICKS_PROOF = 6
+"""Ticks on each side of such a gap that tell a loss (the line stays a period behind) from a late
+tick (the ticks after it catch up)."""
 
 
 class Tempo(Protocol):
@@ -233,18 +236,19 @@ class ClockFollower:
                 ref, t_ref, period = self._fit
                 off = abs(t_s - (t_ref + (self._count - ref) * period)) > OUTLIER_S
                 self._off_line = self._off_line + 1 if off else 0
-                if self._off_line >= TICKS_PER_BEAT:  # a whole beat off the line: the tempo changed
-                    for _ in range(len(self._ticks) - self._off_line + 1):
+                # a whole beat off the line, at a steady pace: the tempo changed
+                if self._off_line >= TICKS_PER_BEAT and \
+                        _steady([v for _, v in list(self._ticks)[1 - TICKS_PER_BEAT:]] + [t_s]):
+                    for _ in range(len(self._ticks) - TICKS_PER_BEAT + 1):
                         self._ticks.popleft()
                     self._off_line = 0
                     self._force_bpm = None  # proven by a whole beat: no slew toward it
-            self._count += self._lost_before(t_s)
             self._ticks.append((self._count, t_s))
             self._count += 1
             if len(self._ticks) < (self._min_ticks if self._force_bpm is not None or self._fit is None
                                    else TICKS_PER_BEAT + 2):
                 return None
-            fit = _robust_line(self._ticks)
+            fit = self._refit()
             if fit is None:
                 return None
             fitted_bpm = 60.0 / (TICKS_PER_BEAT * fit[2])
@@ -267,14 +271,21 @@ class ClockFollower:
                 return bpm
             return None
 
-    def _lost_before(self, t_s: float) -> int:
-        """Ticks the MIDI transport dropped just before this one: a gap of about two or three of the
-        fitted periods (a stall longer than that is a late burst, whose ticks come after it).
-        Without this a dropped tick shifts the count of every later one off the line."""
-        if self._fit is None or not self._ticks:
-            return 0
-        periods = (t_s - self._ticks[-1][1]) / self._fit[2]
-        return int(round(periods)) - 1 if LOST_TICKS_GAP[0] <= periods < LOST_TICKS_GAP[1] else 0
+    def _refit(self) -> tuple[int, float, float] | None:
+        """The line through the window, after counting the ticks the MIDI transport lost (see
+        _count_lost). Without that a dropped tick shifts the count of every later one off the line."""
+        n = np.fromiter((k for k, _ in self._ticks), dtype=np.float64, count=len(self._ticks))
+        t = np.fromiter((v for _, v in self._ticks), dtype=np.float64, count=len(self._ticks))
+        fit = _robust_line(n, t)
+        if fit is None or len(t) < self._min_ticks:  # too few ticks to tell a lost one from a late one
+            return fit
+        counted = _count_lost(n, t, fit)
+        if counted is not None:
+            n = counted
+            self._ticks = collections.deque(zip(n.astype(int).tolist(), t.tolist()), maxlen=self._window)
+            self._count = int(n[-1]) + 1
+            fit = _robust_line(n, t)
+        return fit
 
     def exact_bpm(self) -> float | None:
         """The tempo in force (limited in its change per beat); None before a fit or after Stop."""
@@ -297,17 +308,53 @@ class ClockFollower:
             return t_ref + (beat * TICKS_PER_BEAT - ref) * period
 
 
-def _robust_line(ticks) -> tuple[int, float, float] | None:
-    """t = t_ref + (n - ref) * period through the ticks, robust to a minority of late ones.
+def _steady(times: list[float]) -> bool:
+    """Whether ticks came at a steady pace of a tempo in range (a new tempo), not bunched (late
+    bursts after stalls, which a loaded machine can chain over more than a beat): a mean interval
+    in range and few intervals under half of it."""
+    intervals = np.diff(np.asarray(times))
+    mean = float(intervals.mean()) if len(intervals) else 0.0
+    shortest_s = 60.0 / (TICKS_PER_BEAT * TEMPO_RANGE_BPM[1])
+    return mean >= 0.8 * shortest_s and float((intervals < 0.5 * mean).mean()) < 0.25
+
+
+def _count_lost(n, t, fit: tuple[int, float, float]):
+    """Tick numbers `n` with the ticks lost in gaps counted in; None when none was found.
+
+    A gap of two or three periods is either lost ticks or a late tick (the ones after it then come
+    bunched, catching up). Ticks are only ever late, never early, so the earliest of the ticks
+    after the gap tells: lost ticks leave it one period behind the earliest before the gap (for
+    good), a late tick does not. Decided once `LOST_TICKS_PROOF` ticks came after the gap.
+    """
+    ref, t_ref, period = fit
+    residual = t - (t_ref + (n - ref) * period)
+    gaps = np.diff(t) / period
+    proof = LOST_TICKS_PROOF
+    counted = None
+    for after in np.flatnonzero((gaps >= LOST_TICKS_GAP[0]) & (gaps < LOST_TICKS_GAP[1])) + 1:
+        if after < proof or len(t) - after < proof:
+            continue
+        if float((gaps[after:after + proof] >= 1.5).mean()) >= 0.5:
+            continue  # the ticks after it keep coming slow: a slower tempo, not a loss
+        behind_s = float(residual[after:after + proof].min() - residual[after - proof:after].min())
+        lost = int(round(behind_s / period))
+        if 1 <= lost <= round(gaps[after - 1]) - 1 and abs(behind_s - lost * period) < period / 4:
+            counted = n.copy() if counted is None else counted
+            counted[after:] += lost
+            residual[after:] -= lost * period
+    return counted
+
+
+def _robust_line(n, t) -> tuple[int, float, float] | None:
+    """t = t_ref + (n - ref) * period through ticks numbered `n` at times `t`, robust to a minority
+    of late ones.
 
     A first line from medians (the median beat span, the median offset) finds the late ticks: more
     than `OUTLIER_S` off it. A least-squares line through the rest then averages the quantisation
     of the arrival times out (a median of quantised spans would be biased by a whole period).
     """
-    if len(ticks) < TICKS_PER_BEAT + 2:
+    if len(t) < TICKS_PER_BEAT + 2:
         return None
-    n = np.fromiter((k for k, _ in ticks), dtype=np.float64, count=len(ticks))
-    t = np.fromiter((v for _, v in ticks), dtype=np.float64, count=len(ticks))
     lag = TICKS_PER_BEAT
     period = float(np.median((t[lag:] - t[:-lag]) / (n[lag:] - n[:-lag])))
     if not period > 0:

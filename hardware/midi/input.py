@@ -25,18 +25,64 @@ from installation.errors import UserError
 
 CALLBACK_DRAIN_S = 0.1
 """How long a closing input lets a backend callback already under way finish (see close_input)."""
+EVENT_POLL_S = 0.002
+"""How often the thread that takes an rtmidi port's events looks at the port's queue (the events'
+times come from the driver's deltas, not from when they were taken)."""
+
+
+class _EventPoller:
+    """Takes an rtmidi port's events off the port's own queue on a thread of ours.
+
+    With a callback, rtmidi calls into Python from the JACK process thread, which then waits for the
+    interpreter lock; on a loaded machine a thread holding that lock can be off the CPU for tens of
+    milliseconds, the client misses its cycle and JACK drops that cycle's MIDI (a Stop among it). The
+    port's queue is filled without any lock the interpreter holds.
+    """
+
+    def __init__(self, rt, on_event) -> None:
+        self._rt = rt
+        self._on_event = on_event
+        self._stop = threading.Event()
+        rt.cancel_callback()
+        self._thread = threading.Thread(target=self._run, name="midi-in-events", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                event = self._rt.get_message()
+            except Exception:  # noqa: BLE001 - the port was closed under us
+                return
+            if event is None:
+                self._stop.wait(EVENT_POLL_S)
+                continue
+            data, delta_s = event
+            try:
+                message = mido.Message.from_bytes(data)
+            except ValueError:  # as mido does: an invalid message is dropped
+                continue
+            self._on_event(message, delta_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(1.0)
 
 
 def close_input(port) -> None:
-    """Close a mido input whose backend thread calls into Python (a callback port).
+    """Close a mido input whose backend thread may call into Python (a callback port).
 
     Closing an rtmidi port on JACK waits for the JACK process thread and cancels it when it does not
     finish in time. If that thread is inside a callback, waiting for the interpreter lock that the
     closing thread holds, it is cancelled while taking the lock and dies holding the lock's mutex:
-    every Python thread then hangs. So the backend stops calling into Python first, this thread lets
-    go of the interpreter for a moment so that a callback already under way finishes, and the port
-    is unregistered before mido closes it (mido re-registers its wrapper while closing).
+    every Python thread then hangs. So the thread taking events stops first (or the backend stops
+    calling into Python), this thread lets go of the interpreter for a moment so that a callback
+    already under way finishes, and the port is unregistered before mido closes it (mido
+    re-registers its wrapper while closing).
     """
+    poller = getattr(port, "_event_poller", None)
+    if poller is not None:
+        poller.stop()
     rt = getattr(port, "_rt", None)  # mido's rtmidi backend; other backends have no such thread
     if rt is not None:
         rt.cancel_callback()
@@ -72,20 +118,12 @@ class EventStamps:
 
 def take_event_times(port, on_event) -> None:
     """Route an rtmidi port's events (bytes, delta) to `on_event(message, delta_s)` instead of mido's
-    wrapper, which drops the delta; ports of other backends keep calling back without one."""
+    wrapper, which drops the delta, from a thread of ours (_EventPoller), not from the driver's;
+    ports of other backends keep calling back without one. close_input stops that thread."""
     rt = getattr(port, "_rt", None)
     if rt is None:
         return
-
-    def on_rtmidi(event, _data=None) -> None:
-        data, delta_s = event
-        try:
-            message = mido.Message.from_bytes(data)
-        except ValueError:  # as mido does: an invalid message is dropped
-            return
-        on_event(message, delta_s)
-
-    rt.set_callback(on_rtmidi)
+    port._event_poller = _EventPoller(rt, on_event)
 
 
 class MidoMidiIn:
@@ -219,6 +257,9 @@ class MidoMidiIn:
         with self._lock:
             port, self._port = self._port, None
         if port is not None and abandon:
+            poller = getattr(port, "_event_poller", None)
+            if poller is not None:
+                poller.stop()  # its queue stays empty: the server that filled it is gone
             self._stale.append(port)
         elif port is not None:
             try:

@@ -68,7 +68,9 @@ def run(servers: list) -> None:
     server = start_jackd(name)
     servers.append(server)
     result["restart_sound_s"], capture = sound_back(loop)
-    time.sleep(1.0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:  # the listener goes on (the capture may hear the speakers before it reads them)
+        loop.read(0.05)
     heard = capture.audio()[-48000:]
     spectrum = np.abs(np.fft.rfft(heard * np.hanning(heard.size)))
     result["restart_peak_hz"] = round(float(np.argmax(spectrum)) * 48000 / heard.size, 1)

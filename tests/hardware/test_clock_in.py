@@ -85,6 +85,31 @@ def test_one_tick_in_a_hundred_lost_keeps_the_tempo_in_force_within_2_bpm_of_128
         assert worst <= 2.0, (seed, worst)  # 2.9-16 bpm when a lost tick shifted the count
 
 
+def test_late_ticks_that_arrive_with_the_next_one_are_not_taken_for_lost_ones():
+    """Over JACK on a loaded machine a receiving client that runs late delivers a tick together with
+    the next (a gap of about two periods, then none), and now and then one is lost for good: one in
+    ten late that way and one in a hundred lost keeps the tempo in force within 2 bpm of 128."""
+    from installation.tempo import ClockFollower
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        follower, worst = ClockFollower(), 0.0
+        held: float | None = None
+        for seen_s in late_burst_sender(128.0, 60.0, seed=seed):
+            if rng.random() < 0.01:
+                continue
+            if held is None and rng.random() < 0.1:
+                held = seen_s  # delivered with the next tick
+                continue
+            for t_s in ([] if held is None else [seen_s - 0.0001]) + [seen_s]:
+                follower.tick(t_s)
+            held = None
+            bpm = follower.exact_bpm()
+            if bpm is not None and seen_s > 2.0:
+                worst = max(worst, abs(bpm - 128.0))
+        assert worst <= 2.0, (seed, worst)
+
+
 def test_stop_releases_the_override_10_of_10_even_with_the_clock_running_on():
     clock, tempo, live_map, live, control = follower_on_a_manual_clock()
     released = 0
@@ -187,8 +212,9 @@ def test_over_jack_midi_a_late_burst_every_10_s_holds_128_and_stop_releases_10_o
             sender.wait(5)
         thread.stop()
     clocks = [r for r in readings if r[0] == "clock"]
-    # JACK MIDI lost (almost) nothing: on a quiet machine 0-2 of ~2,400; with the cores oversubscribed
-    # (load 17 on 2 cores) the non-realtime dummy server dropped 1.3 %, which the follower rides out
+    # JACK MIDI lost (almost) nothing: a real-time server lost none of ~2,400 at load 24 on 2 cores; one
+    # that runs without real-time scheduling (where the system refuses it) drops some at load, which the
+    # follower rides out
     assert len(clocks) >= 0.97 * sent["ticks"], (len(clocks), sent)
     gaps_s = np.diff([t for _, t, _, _ in clocks])
     assert int((gaps_s >= 0.1).sum()) >= sent["stalls"] >= 4, (gaps_s.max(), sent)  # the stalls arrived late
@@ -224,3 +250,19 @@ def test_over_jack_midi_a_late_burst_every_10_s_holds_128_and_stop_releases_10_o
             until = next((j for j in range(i + 1, len(readings)) if readings[j][0] == "start"), len(readings))
             let_go += all(r[2] is None for r in readings[i:until])
     assert let_go == 10, let_go
+
+
+def test_a_tempo_that_halves_or_more_is_followed_within_a_beat_or_two_not_counted_as_lost_ticks():
+    """A gap of about two periods after a tempo change to half is no loss: the ticks after it keep
+    coming slow. 174 -> 90 and 140 -> 60 bpm read within 1 bpm of the new tempo, for good, within 1.5 s."""
+    from installation.tempo import ClockFollower
+
+    follower, t0, readings = ClockFollower(), 0.0, []
+    for bpm, seconds in ((174.0, 10.0), (90.0, 10.0), (140.0, 10.0), (60.0, 10.0)):
+        for seen_s in late_burst_sender(bpm, seconds, start_s=t0, burst_every_s=1000.0):
+            follower.tick(seen_s)
+            readings.append((seen_s, bpm, follower.exact_bpm()))
+        t0 += seconds
+    for change_s in (10.0, 30.0):
+        after = [(t, bpm, read) for t, bpm, read in readings if change_s + 1.5 <= t < change_s + 10.0]
+        assert all(read is not None and abs(read - bpm) <= 1.0 for _, bpm, read in after), (change_s, after[:3])
