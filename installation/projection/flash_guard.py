@@ -37,8 +37,7 @@ MARGIN = 0.8
 jitter, the video coding of a recording and rounding must not make a transition of what it held back."""
 AREA_SHARE = 0.25
 SLOTS = 32
-"""Transition times kept per cell: enough to tell six from more at any refresh rate up to 32 Hz
-flashing, and more than six is all that matters."""
+"""Transition times kept per cell (whether there are more than six is all that counts)."""
 STEPS = 6
 """Halvings that find how far towards the new picture is still safe (to 1/64)."""
 
