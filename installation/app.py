@@ -185,7 +185,7 @@ class Installation:
             sinks=[*devices.sinks, *self.rig.video_sinks(cfg.render.width, cfg.render.height, cfg.display.fps),
                    *self.web.sinks, *([self.osc.frame_sink(bus.music)] if self.osc is not None else [])],
             where=f"screen {cfg.display.screen}", commands=bus.commands, scenes=self.scene_names,
-            compositor=Compositor(bus.onsets, bus.scene, 1.0 / cfg.display.fps),
+            compositor=Compositor(bus.onsets, bus.scene, 1.0 / cfg.display.fps), flash_guard=cfg.display.flash_guard,
             stamps=frame_stamps(self.options.record_dir, clock, listening[0].audio))
         self.stages: list[stages.Stage] = [] if self.rig.music_in is not None else listening  # a follower: the ensemble
         self.stages += [
@@ -234,7 +234,7 @@ class Installation:
                                   self.counts(), self.stage("watcher").last_projected_va,
                                   self.rig.tempo if self.rig.follows else None), "rig": self.rig.status(),
                 **({"osc": self.osc.status()} if self.osc is not None else {}), **self.stage("renderer").status(),
-                "devices": self.devices.states()}
+                "devices": self.devices.states(), "flash_limited": self.projector.flash_limited}
 
     def _panic(self) -> None:
         """/panic: all notes off on every output, now (the schedulers' own panic)."""

@@ -160,6 +160,7 @@ class DisplayConfig(Section):
     height: int = Field(720, ge=64, le=8192)
     fps: int = Field(30, gt=0, le=240)
     wake_on_onset: bool = True
+    flash_guard: bool = True
 
 
 # --- camera, composer, MIDI --------------------------------------------

@@ -23,6 +23,7 @@ from hardware.video.sink_thread import SinkThread
 from installation.bus import LiveSnapshot
 from installation.clock import Clock
 from installation.projection.compositor import Compositor
+from installation.projection.flash_guard import FlashGuard
 from installation.errors import UserError
 from installation.mailbox import Latest
 from installation.records import Frame
@@ -79,7 +80,7 @@ class Projector:
                  recorder_factory: Callable[[int, int], Any] | None = None, sinks: Sequence[FrameSink] = (),
                  guard: MainFaults | None = None, where: str = "the projector",
                  commands=None, scenes: Callable[[], Sequence[str]] = list, compositor: Compositor | None = None,
-                 stamps: Any = None) -> None:
+                 stamps: Any = None, flash_guard: bool = True) -> None:
         self.frames = frames
         self.stamps = stamps
         """Stamps each frame as it is handed to the display (`--record`: frames.csv); None: not stamped."""
@@ -88,6 +89,8 @@ class Projector:
         self.scenes = scenes
         self.compositor = compositor
         """Draws the scene's accents from the newest hit over the picture at every refresh; None: none."""
+        self.flash_guard = FlashGuard() if flash_guard else None
+        """Holds back a picture that would make a 4th flash in a second (display.flash_guard); None: off."""
         self.live = live
         self.projected_frames = projected_frames
         self.clock = clock
@@ -190,7 +193,7 @@ class Projector:
         if frame is not None and fresh:
             self.held = frame.display_rgb if frame.display_rgb is not None else frame.rgb
         if live.blackout:
-            return self.black
+            return self._guarded(self.black, now_s, exempt=True)  # the operator's blackout acts at once
         picture = self.held
         if self.compositor is not None and not live.freeze and picture is not self.black:
             picture = self.compositor.compose(picture, fresh, now_s)
@@ -198,7 +201,18 @@ class Projector:
         if live.brightness < 1.0:
             import cv2
             shown = cv2.convertScaleAbs(shown, alpha=live.brightness)
-        return shown
+        return self._guarded(shown, now_s)
+
+    @property
+    def flash_limited(self) -> int:
+        """Pictures the flash guard held back so far."""
+        return self.flash_guard.limited if self.flash_guard is not None else 0
+
+    def _guarded(self, rgb: np.ndarray, now_s: float, exempt: bool = False) -> np.ndarray:
+        if self.flash_guard is None:
+            return rgb
+        out = self.guard("flash guard", self.flash_guard.limit, rgb, now_s, exempt)
+        return rgb if out is None else out
 
     def _crossfaded(self, rgb: np.ndarray, now_s: float) -> np.ndarray:
         if self.fade is None:
@@ -251,6 +265,8 @@ class Projector:
         return closed
 
     def close(self) -> None:
+        if self.flash_limited:
+            log.info("flash guard: %d pictures held back", self.flash_limited)
         for sink in self.sinks:
             sink.close()
         for thing in (self.recorder, self.stamps, self.display):
