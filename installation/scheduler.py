@@ -11,7 +11,6 @@ all-notes-off/all-sound-off on all 16 channels to every output.
 from __future__ import annotations
 
 import atexit
-import collections
 import heapq
 import itertools
 import logging
@@ -23,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from installation.records import Cue, NoteEvent
+from models.stats import RecentValues
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class ThreadScheduler:
         self._panic_requests: list[threading.Event] = []
         self._notes = _NoteLedger()
         self._horizon_s = 0.0
-        self._late_ms: collections.deque[float] = collections.deque(maxlen=history)
+        self._late_ms = RecentValues(history)
         self._previous_switch_s: float | None = None
         self._counts = {"sent": 0, "lost": 0, "skipped_late": 0, "panics": 0, "submitted": 0}
 
@@ -229,7 +229,7 @@ class ThreadScheduler:
     def stats(self) -> dict:
         """sent, lost, skipped_late, sounding, queued, late_ms_p50/p99/max over recent sends."""
         with self._cond:
-            late = np.fromiter(self._late_ms, dtype=float) if self._late_ms else np.zeros(0)
+            late = self._late_ms.values()
             result: dict[str, Any] = dict(self._counts)
             result["sounding"] = self._notes.count()
             result["queued"] = len(self._heap)
@@ -244,7 +244,7 @@ class ThreadScheduler:
     def late_ms(self) -> np.ndarray:
         """Every recent lateness sample in ms (for benchmarks)."""
         with self._cond:
-            return np.fromiter(self._late_ms, dtype=float)
+            return self._late_ms.values()
 
     def run_due(self, now_s: float | None = None) -> int:
         """Send everything due at `now_s` (default: the clock's now) on the calling thread.

@@ -5,10 +5,14 @@
 - `rank_correlation`: Spearman's rho (ties take their mean rank); 0.0 where no ranking can be
   compared (fewer than 3 pairs, or either side constant).
 - `auc`: the chance that a positive scores above a negative (ties count half); NaN if a side is empty.
+- `RecentValues`: the last N samples of a measurement, in one array allocated at the start (a
+  deque of N Python floats grows about 32 bytes a sample until full, which at a note's rate takes
+  the first half hour of a show: growth a soak cannot tell from a leak).
 """
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -48,3 +52,28 @@ def auc(scores: Sequence[float], labels: Sequence[float]) -> float:
     if pos.size == 0 or neg.size == 0:
         return math.nan
     return float(mannwhitneyu(pos, neg).statistic) / (pos.size * neg.size)
+
+
+class RecentValues:
+    """Append from any thread; `values()` gives the kept ones, oldest first."""
+
+    def __init__(self, capacity: int) -> None:
+        self._values = np.zeros(max(1, int(capacity)), dtype=float)
+        self._count = 0  # values ever appended
+        self._lock = threading.Lock()
+
+    def append(self, value: float) -> None:
+        with self._lock:
+            self._values[self._count % len(self._values)] = value
+            self._count += 1
+
+    def __len__(self) -> int:
+        return min(self._count, len(self._values))
+
+    def values(self) -> np.ndarray:
+        with self._lock:
+            n, capacity = self._count, len(self._values)
+            if n <= capacity:
+                return self._values[:n].copy()
+            at = n % capacity
+            return np.concatenate((self._values[at:], self._values[:at]))

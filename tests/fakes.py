@@ -222,6 +222,20 @@ def hanging_speaker_main(conn, device, rate_hz: int, block_frames: int) -> None:
         time.sleep(60)
 
 
+
+def dying_speaker_main(conn, device, rate_hz: int, block_frames: int) -> None:
+    """A speakers' child whose device goes after three blocks: the process ends, as a stream's
+    child does when its server is killed."""
+    import os
+    import time
+    conn.send(("ready", {"jack_server": None, "device": "dying", "latency_s": 0.0}))
+    conn.send(("starved", 0))
+    for _ in range(3):
+        conn.recv()
+        time.sleep(block_frames / rate_hz)
+        conn.send(("played", 0.0))
+    os._exit(0)
+
 _JACK_CHILD = r"""
 import os, sys
 import jack, numpy as np

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction, groups: dict[str, argparse._SubPar
     bench.add_argument("--midi-cycle-every-min", type=float, default=0.0, metavar="MIN",
                        help="with JACK: the MIDI synth's port goes for 2 s and returns every MIN minutes, halfway "
                             "between the server's restarts (0 = never)")
+    bench.add_argument("--trace-memory", type=Path, metavar="FILE",
+                       help="trace the installation's memory once a minute into FILE (tools/memory_trace.py: "
+                            "object types, threads, glibc's heap and the mappings, compared with the warm-up)")
+    bench.add_argument("--trace-sites", action="store_true",
+                       help="with --trace-memory: also the Python allocation sites (tracemalloc from the warm-up on; "
+                            "its own tables add to the native heap, so the RSS figures are not the show's)")
     bench.set_defaults(handler=_soak)
 
 
@@ -59,6 +65,25 @@ def rss_mb(pid: int) -> float | None:
     except (FileNotFoundError, ProcessLookupError, ValueError):
         return None
     return None
+
+
+def tree_rss_mb(pid: int) -> float | None:
+    """Resident set size of a process and all its descendants (the MIDI sender, the speakers' and
+    the sentence model's processes), in MB; None when it has gone. Pages shared between them are
+    counted in each."""
+    import psutil
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:  # ended between the listing and the reading
+            pass
+    return total / 2**20
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -93,6 +118,14 @@ def installation_command(args: argparse.Namespace, mode: list[str], duration_s: 
     return command
 
 
+def trace_env(path: Path, warmup_s: float, sites: bool = False) -> dict[str, str]:
+    """The environment that starts tools/memory_trace.py inside the installation's process."""
+    memtrace = str(ROOT / "tools" / "memtrace")
+    python_path = os.pathsep.join(p for p in (memtrace, os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": python_path, "CHROMESTHESIA_MEMTRACE": str(path.resolve()),
+            "CHROMESTHESIA_MEMTRACE_WARMUP_S": f"{warmup_s:g}", "CHROMESTHESIA_MEMTRACE_SITES": "1" if sites else "0"}
+
+
 def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | None = None) -> int:
     from installation.errors import UserError
     from installation.showlog.writer import read_show_log
@@ -105,11 +138,14 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
     stderr_path = folder / "stderr.txt"
     times_s: list[float] = []
     rss: list[float] = []
+    tree: list[float] = []
     studio = None
     if args.jack_restart_every_min or args.midi_cycle_every_min:
         from installation.commands.soak_jack import FailingStudio
         studio = FailingStudio(args.jack_restart_every_min, args.midi_cycle_every_min)
         env = {**(env or {}), **studio.start()}
+    if getattr(args, "trace_memory", None) is not None:
+        env = {**(env or {}), **trace_env(args.trace_memory, warmup_s, getattr(args, "trace_sites", False))}
     try:
         with open(stderr_path, "wb") as stderr:
             proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
@@ -124,9 +160,11 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
                     if elapsed_s - sampled_s >= SAMPLE_S:
                         sampled_s = elapsed_s
                         value = rss_mb(proc.pid)
+                        whole = tree_rss_mb(proc.pid)
                         if value is not None and elapsed_s < duration_s:
                             times_s.append(elapsed_s)
                             rss.append(value)
+                            tree.append(whole if whole is not None else value)
                     if studio is not None:
                         studio.step(time.monotonic())
                     time.sleep(SAMPLE_S if studio is None else 0.25)
@@ -142,7 +180,7 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
         raise UserError(f"the installation ended with code {proc.returncode} after {len(rss)} samples; "
                         f"its last words: {tail.strip().splitlines()[-1] if tail.strip() else 'none'}.")
     show = [r for path in sorted(folder.glob("show*.jsonl")) for r in read_show_log(path)]
-    figures = summarise(times_s, rss, warmup_s, show) if len(rss) >= 1 else {"minutes": 0.0}
+    figures = summarise(times_s, rss, warmup_s, show, tree) if len(rss) >= 1 else {"minutes": 0.0}
     stop: dict = next((r for r in reversed(show) if r.get("kind") == "stop"), {})
     figures["frames_shown"] = (stop.get("counters") or {}).get("frames_shown")
     figures["display"] = "window" if args.window else "headless"
@@ -156,10 +194,17 @@ def _soak_in(args: argparse.Namespace, mode: list[str], env: dict[str, str] | No
     crash_log = folder / "crash.log"
     if crash_log.exists() and crash_log.stat().st_size:
         figures["crash_log"] = str(crash_log)
+    return _report(args, figures, crash, crash_log)
+
+
+def _report(args: argparse.Namespace, figures: dict, crash: str | None, crash_log: Path) -> int:
+    """Print the figures (and write them to --json); a crash's stacks to stderr, and 1."""
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json is not None:
         args.json.write_text(text + "\n", encoding="utf-8")
+    if getattr(args, "trace_memory", None) is not None and args.trace_memory.exists():
+        print(f"memory trace: python tools/memory_trace.py {args.trace_memory}", file=sys.stderr)
     if crash is not None:
         stacks = crash_log.read_text(errors="replace") if "crash_log" in figures else "(no crash.log)"
         stacks = "\n".join(line for line in stacks.splitlines() if not line.startswith("Extension modules:"))

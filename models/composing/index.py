@@ -145,8 +145,16 @@ class TextEncoder:
     _start_lock = threading.Lock()
     _loading: threading.Thread | None = None
 
+    CACHE_SIZE = 512
+    """Queries remembered, oldest replaced first; their vectors are rows of one array allocated at
+    the first query, so a show's first hours of new captions do not grow the process."""
+
     def __init__(self) -> None:
-        self._cache: dict[str, np.ndarray] = {}
+        self._rows: dict[str, int] = {}
+        self._keys: list[str | None] = [None] * self.CACHE_SIZE
+        self._vectors: np.ndarray | None = None
+        self._next_row = 0
+        self._lock = threading.Lock()
 
     @classmethod
     def ready(cls) -> bool:
@@ -171,13 +179,30 @@ class TextEncoder:
                 log.warning("%s", exc)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        unique = list(dict.fromkeys(texts))
+        with self._lock:
+            known = {t: self._vectors[self._rows[t]].copy() for t in unique  # type: ignore[index]
+                     if t in self._rows}
+        missing = [t for t in unique if t not in known]
         if missing:
             vectors = self.model.encode(missing)
-            if len(self._cache) > 512:
-                self._cache.clear()
-            self._cache.update(zip(missing, vectors))
-        return np.stack([self._cache[t] for t in texts])
+            with self._lock:
+                for text, vector in zip(missing, vectors):
+                    known[text] = vector
+                    self._remember(text, vector)
+        return np.stack([known[t] for t in texts])
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        """Under the lock: the vector into the oldest row."""
+        if self._vectors is None:
+            self._vectors = np.zeros((self.CACHE_SIZE, len(vector)), dtype=vector.dtype)
+        row = self._next_row
+        self._next_row = (row + 1) % self.CACHE_SIZE
+        old = self._keys[row]
+        if old is not None:
+            del self._rows[old]
+        self._keys[row], self._rows[text] = text, row
+        self._vectors[row] = vector
 
 
 class CorpusIndex:

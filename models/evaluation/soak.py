@@ -21,7 +21,9 @@ def per_minute(times_s: np.ndarray, rss: np.ndarray) -> list[float]:
     return [round(float(np.median(rss[minutes == m])), 1) for m in np.unique(minutes)]
 
 
-def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: list[dict]) -> dict:
+def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: list[dict],
+              tree_rss: list[float] | None = None) -> dict:
+    """The figures; `tree_rss` (optional, one per sample): the process with all its child processes."""
     t = np.asarray(times_s, float)
     r = np.asarray(rss, float)
     after = t >= warmup_s
@@ -30,6 +32,11 @@ def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: lis
     fps = [float(s["fps"]) for s in status if s.get("fps") is not None and float(s["t_s"]) - t0_s >= warmup_s]
     last = status[-1] if status else {}
     stop: dict = next((r for r in reversed(show) if r.get("kind") == "stop"), {})
+    tree = np.asarray(tree_rss if tree_rss is not None and len(tree_rss) == len(r) else [], float)
+    with_children = {} if not len(tree) else {
+        "rss_tree_mb_start": round(float(tree[after][0]), 1) if after.any() else None,
+        "rss_tree_mb_end": round(float(tree[-1]), 1),
+        "rss_tree_growth_mb_per_hour": round(growth_mb_per_hour(t[after], tree[after]), 2)}
     return {
         "minutes": round(float(t[-1]) / 60.0, 2) if len(t) else 0.0,
         "warmup_minutes": round(warmup_s / 60.0, 2),
@@ -46,6 +53,7 @@ def summarise(times_s: list[float], rss: list[float], warmup_s: float, show: lis
         "failures": last.get("failures"),
         "drops": last.get("drops"),
         "stop_reason": stop.get("reason"),
+        **with_children,
     }
 
 

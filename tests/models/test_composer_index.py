@@ -221,3 +221,33 @@ def test_closing_while_the_sentence_model_loads_does_not_wait_for_the_load(monke
         assert model.ready()
     finally:
         model.close()
+
+
+def test_the_query_cache_keeps_the_newest_in_memory_allocated_once(monkeypatch):
+    """New captions for hours: the remembered vectors live in one array from the first query, the
+    oldest is replaced first, and every answer is the model's own."""
+    import numpy as np
+
+    from models.composing.index import TextEncoder
+
+    asked: list[list[str]] = []
+
+    class Model:
+        def encode(self, texts):
+            asked.append(list(texts))
+            return np.stack([np.full(384, float(len(t)), np.float32) for t in texts])
+
+    monkeypatch.setattr(TextEncoder, "model", Model())
+    monkeypatch.setattr(TextEncoder, "CACHE_SIZE", 4)
+    encoder = TextEncoder()
+    first = encoder.encode(["a", "bb", "a"])
+    assert asked == [["a", "bb"]] and first.shape == (3, 384) and first[2, 0] == 1.0
+    store = encoder._vectors
+    for n in range(3, 40):  # 37 new texts through a cache of 4
+        assert encoder.encode(["x" * n])[0, 0] == float(n)
+    assert encoder._vectors is store and len(encoder._rows) == 4  # no new array, no more than 4 kept
+    asked.clear()
+    assert encoder.encode(["x" * 39, "x" * 36])[:, 0].tolist() == [39.0, 36.0] and asked == []  # the newest kept
+    assert encoder.encode(["a"])[0, 0] == 1.0 and asked == [["a"]]  # the oldest replaced
+    many = [f"t{i}" for i in range(10)]  # more new texts at once than the cache holds
+    assert encoder.encode(many)[:, 0].tolist() == [float(len(t)) for t in many]

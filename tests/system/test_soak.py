@@ -61,3 +61,38 @@ def test_the_failing_studio_restarts_and_power_cycles_on_its_schedule_and_times_
     figures = studio.figures(end_s=1900.0)["returns"][0]
     assert (figures["sound_back_s"], figures["notes_back_s"]) == (1.5, 2.0)
     assert figures["silent_sound_minutes"] == 0 and figures["silent_note_minutes"] == 3  # of 5 whole minutes
+
+
+def test_the_whole_process_tree_has_its_own_figures_beside_the_process():
+    times_s = [60.0 * i for i in range(31)]
+    rss = [500.0] * 31
+    tree = [1500.0 + 2.0 * t / 3600.0 for t in times_s]  # a child growing 2 MB an hour (1500.2 MB at 5 min)
+    figures = summarise(times_s, rss, 300.0, [], tree)
+    assert figures["rss_growth_mb_per_hour"] == 0.0
+    assert abs(figures["rss_tree_growth_mb_per_hour"] - 2.0) < 1e-6 and figures["rss_tree_mb_start"] == 1500.2
+    assert "rss_tree_mb_end" not in summarise(times_s, rss, 300.0, [])
+
+
+def test_the_tree_s_resident_size_counts_the_children():
+    import subprocess
+    import sys
+
+    from installation.commands.soak import rss_mb, tree_rss_mb
+    code = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'import time; time.sleep(30)'])"
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        import psutil
+        deadline = 50
+        while not psutil.Process(proc.pid).children() and deadline:
+            import time
+            time.sleep(0.1)
+            deadline -= 1
+        own, whole = rss_mb(proc.pid), tree_rss_mb(proc.pid)
+        assert own is not None and whole is not None and whole > own + 1.0
+    finally:
+        import psutil
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait(5)
+    assert tree_rss_mb(proc.pid) is None
