@@ -40,6 +40,7 @@ def serve(conn: Any, module: str = MODULE, nice: int = CHILD_NICE) -> None:
     """The child: load the model, answer ("ready", load seconds) or ("error", sentence), then
     answer each ("encode", texts) with ("vectors", float32 array or an error sentence)."""
     started = time.monotonic()
+    _leave_with_parent(os.getppid())
     try:
         os.nice(nice)
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
@@ -72,6 +73,17 @@ def serve(conn: Any, module: str = MODULE, nice: int = CHILD_NICE) -> None:
                 answer = f"{type(exc).__name__}: {exc}"
             if not _say(conn, "vectors", answer):
                 return
+
+
+def _leave_with_parent(parent_pid: int, every_s: float = 0.5) -> None:
+    """End this child when the installation has gone, even in the middle of the load: a killed
+    parent closes the pipe, but a loading child reads nothing from it, and the installation's other
+    children can hold its end open."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(0)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _say(conn: Any, kind: str, payload: Any) -> bool:
