@@ -2,7 +2,6 @@
 destination and a restarted JACK server (in a child process with its own timeout)."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 
 from hardware.recovery import DeviceHealth
 from installation.clock import ManualClock
+from tests.hardware import child_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 90.0
@@ -49,14 +49,7 @@ def test_a_device_absent_at_start_is_not_a_loss():
 
 def run_child(module: str) -> dict:
     """Run a recovery scenario in a child process; a hang or crash fails with its stacks."""
-    try:
-        done = subprocess.run([sys.executable, "-m", module, str(CHILD_TIMEOUT_S - 5)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{module} did not finish in {CHILD_TIMEOUT_S:g} s:\n{exc.stderr}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"{module} exited {done.returncode} without a result:\n{done.stderr[-4000:]}"
-    return json.loads(lines[-1])
+    return child_scenario.run_child(module, CHILD_TIMEOUT_S)
 
 
 @pytest.mark.jack
