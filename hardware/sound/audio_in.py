@@ -393,6 +393,8 @@ class SoundDeviceInput(_DeviceInput):
 
     backend = "sounddevice"
     backoff_s = RECOVERY_BACKOFF_S
+    child_class_name = "InputChild"
+    """The class of hardware.sound.input_child that runs the stream."""
 
     def __init__(self, device: str, sample_rate_hz: int, channels: int, block_frames: int, clock) -> None:
         super().__init__(device, sample_rate_hz, channels, block_frames, clock)
@@ -428,22 +430,28 @@ class SoundDeviceInput(_DeviceInput):
         return self._device_list
 
     def _supports(self, info: dict, rate: int, channels: int) -> bool:
+        # Asked once per setting, as the device list: this process's PortAudio is not asked again
+        # after its JACK server died.
         key = (int(info["index"]), rate, channels)
         if key not in self._supported:
-            import sounddevice as sd
             try:
-                sd.check_input_settings(device=info["index"], channels=channels, samplerate=rate, dtype="float32")
-                self._supported[key] = True
+                self._supported[key] = self._format_supported(info, rate, channels)
             except Exception:
                 self._supported[key] = False
         return self._supported[key]
 
+    def _format_supported(self, info: dict, rate: int, channels: int) -> bool:
+        import sounddevice as sd
+        sd.check_input_settings(device=info["index"], channels=channels, samplerate=rate, dtype="float32")
+        return True
+
     def _start(self, info: dict, rate: int, channels: int) -> None:
-        from hardware.sound.input_child import InputChild
+        from hardware.sound import input_child
         factory, publish = self._onsets if self._onsets is not None else (None, None)
-        stream = InputChild(info["name"], rate, channels, self.block_frames,
-                            lambda data, flags: self._callback_copy(data, flags),
-                            None if factory is None else (factory, self.sample_rate_hz), publish)
+        child_class = getattr(input_child, self.child_class_name)
+        stream = child_class(info["name"], rate, channels, self.block_frames,
+                             lambda data, flags: self._callback_copy(data, flags),
+                             None if factory is None else (factory, self.sample_rate_hz), publish)
         stream.start()
         note_portaudio_server(keep=True)  # this process's own PortAudio (device listing) joined it
         self._on_jack = self._on_jack or stream.jack_server is not None
@@ -462,89 +470,46 @@ class SoundDeviceInput(_DeviceInput):
             stream.close()
 
 
-class PyAudioInput(_DeviceInput):
-    """A PortAudio input through PyAudio (the alternative backend)."""
+class PyAudioInput(SoundDeviceInput):
+    """A PortAudio input through PyAudio (the alternative backend), its stream in a child process
+    (and its onsets detected there) as the sounddevice input's, so it comes back after a JACK restart
+    the same way."""
 
     backend = "pyaudio"
+    child_class_name = "PyAudioInputChild"
 
     def __init__(self, device: str, sample_rate_hz: int, channels: int, block_frames: int, clock) -> None:
         super().__init__(device, sample_rate_hz, channels, block_frames, clock)
         self._pa = None
+        self._pa_server: int | None = None
 
     def _audio(self):
         if self._pa is None:
             import pyaudio
+
+            from hardware.sound.jack_server import server_identity
             self._pa = pyaudio.PyAudio()
+            self._pa_server = server_identity()
         return self._pa
 
     def _devices(self) -> list[dict]:
-        pa = self._audio()
-        out = []
-        for i in range(pa.get_device_count()):
-            d = pa.get_device_info_by_index(i)
-            out.append({"index": int(d["index"]), "name": str(d["name"]),
-                        "hostapi": str(pa.get_host_api_info_by_index(d["hostApi"])["name"]),
-                        "max_input_channels": int(d["maxInputChannels"]),
-                        "max_output_channels": int(d["maxOutputChannels"]),
-                        "default_samplerate": float(d["defaultSampleRate"])})
-        return out
+        # Listed once, as the sounddevice input's: the child finds the device again by name.
+        if self._device_list is None:
+            from hardware.sound.input_child import pyaudio_devices
+            self._device_list = pyaudio_devices(self._audio())
+        return self._device_list
 
-    def _supports(self, info: dict, rate: int, channels: int) -> bool:
+    def _format_supported(self, info: dict, rate: int, channels: int) -> bool:
         import pyaudio
-        try:
-            return bool(self._audio().is_format_supported(rate, input_device=info["index"], input_channels=channels,
-                                                          input_format=pyaudio.paFloat32))
-        except ValueError:
-            return False
-
-    def _start(self, info: dict, rate: int, channels: int) -> None:
-        import pyaudio
-
-        def callback(in_data, frame_count, time_info, status):
-            self._callback_copy(np.frombuffer(in_data, np.float32).reshape(-1, channels), int(status))
-            return (None, pyaudio.paContinue)
-
-        stream = self._audio().open(format=pyaudio.paFloat32, channels=channels, rate=rate, input=True,
-                                    input_device_index=info["index"], frames_per_buffer=self.block_frames,
-                                    stream_callback=callback, start=True)
-        self._stream = stream
-
-    def _alive(self) -> bool:
-        try:
-            return self._stream is not None and bool(self._stream.is_active())
-        except Exception:
-            return False
-
-    @staticmethod
-    def _stop_stream(stream) -> None:
-        if stream is not None:
-            try:
-                stream.stop_stream()
-            finally:
-                stream.close()
-
-    def _reinitialize(self) -> None:
-        # PortAudio is reference counted across bindings in one process: release sounddevice's
-        # references as well, or the device list stays the one cached at first initialisation.
-        if self._pa is not None:
-            try:
-                self._pa.terminate()
-            except Exception:
-                pass
-            self._pa = None
-        sd = sys.modules.get("sounddevice")
-        if sd is not None:
-            while sd._initialized > 0:
-                sd._terminate()
-        self._audio()
-        if sd is not None:
-            sd._initialize()
+        return bool(self._audio().is_format_supported(rate, input_device=info["index"], input_channels=channels,
+                                                      input_format=pyaudio.paFloat32))
 
     def close(self) -> None:
         super().close()
-        if self._pa is not None and self._closes_settled():
-            # A close still hung on its helper thread keeps PortAudio: terminating it under that
-            # close crashes the process, leaking it does not.
+        from hardware.sound.jack_server import server_identity
+        if self._pa is not None and server_identity() == self._pa_server:
+            # Only while the JACK server this process's PortAudio joined still runs: after it died,
+            # terminating waits for it (minutes) or aborts; leaving it is harmless.
             self._pa.terminate()
             self._pa = None
 

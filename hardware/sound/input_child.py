@@ -1,8 +1,8 @@
 """A PortAudio input stream in a child process of its own, replaced whole when its server dies.
 
 PortAudio cannot outlive its JACK server in one process (a stream close waits minutes, Pa_Terminate
-aborts, re-initialising crashes in libjack's clean-up of the dead client), so the sounddevice input
-runs its stream in a child (hardware.child_process) with a fresh PortAudio each time. The child's
+aborts, re-initialising crashes in libjack's clean-up of the dead client), so the sounddevice and
+PyAudio inputs run their stream in a child (hardware.child_process) with a fresh PortAudio each time. The child's
 callback sends each block down the pipe with the time its first sample was captured (PortAudio's
 ADC time on the monotonic clock, `BlockDates`); a reader thread here hands it to the input's ring. Given an onset
 detector's factory, the child also runs the detector on each block as it arrives, at the device's
@@ -59,21 +59,17 @@ class BlockDates:
         return t_s
 
 
-def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int,
-                onsets: tuple[Any, int] | None = None) -> None:
-    """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up.
-    `onsets`: (detector factory, the analysis rate its hop is given at), or None."""
+def _block_sender(conn, rate_hz: int, block_frames: int, onsets: tuple[Any, int] | None):
+    """The callback's work, whichever binding runs the stream: date the block, run the detector
+    on it, send both up. Returns `send(indata, frames, time_info, status_flags)`."""
     import time
 
-    import sounddevice as sd
-
-    from hardware.sound.devices import find_input_device, list_audio_devices
     from installation.records import AudioBlock
 
     detectors = [] if onsets is None else [onsets[0].at_device_rate(rate_hz, block_frames, onsets[1])]
     dates = BlockDates(rate_hz)
 
-    def callback(indata, frames, time_info, status) -> None:
+    def send(indata: np.ndarray, frames: int, time_info, status_flags: int) -> None:
         t_s = dates(adc_time_s(time_info, frames, rate_hz, time.monotonic()), frames)
         state = None
         for detector in detectors:
@@ -84,14 +80,33 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
                 detectors.clear()
                 state = False
         try:
-            conn.send(("block", (indata.copy(), 1 if status else 0, t_s, state)))
+            conn.send(("block", (indata.copy(), 1 if status_flags else 0, t_s, state)))
         except OSError:  # the parent has gone
             pass
+    return send
+
+
+def _find_device(devices: list[dict], device_name: str) -> dict:
+    from hardware.sound.devices import find_input_device
+    exact = [d for d in devices if d["name"] == device_name and d["max_input_channels"] > 0]
+    return exact[0] if exact else find_input_device(device_name, devices)
+
+
+def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int,
+                onsets: tuple[Any, int] | None = None) -> None:
+    """The child: one PortAudio input stream on the device named `device_name`, its blocks sent up.
+    `onsets`: (detector factory, the analysis rate its hop is given at), or None."""
+    import sounddevice as sd
+
+    from hardware.sound.devices import list_audio_devices
+
+    send = _block_sender(conn, rate_hz, block_frames, onsets)
+
+    def callback(indata, frames, time_info, status) -> None:
+        send(indata, frames, time_info, 1 if status else 0)
 
     try:
-        devices = list_audio_devices()
-        exact = [d for d in devices if d["name"] == device_name and d["max_input_channels"] > 0]
-        info = exact[0] if exact else find_input_device(device_name, devices)
+        info = _find_device(list_audio_devices(), device_name)
         on_jack = "JACK" in info["hostapi"]
         stream = sd.InputStream(device=info["index"], samplerate=rate_hz, channels=channels, dtype="float32",
                                 blocksize=block_frames, callback=callback)
@@ -100,6 +115,70 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
         return
     conn.send(("ready", {"jack_server": server_identity() if on_jack else None, "device": str(info["name"])}))
     serve_stream(conn, stream, "the audio input stream")
+
+
+def pyaudio_devices(pa) -> list[dict]:
+    """PortAudio's devices as PyAudio lists them, in the shape of hardware.sound.devices'."""
+    out = []
+    for i in range(pa.get_device_count()):
+        d = pa.get_device_info_by_index(i)
+        out.append({"index": int(d["index"]), "name": str(d["name"]),
+                    "hostapi": str(pa.get_host_api_info_by_index(d["hostApi"])["name"]),
+                    "max_input_channels": int(d["maxInputChannels"]),
+                    "max_output_channels": int(d["maxOutputChannels"]),
+                    "default_samplerate": float(d["defaultSampleRate"])})
+    return out
+
+
+class _PyAudioTimes:
+    """PyAudio's time_info dict under the names sounddevice's callback gives (for adc_time_s)."""
+
+    __slots__ = ("inputBufferAdcTime", "currentTime")
+
+    def __init__(self, time_info: dict) -> None:
+        self.inputBufferAdcTime = time_info.get("input_buffer_adc_time", 0.0)
+        self.currentTime = time_info.get("current_time", 0.0)
+
+
+class _PyAudioStream:
+    """A PyAudio stream as serve_stream drives one (start, abort, close)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def start(self) -> None:
+        self._stream.start_stream()
+
+    def abort(self) -> None:
+        self._stream.stop_stream()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def _pyaudio_input_main(conn, device_name: str, rate_hz: int, channels: int, block_frames: int,
+                        onsets: tuple[Any, int] | None = None) -> None:
+    """The child of the PyAudio backend: as _input_main, through PyAudio (its own fresh PortAudio)."""
+    import pyaudio
+
+    send = _block_sender(conn, rate_hz, block_frames, onsets)
+
+    def callback(in_data, frame_count, time_info, status):
+        send(np.frombuffer(in_data, np.float32).reshape(-1, channels), frame_count, _PyAudioTimes(time_info), status)
+        return (None, pyaudio.paContinue)
+
+    try:
+        pa = pyaudio.PyAudio()
+        info = _find_device(pyaudio_devices(pa), device_name)
+        on_jack = "JACK" in info["hostapi"]
+        stream = pa.open(format=pyaudio.paFloat32, channels=channels, rate=rate_hz, input=True,
+                         input_device_index=info["index"], frames_per_buffer=block_frames,
+                         stream_callback=callback, start=False)
+    except Exception as exc:  # noqa: BLE001 - no device, a server gone since probing, a rate refused
+        conn.send(("error", f"the audio input cannot open ({exc})"))
+        return
+    conn.send(("ready", {"jack_server": server_identity() if on_jack else None, "device": str(info["name"])}))
+    serve_stream(conn, _PyAudioStream(stream), "the audio input stream")
 
 
 class InputChild:
@@ -165,3 +244,9 @@ class InputChild:
             self._child.stop(0.1, ask=None)
         self._child.kill()
         self._ended.wait(1.0)
+
+
+class PyAudioInputChild(InputChild):
+    """The same, its stream opened through PyAudio (audio.backend = "pyaudio")."""
+
+    child_main = staticmethod(_pyaudio_input_main)

@@ -1,5 +1,6 @@
-"""Run as a child process by tests/hardware/test_device_recovery.py: the sounddevice input on a JACK
-server that is killed (-9) and started again. Prints one JSON line of results.
+"""Run as a child process by tests/hardware/test_device_recovery.py: the sounddevice input (or, with
+`pyaudio` after the timeout argument, the PyAudio input) on a JACK server that is killed (-9) and
+started again. Prints one JSON line of results.
 
 A JACK client of the test (tests.fakes.ToneInto, a child of its own) plays a tone into the input's
 ports; the input is "back" when its blocks carry that tone again. The input's PortAudio runs in its
@@ -51,8 +52,9 @@ def run(servers: list) -> None:
     os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
     server = start_jackd(name)
     servers.append(server)
-    from hardware.sound.audio_in import SoundDeviceInput  # PortAudio here initialises with the server running
-    inp = SoundDeviceInput("system", 16000, 0, 1024, MonotonicClock())
+    from hardware.sound.audio_in import PyAudioInput, SoundDeviceInput  # PortAudio here initialises with the server running
+    cls = PyAudioInput if sys.argv[2:3] == ["pyaudio"] else SoundDeviceInput
+    inp = cls("system", 16000, 0, 1024, MonotonicClock())
     inp.open()
     result: dict = {}
     _, result["first_tone_s"], tone = tone_back(inp)

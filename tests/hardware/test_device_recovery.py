@@ -47,9 +47,9 @@ def test_a_device_absent_at_start_is_not_a_loss():
     assert health.snapshot()["losses"] == 0
 
 
-def run_child(module: str) -> dict:
+def run_child(module: str, *args: str) -> dict:
     """Run a recovery scenario in a child process; a hang or crash fails with its stacks."""
-    return child_scenario.run_child(module, CHILD_TIMEOUT_S)
+    return child_scenario.run_child(module, CHILD_TIMEOUT_S, *args)
 
 
 @pytest.mark.jack
@@ -142,13 +142,14 @@ def test_the_speakers_come_back_after_the_jack_server_is_killed_and_started_agai
 
 @pytest.mark.jack
 @pytest.mark.slow
-def test_audio_in_comes_back_after_the_jack_server_is_killed_and_started_again():
-    """kill -9 of jackd, then a new one: the sounddevice input delivers the played tone again in the
-    same process (within the child's 15 s watch; the seconds are a figure the scenario prints,
+@pytest.mark.parametrize("backend", ["sounddevice", "pyaudio"])
+def test_audio_in_comes_back_after_the_jack_server_is_killed_and_started_again(backend):
+    """kill -9 of jackd, then a new one: the input (either backend) delivers the played tone again in
+    the same process (within the child's 15 s watch; the seconds are a figure the scenario prints,
     docs/museum.md, not an assert on a loaded machine); silence is fed meanwhile; the loss logged once."""
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed (Debian package jackd2); `make test` installs it")
-    result = run_child("tests.hardware.audio_in_recovery_child")
+    result = run_child("tests.hardware.audio_in_recovery_child", backend)
     assert result["first_tone_s"] is not None, result
     assert result["while_gone"]["state"] == "lost" and result["while_gone"]["silent_samples"] > 0, result
     assert result["restart_blocks_s"] is not None and result["restart_tone_s"] is not None, result
