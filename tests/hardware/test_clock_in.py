@@ -2,24 +2,19 @@
 override every time. Driven by tick timestamps (a simulated sender), and once over real JACK MIDI."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import mido
 import numpy as np
 import pytest
 
-from installation.clock import ManualClock, MonotonicClock
+from installation.clock import ManualClock
 from installation.config import ControlConfig
-from installation.operators.control import Control, LiveState, MidiControlThread
-from installation.mailbox import DropOldest
+from installation.operators.control import Control, LiveState
 from installation.operators.midi_learn import LiveMidiMap
 from installation.tempo import MidiClockTempo
-from tests.waiting import wait_for
+from tests.hardware.child_scenario import run_child
 
-ROOT = Path(__file__).resolve().parents[2]
+CHILD_TIMEOUT_S = 180.0
+"""About 45 s of clock and the sender's start: the child dumps its stacks and exits 5 s before."""
 
 PERIOD_S = 256 / 48000  # JACK delivers MIDI once a period
 
@@ -162,55 +157,16 @@ def test_the_sender_of_a_tempo_is_kept_until_it_is_released():
 def test_over_jack_midi_a_late_burst_every_10_s_holds_128_and_stop_releases_10_of_10(jack_at_256_frames):
     """The installation's own path (virtual JACK MIDI input, MIDI-in thread, clock follower, /tempo
     commands applied to the live state) against a sender in its own process: 22 s of 128 bpm with a
-    120 ms stall every 10 s, then 10 Stop/Start cycles with the clock running on while stopped."""
-    from hardware.midi.input import VirtualMidiIn
-
-    jack = "mido.backends.rtmidi/UNIX_JACK"
-    clock = MonotonicClock()
-    tempo = MidiClockTempo(clock, bpm=100.0)
-    live = LiveState(scene="nocturne")
-    control = Control(live, lambda: ["nocturne"], None)
-    commands: DropOldest = DropOldest(4096)
-    port = VirtualMidiIn("Chroma Clock In", clock, backend=jack)
-    thread = MidiControlThread([port], LiveMidiMap(ControlConfig(), tempo=tempo), commands, check=control.check)
-    # (kind, arrival stamp, the follower's tempo, the tempo the installation uses) after every message
-    readings: list[tuple[str, float, float | None, float]] = []
-    follow = tempo.on_message
-
-    def on_message(message):
-        bpm = follow(message)
-        readings.append((message.type, float(message.time), tempo.follower.exact_bpm(), tempo.tempo_bpm()))
-        return bpm
-
-    tempo.on_message = on_message
-    thread.start()
-    sender = subprocess.Popen([sys.executable, "-m", "tests.hardware.clock_sender_child", "Chroma Clock In", "128", "22", "10",
-                               "0.5", "2.0", "10", "0.120", "110"], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    applied: list[tuple[float, float, float | None]] = []  # (command time, its value, live tempo after it)
-
-    def apply_pending() -> None:
-        for command in commands.drain():
-            assert control.apply(command)["ok"], command
-            applied.append((command.t_s, command.args[0], live.tempo_bpm))
-
-    try:
-        assert sender.stdout is not None and sender.stdin is not None
-        assert sender.stdout.readline().strip() == "ready", sender.stderr.read() if sender.poll() is not None else ""
-        sender.stdin.write("go\n")
-        sender.stdin.flush()
-        # about 45 s of clock: bounded at 120 s, then the child is killed and the test fails
-        assert wait_for(lambda: apply_pending() or sender.poll() is not None, timeout_s=120.0, interval_s=0.01)
-        out, err = sender.communicate(timeout=10)
-        sent = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-2000:]}
-        assert "error" not in sent, sent
-        wait_for(lambda: apply_pending() or len(readings) >= sent["messages"], timeout_s=5.0)  # the last ones in flight
-        apply_pending()
-    finally:
-        if sender.poll() is None:
-            sender.kill()
-            sender.wait(5)
-        thread.stop()
+    120 ms stall every 10 s, then 10 Stop/Start cycles with the clock running on while stopped.
+    The path runs in a child process (tests/hardware/clock_in_child.py, rtmidi on JACK out of this
+    one): a native crash or hang there fails this test with the child's stacks."""
+    result = run_child("tests.hardware.clock_in_child", CHILD_TIMEOUT_S,
+                       "128", "22", "10", "0.5", "2.0", "10", "0.120", "110")
+    assert "error" not in result, result["error"]
+    sent = result["sent"]
+    assert not result["refused"], result["refused"][:5]
+    readings = [tuple(r) for r in result["readings"]]  # (kind, arrival stamp, follower's tempo, tempo in force)
+    applied = [tuple(a) for a in result["applied"]]  # (command time, its value, live tempo after it)
     clocks = [r for r in readings if r[0] == "clock"]
     # JACK MIDI lost (almost) nothing: a real-time server lost none of ~2,400 at load 24 on 2 cores; one
     # that runs without real-time scheduling (where the system refuses it) drops some at load, which the
