@@ -4,7 +4,6 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -117,74 +116,63 @@ def _free_port() -> int:
 def test_jack_midi_reaches_fluidsynth_and_panic_silences_it(jack_server):
     if shutil.which("fluidsynth") is None or not SOUNDFONT.is_file():
         pytest.skip("fluidsynth and timgm6mb-soundfont are not installed")
-    import jack
     from hardware.midi.output import VirtualMidiOut
     synth = subprocess.Popen(["fluidsynth", "-a", "jack", "-m", "jack", "-is", "-g", "1.0",
                               "-o", f"shell.port={_free_port()}", "-o", "midi.jack.id=fsynth",
                               "-o", "audio.jack.id=fsynth", str(SOUNDFONT)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    capture = jack.Client("chroma-capture", servername=jack_server)
-    inputs = [capture.inports.register(f"in_{i}") for i in range(2)]
-    levels: list[tuple[float, float]] = []
-    lock = threading.Lock()
-
-    @capture.set_process_callback
-    def process(frames):
-        peak = max(float(np.abs(p.get_array()).max()) for p in inputs)
-        with lock:
-            levels.append((time.monotonic(), peak))
-
+    # What fluidsynth plays is recorded by a JACK client in a process of its own: no Python runs on
+    # a JACK thread of this process. Its recording grows by one period at a time, in real time, so
+    # "since then" is "from the length it had then".
+    capture = fakes.CaptureFrom()
     out = None
     scheduler = None
     try:
-        capture.activate()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            synth_midi = [p.name for p in capture.get_ports("fsynth", is_midi=True, is_input=True)]
-            synth_audio = [p.name for p in capture.get_ports("fsynth", is_audio=True, is_output=True)]
+            synth_midi = [p.name for p in capture.client.get_ports("fsynth", is_midi=True, is_input=True)]
+            synth_audio = [p.name for p in capture.client.get_ports("fsynth", is_audio=True, is_output=True)]
             if synth_midi and len(synth_audio) >= 2:
                 break
             assert synth.poll() is None, "fluidsynth exited"
             time.sleep(0.1)
         else:
             pytest.fail("fluidsynth did not register its JACK ports")
-        for src, dst in zip(synth_audio[:2], inputs):
-            capture.connect(src, dst)
+        capture.client.connect(synth_audio[0], f"{capture.name}:in")
         out = VirtualMidiOut("chroma-out", backend=JACK_BACKEND)
-        ours = [p.name for p in capture.get_ports("chroma-out", is_midi=True, is_output=True)]
+        ours = [p.name for p in capture.client.get_ports("chroma-out", is_midi=True, is_output=True)]
         assert ours, "the virtual JACK MIDI output did not appear"
-        capture.connect(ours[0], synth_midi[0])
+        capture.client.connect(ours[0], synth_midi[0])
         clock = MonotonicClock()
         scheduler = Scheduler(clock, [out])
         scheduler.start()
         scheduler.send_now(mido.Message("program_change", channel=0, program=19))  # church organ: sustains
         t0 = clock.now_s() + 0.3
         scheduler.submit([NoteEvent(t0 + 0.1 * i, 30.0, 60 + 4 * (i % 3), 110, 0) for i in range(3)])
+        clock.sleep_until(t0 + 0.5)
+        notes_from = capture.audio().size
 
-        def peak_since(t_s: float, default: float) -> float:
-            with lock:
-                return max((lvl for t, lvl in levels if t > t_s), default=default)
-        wait_for(lambda: peak_since(t0 + 0.5, 0.0) > 0.01, 20.0)
-        playing = peak_since(t0 + 0.5, 0.0)
+        def peak_since(start: int) -> float:
+            return float(np.abs(capture.audio()[start:]).max(initial=0.0))
+        wait_for(lambda: peak_since(notes_from) > 0.01, 20.0)
+        playing = peak_since(notes_from)
         assert playing > 0.01, f"no sound from fluidsynth (peak {playing})"
         assert scheduler.stats["sounding"] == 3
         scheduler.stop()
-        stopped_at = time.monotonic()
+        stopped_from = capture.audio().size
+        half_s = capture.rate_hz // 2
 
         def quiet() -> bool:  # the last half second, all of it after the panic, under 5 % of the notes' peak
-            now = time.monotonic()
-            with lock:
-                recent = [lvl for t, lvl in levels if t > now - 0.5]
-            return now - 0.5 > stopped_at and bool(recent) and max(recent) < playing * 0.05
+            heard = capture.audio()
+            return heard.size - half_s >= stopped_from and float(np.abs(heard[-half_s:]).max()) < playing * 0.05
         # (the organ sustains for as long as a note is held; a loaded machine may be slow to get quiet)
-        assert wait_for(quiet, 20.0), f"still sounding after panic: {peak_since(time.monotonic() - 0.5, 1.0)} " \
+        assert wait_for(quiet, 20.0), f"still sounding after panic: {np.abs(capture.audio()[-half_s:]).max()} " \
                                       f"vs {playing}"
     finally:
         if scheduler is not None:
             scheduler.stop()
         if out is not None:
             out.close()
-        capture.deactivate()
         capture.close()
         synth.terminate()
         try:
