@@ -24,8 +24,10 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|chromalatency|vanish|vanishing|audioin|speakers)(\d+)$")
-"""Server names the tests give jackd: a prefix and the pid of the test process that started it."""
+JACKD_NAME = re.compile(r"^(?:chroma|chroma256x|chromalatency|vanish|vanishing|audioin|speakers)(\d+)(?:_\d+)?$")
+"""Server names the tests give jackd: a prefix and the pid of the test process that started it,
+then, for several servers of one process, `_` and a count (digits right after the pid would read
+as another pid, a dead one, and another test run's start would stop that live server)."""
 
 
 def is_jackd(pid: int) -> bool:

@@ -32,7 +32,7 @@ def test_a_registry_full_of_killed_servers_does_not_stop_the_next_one():
     # JACK's 8 slots, some held by live servers; more kills than slots, since other test runs on the
     # machine free dead servers' slots when they start
     while len(jack_registrations()) < 8 and killed < 24:
-        server = start_jackd(f"vanish{os.getpid()}{killed}")
+        server = start_jackd(f"vanish{os.getpid()}_{killed}")
         server.kill()
         server.wait(5)
         killed += 1
@@ -42,3 +42,10 @@ def test_a_registry_full_of_killed_servers_does_not_stop_the_next_one():
         assert jack_registrations()[f"vanishing{os.getpid()}"] == server.pid
     finally:
         stop_jackd(server)
+
+
+def test_a_count_after_the_pid_in_a_server_name_still_names_the_live_test_process():
+    """Read as one number, pid and count make a pid that does not run: another test run starting
+    meanwhile would stop this run's live server as an orphan."""
+    assert JACKD_NAME.match(f"vanish{os.getpid()}_12").group(1) == str(os.getpid())
+    assert JACKD_NAME.match(f"chroma256x{os.getpid()}").group(1) == str(os.getpid())
