@@ -421,21 +421,17 @@ class SoundDeviceInput(_DeviceInput):
                 and self._lost_since_s is None and not self._stalled and bool(stream.active))
 
     def _devices(self) -> list[dict]:
-        # Listed once: this process's PortAudio may be a client of a JACK server that died since,
-        # and the child finds the device again by name in its own fresh PortAudio.
+        # Listed once (in a child process of its own, hardware.sound.devices); the stream's child
+        # finds the device again by name in its own fresh PortAudio.
         if self._device_list is None:
             self._device_list = list_audio_devices()
         return self._device_list
 
     def _supports(self, info: dict, rate: int, channels: int) -> bool:
         key = (int(info["index"]), rate, channels)
-        if key not in self._supported:
-            import sounddevice as sd
-            try:
-                sd.check_input_settings(device=info["index"], channels=channels, samplerate=rate, dtype="float32")
-                self._supported[key] = True
-            except Exception:
-                self._supported[key] = False
+        if key not in self._supported:  # asked in a child: this process's PortAudio would join a JACK server
+            from hardware.sound.devices import input_settings_supported
+            self._supported[key] = input_settings_supported(*key)
         return self._supported[key]
 
     def _start(self, info: dict, rate: int, channels: int) -> None:
@@ -445,7 +441,6 @@ class SoundDeviceInput(_DeviceInput):
                             lambda data, flags: self._callback_copy(data, flags),
                             None if factory is None else (factory, self.sample_rate_hz), publish)
         stream.start()
-        note_portaudio_server(keep=True)  # this process's own PortAudio (device listing) joined it
         self._on_jack = self._on_jack or stream.jack_server is not None
         self._stream = stream
 
@@ -479,6 +474,10 @@ class PyAudioInput(_DeviceInput):
 
     def _devices(self) -> list[dict]:
         pa = self._audio()
+        try:
+            default_in = int(pa.get_default_input_device_info()["index"])
+        except (IOError, OSError):  # no default input
+            default_in = -1
         out = []
         for i in range(pa.get_device_count()):
             d = pa.get_device_info_by_index(i)
@@ -486,7 +485,8 @@ class PyAudioInput(_DeviceInput):
                         "hostapi": str(pa.get_host_api_info_by_index(d["hostApi"])["name"]),
                         "max_input_channels": int(d["maxInputChannels"]),
                         "max_output_channels": int(d["maxOutputChannels"]),
-                        "default_samplerate": float(d["defaultSampleRate"])})
+                        "default_samplerate": float(d["defaultSampleRate"]),
+                        "default_input": int(d["index"]) == default_in})
         return out
 
     def _supports(self, info: dict, rate: int, channels: int) -> bool:

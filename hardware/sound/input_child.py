@@ -67,7 +67,7 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
 
     import sounddevice as sd
 
-    from hardware.sound.devices import find_input_device, list_audio_devices
+    from hardware.sound.devices import find_input_device, portaudio_devices
     from installation.records import AudioBlock
 
     detectors = [] if onsets is None else [onsets[0].at_device_rate(rate_hz, block_frames, onsets[1])]
@@ -89,7 +89,7 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
             pass
 
     try:
-        devices = list_audio_devices()
+        devices = portaudio_devices()
         exact = [d for d in devices if d["name"] == device_name and d["max_input_channels"] > 0]
         info = exact[0] if exact else find_input_device(device_name, devices)
         on_jack = "JACK" in info["hostapi"]

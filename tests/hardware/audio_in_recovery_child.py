@@ -3,7 +3,7 @@ server that is killed (-9) and started again. Prints one JSON line of results.
 
 A JACK client of the test (tests.fakes.ToneInto, a child of its own) plays a tone into the input's
 ports; the input is "back" when its blocks carry that tone again. The input's PortAudio runs in its
-own child process; this process's PortAudio (the device listing) stays a client of the dead server.
+own child process, and so does the device listing: this process never joins a server.
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def run(servers: list) -> None:
     os.environ.update(JACK_DEFAULT_SERVER=name, JACK_NO_AUDIO_RESERVATION="1")
     server = start_jackd(name)
     servers.append(server)
-    from hardware.sound.audio_in import SoundDeviceInput  # PortAudio here initialises with the server running
+    from hardware.sound.audio_in import SoundDeviceInput  # it lists the devices while the server runs
     inp = SoundDeviceInput("system", 16000, 0, 1024, MonotonicClock())
     inp.open()
     result: dict = {}
@@ -78,7 +78,7 @@ def run(servers: list) -> None:
     inp.close()
     print(json.dumps(result), flush=True)
     stop_jackd(server)
-    os._exit(0)  # this process's PortAudio client of the killed server is left as it is
+    os._exit(0)  # nothing left of the killed server is closed politely
 
 
 def main() -> None:
