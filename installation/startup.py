@@ -148,8 +148,9 @@ def run_installation(args: argparse.Namespace) -> int:
             raise UserError(f"cannot create the record folder {record_dir} ({exc.strerror}); choose another --record DIR.") from None
     setup_logging(cfg.installation.log_level, quiet=args.quiet)
     crash_stacks.enable(log_folder(record_dir, cfg.showlog.path))
-    from installation.show.heap import limit_arenas
+    from installation.show.heap import fix_mmap_threshold, limit_arenas
     limit_arenas(2)  # before the stages' threads start: months of load spikes must not add arenas
+    fix_mmap_threshold()  # before the show allocates: the heap does not step up minutes into it
     from installation.app import Installation, RunOptions
     config_path = args.config if args.config.exists() else None
     options = RunOptions(duration_s, record_dir, args.headless, args.quiet, config_path, overrides,

@@ -423,15 +423,14 @@ class SoundDeviceInput(_DeviceInput):
                 and self._lost_since_s is None and not self._stalled and bool(stream.active))
 
     def _devices(self) -> list[dict]:
-        # Listed once: this process's PortAudio may be a client of a JACK server that died since,
-        # and the child finds the device again by name in its own fresh PortAudio.
+        # Listed once (in a child process of its own, hardware.sound.devices); the stream's child
+        # finds the device again by name in its own fresh PortAudio.
         if self._device_list is None:
             self._device_list = list_audio_devices()
         return self._device_list
 
     def _supports(self, info: dict, rate: int, channels: int) -> bool:
-        # Asked once per setting, as the device list: this process's PortAudio is not asked again
-        # after its JACK server died.
+        # Asked once per setting, as the device list is listed once.
         key = (int(info["index"]), rate, channels)
         if key not in self._supported:
             try:
@@ -441,9 +440,9 @@ class SoundDeviceInput(_DeviceInput):
         return self._supported[key]
 
     def _format_supported(self, info: dict, rate: int, channels: int) -> bool:
-        import sounddevice as sd
-        sd.check_input_settings(device=info["index"], channels=channels, samplerate=rate, dtype="float32")
-        return True
+        # Asked in a child: this process's PortAudio would join a JACK server.
+        from hardware.sound.devices import input_settings_supported
+        return input_settings_supported(int(info["index"]), rate, channels)
 
     def _start(self, info: dict, rate: int, channels: int) -> None:
         from hardware.sound import input_child
@@ -453,7 +452,6 @@ class SoundDeviceInput(_DeviceInput):
                              lambda data, flags: self._callback_copy(data, flags),
                              None if factory is None else (factory, self.sample_rate_hz), publish)
         stream.start()
-        note_portaudio_server(keep=True)  # this process's own PortAudio (device listing) joined it
         self._on_jack = self._on_jack or stream.jack_server is not None
         self._stream = stream
 

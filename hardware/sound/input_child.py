@@ -98,7 +98,7 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
     `onsets`: (detector factory, the analysis rate its hop is given at), or None."""
     import sounddevice as sd
 
-    from hardware.sound.devices import list_audio_devices
+    from hardware.sound.devices import portaudio_devices
 
     send = _block_sender(conn, rate_hz, block_frames, onsets)
 
@@ -106,7 +106,7 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
         send(indata, frames, time_info, 1 if status else 0)
 
     try:
-        info = _find_device(list_audio_devices(), device_name)
+        info = _find_device(portaudio_devices(), device_name)
         on_jack = "JACK" in info["hostapi"]
         stream = sd.InputStream(device=info["index"], samplerate=rate_hz, channels=channels, dtype="float32",
                                 blocksize=block_frames, callback=callback)
@@ -119,6 +119,10 @@ def _input_main(conn, device_name: str, rate_hz: int, channels: int, block_frame
 
 def pyaudio_devices(pa) -> list[dict]:
     """PortAudio's devices as PyAudio lists them, in the shape of hardware.sound.devices'."""
+    try:
+        default_in = int(pa.get_default_input_device_info()["index"])
+    except (IOError, OSError):  # no default input
+        default_in = -1
     out = []
     for i in range(pa.get_device_count()):
         d = pa.get_device_info_by_index(i)
@@ -126,7 +130,8 @@ def pyaudio_devices(pa) -> list[dict]:
                     "hostapi": str(pa.get_host_api_info_by_index(d["hostApi"])["name"]),
                     "max_input_channels": int(d["maxInputChannels"]),
                     "max_output_channels": int(d["maxOutputChannels"]),
-                    "default_samplerate": float(d["defaultSampleRate"])})
+                    "default_samplerate": float(d["defaultSampleRate"]),
+                    "default_input": int(d["index"]) == default_in})
     return out
 
 

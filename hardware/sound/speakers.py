@@ -118,7 +118,7 @@ class SynthSpeakers:
         """Start playing; without a device now, the speakers keep trying in the background."""
         from hardware.sound.audio_in import note_portaudio_server
         self.close()
-        note_portaudio_server(keep=True)  # this process's own PortAudio (device listing) joined it too
+        note_portaudio_server(keep=True)  # where this process has a PortAudio of its own (a command, a test)
         self._stop.clear()
         self.health.waiting()
         try:

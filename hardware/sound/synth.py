@@ -492,10 +492,18 @@ class SynthLoopInput:
 
 def output_rate_hz(device: str | int | None = None, fallback_hz: int = 22050) -> int:
     """The output device's own sample rate (the synth renders at it so nothing resamples), or
-    `fallback_hz` when there is no output device after all."""
-    try:
-        import sounddevice as sd
-        return int(sd.query_devices(device, kind="output")["default_samplerate"])
-    except Exception as exc:  # noqa: BLE001 - PortAudio missing, or the device went away since probing
-        log.warning("no output device rate (%s); the synth runs at %d Hz", exc, fallback_hz)
+    `fallback_hz` when there is no output device after all. `device`: an index, a name substring,
+    or None for the default output. Listed in a child process (hardware.sound.devices)."""
+    from hardware.sound.devices import default_output, list_audio_devices
+    devices = list_audio_devices()
+    if device is None:
+        info = default_output(devices)
+    else:
+        outputs = [d for d in devices if d["max_output_channels"] > 0]
+        text = str(device).strip()
+        info = next((d for d in outputs if (d["index"] == int(text) if text.lstrip("-").isdigit()
+                                            else text.lower() in d["name"].lower())), None)
+    if info is None:
+        log.warning("no output device%s; the synth runs at %d Hz", "" if device is None else f" {device!r}", fallback_hz)
         return fallback_hz
+    return int(info["default_samplerate"])

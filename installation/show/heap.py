@@ -6,6 +6,11 @@ leaks. `HeapTrimmer.maybe_trim` calls glibc's malloc_trim(0) at most once a peri
 libraries it does nothing. `limit_arenas` caps how many arenas glibc makes: by default a thread
 that finds the arenas busy gets a new one (up to 8 per core, each growing in 64 MB heaps), so the
 resident size steps up whenever the machine is loaded and never comes back down.
+`fix_mmap_threshold` gives every large block (a frame, a photograph, an audio window) a mapping
+of its own, handed back whole when it is freed. By default glibc raises that threshold to the size
+of each larger block freed, and from then on such blocks come from the heaps, where the show's
+changing mix of them leaves freed holes that stay resident: the heap stepped up a few MB minutes
+into a show, when the mix first peaked, and stayed.
 """
 from __future__ import annotations
 
@@ -18,11 +23,16 @@ log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8
 """glibc mallopt(3) parameter: the most arenas malloc may create."""
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+"""glibc mallopt(3) parameters: free memory at the heap's top kept before it is returned, and the
+size from which a block gets a mapping of its own (setting either fixes both)."""
+MMAP_THRESHOLD_BYTES = 256 << 10
+"""Twice glibc's starting value: a 1280x720 frame (2.7 MB) and every other large array gets its
+own mapping; the heaps hold only small objects."""
 
 
-def limit_arenas(count: int = 2) -> bool:
-    """Cap glibc's malloc arenas at `count`, before the worker threads start (threads already
-    attached to an arena keep it). True when glibc took the setting."""
+def _mallopt(param: int, value: int) -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
@@ -30,7 +40,19 @@ def limit_arenas(count: int = 2) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_ARENA_MAX, int(count)))
+    return bool(mallopt(param, int(value)))
+
+
+def limit_arenas(count: int = 2) -> bool:
+    """Cap glibc's malloc arenas at `count`, before the worker threads start (threads already
+    attached to an arena keep it). True when glibc took the setting."""
+    return _mallopt(M_ARENA_MAX, count)
+
+
+def fix_mmap_threshold(threshold_bytes: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold at `threshold_bytes` and its trim threshold at twice that (the
+    ratio glibc's own moving thresholds keep), at start-up. True when glibc took both."""
+    return _mallopt(M_MMAP_THRESHOLD, threshold_bytes) and _mallopt(M_TRIM_THRESHOLD, 2 * threshold_bytes)
 
 
 class HeapTrimmer:

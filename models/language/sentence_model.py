@@ -31,6 +31,8 @@ DIM = 384
 LOAD_TIMEOUT_S = 300.0
 """Importing torch and reading the weights: ~10 s on 2 idle cores, far longer when they are loaded."""
 ENCODE_TIMEOUT_S = 120.0
+TRIM_EVERY_S = 60.0
+"""How often, at most, the child hands freed memory back to the system after answering."""
 CHILD_NICE = 10
 """How much lower than the installation the child runs (and as a batch job, which never preempts
 another thread on waking): the show's threads come first; the load takes what they leave."""
@@ -40,6 +42,7 @@ def serve(conn: Any, module: str = MODULE, nice: int = CHILD_NICE) -> None:
     """The child: load the model, answer ("ready", load seconds) or ("error", sentence), then
     answer each ("encode", texts) with ("vectors", float32 array or an error sentence)."""
     started = time.monotonic()
+    trim = _glibc_heap(arenas=2)
     _leave_with_parent(os.getppid())
     try:
         os.nice(nice)
@@ -57,6 +60,7 @@ def serve(conn: Any, module: str = MODULE, nice: int = CHILD_NICE) -> None:
         return
     if not _say(conn, "ready", time.monotonic() - started):
         return
+    trim_at_s = time.monotonic()
     while True:
         try:
             kind, payload = conn.recv()
@@ -73,6 +77,28 @@ def serve(conn: Any, module: str = MODULE, nice: int = CHILD_NICE) -> None:
                 answer = f"{type(exc).__name__}: {exc}"
             if not _say(conn, "vectors", answer):
                 return
+            if trim is not None and time.monotonic() >= trim_at_s:
+                trim_at_s = time.monotonic() + TRIM_EVERY_S
+                trim(0)
+
+
+def _glibc_heap(arenas: int) -> Any:
+    """Cap glibc's malloc arenas at `arenas` and give back its malloc_trim (None on other C libraries).
+
+    The child runs for the whole show: each query's tensors are freed, but glibc keeps the freed
+    pages unless trimmed, as in the installation's own process (installation/show/heap.py, which
+    this child does not import)."""
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    mallopt(-8, arenas)  # M_ARENA_MAX, before any thread of ours starts
+    malloc_trim.argtypes, malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return malloc_trim
 
 
 def _leave_with_parent(parent_pid: int, every_s: float = 0.5) -> None:

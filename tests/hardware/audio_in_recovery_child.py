@@ -4,7 +4,7 @@ started again. Prints one JSON line of results.
 
 A JACK client of the test (tests.fakes.ToneInto, a child of its own) plays a tone into the input's
 ports; the input is "back" when its blocks carry that tone again. The input's PortAudio runs in its
-own child process; this process's PortAudio (the device listing) stays a client of the dead server.
+own child process, and so does the device listing: this process never joins a server.
 """
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def run(servers: list) -> None:
     inp.close()
     print(json.dumps(result), flush=True)
     stop_jackd(server)
-    os._exit(0)  # this process's PortAudio client of the killed server is left as it is
+    os._exit(0)  # nothing left of the killed server is closed politely
 
 
 def main() -> None:

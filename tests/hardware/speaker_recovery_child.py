@@ -49,7 +49,7 @@ def run(servers: list) -> None:
     server = start_jackd(name)
     servers.append(server)
     clock = MonotonicClock()
-    synth = Synth(output_rate_hz(), gain=0.8)  # this process's PortAudio joins the first server, as the show's does
+    synth = Synth(output_rate_hz(), gain=0.8)  # listed in a child of its own, as the show lists it
     speakers = SynthSpeakers(synth, clock, None, 1024)
     loop = SynthLoopInput(synth, clock, 1024, tap=speakers)
     synth.send(mido.Message("program_change", channel=0, program=80))  # square lead: sustained
@@ -84,7 +84,7 @@ def run(servers: list) -> None:
     capture.close()
     print(json.dumps(result), flush=True)
     stop_jackd(server)
-    os._exit(0)  # this process's PortAudio client of the killed server is left as it is
+    os._exit(0)  # nothing left of the killed server is closed politely
 
 
 def main() -> None:

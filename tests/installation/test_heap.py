@@ -21,3 +21,35 @@ def test_the_arena_cap_is_taken_by_glibc_in_a_fresh_process():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
     assert done.returncode == 0 and done.stdout.strip() == "True"
+
+
+FIRST_FREE = r"""
+import ctypes, ctypes.util, sys
+from installation.show.heap import fix_mmap_threshold
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+libc.mallinfo2.restype = Mallinfo2
+fixed = fix_mmap_threshold() if sys.argv[1] == "fixed" else None
+libc.free(libc.malloc(6 << 20))  # the first free of a large block (minutes into a show)
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(5 << 20)
+print(fixed, libc.mallinfo2().hblkhd - before >= 5 << 20)  # still a mapping of its own
+"""
+
+
+def test_a_large_free_does_not_move_large_blocks_into_the_heap():
+    """glibc's moving threshold puts the next 5 MB block in the heap after a 6 MB block was freed;
+    with the threshold fixed at start-up it still gets a mapping of its own, given back at free."""
+    import subprocess
+    import sys
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    said = {mode: subprocess.run([sys.executable, "-c", FIRST_FREE, mode], capture_output=True, text=True,
+                                 timeout=120, cwd=root).stdout.split() for mode in ("moving", "fixed")}
+    assert said["moving"] == ["None", "False"]  # glibc's default: the step this prevents
+    assert said["fixed"] == ["True", "True"]
