@@ -75,7 +75,8 @@ class ChildProcess:
                 self._conn.send((kind, payload))
                 return True
             except (OSError, BrokenPipeError, AttributeError) as exc:
-                log.warning("the %s process is gone (%s)", self.name, exc)
+                # str(): a log record kept by a handler must not keep this frame (and so this handle) alive
+                log.warning("the %s process is gone (%s)", self.name, str(exc))
                 return False
 
     def ask(self, kind: str, payload: Any, answer: str, timeout_s: float = 2.0) -> Any:
@@ -88,7 +89,8 @@ class ChildProcess:
                     if got == answer:
                         return value
             except (OSError, BrokenPipeError, EOFError, AttributeError) as exc:
-                log.warning("the %s process is gone (%s)", self.name, exc)
+                # str(): a log record kept by a handler must not keep this frame (and so this handle) alive
+                log.warning("the %s process is gone (%s)", self.name, str(exc))
         return None
 
     def stop(self, timeout_s: float = 1.0, ask: tuple[str, str] | None = ("stop", "stopped")) -> None:

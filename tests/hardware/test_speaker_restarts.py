@@ -39,8 +39,8 @@ def test_restarts_of_the_speaker_process_keep_threads_files_and_children_flat():
             (threading.enumerate(), _open_fds(), fds)
         ours = set(multiprocessing.active_children()) - children_before
         assert len(ours) <= 1  # the one playing now; the others reaped
-        gc.collect()
-        assert _child_handles() <= handles_before + 1
+        # A restart in flight holds the old and the new handle for a moment; a leak holds one per restart.
+        assert wait_for(lambda: gc.collect() >= 0 and _child_handles() <= handles_before + 1, 10), _child_handles()
     finally:
         speakers.close()
     assert wait_for(lambda: not set(multiprocessing.active_children()) - children_before, 5)
