@@ -8,7 +8,10 @@ second, procedural under load); the hits and beats come from the onset stage at 
   its `[compositor]` table and every one scales with the hit's strength;
 - between slow arrivals (diffusion) the base pictures are cross-faded instead of held;
 - the picture eases towards the renderer's (over `smooth_s` with sound, `calm_s` in silence), so in
-  silence only a slow drift is left and with sound only the hits change it at once.
+  silence only a slow drift is left and with sound only the hits change it at once;
+- when the flash guard's budget is (nearly) spent, a hit's flash is drawn as motion instead (zoom
+  punch and shake, `flash_to_motion`): the hit still moves the picture, the cells' light hardly changes
+  and the guard has nothing to hold back.
 
 Main thread only; numpy/OpenCV. Every picture returned is a new array (sinks read it on their own
 threads); only intermediate buffers are reused.
@@ -28,6 +31,10 @@ from installation.records import OnsetState
 ACCENT_KEYS = ("flash", "pulse", "ring", "shake", "kick")
 RING_DECAYS = 2.0
 """A ring grows for this many `decay_s` (0.45 s at most)."""
+FLASH_ROOM = 4
+"""A hit may flash while the flash guard has room for this many more transitions (two flashes) ..."""
+LAST_FLASH_ACCENT = 0.6
+"""... and the last flash the guard allows goes to a hit whose accent reaches this (one that stands out)."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,17 @@ class AccentSettings:
     """The hits of this many seconds before set the level a new hit is weighed against."""
     blend: bool = True
     """Cross-fade slow base pictures (diffusion) between arrivals instead of holding each."""
+    flash_to_motion: float = 2.0
+    """When the flash guard has room for fewer than two more flashes, a hit's flash is drawn as zoom
+    punch (this many times its weight) and shake (half that) instead (0: the flash, for the guard to
+    hold back)."""
 
 
 LIMITS: dict[str, tuple[float, float]] = {**{k: (0.0, 2.0) for k in ACCENT_KEYS}, "onset": (0.0, 2.0),
                                           "beat": (0.0, 2.0), "decay_s": (0.02, 1.0), "calm_s": (0.1, 120.0),
                                           "drift_per_s": (0.0, 50.0), "smooth_s": (0.0, 2.0), "catch": (0.0, 1.0),
-                                          "contrast": (0.0, 3.0), "recent_s": (0.1, 10.0)}
+                                          "contrast": (0.0, 3.0), "recent_s": (0.1, 10.0),
+                                          "flash_to_motion": (0.0, 4.0)}
 
 
 def accent_settings(table: Mapping[str, Any], where: str = "scene") -> AccentSettings:
@@ -124,6 +136,11 @@ class Compositor:
         """When the newest hit was first drawn: its accent decays from there, whatever the latency."""
         self.level = 0.0
         """The accent level of the last composite (0..1.5), for status and tests."""
+        self.moved = 0
+        """Hits whose flash was drawn as motion (`flash_to_motion`), for status and tests."""
+        self._as_motion = False
+        """The newest hit's flash is drawn as motion (decided when it is first drawn, kept while it decays:
+        a flash switched off half-way would itself be a transition)."""
 
     def _settings(self) -> AccentSettings:
         scene = self.scenes.peek()
@@ -143,7 +160,9 @@ class Compositor:
             self._buffers[i] = np.empty_like(like)
         return self._buffers[i]
 
-    def compose(self, base: np.ndarray, fresh: bool, now_s: float) -> np.ndarray:
+    def compose(self, base: np.ndarray, fresh: bool, now_s: float, flash_room: int | None = None) -> np.ndarray:
+        """`flash_room`: transitions the flash guard still allows over a quarter of the wall
+        (`FlashGuard.room`); None: no guard."""
         settings = self._settings()
         state = self.onsets.peek()
         hit = state is not None and state.count != self._count
@@ -151,6 +170,8 @@ class Compositor:
             self._count = state.count
             self._accent = self._weigh(state.strength, state.onset_t_s, settings)
             self._seen_s = now_s
+            self._as_motion = self._flash_spent(flash_room, settings)
+            self.moved += self._as_motion
         picture = self._base(base, fresh, now_s, settings)
         picture = self._follow(picture, now_s, state, hit, settings)
         self.level, since_s = self._level(state, now_s, settings)
@@ -187,6 +208,13 @@ class Compositor:
         reference = max(0.2, sum(v for _, v in self._recent) / len(self._recent)) if self._recent else 0.2
         self._recent.append((t_s, strength))
         return min(1.0, strength * min(2.0, max(0.25, strength / reference)) ** settings.contrast)
+
+    def _flash_spent(self, room: int | None, settings: AccentSettings) -> bool:
+        """Whether the new hit's flash is drawn as motion: the guard has room for fewer than two more
+        flashes, and for none or this hit does not stand out."""
+        if room is None or settings.flash_to_motion <= 0 or settings.flash <= 0:
+            return False
+        return room < FLASH_ROOM and not (room >= 2 and self._accent >= LAST_FLASH_ACCENT)
 
     def _follow(self, picture: np.ndarray, now_s: float, state: OnsetState | None, hit: bool,
                 settings: AccentSettings) -> np.ndarray:
@@ -251,9 +279,13 @@ class Compositor:
         h, w = picture.shape[:2]
         out = np.empty_like(picture)
         src = picture
-        zoom = 1.0 + 0.06 * settings.pulse * level
+        flash, pulse, shake = settings.flash, settings.pulse, settings.shake
+        if self._as_motion:
+            moved = settings.flash_to_motion * flash
+            flash, pulse, shake = 0.0, pulse + moved, shake + 0.5 * moved
+        zoom = 1.0 + 0.06 * pulse * level
         angle = (state.count if state is not None else 0) * 2.399963  # the golden angle: each hit jolts elsewhere
-        shift = settings.shake * level * 0.02 * w
+        shift = shake * level * 0.02 * w
         dx, dy = int(round(shift * math.cos(angle))), int(round(shift * math.sin(angle)))
         if zoom > 1.002 or dx or dy:
             zoom = max(zoom, 1.0 + 2.0 * max(abs(dx) / w, abs(dy) / h))
@@ -262,7 +294,7 @@ class Compositor:
             y0 = min(max(0, (h - ch) // 2 + dy), h - ch)
             src = cv2.resize(picture[y0:y0 + ch, x0:x0 + cw], (w, h), dst=self._buffer(2, picture),
                              interpolation=cv2.INTER_NEAREST)
-        flash = settings.flash * level
+        flash *= level
         turn = settings.kick * level * 0.8
         if flash > 0.01 or turn > 0.01:
             cv2.transform(src, hue_matrix(turn, 1.0 + 0.5 * flash, 60.0 * flash), dst=out)

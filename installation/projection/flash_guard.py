@@ -160,6 +160,17 @@ class FlashGuard:
         rank = int(AREA_SHARE * GRID[0] * GRID[1])   # the cells after the top quarter
         return max(int(np.sort(t.count(now_s))[::-1][rank]) // 2 for t in (self._luma, self._red))
 
+    def room(self, now_s: float) -> int:
+        """Transitions a picture shown at `now_s` may still add over a quarter of the wall before the
+        guard limits it (a flash takes two; 0: the next one is held back). Cheap: the compositor asks at
+        every refresh."""
+        if self._luma is None or self._red is None:
+            return MAX_TRANSITIONS
+        rank = int(AREA_SHARE * GRID[0] * GRID[1])
+        busiest = max(int(np.sort((t.times_s > now_s - self.window_s).sum(axis=1))[::-1][rank])
+                      for t in (self._luma, self._red))
+        return max(0, MAX_TRANSITIONS - busiest)
+
     def _reset(self, rgb: np.ndarray, samples: np.ndarray) -> None:
         luminance, dark, red, saturated = measure(samples)
         self._luma = Transitions(luminance, dark, LUMA_STEP, either_end=False)

@@ -196,7 +196,8 @@ class Projector:
             return self._guarded(self.black, now_s, exempt=True)  # the operator's blackout acts at once
         picture = self.held
         if self.compositor is not None and not live.freeze and picture is not self.black:
-            picture = self.compositor.compose(picture, fresh, now_s)
+            room = self.flash_guard.room(now_s) if self.flash_guard is not None else None
+            picture = self.compositor.compose(picture, fresh, now_s, room)
         shown = self._crossfaded(picture, now_s)
         if live.brightness < 1.0:
             import cv2
@@ -265,8 +266,10 @@ class Projector:
         return closed
 
     def close(self) -> None:
-        if self.flash_limited:
-            log.info("flash guard: %d pictures held back", self.flash_limited)
+        moved = self.compositor.moved if self.compositor is not None else 0
+        if self.flash_limited or moved:
+            log.info("flash guard: %d pictures held back; %d hits drawn as motion instead of a flash",
+                     self.flash_limited, moved)
         for sink in self.sinks:
             sink.close()
         for thing in (self.recorder, self.stamps, self.display):

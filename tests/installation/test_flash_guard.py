@@ -118,6 +118,18 @@ def test_a_red_strobe_is_limited_even_at_the_same_luminance():
     assert red_flashes(shown) <= 3
 
 
+def test_the_room_left_counts_down_as_flashes_come():
+    guard = FlashGuard()
+    assert guard.room(0.0) == 6
+    pictures = strobe(3, 1, solid((255, 255, 255)), solid((0, 0, 0)))   # one and a half flashes
+    shown = through(guard, pictures)
+    assert guard.room(len(shown) / FPS) < 6
+    guard = FlashGuard()
+    through(guard, strobe(10, 1, solid((255, 255, 255)), solid((0, 0, 0))))
+    assert guard.room(1.0) <= 1
+    assert guard.room(3.0) == 6   # a quiet second later: the whole budget again
+
+
 def test_measuring_only_counts_and_changes_nothing():
     pictures = strobe(10, 3, solid((255, 255, 255)), solid((0, 0, 0)))
     guard = FlashGuard(limit=False)
@@ -155,3 +167,61 @@ def test_the_projector_guards_every_picture_and_the_switch_turns_it_off(tmp_path
     clock, bus, p = projector(flash_guard=False)
     assert general_flashes(run_strobe(clock, bus, p, 3)) >= 9
     assert p.flash_limited == 0
+
+
+def dense_hits(scene, seconds: float = 3.0, hits_hz: float = 8.0) -> tuple[Projector, list[np.ndarray], list[int], int]:
+    """The procedural renderer's pictures with a hit every 1/8 s, through the projector's compositor and
+    flash guard: (projector, every picture shown, the indices of the frames that first drew a hit, how
+    many of those the guard held back)."""
+    from installation.projection.compositor import Compositor
+    from installation.records import MusicState, OnsetState
+    from models.procedural.renderer import ProceduralRenderer
+    renderer = ProceduralRenderer(W, H, seed=0)
+    renderer.prepare(scene)
+    clock, bus = ManualClock(10.0), Bus(scene)
+    p = Projector(bus.frames, bus.live, bus.projected_frames, clock, FPS, (W, H),
+                  compositor=Compositor(bus.onsets, bus.scene, 1 / FPS))
+    p.open()
+    shown, hit_frames, count, held_back = [], [], 0, 0
+    for i in range(int(seconds * FPS)):
+        now_s = clock.now_s()
+        due = int((now_s - 10.0) * hits_hz) + 1
+        if due > count:
+            count = due
+            hit_frames.append(i)
+        bus.onsets.put(OnsetState(t_s=now_s, onset_t_s=now_s, strength=0.8, count=count, silent=False))
+        bus.frames.put(Frame(now_s, renderer.render(MusicState(t_s=now_s, valence=0.2, arousal=0.6, tempo_bpm=120.0, silent=False), now_s)))
+        limited = p.flash_limited
+        shown.append(p.tick(now_s).copy())
+        held_back += bool(hit_frames and hit_frames[-1] == i and p.flash_limited > limited)
+        clock.advance(1 / FPS)
+    renderer.close()
+    p.close()
+    return p, shown, hit_frames, held_back
+
+
+def grey_change(a: np.ndarray, b: np.ndarray) -> float:
+    import cv2
+    return float(cv2.absdiff(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)).mean())
+
+
+def test_dense_hits_move_the_picture_when_the_flash_budget_is_spent():
+    """8 hits a second for 3 s: flashes alone (flash_to_motion = 0) leave the guard holding back most hit
+    frames; with the shipped scene the spent budget turns flashes into zoom and shake, every hit still
+    changes the picture, the guard has (almost) nothing to hold back and no 4th flash comes in any 1.1 s."""
+    from scenes.scene import load_scene, parse_scene
+    nocturne = load_scene("nocturne")
+    flashes_only = parse_scene({"name": "flashes", "compositor": {**nocturne.table("compositor"), "flash_to_motion": 0.0}})
+    before, _, hits, held_before = dense_hits(flashes_only)
+    assert held_before >= 0.5 * len(hits)
+    assert before.compositor is not None and before.compositor.moved == 0
+
+    after, shown, hits, held_back = dense_hits(nocturne)
+    assert after.compositor is not None and after.compositor.moved >= 0.5 * len(hits)
+    assert after.flash_limited <= 2 and held_back <= 1
+    changes = [grey_change(shown[i], shown[i - 1]) for i in hits[1:]]
+    assert min(changes) >= 4.0, changes   # grey levels, mean over the picture
+    measure = FlashGuard(limit=False)
+    for i, picture in enumerate(shown):
+        measure.limit(picture, 10.0 + i / FPS)
+        assert measure.flashes(10.0 + i / FPS) <= 3
