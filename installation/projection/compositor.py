@@ -9,9 +9,9 @@ second, procedural under load); the hits and beats come from the onset stage at 
 - between slow arrivals (diffusion) the base pictures are cross-faded instead of held;
 - the picture eases towards the renderer's (over `smooth_s` with sound, `calm_s` in silence), so in
   silence only a slow drift is left and with sound only the hits change it at once;
-- when the flash guard's budget is (nearly) spent, a hit's flash is drawn as motion instead (zoom
-  punch and shake, `flash_to_motion`): the hit still moves the picture, the cells' light hardly changes
-  and the guard has nothing to hold back.
+- when the flash guard's budget is (nearly) spent, a hit shows as much of its flash as no cell makes
+  a transition of, plus a zoom punch (`flash_to_motion`, `stand_in`): the hit still changes the
+  picture, the cells' light hardly does and the guard has nothing to hold back.
 
 Main thread only; numpy/OpenCV. Every picture returned is a new array (sinks read it on their own
 threads); only intermediate buffers are reused.
@@ -21,11 +21,12 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from installation.mailbox import Latest
+from installation.projection.flash_guard import LUMA_STEP, MARGIN, STEPS, measure
 from installation.records import OnsetState
 
 ACCENT_KEYS = ("flash", "pulse", "ring", "shake", "kick")
@@ -35,6 +36,12 @@ FLASH_ROOM = 4
 """A hit may flash while the flash guard has room for this many more transitions (two flashes) ..."""
 LAST_FLASH_ACCENT = 0.6
 """... and the last flash the guard allows goes to a hit whose accent reaches this (one that stands out)."""
+MAX_PUNCH = 0.15
+"""The largest zoom punch that stands in for a flash (15 %)."""
+KICK_TURN = 0.8
+"""Radians of hue turn a palette kick of weight 1 gives at a full accent."""
+PROBE_WIDTH = 160
+"""A stand-in is sized on a copy this wide."""
 
 
 @dataclass(frozen=True)
@@ -66,10 +73,10 @@ class AccentSettings:
     """The hits of this many seconds before set the level a new hit is weighed against."""
     blend: bool = True
     """Cross-fade slow base pictures (diffusion) between arrivals instead of holding each."""
-    flash_to_motion: float = 2.0
-    """When the flash guard has room for fewer than two more flashes, a hit's flash is drawn as zoom
-    punch (this many times its weight) and shake (half that) instead (0: the flash, for the guard to
-    hold back)."""
+    flash_to_motion: float = 1.0
+    """When the flash guard has room for fewer than two more flashes, a hit shows the share of its flash
+    that makes no transition and a zoom punch, together changing the picture up to this many times
+    as much as the whole flash would, mean grey levels (0: the flash, for the guard to hold back)."""
 
 
 LIMITS: dict[str, tuple[float, float]] = {**{k: (0.0, 2.0) for k in ACCENT_KEYS}, "onset": (0.0, 2.0),
@@ -108,6 +115,59 @@ def hue_matrix(angle: float, gain: float, offset: float) -> np.ndarray:
     return np.hstack([gain * m, np.full((3, 1), offset)]).astype(np.float32)
 
 
+def zoomed(picture: np.ndarray, zoom: float) -> np.ndarray:
+    """The middle 1 / zoom of the picture, scaled back to its size."""
+    import cv2
+    h, w = picture.shape[:2]
+    cw, ch = max(1, int(w / zoom)), max(1, int(h / zoom))
+    x0, y0 = (w - cw) // 2, (h - ch) // 2
+    return cv2.resize(picture[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def stand_in(picture: np.ndarray, flash: float, share: float, turn: float = 0.0) -> tuple[float, float]:
+    """(light, zoom) that stand in for a flash of `flash` (weight times level) and a palette kick's hue
+    turn of `turn` radians when the flash guard has no room for them: the largest share of both
+    (`light`), then the largest zoom punch (beyond 1, at most MAX_PUNCH, changing the picture by no
+    more than `share` times the mean grey levels the whole flash would) under which every cell the
+    guard judges keeps its light within the guard's MARGIN of a transition, so that none comes of
+    them. Found by halving on a small copy."""
+    import cv2
+    h, w = picture.shape[:2]
+    small = cv2.resize(picture, (PROBE_WIDTH, max(1, PROBE_WIDTH * h // w)), interpolation=cv2.INTER_AREA)
+    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    target = share * float(np.clip(grey * (1.0 + 0.5 * flash) + 60.0 * flash, 0, 255).mean() - grey.mean())
+    cells = measure(small)[0]
+
+    def lit(light: float) -> np.ndarray:
+        return cv2.transform(small, hue_matrix(turn * light, 1.0 + 0.5 * flash * light, 60.0 * flash * light))
+
+    def calm(rgb: np.ndarray) -> bool:
+        return float(np.abs(measure(rgb)[0] - cells).max()) <= MARGIN * LUMA_STEP
+
+    def largest(fits: Callable[[float], bool], high: float) -> float:
+        if fits(high):
+            return high
+        low = 0.0
+        for _ in range(STEPS):
+            mid = 0.5 * (low + high)
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        return low
+
+    light = largest(lambda x: calm(lit(x)), 1.0) if target > 0 else 0.0
+    base = lit(light)
+    base_grey = cv2.cvtColor(base, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    done = float(np.abs(base_grey - grey).mean())
+    if done >= target:
+        return light, 0.0
+
+    def punch_fits(zoom: float) -> bool:
+        moved = zoomed(base, 1.0 + zoom)
+        changed = float(np.abs(cv2.cvtColor(moved, cv2.COLOR_RGB2GRAY) - grey).mean())
+        return changed <= target and calm(moved)
+
+    return light, largest(punch_fits, MAX_PUNCH)
+
+
 class Compositor:
     """`compose(base, fresh, now_s)` -> the picture for this refresh (never `base` itself when drawn on)."""
 
@@ -140,7 +200,9 @@ class Compositor:
         """Hits whose flash was drawn as motion (`flash_to_motion`), for status and tests."""
         self._as_motion = False
         """The newest hit's flash is drawn as motion (decided when it is first drawn, kept while it decays:
-        a flash switched off half-way would itself be a transition)."""
+        a flash switched off half-way would itself be a transition) ..."""
+        self._light, self._punch = 1.0, 0.0
+        """... as this share of the flash and a zoom of this much (beyond 1) per unit of accent level."""
 
     def _settings(self) -> AccentSettings:
         scene = self.scenes.peek()
@@ -175,6 +237,10 @@ class Compositor:
         picture = self._base(base, fresh, now_s, settings)
         picture = self._follow(picture, now_s, state, hit, settings)
         self.level, since_s = self._level(state, now_s, settings)
+        if hit and self._as_motion:
+            self._light, punch = stand_in(picture, settings.flash * self.level, settings.flash_to_motion,
+                                          settings.kick * self.level * KICK_TURN)
+            self._punch = punch / max(self.level, 0.02)
         if self.level < 0.02:
             self._shown = picture
             return picture
@@ -279,13 +345,10 @@ class Compositor:
         h, w = picture.shape[:2]
         out = np.empty_like(picture)
         src = picture
-        flash, pulse, shake = settings.flash, settings.pulse, settings.shake
-        if self._as_motion:
-            moved = settings.flash_to_motion * flash
-            flash, pulse, shake = 0.0, pulse + moved, shake + 0.5 * moved
-        zoom = 1.0 + 0.06 * pulse * level
+        flash = settings.flash * (self._light if self._as_motion else 1.0)
+        zoom = 1.0 + (0.06 * settings.pulse + (self._punch if self._as_motion else 0.0)) * level
         angle = (state.count if state is not None else 0) * 2.399963  # the golden angle: each hit jolts elsewhere
-        shift = shake * level * 0.02 * w
+        shift = settings.shake * level * 0.02 * w
         dx, dy = int(round(shift * math.cos(angle))), int(round(shift * math.sin(angle)))
         if zoom > 1.002 or dx or dy:
             zoom = max(zoom, 1.0 + 2.0 * max(abs(dx) / w, abs(dy) / h))
@@ -295,7 +358,7 @@ class Compositor:
             src = cv2.resize(picture[y0:y0 + ch, x0:x0 + cw], (w, h), dst=self._buffer(2, picture),
                              interpolation=cv2.INTER_NEAREST)
         flash *= level
-        turn = settings.kick * level * 0.8
+        turn = settings.kick * level * KICK_TURN * (self._light if self._as_motion else 1.0)
         if flash > 0.01 or turn > 0.01:
             cv2.transform(src, hue_matrix(turn, 1.0 + 0.5 * flash, 60.0 * flash), dst=out)
         else:

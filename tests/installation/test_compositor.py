@@ -128,20 +128,22 @@ def test_the_projector_draws_the_newest_hit_over_the_held_frame():
 
 
 def test_a_spent_flash_budget_turns_the_flash_into_motion():
-    """The guard's room decides at the hit: plenty -> the flash; none -> zoom and shake: the picture moves,
-    the light of the guard's cells (16 x 9) hardly changes."""
+    """The guard's room decides at the hit: plenty -> the flash; none -> as much of the flash and then
+    of a zoom punch as keeps every cell the guard judges short of a transition: the picture still
+    changes, the cells' light hardly does."""
     import cv2
+    from installation.projection.flash_guard import LUMA_STEP, MARGIN, measure, sample
     rng = np.random.default_rng(0)
     base = cv2.resize(rng.integers(30, 220, (5, 9, 3), dtype=np.uint8), (320, 180), interpolation=cv2.INTER_CUBIC)
-    cells = lambda rgb: cv2.resize(rgb, (16, 9), interpolation=cv2.INTER_AREA).astype(float)  # noqa: E731
     light = {}
     for room, moved in ((None, 0), (6, 0), (0, 1)):
         comp, onsets = compositor()
         onsets.put(OnsetState(t_s=1.0, onset_t_s=1.0, strength=1.0, count=1, silent=False))
         out = comp.compose(base, True, 1.01, room)
         assert comp.moved == moved and change(out, base) > 3.0
-        light[room] = float(np.abs(cells(out) - cells(base)).mean())
-    assert light[None] == light[6] and light[0] < 0.25 * light[None], light
+        light[room] = float(np.abs(measure(sample(out))[0] - measure(sample(base))[0]).max())
+    assert light[None] == light[6] > LUMA_STEP   # the flash alone would be a transition
+    assert light[0] < MARGIN * LUMA_STEP + 0.01, light
     assert accent_settings({"flash_to_motion": 0.0}).flash_to_motion == 0.0
     with pytest.raises(ValueError, match="compositor.flash_to_motion"):
         accent_settings({"flash_to_motion": -1})
