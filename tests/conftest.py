@@ -18,6 +18,8 @@ from typing import Iterator
 
 import pytest
 
+from tests import own_process
+from tests.own_process import HANG_ENV, PARENT_HANG_S
 from tests.waiting import wait_for
 
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -164,10 +166,12 @@ def pytest_configure(config) -> None:
     # A copy of the terminal's stderr taken before any test runs: during a test pytest points
     # descriptor 2 at its capture file, which an exiting process never shows.
     config.stash[_WATCHDOG_FILE] = os.fdopen(os.dup(sys.stderr.fileno()), "w")
+    config.pluginmanager.register(own_process, "own_process")
 
 
-NATIVE_HANG_S = 360.0
-"""Past pytest-timeout's 300 s: a test still running then is stuck where Python cannot interrupt it."""
+NATIVE_HANG_S = float(os.environ.get(HANG_ENV, PARENT_HANG_S))
+"""Past pytest-timeout's 300 s: a test still running then is stuck where Python cannot interrupt it.
+A test run in a process of its own (tests/own_process.py) is given its own, shorter, by the parent."""
 
 
 @pytest.hookimpl(hookwrapper=True)

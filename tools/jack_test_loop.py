@@ -1,4 +1,4 @@
-"""Run the JACK and PortAudio tests again and again, each run under a timeout; count passes, fails, hangs.
+"""Run the JACK and PortAudio tests (every test marked `jack`) again and again, each run under a timeout; count passes, fails, hangs.
 
     python tools/jack_test_loop.py --runs 20 [--timeout-s 600] [--json FILE]
 
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/hardware/test_device_recovery.py", "tests/hardware/test_jack_servers.py",
-         "tests/hardware/test_clock_in.py", "tests/hardware/test_audio_in.py", "tests/hardware/test_synth_speakers.py"]
+TESTS = ["-m", "jack", "tests"]
+"""Every test that starts a JACK server (each in a pytest process of its own: tests/own_process.py)."""
 
 
 def one_run(timeout_s: float) -> dict:

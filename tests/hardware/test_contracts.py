@@ -21,6 +21,14 @@ from installation.clock import ManualClock, MonotonicClock
 from installation.records import AudioBlock, Cue, NoteEvent
 from tests import fakes
 
+ON_JACK = {"SoundDeviceInput", "PyAudioInput", "MidoOut", "VirtualMidiOut", "MidoMidiIn", "VirtualMidiIn"}
+"""Implementations that join a JACK server (in a pytest process of their own: tests/own_process.py)."""
+
+
+def cases(table: dict) -> list:
+    return [pytest.param(make, id=name, marks=[pytest.mark.jack] if name in ON_JACK else [])
+            for name, make in table.items()]
+
 RATE_HZ = 22050
 
 
@@ -81,7 +89,7 @@ AUDIO_INPUTS = {
 }
 
 
-@pytest.mark.parametrize("make", AUDIO_INPUTS.values(), ids=AUDIO_INPUTS.keys())
+@pytest.mark.parametrize("make", cases(AUDIO_INPUTS))
 def test_audio_input_contract(make, request, tmp_path):
     audio = make(request, tmp_path)
     assert isinstance(audio, base.AudioInput) and isinstance(audio.name, str)
@@ -238,7 +246,7 @@ MIDI_OUTS = {"RecordingMidiOut": _recording, "MidiFileRecorder": _midi_file, "Sy
              "OscEventOut": _osc_events, "MidoOut": _jack_port("port"), "VirtualMidiOut": _jack_port("virtual")}
 
 
-@pytest.mark.parametrize("make", MIDI_OUTS.values(), ids=MIDI_OUTS.keys())
+@pytest.mark.parametrize("make", cases(MIDI_OUTS))
 def test_midi_out_contract(make, request, tmp_path):
     out, sounding = make(request, tmp_path)
     assert isinstance(out, base.MidiOut) and isinstance(out, base.BaseMidiOut)
@@ -446,7 +454,7 @@ def _jack_midi_in(kind):
 MIDI_INS = {"QueueMidiIn": _queue_midi_in, "MidoMidiIn": _jack_midi_in("port"), "VirtualMidiIn": _jack_midi_in("virtual")}
 
 
-@pytest.mark.parametrize("make", MIDI_INS.values(), ids=MIDI_INS.keys())
+@pytest.mark.parametrize("make", cases(MIDI_INS))
 def test_midi_in_contract(make, request):
     from tests.waiting import wait_for
     port, play = make(request)

@@ -195,6 +195,7 @@ def test_a_silent_input_is_warned_about_after_30_s_once_and_cleared(caplog):
     assert watch.update(True, 130.0) is not None
 
 
+@pytest.mark.jack
 def test_auto_names_the_input_device_it_listens_to(portaudio_on_jack, caplog):
     import logging
     from installation.config import load_config
