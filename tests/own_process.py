@@ -1,7 +1,8 @@
-"""Tests that touch JACK or PortAudio run in a pytest process of their own, with its own time limit.
+"""Tests that touch JACK, PortAudio on JACK or a GL window run in a pytest process of their own, with
+its own time limit.
 
-A native crash (SIGSEGV, an abort in PortAudio's JACK host) or a hang inside a native call (a JACK
-close waiting on a process thread) then fails that one test, with every thread's stack, and the run
+A native crash (SIGSEGV, an abort in PortAudio's JACK host, Mesa) or a hang inside a native call (a
+JACK close waiting on a process thread) then fails that one test, with every thread's stack, and the run
 goes on. The parent never loads JACK or PortAudio for these tests: it starts
 `python -m pytest NODEID` with the reports file named in the environment, replays the reports the
 child wrote (setup, call, teardown) and, if the child died or was killed first, reports the phase it
@@ -26,7 +27,7 @@ REPORTS_ENV = "CHROMESTHESIA_TEST_REPORTS"
 """Set in the child: where it writes its reports (one JSON object a line); unset in the parent."""
 HANG_ENV = "CHROMESTHESIA_TEST_HANG_S"
 """Set in the child: when its watchdog dumps every thread's stack and exits (tests/conftest.py)."""
-NATIVE_FIXTURES = frozenset({"jack_server", "jack_at_256_frames", "portaudio_on_jack"})
+NATIVE_FIXTURES = frozenset({"jack_server", "jack_at_256_frames", "portaudio_on_jack", "xvfb"})
 PARENT_HANG_S = 360.0
 """The parent's own watchdog (tests/conftest.py); a child is given up on well before it."""
 START_S = 20.0
@@ -40,7 +41,7 @@ _config: pytest.Config | None = None
 
 
 def needs_own_process(item: pytest.Item) -> bool:
-    """Marked `jack` or `own_process` (the test or its parameter), or using a fixture that joins JACK or PortAudio."""
+    """Marked `jack` or `own_process` (the test or its parameter), or using a fixture that starts JACK or Xvfb."""
     return (item.get_closest_marker("jack") is not None or item.get_closest_marker("own_process") is not None
             or bool(NATIVE_FIXTURES & set(getattr(item, "fixturenames", ()))))
 

@@ -21,12 +21,14 @@ from installation.clock import ManualClock, MonotonicClock
 from installation.records import AudioBlock, Cue, NoteEvent
 from tests import fakes
 
-ON_JACK = {"SoundDeviceInput", "PyAudioInput", "MidoOut", "VirtualMidiOut", "MidoMidiIn", "VirtualMidiIn"}
-"""Implementations that join a JACK server (in a pytest process of their own: tests/own_process.py)."""
+NATIVE = {**dict.fromkeys(["SoundDeviceInput", "PyAudioInput", "MidoOut", "VirtualMidiOut", "MidoMidiIn", "VirtualMidiIn"],
+                          pytest.mark.jack), "PygameDisplay": pytest.mark.own_process}
+"""Implementations that join a JACK server or open a window on Xvfb: each case runs in a pytest
+process of its own (tests/own_process.py)."""
 
 
 def cases(table: dict) -> list:
-    return [pytest.param(make, id=name, marks=[pytest.mark.jack] if name in ON_JACK else [])
+    return [pytest.param(make, id=name, marks=[NATIVE[name]] if name in NATIVE else [])
             for name, make in table.items()]
 
 RATE_HZ = 22050
@@ -304,7 +306,7 @@ def _recording_display(request, tmp_path):
 DISPLAYS = {"HeadlessDisplay": _headless, "PygameDisplay": _pygame_window, "RecordingDisplay": _recording_display}
 
 
-@pytest.mark.parametrize("make", DISPLAYS.values(), ids=DISPLAYS.keys())
+@pytest.mark.parametrize("make", cases(DISPLAYS))
 def test_display_contract(make, request, tmp_path):
     display = make(request, tmp_path)
     assert isinstance(display, base.Display) and isinstance(display, base.FrameSink)
