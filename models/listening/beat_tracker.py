@@ -6,11 +6,9 @@ folding its tempo into a fixed octave made every song outside that octave an oct
 sometimes locked onto the off-beat. This tracker takes the onset detector's flux per hop,
 autocorrelates the last `window_s` (unbiased, with parabolic interpolation between lags, so the
 period is exact to a fraction of a hop) and scores each period by its metrical family: the mean
-autocorrelation at half the period (the beat's binary subdivision), the period, twice it and four
-times it (the bar). A riff grouped 3+3+2 or in fives repeats at its own period (a dotted quarter,
-five sixteenths) as strongly as the beat does, but its four periods are not a bar and nothing is
-played at its half (three or two and a half sixteenths), so the beat's family wins where the
-period alone would not. The family scores are smoothed over
+autocorrelation at the period, twice it and four times it (the bar). A riff grouped 3+3+2 or in
+fives repeats at its own period as strongly as the beat does, but its four periods are not a bar,
+so the beat's family wins where the period alone would not. The family scores are smoothed over
 estimates (`family_gain`) and the family now followed gets a margin (`hold`), so a related period
 must win for seconds before the tempo moves to it. The octave comes from the music: from the
 family's slowest member inside the range it moves up an octave while the half period's peak holds
@@ -47,10 +45,8 @@ class BeatSettings:
     phase_s: float = 4.0
     phase_gain: float = 0.5
     jump_after: int = 3
-    family_multiples: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
-    """Multiples of a period that make its metrical family: its half, itself, twice it, the bar."""
-    family_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
-    """Weights of the family's members (`family_multiples`) in a period's metrical score."""
+    family_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    """Weights of the period, twice it and four times it in a period's metrical score."""
     family_gain: float = 0.1
     """Share of a new estimate's family scores taken into the running ones (about 1 s at `every`)."""
     hold: float = 0.3
@@ -100,9 +96,9 @@ class BeatTracker:
         if acf is None:
             return None
         lag_of = lambda bpm: 60.0 * self.frame_rate_hz / bpm  # noqa: E731
-        # The metrical family (a period with its half, its double and its quadruple, the bar) that the
-        # envelope repeats at most strongly, its base inside the range's fastest octave; a riff grouped
-        # 3+3+2 or in fives repeats at its own period, but not at four of them nor at half of it.
+        # The metrical family (a period with its double and its quadruple, the bar) that the envelope
+        # repeats at most strongly, its base inside the range's fastest octave; a riff grouped 3+3+2
+        # or in fives repeats at its own period, but not at four of them.
         top = acf.size - 2
         fast, slow = lag_of(self.high_bpm), min(2.0 * lag_of(self.high_bpm), lag_of(self.low_bpm))
         if slow >= top:
@@ -110,7 +106,7 @@ class BeatTracker:
         peaks = np.maximum(np.maximum(acf[:-2], acf[1:-1]), acf[2:])  # a hop either side: 4 periods drift
         grid = np.arange(fast, slow, 0.25)
         family, weight = np.zeros(grid.size), np.zeros(grid.size)
-        for k, w in zip(self.s.family_multiples, self.s.family_weights):
+        for k, w in zip((1, 2, 4), self.s.family_weights):
             seen = k * grid < top  # a young envelope does not reach four periods yet
             family += np.where(seen, w * np.interp(k * grid - 1.0, np.arange(peaks.size), peaks), 0.0)
             weight += np.where(seen, w, 0.0)
