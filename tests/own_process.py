@@ -76,6 +76,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     for report in run_in_own_process(item):
         item.ihook.pytest_runtest_logreport(report=report)
     item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    # What the runner's teardown would do: end the module and class fixtures the tests before this
+    # one set up in this process and the next one does not share (this test set none up here).
+    item.session._setupstate.teardown_exact(nextitem)
     return True
 
 
